@@ -7,11 +7,13 @@ hardware sources or the configuration change, and the simulator rebuild is then 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, load_config
@@ -27,13 +29,24 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", 
                   "--x-initial", "fast", "--output-split", "20000"]
 
 
+@dataclass
+class RunResult:
+    results: Path
+    log: Path
+    build_dir: Path
+
+
 class SimulationFailed(AssertionError):
     """A cocotb run reported failing tests (the message names them and the log)."""
 
 
 def build_root() -> Path:
+    """``$S4_BUILD_DIR``, else ``$XDG_CACHE_HOME/s4accel/sim`` (``~/.cache/s4accel/sim``)."""
     root = os.environ.get("S4_BUILD_DIR")
-    return Path(root) if root else Path.cwd() / "build" / "sim"
+    if root:
+        return Path(root).resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).resolve() / "s4accel" / "sim"
 
 
 def setup_verilator() -> str:
@@ -128,11 +141,21 @@ def run_tests(top: str, config: Config | str, sim: str, test_module: str, *,
 
     ``WAVES=1`` in the environment dumps waveforms into the build directory.
     """
-    from cocotb_tools.check_results import get_results
-
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     config = load_config(config)
+    lock_dir = build_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{top}_{config.name}.lock", "w") as lock:
+        # one Verilog file and one build directory per simulator are shared by every run of a
+        # configuration: serialize them
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_locked(top, config, sim, test_module, testcase, env, waves, tag)
+
+
+def _run_locked(top, config, sim, test_module, testcase, env, waves, tag):
+    from cocotb_tools.check_results import get_results
+
     runner, bdir, _ = build(top, config, sim, waves=waves)
     results = bdir / f"results_{tag}.xml"
     if results.exists():
@@ -149,4 +172,4 @@ def run_tests(top: str, config: Config | str, sim: str, test_module: str, *,
     if failed or total == 0:
         raise SimulationFailed(f"{failed} of {total} cocotb tests failed on {sim} "
                                f"({config.name}); see {log}")
-    return results
+    return RunResult(results=results, log=log, build_dir=bdir)

@@ -1,18 +1,132 @@
 """The ``s4`` command line: the front door for every user task."""
 
+from __future__ import annotations
+
 import argparse
+import json
 import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A user error: printed as ``s4: error: ...`` with exit status 2."""
+
+
+def _cmd_bench_core(args):
+    from ..sim.bench import bench_core, format_table, plot_speedup
+
+    print(f"s4 bench core: building and running the tensor core RTL ({args.sim}, "
+          f"config {args.config}) ...", file=sys.stderr)
+    rows, info = bench_core(args.config, m=args.m, k=args.k, n=args.n, seed=args.seed,
+                            sim=args.sim)
+    r0 = rows[0]
+    out = sys.stderr if args.json else sys.stdout
+    print(f"\nTensor core, config {info['config']} ({info['lanes']} lanes), GEMM "
+          f"M={r0['m']} K={r0['k']} N={r0['n']}, {info['simulator']}: build {info['build_s']:.1f} s, "
+          f"run {info['run_s']:.1f} s", file=out)
+    print(format_table(rows), file=out)
+    plot = Path(args.plot or f"bench_core_{info['config']}.png")
+    plot_speedup(rows, plot, f"S4-open tensor core, {info['config']} preset "
+                             f"({info['lanes']} lanes)")
+    print(f"plot: {plot}", file=out)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+def _load_npy(path, what):
+    import numpy as np
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read {what} from {path}: {e}") from e
+
+
+def _cmd_gemm(args):
+    import numpy as np
+
+    from ..config import load_config
+    from ..sim import golden
+    from ..sw.sparse import check_sparsity, pack
+
+    x = _load_npy(args.x, "X")
+    w = _load_npy(args.w, "W")
+    for name, a in (("X", x), ("W", w)):
+        if a.dtype != np.int8 or a.ndim != 2:
+            raise CliError(f"{name} must be a 2-D int8 array, not {a.dtype} with shape {a.shape}")
+    if x.shape[1] != w.shape[1]:
+        raise CliError(f"X is {x.shape[0]} x {x.shape[1]} but W is {w.shape[0]} x {w.shape[1]}: "
+                       "K must match (Y = X @ W.T)")
+    try:
+        check_sparsity(w, args.sparsity)
+        packed = pack(w, args.sparsity)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    if args.backend == "model":
+        y = golden.gemm_raw(x, packed)
+        info = {}
+    else:
+        import tempfile
+
+        from ..sim import runner
+        config = load_config(args.config)
+        with tempfile.TemporaryDirectory() as tmp:
+            job, res = Path(tmp) / "job.npz", Path(tmp) / "y.npy"
+            np.savez(job, x=x, w=w, s=np.array(args.sparsity))
+            runner.run_tests("tensor_core", config, args.sim, "s4accel.sim.tb_jobs",
+                             testcase="gemm_file", tag="gemm_file",
+                             env={"S4_JOB": job, "S4_RESULT": res})
+            y = np.load(res)
+            info = json.loads(Path(str(res) + ".json").read_text())
+    np.save(args.out, y)
+    extra = f", {info['cycles']} cycles on {args.sim} ({args.config})" if info else ""
+    print(f"Y = X @ W.T: {y.shape[0]} x {y.shape[1]} int32 -> {args.out} "
+          f"(backend {args.backend}, s={args.sparsity}{extra})")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="s4", description="S4-open accelerator tools")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("version", help="print the version")
+
+    bench = sub.add_parser("bench", help="benchmarks (RTL simulation)")
+    bsub = bench.add_subparsers(dest="bench", required=True)
+    core = bsub.add_parser("core", help="tensor core speedup against sparsity")
+    core.add_argument("--config", default="fpga")
+    core.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
+    core.add_argument("--m", type=int)
+    core.add_argument("--k", type=int)
+    core.add_argument("--n", type=int)
+    core.add_argument("--seed", type=int, default=0)
+    core.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    core.add_argument("--plot", help="PNG path (default bench_core_<config>.png)")
+    core.set_defaults(func=_cmd_bench_core)
+
+    gemm = sub.add_parser("gemm", help="one raw int32 GEMM Y = X @ W.T from .npy files")
+    gemm.add_argument("--x", required=True, help="int8 M x K .npy")
+    gemm.add_argument("--w", required=True, help="int8 N x K .npy, bank-balanced at S")
+    gemm.add_argument("--sparsity", type=int, required=True)
+    gemm.add_argument("--backend", choices=("model", "rtl"), default="model")
+    gemm.add_argument("--config", default="fpga", help="configuration for --backend rtl")
+    gemm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    gemm.add_argument("--out", required=True)
+    gemm.set_defaults(func=_cmd_gemm)
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="s4", description="S4-open accelerator tools")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("version")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd == "version":
         from .. import __version__
         print(__version__)
-    return 0
+        return 0
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"s4: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
