@@ -163,13 +163,27 @@ def _run_locked(top, config, sim, test_module, testcase, env, waves, tag):
     full_env = {"S4_CONFIG": json.dumps(config.to_dict())}
     full_env.update({k: str(v) for k, v in (env or {}).items()})
     log = bdir / f"{tag}.log"
-    runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir,
-                test_dir=bdir, testcase=testcase, extra_env=full_env, results_xml=str(results),
-                waves=waves, log_file=log)
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir,
+                    test_dir=bdir, testcase=testcase, extra_env=full_env,
+                    results_xml=str(results), waves=waves, log_file=log)
+    except SystemExit:
+        pass  # under pytest the runner exits on failures; the results file tells which
     if not results.exists():
         raise SimulationFailed(f"{sim} run of {test_module} produced no results; see {log}")
     total, failed = get_results(results)
     if failed or total == 0:
         raise SimulationFailed(f"{failed} of {total} cocotb tests failed on {sim} "
-                               f"({config.name}); see {log}")
+                               f"({config.name}); see {log}\n" + _failure_lines(log))
     return RunResult(results=results, log=log, build_dir=bdir)
+
+
+def _failure_lines(log: Path, limit: int = 12) -> str:
+    """The assertion messages and FAIL lines of a cocotb log, for the pytest report."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    keep = [ln.strip() for ln in lines
+            if "Error" in ln or " FAIL " in ln or "seed" in ln]
+    return "\n".join(keep[:limit])
