@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import Config, load_config
 
-__all__ = ["SIMULATORS", "build_root", "verilog_for", "build", "run_tests", "SimulationFailed",
+__all__ = ["SIMULATORS", "DESIGNS", "register_design", "build_root", "verilog_for", "build", "run_tests", "SimulationFailed",
            "setup_verilator"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -85,11 +85,24 @@ def _hw_digest() -> str:
     return h.hexdigest()[:16]
 
 
+#: Designs by top-level name: ``"module.path:ClassName"``, built as ``ClassName(config)``.
+DESIGNS = {
+    "tensor_core": "s4accel.hw.core.tensor_core:TensorCore",
+}
+
+
+def register_design(top: str, target: str):
+    """Make ``top`` buildable: ``target`` is ``"module.path:ClassName"`` taking a Config."""
+    DESIGNS[top] = target
+
+
 def _design(top: str, config: Config):
-    if top == "tensor_core":
-        from ..hw.core.tensor_core import TensorCore
-        return TensorCore(config)
-    raise ValueError(f"unknown design {top!r}")
+    import importlib
+
+    if top not in DESIGNS:
+        raise ValueError(f"unknown design {top!r} (known: {', '.join(sorted(DESIGNS))})")
+    module, _, cls = DESIGNS[top].partition(":")
+    return getattr(importlib.import_module(module), cls)(config)
 
 
 def verilog_for(top: str, config: Config | str, directory: Path | None = None) -> Path:

@@ -1,0 +1,1 @@
+"""Bus signatures shared by the blocks (AXI4, AXI4-Lite)."""
