@@ -50,6 +50,8 @@ class Config:
         Accumulator width (32, the numerics contract).
     dram_bus_bits : int
         Width of the DRAM data bus in bits.
+    act_sram_kib, wgt_sram_kib, out_sram_kib : int
+        Scratchpad sizes per SPU in KiB (activations, weights, outputs).
     clock_mhz : float
         Target clock of the main domain.
     """
@@ -62,13 +64,20 @@ class Config:
     sparsities: tuple = SPARSITY_LEVELS
     acc_bits: int = 32
     dram_bus_bits: int = 64
+    act_sram_kib: int = 8
+    wgt_sram_kib: int = 4
+    out_sram_kib: int = 4
     clock_mhz: float = 100.0
 
     def __post_init__(self):
-        for field in ("spus", "rows", "cols", "dram_bus_bits"):
+        for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
+                      "out_sram_kib"):
             value = getattr(self, field)
             if not _is_pow2(value):
                 raise ConfigError(f"{field} must be a positive power of two, not {value!r}")
+        if self.dram_bus_bits not in (32, 64, 128, 256, 512):
+            raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
+                              f"not {self.dram_bus_bits!r}")
         if self.bank != BANK:
             raise ConfigError(f"bank must be {BANK} (the sparse format's 5-bit index), "
                               f"not {self.bank!r}")
