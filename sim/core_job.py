@@ -57,6 +57,11 @@ def pack_struct(layout, values: dict) -> int:
     from amaranth.lib import data
 
     def enc(shape, value):
+        if isinstance(shape, type) and issubclass(shape, (data.Struct, data.Union)):
+            shape = data.Layout.cast(shape)
+        if isinstance(shape, data.UnionLayout):
+            (name, v), = value.items()
+            return enc(shape[name].shape, v)
         if isinstance(shape, data.ArrayLayout):
             w = Shape.cast(shape.elem_shape).width
             out = 0

@@ -88,6 +88,7 @@ def _hw_digest() -> str:
 #: Designs by top-level name: ``"module.path:ClassName"``, built as ``ClassName(config)``.
 DESIGNS = {
     "tensor_core": "s4accel.hw.core.tensor_core:TensorCore",
+    "spu": "s4accel.hw.spu.spu:Spu",
 }
 
 

@@ -41,7 +41,7 @@ class Source:
             self.valid.value = 0
 
     def _sample(self):
-        if self._driving and self.ready.value:
+        if self._driving and self.ready.value == 1:
             self.queue.popleft()
             self.sent += 1
             self._driving = False
@@ -69,18 +69,24 @@ class Sink:
         self.ready.value = self._ready
 
     def _sample(self):
-        if self._ready and self.valid.value:
+        if self._ready and self.valid.value == 1:
             self.beats.append(self.payload.value.to_unsigned())
 
 
 class StreamLoop:
-    """Serves sources and sinks every cycle until a condition holds or a cycle bound hits."""
+    """Serves sources and sinks every cycle until a condition holds or a cycle bound hits.
 
-    def __init__(self, clk, sources=(), sinks=()):
+    Between two ``run_until`` calls sources with nothing to send hold ``valid`` low and sinks
+    hold ``ready`` low, so no transfer happens unobserved.
+    """
+
+    def __init__(self, clk, sources=(), sinks=(), watches=()):
         self.clk = clk
         self.sources = list(sources)
         self.sinks = list(sinks)
         self.cycle = 0
+        #: signal -> number of cycles it was seen high (sampled with the handshakes)
+        self.counts = {w: 0 for w in watches}
 
     async def run_until(self, cond, max_cycles, what="stream traffic"):
         """Run until ``cond()``; return the cycles spent. Fails after ``max_cycles``."""
@@ -101,4 +107,17 @@ class StreamLoop:
                 s._sample()
             for s in self.sinks:
                 s._sample()
-        return self.cycle - start
+            for w in self.counts:
+                if w.value == 1:
+                    self.counts[w] += 1
+        # Leave no stale handshake behind: clock cycles run by other code before the next
+        # run_until must not repeat the last beat of a source or drop a beat into a sink.
+        await RisingEdge(self.clk)
+        self.cycle += 1
+        for s in self.sources:
+            if not s._driving:
+                s.valid.value = 0
+        for s in self.sinks:
+            s._ready = 0
+            s.ready.value = 0
+        return self.cycle - start - 1

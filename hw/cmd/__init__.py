@@ -1,0 +1,1 @@
+"""Command processor: descriptor ring, dispatch, dependency tokens, error handling."""

@@ -1,0 +1,107 @@
+"""Descriptor layouts, shared by the command processor and the driver (one bit layout).
+
+A descriptor is 32 bytes (256 bits, little-endian) in a ring in DRAM. The first 32 bits are a
+:class:`Header`; the rest is a :class:`Body` whose meaning depends on the opcode::
+
+    bits 0..3    opcode              (Opcode; other values fail with UNKNOWN_OPCODE)
+    bit  4       wait_prev           wait for a token from the previous stage
+    bit  5       wait_next           wait for a token from the next stage
+    bit  6       sig_prev            give a token to the previous stage when done
+    bit  7       sig_next            give a token to the next stage when done
+    bits 32..255 body                DmaBody (LOAD, STORE) or GemmBody (GEMM)
+
+Stages are LOAD -> GEMM -> STORE (VTA's dependency queues): a LOAD's "next" is GEMM, a GEMM's
+"prev" is LOAD and "next" STORE, a STORE's "prev" is GEMM. A token is a counting semaphore
+between two adjacent stages, so the next tile's LOAD and the previous tile's STORE run while
+the current GEMM computes, and buffers are reused only after their consumer is done.
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, enum
+
+__all__ = ["Opcode", "Target", "ErrorCode", "Header", "DmaBody", "GemmBody", "Body",
+           "Descriptor", "DESC_BYTES"]
+
+DESC_BYTES = 32
+
+
+class Opcode(enum.Enum, shape=4):
+    NOP = 0
+    LOAD = 1       #: DRAM -> scratchpad (2-D strided)
+    STORE = 2      #: output scratchpad -> DRAM (2-D strided)
+    GEMM = 3       #: a block of tensor-core tiles
+    SYNC = 4       #: wait until every stage is idle
+    COMPLETE = 5   #: SYNC, then raise the "done" interrupt
+
+
+class Target(enum.Enum, shape=2):
+    """Scratchpad a LOAD writes."""
+    ACT = 0   #: activation windows, one word = rows x 32 bytes
+    WGT = 1   #: stored weights, one word = cols x (value byte, index byte)
+    PAR = 2   #: per-channel output parameters, one word = cols x 8 bytes
+    LUT = 3   #: the 256-byte activation lookup table
+
+
+class ErrorCode(enum.Enum, shape=8):
+    """STATUS.err_code values."""
+    NONE = 0
+    UNKNOWN_OPCODE = 1
+    BAD_FIELD = 2
+    OUT_OF_WINDOW = 3
+    SCRATCHPAD_OVERFLOW = 4
+    BUS_SLVERR = 5
+    BUS_DECERR = 6
+    WATCHDOG = 7
+
+
+class Header(data.Struct):
+    opcode: unsigned(4)
+    wait_prev: 1
+    wait_next: 1
+    sig_prev: 1
+    sig_next: 1
+    reserved: 24
+
+
+class DmaBody(data.Struct):
+    """LOAD and STORE: ``rows`` rows of ``row_bytes`` bytes, row i at ``dram_addr + i*stride``.
+
+    ``dram_addr``, ``row_bytes`` and ``stride`` are multiples of the DRAM bus width in bytes.
+    ``sram_addr`` is a word address in the target scratchpad (the output scratchpad for STORE).
+    """
+    dram_addr: 32
+    stride: 32
+    row_bytes: 20
+    rows: 16
+    target: Target
+    sram_addr: 16
+    reserved: 106
+
+
+class GemmBody(data.Struct):
+    """``n_tiles`` x ``m_tiles`` tiles, channel tiles outer: tile (i, j) reads activation words
+    ``act_addr + i*banks ...``, weight words ``wgt_addr + j*banks*nnz ...``, parameter word
+    ``par_addr + j`` and writes output words ``out_addr + (j*m_tiles + i)*rows ...``.
+    """
+    act_addr: 16
+    wgt_addr: 16
+    par_addr: 16
+    out_addr: 16
+    banks: 16
+    m_tiles: 16
+    n_tiles: 16
+    log2s: 3
+    mode: 1      # 0 raw int32, 1 int8
+    relu: 1
+    lut: 1
+    reserved: 106
+
+
+class Body(data.Union):
+    dma: DmaBody
+    gemm: GemmBody
+
+
+class Descriptor(data.Struct):
+    header: Header
+    body: Body

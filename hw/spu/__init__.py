@@ -1,0 +1,1 @@
+"""Sparse processing unit: tensor core, scratchpads and the sequencer that feeds them."""

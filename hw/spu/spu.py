@@ -1,0 +1,293 @@
+"""The sparse processing unit (SPU): tensor core + four scratchpads + GEMM sequencer.
+
+The SPU is a passive datapath driven by the command processor: it writes DMA read data into a
+scratchpad (``load_*``), runs GEMM blocks (``i_gemm``) and reads the output scratchpad out for
+DMA writes (``store_*``). Scratchpad word formats (little-endian, channel/row 0 in the low bits):
+
+===========  ==========================  ===================================================
+scratchpad   word                        content
+===========  ==========================  ===================================================
+ACT          rows x 32 bytes             one bank of activations for every row of a row tile
+WGT          cols x 2 bytes              one stored weight per channel: value, then index
+PAR          cols x 8 bytes              per channel: bias (int32), mult (u16), shift (u8), 0
+OUT          cols x 4 bytes              one output row: int32 (raw) or sign-extended int8
+===========  ==========================  ===================================================
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...config import BANK, Config
+from ..cmd.descriptors import GemmBody, Target
+from ..core.requant import OutMode
+from ..core.tensor_core import COUNTER_BITS, TensorCore
+
+__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH"]
+
+#: Depth of the parameter scratchpad (channel tiles).
+PAR_DEPTH = 128
+
+
+@dataclass(frozen=True)
+class SpuGeometry:
+    """Scratchpad word widths (bits) and depths (words) of one SPU."""
+    bus_bits: int
+    act_bits: int
+    act_depth: int
+    wgt_bits: int
+    wgt_depth: int
+    par_bits: int
+    par_depth: int
+    out_bits: int
+    out_depth: int
+
+    @classmethod
+    def of(cls, config: Config) -> "SpuGeometry":
+        R, C = config.rows, config.cols
+        g = cls(bus_bits=config.dram_bus_bits,
+                act_bits=R * BANK * 8, act_depth=config.act_sram_kib * 8192 // (R * BANK * 8),
+                wgt_bits=C * 16, wgt_depth=config.wgt_sram_kib * 8192 // (C * 16),
+                par_bits=C * 64, par_depth=PAR_DEPTH,
+                out_bits=C * 32, out_depth=config.out_sram_kib * 8192 // (C * 32))
+        for name in ("act", "wgt", "par", "out"):
+            bits, depth = getattr(g, f"{name}_bits"), getattr(g, f"{name}_depth")
+            if bits % g.bus_bits:
+                raise ValueError(f"{name} scratchpad word ({bits} bits) must be a multiple of "
+                                 f"the DRAM bus ({g.bus_bits} bits) for configuration "
+                                 f"{config.name}")
+            if not 1 <= depth <= 1 << 16:
+                raise ValueError(f"{name} scratchpad depth must be 1..65536 words, not {depth} "
+                                 f"(configuration {config.name})")
+        return g
+
+    def bits(self, target: Target) -> int:
+        return {Target.ACT: self.act_bits, Target.WGT: self.wgt_bits,
+                Target.PAR: self.par_bits, Target.LUT: self.bus_bits}[target]
+
+    def depth(self, target: Target) -> int:
+        return {Target.ACT: self.act_depth, Target.WGT: self.wgt_depth,
+                Target.PAR: self.par_depth, Target.LUT: 256 * 8 // self.bus_bits}[target]
+
+
+def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, step):
+    """Read ``outer`` x ``repeat`` runs of ``run`` consecutive words (run ``o`` starting at
+    ``base + o*step``) from read port ``rd`` into a valid/ready handshake, one word a cycle.
+
+    ``valid`` is a register; the read port's enable stalls it, so data holds while stalled.
+    """
+    x = Signal(24, name=f"{name}_x")
+    rep = Signal(16, name=f"{name}_rep")
+    o = Signal(16, name=f"{name}_o")
+    obase = Signal(24, name=f"{name}_obase")
+    active = Signal(name=f"{name}_active")
+    advance = Signal(name=f"{name}_advance")
+    m.d.comb += [advance.eq(~valid | ready), rd.en.eq(advance), rd.addr.eq(obase + x)]
+    with m.If(advance):
+        m.d.sync += valid.eq(active)
+    with m.If(active & advance):
+        with m.If(x == run - 1):
+            m.d.sync += x.eq(0)
+            with m.If(rep == repeat - 1):
+                m.d.sync += rep.eq(0)
+                with m.If(o == outer - 1):
+                    m.d.sync += active.eq(0)
+                with m.Else():
+                    m.d.sync += [o.eq(o + 1), obase.eq(obase + step)]
+            with m.Else():
+                m.d.sync += rep.eq(rep + 1)
+        with m.Else():
+            m.d.sync += x.eq(x + 1)
+    with m.If(start):
+        m.d.sync += [x.eq(0), rep.eq(0), o.eq(0), obase.eq(base), active.eq(1)]
+    return active
+
+
+class Spu(wiring.Component):
+    """One sparse processing unit.
+
+    Members
+    -------
+    i_gemm : In(stream.Signature(GemmBody))
+        Starts a GEMM block (fields checked by the command processor); ready when idle.
+    gemm_done : Out(1)
+        Pulses when the block's last output row is in the output scratchpad.
+    load_start, load_target, load_addr : In
+        Start a load into ``load_target`` at word ``load_addr``; ``i_load`` words then fill
+        it bus word by bus word (lane 0 = low bits of a scratchpad word).
+    i_load : In(stream.Signature(data.StructLayout({"data": bus_bits, "last": 1})))
+    store_start, store_addr, store_beats : In
+        Start reading ``store_beats`` bus words of the output scratchpad from ``store_addr``.
+    o_store : Out(stream.Signature(data.StructLayout({"data": bus_bits})))
+    busy_cycles, mac_cycles, stall_input_cycles, stall_output_cycles : Out(48)
+        The tensor core's performance counters.
+    """
+
+    def __init__(self, config: Config):
+        self._config = config
+        self._geom = g = SpuGeometry.of(config)
+        super().__init__({
+            "i_gemm": In(stream.Signature(GemmBody)),
+            "gemm_done": Out(1),
+            "gemm_busy": Out(1),
+            "load_start": In(1),
+            "load_target": In(Target),
+            "load_addr": In(16),
+            "i_load": In(stream.Signature(data.StructLayout({"data": g.bus_bits, "last": 1}))),
+            "store_start": In(1),
+            "store_addr": In(16),
+            "store_beats": In(24),
+            "o_store": Out(stream.Signature(data.StructLayout({"data": g.bus_bits}))),
+            "busy_cycles": Out(COUNTER_BITS),
+            "mac_cycles": Out(COUNTER_BITS),
+            "stall_input_cycles": Out(COUNTER_BITS),
+            "stall_output_cycles": Out(COUNTER_BITS),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def geometry(self):
+        return self._geom
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, g = self._config, self._geom
+        R, C = cfg.rows, cfg.cols
+        m.submodules.core = core = TensorCore(cfg)
+        for name in ("busy_cycles", "mac_cycles", "stall_input_cycles", "stall_output_cycles"):
+            m.d.comb += getattr(self, name).eq(getattr(core, name))
+
+        mems = {}
+        for t in (Target.ACT, Target.WGT, Target.PAR):
+            mems[t] = memory.Memory(shape=g.bits(t), depth=g.depth(t), init=[])
+            m.submodules[f"{t.name.lower()}_sram"] = mems[t]
+        m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
+                                                        init=[])
+
+        # -- loads: DMA read data -> scratchpads (and the LUT) -------------------------------
+        ld_target = Signal(Target)
+        ld_word = Signal(16)
+        ld_lane = Signal(range(max(2, g.act_bits // g.bus_bits)))
+        lut_byte = Signal(range(max(2, g.bus_bits // 8)))
+        lut_ptr = Signal(9)
+        to_lut = ld_target == Target.LUT
+        # A LUT word is taken only once its last byte is written, so the DMA reports the load
+        # done only after the whole table is in place.
+        m.d.comb += self.i_load.ready.eq(~to_lut | (lut_byte == g.bus_bits // 8 - 1))
+        take = self.i_load.valid & self.i_load.ready
+        for t, mem in mems.items():
+            lanes = g.bits(t) // g.bus_bits
+            wr = mem.write_port(granularity=g.bus_bits) if lanes > 1 else mem.write_port()
+            m.d.comb += [wr.addr.eq(ld_word), wr.data.eq(self.i_load.payload.data.replicate(lanes))]
+            with m.If(take & (ld_target == t)):
+                m.d.comb += wr.en.eq(Const(1, lanes) << ld_lane if lanes > 1 else 1)
+                last_lane = ld_lane == lanes - 1
+                m.d.sync += [ld_lane.eq(Mux(last_lane, 0, ld_lane + 1)),
+                             ld_word.eq(Mux(last_lane, ld_word + 1, ld_word))]
+        m.d.comb += [core.i_lut.payload.addr.eq(lut_ptr[:8]),
+                     core.i_lut.payload.data.eq(self.i_load.payload.data.word_select(lut_byte, 8))]
+        with m.If(to_lut & self.i_load.valid):
+            m.d.comb += core.i_lut.valid.eq(~lut_ptr[8])
+            m.d.sync += [lut_byte.eq(lut_byte + 1), lut_ptr.eq(lut_ptr + ~lut_ptr[8])]
+        with m.If(self.load_start):
+            m.d.sync += [ld_target.eq(self.load_target), ld_word.eq(self.load_addr),
+                         ld_lane.eq(0), lut_ptr.eq(0), lut_byte.eq(0)]
+
+        # -- GEMM sequencer --------------------------------------------------------------------
+        gemm = Signal(GemmBody)
+        busy = Signal()
+        setup = Signal()          # one cycle to form the loop bounds
+        m_banks = Signal(32)      # m_tiles * banks
+        entries = Signal(24)      # banks * nnz
+        rows_total = Signal(32)   # n_tiles * m_tiles * rows
+        rows_done = Signal(32)
+        m.d.comb += [self.i_gemm.ready.eq(~busy), self.gemm_busy.eq(busy)]
+        with m.If(self.i_gemm.valid & ~busy):
+            m.d.sync += [gemm.eq(self.i_gemm.payload), busy.eq(1), setup.eq(1),
+                         rows_done.eq(0)]
+        start = Signal()
+        m.d.comb += start.eq(setup)
+        with m.If(setup):
+            m.d.sync += setup.eq(0)
+        m.d.comb += [
+            m_banks.eq(gemm.m_tiles * gemm.banks),
+            entries.eq((gemm.banks << 5) >> gemm.log2s),
+            rows_total.eq(gemm.n_tiles * gemm.m_tiles * R),
+        ]
+
+        act_rd = mems[Target.ACT].read_port()
+        wgt_rd = mems[Target.WGT].read_port()
+        par_rd = mems[Target.PAR].read_port()
+        _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
+                     gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
+        _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
+                     gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries)
+        _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
+                     gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1)
+        m.d.comb += core.i_act.payload.eq(act_rd.data)
+        for c in range(C):
+            w = wgt_rd.data[16 * c:16 * c + 16]
+            m.d.comb += [core.i_wgt.payload[c].value.eq(w[:8]),
+                         core.i_wgt.payload[c].index.eq(w[8:13])]
+        cmd = core.i_cmd.payload
+        m.d.comb += [cmd.log2s.eq(gemm.log2s), cmd.banks.eq(gemm.banks),
+                     cmd.mode.eq(Mux(gemm.mode, OutMode.INT8, OutMode.RAW)),
+                     cmd.relu.eq(gemm.relu), cmd.lut.eq(gemm.lut)]
+        for c in range(C):
+            p = par_rd.data[64 * c:64 * c + 64]
+            m.d.comb += [cmd.bias[c].eq(p[:32]), cmd.mult[c].eq(p[32:48]),
+                         cmd.shift[c].eq(p[48:54])]
+
+        # results -> output scratchpad
+        out_wr = out_mem.write_port()
+        m.d.comb += [core.o_res.ready.eq(1), out_wr.addr.eq(gemm.out_addr + rows_done),
+                     out_wr.data.eq(core.o_res.payload.data), out_wr.en.eq(core.o_res.valid)]
+        with m.If(core.o_res.valid):
+            m.d.sync += rows_done.eq(rows_done + 1)
+        with m.If(busy & ~setup & (rows_done == rows_total)):
+            m.d.sync += busy.eq(0)
+            m.d.comb += self.gemm_done.eq(1)
+
+        # -- stores: output scratchpad -> DMA write data -------------------------------------
+        lanes = g.out_bits // g.bus_bits
+        st_rd = out_mem.read_port(transparent_for=[out_wr])
+        w_valid, w_ready = Signal(), Signal()
+        st_words = Signal(24)
+        m.d.comb += st_words.eq((self.store_beats + lanes - 1) // lanes if lanes > 1
+                                else self.store_beats)
+        st_words_r = Signal(24)
+        st_go = Signal()
+        with m.If(self.store_start):
+            m.d.sync += [st_words_r.eq(st_words), st_go.eq(self.store_beats != 0)]
+        with m.Else():
+            m.d.sync += st_go.eq(0)
+        st_addr_r = Signal(16)
+        with m.If(self.store_start):
+            m.d.sync += st_addr_r.eq(self.store_addr)
+        _word_reader(m, "st", st_rd, w_valid, w_ready, st_go, st_addr_r, st_words_r, 1, 1, 0)
+        hold = Signal(g.out_bits)
+        hold_valid = Signal()
+        lane = Signal(range(max(2, lanes)))
+        left = Signal(24)
+        with m.If(self.store_start):
+            m.d.sync += left.eq(self.store_beats)
+        out_take = self.o_store.valid & self.o_store.ready
+        last_lane = (lane == lanes - 1) | (left == 1)
+        m.d.comb += [
+            w_ready.eq(~hold_valid | (self.o_store.ready & last_lane)),
+            self.o_store.valid.eq(hold_valid),
+            self.o_store.payload.data.eq(hold.word_select(lane, g.bus_bits) if lanes > 1
+                                         else hold),
+        ]
+        with m.If(out_take):
+            m.d.sync += [left.eq(left - 1), lane.eq(Mux(last_lane, 0, lane + 1))]
+            with m.If(last_lane):
+                m.d.sync += hold_valid.eq(0)
+        with m.If(w_valid & w_ready):
+            m.d.sync += [hold.eq(st_rd.data), hold_valid.eq(1), lane.eq(0)]
+        return m
