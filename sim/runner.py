@@ -89,6 +89,7 @@ def _hw_digest() -> str:
 DESIGNS = {
     "tensor_core": "s4accel.hw.core.tensor_core:TensorCore",
     "spu": "s4accel.hw.spu.spu:Spu",
+    "s4_top": "s4accel.hw.top:S4Top",
 }
 
 

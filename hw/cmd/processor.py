@@ -1,0 +1,422 @@
+"""The command processor: fetches descriptors from a ring in DRAM and runs them.
+
+Three stages execute in parallel, each from its own small queue: LOAD (DMA read into a
+scratchpad), GEMM (the SPU) and STORE (DMA write from the output scratchpad). Counting
+semaphores between adjacent stages (``ld2ex``, ``ex2ld``, ``ex2st``, ``st2ex``) order them
+where descriptors ask for it (see :mod:`.descriptors`). SYNC and COMPLETE wait until everything
+before them has finished.
+
+Every error stops the machine cleanly: the DMA finishes the bursts it has issued (no stray
+access), queues are flushed, the datapath is reset, the ring is emptied (head = tail), STATUS
+gets the error code and the faulting descriptor's address and the error interrupt is raised.
+The processor stays halted until the driver acknowledges the error (``error_ack``), then it
+accepts new descriptors. A soft reset does the same without reporting an error.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ...config import Config
+from ..dma.engine import DmaError, dma_cmd_layout
+from ..spu.spu import SpuGeometry
+from .descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
+
+__all__ = ["CommandProcessor"]
+
+QUEUE_DEPTH = 2
+
+
+def _dma_code(code):
+    """DMA status code -> STATUS error code."""
+    return Mux(code == DmaError.OUT_OF_WINDOW, ErrorCode.OUT_OF_WINDOW,
+           Mux(code == DmaError.SLVERR, ErrorCode.BUS_SLVERR,
+           Mux(code == DmaError.DECERR, ErrorCode.BUS_DECERR, ErrorCode.BAD_FIELD)))
+
+
+class CommandProcessor(wiring.Component):
+    """Descriptor fetch, dispatch, dependency tokens, error and reset handling.
+
+    Members
+    -------
+    enable, ring_base, ring_size, ring_tail, watchdog : In
+        From the register block. ``ring_size`` is in descriptors; ``watchdog`` in cycles
+        without progress (0 disables it).
+    soft_reset : In(1)
+        Pulse: abort everything and return to idle.
+    error_ack : In(1)
+        Level: the driver has not yet acknowledged the last error while high... see
+        ``error_pending``; the processor stays halted while ``error_pending`` is high.
+    error_pending : In(1)
+        The error interrupt bit as the register block holds it.
+    ring_head, busy, err_code, err_addr, desc_done : Out
+        To the register block.
+    irq_done_set, irq_error_set : Out(1)
+        Pulses that set the interrupt bits.
+    flush : Out(1)
+        High while the datapath (SPU) must be held in reset.
+    dma_* / spu_* :
+        The DMA engine's and the SPU's control streams (see ``hw/top.py`` for the wiring).
+    """
+
+    def __init__(self, config: Config):
+        self._config = config
+        self._geom = g = SpuGeometry.of(config)
+        word = data.StructLayout({"data": g.bus_bits, "last": 1})
+        from amaranth.lib import stream
+        from ..dma.engine import dma_status_layout
+        super().__init__({
+            "enable": In(1), "ring_base": In(32), "ring_size": In(32), "ring_tail": In(32),
+            "watchdog": In(32), "soft_reset": In(1), "error_pending": In(1),
+            "ring_head": Out(32), "busy": Out(1), "err_code": Out(ErrorCode),
+            "err_addr": Out(32), "desc_done": Out(32), "error": Out(1),
+            "irq_done_set": Out(1), "irq_error_set": Out(1), "flush": Out(1),
+            # DMA engine
+            "dma_rd": Out(stream.Signature(dma_cmd_layout)),
+            "dma_rd_data": In(stream.Signature(word)),
+            "dma_rd_done": In(stream.Signature(dma_status_layout)),
+            "dma_wr": Out(stream.Signature(dma_cmd_layout)),
+            "dma_wr_done": In(stream.Signature(dma_status_layout)),
+            "dma_abort": Out(1), "dma_idle": In(1),
+            # SPU
+            "spu_gemm_valid": Out(1), "spu_gemm_ready": In(1), "spu_gemm_done": In(1),
+            "spu_gemm": Out(Descriptor), "spu_load_start": Out(1),
+            "spu_load_target": Out(Target), "spu_load_addr": Out(16),
+            "spu_load": Out(stream.Signature(word)),
+            "spu_store_start": Out(1), "spu_store_addr": Out(16), "spu_store_beats": Out(24),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, g = self._config, self._geom
+        bus_bytes = g.bus_bits // 8
+        desc_words = DESC_BYTES // bus_bytes
+
+        flush = Signal()       # datapath and queues held in reset
+        m.d.comb += self.flush.eq(flush)
+        halted = Signal()      # stopped after an error until acknowledged
+
+        # -- fault reporting (first one wins) -----------------------------------------------
+        fault = Signal()
+        fault_code = Signal(ErrorCode)
+        fault_addr = Signal(32)
+        faults = []            # (condition, code, addr) in priority order
+
+        # -- queues --------------------------------------------------------------------------
+        entry = data.StructLayout({"desc": Descriptor, "addr": 32})
+        qs = {}
+        for name in ("ld", "ex", "st"):
+            fifo = SyncFIFOBuffered(width=data.Layout.cast(entry).size, depth=QUEUE_DEPTH)
+            m.submodules[f"{name}_queue"] = ResetInserter(flush)(fifo)
+            qs[name] = fifo
+        heads = {n: data.View(entry, q.r_data) for n, q in qs.items()}
+
+        # -- tokens --------------------------------------------------------------------------
+        tok = {n: Signal(8, name=f"tok_{n}") for n in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
+        inc = {n: Signal(name=f"inc_{n}") for n in tok}
+        dec = {n: Signal(name=f"dec_{n}") for n in tok}
+        for n in tok:
+            with m.If(flush):
+                m.d.sync += tok[n].eq(0)
+            with m.Else():
+                m.d.sync += tok[n].eq(tok[n] + inc[n] - dec[n])
+
+        progress = Signal()    # something completed this cycle (watchdog)
+        done_count = Signal(32)
+        m.d.comb += self.desc_done.eq(done_count)
+
+        # -- read path ownership (descriptor fetch or LOAD) ----------------------------------
+        rd_busy = Signal()
+        rd_is_load = Signal()
+
+        # -- fetch ----------------------------------------------------------------------------
+        head = Signal(32)
+        m.d.comb += self.ring_head.eq(head)
+        desc = Signal(Descriptor)
+        desc_addr = Signal(32)
+        desc_valid = Signal()
+        fetching = Signal()
+        fetch_cnt = Signal(range(desc_words + 1))
+        fetch_addr = Signal(32)
+        m.d.comb += fetch_addr.eq(self.ring_base + (head << 5))
+        can_fetch = (self.enable & ~halted & ~flush & ~desc_valid & ~fetching & ~rd_busy
+                     & (head != self.ring_tail))
+
+        # LOAD engine wants the read path (declared below, used here for arbitration)
+        ld_req = Signal()
+        ld_grant = Signal()
+        fetch_start = Signal()
+        m.d.comb += [fetch_start.eq(can_fetch & ~ld_req), ld_grant.eq(ld_req & ~rd_busy)]
+
+        rd = self.dma_rd.payload
+        with m.If(fetch_start):
+            m.d.comb += [self.dma_rd.valid.eq(1), rd.addr.eq(fetch_addr), rd.rows.eq(1),
+                         rd.row_bytes.eq(DESC_BYTES), rd.stride.eq(DESC_BYTES)]
+            with m.If(self.dma_rd.ready):
+                m.d.sync += [fetching.eq(1), rd_busy.eq(1), rd_is_load.eq(0), fetch_cnt.eq(0),
+                             desc_addr.eq(fetch_addr)]
+        # words of a fetch fill the descriptor register
+        with m.If(fetching & self.dma_rd_data.valid):
+            m.d.sync += [desc.as_value().eq(Cat(desc.as_value()[g.bus_bits:],
+                                                self.dma_rd_data.payload.data)
+                                            if desc_words > 1 else self.dma_rd_data.payload.data),
+                         fetch_cnt.eq(fetch_cnt + 1)]
+        fetch_fault = Signal()
+        with m.If(fetching & self.dma_rd_done.valid):
+            m.d.sync += [fetching.eq(0), rd_busy.eq(0)]
+            with m.If(self.dma_rd_done.payload.code == DmaError.OK):
+                m.d.sync += [desc_valid.eq(1),
+                             head.eq(Mux(head + 1 >= self.ring_size, 0, head + 1))]
+            with m.Else():
+                m.d.comb += fetch_fault.eq(1)
+        faults.append((fetch_fault, _dma_code(self.dma_rd_done.payload.code), desc_addr))
+
+        # -- dispatch --------------------------------------------------------------------------
+        op = desc.header.opcode
+        all_idle = Signal()
+        consume = Signal()
+        for name, opcode in (("ld", Opcode.LOAD), ("ex", Opcode.GEMM), ("st", Opcode.STORE)):
+            q = qs[name]
+            m.d.comb += q.w_data.eq(Cat(desc.as_value(), desc_addr))
+            with m.If(desc_valid & (op == opcode.value) & q.w_rdy & ~flush):
+                m.d.comb += [q.w_en.eq(1), consume.eq(1)]
+        unknown = Signal()
+        with m.If(desc_valid & ~flush):
+            with m.Switch(op):
+                with m.Case(Opcode.NOP.value):
+                    m.d.comb += [consume.eq(1), progress.eq(1)]
+                with m.Case(Opcode.SYNC.value):
+                    with m.If(all_idle):
+                        m.d.comb += [consume.eq(1), progress.eq(1)]
+                with m.Case(Opcode.COMPLETE.value):
+                    with m.If(all_idle):
+                        m.d.comb += [consume.eq(1), progress.eq(1), self.irq_done_set.eq(1)]
+                with m.Case(Opcode.LOAD.value, Opcode.GEMM.value, Opcode.STORE.value):
+                    pass
+                with m.Default():
+                    m.d.comb += unknown.eq(1)
+        faults.append((unknown, ErrorCode.UNKNOWN_OPCODE, desc_addr))
+        with m.If(consume):
+            m.d.sync += desc_valid.eq(0)
+        with m.If(consume & (op <= Opcode.STORE.value) & (op != Opcode.NOP.value)):
+            pass
+        with m.If(consume & ((op == Opcode.NOP.value) | (op == Opcode.SYNC.value)
+                             | (op == Opcode.COMPLETE.value))):
+            m.d.sync += done_count.eq(done_count + 1)
+
+        def ready_tokens(h, prev, nxt):
+            ok = Const(1)
+            if prev:
+                ok = ok & (~h.wait_prev | (tok[prev] != 0))
+            if nxt:
+                ok = ok & (~h.wait_next | (tok[nxt] != 0))
+            return ok
+
+        def take_tokens(h, prev, nxt):
+            if prev:
+                m.d.comb += dec[prev].eq(h.wait_prev)
+            if nxt:
+                m.d.comb += dec[nxt].eq(h.wait_next)
+
+        def give_tokens(h, prev, nxt):
+            if prev:
+                m.d.comb += inc[prev].eq(h.sig_prev)
+            if nxt:
+                m.d.comb += inc[nxt].eq(h.sig_next)
+
+        # -- LOAD engine -----------------------------------------------------------------------
+        ld = Signal(entry)
+        ld_busy = Signal()
+        ld_check = Signal()
+        ld_wait = Signal()
+        ldh = heads["ld"].desc.header
+        with m.If(~ld_busy & qs["ld"].r_rdy & ready_tokens(ldh, None, "ex2ld") & ~flush):
+            m.d.comb += qs["ld"].r_en.eq(1)
+            take_tokens(ldh, None, "ex2ld")
+            m.d.sync += [ld.eq(qs["ld"].r_data), ld_busy.eq(1), ld_check.eq(1)]
+        lb = ld.desc.body.dma
+        ld_bytes = Signal(40)
+        ld_word_bytes = Signal(16)
+        ld_depth = Signal(17)
+        m.d.comb += ld_bytes.eq(lb.rows * lb.row_bytes)
+        with m.Switch(lb.target):
+            for t in Target:
+                with m.Case(t):
+                    m.d.comb += [ld_word_bytes.eq(g.bits(t) // 8), ld_depth.eq(g.depth(t))]
+        ld_limit = Signal(48)
+        m.d.comb += ld_limit.eq((ld_depth - lb.sram_addr) * ld_word_bytes)
+        ld_fault_field = Signal()
+        ld_fault_over = Signal()
+        with m.If(ld_check):
+            m.d.sync += ld_check.eq(0)
+            with m.If((lb.rows == 0) | (lb.row_bytes == 0) | (lb.row_bytes % bus_bytes != 0)):
+                m.d.comb += ld_fault_field.eq(1)
+            with m.Elif((lb.sram_addr >= ld_depth) | (ld_bytes > ld_limit)):
+                m.d.comb += ld_fault_over.eq(1)
+            with m.Else():
+                m.d.sync += ld_wait.eq(1)
+        faults.append((ld_fault_field, ErrorCode.BAD_FIELD, ld.addr))
+        faults.append((ld_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, ld.addr))
+        ld_running = Signal()
+        m.d.comb += ld_req.eq(ld_wait & ~ld_running)
+        with m.If(ld_grant):
+            m.d.comb += [self.dma_rd.valid.eq(1), rd.addr.eq(lb.dram_addr), rd.rows.eq(lb.rows),
+                         rd.row_bytes.eq(lb.row_bytes), rd.stride.eq(lb.stride),
+                         self.spu_load_target.eq(lb.target), self.spu_load_addr.eq(lb.sram_addr)]
+            with m.If(self.dma_rd.ready):
+                m.d.comb += self.spu_load_start.eq(1)
+                m.d.sync += [ld_running.eq(1), rd_busy.eq(1), rd_is_load.eq(1)]
+        ld_fault_bus = Signal()
+        with m.If(ld_running & self.dma_rd_done.valid):
+            m.d.sync += [ld_running.eq(0), ld_wait.eq(0), ld_busy.eq(0), rd_busy.eq(0)]
+            with m.If(self.dma_rd_done.payload.code == DmaError.OK):
+                give_tokens(ld.desc.header, None, "ld2ex")
+                m.d.comb += progress.eq(1)
+                m.d.sync += done_count.eq(done_count + 1)
+            with m.Else():
+                m.d.comb += ld_fault_bus.eq(1)
+        faults.append((ld_fault_bus, _dma_code(self.dma_rd_done.payload.code), ld.addr))
+        # read data goes to the descriptor register or to the SPU
+        m.d.comb += [
+            self.spu_load.valid.eq(self.dma_rd_data.valid & rd_is_load & rd_busy),
+            self.spu_load.payload.eq(self.dma_rd_data.payload),
+            self.dma_rd_data.ready.eq(Mux(rd_is_load, self.spu_load.ready, 1)),
+            self.dma_rd_done.ready.eq(1),
+        ]
+
+        # -- GEMM engine -----------------------------------------------------------------------
+        ex = Signal(entry)
+        ex_busy = Signal()
+        ex_check = Signal()
+        ex_issue = Signal()
+        ex_run = Signal()
+        exh = heads["ex"].desc.header
+        with m.If(~ex_busy & qs["ex"].r_rdy & ready_tokens(exh, "ld2ex", "st2ex") & ~flush):
+            m.d.comb += qs["ex"].r_en.eq(1)
+            take_tokens(exh, "ld2ex", "st2ex")
+            m.d.sync += [ex.eq(qs["ex"].r_data), ex_busy.eq(1), ex_check.eq(1)]
+        gb = ex.desc.body.gemm
+        smask = sum(1 << (s.bit_length() - 1) for s in cfg.sparsities)
+        nnz = Signal(6)
+        m.d.comb += nnz.eq(Const(32, 6) >> gb.log2s)
+        need_act = Signal(33)
+        need_wgt = Signal(40)
+        need_out = Signal(40)
+        m.d.comb += [need_act.eq(gb.act_addr + gb.m_tiles * gb.banks),
+                     need_wgt.eq(gb.wgt_addr + gb.n_tiles * gb.banks * nnz),
+                     need_out.eq(gb.out_addr + gb.n_tiles * gb.m_tiles * cfg.rows)]
+        ex_fault_field = Signal()
+        ex_fault_over = Signal()
+        with m.If(ex_check):
+            m.d.sync += ex_check.eq(0)
+            with m.If((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0] | (gb.banks == 0)
+                      | (gb.m_tiles == 0) | (gb.n_tiles == 0)):
+                m.d.comb += ex_fault_field.eq(1)
+            with m.Elif((need_act > g.act_depth) | (need_wgt > g.wgt_depth)
+                        | (gb.par_addr + gb.n_tiles > g.par_depth) | (need_out > g.out_depth)):
+                m.d.comb += ex_fault_over.eq(1)
+            with m.Else():
+                m.d.sync += ex_issue.eq(1)
+        faults.append((ex_fault_field, ErrorCode.BAD_FIELD, ex.addr))
+        faults.append((ex_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, ex.addr))
+        m.d.comb += [self.spu_gemm_valid.eq(ex_issue), self.spu_gemm.eq(ex.desc)]
+        with m.If(ex_issue & self.spu_gemm_ready):
+            m.d.sync += [ex_issue.eq(0), ex_run.eq(1)]
+        with m.If(ex_run & self.spu_gemm_done):
+            m.d.sync += [ex_run.eq(0), ex_busy.eq(0), done_count.eq(done_count + 1)]
+            give_tokens(ex.desc.header, "ex2ld", "ex2st")
+            m.d.comb += progress.eq(1)
+
+        # -- STORE engine ----------------------------------------------------------------------
+        st = Signal(entry)
+        st_busy = Signal()
+        st_check = Signal()
+        st_issue = Signal()
+        st_run = Signal()
+        sth = heads["st"].desc.header
+        with m.If(~st_busy & qs["st"].r_rdy & ready_tokens(sth, "ex2st", None) & ~flush):
+            m.d.comb += qs["st"].r_en.eq(1)
+            take_tokens(sth, "ex2st", None)
+            m.d.sync += [st.eq(qs["st"].r_data), st_busy.eq(1), st_check.eq(1)]
+        sb = st.desc.body.dma
+        st_bytes = Signal(40)
+        m.d.comb += st_bytes.eq(sb.rows * sb.row_bytes)
+        st_fault_field = Signal()
+        st_fault_over = Signal()
+        with m.If(st_check):
+            m.d.sync += st_check.eq(0)
+            with m.If((sb.rows == 0) | (sb.row_bytes == 0) | (sb.row_bytes % bus_bytes != 0)):
+                m.d.comb += st_fault_field.eq(1)
+            with m.Elif((sb.sram_addr >= g.out_depth)
+                        | (st_bytes > (g.out_depth - sb.sram_addr) * (g.out_bits // 8))):
+                m.d.comb += st_fault_over.eq(1)
+            with m.Else():
+                m.d.sync += st_issue.eq(1)
+        faults.append((st_fault_field, ErrorCode.BAD_FIELD, st.addr))
+        faults.append((st_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, st.addr))
+        wr = self.dma_wr.payload
+        m.d.comb += [self.dma_wr.valid.eq(st_issue), wr.addr.eq(sb.dram_addr),
+                     wr.rows.eq(sb.rows), wr.row_bytes.eq(sb.row_bytes), wr.stride.eq(sb.stride),
+                     self.spu_store_addr.eq(sb.sram_addr),
+                     self.spu_store_beats.eq(st_bytes // bus_bytes),
+                     self.dma_wr_done.ready.eq(1)]
+        with m.If(st_issue & self.dma_wr.ready):
+            m.d.comb += self.spu_store_start.eq(1)
+            m.d.sync += [st_issue.eq(0), st_run.eq(1)]
+        st_fault_bus = Signal()
+        with m.If(st_run & self.dma_wr_done.valid):
+            m.d.sync += [st_run.eq(0), st_busy.eq(0)]
+            with m.If(self.dma_wr_done.payload.code == DmaError.OK):
+                give_tokens(st.desc.header, "st2ex", None)
+                m.d.comb += progress.eq(1)
+                m.d.sync += done_count.eq(done_count + 1)
+            with m.Else():
+                m.d.comb += st_fault_bus.eq(1)
+        faults.append((st_fault_bus, _dma_code(self.dma_wr_done.payload.code), st.addr))
+
+        m.d.comb += all_idle.eq(~ld_busy & ~ex_busy & ~st_busy & ~qs["ld"].r_rdy
+                                & ~qs["ex"].r_rdy & ~qs["st"].r_rdy)
+        work = Signal()
+        m.d.comb += [work.eq(desc_valid | fetching | ~all_idle), self.busy.eq(work | flush)]
+
+        # -- watchdog -----------------------------------------------------------------------------
+        wd = Signal(32)
+        wd_fire = Signal()
+        with m.If(~work | progress | flush):
+            m.d.sync += wd.eq(0)
+        with m.Else():
+            m.d.sync += wd.eq(wd + 1)
+        m.d.comb += wd_fire.eq((self.watchdog != 0) & (wd >= self.watchdog) & work)
+        stuck = Mux(ex_busy, ex.addr, Mux(qs["ex"].r_rdy, heads["ex"].addr,
+                Mux(ld_busy, ld.addr, Mux(qs["ld"].r_rdy, heads["ld"].addr,
+                Mux(st_busy, st.addr, Mux(qs["st"].r_rdy, heads["st"].addr, desc_addr))))))
+        faults.append((wd_fire, ErrorCode.WATCHDOG, stuck))
+
+        # -- fault, flush, soft reset --------------------------------------------------------------
+        with m.If(~flush):
+            for cond, code, addr in reversed(faults):
+                with m.If(cond):
+                    m.d.comb += [fault.eq(1), fault_code.eq(code), fault_addr.eq(addr)]
+        m.d.comb += self.error.eq(halted)
+        flushing = Signal()
+        with m.If((fault | self.soft_reset) & ~flushing):
+            m.d.sync += [flushing.eq(1), flush.eq(1)]
+            with m.If(fault & ~self.soft_reset):
+                m.d.sync += [self.err_code.eq(fault_code), self.err_addr.eq(fault_addr),
+                             halted.eq(1)]
+                m.d.comb += self.irq_error_set.eq(1)
+            with m.Else():
+                m.d.sync += [halted.eq(0), self.err_code.eq(ErrorCode.NONE)]
+        m.d.comb += self.dma_abort.eq(flushing)
+        with m.If(flushing):
+            # no new work; in-flight bursts finish inside the DMA engine
+            m.d.sync += [desc_valid.eq(0), fetching.eq(0), ld_busy.eq(0), ld_check.eq(0),
+                         ld_wait.eq(0), ld_running.eq(0), ex_busy.eq(0), ex_check.eq(0),
+                         ex_issue.eq(0), ex_run.eq(0), st_busy.eq(0), st_check.eq(0),
+                         st_issue.eq(0), st_run.eq(0), head.eq(self.ring_tail)]
+            with m.If(self.dma_idle & ~self.soft_reset & ~fault):
+                m.d.sync += [flushing.eq(0), flush.eq(0), rd_busy.eq(0)]
+        with m.If(halted & ~self.error_pending & ~flushing):
+            m.d.sync += halted.eq(0)
+        return m

@@ -1,0 +1,528 @@
+"""The DMA engine: an AXI4 manager reading and writing 2-D strided regions of DRAM.
+
+A job is a :data:`dma_cmd_layout` region of ``rows`` rows of ``row_bytes`` bytes, row ``i``
+starting at ``addr + i * stride``. Every job is checked against the DRAM windows the driver
+programs before anything reaches the bus (DESIGN.md section 5); a refused job, a bus error and
+an abort all end in one :data:`dma_status_layout` status.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, enum, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...config import Config
+from ..bus.axi import AXI4, BURST_INCR, Resp
+
+__all__ = ["DmaEngine", "BurstWalker", "DmaError", "dma_cmd_layout", "dma_status_layout",
+           "dram_window_layout", "windows_layout", "walk_job_layout", "rd_data_layout",
+           "wr_data_layout", "N_WINDOWS", "MAX_BURST", "MAX_OUTSTANDING", "COUNTER_BITS",
+           "ID_WIDTH", "AXCACHE"]
+
+#: DRAM windows checked for every job.
+N_WINDOWS = 4
+#: Longest burst issued, in beats.
+MAX_BURST = 16
+#: Bursts in flight per direction (address issued, last R beat / B response not yet back).
+MAX_OUTSTANDING = 4
+#: Width of the byte counters.
+COUNTER_BITS = 48
+#: AXI ID width of the manager port; every burst uses ID 0, so responses come back in order.
+ID_WIDTH = 4
+#: ARCACHE / AWCACHE: normal non-cacheable bufferable.
+AXCACHE = 0b0011
+#: Width of a count of beats in one row (``ceil(row_bytes / bus bytes)`` for any bus width).
+_BEAT_BITS = 21
+
+dma_cmd_layout = data.StructLayout({
+    "addr": 32,       #: first byte of row 0
+    "rows": 16,       #: number of rows (> 0)
+    "row_bytes": 20,  #: bytes per row (> 0)
+    "stride": 32,     #: bytes from the start of one row to the next
+})
+
+
+class DmaError(enum.Enum, shape=4):
+    """Outcome of a DMA job."""
+    OK = 0
+    BAD_FIELD = 1       #: unaligned addr / row_bytes / stride, or rows / row_bytes zero
+    OUT_OF_WINDOW = 2   #: the extent is not inside one enabled window with the permission
+    SLVERR = 3          #: a burst got RRESP / BRESP SLVERR
+    DECERR = 4          #: a burst got RRESP / BRESP DECERR
+    ABORTED = 5         #: ``abort`` was raised while the job was in progress
+
+
+dma_status_layout = data.StructLayout({"code": DmaError, "addr": 32})
+
+dram_window_layout = data.StructLayout({
+    "base": 32,    #: first byte of the window
+    "limit": 32,   #: first byte past the window (so the last byte of the space is unreachable)
+    "enable": 1,
+    "read": 1,     #: reads allowed
+    "write": 1,    #: writes allowed
+})
+
+windows_layout = data.ArrayLayout(dram_window_layout, N_WINDOWS)
+
+walk_job_layout = data.StructLayout({
+    "addr": 32, "rows": 16, "row_beats": _BEAT_BITS, "stride": 32, "discard": 1,
+})
+
+
+def rd_data_layout(bus_bits):
+    """One word read: ``last`` marks the final word of a job."""
+    return data.StructLayout({"data": bus_bits, "last": 1})
+
+
+def wr_data_layout(bus_bits):
+    """One word to write."""
+    return data.StructLayout({"data": bus_bits})
+
+
+def _log2(value):
+    return value.bit_length() - 1
+
+
+class BurstWalker(wiring.Component):
+    """Splits a 2-D region into bursts of at most 16 beats that never cross 4 KiB.
+
+    ``start`` loads ``job`` (``row_beats`` beats per row); the walker is ``busy`` while bursts
+    remain. The current burst is ``addr`` / ``beats``; ``step`` takes it and moves to the next.
+    Once ``discard`` is seen (or the job has ``discard`` set), the remaining region is cut into
+    discard chunks of at most 16 beats (``is_discard``), without the 4 KiB rule, so that an
+    unaligned region is walked too. ``kill`` ends the walk.
+
+    Members
+    -------
+    start, kill, step, discard : In(1)
+    job : In(walk_job_layout)
+    busy, is_discard : Out(1)
+    addr : Out(32)
+    beats : Out(range(MAX_BURST + 1))
+        Beats of the current burst, 1 to 16 while ``busy``.
+    """
+
+    start: In(1)
+    job: In(walk_job_layout)
+    discard: In(1)
+    kill: In(1)
+    step: In(1)
+    busy: Out(1)
+    addr: Out(32)
+    beats: Out(range(MAX_BURST + 1))
+    is_discard: Out(1)
+
+    def __init__(self, bus_bytes):
+        if bus_bytes not in (4, 8, 16, 32, 64):
+            raise ValueError(f"bus_bytes must be 4, 8, 16, 32 or 64, not {bus_bytes!r}")
+        self._bus_bytes = bus_bytes
+        super().__init__()
+
+    @property
+    def bus_bytes(self):
+        return self._bus_bytes
+
+    def elaborate(self, platform):
+        m = Module()
+        lb = _log2(self._bus_bytes)
+
+        row = Signal(32)
+        rows_left = Signal(16)
+        left = Signal(_BEAT_BITS)
+        row_beats = Signal(_BEAT_BITS)
+        stride = Signal(32)
+        disc = Signal()
+
+        m.d.comb += self.is_discard.eq(disc | self.discard)
+        to_4k_bytes = Signal(13)
+        m.d.comb += to_4k_bytes.eq(0x1000 - self.addr[:12])
+        to_4k = to_4k_bytes >> lb
+        limit = Signal(range(MAX_BURST + 1))
+        m.d.comb += limit.eq(Mux(~self.is_discard & (to_4k < MAX_BURST), to_4k, MAX_BURST))
+        m.d.comb += self.beats.eq(Mux(left < limit, left, limit))
+
+        with m.If(self.discard):
+            m.d.sync += disc.eq(1)
+        with m.If(self.start):
+            m.d.sync += [
+                self.addr.eq(self.job.addr), row.eq(self.job.addr), rows_left.eq(self.job.rows),
+                left.eq(self.job.row_beats), row_beats.eq(self.job.row_beats),
+                stride.eq(self.job.stride), disc.eq(self.job.discard),
+                self.busy.eq((self.job.rows != 0) & (self.job.row_beats != 0)),
+            ]
+        with m.Elif(self.kill):
+            m.d.sync += self.busy.eq(0)
+        with m.Elif(self.step & self.busy):
+            m.d.sync += [
+                self.addr.eq(self.addr + (self.beats << lb)),
+                left.eq(left - self.beats),
+            ]
+            with m.If(left == self.beats):
+                m.d.sync += [
+                    rows_left.eq(rows_left - 1),
+                    row.eq(row + stride),
+                    self.addr.eq(row + stride),
+                    left.eq(row_beats),
+                ]
+                with m.If(rows_left == 1):
+                    m.d.sync += self.busy.eq(0)
+        return m
+
+
+class _State(enum.Enum, shape=3):
+    IDLE = 0
+    CHECK1 = 1   # field checks, extent multiply
+    CHECK2 = 2   # window compare
+    RUN = 3
+    DONE = 4     # status presented
+
+
+class DmaEngine(wiring.Component):
+    """AXI4 DMA engine with independent read and write paths.
+
+    Each path takes one job at a time from its command stream. A job is refused without any
+    bus access when a field is malformed (``BAD_FIELD``: ``addr``, ``row_bytes`` or ``stride``
+    not a multiple of the bus width in bytes, ``rows`` or ``row_bytes`` zero) or when its
+    extent ``[addr, addr + (rows - 1) * stride + row_bytes)`` is not inside one enabled window
+    ``[base, limit)`` with the needed permission (``OUT_OF_WINDOW``, overflow past 2**32
+    included). The status address is then ``addr``.
+
+    Accepted jobs become INCR bursts of the full bus width, at most 16 beats, never crossing
+    4 KiB, up to four outstanding per direction, all with ID 0. An RRESP / BRESP SLVERR or
+    DECERR stops the job issuing bursts; the bursts already issued complete, and the status
+    carries the first error (in burst order) and that burst's address. On the read path the
+    words of the issued bursts are still delivered and ``last`` marks the final one; on the
+    write path the rest of the job's words are consumed and dropped.
+
+    A refused write job, and the part of a write job left after a bus error, still consume
+    exactly ``rows * ceil(row_bytes / bus_bytes)`` words from ``i_wr_data`` in total, so the
+    producer never deadlocks and the next job's data stays aligned.
+
+    ``abort`` (a level, for soft reset) stops both paths issuing bursts. Issued read bursts are
+    drained and their data dropped; issued write bursts get their remaining beats with
+    ``wstrb = 0`` and their responses are awaited. Jobs in progress end with ``ABORTED``
+    (address ``addr``). While ``abort`` is high, commands are not accepted and every word
+    offered on ``i_wr_data`` is taken and dropped (the queue flush of a soft reset). A word
+    already presented on ``o_rd_data`` and the statuses stay until taken (stream rules), so the
+    parent keeps taking ``o_rd_data``, ``o_rd_done`` and ``o_wr_done`` until ``o_idle``.
+
+    Members
+    -------
+    bus : Out(AXI4.Signature(addr_width=32, data_width=dram_bus_bits, id_width=4))
+    windows : In(windows_layout)
+        The DRAM windows; change them only while ``o_idle``.
+    i_rd : In(stream.Signature(dma_cmd_layout))
+        Read jobs.
+    o_rd_data : Out(stream.Signature(rd_data_layout(dram_bus_bits)))
+        The words read, row after row; ``last`` on the final word of a job.
+    o_rd_done : Out(stream.Signature(dma_status_layout))
+        One status per read job, after its last word; a refused job has no words.
+    i_wr : In(stream.Signature(dma_cmd_layout))
+        Write jobs.
+    i_wr_data : In(stream.Signature(wr_data_layout(dram_bus_bits)))
+        The words to write, in order.
+    o_wr_done : Out(stream.Signature(dma_status_layout))
+        One status per write job, after every write response of the job.
+    abort : In(1)
+    o_idle : Out(1)
+        No job in progress and no status waiting on either path (so nothing on the bus).
+    rd_bytes, wr_bytes : Out(48)
+        Bytes received on R, and bytes written on W with strobes set.
+    """
+
+    def __init__(self, config: Config):
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, not {config!r}")
+        self._config = config
+        bits = config.dram_bus_bits
+        super().__init__({
+            "bus": Out(AXI4.Signature(addr_width=32, data_width=bits, id_width=ID_WIDTH)),
+            "windows": In(windows_layout),
+            "i_rd": In(stream.Signature(dma_cmd_layout)),
+            "o_rd_data": Out(stream.Signature(rd_data_layout(bits))),
+            "o_rd_done": Out(stream.Signature(dma_status_layout)),
+            "i_wr": In(stream.Signature(dma_cmd_layout)),
+            "i_wr_data": In(stream.Signature(wr_data_layout(bits))),
+            "o_wr_done": Out(stream.Signature(dma_status_layout)),
+            "abort": In(1),
+            "o_idle": Out(1),
+            "rd_bytes": Out(COUNTER_BITS),
+            "wr_bytes": Out(COUNTER_BITS),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def bus_bytes(self):
+        return self._config.dram_bus_bits // 8
+
+    # -- shared front end ---------------------------------------------------------------------
+
+    def _front_end(self, m, name, i_cmd, state, perm):
+        """Command register and the two check stages; returns (job, bad, inside)."""
+        lb = _log2(self.bus_bytes)
+        job = Signal(dma_cmd_layout, name=f"{name}_job")
+        span = Signal(48, name=f"{name}_span")
+        bad = Signal(name=f"{name}_bad")
+        with m.If(i_cmd.valid & i_cmd.ready):
+            m.d.sync += job.eq(i_cmd.payload)
+        with m.If(state == _State.CHECK1):
+            m.d.sync += [
+                span.eq((job.rows - 1) * job.stride),
+                bad.eq((job.addr[:lb] != 0) | (job.row_bytes[:lb] != 0) |
+                       (job.stride[:lb] != 0) | (job.rows == 0) | (job.row_bytes == 0)),
+            ]
+        end = Signal(50, name=f"{name}_end")
+        m.d.comb += end.eq(job.addr + span + job.row_bytes)
+        hits = []
+        for i in range(N_WINDOWS):
+            win = self.windows[i]
+            hits.append(win.enable & getattr(win, perm) & (job.addr >= win.base) &
+                        (end <= win.limit))
+        inside = Signal(name=f"{name}_inside")
+        m.d.comb += inside.eq(Cat(*hits).any())
+        return job, bad, inside
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        nbytes = self.bus_bytes
+        lb = _log2(nbytes)
+
+        m.d.comb += [
+            bus.arid.eq(0), bus.arsize.eq(lb), bus.arburst.eq(BURST_INCR),
+            bus.arcache.eq(AXCACHE), bus.arprot.eq(0),
+            bus.awid.eq(0), bus.awsize.eq(lb), bus.awburst.eq(BURST_INCR),
+            bus.awcache.eq(AXCACHE), bus.awprot.eq(0),
+            bus.bready.eq(1),
+        ]
+
+        # == read path ==============================================================
+        rd_state = Signal(_State)
+        rd_job, rd_bad, rd_inside = self._front_end(m, "rd", self.i_rd, rd_state, "read")
+        rd_status = Signal(dma_status_layout)
+        rd_aborted = Signal()  # abort seen during this job (sticky)
+        rd_err = Signal()      # a bus error is recorded in rd_status
+        rd_pend = Signal(range(MAX_OUTSTANDING + 1))
+
+        m.submodules.rd_walk = rd_walk = BurstWalker(nbytes)
+        m.submodules.rd_addr_q = rd_addr_q = fifo.SyncFIFO(width=32, depth=MAX_OUTSTANDING)
+
+        rd_run = rd_state == _State.RUN
+        rd_drop = self.abort | rd_aborted
+        out = self.o_rd_data
+        m.d.comb += bus.rready.eq(rd_drop | ~out.valid | out.ready)
+        r_hs = bus.rvalid & bus.rready
+        r_last = r_hs & bus.rlast
+        r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
+        rd_stop = rd_drop | rd_err | r_err_now
+        ar_issue = Signal()
+        m.d.comb += ar_issue.eq(rd_run & rd_walk.busy & ~rd_stop & (~bus.arvalid | bus.arready)
+                                & (rd_pend < MAX_OUTSTANDING))
+        rd_final = r_last & (rd_pend == 1) & (~rd_walk.busy | rd_stop)
+
+        m.d.comb += [
+            rd_walk.job.addr.eq(rd_job.addr),
+            rd_walk.job.rows.eq(rd_job.rows),
+            rd_walk.job.row_beats.eq(rd_job.row_bytes >> lb),
+            rd_walk.job.stride.eq(rd_job.stride),
+            rd_walk.job.discard.eq(0),
+            rd_walk.step.eq(ar_issue),
+            rd_walk.kill.eq(rd_run & rd_stop),
+            rd_addr_q.w_data.eq(rd_walk.addr),
+            rd_addr_q.w_en.eq(ar_issue),
+            rd_addr_q.r_en.eq(r_last),
+        ]
+        m.d.sync += rd_pend.eq(rd_pend + ar_issue - r_last)
+
+        with m.If(bus.arready):
+            m.d.sync += bus.arvalid.eq(0)
+        with m.If(ar_issue):
+            m.d.sync += [
+                bus.arvalid.eq(1), bus.araddr.eq(rd_walk.addr), bus.arlen.eq(rd_walk.beats - 1),
+            ]
+
+        with m.If(out.ready):
+            m.d.sync += out.valid.eq(0)
+        with m.If(r_hs & ~rd_drop):
+            m.d.sync += [
+                out.valid.eq(1), out.payload.data.eq(bus.rdata), out.payload.last.eq(rd_final),
+            ]
+        with m.If(r_hs):
+            m.d.sync += self.rd_bytes.eq(self.rd_bytes + nbytes)
+        with m.If(r_err_now & ~rd_err & ~rd_drop):
+            m.d.sync += [
+                rd_err.eq(1),
+                rd_status.code.eq(Mux(bus.rresp == Resp.SLVERR, DmaError.SLVERR,
+                                      DmaError.DECERR)),
+                rd_status.addr.eq(rd_addr_q.r_data),
+            ]
+
+        with m.If(self.abort & (rd_state != _State.IDLE) & (rd_state != _State.DONE)):
+            m.d.sync += rd_aborted.eq(1)
+        m.d.comb += [
+            self.i_rd.ready.eq((rd_state == _State.IDLE) & ~self.abort),
+            self.o_rd_done.valid.eq(rd_state == _State.DONE),
+            self.o_rd_done.payload.eq(rd_status),
+        ]
+        with m.Switch(rd_state):
+            with m.Case(_State.IDLE):
+                with m.If(self.i_rd.valid & self.i_rd.ready):
+                    m.d.sync += [rd_state.eq(_State.CHECK1), rd_aborted.eq(0), rd_err.eq(0)]
+            with m.Case(_State.CHECK1):
+                m.d.sync += rd_state.eq(_State.CHECK2)
+            with m.Case(_State.CHECK2):
+                m.d.sync += [rd_status.addr.eq(rd_job.addr), rd_state.eq(_State.DONE)]
+                with m.If(rd_drop):
+                    m.d.sync += rd_status.code.eq(DmaError.ABORTED)
+                with m.Elif(rd_bad):
+                    m.d.sync += rd_status.code.eq(DmaError.BAD_FIELD)
+                with m.Elif(~rd_inside):
+                    m.d.sync += rd_status.code.eq(DmaError.OUT_OF_WINDOW)
+                with m.Else():
+                    m.d.sync += [rd_status.code.eq(DmaError.OK), rd_state.eq(_State.RUN)]
+                    m.d.comb += rd_walk.start.eq(1)
+            with m.Case(_State.RUN):
+                with m.If(~rd_walk.busy & (rd_pend == 0) & ~out.valid):
+                    m.d.sync += rd_state.eq(_State.DONE)
+                    with m.If(rd_drop):
+                        m.d.sync += [rd_status.code.eq(DmaError.ABORTED),
+                                     rd_status.addr.eq(rd_job.addr)]
+            with m.Case(_State.DONE):
+                with m.If(self.o_rd_done.ready):
+                    m.d.sync += rd_state.eq(_State.IDLE)
+
+        # == write path =============================================================
+        wr_state = Signal(_State)
+        wr_job, wr_bad, wr_inside = self._front_end(m, "wr", self.i_wr, wr_state, "write")
+        wr_status = Signal(dma_status_layout)
+        wr_aborted = Signal()
+        wr_err = Signal()       # a bus error is recorded in wr_status
+        wr_refused = Signal()   # the job was refused; its words are being discarded
+        wr_pend = Signal(range(MAX_OUTSTANDING + 1))
+
+        m.submodules.wr_walk = wr_walk = BurstWalker(nbytes)
+        m.submodules.wr_addr_q = wr_addr_q = fifo.SyncFIFO(width=32, depth=MAX_OUTSTANDING)
+        # one entry per burst or discard chunk, in order: beats - 1, discard
+        m.submodules.wr_len_q = wr_len_q = fifo.SyncFIFO(width=5, depth=MAX_OUTSTANDING)
+
+        wr_run = wr_state == _State.RUN
+        wr_drop = self.abort | wr_aborted
+        b_hs = bus.bvalid & bus.bready
+        b_err_now = b_hs & bus.bresp[1]
+        wr_step = Signal()
+        aw_issue = Signal()
+        m.d.comb += [
+            wr_step.eq(wr_run & wr_walk.busy & ~wr_drop & wr_len_q.w_rdy &
+                       (wr_walk.is_discard | ((~bus.awvalid | bus.awready) &
+                                              (wr_pend < MAX_OUTSTANDING)))),
+            aw_issue.eq(wr_step & ~wr_walk.is_discard),
+        ]
+        wr_row_beats = Signal(_BEAT_BITS)
+        m.d.comb += wr_row_beats.eq((wr_job.row_bytes + (nbytes - 1)) >> lb)
+        m.d.comb += [
+            wr_walk.job.addr.eq(wr_job.addr),
+            wr_walk.job.rows.eq(wr_job.rows),
+            wr_walk.job.row_beats.eq(wr_row_beats),
+            wr_walk.job.stride.eq(wr_job.stride),
+            wr_walk.discard.eq(wr_run & (wr_err | b_err_now)),
+            wr_walk.step.eq(wr_step),
+            wr_walk.kill.eq(wr_run & wr_drop),
+            wr_len_q.w_data.eq(Cat((wr_walk.beats - 1)[:4], wr_walk.is_discard)),
+            wr_len_q.w_en.eq(wr_step),
+            wr_addr_q.w_data.eq(wr_walk.addr),
+            wr_addr_q.w_en.eq(aw_issue),
+            wr_addr_q.r_en.eq(b_hs),
+        ]
+        m.d.sync += wr_pend.eq(wr_pend + aw_issue - b_hs)
+
+        with m.If(bus.awready):
+            m.d.sync += bus.awvalid.eq(0)
+        with m.If(aw_issue):
+            m.d.sync += [
+                bus.awvalid.eq(1), bus.awaddr.eq(wr_walk.addr), bus.awlen.eq(wr_walk.beats - 1),
+            ]
+
+        # W feeder: walks the queued bursts / discard chunks beat by beat
+        head_ok = wr_len_q.r_rdy
+        head_len = wr_len_q.r_data[:4]
+        head_disc = wr_len_q.r_data[4]
+        wbeat = Signal(4)
+        head_last = wbeat == head_len
+        w_free = ~bus.wvalid | bus.wready
+        src = self.i_wr_data
+        m.d.comb += src.ready.eq((head_ok & ~wr_drop & (head_disc | w_free)) | self.abort)
+        load_real = head_ok & ~head_disc & ~wr_drop & w_free & src.valid
+        load_fill = head_ok & ~head_disc & wr_drop & w_free
+        disc_take = head_ok & head_disc & ~wr_drop & src.valid
+        disc_drop = head_ok & head_disc & wr_drop
+        with m.If(load_real | load_fill | disc_take):
+            m.d.sync += wbeat.eq(Mux(head_last, 0, wbeat + 1))
+            m.d.comb += wr_len_q.r_en.eq(head_last)
+        with m.If(disc_drop):
+            m.d.sync += wbeat.eq(0)
+            m.d.comb += wr_len_q.r_en.eq(1)
+
+        with m.If(bus.wready):
+            m.d.sync += bus.wvalid.eq(0)
+        with m.If(load_real | load_fill):
+            m.d.sync += [
+                bus.wvalid.eq(1),
+                bus.wdata.eq(Mux(load_real, src.payload.data, 0)),
+                bus.wstrb.eq(Mux(load_real, (1 << nbytes) - 1, 0)),
+                bus.wlast.eq(head_last),
+            ]
+        with m.If(bus.wvalid & bus.wready & bus.wstrb[0]):
+            m.d.sync += self.wr_bytes.eq(self.wr_bytes + nbytes)
+
+        with m.If(b_err_now & ~wr_err & ~wr_drop):
+            m.d.sync += [
+                wr_err.eq(1),
+                wr_status.code.eq(Mux(bus.bresp == Resp.SLVERR, DmaError.SLVERR,
+                                      DmaError.DECERR)),
+                wr_status.addr.eq(wr_addr_q.r_data),
+            ]
+
+        with m.If(self.abort & (wr_state != _State.IDLE) & (wr_state != _State.DONE)):
+            m.d.sync += wr_aborted.eq(1)
+        m.d.comb += [
+            self.i_wr.ready.eq((wr_state == _State.IDLE) & ~self.abort),
+            self.o_wr_done.valid.eq(wr_state == _State.DONE),
+            self.o_wr_done.payload.eq(wr_status),
+        ]
+        with m.Switch(wr_state):
+            with m.Case(_State.IDLE):
+                with m.If(self.i_wr.valid & self.i_wr.ready):
+                    m.d.sync += [wr_state.eq(_State.CHECK1), wr_aborted.eq(0), wr_err.eq(0),
+                                 wr_refused.eq(0)]
+            with m.Case(_State.CHECK1):
+                m.d.sync += wr_state.eq(_State.CHECK2)
+            with m.Case(_State.CHECK2):
+                m.d.sync += wr_status.addr.eq(wr_job.addr)
+                with m.If(wr_drop):
+                    m.d.sync += [wr_status.code.eq(DmaError.ABORTED), wr_state.eq(_State.DONE)]
+                with m.Else():
+                    m.d.sync += wr_state.eq(_State.RUN)
+                    m.d.comb += wr_walk.start.eq(1)
+                    with m.If(wr_bad):
+                        m.d.sync += [wr_status.code.eq(DmaError.BAD_FIELD), wr_refused.eq(1)]
+                        m.d.comb += wr_walk.job.discard.eq(1)
+                    with m.Elif(~wr_inside):
+                        m.d.sync += [wr_status.code.eq(DmaError.OUT_OF_WINDOW),
+                                     wr_refused.eq(1)]
+                        m.d.comb += wr_walk.job.discard.eq(1)
+                    with m.Else():
+                        m.d.sync += wr_status.code.eq(DmaError.OK)
+            with m.Case(_State.RUN):
+                with m.If(~wr_walk.busy & ~head_ok & ~bus.wvalid & (wr_pend == 0)):
+                    m.d.sync += wr_state.eq(_State.DONE)
+                    with m.If(wr_drop):
+                        m.d.sync += [wr_status.code.eq(DmaError.ABORTED),
+                                     wr_status.addr.eq(wr_job.addr)]
+            with m.Case(_State.DONE):
+                with m.If(self.o_wr_done.ready):
+                    m.d.sync += wr_state.eq(_State.IDLE)
+
+        m.d.comb += self.o_idle.eq((rd_state == _State.IDLE) & (wr_state == _State.IDLE))
+        return m

@@ -1,0 +1,283 @@
+"""The device driver: discovers the device, manages the descriptor ring, runs programs.
+
+The driver is written once, as coroutines, against :class:`Backend`; backends are the numpy
+functional model (:class:`ModelBackend`, instant), the RTL under cocotb
+(``s4accel.sim.rtl_backend.RtlBackend``, Verilator or Icarus) and, later, a board behind a host
+bridge. The same program bytes run on every backend.
+
+Typical use with the functional model::
+
+    import asyncio
+    from s4accel.sw.driver import Driver, ModelBackend
+    dev = Driver(ModelBackend("fpga"))
+    y = asyncio.run(dev.run_layer(x, packed))       # Y = X @ W.T, int32
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import SPARSITY_LEVELS, load_config
+from ..hw.cmd.descriptors import DESC_BYTES, ErrorCode
+from . import regs
+from .program import Allocator, DeviceInfo, LayerParams, layer_program
+from .sparse import PackedWeights
+
+__all__ = ["Backend", "ModelBackend", "Driver", "DeviceError", "DeviceTimeout", "LayerResult"]
+
+#: Default DRAM region the driver may use (the programmed access window).
+DRAM_BASE = 0x1000_0000
+DRAM_SIZE = 8 << 20
+
+
+class DeviceError(RuntimeError):
+    """The device stopped on an error; ``code`` (ErrorCode) and the faulting descriptor."""
+
+    def __init__(self, code: int, desc_addr: int, index: int | None = None):
+        try:
+            self.code = ErrorCode(code)
+        except ValueError:
+            self.code = code
+        self.desc_addr = desc_addr
+        self.index = index
+        name = self.code.name if isinstance(self.code, ErrorCode) else f"code {code}"
+        where = f" (descriptor {index} of the program)" if index is not None else ""
+        super().__init__(f"device error {name} at descriptor address {desc_addr:#010x}{where}")
+
+
+class DeviceTimeout(TimeoutError):
+    """The device did not finish within the cycle bound."""
+
+
+class Backend(abc.ABC):
+    """How the driver reaches a device: registers, DRAM, interrupt, time."""
+
+    @abc.abstractmethod
+    async def read32(self, offset: int) -> int: ...
+
+    @abc.abstractmethod
+    async def write32(self, offset: int, value: int) -> None: ...
+
+    @abc.abstractmethod
+    async def mem_write(self, addr: int, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def mem_read(self, addr: int, n: int) -> bytes: ...
+
+    @abc.abstractmethod
+    async def wait_irq(self, max_cycles: int) -> bool:
+        """Wait until the interrupt line is high (True) or ``max_cycles`` pass (False)."""
+
+    @abc.abstractmethod
+    async def cycle(self) -> int:
+        """A free-running cycle count (0 on backends without time)."""
+
+    dram_base = DRAM_BASE
+    dram_size = DRAM_SIZE
+
+
+class ModelBackend(Backend):
+    """The numpy functional model of the device (``s4accel.sim.device_model``)."""
+
+    def __init__(self, config="fpga", dram_base=DRAM_BASE, dram_size=DRAM_SIZE):
+        from ..sim.device_model import DeviceModel
+        self.model = DeviceModel(load_config(config), dram_base, dram_size)
+        self.dram_base, self.dram_size = dram_base, dram_size
+
+    async def read32(self, offset):
+        return self.model.read32(offset)
+
+    async def write32(self, offset, value):
+        self.model.write32(offset, value)
+
+    async def mem_write(self, addr, data):
+        self.model.mem_write(addr, data)
+
+    async def mem_read(self, addr, n):
+        return self.model.mem_read(addr, n)
+
+    async def wait_irq(self, max_cycles):
+        return self.model.irq
+
+    async def cycle(self):
+        return 0
+
+
+@dataclass
+class LayerResult:
+    y: np.ndarray
+    cycles: int
+    counters: dict
+    dram_bytes: int
+    descriptors: int
+
+
+def _f(reg, field):
+    return regs.REGISTERS[reg].fields[field]
+
+
+class Driver:
+    """One device behind a :class:`Backend`."""
+
+    def __init__(self, backend: Backend, *, ring_slots: int = 64, use_irq: bool = True):
+        self.backend = backend
+        self.ring_slots = ring_slots
+        self.use_irq = use_irq
+        self.info: DeviceInfo | None = None
+        self._tail = 0
+
+    # -- discovery and setup -------------------------------------------------------------------
+    async def open(self) -> DeviceInfo:
+        b = self.backend
+        ident = await b.read32(regs.ID)
+        if ident != regs.ID_VALUE_RESET:
+            raise DeviceError(0, 0) if False else RuntimeError(
+                f"no S4-open device: ID reads {ident:#010x}, expected {regs.ID_VALUE_RESET:#010x}")
+        arr = await b.read32(regs.CAP_ARRAY)
+        mask = _f("CAP_SPARSITY", "mask").get(await b.read32(regs.CAP_SPARSITY))
+        sram = await b.read32(regs.CAP_SRAM)
+        bus = _f("CAP_BUS", "dram_bus_bits").get(await b.read32(regs.CAP_BUS))
+        self.info = DeviceInfo(
+            rows=_f("CAP_ARRAY", "rows").get(arr), cols=_f("CAP_ARRAY", "cols").get(arr),
+            spus=_f("CAP_ARRAY", "spus").get(arr),
+            sparsities=tuple(s for i, s in enumerate(SPARSITY_LEVELS) if mask >> i & 1),
+            bus_bits=bus,
+            act_sram_kib=1 << _f("CAP_SRAM", "act_kib_log2").get(sram),
+            wgt_sram_kib=1 << _f("CAP_SRAM", "wgt_kib_log2").get(sram),
+            out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram))
+        base, size = b.dram_base, b.dram_size
+        await b.write32(regs.WIN0_BASE, base)
+        await b.write32(regs.WIN0_LIMIT, base + size)
+        await b.write32(regs.WIN_CTRL, 0x010101)  # window 0: enabled, read, write
+        self.ring_base = base
+        await b.write32(regs.RING_BASE, base)
+        await b.write32(regs.RING_SIZE, self.ring_slots)
+        self._tail = await b.read32(regs.RING_HEAD)
+        await b.write32(regs.RING_TAIL, self._tail)
+        await b.write32(regs.CTRL, (1 << _f("CTRL", "enable").lsb)
+                        | (int(self.use_irq) << _f("CTRL", "irq_en").lsb))
+        self.alloc = Allocator(base + self.ring_slots * DESC_BYTES,
+                               size - self.ring_slots * DESC_BYTES)
+        return self.info
+
+    async def set_watchdog(self, cycles: int):
+        await self.backend.write32(regs.WATCHDOG, cycles)
+
+    async def set_window(self, index: int, base: int, limit: int, read=True, write=True):
+        """Program DRAM access window ``index`` (0..3)."""
+        if not 0 <= index < 4:
+            raise ValueError(f"window index must be 0..3, not {index}")
+        b = self.backend
+        await b.write32(getattr(regs, f"WIN{index}_BASE"), base)
+        await b.write32(getattr(regs, f"WIN{index}_LIMIT"), limit)
+        ctrl = await b.read32(regs.WIN_CTRL)
+        for name, on in (("en", True), ("rd", read), ("wr", write)):
+            f = _f("WIN_CTRL", name)
+            bits = f.get(ctrl)
+            bits = bits | (1 << index) if on else bits & ~(1 << index)
+            ctrl = f.put(ctrl, bits)
+        await b.write32(regs.WIN_CTRL, ctrl)
+
+    # -- ring ----------------------------------------------------------------------------------
+    async def submit(self, descs) -> int:
+        """Write descriptors into the ring and hand them to the device; returns the address of
+        the first one."""
+        b = self.backend
+        first = None
+        for d in descs:
+            if len(d) != DESC_BYTES:
+                raise ValueError(f"a descriptor is {DESC_BYTES} bytes, not {len(d)}")
+            nxt = (self._tail + 1) % self.ring_slots
+            while nxt == await b.read32(regs.RING_HEAD):     # ring full: let the device run
+                await b.write32(regs.RING_TAIL, self._tail)
+                await b.wait_irq(64)
+            addr = self.ring_base + self._tail * DESC_BYTES
+            first = addr if first is None else first
+            await b.mem_write(addr, bytes(d))
+            self._tail = nxt
+        await b.write32(regs.RING_TAIL, self._tail)
+        return first
+
+    async def wait(self, max_cycles: int = 10_000_000):
+        """Wait for the COMPLETE interrupt; raise :class:`DeviceError` on a device error."""
+        b = self.backend
+        start = await b.cycle()
+        while True:
+            irq = await b.read32(regs.IRQ)
+            if _f("IRQ", "error").get(irq):
+                status = await b.read32(regs.STATUS)
+                addr = await b.read32(regs.ERR_ADDR)
+                self._tail = await b.read32(regs.RING_TAIL)
+                await b.write32(regs.IRQ, _f("IRQ", "error").mask)   # acknowledge
+                raise DeviceError(_f("STATUS", "err_code").get(status), addr,
+                                  (addr - self.ring_base) // DESC_BYTES)
+            if _f("IRQ", "done").get(irq):
+                await b.write32(regs.IRQ, _f("IRQ", "done").mask)
+                return
+            waited = await b.cycle() - start
+            if waited >= max_cycles:
+                raise DeviceTimeout(f"the device did not complete within {max_cycles} cycles "
+                                    f"(STATUS {await b.read32(regs.STATUS):#x})")
+            if self.use_irq:
+                await b.wait_irq(min(max_cycles - waited, 4096))
+            else:
+                await b.wait_irq(min(max_cycles - waited, 64))
+            if await b.cycle() == start and not await b.wait_irq(0):
+                # an untimed backend that is neither done nor failed never will be
+                raise DeviceTimeout("the device is idle without completing the program")
+
+    async def soft_reset(self):
+        await self.backend.write32(regs.CTRL, (await self.backend.read32(regs.CTRL))
+                                   | _f("CTRL", "soft_reset").mask)
+        self._tail = await self.backend.read32(regs.RING_TAIL)
+
+    async def counters(self) -> dict:
+        b = self.backend
+        return {name.lower(): await b.read32(getattr(regs, name)) for name in
+                ("PERF_BUSY", "PERF_MAC", "PERF_STALL_IN", "PERF_STALL_OUT",
+                 "PERF_DMA_RD_BYTES", "PERF_DMA_WR_BYTES", "PERF_DESC")}
+
+    # -- programs ------------------------------------------------------------------------------
+    async def run_program(self, prog, max_cycles=10_000_000):
+        b = self.backend
+        for addr, data in prog.images:
+            await b.mem_write(addr, data)
+        before = await self.counters()
+        t0 = await b.cycle()
+        await self.submit(prog.descs)
+        await self.wait(max_cycles)
+        cycles = await b.cycle() - t0
+        after = await self.counters()
+        out = {}
+        for addr, nbytes, _, _ in prog.outputs:
+            out[addr] = await b.mem_read(addr, nbytes)
+        y = prog.decode(lambda a, n: out[a][:n])
+        delta = {k: (after[k] - before[k]) & 0xFFFFFFFF for k in after}
+        return LayerResult(y=y, cycles=cycles, counters=delta, dram_bytes=prog.dram_bytes,
+                           descriptors=len(prog.descs))
+
+    def program(self, x, packed: PackedWeights, params: LayerParams | None = None):
+        """Build (not run) the program of one layer, allocating its DRAM."""
+        if self.info is None:
+            raise RuntimeError("call open() first")
+        return layer_program(self.info, x, packed, params or LayerParams(), self.alloc)
+
+    async def run_layer(self, x, packed: PackedWeights, params: LayerParams | None = None,
+                        max_cycles=10_000_000) -> LayerResult:
+        """``Y = requant(X @ W.T + bias)`` of one layer on the device."""
+        if self.info is None:
+            await self.open()
+        mark = self.alloc.top
+        try:
+            return await self.run_program(self.program(x, packed, params), max_cycles)
+        finally:
+            self.alloc.top = mark
+
+
+def run(coro):
+    """Run a driver coroutine on an untimed backend (the functional model)."""
+    return asyncio.run(coro)

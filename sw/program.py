@@ -1,0 +1,225 @@
+"""Device programs: descriptors and DRAM images for whole layers.
+
+A layer ``Y = requant(X @ W.T + bias)`` becomes (all addresses chosen by the caller's
+allocator)::
+
+    LOAD LUT            (if the layer has one)
+    LOAD ACT            all row tiles of X, once (a SYNC separates row chunks that don't fit)
+    for each group g of channel tiles (double-buffered weights, parameters and outputs):
+        LOAD WGT[g % 2]   wait_next (g >= 2: GEMM g-2 is done with this buffer)
+        LOAD PAR[g % 2]   sig_next  (tell GEMM g its operands are in)
+        GEMM g            wait_prev; wait_next (g >= 2: STORE g-2 emptied OUT[g % 2]);
+                          sig_prev (g + 2 < groups), sig_next
+        STORE OUT[g % 2]  wait_prev; sig_prev (g + 2 < groups)
+    COMPLETE
+
+so the next group's loads and the previous group's store run while a GEMM computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import BANK, Config
+from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target
+from ..hw.spu.spu import PAR_DEPTH
+from . import layout
+from .sparse import PackedWeights
+
+__all__ = ["DeviceInfo", "LayerParams", "LayerProgram", "descriptor", "layer_program",
+           "Allocator"]
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the driver knows of a device: read from capability registers, or a Config."""
+    rows: int
+    cols: int
+    spus: int
+    sparsities: tuple
+    bus_bits: int
+    act_sram_kib: int
+    wgt_sram_kib: int
+    out_sram_kib: int
+
+    @classmethod
+    def from_config(cls, c: Config) -> "DeviceInfo":
+        return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
+                   c.wgt_sram_kib, c.out_sram_kib)
+
+    @property
+    def bus_bytes(self):
+        return self.bus_bits // 8
+
+    @property
+    def act_depth(self):
+        return self.act_sram_kib * 1024 // (self.rows * BANK)
+
+    @property
+    def wgt_depth(self):
+        return self.wgt_sram_kib * 1024 // (self.cols * 2)
+
+    @property
+    def out_depth(self):
+        return self.out_sram_kib * 1024 // (self.cols * 4)
+
+    par_depth = PAR_DEPTH
+
+
+@dataclass
+class LayerParams:
+    """Output mode of a layer (see :mod:`s4accel.sim.golden`)."""
+    mode: str = "raw"
+    bias: np.ndarray | None = None
+    mult: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    relu: bool = False
+    lut: np.ndarray | None = None
+
+
+def descriptor(opcode: Opcode, *, wait_prev=0, wait_next=0, sig_prev=0, sig_next=0,
+               dma=None, gemm=None) -> bytes:
+    """One 32-byte descriptor, encoded with the hardware's own layout."""
+    body = {"dma": dma} if dma is not None else ({"gemm": gemm} if gemm is not None else {})
+    value = Descriptor.const({
+        "header": {"opcode": opcode.value if isinstance(opcode, Opcode) else int(opcode),
+                   "wait_prev": int(wait_prev), "wait_next": int(wait_next),
+                   "sig_prev": int(sig_prev), "sig_next": int(sig_next)},
+        "body": body,
+    }).as_bits()
+    return int(value).to_bytes(DESC_BYTES, "little")
+
+
+class Allocator:
+    """Bump allocator over a DRAM region; every block aligned to ``align`` bytes."""
+
+    def __init__(self, base: int, size: int, align: int = 64):
+        self.base, self.size, self.align = base, size, align
+        self.top = base
+
+    def alloc(self, nbytes: int) -> int:
+        addr = -(-self.top // self.align) * self.align
+        if addr + nbytes > self.base + self.size:
+            raise MemoryError(f"DRAM region [{self.base:#x}, {self.base + self.size:#x}) has no "
+                              f"room for {nbytes} more bytes")
+        self.top = addr + nbytes
+        return addr
+
+
+@dataclass
+class LayerProgram:
+    """Descriptors plus the DRAM images they read and the regions they write."""
+    descs: list = field(default_factory=list)
+    images: list = field(default_factory=list)       # (addr, bytes)
+    outputs: list = field(default_factory=list)      # (addr, nbytes, m0, m_rows)
+    m: int = 0
+    n: int = 0
+    mode: str = "raw"
+    dram_bytes: int = 0
+    rows: int = 0
+    cols: int = 0
+
+    def decode(self, read) -> np.ndarray:
+        """Assemble Y from the output regions; ``read(addr, nbytes)`` returns bytes."""
+        y = np.zeros((self.m, self.n), np.int8 if self.mode == "int8" else np.int32)
+        for addr, nbytes, m0, rows in self.outputs:
+            y[m0:m0 + rows] = layout.decode_out(read(addr, nbytes), rows, self.n, self.rows,
+                                                self.cols, self.mode)
+        return y
+
+
+def _padded(buf: bytes, unit: int) -> bytes:
+    return buf + b"\0" * (-len(buf) % unit)
+
+
+def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams,
+                  alloc: Allocator) -> LayerProgram:
+    """Tile, place and schedule one layer for a device with ``info``."""
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != packed.k:
+        raise ValueError(f"x must be int8 [M, {packed.k}], not {x.dtype} {x.shape}")
+    if packed.s not in info.sparsities:
+        raise ValueError(f"sparsity {packed.s} is not supported by the device "
+                         f"({info.sparsities})")
+    if params.mode not in ("raw", "int8"):
+        raise ValueError(f"output mode must be 'raw' or 'int8', not {params.mode!r}")
+    R, C, bb = info.rows, info.cols, info.bus_bytes
+    m, n = x.shape[0], packed.n
+    nb, nnz = packed.banks, packed.nnz
+    mt_all, nt = layout.tiles(m, n, R, C)
+    entries = nb * nnz
+    # row chunk: as many row tiles as fit the activation scratchpad
+    mt_chunk = min(mt_all, info.act_depth // nb)
+    if mt_chunk == 0:
+        raise ValueError(f"K={packed.k} needs {nb} activation words per row tile; the "
+                         f"scratchpad holds {info.act_depth}")
+    # channel-tile group: half of each double-buffered scratchpad
+    g_tiles = min(nt, (info.wgt_depth // 2) // entries, info.par_depth // 2,
+                  (info.out_depth // 2) // (mt_chunk * R))
+    if g_tiles == 0:
+        raise ValueError(f"one channel tile needs {entries} weight words (half the weight "
+                         f"scratchpad is {info.wgt_depth // 2}) and {mt_chunk * R} output "
+                         f"words (half is {info.out_depth // 2}); use a smaller K or sparser "
+                         "weights")
+    prog = LayerProgram(m=m, n=n, mode=params.mode, rows=R, cols=C)
+
+    def image(data: bytes) -> int:
+        data = _padded(data, bb)
+        addr = alloc.alloc(len(data))
+        prog.images.append((addr, data))
+        prog.dram_bytes += len(data)
+        return addr
+
+    def load(target, dram, nbytes, sram, **flags):
+        prog.descs.append(descriptor(Opcode.LOAD, dma={
+            "dram_addr": dram, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
+            "target": target, "sram_addr": sram}, **flags))
+
+    wgt_img = layout.wgt_image(packed, C)
+    wgt_tile_bytes = entries * C * 2
+    bias = params.bias
+    par_img = layout.par_image(bias, params.mult, params.shift, n, C)
+    wgt_at = image(wgt_img)
+    par_at = image(par_img)
+    if params.lut is not None:
+        load(Target.LUT, image(layout.lut_image(params.lut)), 256, 0)
+    half_w, half_o = info.wgt_depth // 2, info.out_depth // 2
+    half_p = info.par_depth // 2
+    groups = [(j0, min(g_tiles, nt - j0)) for j0 in range(0, nt, g_tiles)]
+    for c0 in range(0, mt_all, mt_chunk):
+        mtc = min(mt_chunk, mt_all - c0)
+        xs = x[c0 * R:(c0 + mtc) * R]
+        if c0:
+            prog.descs.append(descriptor(Opcode.SYNC))
+        act_img = layout.act_image(xs, R)
+        load(Target.ACT, image(act_img), len(act_img), 0)
+        out_bytes = nt * mtc * R * C * 4
+        out_at = alloc.alloc(out_bytes)
+        prog.outputs.append((out_at, out_bytes, c0 * R, min(m - c0 * R, mtc * R)))
+        for g, (j0, gt) in enumerate(groups):
+            buf = g % 2
+            wb = gt * wgt_tile_bytes
+            load(Target.WGT, wgt_at + j0 * wgt_tile_bytes, wb, buf * half_w, wait_next=g >= 2)
+            load(Target.PAR, par_at + j0 * C * 8, _len_pad(gt * C * 8, bb), buf * half_p,
+                 sig_next=1)
+            more = g + 2 < len(groups)
+            prog.descs.append(descriptor(Opcode.GEMM, gemm={
+                "act_addr": 0, "wgt_addr": buf * half_w, "par_addr": buf * half_p,
+                "out_addr": buf * half_o, "banks": nb, "m_tiles": mtc, "n_tiles": gt,
+                "log2s": packed.s.bit_length() - 1, "mode": int(params.mode == "int8"),
+                "relu": int(params.relu), "lut": int(params.lut is not None)},
+                wait_prev=1, wait_next=g >= 2, sig_prev=more, sig_next=1))
+            ob = gt * mtc * R * C * 4
+            prog.descs.append(descriptor(Opcode.STORE, dma={
+                "dram_addr": out_at + j0 * mtc * R * C * 4, "stride": ob, "row_bytes": ob,
+                "rows": 1, "target": 0, "sram_addr": buf * half_o},
+                wait_prev=1, sig_prev=more))
+            prog.dram_bytes += wb + gt * C * 8 + ob
+    prog.descs.append(descriptor(Opcode.COMPLETE))
+    return prog
+
+
+def _len_pad(nbytes, unit):
+    return -(-nbytes // unit) * unit
