@@ -73,15 +73,23 @@ def setup_verilator() -> str:
 
 
 def _hw_digest() -> str:
-    h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parent.parent
-    for sub in ("hw", "s4accel"):
-        for p in sorted((pkg / sub).rglob("*.py")) if (pkg / sub).exists() else []:
-            h.update(p.read_bytes())
-    # installed (non-editable) layout: hw lives next to this package
+    """Hash of everything the generated Verilog depends on: the gateware, the configuration
+    code and the register map (YAML and its generator, which the CSR block is built from)."""
+    from .. import config as _config
     from .. import hw as _hw
-    for p in sorted(Path(_hw.__file__).parent.rglob("*.py")):
-        h.update(p.read_bytes())
+    from .. import sw as _sw
+
+    h = hashlib.sha256()
+    roots = [Path(_hw.__file__).parent, Path(_sw.__file__).parent, Path(_config.__file__).parent]
+    seen = set()
+    for root in roots:
+        for pattern in ("*.py", "*.yaml"):
+            for p in sorted(root.rglob(pattern)):
+                if p in seen or "sim" in p.relative_to(root).parts[:1] or ".venv" in p.parts:
+                    continue
+                seen.add(p)
+                h.update(p.name.encode())
+                h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 

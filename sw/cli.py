@@ -85,6 +85,24 @@ def _cmd_gemm(args):
     return 0
 
 
+def _cmd_regmap(args):
+    from . import regmap
+
+    argv = [args.format]
+    if args.output:
+        argv += ["-o", args.output]
+    if args.config:
+        argv += ["--config", args.config]
+    if args.regmap:
+        argv += ["--regmap", args.regmap]
+    if args.check:
+        argv.append("--check")
+    try:
+        return regmap.main(argv)
+    except (regmap.RegmapError, ValueError, OSError) as e:
+        raise CliError(str(e)) from e
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="s4", description="S4-open accelerator tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -112,6 +130,16 @@ def build_parser():
     gemm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     gemm.add_argument("--out", required=True)
     gemm.set_defaults(func=_cmd_gemm)
+
+    rm = sub.add_parser("regmap", help="register map artifacts generated from sw/regmap.yaml")
+    rm.add_argument("--format", required=True, choices=("c", "md", "py", "yaml"))
+    rm.add_argument("-o", "--output", help="write to this file instead of stdout")
+    rm.add_argument("--config", help="resolve configuration-dependent reset values "
+                                     "(preset name or YAML path)")
+    rm.add_argument("--regmap", help="register map YAML (default: the packaged sw/regmap.yaml)")
+    rm.add_argument("--check", action="store_true",
+                    help="exit 1 if --output differs from what would be generated")
+    rm.set_defaults(func=_cmd_regmap)
     return parser
 
 

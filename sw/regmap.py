@@ -14,7 +14,7 @@ example ``"{rows}"``); :meth:`RegisterMap.resolve_resets` turns them into intege
 :class:`~s4accel.config.Config`. The exported artifacts keep them symbolic unless a
 configuration is given, so they do not depend on one.
 
-Run ``python -m s4accel.sw.regmap {c,md,py,yaml} [-o FILE] [--config NAME] [--check]`` to
+Run ``s4 regmap --format {c,md,py,yaml} [-o FILE] [--config NAME] [--check]`` to
 regenerate or check an artifact.
 """
 
@@ -917,7 +917,7 @@ def main(argv=None) -> int:
         current = Path(args.output).read_text() if Path(args.output).exists() else None
         if current != text:
             print(f"{args.output} is out of date; regenerate it with "
-                  f"python -m s4accel.sw.regmap {args.format} -o {args.output}", file=sys.stderr)
+                  f"s4 regmap --format {args.format} -o {args.output}", file=sys.stderr)
             return 1
         return 0
     if args.output:

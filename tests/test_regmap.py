@@ -1,8 +1,8 @@
 """The register map: committed artifacts equal what ``sw/regmap.yaml`` generates, validation
 messages, the CSR block on Amaranth's simulator, and its cocotb testbench on Verilator and Icarus.
 
-Regenerate the committed artifacts with ``python -m s4accel.sw.regmap py -o sw/regs.py`` and
-``python -m s4accel.sw.regmap md -o docs/registers.md``.
+Regenerate the committed artifacts with ``s4 regmap --format py -o sw/regs.py`` and
+``s4 regmap --format md -o docs/registers.md``.
 """
 
 import copy
