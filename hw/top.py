@@ -27,10 +27,18 @@ class S4Top(wiring.Component):
         Interrupt: ``CTRL.irq_en`` and any ``IRQ`` bit.
     """
 
-    def __init__(self, config: Config):
+    @staticmethod
+    def check(config: Config):
+        """Raise ``ValueError`` if the RTL cannot build ``config``."""
         if config.spus != 1:
             raise ValueError(f"the RTL top level builds one SPU, not spus={config.spus} "
                              "(multi-SPU arrays are the performance model's for now)")
+
+    def __new__(cls, config: Config, *args, **kwargs):
+        cls.check(config)   # before Elaboratable registers the object as one to be used
+        return super().__new__(cls)
+
+    def __init__(self, config: Config):
         self._config = config
         super().__init__({
             "csr": In(AXI4Lite.Signature(addr_width=12, data_width=32)),

@@ -48,6 +48,13 @@ class DeviceModel:
         self.lut = np.zeros(256, np.int8)
         self.halted = False
         self.cycles = 0
+        self.bus_faults = []    # (lo, hi, ErrorCode) injected by tests
+
+    def inject_bus_error(self, lo: int, hi: int, kind: str):
+        codes = {"slverr": ErrorCode.BUS_SLVERR, "decerr": ErrorCode.BUS_DECERR}
+        if kind not in codes:
+            raise ValueError(f"bus error kind must be 'slverr' or 'decerr', not {kind!r}")
+        self.bus_faults.append((lo, hi, codes[kind]))
 
     # -- registers -------------------------------------------------------------------------
     def _field(self, reg, name):
@@ -129,6 +136,9 @@ class DeviceModel:
             off = a - self.dram_base
             if off < 0 or off + d.row_bytes > len(self.dram):
                 raise _Fault(ErrorCode.BUS_DECERR, desc_addr)
+            for lo, hi, code in self.bus_faults:
+                if a < hi and lo < a + d.row_bytes:
+                    raise _Fault(code, desc_addr)
             yield off
 
     # -- execution ---------------------------------------------------------------------------

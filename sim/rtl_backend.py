@@ -1,19 +1,23 @@
 """The driver's RTL backend: the whole accelerator (``hw/top.py``) under cocotb.
 
 Registers are reached with cocotbext-axi's ``AxiLiteMaster`` on the ``csr`` port, DRAM is a
-cocotbext-axi ``AxiRam`` on the ``dram`` port, and an AXI monitor fails the run on any DRAM
+cocotbext-axi ``AxiRam`` on the ``dram`` port (answering DECERR outside the modelled DRAM
+and SLVERR / DECERR where a test injects them), and an AXI monitor fails the run on any DRAM
 access outside the windows the driver programmed.
 """
 
 from __future__ import annotations
 
+import logging
+
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
 
 from ..sw import regs
 from ..sw.driver import DRAM_BASE, DRAM_SIZE, Backend
+from .axi_ram import AxiResp, Faults, FaultyAxiRam
 
 CLOCK_NS = 10
 
@@ -24,7 +28,13 @@ class RtlBackend(Backend):
         self.dut = dut
         self.dram_base, self.dram_size = dram_base, dram_size
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr_"), dut.clk, dut.rst)
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "dram_"), dut.clk, dut.rst, size=2**32)
+        # addresses outside the modelled DRAM answer DECERR, as on a real interconnect
+        self.faults = Faults([(0, dram_base, AxiResp.DECERR),
+                              (dram_base + dram_size, 2**32, AxiResp.DECERR)])
+        self.ram = FaultyAxiRam(AxiBus.from_prefix(dut, "dram_"), dut.clk, dut.rst, 2**32,
+                                self.faults)
+        for side in (self.csr.write_if, self.csr.read_if):
+            side.log.setLevel(logging.WARNING)   # one INFO line per register access otherwise
         self._cycle = 0
         self.violations = []
         self.bursts = {"read": 0, "write": 0}
@@ -119,3 +129,9 @@ class RtlBackend(Backend):
 
     async def cycle(self):
         return self._cycle
+
+    def inject_bus_error(self, lo, hi, kind):
+        resp = {"slverr": AxiResp.SLVERR, "decerr": AxiResp.DECERR}.get(kind)
+        if resp is None:
+            raise ValueError(f"bus error kind must be 'slverr' or 'decerr', not {kind!r}")
+        self.faults.ranges.insert(0, (lo, hi, resp))

@@ -21,14 +21,21 @@ def random_layer(rng, info, s, mode, *, m=None, n=None, k=None):
     if mode == "raw":
         params = LayerParams("raw", bias=rng.integers(-(1 << 31), 1 << 31, n))
     else:
-        bias = rng.integers(-(1 << 12), 1 << 12, n)
-        peak = np.abs(golden.gemm_raw(x, packed, bias).astype(np.int64)).max(axis=0) + 1
-        mult = rng.integers(1 << 14, 1 << 16, n)
-        shift = np.clip(np.array([int(p * u).bit_length() for p, u in zip(peak, mult)]) - 7,
-                        0, 47)
-        params = LayerParams("int8", bias=bias, mult=mult, shift=shift, relu=True,
-                             lut=rng.integers(-128, 128, 256, dtype=np.int8))
+        params = int8_params(rng, x, packed)
     return x, packed, params
+
+
+def int8_params(rng, x, packed, *, lut=True):
+    """Random bias, per-channel multiplier and a shift that keeps each channel's largest
+    output in int8 range, ReLU and (optionally) a random LUT."""
+    n = packed.n
+    bias = rng.integers(-(1 << 12), 1 << 12, n)
+    peak = np.abs(golden.gemm_raw(x, packed, bias).astype(np.int64)).max(axis=0) + 1
+    mult = rng.integers(1 << 14, 1 << 16, n)
+    shift = np.clip(np.array([int(p * u).bit_length() for p, u in zip(peak, mult)]) - 7,
+                    0, 47)
+    return LayerParams("int8", bias=bias, mult=mult, shift=shift, relu=True,
+                       lut=rng.integers(-128, 128, 256, dtype=np.int8) if lut else None)
 
 
 def expected(x, packed, params):
@@ -62,6 +69,10 @@ def error_programs(dev: Driver):
     outside = dev.backend.dram_base + dev.backend.dram_size + 0x1000
     big = info.act_depth * info.rows * 32 + bb
     nop = descriptor(Opcode.NOP)
+    # bus errors: DRAM regions inside window 0 that answer SLVERR / DECERR
+    slverr, decerr = dev.alloc.alloc(4096), dev.alloc.alloc(4096)
+    dev.backend.inject_bus_error(slverr, slverr + 4096, "slverr")
+    dev.backend.inject_bus_error(decerr, decerr + 4096, "decerr")
     return [
         ("unknown opcode", ErrorCode.UNKNOWN_OPCODE, [nop, descriptor(13)], 1),
         ("bad field", ErrorCode.BAD_FIELD,
@@ -77,6 +88,10 @@ def error_programs(dev: Driver):
         ("gemm overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
          [nop, descriptor(Opcode.GEMM, gemm={"banks": info.act_depth + 1, "m_tiles": 1,
                                              "n_tiles": 1})], 1),
+        ("bus error on load", ErrorCode.BUS_SLVERR,
+         [nop, descriptor(Opcode.LOAD, dma=_dma(slverr, 4 * bb))], 1),
+        ("bus error on store", ErrorCode.BUS_DECERR,
+         [nop, descriptor(Opcode.STORE, dma=_dma(decerr, 4 * bb))], 1),
         ("watchdog", ErrorCode.WATCHDOG,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,
                           gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1})], 1),

@@ -34,6 +34,40 @@ def _cmd_bench_core(args):
     return 0
 
 
+def _cmd_bench_gemm(args):
+    from ..sim.bench_gemm import LAYERS, bench_gemm, format_table, parse_shape, plot_layers
+
+    layers = {}
+    try:
+        for name in args.layer or []:
+            if name not in LAYERS:
+                raise ValueError(f"unknown layer {name!r}; choose from {', '.join(LAYERS)}")
+            layers[name] = LAYERS[name]
+        for shape in args.shape or []:
+            key, dims = parse_shape(shape)
+            layers[key] = dims
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    print(f"s4 bench gemm: building and running the accelerator RTL ({args.sim}, config "
+          f"{args.config}) ...", file=sys.stderr)
+    try:
+        rows, info = bench_gemm(args.config, layers=layers or None, sparsities=args.sparsity,
+                                seed=args.seed, sim=args.sim)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    out = sys.stderr if args.json else sys.stdout
+    print(f"\nWhole layers DRAM to DRAM, config {info['config']} ({info['lanes']} lanes, "
+          f"{info['dram_bus_bits']}-bit DRAM bus), {info['simulator']}: build "
+          f"{info['build_s']:.1f} s, run {info['run_s']:.1f} s", file=out)
+    print(format_table(rows), file=out)
+    plot = Path(args.plot or f"bench_gemm_{info['config']}.png")
+    plot_layers(rows, plot, f"S4-open layers, {info['config']} preset ({info['lanes']} lanes)")
+    print(f"plot: {plot}", file=out)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
 def _load_npy(path, what):
     import numpy as np
     try:
@@ -103,6 +137,23 @@ def _cmd_regmap(args):
         raise CliError(str(e)) from e
 
 
+def _cmd_generate(args):
+    from ..config import ConfigError
+    from ..hw.generate import generate
+
+    try:
+        summary = generate(args.config, args.output)
+    except (ConfigError, ValueError) as e:
+        raise CliError(str(e)) from e
+    ports = summary["ports"]
+    print(f"S4-open accelerator, configuration {summary['config']}: "
+          f"{summary['lines']} lines of Verilog, {len(ports)} ports "
+          f"({sum(w for _, _, w in ports)} bits)")
+    for f in summary["files"]:
+        print(f"  wrote {f}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="s4", description="S4-open accelerator tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -121,6 +172,19 @@ def build_parser():
     core.add_argument("--plot", help="PNG path (default bench_core_<config>.png)")
     core.set_defaults(func=_cmd_bench_core)
 
+    bg = bsub.add_parser("gemm", help="whole layers DRAM to DRAM on the accelerator RTL")
+    bg.add_argument("--config", default="fpga")
+    bg.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
+    bg.add_argument("--layer", action="append", help="run only this layer (repeatable; "
+                    "default: all BERT-base and ResNet-50 layers)")
+    bg.add_argument("--shape", action="append", help="an extra layer MxKxN (repeatable)")
+    bg.add_argument("--sparsity", type=int, action="append",
+                    help="run only this s (repeatable; default: every level)")
+    bg.add_argument("--seed", type=int, default=0)
+    bg.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    bg.add_argument("--plot", help="PNG path (default bench_gemm_<config>.png)")
+    bg.set_defaults(func=_cmd_bench_gemm)
+
     gemm = sub.add_parser("gemm", help="one raw int32 GEMM Y = X @ W.T from .npy files")
     gemm.add_argument("--x", required=True, help="int8 M x K .npy")
     gemm.add_argument("--w", required=True, help="int8 N x K .npy, bank-balanced at S")
@@ -130,6 +194,12 @@ def build_parser():
     gemm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     gemm.add_argument("--out", required=True)
     gemm.set_defaults(func=_cmd_gemm)
+
+    gen = sub.add_parser("generate", help="Verilog of the whole accelerator and its register "
+                                          "documentation")
+    gen.add_argument("--config", default="fpga", help="preset name or YAML path")
+    gen.add_argument("-o", "--output", required=True, help="output directory")
+    gen.set_defaults(func=_cmd_generate)
 
     rm = sub.add_parser("regmap", help="register map artifacts generated from sw/regmap.yaml")
     rm.add_argument("--format", required=True, choices=("c", "md", "py", "yaml"))

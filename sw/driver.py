@@ -76,6 +76,11 @@ class Backend(abc.ABC):
     async def cycle(self) -> int:
         """A free-running cycle count (0 on backends without time)."""
 
+    def inject_bus_error(self, lo: int, hi: int, kind: str) -> None:
+        """Make DRAM ``[lo, hi)`` answer ``kind`` (``"slverr"`` or ``"decerr"``) to the
+        device's accesses: a test hook of simulated backends, absent on real boards."""
+        raise NotImplementedError(f"{type(self).__name__} cannot inject bus errors")
+
     dram_base = DRAM_BASE
     dram_size = DRAM_SIZE
 
@@ -106,6 +111,9 @@ class ModelBackend(Backend):
     async def cycle(self):
         return 0
 
+    def inject_bus_error(self, lo, hi, kind):
+        self.model.inject_bus_error(lo, hi, kind)
+
 
 @dataclass
 class LayerResult:
@@ -135,7 +143,7 @@ class Driver:
         b = self.backend
         ident = await b.read32(regs.ID)
         if ident != regs.ID_VALUE_RESET:
-            raise DeviceError(0, 0) if False else RuntimeError(
+            raise RuntimeError(
                 f"no S4-open device: ID reads {ident:#010x}, expected {regs.ID_VALUE_RESET:#010x}")
         arr = await b.read32(regs.CAP_ARRAY)
         mask = _f("CAP_SPARSITY", "mask").get(await b.read32(regs.CAP_SPARSITY))

@@ -45,7 +45,7 @@ class DeviceInfo:
     out_sram_kib: int
 
     @classmethod
-    def from_config(cls, c: Config) -> "DeviceInfo":
+    def from_config(cls, c: Config) -> DeviceInfo:
         return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
                    c.wgt_sram_kib, c.out_sram_kib)
 

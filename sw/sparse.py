@@ -202,7 +202,7 @@ class PackedWeights:
         return bytes(out)
 
     @classmethod
-    def from_bytes(cls, data: bytes, n: int, k: int, s: int) -> "PackedWeights":
+    def from_bytes(cls, data: bytes, n: int, k: int, s: int) -> PackedWeights:
         """Parse :meth:`to_bytes` output; ``n``, ``k`` and ``s`` travel beside the bytes."""
         s = _check_s(s)
         nb, nnz = _banks(k), BANK // s

@@ -7,11 +7,11 @@ random pauses on every AXI channel. Set ``S4_SEED`` to replay, ``WAVES=1`` for w
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
+
+from s4accel.config import load_config
 from s4accel.hw.dma.engine import BurstWalker, DmaEngine
 from s4accel.sim import runner
 from s4accel.sim.tb_dma import bursts
-
-from s4accel.config import load_config
 
 runner.register_design("dma_engine", "s4accel.hw.dma.engine:DmaEngine")
 

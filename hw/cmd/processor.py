@@ -65,6 +65,7 @@ class CommandProcessor(wiring.Component):
         self._geom = g = SpuGeometry.of(config)
         word = data.StructLayout({"data": g.bus_bits, "last": 1})
         from amaranth.lib import stream
+
         from ..dma.engine import dma_status_layout
         super().__init__({
             "enable": In(1), "ring_base": In(32), "ring_size": In(32), "ring_tail": In(32),
@@ -116,11 +117,15 @@ class CommandProcessor(wiring.Component):
         tok = {n: Signal(8, name=f"tok_{n}") for n in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
         inc = {n: Signal(name=f"inc_{n}") for n in tok}
         dec = {n: Signal(name=f"dec_{n}") for n in tok}
+        # written as conditions rather than ``tok + inc - dec``: a comb signal that a
+        # simulator has not evaluated yet at time 0 (Icarus) is then ignored, not integrated
         for n in tok:
             with m.If(flush):
                 m.d.sync += tok[n].eq(0)
-            with m.Else():
-                m.d.sync += tok[n].eq(tok[n] + inc[n] - dec[n])
+            with m.Elif(inc[n] & ~dec[n]):
+                m.d.sync += tok[n].eq(tok[n] + 1)
+            with m.Elif(dec[n] & ~inc[n]):
+                m.d.sync += tok[n].eq(tok[n] - 1)
 
         progress = Signal()    # something completed this cycle (watchdog)
         done_count = Signal(32)

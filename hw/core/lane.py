@@ -1,6 +1,6 @@
 """One multiplier lane of the sparse tensor core."""
 
-from amaranth.hdl import Mux, Signal, Module, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

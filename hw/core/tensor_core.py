@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import BANK, Config
 from ...sim.golden import MULT_BITS
 from .lane import Lane
-from .requant import OutMode, Requantizer, lut_write_layout, requant_in_layout, result_layout
+from .requant import OutMode, Requantizer, lut_write_layout, result_layout
 
 __all__ = ["TensorCore", "tile_cmd_layout", "window_layout", "weight_layout", "COUNTER_BITS"]
 
