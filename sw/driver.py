@@ -35,7 +35,8 @@ DRAM_SIZE = 8 << 20
 
 
 class DeviceError(RuntimeError):
-    """The device stopped on an error; ``code`` (ErrorCode) and the faulting descriptor."""
+    """The device stopped on an error: ``code`` (ErrorCode), the faulting descriptor's address
+    ``desc_addr`` and its ring slot ``index``."""
 
     def __init__(self, code: int, desc_addr: int, index: int | None = None):
         try:
@@ -45,7 +46,7 @@ class DeviceError(RuntimeError):
         self.desc_addr = desc_addr
         self.index = index
         name = self.code.name if isinstance(self.code, ErrorCode) else f"code {code}"
-        where = f" (descriptor {index} of the program)" if index is not None else ""
+        where = f" (ring slot {index})" if index is not None else ""
         super().__init__(f"device error {name} at descriptor address {desc_addr:#010x}{where}")
 
 
