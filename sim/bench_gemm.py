@@ -1,9 +1,9 @@
 """``s4 bench gemm``: whole layers on the whole accelerator RTL, DRAM to DRAM through the
 driver, at every sparsity.
 
-The layers are BERT-base's linear layers (a few tokens, so that the simulation takes minutes)
-and two ResNet-50 3x3 convolutions lowered to GEMM by im2col (``K = 3 * 3 * C_in``, a slice of
-the output pixels as rows). Weights are random int8 pruned bank-balanced at each ``s`` from the
+The layers are BERT-base's linear layers (32 tokens, so that the simulation takes minutes)
+and two ResNet-50 convolutions lowered to GEMM by im2col (``K = kh * kw * C_in``, output pixels
+as rows). Weights are random int8 pruned bank-balanced at each ``s`` from the
 same dense matrix; outputs are int8 (bias, requantization, ReLU) and are checked against the
 golden model. ``cycles`` runs from handing the descriptors to the device to its completion
 interrupt, so it includes every DMA transfer and all descriptor overhead.
@@ -24,11 +24,11 @@ __all__ = ["LAYERS", "bench_gemm", "format_table", "plot_layers", "parse_shape"]
 
 #: name -> (M rows, K, N output channels)
 LAYERS = {
-    "bert_attn_768x768": (16, 768, 768),      # Q, K, V and attention output projections
-    "bert_ffn1_768x3072": (16, 768, 3072),    # FFN up-projection
-    "bert_ffn2_3072x768": (16, 3072, 768),    # FFN down-projection
+    "bert_attn_768x768": (32, 768, 768),      # Q, K, V and attention output projections
+    "bert_ffn1_768x3072": (32, 768, 3072),    # FFN up-projection
+    "bert_ffn2_3072x768": (32, 3072, 768),    # FFN down-projection
     "resnet50_conv3_3x3": (64, 3 * 3 * 128, 128),   # conv3_x 3x3, 128 -> 128, 64 of 28x28 px
-    "resnet50_conv4_3x3": (32, 3 * 3 * 256, 256),   # conv4_x 3x3, 256 -> 256, 32 of 14x14 px
+    "resnet50_conv5_1x1": (49, 2048, 512),    # conv5_x 1x1 reduce, 2048 -> 512, all 7x7 px
 }
 
 

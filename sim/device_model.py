@@ -156,6 +156,7 @@ class DeviceModel:
                 if off < 0 or end - self.dram_base > len(self.dram):
                     raise _Fault(ErrorCode.BUS_DECERR, addr)
                 raw = int.from_bytes(self.dram[off:off + DESC_BYTES], "little")
+                self._count("PERF_DMA_RD_BYTES", DESC_BYTES)   # the fetch is a DMA read too
                 self._set("RING_HEAD", "index", 0 if head + 1 >= size else head + 1)
                 self._execute(Descriptor.from_bits(raw), addr)
             except _Fault as f:

@@ -55,6 +55,27 @@ async def check_layer(dev: Driver, x, packed, params, label, max_cycles=2_000_00
     return res
 
 
+async def check_layer_against_model(dev: Driver, model: Driver, x, packed, params, label,
+                                    max_cycles=2_000_000):
+    """Run one layer on ``dev`` and on the functional model ``model``: the program bytes
+    (descriptors and DRAM images) must be identical and so must the results, bit for bit."""
+    mark, mark_m = dev.alloc.top, model.alloc.top
+    prog, prog_m = dev.program(x, packed, params), model.program(x, packed, params)
+    dev.alloc.top, model.alloc.top = mark, mark_m
+    assert [bytes(d) for d in prog.descs] == [bytes(d) for d in prog_m.descs], \
+        f"{label}: the two backends were given different descriptors"
+    assert prog.images == prog_m.images, f"{label}: the two backends got different DRAM images"
+    res = await check_layer(dev, x, packed, params, label, max_cycles)
+    res_m = await model.run_layer(x, packed, params)
+    bad = np.argwhere(res.y != res_m.y)
+    assert not len(bad), (f"{label}: {len(bad)} outputs differ from the functional model, first "
+                          f"at {tuple(bad[0])}")
+    for key in ("perf_dma_rd_bytes", "perf_dma_wr_bytes", "perf_desc"):
+        assert res.counters[key] == res_m.counters[key], \
+            f"{label}: {key} is {res.counters[key]} on the RTL, {res_m.counters[key]} on the model"
+    return res
+
+
 def _dma(addr, nbytes, target=Target.ACT, sram=0, rows=1, stride=None):
     return {"dram_addr": addr, "stride": nbytes if stride is None else stride,
             "row_bytes": nbytes, "rows": rows, "target": target, "sram_addr": sram}

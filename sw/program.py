@@ -108,6 +108,12 @@ class Allocator:
         return addr
 
 
+#: Compute cycles a channel-tile group aims for: short enough that filling the pipeline (the
+#: first group's weights) and draining it (the last group's outputs) cost little, long enough
+#: that its four descriptors are a small share of the DMA traffic.
+GROUP_CYCLES = 384
+
+
 @dataclass
 class LayerProgram:
     """Descriptors plus the DRAM images they read and the regions they write."""
@@ -150,19 +156,36 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     nb, nnz = packed.banks, packed.nnz
     mt_all, nt = layout.tiles(m, n, R, C)
     entries = nb * nnz
-    # row chunk: as many row tiles as fit the activation scratchpad
-    mt_chunk = min(mt_all, info.act_depth // nb)
-    if mt_chunk == 0:
+    if nb > info.act_depth:
         raise ValueError(f"K={packed.k} needs {nb} activation words per row tile; the "
                          f"scratchpad holds {info.act_depth}")
-    # channel-tile group: half of each double-buffered scratchpad
-    g_tiles = min(nt, (info.wgt_depth // 2) // entries, info.par_depth // 2,
-                  (info.out_depth // 2) // (mt_chunk * R))
-    if g_tiles == 0:
+    # Row chunks. Each weight word is used once per row tile of a chunk, so a chunk of
+    # ``reuse`` row tiles keeps weight traffic at most half the DRAM bus; with more than one
+    # chunk, the activation scratchpad is double-buffered and the next chunk's activations
+    # load while this chunk computes.
+    reuse = max(1, -(-4 * C // bb))
+    half_a = info.act_depth // 2
+    if mt_all <= reuse or half_a < nb:
+        act_double = False
+        mt_chunk = min(mt_all, info.act_depth // nb)
+    else:
+        act_double = True
+        mt_chunk = min(mt_all, reuse, half_a // nb)
+    chunks = [(c0, min(mt_chunk, mt_all - c0)) for c0 in range(0, mt_all, mt_chunk)]
+    # channel-tile groups: at most half of each double-buffered scratchpad, about GROUP_CYCLES
+    # of compute (short groups fill and drain the pipeline quickly), at least two per chunk
+    g_max = min(nt, (info.wgt_depth // 2) // entries, info.par_depth // 2,
+                (info.out_depth // 2) // (mt_chunk * R))
+    if g_max == 0:
         raise ValueError(f"one channel tile needs {entries} weight words (half the weight "
                          f"scratchpad is {info.wgt_depth // 2}) and {mt_chunk * R} output "
                          f"words (half is {info.out_depth // 2}); use a smaller K or sparser "
                          "weights")
+    g_tiles = max(1, min(g_max, -(-GROUP_CYCLES // (mt_chunk * entries)), -(-nt // 2)))
+    if act_double and nt < 2:
+        act_double = False                    # one group per chunk: nothing to overlap with
+        mt_chunk = min(mt_all, info.act_depth // nb)
+        chunks = [(c0, min(mt_chunk, mt_all - c0)) for c0 in range(0, mt_all, mt_chunk)]
     prog = LayerProgram(m=m, n=n, mode=params.mode, rows=R, cols=C)
 
     def image(data: bytes) -> int:
@@ -179,44 +202,66 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
 
     wgt_img = layout.wgt_image(packed, C)
     wgt_tile_bytes = entries * C * 2
-    bias = params.bias
-    par_img = layout.par_image(bias, params.mult, params.shift, n, C)
+    par_img = layout.par_image(params.bias, params.mult, params.shift, n, C)
     wgt_at = image(wgt_img)
     par_at = image(par_img)
     if params.lut is not None:
         load(Target.LUT, image(layout.lut_image(params.lut)), 256, 0)
     half_w, half_o = info.wgt_depth // 2, info.out_depth // 2
     half_p = info.par_depth // 2
+    act_word = R * BANK
     groups = [(j0, min(g_tiles, nt - j0)) for j0 in range(0, nt, g_tiles)]
-    for c0 in range(0, mt_all, mt_chunk):
-        mtc = min(mt_chunk, mt_all - c0)
-        xs = x[c0 * R:(c0 + mtc) * R]
-        if c0:
+    acts = []
+    for c0, mtc in chunks:
+        act_img = layout.act_image(x[c0 * R:(c0 + mtc) * R], R)
+        acts.append((image(act_img), len(act_img) // act_word))
+    total = len(chunks) * len(groups)
+    idx = 0
+    for ci, (c0, mtc) in enumerate(chunks):
+        act_base = (ci % 2) * half_a if act_double else 0
+        if ci == 0:
+            load(Target.ACT, acts[0][0], acts[0][1] * act_word, 0)
+        elif not act_double:
             prog.descs.append(descriptor(Opcode.SYNC))
-        act_img = layout.act_image(xs, R)
-        load(Target.ACT, image(act_img), len(act_img), 0)
+            load(Target.ACT, acts[ci][0], acts[ci][1] * act_word, 0)
         out_bytes = nt * mtc * R * C * 4
         out_at = alloc.alloc(out_bytes)
         prog.outputs.append((out_at, out_bytes, c0 * R, min(m - c0 * R, mtc * R)))
+        # the next chunk's activations, in pieces after groups 1.. of this one: by then every
+        # GEMM of the previous chunk (the other half's user) has finished
+        pieces = {}
+        if act_double and ci + 1 < len(chunks):
+            words = acts[ci + 1][1]
+            slots = list(range(1, len(groups))) or [0]
+            per = -(-words // len(slots))
+            for k, g in enumerate(slots):
+                w0, w1 = k * per, min(words, (k + 1) * per)
+                if w0 < w1:
+                    pieces[g] = (w0, w1)
         for g, (j0, gt) in enumerate(groups):
-            buf = g % 2
+            buf = idx % 2
+            more = idx + 2 < total
             wb = gt * wgt_tile_bytes
-            load(Target.WGT, wgt_at + j0 * wgt_tile_bytes, wb, buf * half_w, wait_next=g >= 2)
+            load(Target.WGT, wgt_at + j0 * wgt_tile_bytes, wb, buf * half_w, wait_next=idx >= 2)
             load(Target.PAR, par_at + j0 * C * 8, _len_pad(gt * C * 8, bb), buf * half_p,
                  sig_next=1)
-            more = g + 2 < len(groups)
+            if g in pieces:
+                w0, w1 = pieces[g]
+                load(Target.ACT, acts[ci + 1][0] + w0 * act_word, (w1 - w0) * act_word,
+                     ((ci + 1) % 2) * half_a + w0)
             prog.descs.append(descriptor(Opcode.GEMM, gemm={
-                "act_addr": 0, "wgt_addr": buf * half_w, "par_addr": buf * half_p,
+                "act_addr": act_base, "wgt_addr": buf * half_w, "par_addr": buf * half_p,
                 "out_addr": buf * half_o, "banks": nb, "m_tiles": mtc, "n_tiles": gt,
                 "log2s": packed.s.bit_length() - 1, "mode": int(params.mode == "int8"),
                 "relu": int(params.relu), "lut": int(params.lut is not None)},
-                wait_prev=1, wait_next=g >= 2, sig_prev=more, sig_next=1))
+                wait_prev=1, wait_next=idx >= 2, sig_prev=more, sig_next=1))
             ob = gt * mtc * R * C * 4
             prog.descs.append(descriptor(Opcode.STORE, dma={
                 "dram_addr": out_at + j0 * mtc * R * C * 4, "stride": ob, "row_bytes": ob,
                 "rows": 1, "target": 0, "sram_addr": buf * half_o},
                 wait_prev=1, sig_prev=more))
             prog.dram_bytes += wb + gt * C * 8 + ob
+            idx += 1
     prog.descs.append(descriptor(Opcode.COMPLETE))
     return prog
 
