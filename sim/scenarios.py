@@ -32,8 +32,8 @@ def int8_params(rng, x, packed, *, lut=True):
     bias = rng.integers(-(1 << 12), 1 << 12, n)
     peak = np.abs(golden.gemm_raw(x, packed, bias).astype(np.int64)).max(axis=0) + 1
     mult = rng.integers(1 << 14, 1 << 16, n)
-    shift = np.clip(np.array([int(p * u).bit_length() for p, u in zip(peak, mult)]) - 7,
-                    0, 47)
+    bits = [int(p * u).bit_length() for p, u in zip(peak, mult, strict=True)]
+    shift = np.clip(np.array(bits) - 7, 0, 47)
     return LayerParams("int8", bias=bias, mult=mult, shift=shift, relu=True,
                        lut=rng.integers(-128, 128, 256, dtype=np.int8) if lut else None)
 
@@ -119,8 +119,10 @@ def error_programs(dev: Driver):
     ]
 
 
-async def run_error_case(dev: Driver, name, code, descs, index, *, good_layer, watchdog=2000):
-    """Submit a bad program, check the error, then check a good layer runs correctly."""
+async def run_error_case(dev: Driver, name, code, descs, index, *, good_layer, watchdog=2000,
+                         after_error=None):
+    """Submit a bad program, check the error (and ``after_error()``, if given, before anything
+    else runs), then check a good layer runs correctly."""
     await dev.set_watchdog(watchdog)
     first = None
     try:
@@ -133,6 +135,8 @@ async def run_error_case(dev: Driver, name, code, descs, index, *, good_layer, w
         assert e.desc_addr == want, f"{name}: faulting address {e.desc_addr:#x} != {want:#x}"
     else:
         raise AssertionError(f"{name}: the device reported no error")
+    if after_error is not None:
+        after_error()
     await dev.set_watchdog(0)
     x, packed, params = good_layer
     await check_layer(dev, x, packed, params, f"good layer after {name}")

@@ -84,15 +84,21 @@ async def every_error_code(dut):
     for name, code, descs, index in scenarios.error_programs(dev):
         irq_seen = []
 
-        async def watch_irq():
+        async def watch_irq(seen):
             for _ in range(300_000):
                 await RisingEdge(dut.clk)
                 if dut.irq.value == 1:
-                    irq_seen.append(True)
+                    seen.append(True)
                     return
-        cocotb.start_soon(watch_irq())
-        await scenarios.run_error_case(dev, name, code, descs, index, good_layer=good)
-        assert irq_seen, f"{name}: the interrupt line never rose"
+
+        def irq_rose(seen=irq_seen, name=name):
+            # checked as soon as the error is reported, before the good job's done interrupt
+            assert seen, f"{name}: the interrupt line never rose"
+
+        watcher = cocotb.start_soon(watch_irq(irq_seen))
+        await scenarios.run_error_case(dev, name, code, descs, index, good_layer=good,
+                                       after_error=irq_rose)
+        watcher.cancel()
         dut._log.info("%s: %s reported with the right address, next job correct", name,
                       code.name)
     _no_violations(be)

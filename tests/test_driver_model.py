@@ -35,11 +35,16 @@ def test_large_layer_is_chunked(rng):
     asyncio.run(main())
 
 
-def test_discovery_matches_config():
+@pytest.mark.parametrize("name", ["tiny", "fpga"])
+def test_discovery_matches_config(name):
+    """What the driver reads from the capability registers is the configuration."""
+    from s4accel.config import load_config
+    from s4accel.sw.program import DeviceInfo
+
     async def main():
-        dev = Driver(ModelBackend("fpga"))
+        dev = Driver(ModelBackend(name))
         info = await dev.open()
-        assert (info.rows, info.cols, info.bus_bits, info.act_sram_kib) == (8, 8, 128, 64)
+        assert info == DeviceInfo.from_config(load_config(name))
         assert info.sparsities == (1, 2, 4, 8, 16, 32)
     asyncio.run(main())
 
