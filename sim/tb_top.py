@@ -15,10 +15,10 @@ from .rtl_backend import RtlBackend
 from .tb_core import config_from_env, seed_from_env
 
 
-async def _open(dut, rng, pause=0.0):
+async def _open(dut, rng, pause=0.0, use_irq=True):
     be = RtlBackend(dut, rng=rng, axi_pause=pause)
     await be.start()
-    dev = Driver(be)
+    dev = Driver(be, use_irq=use_irq)
     await dev.open()
     return be, dev
 
@@ -63,15 +63,26 @@ async def layers_every_sparsity(dut):
 
 @cocotb.test()
 async def layers_with_axi_backpressure(dut):
-    """Random idle/backpressure on every AXI channel of the DRAM and CSR ports."""
+    """Random idle/backpressure on every AXI channel of the DRAM and CSR ports; the driver
+    polls STATUS/IRQ with interrupts disabled (the line must stay low)."""
     cfg = config_from_env()
     rng = np.random.default_rng(seed_from_env(dut, "layers_with_axi_backpressure"))
-    be, dev = await _open(dut, rng, pause=0.3)
+    be, dev = await _open(dut, rng, pause=0.3, use_irq=False)
+    irq_high = []
+
+    async def watch_irq():
+        while True:
+            await RisingEdge(dut.clk)
+            if dut.irq.value == 1:
+                irq_high.append(await be.cycle())
+    watcher = cocotb.start_soon(watch_irq())
     for _ in range(int(os.environ.get("S4_CASES", "3"))):
         s = cfg.sparsities[int(rng.integers(0, len(cfg.sparsities)))]
         mode = ("raw", "int8")[int(rng.integers(0, 2))]
         await scenarios.check_layer(dev, *scenarios.random_layer(rng, dev.info, s, mode),
                                     f"backpressure s={s} {mode}")
+    watcher.cancel()
+    assert not irq_high, f"the interrupt line rose with CTRL.irq_en = 0 (cycle {irq_high[0]})"
     _no_violations(be)
 
 
