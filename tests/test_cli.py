@@ -115,3 +115,28 @@ def test_regmap_check(tmp_path, capsys):
     path.write_text(path.read_text().replace("0x000u", "0x004u", 1))
     assert main(["regmap", "--format", "c", "-o", str(path), "--check"]) == 1
     assert "out of date" in capsys.readouterr().err
+
+
+def test_bench_gemm_small(tmp_path, capsys):
+    """``s4 bench gemm --json`` on a small layer: the documented keys, bit-exact results, and
+    a sparse run faster than the dense one."""
+    plot = tmp_path / "g.png"
+    rc = main(["bench", "gemm", "--config", "tiny", "--shape", "16x96x24", "--sparsity", "1",
+               "--sparsity", "8", "--json", "--plot", str(plot)])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["sparsity"] for r in rows] == [1, 8]
+    for r in rows:
+        for key in ("layer", "sparsity", "cycles", "speedup_vs_dense", "lane_utilization",
+                    "dram_bytes"):
+            assert key in r, key
+        assert r["bit_exact"] and r["layer"] == "custom_16x96x24"
+        assert 0 < r["lane_utilization"] <= 1
+    assert rows[1]["cycles"] < rows[0]["cycles"] and rows[1]["speedup_vs_dense"] > 1
+    assert rows[1]["dram_bytes"] < rows[0]["dram_bytes"]
+    assert plot.stat().st_size > 0
+
+
+def test_bench_gemm_refuses_unknown_layer(capsys):
+    assert main(["bench", "gemm", "--layer", "bert_huge"]) == 2
+    assert "unknown layer 'bert_huge'" in capsys.readouterr().err

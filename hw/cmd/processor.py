@@ -128,8 +128,16 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += tok[n].eq(tok[n] - 1)
 
         progress = Signal()    # something completed this cycle (watchdog)
-        done_count = Signal(32)
-        m.d.comb += self.desc_done.eq(done_count)
+        # descriptors finished: dispatcher (NOP/SYNC/COMPLETE), LOAD, GEMM and STORE can each
+        # finish one in the same cycle, so each has its own counter and the total is their sum
+        # (a counter per source, incremented under a condition, also keeps comb inputs a
+        # simulator has not evaluated yet at time 0 (Icarus) out of the count)
+        done_inc = [Signal(name=f"done_inc{i}") for i in range(4)]
+        done_cnt = [Signal(32, name=f"done_cnt{i}") for i in range(4)]
+        for inc_k, cnt_k in zip(done_inc, done_cnt, strict=True):
+            with m.If(inc_k):
+                m.d.sync += cnt_k.eq(cnt_k + 1)
+        m.d.comb += self.desc_done.eq(sum(done_cnt)[:32])
 
         # -- read path ownership (descriptor fetch or LOAD) ----------------------------------
         rd_busy = Signal()
@@ -208,7 +216,7 @@ class CommandProcessor(wiring.Component):
             pass
         with m.If(consume & ((op == Opcode.NOP.value) | (op == Opcode.SYNC.value)
                              | (op == Opcode.COMPLETE.value))):
-            m.d.sync += done_count.eq(done_count + 1)
+            m.d.comb += done_inc[0].eq(1)
 
         def ready_tokens(h, prev, nxt):
             ok = Const(1)
@@ -277,8 +285,7 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [ld_running.eq(0), ld_wait.eq(0), ld_busy.eq(0), rd_busy.eq(0)]
             with m.If(self.dma_rd_done.payload.code == DmaError.OK):
                 give_tokens(ld.desc.header, None, "ld2ex")
-                m.d.comb += progress.eq(1)
-                m.d.sync += done_count.eq(done_count + 1)
+                m.d.comb += [progress.eq(1), done_inc[1].eq(1)]
             with m.Else():
                 m.d.comb += ld_fault_bus.eq(1)
         faults.append((ld_fault_bus, _dma_code(self.dma_rd_done.payload.code), ld.addr))
@@ -329,7 +336,8 @@ class CommandProcessor(wiring.Component):
         with m.If(ex_issue & self.spu_gemm_ready):
             m.d.sync += [ex_issue.eq(0), ex_run.eq(1)]
         with m.If(ex_run & self.spu_gemm_done):
-            m.d.sync += [ex_run.eq(0), ex_busy.eq(0), done_count.eq(done_count + 1)]
+            m.d.sync += [ex_run.eq(0), ex_busy.eq(0)]
+            m.d.comb += done_inc[2].eq(1)
             give_tokens(ex.desc.header, "ex2ld", "ex2st")
             m.d.comb += progress.eq(1)
 
@@ -374,8 +382,7 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [st_run.eq(0), st_busy.eq(0)]
             with m.If(self.dma_wr_done.payload.code == DmaError.OK):
                 give_tokens(st.desc.header, "st2ex", None)
-                m.d.comb += progress.eq(1)
-                m.d.sync += done_count.eq(done_count + 1)
+                m.d.comb += [progress.eq(1), done_inc[3].eq(1)]
             with m.Else():
                 m.d.comb += st_fault_bus.eq(1)
         faults.append((st_fault_bus, _dma_code(self.dma_wr_done.payload.code), st.addr))
