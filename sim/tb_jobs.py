@@ -99,3 +99,39 @@ async def bench_gemm(dut):
                           res.cycles, res.cycles / wall, res.counters)
             with open(os.environ["S4_RESULT"], "w") as f:
                 json.dump(rows, f)
+
+
+@cocotb.test()
+async def run_models(dut):
+    """Compiled models on the whole accelerator (``s4 demo``, ``s4 digits``): each model of the
+    pickled job runs batch by batch through the driver; outputs, cycles and counters are
+    written back, and progress goes to ``S4_PROGRESS`` as it happens."""
+    import pickle
+
+    from ..sw.compiler import run_model
+    from ..sw.driver import Driver
+    from .rtl_backend import RtlBackend
+
+    with open(os.environ["S4_JOB"], "rb") as f:
+        job = pickle.load(f)
+    be = RtlBackend(dut)
+    await be.start()
+    dev = Driver(be)
+    await dev.open()
+    x_q, batch = job["x_q"], job["batch"]
+    total = len(job["models"]) * -(-len(x_q) // batch)
+    done = 0
+    out = {}
+    for name, model in job["models"].items():
+        ys, cycles, counters = [], [], []
+        for i in range(0, len(x_q), batch):
+            y, cyc, results = await run_model(dev, model, x_q[i:i + batch])
+            ys.append(y)
+            cycles.append(cyc)
+            counters.append([r.counters for r in results])
+            done += 1
+            with open(os.environ["S4_PROGRESS"], "w") as f:
+                json.dump({"done": done, "total": total, "model": name}, f)
+        out[name] = {"y": np.concatenate(ys), "cycles": cycles, "counters": counters}
+    with open(os.environ["S4_RESULT"], "wb") as f:
+        pickle.dump(out, f)

@@ -137,6 +137,16 @@ def _cmd_regmap(args):
         raise CliError(str(e)) from e
 
 
+def _cmd_demo(args):
+    from ..sim.demo import demo
+
+    try:
+        demo(args.config, images=args.images, batch=args.batch, seed=args.seed, sim=args.sim)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    return 0
+
+
 def _cmd_generate(args):
     from ..config import ConfigError
     from ..hw.generate import generate
@@ -194,6 +204,14 @@ def build_parser():
     gemm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     gemm.add_argument("--out", required=True)
     gemm.set_defaults(func=_cmd_gemm)
+
+    dm = sub.add_parser("demo", help="the digits model at 16x sparsity on the accelerator RTL")
+    dm.add_argument("--config", default="fpga")
+    dm.add_argument("--images", type=int, default=128, help="test images run on the RTL")
+    dm.add_argument("--batch", type=int, default=32, help="images per device job")
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    dm.set_defaults(func=_cmd_demo)
 
     gen = sub.add_parser("generate", help="Verilog of the whole accelerator and its register "
                                           "documentation")

@@ -1,0 +1,237 @@
+"""From float weights to device programs: prune, quantize, pack, tile, schedule.
+
+A model is a chain of linear layers ``y = act(x @ W.T + b)`` (:class:`FloatLinear`), as in an
+MLP or the linear layers of a transformer. :func:`compile_model` turns it into a
+:class:`CompiledModel`:
+
+1. **Pruning**: each layer's float weights are pruned bank-balanced to its sparsity ``s``
+   (:func:`s4accel.sw.sparse.prune`, magnitude per bank of 32).
+2. **Quantization** (symmetric int8, calibrated on sample inputs): the input of layer 0 gets a
+   per-tensor scale ``s_x = max|x_calib| / 127``; weights get per-output-channel scales
+   ``s_w[n] = max|W[n]| / 127``; the bias becomes int32 ``round(b / (s_x * s_w))``. A layer
+   with int8 output (every layer but the last, by default) requantizes on the device with
+   ``mult * 2**-shift ~= s_x * s_w[n] / s_y``, ``s_y`` from the calibrated output range, and
+   applies ReLU on the device; its int8 output is the next layer's input with scale ``s_y``.
+   The last layer returns raw int32 (``acc + bias``), dequantized on the host.
+3. **Packing, tiling, scheduling**: :func:`s4accel.sw.program.layer_program` places each layer
+   in the scratchpads and orders its descriptors so loads and stores overlap the GEMMs.
+
+Operations the device lacks run on the host and are named in :meth:`CompiledModel.summary`
+(input quantization, the final dequantization, and whatever the caller adds, for example
+softmax, layer norm or argmax).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import SPARSITY_LEVELS
+from ..sim import golden
+from .program import LayerParams
+from .sparse import PackedWeights, pack, prune
+
+__all__ = ["FloatLinear", "QuantLayer", "CompiledModel", "compile_model", "requant_params"]
+
+
+@dataclass
+class FloatLinear:
+    """One float layer ``y = x @ weight.T + bias``, optionally followed by ReLU."""
+    weight: np.ndarray            # [N, K]
+    bias: np.ndarray | None = None
+    relu: bool = False
+    name: str = ""
+
+    def __post_init__(self):
+        self.weight = np.asarray(self.weight, dtype=np.float64)
+        if self.weight.ndim != 2:
+            raise ValueError(f"layer {self.name!r}: weight must be 2-D [N, K], not "
+                             f"{self.weight.shape}")
+        n = self.weight.shape[0]
+        self.bias = (np.zeros(n) if self.bias is None
+                     else np.asarray(self.bias, dtype=np.float64).reshape(-1))
+        if self.bias.shape != (n,):
+            raise ValueError(f"layer {self.name!r}: bias must have {n} entries, not "
+                             f"{self.bias.shape}")
+
+    def __call__(self, x):
+        y = np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
+        return np.maximum(y, 0) if self.relu else y
+
+
+@dataclass
+class QuantLayer:
+    """A compiled layer: packed int8 weights and the output parameters the device uses."""
+    name: str
+    sparsity: int
+    packed: PackedWeights
+    params: LayerParams
+    in_scale: float               # real value of one input LSB
+    w_scale: np.ndarray           # [N] real value of one weight LSB per output channel
+    out_scale: float | None       # real value of one output LSB (int8 layers)
+    w_pruned: np.ndarray          # [N, K] float weights after pruning (for the float reference)
+    bias: np.ndarray              # [N] float bias
+    relu: bool = False
+
+    @property
+    def stored_weights(self) -> int:
+        return self.packed.n * self.packed.banks * self.packed.nnz
+
+
+@dataclass
+class CompiledModel:
+    layers: list = field(default_factory=list)
+    in_scale: float = 1.0
+    host_ops: list = field(default_factory=list)
+
+    def quantize_input(self, x) -> np.ndarray:
+        """Host: float input -> int8 with the calibrated scale."""
+        q = np.round(np.asarray(x, dtype=np.float64) / self.in_scale)
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize_output(self, raw) -> np.ndarray:
+        """Host: the last layer's int32 output -> float."""
+        last = self.layers[-1]
+        return np.asarray(raw, dtype=np.float64) * last.in_scale * last.w_scale
+
+    def reference(self, x_q) -> np.ndarray:
+        """The golden model of the whole chain on int8 input: what the device must return
+        (int32 output of the last layer)."""
+        h = np.asarray(x_q)
+        for layer in self.layers:
+            p = layer.params
+            if p.mode == "raw":
+                h = golden.gemm_raw(h, layer.packed, p.bias)
+            else:
+                h = golden.gemm_int8(h, layer.packed, p.bias, p.mult, p.shift, relu=p.relu,
+                                     lut=p.lut)
+        return h
+
+    def float_pruned(self, x) -> np.ndarray:
+        """The float model with the pruned weights (no quantization)."""
+        h = np.asarray(x, dtype=np.float64)
+        for layer in self.layers:
+            h = h @ layer.w_pruned.T + layer.bias
+            if layer.relu:
+                h = np.maximum(h, 0)
+        return h
+
+    @property
+    def stored_weights(self) -> int:
+        return sum(layer.stored_weights for layer in self.layers)
+
+    def summary(self) -> str:
+        lines = [f"{'layer':<12} {'K':>5} {'N':>5} {'s':>3} {'stored w':>9} {'output':<22}"]
+        for layer in self.layers:
+            p = layer.params
+            out = "int32 (raw)" if p.mode == "raw" else "int8" + (" + ReLU" if p.relu else "")
+            lines.append(f"{layer.name:<12} {layer.packed.k:>5} {layer.packed.n:>5} "
+                         f"{layer.sparsity:>3} {layer.stored_weights:>9} {out:<22}")
+        lines.append(f"stored weights: {self.stored_weights}")
+        lines.append("on the host: " + ", ".join(self.host_ops))
+        return "\n".join(lines)
+
+
+def requant_params(scale) -> tuple[np.ndarray, np.ndarray]:
+    """``(mult, shift)`` with ``mult * 2**-shift ~= scale`` per channel, ``mult`` < 2**16."""
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float64))
+    if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+        raise ValueError(f"requantization scales must be positive and finite, got "
+                         f"{scale[(scale <= 0) | ~np.isfinite(scale)][:3]}")
+    mult = np.zeros(scale.shape, np.int64)
+    shift = np.zeros(scale.shape, np.int64)
+    for i, v in enumerate(scale):
+        sh = golden.SHIFT_MAX
+        while sh > 0 and round(v * 2.0 ** sh) >= 1 << golden.MULT_BITS:
+            sh -= 1
+        mult[i] = min(round(v * 2.0 ** sh), (1 << golden.MULT_BITS) - 1)
+        shift[i] = sh
+    return mult, shift
+
+
+def _w_quant(w):
+    peak = np.abs(w).max(axis=1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    q = np.clip(np.round(w / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> CompiledModel:
+    """Compile float ``layers`` (a list of :class:`FloatLinear`) for the device.
+
+    ``calib_x`` is a float array of sample inputs ``[B, K0]`` used to choose the input and
+    activation scales. ``sparsity`` is one ``s`` for every layer or a list with one per layer.
+    Every layer but the last outputs int8 (ReLU, if the layer has it, on the device); the last
+    outputs raw int32 unless ``last_raw`` is False.
+    """
+    layers = list(layers)
+    if not layers:
+        raise ValueError("a model needs at least one layer")
+    s_list = list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity] * len(layers)
+    if len(s_list) != len(layers):
+        raise ValueError(f"{len(s_list)} sparsity levels for {len(layers)} layers")
+    for i, s in enumerate(s_list):
+        if s not in SPARSITY_LEVELS:
+            raise ValueError(f"layer {i}: sparsity must be one of {SPARSITY_LEVELS}, not {s!r}")
+    for i in range(1, len(layers)):
+        if layers[i].weight.shape[1] != layers[i - 1].weight.shape[0]:
+            raise ValueError(f"layer {i} takes K={layers[i].weight.shape[1]} inputs but layer "
+                             f"{i - 1} gives N={layers[i - 1].weight.shape[0]}")
+    calib = np.asarray(calib_x, dtype=np.float64)
+    if calib.ndim != 2 or calib.shape[1] != layers[0].weight.shape[1]:
+        raise ValueError(f"calibration inputs must be [B, {layers[0].weight.shape[1]}], not "
+                         f"{calib.shape}")
+    peak = float(np.abs(calib).max())
+    in_scale = peak / 127.0 if peak > 0 else 1.0
+    model = CompiledModel(in_scale=in_scale,
+                          host_ops=["input quantization (float -> int8)", *host_ops])
+    x_scale = in_scale
+    h_q = model.quantize_input(calib)                      # int8 activations through the chain
+    for i, (layer, s) in enumerate(zip(layers, s_list, strict=True)):
+        name = layer.name or f"layer{i}"
+        w_pruned = prune(layer.weight, s)
+        w_q, w_scale = _w_quant(w_pruned)
+        packed = pack(prune(w_q, s), s)
+        acc_scale = x_scale * w_scale
+        bias_q = np.clip(np.round(layer.bias / acc_scale), -(1 << 31),
+                         (1 << 31) - 1).astype(np.int64)
+        last = i == len(layers) - 1
+        if last and last_raw:
+            params = LayerParams("raw", bias=bias_q)
+            out_scale = None
+            if layer.relu:
+                model.host_ops.append(f"ReLU of {name} (raw int32 output)")
+        else:
+            # calibrate the output range on the quantized chain itself
+            acc = golden.gemm_raw(h_q, packed, bias_q).astype(np.float64) * acc_scale
+            if layer.relu:
+                acc = np.maximum(acc, 0)
+            top = float(np.abs(acc).max())
+            out_scale = top / 127.0 if top > 0 else 1.0
+            mult, shift = requant_params(acc_scale / out_scale)
+            params = LayerParams("int8", bias=bias_q, mult=mult, shift=shift, relu=layer.relu)
+        q = QuantLayer(name=name, sparsity=s, packed=packed, params=params, in_scale=x_scale,
+                       w_scale=w_scale, out_scale=out_scale, w_pruned=w_pruned,
+                       bias=layer.bias, relu=layer.relu)
+        model.layers.append(q)
+        if not last or not last_raw:
+            h_q = golden.gemm_int8(h_q, packed, params.bias, params.mult, params.shift,
+                                   relu=params.relu)
+            x_scale = out_scale
+    if last_raw:
+        model.host_ops.append("output dequantization (int32 -> float)")
+    return model
+
+
+async def run_model(driver, model: CompiledModel, x_q, *, max_cycles=50_000_000):
+    """Run a compiled model layer by layer through a :class:`~s4accel.sw.driver.Driver`;
+    returns ``(int32 output, total device cycles, per-layer LayerResults)``. Between layers
+    the host moves the int8 output into the next layer's activation layout."""
+    h = np.asarray(x_q)
+    results = []
+    for layer in model.layers:
+        res = await driver.run_layer(h, layer.packed, layer.params, max_cycles=max_cycles)
+        results.append(res)
+        h = res.y
+    return h, sum(r.cycles for r in results), results
