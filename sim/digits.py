@@ -124,3 +124,56 @@ def build_models(seed=0, archs=None):
         compiled = compile_model(mlp.layers(), x_tr, s, host_ops=["argmax"])
         out[name] = (mlp, compiled)
     return out, (x_tr, y_tr, x_te, y_te)
+
+
+def experiment(config="fpga", *, images=64, batch=32, seed=0, sim="verilator", rtl=True):
+    """The table of the three architectures: stored weights, accuracy (float, and int8 on the
+    functional device model over the whole test split), device cycles per image (RTL on a
+    sample of ``images`` test images, bit-exact against the functional model)."""
+    from .demo import run_on_model, run_on_rtl
+
+    models, (x_tr, y_tr, x_te, y_te) = build_models(seed)
+    rows, fm = [], {}
+    x_q = None
+    for name, (mlp, cm) in models.items():
+        xin = cm.quantize_input(x_te)
+        if x_q is None:
+            x_q = xin
+        elif not np.array_equal(xin, x_q):
+            raise AssertionError("the models were calibrated to different input scales")
+        y, _ = run_on_model(config, cm, xin)
+        if not np.array_equal(y, cm.reference(xin)):
+            raise AssertionError(f"{name}: the functional model differs from the golden model")
+        fm[name] = y
+        hidden, s = ARCHS[name]
+        rows.append({"model": name, "hidden": hidden, "sparsity": s,
+                     "stored_weights": cm.stored_weights,
+                     "accuracy_float": accuracy(mlp.logits(x_te), y_te),
+                     "accuracy_int8": accuracy(cm.dequantize_output(y), y_te),
+                     "test_images": len(y_te)})
+    info = {}
+    if rtl:
+        n = min(images, len(y_te))
+        out, info = run_on_rtl(config, {k: v[1] for k, v in models.items()}, x_q[:n],
+                               batch=batch, sim=sim)
+        for r in rows:
+            got = out[r["model"]]
+            if not np.array_equal(got["y"], fm[r["model"]][:n]):
+                raise AssertionError(f"{r['model']}: RTL outputs differ from the functional "
+                                     "model")
+            r["cycles_per_image"] = sum(got["cycles"]) / n
+            r["rtl_images"] = n
+            r["bit_exact"] = True
+    return rows, info
+
+
+def format_table(rows) -> str:
+    head = (f"{'model':<9} {'MLP':>14} {'s':>3} {'stored w':>9} {'acc float':>9} "
+            f"{'acc int8':>9} {'cycles/img':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cyc = f"{r['cycles_per_image']:>10.1f}" if "cycles_per_image" in r else f"{'-':>10}"
+        lines.append(f"{r['model']:<9} {'64-' + str(r['hidden']) + '-10':>14} {r['sparsity']:>3} "
+                     f"{r['stored_weights']:>9} {r['accuracy_float']:>9.4f} "
+                     f"{r['accuracy_int8']:>9.4f} {cyc}")
+    return "\n".join(lines)

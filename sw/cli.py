@@ -147,6 +147,24 @@ def _cmd_demo(args):
     return 0
 
 
+def _cmd_bench_digits(args):
+    from ..sim.digits import experiment, format_table
+
+    print(f"s4 bench digits: training three MLPs, running them on the device model and "
+          f"{args.images} images on the RTL ({args.config}) ...", file=sys.stderr)
+    rows, info = experiment(args.config, images=args.images, batch=args.batch, seed=args.seed,
+                            sim=args.sim)
+    out = sys.stderr if args.json else sys.stdout
+    n = rows[0]["test_images"]
+    print(f"\nDigits MLPs, config {args.config}: accuracy on {n} test images (functional "
+          f"device model), cycles per image on the RTL ({rows[0].get('rtl_images')} images, "
+          "bit-exact)", file=out)
+    print(format_table(rows), file=out)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
 def _cmd_generate(args):
     from ..config import ConfigError
     from ..hw.generate import generate
@@ -181,6 +199,15 @@ def build_parser():
     core.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     core.add_argument("--plot", help="PNG path (default bench_core_<config>.png)")
     core.set_defaults(func=_cmd_bench_core)
+
+    bd = bsub.add_parser("digits", help="small dense vs wide sparse MLPs on the digits set")
+    bd.add_argument("--config", default="fpga")
+    bd.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
+    bd.add_argument("--images", type=int, default=64, help="test images run on the RTL")
+    bd.add_argument("--batch", type=int, default=32)
+    bd.add_argument("--seed", type=int, default=0)
+    bd.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    bd.set_defaults(func=_cmd_bench_digits)
 
     bg = bsub.add_parser("gemm", help="whole layers DRAM to DRAM on the accelerator RTL")
     bg.add_argument("--config", default="fpga")
