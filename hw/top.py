@@ -1,17 +1,26 @@
 """The whole accelerator: register block, command processor, DMA engine and SPU."""
 
-from amaranth.hdl import Module, ResetInserter
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Config
 from .bus.axi import AXI4, AXI4Lite
+from .cmd.descriptors import MAX_SPUS
 from .cmd.processor import CommandProcessor
 from .csr.block import CsrBlock
 from .dma.engine import DmaEngine
 from .spu.spu import Spu
 
 __all__ = ["S4Top"]
+
+
+def _or_all(values):
+    values = list(values)
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
 
 
 class S4Top(wiring.Component):
@@ -30,9 +39,9 @@ class S4Top(wiring.Component):
     @staticmethod
     def check(config: Config):
         """Raise ``ValueError`` if the RTL cannot build ``config``."""
-        if config.spus != 1:
-            raise ValueError(f"the RTL top level builds one SPU, not spus={config.spus} "
-                             "(multi-SPU arrays are the performance model's for now)")
+        if config.spus > MAX_SPUS:
+            raise ValueError(f"the RTL top level builds at most {MAX_SPUS} SPUs, not "
+                             f"spus={config.spus} (larger arrays are the performance model's)")
 
     def __new__(cls, config: Config, *args, **kwargs):
         cls.check(config)   # before Elaboratable registers the object as one to be used
@@ -57,9 +66,19 @@ class S4Top(wiring.Component):
         m.submodules.csr = csr = CsrBlock(cfg)
         m.submodules.cmd = cmd = CommandProcessor(cfg)
         m.submodules.dma = dma = DmaEngine(cfg)
-        spu = Spu(cfg)
-        m.submodules.spu = ResetInserter(cmd.flush)(spu)
+        n = cfg.spus
+        spus = []
+        for i in range(n):
+            spu = Spu(cfg)
+            m.submodules[f"spu{i}" if n > 1 else "spu"] = ResetInserter(cmd.flush)(spu)
+            spus.append(spu)
+        all_mask = Const((1 << n) - 1, n)
 
+        def selected(mask):
+            """The SPUs a descriptor's ``spu_mask`` selects (0: all)."""
+            sel = Signal(n)
+            m.d.comb += sel.eq(Mux(mask[:n] == 0, all_mask, mask[:n]))
+            return sel
         wiring.connect(m, wiring.flipped(self.csr), csr.bus)
         wiring.connect(m, dma.bus, wiring.flipped(self.dram))
         m.d.comb += self.irq.eq(csr.irq)
@@ -82,10 +101,11 @@ class S4Top(wiring.Component):
             d("err_addr_addr").eq(cmd.err_addr),
             d("irq_done_set").eq(cmd.irq_done_set),
             d("irq_error_set").eq(cmd.irq_error_set),
-            d("perf_busy_count").eq(spu.busy_cycles),
-            d("perf_mac_count").eq(spu.mac_cycles),
-            d("perf_stall_in_count").eq(spu.stall_input_cycles),
-            d("perf_stall_out_count").eq(spu.stall_output_cycles),
+            # busy: any SPU; MAC and stall cycles: summed over the SPUs (MACs = count * lanes)
+            d("perf_busy_count").eq(spus[0].busy_cycles),
+            d("perf_mac_count").eq(sum(u.mac_cycles for u in spus)[:32]),
+            d("perf_stall_in_count").eq(sum(u.stall_input_cycles for u in spus)[:32]),
+            d("perf_stall_out_count").eq(sum(u.stall_output_cycles for u in spus)[:32]),
             d("perf_dma_rd_bytes_count").eq(dma.rd_bytes),
             d("perf_dma_wr_bytes_count").eq(dma.wr_bytes),
             d("perf_desc_count").eq(cmd.desc_done),
@@ -104,24 +124,66 @@ class S4Top(wiring.Component):
         wiring.connect(m, dma.o_wr_done, cmd.dma_wr_done)
         m.d.comb += [dma.abort.eq(cmd.dma_abort), cmd.dma_idle.eq(dma.o_idle)]
 
-        # command processor <-> SPU
+        # command processor <-> SPUs
+        # GEMM: starts on every selected SPU at once, done when the last one is
+        g_sel = selected(cmd.spu_gemm.header.spu_mask)
+        g_ready = Signal()
+        m.d.comb += g_ready.eq(Cat(u.i_gemm.ready | ~g_sel[i] for i, u in enumerate(spus)).all())
+        pending = Signal(n)
+        done_vec = Signal(n)
+        m.d.comb += done_vec.eq(Cat(u.gemm_done for u in spus))
+        for i, u in enumerate(spus):
+            m.d.comb += [u.i_gemm.valid.eq(cmd.spu_gemm_valid & g_ready & g_sel[i]),
+                         u.i_gemm.payload.eq(cmd.spu_gemm.body.gemm)]
+        m.d.comb += cmd.spu_gemm_ready.eq(g_ready)
+        with m.If(cmd.flush):
+            m.d.sync += pending.eq(0)
+        with m.Elif(cmd.spu_gemm_valid & g_ready):
+            m.d.sync += pending.eq(g_sel)
+        with m.Else():
+            # per bit under a condition: an SPU's done output that Icarus has not evaluated
+            # yet (X before its first GEMM) then leaves the bit alone instead of making it X
+            for i in range(n):
+                with m.If(done_vec[i]):
+                    m.d.sync += pending[i].eq(0)
+        m.d.comb += cmd.spu_gemm_done.eq(pending.any() & ~(pending & ~done_vec).any())
+        # LOAD: one DRAM read written into every selected SPU (multicast). Each SPU sees the
+        # beat until it takes it (an SPU may need several cycles per beat, as LUT loads do);
+        # the beat leaves the DMA once every selected SPU has taken it.
+        l_sel = selected(cmd.spu_load_mask)
+        taken = Signal(n)          # SPUs that already took the current beat
+        took = Signal(n)
+        for i, u in enumerate(spus):
+            m.d.comb += [
+                u.load_start.eq(cmd.spu_load_start & l_sel[i]),
+                u.load_target.eq(cmd.spu_load_target),
+                u.load_addr.eq(cmd.spu_load_addr),
+                u.i_load.valid.eq(cmd.spu_load.valid & l_sel[i] & ~taken[i]),
+                u.i_load.payload.eq(cmd.spu_load.payload),
+                took[i].eq(u.i_load.valid & u.i_load.ready),
+            ]
+        l_all = Signal()
+        m.d.comb += [l_all.eq((~l_sel | taken | took).all()),
+                     cmd.spu_load.ready.eq(l_all)]
+        with m.If(cmd.flush | (cmd.spu_load.valid & l_all)):
+            m.d.sync += taken.eq(0)
+        with m.Elif(cmd.spu_load.valid):
+            m.d.sync += taken.eq(taken | took)
+        # STORE: from the lowest selected SPU. Written as expressions, not m.If: a comb block
+        # whose inputs never change is never evaluated by Icarus and would stay X.
+        s_sel = selected(cmd.spu_store_mask)
+        s_one = Signal(n)          # one-hot: the lowest set bit of s_sel
+        m.d.comb += s_one.eq(s_sel & -s_sel)
+        st_valid, st_data = Signal(), Signal(len(dma.i_wr_data.payload.data))
+        for i, u in enumerate(spus):
+            m.d.comb += [u.store_start.eq(cmd.spu_store_start & s_one[i]),
+                         u.store_addr.eq(cmd.spu_store_addr),
+                         u.store_beats.eq(cmd.spu_store_beats),
+                         u.o_store.ready.eq(dma.i_wr_data.ready & s_one[i])]
         m.d.comb += [
-            spu.i_gemm.valid.eq(cmd.spu_gemm_valid),
-            spu.i_gemm.payload.eq(cmd.spu_gemm.body.gemm),
-            cmd.spu_gemm_ready.eq(spu.i_gemm.ready),
-            cmd.spu_gemm_done.eq(spu.gemm_done),
-            spu.load_start.eq(cmd.spu_load_start),
-            spu.load_target.eq(cmd.spu_load_target),
-            spu.load_addr.eq(cmd.spu_load_addr),
-            spu.store_start.eq(cmd.spu_store_start),
-            spu.store_addr.eq(cmd.spu_store_addr),
-            spu.store_beats.eq(cmd.spu_store_beats),
+            st_valid.eq(Cat(u.o_store.valid & s_one[i] for i, u in enumerate(spus)).any()),
+            st_data.eq(_or_all(u.o_store.payload.data & s_one[i].replicate(len(st_data))
+                               for i, u in enumerate(spus))),
         ]
-        wiring.connect(m, cmd.spu_load, spu.i_load)
-        # SPU store data -> DMA write data
-        m.d.comb += [
-            dma.i_wr_data.valid.eq(spu.o_store.valid),
-            dma.i_wr_data.payload.data.eq(spu.o_store.payload.data),
-            spu.o_store.ready.eq(dma.i_wr_data.ready),
-        ]
+        m.d.comb += [dma.i_wr_data.valid.eq(st_valid), dma.i_wr_data.payload.data.eq(st_data)]
         return m

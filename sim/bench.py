@@ -36,7 +36,7 @@ def bench_core(config_name="fpga", *, m=None, k=None, n=None, seed=0, sim="veril
               "levels": np.array(levels)}
     for s in levels:
         arrays[f"w{s}"] = prune(rng.integers(-128, 128, (n, k), dtype=np.int8), s)
-    _, _, build_s = runner.build("tensor_core", config, sim)
+    build_s = runner.build_shared("tensor_core", config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         job, result = Path(tmp) / "job.npz", Path(tmp) / "result.json"
         np.savez(job, **arrays)

@@ -51,7 +51,7 @@ def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim=
                          f"({list(config.sparsities)})")
     spec = {"seed": seed, "sparsities": levels,
             "layers": [{"name": k, "m": v[0], "k": v[1], "n": v[2]} for k, v in layers.items()]}
-    _, _, build_s = runner.build("s4_top", config, sim)
+    build_s = runner.build_shared("s4_top", config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         t0 = time.monotonic()

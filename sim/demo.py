@@ -44,7 +44,7 @@ def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_pro
     ``{name: {"y", "cycles" (per batch), "counters"}}`` and run information."""
     config = load_config(config)
     t0 = time.monotonic()
-    _, _, build_s = runner.build("s4_top", config, sim)
+    build_s = runner.build_shared("s4_top", config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         job, result, progress = (Path(tmp) / n for n in ("job.pkl", "result.pkl", "progress"))
         with open(job, "wb") as f:

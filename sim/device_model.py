@@ -42,10 +42,12 @@ class DeviceModel:
         self.regs = {}
         for reg in self.regmap.resolve_resets(config).registers:
             self.regs[reg.offset] = reg.reset
-        self.sram = {t: bytearray(self.geom.bits(t) // 8 * self.geom.depth(t))
-                     for t in (Target.ACT, Target.WGT, Target.PAR)}
-        self.out = bytearray(self.geom.out_bits // 8 * self.geom.out_depth)
-        self.lut = np.zeros(256, np.int8)
+        # one set of scratchpads per SPU; self.sram / self.out / self.lut are the selected one's
+        self.spu_mem = [({t: bytearray(self.geom.bits(t) // 8 * self.geom.depth(t))
+                          for t in (Target.ACT, Target.WGT, Target.PAR)},
+                         bytearray(self.geom.out_bits // 8 * self.geom.out_depth),
+                         np.zeros(256, np.int8)) for _ in range(config.spus)]
+        self._use_spu(0)
         self.halted = False
         self.cycles = 0
         self.bus_faults = []    # (lo, hi, ErrorCode) injected by tests
@@ -191,11 +193,13 @@ class DeviceModel:
             data = b"".join(bytes(self.dram[o:o + d.row_bytes])
                             for o in self._dma_rows(d, addr, write=False))
             self._count("PERF_DMA_RD_BYTES", len(data))
-            if target == Target.LUT:
-                self.lut[:min(256, len(data))] = np.frombuffer(data[:256], np.int8)
-            else:
-                start = d.sram_addr * word
-                self.sram[target][start:start + len(data)] = data
+            for i in self._selected(desc.header):       # multicast: one read, every SPU
+                self._use_spu(i)
+                if target == Target.LUT:
+                    self.lut[:min(256, len(data))] = np.frombuffer(data[:256], np.int8)
+                else:
+                    start = d.sram_addr * word
+                    self.sram[target][start:start + len(data)] = data
         elif op == Opcode.STORE.value:
             d = desc.body.dma
             if d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8):
@@ -205,16 +209,29 @@ class DeviceModel:
             if d.sram_addr >= g.out_depth or nbytes > (g.out_depth - d.sram_addr) * word:
                 raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
             start = d.sram_addr * word
+            self._use_spu(self._selected(desc.header)[0])
             rows = list(self._dma_rows(d, addr, write=True))
             for r, off in enumerate(rows):
                 chunk = self.out[start + r * d.row_bytes:start + (r + 1) * d.row_bytes]
                 self.dram[off:off + d.row_bytes] = chunk
             self._count("PERF_DMA_WR_BYTES", nbytes)
         elif op == Opcode.GEMM.value:
-            self._gemm(desc.body.gemm, addr)
+            for i in self._selected(desc.header):
+                self._use_spu(i)
+                self._gemm(desc.body.gemm, addr)
         else:
             raise _Fault(ErrorCode.UNKNOWN_OPCODE, addr)
         self._count("PERF_DESC")
+
+    def _use_spu(self, i):
+        self.sram, self.out, self.lut = self.spu_mem[i]
+
+    def _selected(self, header):
+        """SPUs a descriptor selects (``spu_mask``; 0 means all; missing SPUs ignored)."""
+        mask = int(header.spu_mask) & ((1 << self.config.spus) - 1)
+        if int(header.spu_mask) == 0:
+            mask = (1 << self.config.spus) - 1
+        return [i for i in range(self.config.spus) if mask >> i & 1]
 
     def _gemm(self, gb, addr):
         cfg, g = self.config, self.geom

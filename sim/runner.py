@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..config import Config, load_config
 
-__all__ = ["SIMULATORS", "DESIGNS", "register_design", "build_root", "verilog_for", "build", "run_tests", "SimulationFailed",
-           "setup_verilator"]
+__all__ = ["SIMULATORS", "DESIGNS", "register_design", "build_root", "verilog_for", "build",
+           "build_shared", "run_tests", "SimulationFailed", "setup_verilator"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -174,6 +174,17 @@ def run_tests(top: str, config: Config | str, sim: str, test_module: str, *,
         # configuration: serialize them
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _run_locked(top, config, sim, test_module, testcase, env, waves, tag)
+
+
+def build_shared(top: str, config: Config | str, sim: str = "verilator"):
+    """:func:`build` under the same lock as :func:`run_tests`: safe while other processes
+    (pytest workers, benchmarks) build or run the same design. Returns the build seconds."""
+    config = load_config(config)
+    lock_dir = build_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{top}_{config.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build(top, config, sim)[2]
 
 
 def _run_locked(top, config, sim, test_module, testcase, env, waves, tag):

@@ -22,8 +22,8 @@ def _cmd_bench_core(args):
     r0 = rows[0]
     out = sys.stderr if args.json else sys.stdout
     print(f"\nTensor core, config {info['config']} ({info['lanes']} lanes), GEMM "
-          f"M={r0['m']} K={r0['k']} N={r0['n']}, {info['simulator']}: build {info['build_s']:.1f} s, "
-          f"run {info['run_s']:.1f} s", file=out)
+          f"M={r0['m']} K={r0['k']} N={r0['n']}, {info['simulator']}: "
+          f"build {info['build_s']:.1f} s, run {info['run_s']:.1f} s", file=out)
     print(format_table(rows), file=out)
     plot = Path(args.plot or f"bench_core_{info['config']}.png")
     plot_speedup(rows, plot, f"S4-open tensor core, {info['config']} preset "
@@ -165,6 +165,44 @@ def _cmd_bench_digits(args):
     return 0
 
 
+def _cmd_bench_array(args):
+    from ..sim.bench_array import ARRAY_LAYERS, bench_array, format_table
+    from ..sim.bench_gemm import LAYERS
+
+    names = args.layer or list(ARRAY_LAYERS)
+    for name in names:
+        if name not in LAYERS:
+            raise CliError(f"unknown layer {name!r}; choose from {', '.join(LAYERS)}")
+    rows, infos = bench_array(args.config, spus=tuple(args.spus),
+                              layers={k: LAYERS[k] for k in names},
+                              sparsities=tuple(args.sparsity or (1, 8, 16)), seed=args.seed,
+                              sim=args.sim, progress=lambda t: print(t, file=sys.stderr))
+    out = sys.stderr if args.json else sys.stdout
+    print(f"\nSPU array, {args.config} SPUs sharing one {infos[0]['dram_bus_bits']}-bit DRAM "
+          f"port, {infos[0]['simulator']}", file=out)
+    print(format_table(rows), file=out)
+    if args.json:
+        keep = ("spus", "layer", "sparsity", "cycles", "speedup_vs_one_spu", "lane_utilization",
+                "dram_read_util", "dram_write_util", "dram_bytes", "m", "k", "n")
+        print(json.dumps([{k: r[k] for k in keep} for r in rows], indent=1))
+    return 0
+
+
+def _cmd_bench_minilm(args):
+    from ..sim import minilm
+
+    try:
+        return minilm.main(args.args)
+    except minilm.MiniLMMissing as e:
+        raise CliError(str(e)) from e
+
+
+def _cmd_project(args):
+    from ..sim import perf_model
+
+    return perf_model.main(args.args)
+
+
 def _cmd_generate(args):
     from ..config import ConfigError
     from ..hw.generate import generate
@@ -209,6 +247,21 @@ def build_parser():
     bd.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     bd.set_defaults(func=_cmd_bench_digits)
 
+    ba = bsub.add_parser("array", help="the same layers on 1, 2 and 4 SPUs (RTL)")
+    ba.add_argument("--config", default="fpga")
+    ba.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
+    ba.add_argument("--spus", type=int, nargs="+", default=[1, 2, 4])
+    ba.add_argument("--layer", action="append")
+    ba.add_argument("--sparsity", type=int, action="append")
+    ba.add_argument("--seed", type=int, default=0)
+    ba.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    ba.set_defaults(func=_cmd_bench_array)
+
+    bmm = bsub.add_parser("minilm", help="MiniLM sentence encoder on the device: cosine "
+                          "against float and cycles per token (options: --help)")
+    bmm.add_argument("args", nargs=argparse.REMAINDER)
+    bmm.set_defaults(func=_cmd_bench_minilm)
+
     bg = bsub.add_parser("gemm", help="whole layers DRAM to DRAM on the accelerator RTL")
     bg.add_argument("--config", default="fpga")
     bg.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
@@ -231,6 +284,11 @@ def build_parser():
     gemm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     gemm.add_argument("--out", required=True)
     gemm.set_defaults(func=_cmd_gemm)
+
+    pj = sub.add_parser("project", help="performance-model projection of BERT and ResNet-50 "
+                        "on a large preset (default antoum; options: --help)")
+    pj.add_argument("args", nargs=argparse.REMAINDER)
+    pj.set_defaults(func=_cmd_project)
 
     dm = sub.add_parser("demo", help="the digits model at 16x sparsity on the accelerator RTL")
     dm.add_argument("--config", default="fpga")

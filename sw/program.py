@@ -80,13 +80,15 @@ class LayerParams:
 
 
 def descriptor(opcode: Opcode, *, wait_prev=0, wait_next=0, sig_prev=0, sig_next=0,
-               dma=None, gemm=None) -> bytes:
-    """One 32-byte descriptor, encoded with the hardware's own layout."""
+               dma=None, gemm=None, spu_mask=0) -> bytes:
+    """One 32-byte descriptor, encoded with the hardware's own layout (``spu_mask`` 0: all
+    SPUs)."""
     body = {"dma": dma} if dma is not None else ({"gemm": gemm} if gemm is not None else {})
     value = Descriptor.const({
         "header": {"opcode": opcode.value if isinstance(opcode, Opcode) else int(opcode),
                    "wait_prev": int(wait_prev), "wait_next": int(wait_next),
-                   "sig_prev": int(sig_prev), "sig_next": int(sig_next)},
+                   "sig_prev": int(sig_prev), "sig_next": int(sig_next),
+                   "spu_mask": int(spu_mask)},
         "body": body,
     }).as_bits()
     return int(value).to_bytes(DESC_BYTES, "little")
@@ -160,10 +162,10 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         raise ValueError(f"K={packed.k} needs {nb} activation words per row tile; the "
                          f"scratchpad holds {info.act_depth}")
     # Row chunks. Each weight word is used once per row tile of a chunk, so a chunk of
-    # ``reuse`` row tiles keeps weight traffic at most half the DRAM bus; with more than one
+    # ``reuse`` row tiles keeps the weight traffic of all SPUs at most half the DRAM bus; with more than one
     # chunk, the activation scratchpad is double-buffered and the next chunk's activations
     # load while this chunk computes.
-    reuse = max(1, -(-4 * C // bb))
+    reuse = max(1, -(-4 * C * max(1, info.spus) // bb))    # every SPU reads its own weights
     half_a = info.act_depth // 2
     if mt_all <= reuse or half_a < nb:
         act_double = False
@@ -181,7 +183,9 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
                          f"scratchpad is {info.wgt_depth // 2}) and {mt_chunk * R} output "
                          f"words (half is {info.out_depth // 2}); use a smaller K or sparser "
                          "weights")
-    g_tiles = max(1, min(g_max, -(-GROUP_CYCLES // (mt_chunk * entries)), -(-nt // 2)))
+    spus = max(1, info.spus)
+    g_tiles = max(1, min(g_max, -(-GROUP_CYCLES // (mt_chunk * entries)),
+                         -(-nt // (2 * spus))))
     if act_double and nt < 2:
         act_double = False                    # one group per chunk: nothing to overlap with
         mt_chunk = min(mt_all, info.act_depth // nb)
@@ -199,10 +203,17 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         prog.descs.append(descriptor(Opcode.LOAD, dma={
             "dram_addr": dram, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
             "target": target, "sram_addr": sram}, **flags))
+    one = (lambda p: 1 << p) if spus > 1 else (lambda p: 0)
 
     wgt_img = layout.wgt_image(packed, C)
     wgt_tile_bytes = entries * C * 2
     par_img = layout.par_image(params.bias, params.mult, params.shift, n, C)
+    # channel tiles are split across the SPUs, ``g_tiles`` each per group; the images are
+    # padded with zero channels to whole groups (padded outputs are computed, never stored)
+    step = spus * g_tiles
+    nt_pad = -(-nt // step) * step
+    wgt_img += bytes((nt_pad - nt) * wgt_tile_bytes)
+    par_img += bytes((nt_pad - nt) * C * 8)
     wgt_at = image(wgt_img)
     par_at = image(par_img)
     if params.lut is not None:
@@ -210,7 +221,7 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     half_w, half_o = info.wgt_depth // 2, info.out_depth // 2
     half_p = info.par_depth // 2
     act_word = R * BANK
-    groups = [(j0, min(g_tiles, nt - j0)) for j0 in range(0, nt, g_tiles)]
+    groups = [(j0, g_tiles) for j0 in range(0, nt, step)]
     acts = []
     for c0, mtc in chunks:
         act_img = layout.act_image(x[c0 * R:(c0 + mtc) * R], R)
@@ -241,10 +252,16 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         for g, (j0, gt) in enumerate(groups):
             buf = idx % 2
             more = idx + 2 < total
+            if spus == 1:
+                gt = min(gt, nt - j0)
             wb = gt * wgt_tile_bytes
-            load(Target.WGT, wgt_at + j0 * wgt_tile_bytes, wb, buf * half_w, wait_next=idx >= 2)
-            load(Target.PAR, par_at + j0 * C * 8, _len_pad(gt * C * 8, bb), buf * half_p,
-                 sig_next=1)
+            for p in range(spus):
+                jp = j0 + p * gt
+                load(Target.WGT, wgt_at + jp * wgt_tile_bytes, wb, buf * half_w,
+                     wait_next=idx >= 2 and p == 0, spu_mask=one(p))
+                load(Target.PAR, par_at + jp * C * 8, _len_pad(gt * C * 8, bb), buf * half_p,
+                     sig_next=p == spus - 1, spu_mask=one(p))
+                prog.dram_bytes += wb + gt * C * 8
             if g in pieces:
                 w0, w1 = pieces[g]
                 load(Target.ACT, acts[ci + 1][0] + w0 * act_word, (w1 - w0) * act_word,
@@ -255,12 +272,16 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
                 "log2s": packed.s.bit_length() - 1, "mode": int(params.mode == "int8"),
                 "relu": int(params.relu), "lut": int(params.lut is not None)},
                 wait_prev=1, wait_next=idx >= 2, sig_prev=more, sig_next=1))
-            ob = gt * mtc * R * C * 4
-            prog.descs.append(descriptor(Opcode.STORE, dma={
-                "dram_addr": out_at + j0 * mtc * R * C * 4, "stride": ob, "row_bytes": ob,
-                "rows": 1, "target": 0, "sram_addr": buf * half_o},
-                wait_prev=1, sig_prev=more))
-            prog.dram_bytes += wb + gt * C * 8 + ob
+            stores = [(p, j0 + p * gt, min(gt, nt - j0 - p * gt)) for p in range(spus)
+                      if j0 + p * gt < nt]
+            for k, (p, jp, real) in enumerate(stores):
+                ob = real * mtc * R * C * 4
+                prog.descs.append(descriptor(Opcode.STORE, dma={
+                    "dram_addr": out_at + jp * mtc * R * C * 4, "stride": ob, "row_bytes": ob,
+                    "rows": 1, "target": 0, "sram_addr": buf * half_o},
+                    wait_prev=k == 0, sig_prev=more and k == len(stores) - 1,
+                    spu_mask=one(p)))
+                prog.dram_bytes += ob
             idx += 1
     prog.descs.append(descriptor(Opcode.COMPLETE))
     return prog

@@ -140,3 +140,16 @@ def test_bench_gemm_small(tmp_path, capsys):
 def test_bench_gemm_refuses_unknown_layer(capsys):
     assert main(["bench", "gemm", "--layer", "bert_huge"]) == 2
     assert "unknown layer 'bert_huge'" in capsys.readouterr().err
+
+
+def test_bench_array_small():
+    """Two SPUs on a compute-bound layer: same results, fewer cycles (the same channel split
+    the full ``s4 bench array`` uses)."""
+    from s4accel.sim.bench_array import bench_array
+
+    rows, _ = bench_array("tiny", spus=(1, 2), layers={"small": (48, 160, 32)}, sparsities=(1,))
+    by_n = {r["spus"]: r for r in rows}
+    assert set(by_n) == {1, 2}
+    assert all(r["bit_exact"] for r in rows)
+    assert by_n[1]["speedup_vs_one_spu"] == 1.0
+    assert by_n[2]["speedup_vs_one_spu"] > 1.5, by_n[2]

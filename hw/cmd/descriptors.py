@@ -54,13 +54,22 @@ class ErrorCode(enum.Enum, shape=8):
     WATCHDOG = 7
 
 
+#: Most SPUs a descriptor can address (``Header.spu_mask`` bits).
+MAX_SPUS = 16
+
+
 class Header(data.Struct):
+    """``spu_mask`` selects SPUs (bit i: SPU i; 0 means all): a LOAD writes every selected
+    SPU's scratchpad from one DRAM read (multicast), a GEMM starts on every selected SPU and
+    finishes when all have, a STORE reads the lowest selected SPU. Bits of SPUs the device
+    does not have are ignored."""
     opcode: unsigned(4)
     wait_prev: 1
     wait_next: 1
     sig_prev: 1
     sig_next: 1
-    reserved: 24
+    spu_mask: 16
+    reserved: 8
 
 
 class DmaBody(data.Struct):

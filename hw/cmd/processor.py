@@ -86,6 +86,7 @@ class CommandProcessor(wiring.Component):
             "spu_load_target": Out(Target), "spu_load_addr": Out(16),
             "spu_load": Out(stream.Signature(word)),
             "spu_store_start": Out(1), "spu_store_addr": Out(16), "spu_store_beats": Out(24),
+            "spu_load_mask": Out(16), "spu_store_mask": Out(16),
         })
 
     def elaborate(self, platform):
@@ -249,6 +250,7 @@ class CommandProcessor(wiring.Component):
             take_tokens(ldh, None, "ex2ld")
             m.d.sync += [ld.eq(qs["ld"].r_data), ld_busy.eq(1), ld_check.eq(1)]
         lb = ld.desc.body.dma
+        m.d.comb += self.spu_load_mask.eq(ld.desc.header.spu_mask)
         ld_bytes = Signal(40)
         ld_word_bytes = Signal(16)
         ld_depth = Signal(17)
@@ -353,6 +355,7 @@ class CommandProcessor(wiring.Component):
             take_tokens(sth, "ex2st", None)
             m.d.sync += [st.eq(qs["st"].r_data), st_busy.eq(1), st_check.eq(1)]
         sb = st.desc.body.dma
+        m.d.comb += self.spu_store_mask.eq(st.desc.header.spu_mask)
         st_bytes = Signal(40)
         m.d.comb += st_bytes.eq(sb.rows * sb.row_bytes)
         st_fault_field = Signal()
