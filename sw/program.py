@@ -24,6 +24,7 @@ import numpy as np
 
 from ..config import BANK, Config
 from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target
+from ..hw.cmd.processor import QUEUE_DEPTH
 from ..hw.spu.spu import PAR_DEPTH
 from . import layout
 from .sparse import PackedWeights
@@ -228,11 +229,19 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         acts.append((image(act_img), len(act_img) // act_word))
     total = len(chunks) * len(groups)
     idx = 0
+    # The command processor dispatches in program order into queues of QUEUE_DEPTH entries.
+    # With more stores per group than the store queue holds, dispatch would stop at this
+    # group's stores until its GEMM ends, before the next group's loads: so those stores are
+    # emitted after the next group's loads (every token producer still precedes its consumer).
+    defer = spus > QUEUE_DEPTH
+    pending = []
     for ci, (c0, mtc) in enumerate(chunks):
         act_base = (ci % 2) * half_a if act_double else 0
         if ci == 0:
             load(Target.ACT, acts[0][0], acts[0][1] * act_word, 0)
         elif not act_double:
+            prog.descs += pending
+            pending = []
             prog.descs.append(descriptor(Opcode.SYNC))
             load(Target.ACT, acts[ci][0], acts[ci][1] * act_word, 0)
         out_bytes = nt * mtc * R * C * 4
@@ -266,6 +275,8 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
                 w0, w1 = pieces[g]
                 load(Target.ACT, acts[ci + 1][0] + w0 * act_word, (w1 - w0) * act_word,
                      ((ci + 1) % 2) * half_a + w0)
+            prog.descs += pending          # the previous group's stores (see ``defer``)
+            pending = []
             prog.descs.append(descriptor(Opcode.GEMM, gemm={
                 "act_addr": act_base, "wgt_addr": buf * half_w, "par_addr": buf * half_p,
                 "out_addr": buf * half_o, "banks": nb, "m_tiles": mtc, "n_tiles": gt,
@@ -276,13 +287,14 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
                       if j0 + p * gt < nt]
             for k, (p, jp, real) in enumerate(stores):
                 ob = real * mtc * R * C * 4
-                prog.descs.append(descriptor(Opcode.STORE, dma={
+                (pending if defer else prog.descs).append(descriptor(Opcode.STORE, dma={
                     "dram_addr": out_at + jp * mtc * R * C * 4, "stride": ob, "row_bytes": ob,
                     "rows": 1, "target": 0, "sram_addr": buf * half_o},
                     wait_prev=k == 0, sig_prev=more and k == len(stores) - 1,
                     spu_mask=one(p)))
                 prog.dram_bytes += ob
             idx += 1
+    prog.descs += pending
     prog.descs.append(descriptor(Opcode.COMPLETE))
     return prog
 
