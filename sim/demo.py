@@ -145,7 +145,8 @@ def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sy
     say(f"  {'':34} {'16x sparse':>12} {'dense':>12}")
     say(f"  {'stored weights':34} {models['sparse16'].stored_weights:>12} "
         f"{models['dense'].stored_weights:>12}")
-    say(f"  {'accuracy, float (numpy)':34} {acc['float_pruned']:>12.4f} {acc['float_dense']:>12.4f}")
+    say(f"  {'accuracy, float (numpy)':34} {acc['float_pruned']:>12.4f} "
+        f"{acc['float_dense']:>12.4f}")
     say(f"  {'accuracy, int8 on the device model':34} {acc['model_sparse16']:>12.4f} "
         f"{acc['model_dense']:>12.4f}")
     say(f"  {'accuracy, RTL sample':34} {acc['rtl_sparse16']:>12.4f} {'':>12}")

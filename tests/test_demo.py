@@ -1,4 +1,5 @@
-"""``s4 demo`` end to end on the fpga preset (a small sample: 32 images): trains, compiles, runs the RTL (Verilator) and
+"""``s4 demo`` end to end on the fpga preset (a small sample: 32 images): trains, compiles,
+runs the RTL (Verilator) and
 the functional model, and they agree bit for bit (the demo raises otherwise)."""
 
 import io
