@@ -203,6 +203,15 @@ def _cmd_project(args):
     return perf_model.main(args.args)
 
 
+def _cmd_fpga_build(args):
+    from ..hw.fpga import build
+
+    try:
+        return build.main(args.args)
+    except build.FpgaBuildError as e:
+        raise CliError(str(e)) from e
+
+
 def _cmd_generate(args):
     from ..config import ConfigError
     from ..hw.generate import generate
@@ -285,6 +294,14 @@ def build_parser():
     gemm.add_argument("--out", required=True)
     gemm.set_defaults(func=_cmd_gemm)
 
+    fp = sub.add_parser("fpga", help="FPGA builds with the YoWASP tools (pip install "
+                        "-e '.[fpga]')")
+    fsub = fp.add_subparsers(dest="fpga", required=True)
+    fb = fsub.add_parser("build", help="synthesize, place and route for a board; resource "
+                         "and Fmax report (options: --help)")
+    fb.add_argument("args", nargs=argparse.REMAINDER)
+    fb.set_defaults(func=_cmd_fpga_build)
+
     pj = sub.add_parser("project", help="performance-model projection of BERT and ResNet-50 "
                         "on a large preset (default antoum; options: --help)")
     pj.add_argument("args", nargs=argparse.REMAINDER)
@@ -316,7 +333,20 @@ def build_parser():
     return parser
 
 
+#: Commands whose options belong to another module's own command line (so --help reaches it).
+_PASSTHROUGH = {("fpga", "build"): "_cmd_fpga_build", ("bench", "minilm"): "_cmd_bench_minilm",
+                ("project",): "_cmd_project"}
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for prefix, func in _PASSTHROUGH.items():
+        if tuple(argv[:len(prefix)]) == prefix:
+            try:
+                return globals()[func](argparse.Namespace(args=argv[len(prefix):]))
+            except CliError as e:
+                print(f"s4: error: {e}", file=sys.stderr)
+                return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd == "version":

