@@ -20,7 +20,6 @@ throughput on the ``antoum`` preset (``python -m s4accel.sim.perf_model``).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, replace
 
@@ -370,17 +369,6 @@ def _encode(opcode, *, dma=None, gemm=None, **header):
     return v.to_bytes(DESC_BYTES, "little")
 
 
-@contextlib.contextmanager
-def _fast_descriptors():
-    from ..sw import program
-    saved = program.descriptor
-    program.descriptor = _encode
-    try:
-        yield
-    finally:
-        program.descriptor = saved
-
-
 def _info(config, bus_bits=None):
     from ..sw.program import DeviceInfo
     info = DeviceInfo.from_config(config)
@@ -416,9 +404,7 @@ def build_layer(config, m, k, n, s, mode="int8", *, seed=0, info=None, fast=True
         params = LayerParams("raw", bias=rng.integers(-4096, 4096, n))
     info = info or _info(config)
     alloc = Allocator(0x1000_0000, 1 << 40)
-    ctx = _fast_descriptors() if fast else contextlib.nullcontext()
-    with ctx:
-        return layer_program(info, x, packed, params, alloc)
+    return layer_program(info, x, packed, params, alloc, encode=_encode if fast else None)
 
 
 def predict_layer(config, m, k, n, s, mode="int8", *, host=True, seed=0, timing=TIMING,

@@ -12,7 +12,6 @@ run), ``S4_CASES`` (operations per random-traffic test).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -25,20 +24,11 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
 from ..config import Config
 from ..hw.csr.block import CsrBlock
+from .tb_core import config_from_env, seed_from_env
 
 CLOCK_NS = 10
 #: cycle bound of one AXI-Lite transaction, even with heavy random pauses
 OP_CYCLES = 2000
-
-
-def config_from_env() -> Config:
-    return Config.from_dict(json.loads(os.environ["S4_CONFIG"]))
-
-
-def seed_from_env(dut, name) -> int:
-    seed = int(os.environ.get("S4_SEED") or np.random.SeedSequence().entropy % (1 << 32))
-    dut._log.info("%s: seed %d (replay with S4_SEED=%d)", name, seed, seed)
-    return seed
 
 
 def _u(handle) -> int:

@@ -144,8 +144,10 @@ def _padded(buf: bytes, unit: int) -> bytes:
 
 
 def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams,
-                  alloc: Allocator) -> LayerProgram:
-    """Tile, place and schedule one layer for a device with ``info``."""
+                  alloc: Allocator, *, encode=None) -> LayerProgram:
+    """Tile, place and schedule one layer for a device with ``info``. ``encode`` replaces
+    :func:`descriptor` (same signature and bytes; the performance model passes a faster one)."""
+    descriptor = encode or globals()["descriptor"]
     x = np.asarray(x)
     if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != packed.k:
         raise ValueError(f"x must be int8 [M, {packed.k}], not {x.dtype} {x.shape}")
@@ -163,9 +165,9 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         raise ValueError(f"K={packed.k} needs {nb} activation words per row tile; the "
                          f"scratchpad holds {info.act_depth}")
     # Row chunks. Each weight word is used once per row tile of a chunk, so a chunk of
-    # ``reuse`` row tiles keeps the weight traffic of all SPUs at most half the DRAM bus; with more than one
-    # chunk, the activation scratchpad is double-buffered and the next chunk's activations
-    # load while this chunk computes.
+    # ``reuse`` row tiles keeps the weight traffic of all SPUs at most half the DRAM bus;
+    # with more than one chunk, the activation scratchpad is double-buffered and the next
+    # chunk's activations load while this chunk computes.
     reuse = max(1, -(-4 * C * max(1, info.spus) // bb))    # every SPU reads its own weights
     half_a = info.act_depth // 2
     if mt_all <= reuse or half_a < nb:
