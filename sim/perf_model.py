@@ -38,17 +38,17 @@ __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_lay
 class Timing:
     """Fixed latencies in cycles (calibrated against Verilator traces of ``s4_top``)."""
     #: read path (DMA read engine + command processor) held beyond the job's bus beats:
-    #: grant -> CHECK1 -> CHECK2 -> RUN -> AR (4), AR -> first R (2), last R -> done -> free (4)
-    read_job: int = 9
+    #: grant -> CHECK1..4 -> DECIDE -> RUN -> AR (7), AR -> first R (2), last R -> done -> free
+    read_job: int = 12
     #: a LOAD taken from its queue requests the read path this many cycles later (check stage)
-    load_request: int = 2
+    load_request: int = 4
     #: a STORE taken from its queue frees its engine (and gives its token) after its beats plus
     #: this: check, issue, DMA checks, AW, last W -> B -> done
-    store_job: int = 11
+    store_job: int = 16
     #: a GEMM taken from its queue finishes (engine free, tokens visible) after its MAC cycles
     #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
     #: requantizer; the last tile's ``rows`` output rows drain one a cycle
-    gemm: int = 14
+    gemm: int = 20
     #: the cocotb driver: one AXI-Lite register read takes this many cycles
     host_read: int = 3
     #: from a ring-head read to the new tail being seen by the fetcher

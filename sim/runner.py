@@ -93,11 +93,13 @@ def _hw_digest() -> str:
     return h.hexdigest()[:16]
 
 
-#: Designs by top-level name: ``"module.path:ClassName"``, built as ``ClassName(config)``.
+#: Designs by top-level name: ``"module.path:ClassName"`` (or a function), built as
+#: ``ClassName(config)``.
 DESIGNS = {
     "tensor_core": "s4accel.hw.core.tensor_core:TensorCore",
     "spu": "s4accel.hw.spu.spu:Spu",
     "s4_top": "s4accel.hw.top:S4Top",
+    "uart_board": "s4accel.hw.fpga.boards:sim_board",
 }
 
 
@@ -133,6 +135,24 @@ def verilog_for(top: str, config: Config | str, directory: Path | None = None) -
     return path
 
 
+def _check_toolchain(bdir: Path, sim: str):
+    """Start ``bdir`` afresh when it was built by another Python environment or simulator:
+    the simulator's makefiles hold absolute paths to cocotb's libraries (a build directory
+    shared by two checkouts would otherwise fail to link)."""
+    import sys
+
+    import cocotb
+
+    key = json.dumps({"python": sys.prefix, "cocotb": str(Path(cocotb.__file__).parent),
+                      "sim": sim, "tool": os.environ.get("VERILATOR_ROOT", "") if
+                      sim == "verilator" else shutil.which("iverilog") or ""})
+    stamp = bdir / "toolchain.key"
+    if bdir.exists() and (not stamp.exists() or stamp.read_text() != key):
+        shutil.rmtree(bdir)
+    bdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+
+
 def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool = False):
     """Build the simulator model of ``top``; returns ``(runner, build_dir, seconds)``."""
     from cocotb_tools.runner import get_runner
@@ -150,6 +170,7 @@ def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool
             raise RuntimeError("Icarus Verilog (iverilog) is not installed")
         args = []
     bdir = build_root() / f"{sim}{'_waves' if waves else ''}" / f"{top}_{config.name}"
+    _check_toolchain(bdir, sim)
     runner = get_runner(sim)
     runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, build_args=args,
                  timescale=("1ns", "1ps"), waves=waves, log_file=bdir / "build.log")

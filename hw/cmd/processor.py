@@ -242,7 +242,7 @@ class CommandProcessor(wiring.Component):
         # -- LOAD engine -----------------------------------------------------------------------
         ld = Signal(entry)
         ld_busy = Signal()
-        ld_check = Signal()
+        ld_check = Signal(3)
         ld_wait = Signal()
         ldh = heads["ld"].desc.header
         with m.If(~ld_busy & qs["ld"].r_rdy & ready_tokens(ldh, None, "ex2ld") & ~flush):
@@ -251,23 +251,31 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [ld.eq(qs["ld"].r_data), ld_busy.eq(1), ld_check.eq(1)]
         lb = ld.desc.body.dma
         m.d.comb += self.spu_load_mask.eq(ld.desc.header.spu_mask)
-        ld_bytes = Signal(40)
-        ld_word_bytes = Signal(16)
-        ld_depth = Signal(17)
-        m.d.comb += ld_bytes.eq(lb.rows * lb.row_bytes)
-        with m.Switch(lb.target):
-            for t in Target:
-                with m.Case(t):
-                    m.d.comb += [ld_word_bytes.eq(g.bits(t) // 8), ld_depth.eq(g.depth(t))]
-        ld_limit = Signal(48)
-        m.d.comb += ld_limit.eq((ld_depth - lb.sram_addr) * ld_word_bytes)
+        # checks in three registered stages (a 16 x 16 product, then a compare, then the
+        # verdict), so that no multiplier or comparator chain limits the clock
+        lg = (bus_bytes - 1).bit_length()
+        ld_beats = Signal(36)           # rows * row_bytes / bus_bytes
+        ld_limit = Signal(40)           # scratchpad bytes from sram_addr to its end
+        ld_bad, ld_past, ld_over = Signal(), Signal(), Signal()
+        with m.If(ld_check[0]):
+            m.d.sync += [ld_beats.eq(lb.rows * lb.row_bytes[lg:]),
+                         ld_bad.eq((lb.rows == 0) | (lb.row_bytes == 0)
+                                   | (lb.row_bytes[:lg] != 0 if lg else 0))]
+            with m.Switch(lb.target):
+                for t in Target:
+                    with m.Case(t):
+                        m.d.sync += [ld_past.eq(lb.sram_addr >= g.depth(t)),
+                                     ld_limit.eq((g.depth(t) - lb.sram_addr) * (g.bits(t) // 8))]
+        with m.If(ld_check[1]):
+            m.d.sync += ld_over.eq(ld_past | ((ld_beats << lg) > ld_limit))
+        with m.If(ld_check.any()):   # never in the cycle that takes a new entry
+            m.d.sync += ld_check.eq(ld_check << 1)
         ld_fault_field = Signal()
         ld_fault_over = Signal()
-        with m.If(ld_check):
-            m.d.sync += ld_check.eq(0)
-            with m.If((lb.rows == 0) | (lb.row_bytes == 0) | (lb.row_bytes % bus_bytes != 0)):
+        with m.If(ld_check[2]):
+            with m.If(ld_bad):
                 m.d.comb += ld_fault_field.eq(1)
-            with m.Elif((lb.sram_addr >= ld_depth) | (ld_bytes > ld_limit)):
+            with m.Elif(ld_over):
                 m.d.comb += ld_fault_over.eq(1)
             with m.Else():
                 m.d.sync += ld_wait.eq(1)
@@ -302,7 +310,7 @@ class CommandProcessor(wiring.Component):
         # -- GEMM engine -----------------------------------------------------------------------
         ex = Signal(entry)
         ex_busy = Signal()
-        ex_check = Signal()
+        ex_check = Signal(4)
         ex_issue = Signal()
         ex_run = Signal()
         exh = heads["ex"].desc.header
@@ -312,23 +320,31 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [ex.eq(qs["ex"].r_data), ex_busy.eq(1), ex_check.eq(1)]
         gb = ex.desc.body.gemm
         smask = sum(1 << (s.bit_length() - 1) for s in cfg.sparsities)
-        nnz = Signal(6)
-        m.d.comb += nnz.eq(Const(32, 6) >> gb.log2s)
-        need_act = Signal(33)
-        need_wgt = Signal(40)
-        need_out = Signal(40)
-        m.d.comb += [need_act.eq(gb.act_addr + gb.m_tiles * gb.banks),
-                     need_wgt.eq(gb.wgt_addr + gb.n_tiles * gb.banks * nnz),
-                     need_out.eq(gb.out_addr + gb.n_tiles * gb.m_tiles * cfg.rows)]
+        # checks in four registered stages: 16 x 16 products, sums, compares, verdict
+        p_act, p_wgt, p_out = Signal(32), Signal(32), Signal(32)
+        need_act, need_wgt, need_out, need_par = Signal(33), Signal(38), Signal(40), Signal(17)
+        ex_bad, ex_over = Signal(), Signal()
+        with m.If(ex_check[0]):
+            m.d.sync += [p_act.eq(gb.m_tiles * gb.banks), p_wgt.eq(gb.n_tiles * gb.banks),
+                         p_out.eq(gb.n_tiles * gb.m_tiles),
+                         need_par.eq(gb.par_addr + gb.n_tiles),
+                         ex_bad.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0]
+                                   | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0))]
+        with m.If(ex_check[1]):
+            m.d.sync += [need_act.eq(gb.act_addr + p_act),
+                         need_wgt.eq(gb.wgt_addr + (p_wgt << 5 >> gb.log2s)),
+                         need_out.eq(gb.out_addr + p_out * cfg.rows)]
+        with m.If(ex_check[2]):
+            m.d.sync += ex_over.eq((need_act > g.act_depth) | (need_wgt > g.wgt_depth)
+                                   | (need_par > g.par_depth) | (need_out > g.out_depth))
+        with m.If(ex_check.any()):   # never in the cycle that takes a new entry
+            m.d.sync += ex_check.eq(ex_check << 1)
         ex_fault_field = Signal()
         ex_fault_over = Signal()
-        with m.If(ex_check):
-            m.d.sync += ex_check.eq(0)
-            with m.If((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0] | (gb.banks == 0)
-                      | (gb.m_tiles == 0) | (gb.n_tiles == 0)):
+        with m.If(ex_check[3]):
+            with m.If(ex_bad):
                 m.d.comb += ex_fault_field.eq(1)
-            with m.Elif((need_act > g.act_depth) | (need_wgt > g.wgt_depth)
-                        | (gb.par_addr + gb.n_tiles > g.par_depth) | (need_out > g.out_depth)):
+            with m.Elif(ex_over):
                 m.d.comb += ex_fault_over.eq(1)
             with m.Else():
                 m.d.sync += ex_issue.eq(1)
@@ -346,7 +362,7 @@ class CommandProcessor(wiring.Component):
         # -- STORE engine ----------------------------------------------------------------------
         st = Signal(entry)
         st_busy = Signal()
-        st_check = Signal()
+        st_check = Signal(3)
         st_issue = Signal()
         st_run = Signal()
         sth = heads["st"].desc.header
@@ -356,16 +372,25 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [st.eq(qs["st"].r_data), st_busy.eq(1), st_check.eq(1)]
         sb = st.desc.body.dma
         m.d.comb += self.spu_store_mask.eq(st.desc.header.spu_mask)
-        st_bytes = Signal(40)
-        m.d.comb += st_bytes.eq(sb.rows * sb.row_bytes)
+        st_beats = Signal(36)           # rows * row_bytes / bus_bytes
+        st_limit = Signal(40)
+        st_bad, st_past, st_over = Signal(), Signal(), Signal()
+        with m.If(st_check[0]):
+            m.d.sync += [st_beats.eq(sb.rows * sb.row_bytes[lg:]),
+                         st_bad.eq((sb.rows == 0) | (sb.row_bytes == 0)
+                                   | (sb.row_bytes[:lg] != 0 if lg else 0)),
+                         st_past.eq(sb.sram_addr >= g.out_depth),
+                         st_limit.eq((g.out_depth - sb.sram_addr) * (g.out_bits // 8))]
+        with m.If(st_check[1]):
+            m.d.sync += st_over.eq(st_past | ((st_beats << lg) > st_limit))
+        with m.If(st_check.any()):   # never in the cycle that takes a new entry
+            m.d.sync += st_check.eq(st_check << 1)
         st_fault_field = Signal()
         st_fault_over = Signal()
-        with m.If(st_check):
-            m.d.sync += st_check.eq(0)
-            with m.If((sb.rows == 0) | (sb.row_bytes == 0) | (sb.row_bytes % bus_bytes != 0)):
+        with m.If(st_check[2]):
+            with m.If(st_bad):
                 m.d.comb += st_fault_field.eq(1)
-            with m.Elif((sb.sram_addr >= g.out_depth)
-                        | (st_bytes > (g.out_depth - sb.sram_addr) * (g.out_bits // 8))):
+            with m.Elif(st_over):
                 m.d.comb += st_fault_over.eq(1)
             with m.Else():
                 m.d.sync += st_issue.eq(1)
@@ -375,7 +400,7 @@ class CommandProcessor(wiring.Component):
         m.d.comb += [self.dma_wr.valid.eq(st_issue), wr.addr.eq(sb.dram_addr),
                      wr.rows.eq(sb.rows), wr.row_bytes.eq(sb.row_bytes), wr.stride.eq(sb.stride),
                      self.spu_store_addr.eq(sb.sram_addr),
-                     self.spu_store_beats.eq(st_bytes // bus_bytes),
+                     self.spu_store_beats.eq(st_beats),
                      self.dma_wr_done.ready.eq(1)]
         with m.If(st_issue & self.dma_wr.ready):
             m.d.comb += self.spu_store_start.eq(1)

@@ -40,15 +40,16 @@ def result_layout(cols):
 lut_write_layout = data.StructLayout({"addr": 8, "data": signed(8)})
 
 #: Pipeline depth of the requantizer in cycles.
-REQUANT_LATENCY = 4
+REQUANT_LATENCY = 7
 
 
 class Requantizer(wiring.Component):
     """Bias, requantization, ReLU and LUT for one row of ``cols`` channels per cycle.
 
-    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in four pipeline stages
-    (bias add, multiply, round/shift/saturate/ReLU, LUT read) that stall together when the
-    output is not taken.
+    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in seven pipeline stages
+    that stall together when the output is not taken: bias add; two 16 x 16 partial products;
+    their sum; the rounding shift; the rounding add; saturation and ReLU; LUT read. One
+    operation per stage keeps every path short enough for 100 MHz on an ECP5.
 
     Members
     -------
@@ -80,45 +81,47 @@ class Requantizer(wiring.Component):
                      self.i_lut.ready.eq(1)]
 
         row = self.i_row.payload
-        # valid, mode, relu, lut, last travel together
-        f1, f2, f3 = Signal(5), Signal(5), Signal(5)
+        # valid, mode, relu, lut, last travel together: f[k] belongs to the row in stage k + 1
+        depth = REQUANT_LATENCY - 1
+        f = [Signal(5, name=f"f{k + 1}") for k in range(depth)]
         flags_in = Cat(self.i_row.valid, row.mode, row.relu, row.lut, row.last)
         with m.If(run):
-            m.d.sync += [f1.eq(flags_in), f2.eq(f1), f3.eq(f2), self.o_res.valid.eq(f3[0]),
-                         self.o_res.payload.last.eq(f3[4])]
-        mode4, lut4 = Signal(), Signal()
+            m.d.sync += [f[0].eq(flags_in), *(f[k].eq(f[k - 1]) for k in range(1, depth)),
+                         self.o_res.valid.eq(f[-1][0]), self.o_res.payload.last.eq(f[-1][4])]
+        mode_o, lut_o = Signal(), Signal()
         with m.If(run):
-            m.d.sync += [mode4.eq(f3[1]), lut4.eq(f3[3])]
+            m.d.sync += [mode_o.eq(f[-1][1]), lut_o.eq(f[-1][3])]
 
         for c in range(cols):
-            v1 = Signal(signed(32), name=f"v1_{c}")
+            # the raw value travels alongside for RAW mode
+            v = [Signal(signed(32), name=f"v{k + 1}_{c}") for k in range(REQUANT_LATENCY)]
             mult1 = Signal(MULT_BITS, name=f"mult1_{c}")
-            sh1, sh2 = Signal(6, name=f"sh1_{c}"), Signal(6, name=f"sh2_{c}")
-            v2, v3, v4 = (Signal(signed(32), name=f"v{i}_{c}") for i in (2, 3, 4))
-            t2 = Signal(signed(32 + MULT_BITS), name=f"t2_{c}")
-            y3, y4 = Signal(signed(8), name=f"y3_{c}"), Signal(signed(8), name=f"y4_{c}")
-
-            # stage 3 arithmetic: round half up = floor(t / 2^sh) + bit (sh-1) of t
-            u = Signal(signed(33 + MULT_BITS), name=f"u_{c}")
-            r = Signal(signed(34 + MULT_BITS), name=f"r_{c}")
+            sh = [Signal(6, name=f"sh{k + 1}_{c}") for k in range(3)]
+            # 32 x 16 product as two 16 x 16 partial products (one DSP each), then their sum
+            pl2 = Signal(32, name=f"pl2_{c}")
+            ph2 = Signal(signed(33), name=f"ph2_{c}")
+            t3 = Signal(signed(32 + MULT_BITS), name=f"t3_{c}")
+            # round half up = floor(t / 2^sh) + bit (sh-1) of t: shift, add, saturate
+            u4 = Signal(signed(33 + MULT_BITS), name=f"u4_{c}")
+            r5 = Signal(signed(34 + MULT_BITS), name=f"r5_{c}")
             sat = Signal(signed(8), name=f"sat_{c}")
-            m.d.comb += [
-                u.eq((t2 << 1) >> sh2),
-                r.eq((u >> 1) + u[0]),
-                sat.eq(Mux(r > 127, 127, Mux(r < -128, -128, r))),
-            ]
+            y6, y7 = Signal(signed(8), name=f"y6_{c}"), Signal(signed(8), name=f"y7_{c}")
+            m.d.comb += sat.eq(Mux(r5 > 127, 127, Mux(r5 < -128, -128, r5)))
             with m.If(run):
                 m.d.sync += [
-                    v1.eq(row.data[c] + row.bias[c]),
+                    v[0].eq(row.data[c] + row.bias[c]),
+                    *(v[k].eq(v[k - 1]) for k in range(1, REQUANT_LATENCY)),
                     mult1.eq(row.mult[c]),
-                    sh1.eq(Mux(row.shift[c] > SHIFT_MAX, SHIFT_MAX, row.shift[c])),
-                    v2.eq(v1),
-                    t2.eq(v1 * mult1),
-                    sh2.eq(sh1),
-                    v3.eq(v2),
-                    y3.eq(Mux(f2[2] & sat[7], 0, sat)),
-                    v4.eq(v3),
-                    y4.eq(y3),
+                    sh[0].eq(Mux(row.shift[c] > SHIFT_MAX, SHIFT_MAX, row.shift[c])),
+                    sh[1].eq(sh[0]),
+                    sh[2].eq(sh[1]),
+                    pl2.eq(v[0][:16] * mult1),
+                    ph2.eq(v[0][16:].as_signed() * mult1),
+                    t3.eq((ph2 << 16) + pl2),
+                    u4.eq((t3 << 1) >> sh[2]),
+                    r5.eq((u4 >> 1) + u4[0]),
+                    y6.eq(Mux(f[4][2] & sat[7], 0, sat)),
+                    y7.eq(y6),
                 ]
 
             m.submodules[f"lut_{c}"] = lut = memory.Memory(shape=8, depth=256, init=[])
@@ -129,8 +132,8 @@ class Requantizer(wiring.Component):
                 wr.addr.eq(self.i_lut.payload.addr),
                 wr.data.eq(self.i_lut.payload.data),
                 rd.en.eq(run),
-                rd.addr.eq(y3.as_unsigned() ^ 0x80),
+                rd.addr.eq(y6.as_unsigned() ^ 0x80),
                 self.o_res.payload.data[c].eq(
-                    Mux(mode4 == OutMode.RAW.value, v4, Mux(lut4, rd.data.as_signed(), y4))),
+                    Mux(mode_o == OutMode.RAW.value, v[-1], Mux(lut_o, rd.data.as_signed(), y7))),
             ]
         return m

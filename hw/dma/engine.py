@@ -170,10 +170,13 @@ class BurstWalker(wiring.Component):
 
 class _State(enum.Enum, shape=3):
     IDLE = 0
-    CHECK1 = 1   # field checks, extent multiply
-    CHECK2 = 2   # window compare
-    RUN = 3
-    DONE = 4     # status presented
+    CHECK1 = 1   # field checks, extent partial products, addr + row_bytes
+    CHECK2 = 2   # extent = (rows - 1) * stride
+    CHECK3 = 3   # end of the extent
+    CHECK4 = 4   # window compare
+    DECIDE = 5   # refuse or start
+    RUN = 6
+    DONE = 7     # status presented
 
 
 class DmaEngine(wiring.Component):
@@ -260,28 +263,43 @@ class DmaEngine(wiring.Component):
     # -- shared front end ---------------------------------------------------------------------
 
     def _front_end(self, m, name, i_cmd, state, perm):
-        """Command register and the two check stages; returns (job, bad, inside)."""
+        """Command register and the check stages; returns (job, bad, inside).
+
+        One operation per stage so that no check sits on a long combinational path: the
+        extent ``(rows - 1) * stride`` as two 16 x 16 partial products (one DSP each), their
+        sum, the end address, then the window compares (all registered)."""
         lb = _log2(self.bus_bytes)
         job = Signal(dma_cmd_layout, name=f"{name}_job")
+        span_lo = Signal(32, name=f"{name}_span_lo")
+        span_hi = Signal(32, name=f"{name}_span_hi")
         span = Signal(48, name=f"{name}_span")
+        end0 = Signal(33, name=f"{name}_end0")
+        end = Signal(50, name=f"{name}_end")
         bad = Signal(name=f"{name}_bad")
+        inside = Signal(name=f"{name}_inside")
         with m.If(i_cmd.valid & i_cmd.ready):
             m.d.sync += job.eq(i_cmd.payload)
+        rows_m1 = Signal(16, name=f"{name}_rows_m1")
+        m.d.comb += rows_m1.eq(job.rows - 1)
         with m.If(state == _State.CHECK1):
             m.d.sync += [
-                span.eq((job.rows - 1) * job.stride),
+                span_lo.eq(rows_m1 * job.stride[:16]),
+                span_hi.eq(rows_m1 * job.stride[16:]),
+                end0.eq(job.addr + job.row_bytes),
                 bad.eq((job.addr[:lb] != 0) | (job.row_bytes[:lb] != 0) |
                        (job.stride[:lb] != 0) | (job.rows == 0) | (job.row_bytes == 0)),
             ]
-        end = Signal(50, name=f"{name}_end")
-        m.d.comb += end.eq(job.addr + span + job.row_bytes)
+        with m.If(state == _State.CHECK2):
+            m.d.sync += span.eq(span_lo + (span_hi << 16))
+        with m.If(state == _State.CHECK3):
+            m.d.sync += end.eq(end0 + span)
         hits = []
         for i in range(N_WINDOWS):
             win = self.windows[i]
             hits.append(win.enable & getattr(win, perm) & (job.addr >= win.base) &
                         (end <= win.limit))
-        inside = Signal(name=f"{name}_inside")
-        m.d.comb += inside.eq(Cat(*hits).any())
+        with m.If(state == _State.CHECK4):
+            m.d.sync += inside.eq(Cat(*hits).any())
         return job, bad, inside
 
     def elaborate(self, platform):
@@ -370,9 +388,11 @@ class DmaEngine(wiring.Component):
             with m.Case(_State.IDLE):
                 with m.If(self.i_rd.valid & self.i_rd.ready):
                     m.d.sync += [rd_state.eq(_State.CHECK1), rd_aborted.eq(0), rd_err.eq(0)]
-            with m.Case(_State.CHECK1):
-                m.d.sync += rd_state.eq(_State.CHECK2)
-            with m.Case(_State.CHECK2):
+            for a, b in ((_State.CHECK1, _State.CHECK2), (_State.CHECK2, _State.CHECK3),
+                         (_State.CHECK3, _State.CHECK4), (_State.CHECK4, _State.DECIDE)):
+                with m.Case(a):
+                    m.d.sync += rd_state.eq(b)
+            with m.Case(_State.DECIDE):
                 m.d.sync += [rd_status.addr.eq(rd_job.addr), rd_state.eq(_State.DONE)]
                 with m.If(rd_drop):
                     m.d.sync += rd_status.code.eq(DmaError.ABORTED)
@@ -496,9 +516,11 @@ class DmaEngine(wiring.Component):
                 with m.If(self.i_wr.valid & self.i_wr.ready):
                     m.d.sync += [wr_state.eq(_State.CHECK1), wr_aborted.eq(0), wr_err.eq(0),
                                  wr_refused.eq(0)]
-            with m.Case(_State.CHECK1):
-                m.d.sync += wr_state.eq(_State.CHECK2)
-            with m.Case(_State.CHECK2):
+            for a, b in ((_State.CHECK1, _State.CHECK2), (_State.CHECK2, _State.CHECK3),
+                         (_State.CHECK3, _State.CHECK4), (_State.CHECK4, _State.DECIDE)):
+                with m.Case(a):
+                    m.d.sync += wr_state.eq(b)
+            with m.Case(_State.DECIDE):
                 m.d.sync += wr_status.addr.eq(wr_job.addr)
                 with m.If(wr_drop):
                     m.d.sync += [wr_status.code.eq(DmaError.ABORTED), wr_state.eq(_State.DONE)]
