@@ -78,9 +78,13 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
 
     ``valid`` is a register; the read port's enable stalls it, so data holds while stalled.
     """
+    # down-counters: "last" tests are zero tests, not compares against run/repeat/outer - 1
     x = Signal(24, name=f"{name}_x")
-    rep = Signal(16, name=f"{name}_rep")
-    o = Signal(16, name=f"{name}_o")
+    x_left = Signal(24, name=f"{name}_x_left")
+    rep_left = Signal(16, name=f"{name}_rep_left")
+    o_left = Signal(16, name=f"{name}_o_left")
+    run_m1 = Signal(24, name=f"{name}_run_m1")
+    repeat_m1 = Signal(16, name=f"{name}_repeat_m1")
     obase = Signal(24, name=f"{name}_obase")
     active = Signal(name=f"{name}_active")
     advance = Signal(name=f"{name}_advance")
@@ -88,20 +92,22 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     with m.If(advance):
         m.d.sync += valid.eq(active)
     with m.If(active & advance):
-        with m.If(x == run - 1):
-            m.d.sync += x.eq(0)
-            with m.If(rep == repeat - 1):
-                m.d.sync += rep.eq(0)
-                with m.If(o == outer - 1):
+        with m.If(x_left == 0):
+            m.d.sync += [x.eq(0), x_left.eq(run_m1)]
+            with m.If(rep_left == 0):
+                m.d.sync += rep_left.eq(repeat_m1)
+                with m.If(o_left == 0):
                     m.d.sync += active.eq(0)
                 with m.Else():
-                    m.d.sync += [o.eq(o + 1), obase.eq(obase + step)]
+                    m.d.sync += [o_left.eq(o_left - 1), obase.eq(obase + step)]
             with m.Else():
-                m.d.sync += rep.eq(rep + 1)
+                m.d.sync += rep_left.eq(rep_left - 1)
         with m.Else():
-            m.d.sync += x.eq(x + 1)
+            m.d.sync += [x.eq(x + 1), x_left.eq(x_left - 1)]
     with m.If(start):
-        m.d.sync += [x.eq(0), rep.eq(0), o.eq(0), obase.eq(base), active.eq(1)]
+        m.d.sync += [x.eq(0), x_left.eq(run - 1), run_m1.eq(run - 1),
+                     rep_left.eq(repeat - 1), repeat_m1.eq(repeat - 1),
+                     o_left.eq(outer - 1), obase.eq(base), active.eq(1)]
     return active
 
 
@@ -201,7 +207,7 @@ class Spu(wiring.Component):
         # -- GEMM sequencer --------------------------------------------------------------------
         gemm = Signal(GemmBody)
         busy = Signal()
-        setup = Signal()          # one cycle to form the loop bounds
+        setup = Signal(2)         # two cycles: register the loop bounds, then start
         m_banks = Signal(32)      # m_tiles * banks
         entries = Signal(24)      # banks * nnz
         rows_total = Signal(32)   # n_tiles * m_tiles * rows
@@ -211,14 +217,16 @@ class Spu(wiring.Component):
             m.d.sync += [gemm.eq(self.i_gemm.payload), busy.eq(1), setup.eq(1),
                          rows_done.eq(0)]
         start = Signal()
-        m.d.comb += start.eq(setup)
-        with m.If(setup):
-            m.d.sync += setup.eq(0)
-        m.d.comb += [
-            m_banks.eq(gemm.m_tiles * gemm.banks),
-            entries.eq((gemm.banks << 5) >> gemm.log2s),
-            rows_total.eq(gemm.n_tiles * gemm.m_tiles * R),
-        ]
+        m.d.comb += start.eq(setup[1])
+        with m.If(setup.any()):     # never in the cycle that accepts a GEMM (busy is high)
+            m.d.sync += setup.eq(setup << 1)
+        # loop bounds are registered so no multiplier sits in the readers' compare paths
+        with m.If(setup[0]):
+            m.d.sync += [
+                m_banks.eq(gemm.m_tiles * gemm.banks),
+                entries.eq((gemm.banks << 5) >> gemm.log2s),
+                rows_total.eq(gemm.n_tiles * gemm.m_tiles * R),
+            ]
 
         act_rd = mems[Target.ACT].read_port()
         wgt_rd = mems[Target.WGT].read_port()
@@ -249,7 +257,7 @@ class Spu(wiring.Component):
                      out_wr.data.eq(core.o_res.payload.data), out_wr.en.eq(core.o_res.valid)]
         with m.If(core.o_res.valid):
             m.d.sync += rows_done.eq(rows_done + 1)
-        with m.If(busy & ~setup & (rows_done == rows_total)):
+        with m.If(busy & ~setup.any() & (rows_done == rows_total)):
             m.d.sync += busy.eq(0)
             m.d.comb += self.gemm_done.eq(1)
 
