@@ -19,11 +19,13 @@ def test_board_top_ports_and_constraints():
     text = verilog.convert(BoardTop(load_config("tiny"), BOARDS["icebreaker"]), name="top",
                            emit_src=False)
     ports = {name: (d, w) for d, name, w in verilog_ports(text, "top")}
-    assert ports == {"clk": ("input", 1), "btn": ("input", 1), "led": ("output", 8)}
+    assert ports == {"clk": ("input", 1), "btn": ("input", 1), "uart_rx": ("input", 1),
+                     "uart_tx": ("output", 1), "led": ("output", 8)}
     for board in BOARDS.values():
         c = (CONSTRAINTS_DIR / board.constraints).read_text()
         names = set(re.findall(r'(?:COMP "|set_io (?:-\S+ (?:yes )?)*)([\w\[\]]+)', c))
-        assert names == {"clk", "btn"} | {f"led[{i}]" for i in range(8)}, board.name
+        assert names == {"clk", "btn", "uart_rx", "uart_tx"} | {f"led[{i}]" for i in range(8)}, \
+            board.name
 
 
 def test_axi_ram_burst_write_then_read():

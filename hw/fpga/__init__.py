@@ -1,2 +1,2 @@
-"""FPGA builds of the accelerator: board wrappers (:mod:`.boards`) and the YoWASP
-synthesis / place-and-route flow (:mod:`.build`)."""
+"""FPGA builds of the accelerator: board wrappers (:mod:`.boards`), the UART host bridge
+(:mod:`.uart`) and the YoWASP synthesis / place-and-route flow (:mod:`.build`)."""

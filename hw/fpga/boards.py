@@ -1,35 +1,36 @@
-"""Board wrappers for resource / Fmax builds of :class:`~s4accel.hw.top.S4Top`.
+"""Board wrappers of :class:`~s4accel.hw.top.S4Top`: the accelerator with on-chip DRAM and a
+UART host bridge, so the Python driver runs jobs on the board through a serial port.
 
-The accelerator's ports are an AXI4-Lite register port and an AXI4 DRAM manager port: far more
-signals than a board has pins. :class:`BoardTop` closes them on chip so the whole accelerator
-survives synthesis with only a clock, a reset button and eight LEDs at the pins:
+- :class:`AxiRam`: a small AXI4 subordinate over block RAM (``words`` beats of the DRAM bus;
+  addresses wrap), one burst at a time, two cycles per read beat;
+- :class:`BoardCore`: S4Top, a :class:`~s4accel.hw.fpga.uart.UartBridge` on its register port,
+  and the accelerator's ``dram`` port and the bridge's ``mem`` port sharing one :class:`AxiRam`
+  through an :class:`~s4accel.hw.bus.arbiter.AxiArbiter`. It runs in the ``sync`` domain and
+  is also the top level of the RTL simulation of the board (:func:`sim_board`);
+- :class:`BoardTop`: the pins. ``clk`` (the board oscillator, used directly), ``btn`` (reset
+  button), ``uart_rx`` / ``uart_tx`` (the board's USB serial port), ``led[8]``: ``led[0]`` the
+  interrupt, ``led[1]`` reset, ``led[2]`` / ``led[3]`` serial receive / send, ``led[4]`` a
+  bridge error flag not yet reported (lost byte, framing error, abandoned command), ``led[5]``
+  / ``led[6]`` DRAM access by the accelerator / the bridge, ``led[7]`` a heartbeat.
 
-- ``dram``: :class:`AxiRam`, a small AXI4 subordinate over block RAM (``dram_words`` beats of
-  ``dram_bus_bits``; addresses wrap), one burst at a time, two cycles per read beat;
-- ``csr``: :class:`LfsrCsrDriver`, an AXI4-Lite manager that writes pseudo-random data to
-  pseudo-random register addresses and reads pseudo-random registers, alternately, from a
-  32-bit LFSR. Nothing is tied to a constant, so no register or datapath is dead logic;
-- LEDs: ``led[0]`` is ``irq``, ``led[1]`` the reset, ``led[2:8]`` an XOR fold of every CSR
-  read data word (status, perf counters, ring head, ...), so the reads cannot be removed.
-
-This is for resource and timing numbers, not for running a workload: the random register
-writes start the command processor on garbage rings. A host link (UART bridge to the CSR port)
-is the next step.
+The host side is ``s4accel.sw.uart_backend.UartBackend``; the DRAM appears to the driver at
+any base that is a multiple of its size (the driver's default ``0x1000_0000`` is).
 """
-
-from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockDomain, Const, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import Config
-from ..bus.axi import AXI4, AXI4Lite
+from ..bus.arbiter import AxiArbiter
+from ..bus.axi import AXI4
 from ..top import S4Top
+from .uart import UartBridge
 
-__all__ = ["Board", "BOARDS", "AxiRam", "LfsrCsrDriver", "BoardTop"]
+__all__ = ["Board", "BOARDS", "AxiRam", "BoardCore", "BoardTop", "sim_board", "DRAM_BYTES",
+           "SIM_DIVISOR"]
 
 
 @dataclass(frozen=True)
@@ -74,24 +75,19 @@ class AxiRam(wiring.Component):
         m.d.comb += [rp.addr.eq(addr), wp.addr.eq(addr), wp.data.eq(bus.wdata),
                      bus.rdata.eq(rp.data), bus.rid.eq(rid), bus.bid.eq(bid),
                      bus.rresp.eq(0), bus.bresp.eq(0)]
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += bus.arready.eq(1)
                 with m.If(bus.arvalid):
                     m.d.sync += [addr.eq(bus.araddr[shift:]), count.eq(bus.arlen),
                                  rid.eq(bus.arid)]
                     m.next = "RADDR"
-                with m.Else():
-                    m.d.comb += bus.awready.eq(1)
-                    with m.If(bus.awvalid):
-                        m.d.sync += [addr.eq(bus.awaddr[shift:]), count.eq(bus.awlen),
-                                     bid.eq(bus.awid)]
-                        m.next = "WDATA"
+                with m.Elif(bus.awvalid):
+                    m.d.sync += [addr.eq(bus.awaddr[shift:]), count.eq(bus.awlen),
+                                 bid.eq(bus.awid)]
+                    m.next = "WDATA"
             with m.State("RADDR"):
-                m.d.comb += rp.en.eq(1)
                 m.next = "RDATA"
             with m.State("RDATA"):
-                m.d.comb += [rp.en.eq(0), bus.rvalid.eq(1), bus.rlast.eq(count == 0)]
                 with m.If(bus.rready):
                     m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
                     m.next = "RNEXT"
@@ -100,84 +96,146 @@ class AxiRam(wiring.Component):
                 with m.If(count == 0xFF):
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += rp.en.eq(1)
                     m.next = "RDATA"
             with m.State("WDATA"):
-                m.d.comb += bus.wready.eq(1)
                 with m.If(bus.wvalid):
-                    m.d.comb += wp.en.eq(bus.wstrb)
                     m.d.sync += addr.eq(addr + 1)
                     with m.If(bus.wlast):
                         m.next = "WRESP"
             with m.State("WRESP"):
-                m.d.comb += bus.bvalid.eq(1)
                 with m.If(bus.bready):
                     m.next = "IDLE"
+        # handshakes as plain expressions of the state (Icarus may never evaluate an
+        # always @* block whose only input is the state register)
+        st = fsm.ongoing
+        m.d.comb += [
+            bus.arready.eq(st("IDLE")), bus.awready.eq(st("IDLE") & ~bus.arvalid),
+            rp.en.eq(st("RADDR") | (st("RNEXT") & (count != 0xFF))),
+            bus.rvalid.eq(st("RDATA")), bus.rlast.eq(count == 0),
+            bus.wready.eq(st("WDATA")),
+            wp.en.eq(Mux(st("WDATA") & bus.wvalid, bus.wstrb, 0)),
+            bus.bvalid.eq(st("WRESP")),
+        ]
         return m
 
 
-class LfsrCsrDriver(wiring.Component):
-    """AXI4-Lite manager: alternately a write of LFSR data to an LFSR address and a read of an
-    LFSR address; ``fold`` is the XOR of every read data word."""
-
-    def __init__(self, *, addr_width=12):
-        self._aw = addr_width
-        super().__init__({"bus": Out(AXI4Lite.Signature(addr_width=addr_width, data_width=32)),
-                          "fold": Out(32)})
-
-    def elaborate(self, platform):
-        m = Module()
-        bus = self.bus
-        lfsr = Signal(32, init=0xACE1_2468)
-        # Galois LFSR, taps 32, 22, 2, 1
-        m.d.sync += lfsr.eq(Cat(lfsr[1:], Const(0, 1)) ^ (0x80200003 * lfsr[0]))
-        aw_done, w_done = Signal(), Signal()
-        addr = Signal(self._aw)
-        data = Signal(32)
-        m.d.comb += [bus.awaddr.eq(addr), bus.araddr.eq(addr), bus.wdata.eq(data),
-                     bus.wstrb.eq(0xF), bus.awprot.eq(0), bus.arprot.eq(0)]
-        with m.FSM():
-            with m.State("PICK_W"):
-                m.d.sync += [addr.eq(Cat(Const(0, 2), lfsr[:self._aw - 2])), data.eq(lfsr[::-1]),
-                             aw_done.eq(0), w_done.eq(0)]
-                m.next = "WRITE"
-            with m.State("WRITE"):
-                m.d.comb += [bus.awvalid.eq(~aw_done), bus.wvalid.eq(~w_done)]
-                with m.If(bus.awvalid & bus.awready):
-                    m.d.sync += aw_done.eq(1)
-                with m.If(bus.wvalid & bus.wready):
-                    m.d.sync += w_done.eq(1)
-                with m.If((aw_done | bus.awready) & (w_done | bus.wready)):
-                    m.next = "BRESP"
-            with m.State("BRESP"):
-                m.d.comb += bus.bready.eq(1)
-                with m.If(bus.bvalid):
-                    m.next = "PICK_R"
-            with m.State("PICK_R"):
-                m.d.sync += addr.eq(Cat(Const(0, 2), lfsr[3:self._aw + 1]))
-                m.next = "READ"
-            with m.State("READ"):
-                m.d.comb += bus.arvalid.eq(1)
-                with m.If(bus.arready):
-                    m.next = "RDATA"
-            with m.State("RDATA"):
-                m.d.comb += bus.rready.eq(1)
-                with m.If(bus.rvalid):
-                    m.d.sync += self.fold.eq(self.fold ^ bus.rdata ^ bus.rresp)
-                    m.next = "PICK_W"
-        return m
+#: Bytes of on-chip DRAM by default.
+DRAM_BYTES = 16 << 10
 
 
-class BoardTop(wiring.Component):
-    """Pins: ``clk`` (board oscillator, used directly), ``btn`` (reset button), ``led[8]``."""
+def _stretch(m, pulse, bits):
+    """A level that stays high for ``2**bits`` cycles after ``pulse``: visible on an LED."""
+    count = Signal(bits)
+    with m.If(pulse):
+        m.d.sync += count.eq(~0)
+    with m.Elif(count != 0):
+        m.d.sync += count.eq(count - 1)
+    return count != 0
 
-    def __init__(self, config: Config, board: Board, *, dram_words=256):
-        self._config, self._board, self._dram_words = config, board, dram_words
-        super().__init__({"clk": In(1), "btn": In(1), "led": Out(8)})
+
+class BoardCore(wiring.Component):
+    """The accelerator, its DRAM and the UART host bridge, in the ``sync`` domain.
+
+    Parameters
+    ----------
+    config : Config
+    divisor : int
+        Clock cycles per UART bit.
+    dram_words : int or None
+        On-chip DRAM in words of ``config.dram_bus_bits`` (default :data:`DRAM_BYTES`).
+    stretch_bits : int
+        Activity LEDs stay on for ``2**stretch_bits`` cycles.
+
+    Members
+    -------
+    uart_rx : In(1)
+        Serial line from the host.
+    uart_tx : Out(1)
+        Serial line to the host.
+    irq : Out(1)
+        The accelerator's interrupt.
+    status : Out(6)
+        Receive, send, bridge error, accelerator DRAM access, bridge DRAM access, heartbeat.
+    """
+
+    uart_rx: In(1)
+    uart_tx: Out(1, init=1)
+    irq: Out(1)
+    status: Out(6)
+
+    def __init__(self, config: Config, *, divisor: int, dram_words=None, stretch_bits=20):
+        if dram_words is None:
+            dram_words = DRAM_BYTES // (config.dram_bus_bits // 8)
+        if not isinstance(dram_words, int) or dram_words < 1 or dram_words & (dram_words - 1):
+            raise ValueError(f"dram_words must be a positive power of two, not {dram_words!r}")
+        self._config, self._divisor = config, divisor
+        self._dram_words, self._stretch_bits = dram_words, stretch_bits
+        super().__init__()
+
+    @property
+    def dram_bytes(self):
+        return self._dram_words * self._config.dram_bus_bits // 8
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
+        m.submodules.s4 = s4 = S4Top(cfg)
+        iw = len(s4.dram.awid)
+        m.submodules.bridge = bridge = UartBridge(self._divisor, mem_data_width=cfg.dram_bus_bits,
+                                                  mem_id_width=iw)
+        m.submodules.arbiter = arb = AxiArbiter(data_width=cfg.dram_bus_bits, id_width=iw)
+        m.submodules.dram = ram = AxiRam(data_width=cfg.dram_bus_bits, words=self._dram_words,
+                                         id_width=iw)
+        wiring.connect(m, manager=bridge.csr, subordinate=s4.csr)
+        wiring.connect(m, manager=s4.dram, subordinate=arb.mgr0)
+        wiring.connect(m, manager=bridge.mem, subordinate=arb.mgr1)
+        wiring.connect(m, manager=arb.sub, subordinate=ram.bus)
+        m.d.comb += [bridge.rx.eq(self.uart_rx), self.uart_tx.eq(bridge.tx),
+                     bridge.irq.eq(s4.irq), self.irq.eq(s4.irq)]
+        beat = Signal(24)
+        m.d.sync += beat.eq(beat + 1)
+        bits = self._stretch_bits
+        m.d.comb += self.status.eq(Cat(
+            _stretch(m, bridge.rx_active, bits), _stretch(m, bridge.tx_active, bits),
+            bridge.flags != 0, _stretch(m, arb.grant[0], bits),
+            _stretch(m, arb.grant[1], bits), beat[-1]))
+        return m
+
+
+#: UART bit time of the simulated board, in clock cycles (``sim/tb_uart.py``).
+SIM_DIVISOR = 8
+
+
+def sim_board(config: Config) -> BoardCore:
+    """The board as simulated by ``sim/tb_uart.py``: :data:`SIM_DIVISOR` cycles per bit,
+    :data:`DRAM_BYTES` of DRAM."""
+    return BoardCore(config, divisor=SIM_DIVISOR, stretch_bits=4)
+
+
+class BoardTop(wiring.Component):
+    """:class:`BoardCore` at the pins of ``board`` (see the module documentation).
+
+    ``baud`` sets the UART divisor, ``round(board.clk_mhz * 1e6 / baud)`` cycles per bit; a
+    rate the clock cannot make within 2 % is refused.
+    """
+
+    def __init__(self, config: Config, board: Board, *, baud=115_200, dram_words=None):
+        clock_hz = board.clk_mhz * 1e6
+        divisor = round(clock_hz / baud) if baud > 0 else 0
+        if divisor < 4 or abs(clock_hz / divisor - baud) > 0.02 * baud:
+            raise ValueError(f"baud {baud} cannot be made from the {board.clk_mhz:g} MHz clock "
+                             f"of {board.name} (at least 4 cycles per bit, within 2 %)")
+        self._config, self._board = config, board
+        self._divisor, self._dram_words = divisor, dram_words
+        super().__init__({"clk": In(1), "btn": In(1), "uart_rx": In(1),
+                          "uart_tx": Out(1, init=1), "led": Out(8)})
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+    def elaborate(self, platform):
+        m = Module()
         m.domains.sync = cd = ClockDomain("sync")
         m.domains.por = cd_por = ClockDomain("por", reset_less=True)
         m.d.comb += [cd.clk.eq(self.clk), cd_por.clk.eq(self.clk)]
@@ -191,12 +249,8 @@ class BoardTop(wiring.Component):
             m.d.por += por.eq(por + 1)
         m.d.comb += cd.rst.eq(rst)
 
-        m.submodules.s4 = s4 = S4Top(cfg)
-        m.submodules.dram = ram = AxiRam(data_width=cfg.dram_bus_bits, words=self._dram_words,
-                                         id_width=len(s4.dram.awid))
-        m.submodules.host = host = LfsrCsrDriver(addr_width=12)
-        wiring.connect(m, s4.dram, ram.bus)
-        wiring.connect(m, host.bus, s4.csr)
-        f = host.fold
-        m.d.comb += self.led.eq(Cat(s4.irq, rst, *[f[i::6].xor() for i in range(6)]))
+        m.submodules.core = core = BoardCore(self._config, divisor=self._divisor,
+                                             dram_words=self._dram_words)
+        m.d.comb += [core.uart_rx.eq(self.uart_rx), self.uart_tx.eq(core.uart_tx),
+                     self.led.eq(Cat(core.irq, rst, core.status))]
         return m

@@ -1,0 +1,263 @@
+"""The UART host bridge (hw/fpga/uart.py), the board design (hw/fpga/boards.py) and the driver's
+UART backend (sw/uart_backend.py): the whole board driven through its serial line by the driver
+(cocotb, sim/tb_uart.py), the UART and the bridge's corner cases in Amaranth's simulator, and
+the backend against a Python model of the bridge."""
+
+import gc
+import struct
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from s4accel.config import load_config
+from s4accel.hw.fpga.boards import BOARDS, DRAM_BYTES, BoardCore, BoardTop
+from s4accel.hw.fpga.uart import Command, UartBridge, UartRx, UartTx
+from s4accel.sim import runner, scenarios
+from s4accel.sw import uart_backend
+from s4accel.sw.driver import DRAM_BASE, Driver, run
+from s4accel.sw.uart_backend import BridgeError, UartBackend
+
+#: Icarus runs about 8x slower than Verilator here, so it runs the protocol test only.
+ICARUS_TESTS = ["bridge_protocol"]
+
+
+@pytest.mark.parametrize("sim", runner.SIMULATORS)
+def test_board_over_uart(sim, seed):
+    runner.run_tests("uart_board", load_config("tiny"), sim, "s4accel.sim.tb_uart",
+                     testcase=ICARUS_TESTS if sim == "icarus" else None,
+                     env={"S4_SEED": seed}, tag=f"pytest_{seed}")
+
+
+# -- Amaranth simulator: the UART and the bridge's protocol corner cases ------------------------
+
+async def send_bits(ctx, line, byte, divisor, stop=1):
+    """One 8N1 character on ``line``, ``divisor`` clock cycles per bit."""
+    for bit in [0] + [byte >> i & 1 for i in range(8)] + [stop]:
+        ctx.set(line, bit)
+        await ctx.tick().repeat(divisor)
+    ctx.set(line, 1)
+
+
+async def recv_bits(ctx, line, divisor, max_cycles=100_000):
+    """The next 8N1 character on ``line``, sampled in the middle of each bit."""
+    for _ in range(max_cycles):
+        if not ctx.get(line):
+            break
+        await ctx.tick()
+    else:
+        raise AssertionError(f"no start bit within {max_cycles} cycles")
+    await ctx.tick().repeat(divisor // 2)
+    assert ctx.get(line) == 0, "start bit too short"
+    byte = 0
+    for i in range(8):
+        await ctx.tick().repeat(divisor)
+        byte |= ctx.get(line) << i
+    await ctx.tick().repeat(divisor)
+    assert ctx.get(line) == 1, "no stop bit"
+    return byte
+
+
+@pytest.mark.parametrize("divisor", [4, 7])
+def test_uart_loopback(divisor, rng):
+    dut = Module()
+    dut.submodules.tx = tx = UartTx(divisor)
+    dut.submodules.rx = rx = UartRx(divisor)
+    dut.d.comb += rx.rx.eq(tx.tx)
+    data = [int(b) for b in rng.integers(0, 256, 24)] + [0x00, 0xFF, 0x55]
+    got = []
+
+    async def producer(ctx):
+        for i, b in enumerate(data):
+            ctx.set(tx.i_data.payload, b)
+            ctx.set(tx.i_data.valid, 1)
+            await ctx.tick().until(tx.i_data.ready)
+            ctx.set(tx.i_data.valid, 0)
+            if i % 5 == 4:   # idle gaps between characters too
+                await ctx.tick().repeat(int(rng.integers(1, 3 * divisor)))
+
+    async def consumer(ctx):
+        ctx.set(rx.o_data.ready, 1)
+        async for _, _, valid, payload, err, ovr in ctx.tick().sample(
+                rx.o_data.valid, rx.o_data.payload, rx.framing_error, rx.overrun):
+            assert not err and not ovr
+            if valid:
+                got.append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer, background=True)
+    sim.run_until(len(data) * 12 * divisor * 1e-6 + 1e-4)
+    assert got == data
+
+
+def test_uart_rx_glitch_and_framing_error():
+    d = 8
+    rx = UartRx(d)
+    events = []
+
+    async def bench(ctx):
+        ctx.set(rx.rx, 1)
+        ctx.set(rx.o_data.ready, 1)
+        await ctx.tick().repeat(4)
+        ctx.set(rx.rx, 0)                 # shorter than half a bit: not a start bit
+        await ctx.tick().repeat(d // 2 - 2)
+        ctx.set(rx.rx, 1)
+        await ctx.tick().repeat(2 * d)
+        await send_bits(ctx, rx.rx, 0xA5, d, stop=0)     # framing error
+        await ctx.tick().repeat(2 * d)
+        await send_bits(ctx, rx.rx, 0x3C, d)
+        await ctx.tick().repeat(2 * d)
+
+    async def watch(ctx):
+        async for _, _, valid, payload, err in ctx.tick().sample(
+                rx.o_data.valid, rx.o_data.payload, rx.framing_error):
+            if valid:
+                events.append(payload)
+            if err:
+                events.append("framing")
+
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_testbench(watch, background=True)
+    sim.run()
+    assert events == ["framing", 0x3C]
+
+
+def test_bridge_unknown_command_status_and_timeout():
+    d = 4
+    dut = UartBridge(d, timeout_bits=30)
+    replies = []
+
+    async def host(ctx):
+        ctx.set(dut.rx, 1)
+        ctx.set(dut.irq, 1)
+        await ctx.tick().repeat(8)
+
+        async def reply(n):
+            return [await recv_bits(ctx, dut.tx, d) for _ in range(n)]
+
+        await send_bits(ctx, dut.rx, 0x42, d)
+        replies.append(await reply(2))
+        await send_bits(ctx, dut.rx, Command.STATUS, d)
+        replies.append(await reply(10))
+        # a CSR write cut short: abandoned after timeout_bits, then the bridge is idle
+        for b in (Command.CSR_WRITE, 0x10, 0x00):
+            await send_bits(ctx, dut.rx, b, d)
+        await ctx.tick().repeat(40 * d)
+        assert not ctx.get(dut.busy)
+        await send_bits(ctx, dut.rx, Command.STATUS, d)
+        replies.append(await reply(10))
+        await send_bits(ctx, dut.rx, Command.STATUS, d)
+        replies.append(await reply(10))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host)
+    sim.run()
+    assert replies[0] == [0xEE, 0x42]
+    status = [(r[0], r[1], int.from_bytes(bytes(r[2:]), "little")) for r in replies[1:]]
+    assert [s[:2] for s in status] == [(0x85, 0x01), (0x85, 0x09), (0x85, 0x01)], status
+    assert 0 < status[0][2] < status[1][2] < status[2][2] < 1 << 48
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_parameters_are_checked():
+    with pytest.raises(ValueError, match="divisor must be an integer of at least 4"):
+        UartRx(3)
+    with pytest.raises(ValueError, match="counter_width must be 16..64"):
+        UartBridge(8, counter_width=80)
+    with pytest.raises(ValueError, match="baud 2500000 cannot be made from the 12 MHz clock"):
+        BoardTop(load_config("tiny"), BOARDS["icebreaker"], baud=2_500_000)
+    with pytest.raises(ValueError, match="dram_words must be a positive power of two"):
+        BoardCore(load_config("tiny"), divisor=8, dram_words=1000)
+    assert BoardTop(load_config("tiny"), BOARDS["ulx3s"], baud=1_000_000).divisor == 25
+    assert DRAM_BYTES == uart_backend.DRAM_BYTES
+    gc.collect()    # the refused objects warn when collected: while the filter is on
+
+
+# -- the driver's UART backend against a Python model of the bridge -----------------------------
+
+class ModelBridge:
+    """The bridge protocol in Python over the functional model: a transport for
+    :class:`UartBackend` that needs no RTL."""
+
+    def __init__(self, config="tiny"):
+        from s4accel.sim.device_model import DeviceModel
+        self.model = DeviceModel(load_config(config), DRAM_BASE, DRAM_BYTES)
+        self.inbox, self.outbox = bytearray(), bytearray()
+        self.cycles = 0
+
+    async def send(self, data):
+        self.inbox += data
+        while self.inbox:
+            cmd, need = self.inbox[0], {1: 9, 2: 5, 3: 7, 4: 7, 5: 1}.get(self.inbox[0], 1)
+            if cmd == 3 and len(self.inbox) >= 7:
+                need += struct.unpack_from("<H", self.inbox, 5)[0]
+            if len(self.inbox) < need:
+                return
+            msg, self.inbox = bytes(self.inbox[:need]), self.inbox[need:]
+            self.cycles += 10 * need
+            m = self.model
+            if cmd == 1:
+                m.write32(*struct.unpack_from("<II", msg, 1))
+                self.outbox += b"\x81\x00"
+            elif cmd == 2:
+                self.outbox += struct.pack("<BBI", 0x82, 0, m.read32(msg[1] | msg[2] << 8))
+            elif cmd == 3:
+                m.mem_write(struct.unpack_from("<I", msg, 1)[0], msg[7:])
+                self.outbox += b"\x83\x00"
+            elif cmd == 4:
+                addr, n = struct.unpack_from("<IH", msg, 1)
+                self.outbox += b"\x84" + m.mem_read(addr, n) + b"\x00"
+            elif cmd == 5:
+                self.outbox += struct.pack("<BBQ", 0x85, int(m.irq), self.cycles)
+            else:
+                self.outbox += bytes([0xEE, cmd])
+
+    async def recv(self, n):
+        got, self.outbox = bytes(self.outbox[:n]), self.outbox[n:]
+        return got
+
+
+def test_uart_backend_runs_a_layer_on_the_model_bridge(rng):
+    bridge = ModelBridge()
+    dev = Driver(UartBackend(bridge), ring_slots=16)
+    run(dev.open())
+    x, packed, params = scenarios.random_layer(rng, dev.info, 4, "int8", m=3, n=5, k=70)
+    res = run(dev.run_layer(x, packed, params))
+    assert np.array_equal(res.y, scenarios.expected(x, packed, params))
+    assert res.cycles > 0
+
+
+class Canned:
+    """A transport that answers every command with the same bytes."""
+
+    def __init__(self, reply):
+        self.reply = reply
+
+    async def send(self, data):
+        pass
+
+    async def recv(self, n):
+        return self.reply[:n]
+
+
+def test_uart_backend_errors():
+    with pytest.raises(BridgeError, match=r"CSR read 0x8: sent 02 08 00 00 00, expected 6 "
+                                          r"bytes starting 82, no reply"):
+        run(UartBackend(Canned(b"")).read32(8))
+    with pytest.raises(BridgeError, match=r"status: .* received ee 05"):
+        run(UartBackend(Canned(b"\xee\x05")).cycle())
+    with pytest.raises(BridgeError, match="CSR write 0xffc: the bus answered DECERR"):
+        run(UartBackend(Canned(b"\x81\x03")).write32(0xFFC, 1))
+    with pytest.raises(BridgeError, match="a lost byte"):
+        run(UartBackend(Canned(b"\x85\x02" + bytes(8))).wait_irq(10))
+    be = UartBackend(Canned(b""))
+    with pytest.raises(ValueError, match=r"memory write \[0x10003ffe, 0x10004002\) is outside"):
+        run(be.mem_write(DRAM_BASE + DRAM_BYTES - 2, b"1234"))
+    with pytest.raises(NotImplementedError, match="cannot inject bus errors"):
+        be.inject_bus_error(0, 1, "slverr")
