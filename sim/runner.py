@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -153,6 +154,28 @@ def _check_toolchain(bdir: Path, sim: str):
     stamp.write_text(key)
 
 
+# Yosys's Verilog wakes every ``always @*`` block at time 0 through a trigger register
+# declared ``reg \$auto$verilog_backend...$N = 0;``. Icarus 11 does not treat that initializer as
+# an event, so a combinational block whose inputs do not change after time 0 stays X (and an
+# X can then be clocked into state during reset). The Icarus copy of a design gets one line per
+# trigger register that sets it at ``#0``, which is what the trigger is meant to do.
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M)
+
+
+def icarus_source(src: Path) -> Path:
+    """``src`` with its comb-block triggers fired at time 0 (see ``_TRIGGER``), for Icarus."""
+    out = src.with_name(f"{src.stem}_icarus.v")
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
+    text, count = _TRIGGER.subn(lambda g: f"{g[1]}reg {g[2]} = 0;\n{g[1]}initial #0 {g[2]} = 1;",
+                                src.read_text())
+    if count == 0 and "always @*" in text:
+        raise RuntimeError(f"{src}: no yosys comb-block trigger found; the Icarus time-0 "
+                           "fix no longer matches this Verilog")
+    out.write_text(text)
+    return out
+
+
 def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool = False):
     """Build the simulator model of ``top``; returns ``(runner, build_dir, seconds)``."""
     from cocotb_tools.runner import get_runner
@@ -169,6 +192,7 @@ def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool
         if shutil.which("iverilog") is None:
             raise RuntimeError("Icarus Verilog (iverilog) is not installed")
         args = []
+        src = icarus_source(src)
     bdir = build_root() / f"{sim}{'_waves' if waves else ''}" / f"{top}_{config.name}"
     _check_toolchain(bdir, sim)
     runner = get_runner(sim)

@@ -57,7 +57,7 @@ def test_burst_walker(nbytes, rng):
             for _ in range(10000):
                 if not ctx.get(dut.busy):
                     break
-                step = bool(rng.integers(0, 4))
+                step = bool(rng.integers(0, 4)) and bool(ctx.get(dut.ready))
                 ctx.set(dut.step, step)
                 if step:
                     got.append((ctx.get(dut.addr), ctx.get(dut.beats)))
@@ -92,8 +92,14 @@ def test_burst_walker_discard(rng):
             ctx.set(dut.start, 0)
             total = 0
             steps = 0
+            waits = 0
             while ctx.get(dut.busy):
-                assert steps < 10000
+                assert steps < 10000 and waits < 3 * 10000
+                if not ctx.get(dut.ready):      # the next burst is being cut
+                    ctx.set(dut.step, 0)
+                    waits += 1
+                    await ctx.tick()
+                    continue
                 if steps == switch_after:
                     ctx.set(dut.discard, 1)
                 disc = ctx.get(dut.is_discard)

@@ -96,6 +96,10 @@ class BurstWalker(wiring.Component):
     start, kill, step, discard : In(1)
     job : In(walk_job_layout)
     busy, is_discard : Out(1)
+    ready : Out(1)
+        ``addr`` / ``beats`` hold the next burst: ``step`` only then. The burst length is
+        registered (one cycle after each step), so the 4 KiB and row-end arithmetic is never
+        in the same cycle as the bus handshake: at most one burst every two cycles.
     addr : Out(32)
     beats : Out(range(MAX_BURST + 1))
         Beats of the current burst, 1 to 16 while ``busy``.
@@ -107,6 +111,7 @@ class BurstWalker(wiring.Component):
     kill: In(1)
     step: In(1)
     busy: Out(1)
+    ready: Out(1)
     addr: Out(32)
     beats: Out(range(MAX_BURST + 1))
     is_discard: Out(1)
@@ -138,21 +143,26 @@ class BurstWalker(wiring.Component):
         to_4k = to_4k_bytes >> lb
         limit = Signal(range(MAX_BURST + 1))
         m.d.comb += limit.eq(Mux(~self.is_discard & (to_4k < MAX_BURST), to_4k, MAX_BURST))
-        m.d.comb += self.beats.eq(Mux(left < limit, left, limit))
+        fresh = Signal()
+        beats_r = Signal(range(MAX_BURST + 1))
+        m.d.comb += [self.beats.eq(beats_r), self.ready.eq(self.busy & fresh)]
+        with m.If(self.busy & ~fresh):
+            m.d.sync += [beats_r.eq(Mux(left < limit, left, limit)), fresh.eq(1)]
 
         with m.If(self.discard):
-            m.d.sync += disc.eq(1)
+            m.d.sync += [disc.eq(1), fresh.eq(0)]   # re-cut the rest into discard chunks
         with m.If(self.start):
             m.d.sync += [
                 self.addr.eq(self.job.addr), row.eq(self.job.addr), rows_left.eq(self.job.rows),
                 left.eq(self.job.row_beats), row_beats.eq(self.job.row_beats),
-                stride.eq(self.job.stride), disc.eq(self.job.discard),
+                stride.eq(self.job.stride), disc.eq(self.job.discard), fresh.eq(0),
                 self.busy.eq((self.job.rows != 0) & (self.job.row_beats != 0)),
             ]
         with m.Elif(self.kill):
             m.d.sync += self.busy.eq(0)
-        with m.Elif(self.step & self.busy):
+        with m.Elif(self.step & self.ready):
             m.d.sync += [
+                fresh.eq(0),
                 self.addr.eq(self.addr + (self.beats << lb)),
                 left.eq(left - self.beats),
             ]
@@ -336,7 +346,7 @@ class DmaEngine(wiring.Component):
         r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
         rd_stop = rd_drop | rd_err | r_err_now
         ar_issue = Signal()
-        m.d.comb += ar_issue.eq(rd_run & rd_walk.busy & ~rd_stop & (~bus.arvalid | bus.arready)
+        m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_stop & (~bus.arvalid | bus.arready)
                                 & (rd_pend < MAX_OUTSTANDING))
         rd_final = r_last & (rd_pend == 1) & (~rd_walk.busy | rd_stop)
 
@@ -434,7 +444,7 @@ class DmaEngine(wiring.Component):
         wr_step = Signal()
         aw_issue = Signal()
         m.d.comb += [
-            wr_step.eq(wr_run & wr_walk.busy & ~wr_drop & wr_len_q.w_rdy &
+            wr_step.eq(wr_run & wr_walk.ready & ~wr_drop & wr_len_q.w_rdy &
                        (wr_walk.is_discard | ((~bus.awvalid | bus.awready) &
                                               (wr_pend < MAX_OUTSTANDING)))),
             aw_issue.eq(wr_step & ~wr_walk.is_discard),

