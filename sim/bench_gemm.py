@@ -114,7 +114,7 @@ def plot_layers(rows, path, title):
         pts = [(r["sparsity"], r["speedup_vs_dense"]) for r in rows
                if r["layer"] == name and r["speedup_vs_dense"]]
         if pts:
-            ax.plot(*zip(*pts), "o-", label=name)
+            ax.plot(*zip(*pts, strict=True), "o-", label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xticks(levels, [str(v) for v in levels])

@@ -43,7 +43,7 @@ def encode_fields(columns, widths) -> list[int]:
     total = sum(widths)
     bits = np.zeros((beats, -(-total // 8) * 8), dtype=np.uint8)
     pos = 0
-    for col, w in zip(columns, widths):
+    for col, w in zip(columns, widths, strict=True):
         col = np.asarray(col).astype(np.uint64)
         bits[:, pos:pos + w] = (col[:, None] >> np.arange(w, dtype=np.uint64)) & 1
         pos += w

@@ -159,7 +159,8 @@ def _check_toolchain(bdir: Path, sim: str):
 # an event, so a combinational block whose inputs do not change after time 0 stays X (and an
 # X can then be clocked into state during reset). The Icarus copy of a design gets one line per
 # trigger register that sets it at ``#0``, which is what the trigger is meant to do.
-_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M)
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$",
+                      re.M)
 
 
 def icarus_source(src: Path) -> Path:

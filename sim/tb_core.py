@@ -105,7 +105,7 @@ def random_case(rng, config: Config, s, *, mode=None, m=None, n=None, k=None):
         bias = rng.integers(-(1 << 12), 1 << 12, n)
         peak = np.abs(golden.gemm_raw(x, packed, bias).astype(np.int64)).max(axis=0) + 1
         mult = rng.integers(1 << 14, 1 << 16, n)
-        shift = np.array([int(p * mu).bit_length() for p, mu in zip(peak, mult)]) - 8
+        shift = np.array([int(p * mu).bit_length() for p, mu in zip(peak, mult, strict=True)]) - 8
         shift = np.clip(shift + rng.integers(-1, 3, n), 0, 47)
         wild = rng.random(n) < 0.15
         mult[wild] = rng.integers(0, 1 << 16, int(wild.sum()))

@@ -124,7 +124,7 @@ def test_requantizer_bit_exact_with_backpressure(rng, cols):
 
     _run(dut, producer, consumer)
     assert len(got) == len(rows)
-    for i, (row, (data, last)) in enumerate(zip(rows, got)):
+    for i, (row, (data, last)) in enumerate(zip(rows, got, strict=True)):
         assert last == row["last"], i
         assert data == _requant_expect(row, lut), f"row {i}: {row}"
 

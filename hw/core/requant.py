@@ -56,7 +56,8 @@ class Requantizer(wiring.Component):
     i_row : In(stream.Signature(requant_in_layout(cols)))
     o_res : Out(stream.Signature(result_layout(cols)))
     i_lut : In(stream.Signature(lut_write_layout))
-        Always ready. Writes one LUT entry per transfer; entry ``addr`` maps the int8 value ``addr - 128``.
+        Always ready. Writes one LUT entry per transfer; entry ``addr`` maps the int8 value
+        ``addr - 128``.
     """
 
     def __init__(self, cols):
