@@ -68,3 +68,19 @@ def test_axi_ram_burst_write_then_read():
     sim.run_until(1e-4)
     # beat 1 was written with wstrb 0x3: its upper half stays 0 (RAM init)
     assert got == [(data[0], 0), (data[1] & 0xFFFF, 0), (data[2], 0), (data[3], 1)]
+
+
+def test_board_clock_comes_from_the_pll_when_needed():
+    """fpga (100 MHz) on ULX3S's 25 MHz oscillator needs the EHXPLLL (x4); tiny (24 MHz) on
+    iCEBreaker's 12 MHz the SB_PLL40_PAD (x2); tiny on ULX3S runs from the 25 MHz pin."""
+    fpga = BoardTop(load_config("fpga"), BOARDS["ulx3s"])
+    assert fpga.clock_mhz == 100.0
+    text = verilog.convert(fpga, name="top", emit_src=False)
+    assert "EHXPLLL" in text and ".CLKFB_DIV(32'd4)" in text and ".CLKOP_DIV(32'd6)" in text
+    ice = BoardTop(load_config("tiny"), BOARDS["icebreaker"])
+    assert ice.clock_mhz == 24.0
+    text = verilog.convert(ice, name="top", emit_src=False)
+    assert "SB_PLL40_PAD" in text and ".DIVF(32'd63)" in text and ".DIVQ(32'd5)" in text
+    tiny = BoardTop(load_config("tiny"), BOARDS["ulx3s"])
+    assert tiny.pll is None and tiny.clock_mhz == 25.0
+    assert "EHXPLLL" not in verilog.convert(tiny, name="top", emit_src=False)

@@ -170,7 +170,7 @@ def test_parameters_are_checked():
         UartRx(3)
     with pytest.raises(ValueError, match="counter_width must be 16..64"):
         UartBridge(8, counter_width=80)
-    with pytest.raises(ValueError, match="baud 2500000 cannot be made from the 12 MHz clock"):
+    with pytest.raises(ValueError, match="baud 2500000 cannot be made from the 24 MHz clock"):
         BoardTop(load_config("tiny"), BOARDS["icebreaker"], baud=2_500_000)
     with pytest.raises(ValueError, match="dram_words must be a positive power of two"):
         BoardCore(load_config("tiny"), divisor=8, dram_words=1000)

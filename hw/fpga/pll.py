@@ -101,13 +101,9 @@ class Pll(wiring.Component):
     """The family's PLL between the board oscillator pin ``clk_in`` and ``clk_out``;
     ``locked`` is high once the output is stable."""
 
-    clk_in: In(1)
-    clk_out: Out(1)
-    locked: Out(1)
-
     def __init__(self, params: PllParams):
         self.params = params
-        super().__init__()
+        super().__init__({"clk_in": In(1), "clk_out": Out(1), "locked": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
