@@ -278,24 +278,36 @@ class Spu(wiring.Component):
         with m.If(self.store_start):
             m.d.sync += st_addr_r.eq(self.store_addr)
         _word_reader(m, "st", st_rd, w_valid, w_ready, st_go, st_addr_r, st_words_r, 1, 1, 0)
-        hold = Signal(g.out_bits)
-        hold_valid = Signal()
+        # two hold registers, filled and emptied in turn: the reader's ready is a register
+        # (this entry is free), never the DMA's ready, so no handshake path runs through both
+        hold = [Signal(g.out_bits, name=f"hold{i}") for i in range(2)]
+        hv = [Signal(name=f"hold_valid{i}") for i in range(2)]
+        wp, rp = Signal(), Signal()
         lane = Signal(range(max(2, lanes)))
+        left_one = Signal()          # one beat left to send (registered compare)
         left = Signal(24)
         with m.If(self.store_start):
-            m.d.sync += left.eq(self.store_beats)
+            m.d.sync += [left.eq(self.store_beats), left_one.eq(self.store_beats == 1)]
         out_take = self.o_store.valid & self.o_store.ready
-        last_lane = (lane == lanes - 1) | (left == 1)
+        last_lane = (lane == lanes - 1) | left_one
+        cur = Mux(rp, hold[1], hold[0])
         m.d.comb += [
-            w_ready.eq(~hold_valid | (self.o_store.ready & last_lane)),
-            self.o_store.valid.eq(hold_valid),
-            self.o_store.payload.data.eq(hold.word_select(lane, g.bus_bits) if lanes > 1
-                                         else hold),
+            w_ready.eq(~Mux(wp, hv[1], hv[0])),
+            self.o_store.valid.eq(Mux(rp, hv[1], hv[0])),
+            self.o_store.payload.data.eq(cur.word_select(lane, g.bus_bits) if lanes > 1
+                                         else cur),
         ]
         with m.If(out_take):
-            m.d.sync += [left.eq(left - 1), lane.eq(Mux(last_lane, 0, lane + 1))]
+            m.d.sync += [left.eq(left - 1), left_one.eq(left == 2),
+                         lane.eq(Mux(last_lane, 0, lane + 1))]
             with m.If(last_lane):
-                m.d.sync += hold_valid.eq(0)
+                m.d.sync += rp.eq(~rp)
+                for i in range(2):
+                    with m.If(rp == i):
+                        m.d.sync += hv[i].eq(0)
         with m.If(w_valid & w_ready):
-            m.d.sync += [hold.eq(st_rd.data), hold_valid.eq(1), lane.eq(0)]
+            m.d.sync += wp.eq(~wp)
+            for i in range(2):
+                with m.If(wp == i):
+                    m.d.sync += [hold[i].eq(st_rd.data), hv[i].eq(1)]
         return m
