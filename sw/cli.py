@@ -212,6 +212,12 @@ def _cmd_fpga_build(args):
         raise CliError(str(e)) from e
 
 
+def _cmd_fpga_run(args):
+    from . import board
+
+    return board.main(args.args)
+
+
 def _cmd_generate(args):
     from ..config import ConfigError
     from ..hw.generate import generate
@@ -301,6 +307,10 @@ def build_parser():
                          "and Fmax report (options: --help)")
     fb.add_argument("args", nargs=argparse.REMAINDER)
     fb.set_defaults(func=_cmd_fpga_build)
+    fr = fsub.add_parser("run", help="run layers on a board through its UART bridge and check "
+                         "them bit for bit (options: --help)")
+    fr.add_argument("args", nargs=argparse.REMAINDER)
+    fr.set_defaults(func=_cmd_fpga_run)
 
     pj = sub.add_parser("project", help="performance-model projection of BERT and ResNet-50 "
                         "on a large preset (default antoum; options: --help)")
@@ -334,7 +344,8 @@ def build_parser():
 
 
 #: Commands whose options belong to another module's own command line (so --help reaches it).
-_PASSTHROUGH = {("fpga", "build"): "_cmd_fpga_build", ("bench", "minilm"): "_cmd_bench_minilm",
+_PASSTHROUGH = {("fpga", "build"): "_cmd_fpga_build", ("fpga", "run"): "_cmd_fpga_run",
+                ("bench", "minilm"): "_cmd_bench_minilm",
                 ("project",): "_cmd_project"}
 
 

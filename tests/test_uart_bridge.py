@@ -4,7 +4,7 @@ UART backend (sw/uart_backend.py): the whole board driven through its serial lin
 the backend against a Python model of the bridge."""
 
 import gc
-import struct
+import json
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from s4accel.hw.fpga.uart import Command, UartBridge, UartRx, UartTx
 from s4accel.sim import runner, scenarios
 from s4accel.sw import uart_backend
 from s4accel.sw.driver import DRAM_BASE, Driver, run
-from s4accel.sw.uart_backend import BridgeError, UartBackend
+from s4accel.sw.uart_backend import BridgeError, ModelTransport, UartBackend
 
 #: Icarus runs about 8x slower than Verilator here, so it runs the protocol test only.
 ICARUS_TESTS = ["bridge_protocol"]
@@ -181,50 +181,8 @@ def test_parameters_are_checked():
 
 # -- the driver's UART backend against a Python model of the bridge -----------------------------
 
-class ModelBridge:
-    """The bridge protocol in Python over the functional model: a transport for
-    :class:`UartBackend` that needs no RTL."""
-
-    def __init__(self, config="tiny"):
-        from s4accel.sim.device_model import DeviceModel
-        self.model = DeviceModel(load_config(config), DRAM_BASE, DRAM_BYTES)
-        self.inbox, self.outbox = bytearray(), bytearray()
-        self.cycles = 0
-
-    async def send(self, data):
-        self.inbox += data
-        while self.inbox:
-            cmd, need = self.inbox[0], {1: 9, 2: 5, 3: 7, 4: 7, 5: 1}.get(self.inbox[0], 1)
-            if cmd == 3 and len(self.inbox) >= 7:
-                need += struct.unpack_from("<H", self.inbox, 5)[0]
-            if len(self.inbox) < need:
-                return
-            msg, self.inbox = bytes(self.inbox[:need]), self.inbox[need:]
-            self.cycles += 10 * need
-            m = self.model
-            if cmd == 1:
-                m.write32(*struct.unpack_from("<II", msg, 1))
-                self.outbox += b"\x81\x00"
-            elif cmd == 2:
-                self.outbox += struct.pack("<BBI", 0x82, 0, m.read32(msg[1] | msg[2] << 8))
-            elif cmd == 3:
-                m.mem_write(struct.unpack_from("<I", msg, 1)[0], msg[7:])
-                self.outbox += b"\x83\x00"
-            elif cmd == 4:
-                addr, n = struct.unpack_from("<IH", msg, 1)
-                self.outbox += b"\x84" + m.mem_read(addr, n) + b"\x00"
-            elif cmd == 5:
-                self.outbox += struct.pack("<BBQ", 0x85, int(m.irq), self.cycles)
-            else:
-                self.outbox += bytes([0xEE, cmd])
-
-    async def recv(self, n):
-        got, self.outbox = bytes(self.outbox[:n]), self.outbox[n:]
-        return got
-
-
 def test_uart_backend_runs_a_layer_on_the_model_bridge(rng):
-    bridge = ModelBridge()
+    bridge = ModelTransport("tiny")
     dev = Driver(UartBackend(bridge), ring_slots=16)
     run(dev.open())
     x, packed, params = scenarios.random_layer(rng, dev.info, 4, "int8", m=3, n=5, k=70)
@@ -261,3 +219,51 @@ def test_uart_backend_errors():
         run(be.mem_write(DRAM_BASE + DRAM_BYTES - 2, b"1234"))
     with pytest.raises(NotImplementedError, match="cannot inject bus errors"):
         be.inject_bus_error(0, 1, "slverr")
+
+
+def test_fpga_run_command_on_the_model_port(capsys):
+    from s4accel.sw.cli import main
+    assert main(["fpga", "run", "--port", "model", "--seed", "5", "--sparsity", "2", "32",
+                 "--shape", "5x96x12", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["sparsity"], r["bit_exact"], r["mismatches"]) for r in rows] == \
+        [(2, True, 0), (32, True, 0)]
+    assert main(["fpga", "run", "--port", "model", "--sparsity", "3"]) == 1
+    assert "sparsity 3 is not supported" in capsys.readouterr().err
+
+
+def test_serial_transport_through_a_pty():
+    """SerialTransport (pyserial) on a pseudo-terminal whose other end is the bridge protocol
+    answered by the functional model: the path a board's USB serial port takes."""
+    import os
+    import threading
+
+    from s4accel.sw.board import run_layers
+    from s4accel.sw.uart_backend import SerialTransport
+
+    master, slave = os.openpty()
+    model = ModelTransport("tiny")
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            run(model.send(data))
+            out = run(model.recv(1 << 20))
+            if out:
+                os.write(master, out)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with SerialTransport(os.ttyname(slave), 115_200, timeout=2.0) as port:
+            rows = run(run_layers(port, sparsities=[8], shape=(3, 64, 6), seed=11,
+                                  say=lambda *a: None))
+        assert rows[0]["bit_exact"] and rows[0]["cycles"] > 0
+    finally:
+        stop.set()
+        os.close(master)
+        os.close(slave)
