@@ -40,15 +40,16 @@ def result_layout(cols):
 lut_write_layout = data.StructLayout({"addr": 8, "data": signed(8)})
 
 #: Pipeline depth of the requantizer in cycles.
-REQUANT_LATENCY = 7
+REQUANT_LATENCY = 8
 
 
 class Requantizer(wiring.Component):
     """Bias, requantization, ReLU and LUT for one row of ``cols`` channels per cycle.
 
-    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in seven pipeline stages
+    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in eight pipeline stages
     that stall together when the output is not taken: bias add; two 16 x 16 partial products;
-    their sum; the rounding shift; the rounding add; saturation and ReLU; LUT read. One
+    their sum; the rounding shift; the rounding add; saturation and ReLU; LUT read; output
+    select. One
     operation per stage keeps every path short enough for 100 MHz on an ECP5.
 
     Members
@@ -83,19 +84,21 @@ class Requantizer(wiring.Component):
 
         row = self.i_row.payload
         # valid, mode, relu, lut, last travel together: f[k] belongs to the row in stage k + 1
-        depth = REQUANT_LATENCY - 1
+        depth = REQUANT_LATENCY - 2
         f = [Signal(5, name=f"f{k + 1}") for k in range(depth)]
         flags_in = Cat(self.i_row.valid, row.mode, row.relu, row.lut, row.last)
+        valid_o, last_o = Signal(), Signal()     # the row in the output-select stage
         with m.If(run):
             m.d.sync += [f[0].eq(flags_in), *(f[k].eq(f[k - 1]) for k in range(1, depth)),
-                         self.o_res.valid.eq(f[-1][0]), self.o_res.payload.last.eq(f[-1][4])]
+                         valid_o.eq(f[-1][0]), last_o.eq(f[-1][4]),
+                         self.o_res.valid.eq(valid_o), self.o_res.payload.last.eq(last_o)]
         mode_o, lut_o = Signal(), Signal()
         with m.If(run):
             m.d.sync += [mode_o.eq(f[-1][1]), lut_o.eq(f[-1][3])]
 
         for c in range(cols):
             # the raw value travels alongside for RAW mode
-            v = [Signal(signed(32), name=f"v{k + 1}_{c}") for k in range(REQUANT_LATENCY)]
+            v = [Signal(signed(32), name=f"v{k + 1}_{c}") for k in range(REQUANT_LATENCY - 1)]
             mult1 = Signal(MULT_BITS, name=f"mult1_{c}")
             sh = [Signal(6, name=f"sh{k + 1}_{c}") for k in range(3)]
             # 32 x 16 product as two 16 x 16 partial products (one DSP each), then their sum
@@ -111,7 +114,7 @@ class Requantizer(wiring.Component):
             with m.If(run):
                 m.d.sync += [
                     v[0].eq(row.data[c] + row.bias[c]),
-                    *(v[k].eq(v[k - 1]) for k in range(1, REQUANT_LATENCY)),
+                    *(v[k].eq(v[k - 1]) for k in range(1, REQUANT_LATENCY - 1)),
                     mult1.eq(row.mult[c]),
                     sh[0].eq(Mux(row.shift[c] > SHIFT_MAX, SHIFT_MAX, row.shift[c])),
                     sh[1].eq(sh[0]),
@@ -134,7 +137,10 @@ class Requantizer(wiring.Component):
                 wr.data.eq(self.i_lut.payload.data),
                 rd.en.eq(run),
                 rd.addr.eq(y6.as_unsigned() ^ 0x80),
-                self.o_res.payload.data[c].eq(
-                    Mux(mode_o == OutMode.RAW.value, v[-1], Mux(lut_o, rd.data.as_signed(), y7))),
             ]
+            # the LUT's block RAM output goes straight into a register (its clock-to-out is
+            # most of a 10 ns cycle on an ECP5)
+            with m.If(run):
+                m.d.sync += self.o_res.payload.data[c].eq(
+                    Mux(mode_o == OutMode.RAW.value, v[-1], Mux(lut_o, rd.data.as_signed(), y7)))
         return m
