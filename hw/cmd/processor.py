@@ -423,14 +423,22 @@ class CommandProcessor(wiring.Component):
         # -- watchdog -----------------------------------------------------------------------------
         wd = Signal(32)
         wd_fire = Signal()
+        # wd_over is "wd >= watchdog" for the value wd takes next: the 32-bit compare is off
+        # the fault path and still exact
+        wd_over = Signal()
         with m.If(~work | progress | flush):
-            m.d.sync += wd.eq(0)
+            m.d.sync += [wd.eq(0), wd_over.eq(0)]
         with m.Else():
-            m.d.sync += wd.eq(wd + 1)
-        m.d.comb += wd_fire.eq((self.watchdog != 0) & (wd >= self.watchdog) & work)
-        stuck = Mux(ex_busy, ex.addr, Mux(qs["ex"].r_rdy, heads["ex"].addr,
-                Mux(ld_busy, ld.addr, Mux(qs["ld"].r_rdy, heads["ld"].addr,
-                Mux(st_busy, st.addr, Mux(qs["st"].r_rdy, heads["st"].addr, desc_addr))))))
+            m.d.sync += [wd.eq(wd + 1),
+                         wd_over.eq((self.watchdog != 0) & (wd + 1 >= self.watchdog))]
+        m.d.comb += wd_fire.eq(wd_over & work)
+        # the descriptor the watchdog blames, registered: it only fires after ``watchdog``
+        # cycles without progress, so the value of the previous cycle is the same one
+        stuck = Signal(32)
+        m.d.sync += stuck.eq(
+            Mux(ex_busy, ex.addr, Mux(qs["ex"].r_rdy, heads["ex"].addr,
+            Mux(ld_busy, ld.addr, Mux(qs["ld"].r_rdy, heads["ld"].addr,
+            Mux(st_busy, st.addr, Mux(qs["st"].r_rdy, heads["st"].addr, desc_addr)))))))
         faults.append((wd_fire, ErrorCode.WATCHDOG, stuck))
 
         # -- fault, flush, soft reset --------------------------------------------------------------
