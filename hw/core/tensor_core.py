@@ -106,9 +106,10 @@ class TensorCore(wiring.Component):
         entry = Signal(5)
         nnz_m1 = Signal(5)
         m.d.comb += nnz_m1.eq((BANK >> cur.log2s) - 1)
-        first_entry = entry == 0
-        last_entry = entry == nnz_m1
-        last_bank = bank == cur.banks - 1
+        # "first entry", "last entry", "last bank" are registers updated with the counters, so
+        # the handshake with the operand readers (issue -> ready) has no compare in it
+        first_entry, last_entry, last_bank = Signal(), Signal(), Signal()
+        banks_m1 = Signal(16)
         have_data = self.i_wgt.valid & (~first_entry | self.i_act.valid)
         issue = Signal()
         issue_last = Signal()
@@ -120,15 +121,25 @@ class TensorCore(wiring.Component):
             self.i_cmd.ready.eq(en & (~cur_valid | issue_last)),
         ]
         with m.If(issue):
-            m.d.sync += entry.eq(Mux(last_entry, 0, entry + 1))
             with m.If(last_entry):
-                m.d.sync += bank.eq(Mux(last_bank, 0, bank + 1))
+                m.d.sync += [entry.eq(0), first_entry.eq(1), last_entry.eq(nnz_m1 == 0)]
+                with m.If(last_bank):
+                    m.d.sync += [bank.eq(0), last_bank.eq(banks_m1 == 0)]
+                with m.Else():
+                    m.d.sync += [bank.eq(bank + 1), last_bank.eq(bank + 1 == banks_m1)]
+            with m.Else():
+                m.d.sync += [entry.eq(entry + 1), first_entry.eq(0),
+                             last_entry.eq(entry + 1 == nnz_m1)]
             with m.If(issue_last):
                 m.d.sync += cur_valid.eq(0)
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             # a command with zero banks is a no-op tile of one bank: refuse it by clamping
-            m.d.sync += [cur.eq(self.i_cmd.payload), cur_valid.eq(1), bank.eq(0), entry.eq(0)]
-            with m.If(self.i_cmd.payload.banks == 0):
+            new = self.i_cmd.payload
+            m.d.sync += [cur.eq(new), cur_valid.eq(1), bank.eq(0), entry.eq(0),
+                         first_entry.eq(1), last_entry.eq(new.log2s == 5),
+                         banks_m1.eq(Mux(new.banks == 0, 0, new.banks - 1)),
+                         last_bank.eq(new.banks <= 1)]
+            with m.If(new.banks == 0):
                 m.d.sync += cur.banks.eq(1)
 
         # stage 0 registers: the window (held for the whole bank) and this cycle's weights

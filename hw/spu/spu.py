@@ -91,9 +91,10 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     m.d.comb += [advance.eq(~valid | ready), rd.en.eq(advance), rd.addr.eq(obase + x)]
     with m.If(advance):
         m.d.sync += valid.eq(active)
+    x_last = Signal(name=f"{name}_x_last")     # x_left == 0, kept as a register
     with m.If(active & advance):
-        with m.If(x_left == 0):
-            m.d.sync += [x.eq(0), x_left.eq(run_m1)]
+        with m.If(x_last):
+            m.d.sync += [x.eq(0), x_left.eq(run_m1), x_last.eq(run_m1 == 0)]
             with m.If(rep_left == 0):
                 m.d.sync += rep_left.eq(repeat_m1)
                 with m.If(o_left == 0):
@@ -103,9 +104,9 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
             with m.Else():
                 m.d.sync += rep_left.eq(rep_left - 1)
         with m.Else():
-            m.d.sync += [x.eq(x + 1), x_left.eq(x_left - 1)]
+            m.d.sync += [x.eq(x + 1), x_left.eq(x_left - 1), x_last.eq(x_left == 1)]
     with m.If(start):
-        m.d.sync += [x.eq(0), x_left.eq(run - 1), run_m1.eq(run - 1),
+        m.d.sync += [x.eq(0), x_left.eq(run - 1), x_last.eq(run == 1), run_m1.eq(run - 1),
                      rep_left.eq(repeat - 1), repeat_m1.eq(repeat - 1),
                      o_left.eq(outer - 1), obase.eq(base), active.eq(1)]
     return active
