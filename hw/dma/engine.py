@@ -138,16 +138,21 @@ class BurstWalker(wiring.Component):
         disc = Signal()
 
         m.d.comb += self.is_discard.eq(disc | self.discard)
-        to_4k_bytes = Signal(13)
-        m.d.comb += to_4k_bytes.eq(0x1000 - self.addr[:12])
-        to_4k = to_4k_bytes >> lb
+        # beats to the next 4 KiB boundary, capped at MAX_BURST (16): fewer than 16 only when
+        # the beat offset in the page has all its upper bits set, and then it is 16 minus the
+        # low four bits, so the cut needs 5-bit arithmetic, not a 13-bit subtract and compares
+        assert MAX_BURST == 16
+        off = self.addr[lb:12]
+        near_end = Signal()
+        m.d.comb += near_end.eq(off[4:].all() & ~self.is_discard)
         limit = Signal(range(MAX_BURST + 1))
-        m.d.comb += limit.eq(Mux(~self.is_discard & (to_4k < MAX_BURST), to_4k, MAX_BURST))
+        m.d.comb += limit.eq(Mux(near_end, 16 - off[:4], 16))
         fresh = Signal()
         beats_r = Signal(range(MAX_BURST + 1))
         m.d.comb += [self.beats.eq(beats_r), self.ready.eq(self.busy & fresh)]
         with m.If(self.busy & ~fresh):
-            m.d.sync += [beats_r.eq(Mux(left < limit, left, limit)), fresh.eq(1)]
+            m.d.sync += [beats_r.eq(Mux((left[5:] == 0) & (left[:5] < limit), left, limit)),
+                         fresh.eq(1)]
 
         with m.If(self.discard):
             m.d.sync += [disc.eq(1), fresh.eq(0)]   # re-cut the rest into discard chunks
