@@ -97,6 +97,9 @@ class CommandProcessor(wiring.Component):
 
         flush = Signal()       # datapath and queues held in reset
         m.d.comb += self.flush.eq(flush)
+        fault_r = Signal()     # a fault is registered, the flush starts next cycle
+        stop = Signal()        # no new work: flushing, or about to
+        m.d.comb += stop.eq(flush | fault_r)
         halted = Signal()      # stopped after an error until acknowledged
 
         # -- fault reporting (first one wins) -----------------------------------------------
@@ -154,7 +157,7 @@ class CommandProcessor(wiring.Component):
         fetch_cnt = Signal(range(desc_words + 1))
         fetch_addr = Signal(32)
         m.d.comb += fetch_addr.eq(self.ring_base + (head << 5))
-        can_fetch = (self.enable & ~halted & ~flush & ~desc_valid & ~fetching & ~rd_busy
+        can_fetch = (self.enable & ~halted & ~stop & ~desc_valid & ~fetching & ~rd_busy
                      & (head != self.ring_tail))
 
         # LOAD engine wants the read path (declared below, used here for arbitration)
@@ -193,10 +196,10 @@ class CommandProcessor(wiring.Component):
         for name, opcode in (("ld", Opcode.LOAD), ("ex", Opcode.GEMM), ("st", Opcode.STORE)):
             q = qs[name]
             m.d.comb += q.w_data.eq(Cat(desc.as_value(), desc_addr))
-            with m.If(desc_valid & (op == opcode.value) & q.w_rdy & ~flush):
+            with m.If(desc_valid & (op == opcode.value) & q.w_rdy & ~stop):
                 m.d.comb += [q.w_en.eq(1), consume.eq(1)]
         unknown = Signal()
-        with m.If(desc_valid & ~flush):
+        with m.If(desc_valid & ~stop):
             with m.Switch(op):
                 with m.Case(Opcode.NOP.value):
                     m.d.comb += [consume.eq(1), progress.eq(1)]
@@ -245,7 +248,7 @@ class CommandProcessor(wiring.Component):
         ld_check = Signal(3)
         ld_wait = Signal()
         ldh = heads["ld"].desc.header
-        with m.If(~ld_busy & qs["ld"].r_rdy & ready_tokens(ldh, None, "ex2ld") & ~flush):
+        with m.If(~ld_busy & qs["ld"].r_rdy & ready_tokens(ldh, None, "ex2ld") & ~stop):
             m.d.comb += qs["ld"].r_en.eq(1)
             take_tokens(ldh, None, "ex2ld")
             m.d.sync += [ld.eq(qs["ld"].r_data), ld_busy.eq(1), ld_check.eq(1)]
@@ -314,7 +317,7 @@ class CommandProcessor(wiring.Component):
         ex_issue = Signal()
         ex_run = Signal()
         exh = heads["ex"].desc.header
-        with m.If(~ex_busy & qs["ex"].r_rdy & ready_tokens(exh, "ld2ex", "st2ex") & ~flush):
+        with m.If(~ex_busy & qs["ex"].r_rdy & ready_tokens(exh, "ld2ex", "st2ex") & ~stop):
             m.d.comb += qs["ex"].r_en.eq(1)
             take_tokens(exh, "ld2ex", "st2ex")
             m.d.sync += [ex.eq(qs["ex"].r_data), ex_busy.eq(1), ex_check.eq(1)]
@@ -366,7 +369,7 @@ class CommandProcessor(wiring.Component):
         st_issue = Signal()
         st_run = Signal()
         sth = heads["st"].desc.header
-        with m.If(~st_busy & qs["st"].r_rdy & ready_tokens(sth, "ex2st", None) & ~flush):
+        with m.If(~st_busy & qs["st"].r_rdy & ready_tokens(sth, "ex2st", None) & ~stop):
             m.d.comb += qs["st"].r_en.eq(1)
             take_tokens(sth, "ex2st", None)
             m.d.sync += [st.eq(qs["st"].r_data), st_busy.eq(1), st_check.eq(1)]
@@ -447,11 +450,20 @@ class CommandProcessor(wiring.Component):
                 with m.If(cond):
                     m.d.comb += [fault.eq(1), fault_code.eq(code), fault_addr.eq(addr)]
         m.d.comb += self.error.eq(halted)
+        # the first fault is registered with its code and address, and acted on in the next
+        # cycle: the priority choice among a dozen sources stays off the flush / STATUS paths
+        # (an engine whose check failed does not advance in that cycle; the DMA abort drains
+        # whatever the others start)
+        fault_code_r = Signal(ErrorCode)
+        fault_addr_r = Signal(32)
+        with m.If(fault & ~fault_r):
+            m.d.sync += [fault_r.eq(1), fault_code_r.eq(fault_code),
+                         fault_addr_r.eq(fault_addr)]
         flushing = Signal()
-        with m.If((fault | self.soft_reset) & ~flushing):
-            m.d.sync += [flushing.eq(1), flush.eq(1)]
-            with m.If(fault & ~self.soft_reset):
-                m.d.sync += [self.err_code.eq(fault_code), self.err_addr.eq(fault_addr),
+        with m.If((fault_r | self.soft_reset) & ~flushing):
+            m.d.sync += [flushing.eq(1), flush.eq(1), fault_r.eq(0)]
+            with m.If(fault_r & ~self.soft_reset):
+                m.d.sync += [self.err_code.eq(fault_code_r), self.err_addr.eq(fault_addr_r),
                              halted.eq(1)]
                 m.d.comb += self.irq_error_set.eq(1)
             with m.Else():
@@ -463,7 +475,8 @@ class CommandProcessor(wiring.Component):
                          ld_wait.eq(0), ld_running.eq(0), ex_busy.eq(0), ex_check.eq(0),
                          ex_issue.eq(0), ex_run.eq(0), st_busy.eq(0), st_check.eq(0),
                          st_issue.eq(0), st_run.eq(0), head.eq(self.ring_tail)]
-            with m.If(self.dma_idle & ~self.soft_reset & ~fault):
+            m.d.sync += fault_r.eq(0)
+            with m.If(self.dma_idle & ~self.soft_reset):
                 m.d.sync += [flushing.eq(0), flush.eq(0), rd_busy.eq(0)]
         with m.If(halted & ~self.error_pending & ~flushing):
             m.d.sync += halted.eq(0)
