@@ -123,13 +123,16 @@ class CommandProcessor(wiring.Component):
         dec = {n: Signal(name=f"dec_{n}") for n in tok}
         # written as conditions rather than ``tok + inc - dec``: a comb signal that a
         # simulator has not evaluated yet at time 0 (Icarus) is then ignored, not integrated
+        # tok_nz[n] is "tok[n] != 0" kept as a register, so a queue's pop decision (which
+        # loads a ~300-bit engine register) does not wait for a compare
+        tok_nz = {n: Signal(name=f"tok_nz_{n}") for n in tok}
         for n in tok:
             with m.If(flush):
-                m.d.sync += tok[n].eq(0)
+                m.d.sync += [tok[n].eq(0), tok_nz[n].eq(0)]
             with m.Elif(inc[n] & ~dec[n]):
-                m.d.sync += tok[n].eq(tok[n] + 1)
+                m.d.sync += [tok[n].eq(tok[n] + 1), tok_nz[n].eq(1)]
             with m.Elif(dec[n] & ~inc[n]):
-                m.d.sync += tok[n].eq(tok[n] - 1)
+                m.d.sync += [tok[n].eq(tok[n] - 1), tok_nz[n].eq(tok[n] != 1)]
 
         progress = Signal()    # something completed this cycle (watchdog)
         # descriptors finished: dispatcher (NOP/SYNC/COMPLETE), LOAD, GEMM and STORE can each
@@ -225,9 +228,9 @@ class CommandProcessor(wiring.Component):
         def ready_tokens(h, prev, nxt):
             ok = Const(1)
             if prev:
-                ok = ok & (~h.wait_prev | (tok[prev] != 0))
+                ok = ok & (~h.wait_prev | tok_nz[prev])
             if nxt:
-                ok = ok & (~h.wait_next | (tok[nxt] != 0))
+                ok = ok & (~h.wait_next | tok_nz[nxt])
             return ok
 
         def take_tokens(h, prev, nxt):
