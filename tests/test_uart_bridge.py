@@ -19,15 +19,18 @@ from s4accel.sw import uart_backend
 from s4accel.sw.driver import DRAM_BASE, Driver, run
 from s4accel.sw.uart_backend import BridgeError, ModelTransport, UartBackend
 
-#: Icarus runs about 8x slower than Verilator here, so it runs the protocol test only.
-ICARUS_TESTS = ["bridge_protocol"]
+#: Icarus runs about 8x slower than Verilator here, so it runs the protocol test and one layer.
+ICARUS_TESTS = ["bridge_protocol", "layer_through_bridge"]
 
 
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 def test_board_over_uart(sim, seed):
+    env = {"S4_SEED": seed}
+    if sim == "icarus":
+        env["S4_CASES"] = 1
     runner.run_tests("uart_board", load_config("tiny"), sim, "s4accel.sim.tb_uart",
                      testcase=ICARUS_TESTS if sim == "icarus" else None,
-                     env={"S4_SEED": seed}, tag=f"pytest_{seed}")
+                     env=env, tag=f"pytest_{seed}")
 
 
 # -- Amaranth simulator: the UART and the bridge's protocol corner cases ------------------------
