@@ -14,9 +14,8 @@ from s4accel.sw import program
 
 #: Documentation only (the assertions use fresh RTL runs): Verilator cycles of ``s4 bench
 #: gemm`` on the fpga preset (int8 output, submission to completion interrupt), sparsity ->
-#: cycles per layer, as measured after the ECP5 timing stages. The model predicts these within
-#: 1.21 % (8 cycles low on every layer, more on the convolutions at high sparsity; before those
-#: stages it predicted all 30 to the cycle).
+#: cycles per layer, as measured after the ECP5 timing stages. The model, recalibrated for
+#: those stages, predicts all 30 of them to the cycle.
 REFERENCE_FPGA = {
     "bert_attn_768x768": {1: 302565, 2: 154725, 4: 80805, 8: 41097, 16: 21297, 32: 11505},
     "bert_ffn1_768x3072": {1: 1204581, 2: 614373, 4: 319269, 8: 160329, 16: 80913,
