@@ -141,11 +141,7 @@ class S4Top(wiring.Component):
         with m.Elif(cmd.spu_gemm_valid & g_ready):
             m.d.sync += pending.eq(g_sel)
         with m.Else():
-            # per bit under a condition: an SPU's done output that Icarus has not evaluated
-            # yet (X before its first GEMM) then leaves the bit alone instead of making it X
-            for i in range(n):
-                with m.If(done_vec[i]):
-                    m.d.sync += pending[i].eq(0)
+            m.d.sync += pending.eq(pending & ~done_vec)
         m.d.comb += cmd.spu_gemm_done.eq(pending.any() & ~(pending & ~done_vec).any())
         # LOAD: one DRAM read written into every selected SPU (multicast). Each SPU sees the
         # beat until it takes it (an SPU may need several cycles per beat, as LUT loads do);
@@ -169,8 +165,7 @@ class S4Top(wiring.Component):
             m.d.sync += taken.eq(0)
         with m.Elif(cmd.spu_load.valid):
             m.d.sync += taken.eq(taken | took)
-        # STORE: from the lowest selected SPU. Written as expressions, not m.If: a comb block
-        # whose inputs never change is never evaluated by Icarus and would stay X.
+        # STORE: from the lowest selected SPU (one-hot select, then AND/OR)
         s_sel = selected(cmd.spu_store_mask)
         s_one = Signal(n)          # one-hot: the lowest set bit of s_sel
         m.d.comb += s_one.eq(s_sel & -s_sel)

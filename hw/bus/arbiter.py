@@ -93,8 +93,7 @@ class AxiArbiter(wiring.Component):
                 with m.If(sub.bvalid & sub.bready):
                     m.next = "IDLE"
 
-        # handshakes as plain expressions of the state (Icarus may never evaluate an
-        # always @* block whose only input is the state register)
+        # handshakes as plain expressions of the state
         phase = {name: fsm.ongoing(name) for name in ("AR", "R", "AW", "W", "B")}
         for valid, ready, ph in (("arvalid", "arready", "AR"), ("awvalid", "awready", "AW"),
                                  ("wvalid", "wready", "W")):

@@ -121,8 +121,6 @@ class CommandProcessor(wiring.Component):
         tok = {n: Signal(8, name=f"tok_{n}") for n in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
         inc = {n: Signal(name=f"inc_{n}") for n in tok}
         dec = {n: Signal(name=f"dec_{n}") for n in tok}
-        # written as conditions rather than ``tok + inc - dec``: a comb signal that a
-        # simulator has not evaluated yet at time 0 (Icarus) is then ignored, not integrated
         # tok_nz[n] is "tok[n] != 0" kept as a register, so a queue's pop decision (which
         # loads a ~300-bit engine register) does not wait for a compare
         tok_nz = {n: Signal(name=f"tok_nz_{n}") for n in tok}
@@ -137,8 +135,6 @@ class CommandProcessor(wiring.Component):
         progress = Signal()    # something completed this cycle (watchdog)
         # descriptors finished: dispatcher (NOP/SYNC/COMPLETE), LOAD, GEMM and STORE can each
         # finish one in the same cycle, so each has its own counter and the total is their sum
-        # (a counter per source, incremented under a condition, also keeps comb inputs a
-        # simulator has not evaluated yet at time 0 (Icarus) out of the count)
         done_inc = [Signal(name=f"done_inc{i}") for i in range(4)]
         done_cnt = [Signal(32, name=f"done_cnt{i}") for i in range(4)]
         for inc_k, cnt_k in zip(done_inc, done_cnt, strict=True):

@@ -106,8 +106,7 @@ class AxiRam(wiring.Component):
             with m.State("WRESP"):
                 with m.If(bus.bready):
                     m.next = "IDLE"
-        # handshakes as plain expressions of the state (Icarus may never evaluate an
-        # always @* block whose only input is the state register)
+        # handshakes as plain expressions of the state
         st = fsm.ongoing
         m.d.comb += [
             bus.arready.eq(st("IDLE")), bus.awready.eq(st("IDLE") & ~bus.arvalid),

@@ -68,7 +68,20 @@ def _check_divisor(divisor):
                          f"not {divisor!r}")
 
 
-class UartRx(wiring.Component):
+class _UartSide(wiring.Component):
+    """A UART direction at ``divisor`` clock cycles per bit (members: the subclass's)."""
+
+    def __init__(self, divisor: int):
+        _check_divisor(divisor)
+        self._divisor = divisor
+        super().__init__()
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+
+class UartRx(_UartSide):
     """8N1 receiver.
 
     The line goes through a two-flip-flop synchronizer; a start bit is confirmed at its middle
@@ -94,15 +107,6 @@ class UartRx(wiring.Component):
     framing_error: Out(1)
     active: Out(1)
 
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
-
     def elaborate(self, platform):
         m = Module()
         d = self._divisor
@@ -112,8 +116,7 @@ class UartRx(wiring.Component):
         bits = Signal(range(8))
         shreg = Signal(8)
         out = self.o_data
-        # comb outputs are plain expressions of the state (Icarus leaves an always @* block
-        # that is never triggered at X, and FSM-state-only blocks may not be at time 0)
+        # comb outputs are plain expressions of the state
         stop = Signal()         # sampling the stop bit
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
@@ -158,7 +161,7 @@ class UartRx(wiring.Component):
         return m
 
 
-class UartTx(wiring.Component):
+class UartTx(_UartSide):
     """8N1 transmitter.
 
     Members
@@ -174,15 +177,6 @@ class UartTx(wiring.Component):
     i_data: In(stream.Signature(8))
     tx: Out(1, init=1)
     active: Out(1)
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -461,8 +455,7 @@ class UartBridge(wiring.Component):
                     with m.If(nreply == 1):
                         m.next = "IDLE"
 
-        # handshakes as plain expressions of the state, not comb assignments inside states:
-        # Icarus may never evaluate an always @* block whose only input is the state register
+        # handshakes as plain expressions of the state, not comb assignments inside states
         st = fsm.ongoing
         take_data = st("MW_DATA") & (count != 0)
         m.d.comb += [
