@@ -52,19 +52,29 @@ class Source:
 
 
 class Sink:
-    """Takes a stream out of the DUT; ``stall`` is the chance of holding ``ready`` low."""
+    """Takes a stream out of the DUT; ``stall`` is the chance of holding ``ready`` low.
+
+    A stream without ``ready`` (the DUT does not wait: every valid beat is a transfer) is
+    taken as it comes; ``stall`` must then be 0.
+    """
 
     def __init__(self, dut, name, *, rng=None, stall=0.0):
         self.name = name
         self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
+        self.ready = getattr(dut, f"{name}__ready", None)
+        if self.ready is None and stall:
+            raise ValueError(f"{name} has no ready signal, so it cannot be stalled "
+                             f"(stall={stall!r})")
         self.payload = getattr(dut, f"{name}__payload")
         self.rng, self.stall = rng, stall
         self.beats = []
         self._ready = 1
-        self.ready.value = 1
+        if self.ready is not None:
+            self.ready.value = 1
 
     def _drive(self):
+        if self.ready is None:
+            return
         self._ready = 0 if (self.stall and self.rng.random() < self.stall) else 1
         self.ready.value = self._ready
 
@@ -118,6 +128,7 @@ class StreamLoop:
             if not s._driving:
                 s.valid.value = 0
         for s in self.sinks:
-            s._ready = 0
-            s.ready.value = 0
+            if s.ready is not None:
+                s._ready = 0
+                s.ready.value = 0
         return self.cycle - start - 1

@@ -7,9 +7,10 @@ from amaranth.lib.wiring import In, Out
 from ...config import BANK, Config
 from ...sim.golden import MULT_BITS
 from .lane import Lane
-from .requant import OutMode, Requantizer, lut_write_layout, result_layout
+from .requant import REQUANT_LATENCY, OutMode, Requantizer, lut_write_layout, result_layout
 
-__all__ = ["TensorCore", "tile_cmd_layout", "window_layout", "weight_layout", "COUNTER_BITS"]
+__all__ = ["TensorCore", "ISSUE_TO_DRAIN", "tile_cmd_layout", "window_layout", "weight_layout",
+           "COUNTER_BITS"]
 
 COUNTER_BITS = 48
 
@@ -41,15 +42,28 @@ def weight_layout(cols):
     return data.ArrayLayout(data.StructLayout({"value": signed(8), "index": 5}), cols)
 
 
+#: Cycles from a tile's last beat leaving the issue stage to its row 0 entering the
+#: requantizer: stage-0 register, row-0 register, the lane's three stages, the drain register.
+ISSUE_TO_DRAIN = 6
+
+
 class TensorCore(wiring.Component):
-    """Sparse tensor core of ``rows x cols`` lanes with double-buffered accumulators.
+    """Sparse tensor core of ``rows x cols`` lanes.
 
     A tile computes ``Y[rows, cols] = X[rows, K] @ W[cols, K].T`` for one group of rows and
     output channels. For each of its ``banks`` banks the core takes one activation window (32
     int8 per row) from ``i_act`` and then ``nnz = 32 >> log2s`` weight beats (one stored weight
     per channel) from ``i_wgt``, one per cycle: a tile takes ``banks * nnz = K / s`` cycles at
-    every sparsity. The finished accumulators move to a drain buffer in one cycle and leave
-    through the requantizer as ``rows`` result beats (row 0 first) while the next tile computes.
+    every sparsity.
+
+    The array is systolic in the row direction and never stalls. Row ``r`` sees the beats of
+    row 0 ``r`` cycles later (each row re-registers the weights, indices and flags of the row
+    above, and its window comes through an ``r``-stage delay line), so no signal fans out to the
+    whole array. A tile's rows therefore finish one per cycle, row 0 first, which is exactly the
+    order in which the requantizer takes them: each finished accumulator row goes through one
+    drain register into the requantizer while the next tile already accumulates (the drain is
+    hidden). Flow control happens only at the issue stage: a tile's last beat waits until the
+    previous tile's last beat is ``rows`` cycles old, so at most one row finishes per cycle.
 
     Members
     -------
@@ -57,7 +71,9 @@ class TensorCore(wiring.Component):
     i_act : In(stream.Signature(window_layout(rows)))
     i_wgt : In(stream.Signature(weight_layout(cols)))
     i_lut : In(stream.Signature(lut_write_layout))
-    o_res : Out(stream.Signature(result_layout(cols)))
+    o_res : Out(valid + payload ``result_layout(cols)``)
+        Result rows. There is no ``ready``: the consumer must take a row in the cycle it is
+        valid (the SPU writes every row into its output scratchpad).
     busy_cycles : Out(48)
         Cycles with a tile in flight anywhere in the core.
     mac_cycles : Out(48)
@@ -65,9 +81,9 @@ class TensorCore(wiring.Component):
     stall_input_cycles : Out(48)
         Cycles a tile was waiting for ``i_act`` / ``i_wgt`` data.
     stall_output_cycles : Out(48)
-        Cycles the array was stopped because the drain buffer was still full.
+        Cycles a tile's last beat waited for the drain of the tile before it.
     tiles_done : Out(32)
-        Tiles whose accumulators reached the drain buffer.
+        Tiles whose last row entered the requantizer.
     """
 
     def __init__(self, config: Config):
@@ -80,7 +96,8 @@ class TensorCore(wiring.Component):
             "i_act": In(stream.Signature(window_layout(rows))),
             "i_wgt": In(stream.Signature(weight_layout(cols))),
             "i_lut": In(stream.Signature(lut_write_layout)),
-            "o_res": Out(stream.Signature(result_layout(cols))),
+            "o_res": Out(wiring.Signature({"valid": Out(1),
+                                           "payload": Out(result_layout(cols))})),
             "busy_cycles": Out(COUNTER_BITS),
             "mac_cycles": Out(COUNTER_BITS),
             "stall_input_cycles": Out(COUNTER_BITS),
@@ -96,8 +113,11 @@ class TensorCore(wiring.Component):
         m = Module()
         rows, cols = self._config.rows, self._config.cols
         cmd_layout = tile_cmd_layout(cols)
-
-        en = Signal()  # the array advances
+        par_layout = data.StructLayout({k: cmd_layout[k].shape for k in
+                                        ("mode", "relu", "lut", "bias", "mult", "shift")})
+        # tiles whose output parameters are held between their last beat and their last row
+        # (sized so that this limit never binds when tiles are `rows` cycles apart)
+        n_par = -(-(ISSUE_TO_DRAIN + rows) // rows) + 1
 
         # -- issue stage: walk banks and entries of the current tile ----------------------
         cur = Signal(cmd_layout)
@@ -110,15 +130,18 @@ class TensorCore(wiring.Component):
         # the handshake with the operand readers (issue -> ready) has no compare in it
         first_entry, last_entry, last_bank = Signal(), Signal(), Signal()
         banks_m1 = Signal(16)
+        out_ok = Signal(init=1)     # register: a tile may end now
         have_data = self.i_wgt.valid & (~first_entry | self.i_act.valid)
+        ends = Signal()
         issue = Signal()
         issue_last = Signal()
         m.d.comb += [
-            issue.eq(en & cur_valid & have_data),
-            issue_last.eq(issue & last_entry & last_bank),
+            ends.eq(last_entry & last_bank),
+            issue.eq(cur_valid & have_data & (~ends | out_ok)),
+            issue_last.eq(issue & ends),
             self.i_wgt.ready.eq(issue),
             self.i_act.ready.eq(issue & first_entry),
-            self.i_cmd.ready.eq(en & (~cur_valid | issue_last)),
+            self.i_cmd.ready.eq(~cur_valid | issue_last),
         ]
         with m.If(issue):
             with m.If(last_entry):
@@ -142,103 +165,139 @@ class TensorCore(wiring.Component):
             with m.If(new.banks == 0):
                 m.d.sync += cur.banks.eq(1)
 
-        # stage 0 registers: the window (held for the whole bank) and this cycle's weights
-        window = Signal(window_layout(rows))
-        wgt0 = Signal(weight_layout(cols))
-        dense0 = Signal()
-        v0 = Signal(3)  # valid, first, last
-        with m.If(en):
-            m.d.sync += [
-                wgt0.eq(self.i_wgt.payload),
-                dense0.eq(cur.log2s == 0),
-                v0.eq(Cat(issue, issue & first_entry & (bank == 0), issue_last)),
-            ]
-            with m.If(issue & first_entry):
-                m.d.sync += window.eq(self.i_act.payload)
+        # -- output flow control: tile ends `rows` cycles apart, parameter slots -----------------
+        gap = Signal(range(max(rows, 2)))
+        n_held = Signal(range(n_par + 1))
+        pop = Signal()              # the drain register holds a tile's last row
+        gap_next = Signal.like(gap)
+        held_next = Signal.like(n_held)
+        m.d.comb += [
+            gap_next.eq(Mux(issue_last, rows - 1, Mux(gap == 0, 0, gap - 1))),
+            held_next.eq(n_held + issue_last - pop),
+        ]
+        m.d.sync += [gap.eq(gap_next), n_held.eq(held_next),
+                     out_ok.eq((gap_next == 0) & (held_next < n_par))]
 
-        # per-tile output parameters follow the last beat down the pipeline
-        par_layout = data.StructLayout({k: cmd_layout[k].shape for k in
-                                        ("mode", "relu", "lut", "bias", "mult", "shift")})
-        par = [Signal(par_layout, name=f"par{i}") for i in range(4)]
-        with m.If(en & issue_last):
-            m.d.sync += [getattr(par[0], k).eq(getattr(cur, k)) for k in par_layout.members]
-        with m.If(en):
-            m.d.sync += [par[i + 1].eq(par[i]) for i in range(2)]
+        # parameters of ending tiles: a ring of `n_par` slots, written the cycle after the last
+        # beat (from a copy of `cur`, so the write enable is a register) and read by the drain
+        par_hold = Signal(par_layout, reset_less=True)
+        par_we = Signal()
+        m.d.sync += [par_hold.eq(Cat(*(getattr(cur, k) for k in par_layout.members))),
+                     par_we.eq(issue_last)]
+        slots = [Signal(par_layout, name=f"par_slot{i}", reset_less=True) for i in range(n_par)]
+        wp = Signal(range(n_par))
+        rp = Signal(range(n_par))
+        with m.If(par_we):
+            m.d.sync += wp.eq(Mux(wp == n_par - 1, 0, wp + 1))
+            with m.Switch(wp):
+                for i in range(n_par):
+                    with m.Case(i):
+                        m.d.sync += slots[i].eq(par_hold)
+        with m.If(pop):
+            m.d.sync += rp.eq(Mux(rp == n_par - 1, 0, rp + 1))
+        dpar = Signal(par_layout)
+        with m.Switch(rp):
+            for i in range(n_par):
+                with m.Case(i):
+                    m.d.comb += dpar.eq(slots[i])
 
-        # -- the lane array ------------------------------------------------------------------
-        entry0 = Signal(5)  # entry number of the beat in stage 0, the implicit dense index
-        with m.If(en):
-            m.d.sync += entry0.eq(entry)
+        # -- stage 0: every input registered unconditionally (no enable fans out from issue) -----
+        act0 = Signal(window_layout(rows), reset_less=True)
+        wgt_layout = data.ArrayLayout(data.StructLayout({"value": signed(8), "index": 5}), cols)
+        ctl_layout = data.StructLayout({"valid": 1, "first": 1, "last": 1, "window": 1})
+        wgt0 = Signal(wgt_layout, reset_less=True)
+        ctl0 = Signal(ctl_layout)
+        dense = cur.log2s == 0
+        m.d.sync += [
+            act0.eq(self.i_act.payload),
+            ctl0.valid.eq(issue),
+            ctl0.first.eq(issue & first_entry & (bank == 0)),
+            ctl0.last.eq(issue_last),
+            ctl0.window.eq(issue & first_entry),
+        ]
+        for c in range(cols):
+            m.d.sync += [wgt0[c].value.eq(self.i_wgt.payload[c].value),
+                         wgt0[c].index.eq(Mux(dense, entry, self.i_wgt.payload[c].index))]
+
+        # -- the systolic lane array ------------------------------------------------------------
+        # row r: its weights and flags are those of row r-1 one cycle later; its window loads
+        # from an r-stage delay line when the window flag of the row above passes by
         lanes = [[Lane() for _ in range(cols)] for _ in range(rows)]
+        done = []
+        prev_wgt, prev_ctl = wgt0, ctl0
         for r in range(rows):
+            wgt_r = Signal(wgt_layout, name=f"wgt_row{r}", reset_less=True)
+            ctl_r = Signal(ctl_layout, name=f"ctl_row{r}")
+            m.d.sync += [wgt_r.eq(prev_wgt), ctl_r.eq(prev_ctl)]
+            delayed = act0[r].as_value()
+            for k in range(r):
+                d = Signal(8 * BANK, name=f"act_delay{r}_{k}", reset_less=True)
+                m.d.sync += d.eq(delayed)
+                delayed = d
+            window = Signal(8 * BANK, name=f"window{r}", reset_less=True)
+            with m.If(prev_ctl.window):
+                m.d.sync += window.eq(delayed)
             for c in range(cols):
                 lane = lanes[r][c]
                 m.submodules[f"lane_{r}_{c}"] = lane
                 m.d.comb += [
-                    lane.en.eq(en),
-                    lane.window.eq(window[r].as_value()),
-                    lane.index.eq(Mux(dense0, entry0, wgt0[c].index)),
-                    lane.weight.eq(wgt0[c].value),
-                    lane.valid.eq(v0[0]),
-                    lane.first.eq(v0[1]),
-                    lane.last.eq(v0[2]),
+                    lane.window.eq(window),
+                    lane.index.eq(wgt_r[c].index),
+                    lane.weight.eq(wgt_r[c].value),
+                    lane.valid.eq(ctl_r.valid),
+                    lane.first.eq(ctl_r.first),
+                    lane.last.eq(ctl_r.last),
                 ]
+            done.append(lanes[r][0].o_done)
+            prev_wgt, prev_ctl = wgt_r, ctl_r
         probe = lanes[0][0]
 
-        # -- drain buffer and requantizer ------------------------------------------------------
+        # -- drain register and requantizer --------------------------------------------------
+        # tile ends are `rows` cycles apart, so at most one row is done in any cycle: an AND-OR
+        # picks it into the drain register
         m.submodules.requant = requant = Requantizer(cols)
         wiring.connect(m, wiring.flipped(self.i_lut), requant.i_lut)
-        wiring.connect(m, requant.o_res, wiring.flipped(self.o_res))
-
-        drain = [[Signal(signed(32), name=f"drain_{r}_{c}") for c in range(cols)]
-                 for r in range(rows)]
-        dpar = Signal(par_layout)
-        draining = Signal()
-        drow = Signal(range(rows))
+        drain = Signal(data.ArrayLayout(signed(32), cols), reset_less=True)
+        drain_valid, drain_last = Signal(), Signal()
+        picked = []
+        for c in range(cols):
+            terms = [Mux(done[r], lanes[r][c].o_acc.as_unsigned(), 0) for r in range(rows)]
+            acc_or = terms[0]
+            for t in terms[1:]:
+                acc_or = acc_or | t
+            picked.append(acc_or)
+        m.d.sync += [drain.eq(Cat(*picked)), drain_valid.eq(Cat(*done).any()),
+                     drain_last.eq(done[-1])]
+        m.d.comb += pop.eq(drain_valid & drain_last)
         feed = requant.i_row
-        row_sel = Signal(data.ArrayLayout(signed(32), cols))
-        with m.Switch(drow):
-            for r in range(rows):
-                with m.Case(r):
-                    m.d.comb += row_sel.eq(Cat(*drain[r]))
         m.d.comb += [
-            feed.valid.eq(draining),
-            feed.payload.data.eq(row_sel),
+            feed.valid.eq(drain_valid),
+            feed.payload.data.eq(drain),
             feed.payload.bias.eq(dpar.bias),
             feed.payload.mult.eq(dpar.mult),
             feed.payload.shift.eq(dpar.shift),
             feed.payload.mode.eq(dpar.mode),
             feed.payload.relu.eq(dpar.relu),
             feed.payload.lut.eq(dpar.lut),
-            feed.payload.last.eq(drow == rows - 1),
+            feed.payload.last.eq(drain_last),
+            requant.o_res.ready.eq(1),
+            self.o_res.valid.eq(requant.o_res.valid),
+            self.o_res.payload.eq(requant.o_res.payload),
         ]
-        drain_free = ~draining | (feed.ready & (drow == rows - 1))
-        with m.If(feed.valid & feed.ready):
-            m.d.sync += drow.eq(Mux(drow == rows - 1, 0, drow + 1))
-            with m.If(drow == rows - 1):
-                m.d.sync += draining.eq(0)
-        swap = Signal()
-        m.d.comb += [
-            en.eq(~(probe.o_done & ~drain_free)),
-            swap.eq(en & probe.o_done),
-        ]
-        with m.If(swap):
-            m.d.sync += [draining.eq(1), drow.eq(0), dpar.eq(par[2])]
-            for r in range(rows):
-                for c in range(cols):
-                    m.d.sync += drain[r][c].eq(lanes[r][c].o_sum)
 
         # -- performance counters -----------------------------------------------------------------
-        pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(v0[0] | probe.o_pending | draining | cur_valid)
-        with m.If(pipe_busy | requant.o_res.valid):
+        in_requant = Signal(range(REQUANT_LATENCY + 2))
+        m.d.sync += in_requant.eq(in_requant + drain_valid - requant.o_res.valid)
+        busy = Signal()
+        m.d.comb += busy.eq(cur_valid | (n_held != 0) | (in_requant != 0))
+        with m.If(busy):
             m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
-        with m.If(en & probe.o_pending):
+        with m.If(probe.o_pending):
             m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
-        with m.If(en & cur_valid & ~have_data):
+        with m.If(cur_valid & ~have_data):
             m.d.sync += self.stall_input_cycles.eq(self.stall_input_cycles + 1)
-        with m.If(~en):
+        with m.If(cur_valid & have_data & ends & ~out_ok):
             m.d.sync += self.stall_output_cycles.eq(self.stall_output_cycles + 1)
-        with m.If(swap):
+        with m.If(pop):
             m.d.sync += self.tiles_done.eq(self.tiles_done + 1)
         return m

@@ -254,7 +254,7 @@ class Spu(wiring.Component):
 
         # results -> output scratchpad
         out_wr = out_mem.write_port()
-        m.d.comb += [core.o_res.ready.eq(1), out_wr.addr.eq(gemm.out_addr + rows_done),
+        m.d.comb += [out_wr.addr.eq(gemm.out_addr + rows_done),
                      out_wr.data.eq(core.o_res.payload.data), out_wr.en.eq(core.o_res.valid)]
         with m.If(core.o_res.valid):
             m.d.sync += rows_done.eq(rows_done + 1)
