@@ -21,10 +21,14 @@ def _run(dut, *benches, cycles=None):
 
 
 def test_lane_selects_and_accumulates(rng):
-    """Random windows, indices and stalls; the lane's tile sums equal numpy dot products."""
+    """Random windows, indices and bubbles; the lane's tile sums equal numpy dot products.
+
+    Tiles follow each other back to back or with bubbles (``valid`` low, garbage operands) in
+    between and inside them; a result is in ``o_acc`` exactly in the cycles ``o_done`` is high.
+    """
     dut = Lane()
     tiles = []
-    for _ in range(6):
+    for _ in range(8):
         beats = int(rng.integers(1, 12))
         windows = rng.integers(-128, 128, (beats, 32))
         index = rng.integers(0, 32, beats)
@@ -33,32 +37,35 @@ def test_lane_selects_and_accumulates(rng):
         tiles.append((windows, index, weight, expect))
     results = []
 
+    def word(values):
+        return int.from_bytes(np.asarray(values).astype(np.int8).tobytes(), "little")
+
+    async def tick(ctx):
+        await ctx.tick()
+        if ctx.get(dut.o_done):
+            results.append(ctx.get(dut.o_acc))
+
     async def bench(ctx):
         for windows, index, weight, _ in tiles:
             for i in range(len(index)):
-                while rng.random() < 0.3:  # stall the whole pipeline for a cycle
-                    ctx.set(dut.en, 0)
-                    await ctx.tick()
-                word = int.from_bytes(windows[i].astype(np.int8).tobytes(), "little")
-                ctx.set(dut.en, 1)
-                ctx.set(dut.window, word)
+                while rng.random() < 0.3:  # a bubble with garbage operands
+                    ctx.set(dut.valid, 0)
+                    ctx.set(dut.first, int(rng.integers(0, 2)))
+                    ctx.set(dut.last, int(rng.integers(0, 2)))
+                    ctx.set(dut.window, word(rng.integers(-128, 128, 32)))
+                    ctx.set(dut.weight, int(rng.integers(-128, 128)))
+                    await tick(ctx)
+                ctx.set(dut.window, word(windows[i]))
                 ctx.set(dut.index, int(index[i]))
                 ctx.set(dut.weight, int(weight[i]))
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.first, i == 0)
                 ctx.set(dut.last, i == len(index) - 1)
-                await ctx.tick()
-                if ctx.get(dut.o_done):
-                    results.append(ctx.get(dut.o_sum))
+                await tick(ctx)
         ctx.set(dut.valid, 0)
-        ctx.set(dut.en, 1)
-        for _ in range(LANE_LATENCY + 1):
-            await ctx.tick()
-            if ctx.get(dut.o_done):
-                results.append(ctx.get(dut.o_sum))
+        for _ in range(LANE_LATENCY + 2):
+            await tick(ctx)
 
-    # o_done is sampled once after every tick that advanced the pipeline (en=1): a stalled
-    # pipeline holds it, so sampling during stalls would count one result twice
     _run(dut, bench)
     assert results == [t[3] for t in tiles]
 
