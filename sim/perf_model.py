@@ -48,8 +48,8 @@ class Timing:
     store_job: int = 17
     #: a GEMM taken from its queue finishes (engine free, tokens visible) after its MAC cycles
     #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
-    #: requantizer; the last tile's ``rows`` output rows drain one a cycle
-    gemm: int = 22
+    #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle
+    gemm: int = 24
     #: the cocotb driver: one AXI-Lite register read takes this many cycles
     host_read: int = 3
     #: from a ring-head read to the new tail being seen by the fetcher
@@ -181,8 +181,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             busy["dma_write"] += d
         elif kind == _GEMMOP:
             mac += a * b
-            # a tile shorter than ``rows`` cycles waits for the previous one's drain
-            d = gemm_lat + a * max(b, R)
+            # tile ends are at least ``rows`` cycles apart (one output row a cycle)
+            d = gemm_lat + b + (a - 1) * max(b, R)
             busy["compute"] += d
         else:
             d = 0
