@@ -92,25 +92,31 @@ class Requantizer(wiring.Component):
             m.d.sync += [f[0].eq(flags_in), *(f[k].eq(f[k - 1]) for k in range(1, depth)),
                          valid_o.eq(f[-1][0]), last_o.eq(f[-1][4]),
                          self.o_res.valid.eq(valid_o), self.o_res.payload.last.eq(last_o)]
-        mode_o, lut_o = Signal(), Signal()
+        mode_o = Signal()
+        data_o = Signal(data.ArrayLayout(signed(32), cols), reset_less=True)
+        m.d.comb += self.o_res.payload.data.eq(data_o)
         with m.If(run):
-            m.d.sync += [mode_o.eq(f[-1][1]), lut_o.eq(f[-1][3])]
+            m.d.sync += mode_o.eq(f[-1][1])
 
         for c in range(cols):
             # the raw value travels alongside for RAW mode
-            v = [Signal(signed(32), name=f"v{k + 1}_{c}") for k in range(REQUANT_LATENCY - 1)]
-            mult1 = Signal(MULT_BITS, name=f"mult1_{c}")
-            sh = [Signal(6, name=f"sh{k + 1}_{c}") for k in range(3)]
+            v = [Signal(signed(32), name=f"v{k + 1}_{c}", reset_less=True)
+                 for k in range(REQUANT_LATENCY - 1)]
+            mult1 = Signal(MULT_BITS, name=f"mult1_{c}", reset_less=True)
+            sh = [Signal(6, name=f"sh{k + 1}_{c}", reset_less=True) for k in range(3)]
             # 32 x 16 product as two 16 x 16 partial products (one DSP each), then their sum
-            pl2 = Signal(32, name=f"pl2_{c}")
-            ph2 = Signal(signed(33), name=f"ph2_{c}")
-            t3 = Signal(signed(32 + MULT_BITS), name=f"t3_{c}")
+            pl2 = Signal(32, name=f"pl2_{c}", reset_less=True)
+            ph2 = Signal(signed(33), name=f"ph2_{c}", reset_less=True)
+            t3 = Signal(signed(32 + MULT_BITS), name=f"t3_{c}", reset_less=True)
             # round half up = floor(t / 2^sh) + bit (sh-1) of t: shift, add, saturate
-            u4 = Signal(signed(33 + MULT_BITS), name=f"u4_{c}")
-            r5 = Signal(signed(34 + MULT_BITS), name=f"r5_{c}")
+            u4 = Signal(signed(33 + MULT_BITS), name=f"u4_{c}", reset_less=True)
+            r5 = Signal(signed(34 + MULT_BITS), name=f"r5_{c}", reset_less=True)
             sat = Signal(signed(8), name=f"sat_{c}")
-            y6, y7 = Signal(signed(8), name=f"y6_{c}"), Signal(signed(8), name=f"y7_{c}")
-            m.d.comb += sat.eq(Mux(r5 > 127, 127, Mux(r5 < -128, -128, r5)))
+            y6 = Signal(signed(8), name=f"y6_{c}", reset_less=True)
+            y7 = Signal(signed(8), name=f"y7_{c}", reset_less=True)
+            y6_next = Signal(signed(8), name=f"y6_next_{c}")
+            m.d.comb += [sat.eq(Mux(r5 > 127, 127, Mux(r5 < -128, -128, r5))),
+                         y6_next.eq(Mux(f[4][2] & sat[7], 0, sat))]
             with m.If(run):
                 m.d.sync += [
                     v[0].eq(row.data[c] + row.bias[c]),
@@ -124,8 +130,7 @@ class Requantizer(wiring.Component):
                     t3.eq((ph2 << 16) + pl2),
                     u4.eq((t3 << 1) >> sh[2]),
                     r5.eq((u4 >> 1) + u4[0]),
-                    y6.eq(Mux(f[4][2] & sat[7], 0, sat)),
-                    y7.eq(y6),
+                    y6.eq(y6_next),
                 ]
 
             m.submodules[f"lut_{c}"] = lut = memory.Memory(shape=8, depth=256, init=[])
@@ -136,11 +141,14 @@ class Requantizer(wiring.Component):
                 wr.addr.eq(self.i_lut.payload.addr),
                 wr.data.eq(self.i_lut.payload.data),
                 rd.en.eq(run),
-                rd.addr.eq(y6.as_unsigned() ^ 0x80),
+                # read in the cycle that registers y6, so the data is there alongside y6
+                rd.addr.eq(y6_next.as_unsigned() ^ 0x80),
             ]
-            # the LUT's block RAM output goes straight into a register (its clock-to-out is
-            # most of a 10 ns cycle on an ECP5)
+            # the LUT's block RAM output passes one 2:1 mux into a register (its clock-to-out
+            # is most of a 10 ns cycle on an ECP5)
             with m.If(run):
-                m.d.sync += self.o_res.payload.data[c].eq(
-                    Mux(mode_o == OutMode.RAW.value, v[-1], Mux(lut_o, rd.data.as_signed(), y7)))
+                m.d.sync += [
+                    y7.eq(Mux(f[5][3], rd.data.as_signed(), y6)),
+                    data_o[c].eq(Mux(mode_o == OutMode.RAW.value, v[-1], y7)),
+                ]
         return m

@@ -120,7 +120,7 @@ class TensorCore(wiring.Component):
         n_par = -(-(ISSUE_TO_DRAIN + rows) // rows) + 1
 
         # -- issue stage: walk banks and entries of the current tile ----------------------
-        cur = Signal(cmd_layout)
+        cur = Signal(cmd_layout, reset_less=True)
         cur_valid = Signal()
         bank = Signal(16)
         entry = Signal(5)

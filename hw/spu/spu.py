@@ -281,7 +281,7 @@ class Spu(wiring.Component):
         _word_reader(m, "st", st_rd, w_valid, w_ready, st_go, st_addr_r, st_words_r, 1, 1, 0)
         # two hold registers, filled and emptied in turn: the reader's ready is a register
         # (this entry is free), never the DMA's ready, so no handshake path runs through both
-        hold = [Signal(g.out_bits, name=f"hold{i}") for i in range(2)]
+        hold = [Signal(g.out_bits, name=f"hold{i}", reset_less=True) for i in range(2)]
         hv = [Signal(name=f"hold_valid{i}") for i in range(2)]
         wp, rp = Signal(), Signal()
         lane = Signal(range(max(2, lanes)))
