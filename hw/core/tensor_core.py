@@ -205,26 +205,33 @@ class TensorCore(wiring.Component):
         act0 = Signal(window_layout(rows), reset_less=True)
         wgt_layout = data.ArrayLayout(data.StructLayout({"value": signed(8), "index": 5}), cols)
         ctl_layout = data.StructLayout({"valid": 1, "first": 1, "last": 1, "window": 1})
+        # (the weight scratchpad's block RAM output goes straight into wgt0: no logic after its
+        # long clock-to-out; the implicit dense index is chosen one stage later)
         wgt0 = Signal(wgt_layout, reset_less=True)
         ctl0 = Signal(ctl_layout)
-        dense = cur.log2s == 0
+        dense0 = Signal(reset_less=True)
+        entry0 = Signal(5, reset_less=True)
         m.d.sync += [
             act0.eq(self.i_act.payload),
+            wgt0.eq(self.i_wgt.payload),
+            dense0.eq(cur.log2s == 0),
+            entry0.eq(entry),
             ctl0.valid.eq(issue),
             ctl0.first.eq(issue & first_entry & (bank == 0)),
             ctl0.last.eq(issue_last),
             ctl0.window.eq(issue & first_entry),
         ]
+        wgt0_idx = Signal(wgt_layout)
         for c in range(cols):
-            m.d.sync += [wgt0[c].value.eq(self.i_wgt.payload[c].value),
-                         wgt0[c].index.eq(Mux(dense, entry, self.i_wgt.payload[c].index))]
+            m.d.comb += [wgt0_idx[c].value.eq(wgt0[c].value),
+                         wgt0_idx[c].index.eq(Mux(dense0, entry0, wgt0[c].index))]
 
         # -- the systolic lane array ------------------------------------------------------------
         # row r: its weights and flags are those of row r-1 one cycle later; its window loads
         # from an r-stage delay line when the window flag of the row above passes by
         lanes = [[Lane() for _ in range(cols)] for _ in range(rows)]
         done = []
-        prev_wgt, prev_ctl = wgt0, ctl0
+        prev_wgt, prev_ctl = wgt0_idx, ctl0
         for r in range(rows):
             wgt_r = Signal(wgt_layout, name=f"wgt_row{r}", reset_less=True)
             ctl_r = Signal(ctl_layout, name=f"ctl_row{r}")

@@ -91,24 +91,32 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     m.d.comb += [advance.eq(~valid | ready), rd.en.eq(advance), rd.addr.eq(obase + x)]
     with m.If(advance):
         m.d.sync += valid.eq(active)
-    x_last = Signal(name=f"{name}_x_last")     # x_left == 0, kept as a register
+    # "x_left == 0", "rep_left == 0", "o_left == 0" kept as registers: the handshake path
+    # (ready -> advance -> counter enables) has no compare in it
+    x_last = Signal(name=f"{name}_x_last")
+    rep_last = Signal(name=f"{name}_rep_last")
+    o_last = Signal(name=f"{name}_o_last")
+    run_one = Signal(name=f"{name}_run_one")         # run_m1 == 0
+    repeat_one = Signal(name=f"{name}_repeat_one")   # repeat_m1 == 0
     with m.If(active & advance):
         with m.If(x_last):
-            m.d.sync += [x.eq(0), x_left.eq(run_m1), x_last.eq(run_m1 == 0)]
-            with m.If(rep_left == 0):
-                m.d.sync += rep_left.eq(repeat_m1)
-                with m.If(o_left == 0):
+            m.d.sync += [x.eq(0), x_left.eq(run_m1), x_last.eq(run_one)]
+            with m.If(rep_last):
+                m.d.sync += [rep_left.eq(repeat_m1), rep_last.eq(repeat_one)]
+                with m.If(o_last):
                     m.d.sync += active.eq(0)
                 with m.Else():
-                    m.d.sync += [o_left.eq(o_left - 1), obase.eq(obase + step)]
+                    m.d.sync += [o_left.eq(o_left - 1), o_last.eq(o_left == 1),
+                                 obase.eq(obase + step)]
             with m.Else():
-                m.d.sync += rep_left.eq(rep_left - 1)
+                m.d.sync += [rep_left.eq(rep_left - 1), rep_last.eq(rep_left == 1)]
         with m.Else():
             m.d.sync += [x.eq(x + 1), x_left.eq(x_left - 1), x_last.eq(x_left == 1)]
     with m.If(start):
         m.d.sync += [x.eq(0), x_left.eq(run - 1), x_last.eq(run == 1), run_m1.eq(run - 1),
-                     rep_left.eq(repeat - 1), repeat_m1.eq(repeat - 1),
-                     o_left.eq(outer - 1), obase.eq(base), active.eq(1)]
+                     run_one.eq(run == 1), rep_left.eq(repeat - 1), rep_last.eq(repeat == 1),
+                     repeat_m1.eq(repeat - 1), repeat_one.eq(repeat == 1),
+                     o_left.eq(outer - 1), o_last.eq(outer == 1), obase.eq(base), active.eq(1)]
     return active
 
 
@@ -211,7 +219,8 @@ class Spu(wiring.Component):
         setup = Signal(2)         # two cycles: register the loop bounds, then start
         m_banks = Signal(32)      # m_tiles * banks
         entries = Signal(24)      # banks * nnz
-        rows_total = Signal(32)   # n_tiles * m_tiles * rows
+        rows_left = Signal(32)    # n_tiles * m_tiles * rows, counted down
+        no_rows_left = Signal()   # register: rows_left == 0 (no compare in the done path)
         rows_done = Signal(32)
         m.d.comb += [self.i_gemm.ready.eq(~busy), self.gemm_busy.eq(busy)]
         with m.If(self.i_gemm.valid & ~busy):
@@ -226,7 +235,8 @@ class Spu(wiring.Component):
             m.d.sync += [
                 m_banks.eq(gemm.m_tiles * gemm.banks),
                 entries.eq((gemm.banks << 5) >> gemm.log2s),
-                rows_total.eq(gemm.n_tiles * gemm.m_tiles * R),
+                rows_left.eq(gemm.n_tiles * gemm.m_tiles * R),
+                no_rows_left.eq((gemm.n_tiles == 0) | (gemm.m_tiles == 0)),
             ]
 
         act_rd = mems[Target.ACT].read_port()
@@ -257,8 +267,9 @@ class Spu(wiring.Component):
         m.d.comb += [out_wr.addr.eq(gemm.out_addr + rows_done),
                      out_wr.data.eq(core.o_res.payload.data), out_wr.en.eq(core.o_res.valid)]
         with m.If(core.o_res.valid):
-            m.d.sync += rows_done.eq(rows_done + 1)
-        with m.If(busy & ~setup.any() & (rows_done == rows_total)):
+            m.d.sync += [rows_done.eq(rows_done + 1), rows_left.eq(rows_left - 1),
+                         no_rows_left.eq(rows_left == 1)]
+        with m.If(busy & ~setup.any() & no_rows_left):
             m.d.sync += busy.eq(0)
             m.d.comb += self.gemm_done.eq(1)
 
