@@ -98,8 +98,9 @@ class CommandProcessor(wiring.Component):
         flush = Signal()       # datapath and queues held in reset
         m.d.comb += self.flush.eq(flush)
         fault_r = Signal()     # a fault is registered, the flush starts next cycle
+        seen = Signal()        # some fault condition was true in the previous cycle
         stop = Signal()        # no new work: flushing, or about to
-        m.d.comb += stop.eq(flush | fault_r)
+        m.d.comb += stop.eq(flush | fault_r | seen)
         halted = Signal()      # stopped after an error until acknowledged
 
         # -- fault reporting (first one wins) -----------------------------------------------
@@ -444,10 +445,23 @@ class CommandProcessor(wiring.Component):
         faults.append((wd_fire, ErrorCode.WATCHDOG, stuck))
 
         # -- fault, flush, soft reset --------------------------------------------------------------
+        # every fault source is registered (condition, code, address) before the priority
+        # choice, so no source's logic shares a path with it; `seen` stops new work meanwhile
+        m.d.sync += seen.eq(Cat(cond for cond, _, _ in faults).any() & ~flush)
+        registered = []
+        for i, (cond, code, addr) in enumerate(faults):
+            cond_r = Signal(name=f"fault{i}_cond")
+            addr_r = Signal(32, name=f"fault{i}_addr", reset_less=True)
+            m.d.sync += [cond_r.eq(cond & ~flush), addr_r.eq(addr)]
+            if not isinstance(code, ErrorCode):
+                code_r = Signal(ErrorCode, name=f"fault{i}_code", reset_less=True)
+                m.d.sync += code_r.eq(code)
+                code = code_r
+            registered.append((cond_r, code, addr_r))
         with m.If(~flush):
-            for cond, code, addr in reversed(faults):
-                with m.If(cond):
-                    m.d.comb += [fault.eq(1), fault_code.eq(code), fault_addr.eq(addr)]
+            for cond_r, code, addr_r in reversed(registered):
+                with m.If(cond_r):
+                    m.d.comb += [fault.eq(1), fault_code.eq(code), fault_addr.eq(addr_r)]
         m.d.comb += self.error.eq(halted)
         # the first fault is registered with its code and address, and acted on in the next
         # cycle: the priority choice among a dozen sources stays off the flush / STATUS paths
