@@ -115,91 +115,105 @@ class TensorCore(wiring.Component):
         cmd_layout = tile_cmd_layout(cols)
         par_layout = data.StructLayout({k: cmd_layout[k].shape for k in
                                         ("mode", "relu", "lut", "bias", "mult", "shift")})
-        # tiles whose output parameters are held between their last beat and their last row
-        # (sized so that this limit never binds when tiles are `rows` cycles apart)
-        n_par = -(-(ISSUE_TO_DRAIN + rows) // rows) + 1
-
-        # -- issue stage: walk banks and entries of the current tile ----------------------
-        cur = Signal(cmd_layout, reset_less=True)
-        cur_valid = Signal()
-        bank = Signal(16)
-        entry = Signal(5)
-        nnz_m1 = Signal(5)
-        m.d.comb += nnz_m1.eq((BANK >> cur.log2s) - 1)
-        # "first entry", "last entry", "last bank" are registers updated with the counters, so
-        # the handshake with the operand readers (issue -> ready) has no compare in it
-        first_entry, last_entry, last_bank = Signal(), Signal(), Signal()
-        banks_m1 = Signal(16)
-        out_ok = Signal(init=1)     # register: a tile may end now
-        have_data = self.i_wgt.valid & (~first_entry | self.i_act.valid)
-        ends = Signal()
-        issue = Signal()
-        issue_last = Signal()
-        m.d.comb += [
-            ends.eq(last_entry & last_bank),
-            issue.eq(cur_valid & have_data & (~ends | out_ok)),
-            issue_last.eq(issue & ends),
-            self.i_wgt.ready.eq(issue),
-            self.i_act.ready.eq(issue & first_entry),
-            self.i_cmd.ready.eq(~cur_valid | issue_last),
-        ]
-        with m.If(issue):
-            with m.If(last_entry):
-                m.d.sync += [entry.eq(0), first_entry.eq(1), last_entry.eq(nnz_m1 == 0)]
-                with m.If(last_bank):
-                    m.d.sync += [bank.eq(0), last_bank.eq(banks_m1 == 0)]
-                with m.Else():
-                    m.d.sync += [bank.eq(bank + 1), last_bank.eq(bank + 1 == banks_m1)]
-            with m.Else():
-                m.d.sync += [entry.eq(entry + 1), first_entry.eq(0),
-                             last_entry.eq(entry + 1 == nnz_m1)]
-            with m.If(issue_last):
-                m.d.sync += cur_valid.eq(0)
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            # a command with zero banks is a no-op tile of one bank: refuse it by clamping
-            new = self.i_cmd.payload
-            m.d.sync += [cur.eq(new), cur_valid.eq(1), bank.eq(0), entry.eq(0),
-                         first_entry.eq(1), last_entry.eq(new.log2s == 5),
-                         banks_m1.eq(Mux(new.banks == 0, 0, new.banks - 1)),
-                         last_bank.eq(new.banks <= 1)]
-            with m.If(new.banks == 0):
-                m.d.sync += cur.banks.eq(1)
-
-        # -- output flow control: tile ends `rows` cycles apart, parameter slots -----------------
-        gap = Signal(range(max(rows, 2)))
-        n_held = Signal(range(n_par + 1))
-        pop = Signal()              # the drain register holds a tile's last row
-        gap_next = Signal.like(gap)
-        held_next = Signal.like(n_held)
-        m.d.comb += [
-            gap_next.eq(Mux(issue_last, rows - 1, Mux(gap == 0, 0, gap - 1))),
-            held_next.eq(n_held + issue_last - pop),
-        ]
-        m.d.sync += [gap.eq(gap_next), n_held.eq(held_next),
-                     out_ok.eq((gap_next == 0) & (held_next < n_par))]
-
-        # parameters of ending tiles: a ring of `n_par` slots, written the cycle after the last
-        # beat (from a copy of `cur`, so the write enable is a register) and read by the drain
-        par_hold = Signal(par_layout, reset_less=True)
-        par_we = Signal()
-        m.d.sync += [par_hold.eq(Cat(*(getattr(cur, k) for k in par_layout.members))),
-                     par_we.eq(issue_last)]
+        # Output parameters live in a ring of `n_par` slots from the moment a command enters
+        # the core until its tile's last row leaves the drain register (the command waits in
+        # `nxt`, runs in `cur`, then its rows finish). Sized so the limit never binds when tile
+        # ends are `rows` cycles apart.
+        n_par = -(-(ISSUE_TO_DRAIN + 3 * rows) // rows) + 1
         slots = [Signal(par_layout, name=f"par_slot{i}", reset_less=True) for i in range(n_par)]
         wp = Signal(range(n_par))
         rp = Signal(range(n_par))
-        with m.If(par_we):
-            m.d.sync += wp.eq(Mux(wp == n_par - 1, 0, wp + 1))
+        n_held = Signal(range(n_par + 1))
+        ring_free = Signal(init=1)  # register: n_held < n_par
+        pop = Signal()              # the drain register holds a tile's last row
+
+        # -- command intake: `nxt` (one command, its loop fields) ------------------------------
+        # The command stream's ready is a register (`nxt` empty and a slot free), and the
+        # parameters go from the stream straight into their slot.
+        loop_layout = data.StructLayout({"log2s": 3, "banks": 16})
+        nxt = Signal(loop_layout, reset_less=True)
+        nxt_valid = Signal()
+        fill = Signal()
+        m.d.comb += [self.i_cmd.ready.eq(~nxt_valid & ring_free),
+                     fill.eq(self.i_cmd.valid & self.i_cmd.ready)]
+        new = self.i_cmd.payload
+        with m.If(fill):
+            # a command with zero banks is a no-op tile of one bank: refuse it by clamping
+            m.d.sync += [nxt.log2s.eq(new.log2s), nxt.banks.eq(Mux(new.banks == 0, 1, new.banks)),
+                         nxt_valid.eq(1), wp.eq(Mux(wp == n_par - 1, 0, wp + 1))]
             with m.Switch(wp):
                 for i in range(n_par):
                     with m.Case(i):
-                        m.d.sync += slots[i].eq(par_hold)
+                        m.d.sync += slots[i].eq(
+                            Cat(*(getattr(new, k) for k in par_layout.members)))
         with m.If(pop):
             m.d.sync += rp.eq(Mux(rp == n_par - 1, 0, rp + 1))
+        held_next = Signal.like(n_held)
+        m.d.comb += held_next.eq(n_held + fill - pop)
+        m.d.sync += [n_held.eq(held_next), ring_free.eq(held_next < n_par)]
         dpar = Signal(par_layout)
         with m.Switch(rp):
             for i in range(n_par):
                 with m.Case(i):
                     m.d.comb += dpar.eq(slots[i])
+
+        # -- issue stage: walk banks and entries of the current tile ----------------------
+        # Every flag the handshake needs is a register: `go` is "a tile is loaded and its next
+        # beat may go" (not its last beat while the previous tile's end is under `rows`
+        # cycles old), so issue = go & operands valid, one LUT.
+        cur = Signal(loop_layout, reset_less=True)
+        cur_valid = Signal()
+        bank = Signal(16)
+        entry = Signal(5)
+        nnz_m1 = Signal(5)
+        m.d.comb += nnz_m1.eq((BANK >> cur.log2s) - 1)
+        first_entry, last_entry, last_bank = Signal(), Signal(), Signal()
+        banks_m1 = Signal(16)
+        go = Signal()
+        have_data = self.i_wgt.valid & (~first_entry | self.i_act.valid)
+        ends = Signal()
+        issue = Signal()
+        issue_last = Signal()
+        load = Signal()             # cur takes the command in nxt
+        m.d.comb += [
+            ends.eq(last_entry & last_bank),
+            issue.eq(go & have_data),
+            issue_last.eq(issue & ends),
+            load.eq(nxt_valid & (~cur_valid | issue_last)),
+            self.i_wgt.ready.eq(issue),
+            self.i_act.ready.eq(issue & first_entry),
+        ]
+        # next-state values of the flags (so that `go` can be computed one cycle ahead)
+        cv_n, fe_n, le_n, lb_n = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [cv_n.eq(cur_valid & ~issue_last), fe_n.eq(first_entry),
+                     le_n.eq(last_entry), lb_n.eq(last_bank)]
+        with m.If(issue):
+            with m.If(last_entry):
+                m.d.sync += entry.eq(0)
+                m.d.comb += [fe_n.eq(1), le_n.eq(nnz_m1 == 0)]
+                with m.If(last_bank):
+                    m.d.sync += bank.eq(0)
+                    m.d.comb += lb_n.eq(banks_m1 == 0)
+                with m.Else():
+                    m.d.sync += bank.eq(bank + 1)
+                    m.d.comb += lb_n.eq(bank + 1 == banks_m1)
+            with m.Else():
+                m.d.sync += entry.eq(entry + 1)
+                m.d.comb += [fe_n.eq(0), le_n.eq(entry + 1 == nnz_m1)]
+        with m.If(load):
+            m.d.sync += [cur.eq(nxt), bank.eq(0), entry.eq(0), banks_m1.eq(nxt.banks - 1),
+                         nxt_valid.eq(0)]     # (never filled in this cycle: nxt was full)
+            m.d.comb += [cv_n.eq(1), fe_n.eq(1), le_n.eq(nxt.log2s == 5),
+                         lb_n.eq(nxt.banks == 1)]
+        m.d.sync += [cur_valid.eq(cv_n), first_entry.eq(fe_n), last_entry.eq(le_n),
+                     last_bank.eq(lb_n)]
+
+        # -- output flow control: tile ends `rows` cycles apart --------------------------------
+        gap = Signal(range(max(rows, 2)))
+        gap_next = Signal.like(gap)
+        m.d.comb += gap_next.eq(Mux(issue_last, rows - 1, Mux(gap == 0, 0, gap - 1)))
+        m.d.sync += [gap.eq(gap_next), go.eq(cv_n & (~(le_n & lb_n) | (gap_next == 0)))]
+
 
         # -- stage 0: every input registered unconditionally (no enable fans out from issue) -----
         act0 = Signal(window_layout(rows), reset_less=True)
@@ -303,7 +317,7 @@ class TensorCore(wiring.Component):
             m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
         with m.If(cur_valid & ~have_data):
             m.d.sync += self.stall_input_cycles.eq(self.stall_input_cycles + 1)
-        with m.If(cur_valid & have_data & ends & ~out_ok):
+        with m.If(cur_valid & have_data & ends & ~go):
             m.d.sync += self.stall_output_cycles.eq(self.stall_output_cycles + 1)
         with m.If(pop):
             m.d.sync += self.tiles_done.eq(self.tiles_done + 1)
