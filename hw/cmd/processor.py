@@ -429,7 +429,11 @@ class CommandProcessor(wiring.Component):
         # wd_over is "wd >= watchdog" for the value wd takes next: the 32-bit compare is off
         # the fault path and still exact
         wd_over = Signal()
-        with m.If(~work | progress | flush):
+        # the restart condition is registered (the watchdog counts one cycle late; it only
+        # matters after `watchdog` cycles without progress)
+        wd_clear = Signal()
+        m.d.sync += wd_clear.eq(~work | progress | flush)
+        with m.If(wd_clear | flush):
             m.d.sync += [wd.eq(0), wd_over.eq(0)]
         with m.Else():
             m.d.sync += [wd.eq(wd + 1),

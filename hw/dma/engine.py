@@ -345,7 +345,11 @@ class DmaEngine(wiring.Component):
         rd_run = rd_state == _State.RUN
         rd_drop = self.abort | rd_aborted
         out = self.o_rd_data
-        m.d.comb += bus.rready.eq(rd_drop | ~out.valid | out.ready)
+        # a skid register behind o_rd_data: rready is a register (skid empty), so the AXI R
+        # handshake does not wait on the consumer's ready in the same cycle
+        skid = Signal.like(out.payload, reset_less=True)
+        skid_valid = Signal()
+        m.d.comb += bus.rready.eq(rd_drop | ~skid_valid)
         r_hs = bus.rvalid & bus.rready
         r_last = r_hs & bus.rlast
         r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
@@ -376,12 +380,15 @@ class DmaEngine(wiring.Component):
                 bus.arvalid.eq(1), bus.araddr.eq(rd_walk.addr), bus.arlen.eq(rd_walk.beats - 1),
             ]
 
-        with m.If(out.ready):
-            m.d.sync += out.valid.eq(0)
+        out_free = ~out.valid | out.ready
+        with m.If(out_free):
+            m.d.sync += [out.valid.eq(skid_valid), out.payload.eq(skid), skid_valid.eq(0)]
         with m.If(r_hs & ~rd_drop):
-            m.d.sync += [
-                out.valid.eq(1), out.payload.data.eq(bus.rdata), out.payload.last.eq(rd_final),
-            ]
+            with m.If(out_free & ~skid_valid):
+                m.d.sync += [out.valid.eq(1), out.payload.data.eq(bus.rdata),
+                             out.payload.last.eq(rd_final)]
+            with m.Else():
+                m.d.sync += [skid_valid.eq(1), skid.data.eq(bus.rdata), skid.last.eq(rd_final)]
         with m.If(r_hs):
             m.d.sync += self.rd_bytes.eq(self.rd_bytes + nbytes)
         with m.If(r_err_now & ~rd_err & ~rd_drop):
@@ -396,7 +403,7 @@ class DmaEngine(wiring.Component):
             m.d.sync += rd_aborted.eq(1)
         m.d.comb += [
             self.i_rd.ready.eq((rd_state == _State.IDLE) & ~self.abort),
-            self.o_rd_done.valid.eq(rd_state == _State.DONE),
+            self.o_rd_done.valid.eq((rd_state == _State.DONE) & ~skid_valid),
             self.o_rd_done.payload.eq(rd_status),
         ]
         with m.Switch(rd_state):
@@ -425,7 +432,7 @@ class DmaEngine(wiring.Component):
                         m.d.sync += [rd_status.code.eq(DmaError.ABORTED),
                                      rd_status.addr.eq(rd_job.addr)]
             with m.Case(_State.DONE):
-                with m.If(self.o_rd_done.ready):
+                with m.If(self.o_rd_done.valid & self.o_rd_done.ready):
                     m.d.sync += rd_state.eq(_State.IDLE)
 
         # == write path =============================================================
