@@ -112,10 +112,15 @@ class Requantizer(wiring.Component):
             u4 = Signal(signed(33 + MULT_BITS), name=f"u4_{c}", reset_less=True)
             r5 = Signal(signed(34 + MULT_BITS), name=f"r5_{c}", reset_less=True)
             sat = Signal(signed(8), name=f"sat_{c}")
+            # r5 > 127 / r5 < -128, decided from u4 alongside the add (h + b with b = u4[0]),
+            # so no wide compare sits in front of the LUT's address
+            hi5 = Signal(name=f"hi5_{c}")
+            lo5 = Signal(name=f"lo5_{c}")
+            h4 = u4 >> 1
             y6 = Signal(signed(8), name=f"y6_{c}", reset_less=True)
             y7 = Signal(signed(8), name=f"y7_{c}", reset_less=True)
             y6_next = Signal(signed(8), name=f"y6_next_{c}")
-            m.d.comb += [sat.eq(Mux(r5 > 127, 127, Mux(r5 < -128, -128, r5))),
+            m.d.comb += [sat.eq(Mux(hi5, 127, Mux(lo5, -128, r5[:8].as_signed()))),
                          y6_next.eq(Mux(f[4][2] & sat[7], 0, sat))]
             with m.If(run):
                 m.d.sync += [
@@ -129,7 +134,9 @@ class Requantizer(wiring.Component):
                     ph2.eq(v[0][16:].as_signed() * mult1),
                     t3.eq((ph2 << 16) + pl2),
                     u4.eq((t3 << 1) >> sh[2]),
-                    r5.eq((u4 >> 1) + u4[0]),
+                    r5.eq(h4 + u4[0]),
+                    hi5.eq(Mux(u4[0], h4 > 126, h4 > 127)),
+                    lo5.eq(Mux(u4[0], h4 < -129, h4 < -128)),
                     y6.eq(y6_next),
                 ]
 
