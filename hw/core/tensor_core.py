@@ -180,8 +180,10 @@ class TensorCore(wiring.Component):
             issue.eq(go & have_data),
             issue_last.eq(issue & ends),
             load.eq(nxt_valid & (~cur_valid | issue_last)),
-            self.i_wgt.ready.eq(issue),
-            self.i_act.ready.eq(issue & first_entry),
+            # each ready leaves out its own stream's valid (a transfer still needs both), so a
+            # reader's "advance = ~valid | ready" is one LUT of registers
+            self.i_wgt.ready.eq(go & (~first_entry | self.i_act.valid)),
+            self.i_act.ready.eq(go & first_entry & self.i_wgt.valid),
         ]
         # next-state values of the flags (so that `go` can be computed one cycle ahead)
         cv_n, fe_n, le_n, lb_n = Signal(), Signal(), Signal(), Signal()

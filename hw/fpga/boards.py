@@ -83,9 +83,12 @@ class AxiRam(wiring.Component):
                                  rid.eq(bus.arid)]
                     m.next = "RADDR"
                 with m.Elif(bus.awvalid):
-                    m.d.sync += [addr.eq(bus.awaddr[shift:]), count.eq(bus.awlen),
-                                 bid.eq(bus.awid)]
-                    m.next = "WDATA"
+                    m.next = "WADDR"
+            with m.State("WADDR"):
+                # AW is taken one cycle later, so neither ready depends on a valid
+                m.d.sync += [addr.eq(bus.awaddr[shift:]), count.eq(bus.awlen),
+                             bid.eq(bus.awid)]
+                m.next = "WDATA"
             with m.State("RADDR"):
                 m.next = "RDATA"
             with m.State("RDATA"):
@@ -109,7 +112,7 @@ class AxiRam(wiring.Component):
         # handshakes as plain expressions of the state
         st = fsm.ongoing
         m.d.comb += [
-            bus.arready.eq(st("IDLE")), bus.awready.eq(st("IDLE") & ~bus.arvalid),
+            bus.arready.eq(st("IDLE")), bus.awready.eq(st("WADDR")),
             rp.en.eq(st("RADDR") | (st("RNEXT") & (count != 0xFF))),
             bus.rvalid.eq(st("RDATA")), bus.rlast.eq(count == 0),
             bus.wready.eq(st("WDATA")),
