@@ -292,10 +292,9 @@ class DmaEngine(wiring.Component):
         end = Signal(50, name=f"{name}_end")
         bad = Signal(name=f"{name}_bad")
         inside = Signal(name=f"{name}_inside")
+        rows_m1 = Signal(16, name=f"{name}_rows_m1")   # registered: no carry chain before the DSP
         with m.If(i_cmd.valid & i_cmd.ready):
-            m.d.sync += job.eq(i_cmd.payload)
-        rows_m1 = Signal(16, name=f"{name}_rows_m1")
-        m.d.comb += rows_m1.eq(job.rows - 1)
+            m.d.sync += [job.eq(i_cmd.payload), rows_m1.eq(i_cmd.payload.rows - 1)]
         with m.If(state == _State.CHECK1):
             m.d.sync += [
                 span_lo.eq(rows_m1 * job.stride[:16]),
