@@ -171,3 +171,32 @@ async def full_rate_and_counters(dut):
         # pipeline fill and the last drain are the only overhead
         assert cycles <= issue + R + 16, f"s={s}: {cycles} cycles for {issue} issue cycles"
         dut._log.info("s=%d: %d cycles for %d MAC cycles, counters %s", s, cycles, issue, delta)
+
+
+@cocotb.test()
+async def short_tiles_one_row_a_cycle(dut):
+    """Tiles shorter than ``rows`` cycles: their ends are ``rows`` cycles apart, so the result
+    rows leave one a cycle and the parameter slots never hold the array back."""
+    config = config_from_env()
+    rng = np.random.default_rng(seed_from_env(dut, "short_tiles_one_row_a_cycle"))
+    tb = CoreTB(dut, config, rng)
+    await tb.start()
+    R, C = config.rows, config.cols
+    s = max(_levels(config))
+    job = CoreJob.build(config, *random_case(rng, config, s, mode="int8", m=6 * R, n=2 * C,
+                                             k=32))
+    before = tb.counters()
+    cycles = await tb.check(job, f"short tiles s={s}")
+    after = tb.counters()
+    delta = {key: after[key] - before[key] for key in after}
+    tiles = len(job.tiles)
+    issue = tiles * 32 // s
+    assert delta["tiles_done"] == tiles, delta
+    assert delta["mac_cycles"] == issue, delta
+    if R > 2:
+        # every tile after the first waits for the previous end to be `rows` cycles old (with
+        # 2 rows the command intake, one command per 2 cycles, is the same bound)
+        assert delta["stall_output_cycles"] > 0, delta
+    # the output rows are the bound: one a cycle, plus pipeline fill and the last tile
+    assert tiles * R <= cycles <= tiles * R + 40, f"{cycles} cycles for {tiles} tiles of {R} rows"
+    dut._log.info("%d short tiles: %d cycles, counters %s", tiles, cycles, delta)
