@@ -64,6 +64,8 @@ class TensorCore(wiring.Component):
     drain register into the requantizer while the next tile already accumulates (the drain is
     hidden). Flow control happens only at the issue stage: a tile's last beat waits until the
     previous tile's last beat is ``rows`` cycles old, so at most one row finishes per cycle.
+    Commands wait in a one-entry intake register (its ``ready`` is a register), and their
+    output parameters stay in a small ring of slots until the tile's last row has drained.
 
     Members
     -------
