@@ -73,8 +73,11 @@ class AxiRam(wiring.Component):
         count = Signal(8)
         rid = Signal.like(bus.arid)
         bid = Signal.like(bus.awid)
+        # read data leaves through a register right behind the block RAM: nothing but routing
+        # follows the RAM's long clock-to-out, and the bridge / DMA see a flip-flop
+        rdata = Signal(self._dw, reset_less=True)
         m.d.comb += [rp.addr.eq(addr), wp.addr.eq(addr), wp.data.eq(bus.wdata),
-                     bus.rdata.eq(rp.data), bus.rid.eq(rid), bus.bid.eq(bid),
+                     bus.rdata.eq(rdata), bus.rid.eq(rid), bus.bid.eq(bid),
                      bus.rresp.eq(0), bus.bresp.eq(0)]
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -90,6 +93,9 @@ class AxiRam(wiring.Component):
                              bid.eq(bus.awid)]
                 m.next = "WDATA"
             with m.State("RADDR"):
+                m.next = "RWORD"
+            with m.State("RWORD"):
+                m.d.sync += rdata.eq(rp.data)
                 m.next = "RDATA"
             with m.State("RDATA"):
                 with m.If(bus.rready):
@@ -100,7 +106,7 @@ class AxiRam(wiring.Component):
                 with m.If(count == 0xFF):
                     m.next = "IDLE"
                 with m.Else():
-                    m.next = "RDATA"
+                    m.next = "RWORD"
             with m.State("WDATA"):
                 with m.If(bus.wvalid):
                     m.d.sync += addr.eq(addr + 1)

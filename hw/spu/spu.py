@@ -72,11 +72,14 @@ class SpuGeometry:
                 Target.PAR: self.par_depth, Target.LUT: 256 * 8 // self.bus_bits}[target]
 
 
-def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, step):
+def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, step, *, out=None):
     """Read ``outer`` x ``repeat`` runs of ``run`` consecutive words (run ``o`` starting at
     ``base + o*step``) from read port ``rd`` into a valid/ready handshake, one word a cycle.
 
     ``valid`` is a register; the read port's enable stalls it, so data holds while stalled.
+    With ``out`` (a register), the words pass through it on their way out: a two-stage
+    pipeline (block RAM output, then ``out``) on one enable, so the handshake's payload is a
+    flip-flop next to the RAM rather than the RAM's slow clock-to-out.
     """
     # down-counters: "last" tests are zero tests, not compares against run/repeat/outer - 1
     x = Signal(24, name=f"{name}_x")
@@ -89,8 +92,13 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     active = Signal(name=f"{name}_active")
     advance = Signal(name=f"{name}_advance")
     m.d.comb += [advance.eq(~valid | ready), rd.en.eq(advance), rd.addr.eq(obase + x)]
-    with m.If(advance):
-        m.d.sync += valid.eq(active)
+    if out is None:
+        with m.If(advance):
+            m.d.sync += valid.eq(active)
+    else:
+        rd_valid = Signal(name=f"{name}_rd_valid")   # the RAM's output holds a word
+        with m.If(advance):
+            m.d.sync += [rd_valid.eq(active), valid.eq(rd_valid), out.eq(rd.data)]
     # "x_left == 0", "rep_left == 0", "o_left == 0" kept as registers: the handshake path
     # (ready -> advance -> counter enables) has no compare in it
     x_last = Signal(name=f"{name}_x_last")
@@ -242,15 +250,19 @@ class Spu(wiring.Component):
         act_rd = mems[Target.ACT].read_port()
         wgt_rd = mems[Target.WGT].read_port()
         par_rd = mems[Target.PAR].read_port()
+        # each operand word passes through a register next to its RAM (see _word_reader)
+        act_q = Signal(g.act_bits, reset_less=True)
+        wgt_q = Signal(g.wgt_bits, reset_less=True)
+        par_q = Signal(g.par_bits, reset_less=True)
         _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
-                     gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
+                     gemm.act_addr, m_banks, 1, gemm.n_tiles, 0, out=act_q)
         _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
-                     gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries)
+                     gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries, out=wgt_q)
         _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
-                     gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1)
-        m.d.comb += core.i_act.payload.eq(act_rd.data)
+                     gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1, out=par_q)
+        m.d.comb += core.i_act.payload.eq(act_q)
         for c in range(C):
-            w = wgt_rd.data[16 * c:16 * c + 16]
+            w = wgt_q[16 * c:16 * c + 16]
             m.d.comb += [core.i_wgt.payload[c].value.eq(w[:8]),
                          core.i_wgt.payload[c].index.eq(w[8:13])]
         cmd = core.i_cmd.payload
@@ -258,7 +270,7 @@ class Spu(wiring.Component):
                      cmd.mode.eq(Mux(gemm.mode, OutMode.INT8, OutMode.RAW)),
                      cmd.relu.eq(gemm.relu), cmd.lut.eq(gemm.lut)]
         for c in range(C):
-            p = par_rd.data[64 * c:64 * c + 64]
+            p = par_q[64 * c:64 * c + 64]
             m.d.comb += [cmd.bias[c].eq(p[:32]), cmd.mult[c].eq(p[32:48]),
                          cmd.shift[c].eq(p[48:54])]
 
