@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import Config
 from .bus.axi import AXI4, AXI4Lite
+from .bus.slice import RegSlice
 from .cmd.descriptors import MAX_SPUS
 from .cmd.processor import CommandProcessor
 from .csr.block import CsrBlock
@@ -119,7 +120,6 @@ class S4Top(wiring.Component):
         # command processor <-> DMA
         wiring.connect(m, cmd.dma_rd, dma.i_rd)
         wiring.connect(m, dma.o_rd_data, cmd.dma_rd_data)
-        wiring.connect(m, dma.o_rd_done, cmd.dma_rd_done)
         wiring.connect(m, cmd.dma_wr, dma.i_wr)
         wiring.connect(m, dma.o_wr_done, cmd.dma_wr_done)
         m.d.comb += [dma.abort.eq(cmd.dma_abort), cmd.dma_idle.eq(dma.o_idle)]
@@ -146,6 +146,11 @@ class S4Top(wiring.Component):
         # LOAD: one DRAM read written into every selected SPU (multicast). Each SPU sees the
         # beat until it takes it (an SPU may need several cycles per beat, as LUT loads do);
         # the beat leaves the DMA once every selected SPU has taken it.
+        # (through a register slice: the SPUs' readies and the `taken` bookkeeping stay off the
+        # path back into the command processor and the DMA's read-data registers)
+        m.submodules.load_slice = ld = RegSlice(cmd.spu_load.payload.shape())
+        wiring.connect(m, cmd.spu_load, ld.i)
+        m.d.comb += ld.clear.eq(cmd.flush)
         l_sel = selected(cmd.spu_load_mask)
         taken = Signal(n)          # SPUs that already took the current beat
         took = Signal(n)
@@ -154,16 +159,22 @@ class S4Top(wiring.Component):
                 u.load_start.eq(cmd.spu_load_start & l_sel[i]),
                 u.load_target.eq(cmd.spu_load_target),
                 u.load_addr.eq(cmd.spu_load_addr),
-                u.i_load.valid.eq(cmd.spu_load.valid & l_sel[i] & ~taken[i]),
-                u.i_load.payload.eq(cmd.spu_load.payload),
+                u.i_load.valid.eq(ld.o.valid & l_sel[i] & ~taken[i]),
+                u.i_load.payload.eq(ld.o.payload),
                 took[i].eq(u.i_load.valid & u.i_load.ready),
             ]
         l_all = Signal()
         m.d.comb += [l_all.eq((~l_sel | taken | took).all()),
-                     cmd.spu_load.ready.eq(l_all)]
-        with m.If(cmd.flush | (cmd.spu_load.valid & l_all)):
+                     ld.o.ready.eq(l_all)]
+        # a load is done when its last beat is in the SPUs, not merely in the slice: the DMA's
+        # status waits until the slice is empty
+        ld_empty = ~ld.o.valid & ld.i.ready
+        m.d.comb += [cmd.dma_rd_done.valid.eq(dma.o_rd_done.valid & ld_empty),
+                     cmd.dma_rd_done.payload.eq(dma.o_rd_done.payload),
+                     dma.o_rd_done.ready.eq(cmd.dma_rd_done.ready & ld_empty)]
+        with m.If(cmd.flush | (ld.o.valid & l_all)):
             m.d.sync += taken.eq(0)
-        with m.Elif(cmd.spu_load.valid):
+        with m.Elif(ld.o.valid):
             m.d.sync += taken.eq(taken | took)
         # STORE: from the lowest selected SPU (one-hot select, then AND/OR)
         s_sel = selected(cmd.spu_store_mask)

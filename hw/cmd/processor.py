@@ -138,8 +138,12 @@ class CommandProcessor(wiring.Component):
         # finish one in the same cycle, so each has its own counter and the total is their sum
         done_inc = [Signal(name=f"done_inc{i}") for i in range(4)]
         done_cnt = [Signal(32, name=f"done_cnt{i}") for i in range(4)]
-        for inc_k, cnt_k in zip(done_inc, done_cnt, strict=True):
-            with m.If(inc_k):
+        for i, (inc_k, cnt_k) in enumerate(zip(done_inc, done_cnt, strict=True)):
+            # counted one cycle later: the end of the dispatch / engine logic enables one
+            # flip-flop, not a 32-bit counter
+            inc_r = Signal(name=f"done_inc{i}_r")
+            m.d.sync += inc_r.eq(inc_k)
+            with m.If(inc_r):
                 m.d.sync += cnt_k.eq(cnt_k + 1)
         m.d.comb += self.desc_done.eq(sum(done_cnt)[:32])
 

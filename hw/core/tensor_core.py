@@ -42,8 +42,9 @@ def weight_layout(cols):
     return data.ArrayLayout(data.StructLayout({"value": signed(8), "index": 5}), cols)
 
 
-#: Cycles from a tile's last beat leaving the issue stage to its row 0 entering the
-#: requantizer: stage-0 register, row-0 register, the lane's three stages, the drain register.
+#: Cycles from a tile's last beat leaving the issue stage to its row 0 entering the drain
+#: register: stage-0 register, row-0 register, the lane's three stages, the drain register.
+#: (One more register, for the row and its parameters, sits between it and the requantizer.)
 ISSUE_TO_DRAIN = 6
 
 
@@ -85,7 +86,7 @@ class TensorCore(wiring.Component):
     stall_output_cycles : Out(48)
         Cycles a tile's last beat waited for the drain of the tile before it.
     tiles_done : Out(32)
-        Tiles whose last row entered the requantizer.
+        Tiles whose last row reached the drain register.
     """
 
     def __init__(self, config: Config):
@@ -294,24 +295,31 @@ class TensorCore(wiring.Component):
         m.d.sync += [drain.eq(Cat(*picked)), drain_valid.eq(Cat(*done).any()),
                      drain_last.eq(done[-1])]
         m.d.comb += pop.eq(drain_valid & drain_last)
+        # the row and its tile's parameters (the slot chosen by `rp`) are registered together
+        # once more before the requantizer, so the slot select stays off its bias adders
+        row_r = Signal(data.ArrayLayout(signed(32), cols), reset_less=True)
+        par_r = Signal(par_layout, reset_less=True)
+        row_valid, row_last = Signal(), Signal()
+        m.d.sync += [row_r.eq(drain), par_r.eq(dpar), row_valid.eq(drain_valid),
+                     row_last.eq(drain_last)]
         feed = requant.i_row
         m.d.comb += [
-            feed.valid.eq(drain_valid),
-            feed.payload.data.eq(drain),
-            feed.payload.bias.eq(dpar.bias),
-            feed.payload.mult.eq(dpar.mult),
-            feed.payload.shift.eq(dpar.shift),
-            feed.payload.mode.eq(dpar.mode),
-            feed.payload.relu.eq(dpar.relu),
-            feed.payload.lut.eq(dpar.lut),
-            feed.payload.last.eq(drain_last),
+            feed.valid.eq(row_valid),
+            feed.payload.data.eq(row_r),
+            feed.payload.bias.eq(par_r.bias),
+            feed.payload.mult.eq(par_r.mult),
+            feed.payload.shift.eq(par_r.shift),
+            feed.payload.mode.eq(par_r.mode),
+            feed.payload.relu.eq(par_r.relu),
+            feed.payload.lut.eq(par_r.lut),
+            feed.payload.last.eq(row_last),
             requant.o_res.ready.eq(1),
             self.o_res.valid.eq(requant.o_res.valid),
             self.o_res.payload.eq(requant.o_res.payload),
         ]
 
         # -- performance counters -----------------------------------------------------------------
-        in_requant = Signal(range(REQUANT_LATENCY + 2))
+        in_requant = Signal(range(REQUANT_LATENCY + 3))
         m.d.sync += in_requant.eq(in_requant + drain_valid - requant.o_res.valid)
         busy = Signal()
         m.d.comb += busy.eq(cur_valid | (n_held != 0) | (in_requant != 0))

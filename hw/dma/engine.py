@@ -149,9 +149,13 @@ class BurstWalker(wiring.Component):
         m.d.comb += limit.eq(Mux(near_end, 16 - off[:4], 16))
         fresh = Signal()
         beats_r = Signal(range(MAX_BURST + 1))
+        row_end = Signal()      # registered with beats_r: this burst ends the row
+        last_row = Signal()     # registered: rows_left == 1
         m.d.comb += [self.beats.eq(beats_r), self.ready.eq(self.busy & fresh)]
         with m.If(self.busy & ~fresh):
             m.d.sync += [beats_r.eq(Mux((left[5:] == 0) & (left[:5] < limit), left, limit)),
+                         row_end.eq((left[5:] == 0) & (left[:5] <= limit)),
+                         last_row.eq(rows_left == 1),
                          fresh.eq(1)]
 
         with m.If(self.discard):
@@ -171,14 +175,14 @@ class BurstWalker(wiring.Component):
                 self.addr.eq(self.addr + (self.beats << lb)),
                 left.eq(left - self.beats),
             ]
-            with m.If(left == self.beats):
+            with m.If(row_end):
                 m.d.sync += [
                     rows_left.eq(rows_left - 1),
                     row.eq(row + stride),
                     self.addr.eq(row + stride),
                     left.eq(row_beats),
                 ]
-                with m.If(rows_left == 1):
+                with m.If(last_row):
                     m.d.sync += self.busy.eq(0)
         return m
 
@@ -293,7 +297,9 @@ class DmaEngine(wiring.Component):
         bad = Signal(name=f"{name}_bad")
         inside = Signal(name=f"{name}_inside")
         rows_m1 = Signal(16, name=f"{name}_rows_m1")   # registered: no carry chain before the DSP
-        with m.If(i_cmd.valid & i_cmd.ready):
+        # taken whenever the engine is idle, valid or not: the command's valid (the end of the
+        # command processor's logic) then enables only the state register, not these ~100 bits
+        with m.If(i_cmd.ready):
             m.d.sync += [job.eq(i_cmd.payload), rows_m1.eq(i_cmd.payload.rows - 1)]
         with m.If(state == _State.CHECK1):
             m.d.sync += [
@@ -354,7 +360,9 @@ class DmaEngine(wiring.Component):
         r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
         rd_stop = rd_drop | rd_err | r_err_now
         ar_issue = Signal()
-        m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_stop & (~bus.arvalid | bus.arready)
+        # a burst goes out only while AR is empty (not in the cycle it is taken): the walker
+        # needs a cycle between bursts anyway, and the subordinate's arready stays off this path
+        m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_stop & ~bus.arvalid
                                 & (rd_pend < MAX_OUTSTANDING))
         rd_final = r_last & (rd_pend == 1) & (~rd_walk.busy | rd_stop)
 
@@ -456,8 +464,7 @@ class DmaEngine(wiring.Component):
         aw_issue = Signal()
         m.d.comb += [
             wr_step.eq(wr_run & wr_walk.ready & ~wr_drop & wr_len_q.w_rdy &
-                       (wr_walk.is_discard | ((~bus.awvalid | bus.awready) &
-                                              (wr_pend < MAX_OUTSTANDING)))),
+                       (wr_walk.is_discard | (~bus.awvalid & (wr_pend < MAX_OUTSTANDING)))),
             aw_issue.eq(wr_step & ~wr_walk.is_discard),
         ]
         wr_row_beats = Signal(_BEAT_BITS)

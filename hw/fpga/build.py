@@ -156,7 +156,8 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router
                "--pcf", str(pcf), "--asc", "top.asc"]
     cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
             "--router", router,
-            "--report", "report.json", "--log", "nextpnr.log", "-q",
+            # (with every net's routed delay, so paths other than the worst can be ranked)
+            "--report", "report.json", "--detailed-timing-report", "--log", "nextpnr.log", "-q",
             # finish routing and report the Fmax reached even when it is below the target
             "--timing-allow-fail"]
     rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)

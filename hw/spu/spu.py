@@ -99,32 +99,44 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
         rd_valid = Signal(name=f"{name}_rd_valid")   # the RAM's output holds a word
         with m.If(advance):
             m.d.sync += [rd_valid.eq(active), valid.eq(rd_valid), out.eq(rd.data)]
-    # "x_left == 0", "rep_left == 0", "o_left == 0" kept as registers: the handshake path
-    # (ready -> advance -> counter enables) has no compare in it
+    # "x_left == 0", "rep_left == 0", "o_left == 0" and their conjunctions are kept as
+    # registers: each counter's enable is one LUT of the step and one such flag, so the
+    # handshake path (ready -> advance -> counter enables) has no compare in it
     x_last = Signal(name=f"{name}_x_last")
     rep_last = Signal(name=f"{name}_rep_last")
     o_last = Signal(name=f"{name}_o_last")
+    xr_last = Signal(name=f"{name}_xr_last")        # x_last & rep_last
+    xro_last = Signal(name=f"{name}_xro_last")      # x_last & rep_last & o_last
     run_one = Signal(name=f"{name}_run_one")         # run_m1 == 0
     repeat_one = Signal(name=f"{name}_repeat_one")   # repeat_m1 == 0
-    with m.If(active & advance):
-        with m.If(x_last):
-            m.d.sync += [x.eq(0), x_left.eq(run_m1), x_last.eq(run_one)]
-            with m.If(rep_last):
-                m.d.sync += [rep_left.eq(repeat_m1), rep_last.eq(repeat_one)]
-                with m.If(o_last):
-                    m.d.sync += active.eq(0)
-                with m.Else():
-                    m.d.sync += [o_left.eq(o_left - 1), o_last.eq(o_left == 1),
-                                 obase.eq(obase + step)]
-            with m.Else():
-                m.d.sync += [rep_left.eq(rep_left - 1), rep_last.eq(rep_left == 1)]
-        with m.Else():
-            m.d.sync += [x.eq(x + 1), x_left.eq(x_left - 1), x_last.eq(x_left == 1)]
+    step_ = Signal(name=f"{name}_step")
+    m.d.comb += step_.eq(active & advance)
+    x_last_n = Signal(name=f"{name}_x_last_n")
+    rep_last_n = Signal(name=f"{name}_rep_last_n")
+    o_last_n = Signal(name=f"{name}_o_last_n")
+    m.d.comb += [
+        x_last_n.eq(Mux(x_last, run_one, x_left == 1)),
+        rep_last_n.eq(Mux(x_last, Mux(rep_last, repeat_one, rep_left == 1), rep_last)),
+        o_last_n.eq(Mux(xr_last, o_left == 1, o_last)),   # (after the last run: unused)
+    ]
+    with m.If(step_):
+        m.d.sync += [x.eq(Mux(x_last, 0, x + 1)), x_left.eq(Mux(x_last, run_m1, x_left - 1)),
+                     x_last.eq(x_last_n), rep_last.eq(rep_last_n), o_last.eq(o_last_n),
+                     xr_last.eq(x_last_n & rep_last_n),
+                     xro_last.eq(x_last_n & rep_last_n & o_last_n)]
+    with m.If(step_ & x_last):
+        m.d.sync += rep_left.eq(Mux(rep_last, repeat_m1, rep_left - 1))
+    with m.If(step_ & xr_last & ~o_last):
+        m.d.sync += [o_left.eq(o_left - 1), obase.eq(obase + step)]
+    with m.If(step_ & xro_last):
+        m.d.sync += active.eq(0)
     with m.If(start):
         m.d.sync += [x.eq(0), x_left.eq(run - 1), x_last.eq(run == 1), run_m1.eq(run - 1),
                      run_one.eq(run == 1), rep_left.eq(repeat - 1), rep_last.eq(repeat == 1),
                      repeat_m1.eq(repeat - 1), repeat_one.eq(repeat == 1),
-                     o_left.eq(outer - 1), o_last.eq(outer == 1), obase.eq(base), active.eq(1)]
+                     o_left.eq(outer - 1), o_last.eq(outer == 1), obase.eq(base), active.eq(1),
+                     xr_last.eq((run == 1) & (repeat == 1)),
+                     xro_last.eq((run == 1) & (repeat == 1) & (outer == 1))]
     return active
 
 
@@ -250,17 +262,20 @@ class Spu(wiring.Component):
         act_rd = mems[Target.ACT].read_port()
         wgt_rd = mems[Target.WGT].read_port()
         par_rd = mems[Target.PAR].read_port()
-        # each operand word passes through a register next to its RAM (see _word_reader)
-        act_q = Signal(g.act_bits, reset_less=True)
+        # weight and parameter words pass through a register next to their RAM (see
+        # _word_reader): the weight RAM's depth cascade and the far parameter slots no longer
+        # follow the RAM's clock-to-out. The activation RAM needs no cascade (one block RAM
+        # per 36 bits), its word goes straight into the core's unconditional stage-0 register,
+        # and a register here would hang a 2,048-bit enable on the core's handshake.
         wgt_q = Signal(g.wgt_bits, reset_less=True)
         par_q = Signal(g.par_bits, reset_less=True)
         _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
-                     gemm.act_addr, m_banks, 1, gemm.n_tiles, 0, out=act_q)
+                     gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
         _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries, out=wgt_q)
         _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
                      gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1, out=par_q)
-        m.d.comb += core.i_act.payload.eq(act_q)
+        m.d.comb += core.i_act.payload.eq(act_rd.data)
         for c in range(C):
             w = wgt_q[16 * c:16 * c + 16]
             m.d.comb += [core.i_wgt.payload[c].value.eq(w[:8]),
