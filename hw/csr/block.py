@@ -219,29 +219,23 @@ class CsrBlock(wiring.Component):
             m.d.sync += s.eq((s & ~clr) | sets)
 
         # -- read path -----------------------------------------------------------------------
-        # two stages: the address is registered first, then the register mux runs from that
-        # flip-flop (the bus master's address logic and the mux never share a cycle)
         r_valid = Signal()
         r_data = Signal(data_width)
         r_resp = Signal(2)
-        a_valid = Signal()
-        a_index = Signal(len(bus.araddr) - 2)
         m.d.comb += [
-            bus.arready.eq(~r_valid & ~a_valid),
+            bus.arready.eq(~r_valid),
             bus.rvalid.eq(r_valid),
             bus.rdata.eq(r_data),
             bus.rresp.eq(r_resp),
         ]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [a_valid.eq(1), a_index.eq(bus.araddr[2:])]
-        with m.If(a_valid):
-            m.d.sync += [a_valid.eq(0), r_valid.eq(1), r_data.eq(0), r_resp.eq(Resp.DECERR)]
-            with m.Switch(a_index):
+            m.d.sync += [r_valid.eq(1), r_data.eq(0), r_resp.eq(Resp.DECERR)]
+            with m.Switch(bus.araddr[2:]):
                 for r in rmap.registers:
                     with m.Case(r.offset >> 2):
                         m.d.sync += [r_data.eq(self._read_value(r, value, data_width)),
                                      r_resp.eq(Resp.OKAY)]
-        with m.If(r_valid & bus.rready):
+        with m.Elif(r_valid & bus.rready):
             m.d.sync += r_valid.eq(0)
 
         # -- interrupt -----------------------------------------------------------------------
