@@ -176,6 +176,11 @@ class S4Top(wiring.Component):
             m.d.sync += taken.eq(0)
         with m.Elif(ld.o.valid):
             m.d.sync += taken.eq(taken | took)
+        # (through a register slice: the DMA's W-channel ready, which comes from the bus, stays
+        # off the SPUs' output-word bookkeeping)
+        m.submodules.store_slice = sts = RegSlice(dma.i_wr_data.payload.shape())
+        m.d.comb += sts.clear.eq(cmd.flush)
+        wiring.connect(m, sts.o, dma.i_wr_data)
         # STORE: from the lowest selected SPU (one-hot select, then AND/OR)
         s_sel = selected(cmd.spu_store_mask)
         s_one = Signal(n)          # one-hot: the lowest set bit of s_sel
@@ -185,11 +190,11 @@ class S4Top(wiring.Component):
             m.d.comb += [u.store_start.eq(cmd.spu_store_start & s_one[i]),
                          u.store_addr.eq(cmd.spu_store_addr),
                          u.store_beats.eq(cmd.spu_store_beats),
-                         u.o_store.ready.eq(dma.i_wr_data.ready & s_one[i])]
+                         u.o_store.ready.eq(sts.i.ready & s_one[i])]
         m.d.comb += [
             st_valid.eq(Cat(u.o_store.valid & s_one[i] for i, u in enumerate(spus)).any()),
             st_data.eq(_or_all(u.o_store.payload.data & s_one[i].replicate(len(st_data))
                                for i, u in enumerate(spus))),
         ]
-        m.d.comb += [dma.i_wr_data.valid.eq(st_valid), dma.i_wr_data.payload.data.eq(st_data)]
+        m.d.comb += [sts.i.valid.eq(st_valid), sts.i.payload.data.eq(st_data)]
         return m
