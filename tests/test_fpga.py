@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from s4accel.config import load_config
 from s4accel.hw.fpga.boards import BOARDS, AxiRam, BoardTop
-from s4accel.hw.fpga.build import CONSTRAINTS_DIR
+from s4accel.hw.fpga.build import CONSTRAINTS_DIR, format_result, slow_endpoints
 from s4accel.hw.generate import verilog_ports
 
 
@@ -84,3 +84,31 @@ def test_board_clock_comes_from_the_pll_when_needed():
     tiny = BoardTop(load_config("tiny"), BOARDS["ulx3s"])
     assert tiny.pll is None and tiny.clock_mhz == 25.0
     assert "EHXPLLL" not in verilog.convert(tiny, name="top", emit_src=False)
+
+
+def test_slow_endpoints_from_a_detailed_nextpnr_report():
+    # the shape nextpnr writes with --detailed-timing-report: per net, each endpoint's delay
+    # is [routing delay, arrival time]
+    def net(name, *ends):
+        return {"net": name, "driver": "x", "port": "F",
+                "endpoints": [{"cell": c, "port": p, "delay": [0.3, t]} for c, p, t in ends]}
+    report = {"detailed_net_timings": [
+        net("a", ("core.s4.dma.job_TRELLIS_FF_Q_3", "CE", 10.61),
+            ("core.s4.dma.job_TRELLIS_FF_Q_12", "CE", 10.42),
+            ("core.s4.dma.addr_TRELLIS_FF_Q", "CE", 9.9)),
+        net("b", ("core.s4.spu.hold_valid0_TRELLIS_FF_Q", "DI", 12.2)),
+        net("c", ("core.s4.spu.wgt_sram.0.1_DP16KD", "ADA5", 10.05)),
+    ]}
+    slow = slow_endpoints(report, 10.0)
+    assert [(g["register"], g["port"], g["arrival_ns"], g["endpoints"]) for g in slow] == [
+        ("core.s4.spu.hold_valid0", "DI", 12.2, 1),
+        ("core.s4.dma.job", "CE", 10.61, 2),
+        ("core.s4.spu.wgt_sram.0.1", "ADA5", 10.05, 1)]
+    assert slow_endpoints(report, 12.5) == []
+    assert slow_endpoints({}, 10.0) == []
+    text = format_result({"board": "ulx3s", "config": "fpga", "luts": 1, "ffs": 1, "dsps": 0,
+                          "brams": 0, "sprams": 0, "fmax_mhz": 82.0, "target_mhz": 100.0,
+                          "synth_s": 1, "pnr_s": 1, "utilization": {},
+                          "slow_endpoints": slow})
+    assert "late: core.s4.spu.hold_valid0.DI 12.20 ns (1 endpoint)" in text
+    assert "late: core.s4.dma.job.CE 10.61 ns (2 endpoints)" in text

@@ -121,6 +121,34 @@ def _fmax(report: dict, log_text: str):
     return float(found[-1]) if found else None
 
 
+def _register_name(cell: str) -> str:
+    """The design register (or RAM) behind a packed cell name: ``core.s4.dma.job`` for
+    ``core.s4.dma.job_TRELLIS_FF_Q_12``."""
+    name = re.sub(r"_(TRELLIS_FF|SB_DFF\w*|DP16KD|SB_RAM40_4K|MULT18X18D|SB_MAC16)(_\w*)?$", "",
+                  cell)
+    return re.sub(r"\[\d+\]", "", name)
+
+
+def slow_endpoints(report: dict, period_ns: float, limit: int = 12) -> list:
+    """Endpoints whose data arrives later than ``period_ns`` after the clock edge, worst first,
+    grouped by register: ``{"register", "port", "arrival_ns", "endpoints"}``. Needs nextpnr's
+    ``--detailed-timing-report`` (each endpoint's delay is a pair: its net's routing delay and
+    the data's arrival time)."""
+    groups = {}
+    for net in report.get("detailed_net_timings") or []:
+        for e in net.get("endpoints", []):
+            d = e.get("delay")
+            arrival = d[-1] if isinstance(d, list) else d
+            if arrival is None or arrival <= period_ns:
+                continue
+            key = (_register_name(e["cell"]), e["port"])
+            g = groups.setdefault(key, {"register": key[0], "port": key[1],
+                                        "arrival_ns": 0.0, "endpoints": 0})
+            g["arrival_ns"] = round(max(g["arrival_ns"], arrival), 2)
+            g["endpoints"] += 1
+    return sorted(groups.values(), key=lambda g: -g["arrival_ns"])[:limit]
+
+
 def _log_utilization(log_text: str) -> dict:
     """nextpnr's "Device utilisation" table (the last one) from its log."""
     util = {}
@@ -171,6 +199,8 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router
     res["routed"] = rc == 0
     res["fmax_mhz"] = _fmax(report, log_text) if rc == 0 else None
     res["timing_met"] = bool(res["fmax_mhz"] and res["fmax_mhz"] >= target)
+    if rc == 0:
+        res["slow_endpoints"] = slow_endpoints(report, 1000.0 / target)
     if rc != 0:
         errors = [ln for ln in log_text.splitlines() if "ERROR" in ln]
         res["error"] = (f"nextpnr failed (exit {rc}): "
@@ -204,7 +234,10 @@ def format_result(r: dict) -> str:
     return (f"{r['board']} / {r['config']}: {r['luts']} LUT4, {r['ffs']} FF, {r['dsps']} DSP, "
             f"{r['brams']} BRAM, {r['sprams']} SPRAM; Fmax {fmax} MHz "
             f"(target {r['target_mhz']:g}); synth {r['synth_s']} s, pnr {r['pnr_s']} s\n"
-            f"nextpnr: {util}")
+            f"nextpnr: {util}"
+            + "".join(f"\n  late: {g['register']}.{g['port']} {g['arrival_ns']:.2f} ns "
+                      f"({g['endpoints']} endpoint{'s' if g['endpoints'] > 1 else ''})"
+                      for g in r.get("slow_endpoints") or []))
 
 
 def main(argv=None) -> int:
