@@ -51,14 +51,14 @@ class Timing:
     #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle
     gemm: int = 27
     #: the cocotb driver: one AXI-Lite register read takes this many cycles
-    host_read: int = 3
+    host_read: int = 4
     #: from a ring-head read to the new tail being seen by the fetcher
-    host_tail: int = 5
+    host_tail: int = 6
     #: from a ring-head read that found the ring full to the next read (tail write + 64-cycle
     #: ``wait_irq`` + read)
-    host_full_wait: int = 71
+    host_full_wait: int = 72
     #: completion interrupt -> the driver's cycle stamp (IRQ read + acknowledge write)
-    host_end: int = 8
+    host_end: int = 9
     #: slots of the driver's descriptor ring
     ring_slots: int = 64
 

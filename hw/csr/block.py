@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -219,23 +219,30 @@ class CsrBlock(wiring.Component):
             m.d.sync += s.eq((s & ~clr) | sets)
 
         # -- read path -----------------------------------------------------------------------
+        # two stages: the address is decoded into one select flag per register first, then
+        # the registers' values are AND-ORed from those flags, so the bus master's address
+        # logic and the read mux never share a cycle
         r_valid = Signal()
         r_data = Signal(data_width)
         r_resp = Signal(2)
+        a_valid = Signal()
+        sel = Signal(len(rmap.registers))
         m.d.comb += [
-            bus.arready.eq(~r_valid),
+            bus.arready.eq(~r_valid & ~a_valid),
             bus.rvalid.eq(r_valid),
             bus.rdata.eq(r_data),
             bus.rresp.eq(r_resp),
         ]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [r_valid.eq(1), r_data.eq(0), r_resp.eq(Resp.DECERR)]
-            with m.Switch(bus.araddr[2:]):
-                for r in rmap.registers:
-                    with m.Case(r.offset >> 2):
-                        m.d.sync += [r_data.eq(self._read_value(r, value, data_width)),
-                                     r_resp.eq(Resp.OKAY)]
-        with m.Elif(r_valid & bus.rready):
+            m.d.sync += [a_valid.eq(1),
+                         sel.eq(Cat(bus.araddr[2:] == (r.offset >> 2) for r in rmap.registers))]
+        with m.If(a_valid):
+            picked = Const(0, data_width)
+            for i, r in enumerate(rmap.registers):
+                picked = picked | Mux(sel[i], self._read_value(r, value, data_width), 0)
+            m.d.sync += [a_valid.eq(0), r_valid.eq(1), r_data.eq(picked),
+                         r_resp.eq(Mux(sel.any(), Resp.OKAY, Resp.DECERR))]
+        with m.If(r_valid & bus.rready):
             m.d.sync += r_valid.eq(0)
 
         # -- interrupt -----------------------------------------------------------------------
