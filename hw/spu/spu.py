@@ -109,8 +109,8 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     xro_last = Signal(name=f"{name}_xro_last")      # x_last & rep_last & o_last
     run_one = Signal(name=f"{name}_run_one")         # run_m1 == 0
     repeat_one = Signal(name=f"{name}_repeat_one")   # repeat_m1 == 0
-    step_ = Signal(name=f"{name}_step")
-    m.d.comb += step_.eq(active & advance)
+    issue = Signal(name=f"{name}_issue")   # a word is read this cycle
+    m.d.comb += issue.eq(active & advance)
     x_last_n = Signal(name=f"{name}_x_last_n")
     rep_last_n = Signal(name=f"{name}_rep_last_n")
     o_last_n = Signal(name=f"{name}_o_last_n")
@@ -119,16 +119,16 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
         rep_last_n.eq(Mux(x_last, Mux(rep_last, repeat_one, rep_left == 1), rep_last)),
         o_last_n.eq(Mux(xr_last, o_left == 1, o_last)),   # (after the last run: unused)
     ]
-    with m.If(step_):
+    with m.If(issue):
         m.d.sync += [x.eq(Mux(x_last, 0, x + 1)), x_left.eq(Mux(x_last, run_m1, x_left - 1)),
                      x_last.eq(x_last_n), rep_last.eq(rep_last_n), o_last.eq(o_last_n),
                      xr_last.eq(x_last_n & rep_last_n),
                      xro_last.eq(x_last_n & rep_last_n & o_last_n)]
-    with m.If(step_ & x_last):
+    with m.If(issue & x_last):
         m.d.sync += rep_left.eq(Mux(rep_last, repeat_m1, rep_left - 1))
-    with m.If(step_ & xr_last & ~o_last):
+    with m.If(issue & xr_last & ~o_last):
         m.d.sync += [o_left.eq(o_left - 1), obase.eq(obase + step)]
-    with m.If(step_ & xro_last):
+    with m.If(issue & xro_last):
         m.d.sync += active.eq(0)
     with m.If(start):
         m.d.sync += [x.eq(0), x_left.eq(run - 1), x_last.eq(run == 1), run_m1.eq(run - 1),
