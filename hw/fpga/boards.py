@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import Config
 from ..bus.arbiter import AxiArbiter
 from ..bus.axi import AXI4
+from ..bus.slice import AxiSlice
 from ..top import S4Top
 from .pll import Pll, pll_params
 from .uart import UartBridge
@@ -195,10 +196,19 @@ class BoardCore(wiring.Component):
         m.submodules.arbiter = arb = AxiArbiter(data_width=cfg.dram_bus_bits, id_width=iw)
         m.submodules.dram = ram = AxiRam(data_width=cfg.dram_bus_bits, words=self._dram_words,
                                          id_width=iw)
+        # a register slice on every side of the arbiter: the RAM's, the bridge's and the
+        # arbiter's handshake logic stay out of the DMA's timing paths (and out of each other's)
+        sig = arb.bus_signature
+        m.submodules.dma_slice = dma_slice = AxiSlice(sig)
+        m.submodules.bridge_slice = bridge_slice = AxiSlice(sig)
+        m.submodules.ram_slice = ram_slice = AxiSlice(sig)
         wiring.connect(m, manager=bridge.csr, subordinate=s4.csr)
-        wiring.connect(m, manager=s4.dram, subordinate=arb.mgr0)
-        wiring.connect(m, manager=bridge.mem, subordinate=arb.mgr1)
-        wiring.connect(m, manager=arb.sub, subordinate=ram.bus)
+        wiring.connect(m, manager=s4.dram, subordinate=dma_slice.mgr)
+        wiring.connect(m, manager=dma_slice.sub, subordinate=arb.mgr0)
+        wiring.connect(m, manager=bridge.mem, subordinate=bridge_slice.mgr)
+        wiring.connect(m, manager=bridge_slice.sub, subordinate=arb.mgr1)
+        wiring.connect(m, manager=arb.sub, subordinate=ram_slice.mgr)
+        wiring.connect(m, manager=ram_slice.sub, subordinate=ram.bus)
         m.d.comb += [bridge.rx.eq(self.uart_rx), self.uart_tx.eq(bridge.tx),
                      bridge.irq.eq(s4.irq), self.irq.eq(s4.irq)]
         beat = Signal(24)
