@@ -59,7 +59,8 @@ class TensorCore(wiring.Component):
 
     The array is systolic in the row direction and never stalls. Row ``r`` sees the beats of
     row 0 ``r`` cycles later (each row re-registers the weights, indices and flags of the row
-    above, and its window comes through an ``r``-stage delay line), so no signal fans out to the
+    above, and its window comes through an ``r``-stage delay line or, with ``act_skew``, from
+    an input that already lags ``r`` cycles), so no signal fans out to the
     whole array. A tile's rows therefore finish one per cycle, row 0 first, which is exactly the
     order in which the requantizer takes them: each finished accumulator row goes through one
     drain register into the requantizer while the next tile already accumulates (the drain is
@@ -72,6 +73,10 @@ class TensorCore(wiring.Component):
     -------
     i_cmd : In(stream.Signature(tile_cmd_layout(cols)))
     i_act : In(stream.Signature(window_layout(rows)))
+        With ``act_skew``, row ``r`` of the payload is the window of the beat taken ``r``
+        cycles earlier (the SPU's activation scratchpad is one block RAM column per row, row
+        ``r`` read ``r`` cycles after row 0), and the rows' delay lines are left out. The
+        handshake is row 0's.
     i_wgt : In(stream.Signature(weight_layout(cols)))
     i_lut : In(stream.Signature(lut_write_layout))
     o_res : Out(valid + payload ``result_layout(cols)``)
@@ -89,10 +94,11 @@ class TensorCore(wiring.Component):
         Tiles whose last row reached the drain register.
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, act_skew=False):
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {config!r}")
         self._config = config
+        self._act_skew = bool(act_skew)
         rows, cols = config.rows, config.cols
         super().__init__({
             "i_cmd": In(stream.Signature(tile_cmd_layout(cols))),
@@ -111,6 +117,10 @@ class TensorCore(wiring.Component):
     @property
     def config(self):
         return self._config
+
+    @property
+    def act_skew(self):
+        return self._act_skew
 
     def elaborate(self, platform):
         m = Module()
@@ -247,7 +257,8 @@ class TensorCore(wiring.Component):
 
         # -- the systolic lane array ------------------------------------------------------------
         # row r: its weights and flags are those of row r-1 one cycle later; its window loads
-        # from an r-stage delay line when the window flag of the row above passes by
+        # from an r-stage delay line (with act_skew: straight from act0) when the window flag
+        # of the row above passes by
         lanes = [[Lane() for _ in range(cols)] for _ in range(rows)]
         done = []
         prev_wgt, prev_ctl = wgt0_idx, ctl0
@@ -256,7 +267,7 @@ class TensorCore(wiring.Component):
             ctl_r = Signal(ctl_layout, name=f"ctl_row{r}")
             m.d.sync += [wgt_r.eq(prev_wgt), ctl_r.eq(prev_ctl)]
             delayed = act0[r].as_value()
-            for k in range(r):
+            for k in range(0 if self._act_skew else r):
                 d = Signal(8 * BANK, name=f"act_delay{r}_{k}", reset_less=True)
                 m.d.sync += d.eq(delayed)
                 delayed = d

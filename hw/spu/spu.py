@@ -16,7 +16,7 @@ OUT          cols x 4 bytes              one output row: int32 (raw) or sign-ext
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -193,14 +193,21 @@ class Spu(wiring.Component):
         m = Module()
         cfg, g = self._config, self._geom
         R, C = cfg.rows, cfg.cols
-        m.submodules.core = core = TensorCore(cfg)
+        m.submodules.core = core = TensorCore(cfg, act_skew=True)
         for name in ("busy_cycles", "mac_cycles", "stall_input_cycles", "stall_output_cycles"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
 
         mems = {}
-        for t in (Target.ACT, Target.WGT, Target.PAR):
+        for t in (Target.WGT, Target.PAR):
             mems[t] = memory.Memory(shape=g.bits(t), depth=g.depth(t), init=[])
             m.submodules[f"{t.name.lower()}_sram"] = mems[t]
+        # the activation scratchpad is one memory per row (one row's 32 bytes of a word each),
+        # read with a skew of one cycle per row (see the GEMM sequencer)
+        row_bits = BANK * 8
+        act_mems = []
+        for r in range(R):
+            act_mems.append(memory.Memory(shape=row_bits, depth=g.act_depth, init=[]))
+            m.submodules[f"act_sram{r}"] = act_mems[-1]
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
                                                         init=[])
 
@@ -215,12 +222,31 @@ class Spu(wiring.Component):
         # done only after the whole table is in place.
         m.d.comb += self.i_load.ready.eq(~to_lut | (lut_byte == g.bus_bits // 8 - 1))
         take = self.i_load.valid & self.i_load.ready
-        for t, mem in mems.items():
+        bus_data = self.i_load.payload.data
+        act_lanes = g.act_bits // g.bus_bits
+        act_en = Signal(act_lanes)     # bus lanes of the activation word written this cycle
+        for r, mem in enumerate(act_mems):
+            if g.bus_bits <= row_bits:      # a row is k whole bus lanes
+                k = row_bits // g.bus_bits
+                wr = mem.write_port(granularity=g.bus_bits) if k > 1 else mem.write_port()
+                m.d.comb += [wr.data.eq(bus_data.replicate(k)), wr.en.eq(act_en[r * k:r * k + k])]
+            else:                           # a bus lane holds j whole rows
+                j = g.bus_bits // row_bits
+                wr = mem.write_port()
+                m.d.comb += [wr.data.eq(bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]),
+                             wr.en.eq(act_en[r // j])]
+            m.d.comb += wr.addr.eq(ld_word)
+        for t in (Target.ACT, Target.WGT, Target.PAR):
             lanes = g.bits(t) // g.bus_bits
-            wr = mem.write_port(granularity=g.bus_bits) if lanes > 1 else mem.write_port()
-            m.d.comb += [wr.addr.eq(ld_word), wr.data.eq(self.i_load.payload.data.replicate(lanes))]
+            if t == Target.ACT:
+                en = act_en
+            else:
+                wr = (mems[t].write_port(granularity=g.bus_bits) if lanes > 1
+                      else mems[t].write_port())
+                m.d.comb += [wr.addr.eq(ld_word), wr.data.eq(bus_data.replicate(lanes))]
+                en = wr.en
             with m.If(take & (ld_target == t)):
-                m.d.comb += wr.en.eq(Const(1, lanes) << ld_lane if lanes > 1 else 1)
+                m.d.comb += en.eq(Const(1, lanes) << ld_lane if lanes > 1 else 1)
                 last_lane = ld_lane == lanes - 1
                 m.d.sync += [ld_lane.eq(Mux(last_lane, 0, ld_lane + 1)),
                              ld_word.eq(Mux(last_lane, ld_word + 1, ld_word))]
@@ -259,7 +285,17 @@ class Spu(wiring.Component):
                 no_rows_left.eq((gemm.n_tiles == 0) | (gemm.m_tiles == 0)),
             ]
 
-        act_rd = mems[Target.ACT].read_port()
+        # row 0's activation read port follows the reader; row r's takes row 0's address and
+        # enable r cycles later (a chain of registers), so its data is row 0's r cycles later,
+        # which is when row r of the array needs it (TensorCore act_skew): no window delay
+        # lines, and only row 0's enable is on the core's handshake path
+        act_rds = [mem.read_port() for mem in act_mems]
+        act_rd = act_rds[0]
+        for r in range(1, R):
+            en_r = Signal(name=f"act_en{r}")
+            addr_r = Signal.like(act_rd.addr, name=f"act_addr{r}")
+            m.d.sync += [en_r.eq(act_rds[r - 1].en), addr_r.eq(act_rds[r - 1].addr)]
+            m.d.comb += [act_rds[r].en.eq(en_r), act_rds[r].addr.eq(addr_r)]
         wgt_rd = mems[Target.WGT].read_port()
         par_rd = mems[Target.PAR].read_port()
         # weight and parameter words pass through a register next to their RAM (see
@@ -275,7 +311,7 @@ class Spu(wiring.Component):
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries, out=wgt_q)
         _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
                      gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1, out=par_q)
-        m.d.comb += core.i_act.payload.eq(act_rd.data)
+        m.d.comb += core.i_act.payload.eq(Cat(*(p.data for p in act_rds)))
         for c in range(C):
             w = wgt_q[16 * c:16 * c + 16]
             m.d.comb += [core.i_wgt.payload[c].value.eq(w[:8]),
