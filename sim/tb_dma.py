@@ -81,7 +81,8 @@ class AxiMonitor:
 
     Checked at each AR / AW handshake: inside one enabled window with the permission, no 4 KiB
     crossing, INCR, full width, at most 16 beats, aligned, cache / prot / id. No address beat
-    may start while ``abort`` is high. W strobes are all ones (or zero once abort was seen).
+    may start once ``abort`` has been high for two cycles (the engine stops issuing from the
+    cycle after it rises). W strobes are all ones (or zero once abort was seen).
     Every AXI channel the engine drives and every stream out of it keeps ``valid`` and its
     payload until the transfer (AXI handshake and Amaranth stream rules).
     """
@@ -130,7 +131,7 @@ class AxiMonitor:
 
     async def run(self):
         d = self.dut
-        prev_abort = 0
+        prev_abort = prev2_abort = 0
         ar_pending = aw_pending = False
         held = [(getattr(d, v), getattr(d, r), [getattr(d, p) for p in ps], v)
                 for v, r, ps in self.HELD]
@@ -148,7 +149,7 @@ class AxiMonitor:
             abort = _int(d.abort)
             self.abort_seen |= bool(abort)
             arv, arr = _int(d.bus__arvalid), _int(d.bus__arready)
-            if arv and not ar_pending and prev_abort:
+            if arv and not ar_pending and prev_abort and prev2_abort:
                 self._err("AR started while abort was high")
             if arv and arr:
                 addr, length = _int(d.bus__araddr), _int(d.bus__arlen)
@@ -158,7 +159,7 @@ class AxiMonitor:
                                  _int(d.bus__arprot), _int(d.bus__arid))
             ar_pending = bool(arv and not arr)
             awv, awr = _int(d.bus__awvalid), _int(d.bus__awready)
-            if awv and not aw_pending and prev_abort:
+            if awv and not aw_pending and prev_abort and prev2_abort:
                 self._err("AW started while abort was high")
             if awv and awr:
                 addr, length = _int(d.bus__awaddr), _int(d.bus__awlen)
@@ -176,7 +177,7 @@ class AxiMonitor:
                 self.r_cycles.append(self.cycle)
             if _int(d.bus__bvalid) and _int(d.bus__bready):
                 self.b_count += 1
-            prev_abort = abort
+            prev_abort, prev2_abort = abort, prev_abort
 
     def check_quiet(self):
         """Every burst complete: R / W beats and B responses match the address beats."""

@@ -219,7 +219,8 @@ class DmaEngine(wiring.Component):
     exactly ``rows * ceil(row_bytes / bus_bytes)`` words from ``i_wr_data`` in total, so the
     producer never deadlocks and the next job's data stays aligned.
 
-    ``abort`` (a level, for soft reset) stops both paths issuing bursts. Issued read bursts are
+    ``abort`` (a level, for soft reset) stops both paths issuing bursts from the cycle after it
+    rises (a burst may still go out in its first cycle). Issued read bursts are
     drained and their data dropped; issued write bursts get their remaining beats with
     ``wstrb = 0`` and their responses are awaited. Jobs in progress end with ``ABORTED``
     (address ``addr``). While ``abort`` is high, commands are not accepted and every word
@@ -359,10 +360,13 @@ class DmaEngine(wiring.Component):
         r_last = r_hs & bus.rlast
         r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
         rd_stop = rd_drop | rd_err | r_err_now
+        # what stops issuing: as rd_stop, but the abort input only through rd_aborted (one
+        # cycle later), so the abort net stays out of the issue logic and the walker's enables
+        rd_halt = rd_aborted | rd_err | (bus.rvalid & (rd_aborted | ~skid_valid) & bus.rresp[1])
         ar_issue = Signal()
         # a burst goes out only while AR is empty (not in the cycle it is taken): the walker
         # needs a cycle between bursts anyway, and the subordinate's arready stays off this path
-        m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_stop & ~bus.arvalid
+        m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_halt & ~bus.arvalid
                                 & (rd_pend < MAX_OUTSTANDING))
         rd_final = r_last & (rd_pend == 1) & (~rd_walk.busy | rd_stop)
 
@@ -373,7 +377,7 @@ class DmaEngine(wiring.Component):
             rd_walk.job.stride.eq(rd_job.stride),
             rd_walk.job.discard.eq(0),
             rd_walk.step.eq(ar_issue),
-            rd_walk.kill.eq(rd_run & rd_stop),
+            rd_walk.kill.eq(rd_run & rd_halt),
             rd_addr_q.w_data.eq(rd_walk.addr),
             rd_addr_q.w_en.eq(ar_issue),
             rd_addr_q.r_en.eq(r_last),
@@ -463,7 +467,8 @@ class DmaEngine(wiring.Component):
         wr_step = Signal()
         aw_issue = Signal()
         m.d.comb += [
-            wr_step.eq(wr_run & wr_walk.ready & ~wr_drop & wr_len_q.w_rdy &
+            # (the abort input only through wr_aborted, as on the read path)
+            wr_step.eq(wr_run & wr_walk.ready & ~wr_aborted & wr_len_q.w_rdy &
                        (wr_walk.is_discard | (~bus.awvalid & (wr_pend < MAX_OUTSTANDING)))),
             aw_issue.eq(wr_step & ~wr_walk.is_discard),
         ]
@@ -476,7 +481,7 @@ class DmaEngine(wiring.Component):
             wr_walk.job.stride.eq(wr_job.stride),
             wr_walk.discard.eq(wr_run & (wr_err | b_err_now)),
             wr_walk.step.eq(wr_step),
-            wr_walk.kill.eq(wr_run & wr_drop),
+            wr_walk.kill.eq(wr_run & wr_aborted),
             wr_len_q.w_data.eq(Cat((wr_walk.beats - 1)[:4], wr_walk.is_discard)),
             wr_len_q.w_en.eq(wr_step),
             wr_addr_q.w_data.eq(wr_walk.addr),
