@@ -161,8 +161,13 @@ class CommandProcessor(wiring.Component):
         fetch_cnt = Signal(range(desc_words + 1))
         fetch_addr = Signal(32)
         m.d.comb += fetch_addr.eq(self.ring_base + (head << 5))
+        # "the ring holds work" as a register (the 32-bit compare stays off the DMA command
+        # path): one cycle late after a tail write; after a fetch moves the head, the fetched
+        # descriptor blocks the next fetch for longer than that
+        pending = Signal()
+        m.d.sync += pending.eq(head != self.ring_tail)
         can_fetch = (self.enable & ~halted & ~stop & ~desc_valid & ~fetching & ~rd_busy
-                     & (head != self.ring_tail))
+                     & pending)
 
         # LOAD engine wants the read path (declared below, used here for arbitration)
         ld_req = Signal()

@@ -348,7 +348,7 @@ class DmaEngine(wiring.Component):
         m.submodules.rd_walk = rd_walk = BurstWalker(nbytes)
         m.submodules.rd_addr_q = rd_addr_q = fifo.SyncFIFO(width=32, depth=MAX_OUTSTANDING)
 
-        rd_run = rd_state == _State.RUN
+        rd_run = Signal()    # register: rd_state is RUN (no state decode in the issue path)
         rd_drop = self.abort | rd_aborted
         out = self.o_rd_data
         # a skid register behind o_rd_data: rready is a register (skid empty), so the AXI R
@@ -427,18 +427,21 @@ class DmaEngine(wiring.Component):
                     m.d.sync += rd_state.eq(b)
             with m.Case(_State.DECIDE):
                 m.d.sync += [rd_status.addr.eq(rd_job.addr), rd_state.eq(_State.DONE)]
-                with m.If(rd_drop):
+                # (an abort raised in this very cycle is seen in RUN, a cycle later, through
+                # rd_aborted: the walker then stops before its first burst)
+                with m.If(rd_aborted):
                     m.d.sync += rd_status.code.eq(DmaError.ABORTED)
                 with m.Elif(rd_bad):
                     m.d.sync += rd_status.code.eq(DmaError.BAD_FIELD)
                 with m.Elif(~rd_inside):
                     m.d.sync += rd_status.code.eq(DmaError.OUT_OF_WINDOW)
                 with m.Else():
-                    m.d.sync += [rd_status.code.eq(DmaError.OK), rd_state.eq(_State.RUN)]
+                    m.d.sync += [rd_status.code.eq(DmaError.OK), rd_state.eq(_State.RUN),
+                                 rd_run.eq(1)]
                     m.d.comb += rd_walk.start.eq(1)
             with m.Case(_State.RUN):
                 with m.If(~rd_walk.busy & (rd_pend == 0) & ~out.valid):
-                    m.d.sync += rd_state.eq(_State.DONE)
+                    m.d.sync += [rd_state.eq(_State.DONE), rd_run.eq(0)]
                     with m.If(rd_drop):
                         m.d.sync += [rd_status.code.eq(DmaError.ABORTED),
                                      rd_status.addr.eq(rd_job.addr)]
@@ -460,7 +463,7 @@ class DmaEngine(wiring.Component):
         # one entry per burst or discard chunk, in order: beats - 1, discard
         m.submodules.wr_len_q = wr_len_q = fifo.SyncFIFO(width=5, depth=MAX_OUTSTANDING)
 
-        wr_run = wr_state == _State.RUN
+        wr_run = Signal()    # register: wr_state is RUN
         wr_drop = self.abort | wr_aborted
         b_hs = bus.bvalid & bus.bready
         b_err_now = b_hs & bus.bresp[1]
@@ -555,10 +558,10 @@ class DmaEngine(wiring.Component):
                     m.d.sync += wr_state.eq(b)
             with m.Case(_State.DECIDE):
                 m.d.sync += wr_status.addr.eq(wr_job.addr)
-                with m.If(wr_drop):
+                with m.If(wr_aborted):   # (a later abort is seen in RUN, as on the read path)
                     m.d.sync += [wr_status.code.eq(DmaError.ABORTED), wr_state.eq(_State.DONE)]
                 with m.Else():
-                    m.d.sync += wr_state.eq(_State.RUN)
+                    m.d.sync += [wr_state.eq(_State.RUN), wr_run.eq(1)]
                     m.d.comb += wr_walk.start.eq(1)
                     with m.If(wr_bad):
                         m.d.sync += [wr_status.code.eq(DmaError.BAD_FIELD), wr_refused.eq(1)]
@@ -571,7 +574,7 @@ class DmaEngine(wiring.Component):
                         m.d.sync += wr_status.code.eq(DmaError.OK)
             with m.Case(_State.RUN):
                 with m.If(~wr_walk.busy & ~head_ok & ~bus.wvalid & (wr_pend == 0)):
-                    m.d.sync += wr_state.eq(_State.DONE)
+                    m.d.sync += [wr_state.eq(_State.DONE), wr_run.eq(0)]
                     with m.If(wr_drop):
                         m.d.sync += [wr_status.code.eq(DmaError.ABORTED),
                                      wr_status.addr.eq(wr_job.addr)]
