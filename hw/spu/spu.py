@@ -219,8 +219,11 @@ class Spu(wiring.Component):
         lut_ptr = Signal(9)
         to_lut = ld_target == Target.LUT
         # A LUT word is taken only once its last byte is written, so the DMA reports the load
-        # done only after the whole table is in place.
-        m.d.comb += self.i_load.ready.eq(~to_lut | (lut_byte == g.bus_bits // 8 - 1))
+        # done only after the whole table is in place. The ready is a register: "not a LUT
+        # load, or on the word's last byte", updated with the target and the byte counter.
+        last_byte = g.bus_bits // 8 - 1
+        ld_ready = Signal(init=1)   # (ld_target resets to ACT)
+        m.d.comb += self.i_load.ready.eq(ld_ready)
         take = self.i_load.valid & self.i_load.ready
         bus_data = self.i_load.payload.data
         act_lanes = g.act_bits // g.bus_bits
@@ -254,10 +257,13 @@ class Spu(wiring.Component):
                      core.i_lut.payload.data.eq(self.i_load.payload.data.word_select(lut_byte, 8))]
         with m.If(to_lut & self.i_load.valid):
             m.d.comb += core.i_lut.valid.eq(~lut_ptr[8])
-            m.d.sync += [lut_byte.eq(lut_byte + 1), lut_ptr.eq(lut_ptr + ~lut_ptr[8])]
+            next_byte = Mux(lut_byte == last_byte, 0, lut_byte + 1)
+            m.d.sync += [lut_byte.eq(next_byte), lut_ptr.eq(lut_ptr + ~lut_ptr[8]),
+                         ld_ready.eq(next_byte == last_byte)]
         with m.If(self.load_start):
             m.d.sync += [ld_target.eq(self.load_target), ld_word.eq(self.load_addr),
-                         ld_lane.eq(0), lut_ptr.eq(0), lut_byte.eq(0)]
+                         ld_lane.eq(0), lut_ptr.eq(0), lut_byte.eq(0),
+                         ld_ready.eq(self.load_target != Target.LUT)]
 
         # -- GEMM sequencer --------------------------------------------------------------------
         gemm = Signal(GemmBody)
