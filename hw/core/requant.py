@@ -5,6 +5,7 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...sim.golden import MULT_BITS, SHIFT_MAX
+from ..ram import NO_RW_CHECK
 
 __all__ = ["OutMode", "Requantizer", "requant_in_layout", "result_layout", "lut_write_layout"]
 
@@ -140,7 +141,8 @@ class Requantizer(wiring.Component):
                     y6.eq(y6_next),
                 ]
 
-            m.submodules[f"lut_{c}"] = lut = memory.Memory(shape=8, depth=256, init=[])
+            m.submodules[f"lut_{c}"] = lut = memory.Memory(shape=8, depth=256, init=[],
+                                                                  attrs=NO_RW_CHECK)
             wr = lut.write_port()
             rd = lut.read_port(domain="sync")
             m.d.comb += [

@@ -27,6 +27,7 @@ from ...config import Config
 from ..bus.arbiter import AxiArbiter
 from ..bus.axi import AXI4
 from ..bus.slice import AxiSlice
+from ..ram import NO_RW_CHECK
 from ..top import S4Top
 from .pll import Pll, pll_params
 from .uart import UartBridge
@@ -66,7 +67,8 @@ class AxiRam(wiring.Component):
         nbytes = self._dw // 8
         shift = (nbytes - 1).bit_length()
         abits = (self._words - 1).bit_length()
-        m.submodules.mem = mem = memory.Memory(shape=self._dw, depth=self._words, init=[])
+        m.submodules.mem = mem = memory.Memory(shape=self._dw, depth=self._words, init=[],
+                                                     attrs=NO_RW_CHECK)
         wp = mem.write_port(granularity=8)
         rp = mem.read_port()
 

@@ -24,6 +24,7 @@ from ...config import BANK, Config
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
 from ..core.tensor_core import COUNTER_BITS, TensorCore
+from ..ram import NO_RW_CHECK
 
 __all__ = ["Spu", "SpuGeometry", "PAR_DEPTH"]
 
@@ -199,14 +200,16 @@ class Spu(wiring.Component):
 
         mems = {}
         for t in (Target.WGT, Target.PAR):
-            mems[t] = memory.Memory(shape=g.bits(t), depth=g.depth(t), init=[])
+            mems[t] = memory.Memory(shape=g.bits(t), depth=g.depth(t), init=[],
+                                    attrs=NO_RW_CHECK)
             m.submodules[f"{t.name.lower()}_sram"] = mems[t]
         # the activation scratchpad is one memory per row (one row's 32 bytes of a word each),
         # read with a skew of one cycle per row (see the GEMM sequencer)
         row_bits = BANK * 8
         act_mems = []
         for r in range(R):
-            act_mems.append(memory.Memory(shape=row_bits, depth=g.act_depth, init=[]))
+            act_mems.append(memory.Memory(shape=row_bits, depth=g.act_depth, init=[],
+                                           attrs=NO_RW_CHECK))
             m.submodules[f"act_sram{r}"] = act_mems[-1]
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
                                                         init=[])
