@@ -19,6 +19,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ...config import Config
+from ..core.dsp import registered_product
 from ..dma.engine import DmaError, dma_cmd_layout
 from ..spu.spu import SpuGeometry
 from .descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
@@ -269,9 +270,15 @@ class CommandProcessor(wiring.Component):
         ld_beats = Signal(36)           # rows * row_bytes / bus_bytes
         ld_limit = Signal(40)           # scratchpad bytes from sram_addr to its end
         ld_bad, ld_past, ld_over = Signal(), Signal(), Signal()
+        # rows x row words: the operands registered (inside the DSP on the ECP5) with the
+        # entry, the product in the first check stage
+        ld_new = entry(qs["ld"].r_data).desc.body.dma
+        m.d.comb += ld_beats.eq(registered_product(
+            m, Cat(ld_new.rows, Const(0, 1)).as_signed(),
+            Cat(ld_new.row_bytes[lg:], Const(0, 1)).as_signed(), width=36, platform=platform,
+            name="ld_beats_p", en_in=qs["ld"].r_en, en_out=ld_check[0])[:36])
         with m.If(ld_check[0]):
-            m.d.sync += [ld_beats.eq(lb.rows * lb.row_bytes[lg:]),
-                         ld_bad.eq((lb.rows == 0) | (lb.row_bytes == 0)
+            m.d.sync += [ld_bad.eq((lb.rows == 0) | (lb.row_bytes == 0)
                                    | (lb.row_bytes[:lg] != 0 if lg else 0))]
             with m.Switch(lb.target):
                 for t in Target:
@@ -387,9 +394,13 @@ class CommandProcessor(wiring.Component):
         st_beats = Signal(36)           # rows * row_bytes / bus_bytes
         st_limit = Signal(40)
         st_bad, st_past, st_over = Signal(), Signal(), Signal()
+        st_new = entry(qs["st"].r_data).desc.body.dma
+        m.d.comb += st_beats.eq(registered_product(
+            m, Cat(st_new.rows, Const(0, 1)).as_signed(),
+            Cat(st_new.row_bytes[lg:], Const(0, 1)).as_signed(), width=36, platform=platform,
+            name="st_beats_p", en_in=qs["st"].r_en, en_out=st_check[0])[:36])
         with m.If(st_check[0]):
-            m.d.sync += [st_beats.eq(sb.rows * sb.row_bytes[lg:]),
-                         st_bad.eq((sb.rows == 0) | (sb.row_bytes == 0)
+            m.d.sync += [st_bad.eq((sb.rows == 0) | (sb.row_bytes == 0)
                                    | (sb.row_bytes[:lg] != 0 if lg else 0)),
                          st_past.eq(sb.sram_addr >= g.out_depth),
                          st_limit.eq((g.out_depth - sb.sram_addr) * (g.out_bits // 8))]

@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import BANK
+from .dsp import registered_product
 
 __all__ = ["Lane", "LANE_LATENCY"]
 
@@ -52,18 +53,16 @@ class Lane(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        act1 = Signal(signed(8), reset_less=True)
-        wgt1 = Signal(signed(8), reset_less=True)
-        prod2 = Signal(signed(16), reset_less=True)
         acc = Signal(signed(32), reset_less=True)
         v1 = Signal(3)  # valid, first, last
         v2 = Signal(3)
 
+        # stages 1 and 2: the selected activation and the weight registered, then their
+        # product registered (on the ECP5 these are the DSP block's own registers)
+        prod2 = registered_product(m, self.window.word_select(self.index, 8).as_signed(),
+                                   self.weight, width=16, platform=platform, name="prod2")
         m.d.sync += [
-            act1.eq(self.window.word_select(self.index, 8).as_signed()),
-            wgt1.eq(self.weight),
             v1.eq(self.valid | (self.first << 1) | (self.last << 2)),
-            prod2.eq(act1 * wgt1),
             v2.eq(v1),
             self.o_done.eq(v2[0] & v2[2]),
         ]

@@ -1,11 +1,12 @@
 """Output stage: bias, per-channel requantization, ReLU and a 256-entry lookup table."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...sim.golden import MULT_BITS, SHIFT_MAX
 from ..ram import NO_RW_CHECK
+from .dsp import registered_product
 
 __all__ = ["OutMode", "Requantizer", "requant_in_layout", "result_layout", "lut_write_layout"]
 
@@ -103,11 +104,18 @@ class Requantizer(wiring.Component):
             # the raw value travels alongside for RAW mode
             v = [Signal(signed(32), name=f"v{k + 1}_{c}", reset_less=True)
                  for k in range(REQUANT_LATENCY - 1)]
-            mult1 = Signal(MULT_BITS, name=f"mult1_{c}", reset_less=True)
             sh = [Signal(6, name=f"sh{k + 1}_{c}", reset_less=True) for k in range(3)]
-            # 32 x 16 product as two 16 x 16 partial products (one DSP each), then their sum
-            pl2 = Signal(32, name=f"pl2_{c}", reset_less=True)
-            ph2 = Signal(signed(33), name=f"ph2_{c}", reset_less=True)
+            # 32 x 16 product as two 16 x 16 partial products (one DSP each, with its input and
+            # output registers: the sum and the multiplier are registered inside the DSP
+            # alongside v1, the products a cycle later), then their sum
+            sum0 = Signal(signed(32), name=f"sum0_{c}")
+            m.d.comb += sum0.eq(row.data[c] + row.bias[c])
+            mult0 = Cat(row.mult[c], Const(0, 1)).as_signed()
+            pl2 = registered_product(m, Cat(sum0[:16], Const(0, 1)).as_signed(), mult0,
+                                     width=33, platform=platform, name=f"pl2_{c}",
+                                     en_in=run, en_out=run)[:32]
+            ph2 = registered_product(m, sum0[16:].as_signed(), mult0, width=33,
+                                     platform=platform, name=f"ph2_{c}", en_in=run, en_out=run)
             t3 = Signal(signed(32 + MULT_BITS), name=f"t3_{c}", reset_less=True)
             # round half up = floor(t / 2^sh) + bit (sh-1) of t: shift, add, saturate
             u4 = Signal(signed(33 + MULT_BITS), name=f"u4_{c}", reset_less=True)
@@ -125,14 +133,11 @@ class Requantizer(wiring.Component):
                          y6_next.eq(Mux(f[4][2] & sat[7], 0, sat))]
             with m.If(run):
                 m.d.sync += [
-                    v[0].eq(row.data[c] + row.bias[c]),
+                    v[0].eq(sum0),
                     *(v[k].eq(v[k - 1]) for k in range(1, REQUANT_LATENCY - 1)),
-                    mult1.eq(row.mult[c]),
                     sh[0].eq(Mux(row.shift[c] > SHIFT_MAX, SHIFT_MAX, row.shift[c])),
                     sh[1].eq(sh[0]),
                     sh[2].eq(sh[1]),
-                    pl2.eq(v[0][:16] * mult1),
-                    ph2.eq(v[0][16:].as_signed() * mult1),
                     t3.eq((ph2 << 16) + pl2),
                     u4.eq((t3 << 1) >> sh[2]),
                     r5.eq(h4 + u4[0]),

@@ -6,12 +6,13 @@ programs before anything reaches the bus (DESIGN.md section 5); a refused job, a
 an abort all end in one :data:`dma_status_layout` status.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import Config
 from ..bus.axi import AXI4, BURST_INCR, Resp
+from ..core.dsp import registered_product
 
 __all__ = ["DmaEngine", "BurstWalker", "DmaError", "dma_cmd_layout", "dma_status_layout",
            "dram_window_layout", "windows_layout", "walk_job_layout", "rd_data_layout",
@@ -282,7 +283,7 @@ class DmaEngine(wiring.Component):
 
     # -- shared front end ---------------------------------------------------------------------
 
-    def _front_end(self, m, name, i_cmd, state, perm):
+    def _front_end(self, m, name, i_cmd, state, perm, platform):
         """Command register and the check stages; returns (job, bad, inside).
 
         One operation per stage so that no check sits on a long combinational path: the
@@ -297,15 +298,21 @@ class DmaEngine(wiring.Component):
         end = Signal(50, name=f"{name}_end")
         bad = Signal(name=f"{name}_bad")
         inside = Signal(name=f"{name}_inside")
-        rows_m1 = Signal(16, name=f"{name}_rows_m1")   # registered: no carry chain before the DSP
         # taken whenever the engine is idle, valid or not: the command's valid (the end of the
         # command processor's logic) then enables only the state register, not these ~100 bits
         with m.If(i_cmd.ready):
-            m.d.sync += [job.eq(i_cmd.payload), rows_m1.eq(i_cmd.payload.rows - 1)]
+            m.d.sync += job.eq(i_cmd.payload)
+        # the partial products' operands are registered (inside the DSP on the ECP5) with the
+        # job, the products in CHECK1
+        new = i_cmd.payload
+        for half, span_part in ((new.stride[:16], span_lo), (new.stride[16:], span_hi)):
+            p = registered_product(m, Cat((new.rows - 1)[:16], Const(0, 1)).as_signed(),
+                                   Cat(half, Const(0, 1)).as_signed(), width=33,
+                                   platform=platform, name=f"{span_part.name}_p",
+                                   en_in=i_cmd.ready, en_out=state == _State.CHECK1)
+            m.d.comb += span_part.eq(p[:32])
         with m.If(state == _State.CHECK1):
             m.d.sync += [
-                span_lo.eq(rows_m1 * job.stride[:16]),
-                span_hi.eq(rows_m1 * job.stride[16:]),
                 end0.eq(job.addr + job.row_bytes),
                 bad.eq((job.addr[:lb] != 0) | (job.row_bytes[:lb] != 0) |
                        (job.stride[:lb] != 0) | (job.rows == 0) | (job.row_bytes == 0)),
@@ -339,7 +346,8 @@ class DmaEngine(wiring.Component):
 
         # == read path ==============================================================
         rd_state = Signal(_State)
-        rd_job, rd_bad, rd_inside = self._front_end(m, "rd", self.i_rd, rd_state, "read")
+        rd_job, rd_bad, rd_inside = self._front_end(m, "rd", self.i_rd, rd_state, "read",
+                                                    platform)
         rd_status = Signal(dma_status_layout)
         rd_aborted = Signal()  # abort seen during this job (sticky)
         rd_err = Signal()      # a bus error is recorded in rd_status
@@ -451,7 +459,8 @@ class DmaEngine(wiring.Component):
 
         # == write path =============================================================
         wr_state = Signal(_State)
-        wr_job, wr_bad, wr_inside = self._front_end(m, "wr", self.i_wr, wr_state, "write")
+        wr_job, wr_bad, wr_inside = self._front_end(m, "wr", self.i_wr, wr_state, "write",
+                                                    platform)
         wr_status = Signal(dma_status_layout)
         wr_aborted = Signal()
         wr_err = Signal()       # a bus error is recorded in wr_status

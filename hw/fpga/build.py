@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ...config import load_config
+from ..core.dsp import Technology
 from .boards import BOARDS, BoardTop
 
 __all__ = ["build", "synthesize", "main", "CONSTRAINTS_DIR", "FpgaBuildError"]
@@ -89,7 +90,9 @@ def synthesize(board: str, config, outdir, *, clock_mhz=None, timeout=None) -> d
     out.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
     top = BoardTop(cfg, b, clock_mhz=clock_mhz)
-    (out / "top.v").write_text(verilog.convert(top, name="top", emit_src=False))
+    # the platform tells the gateware which FPGA family it is built for (hw/core/dsp.py)
+    (out / "top.v").write_text(verilog.convert(top, name="top", emit_src=False,
+                                               platform=Technology(b.family)))
     t_verilog = time.monotonic() - t
     synth = {"ecp5": "synth_ecp5 -top top -json top.json",
              "ice40": "synth_ice40 -dsp -top top -json top.json"}[b.family]
