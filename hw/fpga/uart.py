@@ -35,7 +35,7 @@ other byte ``c``            ``EE c``                   unknown command; the brid
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import cdc, fifo, stream, wiring
+from amaranth.lib import cdc, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bus.axi import AXI4, BURST_INCR, AXI4Lite, Resp
@@ -60,6 +60,17 @@ class Reply:
     MEM_READ = 0x84
     STATUS = 0x85
     UNKNOWN = 0xEE
+
+
+class _Kind(enum.Enum, shape=3):
+    """Which fixed reply the bridge's REPLY state loads."""
+    STATUS = 0
+    UNKNOWN = 1
+    CSR_WRITE = 2
+    CSR_READ = 3
+    MEM_WRITE = 4
+    MR_HEAD = 5     #: the MEM_READ header, before the data bytes
+    MR_END = 6      #: the MEM_READ response byte, after them
 
 
 def _check_divisor(divisor):
@@ -294,6 +305,9 @@ class UartBridge(wiring.Component):
         byte = Signal(8)
         resp = Signal(2)        # first non-OKAY response of a memory command
         reply = Signal(80)      # fixed replies, sent from the low byte up
+        kind = Signal(_Kind)    # the reply the REPLY state loads
+        bresp_q, rresp_q = Signal(2), Signal(2)
+        rdata_q = Signal(32)
         nreply = Signal(range(11))
         aw_done, w_done = Signal(), Signal()
 
@@ -345,16 +359,11 @@ class UartBridge(wiring.Component):
                                 m.d.sync += nargs.eq(n)
                                 m.next = "ARGS"
                         with m.Case(Command.STATUS):
-                            flags = Cat(self.irq, overrun, framing, timed_out, Const(0, 4))
-                            m.d.sync += [
-                                reply.eq(Cat(Const(Reply.STATUS, 8), flags, counter)),
-                                nreply.eq(10), overrun.eq(rx.overrun),
-                                framing.eq(rx.framing_error), timed_out.eq(0)]
-                            m.next = "SEND"
+                            m.d.sync += kind.eq(_Kind.STATUS)
+                            m.next = "REPLY"
                         with m.Default():
-                            m.d.sync += [reply.eq(Cat(Const(Reply.UNKNOWN, 8), inp.payload)),
-                                         nreply.eq(2)]
-                            m.next = "SEND"
+                            m.d.sync += kind.eq(_Kind.UNKNOWN)
+                            m.next = "REPLY"
             with m.State("ARGS"):
                 with m.If(inp.valid):
                     m.d.sync += [args.word_select(idx, 8).eq(inp.payload), idx.eq(idx + 1)]
@@ -373,8 +382,8 @@ class UartBridge(wiring.Component):
                     with m.Case(Command.MEM_WRITE):
                         m.next = "MW_DATA"
                     with m.Default():
-                        m.d.sync += [reply.eq(Reply.MEM_READ), nreply.eq(1)]
-                        m.next = "MR_HEAD"
+                        m.d.sync += kind.eq(_Kind.MR_HEAD)
+                        m.next = "REPLY"
 
             # -- registers --------------------------------------------------------------------
             with m.State("CSR_W"):
@@ -386,25 +395,22 @@ class UartBridge(wiring.Component):
                     m.next = "CSR_B"
             with m.State("CSR_B"):
                 with m.If(csr.bvalid):
-                    m.d.sync += [reply.eq(Cat(Const(Reply.CSR_WRITE, 8), csr.bresp)),
-                                 nreply.eq(2)]
-                    m.next = "SEND"
+                    m.d.sync += [bresp_q.eq(csr.bresp), kind.eq(_Kind.CSR_WRITE)]
+                    m.next = "REPLY"
             with m.State("CSR_AR"):
                 with m.If(csr.arready):
                     m.next = "CSR_R"
             with m.State("CSR_R"):
                 with m.If(csr.rvalid):
-                    m.d.sync += [
-                        reply.eq(Cat(Const(Reply.CSR_READ, 8), csr.rresp, Const(0, 6),
-                                     csr.rdata)),
-                        nreply.eq(6)]
-                    m.next = "SEND"
+                    m.d.sync += [rresp_q.eq(csr.rresp), rdata_q.eq(csr.rdata),
+                                 kind.eq(_Kind.CSR_READ)]
+                    m.next = "REPLY"
 
             # -- memory write -----------------------------------------------------------------
             with m.State("MW_DATA"):
                 with m.If(count == 0):
-                    m.d.sync += [reply.eq(Cat(Const(Reply.MEM_WRITE, 8), resp)), nreply.eq(2)]
-                    m.next = "SEND"
+                    m.d.sync += kind.eq(_Kind.MEM_WRITE)
+                    m.next = "REPLY"
                 with m.Else():
                     with m.If(inp.valid):
                         m.d.sync += [byte.eq(inp.payload), aw_done.eq(0), w_done.eq(0)]
@@ -431,8 +437,8 @@ class UartBridge(wiring.Component):
                     m.next = "MR_NEXT"
             with m.State("MR_NEXT"):
                 with m.If(count == 0):
-                    m.d.sync += [reply.eq(resp), nreply.eq(1)]
-                    m.next = "SEND"
+                    m.d.sync += kind.eq(_Kind.MR_END)
+                    m.next = "REPLY"
                 with m.Else():
                     m.next = "MR_AR"
             with m.State("MR_AR"):
@@ -449,6 +455,34 @@ class UartBridge(wiring.Component):
                     m.next = "MR_NEXT"
 
             # -- fixed replies ----------------------------------------------------------------
+            # loaded in a state of their own from registered sources, so the 80-bit reply
+            # register's enable is a state decode, not the handshakes that ended the command
+            with m.State("REPLY"):
+                m.next = "SEND"
+                with m.Switch(kind):
+                    with m.Case(_Kind.STATUS):
+                        flags = Cat(self.irq, overrun, framing, timed_out, Const(0, 4))
+                        m.d.sync += [
+                            reply.eq(Cat(Const(Reply.STATUS, 8), flags, counter)),
+                            nreply.eq(10), overrun.eq(rx.overrun),
+                            framing.eq(rx.framing_error), timed_out.eq(0)]
+                    with m.Case(_Kind.UNKNOWN):
+                        m.d.sync += [reply.eq(Cat(Const(Reply.UNKNOWN, 8), cmd)), nreply.eq(2)]
+                    with m.Case(_Kind.CSR_WRITE):
+                        m.d.sync += [reply.eq(Cat(Const(Reply.CSR_WRITE, 8), bresp_q)),
+                                     nreply.eq(2)]
+                    with m.Case(_Kind.CSR_READ):
+                        m.d.sync += [reply.eq(Cat(Const(Reply.CSR_READ, 8), rresp_q,
+                                                  Const(0, 6), rdata_q)),
+                                     nreply.eq(6)]
+                    with m.Case(_Kind.MEM_WRITE):
+                        m.d.sync += [reply.eq(Cat(Const(Reply.MEM_WRITE, 8), resp)),
+                                     nreply.eq(2)]
+                    with m.Case(_Kind.MR_HEAD):
+                        m.d.sync += [reply.eq(Reply.MEM_READ), nreply.eq(1)]
+                        m.next = "MR_HEAD"
+                    with m.Case(_Kind.MR_END):
+                        m.d.sync += [reply.eq(resp), nreply.eq(1)]
             with m.State("SEND"):
                 with m.If(out.ready):
                     m.d.sync += [reply.eq(reply[8:]), nreply.eq(nreply - 1)]
