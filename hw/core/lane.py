@@ -10,19 +10,22 @@ from .dsp import registered_product
 __all__ = ["Lane", "LANE_LATENCY"]
 
 #: Cycles from a beat at a lane's inputs to its product being in the accumulator register.
-LANE_LATENCY = 3
+LANE_LATENCY = 4
 
 
 class Lane(wiring.Component):
     """Select, multiply and accumulate one stored weight per cycle.
 
-    A free-running three-stage pipeline (there is no stall input: the tensor core only feeds
+    A free-running four-stage pipeline (there is no stall input: the tensor core only feeds
     bubbles, so no enable has to reach every register of the array):
 
-    1. select ``window[index]`` (the 32:1 mux, registered so it never sits in the multiplier's
-       timing path) and register the weight;
-    2. multiply (int8 x int8 -> int16, registered);
-    3. accumulate into the int32 accumulator (``first`` restarts it from zero).
+    1. select ``window[index]`` (the 32:1 mux, registered next to it) and register the weight;
+    2. the multiplier's operand registers;
+    3. the product (int8 x int8 -> int16, registered);
+    4. accumulate into the int32 accumulator (``first`` restarts it from zero).
+
+    Stages 2 and 3 are the ECP5 DSP block's own registers in an ECP5 build (``hw/core/dsp.py``),
+    so the select's LUTs and the DSP are a register apart on both sides.
 
     Members
     -------
@@ -56,18 +59,23 @@ class Lane(wiring.Component):
         acc = Signal(signed(32), reset_less=True)
         v1 = Signal(3)  # valid, first, last
         v2 = Signal(3)
+        v3 = Signal(3)
 
-        # stages 1 and 2: the selected activation and the weight registered, then their
-        # product registered (on the ECP5 these are the DSP block's own registers)
-        prod2 = registered_product(m, self.window.word_select(self.index, 8).as_signed(),
-                                   self.weight, width=16, platform=platform, name="prod2")
+        # stage 1: the selected activation and the weight, in fabric registers
+        act1 = Signal(signed(8), reset_less=True)
+        wgt1 = Signal(signed(8), reset_less=True)
+        m.d.sync += [act1.eq(self.window.word_select(self.index, 8).as_signed()),
+                     wgt1.eq(self.weight)]
+        # stages 2 and 3: operand registers, then the product (the DSP's own on the ECP5)
+        prod3 = registered_product(m, act1, wgt1, width=16, platform=platform, name="prod3")
         m.d.sync += [
             v1.eq(self.valid | (self.first << 1) | (self.last << 2)),
             v2.eq(v1),
-            self.o_done.eq(v2[0] & v2[2]),
+            v3.eq(v2),
+            self.o_done.eq(v3[0] & v3[2]),
         ]
-        with m.If(v2[0]):
-            m.d.sync += acc.eq(Mux(v2[1], 0, acc) + prod2)
+        with m.If(v3[0]):
+            m.d.sync += acc.eq(Mux(v3[1], 0, acc) + prod3)
 
-        m.d.comb += [self.o_acc.eq(acc), self.o_pending.eq(v2[0])]
+        m.d.comb += [self.o_acc.eq(acc), self.o_pending.eq(v3[0])]
         return m

@@ -43,9 +43,9 @@ def weight_layout(cols):
 
 
 #: Cycles from a tile's last beat leaving the issue stage to its row 0 entering the drain
-#: register: stage-0 register, row-0 register, the lane's three stages, the drain register.
+#: register: stage-0 register, row-0 register, the lane's four stages, the drain register.
 #: (One more register, for the row and its parameters, sits between it and the requantizer.)
-ISSUE_TO_DRAIN = 6
+ISSUE_TO_DRAIN = 7
 
 
 class TensorCore(wiring.Component):
