@@ -15,7 +15,6 @@ OUT          cols x 4 bytes              one output row: int32 (raw) or sign-ext
 """
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
@@ -24,9 +23,8 @@ from amaranth.lib.wiring import In, Out
 from ...config import BANK, Config
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
-from ..core.dsp import family_of
 from ..core.tensor_core import COUNTER_BITS, TensorCore
-from ..ram import NO_RW_CHECK, ColumnMemory, column_width
+from ..ram import NO_RW_CHECK
 
 __all__ = ["Spu", "SpuGeometry", "PAR_DEPTH"]
 
@@ -202,13 +200,6 @@ class Spu(wiring.Component):
 
         mems = {}
         for t in (Target.WGT, Target.PAR):
-            if t == Target.WGT and column_width(g.depth(t)) and family_of(platform) == "ecp5":
-                # deeper than a block RAM's 2048 x 9: one memory per block RAM column, so no
-                # depth cascade multiplexer follows the RAMs (hw/ram.py; FPGA builds only: the
-                # same memory as one array keeps the simulators' Verilog small)
-                mems[t] = ColumnMemory(m, "wgt_sram", width=g.bits(t), depth=g.depth(t),
-                                       granularity=g.bus_bits, attrs=NO_RW_CHECK)
-                continue
             mems[t] = memory.Memory(shape=g.bits(t), depth=g.depth(t), init=[],
                                     attrs=NO_RW_CHECK)
             m.submodules[f"{t.name.lower()}_sram"] = mems[t]
@@ -255,10 +246,6 @@ class Spu(wiring.Component):
             lanes = g.bits(t) // g.bus_bits
             if t == Target.ACT:
                 en = act_en
-            elif isinstance(mems[t], ColumnMemory):
-                cm = mems[t]
-                m.d.comb += [cm.w_addr.eq(ld_word), cm.w_data.eq(bus_data.replicate(lanes))]
-                en = cm.w_en
             else:
                 wr = (mems[t].write_port(granularity=g.bus_bits) if lanes > 1
                       else mems[t].write_port())
@@ -318,11 +305,7 @@ class Spu(wiring.Component):
             addr_r = Signal.like(act_rd.addr, name=f"act_addr{r}")
             m.d.sync += [en_r.eq(act_rds[r - 1].en), addr_r.eq(act_rds[r - 1].addr)]
             m.d.comb += [act_rds[r].en.eq(en_r), act_rds[r].addr.eq(addr_r)]
-        if isinstance(mems[Target.WGT], ColumnMemory):
-            cm = mems[Target.WGT]
-            wgt_rd = SimpleNamespace(addr=cm.r_addr, en=cm.r_en, data=cm.r_data)
-        else:
-            wgt_rd = mems[Target.WGT].read_port()
+        wgt_rd = mems[Target.WGT].read_port()
         par_rd = mems[Target.PAR].read_port()
         # weight and parameter words pass through a register next to their RAM (see
         # _word_reader): the weight RAM's depth cascade and the far parameter slots no longer
