@@ -107,7 +107,7 @@ def test_ecp5_lane_keeps_its_multiplier_registers_inside_the_dsp(tmp_path):
 
 def test_registered_product_falls_back_to_plain_registers_past_18_bits():
     from amaranth.back import verilog
-    from amaranth.hdl import Module, Signal, signed
+    from amaranth.hdl import Module, signed
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
