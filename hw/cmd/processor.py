@@ -339,14 +339,23 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [ex.eq(qs["ex"].r_data), ex_busy.eq(1), ex_check.eq(1)]
         gb = ex.desc.body.gemm
         smask = sum(1 << (s.bit_length() - 1) for s in cfg.sparsities)
-        # checks in four registered stages: 16 x 16 products, sums, compares, verdict
-        p_act, p_wgt, p_out = Signal(32), Signal(32), Signal(32)
+        # checks in four registered stages: 16 x 16 products, sums, compares, verdict. The
+        # products' operands are registered with the entry (inside a DSP on the ECP5), the
+        # products in the first check stage.
+        gb_new = entry(qs["ex"].r_data).desc.body.gemm
+
+        def ex_product(a, b, name):
+            return registered_product(
+                m, Cat(a, Const(0, 1)).as_signed(), Cat(b, Const(0, 1)).as_signed(), width=33,
+                platform=platform, name=name, en_in=qs["ex"].r_en,
+                en_out=ex_check[0]).as_unsigned()[:32]
+        p_act = ex_product(gb_new.m_tiles, gb_new.banks, "p_act")
+        p_wgt = ex_product(gb_new.n_tiles, gb_new.banks, "p_wgt")
+        p_out = ex_product(gb_new.n_tiles, gb_new.m_tiles, "p_out")
         need_act, need_wgt, need_out, need_par = Signal(33), Signal(38), Signal(40), Signal(17)
         ex_bad, ex_over = Signal(), Signal()
         with m.If(ex_check[0]):
-            m.d.sync += [p_act.eq(gb.m_tiles * gb.banks), p_wgt.eq(gb.n_tiles * gb.banks),
-                         p_out.eq(gb.n_tiles * gb.m_tiles),
-                         need_par.eq(gb.par_addr + gb.n_tiles),
+            m.d.sync += [need_par.eq(gb.par_addr + gb.n_tiles),
                          ex_bad.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0]
                                    | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0))]
         with m.If(ex_check[1]):

@@ -76,7 +76,9 @@ class TensorCore(wiring.Component):
         With ``act_skew``, row ``r`` of the payload is the window of the beat taken ``r``
         cycles earlier (the SPU's activation scratchpad is one block RAM column per row, row
         ``r`` read ``r`` cycles after row 0), and the rows' delay lines are left out. The
-        handshake is row 0's.
+        handshake is row 0's. With ``act_delay = d``, every row's window comes ``d`` cycles
+        later still (the SPU registers its block RAM outputs unconditionally), and the core
+        delays the weights and flags by ``d`` registers to match.
     i_wgt : In(stream.Signature(weight_layout(cols)))
     i_lut : In(stream.Signature(lut_write_layout))
     o_res : Out(valid + payload ``result_layout(cols)``)
@@ -94,11 +96,14 @@ class TensorCore(wiring.Component):
         Tiles whose last row reached the drain register.
     """
 
-    def __init__(self, config: Config, *, act_skew=False):
+    def __init__(self, config: Config, *, act_skew=False, act_delay=0):
         if not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {config!r}")
+        if not isinstance(act_delay, int) or act_delay < 0:
+            raise ValueError(f"act_delay must be a non-negative int, not {act_delay!r}")
         self._config = config
         self._act_skew = bool(act_skew)
+        self._act_delay = act_delay
         rows, cols = config.rows, config.cols
         super().__init__({
             "i_cmd": In(stream.Signature(tile_cmd_layout(cols))),
@@ -122,6 +127,16 @@ class TensorCore(wiring.Component):
     def act_skew(self):
         return self._act_skew
 
+    @property
+    def act_delay(self):
+        return self._act_delay
+
+    @property
+    def issue_to_drain(self):
+        """Cycles from a tile's last beat leaving the issue stage to its row 0 entering the
+        drain register (:data:`ISSUE_TO_DRAIN` plus ``act_delay``)."""
+        return ISSUE_TO_DRAIN + self._act_delay
+
     def elaborate(self, platform):
         m = Module()
         rows, cols = self._config.rows, self._config.cols
@@ -132,7 +147,7 @@ class TensorCore(wiring.Component):
         # the core until its tile's last row leaves the drain register (the command waits in
         # `nxt`, runs in `cur`, then its rows finish). Sized so the limit never binds when tile
         # ends are `rows` cycles apart.
-        n_par = -(-(ISSUE_TO_DRAIN + 3 * rows) // rows) + 1
+        n_par = -(-(self.issue_to_drain + 3 * rows) // rows) + 1
         slots = [Signal(par_layout, name=f"par_slot{i}", reset_less=True) for i in range(n_par)]
         wp = Signal(range(n_par))
         rp = Signal(range(n_par))
@@ -254,6 +269,14 @@ class TensorCore(wiring.Component):
         for c in range(cols):
             m.d.comb += [wgt0_idx[c].value.eq(wgt0[c].value),
                          wgt0_idx[c].index.eq(Mux(dense0, entry0, wgt0[c].index))]
+
+        # the activation words come act_delay cycles after their handshake: the weights and
+        # flags wait for them in as many more registers
+        for k in range(self._act_delay):
+            wgt_d = Signal(wgt_layout, name=f"wgt_delay{k}", reset_less=True)
+            ctl_d = Signal(ctl_layout, name=f"ctl_delay{k}")
+            m.d.sync += [wgt_d.eq(wgt0_idx), ctl_d.eq(ctl0)]
+            wgt0_idx, ctl0 = wgt_d, ctl_d
 
         # -- the systolic lane array ------------------------------------------------------------
         # row r: its weights and flags are those of row r-1 one cycle later; its window loads

@@ -16,20 +16,24 @@ OUT          cols x 4 bytes              one output row: int32 (raw) or sign-ext
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import BANK, Config
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
+from ..core.dsp import registered_product
 from ..core.tensor_core import COUNTER_BITS, TensorCore
 from ..ram import NO_RW_CHECK
 
-__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH"]
+__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH"]
 
 #: Depth of the parameter scratchpad (channel tiles).
 PAR_DEPTH = 128
+
+#: Words per bank of the weight scratchpad (see ``Spu.elaborate``).
+WGT_BANK_DEPTH = 2048
 
 
 @dataclass(frozen=True)
@@ -73,14 +77,18 @@ class SpuGeometry:
                 Target.PAR: self.par_depth, Target.LUT: 256 * 8 // self.bus_bits}[target]
 
 
-def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, step, *, out=None):
+def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, step, *,
+                 stages=()):
     """Read ``outer`` x ``repeat`` runs of ``run`` consecutive words (run ``o`` starting at
     ``base + o*step``) from read port ``rd`` into a valid/ready handshake, one word a cycle.
 
     ``valid`` is a register; the read port's enable stalls it, so data holds while stalled.
-    With ``out`` (a register), the words pass through it on their way out: a two-stage
-    pipeline (block RAM output, then ``out``) on one enable, so the handshake's payload is a
-    flip-flop next to the RAM rather than the RAM's slow clock-to-out.
+    ``rd`` is a read port, or a function ``rd(m, addr, en)`` that drives read ports itself.
+    ``stages`` is a list of register loads ``[(register, value), ...]``, one list per pipeline
+    stage behind the block RAM output: all of them load on the read enable, and ``valid``
+    follows the words through as many stages. So the handshake's payload (the last stage's
+    register) is a flip-flop, and the block RAM's slow clock-to-out and any bank select sit
+    between registers of their own.
     """
     # down-counters: "last" tests are zero tests, not compares against run/repeat/outer - 1
     x = Signal(24, name=f"{name}_x")
@@ -92,14 +100,17 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     obase = Signal(24, name=f"{name}_obase")
     active = Signal(name=f"{name}_active")
     advance = Signal(name=f"{name}_advance")
-    m.d.comb += [advance.eq(~valid | ready), rd.en.eq(advance), rd.addr.eq(obase + x)]
-    if out is None:
-        with m.If(advance):
-            m.d.sync += valid.eq(active)
+    m.d.comb += advance.eq(~valid | ready)
+    if callable(rd):
+        rd(m, obase + x, advance)
     else:
-        rd_valid = Signal(name=f"{name}_rd_valid")   # the RAM's output holds a word
-        with m.If(advance):
-            m.d.sync += [rd_valid.eq(active), valid.eq(rd_valid), out.eq(rd.data)]
+        m.d.comb += [rd.en.eq(advance), rd.addr.eq(obase + x)]
+    # stage k's words are valid in v[k]: v[0] the RAM output, then one flag per stage
+    v = [Signal(name=f"{name}_v{k}") for k in range(len(stages))] + [valid]
+    with m.If(advance):
+        m.d.sync += v[0].eq(active)
+        for k, loads in enumerate(stages):
+            m.d.sync += [v[k + 1].eq(v[k])] + [reg.eq(value) for reg, value in loads]
     # "x_left == 0", "rep_left == 0", "o_left == 0" and their conjunctions are kept as
     # registers: each counter's enable is one LUT of the step and one such flag, so the
     # handshake path (ready -> advance -> counter enables) has no compare in it
@@ -194,15 +205,27 @@ class Spu(wiring.Component):
         m = Module()
         cfg, g = self._config, self._geom
         R, C = cfg.rows, cfg.cols
-        m.submodules.core = core = TensorCore(cfg, act_skew=True)
+        m.submodules.core = core = TensorCore(cfg, act_skew=True, act_delay=1)
         for name in ("busy_cycles", "mac_cycles", "stall_input_cycles", "stall_output_cycles"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
 
         mems = {}
-        for t in (Target.WGT, Target.PAR):
-            mems[t] = memory.Memory(shape=g.bits(t), depth=g.depth(t), init=[],
-                                    attrs=NO_RW_CHECK)
-            m.submodules[f"{t.name.lower()}_sram"] = mems[t]
+        mems[Target.PAR] = memory.Memory(shape=g.par_bits, depth=g.par_depth, init=[],
+                                         attrs=NO_RW_CHECK)
+        m.submodules.par_sram = mems[Target.PAR]
+        # the weight scratchpad is banked by depth, WGT_BANK_DEPTH words a bank (as deep as an
+        # ECP5 block RAM at 9 bits), and every bank's output is registered before the bank
+        # select: Yosys would otherwise cascade the block RAMs of one deep memory through a
+        # mux right behind their clock-to-out (measured 13.2 ns on the ULX3S)
+        n_wb = -(-g.wgt_depth // WGT_BANK_DEPTH)
+        wb_bits = (WGT_BANK_DEPTH - 1).bit_length() if n_wb > 1 else 16
+        wgt_banks = []
+        for b in range(n_wb):
+            depth = min(WGT_BANK_DEPTH, g.wgt_depth - b * WGT_BANK_DEPTH) if n_wb > 1 \
+                else g.wgt_depth
+            wgt_banks.append(memory.Memory(shape=g.wgt_bits, depth=depth, init=[],
+                                           attrs=NO_RW_CHECK))
+            m.submodules[f"wgt_sram{b}"] = wgt_banks[-1]
         # the activation scratchpad is one memory per row (one row's 32 bytes of a word each),
         # read with a skew of one cycle per row (see the GEMM sequencer)
         row_bits = BANK * 8
@@ -242,10 +265,19 @@ class Spu(wiring.Component):
                 m.d.comb += [wr.data.eq(bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]),
                              wr.en.eq(act_en[r // j])]
             m.d.comb += wr.addr.eq(ld_word)
+        wgt_lanes = g.wgt_bits // g.bus_bits
+        wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
+        for b, mem in enumerate(wgt_banks):
+            wr = mem.write_port(granularity=g.bus_bits) if wgt_lanes > 1 else mem.write_port()
+            m.d.comb += [wr.addr.eq(ld_word[:wb_bits]), wr.data.eq(bus_data.replicate(wgt_lanes))]
+            m.d.comb += wr.en.eq(wgt_en if n_wb == 1 else
+                                 Mux(ld_word[wb_bits:] == b, wgt_en, 0))
         for t in (Target.ACT, Target.WGT, Target.PAR):
             lanes = g.bits(t) // g.bus_bits
             if t == Target.ACT:
                 en = act_en
+            elif t == Target.WGT:
+                en = wgt_en
             else:
                 wr = (mems[t].write_port(granularity=g.bus_bits) if lanes > 1
                       else mems[t].write_port())
@@ -272,15 +304,25 @@ class Spu(wiring.Component):
         gemm = Signal(GemmBody)
         busy = Signal()
         setup = Signal(2)         # two cycles: register the loop bounds, then start
-        m_banks = Signal(32)      # m_tiles * banks
         entries = Signal(24)      # banks * nnz
         rows_left = Signal(32)    # n_tiles * m_tiles * rows, counted down
         no_rows_left = Signal()   # register: rows_left == 0 (no compare in the done path)
         rows_done = Signal(32)
         m.d.comb += [self.i_gemm.ready.eq(~busy), self.gemm_busy.eq(busy)]
-        with m.If(self.i_gemm.valid & ~busy):
+        accept = Signal()
+        m.d.comb += accept.eq(self.i_gemm.valid & ~busy)
+        with m.If(accept):
             m.d.sync += [gemm.eq(self.i_gemm.payload), busy.eq(1), setup.eq(1),
                          rows_done.eq(0)]
+        # the loop bounds' products: operands registered with the command (inside a DSP on
+        # the ECP5), products one cycle later, in time for the start cycle
+        new = GemmBody(self.i_gemm.payload)
+        m_banks = registered_product(     # m_tiles * banks
+            m, Cat(new.m_tiles, Const(0, 1)).as_signed(), Cat(new.banks, Const(0, 1)).as_signed(),
+            width=33, platform=platform, name="m_banks", en_in=accept).as_unsigned()[:32]
+        tiles = registered_product(       # n_tiles * m_tiles
+            m, Cat(new.n_tiles, Const(0, 1)).as_signed(), Cat(new.m_tiles, Const(0, 1)).as_signed(),
+            width=33, platform=platform, name="tiles", en_in=accept).as_unsigned()[:32]
         start = Signal()
         m.d.comb += start.eq(setup[1])
         with m.If(setup.any()):     # never in the cycle that accepts a GEMM (busy is high)
@@ -288,11 +330,11 @@ class Spu(wiring.Component):
         # loop bounds are registered so no multiplier sits in the readers' compare paths
         with m.If(setup[0]):
             m.d.sync += [
-                m_banks.eq(gemm.m_tiles * gemm.banks),
                 entries.eq((gemm.banks << 5) >> gemm.log2s),
-                rows_left.eq(gemm.n_tiles * gemm.m_tiles * R),
                 no_rows_left.eq((gemm.n_tiles == 0) | (gemm.m_tiles == 0)),
             ]
+        with m.If(setup[1]):
+            m.d.sync += rows_left.eq(tiles * R)
 
         # row 0's activation read port follows the reader; row r's takes row 0's address and
         # enable r cycles later (a chain of registers), so its data is row 0's r cycles later,
@@ -305,22 +347,42 @@ class Spu(wiring.Component):
             addr_r = Signal.like(act_rd.addr, name=f"act_addr{r}")
             m.d.sync += [en_r.eq(act_rds[r - 1].en), addr_r.eq(act_rds[r - 1].addr)]
             m.d.comb += [act_rds[r].en.eq(en_r), act_rds[r].addr.eq(addr_r)]
-        wgt_rd = mems[Target.WGT].read_port()
         par_rd = mems[Target.PAR].read_port()
-        # weight and parameter words pass through a register next to their RAM (see
-        # _word_reader): the weight RAM's depth cascade and the far parameter slots no longer
-        # follow the RAM's clock-to-out. The activation RAM needs no cascade (one block RAM
-        # per 36 bits), its word goes straight into the core's unconditional stage-0 register,
-        # and a register here would hang a 2,048-bit enable on the core's handshake.
+        wgt_rds = [mem.read_port() for mem in wgt_banks]
+        wgt_sel = [Signal(range(max(2, n_wb)), name=f"wgt_sel{k}") for k in range(2)]
+
+        def wgt_rd(m, addr, en):
+            for rd in wgt_rds:
+                m.d.comb += [rd.addr.eq(addr[:wb_bits]), rd.en.eq(en)]
+            if n_wb > 1:
+                with m.If(en):
+                    m.d.sync += wgt_sel[0].eq(addr[wb_bits:])
+
+        # Weight and parameter words reach the core through two registers behind their block
+        # RAMs (see _word_reader): the weights through a register per bank, then the bank
+        # select; the parameters (a 512-bit word across many block RAMs) through two plain
+        # ones, so neither the RAMs' clock-to-out nor the distance to the far lanes or
+        # parameter slots shares a cycle with anything else.
+        wgt_bq = [Signal(g.wgt_bits, name=f"wgt_bq{b}", reset_less=True) for b in range(n_wb)]
         wgt_q = Signal(g.wgt_bits, reset_less=True)
+        par_q1 = Signal(g.par_bits, reset_less=True)
         par_q = Signal(g.par_bits, reset_less=True)
+        # The activation rows go through an unconditional register each (the core is told the
+        # words come act_delay = 1 cycle after their handshake): no enable on 2,048 bits, and
+        # the block RAM's clock-to-out ends at a flip-flop that can sit next to it.
+        act_q = [Signal(row_bits, name=f"act_q{r}", reset_less=True) for r in range(R)]
+        m.d.sync += [q.eq(rd.data) for q, rd in zip(act_q, act_rds)]
         _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
                      gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
         _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
-                     gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries, out=wgt_q)
+                     gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries,
+                     stages=[[(q, rd.data) for q, rd in zip(wgt_bq, wgt_rds)]
+                             + [(wgt_sel[1], wgt_sel[0])],
+                             [(wgt_q, Array(wgt_bq)[wgt_sel[1]] if n_wb > 1 else wgt_bq[0])]])
         _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
-                     gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1, out=par_q)
-        m.d.comb += core.i_act.payload.eq(Cat(*(p.data for p in act_rds)))
+                     gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1,
+                     stages=[[(par_q1, par_rd.data)], [(par_q, par_q1)]])
+        m.d.comb += core.i_act.payload.eq(Cat(*act_q))
         for c in range(C):
             w = wgt_q[16 * c:16 * c + 16]
             m.d.comb += [core.i_wgt.payload[c].value.eq(w[:8]),
