@@ -49,7 +49,7 @@ class Timing:
     #: a GEMM taken from its queue finishes (engine free, tokens visible) after its MAC cycles
     #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
     #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle
-    gemm: int = 30
+    gemm: int = 31
     #: the cocotb driver: one AXI-Lite register read takes this many cycles
     host_read: int = 4
     #: from a ring-head read to the new tail being seen by the fetcher

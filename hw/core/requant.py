@@ -42,17 +42,17 @@ def result_layout(cols):
 lut_write_layout = data.StructLayout({"addr": 8, "data": signed(8)})
 
 #: Pipeline depth of the requantizer in cycles.
-REQUANT_LATENCY = 8
+REQUANT_LATENCY = 9
 
 
 class Requantizer(wiring.Component):
     """Bias, requantization, ReLU and LUT for one row of ``cols`` channels per cycle.
 
-    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in eight pipeline stages
+    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in nine pipeline stages
     that stall together when the output is not taken: bias add; two 16 x 16 partial products;
-    their sum; the rounding shift; the rounding add; saturation and ReLU; LUT read; output
-    select. One
-    operation per stage keeps every path short enough for 100 MHz on an ECP5.
+    their sum; the rounding shift; the rounding add; saturation and ReLU; LUT address; LUT
+    data; output select. One operation per stage keeps every path short enough for 100 MHz on
+    an ECP5 (the LUT's block RAM has a register on its address and one on its data).
 
     Members
     -------
@@ -94,11 +94,11 @@ class Requantizer(wiring.Component):
             m.d.sync += [f[0].eq(flags_in), *(f[k].eq(f[k - 1]) for k in range(1, depth)),
                          valid_o.eq(f[-1][0]), last_o.eq(f[-1][4]),
                          self.o_res.valid.eq(valid_o), self.o_res.payload.last.eq(last_o)]
-        mode_o = Signal()
+        mode_o, lut_o = Signal(), Signal()
         data_o = Signal(data.ArrayLayout(signed(32), cols), reset_less=True)
         m.d.comb += self.o_res.payload.data.eq(data_o)
         with m.If(run):
-            m.d.sync += mode_o.eq(f[-1][1])
+            m.d.sync += [mode_o.eq(f[-1][1]), lut_o.eq(f[-1][3])]
 
         for c in range(cols):
             # the raw value travels alongside for RAW mode
@@ -128,6 +128,8 @@ class Requantizer(wiring.Component):
             h4 = u4 >> 1
             y6 = Signal(signed(8), name=f"y6_{c}", reset_less=True)
             y7 = Signal(signed(8), name=f"y7_{c}", reset_less=True)
+            y8 = Signal(signed(8), name=f"y8_{c}", reset_less=True)
+            t8 = Signal(signed(8), name=f"t8_{c}", reset_less=True)     # the LUT's entry
             y6_next = Signal(signed(8), name=f"y6_next_{c}")
             m.d.comb += [sat.eq(Mux(hi5, 127, Mux(lo5, -128, r5[:8].as_signed()))),
                          y6_next.eq(Mux(f[4][2] & sat[7], 0, sat))]
@@ -155,14 +157,18 @@ class Requantizer(wiring.Component):
                 wr.addr.eq(self.i_lut.payload.addr),
                 wr.data.eq(self.i_lut.payload.data),
                 rd.en.eq(run),
-                # read in the cycle that registers y6, so the data is there alongside y6
-                rd.addr.eq(y6_next.as_unsigned() ^ 0x80),
+                # addressed by the y6 register, read in the cycle that registers y7, so the
+                # entry is there alongside y8
+                rd.addr.eq(y6.as_unsigned() ^ 0x80),
             ]
-            # the LUT's block RAM output passes one 2:1 mux into a register (its clock-to-out
-            # is most of a 10 ns cycle on an ECP5)
+            # the LUT's block RAM output goes straight into a register (its clock-to-out is
+            # most of a 10 ns cycle on an ECP5); the output select picks it a cycle later
             with m.If(run):
                 m.d.sync += [
-                    y7.eq(Mux(f[5][3], rd.data.as_signed(), y6)),
-                    data_o[c].eq(Mux(mode_o == OutMode.RAW.value, v[-1], y7)),
+                    y7.eq(y6),
+                    y8.eq(y7),
+                    t8.eq(rd.data.as_signed()),
+                    data_o[c].eq(Mux(mode_o == OutMode.RAW.value, v[-1],
+                                     Mux(lut_o, t8, y8))),
                 ]
         return m
