@@ -152,11 +152,23 @@ class BurstWalker(wiring.Component):
         beats_r = Signal(range(MAX_BURST + 1))
         row_end = Signal()      # registered with beats_r: this burst ends the row
         last_row = Signal()     # registered: rows_left == 1
-        m.d.comb += [self.beats.eq(beats_r), self.ready.eq(self.busy & fresh)]
+        # the state after this burst is computed alongside its length, so a step only muxes
+        # registers (no adder behind the step enable, which comes from the bus handshake)
+        addr_n = Signal(32)         # addr + this burst
+        left_n = Signal(_BEAT_BITS)
+        row_n = Signal(32)          # row + stride: the next row's first burst
+        rows_left_n = Signal(16)
+        beats_n = Signal(range(MAX_BURST + 1))
+        m.d.comb += [self.beats.eq(beats_r), self.ready.eq(self.busy & fresh),
+                     beats_n.eq(Mux((left[5:] == 0) & (left[:5] < limit), left, limit))]
         with m.If(self.busy & ~fresh):
-            m.d.sync += [beats_r.eq(Mux((left[5:] == 0) & (left[:5] < limit), left, limit)),
+            m.d.sync += [beats_r.eq(beats_n),
                          row_end.eq((left[5:] == 0) & (left[:5] <= limit)),
                          last_row.eq(rows_left == 1),
+                         addr_n.eq(self.addr + (beats_n << lb)),
+                         left_n.eq(left - beats_n),
+                         row_n.eq(row + stride),
+                         rows_left_n.eq(rows_left - 1),
                          fresh.eq(1)]
 
         with m.If(self.discard):
@@ -173,14 +185,14 @@ class BurstWalker(wiring.Component):
         with m.Elif(self.step & self.ready):
             m.d.sync += [
                 fresh.eq(0),
-                self.addr.eq(self.addr + (self.beats << lb)),
-                left.eq(left - self.beats),
+                self.addr.eq(addr_n),
+                left.eq(left_n),
             ]
             with m.If(row_end):
                 m.d.sync += [
-                    rows_left.eq(rows_left - 1),
-                    row.eq(row + stride),
-                    self.addr.eq(row + stride),
+                    rows_left.eq(rows_left_n),
+                    row.eq(row_n),
+                    self.addr.eq(row_n),
                     left.eq(row_beats),
                 ]
                 with m.If(last_row):
