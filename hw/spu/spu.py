@@ -251,7 +251,14 @@ class Spu(wiring.Component):
         ld_ready = Signal(init=1)   # (ld_target resets to ACT)
         m.d.comb += self.i_load.ready.eq(ld_ready)
         take = self.i_load.valid & self.i_load.ready
-        bus_data = self.i_load.payload.data
+        # the scratchpads are written a cycle after a word is taken, from registers (word
+        # address, data, lane enables): the counters' outputs fan out to a hundred block RAMs
+        # otherwise, and their own increments followed them there. A load is reported done
+        # when the command processor's slice is empty, and a GEMM's checks take four cycles
+        # after that, so every word is written before anything reads it.
+        bus_data = Signal(g.bus_bits, reset_less=True)
+        wr_word = Signal(16, reset_less=True)
+        m.d.sync += [bus_data.eq(self.i_load.payload.data), wr_word.eq(ld_word)]
         act_lanes = g.act_bits // g.bus_bits
         act_en = Signal(act_lanes)     # bus lanes of the activation word written this cycle
         for r, mem in enumerate(act_mems):
@@ -264,30 +271,29 @@ class Spu(wiring.Component):
                 wr = mem.write_port()
                 m.d.comb += [wr.data.eq(bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]),
                              wr.en.eq(act_en[r // j])]
-            m.d.comb += wr.addr.eq(ld_word)
+            m.d.comb += wr.addr.eq(wr_word)
         wgt_lanes = g.wgt_bits // g.bus_bits
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
         for b, mem in enumerate(wgt_banks):
             wr = mem.write_port(granularity=g.bus_bits) if wgt_lanes > 1 else mem.write_port()
-            m.d.comb += [wr.addr.eq(ld_word[:wb_bits]), wr.data.eq(bus_data.replicate(wgt_lanes))]
+            m.d.comb += [wr.addr.eq(wr_word[:wb_bits]), wr.data.eq(bus_data.replicate(wgt_lanes))]
             m.d.comb += wr.en.eq(wgt_en if n_wb == 1 else
-                                 Mux(ld_word[wb_bits:] == b, wgt_en, 0))
-        for t in (Target.ACT, Target.WGT, Target.PAR):
+                                 Mux(wr_word[wb_bits:] == b, wgt_en, 0))
+        par_lanes = g.par_bits // g.bus_bits
+        par_en = Signal(par_lanes)
+        wr = (mems[Target.PAR].write_port(granularity=g.bus_bits) if par_lanes > 1
+              else mems[Target.PAR].write_port())
+        m.d.comb += [wr.addr.eq(wr_word), wr.data.eq(bus_data.replicate(par_lanes)),
+                     wr.en.eq(par_en)]
+        for t, en in ((Target.ACT, act_en), (Target.WGT, wgt_en), (Target.PAR, par_en)):
             lanes = g.bits(t) // g.bus_bits
-            if t == Target.ACT:
-                en = act_en
-            elif t == Target.WGT:
-                en = wgt_en
-            else:
-                wr = (mems[t].write_port(granularity=g.bus_bits) if lanes > 1
-                      else mems[t].write_port())
-                m.d.comb += [wr.addr.eq(ld_word), wr.data.eq(bus_data.replicate(lanes))]
-                en = wr.en
             with m.If(take & (ld_target == t)):
-                m.d.comb += en.eq(Const(1, lanes) << ld_lane if lanes > 1 else 1)
                 last_lane = ld_lane == lanes - 1
-                m.d.sync += [ld_lane.eq(Mux(last_lane, 0, ld_lane + 1)),
+                m.d.sync += [en.eq(Const(1, lanes) << ld_lane if lanes > 1 else 1),
+                             ld_lane.eq(Mux(last_lane, 0, ld_lane + 1)),
                              ld_word.eq(Mux(last_lane, ld_word + 1, ld_word))]
+            with m.Else():
+                m.d.sync += en.eq(0)
         m.d.comb += [core.i_lut.payload.addr.eq(lut_ptr[:8]),
                      core.i_lut.payload.data.eq(self.i_load.payload.data.word_select(lut_byte, 8))]
         with m.If(to_lut & self.i_load.valid):
