@@ -53,7 +53,7 @@ class Timing:
     #: the cocotb driver: one AXI-Lite register read takes this many cycles
     host_read: int = 4
     #: from a ring-head read to the new tail being seen by the fetcher
-    host_tail: int = 7
+    host_tail: int = 8
     #: from a ring-head read that found the ring full to the next read (tail write + 64-cycle
     #: ``wait_irq`` + read)
     host_full_wait: int = 72

@@ -107,7 +107,8 @@ class CsrTB:
 
     async def commit_edge(self):
         """Wait until both AW and W of the next write have been accepted; returns right after
-        the edge that accepted the later one, so the write commits at the following edge."""
+        the edge that registers its decoded select, so the write commits at the following
+        edge (two edges after the one that accepted the later of AW and W)."""
         d = self.dut
         aw = w = False
         while not (aw and w):
@@ -115,6 +116,7 @@ class CsrTB:
             await ReadOnly()
             aw = aw or bool(_u(d.bus__awvalid) and _u(d.bus__awready))
             w = w or bool(_u(d.bus__wvalid) and _u(d.bus__wready))
+        await RisingEdge(d.clk)
         await RisingEdge(d.clk)
 
     def set_pauses(self, p):
@@ -187,6 +189,8 @@ class CsrTB:
     async def write_reg(self, reg, value, what=""):
         resp = await self.write(reg.offset, value.to_bytes(4, "little"))
         assert resp == AxiResp.OKAY, f"{what}write {reg.name}: resp {resp}, expected OKAY"
+        # a write reaches its register one cycle after its response
+        await RisingEdge(self.dut.clk)
         self.model_write(reg, value)
 
     def check_outputs(self, what=""):

@@ -196,22 +196,34 @@ class CsrBlock(wiring.Component):
             if f.access == "w1c":
                 clear[(r.name, f.name)] = Signal(f.width, name=f"c_{r.name.lower()}_{f.name}")
 
+        # the write is decoded into a registered one-hot select, and the registers take the
+        # (registered) data a cycle later: the address decode and the write enables of some
+        # 1,300 register bits, spread over the chip next to their users, are never in one cycle
+        # (the response still goes out with the decode; any later read sees the new value)
+        sel = {r.name: Signal(name=f"wsel_{r.name.lower()}") for r in rmap.registers}
+        wq_data = Signal(data_width, reset_less=True)
+        wq_mask = Signal(data_width, reset_less=True)
+        m.d.sync += [wq_data.eq(w_data), wq_mask.eq(w_mask)]
+        for r in rmap.registers:
+            m.d.sync += sel[r.name].eq(do_write & (aw_addr[2:] == r.offset >> 2))
         with m.If(do_write):
             m.d.sync += b_resp.eq(Resp.DECERR)
             with m.Switch(aw_addr[2:]):
                 for r in rmap.registers:
                     with m.Case(r.offset >> 2):
                         m.d.sync += b_resp.eq(Resp.OKAY)
-                        for f in r.fields:
-                            key = (r.name, f.name)
-                            bits = slice(f.lsb, f.lsb + f.width)
-                            mask, data = w_mask[bits], w_data[bits]
-                            if f.access == "rw":
-                                m.d.sync += store[key].eq((store[key] & ~mask) | (data & mask))
-                            elif f.access == "w1p":
-                                m.d.sync += store[key].eq(data & mask)
-                            elif f.access == "w1c":
-                                m.d.comb += clear[key].eq(data & mask)
+        for r in rmap.registers:
+            with m.If(sel[r.name]):
+                for f in r.fields:
+                    key = (r.name, f.name)
+                    bits = slice(f.lsb, f.lsb + f.width)
+                    mask, data = wq_mask[bits], wq_data[bits]
+                    if f.access == "rw":
+                        m.d.sync += store[key].eq((store[key] & ~mask) | (data & mask))
+                    elif f.access == "w1p":
+                        m.d.sync += store[key].eq(data & mask)
+                    elif f.access == "w1c":
+                        m.d.comb += clear[key].eq(data & mask)
 
         for (reg, field), clr in clear.items():
             s = store[(reg, field)]
