@@ -17,6 +17,7 @@ from cocotb.triggers import RisingEdge
 
 from ..config import Config
 from ..hw.core.lane import LANE_LATENCY
+from ..hw.core.requant import REQUANT_LATENCY
 from ..sw.sparse import pack, prune
 from .core_job import CoreJob, OutputParams
 from .streams import Sink, Source, StreamLoop
@@ -169,8 +170,9 @@ async def full_rate_and_counters(dut):
         assert delta["tiles_done"] == tiles, delta
         assert delta["mac_cycles"] == issue, f"s={s}: {delta} (expected {issue} MAC cycles)"
         assert delta["stall_input_cycles"] == 0, delta
-        # pipeline fill and the last drain are the only overhead (13 cycles besides the lane)
-        assert cycles <= issue + R + 13 + LANE_LATENCY, \
+        # pipeline fill and the last drain are the only overhead (5 cycles besides the lane
+        # and the requantizer)
+        assert cycles <= issue + R + 5 + LANE_LATENCY + REQUANT_LATENCY, \
             f"s={s}: {cycles} cycles for {issue} issue cycles"
         dut._log.info("s=%d: %d cycles for %d MAC cycles, counters %s", s, cycles, issue, delta)
 

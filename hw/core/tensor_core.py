@@ -67,7 +67,7 @@ class TensorCore(wiring.Component):
     hidden). Flow control happens only at the issue stage: a tile's last beat waits until the
     previous tile's last beat is ``rows`` cycles old, so at most one row finishes per cycle.
     Commands wait in a one-entry intake register (its ``ready`` is a register), and their
-    output parameters stay in a small ring of slots until the tile's last row has drained.
+    output parameters stay in a small queue of slots until the tile's last row has drained.
 
     Members
     -------
@@ -143,14 +143,14 @@ class TensorCore(wiring.Component):
         cmd_layout = tile_cmd_layout(cols)
         par_layout = data.StructLayout({k: cmd_layout[k].shape for k in
                                         ("mode", "relu", "lut", "bias", "mult", "shift")})
-        # Output parameters live in a ring of `n_par` slots from the moment a command enters
+        # Output parameters live in a queue of `n_par` slots from the moment a command enters
         # the core until its tile's last row leaves the drain register (the command waits in
         # `nxt`, runs in `cur`, then its rows finish). Sized so the limit never binds when tile
-        # ends are `rows` cycles apart.
+        # ends are `rows` cycles apart. The queue shifts towards slot 0 when a tile's last row
+        # leaves, so the oldest tile's parameters are always in slot 0: no read mux (the slot
+        # select of a ring fanned out to ~440 bits and was the worst path left on the ECP5).
         n_par = -(-(self.issue_to_drain + 3 * rows) // rows) + 1
         slots = [Signal(par_layout, name=f"par_slot{i}", reset_less=True) for i in range(n_par)]
-        wp = Signal(range(n_par))
-        rp = Signal(range(n_par))
         n_held = Signal(range(n_par + 1))
         ring_free = Signal(init=1)  # register: n_held < n_par
         pop = Signal()              # the drain register holds a tile's last row
@@ -168,22 +168,21 @@ class TensorCore(wiring.Component):
         with m.If(fill):
             # a command with zero banks is a no-op tile of one bank: refuse it by clamping
             m.d.sync += [nxt.log2s.eq(new.log2s), nxt.banks.eq(Mux(new.banks == 0, 1, new.banks)),
-                         nxt_valid.eq(1), wp.eq(Mux(wp == n_par - 1, 0, wp + 1))]
-            with m.Switch(wp):
-                for i in range(n_par):
-                    with m.Case(i):
-                        m.d.sync += slots[i].eq(
-                            Cat(*(getattr(new, k) for k in par_layout.members)))
-        with m.If(pop):
-            m.d.sync += rp.eq(Mux(rp == n_par - 1, 0, rp + 1))
+                         nxt_valid.eq(1)]
+        new_par = Cat(*(getattr(new, k) for k in par_layout.members))
+        for i in range(n_par):
+            # the first free slot, after this cycle's shift
+            here = Signal(name=f"par_here{i}")
+            m.d.comb += here.eq(fill & Mux(pop, n_held == i + 1, n_held == i))
+            with m.If(here):
+                m.d.sync += slots[i].eq(new_par)
+            if i + 1 < n_par:
+                with m.Elif(pop):
+                    m.d.sync += slots[i].eq(slots[i + 1])
         held_next = Signal.like(n_held)
         m.d.comb += held_next.eq(n_held + fill - pop)
         m.d.sync += [n_held.eq(held_next), ring_free.eq(held_next < n_par)]
-        dpar = Signal(par_layout)
-        with m.Switch(rp):
-            for i in range(n_par):
-                with m.Case(i):
-                    m.d.comb += dpar.eq(slots[i])
+        dpar = slots[0]
 
         # -- issue stage: walk banks and entries of the current tile ----------------------
         # Every flag the handshake needs is a register: `go` is "a tile is loaded and its next
@@ -329,7 +328,7 @@ class TensorCore(wiring.Component):
         m.d.sync += [drain.eq(Cat(*picked)), drain_valid.eq(Cat(*done).any()),
                      drain_last.eq(done[-1])]
         m.d.comb += pop.eq(drain_valid & drain_last)
-        # the row and its tile's parameters (the slot chosen by `rp`) are registered together
+        # the row and its tile's parameters (queue slot 0) are registered together
         # once more before the requantizer, so the slot select stays off its bias adders
         row_r = Signal(data.ArrayLayout(signed(32), cols), reset_less=True)
         par_r = Signal(par_layout, reset_less=True)
