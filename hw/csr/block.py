@@ -54,7 +54,8 @@ class CsrBlock(wiring.Component):
     the ports, :meth:`field_port` and :meth:`field_set_port` return them by register and field.
 
     Bus behaviour: AW and W are accepted in either order or together, one write and one read
-    outstanding; the response follows the cycle after both have arrived. ``wstrb`` is honoured
+    outstanding; the response follows the cycle after both have arrived, and the register
+    takes the value (a ``w1p`` field pulses) in the cycle after that. ``wstrb`` is honoured
     per byte (bits in bytes whose strobe is low are not written, cleared or pulsed). Writes to
     read-only fields are ignored and answer OKAY; addresses without a register answer DECERR
     (reads return 0). The low two address bits and ``awprot``/``arprot`` are ignored.
