@@ -19,7 +19,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ...config import Config
-from ..core.dsp import registered_product
+from ..core.dsp import registered_uproduct
 from ..dma.engine import DmaError, dma_cmd_layout
 from ..spu.spu import SpuGeometry
 from .descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
@@ -273,10 +273,9 @@ class CommandProcessor(wiring.Component):
         # rows x row words: the operands registered (inside the DSP on the ECP5) with the
         # entry, the product in the first check stage
         ld_new = entry(qs["ld"].r_data).desc.body.dma
-        m.d.comb += ld_beats.eq(registered_product(
-            m, Cat(ld_new.rows, Const(0, 1)).as_signed(),
-            Cat(ld_new.row_bytes[lg:], Const(0, 1)).as_signed(), width=36, platform=platform,
-            name="ld_beats_p", en_in=qs["ld"].r_en, en_out=ld_check[0])[:36])
+        m.d.comb += ld_beats.eq(registered_uproduct(
+            m, ld_new.rows, ld_new.row_bytes[lg:], width=36, platform=platform,
+            name="ld_beats_p", en_in=qs["ld"].r_en, en_out=ld_check[0]))
         with m.If(ld_check[0]):
             m.d.sync += [ld_bad.eq((lb.rows == 0) | (lb.row_bytes == 0)
                                    | (lb.row_bytes[:lg] != 0 if lg else 0))]
@@ -345,10 +344,8 @@ class CommandProcessor(wiring.Component):
         gb_new = entry(qs["ex"].r_data).desc.body.gemm
 
         def ex_product(a, b, name):
-            return registered_product(
-                m, Cat(a, Const(0, 1)).as_signed(), Cat(b, Const(0, 1)).as_signed(), width=33,
-                platform=platform, name=name, en_in=qs["ex"].r_en,
-                en_out=ex_check[0]).as_unsigned()[:32]
+            return registered_uproduct(m, a, b, width=32, platform=platform, name=name,
+                                       en_in=qs["ex"].r_en, en_out=ex_check[0])
         p_act = ex_product(gb_new.m_tiles, gb_new.banks, "p_act")
         p_wgt = ex_product(gb_new.n_tiles, gb_new.banks, "p_wgt")
         p_out = ex_product(gb_new.n_tiles, gb_new.m_tiles, "p_out")
@@ -404,10 +401,9 @@ class CommandProcessor(wiring.Component):
         st_limit = Signal(40)
         st_bad, st_past, st_over = Signal(), Signal(), Signal()
         st_new = entry(qs["st"].r_data).desc.body.dma
-        m.d.comb += st_beats.eq(registered_product(
-            m, Cat(st_new.rows, Const(0, 1)).as_signed(),
-            Cat(st_new.row_bytes[lg:], Const(0, 1)).as_signed(), width=36, platform=platform,
-            name="st_beats_p", en_in=qs["st"].r_en, en_out=st_check[0])[:36])
+        m.d.comb += st_beats.eq(registered_uproduct(
+            m, st_new.rows, st_new.row_bytes[lg:], width=36, platform=platform,
+            name="st_beats_p", en_in=qs["st"].r_en, en_out=st_check[0]))
         with m.If(st_check[0]):
             m.d.sync += [st_bad.eq((sb.rows == 0) | (sb.row_bytes == 0)
                                    | (sb.row_bytes[:lg] != 0 if lg else 0)),

@@ -9,9 +9,9 @@ else (simulation, ``s4 generate``, iCE40) it is the same pipeline written as pla
 registers, which is what the simulators check bit for bit.
 """
 
-from amaranth.hdl import ClockSignal, Instance, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, signed
 
-__all__ = ["Technology", "registered_product", "family_of"]
+__all__ = ["Technology", "registered_product", "registered_uproduct", "family_of"]
 
 
 class Technology:
@@ -67,3 +67,13 @@ def registered_product(m, a, b, *, width, platform, name, en_in=1, en_out=1):
         with m.If(en_out):
             m.d.sync += p.eq(a1 * b1)
     return p
+
+
+def registered_uproduct(m, a, b, *, width, platform, name, en_in=1, en_out=1):
+    """:func:`registered_product` of two unsigned values (each zero-extended by one bit, so
+    16-bit operands still fit an 18-bit DSP input); the product's low ``width`` bits,
+    unsigned."""
+    return registered_product(m, Cat(a, Const(0, 1)).as_signed(),
+                              Cat(b, Const(0, 1)).as_signed(), width=width,
+                              platform=platform, name=name, en_in=en_in,
+                              en_out=en_out).as_unsigned()

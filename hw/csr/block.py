@@ -201,18 +201,14 @@ class CsrBlock(wiring.Component):
         # (registered) data a cycle later: the address decode and the write enables of some
         # 1,300 register bits, spread over the chip next to their users, are never in one cycle
         # (the response still goes out with the decode; any later read sees the new value)
+        hit = {r.name: aw_addr[2:] == r.offset >> 2 for r in rmap.registers}
         sel = {r.name: Signal(name=f"wsel_{r.name.lower()}") for r in rmap.registers}
         wq_data = Signal(data_width, reset_less=True)
         wq_mask = Signal(data_width, reset_less=True)
         m.d.sync += [wq_data.eq(w_data), wq_mask.eq(w_mask)]
-        for r in rmap.registers:
-            m.d.sync += sel[r.name].eq(do_write & (aw_addr[2:] == r.offset >> 2))
+        m.d.sync += [sel[name].eq(do_write & h) for name, h in hit.items()]
         with m.If(do_write):
-            m.d.sync += b_resp.eq(Resp.DECERR)
-            with m.Switch(aw_addr[2:]):
-                for r in rmap.registers:
-                    with m.Case(r.offset >> 2):
-                        m.d.sync += b_resp.eq(Resp.OKAY)
+            m.d.sync += b_resp.eq(Mux(Cat(*hit.values()).any(), Resp.OKAY, Resp.DECERR))
         for r in rmap.registers:
             with m.If(sel[r.name]):
                 for f in r.fields:

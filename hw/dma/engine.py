@@ -6,13 +6,13 @@ programs before anything reaches the bus (DESIGN.md section 5); a refused job, a
 an abort all end in one :data:`dma_status_layout` status.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import Config
 from ..bus.axi import AXI4, BURST_INCR, Resp
-from ..core.dsp import registered_product
+from ..core.dsp import registered_uproduct
 
 __all__ = ["DmaEngine", "BurstWalker", "DmaError", "dma_cmd_layout", "dma_status_layout",
            "dram_window_layout", "windows_layout", "walk_job_layout", "rd_data_layout",
@@ -318,11 +318,9 @@ class DmaEngine(wiring.Component):
         # job, the products in CHECK1
         new = i_cmd.payload
         for half, span_part in ((new.stride[:16], span_lo), (new.stride[16:], span_hi)):
-            p = registered_product(m, Cat((new.rows - 1)[:16], Const(0, 1)).as_signed(),
-                                   Cat(half, Const(0, 1)).as_signed(), width=33,
-                                   platform=platform, name=f"{span_part.name}_p",
-                                   en_in=i_cmd.ready, en_out=state == _State.CHECK1)
-            m.d.comb += span_part.eq(p[:32])
+            m.d.comb += span_part.eq(registered_uproduct(
+                m, (new.rows - 1)[:16], half, width=32, platform=platform,
+                name=f"{span_part.name}_p", en_in=i_cmd.ready, en_out=state == _State.CHECK1))
         with m.If(state == _State.CHECK1):
             m.d.sync += [
                 end0.eq(job.addr + job.row_bytes),

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import BANK, Config
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
-from ..core.dsp import registered_product
+from ..core.dsp import registered_uproduct
 from ..core.tensor_core import COUNTER_BITS, TensorCore
 from ..ram import NO_RW_CHECK
 
@@ -209,20 +209,17 @@ class Spu(wiring.Component):
         for name in ("busy_cycles", "mac_cycles", "stall_input_cycles", "stall_output_cycles"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
 
-        mems = {}
-        mems[Target.PAR] = memory.Memory(shape=g.par_bits, depth=g.par_depth, init=[],
-                                         attrs=NO_RW_CHECK)
-        m.submodules.par_sram = mems[Target.PAR]
+        m.submodules.par_sram = par_mem = memory.Memory(shape=g.par_bits, depth=g.par_depth,
+                                                        init=[], attrs=NO_RW_CHECK)
         # the weight scratchpad is banked by depth, WGT_BANK_DEPTH words a bank (as deep as an
         # ECP5 block RAM at 9 bits), and every bank's output is registered before the bank
         # select: Yosys would otherwise cascade the block RAMs of one deep memory through a
         # mux right behind their clock-to-out (measured 13.2 ns on the ULX3S)
         n_wb = -(-g.wgt_depth // WGT_BANK_DEPTH)
-        wb_bits = (WGT_BANK_DEPTH - 1).bit_length() if n_wb > 1 else 16
+        wb_bits = (WGT_BANK_DEPTH - 1).bit_length()     # word address bits within a bank
         wgt_banks = []
         for b in range(n_wb):
-            depth = min(WGT_BANK_DEPTH, g.wgt_depth - b * WGT_BANK_DEPTH) if n_wb > 1 \
-                else g.wgt_depth
+            depth = min(WGT_BANK_DEPTH, g.wgt_depth - b * WGT_BANK_DEPTH)
             wgt_banks.append(memory.Memory(shape=g.wgt_bits, depth=depth, init=[],
                                            attrs=NO_RW_CHECK))
             m.submodules[f"wgt_sram{b}"] = wgt_banks[-1]
@@ -259,12 +256,16 @@ class Spu(wiring.Component):
         bus_data = Signal(g.bus_bits, reset_less=True)
         wr_word = Signal(16, reset_less=True)
         m.d.sync += [bus_data.eq(self.i_load.payload.data), wr_word.eq(ld_word)]
+
+        def write_port(mem, lanes):     # one write enable per bus lane of the word
+            return mem.write_port(granularity=g.bus_bits) if lanes > 1 else mem.write_port()
+
         act_lanes = g.act_bits // g.bus_bits
         act_en = Signal(act_lanes)     # bus lanes of the activation word written this cycle
         for r, mem in enumerate(act_mems):
             if g.bus_bits <= row_bits:      # a row is k whole bus lanes
                 k = row_bits // g.bus_bits
-                wr = mem.write_port(granularity=g.bus_bits) if k > 1 else mem.write_port()
+                wr = write_port(mem, k)
                 m.d.comb += [wr.data.eq(bus_data.replicate(k)), wr.en.eq(act_en[r * k:r * k + k])]
             else:                           # a bus lane holds j whole rows
                 j = g.bus_bits // row_bits
@@ -275,14 +276,13 @@ class Spu(wiring.Component):
         wgt_lanes = g.wgt_bits // g.bus_bits
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
         for b, mem in enumerate(wgt_banks):
-            wr = mem.write_port(granularity=g.bus_bits) if wgt_lanes > 1 else mem.write_port()
+            wr = write_port(mem, wgt_lanes)
             m.d.comb += [wr.addr.eq(wr_word[:wb_bits]), wr.data.eq(bus_data.replicate(wgt_lanes))]
             m.d.comb += wr.en.eq(wgt_en if n_wb == 1 else
                                  Mux(wr_word[wb_bits:] == b, wgt_en, 0))
         par_lanes = g.par_bits // g.bus_bits
         par_en = Signal(par_lanes)
-        wr = (mems[Target.PAR].write_port(granularity=g.bus_bits) if par_lanes > 1
-              else mems[Target.PAR].write_port())
+        wr = write_port(par_mem, par_lanes)
         m.d.comb += [wr.addr.eq(wr_word), wr.data.eq(bus_data.replicate(par_lanes)),
                      wr.en.eq(par_en)]
         for t, en in ((Target.ACT, act_en), (Target.WGT, wgt_en), (Target.PAR, par_en)):
@@ -323,12 +323,10 @@ class Spu(wiring.Component):
         # the loop bounds' products: operands registered with the command (inside a DSP on
         # the ECP5), products one cycle later, in time for the start cycle
         new = GemmBody(self.i_gemm.payload)
-        m_banks = registered_product(     # m_tiles * banks
-            m, Cat(new.m_tiles, Const(0, 1)).as_signed(), Cat(new.banks, Const(0, 1)).as_signed(),
-            width=33, platform=platform, name="m_banks", en_in=accept).as_unsigned()[:32]
-        tiles = registered_product(       # n_tiles * m_tiles
-            m, Cat(new.n_tiles, Const(0, 1)).as_signed(), Cat(new.m_tiles, Const(0, 1)).as_signed(),
-            width=33, platform=platform, name="tiles", en_in=accept).as_unsigned()[:32]
+        m_banks = registered_uproduct(m, new.m_tiles, new.banks, width=32,   # m_tiles * banks
+                                      platform=platform, name="m_banks", en_in=accept)
+        tiles = registered_uproduct(m, new.n_tiles, new.m_tiles, width=32,   # n_tiles * m_tiles
+                                    platform=platform, name="tiles", en_in=accept)
         start = Signal()
         m.d.comb += start.eq(setup[1])
         with m.If(setup.any()):     # never in the cycle that accepts a GEMM (busy is high)
@@ -353,7 +351,7 @@ class Spu(wiring.Component):
             addr_r = Signal.like(act_rd.addr, name=f"act_addr{r}")
             m.d.sync += [en_r.eq(act_rds[r - 1].en), addr_r.eq(act_rds[r - 1].addr)]
             m.d.comb += [act_rds[r].en.eq(en_r), act_rds[r].addr.eq(addr_r)]
-        par_rd = mems[Target.PAR].read_port()
+        par_rd = par_mem.read_port()
         wgt_rds = [mem.read_port() for mem in wgt_banks]
         wgt_sel = [Signal(range(max(2, n_wb)), name=f"wgt_sel{k}") for k in range(2)]
 
