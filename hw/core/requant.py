@@ -1,11 +1,11 @@
 """Output stage: bias, per-channel requantization, ReLU and a 256-entry lookup table."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...sim.golden import MULT_BITS, SHIFT_MAX
-from ..ram import NO_RW_CHECK
+from .bram import RegisteredRam
 from .dsp import registered_product
 
 __all__ = ["OutMode", "Requantizer", "requant_in_layout", "result_layout", "lut_write_layout"]
@@ -129,7 +129,7 @@ class Requantizer(wiring.Component):
             y6 = Signal(signed(8), name=f"y6_{c}", reset_less=True)
             y7 = Signal(signed(8), name=f"y7_{c}", reset_less=True)
             y8 = Signal(signed(8), name=f"y8_{c}", reset_less=True)
-            t8 = Signal(signed(8), name=f"t8_{c}", reset_less=True)     # the LUT's entry
+            t8 = Signal(signed(8), name=f"t8_{c}")     # the LUT's entry (a RAM register)
             y6_next = Signal(signed(8), name=f"y6_next_{c}")
             m.d.comb += [sat.eq(Mux(hi5, 127, Mux(lo5, -128, r5[:8].as_signed()))),
                          y6_next.eq(Mux(f[4][2] & sat[7], 0, sat))]
@@ -148,26 +148,24 @@ class Requantizer(wiring.Component):
                     y6.eq(y6_next),
                 ]
 
-            m.submodules[f"lut_{c}"] = lut = memory.Memory(shape=8, depth=256, init=[],
-                                                                  attrs=NO_RW_CHECK)
-            wr = lut.write_port()
-            rd = lut.read_port(domain="sync")
+            # the LUT: addressed by its own register (loaded with y6, so its only loads are
+            # the RAM's address pins), read in the cycle that registers y7; its entry lands
+            # in the RAM's output register (t8, see RegisteredRam) alongside y8
+            m.submodules[f"lut_{c}"] = lut = RegisteredRam(width=8, depth=256)
+            a6 = Signal(8, name=f"a6_{c}", reset_less=True)
+            with m.If(run):
+                m.d.sync += a6.eq(y6_next.as_unsigned() ^ 0x80)
             m.d.comb += [
-                wr.en.eq(self.i_lut.valid),
-                wr.addr.eq(self.i_lut.payload.addr),
-                wr.data.eq(self.i_lut.payload.data),
-                rd.en.eq(run),
-                # addressed by the y6 register, read in the cycle that registers y7, so the
-                # entry is there alongside y8
-                rd.addr.eq(y6.as_unsigned() ^ 0x80),
+                lut.w_en.eq(self.i_lut.valid),
+                lut.w_addr.eq(self.i_lut.payload.addr),
+                lut.w_data.eq(self.i_lut.payload.data),
+                lut.r_en.eq(run), lut.r_oce.eq(run), lut.r_addr.eq(a6),
+                t8.eq(lut.r_data.as_signed()),
             ]
-            # the LUT's block RAM output goes straight into a register (its clock-to-out is
-            # most of a 10 ns cycle on an ECP5); the output select picks it a cycle later
             with m.If(run):
                 m.d.sync += [
                     y7.eq(y6),
                     y8.eq(y7),
-                    t8.eq(rd.data.as_signed()),
                     data_o[c].eq(Mux(mode_o == OutMode.RAW.value, v[-1],
                                      Mux(lut_o, t8, y8))),
                 ]

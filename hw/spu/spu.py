@@ -23,9 +23,9 @@ from amaranth.lib.wiring import In, Out
 from ...config import BANK, Config
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
+from ..core.bram import RegisteredRam
 from ..core.dsp import registered_uproduct
 from ..core.tensor_core import COUNTER_BITS, TensorCore
-from ..ram import NO_RW_CHECK
 
 __all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH"]
 
@@ -88,7 +88,8 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
     stage behind the block RAM output: all of them load on the read enable, and ``valid``
     follows the words through as many stages. So the handshake's payload (the last stage's
     register) is a flip-flop, and the block RAM's slow clock-to-out and any bank select sit
-    between registers of their own.
+    between registers of their own. A stage's list may leave out registers loaded elsewhere
+    on the same enable (a :class:`RegisteredRam`'s output register, its ``r_oce`` = ``en``).
     """
     # down-counters: "last" tests are zero tests, not compares against run/repeat/outer - 1
     x = Signal(24, name=f"{name}_x")
@@ -209,27 +210,33 @@ class Spu(wiring.Component):
         for name in ("busy_cycles", "mac_cycles", "stall_input_cycles", "stall_output_cycles"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
 
-        m.submodules.par_sram = par_mem = memory.Memory(shape=g.par_bits, depth=g.par_depth,
-                                                        init=[], attrs=NO_RW_CHECK)
+        # Weight, parameter and activation scratchpads are RegisteredRams: the register behind
+        # each read port is the block RAM's own output register on the ECP5 (its clock-to-out
+        # without it is 5.83 ns of the 10 ns cycle, see hw/core/bram.py).
+        par_lanes = g.par_bits // g.bus_bits
+        m.submodules.par_sram = par_ram = RegisteredRam(width=g.par_bits, depth=g.par_depth,
+                                                        lanes=par_lanes)
         # the weight scratchpad is banked by depth, WGT_BANK_DEPTH words a bank (as deep as an
         # ECP5 block RAM at 9 bits), and every bank's output is registered before the bank
         # select: Yosys would otherwise cascade the block RAMs of one deep memory through a
         # mux right behind their clock-to-out (measured 13.2 ns on the ULX3S)
         n_wb = -(-g.wgt_depth // WGT_BANK_DEPTH)
         wb_bits = (WGT_BANK_DEPTH - 1).bit_length()     # word address bits within a bank
+        wgt_lanes = g.wgt_bits // g.bus_bits
         wgt_banks = []
         for b in range(n_wb):
             depth = min(WGT_BANK_DEPTH, g.wgt_depth - b * WGT_BANK_DEPTH)
-            wgt_banks.append(memory.Memory(shape=g.wgt_bits, depth=depth, init=[],
-                                           attrs=NO_RW_CHECK))
+            wgt_banks.append(RegisteredRam(width=g.wgt_bits, depth=depth, lanes=wgt_lanes))
             m.submodules[f"wgt_sram{b}"] = wgt_banks[-1]
         # the activation scratchpad is one memory per row (one row's 32 bytes of a word each),
         # read with a skew of one cycle per row (see the GEMM sequencer)
         row_bits = BANK * 8
+        act_lanes = g.act_bits // g.bus_bits
+        # a row is k whole bus lanes, or a bus lane holds j whole rows
+        row_lanes = row_bits // g.bus_bits if g.bus_bits <= row_bits else 1
         act_mems = []
         for r in range(R):
-            act_mems.append(memory.Memory(shape=row_bits, depth=g.act_depth, init=[],
-                                           attrs=NO_RW_CHECK))
+            act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=row_lanes))
             m.submodules[f"act_sram{r}"] = act_mems[-1]
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
                                                         init=[])
@@ -257,34 +264,26 @@ class Spu(wiring.Component):
         wr_word = Signal(16, reset_less=True)
         m.d.sync += [bus_data.eq(self.i_load.payload.data), wr_word.eq(ld_word)]
 
-        def write_port(mem, lanes):     # one write enable per bus lane of the word
-            return mem.write_port(granularity=g.bus_bits) if lanes > 1 else mem.write_port()
-
-        act_lanes = g.act_bits // g.bus_bits
         act_en = Signal(act_lanes)     # bus lanes of the activation word written this cycle
-        for r, mem in enumerate(act_mems):
-            if g.bus_bits <= row_bits:      # a row is k whole bus lanes
-                k = row_bits // g.bus_bits
-                wr = write_port(mem, k)
-                m.d.comb += [wr.data.eq(bus_data.replicate(k)), wr.en.eq(act_en[r * k:r * k + k])]
-            else:                           # a bus lane holds j whole rows
+        for r, ram in enumerate(act_mems):
+            if g.bus_bits <= row_bits:
+                k = row_lanes
+                m.d.comb += [ram.w_data.eq(bus_data.replicate(k)),
+                             ram.w_en.eq(act_en[r * k:r * k + k])]
+            else:
                 j = g.bus_bits // row_bits
-                wr = mem.write_port()
-                m.d.comb += [wr.data.eq(bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]),
-                             wr.en.eq(act_en[r // j])]
-            m.d.comb += wr.addr.eq(wr_word)
-        wgt_lanes = g.wgt_bits // g.bus_bits
+                m.d.comb += [ram.w_data.eq(bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]),
+                             ram.w_en.eq(act_en[r // j])]
+            m.d.comb += ram.w_addr.eq(wr_word)
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
-        for b, mem in enumerate(wgt_banks):
-            wr = write_port(mem, wgt_lanes)
-            m.d.comb += [wr.addr.eq(wr_word[:wb_bits]), wr.data.eq(bus_data.replicate(wgt_lanes))]
-            m.d.comb += wr.en.eq(wgt_en if n_wb == 1 else
-                                 Mux(wr_word[wb_bits:] == b, wgt_en, 0))
-        par_lanes = g.par_bits // g.bus_bits
+        for b, ram in enumerate(wgt_banks):
+            m.d.comb += [ram.w_addr.eq(wr_word[:wb_bits]),
+                         ram.w_data.eq(bus_data.replicate(wgt_lanes)),
+                         ram.w_en.eq(wgt_en if n_wb == 1 else
+                                     Mux(wr_word[wb_bits:] == b, wgt_en, 0))]
         par_en = Signal(par_lanes)
-        wr = write_port(par_mem, par_lanes)
-        m.d.comb += [wr.addr.eq(wr_word), wr.data.eq(bus_data.replicate(par_lanes)),
-                     wr.en.eq(par_en)]
+        m.d.comb += [par_ram.w_addr.eq(wr_word), par_ram.w_data.eq(bus_data.replicate(par_lanes)),
+                     par_ram.w_en.eq(par_en)]
         for t, en in ((Target.ACT, act_en), (Target.WGT, wgt_en), (Target.PAR, par_en)):
             lanes = g.bits(t) // g.bus_bits
             with m.If(take & (ld_target == t)):
@@ -344,48 +343,50 @@ class Spu(wiring.Component):
         # enable r cycles later (a chain of registers), so its data is row 0's r cycles later,
         # which is when row r of the array needs it (TensorCore act_skew): no window delay
         # lines, and only row 0's enable is on the core's handshake path
-        act_rds = [mem.read_port() for mem in act_mems]
-        act_rd = act_rds[0]
+        # (row 0 is read at the reader's address; each row after it a cycle later)
         for r in range(1, R):
             en_r = Signal(name=f"act_en{r}")
-            addr_r = Signal.like(act_rd.addr, name=f"act_addr{r}")
-            m.d.sync += [en_r.eq(act_rds[r - 1].en), addr_r.eq(act_rds[r - 1].addr)]
-            m.d.comb += [act_rds[r].en.eq(en_r), act_rds[r].addr.eq(addr_r)]
-        par_rd = par_mem.read_port()
-        wgt_rds = [mem.read_port() for mem in wgt_banks]
+            addr_r = Signal.like(act_mems[0].r_addr, name=f"act_addr{r}")
+            m.d.sync += [en_r.eq(act_mems[r - 1].r_en), addr_r.eq(act_mems[r - 1].r_addr)]
+            m.d.comb += [act_mems[r].r_en.eq(en_r), act_mems[r].r_addr.eq(addr_r)]
+
+        def act_rd(m, addr, en):
+            m.d.comb += [act_mems[0].r_addr.eq(addr), act_mems[0].r_en.eq(en)]
+
         wgt_sel = [Signal(range(max(2, n_wb)), name=f"wgt_sel{k}") for k in range(2)]
 
         def wgt_rd(m, addr, en):
-            for rd in wgt_rds:
-                m.d.comb += [rd.addr.eq(addr[:wb_bits]), rd.en.eq(en)]
+            for ram in wgt_banks:
+                m.d.comb += [ram.r_addr.eq(addr[:wb_bits]), ram.r_en.eq(en), ram.r_oce.eq(en)]
             if n_wb > 1:
                 with m.If(en):
                     m.d.sync += wgt_sel[0].eq(addr[wb_bits:])
 
+        def par_rd(m, addr, en):
+            m.d.comb += [par_ram.r_addr.eq(addr), par_ram.r_en.eq(en), par_ram.r_oce.eq(en)]
+
         # Weight and parameter words reach the core through two registers behind their block
-        # RAMs (see _word_reader): the weights through a register per bank, then the bank
-        # select; the parameters (a 512-bit word across many block RAMs) through two plain
-        # ones, so neither the RAMs' clock-to-out nor the distance to the far lanes or
-        # parameter slots shares a cycle with anything else.
-        wgt_bq = [Signal(g.wgt_bits, name=f"wgt_bq{b}", reset_less=True) for b in range(n_wb)]
+        # RAMs (see _word_reader): the RAM's output register (one per weight bank), then the
+        # bank select for the weights and a plain register for the parameters, so neither
+        # the RAMs' clock-to-out nor the distance to the far lanes or parameter slots shares a
+        # cycle with anything else.
+        wgt_bq = [ram.r_data for ram in wgt_banks]
         wgt_q = Signal(g.wgt_bits, reset_less=True)
-        par_q1 = Signal(g.par_bits, reset_less=True)
         par_q = Signal(g.par_bits, reset_less=True)
-        # The activation rows go through an unconditional register each (the core is told the
-        # words come act_delay = 1 cycle after their handshake): no enable on 2,048 bits, and
-        # the block RAM's clock-to-out ends at a flip-flop that can sit next to it.
-        act_q = [Signal(row_bits, name=f"act_q{r}", reset_less=True) for r in range(R)]
-        m.d.sync += [q.eq(rd.data) for q, rd in zip(act_q, act_rds)]
+        # The activation rows come out of the RAMs' output registers unconditionally (the
+        # core is told the words come act_delay = 1 cycle after their handshake): no enable
+        # on 2,048 bits.
+        act_q = [ram.r_data for ram in act_mems]
+        m.d.comb += [ram.r_oce.eq(1) for ram in act_mems]
         _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
                      gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
         _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries,
-                     stages=[[(q, rd.data) for q, rd in zip(wgt_bq, wgt_rds)]
-                             + [(wgt_sel[1], wgt_sel[0])],
+                     stages=[[(wgt_sel[1], wgt_sel[0])],
                              [(wgt_q, Array(wgt_bq)[wgt_sel[1]] if n_wb > 1 else wgt_bq[0])]])
         _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
                      gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1,
-                     stages=[[(par_q1, par_rd.data)], [(par_q, par_q1)]])
+                     stages=[[], [(par_q, par_ram.r_data)]])
         m.d.comb += core.i_act.payload.eq(Cat(*act_q))
         for c in range(C):
             w = wgt_q[16 * c:16 * c + 16]
