@@ -159,14 +159,20 @@ class BurstWalker(wiring.Component):
         row_n = Signal(32)          # row + stride: the next row's first burst
         rows_left_n = Signal(16)
         beats_n = Signal(range(MAX_BURST + 1))
+        # (the rest of the row fits: the burst is the rest; else it is the limit. Both sums
+        # and both differences are formed beside the compare and picked by it, so no adder
+        # waits for the compare)
+        rest_fits = Signal()
         m.d.comb += [self.beats.eq(beats_r), self.ready.eq(self.busy & fresh),
-                     beats_n.eq(Mux((left[5:] == 0) & (left[:5] < limit), left, limit))]
+                     rest_fits.eq((left[5:] == 0) & (left[:5] < limit)),
+                     beats_n.eq(Mux(rest_fits, left, limit))]
         with m.If(self.busy & ~fresh):
             m.d.sync += [beats_r.eq(beats_n),
                          row_end.eq((left[5:] == 0) & (left[:5] <= limit)),
                          last_row.eq(rows_left == 1),
-                         addr_n.eq(self.addr + (beats_n << lb)),
-                         left_n.eq(left - beats_n),
+                         addr_n.eq(Mux(rest_fits, self.addr + (left[:5] << lb),
+                                       self.addr + (limit << lb))),
+                         left_n.eq(Mux(rest_fits, 0, left - limit)),
                          row_n.eq(row + stride),
                          rows_left_n.eq(rows_left - 1),
                          fresh.eq(1)]
