@@ -494,10 +494,21 @@ class DmaEngine(wiring.Component):
         b_err_now = b_hs & bus.bresp[1]
         wr_step = Signal()
         aw_issue = Signal()
+        # A burst (or discard chunk) is decided in one cycle and taken in the next (wr_go, a
+        # register): the decision gathers registers from all over the DMA and the bus, and
+        # the step loads ~150 flip-flops (walker, AW, queues), which no longer share a cycle
+        # (10.8 ns on ulx3s / fpga). What the decision saw still holds a cycle later: AW
+        # stays empty, wr_pend and the length queue only grow with a step, and nothing steps
+        # in the deciding cycle; the walker's ready and the abort are looked at again, and a
+        # walker re-cut into discard chunks in between makes this one a discard chunk (which
+        # needs less). At most one burst every three cycles.
+        wr_go = Signal()
+        m.d.sync += wr_go.eq(wr_run & wr_walk.ready & ~wr_go & ~wr_aborted & wr_len_q.w_rdy &
+                             (wr_walk.is_discard | (~bus.awvalid &
+                                                    (wr_pend < MAX_OUTSTANDING))))
         m.d.comb += [
             # (the abort input only through wr_aborted, as on the read path)
-            wr_step.eq(wr_run & wr_walk.ready & ~wr_aborted & wr_len_q.w_rdy &
-                       (wr_walk.is_discard | (~bus.awvalid & (wr_pend < MAX_OUTSTANDING)))),
+            wr_step.eq(wr_go & wr_run & wr_walk.ready & ~wr_aborted),
             aw_issue.eq(wr_step & ~wr_walk.is_discard),
         ]
         wr_row_beats = Signal(_BEAT_BITS)

@@ -79,7 +79,15 @@ class AxiRam(wiring.Component):
         # read data leaves through a register right behind the block RAM: nothing but routing
         # follows the RAM's long clock-to-out, and the bridge / DMA see a flip-flop
         rdata = Signal(self._dw, reset_less=True)
-        m.d.comb += [rp.addr.eq(addr), wp.addr.eq(addr), wp.data.eq(bus.wdata),
+        # writes reach the RAM a cycle after the W beat, from registers (the byte enables
+        # were a LUT of wvalid and the state right in front of every block RAM's enables);
+        # a read starts at least two cycles after a write burst's last beat (WRESP, IDLE)
+        w_addr = Signal(abits, reset_less=True)
+        w_data = Signal(self._dw, reset_less=True)
+        w_en = Signal(nbytes)
+        m.d.sync += [w_addr.eq(addr), w_data.eq(bus.wdata),
+                     w_en.eq(Mux(bus.wvalid & bus.wready, bus.wstrb, 0))]
+        m.d.comb += [rp.addr.eq(addr), wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en),
                      bus.rdata.eq(rdata), bus.rid.eq(rid), bus.bid.eq(bid),
                      bus.rresp.eq(0), bus.bresp.eq(0)]
         with m.FSM() as fsm:
@@ -125,7 +133,6 @@ class AxiRam(wiring.Component):
             rp.en.eq(st("RADDR") | (st("RNEXT") & (count != 0xFF))),
             bus.rvalid.eq(st("RDATA")), bus.rlast.eq(count == 0),
             bus.wready.eq(st("WDATA")),
-            wp.en.eq(Mux(st("WDATA") & bus.wvalid, bus.wstrb, 0)),
             bus.bvalid.eq(st("WRESP")),
         ]
         return m
@@ -291,6 +298,8 @@ class BoardTop(wiring.Component):
 
         m.submodules.core = core = BoardCore(self._config, divisor=self._divisor,
                                              dram_words=self._dram_words)
-        m.d.comb += [core.uart_rx.eq(self.uart_rx), self.uart_tx.eq(core.uart_tx),
-                     self.led.eq(Cat(core.irq, rst, core.status))]
+        m.d.comb += [core.uart_rx.eq(self.uart_rx), self.uart_tx.eq(core.uart_tx)]
+        # the LEDs through a register (never reset, so led[1] shows the reset): no logic
+        # between the core and the long route to the pins
+        m.d.por += self.led.eq(Cat(core.irq, rst, core.status))
         return m
