@@ -44,8 +44,9 @@ class Timing:
     #: a LOAD taken from its queue requests the read path this many cycles later (check stage)
     load_request: int = 4
     #: a STORE taken from its queue frees its engine (and gives its token) after its beats plus
-    #: this: check (3), issue, DMA checks (5), first burst cut, AW, last W -> B -> done
-    store_job: int = 17
+    #: this: check (3), issue, DMA checks (5), first burst cut, burst decision, AW, last W ->
+    #: B -> done
+    store_job: int = 18
     #: a GEMM taken from its queue finishes (engine free, tokens visible) after its MAC cycles
     #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
     #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle
