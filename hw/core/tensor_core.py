@@ -196,6 +196,9 @@ class TensorCore(wiring.Component):
         m.d.comb += nnz_m1.eq((BANK >> cur.log2s) - 1)
         first_entry, last_entry, last_bank = Signal(), Signal(), Signal()
         banks_m1 = Signal(16)
+        # register: bank + 1 == banks_m1 (the next bank is the last), kept alongside bank so
+        # that no adder and compare follow the issue on the way to `go`
+        bank_pen = Signal()
         go = Signal()
         have_data = self.i_wgt.valid & (~first_entry | self.i_act.valid)
         ends = Signal()
@@ -224,13 +227,14 @@ class TensorCore(wiring.Component):
                     m.d.sync += bank.eq(0)
                     m.d.comb += lb_n.eq(banks_m1 == 0)
                 with m.Else():
-                    m.d.sync += bank.eq(bank + 1)
-                    m.d.comb += lb_n.eq(bank + 1 == banks_m1)
+                    m.d.sync += [bank.eq(bank + 1), bank_pen.eq(bank + 2 == banks_m1)]
+                    m.d.comb += lb_n.eq(bank_pen)
             with m.Else():
                 m.d.sync += entry.eq(entry + 1)
                 m.d.comb += [fe_n.eq(0), le_n.eq(entry + 1 == nnz_m1)]
         with m.If(load):
             m.d.sync += [cur.eq(nxt), bank.eq(0), entry.eq(0), banks_m1.eq(nxt.banks - 1),
+                         bank_pen.eq(nxt.banks == 2),
                          nxt_valid.eq(0)]     # (never filled in this cycle: nxt was full)
             m.d.comb += [cv_n.eq(1), fe_n.eq(1), le_n.eq(nxt.log2s == 5),
                          lb_n.eq(nxt.banks == 1)]
