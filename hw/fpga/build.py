@@ -174,6 +174,10 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router
     b = BOARDS[board]
     cfg = load_config(config)
     out = Path(outdir)
+    # nothing from an earlier build in this directory may pass for this one's
+    for name in ("report.json", "result.json", "top.config", "top.asc", "top.bit", "top.bin",
+                 "pack.log"):
+        (out / name).unlink(missing_ok=True)
     res = {"board": board, "config": cfg.name}
     res.update(synthesize(board, cfg, out, clock_mhz=target_mhz, timeout=timeout))
     # the clock the board makes (oscillator or PLL) for the requested frequency
