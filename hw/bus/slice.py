@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegSlice", "AxiSlice"]
+__all__ = ["RegSlice", "SkidSlice", "AxiSlice"]
 
 
 class RegSlice(wiring.Component):
@@ -41,6 +41,48 @@ class RegSlice(wiring.Component):
             m.d.sync += skid_valid.eq(1)
         with m.If(self.clear):
             m.d.sync += [self.o.valid.eq(0), skid_valid.eq(0)]
+        return m
+
+
+class SkidSlice(wiring.Component):
+    """A skid register that cuts only the ready path, with no latency.
+
+    ``i.ready`` is a flip-flop ("the skid entry is empty"), so the consumer's ready reaches
+    nothing upstream but that flip-flop; ``o.valid`` is ``i.valid | skid_valid`` and
+    ``o.payload`` a 2:1 mux of the skid register and ``i.payload``, one LUT from registers
+    when the producer's valid and payload are registers. A word the consumer does not take
+    as it arrives waits in the skid register while the producer (stalled by ``i.ready``)
+    holds the next one; full throughput, order kept. Use it where the producer's handshake
+    logic (counters, read enables) must not wait on a far-away consumer's ready and a cycle of
+    latency would cost; :class:`RegSlice` cuts both directions for one cycle. ``clear``
+    empties the skid entry.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    clear : In(1)
+    """
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
+                          "clear": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal(self._shape, reset_less=True)
+        skid_valid = Signal()
+        m.d.comb += [self.i.ready.eq(~skid_valid),
+                     self.o.valid.eq(skid_valid | self.i.valid),
+                     self.o.payload.eq(Mux(skid_valid, skid, self.i.payload))]
+        with m.If(~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload),          # captured while empty
+                         skid_valid.eq(self.i.valid & ~self.o.ready)]
+        with m.Elif(self.o.ready):
+            m.d.sync += skid_valid.eq(0)
+        with m.If(self.clear):
+            m.d.sync += skid_valid.eq(0)
         return m
 
 
