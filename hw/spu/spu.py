@@ -21,7 +21,6 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import BANK, Config
-from ..bus.slice import SkidSlice
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
 from ..core.bram import RegisteredRam
@@ -385,17 +384,9 @@ class Spu(wiring.Component):
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries,
                      stages=[[(wgt_sel[1], wgt_sel[0])],
                              [(wgt_q, Array(wgt_bq)[wgt_sel[1]] if n_wb > 1 else wgt_bq[0])]])
-        # the parameter words reach the core's command port through a skid register: the
-        # reader's ready is that register's "empty" flip-flop, not the core's ready, so the
-        # reader's counters and RAM enables do not wait on the core's handshake logic, which
-        # the placer may put far away (u_fpga28: 11.15 ns, 8.2 ns of it routing). No latency.
-        m.submodules.par_skid = par_skid = SkidSlice(g.par_bits)
-        _word_reader(m, "par", par_rd, par_skid.i.valid, par_skid.i.ready, start,
+        _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
                      gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1,
                      stages=[[], [(par_q, par_ram.r_data)]])
-        m.d.comb += [par_skid.i.payload.eq(par_q), par_skid.clear.eq(start),
-                     core.i_cmd.valid.eq(par_skid.o.valid),
-                     par_skid.o.ready.eq(core.i_cmd.ready)]
         m.d.comb += core.i_act.payload.eq(Cat(*act_q))
         for c in range(C):
             w = wgt_q[16 * c:16 * c + 16]
@@ -406,7 +397,7 @@ class Spu(wiring.Component):
                      cmd.mode.eq(Mux(gemm.mode, OutMode.INT8, OutMode.RAW)),
                      cmd.relu.eq(gemm.relu), cmd.lut.eq(gemm.lut)]
         for c in range(C):
-            p = par_skid.o.payload[64 * c:64 * c + 64]
+            p = par_q[64 * c:64 * c + 64]
             m.d.comb += [cmd.bias[c].eq(p[:32]), cmd.mult[c].eq(p[32:48]),
                          cmd.shift[c].eq(p[48:54])]
 
