@@ -7,7 +7,16 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["RegSlice", "SkidSlice", "AxiSlice"]
 
 
-class RegSlice(wiring.Component):
+class _StreamSlice(wiring.Component):
+    """A stream of ``shape`` in (``i``) and out (``o``), and ``clear``."""
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
+                          "clear": In(1)})
+
+
+class RegSlice(_StreamSlice):
     """Two-entry register slice: every signal it drives is a flip-flop.
 
     ``i.ready`` is "the skid entry is empty" and ``o.valid`` / ``o.payload`` are registers, so
@@ -21,11 +30,6 @@ class RegSlice(wiring.Component):
     o : Out(stream.Signature(shape))
     clear : In(1)
     """
-
-    def __init__(self, shape):
-        self._shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
-                          "clear": In(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -44,7 +48,7 @@ class RegSlice(wiring.Component):
         return m
 
 
-class SkidSlice(wiring.Component):
+class SkidSlice(_StreamSlice):
     """A skid register that cuts only the ready path, with no latency.
 
     ``i.ready`` is a flip-flop ("the skid entry is empty"), so the consumer's ready reaches
@@ -63,11 +67,6 @@ class SkidSlice(wiring.Component):
     o : Out(stream.Signature(shape))
     clear : In(1)
     """
-
-    def __init__(self, shape):
-        self._shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
-                          "clear": In(1)})
 
     def elaborate(self, platform):
         m = Module()
