@@ -38,15 +38,15 @@ __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_lay
 class Timing:
     """Fixed latencies in cycles (calibrated against Verilator traces of ``s4_top``)."""
     #: read path (DMA read engine + command processor) held beyond the job's bus beats:
-    #: grant -> CHECK1..4 -> DECIDE -> RUN -> first burst cut -> AR (8), AR -> first R (2),
+    #: grant -> CHECK0..4 -> DECIDE -> RUN -> first burst cut -> AR (9), AR -> first R (2),
     #: last R -> done -> free
-    read_job: int = 13
+    read_job: int = 14
     #: a LOAD taken from its queue requests the read path this many cycles later (check stage)
     load_request: int = 4
     #: a STORE taken from its queue frees its engine (and gives its token) after its beats plus
-    #: this: check (3), issue, DMA checks (5), first burst cut, burst decision, AW, last W ->
+    #: this: check (3), issue, DMA checks (6), first burst cut, burst decision, AW, last W ->
     #: B -> done
-    store_job: int = 18
+    store_job: int = 19
     #: a GEMM taken from its queue finishes (engine free, tokens visible) after its MAC cycles
     #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
     #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle

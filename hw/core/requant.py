@@ -59,8 +59,8 @@ class Requantizer(wiring.Component):
     i_row : In(stream.Signature(requant_in_layout(cols)))
     o_res : Out(stream.Signature(result_layout(cols)))
     i_lut : In(stream.Signature(lut_write_layout))
-        Always ready. Writes one LUT entry per transfer; entry ``addr`` maps the int8 value
-        ``addr - 128``.
+        Always ready. Writes one LUT entry per transfer (a cycle later); entry ``addr`` maps
+        the int8 value ``addr - 128``.
     """
 
     def __init__(self, cols):
@@ -100,6 +100,13 @@ class Requantizer(wiring.Component):
         with m.If(run):
             m.d.sync += [mode_o.eq(f[-1][1]), lut_o.eq(f[-1][3])]
 
+        # LUT entries are written a cycle after their transfer, from registers (the write
+        # enable reaches a block RAM per column)
+        lw_en = Signal()
+        lw_addr = Signal(8, reset_less=True)
+        lw_data = Signal(8, reset_less=True)
+        m.d.sync += [lw_en.eq(self.i_lut.valid), lw_addr.eq(self.i_lut.payload.addr),
+                     lw_data.eq(self.i_lut.payload.data)]
         for c in range(cols):
             # the raw value travels alongside for RAW mode
             v = [Signal(signed(32), name=f"v{k + 1}_{c}", reset_less=True)
@@ -156,9 +163,7 @@ class Requantizer(wiring.Component):
             with m.If(run):
                 m.d.sync += a6.eq(y6_next.as_unsigned() ^ 0x80)
             m.d.comb += [
-                lut.w_en.eq(self.i_lut.valid),
-                lut.w_addr.eq(self.i_lut.payload.addr),
-                lut.w_data.eq(self.i_lut.payload.data),
+                lut.w_en.eq(lw_en), lut.w_addr.eq(lw_addr), lut.w_data.eq(lw_data),
                 lut.r_en.eq(run), lut.r_oce.eq(run), lut.r_addr.eq(a6),
                 t8.eq(lut.r_data.as_signed()),
             ]

@@ -21,6 +21,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import BANK, Config
+from ..bus.slice import SkidSlice
 from ..cmd.descriptors import GemmBody, Target
 from ..core.requant import OutMode
 from ..core.bram import RegisteredRam
@@ -384,9 +385,17 @@ class Spu(wiring.Component):
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries,
                      stages=[[(wgt_sel[1], wgt_sel[0])],
                              [(wgt_q, Array(wgt_bq)[wgt_sel[1]] if n_wb > 1 else wgt_bq[0])]])
-        _word_reader(m, "par", par_rd, core.i_cmd.valid, core.i_cmd.ready, start,
+        # the parameter words reach the core's command port through a skid register: the
+        # reader's ready is that register's "empty" flip-flop, not the core's ready, so the
+        # reader's counters and RAM enables do not wait on the core's handshake logic, which
+        # the placer may put far away (u_fpga28: 11.15 ns, 8.2 ns of it routing). No latency.
+        m.submodules.par_skid = par_skid = SkidSlice(g.par_bits)
+        _word_reader(m, "par", par_rd, par_skid.i.valid, par_skid.i.ready, start,
                      gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1,
                      stages=[[], [(par_q, par_ram.r_data)]])
+        m.d.comb += [par_skid.i.payload.eq(par_q), par_skid.clear.eq(start),
+                     core.i_cmd.valid.eq(par_skid.o.valid),
+                     par_skid.o.ready.eq(core.i_cmd.ready)]
         m.d.comb += core.i_act.payload.eq(Cat(*act_q))
         for c in range(C):
             w = wgt_q[16 * c:16 * c + 16]
@@ -397,7 +406,7 @@ class Spu(wiring.Component):
                      cmd.mode.eq(Mux(gemm.mode, OutMode.INT8, OutMode.RAW)),
                      cmd.relu.eq(gemm.relu), cmd.lut.eq(gemm.lut)]
         for c in range(C):
-            p = par_q[64 * c:64 * c + 64]
+            p = par_skid.o.payload[64 * c:64 * c + 64]
             m.d.comb += [cmd.bias[c].eq(p[:32]), cmd.mult[c].eq(p[32:48]),
                          cmd.shift[c].eq(p[48:54])]
 
@@ -428,7 +437,12 @@ class Spu(wiring.Component):
         st_addr_r = Signal(16)
         with m.If(self.store_start):
             m.d.sync += st_addr_r.eq(self.store_addr)
-        _word_reader(m, "st", st_rd, w_valid, w_ready, st_go, st_addr_r, st_words_r, 1, 1, 0)
+        # the words pass a register right behind the block RAM (and its transparency mux)
+        # before the hold registers (u_fpga32: RAM -> mux -> hold registers at 10.0 ns, the
+        # holds placed toward the DMA). One cycle more per store.
+        st_q = Signal(g.out_bits, name="st_q", reset_less=True)
+        _word_reader(m, "st", st_rd, w_valid, w_ready, st_go, st_addr_r, st_words_r, 1, 1, 0,
+                     stages=[[(st_q, st_rd.data)]])
         # two hold registers, filled and emptied in turn: the reader's ready is a register
         # (this entry is free), never the DMA's ready, so no handshake path runs through both
         hold = [Signal(g.out_bits, name=f"hold{i}", reset_less=True) for i in range(2)]
@@ -460,5 +474,5 @@ class Spu(wiring.Component):
             m.d.sync += wp.eq(~wp)
             for i in range(2):
                 with m.If(wp == i):
-                    m.d.sync += [hold[i].eq(st_rd.data), hv[i].eq(1)]
+                    m.d.sync += [hold[i].eq(st_q), hv[i].eq(1)]
         return m
