@@ -439,7 +439,8 @@ class Spu(wiring.Component):
             m.d.sync += st_addr_r.eq(self.store_addr)
         # the words pass a register right behind the block RAM (and its transparency mux)
         # before the hold registers (u_fpga32: RAM -> mux -> hold registers at 10.0 ns, the
-        # holds placed toward the DMA). One cycle more per store.
+        # holds placed toward the DMA). The cycle it adds before a store's first word is
+        # hidden behind the DMA's checks (the performance model's store_job is unchanged).
         st_q = Signal(g.out_bits, name="st_q", reset_less=True)
         _word_reader(m, "st", st_rd, w_valid, w_ready, st_go, st_addr_r, st_words_r, 1, 1, 0,
                      stages=[[(st_q, st_rd.data)]])
