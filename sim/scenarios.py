@@ -91,6 +91,7 @@ def error_programs(dev: Driver, *, bus_errors=True):
     buf = dev.alloc.alloc(4096)
     outside = dev.backend.dram_base + dev.backend.dram_size + 0x1000
     big = info.act_depth * info.rows * 32 + bb
+    max_log2s = max(info.sparsities).bit_length() - 1
     nop = descriptor(Opcode.NOP)
     cases = [
         ("unknown opcode", ErrorCode.UNKNOWN_OPCODE, [nop, descriptor(13)], 1),
@@ -107,6 +108,11 @@ def error_programs(dev: Driver, *, bus_errors=True):
         ("gemm overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
          [nop, descriptor(Opcode.GEMM, gemm={"banks": info.act_depth + 1, "m_tiles": 1,
                                              "n_tiles": 1})], 1),
+        # weight words one past the end at the highest sparsity (one word per bank and tile)
+        ("gemm weight overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+         [nop, descriptor(Opcode.GEMM, gemm={
+             "banks": 1, "m_tiles": 1, "n_tiles": 1, "log2s": max_log2s,
+             "wgt_addr": info.wgt_depth - (32 >> max_log2s) + 1})], 1),
         ("watchdog", ErrorCode.WATCHDOG,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,
                           gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1})], 1),

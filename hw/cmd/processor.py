@@ -349,18 +349,28 @@ class CommandProcessor(wiring.Component):
         p_act = ex_product(gb_new.m_tiles, gb_new.banks, "p_act")
         p_wgt = ex_product(gb_new.n_tiles, gb_new.banks, "p_wgt")
         p_out = ex_product(gb_new.n_tiles, gb_new.m_tiles, "p_out")
-        need_act, need_wgt, need_out, need_par = Signal(33), Signal(38), Signal(40), Signal(17)
+        need_act, need_out, need_par = Signal(33), Signal(40), Signal(17)
         ex_bad, ex_over = Signal(), Signal()
+        # the weight words, wgt_addr + (p_wgt * 32 >> log2s), against the depth: as
+        # p_wgt * 32 >= (depth - wgt_addr + 1) << log2s (the same test for whole numbers), with
+        # the bound formed from the entry beside the product, so no shifter sits between the
+        # product's DSP and the compare (10.1 ns on ulx3s / fpga as shift + add)
+        wgt_room = g.wgt_depth + 1
+        wgt_lim = Signal(wgt_room.bit_length() + 7)
+        wgt_addr_over, wgt_over = Signal(), Signal()
         with m.If(ex_check[0]):
             m.d.sync += [need_par.eq(gb.par_addr + gb.n_tiles),
+                         wgt_addr_over.eq(gb.wgt_addr > g.wgt_depth),
+                         wgt_lim.eq((wgt_room - gb.wgt_addr)[:wgt_room.bit_length()]
+                                    << gb.log2s),
                          ex_bad.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0]
                                    | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0))]
         with m.If(ex_check[1]):
             m.d.sync += [need_act.eq(gb.act_addr + p_act),
-                         need_wgt.eq(gb.wgt_addr + (p_wgt << 5 >> gb.log2s)),
+                         wgt_over.eq(wgt_addr_over | ((p_wgt << 5) >= wgt_lim)),
                          need_out.eq(gb.out_addr + p_out * cfg.rows)]
         with m.If(ex_check[2]):
-            m.d.sync += ex_over.eq((need_act > g.act_depth) | (need_wgt > g.wgt_depth)
+            m.d.sync += ex_over.eq((need_act > g.act_depth) | wgt_over
                                    | (need_par > g.par_depth) | (need_out > g.out_depth))
         with m.If(ex_check.any()):   # never in the cycle that takes a new entry
             m.d.sync += ex_check.eq(ex_check << 1)

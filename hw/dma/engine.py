@@ -230,7 +230,8 @@ class DmaEngine(wiring.Component):
 
     Accepted jobs become INCR bursts of the full bus width, at most 16 beats, never crossing
     4 KiB, up to four outstanding per direction, all with ID 0. An RRESP / BRESP SLVERR or
-    DECERR stops the job issuing bursts; the bursts already issued complete, and the status
+    DECERR stops the job issuing bursts (from the cycle after the response; a burst may still
+    go out in its cycle); the bursts already issued complete, and the status
     carries the first error (in burst order) and that burst's address. On the read path the
     words of the issued bursts are still delivered and ``last`` marks the final one; on the
     write path the rest of the job's words are consumed and dropped.
@@ -388,15 +389,19 @@ class DmaEngine(wiring.Component):
         r_last = r_hs & bus.rlast
         r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
         rd_stop = rd_drop | rd_err | r_err_now
-        # what stops issuing: as rd_stop, but the abort input only through rd_aborted (one
-        # cycle later), so the abort net stays out of the issue logic and the walker's enables
-        rd_halt = rd_aborted | rd_err | (bus.rvalid & (rd_aborted | ~skid_valid) & bus.rresp[1])
+        # what stops issuing: registers only. The abort input acts through rd_aborted and an
+        # error response through rd_err, each a cycle later, so neither the abort net nor the
+        # R channel (whose handshake comes from a register slice placed across the chip:
+        # 10.05 ns into the walker's enables on ulx3s / fpga) reaches the issue logic. A burst
+        # may go out in the cycle an error arrives; it is an issued burst like the others
+        # (its words are delivered, its response awaited).
+        rd_halt = rd_aborted | rd_err
         ar_issue = Signal()
         # a burst goes out only while AR is empty (not in the cycle it is taken): the walker
         # needs a cycle between bursts anyway, and the subordinate's arready stays off this path
         m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_halt & ~bus.arvalid
                                 & (rd_pend < MAX_OUTSTANDING))
-        rd_final = r_last & (rd_pend == 1) & (~rd_walk.busy | rd_stop)
+        rd_final = r_last & (rd_pend == 1) & ~ar_issue & (~rd_walk.busy | rd_stop)
 
         m.d.comb += [
             rd_walk.job.addr.eq(rd_job.addr),
@@ -428,7 +433,11 @@ class DmaEngine(wiring.Component):
                              out.payload.last.eq(rd_final)]
             with m.Else():
                 m.d.sync += [skid_valid.eq(1), skid.data.eq(bus.rdata), skid.last.eq(rd_final)]
-        with m.If(r_hs):
+        # the byte counters count a cycle after the handshake (a register enables the 48-bit
+        # adder, not the far slice's valid)
+        r_hs_q = Signal()
+        m.d.sync += r_hs_q.eq(r_hs)
+        with m.If(r_hs_q):
             m.d.sync += self.rd_bytes.eq(self.rd_bytes + nbytes)
         with m.If(r_err_now & ~rd_err & ~rd_drop):
             m.d.sync += [
@@ -570,7 +579,9 @@ class DmaEngine(wiring.Component):
                 bus.wstrb.eq(Mux(load_real, (1 << nbytes) - 1, 0)),
                 bus.wlast.eq(head_last),
             ]
-        with m.If(bus.wvalid & bus.wready & bus.wstrb[0]):
+        w_hs_q = Signal()
+        m.d.sync += w_hs_q.eq(bus.wvalid & bus.wready & bus.wstrb[0])
+        with m.If(w_hs_q):
             m.d.sync += self.wr_bytes.eq(self.wr_bytes + nbytes)
 
         with m.If(b_err_now & ~wr_err & ~wr_drop):
