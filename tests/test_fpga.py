@@ -112,3 +112,34 @@ def test_slow_endpoints_from_a_detailed_nextpnr_report():
                           "slow_endpoints": slow})
     assert "late: core.s4.spu.hold_valid0.DI 12.20 ns (1 endpoint)" in text
     assert "late: core.s4.dma.job.CE 10.61 ns (2 endpoints)" in text
+
+
+def test_nextpnr_gets_the_placer_timing_weight(tmp_path, monkeypatch):
+    """The placer timing weight (default TIMING_WEIGHT, or --timing-weight) reaches nextpnr's
+    command line, for both families (yosys and nextpnr replaced: the command is only
+    recorded, and the failed run is reported as not routed)."""
+    from s4accel.hw.fpga import build as fb
+
+    cmds = []
+
+    def fake_run(cmd, log, timeout):
+        cmds.append(cmd)
+        return 1, 0.0
+
+    def fake_synth(board, config, outdir, **kw):
+        outdir.mkdir(parents=True, exist_ok=True)
+        return {"clock_mhz": 100.0, "luts": 0, "ffs": 0, "dsps": 0, "brams": 0, "sprams": 0,
+                "synth_s": 0.0}
+
+    monkeypatch.setattr(fb, "synthesize", fake_synth)
+    monkeypatch.setattr(fb, "_run", fake_run)
+    for board, weight in (("ulx3s", None), ("icebreaker", 17)):
+        kw = {} if weight is None else {"timing_weight": weight}
+        res = fb.build(board, "tiny", tmp_path / board, **kw)
+        assert res["routed"] is False and res["fmax_mhz"] is None
+        cmd = cmds[-1]
+        i = cmd.index("--placer-heap-timingweight")
+        assert cmd[i + 1] == str(weight or fb.TIMING_WEIGHT), cmd
+    assert fb.TIMING_WEIGHT != 10   # nextpnr's own default: the option would be pointless
+    fb.main(["--board", "icebreaker", "--out", str(tmp_path / "cli"), "--timing-weight", "5"])
+    assert cmds[-1][cmds[-1].index("--placer-heap-timingweight") + 1] == "5"
