@@ -270,7 +270,8 @@ class DmaEngine(wiring.Component):
     o_idle : Out(1)
         No job in progress and no status waiting on either path (so nothing on the bus).
     rd_bytes, wr_bytes : Out(48)
-        Bytes received on R, and bytes written on W with strobes set.
+        Bytes received on R, and bytes written on W with strobes set (each counted the cycle
+        after its beat).
     """
 
     def __init__(self, config: Config):
