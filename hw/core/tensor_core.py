@@ -170,18 +170,20 @@ class TensorCore(wiring.Component):
             m.d.sync += [nxt.log2s.eq(new.log2s), nxt.banks.eq(Mux(new.banks == 0, 1, new.banks)),
                          nxt_valid.eq(1)]
         new_par = Cat(*(getattr(new, k) for k in par_layout.members))
+        # Every free slot takes the command stream's payload in every cycle, valid or not
+        # (a free slot's contents do not matter), so a slot's enable and select depend only
+        # on registers: `pop` and the occupancy flags `occ[i]` (n_held > i). The command's
+        # valid reaches the counters alone (it enabled ~440 bits per slot before: the worst
+        # path on the ECP5 at two seeds).
+        occ = [Signal(name=f"par_occ{i}") for i in range(n_par)]
         for i in range(n_par):
-            # the first free slot, after this cycle's shift
-            here = Signal(name=f"par_here{i}")
-            m.d.comb += here.eq(fill & Mux(pop, n_held == i + 1, n_held == i))
-            with m.If(here):
-                m.d.sync += slots[i].eq(new_par)
-            if i + 1 < n_par:
-                with m.Elif(pop):
-                    m.d.sync += slots[i].eq(slots[i + 1])
+            with m.If(pop | ~occ[i]):
+                m.d.sync += slots[i].eq(Mux(pop & occ[i + 1], slots[i + 1], new_par)
+                                        if i + 1 < n_par else new_par)
         held_next = Signal.like(n_held)
         m.d.comb += held_next.eq(n_held + fill - pop)
         m.d.sync += [n_held.eq(held_next), ring_free.eq(held_next < n_par)]
+        m.d.sync += [occ[i].eq(held_next > i) for i in range(n_par)]
         dpar = slots[0]
 
         # -- issue stage: walk banks and entries of the current tile ----------------------
