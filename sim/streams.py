@@ -20,6 +20,9 @@ class Source:
 
     def __init__(self, dut, name, *, rng=None, idle=0.0):
         self.name = name
+        #: cycles to hold ``valid`` low before each of the next beats (a directed schedule,
+        #: consumed one entry per beat; empty: only ``idle`` decides)
+        self.gaps = deque()
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
@@ -33,7 +36,13 @@ class Source:
         self.queue.extend(beats)
 
     def _drive(self):
+        if not self._driving and self.queue and self.gaps and self.gaps[0] > 0:
+            self.gaps[0] -= 1
+            self.valid.value = 0
+            return
         if not self._driving and self.queue and not (self.idle and self.rng.random() < self.idle):
+            if self.gaps:
+                self.gaps.popleft()
             self.payload.value = self.queue[0]
             self.valid.value = 1
             self._driving = True

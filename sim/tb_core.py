@@ -204,3 +204,25 @@ async def short_tiles_one_row_a_cycle(dut):
     # the output rows are the bound: one a cycle, plus pipeline fill and the last tile
     assert tiles * R <= cycles <= tiles * R + 40, f"{cycles} cycles for {tiles} tiles of {R} rows"
     dut._log.info("%d short tiles: %d cycles, counters %s", tiles, cycles, delta)
+
+
+@cocotb.test()
+async def command_arrives_as_a_tile_leaves(dut):
+    """The second tile's command comes 0, 1, 2, ... cycles after the first, so in some run it
+    arrives (valid rising, a new payload) in the very cycle the first tile's last row leaves
+    the parameter queue: its parameters must go into the slot that frees, not a copy of what a
+    free slot took the cycle before (the old command's)."""
+    from collections import deque
+    config = config_from_env()
+    rng = np.random.default_rng(seed_from_env(dut, "command_arrives_as_a_tile_leaves"))
+    tb = CoreTB(dut, config, rng)
+    await tb.start()
+    R, C = config.rows, config.cols
+    s = max(_levels(config))
+    for gap in range(3 * R + 16):
+        # two tiles (two column groups) whose biases differ
+        job = CoreJob.build(config, *random_case(rng, config, s, mode="raw", m=R, n=2 * C,
+                                                 k=32))
+        assert len(job.cmds) == 2, len(job.cmds)
+        tb.cmd.gaps = deque([0, gap])
+        await tb.check(job, f"second command {gap} cycles late")
