@@ -212,7 +212,6 @@ async def command_arrives_as_a_tile_leaves(dut):
     arrives (valid rising, a new payload) in the very cycle the first tile's last row leaves
     the parameter queue: its parameters must go into the slot that frees, not a copy of what a
     free slot took the cycle before (the old command's)."""
-    from collections import deque
     config = config_from_env()
     rng = np.random.default_rng(seed_from_env(dut, "command_arrives_as_a_tile_leaves"))
     tb = CoreTB(dut, config, rng)
@@ -224,5 +223,5 @@ async def command_arrives_as_a_tile_leaves(dut):
         job = CoreJob.build(config, *random_case(rng, config, s, mode="raw", m=R, n=2 * C,
                                                  k=32))
         assert len(job.cmds) == 2, len(job.cmds)
-        tb.cmd.gaps = deque([0, gap])
+        tb.cmd.gaps.extend([0, gap])
         await tb.check(job, f"second command {gap} cycles late")
