@@ -6,7 +6,7 @@ design or synthesize it alone:
 - ``s4_top.v``: Verilog of :class:`~s4accel.hw.top.S4Top` for the configuration (top module
   ``s4_top``; ports ``clk``, ``rst``, the AXI4-Lite register port ``csr__*``, the AXI4 DRAM
   manager port ``dram__*`` and ``irq``);
-- ``s4_regs.h`` and ``registers.md``: the register map (``sw/regmap.yaml``) with reset values
+- ``s4_regs.h`` and ``registers.md``: the register map (``s4accel/base/regmap.yaml``) with reset values
   resolved for the configuration;
 - ``config.yaml``: the configuration the Verilog was built from.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from amaranth.back import verilog
 
-from ..config import Config, load_config
+from ..base.config import Config, load_config
 from .top import S4Top
 
 __all__ = ["generate", "verilog_ports"]
@@ -40,7 +40,7 @@ def verilog_ports(text: str, module: str = "s4_top") -> list[tuple[str, str, int
 def generate(config: Config | str, outdir, *, name: str = "s4_top") -> dict:
     """Write the accelerator for ``config`` into ``outdir``; returns a summary dict with the
     written ``files``, the Verilog ``ports`` and its ``lines``."""
-    from ..sw import regmap
+    from ..base import regmap
 
     config = load_config(config)
     out = Path(outdir)

@@ -5,7 +5,7 @@ MLP or the linear layers of a transformer. :func:`compile_model` turns it into a
 :class:`CompiledModel`:
 
 1. **Pruning**: each layer's float weights are pruned bank-balanced to its sparsity ``s``
-   (:func:`s4accel.sw.sparse.prune`, magnitude per bank of 32).
+   (:func:`s4accel.base.sparse.prune`, magnitude per bank of 32).
 2. **Quantization** (symmetric int8, calibrated on sample inputs): the input of layer 0 gets a
    per-tensor scale ``s_x = max|x_calib| / 127``; weights get per-output-channel scales
    ``s_w[n] = max|W[n]| / 127``; the bias becomes int32 ``round(b / (s_x * s_w))``. A layer
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import SPARSITY_LEVELS
-from ..sim import golden
+from ..base import golden
+from ..base.config import SPARSITY_LEVELS
+from ..base.sparse import PackedWeights, pack, prune
 from .program import LayerParams
-from .sparse import PackedWeights, pack, prune
 
 __all__ = ["FloatLinear", "QuantLayer", "CompiledModel", "compile_model", "requant_params"]
 

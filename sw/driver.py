@@ -2,7 +2,7 @@
 
 The driver is written once, as coroutines, against :class:`Backend`; backends are the numpy
 functional model (:class:`ModelBackend`, instant), the RTL under cocotb
-(``s4accel.sim.rtl_backend.RtlBackend``, Verilator or Icarus) and, later, a board behind a host
+(``s4accel.sim.tb.rtl_backend.RtlBackend``, Verilator or Icarus) and, later, a board behind a host
 bridge. The same program bytes run on every backend.
 
 Typical use with the functional model::
@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import SPARSITY_LEVELS, load_config
+from ..base.config import SPARSITY_LEVELS
+from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import DESC_BYTES, ErrorCode
 from . import regs
 from .program import Allocator, DeviceInfo, LayerParams, layer_program
-from .sparse import PackedWeights
 
-__all__ = ["Backend", "ModelBackend", "Driver", "DeviceError", "DeviceTimeout", "LayerResult"]
+__all__ = ["Backend", "Driver", "DeviceError", "DeviceTimeout", "LayerResult"]
 
 #: Default DRAM region the driver may use (the programmed access window).
 DRAM_BASE = 0x1000_0000
@@ -85,35 +85,6 @@ class Backend(abc.ABC):
     dram_base = DRAM_BASE
     dram_size = DRAM_SIZE
 
-
-class ModelBackend(Backend):
-    """The numpy functional model of the device (``s4accel.sim.device_model``)."""
-
-    def __init__(self, config="fpga", dram_base=DRAM_BASE, dram_size=DRAM_SIZE):
-        from ..sim.device_model import DeviceModel
-        self.model = DeviceModel(load_config(config), dram_base, dram_size)
-        self.dram_base, self.dram_size = dram_base, dram_size
-
-    async def read32(self, offset):
-        return self.model.read32(offset)
-
-    async def write32(self, offset, value):
-        self.model.write32(offset, value)
-
-    async def mem_write(self, addr, data):
-        self.model.mem_write(addr, data)
-
-    async def mem_read(self, addr, n):
-        return self.model.mem_read(addr, n)
-
-    async def wait_irq(self, max_cycles):
-        return self.model.irq
-
-    async def cycle(self):
-        return 0
-
-    def inject_bus_error(self, lo, hi, kind):
-        self.model.inject_bus_error(lo, hi, kind)
 
 
 @dataclass

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import BANK
-from .sparse import PackedWeights
+from ..base.config import BANK
+from ..base.sparse import PackedWeights
 
 __all__ = ["act_image", "wgt_image", "par_image", "lut_image", "decode_out", "tiles"]
 

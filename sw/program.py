@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import BANK, Config
+from ..base.config import BANK, Config
+from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
 from ..hw.spu.spu import PAR_DEPTH
 from . import layout
-from .sparse import PackedWeights
 
 __all__ = ["DeviceInfo", "LayerParams", "LayerProgram", "descriptor", "layer_program",
            "Allocator"]
@@ -71,7 +71,7 @@ class DeviceInfo:
 
 @dataclass
 class LayerParams:
-    """Output mode of a layer (see :mod:`s4accel.sim.golden`)."""
+    """Output mode of a layer (see :mod:`s4accel.base.golden`)."""
     mode: str = "raw"
     bias: np.ndarray | None = None
     mult: np.ndarray | None = None

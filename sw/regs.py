@@ -1,4 +1,4 @@
-# Generated from sw/regmap.yaml by s4accel.sw.regmap; do not edit.
+# Generated from s4accel/base/regmap.yaml by s4accel.base.regmap; do not edit.
 """Register map ``s4``: byte offsets, fields and access modes for drivers.
 
 Control and status registers of the S4-open sparse accelerator, reached by the host over

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from s4accel.sw.cli import main
-from s4accel.sw.sparse import prune
+from s4accel.base.sparse import prune
+from s4accel.cli import main
 
 
 def _files(tmp_path, rng, m, k, n, s):
@@ -76,9 +76,9 @@ def test_generate_writes_verilog_that_compiles(tmp_path, capsys):
     import shutil
     import subprocess
 
-    from s4accel.config import load_config
+    from s4accel.base import regmap
+    from s4accel.base.config import load_config
     from s4accel.hw.generate import verilog_ports
-    from s4accel.sw import regmap
 
     out = tmp_path / "gen"
     assert main(["generate", "--config", "tiny", "-o", str(out)]) == 0
@@ -145,7 +145,7 @@ def test_bench_gemm_refuses_unknown_layer(capsys):
 def test_bench_array_small():
     """Two SPUs on a compute-bound layer: same results, fewer cycles (the same channel split
     the full ``s4 bench array`` uses)."""
-    from s4accel.sim.bench_array import bench_array
+    from s4accel.sim.bench.array import bench_array
 
     rows, _ = bench_array("tiny", spus=(1, 2), layers={"small": (48, 160, 32)}, sparsities=(1,))
     by_n = {r["spus"]: r for r in rows}

@@ -18,7 +18,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ...config import Config
+from ...base.config import Config
 from ..core.dsp import registered_uproduct
 from ..dma.engine import DmaError, dma_cmd_layout
 from ..spu.spu import SpuGeometry

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import BANK
+from ...base.config import BANK
 from .dsp import registered_product
 
 __all__ = ["Lane", "LANE_LATENCY"]

@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...sim.golden import MULT_BITS, SHIFT_MAX
+from ...base.golden import MULT_BITS, SHIFT_MAX
 from .bram import RegisteredRam
 from .dsp import registered_product
 
@@ -48,7 +48,7 @@ REQUANT_LATENCY = 9
 class Requantizer(wiring.Component):
     """Bias, requantization, ReLU and LUT for one row of ``cols`` channels per cycle.
 
-    Implements :func:`s4accel.sim.golden.requantize` bit for bit, in nine pipeline stages
+    Implements :func:`s4accel.base.golden.requantize` bit for bit, in nine pipeline stages
     that stall together when the output is not taken: bias add; two 16 x 16 partial products;
     their sum; the rounding shift; the rounding add; saturation and ReLU; LUT address; LUT
     data; output select. One operation per stage keeps every path short enough for 100 MHz on

@@ -4,8 +4,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import BANK, Config
-from ...sim.golden import MULT_BITS
+from ...base.config import BANK, Config
+from ...base.golden import MULT_BITS
 from .lane import Lane
 from .requant import REQUANT_LATENCY, OutMode, Requantizer, lut_write_layout, result_layout
 

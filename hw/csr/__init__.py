@@ -1,4 +1,4 @@
-"""The control and status register block, generated from the register map (``sw/regmap.yaml``)."""
+"""The control and status register block, generated from the register map (``s4accel/base/regmap.yaml``)."""
 
 from .block import CsrBlock
 

@@ -8,8 +8,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import Config
-from ...sw.regmap import RegisterMap, load
+from ...base.config import Config
+from ...base.regmap import RegisterMap, load
 from ..bus.axi import AXI4Lite, Resp
 
 __all__ = ["CsrBlock", "PortInfo"]
@@ -36,7 +36,7 @@ class CsrBlock(wiring.Component):
     """Control and status registers of the accelerator, an AXI4-Lite subordinate.
 
     Every port except ``bus`` and ``irq`` comes from a field of the register map (by default
-    ``sw/regmap.yaml``), named by direction as NVDLA does, with ``<reg>`` and ``<field>`` in
+    ``s4accel/base/regmap.yaml``), named by direction as NVDLA does, with ``<reg>`` and ``<field>`` in
     lower case:
 
     ======== ==================================== ========================================

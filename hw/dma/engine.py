@@ -10,7 +10,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import Config
+from ...base.config import Config
 from ..bus.axi import AXI4, BURST_INCR, Resp
 from ..core.dsp import registered_uproduct
 

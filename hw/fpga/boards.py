@@ -23,7 +23,7 @@ from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import Config
+from ...base.config import Config
 from ..bus.arbiter import AxiArbiter
 from ..bus.axi import AXI4
 from ..bus.slice import AxiSlice
@@ -239,12 +239,12 @@ class BoardCore(wiring.Component):
         return m
 
 
-#: UART bit time of the simulated board, in clock cycles (``sim/tb_uart.py``).
+#: UART bit time of the simulated board, in clock cycles (``sim/tb/uart.py``).
 SIM_DIVISOR = 8
 
 
 def sim_board(config: Config) -> BoardCore:
-    """The board as simulated by ``sim/tb_uart.py``: :data:`SIM_DIVISOR` cycles per bit,
+    """The board as simulated by ``sim/tb/uart.py``: :data:`SIM_DIVISOR` cycles per bit,
     :data:`DRAM_BYTES` of DRAM."""
     return BoardCore(config, divisor=SIM_DIVISOR, stretch_bits=4)
 

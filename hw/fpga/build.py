@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ...config import load_config
+from ...base.config import load_config
 from ..core.dsp import Technology
 from .boards import BOARDS, BoardTop
 
@@ -265,7 +265,7 @@ def format_result(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    """``s4 fpga build`` (to be wired into ``sw/cli.py``)."""
+    """``s4 fpga build`` (to be wired into ``s4accel/cli.py``)."""
     p = argparse.ArgumentParser(prog="s4 fpga build")
     p.add_argument("--board", required=True, choices=sorted(BOARDS))
     p.add_argument("--config", default=None, help="preset or YAML (default: tiny for "

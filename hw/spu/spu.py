@@ -20,12 +20,12 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...config import BANK, Config
+from ...base.config import BANK, Config
 from ..bus.slice import SkidSlice
 from ..cmd.descriptors import GemmBody, Target
-from ..core.requant import OutMode
 from ..core.bram import RegisteredRam
 from ..core.dsp import registered_uproduct
+from ..core.requant import OutMode
 from ..core.tensor_core import COUNTER_BITS, TensorCore
 
 __all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH"]

@@ -1,0 +1,148 @@
+"""The frozen configuration object read by the hardware generator, models, driver and tools.
+
+Named presets live in ``s4accel/base/configs/*.yaml``; load one with :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+__all__ = ["Config", "ConfigError", "load_config", "preset_names", "BANK", "SPARSITY_LEVELS"]
+
+#: Bank size of the sparse format (DESIGN.md section 2): indices are 5 bits.
+BANK = 32
+#: Every sparsity level the format defines.
+SPARSITY_LEVELS = (1, 2, 4, 8, 16, 32)
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field and the value."""
+
+
+def _is_pow2(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        and value & (value - 1) == 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One accelerator configuration.
+
+    Members
+    -------
+    name : str
+        Preset name (informational).
+    spus : int
+        Number of sparse processing units.
+    rows, cols : int
+        Tensor-core array shape: ``rows`` output rows (tokens) times ``cols`` output channels.
+        Each lane owns one int32 accumulator. Powers of two.
+    bank : int
+        Bank size of the sparse format. Fixed at 32 (5-bit indices).
+    sparsities : tuple of int
+        Sparsity levels the hardware accepts (a subset of 1, 2, 4, 8, 16, 32).
+    acc_bits : int
+        Accumulator width (32, the numerics contract).
+    dram_bus_bits : int
+        Width of the DRAM data bus in bits.
+    act_sram_kib, wgt_sram_kib, out_sram_kib : int
+        Scratchpad sizes per SPU in KiB (activations, weights, outputs).
+    clock_mhz : float
+        Target clock of the main domain.
+    """
+
+    name: str = "custom"
+    spus: int = 1
+    rows: int = 2
+    cols: int = 4
+    bank: int = BANK
+    sparsities: tuple = SPARSITY_LEVELS
+    acc_bits: int = 32
+    dram_bus_bits: int = 64
+    act_sram_kib: int = 8
+    wgt_sram_kib: int = 4
+    out_sram_kib: int = 4
+    clock_mhz: float = 100.0
+
+    def __post_init__(self):
+        for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
+                      "out_sram_kib"):
+            value = getattr(self, field)
+            if not _is_pow2(value):
+                raise ConfigError(f"{field} must be a positive power of two, not {value!r}")
+        if self.dram_bus_bits not in (32, 64, 128, 256, 512):
+            raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
+                              f"not {self.dram_bus_bits!r}")
+        if self.bank != BANK:
+            raise ConfigError(f"bank must be {BANK} (the sparse format's 5-bit index), "
+                              f"not {self.bank!r}")
+        if self.acc_bits != 32:
+            raise ConfigError(f"acc_bits must be 32 (the numerics contract), not {self.acc_bits!r}")
+        sparsities = tuple(self.sparsities)
+        if not sparsities or any(s not in SPARSITY_LEVELS for s in sparsities):
+            raise ConfigError(f"sparsities must be a non-empty subset of {SPARSITY_LEVELS}, "
+                              f"not {self.sparsities!r}")
+        object.__setattr__(self, "sparsities", tuple(sorted(set(sparsities))))
+        if not (isinstance(self.clock_mhz, (int, float)) and self.clock_mhz > 0):
+            raise ConfigError(f"clock_mhz must be a positive number, not {self.clock_mhz!r}")
+
+    @property
+    def lanes(self) -> int:
+        """Multiplier lanes per SPU."""
+        return self.rows * self.cols
+
+    def replace(self, **changes) -> Config:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sparsities"] = list(self.sparsities)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+        values = dict(values)
+        if "sparsities" in values:
+            values["sparsities"] = tuple(values["sparsities"])
+        return cls(**values)
+
+
+def _preset_dir():
+    return resources.files("s4accel.base") / "configs"
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets."""
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path) -> Config:
+    """Load a preset by name (``tiny``, ``fpga``, ``antoum``) or a YAML file by path."""
+    if isinstance(name_or_path, Config):
+        return name_or_path
+    path = Path(str(name_or_path))
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        text = path.read_text()
+        default_name = path.stem
+    else:
+        candidate = _preset_dir() / f"{name_or_path}.yaml"
+        if not candidate.is_file():
+            raise ConfigError(f"no configuration preset named {str(name_or_path)!r} "
+                              f"(presets: {', '.join(preset_names())})")
+        text = candidate.read_text()
+        default_name = str(name_or_path)
+    values = yaml.safe_load(text) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"configuration {str(name_or_path)!r} must be a YAML mapping")
+    values.setdefault("name", default_name)
+    return Config.from_dict(values)

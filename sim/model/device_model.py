@@ -1,0 +1,307 @@
+"""Functional model of the whole device: registers, descriptor ring, DMA checks, scratchpads.
+
+It executes the same descriptor bytes as the RTL with the same checks and error codes, and the
+same arithmetic (the golden model), instantly: the driver's ``model`` backend. It is not cycle
+accurate; cycles come from the RTL or the performance model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...base import golden
+from ...base.config import BANK, Config, load_config
+from ...base.regmap import load as load_regmap
+from ...hw.cmd.descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
+from ...hw.spu.spu import SpuGeometry
+from ...sw import regs
+from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend
+
+__all__ = ["DeviceModel"]
+
+
+class _Fault(Exception):
+    def __init__(self, code: ErrorCode, addr: int):
+        super().__init__(code.name)
+        self.code, self.addr = code, addr
+
+
+class DeviceModel:
+    """The device as the driver sees it: 32-bit registers and a DRAM region it may access.
+
+    ``dram`` is a bytearray standing for DRAM from ``dram_base``; accesses outside it are bus
+    errors (DECERR), as an unmapped address would be on a real interconnect.
+    """
+
+    def __init__(self, config: Config, dram_base: int, dram_size: int):
+        self.config = config
+        self.geom = SpuGeometry.of(config)
+        self.dram_base = dram_base
+        self.dram = bytearray(dram_size)
+        self.regmap = load_regmap()
+        self.consts = {}
+        self.regs = {}
+        for reg in self.regmap.resolve_resets(config).registers:
+            self.regs[reg.offset] = reg.reset
+        # one set of scratchpads per SPU; self.sram / self.out / self.lut are the selected one's
+        self.spu_mem = [({t: bytearray(self.geom.bits(t) // 8 * self.geom.depth(t))
+                          for t in (Target.ACT, Target.WGT, Target.PAR)},
+                         bytearray(self.geom.out_bits // 8 * self.geom.out_depth),
+                         np.zeros(256, np.int8)) for _ in range(config.spus)]
+        self._use_spu(0)
+        self.halted = False
+        self.cycles = 0
+        self.bus_faults = []    # (lo, hi, ErrorCode) injected by tests
+
+    def inject_bus_error(self, lo: int, hi: int, kind: str):
+        codes = {"slverr": ErrorCode.BUS_SLVERR, "decerr": ErrorCode.BUS_DECERR}
+        if kind not in codes:
+            raise ValueError(f"bus error kind must be 'slverr' or 'decerr', not {kind!r}")
+        self.bus_faults.append((lo, hi, codes[kind]))
+
+    # -- registers -------------------------------------------------------------------------
+    def _field(self, reg, name):
+        return regs.REGISTERS[reg].fields[name]
+
+    def _get(self, reg, name):
+        return self._field(reg, name).get(self.regs[getattr(regs, reg)])
+
+    def _set(self, reg, name, value):
+        off = getattr(regs, reg)
+        self.regs[off] = self._field(reg, name).put(self.regs[off], value)
+
+    def read32(self, offset: int) -> int:
+        return self.regs.get(offset, 0)
+
+    def write32(self, offset: int, value: int):
+        reg = regs.BY_OFFSET.get(offset)
+        if reg is None:
+            return
+        old = self.regs[offset]
+        new = old
+        for f in reg.fields.values():
+            if f.access == "rw":
+                new = f.put(new, f.get(value))
+            elif f.access == "w1c":
+                new = f.put(new, f.get(old) & ~f.get(value))
+        self.regs[offset] = new
+        if reg.name == "CTRL" and self._field("CTRL", "soft_reset").get(value):
+            self._soft_reset()
+        if reg.name == "IRQ" and self.halted and not self._get("IRQ", "error"):
+            self.halted = False
+            self._set("STATUS", "error", 0)
+        self._run()
+
+    @property
+    def irq(self) -> bool:
+        return bool(self._get("CTRL", "irq_en") and self.regs[regs.IRQ])
+
+    def _soft_reset(self):
+        self._set("RING_HEAD", "index", self._get("RING_TAIL", "index"))
+        self.halted = False
+        self._set("STATUS", "error", 0)
+        self._set("STATUS", "err_code", 0)
+
+    # -- memory ------------------------------------------------------------------------------
+    def mem_write(self, addr: int, data: bytes):
+        off = addr - self.dram_base
+        if off < 0 or off + len(data) > len(self.dram):
+            raise ValueError(f"host write [{addr:#x}, {addr + len(data):#x}) is outside the "
+                             f"modelled DRAM")
+        self.dram[off:off + len(data)] = data
+
+    def mem_read(self, addr: int, n: int) -> bytes:
+        off = addr - self.dram_base
+        if off < 0 or off + n > len(self.dram):
+            raise ValueError(f"host read [{addr:#x}, {addr + n:#x}) is outside the modelled DRAM")
+        return bytes(self.dram[off:off + n])
+
+    def _window_ok(self, start, end, write):
+        en, rd, wr = (self._get("WIN_CTRL", f) for f in ("en", "rd", "wr"))
+        for i in range(4):
+            base = self._get(f"WIN{i}_BASE", "addr")
+            limit = self._get(f"WIN{i}_LIMIT", "addr")
+            perm = (wr if write else rd) >> i & 1
+            if en >> i & 1 and perm and base <= start and end <= limit:
+                return True
+        return False
+
+    def _dma_rows(self, d, desc_addr, write):
+        bb = self.geom.bus_bits // 8
+        if (d.dram_addr % bb or d.stride % bb or d.row_bytes % bb or d.rows == 0
+                or d.row_bytes == 0):
+            raise _Fault(ErrorCode.BAD_FIELD, desc_addr)
+        end = d.dram_addr + (d.rows - 1) * d.stride + d.row_bytes
+        if end > 1 << 32 or not self._window_ok(d.dram_addr, end, write):
+            raise _Fault(ErrorCode.OUT_OF_WINDOW, desc_addr)
+        for r in range(d.rows):
+            a = d.dram_addr + r * d.stride
+            off = a - self.dram_base
+            if off < 0 or off + d.row_bytes > len(self.dram):
+                raise _Fault(ErrorCode.BUS_DECERR, desc_addr)
+            for lo, hi, code in self.bus_faults:
+                if a < hi and lo < a + d.row_bytes:
+                    raise _Fault(code, desc_addr)
+            yield off
+
+    # -- execution ---------------------------------------------------------------------------
+    def _run(self):
+        while (self._get("CTRL", "enable") and not self.halted
+               and self._get("RING_HEAD", "index") != self._get("RING_TAIL", "index")):
+            head = self._get("RING_HEAD", "index")
+            size = self._get("RING_SIZE", "slots")
+            addr = self._get("RING_BASE", "addr") + head * DESC_BYTES
+            try:
+                end = addr + DESC_BYTES
+                if not self._window_ok(addr, end, False):
+                    raise _Fault(ErrorCode.OUT_OF_WINDOW, addr)
+                off = addr - self.dram_base
+                if off < 0 or end - self.dram_base > len(self.dram):
+                    raise _Fault(ErrorCode.BUS_DECERR, addr)
+                raw = int.from_bytes(self.dram[off:off + DESC_BYTES], "little")
+                self._count("PERF_DMA_RD_BYTES", DESC_BYTES)   # the fetch is a DMA read too
+                self._set("RING_HEAD", "index", 0 if head + 1 >= size else head + 1)
+                self._execute(Descriptor.from_bits(raw), addr)
+            except _Fault as f:
+                self._set("STATUS", "err_code", f.code.value)
+                self._set("STATUS", "error", 1)
+                self._set("ERR_ADDR", "addr", f.addr)
+                self._set("IRQ", "error", 1)
+                self._set("RING_HEAD", "index", self._get("RING_TAIL", "index"))
+                self.halted = True
+
+    def _count(self, name, amount=1):
+        off = getattr(regs, name)
+        self.regs[off] = (self.regs[off] + amount) & 0xFFFFFFFF
+
+    def _execute(self, desc, addr):
+        op = int(desc.header.opcode)
+        g = self.geom
+        if op == Opcode.NOP.value or op == Opcode.SYNC.value:
+            pass
+        elif op == Opcode.COMPLETE.value:
+            self._set("IRQ", "done", 1)
+        elif op == Opcode.LOAD.value:
+            d = desc.body.dma
+            target = Target(d.target)
+            if d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8):
+                raise _Fault(ErrorCode.BAD_FIELD, addr)
+            word = g.bits(target) // 8
+            depth = g.depth(target)
+            nbytes = d.rows * d.row_bytes
+            if d.sram_addr >= depth or nbytes > (depth - d.sram_addr) * word:
+                raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+            data = b"".join(bytes(self.dram[o:o + d.row_bytes])
+                            for o in self._dma_rows(d, addr, write=False))
+            self._count("PERF_DMA_RD_BYTES", len(data))
+            for i in self._selected(desc.header):       # multicast: one read, every SPU
+                self._use_spu(i)
+                if target == Target.LUT:
+                    self.lut[:min(256, len(data))] = np.frombuffer(data[:256], np.int8)
+                else:
+                    start = d.sram_addr * word
+                    self.sram[target][start:start + len(data)] = data
+        elif op == Opcode.STORE.value:
+            d = desc.body.dma
+            if d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8):
+                raise _Fault(ErrorCode.BAD_FIELD, addr)
+            word = g.out_bits // 8
+            nbytes = d.rows * d.row_bytes
+            if d.sram_addr >= g.out_depth or nbytes > (g.out_depth - d.sram_addr) * word:
+                raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+            start = d.sram_addr * word
+            self._use_spu(self._selected(desc.header)[0])
+            rows = list(self._dma_rows(d, addr, write=True))
+            for r, off in enumerate(rows):
+                chunk = self.out[start + r * d.row_bytes:start + (r + 1) * d.row_bytes]
+                self.dram[off:off + d.row_bytes] = chunk
+            self._count("PERF_DMA_WR_BYTES", nbytes)
+        elif op == Opcode.GEMM.value:
+            for i in self._selected(desc.header):
+                self._use_spu(i)
+                self._gemm(desc.body.gemm, addr)
+        else:
+            raise _Fault(ErrorCode.UNKNOWN_OPCODE, addr)
+        self._count("PERF_DESC")
+
+    def _use_spu(self, i):
+        self.sram, self.out, self.lut = self.spu_mem[i]
+
+    def _selected(self, header):
+        """SPUs a descriptor selects (``spu_mask``; 0 means all; missing SPUs ignored)."""
+        mask = int(header.spu_mask) & ((1 << self.config.spus) - 1)
+        if int(header.spu_mask) == 0:
+            mask = (1 << self.config.spus) - 1
+        return [i for i in range(self.config.spus) if mask >> i & 1]
+
+    def _gemm(self, gb, addr):
+        cfg, g = self.config, self.geom
+        R, C = cfg.rows, cfg.cols
+        log2s = int(gb.log2s)
+        if (log2s > 5 or (1 << log2s) not in cfg.sparsities or gb.banks == 0
+                or gb.m_tiles == 0 or gb.n_tiles == 0):
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
+        nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
+        nnz = BANK >> log2s
+        if (gb.act_addr + mt * nb > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
+                or gb.par_addr + nt > g.par_depth or gb.out_addr + nt * mt * R > g.out_depth):
+            raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+        act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(g.act_depth, R, BANK)
+        wgt = np.frombuffer(self.sram[Target.WGT], np.uint8).reshape(g.wgt_depth, C, 2)
+        par = np.frombuffer(self.sram[Target.PAR], np.uint8).reshape(g.par_depth, C, 8)
+        out = np.frombuffer(self.out, np.int32).reshape(g.out_depth, C)
+        row = int(gb.out_addr)
+        for j in range(nt):
+            w = wgt[gb.wgt_addr + j * nb * nnz:][:nb * nnz].reshape(nb, nnz, C, 2)
+            vals = w[..., 0].view(np.int8).astype(np.int64)           # [nb, nnz, C]
+            idx = (w[..., 1] & 31).astype(np.intp)
+            if log2s == 0:
+                idx = np.broadcast_to(np.arange(BANK)[None, :, None], idx.shape)
+            p = par[gb.par_addr + j]
+            bias = p[:, 0:4].copy().view("<i4").reshape(C).astype(np.int64)
+            mult = p[:, 4:6].copy().view("<u2").reshape(C).astype(np.int64)
+            shift = (p[:, 6] & 63).astype(np.int64)
+            for i in range(mt):
+                xa = act[gb.act_addr + i * nb:][:nb].astype(np.int64)    # [nb, R, 32]
+                acc = np.zeros((R, C), np.int64)
+                for b in range(nb):
+                    gathered = xa[b][:, idx[b]]                           # [R, nnz, C]
+                    acc += (gathered * vals[b][None]).sum(axis=1)
+                raw = golden.wrap32(acc + bias)
+                if gb.mode:
+                    y = golden.requantize(raw, mult, np.minimum(shift, golden.SHIFT_MAX),
+                                          relu=bool(gb.relu),
+                                          lut=self.lut if gb.lut else None).astype(np.int32)
+                else:
+                    y = raw
+                out[row:row + R] = y
+                row += R
+        self._count("PERF_MAC", mt * nt * nb * nnz)
+
+class ModelBackend(Backend):
+    """The numpy functional model of the device (``s4accel.sim.model.device_model``)."""
+
+    def __init__(self, config="fpga", dram_base=DRAM_BASE, dram_size=DRAM_SIZE):
+        self.model = DeviceModel(load_config(config), dram_base, dram_size)
+        self.dram_base, self.dram_size = dram_base, dram_size
+
+    async def read32(self, offset):
+        return self.model.read32(offset)
+
+    async def write32(self, offset, value):
+        self.model.write32(offset, value)
+
+    async def mem_write(self, addr, data):
+        self.model.mem_write(addr, data)
+
+    async def mem_read(self, addr, n):
+        return self.model.mem_read(addr, n)
+
+    async def wait_irq(self, max_cycles):
+        return self.model.irq
+
+    async def cycle(self):
+        return 0
+
+    def inject_bus_error(self, lo, hi, kind):
+        self.model.inject_bus_error(lo, hi, kind)

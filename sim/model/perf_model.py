@@ -1,0 +1,700 @@
+"""Cycle-level performance model: the cycles of a descriptor program, without the RTL.
+
+:func:`predict_program` replays a :class:`~s4accel.sw.program.LayerProgram` (its 32-byte
+descriptors, decoded with the hardware's own layouts) through a discrete-event model of the
+device: descriptor fetch over the DMA read path, dispatch into the LOAD / GEMM / STORE queues
+(two entries each, the RTL's ``SyncFIFOBuffered``), the dependency tokens, the read path shared
+by descriptor fetches and LOADs (LOAD first), the independent write path, and GEMM blocks of
+``m_tiles * n_tiles * banks * nnz`` cycles. Every transfer moves one bus word a cycle plus a
+fixed per-job latency; all latencies are :class:`Timing` fields, calibrated cycle by cycle
+against Verilator traces of the whole accelerator (``sim/bench/gemm.py``'s layers). By
+default the cocotb driver's submission is modelled too (a 64-slot ring refilled by register
+polling), because the RTL's measured ``cycles`` run from submission to the completion
+interrupt as seen by that driver.
+
+:func:`predict_layer` builds a layer's program itself; :func:`project` extends the model to
+presets with many SPUs on one DRAM bus (more than the RTL builds), and
+:func:`project_bert_resnet` / :func:`main` project BERT-base, BERT-Large and ResNet-50
+throughput on the ``antoum`` preset (``python -m s4accel.sim.model.perf_model``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from amaranth.lib import data
+
+from ...base.config import BANK, load_config
+from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, Opcode, Target
+
+__all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_layer",
+           "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
+           "format_projection", "PUBLISHED", "main"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Fixed latencies in cycles (calibrated against Verilator traces of ``s4_top``)."""
+    #: read path (DMA read engine + command processor) held beyond the job's bus beats:
+    #: grant -> CHECK0..4 -> DECIDE -> RUN -> first burst cut -> AR (9), AR -> first R (2),
+    #: last R -> done -> free
+    read_job: int = 14
+    #: a LOAD taken from its queue requests the read path this many cycles later (check stage)
+    load_request: int = 4
+    #: a STORE taken from its queue frees its engine (and gives its token) after its beats plus
+    #: this: check (3), issue, DMA checks (6), first burst cut, burst decision, AW, last W ->
+    #: B -> done
+    store_job: int = 19
+    #: a GEMM taken from its queue finishes (engine free, tokens visible) after its MAC cycles
+    #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
+    #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle
+    gemm: int = 31
+    #: the cocotb driver: one AXI-Lite register read takes this many cycles
+    host_read: int = 4
+    #: from a ring-head read to the new tail being seen by the fetcher
+    host_tail: int = 8
+    #: from a ring-head read that found the ring full to the next read (tail write + 64-cycle
+    #: ``wait_irq`` + read)
+    host_full_wait: int = 72
+    #: completion interrupt -> the driver's cycle stamp (IRQ read + acknowledge write)
+    host_end: int = 9
+    #: slots of the driver's descriptor ring
+    ring_slots: int = 64
+
+
+TIMING = Timing()
+
+# -- descriptor decoding -----------------------------------------------------------------------
+
+
+def _fields(layout, base=0):
+    return {name: (base + f.offset, (1 << f.width) - 1) for name, f in data.Layout.cast(layout)}
+
+
+_BODY = data.Layout.cast(Header).size
+_HDR = _fields(Header)
+_DMA = _fields(DmaBody, _BODY)
+_GEMM = _fields(GemmBody, _BODY)
+
+# op kinds of the decoded form
+_LOAD, _GEMMOP, _STORE, _SYNC, _COMPLETE, _NOP = range(6)
+_OPS = {Opcode.LOAD.value: _LOAD, Opcode.GEMM.value: _GEMMOP, Opcode.STORE.value: _STORE,
+        Opcode.SYNC.value: _SYNC, Opcode.COMPLETE.value: _COMPLETE, Opcode.NOP.value: _NOP}
+
+
+def _get(v, f):
+    off, mask = f
+    return (v >> off) & mask
+
+
+def decode_program(descs) -> list:
+    """Descriptors (32-byte strings) -> tuples ``(kind, wait_prev, wait_next, sig_prev,
+    sig_next, a, b, c)`` with, for a LOAD ``a`` = bytes, ``b`` = target; for a STORE ``a`` =
+    bytes; for a GEMM ``a`` = tiles (m_tiles * n_tiles), ``b`` = banks * nnz, ``c`` = m_tiles.
+    Field positions come from the hardware's layouts (:mod:`s4accel.hw.cmd.descriptors`)."""
+    out = []
+    for d in descs:
+        v = int.from_bytes(bytes(d), "little")
+        op = _get(v, _HDR["opcode"])
+        if op not in _OPS:
+            raise ValueError(f"descriptor {len(out)}: unknown opcode {op}")
+        kind = _OPS[op]
+        flags = tuple(_get(v, _HDR[k]) for k in ("wait_prev", "wait_next", "sig_prev",
+                                                   "sig_next"))
+        a = b = c = 0
+        if kind in (_LOAD, _STORE):
+            a = _get(v, _DMA["rows"]) * _get(v, _DMA["row_bytes"])
+            b = _get(v, _DMA["target"])
+        elif kind == _GEMMOP:
+            mt, nt = _get(v, _GEMM["m_tiles"]), _get(v, _GEMM["n_tiles"])
+            nnz = BANK >> _get(v, _GEMM["log2s"])
+            a, b, c = mt * nt, _get(v, _GEMM["banks"]) * nnz, mt
+        out.append((kind, *flags, a, b, c))
+    return out
+
+
+# -- the event model ---------------------------------------------------------------------------
+
+_INF = 1 << 62
+
+
+class _Queue:
+    """The RTL's two-entry ``SyncFIFOBuffered``: an inner slot and an output register."""
+    __slots__ = ("inner", "inner_at", "inner_free", "out", "out_at")
+
+    def __init__(self):
+        self.inner = self.out = None
+        self.inner_at = self.inner_free = self.out_at = 0
+
+
+def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwidth=None):
+    """Predict the cycles of ``prog`` (a LayerProgram or a list of descriptors) on ``config``.
+
+    ``host``: model the cocotb driver's submission and completion handshake (what the RTL
+    benchmark measures); otherwise every descriptor is in the ring at cycle 0 and ``cycles``
+    ends at the completion interrupt. ``bandwidth``: bytes per cycle for each kind of traffic
+    (keys ``act``, ``wgt`` (weights, parameters, LUT), ``out`` (stores) and ``desc``; default
+    the bus width for all), used by :func:`project` for SPUs that share one DRAM bus.
+
+    Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes``,
+    ``descriptors``, per-resource busy cycles (``busy``) and ``bound``, the resource with the
+    most busy cycles: ``compute``, ``dma_read``, ``dma_write`` or ``descriptors``.
+    """
+    config = load_config(config) if isinstance(config, str) else config
+    descs = getattr(prog, "descs", prog)
+    ops = decode_program(descs)
+    bb = config.dram_bus_bits // 8
+    bw = {"act": bb, "wgt": bb, "out": bb, "desc": bb}
+    bw.update(bandwidth or {})
+    R = config.rows
+    T = timing
+    n = len(ops)
+    if n == 0:
+        raise ValueError("the program has no descriptors")
+
+    def beats(nbytes, kind):
+        return max(1, math.ceil(nbytes / bw[kind]))
+
+    desc_beats = beats(DESC_BYTES, "desc")
+    fetch_time = T.read_job + desc_beats
+    gemm_lat = T.gemm + R
+    # per-descriptor durations, precomputed
+    dur = [0] * n
+    mac = rd_bytes = wr_bytes = 0
+    by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
+    busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time}
+    for i, (kind, _, _, _, _, a, b, _) in enumerate(ops):
+        if kind == _LOAD:
+            cls = "act" if b == Target.ACT.value else "wgt"
+            if b == Target.LUT.value:     # the LUT takes one byte a cycle
+                d = T.read_job + max(a, beats(a, cls))
+            else:
+                d = T.read_job + beats(a, cls)
+            rd_bytes += a
+            by_class[cls] += a
+            busy["dma_read"] += d
+        elif kind == _STORE:
+            d = T.store_job + beats(a, "out")
+            wr_bytes += a
+            by_class["out"] += a
+            busy["dma_write"] += d
+        elif kind == _GEMMOP:
+            mac += a * b
+            # tile ends are at least ``rows`` cycles apart (one output row a cycle)
+            d = gemm_lat + b + (a - 1) * max(b, R)
+            busy["compute"] += d
+        else:
+            d = 0
+        dur[i] = d
+    rd_bytes += n * DESC_BYTES
+
+    # tokens: visibility times (each has one producer finishing in order) and uses
+    tok_t = {k: [] for k in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
+    tok_p = dict.fromkeys(tok_t, 0)
+    tok_used = dict.fromkeys(tok_t, 0)
+
+    def tok(name, t):
+        lst, p = tok_t[name], tok_p[name]
+        while p < len(lst) and lst[p] <= t:
+            p += 1
+        tok_p[name] = p
+        return p - tok_used[name]
+
+    qld, qex, qst = _Queue(), _Queue(), _Queue()
+    queues = (qld, qex, qst)
+    qof = {_LOAD: qld, _GEMMOP: qex, _STORE: qst}
+
+    # host / ring
+    if host:
+        tail, tail_next, tail_at = 0, 0, _INF
+        written, host_at = 0, 1
+    else:
+        tail, tail_next, tail_at = n, n, _INF
+        written, host_at = n, _INF
+    head = 0                      # descriptors fetched (the ring head, unwrapped)
+    nxt = 0                       # next descriptor to fetch
+    valid_at = _INF               # the fetched descriptor is in the dispatch register from then
+    cur = -1
+    rd_free = 0
+    ld_cur, ld_req, ld_until = -1, _INF, 0
+    ex_free = st_free = 0
+    done_at = None
+    t = 0
+    steps = 0
+    while done_at is None:
+        steps += 1
+        acted = False
+        # registers that change at t
+        if valid_at == t:
+            head += 1
+        if tail_at <= t:
+            tail, tail_at = tail_next, _INF
+        # the driver: one ring-head read per descriptor it writes
+        if host_at == t:
+            if written < n and written - head >= T.ring_slots - 1:      # ring full
+                tail_next, tail_at = written, t + T.host_tail
+                host_at = t + T.host_full_wait
+            else:
+                written += 1
+                if written == n:
+                    tail_next, tail_at = n, t + T.host_tail
+                    host_at = _INF
+                else:
+                    host_at = t + T.host_read
+        # LOAD engine takes its queue head
+        if ld_until <= t and qld.out is not None and qld.out_at <= t:
+            i = qld.out
+            op = ops[i]
+            if not op[2] or tok("ex2ld", t) > 0:
+                if op[2]:
+                    tok_used["ex2ld"] += 1
+                qld.out = None
+                ld_cur, ld_req, ld_until = i, t + T.load_request, _INF
+                acted = True
+        # GEMM engine
+        if ex_free <= t and qex.out is not None and qex.out_at <= t:
+            i = qex.out
+            op = ops[i]
+            if (not op[1] or tok("ld2ex", t) > 0) and (not op[2] or tok("st2ex", t) > 0):
+                if op[1]:
+                    tok_used["ld2ex"] += 1
+                if op[2]:
+                    tok_used["st2ex"] += 1
+                qex.out = None
+                ex_free = t + dur[i]
+                if op[3]:
+                    tok_t["ex2ld"].append(ex_free)
+                if op[4]:
+                    tok_t["ex2st"].append(ex_free)
+                acted = True
+        # STORE engine
+        if st_free <= t and qst.out is not None and qst.out_at <= t:
+            i = qst.out
+            op = ops[i]
+            if not op[1] or tok("ex2st", t) > 0:
+                if op[1]:
+                    tok_used["ex2st"] += 1
+                qst.out = None
+                st_free = t + dur[i]
+                if op[3]:
+                    tok_t["st2ex"].append(st_free)
+                acted = True
+        # the read path: a waiting LOAD first, else a descriptor fetch
+        if rd_free <= t:
+            if ld_req <= t:
+                rd_free = ld_until = t + dur[ld_cur]
+                if ops[ld_cur][4]:
+                    tok_t["ld2ex"].append(ld_until)
+                ld_req = _INF
+                acted = True
+            elif valid_at == _INF and nxt < tail and nxt < n:
+                valid_at = rd_free = t + fetch_time
+                cur, nxt = nxt, nxt + 1
+                acted = True
+        # dispatch
+        if valid_at <= t:
+            kind = ops[cur][0]
+            ok = False
+            if kind in qof:
+                q = qof[kind]
+                if q.inner is None and q.inner_free <= t:
+                    q.inner, q.inner_at = cur, t + 1
+                    ok = True
+            elif kind == _NOP:
+                ok = True
+            else:       # SYNC, COMPLETE: every stage idle
+                ok = (ld_until <= t and ex_free <= t and st_free <= t
+                      and all(q.out is None or q.out_at > t for q in queues))
+                if ok and kind == _COMPLETE:
+                    done_at = t + 1         # the interrupt line
+            if ok:
+                valid_at = _INF
+                acted = True
+        # queues: the inner slot moves to the output register
+        for q in queues:
+            if q.inner is not None and q.inner_at <= t and q.out is None:
+                q.out, q.out_at = q.inner, t + 1
+                q.inner, q.inner_free = None, t + 1
+                acted = True
+        if done_at is not None:
+            break
+        # next cycle at which something can change
+        cand = [host_at, tail_at, valid_at, rd_free, ld_req, ld_until, ex_free, st_free]
+        for q in queues:
+            cand += (q.inner_at, q.inner_free, q.out_at)
+        nt = min((c for c in cand if c > t), default=_INF)
+        if acted:
+            nt = min(nt, t + 1)
+        if nt >= _INF:
+            raise RuntimeError(f"the program stalls at cycle {t} (descriptor {cur}, {head} "
+                               "fetched): its tokens never arrive")
+        t = nt
+    cycles = done_at + (T.host_end if host else 0)
+    read_path = busy["dma_read"] + busy["descriptors"]
+    if busy["compute"] >= max(read_path, busy["dma_write"]):
+        bound = "compute"
+    elif read_path >= busy["dma_write"]:
+        bound = "dma_read" if busy["dma_read"] >= busy["descriptors"] else "descriptors"
+    else:
+        bound = "dma_write"
+    return {"cycles": cycles, "mac_cycles": mac, "dma_read_bytes": rd_bytes,
+            "dma_write_bytes": wr_bytes, "bytes": by_class, "descriptors": n, "busy": busy,
+            "bound": bound,
+            "lane_utilization": mac / cycles, "model_steps": steps}
+
+
+# -- building programs ------------------------------------------------------------------------
+
+
+def _encode(opcode, *, dma=None, gemm=None, **header):
+    """:func:`s4accel.sw.program.descriptor`, bit for bit, without building Amaranth constants
+    (about 100 times faster; the test suite checks that the bytes are identical). ``header``:
+    the header's flag fields (``wait_prev``, ``sig_next``, ...)."""
+    v = int(opcode.value if isinstance(opcode, Opcode) else opcode) << _HDR["opcode"][0]
+    if dma is not None and dma["row_bytes"] > _DMA["row_bytes"][1] and dma["rows"] == 1 \
+            and dma["stride"] == dma["row_bytes"]:
+        # one contiguous region too long for ``row_bytes`` (big scratchpads of projected
+        # presets): the same bytes as rows of half the length (the compiler does not split)
+        rows, nbytes = 1, dma["row_bytes"]
+        while nbytes > _DMA["row_bytes"][1] and nbytes % 2 == 0:
+            rows, nbytes = rows * 2, nbytes // 2
+        dma = dict(dma, rows=rows, row_bytes=nbytes, stride=nbytes)
+    for fields, body in ((_HDR, header), (_DMA, dma), (_GEMM, gemm)):
+        for name, value in (body or {}).items():
+            value = int(value.value if hasattr(value, "value") else value)
+            off, mask = fields[name]
+            if not 0 <= value <= mask:
+                raise ValueError(f"descriptor field {name}={value} does not fit")
+            v |= value << off
+    return v.to_bytes(DESC_BYTES, "little")
+
+
+def _info(config, bus_bits=None):
+    from ...sw.program import DeviceInfo
+    info = DeviceInfo.from_config(config)
+    return replace(info, spus=1, bus_bits=bus_bits or info.bus_bits)
+
+
+def build_layer(config, m, k, n, s, mode="int8", *, seed=0, info=None, fast=True, lut=False,
+                random=True):
+    """The program of one ``M x K x N`` layer at sparsity ``s`` for ``config`` (or a
+    :class:`~s4accel.sw.program.DeviceInfo` ``info``): random int8 activations and weights,
+    pruned and packed (:mod:`s4accel.base.sparse`), or, with ``random=False``, zeros packed
+    directly (much faster for big layers; the schedule depends on the shape only)."""
+    from ...base.sparse import PackedWeights, pack, prune
+    from ...sw.program import Allocator, LayerParams, layer_program
+    config = load_config(config) if isinstance(config, str) else config
+    rng = np.random.default_rng(seed)
+    if random:
+        x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        w = rng.integers(-128, 128, (n, k), dtype=np.int8)
+        packed = pack(prune(w, s), s)
+    else:
+        x = np.zeros((m, k), np.int8)
+        nb, nnz = -(-k // BANK), BANK // s
+        packed = PackedWeights(n=n, k=k, s=s, values=np.zeros((n, nb, nnz), np.int8),
+                               indices=np.broadcast_to(np.arange(nnz, dtype=np.uint8),
+                                                       (n, nb, nnz)))
+    if mode == "int8":
+        params = LayerParams("int8", bias=rng.integers(-4096, 4096, n),
+                             mult=rng.integers(1 << 14, 1 << 16, n),
+                             shift=np.full(n, 20), relu=True,
+                             lut=rng.integers(-128, 128, 256, dtype=np.int8) if lut else None)
+    else:
+        params = LayerParams("raw", bias=rng.integers(-4096, 4096, n))
+    info = info or _info(config)
+    alloc = Allocator(0x1000_0000, 1 << 40)
+    return layer_program(info, x, packed, params, alloc, encode=_encode if fast else None)
+
+
+def predict_layer(config, m, k, n, s, mode="int8", *, host=True, seed=0, timing=TIMING,
+                  lut=False):
+    """Build the program of one layer (:func:`build_layer`) and predict it
+    (:func:`predict_program`); ``host`` as there (True: what ``s4 bench gemm`` measures)."""
+    config = load_config(config) if isinstance(config, str) else config
+    prog = build_layer(config, m, k, n, s, mode, seed=seed, lut=lut)
+    out = predict_program(config, prog, host=host, timing=timing)
+    out.update(m=m, k=k, n=n, sparsity=s, dram_bytes=prog.dram_bytes)
+    return out
+
+
+# -- several SPUs ------------------------------------------------------------------------------
+
+
+def _pow2_divisors(v):
+    d, out = 1, []
+    while d <= v:
+        out.append(d)
+        d *= 2
+    return out
+
+
+def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING,
+            store_bytes=4):
+    """One ``M x K x N`` layer on a preset with ``config.spus`` SPUs.
+
+    The SPUs form a ``g_m x g_n`` grid (``g_m * g_n = spus``): output channels are split
+    across the ``g_n`` columns (each SPU its own channel tiles, weights and scratchpads, as in
+    the single-SPU program) and, when there are fewer channel tiles than SPUs, rows across the
+    ``g_m`` grid rows. Every SPU runs the single-SPU program of its ``M/g_m x K x N/g_n`` slice
+    in lockstep with the others on one shared DRAM bus (AXI: a read and a write channel, each
+    ``dram_bus_bits`` wide): an activation read is multicast to the ``g_n`` SPUs of a grid row
+    (the bus carries ``g_m`` distinct activation streams), a weight / parameter read to the
+    ``g_m`` SPUs of a grid column (``g_n`` streams), while outputs and descriptor fetches are
+    private (``spus`` streams). Each SPU's transfers therefore see ``bus / streams`` bytes a
+    cycle. The slice's program is compiled for that weight bandwidth (the compiler's
+    row-reuse rule), so weights are reused across as many row tiles as the bandwidth needs.
+
+    ``store_bytes``: bytes a stored output value takes on the bus (4: the output word of the
+    RTL, int32 or sign-extended int8; 1: a what-if with packed int8 stores).
+
+    ``grid``: force ``(g_m, g_n)``; by default every power-of-two split without idle SPUs is
+    predicted and the fastest kept. Returns :func:`predict_program`'s dict (of one SPU, no
+    host) plus ``grid``, whole-layer ``dram_read_bytes`` / ``dram_write_bytes``, ``macs`` and
+    ``lane_utilization`` over all SPUs.
+    """
+    config = load_config(config) if isinstance(config, str) else config
+    P, R, C, bb = config.spus, config.rows, config.cols, config.dram_bus_bits // 8
+    mt, nt = -(-m // R), -(-n // C)
+    if grid is None:
+        grids = [(P // g, g) for g in _pow2_divisors(P) if g <= nt and P // g <= mt]
+        grids = grids or [(1, min(_pow2_divisors(P), key=lambda g: abs(g - nt)))]
+    else:
+        grids = [tuple(grid)]
+    best = None
+    for g_m, g_n in grids:
+        m_s = min(m, -(-mt // g_m) * R)
+        n_s = min(n, -(-nt // g_n) * C)
+        bw = {"act": bb / g_m, "wgt": bb / g_n, "out": bb / P * 4 / store_bytes,
+              "desc": bb / P}
+        bus_bits = max(8, int(8 * bw["wgt"]))
+        info = _info(config, bus_bits)
+        prog = build_layer(config, m_s, k, n_s, s, mode, seed=seed, info=info, random=False)
+        r = predict_program(config, prog, host=False, timing=timing, bandwidth=bw)
+        r.update(grid=(g_m, g_n), m=m, k=k, n=n, sparsity=s, slice=(m_s, n_s))
+        if best is None or r["cycles"] < best["cycles"]:
+            best = r
+    g_m, g_n = best["grid"]
+    cls = best["bytes"]
+    best["dram_read_bytes"] = cls["act"] * g_m + cls["wgt"] * g_n + cls["desc"] * P
+    best["dram_write_bytes"] = cls["out"] * P * store_bytes // 4
+    best["macs"] = m * n * (-(-k // BANK)) * BANK // s
+    best["lane_utilization"] = best["macs"] / (best["cycles"] * P * config.lanes)
+    return best
+
+
+def _project_cached(config, m, k, n, s, mode, timing, store_bytes):
+    key = (config, m, k, n, s, mode, timing, store_bytes)
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = _CACHE[key] = project(config, m, k, n, s, mode, timing=timing,
+                                    store_bytes=store_bytes)
+    return hit
+
+
+_CACHE: dict = {}
+
+
+def _project_independent(config, count, m, k, n, s, mode, timing, store_bytes):
+    """``count`` independent GEMMs (attention heads): each on one SPU with private traffic
+    (``bus / spus`` a cycle), the SPUs taking them in turns."""
+    key = ("indep", config, m, k, n, s, mode, timing, store_bytes)
+    one = _CACHE.get(key)
+    if one is None:
+        P, bb = config.spus, config.dram_bus_bits / 8
+        bw = dict.fromkeys(("act", "wgt", "out", "desc"), bb / P)
+        bw["out"] *= 4 / store_bytes
+        info = _info(config, max(8, int(8 * bb / P)))
+        prog = build_layer(config, m, k, n, s, mode, info=info, random=False)
+        one = _CACHE[key] = predict_program(config, prog, host=False, timing=timing,
+                                            bandwidth=bw)
+    waves = -(-count // config.spus)
+    macs = count * m * n * (-(-k // BANK)) * BANK // s
+    return {"cycles": waves * one["cycles"], "macs": macs, "bound": one["bound"],
+            "dram_read_bytes": count * one["dma_read_bytes"],
+            "dram_write_bytes": count * one["dma_write_bytes"] * store_bytes // 4,
+            "grid": (1, 1)}
+
+
+# -- networks -----------------------------------------------------------------------------------
+
+
+def bert_base_layers(batch=1, seq=128, *, layers=12, hidden=768, ffn=3072, heads=12):
+    """BERT encoder GEMMs as ``(name, count, M, K, N, sparse)``: per layer the four attention
+    projections and the two FFN layers on all ``batch * seq`` tokens (weights, pruned), and
+    per sequence and head the score (``Q K^T``) and context (``P V``) matmuls, whose operands
+    are both activations (dense, ``s = 1``): ``count`` independent GEMMs, spread over the
+    SPUs. Softmax, layer norm, GELU and the embeddings are left to the host."""
+    t, d = batch * seq, hidden // heads
+    one = [(f"attn_{p}", 1, t, hidden, hidden, True) for p in "qkvo"]
+    one += [("ffn1", 1, t, hidden, ffn, True),
+           ("ffn2", 1, t, ffn, hidden, True),
+           ("attn_scores", batch * heads, seq, d, seq, False),
+           ("attn_context", batch * heads, seq, seq, d, False)]
+    return [(f"L{i}.{name}", *rest) for i in range(layers) for name, *rest in one]
+
+
+def resnet50_layers(batch=1, image=224):
+    """ResNet-50 (v1.5: stride on the 3x3 convolutions) at ``image`` x ``image``: every
+    convolution as an im2col GEMM ``(name, count, M = batch*H_out*W_out, K = kh*kw*C_in,
+    N = C_out, sparse)`` and the final fully connected layer. Pooling, the residual additions
+    and the input quantization are left to the host."""
+    out = []
+    hw = image // 2                                     # conv1 7x7 stride 2
+    out.append(("conv1", 1, batch * hw * hw, 7 * 7 * 3, 64, True))
+    hw //= 2                                            # max pool 3x3 stride 2
+    c_in = 64
+    for stage, (blocks, mid, c_out) in enumerate(((3, 64, 256), (4, 128, 512),
+                                                  (6, 256, 1024), (3, 512, 2048)), start=2):
+        for b in range(blocks):
+            stride = 2 if (b == 0 and stage > 2) else 1
+            ho = hw // stride
+            name = f"conv{stage}_{b + 1}"
+            out.append((f"{name}a_1x1", 1, batch * hw * hw, c_in, mid, True))
+            out.append((f"{name}b_3x3", 1, batch * ho * ho, 9 * mid, mid, True))
+            out.append((f"{name}c_1x1", 1, batch * ho * ho, mid, c_out, True))
+            if b == 0:
+                out.append((f"{name}_down", 1, batch * ho * ho, c_in, c_out, True))
+            c_in, hw = c_out, ho
+    out.append(("fc", 1, batch, 2048, 1000, True))
+    return out
+
+
+def project_network(config, layers, s, *, mode="int8", timing=TIMING, store_bytes=4):
+    """Sum the projected cycles of a network's GEMMs (:func:`project` per layer, back to back)
+    at sparsity ``s`` (dense where a layer is not sparse). A layer with ``count > 1`` is that
+    many independent small GEMMs (attention heads), each on one SPU. Returns totals and
+    per-layer rows."""
+    config = load_config(config) if isinstance(config, str) else config
+    rows, total = [], {"cycles": 0, "macs": 0, "dram_read_bytes": 0, "dram_write_bytes": 0}
+    for name, count, m, k, n, sparse in layers:
+        sl = s if sparse else 1
+        if count == 1:
+            r = _project_cached(config, m, k, n, sl, mode, timing, store_bytes)
+        else:
+            r = _project_independent(config, count, m, k, n, sl, mode, timing, store_bytes)
+        row = {"name": name, "count": count, "m": m, "k": k, "n": n, "s": sl,
+               "cycles": r["cycles"], "grid": r["grid"], "bound": r["bound"]}
+        for key in ("macs", "dram_read_bytes", "dram_write_bytes"):
+            row[key] = r[key]
+            total[key] += r[key]
+        total["cycles"] += row["cycles"]
+        rows.append(row)
+    total["bound"] = {}
+    for row in rows:
+        total["bound"][row["bound"]] = total["bound"].get(row["bound"], 0) + row["cycles"]
+    return total, rows
+
+
+#: Published S4 figures the projection is printed beside: (model, samples/s, source).
+PUBLISHED = {
+    "ResNet-50": (31_678, "MLPerf Inference v2.1 open division, S4 card, offline"),
+    "BERT-Large": (1_219, "MLPerf Inference v2.1 open division, S4 card, offline"),
+    "BERT-base": (7_739, "ByteMLPerf, S30 card, 16x sparse"),
+}
+
+
+def bert_large_layers(batch=1, seq=384):
+    """BERT-Large (24 layers, hidden 1024, FFN 4096, 16 heads) as :func:`bert_base_layers`;
+    MLPerf runs it at sequence length 384."""
+    return bert_base_layers(batch, seq, layers=24, hidden=1024, ffn=4096, heads=16)
+
+
+def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=128,
+                        bert_large=False, timing=TIMING):
+    """Project BERT-base (sequence ``seq``) and ResNet-50 (224 x 224) throughput on a
+    multi-SPU preset at each sparsity: every GEMM through :func:`project`, layers back to back
+    on ``batch`` samples, at the preset's ``clock_mhz`` (1000 MHz if absent). Returns one row
+    per model and sparsity with ``samples_per_s``, ``cycles`` per batch, the bound of most of
+    the cycles, DRAM traffic and ``samples_per_s_int8_stores`` (the what-if of outputs
+    stored as packed int8 rather than 32-bit words)."""
+    config = load_config(config) if isinstance(config, str) else config
+    clock = float(getattr(config, "clock_mhz", 0) or 1000.0) * 1e6
+    nets = [("BERT-base", bert_base_layers(batch, seq)), ("ResNet-50", resnet50_layers(batch))]
+    if bert_large:
+        nets.insert(1, ("BERT-Large", bert_large_layers(batch)))
+    rows = []
+    for name, layers in nets:
+        for s in sparsities:
+            total, per_layer = project_network(config, layers, s, timing=timing)
+            packed, _ = project_network(config, layers, s, timing=timing, store_bytes=1)
+            seconds = total["cycles"] / clock
+            bound = max(total["bound"], key=total["bound"].get)
+            rows.append({
+                "model": name, "s": s, "batch": batch, "cycles": total["cycles"],
+                "samples_per_s": batch / seconds,
+                "samples_per_s_int8_stores": batch * clock / packed["cycles"],
+                "bound": bound, "bound_share": total["bound"][bound] / total["cycles"],
+                "macs_per_sample": total["macs"] / batch,
+                # share of lane-cycles issuing a MAC (stored weights: K/s per output)
+                "lane_utilization": total["macs"] / (total["cycles"] * config.spus
+                                                     * config.lanes),
+                "dram_gb_per_s": (total["dram_read_bytes"] + total["dram_write_bytes"])
+                / seconds / 1e9,
+                "published": PUBLISHED.get(name), "layers": per_layer,
+            })
+    return rows
+
+
+def format_projection(rows, config="antoum") -> str:
+    config = load_config(config) if isinstance(config, str) else config
+    mhz = float(getattr(config, "clock_mhz", 0) or 1000.0)
+    bus_gbs = config.dram_bus_bits / 8 * mhz / 1000
+    macs = config.spus * config.lanes
+    batch = rows[0]["batch"] if rows else 0
+    lines = [
+        f"S4-open '{config.name}' projection (performance model, RTL-calibrated per SPU): "
+        f"{config.spus} SPUs x {config.rows}x{config.cols} lanes = {macs} int8 MACs/cycle "
+        f"at {mhz:g} MHz ({macs * mhz / 1e6:.1f} dense TMAC/s), DRAM bus "
+        f"{config.dram_bus_bits} bit = {bus_gbs:.0f} GB/s read + {bus_gbs:.0f} GB/s write, "
+        f"batch {batch}",
+        "",
+        f"{'model':<11} {'s':>3} {'samples/s':>10} {'lane util':>9} {'DRAM GB/s':>9} "
+        f"{'bound (share)':<20} {'int8 stores':>11}   published (S4)",
+    ]
+    lines.append("-" * (len(lines[-1]) + 30))
+    for r in rows:
+        pub = r["published"]
+        pub_txt = f"{pub[0]:,} samples/s ({pub[1]})" if pub else ""
+        bound = f"{r['bound']} ({r['bound_share']:.0%})"
+        lines.append(
+            f"{r['model']:<11} {r['s']:>3} {r['samples_per_s']:>10,.0f} "
+            f"{r['lane_utilization']:>9.1%} {r['dram_gb_per_s']:>9.1f} "
+            f"{bound:<20} "
+            f"{r['samples_per_s_int8_stores']:>11,.0f}   {pub_txt}")
+    lines += [
+        "",
+        "Assumptions: every GEMM runs on the SPU grid of sim/perf_model.project (output "
+        "channels split across SPUs, rows too when a layer has fewer channel tiles than SPUs; "
+        "activations multicast to the SPUs sharing them, weights to those sharing a channel "
+        "slice; outputs and descriptors private); layers run back to back through DRAM "
+        "(im2col activations for convolutions); BERT-base at sequence length 128, BERT-Large "
+        "at 384 (MLPerf); BERT's attention score and context matmuls "
+        "run dense (s = 1) on the array, one head per SPU; softmax, layer norm, GELU, pooling, "
+        "residual additions and embeddings are on the host and not counted; every conv/linear "
+        "layer (ResNet's first and last included) is pruned to s. Outputs leave the SPU as "
+        "32-bit words (the RTL's output format, also in int8 mode); 'int8 stores' is the "
+        "what-if with 1 byte per output value.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Print the antoum projection table (BERT-base, BERT-Large, ResNet-50)."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="perf_model", description=main.__doc__)
+    ap.add_argument("--config", default="antoum")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=128, help="BERT-base sequence length")
+    ap.add_argument("--sparsity", type=int, nargs="+", default=[1, 8, 16])
+    args = ap.parse_args(argv)
+    rows = project_bert_resnet(args.config, sparsities=tuple(args.sparsity), batch=args.batch,
+                               seq=args.seq, bert_large=True)
+    print(format_projection(rows, args.config))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

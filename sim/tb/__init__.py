@@ -1,0 +1,1 @@
+"""s4accel.sim.tb."""

@@ -1,0 +1,137 @@
+"""cocotb entry points behind the command line: ``s4 bench core`` and ``s4 gemm --backend rtl``.
+
+They take a job description from a ``.npz`` file named by ``S4_JOB`` and write their results to
+``S4_RESULT`` (JSON or ``.npy``), so the command line can drive a simulator it does not run in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+
+from ...base.sparse import pack
+from .core import CoreTB, config_from_env
+from .core_job import CoreJob, OutputParams
+
+
+@cocotb.test()
+async def bench_core(dut):
+    """Run one GEMM per sparsity level at full stream rate; record cycles and counters."""
+    config = config_from_env()
+    job_file = np.load(os.environ["S4_JOB"])
+    x = job_file["x"]
+    tb = CoreTB(dut, config)
+    await tb.start()
+    rows = []
+    for s in job_file["levels"].tolist():
+        w = job_file[f"w{s}"]
+        job = CoreJob.build(config, x, pack(w, s), OutputParams("raw"))
+        before = tb.counters()
+        t0 = time.perf_counter()
+        got, cycles = await tb.run(job)
+        wall = time.perf_counter() - t0
+        after = tb.counters()
+        delta = {k: after[k] - before[k] for k in after}
+        report = job.mismatches(got)
+        assert not report, f"s={s}: {report}"
+        rows.append({"sparsity": s, "cycles": cycles, "counters": delta, "wall_s": wall,
+                     "bit_exact": True})
+        dut._log.info("s=%d: %d cycles (%.0f cycles/s)", s, cycles, cycles / wall)
+    with open(os.environ["S4_RESULT"], "w") as f:
+        json.dump(rows, f)
+
+
+@cocotb.test()
+async def gemm_file(dut):
+    """One raw GEMM from files: ``Y = X @ W.T`` on the RTL."""
+    config = config_from_env()
+    job_file = np.load(os.environ["S4_JOB"])
+    s = int(job_file["s"])
+    job = CoreJob.build(config, job_file["x"], pack(job_file["w"], s), OutputParams("raw"))
+    tb = CoreTB(dut, config)
+    await tb.start()
+    got, cycles = await tb.run(job)
+    np.save(os.environ["S4_RESULT"], got.astype(np.int32))
+    with open(os.environ["S4_RESULT"] + ".json", "w") as f:
+        json.dump({"cycles": cycles, "counters": tb.counters()}, f)
+
+
+@cocotb.test()
+async def bench_gemm(dut):
+    """End-to-end layers through the driver on the whole accelerator (``s4 bench gemm``):
+    DRAM to DRAM, int8 output with bias, requantization and ReLU, checked against the golden
+    model; one JSON row per layer and sparsity, written as soon as it is measured."""
+    from ...base.sparse import prune
+    from ...sw import scenarios
+    from ...sw.driver import Driver
+    from .rtl_backend import RtlBackend
+
+    spec = json.loads(os.environ["S4_JOB"])
+    rng = np.random.default_rng(spec["seed"])
+    be = RtlBackend(dut)
+    await be.start()
+    dev = Driver(be)
+    info = await dev.open()
+    rows = []
+    for layer in spec["layers"]:
+        m, k, n = layer["m"], layer["k"], layer["n"]
+        x = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        dense = rng.integers(-128, 128, (n, k), dtype=np.int8)
+        for s in spec["sparsities"]:
+            packed = pack(prune(dense, s), s)
+            params = scenarios.int8_params(rng, x, packed, lut=False)
+            t0 = time.perf_counter()
+            res = await scenarios.check_layer(dev, x, packed, params,
+                                              f"{layer['name']} s={s}", max_cycles=50_000_000)
+            wall = time.perf_counter() - t0
+            rows.append({"layer": layer["name"], "m": m, "k": k, "n": n, "sparsity": s,
+                         "cycles": res.cycles, "counters": res.counters,
+                         "dram_bytes": res.counters["perf_dma_rd_bytes"]
+                         + res.counters["perf_dma_wr_bytes"],
+                         "image_bytes": res.dram_bytes, "descriptors": res.descriptors,
+                         "wall_s": wall, "bit_exact": True, "lanes": info.rows * info.cols,
+                         "bus_bytes": info.bus_bytes})
+            dut._log.info("%s s=%d: %d cycles, %.0f cycles/s, counters %s", layer["name"], s,
+                          res.cycles, res.cycles / wall, res.counters)
+            with open(os.environ["S4_RESULT"], "w") as f:
+                json.dump(rows, f)
+
+
+@cocotb.test()
+async def run_models(dut):
+    """Compiled models on the whole accelerator (``s4 demo``, ``s4 digits``): each model of the
+    pickled job runs batch by batch through the driver; outputs, cycles and counters are
+    written back, and progress goes to ``S4_PROGRESS`` as it happens."""
+    import pickle
+
+    from ...sw.compiler import run_model
+    from ...sw.driver import Driver
+    from .rtl_backend import RtlBackend
+
+    with open(os.environ["S4_JOB"], "rb") as f:
+        job = pickle.load(f)
+    be = RtlBackend(dut)
+    await be.start()
+    dev = Driver(be)
+    await dev.open()
+    x_q, batch = job["x_q"], job["batch"]
+    total = len(job["models"]) * -(-len(x_q) // batch)
+    done = 0
+    out = {}
+    for name, model in job["models"].items():
+        ys, cycles, counters = [], [], []
+        for i in range(0, len(x_q), batch):
+            y, cyc, results = await run_model(dev, model, x_q[i:i + batch])
+            ys.append(y)
+            cycles.append(cyc)
+            counters.append([r.counters for r in results])
+            done += 1
+            with open(os.environ["S4_PROGRESS"], "w") as f:
+                json.dump({"done": done, "total": total, "model": name}, f)
+        out[name] = {"y": np.concatenate(ys), "cycles": cycles, "counters": counters}
+    with open(os.environ["S4_RESULT"], "wb") as f:
+        pickle.dump(out, f)

@@ -1,0 +1,123 @@
+"""cocotb testbench of the SPU (``hw/spu/spu.py``): scratchpad loads, GEMM blocks and stores,
+checked against the golden model through the device layouts of ``sw/layout.py``."""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from ...hw.cmd.descriptors import GemmBody, Target
+from ...hw.spu.spu import SpuGeometry
+from ...sw import layout
+from .core import config_from_env, random_case, seed_from_env
+from .core_job import pack_struct
+from .streams import Sink, Source, StreamLoop
+
+
+def words_of(image: bytes, bus_bits: int) -> list[int]:
+    nb = bus_bits // 8
+    image = image + b"\0" * (-len(image) % nb)
+    return [int.from_bytes(image[i:i + nb], "little") for i in range(0, len(image), nb)]
+
+
+class SpuTB:
+    def __init__(self, dut, config, rng, idle=0.0, stall=0.0):
+        self.dut, self.config, self.rng = dut, config, rng
+        self.geom = SpuGeometry.of(config)
+        self.load = Source(dut, "i_load", rng=rng, idle=idle)
+        self.gemm = Source(dut, "i_gemm", rng=rng, idle=idle)
+        self.store = Sink(dut, "o_store", rng=rng, stall=stall)
+        self.loop = StreamLoop(dut.clk, [self.load, self.gemm], [self.store],
+                               watches=[dut.gemm_done])
+        for name in ("load_start", "store_start", "load_target", "load_addr", "store_addr",
+                     "store_beats"):
+            getattr(dut, name).value = 0
+
+    async def start(self):
+        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        self.dut.rst.value = 1
+        for _ in range(3):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def pulse(self, name, **values):
+        await RisingEdge(self.dut.clk)
+        for k, v in values.items():
+            getattr(self.dut, k).value = v
+        getattr(self.dut, name).value = 1
+        await RisingEdge(self.dut.clk)
+        getattr(self.dut, name).value = 0
+
+    async def load_image(self, target: Target, addr: int, image: bytes):
+        await self.pulse("load_start", load_target=target.value, load_addr=addr)
+        self.load.extend(words_of(image, self.geom.bus_bits))
+        await self.loop.run_until(lambda: self.load.done, 20 * len(self.load.queue) + 600,
+                                  f"load into {target.name}")
+
+    async def run_gemm(self, body: dict, bound: int):
+        done = self.loop.counts[self.dut.gemm_done]
+        self.gemm.extend([pack_struct(GemmBody, body)])
+        await self.loop.run_until(lambda: self.loop.counts[self.dut.gemm_done] > done, bound,
+                                  "GEMM block")
+
+    async def store_out(self, addr: int, nbytes: int) -> bytes:
+        beats = nbytes // (self.geom.bus_bits // 8)
+        self.store.beats = []
+        await self.pulse("store_start", store_addr=addr, store_beats=beats)
+        await self.loop.run_until(lambda: len(self.store.beats) >= beats, 10 * beats + 200,
+                                  "store")
+        nb = self.geom.bus_bits // 8
+        return b"".join(v.to_bytes(nb, "little") for v in self.store.beats)
+
+
+async def _one_layer(tb, rng, s, mode=None, lut_loaded=None):
+    cfg = tb.config
+    R, C = cfg.rows, cfg.cols
+    x, packed, params = random_case(rng, cfg, s, mode=mode)
+    m, n, k = x.shape[0], packed.n, packed.k
+    mt, nt = layout.tiles(m, n, R, C)
+    bias, mult, shift = params.full(n)
+    act_at, wgt_at, par_at, out_at = (int(rng.integers(0, 4)) for _ in range(4))
+    await tb.load_image(Target.ACT, act_at, layout.act_image(x, R))
+    await tb.load_image(Target.WGT, wgt_at, layout.wgt_image(packed, C))
+    await tb.load_image(Target.PAR, par_at, layout.par_image(bias, mult, shift, n, C))
+    if params.lut is not None:
+        await tb.load_image(Target.LUT, 0, layout.lut_image(params.lut))
+    body = {"act_addr": act_at, "wgt_addr": wgt_at, "par_addr": par_at, "out_addr": out_at,
+            "banks": packed.banks, "m_tiles": mt, "n_tiles": nt,
+            "log2s": s.bit_length() - 1, "mode": int(params.mode == "int8"),
+            "relu": int(params.relu), "lut": int(params.lut is not None)}
+    cycles = mt * nt * packed.banks * packed.nnz
+    await tb.run_gemm(body, 20 * cycles + 500)
+    raw = await tb.store_out(out_at, nt * mt * R * C * 4)
+    got = layout.decode_out(raw, m, n, R, C, params.mode)
+    from .core_job import CoreJob
+    exp = CoreJob.build(cfg, x, packed, params).expected
+    assert got.shape == exp.shape and np.array_equal(got.astype(np.int64), exp.astype(np.int64)), \
+        (f"s={s} mode={params.mode} m={m} n={n} k={k}: "
+         f"{int((got.astype(np.int64) != exp.astype(np.int64)).sum())} outputs differ; "
+         f"got {got[:2].tolist()} expected {exp[:2].tolist()}")
+
+
+@cocotb.test()
+async def layers_every_sparsity(dut):
+    config = config_from_env()
+    rng = np.random.default_rng(seed_from_env(dut, "layers_every_sparsity"))
+    tb = SpuTB(dut, config, rng)
+    await tb.start()
+    for s in config.sparsities:
+        for mode in ("raw", "int8"):
+            await _one_layer(tb, rng, s, mode)
+
+
+@cocotb.test()
+async def layers_with_stalls(dut):
+    config = config_from_env()
+    rng = np.random.default_rng(seed_from_env(dut, "layers_with_stalls"))
+    tb = SpuTB(dut, config, rng, idle=0.3, stall=0.4)
+    await tb.start()
+    for _ in range(4):
+        s = config.sparsities[int(rng.integers(0, len(config.sparsities)))]
+        await _one_layer(tb, rng, s)

@@ -1,0 +1,86 @@
+"""Compiled models on the device: the functional model through the driver, or the RTL of
+the whole accelerator (a cocotb job in a simulator) with a progress bar. Shared by the
+workloads (:mod:`.demo`, :mod:`.digits`)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...base.config import load_config
+from ...sw.compiler import run_model
+from ...sw.driver import Driver, run
+from ..model.device_model import ModelBackend
+from ..tb import runner
+
+__all__ = ["run_on_rtl", "run_on_model"]
+
+
+def _bar(done, total, label, width=30, out=sys.stderr):
+    fill = int(width * done / total) if total else width
+    out.write(f"\r  RTL [{'#' * fill}{'.' * (width - fill)}] {done}/{total} batches  {label:<12}")
+    out.flush()
+
+
+def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_progress=True):
+    """Run compiled ``models`` on int8 inputs ``x_q`` on the accelerator RTL; returns
+    ``{name: {"y", "cycles" (per batch), "counters"}}`` and run information."""
+    config = load_config(config)
+    t0 = time.monotonic()
+    build_s = runner.build_shared("s4_top", config, sim)
+    with tempfile.TemporaryDirectory() as tmp:
+        job, result, progress = (Path(tmp) / n for n in ("job.pkl", "result.pkl", "progress"))
+        with open(job, "wb") as f:
+            pickle.dump({"models": models, "x_q": np.asarray(x_q), "batch": batch}, f)
+        box = {}
+
+        def target():
+            try:
+                box["run"] = runner.run_tests(
+                    "s4_top", config, sim, "s4accel.sim.tb.jobs", testcase="run_models",
+                    tag="run_models", env={"S4_JOB": job, "S4_RESULT": result,
+                                           "S4_PROGRESS": progress})
+            except Exception as e:   # reported below, in the caller's thread
+                box["error"] = e
+
+        th = threading.Thread(target=target, daemon=True)
+        th.start()
+        total = len(models) * -(-len(x_q) // batch)
+        last = -1
+        while th.is_alive():
+            th.join(0.2)
+            if show_progress and progress.exists():
+                try:
+                    p = json.loads(progress.read_text())
+                except ValueError:
+                    continue
+                if p["done"] != last:
+                    last = p["done"]
+                    _bar(p["done"], p["total"], p["model"])
+        if show_progress:
+            _bar(total if "error" not in box else max(last, 0), total, "done")
+            sys.stderr.write("\n")
+        if "error" in box:
+            raise box["error"]
+        with open(result, "rb") as f:
+            out = pickle.load(f)
+    info = {"config": config.name, "simulator": sim, "build_s": build_s,
+            "wall_s": time.monotonic() - t0, "log": str(box["run"].log)}
+    return out, info
+
+
+def run_on_model(config, model, x_q):
+    """Run one compiled model on the functional device model; returns ``(y, LayerResults)``."""
+    async def main():
+        dev = Driver(ModelBackend(config))
+        await dev.open()
+        y, _, results = await run_model(dev, model, x_q)
+        return y, results
+    return run(main())

