@@ -17,7 +17,7 @@ def _files(tmp_path, rng, m, k, n, s):
     return x, w
 
 
-@pytest.mark.parametrize("backend", ["model", "rtl"])
+@pytest.mark.parametrize("backend", ["model", pytest.param("rtl", marks=pytest.mark.rtl)])
 def test_gemm_from_files(tmp_path, rng, backend, capsys):
     x, w = _files(tmp_path, rng, 5, 45, 9, 8)
     out = tmp_path / "y.npy"
@@ -53,6 +53,8 @@ def test_gemm_refuses_bad_files(tmp_path, rng, capsys):
     assert rc == 2 and "sparsity must be one of" in capsys.readouterr().err
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_bench_core_small(tmp_path, capsys):
     """A reduced bench on tiny: JSON keys, bit-exact, speedup close to s."""
     plot = tmp_path / "plot.png"
@@ -70,6 +72,7 @@ def test_bench_core_small(tmp_path, capsys):
     assert plot.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_generate_writes_verilog_that_compiles(tmp_path, capsys):
     """``s4 generate``: Verilog that Icarus accepts, with the configured bus widths, and the
     register documentation equal to what the register map generates."""
@@ -117,6 +120,8 @@ def test_regmap_check(tmp_path, capsys):
     assert "out of date" in capsys.readouterr().err
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_bench_gemm_small(tmp_path, capsys):
     """``s4 bench gemm --json`` on a small layer: the documented keys, bit-exact results, and
     a sparse run faster than the dense one."""
@@ -142,6 +147,8 @@ def test_bench_gemm_refuses_unknown_layer(capsys):
     assert "unknown layer 'bert_huge'" in capsys.readouterr().err
 
 
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_bench_array_small():
     """Two SPUs on a compute-bound layer: same results, fewer cycles (the same channel split
     the full ``s4 bench array`` uses)."""

@@ -402,6 +402,8 @@ runner.register_design("csr_block", "s4accel.hw.csr.block:CsrBlock")
 
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 @pytest.mark.parametrize("config", ["tiny", "fpga"])
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_csr_block_cocotb(sim, config, seed):
     if sim == "icarus" and shutil.which("iverilog") is None:
         pytest.skip("Icarus Verilog is not installed")

@@ -129,6 +129,7 @@ def test_ecp5_form_uses_output_registers():
     assert "DP16KD" not in rtl()
 
 
+@pytest.mark.rtl
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog is not installed")
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_ecp5_form_matches_generic(shape, seed, tmp_path):

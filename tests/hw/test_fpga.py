@@ -6,6 +6,7 @@ minutes per build, so it is not run here.
 
 import re
 
+import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
@@ -15,6 +16,7 @@ from s4accel.hw.fpga.build import CONSTRAINTS_DIR, format_result, slow_endpoints
 from s4accel.hw.generate import verilog_ports
 
 
+@pytest.mark.slow
 def test_board_top_ports_and_constraints():
     text = verilog.convert(BoardTop(load_config("tiny"), BOARDS["icebreaker"]), name="top",
                            emit_src=False)
@@ -70,6 +72,7 @@ def test_axi_ram_burst_write_then_read():
     assert got == [(data[0], 0), (data[1] & 0xFFFF, 0), (data[2], 0), (data[3], 1)]
 
 
+@pytest.mark.slow
 def test_board_clock_comes_from_the_pll_when_needed():
     """fpga (100 MHz) on ULX3S's 25 MHz oscillator needs the EHXPLLL (x4); tiny (24 MHz) on
     iCEBreaker's 12 MHz the SB_PLL40_PAD (x2); tiny on ULX3S runs from the 25 MHz pin."""

@@ -10,6 +10,8 @@ import pytest
 from s4accel.base.config import load_config
 from s4accel.hw.fpga.build import synthesize
 
+pytestmark = [pytest.mark.fpga, pytest.mark.slow]
+
 # board, clock asked (None: the config's), data bits of a block RAM, PLL cell, clock reached.
 # ulx3s at 100 MHz (through the EHXPLLL) is the netlist on which Yosys 0.70 aborted without
 # the build's `opt_clean -purge` (hw/fpga/build.py, synth_script).

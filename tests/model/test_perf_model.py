@@ -42,6 +42,8 @@ def _random_tiny_layers(rng, count=3):
 
 
 @pytest.mark.parametrize("config", ["fpga", "tiny"])
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_model_matches_rtl(config, rng):
     """Every bench layer at s = 16 and 32 on fpga (~300k simulated cycles), random small
     layers at every sparsity level on tiny: the model within 5 % of the RTL's cycles."""
@@ -72,6 +74,8 @@ EXACT_LAYERS = {"a": (4, 64, 8), "b": (6, 256, 12), "c": (16, 96, 16), "d": (3, 
 
 
 @pytest.mark.parametrize("config,seed", [("tiny", 21), ("fpga", 24)])
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_model_exact_on_small_layers(config, seed):
     rows, _ = bench_gemm(config, layers=EXACT_LAYERS, seed=seed)
     cfg = load_config(config)

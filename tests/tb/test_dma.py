@@ -122,6 +122,8 @@ def test_burst_walker_discard(rng):
 
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 @pytest.mark.parametrize("config", ["tiny", "fpga"])
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_dma_engine(sim, config, seed):
     runner.run_tests("dma_engine", config, sim, "s4accel.sim.tb.dma",
                      env={"S4_SEED": seed}, tag=f"pytest_{seed}")

@@ -5,6 +5,8 @@ import pytest
 
 from s4accel.sim.tb import runner
 
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
 
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
 @pytest.mark.parametrize("config", ["tiny", "fpga"])

@@ -9,6 +9,8 @@ import pytest
 from s4accel.base.config import load_config
 from s4accel.sim.tb import runner
 
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
 CONFIGS = {
     "tiny": lambda: load_config("tiny"),
     "fpga": lambda: load_config("fpga"),

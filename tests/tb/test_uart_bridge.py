@@ -25,6 +25,8 @@ ICARUS_TESTS = ["bridge_protocol", "layer_through_bridge"]
 
 
 @pytest.mark.parametrize("sim", runner.SIMULATORS)
+@pytest.mark.rtl
+@pytest.mark.slow
 def test_board_over_uart(sim, seed):
     env = {"S4_SEED": seed}
     if sim == "icarus":

@@ -4,7 +4,11 @@ the functional model, and they agree bit for bit (the demo raises otherwise)."""
 
 import io
 
+import pytest
+
 from s4accel.sim.workloads.demo import demo
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 
 def test_demo_fpga():

@@ -9,6 +9,9 @@ from s4accel.sim.workloads import minilm
 from s4accel.sw.compiler import run_model
 from s4accel.sw.driver import Driver, run
 
+# loading and running the real encoder takes minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def model():
