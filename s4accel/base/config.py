@@ -14,7 +14,7 @@ import yaml
 
 __all__ = ["Config", "ConfigError", "load_config", "preset_names", "BANK", "SPARSITY_LEVELS"]
 
-#: Bank size of the sparse format (DESIGN.md section 2): indices are 5 bits.
+#: Bank size of the sparse format (docs/architecture.md, "Sparse format"): indices are 5 bits.
 BANK = 32
 #: Every sparsity level the format defines.
 SPARSITY_LEVELS = (1, 2, 4, 8, 16, 32)

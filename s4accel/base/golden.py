@@ -1,4 +1,4 @@
-"""Bit-exact golden model of the sparse tensor core numerics (DESIGN.md section 3).
+"""Bit-exact golden model of the sparse tensor core numerics (docs/architecture.md, "Numerics").
 
 Every function here *defines* what the RTL must produce, bit for bit.
 
