@@ -1,4 +1,5 @@
-"""Bank-balanced sparse weight format (docs/architecture.md, "Sparse format"): pruner, packer, unpacker.
+"""Bank-balanced sparse weight format: pruner, packer, unpacker (docs/architecture.md,
+"Sparse format").
 
 A weight matrix ``W[N, K]`` is cut into banks of ``B = 32`` consecutive elements along K (K is
 zero-padded to a multiple of 32). At sparsity ``s`` every bank of every row stores exactly
