@@ -12,6 +12,54 @@ class CliError(Exception):
     """A user error: printed as ``s4: error: ...`` with exit status 2."""
 
 
+# -- registration ---------------------------------------------------------------------------
+#
+# Every command is a function taking the parsed arguments, registered with @command: its words
+# ("bench core"), its help, the shared options it takes (declared once, in SHARED; a command
+# may change a shared option's default) and its own options (arg(...)).
+
+def arg(*flags, **kwargs):
+    """One argparse option of a command: ``arg("--m", type=int)``."""
+    return flags, kwargs
+
+
+#: Options that several commands take, declared once. ``{default}`` in a help text is
+#: filled in with the command's default.
+SHARED = {
+    "config": arg("--config", default="fpga", help="preset name or YAML path (default {default})"),
+    "seed": arg("--seed", type=int, default=0, help="random seed; the same seed replays a run "
+                "(default {default})"),
+    "sim": arg("--sim", default="verilator", choices=("verilator", "icarus"),
+               help="RTL simulator (default {default})"),
+    "json": arg("--json", action="store_true", help="JSON on stdout, the human-readable "
+                "report on stderr"),
+}
+
+#: (words, help, shared options with their defaults, own options, function), in order
+COMMANDS = []
+
+
+def command(words, help, *, shared=(), options=()):
+    """Register ``func`` as ``s4 WORDS``; ``shared`` names options of :data:`SHARED`, or maps
+    them to this command's default (or to a dict of argparse settings that replace the
+    shared ones, such as the default and the help)."""
+    shared = shared if isinstance(shared, dict) else {name: ... for name in shared}
+
+    def register(func):
+        COMMANDS.append((tuple(words.split()), help, shared, list(options), func))
+        return func
+    return register
+
+
+def _board_shape(text):
+    from .sw.board import parse_shape
+    return parse_shape(text)
+
+
+@command("bench core", "tensor core speedup against sparsity",
+         shared=("config", "seed", "sim", "json"),
+         options=[arg("--m", type=int), arg("--k", type=int), arg("--n", type=int),
+                  arg("--plot", help="PNG path (default bench_core_<config>.png)")])
 def _cmd_bench_core(args):
     from .sim.bench.core import bench_core, format_table, plot_speedup
 
@@ -34,6 +82,14 @@ def _cmd_bench_core(args):
     return 0
 
 
+@command("bench gemm", "whole layers DRAM to DRAM on the accelerator RTL",
+         shared=("config", "seed", "sim", "json"),
+         options=[arg("--layer", action="append", help="run only this layer (repeatable; "
+                      "default: all BERT-base and ResNet-50 layers)"),
+                  arg("--shape", action="append", help="an extra layer MxKxN (repeatable)"),
+                  arg("--sparsity", type=int, action="append",
+                      help="run only this s (repeatable; default: every level)"),
+                  arg("--plot", help="PNG path (default bench_gemm_<config>.png)")])
 def _cmd_bench_gemm(args):
     from .sim.bench.gemm import LAYERS, bench_gemm, format_table, parse_shape, plot_layers
 
@@ -76,6 +132,13 @@ def _load_npy(path, what):
         raise CliError(f"cannot read {what} from {path}: {e}") from e
 
 
+@command("gemm", "one raw int32 GEMM Y = X @ W.T from .npy files",
+         shared={"config": "fpga", "sim": ...},
+         options=[arg("--x", required=True, help="int8 M x K .npy"),
+                  arg("--w", required=True, help="int8 N x K .npy, bank-balanced at S"),
+                  arg("--sparsity", type=int, required=True),
+                  arg("--backend", choices=("model", "rtl"), default="model"),
+                  arg("--out", required=True)])
 def _cmd_gemm(args):
     import numpy as np
 
@@ -119,6 +182,14 @@ def _cmd_gemm(args):
     return 0
 
 
+@command("regmap", "register map artifacts generated from the register map YAML",
+         options=[arg("--format", required=True, choices=("c", "md", "py", "yaml")),
+                  arg("-o", "--output", help="write to this file instead of stdout"),
+                  arg("--config", help="resolve configuration-dependent reset values "
+                      "(preset name or YAML path)"),
+                  arg("--regmap", help="register map YAML (default: the packaged one)"),
+                  arg("--check", action="store_true",
+                      help="exit 1 if --output differs from what would be generated")])
 def _cmd_regmap(args):
     from .base import regmap
 
@@ -137,6 +208,10 @@ def _cmd_regmap(args):
         raise CliError(str(e)) from e
 
 
+@command("demo", "the digits model at 16x sparsity on the accelerator RTL",
+         shared=("config", "seed", "sim"),
+         options=[arg("--images", type=int, default=128, help="test images run on the RTL"),
+                  arg("--batch", type=int, default=32, help="images per device job")])
 def _cmd_demo(args):
     from .sim.workloads.demo import demo
 
@@ -147,6 +222,10 @@ def _cmd_demo(args):
     return 0
 
 
+@command("bench digits", "small dense vs wide sparse MLPs on the digits set",
+         shared=("config", "seed", "sim", "json"),
+         options=[arg("--images", type=int, default=64, help="test images run on the RTL"),
+                  arg("--batch", type=int, default=32)])
 def _cmd_bench_digits(args):
     from .sim.workloads.digits import experiment, format_table
 
@@ -165,6 +244,11 @@ def _cmd_bench_digits(args):
     return 0
 
 
+@command("bench array", "the same layers on 1, 2 and 4 SPUs (RTL)",
+         shared=("config", "seed", "sim", "json"),
+         options=[arg("--spus", type=int, nargs="+", default=[1, 2, 4]),
+                  arg("--layer", action="append"),
+                  arg("--sparsity", type=int, action="append")])
 def _cmd_bench_array(args):
     from .sim.bench.array import ARRAY_LAYERS, bench_array, format_table
     from .sim.bench.gemm import LAYERS
@@ -188,30 +272,108 @@ def _cmd_bench_array(args):
     return 0
 
 
+@command("bench minilm", "MiniLM sentence encoder on the device: cosine against float "
+         "and cycles per token", shared=("config",),
+         options=[arg("--layers", type=int, default=6,
+                      help="encoder layers whose linear layers run on the device (default 6)"),
+                  arg("--no-rtl", action="store_true", help="skip the RTL cycle measurement"),
+                  arg("--engine", choices=("model", "golden"), default="model",
+                      help="'model': the functional device model through the driver "
+                      "(default); 'golden': the golden model of the same programs (faster)")])
 def _cmd_bench_minilm(args):
     from .sim.workloads import minilm
 
     try:
-        return minilm.main(args.args)
+        minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e
+    return 0
 
 
+@command("project", "performance-model projection of BERT and ResNet-50 on a large "
+         "preset", shared={"config": "antoum"},
+         options=[arg("--batch", type=int, default=8),
+                  arg("--seq", type=int, default=128, help="BERT-base sequence length"),
+                  arg("--sparsity", type=int, nargs="+", default=[1, 8, 16])])
 def _cmd_project(args):
-    from .sim.model import perf_model
+    from .sim.model.perf_model import format_projection, project_bert_resnet
 
-    return perf_model.main(args.args)
+    rows = project_bert_resnet(args.config, sparsities=tuple(args.sparsity), batch=args.batch,
+                               seq=args.seq, bert_large=True)
+    print(format_projection(rows, args.config))
+    return 0
 
 
+@command("fpga build", "synthesize, place and route for a board with the YoWASP tools; "
+         "resource and Fmax report",
+         shared={"config": {"default": None, "help": "preset or YAML (default: tiny for "
+                            "icebreaker, fpga for ulx3s)"},
+                 "seed": {"default": 1, "help": "nextpnr's placer seed (default 1)"},
+                 "json": ...},
+         options=[arg("--board", required=True, choices=("icebreaker", "ulx3s")),
+                  arg("--out", help="build directory (default build/fpga_BOARD_CONFIG)"),
+                  arg("--freq", type=float, help="clock MHz (default: the config's clock_mhz; "
+                      "made by the PLL unless within 5 %% of the board oscillator)"),
+                  arg("--timing-weight", type=int, default=None, metavar="N",
+                      help="nextpnr's --placer-heap-timingweight (default: the build's, "
+                      "hw/fpga/build.py TIMING_WEIGHT; nextpnr's own is 10)"),
+                  arg("--router", choices=("router1", "router2"), default="router1",
+                      help="nextpnr's router (default router1: on ulx3s/tiny at 100 MHz "
+                      "router2 reached 66.5 MHz where router1 reached 85-89 MHz)"),
+                  arg("--timeout", type=float, help="seconds per tool"),
+                  arg("--synth-only", action="store_true",
+                      help="stop after yosys (cell counts only; a quick CI check)")])
 def _cmd_fpga_build(args):
-    from .hw.fpga import build
+    from .base.config import load_config
+    from .hw.fpga.build import FpgaBuildError, build, format_result, synthesize
 
+    config = args.config or {"icebreaker": "tiny", "ulx3s": "fpga"}[args.board]
+    out = Path(args.out or f"build/fpga_{args.board}_{Path(str(config)).stem}")
+    weight = {} if args.timing_weight is None else {"timing_weight": args.timing_weight}
     try:
-        return build.main(args.args)
-    except build.FpgaBuildError as e:
-        raise CliError(str(e)) from e
+        if args.synth_only:
+            r = synthesize(args.board, config, out, clock_mhz=args.freq, timeout=args.timeout)
+            r = {"board": args.board, "config": load_config(config).name, **r}
+            print(json.dumps(r, indent=1) if args.json else
+                  f"{r['board']} / {r['config']}: {r['luts']} LUT4, {r['ffs']} FF, "
+                  f"{r['dsps']} DSP, {r['brams']} BRAM, {r['sprams']} SPRAM "
+                  f"(yosys {r['synth_s']} s)")
+            return 0
+        r = build(args.board, config, out, target_mhz=args.freq, seed=args.seed,
+                  router=args.router, timeout=args.timeout, **weight)
+    except FpgaBuildError as e:
+        print(f"s4: error: {e}", file=sys.stderr)
+        return 1
+    # 0: routed at the target frequency; 1: a tool failed / does not fit; 3: routed, but the
+    # Fmax nextpnr reached is below the target (the bitstream is written all the same)
+    status = 1 if not r["routed"] else 0 if r["timing_met"] else 3
+    if args.json:
+        keys = ("board", "config", "luts", "ffs", "dsps", "brams", "sprams", "fmax_mhz",
+                "target_mhz", "timing_met", "routed", "bitstream", "pll", "synth_s", "pnr_s",
+                "utilization", "error")
+        r = dict(r, utilization={k: v for k, v in r["utilization"].items() if v.get("used")})
+        print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))
+    else:
+        print(format_result(r))
+    if not r["routed"]:
+        print(f"s4: error: {r['error']}", file=sys.stderr)
+    elif not r["timing_met"]:
+        print(f"s4: warning: timing not met: Fmax {r['fmax_mhz']:.1f} MHz < target "
+              f"{r['target_mhz']:g} MHz", file=sys.stderr)
+    return status
 
 
+@command("fpga run", "run layers on a board through its UART bridge and check them bit "
+         "for bit with the golden model",
+         shared={"config": "tiny", "json": ...,
+                 "seed": {"default": None, "help": "random seed (default: a fresh one, printed)"}},
+         options=[arg("--port", required=True, help="serial port of the board (/dev/ttyUSB0, "
+                      "COM3, ...) or 'model' (the functional model answers the bridge "
+                      "protocol; --config is its preset, a board reports its own)"),
+                  arg("--baud", type=int, default=115_200, help="the bitstream's baud rate"),
+                  arg("--sparsity", type=int, nargs="+", default=[1, 4, 16]),
+                  arg("--shape", type=_board_shape, default=(8, 128, 16),
+                      help="MxKxN (default 8x128x16)")])
 def _cmd_fpga_run(args):
     import asyncio
 
@@ -240,6 +402,9 @@ def _cmd_fpga_run(args):
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 
+@command("generate", "Verilog of the whole accelerator and its register documentation",
+         shared=("config",),
+         options=[arg("-o", "--output", required=True, help="output directory")])
 def _cmd_generate(args):
     from .base.config import ConfigError
     from .hw.generate import generate
@@ -257,150 +422,41 @@ def _cmd_generate(args):
     return 0
 
 
-def _board_shape(text):
-    from .sw.board import parse_shape
-    return parse_shape(text)
+@command("version", "print the version")
+def _cmd_version(args):
+    from . import __version__
+    print(__version__)
+    return 0
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="s4", description="S4-open accelerator tools")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("version", help="print the version")
-
-    bench = sub.add_parser("bench", help="benchmarks (RTL simulation)")
-    bsub = bench.add_subparsers(dest="bench", required=True)
-    core = bsub.add_parser("core", help="tensor core speedup against sparsity")
-    core.add_argument("--config", default="fpga")
-    core.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
-    core.add_argument("--m", type=int)
-    core.add_argument("--k", type=int)
-    core.add_argument("--n", type=int)
-    core.add_argument("--seed", type=int, default=0)
-    core.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    core.add_argument("--plot", help="PNG path (default bench_core_<config>.png)")
-    core.set_defaults(func=_cmd_bench_core)
-
-    bd = bsub.add_parser("digits", help="small dense vs wide sparse MLPs on the digits set")
-    bd.add_argument("--config", default="fpga")
-    bd.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
-    bd.add_argument("--images", type=int, default=64, help="test images run on the RTL")
-    bd.add_argument("--batch", type=int, default=32)
-    bd.add_argument("--seed", type=int, default=0)
-    bd.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    bd.set_defaults(func=_cmd_bench_digits)
-
-    ba = bsub.add_parser("array", help="the same layers on 1, 2 and 4 SPUs (RTL)")
-    ba.add_argument("--config", default="fpga")
-    ba.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
-    ba.add_argument("--spus", type=int, nargs="+", default=[1, 2, 4])
-    ba.add_argument("--layer", action="append")
-    ba.add_argument("--sparsity", type=int, action="append")
-    ba.add_argument("--seed", type=int, default=0)
-    ba.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    ba.set_defaults(func=_cmd_bench_array)
-
-    bmm = bsub.add_parser("minilm", help="MiniLM sentence encoder on the device: cosine "
-                          "against float and cycles per token (options: --help)")
-    bmm.add_argument("args", nargs=argparse.REMAINDER)
-    bmm.set_defaults(func=_cmd_bench_minilm)
-
-    bg = bsub.add_parser("gemm", help="whole layers DRAM to DRAM on the accelerator RTL")
-    bg.add_argument("--config", default="fpga")
-    bg.add_argument("--json", action="store_true", help="JSON on stdout, table on stderr")
-    bg.add_argument("--layer", action="append", help="run only this layer (repeatable; "
-                    "default: all BERT-base and ResNet-50 layers)")
-    bg.add_argument("--shape", action="append", help="an extra layer MxKxN (repeatable)")
-    bg.add_argument("--sparsity", type=int, action="append",
-                    help="run only this s (repeatable; default: every level)")
-    bg.add_argument("--seed", type=int, default=0)
-    bg.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    bg.add_argument("--plot", help="PNG path (default bench_gemm_<config>.png)")
-    bg.set_defaults(func=_cmd_bench_gemm)
-
-    gemm = sub.add_parser("gemm", help="one raw int32 GEMM Y = X @ W.T from .npy files")
-    gemm.add_argument("--x", required=True, help="int8 M x K .npy")
-    gemm.add_argument("--w", required=True, help="int8 N x K .npy, bank-balanced at S")
-    gemm.add_argument("--sparsity", type=int, required=True)
-    gemm.add_argument("--backend", choices=("model", "rtl"), default="model")
-    gemm.add_argument("--config", default="fpga", help="configuration for --backend rtl")
-    gemm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    gemm.add_argument("--out", required=True)
-    gemm.set_defaults(func=_cmd_gemm)
-
-    fp = sub.add_parser("fpga", help="FPGA builds with the YoWASP tools (pip install "
-                        "-e '.[fpga]')")
-    fsub = fp.add_subparsers(dest="fpga", required=True)
-    fb = fsub.add_parser("build", help="synthesize, place and route for a board; resource "
-                         "and Fmax report (options: --help)")
-    fb.add_argument("args", nargs=argparse.REMAINDER)
-    fb.set_defaults(func=_cmd_fpga_build)
-    fr = fsub.add_parser("run", help="run layers on a board through its UART bridge and check "
-                         "them bit for bit with the golden model")
-    fr.add_argument("--port", required=True,
-                    help="serial port of the board (/dev/ttyUSB0, COM3, ...) or 'model' (the "
-                    "functional model answers the bridge protocol)")
-    fr.add_argument("--baud", type=int, default=115_200, help="the bitstream's baud rate")
-    fr.add_argument("--config", default="tiny", help="preset for --port model (a board "
-                    "reports its own configuration)")
-    fr.add_argument("--sparsity", type=int, nargs="+", default=[1, 4, 16])
-    fr.add_argument("--shape", type=_board_shape, default=(8, 128, 16),
-                    help="MxKxN (default 8x128x16)")
-    fr.add_argument("--seed", type=int, default=None)
-    fr.add_argument("--json", action="store_true")
-    fr.set_defaults(func=_cmd_fpga_run)
-
-    pj = sub.add_parser("project", help="performance-model projection of BERT and ResNet-50 "
-                        "on a large preset (default antoum; options: --help)")
-    pj.add_argument("args", nargs=argparse.REMAINDER)
-    pj.set_defaults(func=_cmd_project)
-
-    dm = sub.add_parser("demo", help="the digits model at 16x sparsity on the accelerator RTL")
-    dm.add_argument("--config", default="fpga")
-    dm.add_argument("--images", type=int, default=128, help="test images run on the RTL")
-    dm.add_argument("--batch", type=int, default=32, help="images per device job")
-    dm.add_argument("--seed", type=int, default=0)
-    dm.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    dm.set_defaults(func=_cmd_demo)
-
-    gen = sub.add_parser("generate", help="Verilog of the whole accelerator and its register "
-                                          "documentation")
-    gen.add_argument("--config", default="fpga", help="preset name or YAML path")
-    gen.add_argument("-o", "--output", required=True, help="output directory")
-    gen.set_defaults(func=_cmd_generate)
-
-    rm = sub.add_parser("regmap", help="register map artifacts generated from s4accel/base/regmap.yaml")
-    rm.add_argument("--format", required=True, choices=("c", "md", "py", "yaml"))
-    rm.add_argument("-o", "--output", help="write to this file instead of stdout")
-    rm.add_argument("--config", help="resolve configuration-dependent reset values "
-                                     "(preset name or YAML path)")
-    rm.add_argument("--regmap", help="register map YAML (default: the packaged s4accel/base/regmap.yaml)")
-    rm.add_argument("--check", action="store_true",
-                    help="exit 1 if --output differs from what would be generated")
-    rm.set_defaults(func=_cmd_regmap)
+    groups = {(): parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")}
+    for words, help, shared, options, func in COMMANDS:
+        for n in range(1, len(words)):
+            if words[:n] not in groups:
+                p = groups[words[:n - 1]].add_parser(words[n - 1], help=f"{words[n - 1]} ...")
+                groups[words[:n]] = p.add_subparsers(dest="_".join(words[:n]), required=True,
+                                                     metavar="COMMAND")
+        p = groups[words[:-1]].add_parser(words[-1], help=help, description=help)
+        for name, default in shared.items():
+            flags, kwargs = SHARED[name]
+            kwargs = dict(kwargs)
+            if isinstance(default, dict):
+                kwargs.update(default)
+            elif default is not ...:
+                kwargs["default"] = default
+            if "help" in kwargs:
+                kwargs["help"] = kwargs["help"].format(default=kwargs.get("default"))
+            p.add_argument(*flags, **kwargs)
+        for flags, kwargs in options:
+            p.add_argument(*flags, **kwargs)
+        p.set_defaults(func=func)
     return parser
 
 
-#: Commands whose options belong to another module's own command line (so --help reaches it).
-_PASSTHROUGH = {("fpga", "build"): "_cmd_fpga_build",
-                ("bench", "minilm"): "_cmd_bench_minilm",
-                ("project",): "_cmd_project"}
-
-
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for prefix, func in _PASSTHROUGH.items():
-        if tuple(argv[:len(prefix)]) == prefix:
-            try:
-                return globals()[func](argparse.Namespace(args=argv[len(prefix):]))
-            except CliError as e:
-                print(f"s4: error: {e}", file=sys.stderr)
-                return 2
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.cmd == "version":
-        from . import __version__
-        print(__version__)
-        return 0
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except CliError as e:

@@ -160,3 +160,19 @@ def test_bench_array_small():
     assert all(r["bit_exact"] for r in rows)
     assert by_n[1]["speedup_vs_one_spu"] == 1.0
     assert by_n[2]["speedup_vs_one_spu"] > 1.5, by_n[2]
+
+
+def test_shared_options_are_declared_once():
+    """--config, --seed, --sim and --json come from cli.SHARED on every command that takes
+    them; no command declares its own."""
+    from s4accel import cli
+
+    shared_flags = {f for flags, _ in cli.SHARED.values() for f in flags}
+    for words, _, shared, options, _ in cli.COMMANDS:
+        own = {f for flags, _ in options for f in flags}
+        assert not own & shared_flags, f"s4 {' '.join(words)} declares {own & shared_flags}"
+    parser = cli.build_parser()
+    args = parser.parse_args(["bench", "gemm", "--config", "tiny", "--seed", "3", "--json"])
+    assert (args.config, args.seed, args.sim, args.json) == ("tiny", 3, "verilator", True)
+    assert parser.parse_args(["project"]).config == "antoum"
+    assert parser.parse_args(["fpga", "build", "--board", "ulx3s"]).seed == 1

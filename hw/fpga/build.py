@@ -9,9 +9,7 @@ nextpnr achieved against the configuration's ``clock_mhz``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,7 +21,7 @@ from ...base.config import load_config
 from ..core.dsp import Technology
 from .boards import BOARDS, BoardTop
 
-__all__ = ["build", "synthesize", "main", "CONSTRAINTS_DIR", "FpgaBuildError"]
+__all__ = ["build", "synthesize", "CONSTRAINTS_DIR", "FpgaBuildError"]
 
 #: ``constraints/`` at the repository root.
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
@@ -262,66 +260,3 @@ def format_result(r: dict) -> str:
             + "".join(f"\n  late: {g['register']}.{g['port']} {g['arrival_ns']:.2f} ns "
                       f"({g['endpoints']} endpoint{'s' if g['endpoints'] > 1 else ''})"
                       for g in r.get("slow_endpoints") or []))
-
-
-def main(argv=None) -> int:
-    """``s4 fpga build`` (to be wired into ``s4accel/cli.py``)."""
-    p = argparse.ArgumentParser(prog="s4 fpga build")
-    p.add_argument("--board", required=True, choices=sorted(BOARDS))
-    p.add_argument("--config", default=None, help="preset or YAML (default: tiny for "
-                   "icebreaker, fpga for ulx3s)")
-    p.add_argument("--out", default=None, help="build directory (default build/fpga_BOARD_CONFIG)")
-    p.add_argument("--freq", type=float, default=None,
-                   help="clock MHz (default: the config's clock_mhz; made by the PLL unless "
-                   "within 5 %% of the board oscillator)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--timing-weight", type=int, default=TIMING_WEIGHT, metavar="N",
-                   help=f"nextpnr's --placer-heap-timingweight (default {TIMING_WEIGHT}; "
-                   "nextpnr's own default is 10)")
-    p.add_argument("--router", choices=("router1", "router2"), default="router1",
-                   help="nextpnr's router (default router1: on ulx3s/tiny at 100 MHz "
-                   "router2 reached 66.5 MHz where router1 reached 85-89 MHz on nearly the "
-                   "same design, in about the same time)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per tool")
-    p.add_argument("--synth-only", action="store_true",
-                   help="stop after yosys (cell counts only; a quick CI check)")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    config = args.config or {"icebreaker": "tiny", "ulx3s": "fpga"}[args.board]
-    out = Path(args.out or f"build/fpga_{args.board}_{Path(str(config)).stem}")
-    try:
-        if args.synth_only:
-            r = synthesize(args.board, config, out, clock_mhz=args.freq, timeout=args.timeout)
-            r = {"board": args.board, "config": load_config(config).name, **r}
-            print(json.dumps(r, indent=1) if args.json else
-                  f"{r['board']} / {r['config']}: {r['luts']} LUT4, {r['ffs']} FF, "
-                  f"{r['dsps']} DSP, {r['brams']} BRAM, {r['sprams']} SPRAM "
-                  f"(yosys {r['synth_s']} s)")
-            return 0
-        r = build(args.board, config, out, target_mhz=args.freq, seed=args.seed,
-                  router=args.router, timing_weight=args.timing_weight, timeout=args.timeout)
-    except FpgaBuildError as e:
-        print(f"s4: error: {e}", file=sys.stderr)
-        return 1
-    # 0: routed at the target frequency; 1: a tool failed / does not fit; 3: routed, but the
-    # Fmax nextpnr reached is below the target (the bitstream is written all the same)
-    status = 1 if not r["routed"] else 0 if r["timing_met"] else 3
-    if args.json:
-        keys = ("board", "config", "luts", "ffs", "dsps", "brams", "sprams", "fmax_mhz",
-                "target_mhz", "timing_met", "routed", "bitstream", "pll", "synth_s", "pnr_s",
-                "utilization", "error")
-        r = dict(r, utilization={k: v for k, v in r["utilization"].items() if v.get("used")})
-        print(json.dumps({k: r[k] for k in keys if k in r}, indent=1))
-    else:
-        print(format_result(r))
-    if not r["routed"]:
-        print(f"s4: error: {r['error']}", file=sys.stderr)
-    elif not r["timing_met"]:
-        print(f"s4: warning: timing not met: Fmax {r['fmax_mhz']:.1f} MHz < target "
-              f"{r['target_mhz']:g} MHz", file=sys.stderr)
-    return status
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())

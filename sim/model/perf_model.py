@@ -31,7 +31,7 @@ from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, Opcode,
 
 __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_layer",
            "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
-           "format_projection", "PUBLISHED", "main"]
+           "format_projection", "PUBLISHED"]
 
 
 @dataclass(frozen=True)
@@ -679,22 +679,3 @@ def format_projection(rows, config="antoum") -> str:
         "what-if with 1 byte per output value.",
     ]
     return "\n".join(lines)
-
-
-def main(argv=None):
-    """Print the antoum projection table (BERT-base, BERT-Large, ResNet-50)."""
-    import argparse
-    ap = argparse.ArgumentParser(prog="perf_model", description=main.__doc__)
-    ap.add_argument("--config", default="antoum")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=128, help="BERT-base sequence length")
-    ap.add_argument("--sparsity", type=int, nargs="+", default=[1, 8, 16])
-    args = ap.parse_args(argv)
-    rows = project_bert_resnet(args.config, sparsities=tuple(args.sparsity), batch=args.batch,
-                               seq=args.seq, bert_large=True)
-    print(format_projection(rows, args.config))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

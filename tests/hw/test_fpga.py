@@ -143,5 +143,7 @@ def test_nextpnr_gets_the_placer_timing_weight(tmp_path, monkeypatch):
         cmd = cmds[-1]
         i = cmd.index("--placer-heap-timingweight")
         assert cmd[i + 1] == str(weight or fb.TIMING_WEIGHT), cmd
-    fb.main(["--board", "icebreaker", "--out", str(tmp_path / "cli"), "--timing-weight", "5"])
+    from s4accel.cli import main
+    main(["fpga", "build", "--board", "icebreaker", "--out", str(tmp_path / "cli"),
+          "--timing-weight", "5"])
     assert cmds[-1][cmds[-1].index("--placer-heap-timingweight") + 1] == "5"
