@@ -183,10 +183,10 @@ def _cmd_gemm(args):
 
 
 @command("regmap", "register map artifacts generated from the register map YAML",
+         shared={"config": {"default": None, "help": "resolve configuration-dependent reset "
+                            "values (preset name or YAML path)"}},
          options=[arg("--format", required=True, choices=("c", "md", "py", "yaml")),
                   arg("-o", "--output", help="write to this file instead of stdout"),
-                  arg("--config", help="resolve configuration-dependent reset values "
-                      "(preset name or YAML path)"),
                   arg("--regmap", help="register map YAML (default: the packaged one)"),
                   arg("--check", action="store_true",
                       help="exit 1 if --output differs from what would be generated")])
