@@ -6,8 +6,8 @@ design or synthesize it alone:
 - ``s4_top.v``: Verilog of :class:`~s4accel.hw.top.S4Top` for the configuration (top module
   ``s4_top``; ports ``clk``, ``rst``, the AXI4-Lite register port ``csr__*``, the AXI4 DRAM
   manager port ``dram__*`` and ``irq``);
-- ``s4_regs.h`` and ``registers.md``: the register map (``s4accel/base/regmap.yaml``) with reset values
-  resolved for the configuration;
+- ``s4_regs.h`` and ``registers.md``: the register map (``s4accel/base/regmap/regmap.yaml``)
+  with reset values resolved for the configuration;
 - ``config.yaml``: the configuration the Verilog was built from.
 """
 

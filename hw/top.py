@@ -30,7 +30,7 @@ class S4Top(wiring.Component):
     Members
     -------
     csr : In(AXI4Lite.Signature(addr_width=12, data_width=32))
-        Host access to the register map (``s4accel/base/regmap.yaml``).
+        Host access to the register map (``s4accel/base/regmap/regmap.yaml``).
     dram : Out(AXI4.Signature(addr_width=32, data_width=config.dram_bus_bits, id_width=4))
         Manager port to DRAM: descriptors, weights, activations, results.
     irq : Out(1)

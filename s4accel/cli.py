@@ -193,19 +193,23 @@ def _cmd_gemm(args):
 def _cmd_regmap(args):
     from .base import regmap
 
-    argv = [args.format]
-    if args.output:
-        argv += ["-o", args.output]
-    if args.config:
-        argv += ["--config", args.config]
-    if args.regmap:
-        argv += ["--regmap", args.regmap]
-    if args.check:
-        argv.append("--check")
+    if args.check and not args.output:
+        raise CliError("--check needs --output")
     try:
-        return regmap.main(argv)
+        if args.check:
+            if regmap.check(args.format, args.output, config=args.config, path=args.regmap):
+                return 0
+            print(f"{args.output} is out of date; regenerate it with "
+                  f"s4 regmap --format {args.format} -o {args.output}", file=sys.stderr)
+            return 1
+        text = regmap.render(args.format, config=args.config, path=args.regmap)
+        if args.output:
+            Path(args.output).write_text(text)
+        else:
+            sys.stdout.write(text)
     except (regmap.RegmapError, ValueError, OSError) as e:
         raise CliError(str(e)) from e
+    return 0
 
 
 @command("demo", "the digits model at 16x sparsity on the accelerator RTL",

@@ -97,7 +97,7 @@ class LayerResult:
 
 
 def _f(reg, field):
-    return regs.REGISTERS[reg].fields[field]
+    return regs.REGISTERS[reg].field(field)
 
 
 class Driver:

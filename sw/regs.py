@@ -1,4 +1,4 @@
-# Generated from s4accel/base/regmap.yaml by s4accel.base.regmap; do not edit.
+# Generated from s4accel/base/regmap/regmap.yaml by s4accel.base.regmap; do not edit.
 """Register map ``s4``: byte offsets, fields and access modes for drivers.
 
 Control and status registers of the S4-open sparse accelerator, reached by the host over
@@ -7,14 +7,13 @@ AXI4-Lite.
 For every register ``<REG>`` is its byte offset; for every field there are
 ``<REG>_<FIELD>_SHIFT``, ``_WIDTH``, ``_MASK`` (in register position), ``_ACCESS`` and, where
 the reset value does not depend on the hardware configuration, ``_RESET``. ``REGISTERS`` maps
-register names to :class:`Register` tuples (``BY_OFFSET`` maps offsets). A reset value that
-depends on the configuration is kept as its expression (see the register map's header); ``None``
-marks a field driven by the datapath.
+register names to :class:`~s4accel.base.regmap.view.Register` s, whose ``fields`` are tuples of
+:class:`~s4accel.base.regmap.view.Field` s (``Register.field(name)`` finds one); ``BY_OFFSET``
+maps offsets. A reset value that depends on the configuration is kept as its expression (see the
+register map's header); ``None`` marks a field driven by the datapath.
 """
 
-from __future__ import annotations
-
-from typing import NamedTuple
+from s4accel.base.regmap.view import Field, Register
 
 NAME = "s4"
 DATA_WIDTH = 32
@@ -22,55 +21,6 @@ ADDR_WIDTH = 12
 #: the interrupt line is CTRL.irq_en AND any bit of IRQ
 INTERRUPT_STATUS = "IRQ"
 INTERRUPT_ENABLE = ("CTRL", "irq_en")
-
-
-class Field(NamedTuple):
-    """Bits ``[lsb + width - 1 : lsb]`` of a register."""
-
-    name: str
-    lsb: int
-    width: int
-    access: str
-    reset: int | str | None
-    description: str
-
-    @property
-    def mask(self) -> int:
-        return ((1 << self.width) - 1) << self.lsb
-
-    def get(self, value: int) -> int:
-        """This field of a register value."""
-        return (value >> self.lsb) & ((1 << self.width) - 1)
-
-    def put(self, value: int, field_value: int) -> int:
-        """A register value with this field replaced by ``field_value``."""
-        if not 0 <= field_value < 1 << self.width:
-            raise ValueError(f"field {self.name}: {field_value} does not fit in {self.width} "
-                             f"bits")
-        return (value & ~self.mask) | (field_value << self.lsb)
-
-
-class Register(NamedTuple):
-    """A 32-bit register at byte ``offset``; ``fields`` maps field names to :class:`Field`."""
-
-    name: str
-    offset: int
-    fields: dict
-    description: str
-
-    def encode(self, **values: int) -> int:
-        """A register value from field values (missing fields are 0)."""
-        value = 0
-        for name, field_value in values.items():
-            if name not in self.fields:
-                raise KeyError(f"register {self.name} has no field {name!r}")
-            value = self.fields[name].put(value, field_value)
-        return value
-
-    def decode(self, value: int) -> dict:
-        """Field values of a register value."""
-        return {name: field.get(value) for name, field in self.fields.items()}
-
 
 # -- byte offsets ----------------------------------------------------------------------------------
 ID = 0x000
@@ -323,270 +273,270 @@ PERF_DESC_COUNT_ACCESS = "ro"
 # -- structure ------------------------------------------------------------------------------------
 REGISTERS = {
     "ID": Register(
-        "ID", 0x000, {
-            "value": Field(
+        "ID", 0x000, (
+            Field(
                 "value", 0, 32, "ro", 0x53344F50,
                 "Always 0x53344F50."),
-        },
+        ),
         "Identification, the ASCII bytes \"S4OP\"."),
     "VERSION": Register(
-        "VERSION", 0x004, {
-            "patch": Field(
+        "VERSION", 0x004, (
+            Field(
                 "patch", 0, 8, "ro", 0,
                 "Patch version."),
-            "minor": Field(
+            Field(
                 "minor", 8, 8, "ro", 1,
                 "Minor version."),
-            "major": Field(
+            Field(
                 "major", 16, 8, "ro", 0,
                 "Major version."),
-        },
+        ),
         "Version of the register map and of the programming model (semantic versioning)."),
     "CAP_ARRAY": Register(
-        "CAP_ARRAY", 0x008, {
-            "spus": Field(
+        "CAP_ARRAY", 0x008, (
+            Field(
                 "spus", 0, 8, "ro", "{spus}",
                 "Number of sparse processing units."),
-            "rows": Field(
+            Field(
                 "rows", 8, 8, "ro", "{rows}",
                 "Tensor-core array rows (tokens)."),
-            "cols": Field(
+            Field(
                 "cols", 16, 8, "ro", "{cols}",
                 "Tensor-core array columns (output channels)."),
-            "bank": Field(
+            Field(
                 "bank", 24, 8, "ro", "{bank}",
                 "Bank size of the sparse format."),
-        },
+        ),
         "Shape of the compute fabric."),
     "CAP_SPARSITY": Register(
-        "CAP_SPARSITY", 0x00C, {
-            "mask": Field(
+        "CAP_SPARSITY", 0x00C, (
+            Field(
                 "mask", 0, 6, "ro", "{sparsity_mask}",
                 "Bit i set when sparsity 2**i is supported (bit 0: dense, bit 5: 32x)."),
-        },
+        ),
         "Supported sparsity levels."),
     "CAP_SRAM": Register(
-        "CAP_SRAM", 0x010, {
-            "act_kib_log2": Field(
+        "CAP_SRAM", 0x010, (
+            Field(
                 "act_kib_log2", 0, 8, "ro", "log2({act_sram_kib})",
                 "Activation scratchpad."),
-            "wgt_kib_log2": Field(
+            Field(
                 "wgt_kib_log2", 8, 8, "ro", "log2({wgt_sram_kib})",
                 "Weight scratchpad."),
-            "out_kib_log2": Field(
+            Field(
                 "out_kib_log2", 16, 8, "ro", "log2({out_sram_kib})",
                 "Output scratchpad."),
-        },
+        ),
         "Scratchpad sizes per SPU as log2 of the size in KiB (sizes are powers of two; the size "
         "in KiB is 1 << field)."),
     "CAP_BUS": Register(
-        "CAP_BUS", 0x014, {
-            "dram_bus_bits": Field(
+        "CAP_BUS", 0x014, (
+            Field(
                 "dram_bus_bits", 0, 16, "ro", "{dram_bus_bits}",
                 "Width of the DRAM data bus in bits."),
-            "desc_bytes": Field(
+            Field(
                 "desc_bytes", 16, 8, "ro", 32,
                 "Size of one descriptor in bytes."),
-        },
+        ),
         "Memory-side interface."),
     "CTRL": Register(
-        "CTRL", 0x020, {
-            "enable": Field(
+        "CTRL", 0x020, (
+            Field(
                 "enable", 0, 1, "rw", 0,
                 "The command processor fetches descriptors."),
-            "irq_en": Field(
+            Field(
                 "irq_en", 1, 1, "rw", 0,
                 "Raise the interrupt line while any IRQ bit is set."),
-            "soft_reset": Field(
+            Field(
                 "soft_reset", 2, 1, "w1p", 0,
                 "Write 1 to abort the engine cleanly and return it to idle."),
-        },
+        ),
         "Engine control."),
     "STATUS": Register(
-        "STATUS", 0x024, {
-            "busy": Field(
+        "STATUS", 0x024, (
+            Field(
                 "busy", 0, 1, "ro", None,
                 "Descriptors are being executed."),
-            "error": Field(
+            Field(
                 "error", 1, 1, "ro", None,
                 "The engine stopped on an error; see err_code."),
-            "idle": Field(
+            Field(
                 "idle", 2, 1, "ro", None,
                 "Nothing in flight; safe to reprogram."),
-            "err_code": Field(
+            Field(
                 "err_code", 8, 8, "ro", None,
                 "Error code of the last failure (0 = none)."),
-        },
+        ),
         "Engine state, driven by the datapath."),
     "IRQ": Register(
-        "IRQ", 0x028, {
-            "done": Field(
+        "IRQ", 0x028, (
+            Field(
                 "done", 0, 1, "w1c", 0,
                 "A completion descriptor was executed."),
-            "error": Field(
+            Field(
                 "error", 1, 1, "w1c", 0,
                 "A descriptor failed."),
-        },
+        ),
         "Interrupt causes, set by the datapath and cleared by writing 1."),
     "ERR_ADDR": Register(
-        "ERR_ADDR", 0x02C, {
-            "addr": Field(
+        "ERR_ADDR", 0x02C, (
+            Field(
                 "addr", 0, 32, "ro", None,
                 "Descriptor address."),
-        },
+        ),
         "DRAM byte address of the descriptor that failed."),
     "WATCHDOG": Register(
-        "WATCHDOG", 0x030, {
-            "cycles": Field(
+        "WATCHDOG", 0x030, (
+            Field(
                 "cycles", 0, 32, "rw", 0,
                 "Cycles without progress before a descriptor fails; 0 disables it."),
-        },
+        ),
         "Watchdog timeout."),
     "RING_BASE": Register(
-        "RING_BASE", 0x040, {
-            "addr": Field(
+        "RING_BASE", 0x040, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address of slot 0."),
-        },
+        ),
         "Descriptor ring in DRAM."),
     "RING_SIZE": Register(
-        "RING_SIZE", 0x044, {
-            "slots": Field(
+        "RING_SIZE", 0x044, (
+            Field(
                 "slots", 0, 16, "rw", 0,
                 "Number of descriptor slots."),
-        },
+        ),
         "Descriptor ring length."),
     "RING_HEAD": Register(
-        "RING_HEAD", 0x048, {
-            "index": Field(
+        "RING_HEAD", 0x048, (
+            Field(
                 "index", 0, 16, "ro", None,
                 "Slot index."),
-        },
+        ),
         "Next slot the command processor reads, driven by the datapath."),
     "RING_TAIL": Register(
-        "RING_TAIL", 0x04C, {
-            "index": Field(
+        "RING_TAIL", 0x04C, (
+            Field(
                 "index", 0, 16, "rw", 0,
                 "Slot index."),
-        },
+        ),
         "One past the last slot the driver filled; writing it hands descriptors over."),
     "WIN_CTRL": Register(
-        "WIN_CTRL", 0x080, {
-            "en": Field(
+        "WIN_CTRL", 0x080, (
+            Field(
                 "en", 0, 4, "rw", 0,
                 "Window enabled."),
-            "rd": Field(
+            Field(
                 "rd", 8, 4, "rw", 0,
                 "Reads allowed."),
-            "wr": Field(
+            Field(
                 "wr", 16, 4, "rw", 0,
                 "Writes allowed."),
-        },
+        ),
         "DRAM access windows; bit n of each field belongs to window n."),
     "WIN0_BASE": Register(
-        "WIN0_BASE", 0x090, {
-            "addr": Field(
+        "WIN0_BASE", 0x090, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "First byte of window 0."),
     "WIN0_LIMIT": Register(
-        "WIN0_LIMIT", 0x094, {
-            "addr": Field(
+        "WIN0_LIMIT", 0x094, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "End of window 0 (exclusive)."),
     "WIN1_BASE": Register(
-        "WIN1_BASE", 0x098, {
-            "addr": Field(
+        "WIN1_BASE", 0x098, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "First byte of window 1."),
     "WIN1_LIMIT": Register(
-        "WIN1_LIMIT", 0x09C, {
-            "addr": Field(
+        "WIN1_LIMIT", 0x09C, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "End of window 1 (exclusive)."),
     "WIN2_BASE": Register(
-        "WIN2_BASE", 0x0A0, {
-            "addr": Field(
+        "WIN2_BASE", 0x0A0, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "First byte of window 2."),
     "WIN2_LIMIT": Register(
-        "WIN2_LIMIT", 0x0A4, {
-            "addr": Field(
+        "WIN2_LIMIT", 0x0A4, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "End of window 2 (exclusive)."),
     "WIN3_BASE": Register(
-        "WIN3_BASE", 0x0A8, {
-            "addr": Field(
+        "WIN3_BASE", 0x0A8, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "First byte of window 3."),
     "WIN3_LIMIT": Register(
-        "WIN3_LIMIT", 0x0AC, {
-            "addr": Field(
+        "WIN3_LIMIT", 0x0AC, (
+            Field(
                 "addr", 0, 32, "rw", 0,
                 "Byte address."),
-        },
+        ),
         "End of window 3 (exclusive)."),
     "PERF_BUSY": Register(
-        "PERF_BUSY", 0x100, {
-            "count": Field(
+        "PERF_BUSY", 0x100, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Cycles."),
-        },
+        ),
         "Cycles with work in flight."),
     "PERF_MAC": Register(
-        "PERF_MAC", 0x104, {
-            "count": Field(
+        "PERF_MAC", 0x104, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Cycles."),
-        },
+        ),
         "Cycles in which every lane issued a MAC (MACs = count * lanes)."),
     "PERF_STALL_IN": Register(
-        "PERF_STALL_IN", 0x108, {
-            "count": Field(
+        "PERF_STALL_IN", 0x108, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Cycles."),
-        },
+        ),
         "Cycles the tensor cores waited for input data."),
     "PERF_STALL_OUT": Register(
-        "PERF_STALL_OUT", 0x10C, {
-            "count": Field(
+        "PERF_STALL_OUT", 0x10C, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Cycles."),
-        },
+        ),
         "Cycles the tensor cores waited for the output drain."),
     "PERF_DMA_RD_BYTES": Register(
-        "PERF_DMA_RD_BYTES", 0x110, {
-            "count": Field(
+        "PERF_DMA_RD_BYTES", 0x110, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Bytes."),
-        },
+        ),
         "Bytes read from DRAM."),
     "PERF_DMA_WR_BYTES": Register(
-        "PERF_DMA_WR_BYTES", 0x114, {
-            "count": Field(
+        "PERF_DMA_WR_BYTES", 0x114, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Bytes."),
-        },
+        ),
         "Bytes written to DRAM."),
     "PERF_DESC": Register(
-        "PERF_DESC", 0x118, {
-            "count": Field(
+        "PERF_DESC", 0x118, (
+            Field(
                 "count", 0, 32, "ro", None,
                 "Descriptors."),
-        },
+        ),
         "Descriptors completed."),
 }
 BY_OFFSET = {reg.offset: reg for reg in REGISTERS.values()}

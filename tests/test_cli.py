@@ -118,6 +118,8 @@ def test_regmap_check(tmp_path, capsys):
     path.write_text(path.read_text().replace("0x000u", "0x004u", 1))
     assert main(["regmap", "--format", "c", "-o", str(path), "--check"]) == 1
     assert "out of date" in capsys.readouterr().err
+    assert main(["regmap", "--format", "c", "--check"]) == 2
+    assert "--check needs --output" in capsys.readouterr().err
 
 
 @pytest.mark.rtl

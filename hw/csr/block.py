@@ -36,8 +36,8 @@ class CsrBlock(wiring.Component):
     """Control and status registers of the accelerator, an AXI4-Lite subordinate.
 
     Every port except ``bus`` and ``irq`` comes from a field of the register map (by default
-    ``s4accel/base/regmap.yaml``), named by direction as NVDLA does, with ``<reg>`` and ``<field>`` in
-    lower case:
+    ``s4accel/base/regmap/regmap.yaml``), named by direction as NVDLA does, with ``<reg>`` and
+    ``<field>`` in lower case:
 
     ======== ==================================== ========================================
     access   port                                 behaviour

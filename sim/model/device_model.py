@@ -61,7 +61,7 @@ class DeviceModel:
 
     # -- registers -------------------------------------------------------------------------
     def _field(self, reg, name):
-        return regs.REGISTERS[reg].fields[name]
+        return regs.REGISTERS[reg].field(name)
 
     def _get(self, reg, name):
         return self._field(reg, name).get(self.regs[getattr(regs, reg)])
@@ -79,7 +79,7 @@ class DeviceModel:
             return
         old = self.regs[offset]
         new = old
-        for f in reg.fields.values():
+        for f in reg.fields:
             if f.access == "rw":
                 new = f.put(new, f.get(value))
             elif f.access == "w1c":

@@ -1,8 +1,9 @@
 """cocotb testbench of the CSR block (``hw/csr/block.py``) against the register map.
 
 The host side is cocotbext-axi's ``AxiLiteMaster``; the datapath side is driven and watched
-directly. A Python model of the register file (built from the same ``s4accel/base/regmap.yaml`` and
-configuration as the DUT) predicts every read, every ``reg2dp_*`` output and every w1p pulse.
+directly. A Python model of the register file (built from the same
+``s4accel/base/regmap/regmap.yaml`` and configuration as the DUT) predicts every read, every
+``reg2dp_*`` output and every w1p pulse.
 Capability constants are also checked against the configuration itself, independently of the
 register map's expressions.
 

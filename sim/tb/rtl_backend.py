@@ -109,8 +109,8 @@ class RtlBackend(Backend):
             self._win_ctrl = value
         else:
             return
-        f = regs.REGISTERS["WIN_CTRL"].fields
-        en, rd, wr = (f[n].get(self._win_ctrl) for n in ("en", "rd", "wr"))
+        reg = regs.REGISTERS["WIN_CTRL"]
+        en, rd, wr = (reg.field(n).get(self._win_ctrl) for n in ("en", "rd", "wr"))
         self.windows = [(self._win[(i, "BASE")], self._win[(i, "LIMIT")], rd >> i & 1,
                          wr >> i & 1) for i in range(4) if en >> i & 1]
 

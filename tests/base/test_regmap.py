@@ -1,5 +1,6 @@
-"""The register map: committed artifacts equal what ``s4accel/base/regmap.yaml`` generates, validation
-messages, the CSR block on Amaranth's simulator, and its cocotb testbench on Verilator and Icarus.
+"""The register map: committed artifacts equal what ``s4accel/base/regmap/regmap.yaml``
+generates, validation messages, the CSR block on Amaranth's simulator, and its cocotb testbench
+on Verilator and Icarus.
 
 Regenerate the committed artifacts with ``s4 regmap --format py -o sw/regs.py`` and
 ``s4 regmap --format md -o docs/registers.md``.
@@ -33,10 +34,10 @@ REGENERATE = {"py": "sw/regs.py", "md": "docs/registers.md"}
 def test_committed_artifact_is_generated(fmt, path):
     committed = (ROOT / path).read_text()
     assert committed == generate(fmt), (
-        f"{path} differs from what s4accel/base/regmap.yaml generates; regenerate it with "
-        f"python -m s4accel.base.regmap {fmt} -o {path}")
+        f"{path} differs from what s4accel/base/regmap/regmap.yaml generates; regenerate it with "
+        f"s4 regmap --format {fmt} -o {path}")
     assert committed.splitlines()[0].endswith(
-        "Generated from s4accel/base/regmap.yaml by s4accel.base.regmap; do not edit." +
+        "Generated from s4accel/base/regmap/regmap.yaml by s4accel.base.regmap; do not edit." +
         (" -->" if fmt == "md" else ""))
 
 
@@ -44,6 +45,8 @@ def test_regs_module_matches_map():
     """The driver's module carries every offset, field and reset of the map."""
     regs = importlib.import_module("s4accel.sw.regs")
     rm = load()
+    assert regs.Register is regmap.Register and regs.Field is regmap.Field
+    assert tuple(regs.REGISTERS.values()) == rm.registers
     assert set(regs.REGISTERS) == {r.name for r in rm}
     assert regs.INTERRUPT_STATUS == "IRQ" and regs.INTERRUPT_ENABLE == ("CTRL", "irq_en")
     for r in rm:
@@ -54,14 +57,13 @@ def test_regs_module_matches_map():
             assert (getattr(regs, f"{p}_SHIFT"), getattr(regs, f"{p}_WIDTH"),
                     getattr(regs, f"{p}_MASK"), getattr(regs, f"{p}_ACCESS")) == \
                 (f.lsb, f.width, f.mask, f.access)
-            assert regs.REGISTERS[r.name].fields[f.name] == (
-                f.name, f.lsb, f.width, f.access, f.reset, f.description)
+            assert regs.REGISTERS[r.name].field(f.name) == f
             assert getattr(regs, f"{p}_RESET", None) == (f.reset if isinstance(f.reset, int)
                                                         else None)
     ctrl = regs.REGISTERS["CTRL"]
     assert ctrl.encode(enable=1, soft_reset=1) == 0b101
     assert ctrl.decode(0b110) == {"enable": 0, "irq_en": 1, "soft_reset": 1}
-    assert regs.REGISTERS["CAP_ARRAY"].fields["rows"].reset == "{rows}"
+    assert regs.REGISTERS["CAP_ARRAY"].field("rows").reset == "{rows}"
     with pytest.raises(KeyError, match="register CTRL has no field 'nope'"):
         ctrl.encode(nope=1)
 
@@ -156,14 +158,22 @@ def test_markdown_has_a_table_per_register():
     assert "| `31:3` | - | - | 0 | reserved |" in text
 
 
-def test_command_line_check(tmp_path, capsys):
+def test_render_and_check(tmp_path):
+    """The function API of ``s4 regmap``: :func:`regmap.render` gives an artifact's text and
+    :func:`regmap.check` says whether a file holds exactly that."""
     out = tmp_path / "regs.py"
-    assert regmap.main(["py", "-o", str(out)]) == 0
+    assert not regmap.check("py", out)
+    out.write_text(regmap.render("py"))
     assert out.read_text() == generate("py")
-    assert regmap.main(["py", "-o", str(out), "--check"]) == 0
+    assert regmap.check("py", out)
+    assert not regmap.check("py", out, config="fpga")
     out.write_text(out.read_text() + "# edited\n")
-    assert regmap.main(["py", "-o", str(out), "--check"]) == 1
-    assert "is out of date" in capsys.readouterr().err
+    assert not regmap.check("py", out)
+    source = tmp_path / "map.yaml"
+    source.write_text(load().to_yaml())
+    assert regmap.render("c", config="fpga", path=source).splitlines()[1:] == \
+        generate("c", config="fpga").splitlines()[1:]
+    assert str(source) in regmap.render("c", path=source).splitlines()[0]
 
 
 # -- validation -----------------------------------------------------------------------------
