@@ -2,8 +2,8 @@
 
 A job is a :data:`dma_cmd_layout` region of ``rows`` rows of ``row_bytes`` bytes, row ``i``
 starting at ``addr + i * stride``. Every job is checked against the DRAM windows the driver
-programs before anything reaches the bus (docs/architecture.md); a refused job, a bus error and
-an abort all end in one :data:`dma_status_layout` status.
+programs before anything reaches the bus (docs/architecture.md, "DMA and DRAM windows"); a
+refused job, a bus error and an abort all end in one :data:`dma_status_layout` status.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
