@@ -2,8 +2,8 @@
 
 A job is a :data:`dma_cmd_layout` region of ``rows`` rows of ``row_bytes`` bytes, row ``i``
 starting at ``addr + i * stride``. Every job is checked against the DRAM windows the driver
-programs before anything reaches the bus (DESIGN.md section 5); a refused job, a bus error and
-an abort all end in one :data:`dma_status_layout` status.
+programs before anything reaches the bus (docs/architecture.md, "DMA and DRAM windows"); a
+refused job, a bus error and an abort all end in one :data:`dma_status_layout` status.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -302,16 +302,290 @@ class DmaEngine(wiring.Component):
     def bus_bytes(self):
         return self._config.dram_bus_bits // 8
 
-    # -- shared front end ---------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        nbytes = self.bus_bytes
+        lb = _log2(nbytes)
 
-    def _front_end(self, m, name, i_cmd, state, perm, platform):
+        m.d.comb += [
+            bus.arid.eq(0), bus.arsize.eq(lb), bus.arburst.eq(BURST_INCR),
+            bus.arcache.eq(AXCACHE), bus.arprot.eq(0),
+            bus.awid.eq(0), bus.awsize.eq(lb), bus.awburst.eq(BURST_INCR),
+            bus.awcache.eq(AXCACHE), bus.awprot.eq(0),
+            bus.bready.eq(1),
+        ]
+
+        # == read path ==============================================================
+        out = self.o_rd_data
+        # a skid register behind o_rd_data: rready is a register (skid empty), so the AXI R
+        # handshake does not wait on the consumer's ready in the same cycle
+        skid = Signal.like(out.payload, reset_less=True)
+        skid_valid = Signal()
+        r_hs = bus.rvalid & bus.rready
+        r_last = r_hs & bus.rlast
+        rd = _JobPath(self, m, platform, "rd", i_cmd=self.i_rd, o_done=self.o_rd_done,
+                      resp_hs=r_hs, retire=r_last, beat=r_hs, discard_rest=False,
+                      done_hold=skid_valid)
+        m.d.comb += bus.rready.eq(rd.drop | ~skid_valid)
+        rd_stop = rd.drop | rd.err | rd.err_now
+        # what stops issuing: registers only. The abort input acts through rd.aborted and an
+        # error response through rd.err, each a cycle later, so neither the abort net nor the
+        # R channel (whose handshake comes from a register slice placed across the chip:
+        # 10.05 ns into the walker's enables on ulx3s / fpga) reaches the issue logic. A burst
+        # may go out in the cycle an error arrives; it is an issued burst like the others
+        # (its words are delivered, its response awaited).
+        rd_halt = rd.aborted | rd.err
+        # a burst goes out only while AR is empty (not in the cycle it is taken): the walker
+        # needs a cycle between bursts anyway, and the subordinate's arready stays off this path
+        m.d.comb += [
+            rd.issue.eq(rd.run & rd.walk.ready & ~rd_halt & ~bus.arvalid
+                        & (rd.pend < MAX_OUTSTANDING)),
+            rd.step.eq(rd.issue),
+        ]
+        rd_final = r_last & (rd.pend == 1) & ~rd.issue & (~rd.walk.busy | rd_stop)
+
+        out_free = ~out.valid | out.ready
+        with m.If(out_free):
+            m.d.sync += [out.valid.eq(skid_valid), out.payload.eq(skid), skid_valid.eq(0)]
+        with m.If(r_hs & ~rd.drop):
+            with m.If(out_free & ~skid_valid):
+                m.d.sync += [out.valid.eq(1), out.payload.data.eq(bus.rdata),
+                             out.payload.last.eq(rd_final)]
+            with m.Else():
+                m.d.sync += [skid_valid.eq(1), skid.data.eq(bus.rdata), skid.last.eq(rd_final)]
+        # the status follows the job's last word out of the skid register and o_rd_data
+        m.d.comb += rd.quiet.eq(~out.valid)
+
+        # == write path =============================================================
+        b_hs = bus.bvalid & bus.bready
+        wr = _JobPath(self, m, platform, "wr", i_cmd=self.i_wr, o_done=self.o_wr_done,
+                      resp_hs=b_hs, retire=b_hs,
+                      beat=bus.wvalid & bus.wready & bus.wstrb[0], discard_rest=True)
+        # one entry per burst or discard chunk, in order: beats - 1, discard
+        m.submodules.wr_len_q = wr_len_q = fifo.SyncFIFO(width=5, depth=MAX_OUTSTANDING)
+
+        # A burst (or discard chunk) is decided in one cycle and taken in the next (wr_go, a
+        # register): the decision gathers registers from all over the DMA and the bus, and
+        # the step loads ~150 flip-flops (walker, AW, queues), which no longer share a cycle
+        # (10.8 ns on ulx3s / fpga). What the decision saw still holds a cycle later: AW
+        # stays empty, wr.pend and the length queue only grow with a step, and nothing steps
+        # in the deciding cycle; the walker's ready and the abort are looked at again, and a
+        # walker re-cut into discard chunks in between makes this one a discard chunk (which
+        # needs less). At most one burst every three cycles.
+        wr_go = Signal()
+        m.d.sync += wr_go.eq(wr.run & wr.walk.ready & ~wr_go & ~wr.aborted & wr_len_q.w_rdy &
+                             (wr.walk.is_discard | (~bus.awvalid &
+                                                    (wr.pend < MAX_OUTSTANDING))))
+        m.d.comb += [
+            # (the abort input only through wr.aborted, as on the read path)
+            wr.step.eq(wr_go & wr.run & wr.walk.ready & ~wr.aborted),
+            wr.issue.eq(wr.step & ~wr.walk.is_discard),
+            wr_len_q.w_data.eq(Cat((wr.walk.beats - 1)[:4], wr.walk.is_discard)),
+            wr_len_q.w_en.eq(wr.step),
+        ]
+
+        # W feeder: walks the queued bursts / discard chunks beat by beat
+        head_ok = wr_len_q.r_rdy
+        head_len = wr_len_q.r_data[:4]
+        head_disc = wr_len_q.r_data[4]
+        wbeat = Signal(4)
+        head_last = wbeat == head_len
+        w_free = ~bus.wvalid | bus.wready
+        src = self.i_wr_data
+        m.d.comb += src.ready.eq((head_ok & ~wr.drop & (head_disc | w_free)) | self.abort)
+        load_real = head_ok & ~head_disc & ~wr.drop & w_free & src.valid
+        load_fill = head_ok & ~head_disc & wr.drop & w_free
+        disc_take = head_ok & head_disc & ~wr.drop & src.valid
+        disc_drop = head_ok & head_disc & wr.drop
+        with m.If(load_real | load_fill | disc_take):
+            m.d.sync += wbeat.eq(Mux(head_last, 0, wbeat + 1))
+            m.d.comb += wr_len_q.r_en.eq(head_last)
+        with m.If(disc_drop):
+            m.d.sync += wbeat.eq(0)
+            m.d.comb += wr_len_q.r_en.eq(1)
+
+        with m.If(bus.wready):
+            m.d.sync += bus.wvalid.eq(0)
+        with m.If(load_real | load_fill):
+            m.d.sync += [
+                bus.wvalid.eq(1),
+                bus.wdata.eq(Mux(load_real, src.payload.data, 0)),
+                bus.wstrb.eq(Mux(load_real, (1 << nbytes) - 1, 0)),
+                bus.wlast.eq(head_last),
+            ]
+        # the status waits for every queued beat to have gone out on W
+        m.d.comb += wr.quiet.eq(~head_ok & ~bus.wvalid)
+
+        m.d.comb += self.o_idle.eq((rd.state == _State.IDLE) & (wr.state == _State.IDLE))
+        return m
+
+
+class _JobPath:
+    """The job control of one direction of :class:`DmaEngine`, built into the engine's module:
+    one implementation for the read path (``"rd"``) and the write path (``"wr"``).
+
+    It holds the command register and the window checks, the job state machine, the abort
+    latch, the capture of the first bus error into the status, the burst bookkeeping (walker,
+    queue of issued burst addresses, count of bursts in flight, the AR / AW channel) and the
+    byte counter (``rd_bytes`` / ``wr_bytes``). The direction drives the signals below and
+    moves the data.
+
+    ``discard_rest`` is the write path's rule: a refused job, and the rest of a job after a bus
+    error, are still walked, as discard chunks, so that their words are consumed. Without it a
+    refused job ends at once and a bus error stops the walk.
+
+    Members
+    -------
+    resp_hs, retire, beat : (arguments) expressions
+        A response beat on R / B (an error if its RRESP / BRESP is SLVERR or DECERR), the
+        response that completes an issued burst, and a data beat to count.
+    step, issue : Signal, driven by the direction
+        The walker takes its burst; that burst goes out on the address channel (only a discard
+        chunk steps without being issued).
+    quiet : Signal, driven by the direction
+        Nothing of the job is left between the bus and the data stream: a job in ``RUN`` ends
+        once the walk is over, no burst is in flight and ``quiet``.
+    done_hold : (argument) a signal or None
+        Holds the status back while high.
+    job, run, aborted, err, err_now, drop, pend, walk, state : read by the direction
+        ``run`` is a register (``state`` is ``RUN``), so no state decode is in the issue path;
+        ``aborted``: the abort was seen during this job (sticky); ``err``: a bus error is
+        recorded in the status; ``err_now``: an error response in this cycle; ``drop``: the
+        abort input or ``aborted``.
+    """
+
+    def __init__(self, engine, m, platform, name, *, i_cmd, o_done, resp_hs, retire, beat,
+                 discard_rest, done_hold=None):
+        bus = engine.bus
+        nbytes = engine.bus_bytes
+        lb = _log2(nbytes)
+        ax, resp, counter, perm = {"rd": ("ar", bus.rresp, engine.rd_bytes, "read"),
+                                   "wr": ("aw", bus.bresp, engine.wr_bytes, "write")}[name]
+        self.state = state = Signal(_State, name=f"{name}_state")
+        job, bad, inside = self._checks(engine, m, platform, name, i_cmd, state, perm)
+        self.job = job
+        status = Signal(dma_status_layout, name=f"{name}_status")
+        self.aborted = aborted = Signal(name=f"{name}_aborted")
+        self.err = err = Signal(name=f"{name}_err")
+        self.pend = pend = Signal(range(MAX_OUTSTANDING + 1), name=f"{name}_pend")
+        self.run = run = Signal(name=f"{name}_run")
+        self.drop = drop = engine.abort | aborted
+        self.err_now = err_now = resp_hs & resp[1]  # SLVERR or DECERR
+        self.step = Signal(name=f"{name}_step")
+        self.issue = issue = Signal(name=f"{name}_issue")
+        self.quiet = Signal(name=f"{name}_quiet")
+
+        m.submodules[f"{name}_walk"] = self.walk = walk = BurstWalker(nbytes)
+        m.submodules[f"{name}_addr_q"] = addr_q = fifo.SyncFIFO(width=32,
+                                                                depth=MAX_OUTSTANDING)
+        m.d.comb += [
+            walk.job.addr.eq(job.addr),
+            walk.job.rows.eq(job.rows),
+            walk.job.stride.eq(job.stride),
+            walk.step.eq(self.step),
+            addr_q.w_data.eq(walk.addr),
+            addr_q.w_en.eq(issue),
+            addr_q.r_en.eq(retire),
+        ]
+        if discard_rest:
+            # a refused job's row_bytes may be unaligned: its words are ceil(row_bytes / bus)
+            m.d.comb += [
+                walk.job.row_beats.eq((job.row_bytes + (nbytes - 1)) >> lb),
+                walk.discard.eq(run & (err | err_now)),
+                walk.kill.eq(run & aborted),
+            ]
+        else:
+            m.d.comb += [
+                walk.job.row_beats.eq(job.row_bytes >> lb),
+                walk.kill.eq(run & (aborted | err)),
+            ]
+        m.d.sync += pend.eq(pend + issue - retire)
+
+        axvalid, axready = getattr(bus, f"{ax}valid"), getattr(bus, f"{ax}ready")
+        with m.If(axready):
+            m.d.sync += axvalid.eq(0)
+        with m.If(issue):
+            m.d.sync += [
+                axvalid.eq(1),
+                getattr(bus, f"{ax}addr").eq(walk.addr),
+                getattr(bus, f"{ax}len").eq(walk.beats - 1),
+            ]
+
+        # the byte counters count a cycle after the handshake (a register enables the 48-bit
+        # adder, not the far slice's valid)
+        beat_q = Signal(name=f"{name}_beat_q")
+        m.d.sync += beat_q.eq(beat)
+        with m.If(beat_q):
+            m.d.sync += counter.eq(counter + nbytes)
+        with m.If(err_now & ~err & ~drop):
+            m.d.sync += [
+                err.eq(1),
+                status.code.eq(Mux(resp == Resp.SLVERR, DmaError.SLVERR, DmaError.DECERR)),
+                status.addr.eq(addr_q.r_data),
+            ]
+
+        with m.If(engine.abort & (state != _State.IDLE) & (state != _State.DONE)):
+            m.d.sync += aborted.eq(1)
+        m.d.comb += [
+            i_cmd.ready.eq((state == _State.IDLE) & ~engine.abort),
+            o_done.valid.eq((state == _State.DONE) if done_hold is None
+                            else (state == _State.DONE) & ~done_hold),
+            o_done.payload.eq(status),
+        ]
+
+        def start():
+            m.d.sync += [state.eq(_State.RUN), run.eq(1)]
+            m.d.comb += walk.start.eq(1)
+
+        def refuse(code):
+            m.d.sync += status.code.eq(code)
+            if discard_rest:
+                start()
+                m.d.comb += walk.job.discard.eq(1)
+            else:
+                m.d.sync += state.eq(_State.DONE)
+
+        with m.Switch(state):
+            with m.Case(_State.IDLE):
+                with m.If(i_cmd.valid & i_cmd.ready):
+                    m.d.sync += [state.eq(_State.CHECK0), aborted.eq(0), err.eq(0)]
+            for a, b in ((_State.CHECK0, _State.CHECK1), (_State.CHECK1, _State.CHECK2),
+                         (_State.CHECK2, _State.CHECK3), (_State.CHECK3, _State.CHECK4),
+                         (_State.CHECK4, _State.DECIDE)):
+                with m.Case(a):
+                    m.d.sync += state.eq(b)
+            with m.Case(_State.DECIDE):
+                m.d.sync += status.addr.eq(job.addr)
+                # (an abort raised in this very cycle is seen in RUN, a cycle later, through
+                # aborted: the walker then stops before its first burst)
+                with m.If(aborted):
+                    m.d.sync += [status.code.eq(DmaError.ABORTED), state.eq(_State.DONE)]
+                with m.Elif(bad):
+                    refuse(DmaError.BAD_FIELD)
+                with m.Elif(~inside):
+                    refuse(DmaError.OUT_OF_WINDOW)
+                with m.Else():
+                    m.d.sync += status.code.eq(DmaError.OK)
+                    start()
+            with m.Case(_State.RUN):
+                with m.If(~walk.busy & (pend == 0) & self.quiet):
+                    m.d.sync += [state.eq(_State.DONE), run.eq(0)]
+                    with m.If(drop):
+                        m.d.sync += [status.code.eq(DmaError.ABORTED), status.addr.eq(job.addr)]
+            with m.Case(_State.DONE):
+                with m.If(o_done.valid & o_done.ready):
+                    m.d.sync += state.eq(_State.IDLE)
+
+    @staticmethod
+    def _checks(engine, m, platform, name, i_cmd, state, perm):
         """Command register and the check stages; returns (job, bad, inside).
 
         The job is registered as the command is taken; then one operation per stage so that no
         check sits on a long combinational path: the extent ``(rows - 1) * stride`` as two
         16 x 16 partial products (one DSP each, operands and products registered), their sum,
         the end address, then the window compares (all registered)."""
-        lb = _log2(self.bus_bytes)
+        lb = _log2(engine.bus_bytes)
         job = Signal(dma_cmd_layout, name=f"{name}_job")
         span_lo = Signal(32, name=f"{name}_span_lo")
         span_hi = Signal(32, name=f"{name}_span_hi")
@@ -348,7 +622,7 @@ class DmaEngine(wiring.Component):
         # permission and the OR in one cycle were 10.0 ns on the ECP5)
         hits = []
         for i in range(N_WINDOWS):
-            win = self.windows[i]
+            win = engine.windows[i]
             above = Signal(name=f"{name}_above_base{i}")
             with m.If(state == _State.CHECK2):
                 m.d.sync += above.eq(job.addr >= win.base)
@@ -356,290 +630,3 @@ class DmaEngine(wiring.Component):
         with m.If(state == _State.CHECK4):
             m.d.sync += inside.eq(Cat(*hits).any())
         return job, bad, inside
-
-    def elaborate(self, platform):
-        m = Module()
-        bus = self.bus
-        nbytes = self.bus_bytes
-        lb = _log2(nbytes)
-
-        m.d.comb += [
-            bus.arid.eq(0), bus.arsize.eq(lb), bus.arburst.eq(BURST_INCR),
-            bus.arcache.eq(AXCACHE), bus.arprot.eq(0),
-            bus.awid.eq(0), bus.awsize.eq(lb), bus.awburst.eq(BURST_INCR),
-            bus.awcache.eq(AXCACHE), bus.awprot.eq(0),
-            bus.bready.eq(1),
-        ]
-
-        # == read path ==============================================================
-        rd_state = Signal(_State)
-        rd_job, rd_bad, rd_inside = self._front_end(m, "rd", self.i_rd, rd_state, "read",
-                                                    platform)
-        rd_status = Signal(dma_status_layout)
-        rd_aborted = Signal()  # abort seen during this job (sticky)
-        rd_err = Signal()      # a bus error is recorded in rd_status
-        rd_pend = Signal(range(MAX_OUTSTANDING + 1))
-
-        m.submodules.rd_walk = rd_walk = BurstWalker(nbytes)
-        m.submodules.rd_addr_q = rd_addr_q = fifo.SyncFIFO(width=32, depth=MAX_OUTSTANDING)
-
-        rd_run = Signal()    # register: rd_state is RUN (no state decode in the issue path)
-        rd_drop = self.abort | rd_aborted
-        out = self.o_rd_data
-        # a skid register behind o_rd_data: rready is a register (skid empty), so the AXI R
-        # handshake does not wait on the consumer's ready in the same cycle
-        skid = Signal.like(out.payload, reset_less=True)
-        skid_valid = Signal()
-        m.d.comb += bus.rready.eq(rd_drop | ~skid_valid)
-        r_hs = bus.rvalid & bus.rready
-        r_last = r_hs & bus.rlast
-        r_err_now = r_hs & bus.rresp[1]  # SLVERR or DECERR
-        rd_stop = rd_drop | rd_err | r_err_now
-        # what stops issuing: registers only. The abort input acts through rd_aborted and an
-        # error response through rd_err, each a cycle later, so neither the abort net nor the
-        # R channel (whose handshake comes from a register slice placed across the chip:
-        # 10.05 ns into the walker's enables on ulx3s / fpga) reaches the issue logic. A burst
-        # may go out in the cycle an error arrives; it is an issued burst like the others
-        # (its words are delivered, its response awaited).
-        rd_halt = rd_aborted | rd_err
-        ar_issue = Signal()
-        # a burst goes out only while AR is empty (not in the cycle it is taken): the walker
-        # needs a cycle between bursts anyway, and the subordinate's arready stays off this path
-        m.d.comb += ar_issue.eq(rd_run & rd_walk.ready & ~rd_halt & ~bus.arvalid
-                                & (rd_pend < MAX_OUTSTANDING))
-        rd_final = r_last & (rd_pend == 1) & ~ar_issue & (~rd_walk.busy | rd_stop)
-
-        m.d.comb += [
-            rd_walk.job.addr.eq(rd_job.addr),
-            rd_walk.job.rows.eq(rd_job.rows),
-            rd_walk.job.row_beats.eq(rd_job.row_bytes >> lb),
-            rd_walk.job.stride.eq(rd_job.stride),
-            rd_walk.job.discard.eq(0),
-            rd_walk.step.eq(ar_issue),
-            rd_walk.kill.eq(rd_run & rd_halt),
-            rd_addr_q.w_data.eq(rd_walk.addr),
-            rd_addr_q.w_en.eq(ar_issue),
-            rd_addr_q.r_en.eq(r_last),
-        ]
-        m.d.sync += rd_pend.eq(rd_pend + ar_issue - r_last)
-
-        with m.If(bus.arready):
-            m.d.sync += bus.arvalid.eq(0)
-        with m.If(ar_issue):
-            m.d.sync += [
-                bus.arvalid.eq(1), bus.araddr.eq(rd_walk.addr), bus.arlen.eq(rd_walk.beats - 1),
-            ]
-
-        out_free = ~out.valid | out.ready
-        with m.If(out_free):
-            m.d.sync += [out.valid.eq(skid_valid), out.payload.eq(skid), skid_valid.eq(0)]
-        with m.If(r_hs & ~rd_drop):
-            with m.If(out_free & ~skid_valid):
-                m.d.sync += [out.valid.eq(1), out.payload.data.eq(bus.rdata),
-                             out.payload.last.eq(rd_final)]
-            with m.Else():
-                m.d.sync += [skid_valid.eq(1), skid.data.eq(bus.rdata), skid.last.eq(rd_final)]
-        # the byte counters count a cycle after the handshake (a register enables the 48-bit
-        # adder, not the far slice's valid)
-        r_hs_q = Signal()
-        m.d.sync += r_hs_q.eq(r_hs)
-        with m.If(r_hs_q):
-            m.d.sync += self.rd_bytes.eq(self.rd_bytes + nbytes)
-        with m.If(r_err_now & ~rd_err & ~rd_drop):
-            m.d.sync += [
-                rd_err.eq(1),
-                rd_status.code.eq(Mux(bus.rresp == Resp.SLVERR, DmaError.SLVERR,
-                                      DmaError.DECERR)),
-                rd_status.addr.eq(rd_addr_q.r_data),
-            ]
-
-        with m.If(self.abort & (rd_state != _State.IDLE) & (rd_state != _State.DONE)):
-            m.d.sync += rd_aborted.eq(1)
-        m.d.comb += [
-            self.i_rd.ready.eq((rd_state == _State.IDLE) & ~self.abort),
-            self.o_rd_done.valid.eq((rd_state == _State.DONE) & ~skid_valid),
-            self.o_rd_done.payload.eq(rd_status),
-        ]
-        with m.Switch(rd_state):
-            with m.Case(_State.IDLE):
-                with m.If(self.i_rd.valid & self.i_rd.ready):
-                    m.d.sync += [rd_state.eq(_State.CHECK0), rd_aborted.eq(0), rd_err.eq(0)]
-            for a, b in ((_State.CHECK0, _State.CHECK1), (_State.CHECK1, _State.CHECK2),
-                         (_State.CHECK2, _State.CHECK3), (_State.CHECK3, _State.CHECK4),
-                         (_State.CHECK4, _State.DECIDE)):
-                with m.Case(a):
-                    m.d.sync += rd_state.eq(b)
-            with m.Case(_State.DECIDE):
-                m.d.sync += [rd_status.addr.eq(rd_job.addr), rd_state.eq(_State.DONE)]
-                # (an abort raised in this very cycle is seen in RUN, a cycle later, through
-                # rd_aborted: the walker then stops before its first burst)
-                with m.If(rd_aborted):
-                    m.d.sync += rd_status.code.eq(DmaError.ABORTED)
-                with m.Elif(rd_bad):
-                    m.d.sync += rd_status.code.eq(DmaError.BAD_FIELD)
-                with m.Elif(~rd_inside):
-                    m.d.sync += rd_status.code.eq(DmaError.OUT_OF_WINDOW)
-                with m.Else():
-                    m.d.sync += [rd_status.code.eq(DmaError.OK), rd_state.eq(_State.RUN),
-                                 rd_run.eq(1)]
-                    m.d.comb += rd_walk.start.eq(1)
-            with m.Case(_State.RUN):
-                with m.If(~rd_walk.busy & (rd_pend == 0) & ~out.valid):
-                    m.d.sync += [rd_state.eq(_State.DONE), rd_run.eq(0)]
-                    with m.If(rd_drop):
-                        m.d.sync += [rd_status.code.eq(DmaError.ABORTED),
-                                     rd_status.addr.eq(rd_job.addr)]
-            with m.Case(_State.DONE):
-                with m.If(self.o_rd_done.valid & self.o_rd_done.ready):
-                    m.d.sync += rd_state.eq(_State.IDLE)
-
-        # == write path =============================================================
-        wr_state = Signal(_State)
-        wr_job, wr_bad, wr_inside = self._front_end(m, "wr", self.i_wr, wr_state, "write",
-                                                    platform)
-        wr_status = Signal(dma_status_layout)
-        wr_aborted = Signal()
-        wr_err = Signal()       # a bus error is recorded in wr_status
-        wr_refused = Signal()   # the job was refused; its words are being discarded
-        wr_pend = Signal(range(MAX_OUTSTANDING + 1))
-
-        m.submodules.wr_walk = wr_walk = BurstWalker(nbytes)
-        m.submodules.wr_addr_q = wr_addr_q = fifo.SyncFIFO(width=32, depth=MAX_OUTSTANDING)
-        # one entry per burst or discard chunk, in order: beats - 1, discard
-        m.submodules.wr_len_q = wr_len_q = fifo.SyncFIFO(width=5, depth=MAX_OUTSTANDING)
-
-        wr_run = Signal()    # register: wr_state is RUN
-        wr_drop = self.abort | wr_aborted
-        b_hs = bus.bvalid & bus.bready
-        b_err_now = b_hs & bus.bresp[1]
-        wr_step = Signal()
-        aw_issue = Signal()
-        # A burst (or discard chunk) is decided in one cycle and taken in the next (wr_go, a
-        # register): the decision gathers registers from all over the DMA and the bus, and
-        # the step loads ~150 flip-flops (walker, AW, queues), which no longer share a cycle
-        # (10.8 ns on ulx3s / fpga). What the decision saw still holds a cycle later: AW
-        # stays empty, wr_pend and the length queue only grow with a step, and nothing steps
-        # in the deciding cycle; the walker's ready and the abort are looked at again, and a
-        # walker re-cut into discard chunks in between makes this one a discard chunk (which
-        # needs less). At most one burst every three cycles.
-        wr_go = Signal()
-        m.d.sync += wr_go.eq(wr_run & wr_walk.ready & ~wr_go & ~wr_aborted & wr_len_q.w_rdy &
-                             (wr_walk.is_discard | (~bus.awvalid &
-                                                    (wr_pend < MAX_OUTSTANDING))))
-        m.d.comb += [
-            # (the abort input only through wr_aborted, as on the read path)
-            wr_step.eq(wr_go & wr_run & wr_walk.ready & ~wr_aborted),
-            aw_issue.eq(wr_step & ~wr_walk.is_discard),
-        ]
-        wr_row_beats = Signal(_BEAT_BITS)
-        m.d.comb += wr_row_beats.eq((wr_job.row_bytes + (nbytes - 1)) >> lb)
-        m.d.comb += [
-            wr_walk.job.addr.eq(wr_job.addr),
-            wr_walk.job.rows.eq(wr_job.rows),
-            wr_walk.job.row_beats.eq(wr_row_beats),
-            wr_walk.job.stride.eq(wr_job.stride),
-            wr_walk.discard.eq(wr_run & (wr_err | b_err_now)),
-            wr_walk.step.eq(wr_step),
-            wr_walk.kill.eq(wr_run & wr_aborted),
-            wr_len_q.w_data.eq(Cat((wr_walk.beats - 1)[:4], wr_walk.is_discard)),
-            wr_len_q.w_en.eq(wr_step),
-            wr_addr_q.w_data.eq(wr_walk.addr),
-            wr_addr_q.w_en.eq(aw_issue),
-            wr_addr_q.r_en.eq(b_hs),
-        ]
-        m.d.sync += wr_pend.eq(wr_pend + aw_issue - b_hs)
-
-        with m.If(bus.awready):
-            m.d.sync += bus.awvalid.eq(0)
-        with m.If(aw_issue):
-            m.d.sync += [
-                bus.awvalid.eq(1), bus.awaddr.eq(wr_walk.addr), bus.awlen.eq(wr_walk.beats - 1),
-            ]
-
-        # W feeder: walks the queued bursts / discard chunks beat by beat
-        head_ok = wr_len_q.r_rdy
-        head_len = wr_len_q.r_data[:4]
-        head_disc = wr_len_q.r_data[4]
-        wbeat = Signal(4)
-        head_last = wbeat == head_len
-        w_free = ~bus.wvalid | bus.wready
-        src = self.i_wr_data
-        m.d.comb += src.ready.eq((head_ok & ~wr_drop & (head_disc | w_free)) | self.abort)
-        load_real = head_ok & ~head_disc & ~wr_drop & w_free & src.valid
-        load_fill = head_ok & ~head_disc & wr_drop & w_free
-        disc_take = head_ok & head_disc & ~wr_drop & src.valid
-        disc_drop = head_ok & head_disc & wr_drop
-        with m.If(load_real | load_fill | disc_take):
-            m.d.sync += wbeat.eq(Mux(head_last, 0, wbeat + 1))
-            m.d.comb += wr_len_q.r_en.eq(head_last)
-        with m.If(disc_drop):
-            m.d.sync += wbeat.eq(0)
-            m.d.comb += wr_len_q.r_en.eq(1)
-
-        with m.If(bus.wready):
-            m.d.sync += bus.wvalid.eq(0)
-        with m.If(load_real | load_fill):
-            m.d.sync += [
-                bus.wvalid.eq(1),
-                bus.wdata.eq(Mux(load_real, src.payload.data, 0)),
-                bus.wstrb.eq(Mux(load_real, (1 << nbytes) - 1, 0)),
-                bus.wlast.eq(head_last),
-            ]
-        w_hs_q = Signal()
-        m.d.sync += w_hs_q.eq(bus.wvalid & bus.wready & bus.wstrb[0])
-        with m.If(w_hs_q):
-            m.d.sync += self.wr_bytes.eq(self.wr_bytes + nbytes)
-
-        with m.If(b_err_now & ~wr_err & ~wr_drop):
-            m.d.sync += [
-                wr_err.eq(1),
-                wr_status.code.eq(Mux(bus.bresp == Resp.SLVERR, DmaError.SLVERR,
-                                      DmaError.DECERR)),
-                wr_status.addr.eq(wr_addr_q.r_data),
-            ]
-
-        with m.If(self.abort & (wr_state != _State.IDLE) & (wr_state != _State.DONE)):
-            m.d.sync += wr_aborted.eq(1)
-        m.d.comb += [
-            self.i_wr.ready.eq((wr_state == _State.IDLE) & ~self.abort),
-            self.o_wr_done.valid.eq(wr_state == _State.DONE),
-            self.o_wr_done.payload.eq(wr_status),
-        ]
-        with m.Switch(wr_state):
-            with m.Case(_State.IDLE):
-                with m.If(self.i_wr.valid & self.i_wr.ready):
-                    m.d.sync += [wr_state.eq(_State.CHECK0), wr_aborted.eq(0), wr_err.eq(0),
-                                 wr_refused.eq(0)]
-            for a, b in ((_State.CHECK0, _State.CHECK1), (_State.CHECK1, _State.CHECK2),
-                         (_State.CHECK2, _State.CHECK3), (_State.CHECK3, _State.CHECK4),
-                         (_State.CHECK4, _State.DECIDE)):
-                with m.Case(a):
-                    m.d.sync += wr_state.eq(b)
-            with m.Case(_State.DECIDE):
-                m.d.sync += wr_status.addr.eq(wr_job.addr)
-                with m.If(wr_aborted):   # (a later abort is seen in RUN, as on the read path)
-                    m.d.sync += [wr_status.code.eq(DmaError.ABORTED), wr_state.eq(_State.DONE)]
-                with m.Else():
-                    m.d.sync += [wr_state.eq(_State.RUN), wr_run.eq(1)]
-                    m.d.comb += wr_walk.start.eq(1)
-                    with m.If(wr_bad):
-                        m.d.sync += [wr_status.code.eq(DmaError.BAD_FIELD), wr_refused.eq(1)]
-                        m.d.comb += wr_walk.job.discard.eq(1)
-                    with m.Elif(~wr_inside):
-                        m.d.sync += [wr_status.code.eq(DmaError.OUT_OF_WINDOW),
-                                     wr_refused.eq(1)]
-                        m.d.comb += wr_walk.job.discard.eq(1)
-                    with m.Else():
-                        m.d.sync += wr_status.code.eq(DmaError.OK)
-            with m.Case(_State.RUN):
-                with m.If(~wr_walk.busy & ~head_ok & ~bus.wvalid & (wr_pend == 0)):
-                    m.d.sync += [wr_state.eq(_State.DONE), wr_run.eq(0)]
-                    with m.If(wr_drop):
-                        m.d.sync += [wr_status.code.eq(DmaError.ABORTED),
-                                     wr_status.addr.eq(wr_job.addr)]
-            with m.Case(_State.DONE):
-                with m.If(self.o_wr_done.ready):
-                    m.d.sync += wr_state.eq(_State.IDLE)
-
-        m.d.comb += self.o_idle.eq((rd_state == _State.IDLE) & (wr_state == _State.IDLE))
-        return m
