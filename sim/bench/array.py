@@ -51,17 +51,12 @@ def bench_array(config="fpga", *, spus=(1, 2, 4), layers=None, sparsities=(1, 8,
 
 
 #: The table of :func:`bench_array`'s rows; lane utilization is per SPU.
-COLUMNS = [
-    Column("layer", "layer", "<20"),
-    Column("s", "sparsity", ">3"),
-    Column("SPUs", "spus", ">4"),
-    Column("lanes", "lanes", ">5"),
-    Column("cycles", "cycles", ">9"),
-    Column("vs 1 SPU", "speedup_vs_one_spu", ">8.2f"),
-    Column("lane util", lambda r: r["lane_utilization"] / r["spus"], ">9.4f"),
-    Column("rd util", "dram_read_util", ">7.3f"),
-    Column("wr util", "dram_write_util", ">7.3f"),
-]
+COLUMNS = [Column("layer", "layer", "<20"), Column("s", "sparsity", ">3"),
+           Column("SPUs", "spus", ">4"), Column("lanes", "lanes", ">5"),
+           Column("cycles", "cycles", ">9"), Column("vs 1 SPU", "speedup_vs_one_spu", ">8.2f"),
+           Column("lane util", lambda r: r["lane_utilization"] / r["spus"], ">9.4f"),
+           Column("rd util", "dram_read_util", ">7.3f"),
+           Column("wr util", "dram_write_util", ">7.3f")]
 
 
 def format_table(rows) -> str:

@@ -93,21 +93,15 @@ def _ratio(r):
 
 
 #: The table of :func:`bench_gemm`'s rows (speedup and ratio are ``-`` without a dense run).
-COLUMNS = [
-    Column("layer", "layer", "<20"),
-    Column("MxKxN", lambda r: f"{r['m']}x{r['k']}x{r['n']}", ">15"),
-    Column("s", "sparsity", ">3"),
-    Column("cycles", "cycles", ">9"),
-    Column("speedup", lambda r: r["speedup_vs_dense"] or None, ">8.2f"),
-    Column("ratio", _ratio, ">6.3f"),
-    Column("lane util", "lane_utilization", ">9.4f"),
-    Column("DRAM bytes", "dram_bytes", ">11"),
-    Column("rd util", "dram_read_util", ">7.3f"),
-    Column("wr util", "dram_write_util", ">7.3f"),
-    Column("stall in", "stall_input_cycles", ">9"),
-    Column("stall out", "stall_output_cycles", ">9"),
-    Column("descs", "descriptors", ">5"),
-]
+COLUMNS = [Column("layer", "layer", "<20"),
+           Column("MxKxN", lambda r: f"{r['m']}x{r['k']}x{r['n']}", ">15"),
+           Column("s", "sparsity", ">3"), Column("cycles", "cycles", ">9"),
+           Column("speedup", lambda r: r["speedup_vs_dense"] or None, ">8.2f"),
+           Column("ratio", _ratio, ">6.3f"), Column("lane util", "lane_utilization", ">9.4f"),
+           Column("DRAM bytes", "dram_bytes", ">11"), Column("rd util", "dram_read_util", ">7.3f"),
+           Column("wr util", "dram_write_util", ">7.3f"),
+           Column("stall in", "stall_input_cycles", ">9"),
+           Column("stall out", "stall_output_cycles", ">9"), Column("descs", "descriptors", ">5")]
 
 
 def format_table(rows) -> str:

@@ -648,15 +648,12 @@ def _published(r):
 
 #: The table of :func:`project_bert_resnet`'s rows.
 PROJECTION_COLUMNS = [
-    Column("model", "model", "<11"),
-    Column("s", "s", ">3"),
+    Column("model", "model", "<11"), Column("s", "s", ">3"),
     Column("samples/s", "samples_per_s", ">10,.0f"),
-    Column("lane util", "lane_utilization", ">9.1%"),
-    Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
+    Column("lane util", "lane_utilization", ">9.1%"), Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
     Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<20"),
     Column("int8 stores", "samples_per_s_int8_stores", ">11,.0f"),
-    Column("  published (S4)", _published, missing=""),
-]
+    Column("  published (S4)", _published, missing="")]
 
 
 def format_projection(rows, config="antoum") -> str:

@@ -78,3 +78,12 @@ async def start(dut, cycles: int = 3, *, settle: bool = True, during=None) -> No
     """:func:`start_clock`, then :func:`reset`."""
     start_clock(dut)
     await reset(dut, cycles, settle=settle, during=during)
+
+
+async def started(make, dut, name: str, **kw):
+    """The usual start of a test: ``make(dut, config, rng, **kw)`` (a testbench class) with the
+    configuration and a generator seeded for the test ``name`` from the environment, started.
+    Returns the testbench; it keeps ``config`` and ``rng``."""
+    tb = make(dut, config_from_env(), rng_from_env(dut, name), **kw)
+    await tb.start()
+    return tb

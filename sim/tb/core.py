@@ -11,7 +11,7 @@ import cocotb
 
 from ...hw.core.lane import LANE_LATENCY
 from ...hw.core.requant import REQUANT_LATENCY
-from .base import cases_from_env, config_from_env, rng_from_env
+from .base import cases_from_env, started
 from .core_job import CoreJob, CoreTB, random_case
 
 
@@ -22,10 +22,8 @@ def _levels(config):
 @cocotb.test()
 async def every_sparsity_both_modes(dut):
     """Every s in raw and int8 mode on random shapes, no stalls, back to back."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "every_sparsity_both_modes")
-    tb = CoreTB(dut, config, rng)
-    await tb.start()
+    tb = await started(CoreTB, dut, "every_sparsity_both_modes")
+    config, rng = tb.config, tb.rng
     for s in _levels(config):
         for mode in ("raw", "int8"):
             job = CoreJob.build(config, *random_case(rng, config, s, mode=mode))
@@ -35,12 +33,9 @@ async def every_sparsity_both_modes(dut):
 @cocotb.test()
 async def random_gaps_every_input(dut):
     """Random shapes, sparsity and mode with random valid gaps on every input stream."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "random_gaps_every_input")
-    cases = cases_from_env(6)
-    tb = CoreTB(dut, config, rng, idle=0.3)
-    await tb.start()
-    for i in range(cases):
+    tb = await started(CoreTB, dut, "random_gaps_every_input", idle=0.3)
+    config, rng = tb.config, tb.rng
+    for i in range(cases_from_env(6)):
         s = _levels(config)[int(rng.integers(0, len(_levels(config))))]
         job = CoreJob.build(config, *random_case(rng, config, s))
         await tb.check(job, f"case {i}: s={s} m={job.m} n={job.n} k={job.k}")
@@ -49,10 +44,8 @@ async def random_gaps_every_input(dut):
 @cocotb.test()
 async def full_rate_and_counters(dut):
     """At full stream rate a tile costs K/s cycles: check cycles and performance counters."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "full_rate_and_counters")
-    tb = CoreTB(dut, config, rng)
-    await tb.start()
+    tb = await started(CoreTB, dut, "full_rate_and_counters")
+    config, rng = tb.config, tb.rng
     R, C = config.rows, config.cols
     for s in _levels(config):
         k = 256
@@ -78,10 +71,8 @@ async def full_rate_and_counters(dut):
 async def short_tiles_one_row_a_cycle(dut):
     """Tiles shorter than ``rows`` cycles: their ends are ``rows`` cycles apart, so the result
     rows leave one a cycle and the parameter slots never hold the array back."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "short_tiles_one_row_a_cycle")
-    tb = CoreTB(dut, config, rng)
-    await tb.start()
+    tb = await started(CoreTB, dut, "short_tiles_one_row_a_cycle")
+    config, rng = tb.config, tb.rng
     R, C = config.rows, config.cols
     s = max(_levels(config))
     job = CoreJob.build(config, *random_case(rng, config, s, mode="int8", m=6 * R, n=2 * C,
@@ -109,10 +100,8 @@ async def command_arrives_as_a_tile_leaves(dut):
     arrives (valid rising, a new payload) in the very cycle the first tile's last row leaves
     the parameter queue: its parameters must go into the slot that frees, not a copy of what a
     free slot took the cycle before (the old command's)."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "command_arrives_as_a_tile_leaves")
-    tb = CoreTB(dut, config, rng)
-    await tb.start()
+    tb = await started(CoreTB, dut, "command_arrives_as_a_tile_leaves")
+    config, rng = tb.config, tb.rng
     R, C = config.rows, config.cols
     s = max(_levels(config))
     for gap in range(3 * R + 16):

@@ -24,7 +24,7 @@ from ...hw.dma.engine import (
     windows_layout,
 )
 from .axi_ram import Faults, FaultyAxiRam
-from .base import config_from_env, pauses, rng_from_env, start
+from .base import config_from_env, pauses, rng_from_env, start, started
 from .streams import Sink, Source, StreamLoop
 
 RAM_SIZE = 1 << 20
@@ -413,10 +413,8 @@ def check_partial_write(mem, old, new, n):
 @cocotb.test()
 async def random_reads(dut):
     """Random 2-D reads with pauses on every AXI channel and gaps on every stream."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "random_reads")
-    tb = DmaTB(dut, config, rng, axi_pause=0.3, idle=0.3, stall=0.3)
-    await tb.start()
+    tb = await started(DmaTB, dut, "random_reads", axi_pause=0.3, idle=0.3, stall=0.3)
+    rng = tb.rng
     words = 0
     for _ in range(10):
         if rng.random() < 0.2:
@@ -434,10 +432,8 @@ async def random_reads(dut):
 @cocotb.test()
 async def random_writes(dut):
     """Random 2-D writes with pauses on every AXI channel and gaps on every stream."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "random_writes")
-    tb = DmaTB(dut, config, rng, axi_pause=0.3, idle=0.3, stall=0.3)
-    await tb.start()
+    tb = await started(DmaTB, dut, "random_writes", axi_pause=0.3, idle=0.3, stall=0.3)
+    rng = tb.rng
     words = 0
     for _ in range(10):
         if rng.random() < 0.2:
@@ -456,10 +452,8 @@ async def random_writes(dut):
 @cocotb.test()
 async def concurrent_read_write(dut):
     """Reads from the read-only window while writes go to the write-only one."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "concurrent_read_write")
-    tb = DmaTB(dut, config, rng, axi_pause=0.2, idle=0.2, stall=0.2)
-    await tb.start()
+    tb = await started(DmaTB, dut, "concurrent_read_write", axi_pause=0.2, idle=0.2, stall=0.2)
+    rng = tb.rng
     words = 0
     for _ in range(6):
         job = random_region(rng, tb.nbytes, WINDOWS[1])
@@ -622,10 +616,8 @@ async def abort_midway(dut):
     """Abort long reads and writes in flight, right after they are accepted, and while a
     refused write is discarding its words: the jobs end ABORTED, every issued burst completes
     (write beats with zero strobes), nothing new starts, and the next jobs run normally."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "abort_midway")
-    tb = DmaTB(dut, config, rng, axi_pause=0.2, idle=0.1, stall=0.2)
-    await tb.start()
+    tb = await started(DmaTB, dut, "abort_midway", axi_pause=0.2, idle=0.1, stall=0.2)
+    rng = tb.rng
     n = tb.nbytes
     rd_job = (0x10000, 16, 64 * n, 80 * n)
     wr_job = (0x20000 - 8 * n, 16, 64 * n, 80 * n)
@@ -670,10 +662,7 @@ async def abort_midway(dut):
 @cocotb.test()
 async def full_rate(dut):
     """With no pauses a long read keeps R at least 85 % busy; also measures W."""
-    config = config_from_env()
-    rng = rng_from_env(dut, "full_rate")
-    tb = DmaTB(dut, config, rng)
-    await tb.start()
+    tb = await started(DmaTB, dut, "full_rate")
     n = tb.nbytes
     job = (0x1000 - 8 * n, 4, 0x1000, 0x2000)   # every row crosses a 4 KiB boundary
     beats = job[1] * job[2] // n

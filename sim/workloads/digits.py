@@ -169,15 +169,11 @@ def experiment(config="fpga", *, images=64, batch=32, seed=0, sim="verilator", r
 
 
 #: The table of :func:`experiment`'s rows (cycles ``-`` for a model not run on the RTL).
-COLUMNS = [
-    Column("model", "model", "<9"),
-    Column("MLP", lambda r: f"64-{r['hidden']}-10", ">14"),
-    Column("s", "sparsity", ">3"),
-    Column("stored w", "stored_weights", ">9"),
-    Column("acc float", "accuracy_float", ">9.4f"),
-    Column("acc int8", "accuracy_int8", ">9.4f"),
-    Column("cycles/img", "cycles_per_image", ">10.1f"),
-]
+COLUMNS = [Column("model", "model", "<9"), Column("MLP", lambda r: f"64-{r['hidden']}-10", ">14"),
+           Column("s", "sparsity", ">3"), Column("stored w", "stored_weights", ">9"),
+           Column("acc float", "accuracy_float", ">9.4f"),
+           Column("acc int8", "accuracy_int8", ">9.4f"),
+           Column("cycles/img", "cycles_per_image", ">10.1f")]
 
 
 def format_table(rows) -> str:

@@ -427,15 +427,12 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
 
 
 #: The table of :func:`minilm_table`'s rows (``-`` for what was not measured).
-COLUMNS = [
-    Column("s", "sparsity", ">3"),
-    Column("mean cos", "mean_cosine", ">9.4f"),
-    Column("min cos", "min_cosine", ">9.4f"),
-    Column("pruned float", "pruned_float_mean_cosine", ">13.4f"),
-    Column("pairs", "paraphrase_top1", ">6.3f"),
-    Column("cycles/token", lambda r: r.get("cycles_per_token") or None, ">13.0f"),
-    Column("speedup", lambda r: r.get("speedup_vs_dense") or None, ">8.2f"),
-]
+COLUMNS = [Column("s", "sparsity", ">3"), Column("mean cos", "mean_cosine", ">9.4f"),
+           Column("min cos", "min_cosine", ">9.4f"),
+           Column("pruned float", "pruned_float_mean_cosine", ">13.4f"),
+           Column("pairs", "paraphrase_top1", ">6.3f"),
+           Column("cycles/token", lambda r: r.get("cycles_per_token") or None, ">13.0f"),
+           Column("speedup", lambda r: r.get("speedup_vs_dense") or None, ">8.2f")]
 
 
 def format_table(rows) -> str:
