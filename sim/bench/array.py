@@ -10,9 +10,11 @@ until the DRAM bus is saturated; the table gives the read and write utilization 
 from __future__ import annotations
 
 from ...base.config import load_config
+from .. import report
+from ..report import Column
 from .gemm import LAYERS, bench_gemm
 
-__all__ = ["ARRAY_LAYERS", "bench_array", "format_table"]
+__all__ = ["ARRAY_LAYERS", "COLUMNS", "bench_array", "format_table"]
 
 #: Default layers: a BERT-base projection and a ResNet-50 convolution.
 ARRAY_LAYERS = ("bert_attn_768x768", "resnet50_conv3_3x3")
@@ -48,13 +50,16 @@ def bench_array(config="fpga", *, spus=(1, 2, 4), layers=None, sparsities=(1, 8,
     return rows, infos
 
 
+#: The table of :func:`bench_array`'s rows; lane utilization is per SPU.
+COLUMNS = [Column("layer", "layer", "<20"), Column("s", "sparsity", ">3"),
+           Column("SPUs", "spus", ">4"), Column("lanes", "lanes", ">5"),
+           Column("cycles", "cycles", ">9"), Column("vs 1 SPU", "speedup_vs_one_spu", ">8.2f"),
+           Column("lane util", lambda r: r["lane_utilization"] / r["spus"], ">9.4f"),
+           Column("rd util", "dram_read_util", ">7.3f"),
+           Column("wr util", "dram_write_util", ">7.3f")]
+
+
 def format_table(rows) -> str:
-    head = (f"{'layer':<20} {'s':>3} {'SPUs':>4} {'lanes':>5} {'cycles':>9} {'vs 1 SPU':>8} "
-            f"{'lane util':>9} {'rd util':>7} {'wr util':>7}")
-    lines = [head, "-" * len(head)]
-    for r in sorted(rows, key=lambda r: (r["layer"], r["sparsity"], r["spus"])):
-        lines.append(f"{r['layer']:<20} {r['sparsity']:>3} {r['spus']:>4} {r['lanes']:>5} "
-                     f"{r['cycles']:>9} {r['speedup_vs_one_spu']:>8.2f} "
-                     f"{r['lane_utilization'] / r['spus']:>9.4f} {r['dram_read_util']:>7.3f} "
-                     f"{r['dram_write_util']:>7.3f}")
-    return "\n".join(lines)
+    """The rows by layer, sparsity and number of SPUs."""
+    return report.format_table(
+        sorted(rows, key=lambda r: (r["layer"], r["sparsity"], r["spus"])), COLUMNS)

@@ -11,9 +11,11 @@ import numpy as np
 
 from ...base.config import load_config
 from ...base.sparse import prune
+from .. import report
+from ..report import Column
 from ..tb import runner
 
-__all__ = ["bench_core", "format_table", "plot_speedup"]
+__all__ = ["COLUMNS", "bench_core", "format_table", "plot_speedup"]
 
 
 def default_shape(config):
@@ -68,39 +70,25 @@ def bench_core(config_name="fpga", *, m=None, k=None, n=None, seed=0, sim="veril
     return rows, info
 
 
+def _ratio(r):
+    sp = r["speedup_vs_dense"]
+    return sp / r["sparsity"] if sp else None
+
+
+#: The table of :func:`bench_core`'s rows: speedup against the ideal (``s``), the share of busy
+#: cycles in which every lane issued a MAC, and the simulator's speed.
+COLUMNS = [Column("s", "sparsity", ">3"), Column("cycles", "cycles", ">9"),
+           Column("dense-eq MACs", "macs_dense_equiv", ">14"),
+           Column("speedup", "speedup_vs_dense", ">8.2f"), Column("ideal", "sparsity", ">6"),
+           Column("ratio", _ratio, ">6.3f"), Column("lane util", "lane_utilization", ">9.4f"),
+           Column("bit-exact", lambda r: str(r["bit_exact"]), ">9"),
+           Column("sim cyc/s", lambda r: r["sim_cycles_per_s"] or 0, ">10.0f")]
+
+
 def format_table(rows) -> str:
-    head = (f"{'s':>3} {'cycles':>9} {'dense-eq MACs':>14} {'speedup':>8} {'ideal':>6} "
-            f"{'ratio':>6} {'lane util':>9} {'bit-exact':>9} {'sim cyc/s':>10}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        sp = r["speedup_vs_dense"]
-        lines.append(f"{r['sparsity']:>3} {r['cycles']:>9} {r['macs_dense_equiv']:>14} "
-                     f"{sp:>8.2f} {r['sparsity']:>6} {sp / r['sparsity']:>6.3f} "
-                     f"{r['lane_utilization']:>9.4f} {str(r['bit_exact']):>9} "
-                     f"{r['sim_cycles_per_s'] or 0:>10.0f}")
-    return "\n".join(lines)
+    return report.format_table(rows, COLUMNS)
 
 
 def plot_speedup(rows, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    s = [r["sparsity"] for r in rows]
-    sp = [r["speedup_vs_dense"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot(s, s, "--", color="gray", label="ideal (speedup = s)")
-    ax.plot(s, sp, "o-", label="RTL (Verilator), measured")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xticks(s, [str(v) for v in s])
-    ax.set_yticks(s, [str(v) for v in s])
-    ax.set_xlabel("weight sparsity s")
-    ax.set_ylabel("speedup over dense (same array)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    series = {"RTL (Verilator), measured": [(r["sparsity"], r["speedup_vs_dense"]) for r in rows]}
+    return report.plot_speedup(series, path, title, ylabel="speedup over dense (same array)")

@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 from ...base.config import load_config
+from .. import report
+from ..report import Column
 from ..tb import runner
 
-__all__ = ["LAYERS", "bench_gemm", "format_table", "plot_layers", "parse_shape"]
+__all__ = ["COLUMNS", "LAYERS", "bench_gemm", "format_table", "plot_layers", "parse_shape"]
 
 #: name -> (M rows, K, N output channels)
 LAYERS = {
@@ -85,46 +87,31 @@ def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim=
     return rows, info
 
 
+def _ratio(r):
+    sp = r["speedup_vs_dense"]
+    return sp / r["sparsity"] if sp else None
+
+
+#: The table of :func:`bench_gemm`'s rows (speedup and ratio are ``-`` without a dense run).
+COLUMNS = [Column("layer", "layer", "<20"),
+           Column("MxKxN", lambda r: f"{r['m']}x{r['k']}x{r['n']}", ">15"),
+           Column("s", "sparsity", ">3"), Column("cycles", "cycles", ">9"),
+           Column("speedup", lambda r: r["speedup_vs_dense"] or None, ">8.2f"),
+           Column("ratio", _ratio, ">6.3f"), Column("lane util", "lane_utilization", ">9.4f"),
+           Column("DRAM bytes", "dram_bytes", ">11"), Column("rd util", "dram_read_util", ">7.3f"),
+           Column("wr util", "dram_write_util", ">7.3f"),
+           Column("stall in", "stall_input_cycles", ">9"),
+           Column("stall out", "stall_output_cycles", ">9"), Column("descs", "descriptors", ">5")]
+
+
 def format_table(rows) -> str:
-    head = (f"{'layer':<20} {'MxKxN':>15} {'s':>3} {'cycles':>9} {'speedup':>8} {'ratio':>6} "
-            f"{'lane util':>9} {'DRAM bytes':>11} {'rd util':>7} {'wr util':>7} "
-            f"{'stall in':>9} {'stall out':>9} {'descs':>5}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        sp = r["speedup_vs_dense"]
-        sp_txt = f"{sp:>8.2f} {sp / r['sparsity']:>6.3f}" if sp else f"{'-':>8} {'-':>6}"
-        shape = f"{r['m']}x{r['k']}x{r['n']}"
-        lines.append(f"{r['layer']:<20} {shape:>15} {r['sparsity']:>3} {r['cycles']:>9} "
-                     f"{sp_txt} {r['lane_utilization']:>9.4f} {r['dram_bytes']:>11} "
-                     f"{r['dram_read_util']:>7.3f} {r['dram_write_util']:>7.3f} "
-                     f"{r['stall_input_cycles']:>9} {r['stall_output_cycles']:>9} "
-                     f"{r['descriptors']:>5}")
-    return "\n".join(lines)
+    return report.format_table(rows, COLUMNS)
 
 
 def plot_layers(rows, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    levels = sorted({r["sparsity"] for r in rows})
-    ax.plot(levels, levels, "--", color="gray", label="ideal (speedup = s)")
-    for name in dict.fromkeys(r["layer"] for r in rows):
-        pts = [(r["sparsity"], r["speedup_vs_dense"]) for r in rows
-               if r["layer"] == name and r["speedup_vs_dense"]]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xticks(levels, [str(v) for v in levels])
-    ax.set_yticks(levels, [str(v) for v in levels])
-    ax.set_xlabel("weight sparsity s")
-    ax.set_ylabel("layer speedup over dense, DRAM to DRAM")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    series = {}
+    for r in rows:
+        series.setdefault(r["layer"], []).append((r["sparsity"], r["speedup_vs_dense"]))
+    return report.plot_speedup(series, path, title, levels={r["sparsity"] for r in rows},
+                               ylabel="layer speedup over dense, DRAM to DRAM", figsize=(7, 5),
+                               legend_size=8)

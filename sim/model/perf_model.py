@@ -28,6 +28,8 @@ from amaranth.lib import data
 
 from ...base.config import BANK, load_config
 from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, Opcode, Target
+from .. import report
+from ..report import Column
 
 __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_layer",
            "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
@@ -638,6 +640,22 @@ def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=
     return rows
 
 
+def _published(r):
+    pub = r["published"]
+    # two more blanks set the free-text column apart from the numbers
+    return f"  {pub[0]:,} samples/s ({pub[1]})" if pub else None
+
+
+#: The table of :func:`project_bert_resnet`'s rows.
+PROJECTION_COLUMNS = [
+    Column("model", "model", "<11"), Column("s", "s", ">3"),
+    Column("samples/s", "samples_per_s", ">10,.0f"),
+    Column("lane util", "lane_utilization", ">9.1%"), Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
+    Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<20"),
+    Column("int8 stores", "samples_per_s_int8_stores", ">11,.0f"),
+    Column("  published (S4)", _published, missing="")]
+
+
 def format_projection(rows, config="antoum") -> str:
     config = load_config(config) if isinstance(config, str) else config
     mhz = float(getattr(config, "clock_mhz", 0) or 1000.0)
@@ -651,19 +669,8 @@ def format_projection(rows, config="antoum") -> str:
         f"{config.dram_bus_bits} bit = {bus_gbs:.0f} GB/s read + {bus_gbs:.0f} GB/s write, "
         f"batch {batch}",
         "",
-        f"{'model':<11} {'s':>3} {'samples/s':>10} {'lane util':>9} {'DRAM GB/s':>9} "
-        f"{'bound (share)':<20} {'int8 stores':>11}   published (S4)",
+        report.format_table(rows, PROJECTION_COLUMNS),
     ]
-    lines.append("-" * (len(lines[-1]) + 30))
-    for r in rows:
-        pub = r["published"]
-        pub_txt = f"{pub[0]:,} samples/s ({pub[1]})" if pub else ""
-        bound = f"{r['bound']} ({r['bound_share']:.0%})"
-        lines.append(
-            f"{r['model']:<11} {r['s']:>3} {r['samples_per_s']:>10,.0f} "
-            f"{r['lane_utilization']:>9.1%} {r['dram_gb_per_s']:>9.1f} "
-            f"{bound:<20} "
-            f"{r['samples_per_s_int8_stores']:>11,.0f}   {pub_txt}")
     lines += [
         "",
         "Assumptions: every GEMM runs on the SPU grid of sim/perf_model.project (output "

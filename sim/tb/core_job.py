@@ -1,9 +1,10 @@
-"""Cut a GEMM into tensor-core tiles and encode the core's stream beats as integers.
+"""Cut a GEMM into tensor-core tiles and encode the core's stream beats as integers; drive
+them into a tensor core (:class:`CoreTB`); draw random test cases (:func:`random_case`).
 
-Used by the cocotb testbench, the benchmark and ``s4 gemm --backend rtl``. A tile covers
-``rows`` rows of X and ``cols`` output channels over the whole of K; tiles are issued row-tile
-major (all channel tiles of rows 0..R-1 first). Rows and channels beyond M and N are zero
-padding and are dropped from the result.
+Used by the cocotb testbenches (tensor core, SPU), the benchmark and ``s4 gemm --backend rtl``.
+A tile covers ``rows`` rows of X and ``cols`` output channels over the whole of K; tiles are
+issued row-tile major (all channel tiles of rows 0..R-1 first). Rows and channels beyond M and
+N are zero padding and are dropped from the result.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import numpy as np
 
 from ...base import golden
 from ...base.config import BANK, Config
-from ...base.sparse import PackedWeights
+from ...base.sparse import PackedWeights, pack, prune
+from . import base
+from .streams import Sink, Source, StreamLoop
 
-__all__ = ["OutputParams", "CoreJob", "encode_fields", "pack_struct"]
+__all__ = ["OutputParams", "CoreJob", "CoreTB", "encode_fields", "pack_struct", "random_case"]
 
 
 @dataclass
@@ -210,3 +213,80 @@ class CoreJob:
         return (f"{len(bad)} of {exp.size} outputs differ; first at row {r}, channel {c} "
                 f"(tile rows {r // R * R}.., channels {c // C * C}..): got {got[r, c]}, "
                 f"expected {exp[r, c]}")
+
+
+class CoreTB:
+    """Owns the clock, reset and the stream drivers of one tensor core."""
+
+    def __init__(self, dut, config: Config, rng=None, idle=0.0):
+        self.dut, self.config = dut, config
+        self.rng = rng or np.random.default_rng(0)
+        r = self.rng
+        self.cmd = Source(dut, "i_cmd", rng=r, idle=idle)
+        self.act = Source(dut, "i_act", rng=r, idle=idle)
+        self.wgt = Source(dut, "i_wgt", rng=r, idle=idle)
+        self.lut = Source(dut, "i_lut", rng=r, idle=idle)
+        self.res = Sink(dut, "o_res", rng=r)   # the core's output has no backpressure
+        self.loop = StreamLoop(dut.clk, [self.cmd, self.act, self.wgt, self.lut], [self.res])
+
+    async def start(self):
+        await base.start(self.dut)
+
+    def counters(self) -> dict:
+        d = self.dut
+        return {name: getattr(d, name).value.to_unsigned() for name in
+                ("busy_cycles", "mac_cycles", "stall_input_cycles", "stall_output_cycles",
+                 "tiles_done")}
+
+    def cycle_bound(self, job: CoreJob) -> int:
+        ideal = len(job.acts) + len(job.wgts) + job.beats_out + len(job.lut_writes)
+        slow = 1.0 / max(0.05, 1 - self.cmd.idle)
+        return int(200 + 8 * ideal * slow)
+
+    async def run(self, job: CoreJob):
+        """Run one job to completion; return ``(output [M, N], cycles)``."""
+        if job.lut_writes:
+            self.lut.extend(job.lut_writes)
+            await self.loop.run_until(lambda: self.lut.done, 4 * 256 + 100, "LUT load")
+        self.res.beats = []
+        self.cmd.extend(job.cmds)
+        self.act.extend(job.acts)
+        self.wgt.extend(job.wgts)
+        want = job.beats_out
+        cycles = await self.loop.run_until(lambda: len(self.res.beats) >= want,
+                                           self.cycle_bound(job), "tensor-core job")
+        return job.decode(self.res.beats), cycles
+
+    async def check(self, job: CoreJob, label: str):
+        got, cycles = await self.run(job)
+        report = job.mismatches(got)
+        assert not report, f"{label}: RTL differs from the golden model: {report}"
+        return cycles
+
+
+def random_case(rng, config: Config, s, *, mode=None, m=None, n=None, k=None):
+    R, C = config.rows, config.cols
+    m = m or int(rng.integers(1, 2 * R + 2))
+    n = n or int(rng.integers(1, 2 * C + 2))
+    k = k or int(rng.integers(1, 130))
+    x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+    w = prune(rng.integers(-128, 128, size=(n, k), dtype=np.int8), s)
+    packed = pack(w, s)
+    mode = mode or ("raw", "int8")[int(rng.integers(0, 2))]
+    if mode == "raw":
+        params = OutputParams("raw", bias=rng.integers(-(1 << 31), 1 << 31, n))
+    else:
+        # scales that put most outputs inside the int8 range (a random shift saturates nearly
+        # everything and would hide rounding errors), plus a few extreme channels
+        bias = rng.integers(-(1 << 12), 1 << 12, n)
+        peak = np.abs(golden.gemm_raw(x, packed, bias).astype(np.int64)).max(axis=0) + 1
+        mult = rng.integers(1 << 14, 1 << 16, n)
+        shift = np.array([int(p * mu).bit_length() for p, mu in zip(peak, mult, strict=True)]) - 8
+        shift = np.clip(shift + rng.integers(-1, 3, n), 0, 47)
+        wild = rng.random(n) < 0.15
+        mult[wild] = rng.integers(0, 1 << 16, int(wild.sum()))
+        shift[wild] = rng.integers(0, 48, int(wild.sum()))
+        params = OutputParams(
+            "int8", bias=bias, mult=mult, shift=shift, relu=bool(rng.integers(0, 2)),
+            lut=rng.integers(-128, 128, 256, dtype=np.int8) if rng.integers(0, 2) else None)
+    return x, packed, params

@@ -14,20 +14,17 @@ run), ``S4_CASES`` (operations per random-traffic test).
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
 from ...base.config import Config
 from ...hw.csr.block import CsrBlock
-from .core import config_from_env, seed_from_env
+from .base import CLOCK_NS, cases_from_env, config_from_env, pauses, rng_from_env, start
 
-CLOCK_NS = 10
 #: cycle bound of one AXI-Lite transaction, even with heavy random pauses
 OP_CYCLES = 2000
 
@@ -36,11 +33,6 @@ def _u(handle) -> int:
     """Unsigned value of a port (a one-bit port reads as a ``Logic``)."""
     v = handle.value
     return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
-
-
-def _pauses(rng, p):
-    while True:
-        yield bool(rng.random() < p)
 
 
 class CsrTB:
@@ -71,12 +63,7 @@ class CsrTB:
         self.checked = 0
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await start(self.dut)
         cocotb.start_soon(self._watch_pulses())
         cocotb.start_soon(self._watch_write_order())
 
@@ -126,7 +113,7 @@ class CsrTB:
         for channel in (w.aw_channel, w.w_channel, w.b_channel, r.ar_channel, r.r_channel):
             if p:
                 rng = np.random.default_rng(int(self.rng.integers(1 << 32)))
-                channel.set_pause_generator(_pauses(rng, p))
+                channel.set_pause_generator(pauses(rng, p))
             else:
                 channel.clear_pause_generator()
 
@@ -227,7 +214,7 @@ class CsrTB:
 
 async def _started(dut, name):
     config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, name))
+    rng = rng_from_env(dut, name)
     tb = CsrTB(dut, config, rng)
     tb.randomize_inputs()
     await tb.start()
@@ -428,7 +415,7 @@ async def random_traffic_with_pauses(dut, pause):
     arrive in every order; every response is checked against the model."""
     tb = await _started(dut, f"random_traffic_with_pauses(pause={pause})")
     tb.set_pauses(pause)
-    cases = int(os.environ.get("S4_CASES", "40"))
+    cases = cases_from_env(40)
     rm = tb.regmap
     writable = [r for r in rm.registers
                 if any(f.access in ("rw", "w1p") for f in r.fields)]

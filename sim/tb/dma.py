@@ -8,12 +8,8 @@ every write against a shadow copy of it, and an AXI monitor checks every address
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus
 from cocotbext.axi.constants import AxiResp
@@ -28,9 +24,9 @@ from ...hw.dma.engine import (
     windows_layout,
 )
 from .axi_ram import Faults, FaultyAxiRam
+from .base import config_from_env, pauses, rng_from_env, start, started
 from .streams import Sink, Source, StreamLoop
 
-CLOCK_NS = 10
 RAM_SIZE = 1 << 20
 
 #: Windows of most tests: (base, limit, enable, read, write). 0 and 1 touch, so a job
@@ -41,16 +37,6 @@ WINDOWS = [
     (0x60000, 0x80000, 1, 0, 1),
     (0x80000, 0xA0000, 0, 1, 1),
 ]
-
-
-def config_from_env() -> Config:
-    return Config.from_dict(json.loads(os.environ["S4_CONFIG"]))
-
-
-def seed_from_env(dut, name) -> int:
-    seed = int(os.environ.get("S4_SEED") or np.random.SeedSequence().entropy % (1 << 32))
-    dut._log.info("%s: seed %d (replay with S4_SEED=%d)", name, seed, seed)
-    return seed
 
 
 def _int(handle) -> int:
@@ -195,11 +181,6 @@ class AxiMonitor:
 
 # -- testbench -----------------------------------------------------------------------------------
 
-def _pauses(rng, p):
-    while True:
-        yield bool(rng.random() < p)
-
-
 class DmaTB:
     """Owns the clock, reset, the RAM, the AXI monitor and the stream drivers of one engine."""
 
@@ -229,13 +210,12 @@ class DmaTB:
 
     async def start(self, windows=WINDOWS):
         d = self.dut
-        cocotb.start_soon(Clock(d.clk, CLOCK_NS, unit="ns").start())
-        d.rst.value = 1
-        self.ram = FaultyAxiRam(AxiBus.from_prefix(d, "bus_"), d.clk, d.rst, RAM_SIZE,
-                                self.faults)
-        for _ in range(3):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
+
+        def ram():
+            # created under reset, as the bus models expect
+            self.ram = FaultyAxiRam(AxiBus.from_prefix(d, "bus_"), d.clk, d.rst, RAM_SIZE,
+                                    self.faults)
+        await start(d, settle=False, during=ram)
         init = self.rng.integers(0, 256, RAM_SIZE, dtype=np.uint8).tobytes()
         self.ram.write(0, init)
         self.shadow = bytearray(init)
@@ -244,7 +224,7 @@ class DmaTB:
             w, r = self.ram.write_if, self.ram.read_if
             for ch in (w.aw_channel, w.w_channel, w.b_channel, r.ar_channel, r.r_channel):
                 p = min(0.8, self.axi_pause * self.rng.uniform(0.3, 2.0))
-                ch.set_pause_generator(_pauses(self.rng, p))
+                ch.set_pause_generator(pauses(self.rng, p))
         self.set_windows(windows)
         cocotb.start_soon(self.mon.run())
         cocotb.start_soon(self.loop.run_until(lambda: False, 1 << 40, "stream loop"))
@@ -433,10 +413,8 @@ def check_partial_write(mem, old, new, n):
 @cocotb.test()
 async def random_reads(dut):
     """Random 2-D reads with pauses on every AXI channel and gaps on every stream."""
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "random_reads"))
-    tb = DmaTB(dut, config, rng, axi_pause=0.3, idle=0.3, stall=0.3)
-    await tb.start()
+    tb = await started(DmaTB, dut, "random_reads", axi_pause=0.3, idle=0.3, stall=0.3)
+    rng = tb.rng
     words = 0
     for _ in range(10):
         if rng.random() < 0.2:
@@ -454,10 +432,8 @@ async def random_reads(dut):
 @cocotb.test()
 async def random_writes(dut):
     """Random 2-D writes with pauses on every AXI channel and gaps on every stream."""
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "random_writes"))
-    tb = DmaTB(dut, config, rng, axi_pause=0.3, idle=0.3, stall=0.3)
-    await tb.start()
+    tb = await started(DmaTB, dut, "random_writes", axi_pause=0.3, idle=0.3, stall=0.3)
+    rng = tb.rng
     words = 0
     for _ in range(10):
         if rng.random() < 0.2:
@@ -476,10 +452,8 @@ async def random_writes(dut):
 @cocotb.test()
 async def concurrent_read_write(dut):
     """Reads from the read-only window while writes go to the write-only one."""
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "concurrent_read_write"))
-    tb = DmaTB(dut, config, rng, axi_pause=0.2, idle=0.2, stall=0.2)
-    await tb.start()
+    tb = await started(DmaTB, dut, "concurrent_read_write", axi_pause=0.2, idle=0.2, stall=0.2)
+    rng = tb.rng
     words = 0
     for _ in range(6):
         job = random_region(rng, tb.nbytes, WINDOWS[1])
@@ -501,7 +475,7 @@ async def refused_jobs(dut):
     """Bad fields and out-of-window jobs: right code and address, no AR / AW at all, and a
     refused write still consumes exactly its words (the next good jobs stay aligned)."""
     config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "refused_jobs"))
+    rng = rng_from_env(dut, "refused_jobs")
     tb = DmaTB(dut, config, rng, axi_pause=0.2, idle=0.3, stall=0.3)
     windows = WINDOWS[:3] + [(0xFFFF0000, 0xFFFFFFFF, 1, 1, 1)]
     await tb.start(windows)
@@ -540,7 +514,7 @@ async def bus_errors(dut):
     """SLVERR / DECERR on reads and writes: first error wins with its burst address, issued
     bursts complete, read words are still delivered, and the next jobs run normally."""
     config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "bus_errors"))
+    rng = rng_from_env(dut, "bus_errors")
     n = config.dram_bus_bits // 8
     slv = (0x2000 + 40 * n, 0x2000 + 42 * n, AxiResp.SLVERR)
     dec = (0x2000 + 70 * n, 0x2000 + 71 * n, AxiResp.DECERR)
@@ -642,10 +616,8 @@ async def abort_midway(dut):
     """Abort long reads and writes in flight, right after they are accepted, and while a
     refused write is discarding its words: the jobs end ABORTED, every issued burst completes
     (write beats with zero strobes), nothing new starts, and the next jobs run normally."""
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "abort_midway"))
-    tb = DmaTB(dut, config, rng, axi_pause=0.2, idle=0.1, stall=0.2)
-    await tb.start()
+    tb = await started(DmaTB, dut, "abort_midway", axi_pause=0.2, idle=0.1, stall=0.2)
+    rng = tb.rng
     n = tb.nbytes
     rd_job = (0x10000, 16, 64 * n, 80 * n)
     wr_job = (0x20000 - 8 * n, 16, 64 * n, 80 * n)
@@ -690,10 +662,7 @@ async def abort_midway(dut):
 @cocotb.test()
 async def full_rate(dut):
     """With no pauses a long read keeps R at least 85 % busy; also measures W."""
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "full_rate"))
-    tb = DmaTB(dut, config, rng)
-    await tb.start()
+    tb = await started(DmaTB, dut, "full_rate")
     n = tb.nbytes
     job = (0x1000 - 8 * n, 4, 0x1000, 0x2000)   # every row crosses a 4 KiB boundary
     beats = job[1] * job[2] // n

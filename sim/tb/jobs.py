@@ -14,8 +14,8 @@ import cocotb
 import numpy as np
 
 from ...base.sparse import pack
-from .core import CoreTB, config_from_env
-from .core_job import CoreJob, OutputParams
+from .base import config_from_env
+from .core_job import CoreJob, CoreTB, OutputParams
 
 
 @cocotb.test()

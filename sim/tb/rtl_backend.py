@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
 
 from ...sw import regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend
 from .axi_ram import AxiResp, Faults, FaultyAxiRam
-
-CLOCK_NS = 10
+from .base import pauses, reset, start_clock
 
 
 class RtlBackend(Backend):
@@ -40,27 +38,20 @@ class RtlBackend(Backend):
         self.bursts = {"read": 0, "write": 0}
         self.windows = []       # (base, limit, read, write) as the driver programmed them
         if axi_pause and rng is not None:
-            def gen():
-                while True:
-                    yield bool(rng.random() < axi_pause)
             for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
                        self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
                        self.ram.read_if.r_channel):
-                ch.set_pause_generator(gen())
+                ch.set_pause_generator(pauses(rng, axi_pause))
             for ch in (self.csr.write_if.aw_channel, self.csr.write_if.w_channel,
                        self.csr.write_if.b_channel, self.csr.read_if.ar_channel,
                        self.csr.read_if.r_channel):
-                ch.set_pause_generator(gen())
+                ch.set_pause_generator(pauses(rng, axi_pause))
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
+        start_clock(self.dut)
         cocotb.start_soon(self._count())
         cocotb.start_soon(self._monitor())
-        self.dut.rst.value = 1
-        for _ in range(4):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await reset(self.dut, 4)
 
     async def _count(self):
         while True:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from ...hw.cmd.descriptors import GemmBody, Target
 from ...hw.spu.spu import SpuGeometry
 from ...sw import layout
-from .core import config_from_env, random_case, seed_from_env
-from .core_job import pack_struct
+from .base import start, started
+from .core_job import pack_struct, random_case
 from .streams import Sink, Source, StreamLoop
 
 
@@ -36,11 +35,7 @@ class SpuTB:
             getattr(dut, name).value = 0
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        self.dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await start(self.dut, settle=False)
 
     async def pulse(self, name, **values):
         await RisingEdge(self.dut.clk)
@@ -103,10 +98,8 @@ async def _one_layer(tb, rng, s, mode=None, lut_loaded=None):
 
 @cocotb.test()
 async def layers_every_sparsity(dut):
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "layers_every_sparsity"))
-    tb = SpuTB(dut, config, rng)
-    await tb.start()
+    tb = await started(SpuTB, dut, "layers_every_sparsity")
+    config, rng = tb.config, tb.rng
     for s in config.sparsities:
         for mode in ("raw", "int8"):
             await _one_layer(tb, rng, s, mode)
@@ -114,10 +107,8 @@ async def layers_every_sparsity(dut):
 
 @cocotb.test()
 async def layers_with_stalls(dut):
-    config = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "layers_with_stalls"))
-    tb = SpuTB(dut, config, rng, idle=0.3, stall=0.4)
-    await tb.start()
+    tb = await started(SpuTB, dut, "layers_with_stalls", idle=0.3, stall=0.4)
+    config, rng = tb.config, tb.rng
     for _ in range(4):
         s = config.sparsities[int(rng.integers(0, len(config.sparsities)))]
         await _one_layer(tb, rng, s)

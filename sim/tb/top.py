@@ -3,16 +3,13 @@ through the RTL backend; results are compared with the functional model's, bit f
 
 from __future__ import annotations
 
-import os
-
 import cocotb
-import numpy as np
 from cocotb.triggers import RisingEdge
 
 from ...sw import scenarios
 from ...sw.driver import Driver
 from ..model.device_model import ModelBackend
-from .core import config_from_env, seed_from_env
+from .base import cases_from_env, config_from_env, rng_from_env
 from .rtl_backend import RtlBackend
 
 
@@ -34,7 +31,7 @@ async def layers_every_sparsity(dut):
     """Whole layers (raw int32 and int8 with bias, requant, ReLU and LUT) at every s, bit-exact
     against the golden model and against the functional model running the same program."""
     cfg = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "layers_every_sparsity"))
+    rng = rng_from_env(dut, "layers_every_sparsity")
     be, dev = await _open(dut, rng)
     model = Driver(ModelBackend(cfg))
     await model.open()
@@ -67,7 +64,7 @@ async def layers_with_axi_backpressure(dut):
     """Random idle/backpressure on every AXI channel of the DRAM and CSR ports; the driver
     polls STATUS/IRQ with interrupts disabled (the line must stay low)."""
     cfg = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "layers_with_axi_backpressure"))
+    rng = rng_from_env(dut, "layers_with_axi_backpressure")
     be, dev = await _open(dut, rng, pause=0.3, use_irq=False)
     irq_high = []
 
@@ -77,7 +74,7 @@ async def layers_with_axi_backpressure(dut):
             if dut.irq.value == 1:
                 irq_high.append(await be.cycle())
     watcher = cocotb.start_soon(watch_irq())
-    for _ in range(int(os.environ.get("S4_CASES", "3"))):
+    for _ in range(cases_from_env(3)):
         s = cfg.sparsities[int(rng.integers(0, len(cfg.sparsities)))]
         mode = ("raw", "int8")[int(rng.integers(0, 2))]
         await scenarios.check_layer(dev, *scenarios.random_layer(rng, dev.info, s, mode),
@@ -90,7 +87,7 @@ async def layers_with_axi_backpressure(dut):
 @cocotb.test()
 async def every_error_code(dut):
     """Each error: code, faulting descriptor address, interrupt, then a good job."""
-    rng = np.random.default_rng(seed_from_env(dut, "every_error_code"))
+    rng = rng_from_env(dut, "every_error_code")
     be, dev = await _open(dut, rng)
     good = scenarios.random_layer(rng, dev.info, 4, "int8")
     for name, code, descs, index in scenarios.error_programs(dev):
@@ -119,7 +116,7 @@ async def every_error_code(dut):
 @cocotb.test()
 async def soft_reset_mid_job(dut):
     """A soft reset in the middle of a job aborts it cleanly; the next job is correct."""
-    rng = np.random.default_rng(seed_from_env(dut, "soft_reset_mid_job"))
+    rng = rng_from_env(dut, "soft_reset_mid_job")
     be, dev = await _open(dut, rng)
     x, packed, params = scenarios.random_layer(rng, dev.info, 1, "raw", m=3 * dev.info.rows,
                                                n=3 * dev.info.cols, k=150)

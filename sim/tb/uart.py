@@ -10,11 +10,9 @@ same driver program as the functional model and compares bit for bit.
 from __future__ import annotations
 
 import logging
-import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 from cocotbext.uart import UartSink, UartSource
 
@@ -23,9 +21,8 @@ from ...sw import regs, scenarios
 from ...sw.driver import DRAM_BASE, Driver
 from ...sw.uart_backend import BridgeError, Cmd, UartBackend
 from ..model.device_model import ModelBackend
-from .core import config_from_env, seed_from_env
+from .base import CLOCK_NS, cases_from_env, config_from_env, rng_from_env, start
 
-CLOCK_NS = 10
 BIT_NS = SIM_DIVISOR * CLOCK_NS
 #: A reply byte later than this (after the previous one) is a timeout.
 SILENCE_NS = 2_000_000
@@ -71,12 +68,7 @@ class TB:
         self.be = UartBackend(self.port, dram_base=DRAM_BASE, dram_size=DRAM_BYTES)
 
     async def start(self):
-        cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
-        self.dut.rst.value = 1
-        for _ in range(4):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await start(self.dut, 4)
 
     async def open(self):
         await self.start()
@@ -100,7 +92,7 @@ async def bridge_protocol(dut):
     """Register read/write round trip, status and cycle counter, unknown commands (the bridge
     answers EE and the byte, then works), empty memory commands, unaligned memory round trips,
     and a DECERR register read reported as such."""
-    rng = np.random.default_rng(seed_from_env(dut, "bridge_protocol"))
+    rng = rng_from_env(dut, "bridge_protocol")
     tb = TB(dut)
     await tb.start()
     be, port = tb.be, tb.port
@@ -152,7 +144,7 @@ async def layer_through_bridge(dut):
     level, or ``S4_CASES`` of them) run by the driver through the bridge, bit-exact against the
     golden model and the functional model running the same program bytes."""
     cfg = config_from_env()
-    rng = np.random.default_rng(seed_from_env(dut, "layer_through_bridge"))
+    rng = rng_from_env(dut, "layer_through_bridge")
     tb = TB(dut)
     t0 = cocotb.utils.get_sim_time("ns")
     dev = await tb.open()
@@ -162,7 +154,7 @@ async def layer_through_bridge(dut):
     info = dev.info
     levels = list(cfg.sparsities)
     rng.shuffle(levels)
-    cases = int(os.environ.get("S4_CASES") or len(levels))
+    cases = cases_from_env(len(levels))
     for i in range(cases):
         s, mode = levels[i % len(levels)], ("raw", "int8")[i % 2]
         x, packed, params = scenarios.random_layer(
@@ -181,7 +173,7 @@ async def dram_shared_while_running(dut):
     accelerator runs the job from the same RAM: the arbiter makes the bridge wait for the
     accelerator's bursts (counted), every byte reads back right and the job's result is
     bit-exact."""
-    rng = np.random.default_rng(seed_from_env(dut, "dram_shared_while_running"))
+    rng = rng_from_env(dut, "dram_shared_while_running")
     tb = TB(dut)
     dev = await tb.open()
     be = tb.be
@@ -227,7 +219,7 @@ async def dram_shared_while_running(dut):
 async def error_job_through_bridge(dut):
     """A bad descriptor's error code, faulting address and interrupt reach the driver through
     the bridge; the next job is correct."""
-    rng = np.random.default_rng(seed_from_env(dut, "error_job_through_bridge"))
+    rng = rng_from_env(dut, "error_job_through_bridge")
     tb = TB(dut)
     dev = await tb.open()
     good = scenarios.random_layer(rng, dev.info, 4, "raw", m=2, n=3, k=32)

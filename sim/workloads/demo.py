@@ -21,10 +21,12 @@ import numpy as np
 
 from ...base.config import load_config
 from ...sw.compiler import compile_model
+from .. import report
+from ..report import Column
 from .digits import accuracy, load_digits_split, train_mlp
 from .execute import run_on_model, run_on_rtl
 
-__all__ = ["demo"]
+__all__ = ["COLUMNS", "demo", "format_table"]
 
 
 def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sys.stdout):
@@ -73,17 +75,16 @@ def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sy
     speedup = cyc["dense"] / cyc["sparse16"]
     mhz = cfg.clock_mhz
     say("")
-    say(f"  {'':34} {'16x sparse':>12} {'dense':>12}")
-    say(f"  {'stored weights':34} {models['sparse16'].stored_weights:>12} "
-        f"{models['dense'].stored_weights:>12}")
-    say(f"  {'accuracy, float (numpy)':34} {acc['float_pruned']:>12.4f} "
-        f"{acc['float_dense']:>12.4f}")
-    say(f"  {'accuracy, int8 on the device model':34} {acc['model_sparse16']:>12.4f} "
-        f"{acc['model_dense']:>12.4f}")
-    say(f"  {'accuracy, RTL sample':34} {acc['rtl_sparse16']:>12.4f} {'':>12}")
-    say(f"  {'device cycles per image (RTL)':34} {cyc['sparse16']:>12.1f} {cyc['dense']:>12.1f}")
-    say(f"  {'images/s at ' + str(mhz) + ' MHz':34} {mhz * 1e6 / cyc['sparse16']:>12.0f} "
-        f"{mhz * 1e6 / cyc['dense']:>12.0f}")
+    say(format_table([
+        ("stored weights", "", models["sparse16"].stored_weights,
+         models["dense"].stored_weights),
+        ("accuracy, float (numpy)", ".4f", acc["float_pruned"], acc["float_dense"]),
+        ("accuracy, int8 on the device model", ".4f", acc["model_sparse16"],
+         acc["model_dense"]),
+        ("accuracy, RTL sample", ".4f", acc["rtl_sparse16"], None),
+        ("device cycles per image (RTL)", ".1f", cyc["sparse16"], cyc["dense"]),
+        (f"images/s at {mhz} MHz", ".0f", mhz * 1e6 / cyc["sparse16"], mhz * 1e6 / cyc["dense"]),
+    ]))
     say(f"  speedup of the 16x model over the same model dense: {speedup:.2f}x")
     say("")
     say(f"  Where the numbers come from: accuracy on all {len(y_te)} test images through the "
@@ -98,6 +99,19 @@ def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sy
         f"RTL: {info['simulator']}, build {info['build_s']:.0f} s, run {info['wall_s']:.0f} s.")
     return {"accuracy": acc, "cycles_per_image": cyc, "speedup": speedup, "images": n,
             "test_images": len(y_te), "info": info}
+
+
+def _cell(i):
+    return lambda r: None if r[i] is None else format(r[i], r[1])
+
+
+#: The summary table: one row per quantity ``(label, format, 16x sparse, dense)``.
+COLUMNS = [Column("", lambda r: r[0], "<34"), Column("16x sparse", _cell(2), ">12", missing=""),
+           Column("dense", _cell(3), ">12", missing="")]
+
+
+def format_table(rows) -> str:
+    return report.format_table(rows, COLUMNS, rule=False, indent="  ")
 
 
 def _rtl_both(cfg, models, x_q, xd_q, n, batch, sim):

@@ -19,6 +19,8 @@ import numpy as np
 
 from ...base.sparse import prune
 from ...sw.compiler import FloatLinear, compile_model
+from .. import report
+from ..report import Column
 from .execute import run_on_model, run_on_rtl
 
 __all__ = ["ARCHS", "load_digits_split", "train_mlp", "build_models", "accuracy"]
@@ -166,13 +168,13 @@ def experiment(config="fpga", *, images=64, batch=32, seed=0, sim="verilator", r
     return rows, info
 
 
+#: The table of :func:`experiment`'s rows (cycles ``-`` for a model not run on the RTL).
+COLUMNS = [Column("model", "model", "<9"), Column("MLP", lambda r: f"64-{r['hidden']}-10", ">14"),
+           Column("s", "sparsity", ">3"), Column("stored w", "stored_weights", ">9"),
+           Column("acc float", "accuracy_float", ">9.4f"),
+           Column("acc int8", "accuracy_int8", ">9.4f"),
+           Column("cycles/img", "cycles_per_image", ">10.1f")]
+
+
 def format_table(rows) -> str:
-    head = (f"{'model':<9} {'MLP':>14} {'s':>3} {'stored w':>9} {'acc float':>9} "
-            f"{'acc int8':>9} {'cycles/img':>10}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        cyc = f"{r['cycles_per_image']:>10.1f}" if "cycles_per_image" in r else f"{'-':>10}"
-        lines.append(f"{r['model']:<9} {'64-' + str(r['hidden']) + '-10':>14} {r['sparsity']:>3} "
-                     f"{r['stored_weights']:>9} {r['accuracy_float']:>9.4f} "
-                     f"{r['accuracy_int8']:>9.4f} {cyc}")
-    return "\n".join(lines)
+    return report.format_table(rows, COLUMNS)

@@ -35,7 +35,9 @@ import numpy as np
 from ...base.config import load_config
 from ...sw.compiler import FloatLinear, compile_model, run_model
 from ...sw.driver import Driver, run
+from .. import report
 from ..model.device_model import ModelBackend
+from ..report import Column
 
 __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIES", "LINEARS",
            "HOST_OPS", "RTL_SHAPES", "MiniLMMissing", "model_dir", "MiniLM", "device_linears",
@@ -424,20 +426,17 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
     return rows
 
 
+#: The table of :func:`minilm_table`'s rows (``-`` for what was not measured).
+COLUMNS = [Column("s", "sparsity", ">3"), Column("mean cos", "mean_cosine", ">9.4f"),
+           Column("min cos", "min_cosine", ">9.4f"),
+           Column("pruned float", "pruned_float_mean_cosine", ">13.4f"),
+           Column("pairs", "paraphrase_top1", ">6.3f"),
+           Column("cycles/token", lambda r: r.get("cycles_per_token") or None, ">13.0f"),
+           Column("speedup", lambda r: r.get("speedup_vs_dense") or None, ">8.2f")]
+
+
 def format_table(rows) -> str:
-    head = (f"{'s':>3} {'mean cos':>9} {'min cos':>9} {'pruned float':>13} {'pairs':>6} "
-            f"{'cycles/token':>13} {'speedup':>8}")
-    lines = [head, "-" * len(head)]
-    dash = "-"
-    for r in rows:
-        cyc, sp, top1 = (r.get(k) for k in ("cycles_per_token", "speedup_vs_dense",
-                                            "paraphrase_top1"))
-        lines.append(f"{r['sparsity']:>3} {r['mean_cosine']:>9.4f} {r['min_cosine']:>9.4f} "
-                     f"{r['pruned_float_mean_cosine']:>13.4f} "
-                     + (f"{top1:>6.3f} " if top1 is not None else f"{dash:>6} ")
-                     + (f"{cyc:>13.0f} " if cyc else f"{dash:>13} ")
-                     + (f"{sp:>8.2f}" if sp else f"{dash:>8}"))
-    return "\n".join(lines)
+    return report.format_table(rows, COLUMNS)
 
 
 def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=sys.stdout):
