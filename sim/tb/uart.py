@@ -16,10 +16,11 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 from cocotbext.uart import UartSink, UartSource
 
-from ...hw.fpga.boards import DRAM_BYTES, SIM_DIVISOR
+from ...base.uart_proto import DRAM_BYTES, ERROR, Command
+from ...hw.fpga.boards import SIM_DIVISOR
 from ...sw import regs, scenarios
 from ...sw.driver import DRAM_BASE, Driver
-from ...sw.uart_backend import BridgeError, Cmd, UartBackend
+from ...sw.uart_backend import BridgeError, UartBackend
 from ..model.device_model import ModelBackend
 from .base import CLOCK_NS, cases_from_env, config_from_env, rng_from_env, start
 
@@ -110,10 +111,10 @@ async def bridge_protocol(dut):
     assert await be.cycle() > c1
     for byte in (0x00, 0x06, 0x7F, 0x80, 0x81, 0xEE, 0xFF, int(rng.integers(0x06, 0x100))):
         got = await _raw(port, bytes([byte]), 2)
-        assert got == bytes([Cmd.UNKNOWN, byte]), f"unknown command {byte:#04x}: {got.hex()}"
+        assert got == bytes([ERROR, byte]), f"unknown command {byte:#04x}: {got.hex()}"
     assert await be.read32(regs.ID) == regs.ID_VALUE_RESET, "no register access after junk"
-    assert await _raw(port, bytes([Cmd.MEM_WRITE, 0, 0, 0, 0x10, 0, 0]), 2) == b"\x83\x00"
-    assert await _raw(port, bytes([Cmd.MEM_READ, 0, 0, 0, 0x10, 0, 0]), 3) == b"\x84\x00"
+    assert await _raw(port, bytes([Command.MEM_WRITE, 0, 0, 0, 0x10, 0, 0]), 2) == b"\x83\x00"
+    assert await _raw(port, bytes([Command.MEM_READ, 0, 0, 0, 0x10, 0, 0]), 3) == b"\x84\x00"
     span = 160
     base = DRAM_BASE + DRAM_BYTES - span    # the top of DRAM: its aliases wrap to the bottom
     shadow = bytearray(await be.mem_read(base, span))

@@ -4,7 +4,12 @@ The synthesis / place-and-route flow itself (hw/fpga/build.py) needs the YoWASP 
 minutes per build, so it is not run here.
 """
 
+import fnmatch
+import importlib.util
 import re
+import tomllib
+from importlib import resources
+from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
@@ -147,3 +152,47 @@ def test_nextpnr_gets_the_placer_timing_weight(tmp_path, monkeypatch):
     main(["fpga", "build", "--board", "icebreaker", "--out", str(tmp_path / "cli"),
           "--timing-weight", "5"])
     assert cmds[-1][cmds[-1].index("--placer-heap-timingweight") + 1] == "5"
+
+
+def test_constraints_are_package_resources(tmp_path, monkeypatch):
+    """The pin files are package data of ``s4accel.constraints`` (setup.py maps it to
+    ``constraints/``; pyproject.toml's package data patterns take every board's file into a
+    wheel) and build() reads them only through :data:`CONSTRAINTS_DIR`, the package's
+    :mod:`importlib.resources` root, not through a path relative to the source tree (which an
+    installed wheel does not have). yosys and nextpnr are replaced: the command is recorded."""
+    from s4accel.hw.fpga import build as fb
+
+    spec = importlib.util.find_spec("s4accel.constraints")
+    assert spec is not None and spec.submodule_search_locations, "no package s4accel.constraints"
+    assert CONSTRAINTS_DIR == resources.files("s4accel.constraints")
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["s4accel.constraints"]
+    for board in BOARDS.values():
+        assert (CONSTRAINTS_DIR / board.constraints).is_file(), board.name
+        assert any(fnmatch.fnmatch(board.constraints, p) for p in patterns), (board, patterns)
+
+    cmds = []
+    monkeypatch.setattr(fb, "_run", lambda cmd, log, timeout: (cmds.append(cmd), (1, 0.0))[1])
+    monkeypatch.setattr(fb, "synthesize", lambda board, config, outdir, **kw: (
+        outdir.mkdir(parents=True, exist_ok=True),
+        {"clock_mhz": 25.0, "luts": 0, "ffs": 0, "dsps": 0, "brams": 0, "sprams": 0,
+         "synth_s": 0.0})[1])
+
+    def pin_file(board):
+        """What nextpnr reads: a name relative to its working directory, the build directory
+        (a YoWASP tool may not see an absolute path: its /tmp is not the host's)."""
+        fb.build(board, "tiny", tmp_path / board)
+        name = cmds[-1][cmds[-1].index("--lpf" if BOARDS[board].family == "ecp5" else "--pcf")
+                        + 1]
+        assert not Path(name).is_absolute() and "/" not in name, name
+        return (tmp_path / board / name).read_bytes()
+
+    for board in BOARDS.values():
+        assert pin_file(board.name) == (CONSTRAINTS_DIR / board.constraints).read_bytes()
+    # another package root (as in an installed wheel): the files come from there
+    elsewhere = tmp_path / "site-packages" / "s4accel" / "constraints"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.setattr(fb, "CONSTRAINTS_DIR", elsewhere)
+    for board in BOARDS.values():
+        (elsewhere / board.constraints).write_text(f"# {board.name}\n")
+        assert pin_file(board.name) == f"# {board.name}\n".encode()

@@ -11,9 +11,12 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
+from s4accel.base import uart_proto
 from s4accel.base.config import load_config
+from s4accel.hw.fpga import boards, uart
 from s4accel.hw.fpga.boards import BOARDS, DRAM_BYTES, BoardCore, BoardTop
 from s4accel.hw.fpga.uart import Command, UartBridge, UartRx, UartTx
+from s4accel.sim.model import uart_model
 from s4accel.sim.model.uart_model import ModelTransport
 from s4accel.sim.tb import runner
 from s4accel.sw import scenarios, uart_backend
@@ -183,6 +186,20 @@ def test_parameters_are_checked():
     assert BoardTop(load_config("tiny"), BOARDS["ulx3s"], baud=1_000_000).divisor == 25
     assert DRAM_BYTES == uart_backend.DRAM_BYTES
     gc.collect()    # the refused objects warn when collected: while the filter is on
+
+
+def test_one_protocol_definition():
+    """The gateware, the backend and the model share s4accel.base.uart_proto, whose bytes and
+    lengths are the protocol of hw/fpga/uart.py's documentation."""
+    C, R = uart_proto.Command, uart_proto.Reply
+    assert {int(c): c.request_len for c in C} == {1: 9, 2: 5, 3: 7, 4: 7, 5: 1}
+    assert {int(c): c.reply_len for c in C} == {1: 2, 2: 6, 3: 2, 4: 2, 5: 10}
+    assert [int(c.reply) for c in C] == [0x81, 0x82, 0x83, 0x84, 0x85] == [int(r) for r in R]
+    assert (uart_proto.ERROR, uart_proto.ERROR_REPLY_LEN, uart_proto.MAX_ARGS) == (0xEE, 2, 8)
+    assert uart_proto.DRAM_BYTES == 16 << 10
+    assert uart.Command is uart_backend.Command is C and uart.Reply is R
+    assert boards.DRAM_BYTES is uart_backend.DRAM_BYTES is uart_proto.DRAM_BYTES
+    assert uart_model.Command is C and uart_model.ERROR is uart_proto.ERROR
 
 
 # -- the driver's UART backend against a Python model of the bridge -----------------------------
