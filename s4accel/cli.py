@@ -51,6 +51,23 @@ def command(words, help, *, shared=(), options=()):
     return register
 
 
+def _report(args, rows, title, table, plot=None, json_rows=None):
+    """A bench's report: the title and table on stdout (on stderr with --json, when the JSON
+    rows go to stdout), then ``plot(path)`` writes the PNG when given."""
+    from .sim.report import to_json
+
+    out = sys.stderr if args.json else sys.stdout
+    print(f"\n{title}", file=out)
+    print(table, file=out)
+    if plot is not None:
+        path, draw = plot
+        draw(Path(path))
+        print(f"plot: {path}", file=out)
+    if args.json:
+        print(to_json(rows if json_rows is None else json_rows))
+    return 0
+
+
 def _board_shape(text):
     from .sw.board import parse_shape
     return parse_shape(text)
@@ -68,18 +85,12 @@ def _cmd_bench_core(args):
     rows, info = bench_core(args.config, m=args.m, k=args.k, n=args.n, seed=args.seed,
                             sim=args.sim)
     r0 = rows[0]
-    out = sys.stderr if args.json else sys.stdout
-    print(f"\nTensor core, config {info['config']} ({info['lanes']} lanes), GEMM "
-          f"M={r0['m']} K={r0['k']} N={r0['n']}, {info['simulator']}: "
-          f"build {info['build_s']:.1f} s, run {info['run_s']:.1f} s", file=out)
-    print(format_table(rows), file=out)
-    plot = Path(args.plot or f"bench_core_{info['config']}.png")
-    plot_speedup(rows, plot, f"S4-open tensor core, {info['config']} preset "
-                             f"({info['lanes']} lanes)")
-    print(f"plot: {plot}", file=out)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    return 0
+    cfg = info["config"]
+    return _report(args, rows, f"Tensor core, config {cfg} ({info['lanes']} lanes), GEMM "
+                   f"M={r0['m']} K={r0['k']} N={r0['n']}, {info['simulator']}: build "
+                   f"{info['build_s']:.1f} s, run {info['run_s']:.1f} s", format_table(rows),
+                   (args.plot or f"bench_core_{cfg}.png", lambda path: plot_speedup(
+                       rows, path, f"S4-open tensor core, {cfg} preset ({info['lanes']} lanes)")))
 
 
 @command("bench gemm", "whole layers DRAM to DRAM on the accelerator RTL",
@@ -111,17 +122,12 @@ def _cmd_bench_gemm(args):
                                 seed=args.seed, sim=args.sim)
     except ValueError as e:
         raise CliError(str(e)) from e
-    out = sys.stderr if args.json else sys.stdout
-    print(f"\nWhole layers DRAM to DRAM, config {info['config']} ({info['lanes']} lanes, "
-          f"{info['dram_bus_bits']}-bit DRAM bus), {info['simulator']}: build "
-          f"{info['build_s']:.1f} s, run {info['run_s']:.1f} s", file=out)
-    print(format_table(rows), file=out)
-    plot = Path(args.plot or f"bench_gemm_{info['config']}.png")
-    plot_layers(rows, plot, f"S4-open layers, {info['config']} preset ({info['lanes']} lanes)")
-    print(f"plot: {plot}", file=out)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    return 0
+    cfg = info["config"]
+    return _report(args, rows, f"Whole layers DRAM to DRAM, config {cfg} ({info['lanes']} "
+                   f"lanes, {info['dram_bus_bits']}-bit DRAM bus), {info['simulator']}: build "
+                   f"{info['build_s']:.1f} s, run {info['run_s']:.1f} s", format_table(rows),
+                   (args.plot or f"bench_gemm_{cfg}.png", lambda path: plot_layers(
+                       rows, path, f"S4-open layers, {cfg} preset ({info['lanes']} lanes)")))
 
 
 def _load_npy(path, what):
@@ -237,15 +243,10 @@ def _cmd_bench_digits(args):
           f"{args.images} images on the RTL ({args.config}) ...", file=sys.stderr)
     rows, info = experiment(args.config, images=args.images, batch=args.batch, seed=args.seed,
                             sim=args.sim)
-    out = sys.stderr if args.json else sys.stdout
     n = rows[0]["test_images"]
-    print(f"\nDigits MLPs, config {args.config}: accuracy on {n} test images (functional "
-          f"device model), cycles per image on the RTL ({rows[0].get('rtl_images')} images, "
-          "bit-exact)", file=out)
-    print(format_table(rows), file=out)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    return 0
+    return _report(args, rows, f"Digits MLPs, config {args.config}: accuracy on {n} test images "
+                   f"(functional device model), cycles per image on the RTL "
+                   f"({rows[0].get('rtl_images')} images, bit-exact)", format_table(rows))
 
 
 @command("bench array", "the same layers on 1, 2 and 4 SPUs (RTL)",
@@ -265,15 +266,11 @@ def _cmd_bench_array(args):
                               layers={k: LAYERS[k] for k in names},
                               sparsities=tuple(args.sparsity or (1, 8, 16)), seed=args.seed,
                               sim=args.sim, progress=lambda t: print(t, file=sys.stderr))
-    out = sys.stderr if args.json else sys.stdout
-    print(f"\nSPU array, {args.config} SPUs sharing one {infos[0]['dram_bus_bits']}-bit DRAM "
-          f"port, {infos[0]['simulator']}", file=out)
-    print(format_table(rows), file=out)
-    if args.json:
-        keep = ("spus", "layer", "sparsity", "cycles", "speedup_vs_one_spu", "lane_utilization",
-                "dram_read_util", "dram_write_util", "dram_bytes", "m", "k", "n")
-        print(json.dumps([{k: r[k] for k in keep} for r in rows], indent=1))
-    return 0
+    keep = ("spus", "layer", "sparsity", "cycles", "speedup_vs_one_spu", "lane_utilization",
+            "dram_read_util", "dram_write_util", "dram_bytes", "m", "k", "n")
+    return _report(args, rows, f"SPU array, {args.config} SPUs sharing one "
+                   f"{infos[0]['dram_bus_bits']}-bit DRAM port, {infos[0]['simulator']}",
+                   format_table(rows), json_rows=[{k: r[k] for k in keep} for r in rows])
 
 
 @command("bench minilm", "MiniLM sentence encoder on the device: cosine against float "

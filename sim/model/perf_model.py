@@ -673,7 +673,7 @@ def format_projection(rows, config="antoum") -> str:
     ]
     lines += [
         "",
-        "Assumptions: every GEMM runs on the SPU grid of sim/perf_model.project (output "
+        "Assumptions: every GEMM runs on the SPU grid of sim/model/perf_model.project (output "
         "channels split across SPUs, rows too when a layer has fewer channel tiles than SPUs; "
         "activations multicast to the SPUs sharing them, weights to those sharing a channel "
         "slice; outputs and descriptors private); layers run back to back through DRAM "
