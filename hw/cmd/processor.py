@@ -357,7 +357,10 @@ class CommandProcessor(wiring.Component):
         ld_wait = Signal()
         take_entry("ld", None, "ex2ld", ld, ld_busy, ld_check)
         lb = ld.desc.body.dma
-        spu_mask = lambda h: h.spu_mask[:self._spus]  # noqa: E731
+
+        def spu_mask(h):
+            """The mask bits of the SPUs there are (none of them set: all SPUs)."""
+            return h.spu_mask[:self._spus]
         lg = (bus_bytes - 1).bit_length()
         _, ld_fault_field, ld_fault_over, ld_ok = _transfer_checks(
             m, platform, name="ld", queue=qs["ld"], entry=ld, check=ld_check, lg=lg,
