@@ -1,13 +1,14 @@
 """The whole accelerator: register block, command processor, DMA engine and SPU."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..base.config import Config
 from .bus.axi import AXI4, AXI4Lite
 from .bus.slice import RegSlice, SkidSlice
-from .cmd.descriptors import MAX_SPUS
+from .cmd.descriptors import MAX_SPUS, GemmBody
+from .cmd.fanout import SpuFanout, spu_select
 from .cmd.processor import CommandProcessor
 from .csr.block import CsrBlock
 from .dma.engine import DmaEngine
@@ -73,12 +74,10 @@ class S4Top(wiring.Component):
             spu = Spu(cfg)
             m.submodules[f"spu{i}" if n > 1 else "spu"] = ResetInserter(cmd.flush)(spu)
             spus.append(spu)
-        all_mask = Const((1 << n) - 1, n)
 
         def selected(mask):
-            """The SPUs a descriptor's ``spu_mask`` selects (0: all)."""
             sel = Signal(n)
-            m.d.comb += sel.eq(Mux(mask[:n] == 0, all_mask, mask[:n]))
+            m.d.comb += sel.eq(spu_select(mask))
             return sel
         wiring.connect(m, wiring.flipped(self.csr), csr.bus)
         wiring.connect(m, dma.bus, wiring.flipped(self.dram))
@@ -125,57 +124,38 @@ class S4Top(wiring.Component):
         m.d.comb += [dma.abort.eq(cmd.dma_abort), cmd.dma_idle.eq(dma.o_idle)]
 
         # command processor <-> SPUs
-        # GEMM: starts on every selected SPU at once, done when the last one is
-        g_sel = selected(cmd.spu_gemm.header.spu_mask)
-        g_ready = Signal()
-        m.d.comb += g_ready.eq(Cat(u.i_gemm.ready | ~g_sel[i] for i, u in enumerate(spus)).all())
-        pending = Signal(n)
-        done_vec = Signal(n)
-        m.d.comb += done_vec.eq(Cat(u.gemm_done for u in spus))
+        # GEMM: offered to every selected SPU, done when the last one is. The SPUs are idle
+        # whenever the processor issues one (it waits for the previous one's completion), so
+        # they all take it in the same cycle.
+        g_fan = SpuFanout(GemmBody, n, done=True)
+        m.submodules.gemm_fanout = ResetInserter(cmd.flush)(g_fan)
+        wiring.connect(m, cmd.spu_gemm, g_fan.i)
+        wiring.connect(m, g_fan.o_done, cmd.spu_gemm_done)
         for i, u in enumerate(spus):
-            m.d.comb += [u.i_gemm.valid.eq(cmd.spu_gemm_valid & g_ready & g_sel[i]),
-                         u.i_gemm.payload.eq(cmd.spu_gemm.body.gemm)]
-        m.d.comb += cmd.spu_gemm_ready.eq(g_ready)
-        with m.If(cmd.flush):
-            m.d.sync += pending.eq(0)
-        with m.Elif(cmd.spu_gemm_valid & g_ready):
-            m.d.sync += pending.eq(g_sel)
-        with m.Else():
-            m.d.sync += pending.eq(pending & ~done_vec)
-        m.d.comb += cmd.spu_gemm_done.eq(pending.any() & ~(pending & ~done_vec).any())
-        # LOAD: one DRAM read written into every selected SPU (multicast). Each SPU sees the
-        # beat until it takes it (an SPU may need several cycles per beat, as LUT loads do);
-        # the beat leaves the DMA once every selected SPU has taken it.
-        # (through a register slice: the SPUs' readies and the `taken` bookkeeping stay off the
-        # path back into the command processor and the DMA's read-data registers)
+            wiring.connect(m, g_fan.o[i], u.i_gemm)
+        m.d.comb += g_fan.done.eq(Cat(u.gemm_done for u in spus))
+        # LOAD: one DRAM read written into every selected SPU (multicast); each SPU takes a
+        # word in its own time (an SPU may need several cycles per word, as LUT loads do).
+        # (through a register slice: the SPUs' readies and the fan-out's bookkeeping stay off
+        # the path back into the command processor and the DMA's read-data registers)
         m.submodules.load_slice = ld = RegSlice(cmd.spu_load.payload.shape())
+        l_fan = SpuFanout(cmd.spu_load.payload.item.shape(), n)
+        m.submodules.load_fanout = ResetInserter(cmd.flush)(l_fan)
         wiring.connect(m, cmd.spu_load, ld.i)
+        wiring.connect(m, ld.o, l_fan.i)
         m.d.comb += ld.clear.eq(cmd.flush)
-        l_sel = selected(cmd.spu_load_mask)
-        taken = Signal(n)          # SPUs that already took the current beat
-        took = Signal(n)
+        l_sel = selected(cmd.spu_load_cmd.mask)
         for i, u in enumerate(spus):
-            m.d.comb += [
-                u.load_start.eq(cmd.spu_load_start & l_sel[i]),
-                u.load_target.eq(cmd.spu_load_target),
-                u.load_addr.eq(cmd.spu_load_addr),
-                u.i_load.valid.eq(ld.o.valid & l_sel[i] & ~taken[i]),
-                u.i_load.payload.eq(ld.o.payload),
-                took[i].eq(u.i_load.valid & u.i_load.ready),
-            ]
-        l_all = Signal()
-        m.d.comb += [l_all.eq((~l_sel | taken | took).all()),
-                     ld.o.ready.eq(l_all)]
-        # a load is done when its last beat is in the SPUs, not merely in the slice: the DMA's
+            wiring.connect(m, l_fan.o[i], u.i_load)
+            m.d.comb += [u.load_start.eq(cmd.spu_load_start & l_sel[i]),
+                         u.load_target.eq(cmd.spu_load_cmd.target),
+                         u.load_addr.eq(cmd.spu_load_cmd.addr)]
+        # a load is done when its last word is in the SPUs, not merely in the slice: the DMA's
         # status waits until the slice is empty
         ld_empty = ~ld.o.valid & ld.i.ready
         m.d.comb += [cmd.dma_rd_done.valid.eq(dma.o_rd_done.valid & ld_empty),
                      cmd.dma_rd_done.payload.eq(dma.o_rd_done.payload),
                      dma.o_rd_done.ready.eq(cmd.dma_rd_done.ready & ld_empty)]
-        with m.If(cmd.flush | (ld.o.valid & l_all)):
-            m.d.sync += taken.eq(0)
-        with m.Elif(ld.o.valid):
-            m.d.sync += taken.eq(taken | took)
         # (through a register slice: the DMA's W-channel ready, which comes from the bus, stays
         # off the SPUs' output-word bookkeeping)
         m.submodules.store_slice = sts = RegSlice(dma.i_wr_data.payload.shape())
@@ -187,14 +167,14 @@ class S4Top(wiring.Component):
         wiring.connect(m, sts.o, stk.i)
         wiring.connect(m, stk.o, dma.i_wr_data)
         # STORE: from the lowest selected SPU (one-hot select, then AND/OR)
-        s_sel = selected(cmd.spu_store_mask)
+        s_sel = selected(cmd.spu_store_cmd.mask)
         s_one = Signal(n)          # one-hot: the lowest set bit of s_sel
         m.d.comb += s_one.eq(s_sel & -s_sel)
         st_valid, st_data = Signal(), Signal(len(dma.i_wr_data.payload.data))
         for i, u in enumerate(spus):
             m.d.comb += [u.store_start.eq(cmd.spu_store_start & s_one[i]),
-                         u.store_addr.eq(cmd.spu_store_addr),
-                         u.store_beats.eq(cmd.spu_store_beats),
+                         u.store_addr.eq(cmd.spu_store_cmd.addr),
+                         u.store_beats.eq(cmd.spu_store_cmd.beats),
                          u.o_store.ready.eq(sts.i.ready & s_one[i])]
         m.d.comb += [
             st_valid.eq(Cat(u.o_store.valid & s_one[i] for i, u in enumerate(spus)).any()),

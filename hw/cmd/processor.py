@@ -14,17 +14,18 @@ accepts new descriptors. A soft reset does the same without reporting an error.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ...base.config import Config
 from ..core.dsp import registered_uproduct
-from ..dma.engine import DmaError, dma_cmd_layout
+from ..dma.engine import DmaError, dma_cmd_layout, dma_status_layout
 from ..spu.spu import SpuGeometry
-from .descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
+from .descriptors import DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, GemmBody, Opcode, Target
+from .fanout import multicast_layout
 
-__all__ = ["CommandProcessor"]
+__all__ = ["CommandProcessor", "spu_load_cmd", "spu_store_cmd"]
 
 QUEUE_DEPTH = 2
 
@@ -34,6 +35,80 @@ def _dma_code(code):
     return Mux(code == DmaError.OUT_OF_WINDOW, ErrorCode.OUT_OF_WINDOW,
            Mux(code == DmaError.SLVERR, ErrorCode.BUS_SLVERR,
            Mux(code == DmaError.DECERR, ErrorCode.BUS_DECERR, ErrorCode.BAD_FIELD)))
+
+
+def spu_load_cmd(spus):
+    """Where a LOAD's words go: scratchpad ``target`` from word ``addr`` on, in every SPU that
+    ``mask`` selects (0: all)."""
+    return data.StructLayout({"mask": spus, "target": Target, "addr": 16})
+
+
+def spu_store_cmd(spus):
+    """What a STORE reads: ``beats`` bus words from word ``addr`` of the output scratchpad of
+    the lowest SPU that ``mask`` selects (0: all, so SPU 0)."""
+    return data.StructLayout({"mask": spus, "addr": 16, "beats": 24})
+
+
+def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds):
+    """The checks of a LOAD or STORE descriptor, in three registered stages (a 16 x 16
+    product, then a compare, then the verdict), so that no multiplier or comparator chain
+    limits the clock.
+
+    ``queue`` is the engine's descriptor queue and ``entry`` the engine's register loaded from
+    it when ``queue.r_en``; ``check`` (3 bits) walks the stages, ``check[0]`` set when the entry
+    is taken. ``bounds`` maps a scratchpad :class:`Target` (``None``: the only one) to its
+    (depth in words, bytes per word). Returns ``(beats, fault_field, fault_over, ok)``:
+    ``beats`` (rows * row_bytes / bus bytes) from the second stage on, and three pulses of
+    the verdict stage.
+    """
+    body = entry.desc.body.dma
+    beats = Signal(36, name=f"{name}_beats")   # rows * row_bytes / bus_bytes
+    limit = Signal(40, name=f"{name}_limit")   # scratchpad bytes from sram_addr to its end
+    bad = Signal(name=f"{name}_bad")
+    past = Signal(name=f"{name}_past")
+    over = Signal(name=f"{name}_over")
+    # rows x row words: the operands registered (inside the DSP on the ECP5) with the entry,
+    # the product in the first check stage
+    new = data.View(entry.shape(), queue.r_data).desc.body.dma
+    m.d.comb += beats.eq(registered_uproduct(
+        m, new.rows, new.row_bytes[lg:], width=36, platform=platform,
+        name=f"{name}_beats_p", en_in=queue.r_en, en_out=check[0]))
+
+    def bound(depth, word_bytes):
+        m.d.sync += [past.eq(body.sram_addr >= depth),
+                     limit.eq((depth - body.sram_addr) * word_bytes)]
+    with m.If(check[0]):
+        m.d.sync += bad.eq((body.rows == 0) | (body.row_bytes == 0)
+                           | (body.row_bytes[:lg] != 0 if lg else 0))
+        if list(bounds) == [None]:
+            bound(*bounds[None])
+        else:
+            with m.Switch(body.target):
+                for t, (depth, word_bytes) in bounds.items():
+                    with m.Case(t):
+                        bound(depth, word_bytes)
+    with m.If(check[1]):
+        m.d.sync += over.eq(past | ((beats << lg) > limit))
+    with m.If(check.any()):   # never in the cycle that takes a new entry
+        m.d.sync += check.eq(check << 1)
+    return (beats, *_verdict(m, name, check[2], bad, over))
+
+
+def _verdict(m, name, when, bad, over):
+    """The last check stage of a descriptor: in a cycle ``when`` is high, pulses
+    ``fault_field`` if ``bad``, else ``fault_over`` if ``over``, else ``ok``. Returns the three
+    pulses."""
+    fault_field = Signal(name=f"{name}_fault_field")
+    fault_over = Signal(name=f"{name}_fault_over")
+    ok = Signal(name=f"{name}_ok")
+    with m.If(when):
+        with m.If(bad):
+            m.d.comb += fault_field.eq(1)
+        with m.Elif(over):
+            m.d.comb += fault_over.eq(1)
+        with m.Else():
+            m.d.comb += ok.eq(1)
+    return fault_field, fault_over, ok
 
 
 class CommandProcessor(wiring.Component):
@@ -57,17 +132,33 @@ class CommandProcessor(wiring.Component):
         Pulses that set the interrupt bits.
     flush : Out(1)
         High while the datapath (SPU) must be held in reset.
-    dma_* / spu_* :
-        The DMA engine's and the SPU's control streams (see ``hw/top.py`` for the wiring).
+    dma_* :
+        The DMA engine's command, data and status streams.
+    spu_gemm : Out(stream.Signature(multicast_layout(GemmBody, spus)))
+        GEMM commands and the SPUs they go to, for a :class:`~.fanout.SpuFanout` with
+        ``done=True``; ``spu_gemm_done`` (In, a stream) is its completion, one per command.
+    spu_load : Out(stream.Signature(multicast_layout(word, spus)))
+        A LOAD's DMA read words and the SPUs they go to, for a :class:`~.fanout.SpuFanout`.
+    spu_load_start, spu_load_cmd : Out
+        ``spu_load_start`` pulses in the cycle the DMA takes a LOAD's read command (the
+        selected SPUs then start a load as ``spu_load_cmd`` says); its words follow on
+        ``spu_load``.
+    spu_store_start, spu_store_cmd : Out
+        ``spu_store_start`` pulses in the cycle the DMA takes a STORE's write command; the
+        SPU that ``spu_store_cmd`` selects then reads out its words for the DMA.
+
+    The start pulses mark the transfer of the DMA command (they are not streams of their
+    own): an SPU takes a start in any cycle, and it starts in the cycle the DMA takes the
+    command, so its store words are there as soon as the DMA asks for them. A stream would
+    need either a valid that waits for the DMA's ready, or a register that starts the SPU a
+    cycle later.
     """
 
     def __init__(self, config: Config):
         self._config = config
         self._geom = g = SpuGeometry.of(config)
         word = data.StructLayout({"data": g.bus_bits, "last": 1})
-        from amaranth.lib import stream
-
-        from ..dma.engine import dma_status_layout
+        self._spus = spus = min(config.spus, MAX_SPUS)
         super().__init__({
             "enable": In(1), "ring_base": In(32), "ring_size": In(32), "ring_tail": In(32),
             "watchdog": In(32), "soft_reset": In(1), "error_pending": In(1),
@@ -81,13 +172,12 @@ class CommandProcessor(wiring.Component):
             "dma_wr": Out(stream.Signature(dma_cmd_layout)),
             "dma_wr_done": In(stream.Signature(dma_status_layout)),
             "dma_abort": Out(1), "dma_idle": In(1),
-            # SPU
-            "spu_gemm_valid": Out(1), "spu_gemm_ready": In(1), "spu_gemm_done": In(1),
-            "spu_gemm": Out(Descriptor), "spu_load_start": Out(1),
-            "spu_load_target": Out(Target), "spu_load_addr": Out(16),
-            "spu_load": Out(stream.Signature(word)),
-            "spu_store_start": Out(1), "spu_store_addr": Out(16), "spu_store_beats": Out(24),
-            "spu_load_mask": Out(16), "spu_store_mask": Out(16),
+            # SPUs (GEMM commands and load words through a SpuFanout)
+            "spu_gemm": Out(stream.Signature(multicast_layout(GemmBody, spus))),
+            "spu_gemm_done": In(stream.Signature(data.StructLayout({}))),
+            "spu_load_start": Out(1), "spu_load_cmd": Out(spu_load_cmd(spus)),
+            "spu_load": Out(stream.Signature(multicast_layout(word, spus))),
+            "spu_store_start": Out(1), "spu_store_cmd": Out(spu_store_cmd(spus)),
         })
 
     def elaborate(self, platform):
@@ -252,51 +342,31 @@ class CommandProcessor(wiring.Component):
             if nxt:
                 m.d.comb += inc[nxt].eq(h.sig_next)
 
+        def take_entry(name, prev, nxt, reg, busy, check):
+            """An idle engine takes the head of its queue once its tokens are there."""
+            h = heads[name].desc.header
+            with m.If(~busy & qs[name].r_rdy & ready_tokens(h, prev, nxt) & ~stop):
+                m.d.comb += qs[name].r_en.eq(1)
+                take_tokens(h, prev, nxt)
+                m.d.sync += [reg.eq(qs[name].r_data), busy.eq(1), check.eq(1)]
+
         # -- LOAD engine -----------------------------------------------------------------------
         ld = Signal(entry)
         ld_busy = Signal()
         ld_check = Signal(3)
         ld_wait = Signal()
-        ldh = heads["ld"].desc.header
-        with m.If(~ld_busy & qs["ld"].r_rdy & ready_tokens(ldh, None, "ex2ld") & ~stop):
-            m.d.comb += qs["ld"].r_en.eq(1)
-            take_tokens(ldh, None, "ex2ld")
-            m.d.sync += [ld.eq(qs["ld"].r_data), ld_busy.eq(1), ld_check.eq(1)]
+        take_entry("ld", None, "ex2ld", ld, ld_busy, ld_check)
         lb = ld.desc.body.dma
-        m.d.comb += self.spu_load_mask.eq(ld.desc.header.spu_mask)
-        # checks in three registered stages (a 16 x 16 product, then a compare, then the
-        # verdict), so that no multiplier or comparator chain limits the clock
+
+        def spu_mask(h):
+            """The mask bits of the SPUs there are (none of them set: all SPUs)."""
+            return h.spu_mask[:self._spus]
         lg = (bus_bytes - 1).bit_length()
-        ld_beats = Signal(36)           # rows * row_bytes / bus_bytes
-        ld_limit = Signal(40)           # scratchpad bytes from sram_addr to its end
-        ld_bad, ld_past, ld_over = Signal(), Signal(), Signal()
-        # rows x row words: the operands registered (inside the DSP on the ECP5) with the
-        # entry, the product in the first check stage
-        ld_new = entry(qs["ld"].r_data).desc.body.dma
-        m.d.comb += ld_beats.eq(registered_uproduct(
-            m, ld_new.rows, ld_new.row_bytes[lg:], width=36, platform=platform,
-            name="ld_beats_p", en_in=qs["ld"].r_en, en_out=ld_check[0]))
-        with m.If(ld_check[0]):
-            m.d.sync += [ld_bad.eq((lb.rows == 0) | (lb.row_bytes == 0)
-                                   | (lb.row_bytes[:lg] != 0 if lg else 0))]
-            with m.Switch(lb.target):
-                for t in Target:
-                    with m.Case(t):
-                        m.d.sync += [ld_past.eq(lb.sram_addr >= g.depth(t)),
-                                     ld_limit.eq((g.depth(t) - lb.sram_addr) * (g.bits(t) // 8))]
-        with m.If(ld_check[1]):
-            m.d.sync += ld_over.eq(ld_past | ((ld_beats << lg) > ld_limit))
-        with m.If(ld_check.any()):   # never in the cycle that takes a new entry
-            m.d.sync += ld_check.eq(ld_check << 1)
-        ld_fault_field = Signal()
-        ld_fault_over = Signal()
-        with m.If(ld_check[2]):
-            with m.If(ld_bad):
-                m.d.comb += ld_fault_field.eq(1)
-            with m.Elif(ld_over):
-                m.d.comb += ld_fault_over.eq(1)
-            with m.Else():
-                m.d.sync += ld_wait.eq(1)
+        _, ld_fault_field, ld_fault_over, ld_ok = _transfer_checks(
+            m, platform, name="ld", queue=qs["ld"], entry=ld, check=ld_check, lg=lg,
+            bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target})
+        with m.If(ld_ok):
+            m.d.sync += ld_wait.eq(1)
         faults.append((ld_fault_field, ErrorCode.BAD_FIELD, ld.addr))
         faults.append((ld_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, ld.addr))
         ld_running = Signal()
@@ -304,7 +374,9 @@ class CommandProcessor(wiring.Component):
         with m.If(ld_grant):
             m.d.comb += [self.dma_rd.valid.eq(1), rd.addr.eq(lb.dram_addr), rd.rows.eq(lb.rows),
                          rd.row_bytes.eq(lb.row_bytes), rd.stride.eq(lb.stride),
-                         self.spu_load_target.eq(lb.target), self.spu_load_addr.eq(lb.sram_addr)]
+                         self.spu_load_cmd.mask.eq(spu_mask(ld.desc.header)),
+                         self.spu_load_cmd.target.eq(lb.target),
+                         self.spu_load_cmd.addr.eq(lb.sram_addr)]
             with m.If(self.dma_rd.ready):
                 m.d.comb += self.spu_load_start.eq(1)
                 m.d.sync += [ld_running.eq(1), rd_busy.eq(1), rd_is_load.eq(1)]
@@ -320,7 +392,8 @@ class CommandProcessor(wiring.Component):
         # read data goes to the descriptor register or to the SPU
         m.d.comb += [
             self.spu_load.valid.eq(self.dma_rd_data.valid & rd_is_load & rd_busy),
-            self.spu_load.payload.eq(self.dma_rd_data.payload),
+            self.spu_load.payload.mask.eq(spu_mask(ld.desc.header)),
+            self.spu_load.payload.item.eq(self.dma_rd_data.payload),
             self.dma_rd_data.ready.eq(Mux(rd_is_load, self.spu_load.ready, 1)),
             self.dma_rd_done.ready.eq(1),
         ]
@@ -331,11 +404,7 @@ class CommandProcessor(wiring.Component):
         ex_check = Signal(4)
         ex_issue = Signal()
         ex_run = Signal()
-        exh = heads["ex"].desc.header
-        with m.If(~ex_busy & qs["ex"].r_rdy & ready_tokens(exh, "ld2ex", "st2ex") & ~stop):
-            m.d.comb += qs["ex"].r_en.eq(1)
-            take_tokens(exh, "ld2ex", "st2ex")
-            m.d.sync += [ex.eq(qs["ex"].r_data), ex_busy.eq(1), ex_check.eq(1)]
+        take_entry("ex", "ld2ex", "st2ex", ex, ex_busy, ex_check)
         gb = ex.desc.body.gemm
         smask = sum(1 << (s.bit_length() - 1) for s in cfg.sparsities)
         # checks in four registered stages: 16 x 16 products, sums, compares, verdict. The
@@ -374,21 +443,18 @@ class CommandProcessor(wiring.Component):
                                    | (need_par > g.par_depth) | (need_out > g.out_depth))
         with m.If(ex_check.any()):   # never in the cycle that takes a new entry
             m.d.sync += ex_check.eq(ex_check << 1)
-        ex_fault_field = Signal()
-        ex_fault_over = Signal()
-        with m.If(ex_check[3]):
-            with m.If(ex_bad):
-                m.d.comb += ex_fault_field.eq(1)
-            with m.Elif(ex_over):
-                m.d.comb += ex_fault_over.eq(1)
-            with m.Else():
-                m.d.sync += ex_issue.eq(1)
+        ex_fault_field, ex_fault_over, ex_ok = _verdict(m, "ex", ex_check[3], ex_bad, ex_over)
+        with m.If(ex_ok):
+            m.d.sync += ex_issue.eq(1)
         faults.append((ex_fault_field, ErrorCode.BAD_FIELD, ex.addr))
         faults.append((ex_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, ex.addr))
-        m.d.comb += [self.spu_gemm_valid.eq(ex_issue), self.spu_gemm.eq(ex.desc)]
-        with m.If(ex_issue & self.spu_gemm_ready):
+        m.d.comb += [self.spu_gemm.valid.eq(ex_issue),
+                     self.spu_gemm.payload.mask.eq(spu_mask(ex.desc.header)),
+                     self.spu_gemm.payload.item.eq(gb),
+                     self.spu_gemm_done.ready.eq(ex_run)]
+        with m.If(ex_issue & self.spu_gemm.ready):
             m.d.sync += [ex_issue.eq(0), ex_run.eq(1)]
-        with m.If(ex_run & self.spu_gemm_done):
+        with m.If(ex_run & self.spu_gemm_done.valid):
             m.d.sync += [ex_run.eq(0), ex_busy.eq(0)]
             m.d.comb += done_inc[2].eq(1)
             give_tokens(ex.desc.header, "ex2ld", "ex2st")
@@ -400,45 +466,21 @@ class CommandProcessor(wiring.Component):
         st_check = Signal(3)
         st_issue = Signal()
         st_run = Signal()
-        sth = heads["st"].desc.header
-        with m.If(~st_busy & qs["st"].r_rdy & ready_tokens(sth, "ex2st", None) & ~stop):
-            m.d.comb += qs["st"].r_en.eq(1)
-            take_tokens(sth, "ex2st", None)
-            m.d.sync += [st.eq(qs["st"].r_data), st_busy.eq(1), st_check.eq(1)]
+        take_entry("st", "ex2st", None, st, st_busy, st_check)
         sb = st.desc.body.dma
-        m.d.comb += self.spu_store_mask.eq(st.desc.header.spu_mask)
-        st_beats = Signal(36)           # rows * row_bytes / bus_bytes
-        st_limit = Signal(40)
-        st_bad, st_past, st_over = Signal(), Signal(), Signal()
-        st_new = entry(qs["st"].r_data).desc.body.dma
-        m.d.comb += st_beats.eq(registered_uproduct(
-            m, st_new.rows, st_new.row_bytes[lg:], width=36, platform=platform,
-            name="st_beats_p", en_in=qs["st"].r_en, en_out=st_check[0]))
-        with m.If(st_check[0]):
-            m.d.sync += [st_bad.eq((sb.rows == 0) | (sb.row_bytes == 0)
-                                   | (sb.row_bytes[:lg] != 0 if lg else 0)),
-                         st_past.eq(sb.sram_addr >= g.out_depth),
-                         st_limit.eq((g.out_depth - sb.sram_addr) * (g.out_bits // 8))]
-        with m.If(st_check[1]):
-            m.d.sync += st_over.eq(st_past | ((st_beats << lg) > st_limit))
-        with m.If(st_check.any()):   # never in the cycle that takes a new entry
-            m.d.sync += st_check.eq(st_check << 1)
-        st_fault_field = Signal()
-        st_fault_over = Signal()
-        with m.If(st_check[2]):
-            with m.If(st_bad):
-                m.d.comb += st_fault_field.eq(1)
-            with m.Elif(st_over):
-                m.d.comb += st_fault_over.eq(1)
-            with m.Else():
-                m.d.sync += st_issue.eq(1)
+        st_beats, st_fault_field, st_fault_over, st_ok = _transfer_checks(
+            m, platform, name="st", queue=qs["st"], entry=st, check=st_check, lg=lg,
+            bounds={None: (g.out_depth, g.out_bits // 8)})
+        with m.If(st_ok):
+            m.d.sync += st_issue.eq(1)
         faults.append((st_fault_field, ErrorCode.BAD_FIELD, st.addr))
         faults.append((st_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, st.addr))
         wr = self.dma_wr.payload
         m.d.comb += [self.dma_wr.valid.eq(st_issue), wr.addr.eq(sb.dram_addr),
                      wr.rows.eq(sb.rows), wr.row_bytes.eq(sb.row_bytes), wr.stride.eq(sb.stride),
-                     self.spu_store_addr.eq(sb.sram_addr),
-                     self.spu_store_beats.eq(st_beats),
+                     self.spu_store_cmd.mask.eq(spu_mask(st.desc.header)),
+                     self.spu_store_cmd.addr.eq(sb.sram_addr),
+                     self.spu_store_cmd.beats.eq(st_beats),
                      self.dma_wr_done.ready.eq(1)]
         with m.If(st_issue & self.dma_wr.ready):
             m.d.comb += self.spu_store_start.eq(1)
