@@ -3,8 +3,8 @@
 The board runs the bitstream of ``s4 fpga build`` (``hw/fpga/boards.py`` ``BoardTop``); the
 driver reaches it with :class:`~s4accel.sw.uart_backend.UartBackend` over a serial port, loads a
 random int8 layer per sparsity level, runs it, reads the result back and compares it bit for
-bit with the golden model. ``s4 fpga run --port model`` answers the same byte protocol from the functional
-model (``s4accel.sim.model.uart_model``), for trying the command without a board.
+bit with the golden model. ``s4 fpga run --port model`` answers the same byte protocol from the
+functional model (``s4accel.sim.model.uart_model``), for trying the command without a board.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def test_shared_options_are_declared_once():
     from s4accel import cli
 
     shared_flags = {f for flags, _ in cli.SHARED.values() for f in flags}
-    for words, _, shared, options, _ in cli.COMMANDS:
+    for words, _, _shared, options, _ in cli.COMMANDS:
         own = {f for flags, _ in options for f in flags}
         assert not own & shared_flags, f"s4 {' '.join(words)} declares {own & shared_flags}"
     parser = cli.build_parser()
@@ -178,3 +178,9 @@ def test_shared_options_are_declared_once():
     assert (args.config, args.seed, args.sim, args.json) == ("tiny", 3, "verilator", True)
     assert parser.parse_args(["project"]).config == "antoum"
     assert parser.parse_args(["fpga", "build", "--board", "ulx3s"]).seed == 1
+
+
+def test_project_prints_the_projection(capsys):
+    assert main(["project", "--sparsity", "1", "16", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "'antoum' projection" in out and "BERT-Large" in out and "ResNet-50" in out

@@ -35,9 +35,9 @@ import numpy as np
 from ...base.config import load_config
 from ...sw.compiler import FloatLinear, compile_model, run_model
 from ...sw.driver import Driver, run
-from .. import report
 from ..model.device_model import ModelBackend
 from ..report import Column
+from ..report import format_table as _format_table
 
 __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIES", "LINEARS",
            "HOST_OPS", "RTL_SHAPES", "MiniLMMissing", "model_dir", "MiniLM", "device_linears",
@@ -436,7 +436,7 @@ COLUMNS = [Column("s", "sparsity", ">3"), Column("mean cos", "mean_cosine", ">9.
 
 
 def format_table(rows) -> str:
-    return report.format_table(rows, COLUMNS)
+    return _format_table(rows, COLUMNS)
 
 
 def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=sys.stdout):

@@ -53,7 +53,7 @@ def _testbench(width, depth, lanes, rng, cycles):
     addrs = np.unique(np.concatenate([picks, picks ^ 1, [0, depth - 1]]))
     addrs = addrs[addrs < depth]
     lines = []
-    for t in range(cycles):
+    for _ in range(cycles):
         wa, ra = (int(a) for a in rng.choice(addrs, size=2))
         we = int(rng.integers(0, 1 << lanes)) if rng.random() < 0.5 else 0
         re, oce = int(rng.random() < 0.7), int(rng.random() < 0.7)

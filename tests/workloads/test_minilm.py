@@ -88,3 +88,13 @@ def test_device_quantization_is_what_limits_s1(model, calib, reference):
     compiled = minilm.device_linears(model, 1, 2, calib)
     pf = minilm.DeviceEncoder(model, compiled, engine="pruned_float").encode(EVAL)
     np.testing.assert_allclose(minilm.cosine_rows(pf, reference), 1.0, atol=1e-12)
+
+
+def test_bench_minilm_command_without_rtl(capsys, model):
+    """``s4 bench minilm`` parses its options in the CLI and prints the table (golden engine,
+    one encoder layer, no RTL: the quick path)."""
+    from s4accel.cli import main
+
+    assert main(["bench", "minilm", "--no-rtl", "--engine", "golden", "--layers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "mean cos" in out and "cycles/token" in out and "pruned float" in out
