@@ -439,8 +439,9 @@ def format_table(rows) -> str:
     return _format_table(rows, COLUMNS)
 
 
-def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=sys.stdout):
+def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=None):
     """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
+    out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     t0 = time.monotonic()
     cfg = load_config(config)
