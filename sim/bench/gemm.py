@@ -42,8 +42,12 @@ def parse_shape(text: str) -> tuple[str, tuple[int, int, int]]:
     return f"custom_{text.strip()}", tuple(int(v) for v in m.groups())
 
 
-def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim="verilator"):
-    """Run the benchmark; returns ``(rows, info)``. ``layers`` maps names to ``(M, K, N)``."""
+def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim="verilator",
+               fast=True):
+    """Run the benchmark; returns ``(rows, info)``. ``layers`` maps names to ``(M, K, N)``.
+
+    ``fast``: the simulation top ``s4_sim`` (DRAM model inside the design, Python only between
+    jobs); else ``s4_top`` with cocotbext-axi's RAM and the Python bus monitor."""
     config = load_config(config_name)
     layers = dict(layers or LAYERS)
     levels = [s for s in (sparsities or config.sparsities) if s in config.sparsities]
@@ -53,11 +57,12 @@ def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim=
                          f"({list(config.sparsities)})")
     spec = {"seed": seed, "sparsities": levels,
             "layers": [{"name": k, "m": v[0], "k": v[1], "n": v[2]} for k, v in layers.items()]}
-    build_s = runner.build_shared("s4_top", config, sim)
+    design = runner.whole_device_design(fast)
+    build_s = runner.build_shared(design, config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         t0 = time.monotonic()
-        run = runner.run_tests("s4_top", config, sim, "s4accel.sim.tb.jobs",
+        run = runner.run_tests(design, config, sim, "s4accel.sim.tb.jobs",
                                testcase="bench_gemm", tag="bench_gemm",
                                env={"S4_JOB": json.dumps(spec), "S4_RESULT": result})
         wall = time.monotonic() - t0
@@ -82,7 +87,9 @@ def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim=
             "descriptors": r["descriptors"], "bit_exact": r["bit_exact"],
             "sim_cycles_per_s": cyc / r["wall_s"] if r["wall_s"] else None,
         })
-    info = {"config": config.name, "simulator": sim, "build_s": build_s, "run_s": wall,
+    info = {"config": config.name, "simulator": sim, "design": design, "build_s": build_s,
+            "run_s": wall, "sim_cycles": sum(r["cycles"] for r in raw),
+            "sim_wall_s": sum(r["wall_s"] for r in raw),
             "log": str(run.log), "lanes": config.lanes, "dram_bus_bits": config.dram_bus_bits}
     return rows, info
 

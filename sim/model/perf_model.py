@@ -8,9 +8,9 @@ by descriptor fetches and LOADs (LOAD first), the independent write path, and GE
 ``m_tiles * n_tiles * banks * nnz`` cycles. Every transfer moves one bus word a cycle plus a
 fixed per-job latency; all latencies are :class:`Timing` fields, calibrated cycle by cycle
 against Verilator traces of the whole accelerator (``sim/bench/gemm.py``'s layers). By
-default the cocotb driver's submission is modelled too (a 64-slot ring refilled by register
-polling), because the RTL's measured ``cycles`` run from submission to the completion
-interrupt as seen by that driver.
+default the driver's submission is modelled too (the whole program written into the ring,
+then one tail write), because the RTL's measured ``cycles`` run from submission to the
+completion interrupt as seen by that driver.
 
 :func:`predict_layer` builds a layer's program itself; :func:`project` extends the model to
 presets with many SPUs on one DRAM bus (more than the RTL builds), and
@@ -28,6 +28,7 @@ from amaranth.lib import data
 
 from ...base.config import BANK, load_config
 from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, Opcode, Target
+from ...sw.driver import RING_SLOTS
 from .. import report
 from ..report import Column
 
@@ -53,17 +54,19 @@ class Timing:
     #: plus this plus ``rows``: check, issue, SPU setup, operand readers, lane pipeline and
     #: requantizer; the last tile's ``rows`` output rows leave the systolic array one a cycle
     gemm: int = 31
-    #: the cocotb driver: one AXI-Lite register read takes this many cycles
-    host_read: int = 4
-    #: from a ring-head read to the new tail being seen by the fetcher
-    host_tail: int = 8
-    #: from a ring-head read that found the ring full to the next read (tail write + 64-cycle
-    #: ``wait_irq`` + read)
+    #: the driver's submission (``Driver.submit``: one ring-head read, the descriptors written
+    #: to DRAM, one ring-tail write): from its first cycle to the new tail being seen by the
+    #: fetcher
+    host_tail: int = 7
+    #: a program longer than the ring: from a ring-head read that found no free slot to the
+    #: next (``wait_irq(64)`` + read); that path is modelled approximately (the driver writes
+    #: the tail only when the ring is full or the program ends)
     host_full_wait: int = 72
     #: completion interrupt -> the driver's cycle stamp (IRQ read + acknowledge write)
     host_end: int = 9
-    #: slots of the driver's descriptor ring
-    ring_slots: int = 64
+    #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
+    #: program fits, so the device never waits for the host after the hand-over
+    ring_slots: int = RING_SLOTS
 
 
 TIMING = Timing()
@@ -233,18 +236,15 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             head += 1
         if tail_at <= t:
             tail, tail_at = tail_next, _INF
-        # the driver: one ring-head read per descriptor it writes
+        # the driver: one ring-head read, every descriptor that fits, one ring-tail write
         if host_at == t:
-            if written < n and written - head >= T.ring_slots - 1:      # ring full
+            room = T.ring_slots - 1 - (written - head)
+            if written < n and room > 0:
+                written += min(room, n - written)
                 tail_next, tail_at = written, t + T.host_tail
+                host_at = _INF if written == n else t + T.host_full_wait
+            else:                   # ring full: poll the head
                 host_at = t + T.host_full_wait
-            else:
-                written += 1
-                if written == n:
-                    tail_next, tail_at = n, t + T.host_tail
-                    host_at = _INF
-                else:
-                    host_at = t + T.host_read
         # LOAD engine takes its queue head
         if ld_until <= t and qld.out is not None and qld.out_at <= t:
             i = qld.out

@@ -20,8 +20,9 @@ from pathlib import Path
 from ...base.config import Config, load_config
 from ...base.imports import closure, module_file
 
-__all__ = ["SIMULATORS", "DESIGNS", "register_design", "build_root", "verilog_for", "build",
-           "build_shared", "run_tests", "SimulationFailed", "setup_verilator"]
+__all__ = ["SIMULATORS", "DESIGNS", "register_design", "whole_device_design", "build_root",
+           "verilog_for", "build", "build_shared", "run_tests", "SimulationFailed",
+           "setup_verilator"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -84,6 +85,7 @@ def design_sources(top: str) -> list[Path]:
         path = module_file(name)
         files.add(path)
         files.update(path.parent.glob("*.yaml"))
+        files.update(path.parent.glob("*.v"))
         files.update(path.parent.glob("configs/*.yaml"))
     return sorted(files)
 
@@ -105,7 +107,15 @@ DESIGNS = {
     "spu": "s4accel.hw.spu.spu:Spu",
     "s4_top": "s4accel.hw.top:S4Top",
     "uart_board": "s4accel.hw.fpga.boards:sim_board",
+    "s4_sim": "s4accel.sim.hdl.top:SimTop",
 }
+
+
+def whole_device_design(fast: bool = True) -> str:
+    """The whole-accelerator design a bench runs: ``s4_sim`` (the DRAM model inside the
+    design, Python only between jobs) when ``fast``, else ``s4_top`` (cocotbext-axi's RAM,
+    backpressure generators and the Python bus monitor)."""
+    return "s4_sim" if fast else "s4_top"
 
 
 def register_design(top: str, target: str):
@@ -136,7 +146,11 @@ def verilog_for(top: str, config: Config | str, directory: Path | None = None) -
     stamp = directory / f"{top}.key"
     if path.exists() and stamp.exists() and stamp.read_text() == key:
         return path
-    text = verilog.convert(_design(top, config), name=top, emit_src=False)
+    design = _design(top, config)
+    text = verilog.convert(design, name=top, emit_src=False)
+    # hand-written Verilog the design instantiates (a simulation model's $readmemh storage)
+    for extra in getattr(design, "extra_verilog", ()):
+        text += f"\n// ---- {Path(extra).name} ----\n" + Path(extra).read_text()
     path.write_text(text)
     stamp.write_text(key)
     return path
