@@ -269,7 +269,11 @@ class Driver:
 
     async def run_layer(self, x, packed: PackedWeights, params: LayerParams | None = None,
                         max_cycles=10_000_000) -> LayerResult:
-        """``Y = requant(X @ W.T + bias)`` of one layer on the device."""
+        """``Y = requant(X @ W.T + bias)`` of one layer on the device.
+
+        ``x`` with no rows (M = 0) and parameters the device cannot hold (``bias`` outside
+        int32, ``mult`` outside 0..65535, ``shift`` outside 0..47) are a ``ValueError`` naming
+        the problem, raised before any of the layer reaches the device."""
         if self.info is None:
             await self.open()
         mark = self.alloc.top

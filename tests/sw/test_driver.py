@@ -3,13 +3,14 @@ the device cannot hold (issue 20, items 5-8)."""
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from s4accel.hw.cmd.descriptors import DESC_BYTES, Opcode
 from s4accel.sim.model.device_model import ModelBackend
 from s4accel.sw import regs, scenarios
 from s4accel.sw.driver import Driver
-from s4accel.sw.program import descriptor
+from s4accel.sw.program import LayerParams, descriptor
 
 
 def _poison_ring(backend, slots):
@@ -76,4 +77,52 @@ def test_open_clears_a_stale_done():
         dev2 = Driver(backend)
         await dev2.open()
         assert await backend.read32(regs.IRQ) == 0
+    asyncio.run(main())
+
+
+def _layer(rng, dev, m=5):
+    x, packed, _ = scenarios.random_layer(rng, dev.info, 4, "int8", m=m, n=6, k=40)
+    return x, packed
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("mult", 65537, r"mult must be in 0\.\.65535.*65537"),
+    ("mult", 1 << 16, r"mult must be in 0\.\.65535.*65536"),
+    ("mult", -1, r"mult must be in 0\.\.65535.*-1"),
+    ("shift", 64, r"shift must be in 0\.\.47.*64"),
+    ("shift", 300, r"shift must be in 0\.\.47.*300"),
+    ("shift", -1, r"shift must be in 0\.\.47.*-1"),
+    ("bias", 1 << 31, r"bias must be in -2147483648\.\.2147483647.*2147483648"),
+    ("bias", -(1 << 31) - 1, r"bias must be in -2147483648\.\.2147483647.*-2147483649"),
+    ("bias", 0.5, r"bias must be integers, not float64"),
+    ("bias", np.arange(5), r"bias must be one value or 6, not shape \(5,\)"),
+])
+def test_run_layer_refuses_parameters_the_device_cannot_hold(rng, field, value, message):
+    """Issue 20 item 7: acc = 50, mult = 65537, shift = 16 used to give 0 (the multiplier
+    truncated to 16 bits) instead of an error."""
+    async def main():
+        dev = Driver(ModelBackend("tiny"))
+        await dev.open()
+        x, packed = _layer(rng, dev)
+        p = {"bias": np.zeros(6, np.int64), "mult": np.full(6, 1), "shift": np.full(6, 0)}
+        p[field] = value
+        with pytest.raises(ValueError, match=message):
+            await dev.run_layer(x, packed, LayerParams("int8", **p))
+        # the limits themselves are fine
+        p = {"bias": np.full(6, -(1 << 31)), "mult": np.full(6, 65535), "shift": np.full(6, 47)}
+        await scenarios.check_layer(dev, x, packed, LayerParams("int8", **p), "limits")
+    asyncio.run(main())
+
+
+def test_run_layer_refuses_zero_rows(rng):
+    """Issue 20 item 8: M = 0 is a ValueError naming the problem (it was "range() arg 3 must
+    not be zero"), raised before the device is touched."""
+    async def main():
+        dev = Driver(ModelBackend("tiny"))
+        await dev.open()
+        x, packed = _layer(rng, dev)
+        before = await dev.counters()
+        with pytest.raises(ValueError, match=r"x has no rows \(M = 0\)"):
+            await dev.run_layer(x[:0], packed, LayerParams("raw"))
+        assert await dev.counters() == before
     asyncio.run(main())
