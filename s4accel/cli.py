@@ -130,36 +130,118 @@ def _cmd_bench_gemm(args):
                        rows, path, f"S4-open layers, {cfg} preset ({info['lanes']} lanes)")))
 
 
+#: Largest array ``s4 gemm`` reads (X, W) or writes (Y), in bytes. The golden model's int64
+#: working copies peak at about ten times the size of X.
+MAX_ARRAY_BYTES = 64 << 20
+
+
+def _size(nbytes):
+    """``nbytes`` for a person: ``2.5 KiB``, ``238.0 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes} B" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def _check_out(path):
+    """``--out`` names a .npy file in a directory that exists (checked before any work)."""
+    p = Path(path)
+    if p.suffix != ".npy":
+        raise CliError(f"--out {path}: the result is saved as .npy; name a file ending in .npy")
+    parent = p.parent
+    if not parent.is_dir():
+        raise CliError(f"--out {path}: directory {parent} does not exist")
+    if p.is_dir():
+        raise CliError(f"--out {path} is a directory")
+
+
 def _load_npy(path, what):
+    """An array from a .npy file: anything else, a header claiming more than
+    :data:`MAX_ARRAY_BYTES` (read before the data) or a truncated file is a :class:`CliError`."""
+    import math
+    import os
+
     import numpy as np
+    from numpy.lib import format as npy
+
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise CliError(f"cannot read {what} from {path}: {e}") from e
+        with open(path, "rb") as f:
+            magic = f.read(len(npy.MAGIC_PREFIX))
+            if not magic:
+                raise CliError(f"{what}: {path} is empty, not an .npy file")
+            if magic != npy.MAGIC_PREFIX:
+                kind = " (it is a zip archive, such as an .npz)" if magic[:4] == b"PK\x03\x04" \
+                    else ""
+                raise CliError(f"{what}: {path} is not an .npy file{kind}")
+            f.seek(0)
+            try:
+                version = npy.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = npy.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = npy.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f"format version {version[0]}.{version[1]}; s4 reads 1.0 "
+                                     "and 2.0")
+            except (ValueError, EOFError, TypeError, SyntaxError) as e:
+                reason = " ".join(str(e).split())
+                raise CliError(f"{what}: {path} is not a valid .npy file: {reason}") from e
+            if dtype.hasobject:
+                raise CliError(f"{what}: {path} holds Python objects, not numbers")
+            nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+            if nbytes > MAX_ARRAY_BYTES:
+                raise CliError(f"{what}: {path} holds a {_size(nbytes)} array (shape "
+                               f"{tuple(shape)}, {dtype}); s4 gemm takes at most "
+                               f"{_size(MAX_ARRAY_BYTES)} per array")
+            have = os.fstat(f.fileno()).st_size - f.tell()
+            if have < nbytes:
+                raise CliError(f"{what}: {path} is truncated: its header announces {nbytes} "
+                               f"bytes of data, the file has {have}")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except OSError as e:
+        raise CliError(f"cannot read {what} from {path}: {e.strerror or e}") from e
+    except ValueError as e:
+        reason = " ".join(str(e).split())
+        raise CliError(f"cannot read {what} from {path}: {reason}") from e
 
 
-@command("gemm", "one raw int32 GEMM Y = X @ W.T from .npy files",
+@command("gemm", "one raw int32 GEMM Y = X @ W.T from .npy files (each array at most 64 MiB; "
+         "--config is checked even with --backend model)",
          shared={"config": "fpga", "sim": ...},
-         options=[arg("--x", required=True, help="int8 M x K .npy"),
+         options=[arg("--x", required=True, help="int8 M x K .npy (M, K >= 1)"),
                   arg("--w", required=True, help="int8 N x K .npy, bank-balanced at S"),
                   arg("--sparsity", type=int, required=True),
                   arg("--backend", choices=("model", "rtl"), default="model"),
-                  arg("--out", required=True)])
+                  arg("--out", required=True, help="result .npy (the name must end in .npy; "
+                      "its directory must exist)")])
 def _cmd_gemm(args):
     import numpy as np
 
     from .base import golden
-    from .base.config import load_config
+    from .base.config import ConfigError, load_config
     from .base.sparse import check_sparsity, pack
 
+    _check_out(args.out)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        raise CliError(str(e)) from e
     x = _load_npy(args.x, "X")
     w = _load_npy(args.w, "W")
     for name, a in (("X", x), ("W", w)):
         if a.dtype != np.int8 or a.ndim != 2:
             raise CliError(f"{name} must be a 2-D int8 array, not {a.dtype} with shape {a.shape}")
+        if 0 in a.shape:
+            raise CliError(f"{name} has {a.shape[0]} rows and {a.shape[1]} columns; a GEMM "
+                           "needs at least one of each")
     if x.shape[1] != w.shape[1]:
         raise CliError(f"X is {x.shape[0]} x {x.shape[1]} but W is {w.shape[0]} x {w.shape[1]}: "
                        "K must match (Y = X @ W.T)")
+    y_bytes = x.shape[0] * w.shape[0] * 4
+    if y_bytes > MAX_ARRAY_BYTES:
+        raise CliError(f"Y would be {x.shape[0]} x {w.shape[0]} int32, {_size(y_bytes)}; s4 gemm "
+                       f"writes at most {_size(MAX_ARRAY_BYTES)} per array")
     try:
         check_sparsity(w, args.sparsity)
         packed = pack(w, args.sparsity)
@@ -172,7 +254,6 @@ def _cmd_gemm(args):
         import tempfile
 
         from .sim.tb import runner
-        config = load_config(args.config)
         with tempfile.TemporaryDirectory() as tmp:
             job, res = Path(tmp) / "job.npz", Path(tmp) / "y.npy"
             np.savez(job, x=x, w=w, s=np.array(args.sparsity))
@@ -181,7 +262,10 @@ def _cmd_gemm(args):
                              env={"S4_JOB": job, "S4_RESULT": res})
             y = np.load(res)
             info = json.loads(Path(str(res) + ".json").read_text())
-    np.save(args.out, y)
+    try:
+        np.save(args.out, y)
+    except OSError as e:
+        raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
     extra = f", {info['cycles']} cycles on {args.sim} ({args.config})" if info else ""
     print(f"Y = X @ W.T: {y.shape[0]} x {y.shape[1]} int32 -> {args.out} "
           f"(backend {args.backend}, s={args.sparsity}{extra})")
@@ -457,10 +541,14 @@ def build_parser():
 
 
 def main(argv=None):
+    from .base.config import ConfigError, load_config
+
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if isinstance(getattr(args, "config", None), str):
+            load_config(args.config)    # a bad --config stops every command before it starts
         return args.func(args)
-    except CliError as e:
+    except (CliError, ConfigError) as e:
         print(f"s4: error: {e}", file=sys.stderr)
         return 2
 

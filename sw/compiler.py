@@ -35,6 +35,15 @@ from .program import LayerParams
 __all__ = ["FloatLinear", "QuantLayer", "CompiledModel", "compile_model", "requant_params"]
 
 
+def _check_finite(a, what):
+    """A ``ValueError`` naming ``what`` and the first NaN or infinity in float array ``a``."""
+    bad = np.argwhere(~np.isfinite(a))
+    if len(bad):
+        at = ", ".join(str(int(i)) for i in bad[0])
+        raise ValueError(f"{what} contains NaN or inf (at [{at}]): quantization needs finite "
+                         "values")
+
+
 @dataclass
 class FloatLinear:
     """One float layer ``y = x @ weight.T + bias``, optionally followed by ReLU."""
@@ -54,6 +63,8 @@ class FloatLinear:
         if self.bias.shape != (n,):
             raise ValueError(f"layer {self.name!r}: bias must have {n} entries, not "
                              f"{self.bias.shape}")
+        _check_finite(self.weight, f"layer {self.name!r}: weight")
+        _check_finite(self.bias, f"layer {self.name!r}: bias")
 
     def __call__(self, x):
         y = np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
@@ -86,8 +97,10 @@ class CompiledModel:
     host_ops: list = field(default_factory=list)
 
     def quantize_input(self, x) -> np.ndarray:
-        """Host: float input -> int8 with the calibrated scale."""
-        q = np.round(np.asarray(x, dtype=np.float64) / self.in_scale)
+        """Host: float input -> int8 with the calibrated scale (NaN or inf: ``ValueError``)."""
+        x = np.asarray(x, dtype=np.float64)
+        _check_finite(x, "input")
+        q = np.round(x / self.in_scale)
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, raw) -> np.ndarray:
@@ -161,9 +174,11 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
     """Compile float ``layers`` (a list of :class:`FloatLinear`) for the device.
 
     ``calib_x`` is a float array of sample inputs ``[B, K0]`` used to choose the input and
-    activation scales. ``sparsity`` is one ``s`` for every layer or a list with one per layer.
-    Every layer but the last outputs int8 (ReLU, if the layer has it, on the device); the last
-    outputs raw int32 unless ``last_raw`` is False.
+    activation scales (at least one sample; every value, weight and bias finite: otherwise a
+    ``ValueError`` names the problem, as it does for a layer with N or K = 0). ``sparsity`` is
+    one ``s`` for every layer or a list with one per layer. Every layer but the last outputs
+    int8 (ReLU, if the layer has it, on the device); the last outputs raw int32 unless
+    ``last_raw`` is False.
     """
     layers = list(layers)
     if not layers:
@@ -178,10 +193,18 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
         if layers[i].weight.shape[1] != layers[i - 1].weight.shape[0]:
             raise ValueError(f"layer {i} takes K={layers[i].weight.shape[1]} inputs but layer "
                              f"{i - 1} gives N={layers[i - 1].weight.shape[0]}")
+    for i, layer in enumerate(layers):
+        if 0 in layer.weight.shape:
+            raise ValueError(f"layer {layer.name or f'layer{i}'!r}: weight needs N > 0 and "
+                             f"K > 0, not {layer.weight.shape}")
     calib = np.asarray(calib_x, dtype=np.float64)
     if calib.ndim != 2 or calib.shape[1] != layers[0].weight.shape[1]:
         raise ValueError(f"calibration inputs must be [B, {layers[0].weight.shape[1]}], not "
                          f"{calib.shape}")
+    if calib.size == 0:
+        raise ValueError(f"calibration inputs are empty (shape {calib.shape}): the scales "
+                         "need at least one sample")
+    _check_finite(calib, "calibration data")
     peak = float(np.abs(calib).max())
     in_scale = peak / 127.0 if peak > 0 else 1.0
     model = CompiledModel(in_scale=in_scale,

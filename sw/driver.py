@@ -123,6 +123,12 @@ class Driver:
 
     # -- discovery and setup -------------------------------------------------------------------
     async def open(self) -> DeviceInfo:
+        """Discover the device and take it over: stop fetching, program window 0 over the
+        backend's DRAM region and a ``ring_slots`` ring at its start, bring RING_HEAD inside
+        that ring (an earlier user with a larger ring, or a soft reset with a tail past it, may
+        have left it beyond), acknowledge any interrupt an earlier user left pending (a stale
+        error would be reported as ours, a stale done would end our first wait early), then
+        enable the command processor with an empty ring."""
         b = self.backend
         ident = await b.read32(regs.ID)
         if ident != regs.ID_VALUE_RESET:
@@ -141,14 +147,29 @@ class Driver:
             wgt_sram_kib=1 << _f("CAP_SRAM", "wgt_kib_log2").get(sram),
             out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram))
         base, size = b.dram_base, b.dram_size
+        await b.write32(regs.CTRL, 0)             # no fetch while the ring is reprogrammed
         await b.write32(regs.WIN0_BASE, base)
         await b.write32(regs.WIN0_LIMIT, base + size)
         await b.write32(regs.WIN_CTRL, 0x010101)  # window 0: enabled, read, write
         self.ring_base = base
         await b.write32(regs.RING_BASE, base)
         await b.write32(regs.RING_SIZE, self.ring_slots)
-        self._tail = await b.read32(regs.RING_HEAD)
+        head = await b.read32(regs.RING_HEAD)
+        if head >= self.ring_slots:
+            # a soft reset empties the ring by moving the head to the tail
+            await b.write32(regs.RING_TAIL, 0)
+            await b.write32(regs.CTRL, _f("CTRL", "soft_reset").mask)
+            for _ in range(64):                   # the RTL flushes for a few cycles first
+                head = await b.read32(regs.RING_HEAD)
+                if head < self.ring_slots:
+                    break
+                await b.wait_irq(16)
+            else:
+                raise RuntimeError(f"RING_HEAD stays at {head} after a soft reset, outside the "
+                                   f"{self.ring_slots}-slot ring")
+        self._tail = head
         await b.write32(regs.RING_TAIL, self._tail)
+        await b.write32(regs.IRQ, _f("IRQ", "error").mask | _f("IRQ", "done").mask)
         await b.write32(regs.CTRL, (1 << _f("CTRL", "enable").lsb)
                         | (int(self.use_irq) << _f("CTRL", "irq_en").lsb))
         self.alloc = Allocator(base + self.ring_slots * DESC_BYTES,
@@ -290,7 +311,11 @@ class Driver:
 
     async def run_layer(self, x, packed: PackedWeights, params: LayerParams | None = None,
                         max_cycles=10_000_000) -> LayerResult:
-        """``Y = requant(X @ W.T + bias)`` of one layer on the device."""
+        """``Y = requant(X @ W.T + bias)`` of one layer on the device.
+
+        ``x`` with no rows (M = 0) and parameters the device cannot hold (``bias`` outside
+        int32, ``mult`` outside 0..65535, ``shift`` outside 0..47) are a ``ValueError`` naming
+        the problem, raised before any of the layer reaches the device."""
         if self.info is None:
             await self.open()
         mark = self.alloc.top

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base.config import BANK
+from ..base.golden import MULT_BITS, SHIFT_MAX
 from ..base.sparse import PackedWeights
 
 __all__ = ["act_image", "wgt_image", "par_image", "lut_image", "decode_out", "tiles"]
@@ -47,15 +48,41 @@ def wgt_image(packed: PackedWeights, cols: int) -> bytes:
     return pair.reshape(nt, cols, nb, nnz, 2).transpose(0, 2, 3, 1, 4).tobytes()
 
 
+#: What each per-channel parameter may hold: the PAR word's fields (bias int32, mult u16) and
+#: the shifts the requantizer implements (``golden.SHIFT_MAX``; the RTL clamps larger ones).
+PAR_RANGES = {"bias": (-(1 << 31), (1 << 31) - 1), "mult": (0, (1 << MULT_BITS) - 1),
+              "shift": (0, SHIFT_MAX)}
+
+
+def _par_field(name, value, default, n):
+    """``value`` (None: ``default``) as ``n`` int64s, refused with a ``ValueError`` naming the
+    field if it is not integers, not one value or ``n`` of them, or outside ``PAR_RANGES``."""
+    a = np.asarray(default if value is None else value)
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, not {a.dtype}")
+    if a.ndim > 1 or (a.ndim == 1 and a.shape != (n,)):
+        raise ValueError(f"{name} must be one value or {n}, not shape {a.shape}")
+    lo, hi = PAR_RANGES[name]
+    bad = np.flatnonzero((a < lo) | (a > hi)) if a.ndim else np.flatnonzero([a < lo or a > hi])
+    if len(bad):
+        where = f" (channel {int(bad[0])})" if a.ndim else ""
+        raise ValueError(f"{name} must be in {lo}..{hi}, not {int(a.reshape(-1)[bad[0]])}"
+                         f"{where}")
+    return np.broadcast_to(a.astype(np.int64), (n,))
+
+
 def par_image(bias, mult, shift, n: int, cols: int) -> bytes:
+    """The PAR words of ``n`` channels: ``bias`` (default 0), ``mult`` (default 1) and
+    ``shift`` (default 0), each one value or ``n``; a value the word cannot hold exactly
+    (``PAR_RANGES``) is a ``ValueError`` naming the field, never truncated."""
+    b = _par_field("bias", bias, 0, n)
+    mu = _par_field("mult", mult, 1, n)
+    sh = _par_field("shift", shift, 0, n)
     nt = -(-n // cols)
     rec = np.zeros((nt * cols, 8), np.uint8)
-    b = np.zeros(nt * cols, np.int64)
-    mu = np.zeros(nt * cols, np.int64)
-    sh = np.zeros(nt * cols, np.int64)
-    b[:n] = np.broadcast_to(np.asarray(0 if bias is None else bias, np.int64), (n,))
-    mu[:n] = np.broadcast_to(np.asarray(1 if mult is None else mult, np.int64), (n,))
-    sh[:n] = np.broadcast_to(np.asarray(0 if shift is None else shift, np.int64), (n,))
+    b = np.concatenate([b, np.zeros(nt * cols - n, np.int64)])
+    mu = np.concatenate([mu, np.zeros(nt * cols - n, np.int64)])
+    sh = np.concatenate([sh, np.zeros(nt * cols - n, np.int64)])
     rec[:, 0:4] = (b.astype(np.uint64) & 0xFFFFFFFF).astype("<u4")[:, None].view(np.uint8)
     rec[:, 4:6] = mu.astype("<u2")[:, None].view(np.uint8)
     rec[:, 6] = sh.astype(np.uint8)

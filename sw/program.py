@@ -146,11 +146,18 @@ def _padded(buf: bytes, unit: int) -> bytes:
 def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams,
                   alloc: Allocator, *, encode=None) -> LayerProgram:
     """Tile, place and schedule one layer for a device with ``info``. ``encode`` replaces
-    :func:`descriptor` (same signature and bytes; the performance model passes a faster one)."""
+    :func:`descriptor` (same signature and bytes; the performance model passes a faster one).
+
+    ``x`` needs at least one row: M = 0 is a ``ValueError`` (there is no empty program; the
+    caller decides what an empty batch means). Parameters the PAR words cannot hold exactly
+    (:func:`.layout.par_image`) are a ``ValueError`` naming the field. Both are raised before
+    anything is allocated."""
     descriptor = encode or globals()["descriptor"]
     x = np.asarray(x)
     if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != packed.k:
         raise ValueError(f"x must be int8 [M, {packed.k}], not {x.dtype} {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"x has no rows (M = 0): a layer needs at least one, not {x.shape}")
     if packed.s not in info.sparsities:
         raise ValueError(f"sparsity {packed.s} is not supported by the device "
                          f"({info.sparsities})")

@@ -184,3 +184,126 @@ def test_project_prints_the_projection(capsys):
     assert main(["project", "--sparsity", "1", "16", "--batch", "4"]) == 0
     out = capsys.readouterr().out
     assert "'antoum' projection" in out and "BERT-Large" in out and "ResNet-50" in out
+
+
+# -- issue 20, CLI paragraph: every bad input is one line on stderr, exit 2, before simulating --
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Fail the test if ``s4 gemm --backend rtl`` starts a simulation."""
+    from s4accel.sim.tb import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the RTL simulation started before the bad input was refused")
+    monkeypatch.setattr(runner, "run_tests", refuse)
+
+
+def _gemm(tmp_path, *extra, x="x.npy", w="w.npy", out="y.npy", backend="rtl"):
+    return main(["gemm", "--x", str(tmp_path / x), "--w", str(tmp_path / w), "--sparsity", "8",
+                 "--config", "tiny", "--backend", backend, "--out", str(tmp_path / out),
+                 *extra])
+
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err
+    assert err.startswith("s4: error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_gemm_out_in_missing_directory_is_refused_first(tmp_path, rng, capsys, no_simulation):
+    _files(tmp_path, rng, 2, 64, 4, 8)
+    assert _gemm(tmp_path, out="missing/y.npy") == 2
+    _one_line_error(capsys, "--out", "missing", "does not exist")
+
+
+def test_gemm_out_must_be_npy(tmp_path, rng, capsys, no_simulation):
+    """``np.save`` appends .npy to any other name (``y.txt`` became ``y.txt.npy`` while the
+    report said ``-> y.txt``): other names are refused."""
+    _files(tmp_path, rng, 2, 64, 4, 8)
+    assert _gemm(tmp_path, out="y.txt") == 2
+    _one_line_error(capsys, "--out", "y.txt", ".npy")
+    assert not list(tmp_path.glob("y.txt*"))
+    assert _gemm(tmp_path, out=".") == 2
+    _one_line_error(capsys, "--out", ".npy")
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", ["X", "is empty", "not an .npy file"]),
+    (b"hello, world\n1 2 3\n", ["X", "not an .npy file"]),
+    (None, ["X", "not an .npy file", ".npz"]),
+    (b"\x93NUMPY\x01\x00\x10\x00{'descr': ", ["X", "not a valid .npy file"]),
+    (b"\x93NUMPY\x01\x00\x40\x00{'descr': '|i1', 'fortran_order': False, 'shape': (2, 64), }"
+     b"          \n", ["X", "truncated"]),
+])
+def test_gemm_refuses_what_is_not_an_npy_file(tmp_path, rng, capsys, no_simulation, content,
+                                              words):
+    _files(tmp_path, rng, 2, 64, 4, 8)
+    name = "bad.npy"
+    if content is None:
+        name = "bad.npz"
+        np.savez(tmp_path / name, x=np.zeros((2, 64), np.int8))
+    else:
+        (tmp_path / name).write_bytes(content)
+    assert _gemm(tmp_path, x=name) == 2
+    _one_line_error(capsys, *words)
+
+
+def test_gemm_refuses_a_header_claiming_a_huge_array(tmp_path, rng, capsys, no_simulation):
+    """A 128-byte file whose header claims 238 GiB is refused from the header, before loading."""
+    _files(tmp_path, rng, 2, 64, 4, 8)
+    import io
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|i1", "fortran_order": False, "shape": (1 << 20, 238 << 10)})
+    (tmp_path / "huge.npy").write_bytes(buf.getvalue())
+    assert _gemm(tmp_path, w="huge.npy") == 2
+    _one_line_error(capsys, "W", "238.0 GiB", "64.0 MiB")
+
+
+def test_gemm_size_limit(tmp_path, rng, capsys, monkeypatch, no_simulation):
+    from s4accel import cli
+
+    _files(tmp_path, rng, 40, 64, 4, 8)
+    monkeypatch.setattr(cli, "MAX_ARRAY_BYTES", 2048)
+    assert _gemm(tmp_path) == 2                                  # X: 40 x 64 = 2560 bytes
+    _one_line_error(capsys, "X", "2.5 KiB", "2.0 KiB")
+    _files(tmp_path, rng, 30, 64, 20, 8)
+    assert _gemm(tmp_path) == 2                                  # Y: 30 x 20 x 4 = 2400 bytes
+    _one_line_error(capsys, "Y", "2.3 KiB", "2.0 KiB")
+
+
+def test_gemm_refuses_zero_rows(tmp_path, rng, capsys, no_simulation):
+    _files(tmp_path, rng, 2, 64, 4, 8)
+    np.save(tmp_path / "x0.npy", np.zeros((0, 64), np.int8))
+    assert _gemm(tmp_path, x="x0.npy", backend="model") == 2
+    _one_line_error(capsys, "X", "0 rows")
+    assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("config, words", [
+    ("nope", ["no configuration preset named 'nope'"]),
+    ("bad.yaml:rows: 2\n  cols: 4\n", ["bad.yaml", "not valid YAML", "line 2"]),
+    ("bad.yaml:sparsities: 8\n", ["sparsities", "not 8"]),
+    ("bad.yaml:clock_mhz: .inf\n", ["clock_mhz", "not inf"]),
+    ("missing.yaml", ["missing.yaml", "does not exist"]),
+])
+def test_gemm_refuses_bad_configs_before_building(tmp_path, rng, capsys, no_simulation, config,
+                                                  words):
+    _files(tmp_path, rng, 2, 64, 4, 8)
+    if ":" in config:
+        name, text = config.split(":", 1)
+        (tmp_path / name).write_text(text)
+        config = name
+    if config.endswith(".yaml"):
+        config = str(tmp_path / config)
+    assert main(["gemm", "--x", str(tmp_path / "x.npy"), "--w", str(tmp_path / "w.npy"),
+                 "--sparsity", "8", "--config", config, "--backend", "rtl",
+                 "--out", str(tmp_path / "y.npy")]) == 2
+    _one_line_error(capsys, *words)
+
+
+def test_bad_config_is_one_line_on_every_command(capsys):
+    assert main(["project", "--config", "nope"]) == 2
+    _one_line_error(capsys, "no configuration preset named 'nope'")

@@ -6,6 +6,7 @@ Named presets live in ``s4accel/base/configs/*.yaml``; load one with :func:`load
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -83,13 +84,17 @@ class Config:
                               f"not {self.bank!r}")
         if self.acc_bits != 32:
             raise ConfigError(f"acc_bits must be 32 (the numerics contract), not {self.acc_bits!r}")
-        sparsities = tuple(self.sparsities)
-        if not sparsities or any(s not in SPARSITY_LEVELS for s in sparsities):
+        sparsities = (tuple(self.sparsities) if isinstance(self.sparsities, (list, tuple))
+                      else None)
+        if not sparsities or any(isinstance(s, bool) or not isinstance(s, int)
+                                 or s not in SPARSITY_LEVELS for s in sparsities):
             raise ConfigError(f"sparsities must be a non-empty subset of {SPARSITY_LEVELS}, "
                               f"not {self.sparsities!r}")
         object.__setattr__(self, "sparsities", tuple(sorted(set(sparsities))))
-        if not (isinstance(self.clock_mhz, (int, float)) and self.clock_mhz > 0):
-            raise ConfigError(f"clock_mhz must be a positive number, not {self.clock_mhz!r}")
+        if (isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float))
+                or not math.isfinite(self.clock_mhz) or self.clock_mhz <= 0):
+            raise ConfigError(f"clock_mhz must be a positive finite number, not "
+                              f"{self.clock_mhz!r}")
 
     @property
     def lanes(self) -> int:
@@ -108,11 +113,11 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict) -> Config:
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
         values = dict(values)
-        if "sparsities" in values:
+        if isinstance(values.get("sparsities"), list):
             values["sparsities"] = tuple(values["sparsities"])
         return cls(**values)
 
@@ -127,12 +132,19 @@ def preset_names() -> list[str]:
 
 
 def load_config(name_or_path) -> Config:
-    """Load a preset by name (``tiny``, ``fpga``, ``antoum``) or a YAML file by path."""
+    """Load a preset by name (``tiny``, ``fpga``, ``antoum``) or a YAML file by path (a name
+    ending in ``.yaml`` or ``.yml``). Every problem, a missing or unreadable file and YAML
+    syntax included, is a one-line :class:`ConfigError` naming it."""
     if isinstance(name_or_path, Config):
         return name_or_path
     path = Path(str(name_or_path))
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ConfigError(f"configuration file {str(path)!r} does not exist")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read configuration file {str(path)!r}: {e}") from e
         default_name = path.stem
     else:
         candidate = _preset_dir() / f"{name_or_path}.yaml"
@@ -141,7 +153,14 @@ def load_config(name_or_path) -> Config:
                               f"(presets: {', '.join(preset_names())})")
         text = candidate.read_text()
         default_name = str(name_or_path)
-    values = yaml.safe_load(text) or {}
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"configuration {str(name_or_path)!r} is not valid YAML: "
+                          f"{where}{problem}") from e
     if not isinstance(values, dict):
         raise ConfigError(f"configuration {str(name_or_path)!r} must be a YAML mapping")
     values.setdefault("name", default_name)

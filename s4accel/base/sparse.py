@@ -7,7 +7,8 @@ zero-padded to a multiple of 32). At sparsity ``s`` every bank of every row stor
 increasing inside the bank. Banks with fewer true non-zeros are padded with zero-valued entries
 (at the lowest free indices). ``s = 1`` is dense: indices are implicit (0..31) and not stored.
 
-Byte layout (:meth:`PackedWeights.to_bytes`), little-endian, everything row-major::
+Compact layout (the payload of :meth:`PackedWeights.to_bytes`), little-endian, everything
+row-major::
 
     offset 0            values   N * nb * nnz bytes, int8, order [row][bank][entry]
     offset align64(V)   indices  per row: nb * nnz 5-bit fields packed LSB-first into bytes,
@@ -16,10 +17,22 @@ Byte layout (:meth:`PackedWeights.to_bytes`), little-endian, everything row-majo
 where ``nb = ceil(K / 32)``. A row's values are contiguous so a DMA burst fetches whole banks;
 index rows are 8-byte aligned so they start on a bus word. Storage per stored weight is
 1 + 5/8 = 1.625 bytes (plus row padding), meeting the 1.7-byte target.
+
+Container (:meth:`PackedWeights.to_bytes` / :meth:`~PackedWeights.from_bytes`, a host-side
+file format; the device reads the image of ``s4accel.sw.layout.wgt_image`` instead)::
+
+    offset 0     magic b"S4PW", u16 version (CONTAINER_VERSION), u16 s, u32 n, u32 k,
+                 u32 payload bytes                                       (20 bytes)
+    offset 20    the compact layout
+    end - 4      u32 CRC32 (zlib) of everything before it
+
+so corrupted or truncated bytes are refused rather than read as different weights.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +40,19 @@ import numpy as np
 from .config import BANK, SPARSITY_LEVELS
 
 __all__ = ["PackedWeights", "prune", "pack", "unpack", "check_sparsity", "nnz_per_bank",
-           "dropped_magnitude"]
+           "dropped_magnitude", "CONTAINER_VERSION"]
+
+#: Version of the :meth:`PackedWeights.to_bytes` container (its header and checksum).
+CONTAINER_VERSION = 1
+_MAGIC = b"S4PW"
+_HEADER = struct.Struct("<4sHHIII")
+_CRC_BYTES = 4
+
+
+def _check_dim(name, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
 
 
 def _check_s(s) -> int:
@@ -130,6 +155,8 @@ class PackedWeights:
 
     def __post_init__(self):
         s = _check_s(self.s)
+        object.__setattr__(self, "n", _check_dim("n", self.n))
+        object.__setattr__(self, "k", _check_dim("k", self.k))
         nb, nnz = _banks(self.k), BANK // s
         values = np.asarray(self.values)
         indices = np.asarray(self.indices)
@@ -183,42 +210,72 @@ class PackedWeights:
         return self.n * self.banks * self.nnz
 
     def byte_size(self) -> int:
-        """Size of :meth:`to_bytes` in bytes."""
-        size = self._values_bytes()
-        if self.s != 1:
-            size = -(-size // 64) * 64 + self.n * self._index_row_bytes()
-        return size
+        """Size of :meth:`to_bytes` in bytes (container header and checksum included)."""
+        return _HEADER.size + self._layout_size(self.n, self.k, self.s) + _CRC_BYTES
 
     def to_bytes(self) -> bytes:
-        """Serialize in the documented DRAM layout (see the module docstring)."""
+        """Serialize in the container (module docstring): header, compact layout, CRC32."""
         out = bytearray(self.values.tobytes())
-        if self.s == 1:
-            return bytes(out)
-        out.extend(b"\0" * (-len(out) % 64))
-        bits = ((self.indices.reshape(self.n, -1)[:, :, None] >> np.arange(5)) & 1).astype(np.uint8)
-        bits = bits.reshape(self.n, -1)
-        row_bits = self._index_row_bytes() * 8
-        bits = np.concatenate([bits, np.zeros((self.n, row_bits - bits.shape[1]), np.uint8)], 1)
-        out.extend(np.packbits(bits, axis=1, bitorder="little").tobytes())
-        return bytes(out)
+        if self.s != 1:
+            out.extend(b"\0" * (-len(out) % 64))
+            bits = ((self.indices.reshape(self.n, -1)[:, :, None] >> np.arange(5)) & 1)
+            bits = bits.astype(np.uint8).reshape(self.n, -1)
+            row_bits = self._index_row_bytes() * 8
+            bits = np.concatenate([bits, np.zeros((self.n, row_bits - bits.shape[1]), np.uint8)],
+                                  1)
+            out.extend(np.packbits(bits, axis=1, bitorder="little").tobytes())
+        blob = _HEADER.pack(_MAGIC, CONTAINER_VERSION, self.s, self.n, self.k, len(out)) + out
+        return bytes(blob) + struct.pack("<I", zlib.crc32(blob))
 
     @classmethod
-    def from_bytes(cls, data: bytes, n: int, k: int, s: int) -> PackedWeights:
-        """Parse :meth:`to_bytes` output; ``n``, ``k`` and ``s`` travel beside the bytes."""
-        s = _check_s(s)
+    def from_bytes(cls, data: bytes, n: int | None = None, k: int | None = None,
+                   s: int | None = None) -> PackedWeights:
+        """Parse :meth:`to_bytes` output. ``n``, ``k`` and ``s`` are read from the container;
+        when given they must match it. Bytes that are not a container of this version, are
+        truncated, fail the checksum or hold different dimensions are a ``ValueError``."""
+        for name, value in (("n", n), ("k", k)):
+            if value is not None:
+                _check_dim(name, value)
+        if s is not None:
+            _check_s(s)
+        data = bytes(data)
+        if len(data) < _HEADER.size + _CRC_BYTES:
+            raise ValueError(f"packed weights are truncated: {len(data)} bytes, not even a "
+                             f"{_HEADER.size + _CRC_BYTES}-byte header and checksum")
+        magic, version, hs, hn, hk, size = _HEADER.unpack_from(data)
+        if magic != _MAGIC:
+            raise ValueError(f"not packed weights: the bytes start with {magic!r}, not "
+                             f"{_MAGIC!r}")
+        if version != CONTAINER_VERSION:
+            raise ValueError(f"packed weights of container version {version}; this version "
+                             f"reads {CONTAINER_VERSION}")
+        end = _HEADER.size + size
+        if len(data) != end + _CRC_BYTES:
+            raise ValueError(f"packed weights are truncated or extended: the header announces "
+                             f"{end + _CRC_BYTES} bytes, got {len(data)}")
+        (crc,) = struct.unpack_from("<I", data, end)
+        actual = zlib.crc32(data[:end])
+        if actual != crc:
+            raise ValueError(f"packed weights are corrupted: checksum {actual:#010x}, stored "
+                             f"{crc:#010x}")
+        want = (hn if n is None else n, hk if k is None else k, hs if s is None else s)
+        if (hn, hk, hs) != want:
+            raise ValueError(f"packed weights hold n={hn}, k={hk}, s={hs}, not "
+                             f"n={want[0]}, k={want[1]}, s={want[2]}")
+        n, k, s = _check_dim("n", hn), _check_dim("k", hk), _check_s(hs)
         nb, nnz = _banks(k), BANK // s
         nvals = n * nb * nnz
-        expect = cls._layout_size(n, k, s)
-        if len(data) != expect:
-            raise ValueError(f"packed weights for n={n}, k={k}, s={s} are {expect} bytes, "
-                             f"got {len(data)}")
-        values = np.frombuffer(data, dtype=np.int8, count=nvals).reshape(n, nb, nnz).copy()
+        if size != cls._layout_size(n, k, s):
+            raise ValueError(f"packed weights for n={n}, k={k}, s={s} are "
+                             f"{cls._layout_size(n, k, s)} bytes, the container holds {size}")
+        payload = data[_HEADER.size:end]
+        values = np.frombuffer(payload, dtype=np.int8, count=nvals).reshape(n, nb, nnz).copy()
         if s == 1:
             indices = np.broadcast_to(np.arange(BANK, dtype=np.uint8), (n, nb, nnz)).copy()
         else:
             start = -(-nvals // 64) * 64
             row_bytes = -(-(nb * nnz * 5) // 64) * 8
-            raw = np.frombuffer(data, dtype=np.uint8, offset=start).reshape(n, row_bytes)
+            raw = np.frombuffer(payload, dtype=np.uint8, offset=start).reshape(n, row_bytes)
             bits = np.unpackbits(raw, axis=1, bitorder="little")[:, :nb * nnz * 5]
             bits = bits.reshape(n, nb * nnz, 5).astype(np.uint8)
             indices = (bits << np.arange(5, dtype=np.uint8)).sum(axis=2).astype(np.uint8)
@@ -227,6 +284,7 @@ class PackedWeights:
 
     @staticmethod
     def _layout_size(n, k, s) -> int:
+        """Bytes of the compact layout (the container's payload)."""
         nb, nnz = _banks(k), BANK // s
         size = n * nb * nnz
         if s != 1:

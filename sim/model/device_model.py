@@ -146,11 +146,23 @@ class DeviceModel:
 
     # -- execution ---------------------------------------------------------------------------
     def _run(self):
-        while (self._get("CTRL", "enable") and not self.halted
+        """Run the ring from RING_HEAD up to RING_TAIL, as the command processor does.
+
+        The ring follows the RTL (``hw/cmd/processor.py``): slot ``head`` is fetched from
+        ``(RING_BASE + head * 32) mod 2**32``, then the head moves to ``head + 1``, or to 0 when
+        that is ``>= RING_SIZE`` (so it stays 0 while RING_SIZE is 0). A tail the head never
+        reaches (RING_TAIL >= RING_SIZE, or RING_SIZE = 0 with RING_TAIL != 0) keeps the RTL
+        going round the ring for ever, re-running stale slots, until a fault, a soft reset or
+        a new RING_TAIL. The untimed model goes round at most once per register write (no
+        reachable tail needs more fetches) and returns with the device still running.
+        """
+        budget = max(self._get("RING_SIZE", "slots"), 1) + 1
+        while (budget and self._get("CTRL", "enable") and not self.halted
                and self._get("RING_HEAD", "index") != self._get("RING_TAIL", "index")):
+            budget -= 1
             head = self._get("RING_HEAD", "index")
             size = self._get("RING_SIZE", "slots")
-            addr = self._get("RING_BASE", "addr") + head * DESC_BYTES
+            addr = (self._get("RING_BASE", "addr") + head * DESC_BYTES) & 0xFFFF_FFFF
             try:
                 end = addr + DESC_BYTES
                 if not self._window_ok(addr, end, False):
@@ -177,6 +189,9 @@ class DeviceModel:
     def _execute(self, desc, addr):
         op = int(desc.header.opcode)
         g = self.geom
+        if (op in (Opcode.LOAD.value, Opcode.STORE.value, Opcode.GEMM.value)
+                and not self._selected(desc.header)):
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
         if op == Opcode.NOP.value or op == Opcode.SYNC.value:
             pass
         elif op == Opcode.COMPLETE.value:
@@ -228,7 +243,12 @@ class DeviceModel:
         self.sram, self.out, self.lut = self.spu_mem[i]
 
     def _selected(self, header):
-        """SPUs a descriptor selects (``spu_mask``; 0 means all; missing SPUs ignored)."""
+        """SPUs a descriptor selects (``spu_mask``; 0 means all; bits of absent SPUs are
+        ignored, and a mask naming only absent SPUs selects none: :meth:`_execute` refuses
+        that LOAD, STORE or GEMM with BAD_FIELD).
+
+        The RTL differs there today: it keeps only the mask bits of the SPUs it has and, those
+        all being 0, runs the descriptor on every SPU (issue 20)."""
         mask = int(header.spu_mask) & ((1 << self.config.spus) - 1)
         if int(header.spu_mask) == 0:
             mask = (1 << self.config.spus) - 1

@@ -83,3 +83,42 @@ def test_packed_validation(rng):
         PackedWeights(n=2, k=64, s=4, values=packed.values, indices=packed.indices)
     with pytest.raises(ValueError, match="are .* bytes, got"):
         PackedWeights.from_bytes(packed.to_bytes()[:-1], 2, 64, 8)
+
+
+@pytest.mark.parametrize("s", [1, 8])
+def test_from_bytes_refuses_every_single_bit_flip(rng, s):
+    """Issue 20 item 10: 96 of 240 single-bit flips in the index area and every value-byte flip
+    used to parse as different weights. The container's CRC32 (or its header check) refuses
+    every one."""
+    packed = pack(prune(rng.integers(-128, 128, (3, 80), dtype=np.int8), s), s)
+    blob = packed.to_bytes()
+    for bit in range(len(blob) * 8):
+        bad = bytearray(blob)
+        bad[bit // 8] ^= 1 << bit % 8
+        with pytest.raises(ValueError, match="packed weights"):
+            PackedWeights.from_bytes(bytes(bad), 3, 80, s)
+    again = PackedWeights.from_bytes(blob, 3, 80, s)
+    assert np.array_equal(unpack(again), unpack(packed))
+
+
+def test_from_bytes_names_the_problem(rng):
+    packed = pack(prune(rng.integers(-128, 128, (2, 64), dtype=np.int8), 8), 8)
+    blob = packed.to_bytes()
+    with pytest.raises(ValueError, match="k must be a positive integer, not -5"):
+        PackedWeights.from_bytes(blob, 2, -5, 8)
+    with pytest.raises(ValueError, match="n must be a positive integer, not 0"):
+        PackedWeights.from_bytes(blob, 0, 64, 8)
+    with pytest.raises(ValueError, match="not packed weights"):
+        PackedWeights.from_bytes(b"PK\x03\x04" + blob[4:], 2, 64, 8)
+    with pytest.raises(ValueError, match="packed weights are truncated"):
+        PackedWeights.from_bytes(blob[:10], 2, 64, 8)
+    with pytest.raises(ValueError, match="checksum"):
+        PackedWeights.from_bytes(blob[:-5] + bytes([blob[-5] ^ 0x40]) + blob[-4:], 2, 64, 8)
+    with pytest.raises(ValueError, match=r"packed weights hold n=2, k=64, s=8, not n=2, k=64, "
+                                         r"s=4"):
+        PackedWeights.from_bytes(blob, 2, 64, 4)
+    # n, k and s travel in the container: the arguments are optional
+    again = PackedWeights.from_bytes(blob)
+    assert (again.n, again.k, again.s) == (2, 64, 8)
+    with pytest.raises(ValueError, match="k must be a positive integer, not -3"):
+        PackedWeights(n=2, k=-3, s=8, values=packed.values, indices=packed.indices)

@@ -63,3 +63,39 @@ def test_compile_errors(rng):
     bad = [layers[0], FloatLinear(rng.normal(0, 1, (10, 63)))]
     with pytest.raises(ValueError, match="layer 1 takes K=63 inputs but layer 0 gives N=64"):
         compile_model(bad, rng.normal(0, 1, (4, 96)), 2)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_compile_refuses_non_finite_calibration(rng, bad):
+    """Issue 20 item 9: a NaN in the calibration data used to set the input scale to 1.0."""
+    x = rng.normal(0, 1, (4, 96))
+    x[2, 7] = bad
+    with pytest.raises(ValueError, match=r"calibration data contains NaN or inf \(at \[2, 7\]\)"):
+        compile_model(_mlp(rng), x, 2)
+
+
+@pytest.mark.parametrize("what", ["weight", "bias"])
+def test_compile_refuses_non_finite_weights(rng, what):
+    """Issue 20 item 9: a NaN weight used to give garbage int8 weights."""
+    w, b = rng.normal(0, 1, (8, 32)), rng.normal(0, 1, 8)
+    (w if what == "weight" else b)[3] = np.nan
+    with pytest.raises(ValueError, match=rf"layer 'fc': {what} contains NaN or inf"):
+        FloatLinear(w, b, name="fc")
+
+
+def test_compile_refuses_empty_inputs(rng):
+    """Issue 20 item 9: empty calibration data or K = 0 gave numpy's "zero-size array"."""
+    with pytest.raises(ValueError, match=r"calibration inputs are empty \(shape \(0, 96\)\)"):
+        compile_model(_mlp(rng), np.zeros((0, 96)), 2)
+    with pytest.raises(ValueError, match=r"layer 'k0': weight needs N > 0 and K > 0, not \(4, 0\)"):
+        compile_model([FloatLinear(np.zeros((4, 0)), name="k0")], np.zeros((3, 0)), 2)
+    with pytest.raises(ValueError, match=r"layer 'n0': weight needs N > 0 and K > 0, not \(0, 8\)"):
+        compile_model([FloatLinear(np.zeros((0, 8)), name="n0")], np.ones((3, 8)), 2)
+
+
+def test_quantize_input_refuses_non_finite(rng):
+    model = compile_model(_mlp(rng), rng.normal(0, 1, (4, 96)), 2)
+    x = rng.normal(0, 1, (2, 96))
+    x[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r"input contains NaN or inf \(at \[1, 5\]\)"):
+        model.quantize_input(x)

@@ -1,0 +1,164 @@
+"""The functional model on its own, driven register by register: odd ring and mask settings."""
+
+import contextlib
+import signal
+
+import pytest
+
+from s4accel.base.config import load_config
+from s4accel.hw.cmd.descriptors import DESC_BYTES, ErrorCode, Opcode
+from s4accel.sim.model.device_model import DeviceModel
+from s4accel.sw import regs
+from s4accel.sw.program import descriptor
+
+BASE = 0x1000_0000
+SIZE = 1 << 20
+
+
+@contextlib.contextmanager
+def time_limit(seconds=10):
+    """Fail instead of hanging (the model has no cycle bound of its own to hit)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"the model did not return within {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def make_model(config="tiny", *, ring_base=BASE, win_base=BASE, win_limit=BASE + SIZE,
+               dram_base=BASE, dram_size=SIZE):
+    m = DeviceModel(load_config(config), dram_base, dram_size)
+    m.write32(regs.WIN0_BASE, win_base)
+    m.write32(regs.WIN0_LIMIT, win_limit)
+    m.write32(regs.WIN_CTRL, 0x010101)
+    m.write32(regs.RING_BASE, ring_base)
+    return m
+
+
+def put(m, slot, desc, ring_base=BASE):
+    m.mem_write(ring_base + slot * DESC_BYTES, desc)
+
+
+def status(m):
+    s = m.read32(regs.STATUS)
+    f = regs.REGISTERS["STATUS"]
+    return f.field("error").get(s), ErrorCode(f.field("err_code").get(s))
+
+
+def start(m, size, tail):
+    m.write32(regs.RING_SIZE, size)
+    m.write32(regs.CTRL, regs.REGISTERS["CTRL"].field("enable").mask)
+    m.write32(regs.RING_TAIL, tail)
+
+
+# -- item 1 of issue 20: spu_mask naming only SPUs the device lacks ------------------------------
+
+def _dma(addr, nbytes):
+    return {"dram_addr": addr, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
+            "target": 0, "sram_addr": 0}
+
+
+@pytest.mark.parametrize("op", ["load", "store", "gemm"])
+def test_mask_of_absent_spus_is_bad_field(op):
+    """tiny has one SPU: a mask naming only SPU 8 selects nothing, which is BAD_FIELD (not an
+    IndexError, and not a GEMM that silently skips its checks)."""
+    m = make_model("tiny")
+    assert m.config.spus == 1
+    buf = BASE + 0x8000
+    desc = {"load": descriptor(Opcode.LOAD, dma=_dma(buf, 64), spu_mask=0x0100),
+            "store": descriptor(Opcode.STORE, dma=_dma(buf, 64), spu_mask=0x0100),
+            # log2s = 6 is itself a bad field: it must not go unchecked either
+            "gemm": descriptor(Opcode.GEMM, spu_mask=0x0100,
+                               gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1, "log2s": 6})}[op]
+    put(m, 0, descriptor(Opcode.NOP))
+    put(m, 1, desc)
+    start(m, 64, 2)
+    assert status(m) == (1, ErrorCode.BAD_FIELD)
+    assert m.read32(regs.ERR_ADDR) == BASE + DESC_BYTES
+
+
+def test_mask_with_one_present_spu_ignores_the_absent_ones():
+    m = make_model("tiny")
+    put(m, 0, descriptor(Opcode.GEMM, spu_mask=0x0101,
+                         gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1}))
+    put(m, 1, descriptor(Opcode.COMPLETE))
+    start(m, 64, 2)
+    assert status(m) == (0, ErrorCode.NONE)
+    assert regs.REGISTERS["IRQ"].field("done").get(m.read32(regs.IRQ))
+
+
+# -- items 2 and 3 of issue 20: a tail the head never reaches, a ring past 2**32 ----------------
+
+@pytest.mark.parametrize("size, tail", [(4, 4), (4, 9), (0, 1)])
+def test_unreachable_tail_does_not_hang(size, tail):
+    """Like the RTL, the head wraps at RING_SIZE (stays 0 when it is 0) and so never reaches such
+    a tail: the device keeps going round the ring. The model goes round at most once per
+    register write, then returns, still running."""
+    m = make_model("tiny")
+    for slot in range(max(size, 1)):
+        put(m, slot, descriptor(Opcode.NOP))
+    with time_limit():
+        start(m, size, tail)
+        assert m.read32(regs.RING_HEAD) != tail             # still running, as the RTL would
+        ran = m.read32(regs.PERF_DESC)
+        assert 0 < ran <= max(size, 1) + 1
+        m.write32(regs.WATCHDOG, 0)                          # any register write: another pass
+        assert m.read32(regs.PERF_DESC) > ran
+        # a soft reset empties the ring (head = tail); a reachable tail then works again
+        m.write32(regs.CTRL, m.read32(regs.CTRL) | regs.REGISTERS["CTRL"].field(
+            "soft_reset").mask)
+        assert m.read32(regs.RING_HEAD) == tail
+    m2 = make_model("tiny")
+    put(m2, 0, descriptor(Opcode.COMPLETE))
+    start(m2, 4, 1)
+    assert regs.REGISTERS["IRQ"].field("done").get(m2.read32(regs.IRQ))
+
+
+def test_stale_descriptor_fault_ends_the_loop():
+    """An unreachable tail over a ring holding a bad descriptor: the device faults on it (as the
+    RTL does) and halts with head = tail."""
+    m = make_model("tiny")
+    put(m, 0, descriptor(Opcode.NOP))
+    put(m, 1, descriptor(13))
+    with time_limit():
+        start(m, 2, 5)
+    assert status(m) == (1, ErrorCode.UNKNOWN_OPCODE)
+    assert m.read32(regs.ERR_ADDR) == BASE + DESC_BYTES
+    assert m.read32(regs.RING_HEAD) == 5
+
+
+def test_fetch_address_wraps_at_2_to_the_32():
+    """RING_BASE + head * 32 is a 32-bit sum in the RTL: slot 2 of a ring at 2**32 - 64 is at
+    address 0. The window and DRAM here are at 0, so the wrapped fetch works."""
+    top = (1 << 32) - 2 * DESC_BYTES
+    m = make_model("tiny", ring_base=top, win_base=0, win_limit=SIZE, dram_base=0)
+    # slots 0 and 1 (the top 64 bytes of the address space) are outside every window: start at
+    # slot 2 by a soft reset with tail = 2
+    m.write32(regs.RING_SIZE, 8)
+    m.write32(regs.RING_TAIL, 2)
+    m.write32(regs.CTRL, regs.REGISTERS["CTRL"].field("soft_reset").mask)
+    assert m.read32(regs.RING_HEAD) == 2
+    m.mem_write(0, descriptor(Opcode.NOP))
+    m.mem_write(DESC_BYTES, descriptor(Opcode.COMPLETE))
+    m.write32(regs.CTRL, regs.REGISTERS["CTRL"].field("enable").mask)
+    m.write32(regs.RING_TAIL, 4)
+    assert status(m) == (0, ErrorCode.NONE)
+    assert regs.REGISTERS["IRQ"].field("done").get(m.read32(regs.IRQ))
+    assert m.read32(regs.RING_HEAD) == 4
+
+
+def test_fetch_past_2_to_the_32_is_out_of_window():
+    """A ring slot at or past 2**32 before the wrap: no crash, the fetch of slot 1 of a ring at
+    2**32 - 32 is at address 0, outside the window here, so OUT_OF_WINDOW at address 0."""
+    m = make_model("tiny", ring_base=(1 << 32) - DESC_BYTES)
+    m.write32(regs.RING_SIZE, 8)
+    m.write32(regs.RING_TAIL, 1)
+    m.write32(regs.CTRL, regs.REGISTERS["CTRL"].field("soft_reset").mask)
+    m.write32(regs.CTRL, regs.REGISTERS["CTRL"].field("enable").mask)
+    m.write32(regs.RING_TAIL, 2)
+    assert status(m) == (1, ErrorCode.OUT_OF_WINDOW)
+    assert m.read32(regs.ERR_ADDR) == 0
