@@ -33,7 +33,17 @@ SHARED = {
                help="RTL simulator (default {default})"),
     "json": arg("--json", action="store_true", help="JSON on stdout, the human-readable "
                 "report on stderr"),
+    # the whole-accelerator simulation: the fast path (default) or the bus-checking one
+    "fast": arg("--fast", dest="bus_checks", action="store_false", default=False,
+                help="simulate with the DRAM model inside the design, Python only between "
+                "jobs (the default)"),
+    "bus_checks": arg("--bus-checks", dest="bus_checks", action="store_true", default=False,
+                      help="simulate with cocotbext-axi's RAM and the Python bus monitor on "
+                      "the DRAM port instead (same cycles, about 5 to 20 times slower)"),
 }
+
+#: The shared options of every bench that simulates the whole accelerator.
+WHOLE_DEVICE = ("fast", "bus_checks")
 
 #: (words, help, shared options with their defaults, own options, function), in order
 COMMANDS = []
@@ -94,7 +104,7 @@ def _cmd_bench_core(args):
 
 
 @command("bench gemm", "whole layers DRAM to DRAM on the accelerator RTL",
-         shared=("config", "seed", "sim", "json"),
+         shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
          options=[arg("--layer", action="append", help="run only this layer (repeatable; "
                       "default: all BERT-base and ResNet-50 layers)"),
                   arg("--shape", action="append", help="an extra layer MxKxN (repeatable)"),
@@ -119,13 +129,15 @@ def _cmd_bench_gemm(args):
           f"{args.config}) ...", file=sys.stderr)
     try:
         rows, info = bench_gemm(args.config, layers=layers or None, sparsities=args.sparsity,
-                                seed=args.seed, sim=args.sim)
+                                seed=args.seed, sim=args.sim, fast=not args.bus_checks)
     except ValueError as e:
         raise CliError(str(e)) from e
     cfg = info["config"]
     return _report(args, rows, f"Whole layers DRAM to DRAM, config {cfg} ({info['lanes']} "
-                   f"lanes, {info['dram_bus_bits']}-bit DRAM bus), {info['simulator']}: build "
-                   f"{info['build_s']:.1f} s, run {info['run_s']:.1f} s", format_table(rows),
+                   f"lanes, {info['dram_bus_bits']}-bit DRAM bus), {info['simulator']} "
+                   f"({info['design']}): build {info['build_s']:.1f} s, run "
+                   f"{info['run_s']:.1f} s, {info['sim_cycles'] / info['sim_wall_s']:.0f} "
+                   "simulated cycles/s (hand-over to interrupt)", format_table(rows),
                    (args.plot or f"bench_gemm_{cfg}.png", lambda path: plot_layers(
                        rows, path, f"S4-open layers, {cfg} preset ({info['lanes']} lanes)")))
 
@@ -303,21 +315,28 @@ def _cmd_regmap(args):
 
 
 @command("demo", "the digits model at 16x sparsity on the accelerator RTL",
-         shared=("config", "seed", "sim"),
+         shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
          options=[arg("--images", type=int, default=128, help="test images run on the RTL"),
                   arg("--batch", type=int, default=32, help="images per device job")])
 def _cmd_demo(args):
+    from .sim.report import to_json
     from .sim.workloads.demo import demo
 
     try:
-        demo(args.config, images=args.images, batch=args.batch, seed=args.seed, sim=args.sim)
+        res = demo(args.config, images=args.images, batch=args.batch, seed=args.seed,
+                   sim=args.sim, fast=not args.bus_checks,
+                   out=sys.stderr if args.json else sys.stdout)
     except ValueError as e:
         raise CliError(str(e)) from e
+    if args.json:
+        keep = ("accuracy", "cycles_per_image", "speedup", "images", "test_images",
+                "sim_cycles_per_s")
+        print(to_json({k: res[k] for k in keep}))
     return 0
 
 
 @command("bench digits", "small dense vs wide sparse MLPs on the digits set",
-         shared=("config", "seed", "sim", "json"),
+         shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
          options=[arg("--images", type=int, default=64, help="test images run on the RTL"),
                   arg("--batch", type=int, default=32)])
 def _cmd_bench_digits(args):
@@ -326,7 +345,7 @@ def _cmd_bench_digits(args):
     print(f"s4 bench digits: training three MLPs, running them on the device model and "
           f"{args.images} images on the RTL ({args.config}) ...", file=sys.stderr)
     rows, info = experiment(args.config, images=args.images, batch=args.batch, seed=args.seed,
-                            sim=args.sim)
+                            sim=args.sim, fast=not args.bus_checks)
     n = rows[0]["test_images"]
     return _report(args, rows, f"Digits MLPs, config {args.config}: accuracy on {n} test images "
                    f"(functional device model), cycles per image on the RTL "
@@ -334,7 +353,7 @@ def _cmd_bench_digits(args):
 
 
 @command("bench array", "the same layers on 1, 2 and 4 SPUs (RTL)",
-         shared=("config", "seed", "sim", "json"),
+         shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
          options=[arg("--spus", type=int, nargs="+", default=[1, 2, 4]),
                   arg("--layer", action="append"),
                   arg("--sparsity", type=int, action="append")])
@@ -349,16 +368,18 @@ def _cmd_bench_array(args):
     rows, infos = bench_array(args.config, spus=tuple(args.spus),
                               layers={k: LAYERS[k] for k in names},
                               sparsities=tuple(args.sparsity or (1, 8, 16)), seed=args.seed,
-                              sim=args.sim, progress=lambda t: print(t, file=sys.stderr))
+                              sim=args.sim, progress=lambda t: print(t, file=sys.stderr),
+                              fast=not args.bus_checks)
     keep = ("spus", "layer", "sparsity", "cycles", "speedup_vs_one_spu", "lane_utilization",
-            "dram_read_util", "dram_write_util", "dram_bytes", "m", "k", "n")
+            "dram_read_util", "dram_write_util", "dram_bytes", "m", "k", "n",
+            "sim_cycles_per_s")
     return _report(args, rows, f"SPU array, {args.config} SPUs sharing one "
                    f"{infos[0]['dram_bus_bits']}-bit DRAM port, {infos[0]['simulator']}",
                    format_table(rows), json_rows=[{k: r[k] for k in keep} for r in rows])
 
 
 @command("bench minilm", "MiniLM sentence encoder on the device: cosine against float "
-         "and cycles per token", shared=("config",),
+         "and cycles per token", shared=("config", "json") + WHOLE_DEVICE,
          options=[arg("--layers", type=int, default=6,
                       help="encoder layers whose linear layers run on the device (default 6)"),
                   arg("--no-rtl", action="store_true", help="skip the RTL cycle measurement"),
@@ -366,12 +387,17 @@ def _cmd_bench_array(args):
                       help="'model': the functional device model through the driver "
                       "(default); 'golden': the golden model of the same programs (faster)")])
 def _cmd_bench_minilm(args):
+    from .sim.report import to_json
     from .sim.workloads import minilm
 
     try:
-        minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine)
+        rows = minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
+                             fast=not args.bus_checks,
+                             out=sys.stderr if args.json else sys.stdout)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e
+    if args.json:
+        print(to_json(rows))
     return 0
 
 

@@ -28,7 +28,7 @@ def array_config(base, spus: int):
 
 
 def bench_array(config="fpga", *, spus=(1, 2, 4), layers=None, sparsities=(1, 8, 16), seed=0,
-                sim="verilator", progress=None):
+                sim="verilator", progress=None, fast=True):
     """Rows with ``spus``, ``layer``, ``sparsity``, ``cycles``, ``speedup_vs_one_spu`` and the
     DMA utilization, and per-N run information."""
     layers = dict(layers or {k: LAYERS[k] for k in ARRAY_LAYERS})
@@ -38,7 +38,7 @@ def bench_array(config="fpga", *, spus=(1, 2, 4), layers=None, sparsities=(1, 8,
         if progress:
             progress(f"{n} SPU(s): building and running {cfg.name} ...")
         r, info = bench_gemm(cfg, layers=layers, sparsities=list(sparsities), seed=seed,
-                             sim=sim)
+                             sim=sim, fast=fast)
         for row in r:
             row["spus"] = n
         rows += r

@@ -43,11 +43,12 @@ def parse_shape(text: str) -> tuple[str, tuple[int, int, int]]:
 
 
 def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim="verilator",
-               fast=True):
+               fast=True, variant=None):
     """Run the benchmark; returns ``(rows, info)``. ``layers`` maps names to ``(M, K, N)``.
 
     ``fast``: the simulation top ``s4_sim`` (DRAM model inside the design, Python only between
-    jobs); else ``s4_top`` with cocotbext-axi's RAM and the Python bus monitor."""
+    jobs); else ``s4_top`` with cocotbext-axi's RAM and the Python bus monitor. ``variant``:
+    a Verilator build variant (:data:`~s4accel.sim.tb.runner.VERILATOR_VARIANTS`)."""
     config = load_config(config_name)
     layers = dict(layers or LAYERS)
     levels = [s for s in (sparsities or config.sparsities) if s in config.sparsities]
@@ -58,12 +59,12 @@ def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim=
     spec = {"seed": seed, "sparsities": levels,
             "layers": [{"name": k, "m": v[0], "k": v[1], "n": v[2]} for k, v in layers.items()]}
     design = runner.whole_device_design(fast)
-    build_s = runner.build_shared(design, config, sim)
+    build_s = runner.build_shared(design, config, sim, variant=variant)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         t0 = time.monotonic()
         run = runner.run_tests(design, config, sim, "s4accel.sim.tb.jobs",
-                               testcase="bench_gemm", tag="bench_gemm",
+                               testcase="bench_gemm", tag="bench_gemm", variant=variant,
                                env={"S4_JOB": json.dumps(spec), "S4_RESULT": result})
         wall = time.monotonic() - t0
         raw = json.loads(result.read_text())

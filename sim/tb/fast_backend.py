@@ -11,8 +11,8 @@ per-cycle monitor and counter in Python), nothing here runs per cycle or per bus
   asked for.
 - Registers still go through the AXI4-Lite port (cocotbext-axi's ``AxiLiteMaster``, idle
   between accesses).
-- ``wait_irq`` is one edge trigger on ``irq`` or a timer; ``cycle`` is simulation time over the
-  clock period.
+- The clock toggles in cocotb's C++ layer (``impl="gpi"``), ``wait_irq`` is one edge trigger
+  on ``irq`` or a timer, and ``cycle`` is simulation time over the clock period.
 - The DRAM-window monitor is in the design (sticky ``stray``); it is checked whenever the
   interrupt line is seen high (the end of every job), and :attr:`violations` lists it.
 """
@@ -73,7 +73,7 @@ class FastBackend(Backend):
                 getattr(d, f"win{i}_base").value = 0
                 getattr(d, f"win{i}_limit").value = 0
             self._write_faults()
-        start_clock(d)
+        start_clock(d, impl="gpi")
         await reset(d, 4, during=init)
 
     # -- Backend: registers ---------------------------------------------------------------------

@@ -197,8 +197,42 @@ def icarus_source(src: Path) -> Path:
     return out
 
 
-def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool = False):
-    """Build the simulator model of ``top``; returns ``(runner, build_dir, seconds)``."""
+#: Verilator build variants: name -> (every signal VPI-visible (cocotb's ``--public-flat-rw``),
+#: extra Verilator arguments, make variables for the C++ build). Measured on ``s4 bench gemm``
+#: (README, "Simulation speed"); a design's default is :data:`DESIGN_VARIANT`.
+VERILATOR_VARIANTS = {
+    "public": (True, [], {}),
+    "ports": (False, [], {}),
+    "ports_o2": (False, [], {"OPT_FAST": "-O2"}),
+    "ports_threads2": (False, ["--threads", "2"], {}),
+}
+
+#: Designs whose testbenches touch only top-level ports build without ``--public-flat-rw``.
+DESIGN_VARIANT = {"s4_sim": "ports"}
+
+
+def _verilator_runner(public: bool, make_vars: dict):
+    """cocotb's Verilator runner; without ``public``, only the top level's signals are made
+    VPI-visible (a control file) instead of every signal, which lets Verilator optimize the
+    design's inside."""
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            if not public:
+                cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            if make_vars:
+                cmds[1] = cmds[1] + [f"{k}={v}" for k, v in make_vars.items()]
+            return cmds
+
+    return _Runner()
+
+
+def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool = False,
+          variant: str | None = None):
+    """Build the simulator model of ``top``; returns ``(runner, build_dir, seconds)``.
+    ``variant``: a :data:`VERILATOR_VARIANTS` name (Verilator only; default per design)."""
     from cocotb_tools.runner import get_runner
 
     if sim not in SIMULATORS:
@@ -206,25 +240,38 @@ def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool
     config = load_config(config)
     t0 = time.monotonic()
     src = verilog_for(top, config)
+    sources = [src]
+    variant = variant or DESIGN_VARIANT.get(top, "public")
+    if variant not in VERILATOR_VARIANTS:
+        raise ValueError(f"unknown Verilator variant {variant!r} "
+                         f"(known: {', '.join(VERILATOR_VARIANTS)})")
+    suffix = ""
     if sim == "verilator":
         setup_verilator()
-        args = list(VERILATOR_ARGS)
+        public, extra, make_vars = VERILATOR_VARIANTS[variant]
+        args = list(VERILATOR_ARGS) + extra
+        suffix = "" if variant == "public" else f"_{variant}"
+        runner = _verilator_runner(public, make_vars)
+        if not public:
+            vlt = src.with_name(f"{top}_ports.vlt")
+            vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+            args.append(str(vlt))
     else:
         if shutil.which("iverilog") is None:
             raise RuntimeError("Icarus Verilog (iverilog) is not installed")
         args = []
-        src = icarus_source(src)
-    bdir = build_root() / f"{sim}{'_waves' if waves else ''}" / f"{top}_{config.name}"
+        sources = [icarus_source(src)]
+        runner = get_runner(sim)
+    bdir = build_root() / f"{sim}{'_waves' if waves else ''}{suffix}" / f"{top}_{config.name}"
     _check_toolchain(bdir, sim)
-    runner = get_runner(sim)
-    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, build_args=args,
+    runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args,
                  timescale=("1ns", "1ps"), waves=waves, log_file=bdir / "build.log")
     return runner, bdir, time.monotonic() - t0
 
 
 def run_tests(top: str, config: Config | str, sim: str, test_module: str, *,
               testcase=None, env: dict | None = None, waves: bool | None = None,
-              tag: str = "run"):
+              tag: str = "run", variant: str | None = None):
     """Build (if needed) and run a cocotb test module; raise :class:`SimulationFailed` on any
     failing test. Returns the results XML path.
 
@@ -239,10 +286,11 @@ def run_tests(top: str, config: Config | str, sim: str, test_module: str, *,
         # one Verilog file and one build directory per simulator are shared by every run of a
         # configuration: serialize them
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _run_locked(top, config, sim, test_module, testcase, env, waves, tag)
+        return _run_locked(top, config, sim, test_module, testcase, env, waves, tag, variant)
 
 
-def build_shared(top: str, config: Config | str, sim: str = "verilator"):
+def build_shared(top: str, config: Config | str, sim: str = "verilator", *,
+                 variant: str | None = None):
     """:func:`build` under the same lock as :func:`run_tests`: safe while other processes
     (pytest workers, benchmarks) build or run the same design. Returns the build seconds."""
     config = load_config(config)
@@ -250,13 +298,13 @@ def build_shared(top: str, config: Config | str, sim: str = "verilator"):
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{top}_{config.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return build(top, config, sim)[2]
+        return build(top, config, sim, variant=variant)[2]
 
 
-def _run_locked(top, config, sim, test_module, testcase, env, waves, tag):
+def _run_locked(top, config, sim, test_module, testcase, env, waves, tag, variant=None):
     from cocotb_tools.check_results import get_results
 
-    runner, bdir, _ = build(top, config, sim, waves=waves)
+    runner, bdir, _ = build(top, config, sim, waves=waves, variant=variant)
     results = bdir / f"results_{tag}.xml"
     if results.exists():
         results.unlink()

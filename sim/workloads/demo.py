@@ -29,8 +29,10 @@ from .execute import run_on_model, run_on_rtl
 __all__ = ["COLUMNS", "demo", "format_table"]
 
 
-def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sys.stdout):
-    """The main job. Returns a dict of the printed numbers; raises if RTL and model differ."""
+def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sys.stdout,
+         fast=True):
+    """The main job. Returns a dict of the printed numbers; raises if RTL and model differ.
+    ``fast``: the RTL with the DRAM model inside the design (else cocotbext-axi's RAM)."""
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     cfg = load_config(config)
     say(f"S4-open demo: digits MLP 64 -> 512 -> 10 at 16x sparsity on the '{cfg.name}' "
@@ -57,7 +59,7 @@ def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sy
         fm[name] = y
     n = min(images, len(y_te))
     say(f"  running {n} test images on the RTL ({sim}), batches of {batch} ...")
-    rtl, info = _rtl_both(cfg, models, x_q, xd_q, n, batch, sim)
+    rtl, info = _rtl_both(cfg, models, x_q, xd_q, n, batch, sim, fast)
     for name in models:
         if not np.array_equal(rtl[name]["y"], fm[name][:n]):
             bad = int((rtl[name]["y"] != fm[name][:n]).any(axis=1).sum())
@@ -96,9 +98,13 @@ def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sy
     say("  equals the functional model's, bit for bit. Between layers the host moves int8 "
         "activations into")
     say("  the next layer's layout (not counted). "
-        f"RTL: {info['simulator']}, build {info['build_s']:.0f} s, run {info['wall_s']:.0f} s.")
+        f"RTL: {info['simulator']} ({info['design']}), build {info['build_s']:.0f} s, "
+        f"run {info['wall_s']:.0f} s,")
+    say(f"  {info['sim_cycles_per_s']:.0f} simulated cycles per second from hand-over to "
+        "interrupt.")
     return {"accuracy": acc, "cycles_per_image": cyc, "speedup": speedup, "images": n,
-            "test_images": len(y_te), "info": info}
+            "test_images": len(y_te), "sim_cycles_per_s": info["sim_cycles_per_s"],
+            "info": info}
 
 
 def _cell(i):
@@ -114,12 +120,16 @@ def format_table(rows) -> str:
     return report.format_table(rows, COLUMNS, rule=False, indent="  ")
 
 
-def _rtl_both(cfg, models, x_q, xd_q, n, batch, sim):
+def _rtl_both(cfg, models, x_q, xd_q, n, batch, sim, fast=True):
     # the two models were calibrated on the same inputs, so their input scales are equal and
     # so are x_q and xd_q; run both on x_q when that holds, else one job per model
     if np.array_equal(x_q, xd_q):
-        return run_on_rtl(cfg, models, x_q[:n], batch=batch, sim=sim)
+        return run_on_rtl(cfg, models, x_q[:n], batch=batch, sim=sim, fast=fast)
     out_s, info = run_on_rtl(cfg, {"sparse16": models["sparse16"]}, x_q[:n], batch=batch,
-                             sim=sim)
-    out_d, _ = run_on_rtl(cfg, {"dense": models["dense"]}, xd_q[:n], batch=batch, sim=sim)
+                             sim=sim, fast=fast)
+    out_d, info_d = run_on_rtl(cfg, {"dense": models["dense"]}, xd_q[:n], batch=batch, sim=sim,
+                               fast=fast)
+    cycles, wall = (info[k] + info_d[k] for k in ("sim_cycles", "sim_wall_s"))
+    info = dict(info, sim_cycles=cycles, sim_wall_s=wall,
+                sim_cycles_per_s=cycles / wall if wall else None)
     return {**out_s, **out_d}, info

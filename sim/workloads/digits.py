@@ -129,10 +129,13 @@ def build_models(seed=0, archs=None):
     return out, (x_tr, y_tr, x_te, y_te)
 
 
-def experiment(config="fpga", *, images=64, batch=32, seed=0, sim="verilator", rtl=True):
+def experiment(config="fpga", *, images=64, batch=32, seed=0, sim="verilator", rtl=True,
+               fast=True):
     """The table of the three architectures: stored weights, accuracy (float, and int8 on the
     functional device model over the whole test split), device cycles per image (RTL on a
-    sample of ``images`` test images, bit-exact against the functional model)."""
+    sample of ``images`` test images, bit-exact against the functional model) and the
+    simulator's speed on that model's jobs (``sim_cycles_per_s``). ``fast``: the RTL with the
+    DRAM model inside the design (else cocotbext-axi's RAM)."""
     models, (x_tr, y_tr, x_te, y_te) = build_models(seed)
     rows, fm = [], {}
     x_q = None
@@ -156,13 +159,14 @@ def experiment(config="fpga", *, images=64, batch=32, seed=0, sim="verilator", r
     if rtl:
         n = min(images, len(y_te))
         out, info = run_on_rtl(config, {k: v[1] for k, v in models.items()}, x_q[:n],
-                               batch=batch, sim=sim)
+                               batch=batch, sim=sim, fast=fast)
         for r in rows:
             got = out[r["model"]]
             if not np.array_equal(got["y"], fm[r["model"]][:n]):
                 raise AssertionError(f"{r['model']}: RTL outputs differ from the functional "
                                      "model")
             r["cycles_per_image"] = sum(got["cycles"]) / n
+            r["sim_cycles_per_s"] = sum(got["cycles"]) / sum(got["wall_s"])
             r["rtl_images"] = n
             r["bit_exact"] = True
     return rows, info

@@ -29,12 +29,17 @@ def _bar(done, total, label, width=30, out=sys.stderr):
     out.flush()
 
 
-def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_progress=True):
+def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_progress=True,
+               fast=True):
     """Run compiled ``models`` on int8 inputs ``x_q`` on the accelerator RTL; returns
-    ``{name: {"y", "cycles" (per batch), "counters"}}`` and run information."""
+    ``{name: {"y", "cycles" (per batch), "counters", "wall_s" (per batch)}}`` and run
+    information, with ``sim_cycles_per_s``: device cycles over the wall time from each
+    hand-over to its interrupt, summed. ``fast``: the ``s4_sim`` design (DRAM model inside),
+    else ``s4_top`` with cocotbext-axi's RAM and the Python bus monitor."""
     config = load_config(config)
     t0 = time.monotonic()
-    build_s = runner.build_shared("s4_top", config, sim)
+    design = runner.whole_device_design(fast)
+    build_s = runner.build_shared(design, config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         job, result, progress = (Path(tmp) / n for n in ("job.pkl", "result.pkl", "progress"))
         with open(job, "wb") as f:
@@ -44,7 +49,7 @@ def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_pro
         def target():
             try:
                 box["run"] = runner.run_tests(
-                    "s4_top", config, sim, "s4accel.sim.tb.jobs", testcase="run_models",
+                    design, config, sim, "s4accel.sim.tb.jobs", testcase="run_models",
                     tag="run_models", env={"S4_JOB": job, "S4_RESULT": result,
                                            "S4_PROGRESS": progress})
             except Exception as e:   # reported below, in the caller's thread
@@ -71,8 +76,12 @@ def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_pro
             raise box["error"]
         with open(result, "rb") as f:
             out = pickle.load(f)
-    info = {"config": config.name, "simulator": sim, "build_s": build_s,
-            "wall_s": time.monotonic() - t0, "log": str(box["run"].log)}
+    cycles = sum(sum(o["cycles"]) for o in out.values())
+    wall = sum(sum(o["wall_s"]) for o in out.values())
+    info = {"config": config.name, "simulator": sim, "design": design, "build_s": build_s,
+            "wall_s": time.monotonic() - t0, "log": str(box["run"].log),
+            "sim_cycles": cycles, "sim_wall_s": wall,
+            "sim_cycles_per_s": cycles / wall if wall else None}
     return out, info
 
 

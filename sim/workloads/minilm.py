@@ -345,7 +345,7 @@ class DeviceEncoder:
         return self.model.encode(sentences, linear=self.linear)
 
 
-def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator"):
+def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator", fast=True):
     """Device cycles of the six linear layers of one encoder layer with :data:`RTL_TOKENS`
     tokens, measured on the RTL by ``s4 bench gemm``'s job (DRAM to DRAM, every output checked
     against the golden model); returns ``({s: cycles per token of the whole encoder's linear
@@ -359,7 +359,7 @@ def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator"):
     from ..bench.gemm import bench_gemm
 
     rows, info = bench_gemm(config, layers={k: v[0] for k, v in RTL_SHAPES.items()},
-                            sparsities=list(sparsities), sim=sim)
+                            sparsities=list(sparsities), sim=sim, fast=fast)
     per_token = {}
     for s in sparsities:
         total = sum(r["cycles"] * RTL_SHAPES[r["layer"]][1] for r in rows if r["sparsity"] == s)
@@ -368,7 +368,7 @@ def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator"):
 
 
 def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
-                 sentences=None, engine="model", sim="verilator", out=None):
+                 sentences=None, engine="model", sim="verilator", out=None, fast=True):
     """The MiniLM benchmark; returns one row (a dict) per sparsity ``s``:
 
     - ``cosine`` (per sentence), ``mean_cosine``, ``min_cosine``: the device sentence embedding
@@ -413,10 +413,13 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
     if rtl:
         say(f"  measuring one encoder layer's linear shapes ({RTL_TOKENS} tokens) on the RTL "
             f"({sim}) ...")
-        per_token, bench_rows, info = rtl_cycles(config, sparsities, sim=sim)
+        per_token, bench_rows, info = rtl_cycles(config, sparsities, sim=sim, fast=fast)
         dense = per_token.get(1)
         for r in rows:
             s = r["sparsity"]
+            mine = [b for b in bench_rows if b["sparsity"] == s]
+            r["sim_cycles_per_s"] = (sum(b["cycles"] for b in mine)
+                                     / sum(b["cycles"] / b["sim_cycles_per_s"] for b in mine))
             r["cycles_per_token"] = per_token[s]
             r["speedup_vs_dense"] = dense / per_token[s] if dense else None
             r["rtl_cycles"] = {b["layer"]: b["cycles"] for b in bench_rows
@@ -439,7 +442,8 @@ def format_table(rows) -> str:
     return _format_table(rows, COLUMNS)
 
 
-def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=None):
+def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=None,
+           fast=True):
     """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
     out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
@@ -448,7 +452,7 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=N
     say(f"all-MiniLM-L6-v2 on the '{cfg.name}' preset ({cfg.lanes} lanes, {cfg.clock_mhz} MHz): "
         f"the linear layers of {layers} of its {ENCODER_LAYERS} encoder layers on the "
         "device")
-    rows = minilm_table(config, layers, rtl, engine=engine, out=out)
+    rows = minilm_table(config, layers, rtl, engine=engine, out=out, fast=fast)
     say("")
     say(format_table(rows))
     say("")
