@@ -52,11 +52,12 @@ def pauses(rng, p: float):
         yield bool(rng.random() < p)
 
 
-def start_clock(dut, *, impl: str = "py") -> None:
+def start_clock(dut, *, impl: str = "py", start_high: bool = True) -> None:
     """Drive ``dut.clk`` with a :data:`CLOCK_NS` period from now on. ``impl="gpi"``: the
     clock toggles in cocotb's C++ layer without waking Python (cocotb's default is a Python
-    task, two wake-ups a cycle); the fast backend uses it."""
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl=impl).start())
+    task, two wake-ups a cycle); the fast backend uses it. ``start_high=False``: the first
+    rising edge half a period from now."""
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl=impl).start(start_high=start_high))
 
 
 async def reset(dut, cycles: int = 3, *, settle: bool = True, during=None) -> None:

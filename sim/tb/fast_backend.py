@@ -73,7 +73,9 @@ class FastBackend(Backend):
                 getattr(d, f"win{i}_base").value = 0
                 getattr(d, f"win{i}_limit").value = 0
             self._write_faults()
-        start_clock(d, impl="gpi")
+        # the C++ clock starts low: its first rising edge comes after reset is asserted, so
+        # cocotbext's channel tasks see reset, not X, on it (Icarus)
+        start_clock(d, impl="gpi", start_high=False)
         await reset(d, 4, during=init)
 
     # -- Backend: registers ---------------------------------------------------------------------
@@ -196,6 +198,7 @@ class FastBackend(Backend):
         return high
 
     async def cycle(self):
+        """Rising clock edges so far, from simulation time (edges at ``(k + 1/2) * period``)."""
         return int(get_sim_time("ps")) // (CLOCK_NS * 1000)
 
     # -- monitor and faults ---------------------------------------------------------------------

@@ -1,0 +1,40 @@
+"""The fast simulation path: the accelerator with the HDL DRAM model inside the design
+(``s4_sim``, :mod:`s4accel.sim.hdl`) on Verilator and Icarus, and its equivalence with the
+bus-checking path (cocotbext-axi's RAM on ``s4_top``): the same programs take the same cycles
+on both, so benches on the fast path measure what the performance model was calibrated on."""
+
+import pytest
+
+from s4accel.base.config import load_config
+from s4accel.sim.bench.gemm import bench_gemm
+from s4accel.sim.tb import runner
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("sim,config", [("verilator", "tiny"), ("icarus", "tiny"),
+                                        ("verilator", "fpga")])
+def test_fast_design(sim, config, seed):
+    """Backdoor, layers against the golden and functional models, every error code with
+    fault ranges reprogrammed between jobs, the design's window monitor, soft reset."""
+    runner.run_tests("s4_sim", load_config(config), sim, "s4accel.sim.tb.fast",
+                     env={"S4_SEED": seed}, tag=f"pytest_{seed}")
+
+
+#: Small layers, drain-bound tiles and row chunks included.
+LAYERS = {"a": (4, 64, 8), "b": (6, 256, 12), "c": (16, 96, 16), "d": (3, 33, 5),
+          "e": (40, 200, 40)}
+
+
+def test_fast_path_takes_the_bus_paths_cycles(seed):
+    """Every layer at every sparsity: identical cycles, bytes and descriptors on the HDL DRAM
+    model and on cocotbext-axi's RAM (its timing is what the DRAM model reproduces)."""
+    fast, info = bench_gemm("tiny", layers=LAYERS, seed=seed, fast=True)
+    bus, _ = bench_gemm("tiny", layers=LAYERS, seed=seed, fast=False)
+    assert info["design"] == "s4_sim" and len(fast) == len(bus) == 5 * 6
+    off = [f"{f['layer']} s={f['sparsity']}: fast {f['cycles']} bus {b['cycles']}"
+           for f, b in zip(fast, bus, strict=True)
+           if (f["cycles"], f["dram_bytes"], f["descriptors"])
+           != (b["cycles"], b["dram_bytes"], b["descriptors"])]
+    assert not off, "; ".join(off)
+    assert all(r["bit_exact"] for r in fast + bus)
