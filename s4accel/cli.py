@@ -280,12 +280,17 @@ def _cmd_bench_array(args):
                   arg("--no-rtl", action="store_true", help="skip the RTL cycle measurement"),
                   arg("--engine", choices=("model", "golden"), default="model",
                       help="'model': the functional device model through the driver "
-                      "(default); 'golden': the golden model of the same programs (faster)")])
+                      "(default); 'golden': the golden model of the same programs (faster)"),
+                  arg("--prune", choices=("obs", "magnitude"), default="obs",
+                      help="'obs': one-shot bank-balanced pruning with the OBS weight update "
+                      "from calibration text (default); 'magnitude': largest magnitudes per "
+                      "bank, no update")])
 def _cmd_bench_minilm(args):
     from .sim.workloads import minilm
 
     try:
-        minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine)
+        minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
+                      prune=args.prune)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e
     return 0

@@ -31,7 +31,7 @@ import numpy as np
 from ..base.config import BANK
 from ..base.sparse import nnz_per_bank, prune
 
-__all__ = ["METHODS", "hessian", "obs_prune", "prune_layer", "bank_mask", "gradual_keep",
+__all__ = ["METHODS", "DAMP", "hessian", "obs_prune", "prune_layer", "bank_mask", "gradual_keep",
            "layer_report", "format_report"]
 
 #: Pruning methods: ``"magnitude"`` (:func:`s4accel.base.sparse.prune`) and ``"obs"``.
