@@ -284,13 +284,15 @@ def _cmd_bench_array(args):
                   arg("--prune", choices=("obs", "magnitude"), default="obs",
                       help="'obs': one-shot bank-balanced pruning with the OBS weight update "
                       "from calibration text (default); 'magnitude': largest magnitudes per "
-                      "bank, no update")])
+                      "bank, no update"),
+                  arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
+                      help="run only this s (repeatable; default 1, 4, 8, 16)")])
 def _cmd_bench_minilm(args):
     from .sim.workloads import minilm
 
     try:
         minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
-                      prune=args.prune)
+                      prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e
     return 0

@@ -612,7 +612,7 @@ def format_table(rows) -> str:
 
 
 def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune="obs",
-           out=None):
+           sparsities=SPARSITIES, out=None):
     """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
     out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
@@ -621,7 +621,8 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune
     say(f"all-MiniLM-L6-v2 on the '{cfg.name}' preset ({cfg.lanes} lanes, {cfg.clock_mhz} MHz): "
         f"the linear layers of {layers} of its {ENCODER_LAYERS} encoder layers on the "
         "device")
-    rows = minilm_table(config, layers, rtl, engine=engine, prune=prune, out=out)
+    rows = minilm_table(config, layers, rtl, engine=engine, prune=prune,
+                        sparsities=tuple(sparsities), out=out)
     say("")
     say(format_table(rows))
     say("")
