@@ -7,8 +7,9 @@ bank-balanced to 8x or 16x is compared with a small dense one, on accuracy and o
 - ``sparse8``: 64 -> 256 -> 10 at s = 8 (2,048 + 320 = 2,368 stored weights);
 - ``sparse16``: 64 -> 512 -> 10 at s = 16 (2,048 + 320 = 2,368 stored weights).
 
-Training is plain numpy (Adam, softmax cross-entropy, full batch), deterministic for a seed:
-dense training, then bank-balanced magnitude pruning and fine-tuning with the mask fixed.
+Training is plain numpy (Adam, softmax cross-entropy, mini-batches), deterministic for a seed:
+dense training, then gradual bank-balanced magnitude pruning (8 steps towards ``s``, the masks
+kept during the fine-tuning epochs; :func:`train_mlp`), then fine-tuning at ``s``.
 """
 
 from __future__ import annotations
