@@ -286,13 +286,16 @@ def _cmd_bench_array(args):
                       "from calibration text (default); 'magnitude': largest magnitudes per "
                       "bank, no update"),
                   arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
-                      help="run only this s (repeatable; default 1, 4, 8, 16)")])
+                      help="run only this s (repeatable; default 1, 4, 8, 16)"),
+                  arg("--layer-report", action="store_true",
+                      help="also print each linear layer's pruning error, magnitude vs OBS")])
 def _cmd_bench_minilm(args):
     from .sim.workloads import minilm
 
     try:
         minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
-                      prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES)
+                      prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES,
+                      layer_report=args.layer_report)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e
     return 0

@@ -37,7 +37,7 @@ import numpy as np
 from ...base.config import load_config
 from ...sw.compiler import FloatLinear, compile_model, run_model
 from ...sw.driver import Driver, run
-from ...sw.prune import DAMP, layer_report, prune_layer
+from ...sw.prune import DAMP, format_report, layer_report, prune_layer
 from ...sw.prune import METHODS as PRUNE_METHODS
 from ..model.device_model import ModelBackend
 from ..report import Column
@@ -539,9 +539,12 @@ def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator"):
 
 
 def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
-                 sentences=None, engine="model", sim="verilator", prune="obs", out=None):
+                 sentences=None, engine="model", sim="verilator", prune="obs",
+                 layer_report=False, out=None):
     """The MiniLM benchmark; returns one row (a dict) per sparsity ``s``, the weights pruned
-    with ``prune`` (``"obs"`` or ``"magnitude"``, :func:`pruned_weights`):
+    with ``prune`` (``"obs"`` or ``"magnitude"``, :func:`pruned_weights`; with
+    ``layer_report``, each row's ``layers`` holds the per-layer
+    :func:`s4accel.sw.prune.layer_report` rows on the calibration text):
 
     - ``cosine`` (per sentence), ``mean_cosine``, ``min_cosine``: the device sentence embedding
       (linear layers of the first ``n_layers`` encoder layers on the device, ``engine`` as in
@@ -565,7 +568,8 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
     rows = []
     for s in sparsities:
         t1 = time.monotonic()
-        weights = pruned_weights(model, s, n_layers, method=prune)
+        layers = [] if layer_report else None
+        weights = pruned_weights(model, s, n_layers, method=prune, report=layers)
         compiled = device_linears(model, s, n_layers, calib, weights=weights)
         enc = DeviceEncoder(model, compiled, config, engine=engine)
         emb = enc.encode(sentences)
@@ -579,7 +583,8 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
                      "pruned_float_mean_cosine": float(pf.mean()),
                      "paraphrase_top1": paraphrase_top1(emb) if default_set else None,
                      "float_paraphrase_top1": paraphrase_top1(ref) if default_set else None,
-                     "device_layers": enc.layers_run, "wall_s": time.monotonic() - t1})
+                     "device_layers": enc.layers_run, "wall_s": time.monotonic() - t1,
+                     "layers": layers})
         say(f"  s={s:<2}: mean cosine {cos.mean():.4f}, min {cos.min():.4f} "
             f"(pruned float {pf.mean():.4f}); {enc.layers_run} device layers on the "
             f"{'functional model' if engine == 'model' else 'golden model'} in "
@@ -614,7 +619,7 @@ def format_table(rows) -> str:
 
 
 def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune="obs",
-           sparsities=SPARSITIES, out=None):
+           sparsities=SPARSITIES, layer_report=False, out=None):
     """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
     out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
@@ -624,7 +629,12 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune
         f"the linear layers of {layers} of its {ENCODER_LAYERS} encoder layers on the "
         "device")
     rows = minilm_table(config, layers, rtl, engine=engine, prune=prune,
-                        sparsities=tuple(sparsities), out=out)
+                        sparsities=tuple(sparsities), layer_report=layer_report, out=out)
+    for r in rows if layer_report else ():
+        say("")
+        say(f"per layer at s={r['sparsity']}: relative errors on the calibration text, each "
+            "layer's input from the already pruned layers before it")
+        say(format_report(r["layers"]))
     say("")
     say(format_table(rows))
     say("")
