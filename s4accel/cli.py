@@ -385,14 +385,23 @@ def _cmd_bench_array(args):
                   arg("--no-rtl", action="store_true", help="skip the RTL cycle measurement"),
                   arg("--engine", choices=("model", "golden"), default="model",
                       help="'model': the functional device model through the driver "
-                      "(default); 'golden': the golden model of the same programs (faster)")])
+                      "(default); 'golden': the golden model of the same programs (faster)"),
+                  arg("--prune", choices=("obs", "magnitude"), default="obs",
+                      help="'obs': one-shot bank-balanced pruning with the OBS weight update "
+                      "from calibration text (default); 'magnitude': largest magnitudes per "
+                      "bank, no update"),
+                  arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
+                      help="run only this s (repeatable; default 1, 4, 8, 16)"),
+                  arg("--layer-report", action="store_true",
+                      help="also print each linear layer's pruning error, magnitude vs OBS")])
 def _cmd_bench_minilm(args):
     from .sim.report import to_json
     from .sim.workloads import minilm
 
     try:
         rows = minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
-                             fast=not args.bus_checks,
+                             prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES,
+                             layer_report=args.layer_report, fast=not args.bus_checks,
                              out=sys.stderr if args.json else sys.stdout)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e

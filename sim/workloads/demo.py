@@ -1,7 +1,8 @@
 """``s4 demo``: a real model, compiled at 16x sparsity, on the accelerator RTL.
 
 1. Train the digits MLP 64 -> 512 -> 10 in numpy (scikit-learn's 8x8 digits), prune it
-   bank-balanced to s = 16 and fine-tune (:mod:`s4accel.sim.workloads.digits`).
+   bank-balanced to s = 16 gradually, fine-tuning with the masks kept
+   (:mod:`s4accel.sim.workloads.digits`).
 2. Compile the pruned model and the same network dense (s = 1, the weights before pruning)
    to int8 device programs (:mod:`s4accel.sw.compiler`).
 3. Run the whole test split on the functional device model through the driver.

@@ -10,8 +10,10 @@ sentence-transformers.
 - :class:`MiniLM` is the float reference encoder in numpy (float64).
 - :func:`device_linears` compiles every linear layer of the first ``n_layers`` encoder layers
   (query, key, value, attention output, FFN up, FFN down) to an int8 device program at
-  sparsity ``s``: the float weights are pruned bank-balanced (magnitude, per bank of 32) with
-  no fine-tuning, quantized per output channel, and the input of each layer is quantized per
+  sparsity ``s``: the float weights are pruned bank-balanced (per bank of 32) with no
+  fine-tuning, by magnitude or one-shot with the OBS weight update from calibration text
+  (:func:`pruned_weights`, :data:`WRITTEN_SENTENCES`, :func:`generated_sentences`), quantized
+  per output channel, and the input of each layer is quantized per
   tensor with a scale calibrated on the float model's activations over
   :data:`CALIB_SENTENCES`. Each layer outputs raw int32 (``acc + bias``), dequantized on the
   host. The layers run on the functional device model through the driver.
@@ -35,6 +37,8 @@ import numpy as np
 from ...base.config import load_config
 from ...sw.compiler import FloatLinear, compile_model, run_model
 from ...sw.driver import Driver, run
+from ...sw.prune import DAMP, format_report, layer_report, prune_layer
+from ...sw.prune import METHODS as PRUNE_METHODS
 from ..model.device_model import ModelBackend
 from ..report import Column
 from ..report import format_table as _format_table
@@ -108,6 +112,119 @@ CALIB_SENTENCES = [
     "My brother bought an old bicycle at the market.",
     "Interest rates are expected to rise again next year.",
 ]
+
+
+#: Hand-written calibration text for pruning (disjoint from :data:`SENTENCES`); together with
+#: :data:`CALIB_SENTENCES` and :func:`generated_sentences` it is :func:`prune_calib_sentences`.
+WRITTEN_SENTENCES = [
+    "The committee will publish its final report on the regional water supply next spring.",
+    "After the storm, volunteers cleared fallen branches from the playground and the road.",
+    "Could you send me the slides from yesterday's presentation before lunch?",
+    "The bakery on the corner sells fresh bread, croissants and a very good apple pie.",
+    "Researchers measured how quickly the glacier retreated over the last thirty years.",
+    "He forgot his umbrella at the office and walked home in the pouring rain.",
+    "The orchestra rehearsed the second movement three times before the concert.",
+    "Our flight was delayed by two hours because of fog at the airport.",
+    "The software update fixes a bug that drained the battery overnight.",
+    "Doctors recommend at least seven hours of sleep for most adults.",
+    "The village celebrates its harvest festival with music, dancing and a long dinner.",
+    "She solved the puzzle in less than ten minutes and then asked for a harder one.",
+    "A small boat drifted slowly across the calm lake at sunset.",
+    "The company hired forty new engineers to work on its electric trucks.",
+    "Many birds migrate south in the autumn to find warmer weather and more food.",
+    "The teacher explained fractions with a pizza cut into eight equal slices.",
+    "Traffic on the bridge was heavy all morning because one lane was closed.",
+    "The library extended its opening hours during the exam period.",
+    "My grandmother grows tomatoes, beans and sunflowers in her garden.",
+    "The referee stopped the match for a few minutes when the lights went out.",
+    "An old map of the city hangs on the wall of the town hall.",
+    "The new law requires restaurants to list allergens on their menus.",
+    "I usually drink a cup of green tea while reading the morning news.",
+    "The hikers reached the summit just before the clouds covered the valley.",
+    "Engineers tested the bridge by driving heavy trucks across it at night.",
+    "The price of coffee beans rose after a poor harvest in several countries.",
+    "Please keep the door closed so the cat does not escape into the hallway.",
+    "The students built a small robot that can sort coloured blocks by size.",
+    "Why did the printer stop working right after we replaced the cartridge?",
+    "The hospital opened a new wing for children with a playroom and a garden.",
+    "Fresh snow fell overnight, and the ski slopes opened early on Saturday.",
+    "The detective noticed a muddy footprint next to the broken window.",
+    "Solar panels on the school roof now cover half of its electricity needs.",
+    "They painted the kitchen yellow and replaced the old wooden cupboards.",
+    "The spacecraft sent back detailed photographs of the moon's icy surface.",
+    "A quiet street in the old quarter leads down to the harbour and the fish market.",
+    "The bank announced that its branches will close earlier during the holidays.",
+    "Learning a new language takes patience, practice and a bit of curiosity.",
+    "The goalkeeper saved a penalty in the last minute of the final.",
+    "Wind turbines along the coast produce power even on cloudy winter days.",
+]
+
+_SUBJECTS = ["the engineer", "a young farmer", "my neighbour", "the city council", "our team",
+             "the old professor", "a tourist from Spain", "the nurse", "the startup",
+             "her little brother", "the pilot", "a group of students", "the chef",
+             "the museum guide", "the journalist", "my aunt", "the software developer",
+             "the police officer", "a local artist", "the football coach"]
+_VERBS = [("repaired", "repair"), ("painted", "paint"), ("delivered", "deliver"),
+          ("discussed", "discuss"), ("reviewed", "review"), ("cooked", "cook"),
+          ("sold", "sell"), ("designed", "design"), ("photographed", "photograph"),
+          ("measured", "measure"), ("cleaned", "clean"), ("borrowed", "borrow"),
+          ("ordered", "order"), ("tested", "test"), ("described", "describe"),
+          ("planted", "plant"), ("wrote", "write"), ("found", "find")]
+_OBJECTS = ["the broken fence", "a detailed budget", "three boxes of apples", "the new website",
+            "an old wooden chair", "the quarterly sales figures", "a spicy vegetable soup",
+            "the damaged roof", "a map of the mountains", "the river water samples",
+            "a letter to the mayor", "two tickets for the concert", "the hospital records",
+            "a prototype of the drone", "the garden behind the house", "a short documentary",
+            "the results of the survey", "a bicycle with a flat tyre"]
+_PLACES = ["in the village", "at the train station", "near the harbour", "in a small office",
+           "behind the school", "at the market", "in the laboratory", "on the third floor",
+           "by the river", "in the town square", "at the airport", "in the kitchen"]
+_TIMES = ["yesterday", "last week", "early this morning", "on Monday", "after dinner",
+          "during the holidays", "before the meeting", "late at night", "in the spring",
+          "two days ago"]
+_REASONS = ["the weather was bad", "the manager asked for it", "the deadline was close",
+            "nobody else had time", "the old one had failed", "prices were going up",
+            "the guests were arriving soon", "the inspection was due"]
+_ADVERBS = ["carefully", "quickly", "quietly", "proudly", "reluctantly", "happily"]
+
+
+def generated_sentences(n=180, seed=0) -> list[str]:
+    """``n`` calibration sentences from templates over fixed word lists (everyday topics,
+    statements, questions and reported speech), deterministic for ``seed``."""
+    rng = np.random.default_rng(seed)
+
+    def pick(seq):
+        return seq[int(rng.integers(len(seq)))]
+
+    out = []
+    while len(out) < n:
+        subj, (past, base), obj = pick(_SUBJECTS), pick(_VERBS), pick(_OBJECTS)
+        place, when, why, adv = pick(_PLACES), pick(_TIMES), pick(_REASONS), pick(_ADVERBS)
+        form = len(out) % 5
+        if form == 0:
+            text = f"{subj} {adv} {past} {obj} {place} {when}."
+        elif form == 1:
+            text = f"{when}, {subj} {past} {obj} because {why}."
+        elif form == 2:
+            text = f"Did {subj} really {base} {obj} {place}?"
+        elif form == 3:
+            text = f"{subj} said that {pick(_SUBJECTS)} would {base} {obj} {when}."
+        else:
+            text = f"{place}, {subj} {past} {obj}, and then {pick(_SUBJECTS)} {pick(_VERBS)[0]} " \
+                   f"{pick(_OBJECTS)}."
+        out.append(text[0].upper() + text[1:])
+    return out
+
+
+def prune_calib_sentences() -> list[str]:
+    """The calibration text for pruning (:func:`pruned_weights`): :data:`CALIB_SENTENCES`,
+    :data:`WRITTEN_SENTENCES` and :func:`generated_sentences`, all written here (no
+    downloads), disjoint from the evaluation :data:`SENTENCES`; 4,320 tokens."""
+    out = [*CALIB_SENTENCES, *WRITTEN_SENTENCES, *generated_sentences()]
+    overlap = set(out) & set(SENTENCES)
+    if overlap:
+        raise AssertionError(f"calibration sentences overlap the evaluation ones: {overlap}")
+    return out
 
 #: One encoder layer's linear shapes measured on the RTL: name -> (M tokens, K, N) and how
 #: many of the layer's six linear layers share that shape.
@@ -285,20 +402,74 @@ def paraphrase_top1(e, pairs=PAIRS) -> float:
     return float(np.mean([sim[i].argmax() == (i ^ 1) for i in range(2 * pairs)]))
 
 
-def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=None) -> dict:
-    """Compile the linear layers of the first ``n_layers`` encoder layers at sparsity ``s``:
-    ``{(layer, name): CompiledModel}`` (one raw-int32 layer each)."""
+def _check_layers(model, n_layers):
     n_layers = model.n_layers if n_layers is None else n_layers
     if not 0 <= n_layers <= model.n_layers:
         raise ValueError(f"n_layers must be 0..{model.n_layers}, not {n_layers}")
+    return n_layers
+
+
+def pruned_weights(model: MiniLM, s: int, n_layers: int | None = None, *, method="obs",
+                   sentences=None, damp=DAMP, report=None) -> dict:
+    """The float weights of the linear layers of the first ``n_layers`` encoder layers pruned
+    bank-balanced to ``s``: ``{(layer, name): W [N, K]}``.
+
+    ``method="magnitude"``: :func:`s4accel.base.sparse.prune`, no calibration data.
+    ``method="obs"``: :func:`s4accel.sw.prune.obs_prune` on calibration text (``sentences``,
+    default :func:`prune_calib_sentences`), one-shot and sequential as SparseGPT does: one
+    forward pass in which each layer is pruned from its inputs *as the already pruned layers
+    before it produce them* and the pruned layer's output feeds the rest of the pass.
+    ``report`` (a list) receives one :func:`s4accel.sw.prune.layer_report` row per layer, on
+    those same inputs (for ``"magnitude"`` too: its calibration pass only feeds the report)."""
+    n_layers = _check_layers(model, n_layers)
+    if method not in PRUNE_METHODS:
+        raise ValueError(f"pruning method must be one of {PRUNE_METHODS}, not {method!r}")
+    out = {}
+    if method == "magnitude" and report is None:
+        for li in range(n_layers):
+            for name in LINEARS:
+                out[(li, name)] = prune_layer(model.linear_weights(li, name)[0], s,
+                                              method="magnitude")
+        return out
+
+    def linear(layer, name, x):
+        w, b = model.linear_weights(layer, name)
+        if layer >= n_layers:
+            return x @ w.T + b
+        wp = prune_layer(w, s, x, method=method, damp=damp)
+        out[(layer, name)] = wp
+        if report is not None:
+            report.append(layer_report(f"l{layer}.{name}", w, x, s, damp=damp,
+                                       pruned={method: wp}))
+        return x @ wp.T + b
+
+    batch = model.tokenize(sentences or prune_calib_sentences())
+    model.hidden_states(batch, linear=linear)
+    return out
+
+
+def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=None, *,
+                   method="magnitude", weights=None) -> dict:
+    """Compile the linear layers of the first ``n_layers`` encoder layers at sparsity ``s``:
+    ``{(layer, name): CompiledModel}`` (one raw-int32 layer each).
+
+    The float weights are pruned with ``method`` (:func:`pruned_weights`) unless ``weights``
+    gives them already pruned (``{(layer, name): W}``, as :func:`pruned_weights` returns).
+    ``calib`` (default :meth:`MiniLM.calibration_inputs`) sets the activation scales only.
+    The pruning method changes weight values, never the program: descriptors and cycles are
+    those of the shape and ``s``."""
+    n_layers = _check_layers(model, n_layers)
     calib = calib if calib is not None else model.calibration_inputs()
+    if weights is None:
+        weights = pruned_weights(model, s, n_layers, method=method)
     out = {}
     for li in range(n_layers):
         for name in LINEARS:
-            w, b = model.linear_weights(li, name)
+            _, b = model.linear_weights(li, name)
+            # compile_model prunes by magnitude again: a no-op on bank-balanced weights
             out[(li, name)] = compile_model(
-                [FloatLinear(w, b, name=f"l{li}.{name}")], calib[(li, name)], s,
-                host_ops=["dequantization on the host"])
+                [FloatLinear(weights[(li, name)], b, name=f"l{li}.{name}")],
+                calib[(li, name)], s, host_ops=["dequantization on the host"])
     return out
 
 
@@ -368,8 +539,12 @@ def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator", fast=Tr
 
 
 def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
-                 sentences=None, engine="model", sim="verilator", out=None, fast=True):
-    """The MiniLM benchmark; returns one row (a dict) per sparsity ``s``:
+                 sentences=None, engine="model", sim="verilator", prune="obs",
+                 layer_report=False, out=None, fast=True):
+    """The MiniLM benchmark; returns one row (a dict) per sparsity ``s``, the weights pruned
+    with ``prune`` (``"obs"`` or ``"magnitude"``, :func:`pruned_weights`; with
+    ``layer_report``, each row's ``layers`` holds the per-layer
+    :func:`s4accel.sw.prune.layer_report` rows on the calibration text):
 
     - ``cosine`` (per sentence), ``mean_cosine``, ``min_cosine``: the device sentence embedding
       (linear layers of the first ``n_layers`` encoder layers on the device, ``engine`` as in
@@ -393,19 +568,23 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
     rows = []
     for s in sparsities:
         t1 = time.monotonic()
-        compiled = device_linears(model, s, n_layers, calib)
+        layers = [] if layer_report else None
+        weights = pruned_weights(model, s, n_layers, method=prune, report=layers)
+        compiled = device_linears(model, s, n_layers, calib, weights=weights)
         enc = DeviceEncoder(model, compiled, config, engine=engine)
         emb = enc.encode(sentences)
         cos = cosine_rows(emb, ref)
         pf = cosine_rows(DeviceEncoder(model, compiled, engine="pruned_float")
                          .encode(sentences), ref)
-        rows.append({"sparsity": s, "n_layers": n_layers, "sentences": len(sentences),
-                     "tokens": tokens, "engine": engine, "cosine": cos.tolist(),
+        rows.append({"sparsity": s, "prune": prune, "n_layers": n_layers,
+                     "sentences": len(sentences), "tokens": tokens, "engine": engine,
+                     "cosine": cos.tolist(),
                      "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
                      "pruned_float_mean_cosine": float(pf.mean()),
                      "paraphrase_top1": paraphrase_top1(emb) if default_set else None,
                      "float_paraphrase_top1": paraphrase_top1(ref) if default_set else None,
-                     "device_layers": enc.layers_run, "wall_s": time.monotonic() - t1})
+                     "device_layers": enc.layers_run, "wall_s": time.monotonic() - t1,
+                     "layers": layers})
         say(f"  s={s:<2}: mean cosine {cos.mean():.4f}, min {cos.min():.4f} "
             f"(pruned float {pf.mean():.4f}); {enc.layers_run} device layers on the "
             f"{'functional model' if engine == 'model' else 'golden model'} in "
@@ -442,8 +621,8 @@ def format_table(rows) -> str:
     return _format_table(rows, COLUMNS)
 
 
-def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=None,
-           fast=True):
+def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune="obs",
+           sparsities=SPARSITIES, layer_report=False, out=None, fast=True):
     """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
     out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
@@ -452,14 +631,27 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", out=N
     say(f"all-MiniLM-L6-v2 on the '{cfg.name}' preset ({cfg.lanes} lanes, {cfg.clock_mhz} MHz): "
         f"the linear layers of {layers} of its {ENCODER_LAYERS} encoder layers on the "
         "device")
-    rows = minilm_table(config, layers, rtl, engine=engine, out=out, fast=fast)
+    rows = minilm_table(config, layers, rtl, engine=engine, prune=prune,
+                        sparsities=tuple(sparsities), layer_report=layer_report, out=out,
+                        fast=fast)
+    for r in rows if layer_report else ():
+        say("")
+        say(f"per layer at s={r['sparsity']}: relative errors on the calibration text, each "
+            "layer's input from the already pruned layers before it")
+        say(format_report(r["layers"]))
     say("")
     say(format_table(rows))
     say("")
     say(f"cos: cosine similarity of the device sentence embedding with the float model's over "
         f"{rows[0]['sentences']} sentences (mean, min);")
-    say("  weights pruned bank-balanced from the float ones without fine-tuning, int8 per "
-        "output channel; each linear layer's input int8 per tensor,")
+    if prune == "obs":
+        say("  weights pruned bank-balanced one-shot with the OBS weight update "
+            f"(s4accel.sw.prune), layer by layer on {len(prune_calib_sentences())} calibration")
+        say("  sentences, no fine-tuning; int8 per output channel; each linear layer's input "
+            "int8 per tensor,")
+    else:
+        say("  weights pruned bank-balanced by magnitude from the float ones without "
+            "fine-tuning, int8 per output channel; each linear layer's input int8 per tensor,")
     say(f"  calibrated on the float model over {len(CALIB_SENTENCES)} other sentences; raw "
         "int32 outputs dequantized on the host.")
     say("  'pruned float': mean cos with the same pruned weights in float64, no quantization.")

@@ -4,6 +4,7 @@ functional device model (no RTL here; ``s4 bench minilm`` measures cycles on the
 import numpy as np
 import pytest
 
+from s4accel.base.sparse import check_sparsity
 from s4accel.sim.model.device_model import ModelBackend
 from s4accel.sim.workloads import minilm
 from s4accel.sw.compiler import run_model
@@ -98,3 +99,28 @@ def test_bench_minilm_command_without_rtl(capsys, model):
     assert main(["bench", "minilm", "--no-rtl", "--engine", "golden", "--layers", "1"]) == 0
     out = capsys.readouterr().out
     assert "mean cos" in out and "cycles/token" in out and "pruned float" in out
+
+
+def test_prune_calibration_text_is_large_and_apart_from_evaluation(model):
+    calib = minilm.prune_calib_sentences()
+    assert not set(calib) & set(minilm.SENTENCES)
+    assert len(set(calib)) == len(calib)
+    assert model.tokenize(calib).tokens >= 2048
+    assert minilm.generated_sentences() == minilm.generated_sentences()
+
+
+def test_obs_pruning_beats_magnitude_on_one_encoder_layer(model, calib, reference):
+    """Encoder layer 0 pruned at s = 4: the OBS weight update keeps the embeddings closer to
+    float than magnitude pruning, per layer on the calibration text and at the end."""
+    rows = []
+    cos = {}
+    for method in ("magnitude", "obs"):
+        w = minilm.pruned_weights(model, 4, 1, method=method,
+                                  report=rows if method == "obs" else None)
+        for wp in w.values():
+            check_sparsity(wp, 4)
+        compiled = minilm.device_linears(model, 4, 1, calib, weights=w)
+        enc = minilm.DeviceEncoder(model, compiled, engine="golden")
+        cos[method] = minilm.cosine_rows(enc.encode(EVAL), reference).mean()
+    assert len(rows) == 6 and all(r["obs_out_err"] < r["mag_out_err"] for r in rows), rows
+    assert cos["obs"] > cos["magnitude"] + 0.005, cos
