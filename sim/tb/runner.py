@@ -211,6 +211,20 @@ VERILATOR_VARIANTS = {
 DESIGN_VARIANT = {"s4_sim": "ports"}
 
 
+def top_ports(src: Path, top: str) -> list[str]:
+    """The port names of module ``top`` in the Verilog file ``src`` (as Amaranth writes them:
+    one ``input`` / ``output`` declaration per port)."""
+    text = src.read_text()
+    start = re.search(rf"^module {re.escape(top)}\(", text, re.M)
+    if start is None:
+        raise RuntimeError(f"{src}: no module {top}")
+    body = text[start.end():text.index("endmodule", start.end())]
+    ports = re.findall(r"^\s*(?:input|output|inout)\s+(?:\[[^\]]*\]\s*)?(\S+?);", body, re.M)
+    if not ports:
+        raise RuntimeError(f"{src}: module {top} has no ports")
+    return ports
+
+
 def _verilator_runner(public: bool, make_vars: dict):
     """cocotb's Verilator runner; without ``public``, only the top level's signals are made
     VPI-visible (a control file) instead of every signal, which lets Verilator optimize the
@@ -254,7 +268,9 @@ def build(top: str, config: Config | str, sim: str = "verilator", *, waves: bool
         runner = _verilator_runner(public, make_vars)
         if not public:
             vlt = src.with_name(f"{top}_ports.vlt")
-            vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+            vlt.write_text("`verilator_config\n" + "".join(
+                f'public_flat_rw -module "{top}" -var "{port}"\n'
+                for port in top_ports(src, top)))
             args.append(str(vlt))
     else:
         if shutil.which("iverilog") is None:
