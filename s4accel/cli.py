@@ -542,6 +542,205 @@ def _cmd_generate(args):
     return 0
 
 
+# -- models: ONNX import, compiled-model files ---------------------------------------------
+
+
+def _parse_input_shape(text):
+    """``--input-shape 1x64`` (or ``1,64``) -> (1, 64)."""
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(d) for d in text.replace(",", "x").split("x"))
+    except ValueError:
+        dims = ()
+    if not dims or any(d <= 0 for d in dims):
+        raise CliError(f"--input-shape {text}: give positive dimensions such as 1x64")
+    return dims
+
+
+def _parse_sparsity(text):
+    """``--sparsity 4`` (every layer) or ``--sparsity 1,4,1`` (one per layer)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise CliError(f"--sparsity {text}: give an integer or one per layer, such as "
+                       "1,8,1") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _import_onnx(path, input_shape):
+    try:
+        from .sw.onnx_import import import_onnx
+    except ImportError as e:
+        raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") from e
+    try:
+        return import_onnx(path, input_shape=_parse_input_shape(input_shape))
+    except ValueError as e:
+        raise CliError(str(e)) from e
+
+
+def _load_s4(path, config=None):
+    from .sw.model_file import load
+
+    try:
+        return load(path, config)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+
+
+@command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add and Relu; "
+         "opsets 13 to 20) to a .s4 file",
+         shared=("config", "seed"),
+         options=[arg("model", help="float ONNX model"),
+                  arg("--sparsity", required=True, help="s for every layer, or one per layer "
+                      "(1,8,1)"),
+                  arg("--calib", help="calibration inputs .npy, shaped as the model input "
+                      "(default: 256 normal random samples; real data gives better scales)"),
+                  arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
+                  arg("-o", "--output", required=True, help="the .s4 file to write")])
+def _cmd_compile(args):
+    import numpy as np
+
+    from .base.config import load_config
+    from .sw.compiler import compile_model
+    from .sw.model_file import save
+
+    if not args.output.endswith(".s4"):
+        raise CliError(f"-o {args.output}: name the compiled model file *.s4")
+    sparsity = _parse_sparsity(args.sparsity)
+    config = load_config(args.config)
+    for s in sparsity if isinstance(sparsity, list) else [sparsity]:
+        if s not in config.sparsities:
+            raise CliError(f"--sparsity {s}: config {config.name} runs "
+                           f"{', '.join(map(str, config.sparsities))}")
+    graph = _import_onnx(args.model, args.input_shape)
+    if args.calib:
+        calib = _load_npy(args.calib, "--calib")
+        if calib.dtype.kind not in "fiu":
+            raise CliError(f"--calib: {args.calib} holds {calib.dtype}, not numbers")
+    else:
+        print("s4 compile: no --calib, calibrating on 256 normal random samples",
+              file=sys.stderr)
+        calib = np.random.default_rng(args.seed).normal(
+            size=(256, *graph.input_shape[1:]))
+    try:
+        compiled = compile_model(graph.layers, graph.host_input(calib), sparsity)
+        save(args.output, compiled, args.config,
+             {"source": Path(args.model).name, "input_name": graph.input_name,
+              "output_name": graph.output_name, "input_shape": list(graph.input_shape),
+              "opset": graph.opset})
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    except OSError as e:
+        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
+    print(compiled.summary())
+    print(f"-> {args.output} (config {args.config})")
+    return 0
+
+
+@command("run", "run a compiled .s4 model on float inputs from a .npy file",
+         shared={"config": {"default": None, "help": "the device's configuration (default: "
+                            "the one the model was compiled for)"}},
+         options=[arg("model", help="compiled model (.s4)"),
+                  arg("--input", required=True, help="float inputs .npy, shaped as the "
+                      "model input with any batch size"),
+                  arg("--backend", choices=("model", "rtl"), default="model",
+                      help="the functional device model (rtl: not wired yet)"),
+                  arg("-o", "--out", required=True, help="float outputs .npy")])
+def _cmd_run(args):
+    import numpy as np
+
+    from .sim.workloads.execute import run_on_model
+
+    _check_out(args.out)
+    if args.backend != "model":
+        raise CliError("--backend rtl is not wired to s4 run yet; use --backend model")
+    mf = _load_s4(args.model, args.config)
+    x = _load_npy(args.input, "--input")
+    shape = mf.info.get("input_shape")
+    if x.dtype.kind not in "fiu":
+        raise CliError(f"--input: {args.input} holds {x.dtype}, not numbers")
+    if shape is not None and (x.ndim != len(shape) or list(x.shape[1:]) != shape[1:]):
+        raise CliError(f"--input: {args.input} has shape {list(x.shape)}; the model takes "
+                       f"[B, {', '.join(map(str, shape[1:]))}]")
+    x = x.reshape(len(x), -1)
+    try:
+        xq = mf.model.quantize_input(x)
+        y, _ = run_on_model(mf.config, mf.model, xq)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    out = mf.model.dequantize_output(y).astype(np.float32)
+    try:
+        np.save(args.out, out)
+    except OSError as e:
+        raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
+    print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
+          f"(backend model, config {mf.config.name})")
+    return 0
+
+
+@command("inspect", "layers, shapes, sparsity, MACs and predicted cycles of an ONNX model or "
+         "a .s4 file",
+         shared={"config": {"default": None, "help": "configuration for the cycle "
+                            "prediction (default: the .s4 file's, or fpga)"}},
+         options=[arg("model", help="float ONNX model or compiled .s4"),
+                  arg("--sparsity", default="1", help="for an ONNX model: s for every layer "
+                      "or one per layer (default 1)"),
+                  arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64")])
+def _cmd_inspect(args):
+    from .base.config import load_config
+    from .sim.model.perf_model import predict_layer
+
+    rows = []
+    if args.model.endswith(".s4"):
+        mf = _load_s4(args.model, args.config)
+        config = mf.config if args.config is None else load_config(args.config)
+        shape = _parse_input_shape(args.input_shape) or tuple(
+            mf.info.get("input_shape") or (1,))
+        m = shape[0]
+        src = f"compiled model, config {mf.config.name}, from {mf.info.get('source', '?')}"
+        for q in mf.model.layers:
+            rows.append((q.name, q.packed.k, q.packed.n, q.sparsity, q.params.mode,
+                         q.params.relu, q.params.lut is not None))
+        host = mf.model.host_ops
+    else:
+        graph = _import_onnx(args.model, args.input_shape)
+        config = load_config(args.config or "fpga")
+        sparsity = _parse_sparsity(args.sparsity)
+        s_list = sparsity if isinstance(sparsity, list) else [sparsity] * len(graph.layers)
+        if len(s_list) != len(graph.layers):
+            raise CliError(f"--sparsity: {len(s_list)} levels for {len(graph.layers)} layers")
+        shape, m = graph.input_shape, graph.input_shape[0]
+        src = f"ONNX opset {graph.opset}, input {graph.input_name!r}"
+        n_layers = len(graph.layers)
+        for i, (layer, s) in enumerate(zip(graph.layers, s_list, strict=True)):
+            n, k = layer.weight.shape
+            last = i == n_layers - 1
+            rows.append((layer.name, k, n, s, "raw" if last else "int8",
+                         layer.relu and not last, False))
+        host = ["input quantization", "output dequantization"]
+    print(f"{args.model}: {src}; input {list(shape)}, predicted for config {config.name} "
+          f"with M = {m}")
+    print(f"{'layer':<14} {'K':>5} {'N':>5} {'s':>3} {'output':<12} {'MACs dense':>11} "
+          f"{'MACs sparse':>11} {'cycles':>8}")
+    tot = [0, 0, 0]
+    for name, k, n, s, mode, relu, lut in rows:
+        dense = m * k * n
+        sparse = dense // s
+        if s not in config.sparsities:
+            raise CliError(f"layer {name!r}: sparsity {s} is not one of config "
+                           f"{config.name}'s {list(config.sparsities)}")
+        cycles = predict_layer(config, m, k, n, s, mode, lut=lut)["cycles"]
+        out = "int32" if mode == "raw" else "int8" + (" ReLU" if relu else "")
+        print(f"{name:<14} {k:>5} {n:>5} {s:>3} {out:<12} {dense:>11} {sparse:>11} "
+              f"{cycles:>8}")
+        tot = [tot[0] + dense, tot[1] + sparse, tot[2] + cycles]
+    print(f"{'total':<14} {'':>5} {'':>5} {'':>3} {'':<12} {tot[0]:>11} {tot[1]:>11} "
+          f"{tot[2]:>8}")
+    print("on the host: " + ", ".join(host))
+    return 0
+
+
 @command("version", "print the version")
 def _cmd_version(args):
     from . import __version__

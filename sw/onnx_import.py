@@ -33,7 +33,8 @@ import numpy as np
 
 from .compiler import CompiledModel, FloatLinear, compile_model
 
-__all__ = ["OPSETS", "OnnxImportError", "ImportedGraph", "import_onnx", "compile_onnx"]
+__all__ = ["OPSETS", "OnnxImportError", "ImportedGraph", "import_onnx", "compile_onnx",
+           "export_onnx"]
 
 #: Default-domain opset versions the importer accepts.
 OPSETS = range(13, 21)
@@ -291,3 +292,36 @@ def _reshaped(node, idx, op, attrs, args, consts, shape):
     if math.prod(new) != math.prod(shape):
         raise _refuse(node, idx, f"cannot reshape {shape} to {spec}")
     return new
+
+
+def export_onnx(layers, *, opset=17, input_name="x", output_name="y", batch="batch"):
+    """A float ONNX model (``onnx.ModelProto``) of a chain of :class:`FloatLinear` layers:
+    one ``Gemm`` (``transB = 1``) per layer, a ``Relu`` after those that have one; the input
+    ``[batch, K]`` with a symbolic batch dimension named ``batch``. For exporting the models
+    the project trains itself (the digits MLPs)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+    cur = input_name
+    for i, layer in enumerate(layers):
+        name = layer.name or f"layer{i}"
+        w, b = f"{name}.weight", f"{name}.bias"
+        inits += [numpy_helper.from_array(layer.weight.astype(np.float32), w),
+                  numpy_helper.from_array(layer.bias.astype(np.float32), b)]
+        last = i == len(layers) - 1
+        out = output_name if last and not layer.relu else f"{name}.out"
+        nodes.append(helper.make_node("Gemm", [cur, w, b], [out], name=name, transB=1))
+        cur = out
+        if layer.relu:
+            out = output_name if last else f"{name}.relu"
+            nodes.append(helper.make_node("Relu", [cur], [out], name=f"{name}.relu"))
+            cur = out
+    k, n = layers[0].weight.shape[1], layers[-1].weight.shape[0]
+    graph = helper.make_graph(
+        nodes, "s4_mlp",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, k])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch, n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="s4accel")
+    model.ir_version = 8     # what onnxruntime releases since 1.10 read
+    return model
