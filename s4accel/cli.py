@@ -588,8 +588,8 @@ def _load_s4(path, config=None):
         raise CliError(str(e)) from e
 
 
-@command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add and Relu; "
-         "opsets 13 to 20) to a .s4 file",
+@command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add, Relu, "
+         "Sigmoid and Tanh; opsets 13 to 20) to a .s4 file",
          shared=("config", "seed"),
          options=[arg("model", help="float ONNX model"),
                   arg("--sparsity", required=True, help="s for every layer, or one per layer "
@@ -717,7 +717,7 @@ def _cmd_inspect(args):
             n, k = layer.weight.shape
             last = i == n_layers - 1
             rows.append((layer.name, k, n, s, "raw" if last else "int8",
-                         layer.relu and not last, False))
+                         layer.relu and not last, layer.act is not None and not last))
         host = ["input quantization", "output dequantization"]
     print(f"{args.model}: {src}; input {list(shape)}, predicted for config {config.name} "
           f"with M = {m}")
@@ -731,7 +731,8 @@ def _cmd_inspect(args):
             raise CliError(f"layer {name!r}: sparsity {s} is not one of config "
                            f"{config.name}'s {list(config.sparsities)}")
         cycles = predict_layer(config, m, k, n, s, mode, lut=lut)["cycles"]
-        out = "int32" if mode == "raw" else "int8" + (" ReLU" if relu else "")
+        out = "int32" if mode == "raw" else "int8" + (" ReLU" if relu else "") + (
+            " LUT" if lut else "")
         print(f"{name:<14} {k:>5} {n:>5} {s:>3} {out:<12} {dense:>11} {sparse:>11} "
               f"{cycles:>8}")
         tot = [tot[0] + dense, tot[1] + sparse, tot[2] + cycles]

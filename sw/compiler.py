@@ -12,7 +12,11 @@ MLP or the linear layers of a transformer. :func:`compile_model` turns it into a
    with int8 output (every layer but the last, by default) requantizes on the device with
    ``mult * 2**-shift ~= s_x * s_w[n] / s_y``, ``s_y`` from the calibrated output range, and
    applies ReLU on the device; its int8 output is the next layer's input with scale ``s_y``.
-   The last layer returns raw int32 (``acc + bias``), dequantized on the host.
+   A layer with a LUT activation (``act``, :data:`ACTIVATIONS`) requantizes to the calibrated
+   range of its pre-activation instead, and its 256-entry table maps that int8 value to the
+   activation's output in steps of ``1/127`` (the output scale).
+   The last layer returns raw int32 (``acc + bias``), dequantized on the host (with its ReLU or
+   activation, if it has one, applied there).
 3. **Packing, tiling, scheduling**: :func:`s4accel.sw.program.layer_program` places each layer
    in the scratchpads and orders its descriptors so loads and stores overlap the GEMMs.
 
@@ -32,7 +36,15 @@ from ..base.config import SPARSITY_LEVELS
 from ..base.sparse import PackedWeights, pack, prune
 from .program import LayerParams
 
-__all__ = ["FloatLinear", "QuantLayer", "CompiledModel", "compile_model", "requant_params"]
+__all__ = ["ACTIVATIONS", "FloatLinear", "QuantLayer", "CompiledModel", "compile_model",
+           "requant_params"]
+
+#: Activations a layer runs through the device's lookup table: name -> float function. Their
+#: outputs lie in [-1, 1], so the table's output scale is 1/127.
+ACTIVATIONS = {
+    "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
+    "tanh": np.tanh,
+}
 
 
 def _check_finite(a, what):
@@ -46,11 +58,13 @@ def _check_finite(a, what):
 
 @dataclass
 class FloatLinear:
-    """One float layer ``y = x @ weight.T + bias``, optionally followed by ReLU."""
+    """One float layer ``y = x @ weight.T + bias``, optionally followed by ReLU or by one of
+    the LUT activations ``act`` (:data:`ACTIVATIONS`), not both."""
     weight: np.ndarray            # [N, K]
     bias: np.ndarray | None = None
     relu: bool = False
     name: str = ""
+    act: str | None = None
 
     def __post_init__(self):
         self.weight = np.asarray(self.weight, dtype=np.float64)
@@ -65,10 +79,21 @@ class FloatLinear:
                              f"{self.bias.shape}")
         _check_finite(self.weight, f"layer {self.name!r}: weight")
         _check_finite(self.bias, f"layer {self.name!r}: bias")
+        if self.act is not None and self.act not in ACTIVATIONS:
+            raise ValueError(f"layer {self.name!r}: act must be one of "
+                             f"{', '.join(ACTIVATIONS)} or None, not {self.act!r}")
+        if self.act is not None and self.relu:
+            raise ValueError(f"layer {self.name!r}: ReLU and {self.act} together")
 
     def __call__(self, x):
         y = np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
-        return np.maximum(y, 0) if self.relu else y
+        return _activate(y, self.relu, self.act)
+
+
+def _activate(y, relu, act):
+    if relu:
+        return np.maximum(y, 0)
+    return ACTIVATIONS[act](y) if act is not None else y
 
 
 @dataclass
@@ -84,6 +109,7 @@ class QuantLayer:
     w_pruned: np.ndarray          # [N, K] float weights after pruning (for the float reference)
     bias: np.ndarray              # [N] float bias
     relu: bool = False
+    act: str | None = None        # LUT activation (on the host for a raw last layer)
 
     @property
     def stored_weights(self) -> int:
@@ -104,9 +130,11 @@ class CompiledModel:
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, raw) -> np.ndarray:
-        """Host: the last layer's int32 output -> float."""
+        """Host: the last layer's int32 output -> float, then its ReLU or activation if it
+        has one (listed in :attr:`host_ops`)."""
         last = self.layers[-1]
-        return np.asarray(raw, dtype=np.float64) * last.in_scale * last.w_scale
+        y = np.asarray(raw, dtype=np.float64) * last.in_scale * last.w_scale
+        return _activate(y, last.relu, last.act)
 
     def reference(self, x_q) -> np.ndarray:
         """The golden model of the whole chain on int8 input: what the device must return
@@ -125,9 +153,7 @@ class CompiledModel:
         """The float model with the pruned weights (no quantization)."""
         h = np.asarray(x, dtype=np.float64)
         for layer in self.layers:
-            h = h @ layer.w_pruned.T + layer.bias
-            if layer.relu:
-                h = np.maximum(h, 0)
+            h = _activate(h @ layer.w_pruned.T + layer.bias, layer.relu, layer.act)
         return h
 
     @property
@@ -139,6 +165,8 @@ class CompiledModel:
         for layer in self.layers:
             p = layer.params
             out = "int32 (raw)" if p.mode == "raw" else "int8" + (" + ReLU" if p.relu else "")
+            if p.mode != "raw" and p.lut is not None:
+                out += f" + LUT {layer.act}"
             lines.append(f"{layer.name:<12} {layer.packed.k:>5} {layer.packed.n:>5} "
                          f"{layer.sparsity:>3} {layer.stored_weights:>9} {out:<22}")
         lines.append(f"stored weights: {self.stored_weights}")
@@ -223,8 +251,9 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
         if last and last_raw:
             params = LayerParams("raw", bias=bias_q)
             out_scale = None
-            if layer.relu:
-                model.host_ops.append(f"ReLU of {name} (raw int32 output)")
+            if layer.relu or layer.act:
+                model.host_ops.append(f"{'ReLU' if layer.relu else layer.act} of {name} "
+                                      "(raw int32 output)")
         else:
             # calibrate the output range on the quantized chain itself
             acc = golden.gemm_raw(h_q, packed, bias_q).astype(np.float64) * acc_scale
@@ -233,14 +262,23 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
             top = float(np.abs(acc).max())
             out_scale = top / 127.0 if top > 0 else 1.0
             mult, shift = requant_params(acc_scale / out_scale)
-            params = LayerParams("int8", bias=bias_q, mult=mult, shift=shift, relu=layer.relu)
+            lut = None
+            if layer.act is not None:
+                # the table maps the int8 pre-activation (scale out_scale) to the activation's
+                # output in steps of 1/127
+                pre = np.arange(-128, 128) * out_scale
+                lut = np.clip(np.round(ACTIVATIONS[layer.act](pre) * 127), -128,
+                              127).astype(np.int8)
+                out_scale = 1 / 127
+            params = LayerParams("int8", bias=bias_q, mult=mult, shift=shift, relu=layer.relu,
+                                 lut=lut)
         q = QuantLayer(name=name, sparsity=s, packed=packed, params=params, in_scale=x_scale,
                        w_scale=w_scale, out_scale=out_scale, w_pruned=w_pruned,
-                       bias=layer.bias, relu=layer.relu)
+                       bias=layer.bias, relu=layer.relu, act=layer.act)
         model.layers.append(q)
         if not last or not last_raw:
             h_q = golden.gemm_int8(h_q, packed, params.bias, params.mult, params.shift,
-                                   relu=params.relu)
+                                   relu=params.relu, lut=params.lut)
             x_scale = out_scale
     if last_raw:
         model.host_ops.append("output dequantization (int32 -> float)")

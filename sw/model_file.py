@@ -67,6 +67,7 @@ def save(path, model: CompiledModel, config, info=None) -> None:
         p = q.params
         layers.append({"name": q.name, "sparsity": q.sparsity, "n": q.packed.n, "k": q.packed.k,
                        "mode": p.mode, "relu": bool(p.relu), "layer_relu": bool(q.relu),
+                       "act": q.act,
                        "lut": p.lut is not None, "in_scale": q.in_scale,
                        "out_scale": q.out_scale})
         named = {"values": q.packed.values, "indices": q.packed.indices, "bias_q": p.bias,
@@ -119,7 +120,8 @@ def load(path, config=None) -> ModelFile:
             model.layers.append(QuantLayer(
                 name=m["name"], sparsity=m["sparsity"], packed=packed, params=params,
                 in_scale=m["in_scale"], w_scale=get("w_scale"), out_scale=m["out_scale"],
-                w_pruned=get("w_pruned"), bias=get("bias"), relu=m["layer_relu"]))
+                w_pruned=get("w_pruned"), bias=get("bias"), relu=m["layer_relu"],
+                act=m["act"]))
     except (ValueError, KeyError, TypeError, OSError) as e:
         # the checksum matched, so this is a file written by something else than save()
         reason = " ".join(str(e).split())

@@ -1,9 +1,10 @@
 """ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers.
 
-What the device runs today is a chain ``y = act(x @ W.T + b)`` (:class:`~.compiler.FloatLinear`,
-``act`` ReLU or nothing). :func:`import_onnx` reads an ONNX graph of default-domain opsets
-:data:`OPSETS` that is such a chain and returns its layers (:class:`ImportedGraph`);
-:func:`compile_onnx` compiles them with :func:`~.compiler.compile_model`.
+What the device runs today is a chain ``y = act(x @ W.T + b)``
+(:class:`~.compiler.FloatLinear`, ``act`` ReLU, a LUT activation or nothing).
+:func:`import_onnx` reads an ONNX graph of default-domain opsets :data:`OPSETS` that is such a
+chain and returns its layers (:class:`ImportedGraph`); :func:`compile_onnx` compiles them with
+:func:`~.compiler.compile_model`.
 
 Lowered operators:
 
@@ -11,15 +12,16 @@ Lowered operators:
   into the weights) and ``MatMul`` with a constant right operand, followed optionally by an
   ``Add`` of a constant bias (``[N]`` or ``[1, N]``): one layer;
 - ``Relu`` right after a layer: the layer's ReLU (on the device for int8 layers);
+- ``Sigmoid`` and ``Tanh`` right after a layer: the layer's LUT activation (the device's
+  lookup table for int8 layers, the host for the last, raw layer);
 - ``Flatten`` and ``Reshape`` that keep ``[batch, features]`` (on the graph input they
   flatten it on the host, row-major, as ONNX does), ``Identity``, ``Dropout`` (inference),
   ``Constant``.
 
-Anything else (``Sigmoid`` and ``Tanh`` included: the compiler has no LUT activations yet) is
-refused with an :class:`OnnxImportError` naming the node and its op type, as is a graph that is
-not one chain. Shapes are static: a dynamic or unknown input dimension is refused naming the
-input unless ``input_shape`` fixes it. The batch dimension (the first) does not enter the
-compiled layers: any number of rows runs.
+Anything else is refused with an :class:`OnnxImportError` naming the node and its op type, as
+is a graph that is not one chain. Shapes are static: a dynamic or unknown input dimension is
+refused naming the input unless ``input_shape`` fixes it. The batch dimension (the first) does
+not enter the compiled layers: any number of rows runs.
 
 ``onnx`` is imported inside the functions, so the rest of the package works without it.
 """
@@ -215,7 +217,11 @@ def import_onnx(model, *, input_shape=None) -> ImportedGraph:
             if op == "Dropout" and len(node.output) > 1 and node.output[1]:
                 raise _refuse(node, idx, "the mask output is not supported")
         elif op in ("Sigmoid", "Tanh"):
-            raise _refuse(node, idx, "not supported yet: the compiler has no LUT activations")
+            if state != "linear":
+                raise _refuse(node, idx, f"a {op} runs on the device (its lookup table) only "
+                              "right after a linear layer")
+            out.layers[-1].act = op.lower()
+            state = "act"
         else:
             raise _refuse(node, idx, "operator not supported on the device")
         cur = node.output[0]
@@ -296,7 +302,8 @@ def _reshaped(node, idx, op, attrs, args, consts, shape):
 
 def export_onnx(layers, *, opset=17, input_name="x", output_name="y", batch="batch"):
     """A float ONNX model (``onnx.ModelProto``) of a chain of :class:`FloatLinear` layers:
-    one ``Gemm`` (``transB = 1``) per layer, a ``Relu`` after those that have one; the input
+    one ``Gemm`` (``transB = 1``) per layer, a ``Relu``, ``Sigmoid`` or ``Tanh`` after those
+    that have one; the input
     ``[batch, K]`` with a symbolic batch dimension named ``batch``. For exporting the models
     the project trains itself (the digits MLPs)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -309,12 +316,13 @@ def export_onnx(layers, *, opset=17, input_name="x", output_name="y", batch="bat
         inits += [numpy_helper.from_array(layer.weight.astype(np.float32), w),
                   numpy_helper.from_array(layer.bias.astype(np.float32), b)]
         last = i == len(layers) - 1
-        out = output_name if last and not layer.relu else f"{name}.out"
+        out = output_name if last and not (layer.relu or layer.act) else f"{name}.out"
         nodes.append(helper.make_node("Gemm", [cur, w, b], [out], name=name, transB=1))
         cur = out
-        if layer.relu:
-            out = output_name if last else f"{name}.relu"
-            nodes.append(helper.make_node("Relu", [cur], [out], name=f"{name}.relu"))
+        act = "Relu" if layer.relu else {"sigmoid": "Sigmoid", "tanh": "Tanh"}.get(layer.act)
+        if act:
+            out = output_name if last else f"{name}.{act.lower()}"
+            nodes.append(helper.make_node(act, [cur], [out], name=f"{name}.{act.lower()}"))
             cur = out
     k, n = layers[0].weight.shape[1], layers[-1].weight.shape[0]
     graph = helper.make_graph(

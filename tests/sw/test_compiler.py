@@ -44,6 +44,35 @@ def test_compiled_chain_runs_on_the_device_model(rng, s):
     assert "input quantization" in model.summary() and "fc1" in model.summary()
 
 
+@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+def test_lut_activation_on_the_device_model(rng, act):
+    """A LUT activation after an int8 layer: the table runs on the device (bit-exact with the
+    golden model) and the result stays close to the pruned float model."""
+    layers = _mlp(rng)
+    layers[0].relu, layers[0].act = False, act
+    x = rng.normal(0, 1, (40, 96))
+    model = compile_model(layers, x, 4)
+    assert model.layers[0].params.lut is not None and f"LUT {act}" in model.summary()
+    x_q = model.quantize_input(x)
+
+    async def main():
+        dev = Driver(ModelBackend("tiny"))
+        await dev.open()
+        return await run_model(dev, model, x_q)
+    y, _, _ = asyncio.run(main())
+    assert np.array_equal(y, model.reference(x_q))
+    ref = model.float_pruned(x)
+    err = np.abs(model.dequantize_output(y) - ref).max() / np.abs(ref).max()
+    assert err < 0.08, f"quantized output is {err:.3f} of the range away from the float model"
+
+
+def test_activation_errors(rng):
+    with pytest.raises(ValueError, match="act must be one of sigmoid, tanh or None, not 'gelu'"):
+        FloatLinear(rng.normal(size=(4, 32)), act="gelu", name="a")
+    with pytest.raises(ValueError, match="ReLU and tanh together"):
+        FloatLinear(rng.normal(size=(4, 32)), relu=True, act="tanh", name="a")
+
+
 def test_requant_params_approximate_the_scale():
     scales = np.array([1e-6, 3.7e-3, 0.25, 0.9, 1.7])
     mult, shift = requant_params(scales)

@@ -88,7 +88,43 @@ def test_digits_mlp_exported_matches_onnxruntime():
     assert agree >= 0.99
 
 
-@pytest.mark.parametrize("op", ["Conv", "Sigmoid", "LSTM"])
+def test_lut_activations_match_onnxruntime(tmp_path):
+    """Tanh and Sigmoid after int8 layers run through the device's lookup table; a Relu after
+    the last (raw) layer runs on the host."""
+    rng = np.random.default_rng(SEED)
+    inits = {"w1": rng.normal(0, 0.15, (64, 64)), "b1": rng.normal(0, 0.1, 64),
+             "w2": rng.normal(0, 0.2, (48, 64)), "b2": rng.normal(0, 0.1, 48),
+             "w3": rng.normal(0, 0.3, (10, 48)), "b3": rng.normal(0, 0.1, 10)}
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1"),
+             helper.make_node("Tanh", ["h1"], ["a1"], name="tanh1"),
+             helper.make_node("Gemm", ["a1", "w2", "b2"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Sigmoid", ["h2"], ["a2"], name="sig2"),
+             helper.make_node("Gemm", ["a2", "w3", "b3"], ["h3"], name="fc3", transB=1),
+             helper.make_node("Relu", ["h3"], ["y"], name="relu3")]
+    model = _graph(nodes, inits)
+    calib, x = rng.normal(0, 1, (256, 64)), rng.normal(0, 1, (256, 64))
+    graph, compiled = compile_onnx(model, calib, 1, input_shape=(1, 64))
+    assert [la.act for la in compiled.layers] == ["tanh", "sigmoid", None]
+    assert [la.params.lut is not None for la in compiled.layers] == [True, True, False]
+    assert "ReLU of fc3 (raw int32 output)" in compiled.host_ops
+    ref = _ort(model, x)
+    y = _device(compiled, x)
+    assert (y >= 0).all()
+    err = np.abs(y - ref).max() / np.abs(ref).max()
+    print(f"64-64(tanh)-48(sigmoid)-10(relu): max error {err:.4f} of the output range")
+    assert err < 0.1
+    model_file.save(tmp_path / "m.s4", compiled, "fpga")
+    loaded = model_file.load(tmp_path / "m.s4", "fpga").model
+    xq = compiled.quantize_input(x)
+    assert np.array_equal(loaded.reference(xq), compiled.reference(xq))
+    assert np.array_equal(loaded.dequantize_output(compiled.reference(xq)), y)
+    # the exporter writes the same activations back
+    again = import_onnx(export_onnx(graph.layers), input_shape=(2, 64))
+    assert [(la.relu, la.act) for la in again.layers] == [(False, "tanh"), (False, "sigmoid"),
+                                                           (True, None)]
+
+
+@pytest.mark.parametrize("op", ["Conv", "Softmax", "LSTM"])
 def test_unsupported_op_names_the_node(op):
     rng = np.random.default_rng(SEED)
     inits = {"w": rng.normal(size=(10, 64))}
