@@ -21,6 +21,7 @@ bits), so no input hangs it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,19 +82,25 @@ class HuffmanTable:
 
     def lookup(self) -> tuple[list[int], list[int]]:
         """Tables indexed by the next 16 bits: (code length or 0 for no code, symbol)."""
-        length = np.zeros(1 << 16, dtype=np.int64)
-        symbol = np.zeros(1 << 16, dtype=np.int64)
-        code = 0
-        k = 0
-        for bits, n in enumerate(self.counts, start=1):
-            for _ in range(n):
-                lo, hi = code << (16 - bits), (code + 1) << (16 - bits)
-                length[lo:hi] = bits
-                symbol[lo:hi] = self.symbols[k]
-                code += 1
-                k += 1
-            code <<= 1
-        return length.tolist(), symbol.tolist()
+        return _lookup(self.counts, self.symbols)
+
+
+@functools.lru_cache(maxsize=64)
+def _lookup(counts: tuple[int, ...], symbols: bytes) -> tuple[list[int], list[int]]:
+    # cached: a Motion JPEG stream or a test run uses the same few tables again and again
+    length = np.zeros(1 << 16, dtype=np.int64)
+    symbol = np.zeros(1 << 16, dtype=np.int64)
+    code = 0
+    k = 0
+    for bits, n in enumerate(counts, start=1):
+        for _ in range(n):
+            lo, hi = code << (16 - bits), (code + 1) << (16 - bits)
+            length[lo:hi] = bits
+            symbol[lo:hi] = symbols[k]
+            code += 1
+            k += 1
+        code <<= 1
+    return length.tolist(), symbol.tolist()
 
 
 @dataclass(frozen=True)
@@ -192,26 +199,20 @@ def _parse_dht(seg: bytes, tables: JpegTables) -> None:
         pos += 17
         if total > 256 or pos + total > len(seg):
             raise JpegError("bad DHT: symbol count runs past the segment")
-        code = 0
-        for n in counts:
-            code += n
-            if code > (1 << 16):
-                raise JpegError("bad DHT: code lengths overflow (not a prefix code)")
-            code <<= 1
-        # a table must leave the all-ones code of every length free (T.81 C.2); libjpeg
-        # refuses otherwise too
+        # codes are assigned in canonical order (T.81 C.2); like libjpeg, refuse a table whose
+        # codes overflow their length or use an all-ones code
         code = 0
         for bits, n in enumerate(counts, start=1):
             code += n
             if code >= (1 << bits) and n:
-                raise JpegError("bad DHT: Huffman table uses an all-ones code")
+                raise JpegError("bad DHT: Huffman code lengths overflow (all-ones code)")
             code <<= 1
         table = HuffmanTable(counts, bytes(seg[pos:pos + total]))
         (tables.ac_huffman if tc else tables.dc_huffman)[th] = table
         pos += total
 
 
-def _parse_sof(marker: int, seg: bytes, tables: JpegTables) -> None:
+def _parse_sof(seg: bytes, tables: JpegTables) -> None:
     if tables.components:
         raise JpegError("more than one SOF marker")
     if len(seg) < 6:
@@ -281,7 +282,7 @@ def _parse_sos(seg: bytes, tables: JpegTables) -> tuple[tuple[int, ...], ...]:
         blocks = sum(tables.components[c].h * tables.components[c].v for c in comps)
         if blocks > 10:
             raise JpegError("bad SOS: more than 10 blocks per MCU")
-    for c, d, a in zip(comps, dcs, acs):
+    for c, d, a in zip(comps, dcs, acs, strict=True):
         if d not in tables.dc_huffman or a not in tables.ac_huffman:
             raise JpegError(f"missing DHT: scan uses DC table {d} / AC table {a} not defined")
         if tables.components[c].tq not in tables.qtables:
@@ -357,7 +358,7 @@ def parse(data: bytes) -> JpegTables:
         if marker in _SOF_UNSUPPORTED:
             raise JpegError(f"{_SOF_UNSUPPORTED[marker]} is not supported")
         if marker in (0xC0, 0xC1):
-            _parse_sof(marker, seg, tables)
+            _parse_sof(seg, tables)
         elif marker == 0xC4:
             _parse_dht(seg, tables)
         elif marker == 0xDB:
@@ -431,8 +432,8 @@ def _decode_scan(tables: JpegTables, si: int, coefs: dict[int, np.ndarray]) -> N
             bh = -(-tables.height // mcuy) * c.v
             bw = -(-tables.width // mcux) * c.h
             coefs[ci] = np.zeros((max(shape[0], bh), max(shape[1], bw), 64), dtype=np.int32)
-    luts = [(dc_h[d].lookup(), ac_h[a].lookup()) for d, a in zip(scan.dc_tables,
-                                                                   scan.ac_tables)]
+    luts = [(dc_h[d].lookup(), ac_h[a].lookup())
+            for d, a in zip(scan.dc_tables, scan.ac_tables, strict=True)]
     outs = [coefs[ci] for ci in scan.components]
     zz = ZIGZAG.tolist()
     mcu = 0
