@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("sim,config", [("verilator", "tiny"), ("icarus", "tiny"),
-                                        ("verilator", "fpga")])
+                                        ("verilator", "fpga"), ("icarus", "fpga")])
 def test_fast_design(sim, config, seed):
     """Backdoor, layers against the golden and functional models, every error code with
     fault ranges reprogrammed between jobs, the design's window monitor, soft reset."""

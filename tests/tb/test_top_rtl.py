@@ -1,8 +1,13 @@
-"""The whole accelerator RTL driven by the Python driver on Verilator and Icarus: layers at
-every sparsity bit-exact against the golden model and the functional model, AXI backpressure,
-every error code with the interrupt and a following good job, soft reset mid-job, no DRAM
-access outside windows. ``tiny_x2`` is the tiny preset with two SPUs (channel split across
-SPUs, activation loads multicast)."""
+"""The whole accelerator RTL (``s4_top``) on the bus-checking path, driven by the Python driver
+on Verilator and Icarus: cocotbext-axi's RAM with error responses, random backpressure on every
+AXI channel of the DRAM and CSR ports, the Python monitor of DRAM accesses outside the windows.
+Layers at every sparsity bit-exact against the golden model and the functional model, every
+error code with the interrupt and a following good job, soft reset mid-job. ``tiny_x2`` is the
+tiny preset with two SPUs (channel split across SPUs, activation loads multicast).
+
+The fpga preset runs the same kinds of checks on the fast path (``s4_sim``,
+tests/tb/test_fast_rtl.py), whose DRAM model takes the same cycles as the RAM here (checked
+there)."""
 
 import pytest
 
@@ -13,7 +18,6 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 CONFIGS = {
     "tiny": lambda: load_config("tiny"),
-    "fpga": lambda: load_config("fpga"),
     "tiny_x2": lambda: load_config("tiny").replace(spus=2, name="tiny_x2"),
 }
 
