@@ -117,6 +117,10 @@ def error_programs(dev: Driver, *, bus_errors=True):
          [nop, descriptor(Opcode.GEMM, wait_prev=1,
                           gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1})], 1),
     ]
+    if info.spus < 16:      # a mask naming only SPUs the device lacks
+        cases.insert(3, ("mask of absent SPUs", ErrorCode.BAD_FIELD,
+                         [nop, descriptor(Opcode.LOAD, spu_mask=1 << info.spus,
+                                          dma=_dma(buf, bb))], 1))
     if bus_errors:
         # DRAM regions inside window 0 that answer SLVERR / DECERR
         slverr, decerr = dev.alloc.alloc(4096), dev.alloc.alloc(4096)

@@ -62,7 +62,7 @@ class Header(data.Struct):
     """``spu_mask`` selects SPUs (bit i: SPU i; 0 means all): a LOAD writes every selected
     SPU's scratchpad from one DRAM read (multicast), a GEMM starts on every selected SPU and
     finishes when all have, a STORE reads the lowest selected SPU. Bits of SPUs the device
-    does not have are ignored."""
+    does not have are ignored, but a mask that names only such SPUs is ``BAD_FIELD``."""
     opcode: unsigned(4)
     wait_prev: 1
     wait_next: 1

@@ -49,7 +49,15 @@ def spu_store_cmd(spus):
     return data.StructLayout({"mask": spus, "addr": 16, "beats": 24})
 
 
-def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds):
+def _absent_spus(header, spus):
+    """A mask that names SPUs but none the device has: refused (``BAD_FIELD``) rather than
+    read as "all SPUs" (the functional model and docs/architecture.md agree)."""
+    if spus >= len(header.spu_mask):
+        return 0
+    return (header.spu_mask != 0) & (header.spu_mask[:spus] == 0)
+
+
+def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds, spus):
     """The checks of a LOAD or STORE descriptor, in three registered stages (a 16 x 16
     product, then a compare, then the verdict), so that no multiplier or comparator chain
     limits the clock.
@@ -79,7 +87,8 @@ def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds):
                      limit.eq((depth - body.sram_addr) * word_bytes)]
     with m.If(check[0]):
         m.d.sync += bad.eq((body.rows == 0) | (body.row_bytes == 0)
-                           | (body.row_bytes[:lg] != 0 if lg else 0))
+                           | (body.row_bytes[:lg] != 0 if lg else 0)
+                           | _absent_spus(entry.desc.header, spus))
         if list(bounds) == [None]:
             bound(*bounds[None])
         else:
@@ -364,7 +373,7 @@ class CommandProcessor(wiring.Component):
         lg = (bus_bytes - 1).bit_length()
         _, ld_fault_field, ld_fault_over, ld_ok = _transfer_checks(
             m, platform, name="ld", queue=qs["ld"], entry=ld, check=ld_check, lg=lg,
-            bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target})
+            bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target}, spus=self._spus)
         with m.If(ld_ok):
             m.d.sync += ld_wait.eq(1)
         faults.append((ld_fault_field, ErrorCode.BAD_FIELD, ld.addr))
@@ -433,7 +442,8 @@ class CommandProcessor(wiring.Component):
                          wgt_lim.eq((wgt_room - gb.wgt_addr)[:wgt_room.bit_length()]
                                     << gb.log2s),
                          ex_bad.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0]
-                                   | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0))]
+                                   | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0)
+                                   | _absent_spus(ex.desc.header, self._spus))]
         with m.If(ex_check[1]):
             m.d.sync += [need_act.eq(gb.act_addr + p_act),
                          wgt_over.eq(wgt_addr_over | ((p_wgt << 5) >= wgt_lim)),
@@ -470,7 +480,7 @@ class CommandProcessor(wiring.Component):
         sb = st.desc.body.dma
         st_beats, st_fault_field, st_fault_over, st_ok = _transfer_checks(
             m, platform, name="st", queue=qs["st"], entry=st, check=st_check, lg=lg,
-            bounds={None: (g.out_depth, g.out_bits // 8)})
+            bounds={None: (g.out_depth, g.out_bits // 8)}, spus=self._spus)
         with m.If(st_ok):
             m.d.sync += st_issue.eq(1)
         faults.append((st_fault_field, ErrorCode.BAD_FIELD, st.addr))
