@@ -1,5 +1,5 @@
-"""The driver against a device left in an odd state by an earlier user, and layer parameters
-the device cannot hold (issue 20, items 5-8)."""
+"""The driver against a device left in an odd state by an earlier user, layer parameters the
+device cannot hold (issue 20, items 4-8), and how programs are handed over (issue 19)."""
 
 import asyncio
 
@@ -9,7 +9,7 @@ import pytest
 from s4accel.hw.cmd.descriptors import DESC_BYTES, Opcode
 from s4accel.sim.model.device_model import ModelBackend
 from s4accel.sw import regs, scenarios
-from s4accel.sw.driver import Driver
+from s4accel.sw.driver import DeviceTimeout, Driver
 from s4accel.sw.program import LayerParams, descriptor
 
 
@@ -33,7 +33,7 @@ def test_open_resets_a_head_past_the_ring(rng, head):
     _poison_ring(backend, 256)
 
     async def main():
-        dev = Driver(backend)
+        dev = Driver(backend, ring_slots=64)
         await dev.open()
         assert await backend.read32(regs.RING_HEAD) < dev.ring_slots
         for _ in range(2):
@@ -125,4 +125,59 @@ def test_run_layer_refuses_zero_rows(rng):
         with pytest.raises(ValueError, match=r"x has no rows \(M = 0\)"):
             await dev.run_layer(x[:0], packed, LayerParams("raw"))
         assert await dev.counters() == before
+    asyncio.run(main())
+
+
+class _Counting(ModelBackend):
+    """The functional model, counting register writes by offset."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.writes = {}
+
+    async def write32(self, offset, value):
+        self.writes[offset] = self.writes.get(offset, 0) + 1
+        await super().write32(offset, value)
+
+
+def test_a_program_is_handed_over_with_one_tail_write(rng):
+    """The whole program goes into the ring first, then one RING_TAIL write: the device never
+    waits for the host in the middle of a program (the benches' cycles assume it)."""
+    backend = _Counting("tiny")
+
+    async def main():
+        dev = Driver(backend)
+        await dev.open()
+        x, packed, params = scenarios.random_layer(rng, dev.info, 1, "int8", m=40, n=40, k=200)
+        backend.writes.clear()
+        res = await dev.run_layer(x, packed, params)
+        assert res.descriptors > 64          # longer than the old 64-slot ring
+        assert backend.writes.get(regs.RING_TAIL) == 1, backend.writes
+    asyncio.run(main())
+
+
+def test_a_program_longer_than_the_ring_runs_in_pieces(rng):
+    backend = _Counting("tiny")
+
+    async def main():
+        dev = Driver(backend, ring_slots=16)
+        await dev.open()
+        x, packed, params = scenarios.random_layer(rng, dev.info, 1, "int8", m=20, n=20, k=200)
+        res = await scenarios.check_layer(dev, x, packed, params, "16-slot ring")
+        assert res.descriptors > 3 * 16
+        assert backend.writes.get(regs.RING_TAIL, 0) >= res.descriptors // 15
+    asyncio.run(main())
+
+
+def test_submit_to_a_disabled_device_does_not_hang():
+    """Issue 20 item 4: a full ring that the device cannot drain (CTRL.enable = 0) ends in
+    DeviceTimeout, not an endless poll."""
+    backend = ModelBackend("tiny")
+
+    async def main():
+        dev = Driver(backend, ring_slots=8)
+        await dev.open()
+        await backend.write32(regs.CTRL, 0)
+        with pytest.raises(DeviceTimeout, match="ring is full"):
+            await dev.submit([descriptor(Opcode.NOP)] * 20, max_cycles=1000)
     asyncio.run(main())
