@@ -245,10 +245,7 @@ class DeviceModel:
     def _selected(self, header):
         """SPUs a descriptor selects (``spu_mask``; 0 means all; bits of absent SPUs are
         ignored, and a mask naming only absent SPUs selects none: :meth:`_execute` refuses
-        that LOAD, STORE or GEMM with BAD_FIELD).
-
-        The RTL differs there today: it keeps only the mask bits of the SPUs it has and, those
-        all being 0, runs the descriptor on every SPU (issue 20)."""
+        that LOAD, STORE or GEMM with BAD_FIELD, as the RTL's dispatch checks do)."""
         mask = int(header.spu_mask) & ((1 << self.config.spus) - 1)
         if int(header.spu_mask) == 0:
             mask = (1 << self.config.spus) - 1
