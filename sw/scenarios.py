@@ -156,3 +156,27 @@ async def run_error_case(dev: Driver, name, code, descs, index, *, good_layer, w
     await dev.set_watchdog(0)
     x, packed, params = good_layer
     await check_layer(dev, x, packed, params, f"good layer after {name}")
+
+
+async def run_soft_reset_case(dev: Driver, rng):
+    """A soft reset in the middle of a job (timed backends): the job is still running 300
+    cycles after its hand-over, the device is idle again within 2000 cycles of the reset, and
+    the next layer is correct."""
+    from . import regs
+
+    b = dev.backend
+    x, packed, params = random_layer(rng, dev.info, 1, "raw", m=3 * dev.info.rows,
+                                     n=3 * dev.info.cols, k=150)
+    prog = dev.program(x, packed, params)
+    for addr, data in prog.images:
+        await b.mem_write(addr, data)
+    await dev.submit(prog.descs)
+    await b.wait_irq(300)
+    assert (await b.read32(regs.STATUS)) & 1, "the job should still be running"
+    await dev.soft_reset()
+    start = await b.cycle()
+    while (await b.read32(regs.STATUS)) & 0b101 != 0b100:     # idle, not busy
+        if await b.cycle() - start > 2000:
+            raise AssertionError("the device did not return to idle after a soft reset")
+        await b.wait_irq(1)
+    await check_layer(dev, *random_layer(rng, dev.info, 8, "int8"), "after soft reset")

@@ -118,23 +118,5 @@ async def soft_reset_mid_job(dut):
     """A soft reset in the middle of a job aborts it cleanly; the next job is correct."""
     rng = rng_from_env(dut, "soft_reset_mid_job")
     be, dev = await _open(dut, rng)
-    x, packed, params = scenarios.random_layer(rng, dev.info, 1, "raw", m=3 * dev.info.rows,
-                                               n=3 * dev.info.cols, k=150)
-    prog = dev.program(x, packed, params)
-    for addr, data in prog.images:
-        await be.mem_write(addr, data)
-    await dev.submit(prog.descs)
-    for _ in range(300):
-        await RisingEdge(dut.clk)
-    from ...sw import regs
-    assert (await be.read32(regs.STATUS)) & 1, "the job should still be running"
-    await dev.soft_reset()
-    for _ in range(2000):
-        await RisingEdge(dut.clk)
-        if (await be.read32(regs.STATUS)) & 0b101 == 0b100:   # idle, not busy
-            break
-    else:
-        raise AssertionError("the device did not return to idle after a soft reset")
-    await scenarios.check_layer(dev, *scenarios.random_layer(rng, dev.info, 8, "int8"),
-                                "after soft reset")
+    await scenarios.run_soft_reset_case(dev, rng)
     _no_violations(be)
