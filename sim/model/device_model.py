@@ -74,6 +74,9 @@ class DeviceModel:
         # untimed: the device is idle whenever the host looks
         self._set("STATUS", "idle", 1)
 
+    def clear_bus_errors(self):
+        self.bus_faults.clear()
+
     def inject_bus_error(self, lo: int, hi: int, kind: str):
         codes = {"slverr": ErrorCode.BUS_SLVERR, "decerr": ErrorCode.BUS_DECERR}
         if kind not in codes:
@@ -384,3 +387,6 @@ class ModelBackend(Backend):
 
     def inject_bus_error(self, lo, hi, kind):
         self.model.inject_bus_error(lo, hi, kind)
+
+    def clear_bus_errors(self):
+        self.model.clear_bus_errors()

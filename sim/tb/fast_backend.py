@@ -29,7 +29,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from ...sw import regs
-from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend
+from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 from ..hdl.dram import N_FAULTS, N_WINDOWS
 from .base import CLOCK_NS, reset, start_clock
 
@@ -81,11 +81,16 @@ class FastBackend(Backend):
     # -- Backend: registers ---------------------------------------------------------------------
     async def read32(self, offset):
         await self._flush()
-        return int.from_bytes((await self.csr.read(offset, 4)).data, "little")
+        r = await self.csr.read(offset, 4)
+        if int(r.resp) != 0:
+            raise CsrBusError(offset, False, r.resp.name)
+        return int.from_bytes(r.data, "little")
 
     async def write32(self, offset, value):
         await self._flush()
-        await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        r = await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        if int(r.resp) != 0:
+            raise CsrBusError(offset, True, r.resp.name)
         self._shadow(offset, value)
 
     def _shadow(self, offset, value):
