@@ -13,9 +13,9 @@ from ...base import golden
 from ...base.config import BANK, Config, load_config
 from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
+from ...hw.cmd.processor import TOKEN_LIMIT
 from ...hw.spu.spu import SpuGeometry
 from ...sw import regs
-from ...hw.cmd.processor import TOKEN_LIMIT
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
 __all__ = ["DeviceModel"]
