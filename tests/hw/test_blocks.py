@@ -419,3 +419,20 @@ def test_spu_fanout_rejects_bad_outputs():
 
     with pytest.raises(ValueError, match="outputs must be a positive integer, not 0"):
         SpuFanout(8, 0)
+
+
+@pytest.mark.parametrize("change, words", [({"dram_bus_bits": 512}, "256 bits"),
+                                           ({"spus": 32}, "at most 16")])
+def test_top_refuses_what_the_rtl_cannot_build(change, words):
+    """``dram_bus_bits: 512`` and more than 16 SPUs are valid configurations (the performance
+    model projects them) but refused where RTL is generated, with a message naming why."""
+    import dataclasses
+
+    from s4accel.base.config import load_config
+    from s4accel.hw.top import S4Top
+    from s4accel.sim.model import perf_model
+
+    cfg = dataclasses.replace(load_config("fpga"), **change)
+    assert perf_model.predict_layer(cfg, 16, 256, 16, 4)["cycles"] > 0
+    with pytest.raises(ValueError, match=words):
+        S4Top(cfg)
