@@ -44,6 +44,10 @@ class S4Top(wiring.Component):
         if config.spus > MAX_SPUS:
             raise ValueError(f"the RTL top level builds at most {MAX_SPUS} SPUs, not "
                              f"spus={config.spus} (larger arrays are the performance model's)")
+        if config.dram_bus_bits > 256:
+            raise ValueError(f"the RTL fetches 32-byte descriptors as whole bus words, so its DRAM "
+                             f"bus is at most 256 bits, not dram_bus_bits={config.dram_bus_bits} "
+                             f"(wider buses are the performance model's)")
 
     def __new__(cls, config: Config, *args, **kwargs):
         cls.check(config)   # before Elaboratable registers the object as one to be used
@@ -93,6 +97,7 @@ class S4Top(wiring.Component):
             cmd.ring_tail.eq(r("ring_tail_index")),
             cmd.watchdog.eq(r("watchdog_cycles")),
             cmd.error_pending.eq(r("irq_error")),
+            cmd.windows.eq(dma.windows),
             d("ring_head_index").eq(cmd.ring_head),
             d("status_busy").eq(cmd.busy),
             d("status_error").eq(cmd.error),

@@ -28,7 +28,7 @@ from ..hw.cmd.descriptors import DESC_BYTES, ErrorCode
 from . import regs
 from .program import Allocator, DeviceInfo, LayerParams, layer_program
 
-__all__ = ["Backend", "Driver", "DeviceError", "DeviceTimeout", "LayerResult", "RING_SLOTS"]
+__all__ = ["Backend", "Driver", "CsrBusError", "DeviceError", "DeviceTimeout", "LayerResult", "RING_SLOTS"]
 
 #: Default DRAM region the driver may use (the programmed access window).
 DRAM_BASE = 0x1000_0000
@@ -51,6 +51,16 @@ class DeviceError(RuntimeError):
         super().__init__(f"device error {name} at descriptor address {desc_addr:#010x}{where}")
 
 
+class CsrBusError(RuntimeError):
+    """A register access the device answered with a bus error (SLVERR / DECERR): an offset
+    with no register (docs/faults.md, section 4)."""
+
+    def __init__(self, offset: int, write: bool, resp: str = "DECERR"):
+        self.offset, self.write, self.resp = offset, write, resp
+        super().__init__(f"CSR {'write' if write else 'read'} at offset {offset:#05x}: the "
+                         f"register block answered {resp} (no register there)")
+
+
 class DeviceTimeout(TimeoutError):
     """The device did not finish within the cycle bound."""
 
@@ -59,10 +69,13 @@ class Backend(abc.ABC):
     """How the driver reaches a device: registers, DRAM, interrupt, time."""
 
     @abc.abstractmethod
-    async def read32(self, offset: int) -> int: ...
+    async def read32(self, offset: int) -> int:
+        """The register at byte ``offset`` (bits 1:0 are ignored); :class:`CsrBusError` where
+        the device answers a bus error."""
 
     @abc.abstractmethod
-    async def write32(self, offset: int, value: int) -> None: ...
+    async def write32(self, offset: int, value: int) -> None:
+        """Write the register at ``offset``; :class:`CsrBusError` as :meth:`read32`."""
 
     @abc.abstractmethod
     async def mem_write(self, addr: int, data: bytes) -> None: ...

@@ -81,6 +81,18 @@ def _dma(addr, nbytes, target=Target.ACT, sram=0, rows=1, stride=None):
             "row_bytes": nbytes, "rows": rows, "target": target, "sram_addr": sram}
 
 
+def _long_gemm(info):
+    """The dense GEMM with the most MAC cycles (about m * n * banks * 32) that fits the
+    scratchpads: thousands of cycles on every configuration."""
+    best = None
+    for banks in (1, 2, 4, 8, 16):
+        n = min(info.par_depth, info.wgt_depth // (banks * 32))
+        m = min(info.act_depth // banks, info.out_depth // max(1, n * info.rows)) if n else 0
+        if n and m and (best is None or m * n * banks > best[0]):
+            best = (m * n * banks, {"banks": banks, "m_tiles": m, "n_tiles": n})
+    return best[1]
+
+
 def error_programs(dev: Driver, *, bus_errors=True):
     """(name, expected ErrorCode, descriptors, index of the faulting descriptor) for every
     error the device reports; each program is one bad descriptor after a good NOP.
@@ -113,9 +125,13 @@ def error_programs(dev: Driver, *, bus_errors=True):
          [nop, descriptor(Opcode.GEMM, gemm={
              "banks": 1, "m_tiles": 1, "n_tiles": 1, "log2s": max_log2s,
              "wgt_addr": info.wgt_depth - (32 >> max_log2s) + 1})], 1),
-        ("watchdog", ErrorCode.WATCHDOG,
+        # a wait no earlier descriptor signals (it would block for ever)
+        ("token nobody gives", ErrorCode.TOKEN,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,
                           gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1})], 1),
+        # a valid GEMM longer than the watchdog (run_error_case's 2000 cycles)
+        ("watchdog", ErrorCode.WATCHDOG, [nop, descriptor(Opcode.GEMM, gemm=_long_gemm(info))],
+         1),
     ]
     if info.spus < 16:      # a mask naming only SPUs the device lacks
         cases.insert(3, ("mask of absent SPUs", ErrorCode.BAD_FIELD,

@@ -52,6 +52,12 @@ class ErrorCode(enum.Enum, shape=8):
     BUS_SLVERR = 5
     BUS_DECERR = 6
     WATCHDOG = 7
+    #: a descriptor waits for a dependency token that no descriptor dispatched before it
+    #: signalled, or its signal would take a token counter past its bound
+    TOKEN = 8
+    #: a fetch from a ring whose tail the head never meets (``RING_TAIL >= RING_SIZE``, which
+    #: includes ``RING_SIZE = 0``) or from a head outside the ring (``RING_HEAD >= RING_SIZE``)
+    BAD_RING = 9
 
 
 #: Most SPUs a descriptor can address (``Header.spu_mask`` bits).

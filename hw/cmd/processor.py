@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...base.config import Config
 from ..core.dsp import registered_uproduct
-from ..dma.engine import DmaError, dma_cmd_layout, dma_status_layout
+from ..dma.engine import N_WINDOWS, DmaError, dma_cmd_layout, dma_status_layout, windows_layout
 from ..spu.spu import SpuGeometry
 from .descriptors import DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, GemmBody, Opcode, Target
 from .fanout import multicast_layout
@@ -28,6 +28,17 @@ from .fanout import multicast_layout
 __all__ = ["CommandProcessor", "spu_load_cmd", "spu_store_cmd"]
 
 QUEUE_DEPTH = 2
+
+#: Bits of a dependency-token counter, and the most signals one may hold: a descriptor whose
+#: signal would take a counter past ``TOKEN_LIMIT`` (counted at dispatch) is refused with
+#: ``TOKEN``, so the counters neither wrap nor saturate (``TOKEN_LIMIT`` leaves room for the
+#: waits that are dispatched but not yet taken, at most ``2 * QUEUE_DEPTH + 2``).
+TOKEN_BITS = 16
+TOKEN_LIMIT = (1 << TOKEN_BITS) - 8
+
+#: Cycles from a fetched descriptor's last word to the dispatch checks' verdict (the check
+#: pipeline of :func:`_dispatch_checks`); the performance model's ``Timing.dispatch_check``.
+CHECK_STAGES = 5
 
 
 def _dma_code(code):
@@ -120,6 +131,95 @@ def _verdict(m, name, when, bad, over):
     return fault_field, fault_over, ok
 
 
+def _dispatch_checks(m, platform, *, desc, windows, geom, rows, lg, spus, sparsities):
+    """Every check of a fetched LOAD, STORE or GEMM, before it is dispatched (the "precise"
+    rule of docs/faults.md: a descriptor that fails never runs, nor does anything after it).
+
+    A free-running pipeline on the dispatch register ``desc``: its verdict is that of the
+    descriptor once it has been there for :data:`CHECK_STAGES` cycles. One operation per stage, as
+    in the engines' and the DMA's own checks (which stay as a second line): products (operands
+    and product registered, one DSP each), sums, compares, the window hits. Returns the
+    verdict, combinational from the last stage's registers: ``(field, over, dma_bad,
+    outside)`` for a transfer and ``(gemm_field, gemm_over)`` for a GEMM, in the order they
+    are reported (the order of the engines' and the DMA's checks)."""
+    h = desc.header
+    dma_b = desc.body.dma
+    gb = desc.body.gemm
+    is_st = h.opcode == Opcode.STORE.value
+    # stage 1 (from desc) ----------------------------------------------------------------
+    field, past, dma_bad = Signal(name="dc_field"), Signal(name="dc_past"), Signal(name="dc_dma_bad")
+    limit = Signal(40, name="dc_limit")
+    end0 = Signal(33, name="dc_end0")
+    above = [Signal(name=f"dc_above{i}") for i in range(N_WINDOWS)]
+    g_field = Signal(name="dc_gemm_field")
+    need_par = Signal(17, name="dc_need_par")
+    wgt_room = geom.wgt_depth + 1
+    wgt_lim = Signal(wgt_room.bit_length() + 7, name="dc_wgt_lim")
+    wgt_addr_over = Signal(name="dc_wgt_addr_over")
+    smask = sum(1 << (s.bit_length() - 1) for s in sparsities)
+    m.d.sync += [
+        field.eq((dma_b.rows == 0) | (dma_b.row_bytes == 0)
+                 | (dma_b.row_bytes[:lg] != 0 if lg else 0) | _absent_spus(h, spus)),
+        dma_bad.eq((dma_b.dram_addr[:lg] != 0 if lg else 0)
+                   | (dma_b.stride[:lg] != 0 if lg else 0)),
+        end0.eq(dma_b.dram_addr + dma_b.row_bytes),
+        g_field.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0] | (gb.banks == 0)
+                   | (gb.m_tiles == 0) | (gb.n_tiles == 0) | _absent_spus(h, spus)),
+        need_par.eq(gb.par_addr + gb.n_tiles),
+        wgt_addr_over.eq(gb.wgt_addr > geom.wgt_depth),
+        wgt_lim.eq((wgt_room - gb.wgt_addr)[:wgt_room.bit_length()] << gb.log2s),
+    ]
+    for i in range(N_WINDOWS):
+        m.d.sync += above[i].eq(dma_b.dram_addr >= windows[i].base)
+
+    def bound(depth, word_bytes):
+        m.d.sync += [past.eq(dma_b.sram_addr >= depth),
+                     limit.eq((depth - dma_b.sram_addr) * word_bytes)]
+    with m.If(is_st):
+        bound(geom.out_depth, geom.out_bits // 8)
+    with m.Else():
+        with m.Switch(dma_b.target):
+            for t in Target:
+                with m.Case(t):
+                    bound(geom.depth(t), geom.bits(t) // 8)
+    # products (operands registered in stage 1, products in stage 2): a descriptor is a
+    # transfer or a GEMM, so the two kinds share the multipliers
+    is_gemm = h.opcode == Opcode.GEMM.value
+
+    def product(a_dma, b_dma, a_gemm, b_gemm, name, width=32):
+        return registered_uproduct(m, Mux(is_gemm, a_gemm, a_dma), Mux(is_gemm, b_gemm, b_dma),
+                                   width=width, platform=platform, name=name)
+    # rows x row words (the transfer's bus words), m x banks (activation words)
+    p0 = product(dma_b.rows, dma_b.row_bytes[lg:], gb.m_tiles, gb.banks, "dc_p0", width=36)
+    # (rows - 1) x stride as two 16 x 16 partial products; n x banks, n x m
+    rows1 = (dma_b.rows - 1)[:16]
+    p1 = product(rows1, dma_b.stride[:16], gb.n_tiles, gb.banks, "dc_p1")
+    p2 = product(rows1, dma_b.stride[16:], gb.n_tiles, gb.m_tiles, "dc_p2")
+    # stage 2 (products there) -------------------------------------------------------------
+    over, span = Signal(name="dc_over"), Signal(48, name="dc_span")
+    need_act, need_out = Signal(37, name="dc_need_act"), Signal(40, name="dc_need_out")
+    wgt_over = Signal(name="dc_wgt_over")
+    m.d.sync += [over.eq(past | ((p0 << lg) > limit)),
+                 span.eq(p1 + (p2 << 16)),
+                 need_act.eq(gb.act_addr + p0),
+                 wgt_over.eq(wgt_addr_over | ((p1 << 5) >= wgt_lim)),
+                 need_out.eq(gb.out_addr + p2 * rows)]
+    # stage 3 ------------------------------------------------------------------------------
+    end = Signal(50, name="dc_end")
+    g_over = Signal(name="dc_gemm_over")
+    m.d.sync += [end.eq(end0 + span),
+                 g_over.eq((need_act > geom.act_depth) | wgt_over
+                           | (need_par > geom.par_depth) | (need_out > geom.out_depth))]
+    # stage 4: the window compares -----------------------------------------------------------
+    inside = Signal(name="dc_inside")
+    hits = [windows[i].enable & Mux(is_st, windows[i].write, windows[i].read) & above[i]
+            & (end <= windows[i].limit) for i in range(N_WINDOWS)]
+    m.d.sync += inside.eq(Cat(*hits).any())
+    # (no stage needs its inputs delayed: the verdict is used only once the descriptor has
+    # been in ``desc`` for CHECK_STAGES cycles, when every stage describes it)
+    return (field, over, dma_bad, ~inside), (g_field, g_over)
+
+
 class CommandProcessor(wiring.Component):
     """Descriptor fetch, dispatch, dependency tokens, error and reset handling.
 
@@ -128,6 +228,9 @@ class CommandProcessor(wiring.Component):
     enable, ring_base, ring_size, ring_tail, watchdog : In
         From the register block. ``ring_size`` is in descriptors; ``watchdog`` in cycles
         without progress (0 disables it).
+    windows : In(windows_layout)
+        The DRAM windows (the DMA engine's): LOAD and STORE extents are checked against them
+        at dispatch.
     soft_reset : In(1)
         Pulse: abort everything and return to idle.
     error_ack : In(1)
@@ -171,6 +274,7 @@ class CommandProcessor(wiring.Component):
         super().__init__({
             "enable": In(1), "ring_base": In(32), "ring_size": In(32), "ring_tail": In(32),
             "watchdog": In(32), "soft_reset": In(1), "error_pending": In(1),
+            "windows": In(windows_layout),
             "ring_head": Out(32), "busy": Out(1), "err_code": Out(ErrorCode),
             "err_addr": Out(32), "desc_done": Out(32), "error": Out(1),
             "irq_done_set": Out(1), "irq_error_set": Out(1), "flush": Out(1),
@@ -219,7 +323,7 @@ class CommandProcessor(wiring.Component):
         heads = {n: data.View(entry, q.r_data) for n, q in qs.items()}
 
         # -- tokens --------------------------------------------------------------------------
-        tok = {n: Signal(8, name=f"tok_{n}") for n in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
+        tok = {n: Signal(TOKEN_BITS, name=f"tok_{n}") for n in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
         inc = {n: Signal(name=f"inc_{n}") for n in tok}
         dec = {n: Signal(name=f"dec_{n}") for n in tok}
         # tok_nz[n] is "tok[n] != 0" kept as a register, so a queue's pop decision (which
@@ -266,8 +370,23 @@ class CommandProcessor(wiring.Component):
         # descriptor blocks the next fetch for longer than that
         pending = Signal()
         m.d.sync += pending.eq(head != self.ring_tail)
-        can_fetch = (self.enable & ~halted & ~stop & ~desc_valid & ~fetching & ~rd_busy
-                     & pending)
+        # a ring whose tail the head never meets, or a head outside the ring (registered, as
+        # `pending`): the fetch is refused with BAD_RING instead of running stale slots
+        bad_ring = Signal()
+        m.d.sync += bad_ring.eq((self.ring_tail >= self.ring_size)
+                                | (head >= self.ring_size))
+        # a precise fault (docs/faults.md): found at fetch or dispatch, in program order; nothing
+        # more is fetched or dispatched, and it is reported once everything before it is done
+        pfault = Signal()
+        pcode = Signal(ErrorCode)
+        paddr = Signal(32)
+
+        def precise(code, addr):
+            m.d.sync += [pfault.eq(1), pcode.eq(code), paddr.eq(addr)]
+        may_fetch = self.enable & ~halted & ~stop & ~pfault & ~desc_valid & ~fetching & pending
+        can_fetch = may_fetch & ~rd_busy & ~bad_ring
+        with m.If(may_fetch & bad_ring):
+            precise(ErrorCode.BAD_RING, fetch_addr)
 
         # LOAD engine wants the read path (declared below, used here for arbitration)
         ld_req = Signal()
@@ -283,32 +402,100 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += [fetching.eq(1), rd_busy.eq(1), rd_is_load.eq(0), fetch_cnt.eq(0),
                              desc_addr.eq(fetch_addr)]
         # words of a fetch fill the descriptor register
+        # cycles since the last word arrived: the dispatch checks' verdict is valid once this
+        # reaches CHECK_STAGES
+        age = Signal(range(CHECK_STAGES + 1))
+        with m.If(fetching & self.dma_rd_data.valid):
+            m.d.sync += age.eq(0)
+        with m.Elif(age != CHECK_STAGES):
+            m.d.sync += age.eq(age + 1)
         with m.If(fetching & self.dma_rd_data.valid):
             m.d.sync += [desc.as_value().eq(Cat(desc.as_value()[g.bus_bits:],
                                                 self.dma_rd_data.payload.data)
                                             if desc_words > 1 else self.dma_rd_data.payload.data),
                          fetch_cnt.eq(fetch_cnt + 1)]
-        fetch_fault = Signal()
         with m.If(fetching & self.dma_rd_done.valid):
             m.d.sync += [fetching.eq(0), rd_busy.eq(0)]
             with m.If(self.dma_rd_done.payload.code == DmaError.OK):
                 m.d.sync += [desc_valid.eq(1),
                              head.eq(Mux(head + 1 >= self.ring_size, 0, head + 1))]
             with m.Else():
-                m.d.comb += fetch_fault.eq(1)
-        faults.append((fetch_fault, _dma_code(self.dma_rd_done.payload.code), desc_addr))
+                precise(_dma_code(self.dma_rd_done.payload.code), desc_addr)
 
         # -- dispatch --------------------------------------------------------------------------
         op = desc.header.opcode
+        hd = desc.header
         all_idle = Signal()
         consume = Signal()
+        lg = (bus_bytes - 1).bit_length()
+        (x_field, x_over, x_dma_bad, x_outside), (g_field, g_over) = _dispatch_checks(
+            m, platform, desc=desc, windows=self.windows, geom=g, rows=cfg.rows, lg=lg,
+            spus=self._spus, sparsities=cfg.sparsities)
+        checked = Signal()
+        m.d.comb += checked.eq(age == CHECK_STAGES)
+        # dependency tokens counted at dispatch, in program order: a wait needs a signal from a
+        # descriptor dispatched before it (else it could only be met by a later one, which the
+        # functional model, running in program order, cannot do), and no counter may pass
+        # TOKEN_LIMIT. (waits, signals) of each opcode:
+        tok_use = {Opcode.LOAD: ({"ex2ld": hd.wait_next}, {"ld2ex": hd.sig_next}),
+                   Opcode.GEMM: ({"ld2ex": hd.wait_prev, "st2ex": hd.wait_next},
+                                 {"ex2ld": hd.sig_prev, "ex2st": hd.sig_next}),
+                   Opcode.STORE: ({"ex2st": hd.wait_prev}, {"st2ex": hd.sig_prev})}
+        dtok = {n: Signal(TOKEN_BITS, name=f"dtok_{n}") for n in tok}
+        dtok_nz = {n: Signal(name=f"dtok_nz_{n}") for n in tok}
+        dtok_full = {n: Signal(name=f"dtok_full_{n}") for n in tok}
+        tok_bad = Signal()
+        d_inc = {n: Signal(name=f"dinc_{n}") for n in tok}
+        d_dec = {n: Signal(name=f"ddec_{n}") for n in tok}
+        with m.Switch(op):
+            for opcode, (waits, sigs) in tok_use.items():
+                with m.Case(opcode.value):
+                    m.d.comb += tok_bad.eq(
+                        Cat(*(w & ~dtok_nz[n] for n, w in waits.items()),
+                            *(sg & dtok_full[n] for n, sg in sigs.items())).any())
+                    with m.If(consume):
+                        m.d.comb += [d_dec[n].eq(w) for n, w in waits.items()]
+                        m.d.comb += [d_inc[n].eq(sg) for n, sg in sigs.items()]
+        for n in tok:
+            new = Mux(d_inc[n], dtok[n] + 1, dtok[n] - 1)[:TOKEN_BITS]
+            with m.If(flush):
+                m.d.sync += [dtok[n].eq(0), dtok_nz[n].eq(0), dtok_full[n].eq(0)]
+            with m.Elif(d_inc[n] ^ d_dec[n]):
+                m.d.sync += [dtok[n].eq(new), dtok_nz[n].eq(new != 0),
+                             dtok_full[n].eq(new >= TOKEN_LIMIT)]
+        # the verdict for a LOAD, GEMM or STORE (checked), in the engines' order of checks
+        v_code = Signal(ErrorCode)
+        with m.If((op == Opcode.LOAD.value) | (op == Opcode.STORE.value)):
+            with m.If(x_field):
+                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(x_over):
+                m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
+            with m.Elif(x_dma_bad):
+                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(x_outside):
+                m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
+            with m.Elif(tok_bad):
+                m.d.comb += v_code.eq(ErrorCode.TOKEN)
+        with m.Else():
+            with m.If(g_field):
+                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(g_over):
+                m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
+            with m.Elif(tok_bad):
+                m.d.comb += v_code.eq(ErrorCode.TOKEN)
+        v_ok = Signal()
+        m.d.comb += v_ok.eq(v_code == ErrorCode.NONE)
+        go = Signal()          # the dispatch register may act this cycle
+        m.d.comb += go.eq(desc_valid & ~stop & ~pfault)
         for name, opcode in (("ld", Opcode.LOAD), ("ex", Opcode.GEMM), ("st", Opcode.STORE)):
             q = qs[name]
             m.d.comb += q.w_data.eq(Cat(desc.as_value(), desc_addr))
-            with m.If(desc_valid & (op == opcode.value) & q.w_rdy & ~stop):
-                m.d.comb += [q.w_en.eq(1), consume.eq(1)]
-        unknown = Signal()
-        with m.If(desc_valid & ~stop):
+            with m.If(go & (op == opcode.value) & checked):
+                with m.If(~v_ok):
+                    precise(v_code, desc_addr)
+                with m.Elif(q.w_rdy):
+                    m.d.comb += [q.w_en.eq(1), consume.eq(1)]
+        with m.If(go):
             with m.Switch(op):
                 with m.Case(Opcode.NOP.value):
                     m.d.comb += [consume.eq(1), progress.eq(1)]
@@ -321,8 +508,10 @@ class CommandProcessor(wiring.Component):
                 with m.Case(Opcode.LOAD.value, Opcode.GEMM.value, Opcode.STORE.value):
                     pass
                 with m.Default():
-                    m.d.comb += unknown.eq(1)
-        faults.append((unknown, ErrorCode.UNKNOWN_OPCODE, desc_addr))
+                    precise(ErrorCode.UNKNOWN_OPCODE, desc_addr)
+        # reported once everything dispatched before it has finished (an earlier descriptor's
+        # bus fault, raised meanwhile, is reported instead)
+        faults.append((pfault & all_idle, pcode, paddr))
         with m.If(consume):
             m.d.sync += desc_valid.eq(0)
         with m.If(consume & (op <= Opcode.STORE.value) & (op != Opcode.NOP.value)):
@@ -370,7 +559,6 @@ class CommandProcessor(wiring.Component):
         def spu_mask(h):
             """The mask bits of the SPUs there are (none of them set: all SPUs)."""
             return h.spu_mask[:self._spus]
-        lg = (bus_bytes - 1).bit_length()
         _, ld_fault_field, ld_fault_over, ld_ok = _transfer_checks(
             m, platform, name="ld", queue=qs["ld"], entry=ld, check=ld_check, lg=lg,
             bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target}, spus=self._spus)
@@ -578,8 +766,12 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [desc_valid.eq(0), fetching.eq(0), ld_busy.eq(0), ld_check.eq(0),
                          ld_wait.eq(0), ld_running.eq(0), ex_busy.eq(0), ex_check.eq(0),
                          ex_issue.eq(0), ex_run.eq(0), st_busy.eq(0), st_check.eq(0),
-                         st_issue.eq(0), st_run.eq(0), head.eq(self.ring_tail)]
+                         st_issue.eq(0), st_run.eq(0), head.eq(self.ring_tail), pfault.eq(0)]
             m.d.sync += fault_r.eq(0)
+            # a soft reset during a fault's flush still returns the device to idle without an
+            # error (the flush goes on until the DMA is idle)
+            with m.If(self.soft_reset):
+                m.d.sync += [halted.eq(0), self.err_code.eq(ErrorCode.NONE)]
             with m.If(self.dma_idle & ~self.soft_reset):
                 m.d.sync += [flushing.eq(0), flush.eq(0), rd_busy.eq(0)]
         with m.If(halted & ~self.error_pending & ~flushing):

@@ -15,7 +15,8 @@ from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
 from ...hw.spu.spu import SpuGeometry
 from ...sw import regs
-from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend
+from ...hw.cmd.processor import TOKEN_LIMIT
+from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
 __all__ = ["DeviceModel"]
 
@@ -24,6 +25,22 @@ class _Fault(Exception):
     def __init__(self, code: ErrorCode, addr: int):
         super().__init__(code.name)
         self.code, self.addr = code, addr
+
+
+_TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
+
+
+def _token_use(op, h):
+    """(waits, signals): the token counters a LOAD, GEMM or STORE header takes and gives (the
+    RTL's ``tok_use``); other opcodes use none."""
+    if op == Opcode.LOAD.value:
+        return ["ex2ld"] * h.wait_next, ["ld2ex"] * h.sig_next
+    if op == Opcode.GEMM.value:
+        return (["ld2ex"] * h.wait_prev + ["st2ex"] * h.wait_next,
+                ["ex2ld"] * h.sig_prev + ["ex2st"] * h.sig_next)
+    if op == Opcode.STORE.value:
+        return ["ex2st"] * h.wait_prev, ["st2ex"] * h.sig_prev
+    return [], []
 
 
 class DeviceModel:
@@ -52,6 +69,10 @@ class DeviceModel:
         self.halted = False
         self.cycles = 0
         self.bus_faults = []    # (lo, hi, ErrorCode) injected by tests
+        # dependency tokens counted at dispatch, as the RTL's dispatch checks do
+        self.tokens = dict.fromkeys(_TOKENS, 0)
+        # untimed: the device is idle whenever the host looks
+        self._set("STATUS", "idle", 1)
 
     def inject_bus_error(self, lo: int, hi: int, kind: str):
         codes = {"slverr": ErrorCode.BUS_SLVERR, "decerr": ErrorCode.BUS_DECERR}
@@ -71,12 +92,18 @@ class DeviceModel:
         self.regs[off] = self._field(reg, name).put(self.regs[off], value)
 
     def read32(self, offset: int) -> int:
-        return self.regs.get(offset, 0)
+        """The register at ``offset`` (bits 1:0 ignored, as the CSR block does); an offset with
+        no register is a bus error (:class:`CsrBusError`), as the RTL answers DECERR."""
+        offset &= ~3
+        if offset not in regs.BY_OFFSET:
+            raise CsrBusError(offset, write=False)
+        return self.regs[offset]
 
     def write32(self, offset: int, value: int):
+        offset &= ~3
         reg = regs.BY_OFFSET.get(offset)
         if reg is None:
-            return
+            raise CsrBusError(offset, write=True)
         old = self.regs[offset]
         new = old
         for f in reg.fields:
@@ -98,6 +125,7 @@ class DeviceModel:
 
     def _soft_reset(self):
         self._set("RING_HEAD", "index", self._get("RING_TAIL", "index"))
+        self.tokens = dict.fromkeys(_TOKENS, 0)
         self.halted = False
         self._set("STATUS", "error", 0)
         self._set("STATUS", "err_code", 0)
@@ -126,7 +154,8 @@ class DeviceModel:
                 return True
         return False
 
-    def _dma_rows(self, d, desc_addr, write):
+    def _dma_check(self, d, desc_addr, write):
+        """The DMA's checks of a transfer (alignment, then the window), at dispatch."""
         bb = self.geom.bus_bits // 8
         if (d.dram_addr % bb or d.stride % bb or d.row_bytes % bb or d.rows == 0
                 or d.row_bytes == 0):
@@ -134,6 +163,9 @@ class DeviceModel:
         end = d.dram_addr + (d.rows - 1) * d.stride + d.row_bytes
         if end > 1 << 32 or not self._window_ok(d.dram_addr, end, write):
             raise _Fault(ErrorCode.OUT_OF_WINDOW, desc_addr)
+
+    def _dma_rows(self, d, desc_addr):
+        """The DRAM offsets of a checked transfer's rows; bus faults as they are met."""
         for r in range(d.rows):
             a = d.dram_addr + r * d.stride
             off = a - self.dram_base
@@ -150,26 +182,31 @@ class DeviceModel:
 
         The ring follows the RTL (``hw/cmd/processor.py``): slot ``head`` is fetched from
         ``(RING_BASE + head * 32) mod 2**32``, then the head moves to ``head + 1``, or to 0 when
-        that is ``>= RING_SIZE`` (so it stays 0 while RING_SIZE is 0). A tail the head never
-        reaches (RING_TAIL >= RING_SIZE, or RING_SIZE = 0 with RING_TAIL != 0) keeps the RTL
-        going round the ring for ever, re-running stale slots, until a fault, a soft reset or
-        a new RING_TAIL. The untimed model goes round at most once per register write (no
-        reachable tail needs more fetches) and returns with the device still running.
+        that is ``>= RING_SIZE``. A fetch while ``RING_TAIL >= RING_SIZE`` or ``RING_HEAD >=
+        RING_SIZE`` (a tail the head never meets, or a head outside the ring; ``RING_SIZE = 0``
+        included) is ``BAD_RING``. Every fault is precise (docs/faults.md): everything before
+        the failing descriptor has run, nothing after it.
         """
-        budget = max(self._get("RING_SIZE", "slots"), 1) + 1
-        while (budget and self._get("CTRL", "enable") and not self.halted
+        bb = self.geom.bus_bits // 8
+        while (self._get("CTRL", "enable") and not self.halted
                and self._get("RING_HEAD", "index") != self._get("RING_TAIL", "index")):
-            budget -= 1
             head = self._get("RING_HEAD", "index")
             size = self._get("RING_SIZE", "slots")
             addr = (self._get("RING_BASE", "addr") + head * DESC_BYTES) & 0xFFFF_FFFF
             try:
+                if self._get("RING_TAIL", "index") >= size or head >= size:
+                    raise _Fault(ErrorCode.BAD_RING, addr)
                 end = addr + DESC_BYTES
+                if addr % bb:       # the fetch is a DMA job: aligned, then inside a window
+                    raise _Fault(ErrorCode.BAD_FIELD, addr)
                 if not self._window_ok(addr, end, False):
                     raise _Fault(ErrorCode.OUT_OF_WINDOW, addr)
                 off = addr - self.dram_base
                 if off < 0 or end - self.dram_base > len(self.dram):
                     raise _Fault(ErrorCode.BUS_DECERR, addr)
+                for lo, hi, code in self.bus_faults:
+                    if addr < hi and lo < end:
+                        raise _Fault(code, addr)
                 raw = int.from_bytes(self.dram[off:off + DESC_BYTES], "little")
                 self._count("PERF_DMA_RD_BYTES", DESC_BYTES)   # the fetch is a DMA read too
                 self._set("RING_HEAD", "index", 0 if head + 1 >= size else head + 1)
@@ -180,11 +217,23 @@ class DeviceModel:
                 self._set("ERR_ADDR", "addr", f.addr)
                 self._set("IRQ", "error", 1)
                 self._set("RING_HEAD", "index", self._get("RING_TAIL", "index"))
+                self.tokens = dict.fromkeys(_TOKENS, 0)     # the flush resets the counters
                 self.halted = True
 
     def _count(self, name, amount=1):
         off = getattr(regs, name)
         self.regs[off] = (self.regs[off] + amount) & 0xFFFFFFFF
+
+    def _tokens(self, op, header, addr):
+        """The dispatch-time token check (``TOKEN``), after the descriptor's own checks."""
+        waits, sigs = _token_use(op, header)
+        if (any(self.tokens[n] == 0 for n in waits)
+                or any(self.tokens[n] >= TOKEN_LIMIT for n in sigs)):
+            raise _Fault(ErrorCode.TOKEN, addr)
+        for n in waits:
+            self.tokens[n] -= 1
+        for n in sigs:
+            self.tokens[n] += 1
 
     def _execute(self, desc, addr):
         op = int(desc.header.opcode)
@@ -206,8 +255,10 @@ class DeviceModel:
             nbytes = d.rows * d.row_bytes
             if d.sram_addr >= depth or nbytes > (depth - d.sram_addr) * word:
                 raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+            self._dma_check(d, addr, write=False)
+            self._tokens(op, desc.header, addr)
             data = b"".join(bytes(self.dram[o:o + d.row_bytes])
-                            for o in self._dma_rows(d, addr, write=False))
+                            for o in self._dma_rows(d, addr))
             self._count("PERF_DMA_RD_BYTES", len(data))
             for i in self._selected(desc.header):       # multicast: one read, every SPU
                 self._use_spu(i)
@@ -224,17 +275,21 @@ class DeviceModel:
             nbytes = d.rows * d.row_bytes
             if d.sram_addr >= g.out_depth or nbytes > (g.out_depth - d.sram_addr) * word:
                 raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+            self._dma_check(d, addr, write=True)
+            self._tokens(op, desc.header, addr)
             start = d.sram_addr * word
             self._use_spu(self._selected(desc.header)[0])
-            rows = list(self._dma_rows(d, addr, write=True))
+            rows = list(self._dma_rows(d, addr))
             for r, off in enumerate(rows):
                 chunk = self.out[start + r * d.row_bytes:start + (r + 1) * d.row_bytes]
                 self.dram[off:off + d.row_bytes] = chunk
             self._count("PERF_DMA_WR_BYTES", nbytes)
         elif op == Opcode.GEMM.value:
+            self._gemm_check(desc.body.gemm, addr)
+            self._tokens(op, desc.header, addr)
             for i in self._selected(desc.header):
                 self._use_spu(i)
-                self._gemm(desc.body.gemm, addr)
+                self._gemm(desc.body.gemm)
         else:
             raise _Fault(ErrorCode.UNKNOWN_OPCODE, addr)
         self._count("PERF_DESC")
@@ -251,9 +306,8 @@ class DeviceModel:
             mask = (1 << self.config.spus) - 1
         return [i for i in range(self.config.spus) if mask >> i & 1]
 
-    def _gemm(self, gb, addr):
+    def _gemm_check(self, gb, addr):
         cfg, g = self.config, self.geom
-        R, C = cfg.rows, cfg.cols
         log2s = int(gb.log2s)
         if (log2s > 5 or (1 << log2s) not in cfg.sparsities or gb.banks == 0
                 or gb.m_tiles == 0 or gb.n_tiles == 0):
@@ -261,8 +315,16 @@ class DeviceModel:
         nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
         nnz = BANK >> log2s
         if (gb.act_addr + mt * nb > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
-                or gb.par_addr + nt > g.par_depth or gb.out_addr + nt * mt * R > g.out_depth):
+                or gb.par_addr + nt > g.par_depth
+                or gb.out_addr + nt * mt * cfg.rows > g.out_depth):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+
+    def _gemm(self, gb):
+        cfg, g = self.config, self.geom
+        R, C = cfg.rows, cfg.cols
+        log2s = int(gb.log2s)
+        nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
+        nnz = BANK >> log2s
         act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(g.act_depth, R, BANK)
         wgt = np.frombuffer(self.sram[Target.WGT], np.uint8).reshape(g.wgt_depth, C, 2)
         par = np.frombuffer(self.sram[Target.PAR], np.uint8).reshape(g.par_depth, C, 8)

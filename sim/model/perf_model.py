@@ -44,6 +44,9 @@ class Timing:
     #: grant -> CHECK0..4 -> DECIDE -> RUN -> first burst cut -> AR (9), AR -> first R (2),
     #: last R -> done -> free
     read_job: int = 14
+    #: a fetched LOAD, GEMM or STORE is dispatched no earlier than this many cycles after the
+    #: fetch's end (the dispatch checks, ``CHECK_STAGES`` after its last word)
+    dispatch_check: int = 3
     #: a LOAD taken from its queue requests the read path this many cycles later (check stage)
     load_request: int = 4
     #: a STORE taken from its queue frees its engine (and gives its token) after its beats plus
@@ -299,7 +302,9 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         if valid_at <= t:
             kind = ops[cur][0]
             ok = False
-            if kind in qof:
+            if kind in qof and valid_at + T.dispatch_check > t:
+                pass                        # still being checked
+            elif kind in qof:
                 q = qof[kind]
                 if q.inner is None and q.inner_free <= t:
                     q.inner, q.inner_at = cur, t + 1
@@ -323,7 +328,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         if done_at is not None:
             break
         # next cycle at which something can change
-        cand = [host_at, tail_at, valid_at, rd_free, ld_req, ld_until, ex_free, st_free]
+        cand = [host_at, tail_at, valid_at, valid_at + T.dispatch_check, rd_free, ld_req,
+                ld_until, ex_free, st_free]
         for q in queues:
             cand += (q.inner_at, q.inner_free, q.out_at)
         nt = min((c for c in cand if c > t), default=_INF)

@@ -94,41 +94,39 @@ def test_mask_with_one_present_spu_ignores_the_absent_ones():
 # -- items 2 and 3 of issue 20: a tail the head never reaches, a ring past 2**32 ----------------
 
 @pytest.mark.parametrize("size, tail", [(4, 4), (4, 9), (0, 1)])
-def test_unreachable_tail_does_not_hang(size, tail):
-    """Like the RTL, the head wraps at RING_SIZE (stays 0 when it is 0) and so never reaches such
-    a tail: the device keeps going round the ring. The model goes round at most once per
-    register write, then returns, still running."""
+def test_unreachable_tail_is_bad_ring(size, tail):
+    """A tail the head never meets (RING_TAIL >= RING_SIZE; RING_SIZE = 0 included) would run the
+    ring for ever: the fetch is refused with BAD_RING at the head's slot, nothing runs, and the
+    ring is emptied (head = tail). A sane ring then works again."""
     m = make_model("tiny")
     for slot in range(max(size, 1)):
         put(m, slot, descriptor(Opcode.NOP))
     with time_limit():
         start(m, size, tail)
-        assert m.read32(regs.RING_HEAD) != tail             # still running, as the RTL would
-        ran = m.read32(regs.PERF_DESC)
-        assert 0 < ran <= max(size, 1) + 1
-        m.write32(regs.WATCHDOG, 0)                          # any register write: another pass
-        assert m.read32(regs.PERF_DESC) > ran
-        # a soft reset empties the ring (head = tail); a reachable tail then works again
-        m.write32(regs.CTRL, m.read32(regs.CTRL) | regs.REGISTERS["CTRL"].field(
-            "soft_reset").mask)
-        assert m.read32(regs.RING_HEAD) == tail
-    m2 = make_model("tiny")
-    put(m2, 0, descriptor(Opcode.COMPLETE))
-    start(m2, 4, 1)
-    assert regs.REGISTERS["IRQ"].field("done").get(m2.read32(regs.IRQ))
+    assert status(m) == (1, ErrorCode.BAD_RING)
+    assert m.read32(regs.ERR_ADDR) == BASE
+    assert m.read32(regs.RING_HEAD) == tail
+    assert m.read32(regs.PERF_DESC) == 0
+    m.write32(regs.IRQ, regs.REGISTERS["IRQ"].field("error").mask)
+    m.write32(regs.RING_SIZE, 16)
+    m.write32(regs.CTRL, m.read32(regs.CTRL) | regs.REGISTERS["CTRL"].field("soft_reset").mask)
+    put(m, tail, descriptor(Opcode.COMPLETE))
+    m.write32(regs.RING_TAIL, tail + 1)
+    assert status(m) == (0, ErrorCode.NONE)
+    assert regs.REGISTERS["IRQ"].field("done").get(m.read32(regs.IRQ))
 
 
-def test_stale_descriptor_fault_ends_the_loop():
-    """An unreachable tail over a ring holding a bad descriptor: the device faults on it (as the
-    RTL does) and halts with head = tail."""
+def test_head_outside_the_ring_is_bad_ring():
+    """A head left outside the ring (a soft reset with TAIL >= SIZE sets head = tail) would
+    fetch a slot past the ring's end: BAD_RING at that slot's address."""
     m = make_model("tiny")
-    put(m, 0, descriptor(Opcode.NOP))
-    put(m, 1, descriptor(13))
-    with time_limit():
-        start(m, 2, 5)
-    assert status(m) == (1, ErrorCode.UNKNOWN_OPCODE)
-    assert m.read32(regs.ERR_ADDR) == BASE + DESC_BYTES
-    assert m.read32(regs.RING_HEAD) == 5
+    m.write32(regs.RING_SIZE, 4)
+    m.write32(regs.RING_TAIL, 6)
+    m.write32(regs.CTRL, regs.REGISTERS["CTRL"].field("soft_reset").mask)
+    assert m.read32(regs.RING_HEAD) == 6
+    start(m, 4, 1)
+    assert status(m) == (1, ErrorCode.BAD_RING)
+    assert m.read32(regs.ERR_ADDR) == BASE + 6 * DESC_BYTES
 
 
 def test_fetch_address_wraps_at_2_to_the_32():
