@@ -60,8 +60,10 @@ RING_SLOTS = 128
 DATA_OFF, DATA_BYTES = 8 << 10, 40 << 10
 FOLLOW_OFF, FOLLOW_BYTES = 48 << 10, 16 << 10
 ARENA = 64 << 10
-#: bytes after the arena the model's stray-write check also watches
+#: bytes after the arena the model's stray-write check also watches, filled with a pattern
+#: (a stray write of zeros is seen too)
 GUARD = 64 << 10
+GUARD_FILL = bytes([0xA5, 0x5A, 0xC3, 0x3C]) * (GUARD // 4)
 
 #: the keys of ``s4 fuzz --json`` (then ``config``, ``backend``, ``seconds``)
 JSON_KEYS = ("descriptors", "programs", "faults_by_code", "hangs", "exceptions", "stray_writes",
@@ -276,7 +278,7 @@ class Generator:
         return {"dram_addr": self._addr(rng, prog, extent), "stride": stride,
                 "row_bytes": row_bytes, "rows": rows, "target": target.value, "sram_addr": sram}
 
-    def sane_dma(self, rng, store):
+    def sane_dma(self, rng, store, prog=None):
         """A LOAD / STORE body that passes every check under the standard windows."""
         g, bb = self.geom, self.bb
         target = Target.ACT if store else Target(int(rng.integers(0, 4)))
@@ -290,6 +292,12 @@ class Generator:
         extent = (rows - 1) * stride + row_bytes
         lo = (B + DATA_OFF) // bb
         addr = int(rng.integers(lo, (B + DATA_OFF + DATA_BYTES - extent) // bb)) * bb
+        r = rng.random()
+        if r < 0.25 and prog is not None:
+            # flush against the end of a window (one word past it now and then), or at its start
+            base, limit = prog.windows[int(rng.integers(0, 2))]
+            addr = int(rng.choice([limit - extent, limit - extent, limit - extent + bb,
+                                   base, base - bb])) // bb * bb & 0xFFFF_FFFF
         return {"dram_addr": addr, "stride": stride, "row_bytes": row_bytes, "rows": rows,
                 "target": target.value, "sram_addr": sram}
 
@@ -358,7 +366,7 @@ class Generator:
             hdr["reserved"] = int(rng.integers(0, 256))
         dma = gemm = None
         if sane and op in (Opcode.LOAD.value, Opcode.STORE.value):
-            dma = self.sane_dma(rng, op == Opcode.STORE.value)
+            dma = self.sane_dma(rng, op == Opcode.STORE.value, prog)
         elif sane and op == Opcode.GEMM.value:
             gemm = self.sane_gemm(rng)
         elif op in (Opcode.LOAD.value, Opcode.STORE.value):
@@ -636,7 +644,11 @@ class Device:
                 if _f("STATUS", "error").get(status):
                     return "fault"
                 if await self.rd("RING_HEAD") == await self.rd("RING_TAIL"):
-                    return "done"
+                    # STATUS again: a fault found at fetch (BAD_RING) is pending, with busy 0,
+                    # for a few cycles before its flush moves the head to the tail
+                    again = await self.rd("STATUS")
+                    if not _f("STATUS", "busy").get(again):
+                        return "fault" if _f("STATUS", "error").get(again) else "done"
             if self.sleep is None or await self.be.cycle() - t0 > bound:
                 return "hang"
             await self.sleep(step)
@@ -815,7 +827,7 @@ def _segment_store_extents(prog: Program, addrs) -> list[tuple[int, int]]:
     return out
 
 
-def compare(prog: Program, dut: Outcome, ref: Outcome) -> list[str]:
+def compare(prog: Program, dut: Outcome, ref: Outcome, spus: int = 1) -> list[str]:
     """Differences between the backend under test and the model after ``prog`` that the fault
     specification does not allow (docs/faults.md sections 2, 3 and 5)."""
     if prog.kind == "poke":
@@ -854,6 +866,16 @@ def compare(prog: Program, dut: Outcome, ref: Outcome) -> list[str]:
     for k in ("RING_HEAD", "RING_TAIL"):
         if dut.regs[k] != ref.regs[k]:
             diffs.append(f"{k} {dut.regs[k]} on the RTL, {ref.regs[k]} on the model")
+    precise = faulted and faulted_m and not imprecise and code != WATCHDOG_CODE
+    if precise and dut.counters["PERF_DESC"] != ref.counters["PERF_DESC"]:
+        diffs.append(f"PERF_DESC +{dut.counters['PERF_DESC']} on the RTL, "
+                     f"+{ref.counters['PERF_DESC']} on the model (a precise fault)")
+    if dut.counters["PERF_DESC"] > len(prog.descs):
+        diffs.append(f"PERF_DESC +{dut.counters['PERF_DESC']} for {len(prog.descs)} descriptors")
+    for k in ("PERF_BUSY", "PERF_STALL_IN", "PERF_STALL_OUT"):
+        # cycle counters: not modelled; at most one count a cycle and SPU (plus the read-back)
+        if dut.counters[k] > (dut.cycles + 2000) * (1 if k == "PERF_BUSY" else spus):
+            diffs.append(f"{k} +{dut.counters[k]} in {dut.cycles} cycles")
     if not faulted and not faulted_m:
         for k in COMPARED_COUNTERS:
             if dut.counters[k] != ref.counters[k]:
@@ -940,7 +962,8 @@ async def fuzz(config: Config, seed: int, descriptors: int, *, dut_dev: Device |
     seen_monitor = False
     resync = False
     devs = [d for d in (dut_dev, model_dev) if d is not None]
-    main = devs[0]
+    for d in devs:      # DRAM no window lets a program write holds a pattern, not zeros
+        await d.be.mem_write(B + ARENA, GUARD_FILL)
     while (stats.descriptors < descriptors) if only is None else index == only:
         prog = gen.make(seed, index)
         stats.programs += 1
@@ -993,13 +1016,13 @@ async def fuzz(config: Config, seed: int, descriptors: int, *, dut_dev: Device |
                     stats.note(f"{where}: access outside the windows on the RTL: {bad}; "
                                f"replay: {replay_command(stats, index, spus)}")
                 if out.state != "hang":
-                    diffs = compare(prog, out, outs[1])
+                    diffs = compare(prog, out, outs[1], config.spus)
                     if diffs:
                         stats.mismatches += 1
                         stats.note(f"{where}: " + "; ".join(diffs) + "; replay: "
                                    + replay_command(stats, index, spus))
             elif dut_dev is not None and prog.kind == "poke":
-                diffs = compare(prog, out, outs[1])
+                diffs = compare(prog, out, outs[1], config.spus)
                 if diffs:
                     stats.mismatches += 1
                     stats.note(f"{where} (register pokes): " + "; ".join(diffs) + "; replay: "
@@ -1030,11 +1053,11 @@ async def fuzz(config: Config, seed: int, descriptors: int, *, dut_dev: Device |
         index += 1
     # the model never writes DRAM beyond the arena (the generator keeps write windows in it)
     m = model_dev.be.model.dram
-    tail = np.frombuffer(bytes(m[ARENA:]), np.uint8)
-    if tail.any():
+    tail = np.frombuffer(bytes(m[ARENA + GUARD:]), np.uint8)
+    guard = bytes(m[ARENA:ARENA + GUARD])
+    if tail.any() or guard != GUARD_FILL:
         stats.stray_writes += 1
-        stats.note(f"the model's DRAM beyond the arena changed at "
-                   f"{B + ARENA + int(np.flatnonzero(tail)[0]):#x}")
+        stats.note("the model's DRAM beyond the arena changed")
     stats.seconds += time.monotonic() - t0
     return stats
 
