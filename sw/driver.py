@@ -28,7 +28,8 @@ from ..hw.cmd.descriptors import DESC_BYTES, ErrorCode
 from . import regs
 from .program import Allocator, DeviceInfo, LayerParams, layer_program
 
-__all__ = ["Backend", "Driver", "CsrBusError", "DeviceError", "DeviceTimeout", "LayerResult", "RING_SLOTS"]
+__all__ = ["Backend", "Driver", "CsrBusError", "DeviceError", "DeviceTimeout", "LayerResult",
+           "RING_SLOTS"]
 
 #: Default DRAM region the driver may use (the programmed access window).
 DRAM_BASE = 0x1000_0000

@@ -196,3 +196,208 @@ async def run_soft_reset_case(dev: Driver, rng):
             raise AssertionError("the device did not return to idle after a soft reset")
         await b.wait_irq(1)
     await check_layer(dev, *random_layer(rng, dev.info, 8, "int8"), "after soft reset")
+
+
+# -- the fault specification's cases (docs/faults.md), run on every backend ------------------
+
+async def _run_raw(dev: Driver, descs, max_cycles=400_000):
+    """Submit ``descs`` + COMPLETE and wait for the done or error interrupt bit without
+    acknowledging it; what the registers show then: ``error``, ``err_code``, ``err_index``
+    (ERR_ADDR as a descriptor index from the first one submitted), ``irq`` (done, error),
+    ``head`` (RING_HEAD as an index from the first slot), deltas of ``desc`` and ``wr_bytes``
+    (PERF_DESC, PERF_DMA_WR_BYTES). The interrupt is acknowledged afterwards."""
+    from . import regs
+    from .driver import DeviceTimeout
+
+    b = dev.backend
+    before = await dev.counters()
+    first_slot = dev._tail
+    await dev.submit(list(descs) + [descriptor(Opcode.COMPLETE)])
+    start = await b.cycle()
+    while True:
+        irq = await b.read32(regs.IRQ)
+        if irq & 3:
+            break
+        if await b.cycle() - start >= max_cycles:
+            raise DeviceTimeout(f"no interrupt within {max_cycles} cycles")
+        await b.wait_irq(4096)
+        if await b.cycle() == start and not (await b.read32(regs.IRQ)) & 3:
+            raise DeviceTimeout("an untimed backend finished without an interrupt")
+    status = regs.REGISTERS["STATUS"]
+    st = await b.read32(regs.STATUS)
+    after = await dev.counters()
+    err_addr = await b.read32(regs.ERR_ADDR)
+    obs = {"error": status.field("error").get(st),
+           "err_code": ErrorCode(status.field("err_code").get(st)).name,
+           "err_index": ((err_addr - dev.ring_base) // 32 - first_slot) % dev.ring_slots
+           if status.field("error").get(st) else None,
+           "irq": irq & 3,
+           "head": ((await b.read32(regs.RING_HEAD)) - first_slot) % dev.ring_slots,
+           "desc": (after["perf_desc"] - before["perf_desc"]) & 0xFFFFFFFF,
+           "wr_bytes": (after["perf_dma_wr_bytes"] - before["perf_dma_wr_bytes"]) & 0xFFFFFFFF}
+    await b.write32(regs.IRQ, 3)
+    dev._tail = await b.read32(regs.RING_TAIL)
+    return obs
+
+
+def _expect(obs, name, code, index=None, **more):
+    """``obs`` shows ``code`` (NONE: no error; STATUS.err_code keeps the last fault's code
+    then, so it is not compared) at descriptor ``index``, and ``more``."""
+    want = {"error": int(code != ErrorCode.NONE)}
+    if code != ErrorCode.NONE:
+        want["err_code"] = code.name
+    if index is not None:
+        want["err_index"] = index
+    want.update(more)
+    got = {k: obs[k] for k in want}
+    assert got == want, f"{name}: expected {want}, got {got} (all: {obs})"
+
+
+def fault_spec_cases():
+    """(name, async case(dev) -> observations) for the rules of docs/faults.md that a random
+    program rarely hits: the RTL and the functional model must give the same observations,
+    and each case checks what the specification says. A case leaves the device idle, its
+    interrupt bits acknowledged; the caller re-opens the driver between cases."""
+    from . import regs
+    from .driver import CsrBusError
+
+    def dram(dev, nbytes):
+        return dev.alloc.alloc(max(nbytes, 64))
+
+    async def first_in_program_order(dev):
+        # the LOAD is checked before the GEMM in program order; on the old RTL the GEMM's
+        # checks finished first and it was reported
+        bb = dev.info.bus_bytes
+        outside = dev.backend.dram_base + dev.backend.dram_size + 0x1000
+        obs = await _run_raw(dev, [descriptor(Opcode.LOAD, dma=_dma(outside, bb)),
+                                   descriptor(Opcode.GEMM, gemm={"banks": 0, "m_tiles": 1,
+                                                                 "n_tiles": 1})])
+        _expect(obs, "first in program order", ErrorCode.OUT_OF_WINDOW, 0, desc=0, irq=2)
+        return obs
+
+    async def earlier_work_completes(dev):
+        # a long LOAD and a STORE before a bad GEMM both finish before it is reported
+        info = dev.info
+        bb = info.bus_bytes
+        rows = min(info.act_depth, 64)
+        word = info.rows * 32
+        src = dram(dev, rows * word)
+        dst = dram(dev, 4 * bb)
+        await dev.backend.mem_write(dst, bytes(range(256))[:4 * bb] * 1)
+        obs = await _run_raw(dev, [
+            descriptor(Opcode.LOAD, dma=_dma(src, word, rows=rows)),
+            descriptor(Opcode.STORE, dma=_dma(dst, 4 * bb)),
+            descriptor(Opcode.GEMM, gemm={"banks": 0, "m_tiles": 1, "n_tiles": 1})])
+        _expect(obs, "earlier work completes", ErrorCode.BAD_FIELD, 2, desc=2,
+                wr_bytes=4 * bb)
+        return obs
+
+    async def nothing_after_runs(dev):
+        bb = dev.info.bus_bytes
+        dst = dram(dev, 4 * bb)
+        pattern = bytes((7 * i + 3) & 0xFF for i in range(4 * bb))
+        await dev.backend.mem_write(dst, pattern)
+        obs = await _run_raw(dev, [
+            descriptor(Opcode.LOAD, dma=_dma(dst, bb + 1 if bb > 1 else 3)),
+            descriptor(Opcode.STORE, dma=_dma(dst, 4 * bb))])
+        _expect(obs, "nothing after runs", ErrorCode.BAD_FIELD, 0, desc=0, wr_bytes=0)
+        assert await dev.backend.mem_read(dst, 4 * bb) == pattern, \
+            "a STORE after the failing descriptor wrote DRAM"
+        obs["dram_kept"] = True
+        return obs
+
+    async def token_nobody_gives(dev):
+        obs = await _run_raw(dev, [descriptor(Opcode.NOP), descriptor(
+            Opcode.GEMM, wait_prev=1, gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1})])
+        _expect(obs, "token nobody gives", ErrorCode.TOKEN, 1, desc=1)
+        return obs
+
+    async def tokens_300_outstanding(dev):
+        # 300 signals before the first wait: 8-bit counters wrapped and deadlocked here
+        bb = dev.info.bus_bytes
+        src = dram(dev, bb)
+        n = 300
+        loads = [descriptor(Opcode.LOAD, sig_next=1, dma=_dma(src, bb))] * n
+        gemms = [descriptor(Opcode.GEMM, wait_prev=1,
+                            gemm={"banks": 1, "m_tiles": 1, "n_tiles": 1})] * n
+        obs = await _run_raw(dev, loads + gemms, max_cycles=2_000_000)
+        _expect(obs, "300 outstanding tokens", ErrorCode.NONE, desc=2 * n + 1, irq=1)
+        return obs
+
+    async def fetch_bus_error(dev):
+        slot = dev.ring_base + (dev._tail + 1) % dev.ring_slots * 32
+        dev.backend.inject_bus_error(slot, slot + 32, "slverr")
+        try:
+            obs = await _run_raw(dev, [descriptor(Opcode.NOP), descriptor(Opcode.NOP)])
+        finally:
+            dev.backend.clear_bus_errors()
+        _expect(obs, "fetch bus error", ErrorCode.BUS_SLVERR, 1, desc=1)
+        return obs
+
+    async def tail_past_the_ring(dev):
+        b = dev.backend
+        head = await b.read32(regs.RING_HEAD)
+        await b.write32(regs.RING_TAIL, dev.ring_slots + 3)
+        for _ in range(64):
+            if (await b.read32(regs.IRQ)) & 2:
+                break
+            await b.wait_irq(64)
+        st = regs.REGISTERS["STATUS"]
+        s = await b.read32(regs.STATUS)
+        obs = {"err_code": ErrorCode(st.field("err_code").get(s)).name,
+               "error": st.field("error").get(s),
+               "err_slot": (await b.read32(regs.ERR_ADDR) - dev.ring_base) // 32 - head,
+               "head": await b.read32(regs.RING_HEAD)}
+        want = {"err_code": "BAD_RING", "error": 1, "err_slot": 0, "head": dev.ring_slots + 3}
+        assert obs == want, f"tail past the ring: expected {want}, got {obs}"
+        await b.write32(regs.IRQ, 3)
+        return obs
+
+    async def unaligned_ring_base(dev):
+        b = dev.backend
+        bb = dev.info.bus_bytes
+        if bb == 1:
+            return {"skipped": "a 1-byte bus aligns everything"}
+        await b.write32(regs.RING_BASE, dev.ring_base + bb // 2)
+        obs = await _run_raw(dev, [descriptor(Opcode.NOP)])
+        _expect(obs, "unaligned RING_BASE", ErrorCode.BAD_FIELD, desc=0)
+        obs["err_index"] = None       # relative to a ring that is not where the driver put it
+        return obs
+
+    async def soft_reset_clears_the_error(dev):
+        b = dev.backend
+        await dev.submit([descriptor(13), descriptor(Opcode.COMPLETE)])
+        for _ in range(64):
+            if (await b.read32(regs.IRQ)) & 2:
+                break
+            await b.wait_irq(64)
+        # no acknowledge: a soft reset returns the device to idle without an error, and
+        # leaves the interrupt bit for the driver
+        await dev.soft_reset()
+        await b.wait_irq(16)
+        st = regs.REGISTERS["STATUS"]
+        s = await b.read32(regs.STATUS)
+        obs = {"error": st.field("error").get(s), "err_code": st.field("err_code").get(s),
+               "irq_error": (await b.read32(regs.IRQ)) >> 1 & 1}
+        assert obs == {"error": 0, "err_code": 0, "irq_error": 1}, obs
+        await b.write32(regs.IRQ, 3)
+        return obs
+
+    async def csr_bus_error(dev):
+        b = dev.backend
+        got = []
+        for write in (False, True):
+            try:
+                if write:
+                    await b.write32(0xFFC, 1)
+                else:
+                    await b.read32(0xFFC)
+            except CsrBusError as e:
+                got.append(e.write)
+        assert got == [False, True], f"CSR accesses at 0xffc: bus errors for {got}"
+        return {"bus_errors": got}
+
+    return [(f.__name__, f) for f in (
+        first_in_program_order, earlier_work_completes, nothing_after_runs, token_nobody_gives,
+        tokens_300_outstanding, fetch_bus_error, tail_past_the_ring, unaligned_ring_base,
+        soft_reset_clears_the_error, csr_bus_error)]

@@ -26,7 +26,7 @@ import asyncio
 import struct
 
 from ..base.uart_proto import DRAM_BYTES, Command
-from .driver import DRAM_BASE, Backend
+from .driver import DRAM_BASE, Backend, CsrBusError
 
 __all__ = ["UartBackend", "SerialTransport", "BridgeError", "Command", "DRAM_BYTES"]
 
@@ -89,7 +89,8 @@ class UartBackend(Backend):
         name = f"CSR read {offset:#x}"
         reply = await self._command(name, struct.pack("<BI", Command.CSR_READ, offset),
                                     Command.CSR_READ.reply_len)
-        self._check_resp(name, reply[1])
+        if reply[1] != 0:
+            raise CsrBusError(offset, False, _RESP.get(reply[1], str(reply[1])))
         return struct.unpack_from("<I", reply, 2)[0]
 
     async def write32(self, offset, value):
@@ -97,7 +98,8 @@ class UartBackend(Backend):
         reply = await self._command(
             name, struct.pack("<BII", Command.CSR_WRITE, offset, value & 0xFFFFFFFF),
             Command.CSR_WRITE.reply_len)
-        self._check_resp(name, reply[1])
+        if reply[1] != 0:
+            raise CsrBusError(offset, True, _RESP.get(reply[1], str(reply[1])))
 
     async def mem_write(self, addr, data):
         data = bytes(data)

@@ -147,7 +147,8 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, lg, spus, sparsi
     gb = desc.body.gemm
     is_st = h.opcode == Opcode.STORE.value
     # stage 1 (from desc) ----------------------------------------------------------------
-    field, past, dma_bad = Signal(name="dc_field"), Signal(name="dc_past"), Signal(name="dc_dma_bad")
+    field, past = Signal(name="dc_field"), Signal(name="dc_past")
+    dma_bad = Signal(name="dc_dma_bad")
     limit = Signal(40, name="dc_limit")
     end0 = Signal(33, name="dc_end0")
     above = [Signal(name=f"dc_above{i}") for i in range(N_WINDOWS)]

@@ -13,9 +13,9 @@ from ...base import golden
 from ...base.config import BANK, Config, load_config
 from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
+from ...hw.cmd.processor import TOKEN_LIMIT
 from ...hw.spu.spu import SpuGeometry
 from ...sw import regs
-from ...hw.cmd.processor import TOKEN_LIMIT
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
 __all__ = ["DeviceModel"]
@@ -73,6 +73,9 @@ class DeviceModel:
         self.tokens = dict.fromkeys(_TOKENS, 0)
         # untimed: the device is idle whenever the host looks
         self._set("STATUS", "idle", 1)
+
+    def clear_bus_errors(self):
+        self.bus_faults.clear()
 
     def inject_bus_error(self, lo: int, hi: int, kind: str):
         codes = {"slverr": ErrorCode.BUS_SLVERR, "decerr": ErrorCode.BUS_DECERR}
@@ -384,3 +387,6 @@ class ModelBackend(Backend):
 
     def inject_bus_error(self, lo, hi, kind):
         self.model.inject_bus_error(lo, hi, kind)
+
+    def clear_bus_errors(self):
+        self.model.clear_bus_errors()

@@ -5,12 +5,13 @@ import struct
 
 from ...base.config import load_config
 from ...base.uart_proto import DRAM_BYTES, ERROR, Command
-from ...sw.driver import DRAM_BASE
+from ...sw.driver import DRAM_BASE, CsrBusError
 from .device_model import DeviceModel
 
 __all__ = ["ModelTransport"]
 
 _COMMANDS = {int(c): c for c in Command}
+_DECERR = 3     # the AXI response the register block gives an offset with no register
 
 
 class ModelTransport:
@@ -37,10 +38,18 @@ class ModelTransport:
             self.cycles += 10 * need
             m = self.model
             if cmd == Command.CSR_WRITE:
-                m.write32(*struct.unpack_from("<II", msg, 1))
-                self.outbox += struct.pack("<BB", cmd.reply, 0)
+                try:
+                    m.write32(*struct.unpack_from("<II", msg, 1))
+                    resp = 0
+                except CsrBusError:
+                    resp = _DECERR
+                self.outbox += struct.pack("<BB", cmd.reply, resp)
             elif cmd == Command.CSR_READ:
-                self.outbox += struct.pack("<BBI", cmd.reply, 0, m.read32(msg[1] | msg[2] << 8))
+                try:
+                    value, resp = m.read32(msg[1] | msg[2] << 8), 0
+                except CsrBusError:
+                    value, resp = 0, _DECERR
+                self.outbox += struct.pack("<BBI", cmd.reply, resp, value)
             elif cmd == Command.MEM_WRITE:
                 m.mem_write(struct.unpack_from("<I", msg, 1)[0], msg[cmd.request_len:])
                 self.outbox += struct.pack("<BB", cmd.reply, 0)

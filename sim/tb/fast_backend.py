@@ -81,15 +81,17 @@ class FastBackend(Backend):
     # -- Backend: registers ---------------------------------------------------------------------
     async def read32(self, offset):
         await self._flush()
-        resp = await self.csr.read(offset, 4)
-        _check_resp(resp.resp, offset, write=False)
-        return int.from_bytes(resp.data, "little")
+        r = await self.csr.read(offset, 4)
+        if int(r.resp) != 0:
+            raise CsrBusError(offset, False, r.resp.name)
+        return int.from_bytes(r.data, "little")
 
     async def write32(self, offset, value):
         await self._flush()
-        resp = await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        r = await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        if int(r.resp) != 0:
+            raise CsrBusError(offset, True, r.resp.name)
         self._shadow(offset & ~3, value)     # the CSR block ignores address bits 1:0
-        _check_resp(resp.resp, offset, write=True)
 
     def _shadow(self, offset, value):
         """Give the design's DRAM monitor the windows the driver programs."""
@@ -245,13 +247,6 @@ class FastBackend(Backend):
             getattr(d, f"fault{i}_lo").value = lo & 0xFFFFFFFF
             getattr(d, f"fault{i}_hi").value = min(hi, 0xFFFFFFFF)
             getattr(d, f"fault{i}_resp").value = resp
-
-
-def _check_resp(resp, offset, write):
-    """:class:`CsrBusError` for an AXI4-Lite error response (the Backend contract)."""
-    if int(resp) != 0:
-        raise CsrBusError(offset & ~3, write,
-                          {2: "SLVERR", 3: "DECERR"}.get(int(resp), str(resp)))
 
 
 def _hex_block(w0: int, data: bytes, nb: int) -> str:

@@ -16,7 +16,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
 
 from ...sw import regs
-from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend
+from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 from .axi_ram import AxiResp, Faults, FaultyAxiRam
 from .base import CLOCK_NS, pauses, reset, start_clock
 
@@ -76,10 +76,15 @@ class RtlBackend(Backend):
 
     # -- Backend ----------------------------------------------------------------------------
     async def read32(self, offset):
-        return int.from_bytes((await self.csr.read(offset, 4)).data, "little")
+        r = await self.csr.read(offset, 4)
+        if int(r.resp) != 0:
+            raise CsrBusError(offset, False, r.resp.name)
+        return int.from_bytes(r.data, "little")
 
     async def write32(self, offset, value):
-        await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        r = await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        if int(r.resp) != 0:
+            raise CsrBusError(offset, True, r.resp.name)
         self._shadow(offset, value)
 
     def _shadow(self, offset, value):
@@ -121,3 +126,6 @@ class RtlBackend(Backend):
         if resp is None:
             raise ValueError(f"bus error kind must be 'slverr' or 'decerr', not {kind!r}")
         self.faults.ranges.insert(0, (lo, hi, resp))
+
+    def clear_bus_errors(self):
+        self.faults.ranges.clear()
