@@ -744,13 +744,12 @@ def _cmd_inspect(args):
 
 @command("fuzz", "random co-simulation: random programs, faults and register pokes on the RTL "
          "against the functional model, or on the model alone (invariants)",
-         shared={"config": "tiny", "sim": ..., "json": ...},
+         shared={"config": "tiny", "sim": ..., "json": ...,
+                 "seed": {"default": None, "help": "random seed (default: a fresh one, "
+                          "printed; the same seed replays the run)"}},
          options=[arg("--backend", choices=("model", "rtl"), default="model"),
                   arg("--descriptors", type=int, default=2000,
                       help="descriptors to hand over in all (default 2000)"),
-                  arg("--seed", type=int, default=None,
-                      help="random seed (default: a fresh one, printed; the same seed replays "
-                      "the run)"),
                   arg("--program", type=int, default=None,
                       help="replay only program PROGRAM of the run with --seed"),
                   arg("--spus", type=int, default=None,
