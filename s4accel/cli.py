@@ -742,6 +742,64 @@ def _cmd_inspect(args):
     return 0
 
 
+@command("fuzz", "random co-simulation: random programs, faults and register pokes on the RTL "
+         "against the functional model, or on the model alone (invariants)",
+         shared={"config": "tiny", "sim": ..., "json": ...,
+                 "seed": {"default": None, "help": "random seed (default: a fresh one, "
+                          "printed; the same seed replays the run)"}},
+         options=[arg("--backend", choices=("model", "rtl"), default="model"),
+                  arg("--descriptors", type=int, default=2000,
+                      help="descriptors to hand over in all (default 2000)"),
+                  arg("--program", type=int, default=None,
+                      help="replay only program PROGRAM of the run with --seed"),
+                  arg("--spus", type=int, default=None,
+                      help="override the configuration's number of SPUs")])
+def _cmd_fuzz(args):
+    import numpy as np
+
+    from .base.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        if args.spus is not None:
+            config = config.replace(spus=args.spus, name=f"{config.name}_{args.spus}spu")
+    except ConfigError as e:
+        raise CliError(str(e)) from e
+    if args.descriptors < 1:
+        raise CliError(f"--descriptors must be at least 1, not {args.descriptors}")
+    if args.program is not None and (args.seed is None or args.program < 0):
+        raise CliError("--program needs --seed (the run it belongs to) and a program index >= 0")
+    seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy
+                                                        % (1 << 32))
+    out = sys.stderr if args.json else sys.stdout
+    print(f"s4 fuzz: backend {args.backend}, config {config.name}, seed {seed} (replay with "
+          f"--seed {seed}), {args.descriptors} descriptors", file=out, flush=True)
+    if args.backend == "model":
+        from .sim.fuzz import fuzz_model
+        stats = fuzz_model(config, seed, args.descriptors, only=args.program, spus=args.spus,
+                           log=lambda line: print(line, file=sys.stderr, flush=True))
+        data, reports = stats.as_json(), stats.reports
+    else:
+        from .sim.fuzz import run_rtl_fuzz
+        try:
+            data, reports = run_rtl_fuzz(config, seed, args.descriptors, sim=args.sim,
+                                         only=args.program, spus=args.spus)
+        except ValueError as e:
+            raise CliError(str(e)) from e
+    for line in reports:
+        print(line, file=out)
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(data["faults_by_code"].items())) or "none"
+    print(f"{data['programs']} programs, {data['descriptors']} descriptors in "
+          f"{data['seconds']:.1f} s; faults: {faults}\nhangs {data['hangs']}, exceptions "
+          f"{data['exceptions']}, stray writes {data['stray_writes']}, mismatches "
+          f"{data['mismatches']}, bad follow-ups {data['bad_followups']} (seed {seed})", file=out)
+    if args.json:
+        print(json.dumps(data))
+    bad = any(data[k] for k in ("hangs", "exceptions", "stray_writes", "mismatches",
+                                "bad_followups"))
+    return 1 if bad else 0
+
+
 @command("version", "print the version")
 def _cmd_version(args):
     from . import __version__

@@ -91,7 +91,7 @@ class FastBackend(Backend):
         r = await self.csr.write(offset, int(value & 0xFFFFFFFF).to_bytes(4, "little"))
         if int(r.resp) != 0:
             raise CsrBusError(offset, True, r.resp.name)
-        self._shadow(offset, value)
+        self._shadow(offset & ~3, value)     # the CSR block ignores address bits 1:0
 
     def _shadow(self, offset, value):
         """Give the design's DRAM monitor the windows the driver programs."""

@@ -149,3 +149,20 @@ async def run_models(dut):
                      "wall_s": walls}
     with open(os.environ["S4_RESULT"], "wb") as f:
         pickle.dump(out, f)
+
+
+@cocotb.test()
+async def fuzz(dut):
+    """``s4 fuzz --backend rtl``: random programs on ``s4_sim`` against the functional model
+    (:mod:`s4accel.sim.fuzz`); the statistics and reports go to ``S4_RESULT`` as JSON."""
+    from .. import fuzz as fz
+
+    spec = json.loads(os.environ["S4_JOB"])
+    config = config_from_env()
+    stats = await fz.fuzz_rtl(dut, config, spec["seed"], spec["descriptors"],
+                              only=spec.get("only"), spus=spec.get("spus"),
+                              log=dut._log.info)
+    with open(os.environ["S4_RESULT"], "w") as f:
+        json.dump({"stats": stats.as_json(), "reports": stats.reports}, f)
+    for line in stats.reports:
+        dut._log.info("%s", line)
