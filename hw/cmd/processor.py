@@ -697,7 +697,9 @@ class CommandProcessor(wiring.Component):
         m.d.comb += all_idle.eq(~ld_busy & ~ex_busy & ~st_busy & ~qs["ld"].r_rdy
                                 & ~qs["ex"].r_rdy & ~qs["st"].r_rdy)
         work = Signal()
-        m.d.comb += [work.eq(desc_valid | fetching | ~all_idle), self.busy.eq(work | flush)]
+        # (a pending precise fault is work: STATUS.busy stays up until it is reported)
+        m.d.comb += [work.eq(desc_valid | fetching | pfault | ~all_idle),
+                     self.busy.eq(work | flush)]
 
         # -- watchdog -----------------------------------------------------------------------------
         wd = Signal(32)
