@@ -37,6 +37,7 @@ __all__ = [
     "decode_tables",
     "idct_islow",
     "parse",
+    "scan_blocks",
     "upsample_fancy",
     "ycc_to_rgb",
 ]
@@ -508,6 +509,36 @@ def _decode_scan(tables: JpegTables, si: int, coefs: dict[int, np.ndarray]) -> N
             mcu += 1
     if mcu < total_mcus:
         raise JpegError("truncated entropy-coded data")
+
+
+def scan_blocks(tables: JpegTables, si: int = 0) -> list[tuple[int, np.ndarray]]:
+    """The quantized blocks of scan `si` in the order the scan codes them (MCU after MCU, in
+    each the blocks of each component row by row): ``(frame component index, 64 coefficients
+    in natural order)``.  For checking a hardware entropy decoder; raises `JpegError` as
+    `decode` does."""
+    coefs: dict[int, np.ndarray] = {}
+    _decode_scan(tables, si, coefs)
+    scan = tables.scans[si]
+    comps = [tables.components[c] for c in scan.components]
+    out = []
+    if len(comps) == 1:
+        c = comps[0]
+        cw = -(-tables.width * c.h // tables.hmax)
+        ch = -(-tables.height * c.v // tables.vmax)
+        a = coefs[scan.components[0]]
+        for by in range(-(-ch // 8)):
+            for bx in range(-(-cw // 8)):
+                out.append((scan.components[0], a[by, bx].copy()))
+        return out
+    mcus_x = -(-tables.width // (8 * tables.hmax))
+    mcus_y = -(-tables.height // (8 * tables.vmax))
+    for my in range(mcus_y):
+        for mx in range(mcus_x):
+            for ci, c in zip(scan.components, comps, strict=True):
+                for by in range(c.v):
+                    for bx in range(c.h):
+                        out.append((ci, coefs[ci][my * c.v + by, mx * c.h + bx].copy()))
+    return out
 
 
 # ----------------------------------------------------------------------------- IDCT

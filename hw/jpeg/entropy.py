@@ -1,0 +1,420 @@
+"""JPEG entropy decoder: byte unstuffing, restart markers, Huffman decoding, DC prediction.
+
+Decodes the entropy-coded segment of one baseline (T.81 sequential, Huffman) scan exactly as
+:func:`s4accel.base.jpeg.decode` does, one Huffman symbol (code plus its extra bits) per cycle.
+
+Huffman table form (written by the driver through ``i_table``; :func:`huffman_table_image`
+builds it from a parsed DHT table): eight tables, DC slots 0..3 (table ids 0..3) and AC slots
+0..3 (ids 4..7). Per table and code length ``L`` = 1..16 one entry ``LIMIT[L] | OFFSET[L] << 17``
+where ``LIMIT[L]`` = MAXCODE[L] + 1 of T.81 F.2.2.3 (0 when no code has that length) and
+``OFFSET[L]`` = (VALPTR[L] - MINCODE[L]) mod 256; and the 256 symbols HUFFVAL in code order. The
+decoder compares the next L bits with LIMIT[L] for all 16 lengths at once; the shortest L whose
+bits are below its LIMIT is the code length, and HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
+The symbols sit in an asynchronously read memory (``8 x 256 x 8`` bits), the per-length entries
+in registers.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ...base.jpeg import HuffmanTable, JpegTables
+
+__all__ = [
+    "MAX_BLOCKS",
+    "EntropyDecoder",
+    "EntropyError",
+    "ItemKind",
+    "Unstuffer",
+    "byte_layout",
+    "coef_layout",
+    "huffman_table_image",
+    "item_layout",
+    "scan_config",
+    "scan_config_layout",
+    "table_write_layout",
+]
+
+#: Most blocks in one MCU (T.81 B.2.3).
+MAX_BLOCKS = 10
+
+byte_layout = data.StructLayout({"data": 8, "last": 1})
+
+
+class ItemKind(enum.Enum, shape=2):
+    """What the unstuffer found: a data byte, a restart marker or the end of the scan."""
+    DATA = 0  #: an entropy-coded byte (a stuffed 0xFF00 gives 0xFF)
+    RST = 1   #: RSTn; ``data`` is n
+    END = 2   #: any other marker, or the end of the input (``last``) outside a marker
+
+
+item_layout = data.StructLayout({"kind": ItemKind, "data": 8})
+
+#: One decoded symbol: coefficient ``value`` at zig-zag index ``k`` of block ``slot`` of the
+#: MCU (component ``comp``). DC values have the prediction applied. A ZRL symbol carries a 0 at
+#: ``k`` = its run's last index, an EOB a 0 at ``k`` = 63; ``last`` marks a block's final item.
+coef_layout = data.StructLayout({
+    "comp": 2, "slot": 4, "k": 6, "value": signed(16), "last": 1,
+})
+
+#: A Huffman table write: ``table`` 0..3 DC, 4..7 AC; ``addr`` 0..255 a symbol, 256 + L - 1 the
+#: entry of code length L (see the module docstring).
+table_write_layout = data.StructLayout({"table": 3, "addr": 9, "data": 25})
+
+#: Scan configuration, stable from ``start`` until ``done``: ``blocks`` per MCU (1..10), the
+#: component of each block slot in MCU order, the DC / AC table slot of each component, the
+#: restart interval in MCUs (0: none) and the scan's number of MCUs.
+scan_config_layout = data.StructLayout({
+    "blocks": 4,
+    "comp": data.ArrayLayout(2, MAX_BLOCKS),
+    "dc": data.ArrayLayout(2, 3),
+    "ac": data.ArrayLayout(2, 3),
+    "restart": 16,
+    "mcus": 32,
+})
+
+
+class EntropyError(enum.Enum, shape=3):
+    """Why a scan ended early; the decoder stops in that state until the next ``start``."""
+    NONE = 0
+    BAD_CODE = 1     #: bits that are no code of the table in use
+    BAD_DC = 2       #: a DC difference category above 11
+    BAD_RUN = 3      #: an AC run past coefficient 63
+    TRUNCATED = 4    #: the scan's data ended (marker or ``last``) inside an MCU
+    BAD_RST = 5      #: RSTn out of sequence, or a restart marker with no restart interval
+    MISSING_RST = 6  #: another marker where a restart interval's RSTn was due
+
+
+def huffman_table_image(table: HuffmanTable, table_id: int) -> list[tuple[int, int, int]]:
+    """The ``(table, addr, data)`` writes that program `table` (a parsed DHT table) as
+    ``table_id`` (0..3 DC slots, 4..7 AC slots); see the module docstring for the form."""
+    if not 0 <= table_id < 8:
+        raise ValueError(f"table_id must be 0..7, not {table_id}")
+    writes = [(table_id, a, s) for a, s in enumerate(table.symbols)]
+    code = 0
+    k = 0
+    for length, n in enumerate(table.counts, start=1):
+        if n:
+            limit, offset = code + n, (k - code) % 256
+        else:
+            limit, offset = 0, 0
+        writes.append((table_id, 256 + length - 1, limit | offset << 17))
+        code = (code + n) << 1
+        k += n
+    return writes
+
+
+def scan_config(tables: JpegTables, si: int = 0) -> dict:
+    """The ``config`` value (a dict for ``scan_config_layout``) of scan `si`, with table ids as
+    programmed by :func:`huffman_table_image` (DC slot d -> d, AC slot a -> 4 + a)."""
+    scan = tables.scans[si]
+    comps = [tables.components[c] for c in scan.components]
+    if len(comps) == 1:
+        c = comps[0]
+        cw = -(-tables.width * c.h // tables.hmax)
+        ch = -(-tables.height * c.v // tables.vmax)
+        mcus = -(-cw // 8) * -(-ch // 8)
+        slots = [scan.components[0]]
+    else:
+        mcus = -(-tables.width // (8 * tables.hmax)) * -(-tables.height // (8 * tables.vmax))
+        slots = [ci for ci, c in zip(scan.components, comps, strict=True)
+                 for _ in range(c.h * c.v)]
+    dc = [0, 0, 0]
+    ac = [0, 0, 0]
+    for ci, d, a in zip(scan.components, scan.dc_tables, scan.ac_tables, strict=True):
+        dc[ci], ac[ci] = d, a
+    return {"blocks": len(slots), "comp": slots + [0] * (MAX_BLOCKS - len(slots)),
+            "dc": dc, "ac": ac, "restart": scan.restart_interval, "mcus": mcus}
+
+
+class Unstuffer(wiring.Component):
+    """Bytes of an entropy-coded segment in, items out: data bytes with 0xFF00 unstuffed, RSTn
+    markers, and END for any other marker or for input that ends (``last``) where no marker is.
+
+    Fill bytes (0xFF 0xFF) are skipped as libjpeg does. At most one item per cycle; one input
+    byte per cycle except the cycle an END after a ``last`` data byte is sent. ``clear``
+    forgets a pending 0xFF and the output item.
+
+    Members
+    -------
+    i : In(stream.Signature(byte_layout))
+    o : Out(stream.Signature(item_layout))
+    clear : In(1)
+    """
+
+    i: In(stream.Signature(byte_layout))
+    o: Out(stream.Signature(item_layout))
+    clear: In(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        ff = Signal()        # the previous byte was 0xFF
+        pend_end = Signal()  # the last byte was data: an END item follows
+        run = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(run & ~pend_end)
+        b, last = self.i.payload.data, self.i.payload.last
+
+        def emit(kind, value=0):
+            return [self.o.valid.eq(1), self.o.payload.kind.eq(kind), self.o.payload.data.eq(value)]
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(run):
+            with m.If(pend_end):
+                m.d.sync += [*emit(ItemKind.END), pend_end.eq(0)]
+            with m.Elif(self.i.valid):
+                with m.If(ff):
+                    with m.If(b == 0x00):
+                        m.d.sync += [*emit(ItemKind.DATA, 0xFF), ff.eq(0), pend_end.eq(last)]
+                    with m.Elif(b == 0xFF):
+                        with m.If(last):
+                            m.d.sync += [*emit(ItemKind.END), ff.eq(0)]
+                    with m.Elif(b[3:] == 0xD0 >> 3):
+                        m.d.sync += [*emit(ItemKind.RST, b[:3]), ff.eq(0), pend_end.eq(last)]
+                    with m.Else():
+                        m.d.sync += [*emit(ItemKind.END), ff.eq(0)]
+                with m.Elif(b == 0xFF):
+                    with m.If(last):
+                        m.d.sync += emit(ItemKind.END)
+                    with m.Else():
+                        m.d.sync += ff.eq(1)
+                with m.Else():
+                    m.d.sync += [*emit(ItemKind.DATA, b), pend_end.eq(last)]
+        with m.If(self.clear):
+            m.d.sync += [ff.eq(0), pend_end.eq(0), self.o.valid.eq(0)]
+        return m
+
+
+# bits in the decoder's bit buffer: a symbol uses at most 16 + 15 bits, and a byte is taken
+# whenever 8 fit, so 64 keeps a full symbol available at one byte per cycle
+_BUF = 64
+
+
+class EntropyDecoder(wiring.Component):
+    """Huffman decoder of one scan: entropy-coded bytes in, one item per symbol out.
+
+    ``start`` (a pulse) begins a scan with the prediction, restart count and bit buffer
+    cleared; the decoder then reads bytes from ``i_data`` up to and including the marker (or
+    ``last`` byte) that ends the scan, and emits one ``o_coef`` item per Huffman symbol in scan
+    order (DC with prediction applied; see ``coef_layout``). After each ``config.restart`` MCUs
+    (when more follow) it drops the bits left in its buffer and any bytes up to the next marker,
+    which must be the next RSTn in sequence; the prediction restarts at 0. RST markers after the
+    last MCU are checked for sequence and skipped, as the golden decoder does.
+
+    ``done`` rises when the scan's marker has been read; ``error`` (sticky until ``start``)
+    when the data is corrupt, and the decoder then stops reading. Either happens within a
+    number of cycles bounded by the input length: every symbol takes at least one bit, and
+    once the data has ended no bit is read without raising TRUNCATED. ``busy`` is high from
+    ``start`` to ``done`` or ``error``. Tables (``i_table``, always ready) may be written only
+    while not busy.
+
+    Members
+    -------
+    i_data : In(stream.Signature(byte_layout))
+    i_table : In(stream.Signature(table_write_layout))
+    o_coef : Out(stream.Signature(coef_layout))
+    config : In(scan_config_layout)
+    start : In(1)
+    busy, done : Out(1)
+    error : Out(EntropyError)
+    """
+
+    i_data: In(stream.Signature(byte_layout))
+    i_table: In(stream.Signature(table_write_layout))
+    o_coef: Out(stream.Signature(coef_layout))
+    config: In(scan_config_layout)
+    start: In(1)
+    busy: Out(1)
+    done: Out(1)
+    error: Out(EntropyError)
+
+    def elaborate(self, platform):
+        m = Module()
+        W = _BUF
+        cfg = self.config
+        m.submodules.unstuff = unstuff = Unstuffer()
+        wiring.connect(m, producer=wiring.flipped(self.i_data), consumer=unstuff.i)
+        item = unstuff.o
+
+        # ---- tables
+        m.submodules.symbols = symbols = Memory(shape=8, depth=8 * 256, init=[])
+        sym_rd = symbols.read_port(domain="comb")
+        sym_wr = symbols.write_port()
+        limit = [[Signal(17, name=f"limit{t}_{n + 1}") for n in range(16)] for t in range(8)]
+        offset = [[Signal(8, name=f"offset{t}_{n + 1}") for n in range(16)] for t in range(8)]
+        tw = self.i_table.payload
+        m.d.comb += [self.i_table.ready.eq(1), sym_wr.addr.eq(Cat(tw.addr[:8], tw.table)),
+                     sym_wr.data.eq(tw.data[:8]),
+                     sym_wr.en.eq(self.i_table.valid & ~tw.addr[8])]
+        with m.If(self.i_table.valid & tw.addr[8]):
+            for t in range(8):
+                for n in range(16):
+                    with m.If((tw.table == t) & (tw.addr[:8] == n)):
+                        m.d.sync += [limit[t][n].eq(tw.data[:17]), offset[t][n].eq(tw.data[17:])]
+
+        # ---- state
+        class State(enum.Enum, shape=3):
+            IDLE = 0
+            DECODE = 1
+            RESTART = 2
+            DRAIN = 3
+            DONE = 4
+            ERROR = 5
+        state = Signal(State)
+        buf = Signal(W)          # the next bit is buf[W - 1]; bits below nbits are 0
+        nbits = Signal(range(W + 1))
+        k = Signal(range(65))    # next coefficient (zig-zag index) of the current block
+        slot = Signal(range(MAX_BLOCKS))
+        mcu = Signal(32)
+        ri_count = Signal(16)
+        expect = Signal(3)       # next RSTn
+        pred = Array(Signal(signed(16), name=f"pred{c}") for c in range(3))
+        err = Signal(EntropyError)
+        m.d.comb += [self.busy.eq((state == State.DECODE) | (state == State.RESTART)
+                                  | (state == State.DRAIN)),
+                     self.done.eq(state == State.DONE), self.error.eq(err),
+                     unstuff.clear.eq(self.start)]
+
+        # ---- one symbol
+        comp = Signal(2)
+        m.d.comb += comp.eq(cfg.comp[slot])
+        is_dc = k == 0
+        tbl = Signal(3)
+        m.d.comb += tbl.eq(Mux(is_dc, cfg.dc[comp], Cat(cfg.ac[comp], Const(1, 1))))
+        peek = buf[W - 16:]
+        code_len = Signal(5)
+        sym_idx = Signal(8)
+        matched = Signal()
+        for n in range(16, 0, -1):   # the last assignment wins: the shortest length
+            top = peek[16 - n:]
+            lim = Array(limit[t][n - 1] for t in range(8))[tbl]
+            off = Array(offset[t][n - 1] for t in range(8))[tbl]
+            with m.If(top < lim):
+                m.d.comb += [matched.eq(1), code_len.eq(n), sym_idx.eq(top + off)]
+        m.d.comb += sym_rd.addr.eq(Cat(sym_idx, tbl))
+        sym = sym_rd.data
+        size = sym[:4]
+        run = sym[4:]
+        total = code_len + size
+        after = Signal(W)
+        m.d.comb += after.eq(buf << code_len)
+        raw = Signal(16)
+        m.d.comb += raw.eq(after[W - 16:] >> (16 - size).as_unsigned()[:5])
+        raw_s = Cat(raw, Const(0, 1)).as_signed()
+        diff = Signal(signed(17))
+        # T.81 F.2.2.1 EXTEND: a leading 0 bit means a negative difference
+        m.d.comb += diff.eq(Mux(size == 0, 0,
+                                Mux((raw >> (size - 1).as_unsigned()[:4])[0], raw_s,
+                                    raw_s - ((Const(1, 17) << size) - 1))))
+
+        zrl = ~is_dc & (size == 0) & (run == 15)
+        eob = ~is_dc & (size == 0) & (run != 15)
+        k_run = k + run
+        out_k = Signal(6)
+        out_last = Signal()
+        next_k = Signal(range(65))
+        bad = Signal()
+        bad_code = Signal(EntropyError)
+        out_value = Signal(signed(16))
+        with m.If(is_dc):
+            m.d.comb += [out_k.eq(0), next_k.eq(1), out_value.eq(pred[comp] + diff),
+                         bad.eq(sym > 11), bad_code.eq(EntropyError.BAD_DC)]
+        with m.Elif(zrl):
+            m.d.comb += [out_k.eq(k + 15), out_last.eq(k + 16 == 64), next_k.eq(k + 16),
+                         bad.eq(k + 16 > 64), bad_code.eq(EntropyError.BAD_RUN)]
+        with m.Elif(eob):
+            m.d.comb += [out_k.eq(63), out_last.eq(1)]
+        with m.Else():
+            m.d.comb += [out_k.eq(k_run), out_last.eq(k_run == 63), next_k.eq(k_run + 1),
+                         out_value.eq(diff), bad.eq(k_run > 63),
+                         bad_code.eq(EntropyError.BAD_RUN)]
+
+        # the scan's data has ended when a marker is next: read zeros, but none may be used
+        data_item = item.valid & (item.payload.kind == ItemKind.DATA)
+        marker = item.valid & (item.payload.kind != ItemKind.DATA)
+        sym_ok = matched & (code_len <= nbits)
+        can_emit = ~self.o_coef.valid | self.o_coef.ready
+        go = Signal()
+        used = Signal(6)
+        m.d.comb += go.eq((state == State.DECODE) & sym_ok & ~bad & (total <= nbits) & can_emit)
+        m.d.comb += used.eq(Mux(go, total, 0))
+
+        # ---- bit buffer: a byte joins below the bits left whenever it fits
+        left = Signal(range(W + 1))
+        m.d.comb += left.eq(nbits - used)
+        take_byte = Signal()
+        m.d.comb += take_byte.eq(data_item & (left <= W - 8)
+                                 & ((state == State.DECODE) | (state == State.RESTART)
+                                    | (state == State.DRAIN)))
+        shifted = (buf << used)[:W]
+        placed = (Cat(Const(0, W - 8), item.payload.data) >> left)[:W]
+        with m.If(take_byte):
+            m.d.sync += [buf.eq(shifted | placed), nbits.eq(left + 8)]
+        with m.Else():
+            m.d.sync += [buf.eq(shifted), nbits.eq(left)]
+        take_marker = Signal()
+        m.d.comb += item.ready.eq(take_byte | take_marker)
+
+        with m.If(self.o_coef.ready):
+            m.d.sync += self.o_coef.valid.eq(0)
+
+        def fail(code):
+            return [state.eq(State.ERROR), err.eq(code)]
+
+        rst_ok = ((item.payload.kind == ItemKind.RST) & (item.payload.data[:3] == expect)
+                  & (cfg.restart != 0))
+        with m.Switch(state):
+            with m.Case(State.DECODE):
+                with m.If(sym_ok & bad):
+                    m.d.sync += fail(bad_code)
+                with m.Elif(go):
+                    p = self.o_coef.payload
+                    m.d.sync += [self.o_coef.valid.eq(1), p.comp.eq(comp), p.slot.eq(slot),
+                                 p.k.eq(out_k), p.value.eq(out_value), p.last.eq(out_last),
+                                 k.eq(next_k)]
+                    with m.If(is_dc):
+                        m.d.sync += pred[comp].eq(out_value)
+                    with m.If(out_last):
+                        m.d.sync += k.eq(0)
+                        with m.If(slot == cfg.blocks - 1):
+                            m.d.sync += [slot.eq(0), mcu.eq(mcu + 1), ri_count.eq(ri_count + 1)]
+                            with m.If(mcu + 1 == cfg.mcus):
+                                m.d.sync += state.eq(State.DRAIN)
+                            with m.Elif(ri_count + 1 == cfg.restart):
+                                m.d.sync += state.eq(State.RESTART)
+                        with m.Else():
+                            m.d.sync += slot.eq(slot + 1)
+                with m.Elif(marker & ~(sym_ok & (total <= nbits))):
+                    m.d.sync += fail(Mux(matched, EntropyError.TRUNCATED, EntropyError.BAD_CODE))
+                with m.Elif(~matched & (nbits >= 16)):
+                    m.d.sync += fail(EntropyError.BAD_CODE)
+            with m.Case(State.RESTART):
+                # the interval's padding bits and any stray bytes before its marker are dropped
+                m.d.sync += [buf.eq(0), nbits.eq(0)]
+                with m.If(marker):
+                    m.d.comb += take_marker.eq(1)
+                    with m.If(rst_ok):
+                        m.d.sync += [state.eq(State.DECODE), expect.eq(expect + 1),
+                                     ri_count.eq(0), *(p.eq(0) for p in pred)]
+                    with m.Elif(item.payload.kind == ItemKind.RST):
+                        m.d.sync += fail(EntropyError.BAD_RST)
+                    with m.Else():
+                        m.d.sync += fail(EntropyError.MISSING_RST)
+            with m.Case(State.DRAIN):
+                m.d.sync += [buf.eq(0), nbits.eq(0)]
+                with m.If(marker):
+                    m.d.comb += take_marker.eq(1)
+                    with m.If(item.payload.kind == ItemKind.END):
+                        m.d.sync += state.eq(State.DONE)
+                    with m.Elif(rst_ok):
+                        m.d.sync += expect.eq(expect + 1)
+                    with m.Else():
+                        m.d.sync += fail(EntropyError.BAD_RST)
+
+        with m.If(self.start):
+            m.d.sync += [state.eq(Mux(cfg.mcus == 0, State.DRAIN, State.DECODE)),
+                         err.eq(EntropyError.NONE), buf.eq(0), nbits.eq(0), k.eq(0),
+                         slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
+                         self.o_coef.valid.eq(0), *(p.eq(0) for p in pred)]
+        return m
