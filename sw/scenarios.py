@@ -397,7 +397,37 @@ def fault_spec_cases():
         assert got == [False, True], f"CSR accesses at 0xffc: bus errors for {got}"
         return {"bus_errors": got}
 
+    async def submit_right_after_an_error(dev):
+        # a STORE into a DECERR range while a long LOAD reads: the flush waits for the LOAD's
+        # issued bursts to drain. A driver that acknowledges and submits at once must not lose
+        # the new program (the RTL once let the head follow the tail for the whole flush)
+        from .driver import DeviceError
+
+        info = dev.info
+        bb = info.bus_bytes
+        word = info.rows * 32
+        rows = info.act_depth
+        src, bad = dram(dev, rows * word), dram(dev, 4 * bb)
+        dev.backend.inject_bus_error(bad, bad + 4 * bb, "decerr")
+        try:
+            await dev.submit([descriptor(Opcode.LOAD, dma=_dma(src, word, rows=rows)),
+                              descriptor(Opcode.STORE, dma=_dma(bad, 4 * bb)),
+                              descriptor(Opcode.COMPLETE)])
+            try:
+                await dev.wait(400_000)
+            except DeviceError as e:
+                first = e.code.name
+            else:
+                first = "NONE"
+            await dev.submit([descriptor(Opcode.COMPLETE)])
+            await dev.wait(400_000)
+        finally:
+            dev.backend.clear_bus_errors()
+        obs = {"first": first, "then": "done"}
+        assert first == "BUS_DECERR", obs
+        return obs
+
     return [(f.__name__, f) for f in (
         first_in_program_order, earlier_work_completes, nothing_after_runs, token_nobody_gives,
         tokens_300_outstanding, fetch_bus_error, tail_past_the_ring, unaligned_ring_base,
-        soft_reset_clears_the_error, csr_bus_error)]
+        soft_reset_clears_the_error, csr_bus_error, submit_right_after_an_error)]

@@ -755,8 +755,11 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [fault_r.eq(1), fault_code_r.eq(fault_code),
                          fault_addr_r.eq(fault_addr)]
         flushing = Signal()
+        # the ring is emptied (head = tail) when the flush starts, and again by a soft reset
+        # during it; a RING_TAIL written after that (a driver that has seen the error and
+        # submits again) is kept and runs once the error is acknowledged
         with m.If((fault_r | self.soft_reset) & ~flushing):
-            m.d.sync += [flushing.eq(1), flush.eq(1), fault_r.eq(0)]
+            m.d.sync += [flushing.eq(1), flush.eq(1), fault_r.eq(0), head.eq(self.ring_tail)]
             with m.If(fault_r & ~self.soft_reset):
                 m.d.sync += [self.err_code.eq(fault_code_r), self.err_addr.eq(fault_addr_r),
                              halted.eq(1)]
@@ -769,12 +772,13 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [desc_valid.eq(0), fetching.eq(0), ld_busy.eq(0), ld_check.eq(0),
                          ld_wait.eq(0), ld_running.eq(0), ex_busy.eq(0), ex_check.eq(0),
                          ex_issue.eq(0), ex_run.eq(0), st_busy.eq(0), st_check.eq(0),
-                         st_issue.eq(0), st_run.eq(0), head.eq(self.ring_tail), pfault.eq(0)]
+                         st_issue.eq(0), st_run.eq(0), pfault.eq(0)]
             m.d.sync += fault_r.eq(0)
             # a soft reset during a fault's flush still returns the device to idle without an
             # error (the flush goes on until the DMA is idle)
             with m.If(self.soft_reset):
-                m.d.sync += [halted.eq(0), self.err_code.eq(ErrorCode.NONE)]
+                m.d.sync += [halted.eq(0), self.err_code.eq(ErrorCode.NONE),
+                             head.eq(self.ring_tail)]
             with m.If(self.dma_idle & ~self.soft_reset):
                 m.d.sync += [flushing.eq(0), flush.eq(0), rd_busy.eq(0)]
         with m.If(halted & ~self.error_pending & ~flushing):
