@@ -535,11 +535,10 @@ PROPERTIES = (
              "from the error pulse until the acknowledge (or a soft reset): no DMA command, "
              "GEMM command, load or store start is dispatched",
              lambda mods: _processor(mods, "dispatch"),
-             Mutant(f"{_HW}.cmd.processor",
-                    "with m.If(halted & ~self.error_pending & ~flushing):",
-                    "with m.If(halted & ~flushing):",
-                    "halt released without waiting for the acknowledge")),
-    Property("uart_malformed", "hw/fpga/uart.py UartBridge", "bmc", 24,
+             Mutant(f"{_HW}.cmd.processor", "can_fetch = (self.enable & ~halted & ~stop",
+                    "can_fetch = (self.enable & ~stop",
+                    "descriptor fetch not stopped by the halted state")),
+    Property("uart_malformed", "hw/fpga/uart.py UartBridge", "bmc", 20,
              "memory and register accesses only for well-formed commands: no memory write "
              "without a data byte of a MEM_WRITE frame, no memory read beyond what MEM_READ "
              "frames asked, no register access without a CSR frame (unknown bytes, short "
@@ -550,7 +549,7 @@ PROPERTIES = (
                     "with m.Case(Command.MEM_WRITE.value, Command.MEM_READ.value):\n"
                     "                        m.next = \"MW_DATA\"",
                     "a MEM_READ frame decoded as a memory write")),
-    Property("uart_axi", "hw/fpga/uart.py UartBridge.mem, .csr", "bmc", 24,
+    Property("uart_axi", "hw/fpga/uart.py UartBridge.mem, .csr", "bmc", 20,
              "the bridge's AXI4 memory and AXI4-Lite register manager ports: valid held until "
              "ready with a stable payload, WLAST on the single beat, one access outstanding, "
              "none after reset",
