@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,14 +128,16 @@ def run_sby(name, top, ports, *, mode, depth, timeout=900, keep=False, memory_ma
         (work / "top.il").write_text(text)
         (work / "prop.sby").write_text(_sby_text(mode, depth, "top", "top.il", solver(env),
                                                            memory_map))
+        # in a session of its own, so that a timeout ends the solver SymbiYosys started too
+        proc = subprocess.Popen(["yowasp-sby", "-f", "prop.sby"], cwd=work, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
         try:
-            proc = subprocess.run(["yowasp-sby", "-f", "prop.sby"], cwd=work, env=env,
-                                  capture_output=True, text=True, timeout=timeout)
-            log = proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as e:
-            log = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
-                else (e.stdout or "")
-            log += f"\ntimed out after {timeout} s"
+            log, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            log, _ = proc.communicate()
+            log = (log or "") + f"\ntimed out after {timeout} s"
             return "error", time.monotonic() - start, log[-4000:]
         status = re.findall(r"DONE \((\w+), rc=\d+\)", log)
         verdict = status[-1] if status else None
