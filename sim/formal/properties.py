@@ -496,7 +496,7 @@ PROPERTIES = (
                     "with m.If(axready):\n            m.d.sync += axvalid.eq(0)",
                     "with m.If(axready | ~axready):\n            m.d.sync += axvalid.eq(0)",
                     "AR / AW valid dropped after one cycle, ready or not")),
-    Property("dma_axi_write", "hw/dma/engine.py DmaEngine.bus (AW, W, B)", "bmc", 24,
+    Property("dma_axi_write", "hw/dma/engine.py DmaEngine.bus (AW, W, B)", "bmc", 22,
              "AXI4 write manager: AWVALID / WVALID held until ready with a stable payload, "
              "WLAST exactly on beat AWLEN of each burst, W never ahead of its AW, at most 4 "
              "bursts outstanding, none after reset (B assumed only for completed bursts)",
