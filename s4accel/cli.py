@@ -800,6 +800,47 @@ def _cmd_fuzz(args):
     return 1 if bad else 0
 
 
+@command("formal", "formal proofs of the blocks with SymbiYosys (bounded or k-induction); "
+         "needs the [fpga] and [formal] extras", shared=("json",),
+         options=[arg("--property", action="append", metavar="NAME",
+                      help="run only this property (repeatable; default: all)"),
+                  arg("--list", action="store_true", help="list the properties and exit"),
+                  arg("--timeout", type=int, default=900,
+                      help="seconds per property before it counts as an error (default 900)")])
+def _cmd_formal(args):
+    import time
+
+    from .sim import formal
+    from .sim.report import to_json
+
+    if args.list:
+        for p in formal.PROPERTIES:
+            print(f"{p.name:22} {p.mode:5} {p.depth:3}  {p.block}: {p.summary}")
+        return 0
+    try:
+        props = [formal.get(n) for n in args.property] if args.property else formal.PROPERTIES
+        formal.check_tools()
+    except (KeyError, formal.FormalToolError) as e:
+        raise CliError(str(e).strip("'\"")) from None
+    out = sys.stderr if args.json else sys.stdout
+    start = time.monotonic()
+    rows = []
+    print(f"{'property':22} {'mode':5} {'depth':>5} {'result':6} {'seconds':>8}  block", file=out)
+    for p in props:
+        row = formal.run(p, timeout=args.timeout)
+        log = row.pop("log")
+        rows.append(row)
+        print(f"{p.name:22} {p.mode:5} {p.depth:5} {row['result']:6} {row['seconds']:8.1f}  "
+              f"{p.block}", file=out, flush=True)
+        if row["result"] != "pass":
+            print(log[-1500:], file=sys.stderr)
+    print(f"{sum(r['result'] == 'pass' for r in rows)} of {len(rows)} hold, "
+          f"{time.monotonic() - start:.0f} s", file=out)
+    if args.json:
+        print(to_json(rows))
+    return 0 if all(r["result"] == "pass" for r in rows) else 1
+
+
 @command("version", "print the version")
 def _cmd_version(args):
     from . import __version__

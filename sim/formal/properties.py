@@ -1,0 +1,573 @@
+"""The formal properties of the accelerator's blocks, one wrapper per property.
+
+Each wrapper instantiates the block under test, makes every input of it a free input of the
+top (the solver picks any value in any cycle, the clock domain's reset included), states what
+the block's neighbours promise with ``Assume`` and what the block promises with ``Assert``.
+Properties are stated on the blocks' ports (the command processor's only on its ports, so
+that they survive changes to its internals); where a neighbour inside a block is the subject
+(the SPU's streams into its tensor core), the neighbour's ports are observed, never driven.
+
+Mutants: every property names a mutant, a one-line textual edit of the block's source module
+(applied to a private copy of the module, never to the file), which the property must reject.
+:func:`build` takes ``mutant=True`` to build the property on it; ``tests/formal`` shows each
+property holding on the RTL and failing on its mutant.
+"""
+
+import importlib
+import inspect
+import sys
+import types
+from dataclasses import dataclass, field
+
+from amaranth.hdl import (
+    Assert,
+    Assume,
+    Cat,
+    ClockDomain,
+    Const,
+    Elaboratable,
+    Fragment,
+    Module,
+    Mux,
+    Signal,
+)
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...base.config import Config, load_config
+from .checks import (
+    Past,
+    axi4_manager,
+    axi4lite_manager,
+    axi4lite_subordinate,
+    stream_consumer_env,
+    stream_producer,
+)
+
+__all__ = ["Property", "Mutant", "PROPERTIES", "build", "get", "formal_config"]
+
+_HW = "s4accel.hw"
+
+
+def formal_config() -> Config:
+    """The configuration of the proofs of the SPU: ``tiny`` with the smallest scratchpads
+    (1 KiB each), so that the solver's memories are small; the datapath is tiny's (2 x 4
+    lanes, 32-bit DRAM bus). The other blocks are proven on ``tiny`` itself."""
+    return load_config("tiny").replace(name="formal", act_sram_kib=1, wgt_sram_kib=1,
+                                       out_sram_kib=1)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """``old`` replaced by ``new`` (each must occur exactly once) in module ``module``."""
+    module: str
+    old: str
+    new: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    block: str
+    mode: str          # "prove" (k-induction, unbounded) or "bmc" (bounded)
+    depth: int         # bmc: cycles from reset; prove: the induction length
+    summary: str
+    builder: object = field(repr=False)
+    mutant: Mutant = field(repr=False, default=None)
+    memory_map: bool = True     # memories as flip-flops for the solver (small ones only)
+
+
+# -- module copies ---------------------------------------------------------------------------
+
+def _module_copy(name, mutant=None, overrides=None):
+    """A fresh copy of module ``name`` (optionally with ``mutant`` applied and globals
+    replaced by ``overrides``); the real module is untouched."""
+    real = importlib.import_module(name)
+    source = inspect.getsource(real)
+    if mutant is not None and mutant.module == name:
+        if source.count(mutant.old) != 1:
+            raise ValueError(f"mutant text occurs {source.count(mutant.old)} times in {name}, "
+                             f"not once: {mutant.old!r}")
+        source = source.replace(mutant.old, mutant.new)
+    copy = types.ModuleType(name)
+    copy.__file__ = real.__file__
+    copy.__package__ = real.__package__
+    # dataclasses and enums look their module up in sys.modules while the class is made
+    saved = sys.modules.get(name)
+    sys.modules[name] = copy
+    try:
+        exec(compile(source, real.__file__, "exec", dont_inherit=True), copy.__dict__)
+    finally:
+        sys.modules[name] = saved
+    for key, value in (overrides or {}).items():
+        setattr(copy, key, value)
+    return copy
+
+
+class _Mods:
+    def __init__(self, mutant):
+        self._mutant = mutant
+
+    def __call__(self, short, **overrides):
+        return _module_copy(f"{_HW}.{short}", self._mutant, overrides)
+
+
+def _inputs(component, exclude=()):
+    """The signals of ``component`` 's ports that flow into it, as free inputs of the top."""
+    out = []
+    for path, member, value in component.signature.flatten(component):
+        if member.flow == In and path[0] not in exclude:
+            value = value.as_value() if hasattr(value, "as_value") else value
+            if len(value):      # (a zero-width payload is no port)
+                out.append(value)
+    return out
+
+
+def _elaborated(component):
+    """``(fragment, signals)``: ``component`` elaborated now, and its own signals by name (the
+    ones its statements assign), for invariants that link a checker's counts to a block's
+    state. Add the fragment, not the component, to the top."""
+    frag = Fragment.get(component, None)
+    signals = {}
+    for stmts in frag.statements.values():
+        for stmt in stmts:
+            for sig in stmt._lhs_signals():
+                signals.setdefault(sig.name, sig)
+    return frag, signals
+
+
+class _Top(Elaboratable):
+    """The formal top: a ``sync`` domain with free clock and reset, the block, the checks."""
+
+    def __init__(self, body):
+        self._body = body
+        self.cd = ClockDomain("sync")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.cd
+        past = Past(m)
+        self._body(m, past)
+        return m
+
+
+# == DMA engine ==============================================================================
+
+def _dma(mods, check):
+    eng_mod = mods("dma.engine")
+    dut = eng_mod.DmaEngine(load_config("tiny"))
+    bus = dut.bus
+    lb = (dut.bus_bytes - 1).bit_length()
+
+    def body(m, past):
+        m.submodules.dut = dut
+        stream_consumer_env(m, past, dut.i_rd, "i_rd")
+        stream_consumer_env(m, past, dut.i_wr, "i_wr")
+        stream_consumer_env(m, past, dut.i_wr_data, "i_wr_data")
+        # windows are changed only while the engine is idle (they are checked during a job)
+        busy = ~dut.o_idle & past(~dut.o_idle)
+        m.d.comb += Assume(~(past.valid & busy) | (dut.windows.as_value() ==
+                                                     past(dut.windows.as_value())),
+                           "windows stable during a job")
+        axi4_manager(m, past, bus, max_outstanding=eng_mod.MAX_OUTSTANDING,
+                     checks=check if check in ("read", "write") else (), name="dram")
+        if check == "window":
+            for kind, perm in (("ar", "read"), ("aw", "write")):
+                valid = getattr(bus, f"{kind}valid")
+                addr = getattr(bus, f"{kind}addr")
+                end = Signal(34, name=f"{kind}_end")
+                m.d.comb += end.eq(addr + ((getattr(bus, f"{kind}len") + 1) << lb))
+                inside = []
+                for i in range(eng_mod.N_WINDOWS):
+                    w = dut.windows[i]
+                    inside.append(w.enable & getattr(w, perm) & (addr >= w.base)
+                                  & (end <= w.limit))
+                m.d.comb += Assert(~valid | Cat(*inside).any(),
+                                   f"{kind.upper()} burst outside every enabled {perm} window")
+        if check == "burst":
+            for kind in ("ar", "aw"):
+                valid = getattr(bus, f"{kind}valid")
+                addr = getattr(bus, f"{kind}addr")
+                length = getattr(bus, f"{kind}len")
+                page_end = Signal(14, name=f"{kind}_page_end")
+                m.d.comb += page_end.eq(addr[:12] + ((length + 1) << lb))
+                m.d.comb += [
+                    Assert(~valid | (page_end <= 4096), f"{kind.upper()} crosses 4 KiB"),
+                    # at most 256 beats is AXI4's limit (AxLEN's width); the engine promises 16
+                    Assert(~valid | (length < eng_mod.MAX_BURST), f"{kind.upper()} too long"),
+                    Assert(~valid | (addr[:lb] == 0), f"{kind.upper()} address unaligned"),
+                    Assert(~valid | (getattr(bus, f"{kind}size") == lb),
+                           f"{kind.upper()} size not the bus width"),
+                    Assert(~valid | (getattr(bus, f"{kind}burst") == 1),
+                           f"{kind.upper()} burst not INCR"),
+                ]
+
+    top = _Top(body)
+    return top, [top.cd.clk, top.cd.rst, *_inputs(dut)]
+
+
+# == CSR block ===============================================================================
+
+def _csr(mods):
+    dut = mods("csr.block").CsrBlock(load_config("tiny"))
+    frag, sig = _elaborated(dut)
+
+    def body(m, past):
+        m.submodules.dut = frag
+        aw_out, w_out, ar_out = axi4lite_subordinate(m, past, dut.bus, name="csr")
+        # the handshake registers against the checker's counts: the inductive invariant that
+        # lets k-induction close (an internal fact of this block, not part of the contract)
+        aw_full, w_full, b_valid = sig["aw_full"], sig["w_full"], sig["b_valid"]
+        a_valid, r_valid = sig["a_valid"], sig["r_valid"]
+        m.d.comb += [
+            Assert(aw_out == (aw_full | b_valid)), Assert(w_out == (w_full | b_valid)),
+            Assert(ar_out == (a_valid | r_valid)), Assert(~(a_valid & r_valid)),
+            Assert(~(b_valid & (aw_full | w_full))),
+        ]
+
+    top = _Top(body)
+    return top, [top.cd.clk, top.cd.rst, *_inputs(dut)]
+
+
+# == SPU and its tensor core =================================================================
+
+def _spu(mods):
+    cores = []
+    tc_mod = importlib.import_module(f"{_HW}.core.tensor_core")
+
+    class _SeenCore(tc_mod.TensorCore):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            cores.append(self)
+
+    spu_mod = mods("spu.spu", TensorCore=_SeenCore)
+    dut = spu_mod.Spu(formal_config())
+    inner = dut.elaborate(None)      # elaborated here, so that its tensor core can be observed
+    (core,) = cores
+
+    def body(m, past):
+        m.submodules.dut = inner
+        stream_consumer_env(m, past, dut.i_gemm, "i_gemm")
+        # GEMM fields as the command processor lets them through (its dispatch checks); the
+        # scratchpad bounds are not assumed (an address past the end wraps in the RAMs)
+        g = dut.i_gemm.payload
+        sparsities = Cat(Const(s in formal_config().sparsities) for s in (1, 2, 4, 8, 16, 32))
+        m.d.comb += Assume(~dut.i_gemm.valid | ((g.banks != 0) & (g.m_tiles != 0)
+                                                 & (g.n_tiles != 0) & (g.log2s <= 5)
+                                                 & sparsities.bit_select(g.log2s, 1)),
+                           "GEMM fields checked by the command processor")
+        stream_consumer_env(m, past, dut.i_load, "i_load")
+        stream_producer(m, past, dut.o_store, "o_store")
+        stream_producer(m, past, core.i_cmd, "core i_cmd")
+        stream_producer(m, past, core.i_lut, "core i_lut")
+        # the activation and weight words come act_delay = 1 cycle after their handshake (the
+        # core's documented contract), so only their valid is held until ready
+        for s, what in ((core.i_act, "core i_act"), (core.i_wgt, "core i_wgt")):
+            was = past(s.valid & ~s.ready)
+            m.d.comb += Assert(~(past.ok & was) | s.valid, f"{what}: valid dropped before ready")
+        # the core's results (no ready): none without a command taken
+        cmds = Signal(8)
+        rows_out = Signal(8)
+        m.d.sync += [cmds.eq(cmds + (core.i_cmd.valid & core.i_cmd.ready)),
+                     rows_out.eq(rows_out + core.o_res.valid)]
+        m.d.comb += Assert(rows_out <= cmds * formal_config().rows,
+                           "core result rows without a tile command")
+
+    top = _Top(body)
+    return top, [top.cd.clk, top.cd.rst, *_inputs(dut)]
+
+
+# == command processor =======================================================================
+
+def _processor(mods, check):
+    dut = mods("cmd.processor").CommandProcessor(load_config("tiny"))
+    p = dut
+
+    def body(m, past):
+        m.submodules.dut = dut
+        for name in ("dma_rd_data", "dma_rd_done", "dma_wr_done", "spu_gemm_done"):
+            stream_consumer_env(m, past, getattr(p, name), name)
+        # one status per DMA or GEMM command, after it (the engine's and fan-out's contract)
+        for cmd_s, done_s in ((p.dma_rd, p.dma_rd_done), (p.dma_wr, p.dma_wr_done),
+                              (p.spu_gemm, p.spu_gemm_done)):
+            pending = Signal(4)
+            m.d.sync += pending.eq(pending + (cmd_s.valid & cmd_s.ready)
+                                   - (done_s.valid & done_s.ready))
+            m.d.comb += Assume(~done_s.valid | (pending != 0), "status without a command")
+        # the DMA engine takes no command while its abort is high (its contract)
+        m.d.comb += Assume(~p.dma_abort | ~(p.dma_rd.ready | p.dma_wr.ready),
+                           "DMA ready during abort")
+        # the register block sets the error bit from the pulse; only the driver clears it
+        m.d.comb += Assume(~(past.ok & past(p.irq_error_set)) | p.error_pending,
+                           "error bit set by the pulse")
+        # "stopped": from the error pulse until the driver acknowledges (error bit low) or a
+        # soft reset
+        stopped = Signal()
+        with m.If(p.irq_error_set):
+            m.d.sync += stopped.eq(1)
+        with m.Elif(~p.error_pending | p.soft_reset):
+            m.d.sync += stopped.eq(0)
+        # the DMA's statuses carry a DmaError code
+        for s in (p.dma_rd_done, p.dma_wr_done):
+            m.d.comb += Assume(~s.valid | (s.payload.code.as_value() <= 5), "DMA status code")
+        # a dispatch: a DMA command taken, or a GEMM / load / store handed to the SPUs while
+        # they run (not while ``flush`` holds them and their fan-outs in reset, which discards
+        # what is handed over, as in hw/top.py)
+        dispatch = Cat(p.dma_rd.valid & p.dma_rd.ready, p.dma_wr.valid & p.dma_wr.ready,
+                       ~p.flush & ((p.spu_gemm.valid & p.spu_gemm.ready) | p.spu_load_start
+                                   | p.spu_store_start)).any()
+        if check == "halt":
+            m.d.comb += [
+                Assert(~(past.ok & past(p.irq_error_set))
+                       | (p.error & (p.err_code.as_value() != 0)),
+                       "error pulse not followed by the halted state with a code"),
+                Assert(~(past.ok & ~past(p.error) & p.error) | past(p.irq_error_set),
+                       "halted without an error pulse"),
+                Assert(~(stopped & p.error_pending & ~p.soft_reset & ~past(p.soft_reset))
+                       | p.error, "left the halted state before the acknowledge"),
+            ]
+        if check == "dispatch":
+            m.d.comb += Assert(~stopped | ~dispatch, "dispatched while halted after a fault")
+
+    top = _Top(body)
+    return top, [top.cd.clk, top.cd.rst, *_inputs(dut)]
+
+
+# == UART bridge =============================================================================
+
+class _FreeRx(wiring.Component):
+    """Stand-in for the UART receiver: its bytes come from free inputs (``f_*``), so that the
+    proof runs at one byte per cycle instead of ten bit times."""
+
+    rx: In(1)
+    o_data: Out(stream.Signature(8))
+    overrun: Out(1)
+    framing_error: Out(1)
+    active: Out(1)
+    f_valid: In(1)
+    f_byte: In(8)
+    f_framing: In(1)
+
+    def __init__(self, divisor):
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.o_data.valid.eq(self.f_valid), self.o_data.payload.eq(self.f_byte),
+                     self.framing_error.eq(self.f_framing), self.active.eq(self.f_valid)]
+        return m
+
+
+class _FreeTx(wiring.Component):
+    """Stand-in for the UART transmitter: takes a byte whenever the free ``f_ready`` says."""
+
+    i_data: In(stream.Signature(8))
+    tx: Out(1, init=1)
+    active: Out(1)
+    f_ready: In(1)
+
+    def __init__(self, divisor):
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i_data.ready.eq(self.f_ready)
+        return m
+
+
+def _uart(mods, check):
+    from ...base.uart_proto import Command
+    rxs, txs = [], []
+
+    class Rx(_FreeRx):
+        def __init__(self, divisor):
+            super().__init__(divisor)
+            rxs.append(self)
+
+    class Tx(_FreeTx):
+        def __init__(self, divisor):
+            super().__init__(divisor)
+            txs.append(self)
+
+    uart_mod = mods("fpga.uart", UartRx=Rx, UartTx=Tx)
+    # no command timeout (it only ever abandons a command), a small FIFO and counter
+    dut = uart_mod.UartBridge(4, timeout_bits=0, fifo_depth=4, counter_width=16)
+    inner = dut.elaborate(None)
+    (rx,), (tx,) = rxs, txs
+
+    def body(m, past):
+        m.submodules.dut = inner
+        stream_consumer_env(m, past, rx.o_data, "received bytes")
+        if check == "axi":
+            axi4_manager(m, past, dut.mem, max_outstanding=1, name="mem")
+            axi4lite_manager(m, past, dut.csr, name="csr")
+            return
+        # the host's protocol, parsed from the bytes as received: what each byte is
+        m.d.comb += [Assume(~dut.mem.bvalid | ~past(dut.mem.bvalid) | ~past.ok),
+                     Assume(~dut.mem.rvalid | ~past(dut.mem.rvalid) | ~past.ok)]
+        hs = rx.o_data.valid & rx.o_data.ready
+        byte = rx.o_data.payload
+        cmd = Signal(8)
+        args = Signal(48)
+        idx = Signal(3)
+        left = Signal(16)
+        state = Signal(2)    # 0 command byte, 1 arguments, 2 memory write data
+        w_bytes = Signal(8)  # data bytes of well-formed memory writes
+        r_bytes = Signal(17)  # bytes that well-formed memory reads ask for
+        csr_w = Signal(8)
+        csr_r = Signal(8)
+        nargs = Mux(cmd == Command.CSR_WRITE, Command.CSR_WRITE.args,
+                    Mux(cmd == Command.CSR_READ, Command.CSR_READ.args, Command.MEM_WRITE.args))
+        length = Cat(args[32:40], byte)     # len16 when its last byte arrives
+        with m.If(hs):
+            with m.Switch(state):
+                with m.Case(0):
+                    m.d.sync += [cmd.eq(byte), idx.eq(0)]
+                    with m.If(Cat(byte == c for c in (Command.CSR_WRITE, Command.CSR_READ,
+                                                       Command.MEM_WRITE,
+                                                       Command.MEM_READ)).any()):
+                        m.d.sync += state.eq(1)
+                with m.Case(1):
+                    m.d.sync += [args.word_select(idx, 8).eq(byte), idx.eq(idx + 1)]
+                    with m.If(idx == nargs - 1):
+                        m.d.sync += state.eq(0)
+                        with m.Switch(cmd):
+                            with m.Case(Command.CSR_WRITE):
+                                m.d.sync += csr_w.eq(csr_w + 1)
+                            with m.Case(Command.CSR_READ):
+                                m.d.sync += csr_r.eq(csr_r + 1)
+                            with m.Case(Command.MEM_READ):
+                                m.d.sync += r_bytes.eq(r_bytes + length)
+                            with m.Case(Command.MEM_WRITE):
+                                m.d.sync += left.eq(length)
+                                with m.If(length != 0):
+                                    m.d.sync += state.eq(2)
+                with m.Case(2):
+                    m.d.sync += [w_bytes.eq(w_bytes + 1), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.d.sync += state.eq(0)
+        mem, csr = dut.mem, dut.csr
+        n_aw, n_w, n_ar, n_caw, n_cw, n_car = (Signal(8, name=n) for n in (
+            "n_aw", "n_w", "n_ar", "n_caw", "n_cw", "n_car"))
+        m.d.sync += [
+            n_aw.eq(n_aw + (mem.awvalid & mem.awready)), n_w.eq(n_w + (mem.wvalid & mem.wready)),
+            n_ar.eq(n_ar + (mem.arvalid & mem.arready)),
+            n_caw.eq(n_caw + (csr.awvalid & csr.awready)),
+            n_cw.eq(n_cw + (csr.wvalid & csr.wready)),
+            n_car.eq(n_car + (csr.arvalid & csr.arready)),
+        ]
+        m.d.comb += [
+            Assert((n_aw + mem.awvalid <= w_bytes) & (n_w + mem.wvalid <= w_bytes),
+                   "memory write without a data byte of a well-formed memory write"),
+            Assert(n_ar + mem.arvalid <= r_bytes, "memory read not asked for"),
+            Assert((n_caw + csr.awvalid <= csr_w) & (n_cw + csr.wvalid <= csr_w),
+                   "register write without a well-formed register write"),
+            Assert(n_car + csr.arvalid <= csr_r, "register read without a register read"),
+        ]
+
+    top = _Top(body)
+    free = [rx.f_valid, rx.f_byte, rx.f_framing, tx.f_ready]
+    return top, [top.cd.clk, top.cd.rst, *free, *_inputs(dut, exclude=("rx",))]
+
+
+# == the list ================================================================================
+
+PROPERTIES = (
+    Property("dma_window", "hw/dma/engine.py DmaEngine", "bmc", 28,
+             "every AR / AW burst lies inside one enabled window with the read / write "
+             "permission (windows unchanged during a job)",
+             lambda mods: _dma(mods, "window"),
+             Mutant(f"{_HW}.dma.engine", "hits.append(win.enable & getattr(win, perm) & above",
+                    "hits.append(win.enable & above",
+                    "window check ignores the read / write permission")),
+    Property("dma_burst", "hw/dma/engine.py DmaEngine", "bmc", 28,
+             "every burst is INCR, full-width, aligned, at most 16 beats (AXI: 256) and never "
+             "crosses a 4 KiB boundary",
+             lambda mods: _dma(mods, "burst"),
+             Mutant(f"{_HW}.dma.engine", "limit.eq(Mux(near_end, 16 - off[:4], 16))",
+                    "limit.eq(Mux(near_end, 17 - off[:4], 16))",
+                    "burst walker's cut at a 4 KiB boundary one beat too late")),
+    Property("dma_axi_read", "hw/dma/engine.py DmaEngine.bus (AR, R)", "bmc", 24,
+             "AXI4 read manager: ARVALID held until ARREADY with a stable payload, none after "
+             "reset, at most 4 bursts outstanding (R beats and RLAST assumed as requested)",
+             lambda mods: _dma(mods, "read"),
+             Mutant(f"{_HW}.dma.engine",
+                    "with m.If(axready):\n            m.d.sync += axvalid.eq(0)",
+                    "with m.If(axready | ~axready):\n            m.d.sync += axvalid.eq(0)",
+                    "AR / AW valid dropped after one cycle, ready or not")),
+    Property("dma_axi_write", "hw/dma/engine.py DmaEngine.bus (AW, W, B)", "bmc", 22,
+             "AXI4 write manager: AWVALID / WVALID held until ready with a stable payload, "
+             "WLAST exactly on beat AWLEN of each burst, W never ahead of its AW, at most 4 "
+             "bursts outstanding, none after reset (B assumed only for completed bursts)",
+             lambda mods: _dma(mods, "write"),
+             Mutant(f"{_HW}.dma.engine", "bus.wlast.eq(head_last),",
+                    "bus.wlast.eq(wbeat == 0),", "WLAST on the first beat of a burst")),
+    Property("csr_axil", "hw/csr/block.py CsrBlock.bus", "prove", 4,
+             "AXI4-Lite subordinate: BVALID / RVALID held until ready with a stable response, "
+             "one response per request, one request of each kind held at a time, nothing valid "
+             "after reset",
+             lambda mods: _csr(mods),
+             Mutant(f"{_HW}.csr.block", "bus.wready.eq(~w_full & ~b_valid),",
+                    "bus.wready.eq(~b_valid),",
+                    "W accepted while a write's data is already held")),
+    Property("spu_streams", "hw/spu/spu.py Spu (o_store; tensor core i_cmd, i_lut, i_act, "
+             "i_wgt, o_res)", "bmc", 20,
+             "stream rules of every stream the SPU produces: valid held until ready, payload "
+             "stable (i_act / i_wgt: valid only, their words follow a cycle after by contract); "
+             "no tensor-core result row without a tile command",
+             lambda mods: _spu(mods),
+             Mutant(f"{_HW}.spu.spu", "m.d.comb += [par_skid.i.payload.eq(par_q), "
+                    "par_skid.clear.eq(start),",
+                    "m.d.comb += [par_skid.i.payload.eq(par_q), "
+                    "par_skid.clear.eq(start | core.i_act.valid),",
+                    "tile-command skid register cleared while a command waits"),
+             memory_map=False),
+    Property("cmd_fault_halt", "hw/cmd/processor.py CommandProcessor (ports)", "bmc", 20,
+             "a fault ends halted: the error pulse is followed by error = 1 with a code; error "
+             "rises only after the pulse and stays until the acknowledge (or a soft reset)",
+             lambda mods: _processor(mods, "halt"),
+             Mutant(f"{_HW}.cmd.processor",
+                    "with m.If(halted & ~self.error_pending & ~flushing):",
+                    "with m.If(halted & ~flushing):",
+                    "halt released without waiting for the acknowledge")),
+    Property("cmd_fault_no_dispatch", "hw/cmd/processor.py CommandProcessor (ports)", "bmc", 20,
+             "from the error pulse until the acknowledge (or a soft reset): no DMA command, "
+             "GEMM command, load or store start is dispatched",
+             lambda mods: _processor(mods, "dispatch"),
+             Mutant(f"{_HW}.cmd.processor", "can_fetch = (self.enable & ~halted & ~stop",
+                    "can_fetch = (self.enable & ~stop",
+                    "descriptor fetch not stopped by the halted state")),
+    Property("uart_malformed", "hw/fpga/uart.py UartBridge", "bmc", 20,
+             "memory and register accesses only for well-formed commands: no memory write "
+             "without a data byte of a MEM_WRITE frame, no memory read beyond what MEM_READ "
+             "frames asked, no register access without a CSR frame (unknown bytes, short "
+             "frames, len 0)",
+             lambda mods: _uart(mods, "proto"),
+             Mutant(f"{_HW}.fpga.uart", "with m.Case(Command.MEM_WRITE.value):\n"
+                    "                        m.next = \"MW_DATA\"",
+                    "with m.Case(Command.MEM_WRITE.value, Command.MEM_READ.value):\n"
+                    "                        m.next = \"MW_DATA\"",
+                    "a MEM_READ frame decoded as a memory write")),
+    Property("uart_axi", "hw/fpga/uart.py UartBridge.mem, .csr", "bmc", 20,
+             "the bridge's AXI4 memory and AXI4-Lite register manager ports: valid held until "
+             "ready with a stable payload, WLAST on the single beat, one access outstanding, "
+             "none after reset",
+             lambda mods: _uart(mods, "axi"),
+             Mutant(f"{_HW}.fpga.uart", "csr.arvalid.eq(st(\"CSR_AR\")),",
+                    "csr.arvalid.eq(st(\"CSR_AR\") & ~csr.rvalid & (counter[0] == 0)),",
+                    "register read valid withdrawn on odd cycles")),
+)
+
+
+def get(name) -> Property:
+    for p in PROPERTIES:
+        if p.name == name:
+            return p
+    raise KeyError(f"no formal property {name!r}; known: "
+                   f"{', '.join(p.name for p in PROPERTIES)}")
+
+
+def build(prop: Property, *, mutant=False):
+    """The property's top and its free inputs, on the RTL or (``mutant``) on its mutant."""
+    return prop.builder(_Mods(prop.mutant if mutant else None))
