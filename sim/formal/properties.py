@@ -154,14 +154,50 @@ class _Top(Elaboratable):
 
 # == DMA engine ==============================================================================
 
+#: the largest job (in rows) of ``dma_burst_in_job``
+_IN_JOB_ROWS = 4
+
+
 def _dma(mods, check):
-    eng_mod = mods("dma.engine")
+    free = []
+    overrides = {}
+    if check in ("job_window", "in_job"):
+        # these halves are stated over the registered end address, so the extent's partial
+        # products are cut: each is a free input (any value in any cycle), an
+        # over-approximation of the DSPs that keeps their 16 x 16 multipliers out of the
+        # solver. (That end is the extent's true end is ``dma_end`` 's part.)
+        def free_uproduct(m, a, b, *, width, platform, name, en_in=1, en_out=1):
+            p = Signal(width, name=f"{name}_free")
+            free.append(p)
+            return p
+        overrides["registered_uproduct"] = free_uproduct
+    eng_mod = mods("dma.engine", **overrides)
     dut = eng_mod.DmaEngine(load_config("tiny"))
     bus = dut.bus
     lb = (dut.bus_bytes - 1).bit_length()
+    # the job parts need the engine's own registers: its job and end address per direction
+    frag, sig = (_elaborated(dut) if check in ("in_job", "job_window", "end")
+                 else (dut, None))
+
+    def end_of(name):
+        return sig[f"{name}_end"]
+
+    def extent_end(name):
+        """The job's true end, ``addr + (rows - 1) * stride + row_bytes``, for jobs of at most
+        ``_IN_JOB_ROWS`` rows (so without a multiplier), and the assumption on them."""
+        job = sig[f"{name}_job"]
+        addr, rows, row_bytes, stride = job[:32], job[32:48], job[48:68], job[68:100]
+        ext = 0
+        for k in range(1, _IN_JOB_ROWS):
+            ext = Mux(rows - 1 == k, stride * k, ext)
+        cmd = getattr(dut, f"i_{name}")
+        # (rows = 0 is refused, but a refused write job still runs, as discard chunks)
+        return (Mux(rows == 0, end_of(name), addr + ext + row_bytes),
+                Assume(~cmd.valid | (cmd.payload.rows <= _IN_JOB_ROWS),
+                       f"{name} job of at most {_IN_JOB_ROWS} rows"))
 
     def body(m, past):
-        m.submodules.dut = dut
+        m.submodules.dut = frag
         stream_consumer_env(m, past, dut.i_rd, "i_rd")
         stream_consumer_env(m, past, dut.i_wr, "i_wr")
         stream_consumer_env(m, past, dut.i_wr_data, "i_wr_data")
@@ -172,19 +208,49 @@ def _dma(mods, check):
                            "windows stable during a job")
         axi4_manager(m, past, bus, max_outstanding=eng_mod.MAX_OUTSTANDING,
                      checks=check if check in ("read", "write") else (), name="dram")
-        if check == "window":
-            for kind, perm in (("ar", "read"), ("aw", "write")):
+        if check in ("in_job", "job_window"):
+            for kind, name, perm in (("ar", "rd", "read"), ("aw", "wr", "write")):
                 valid = getattr(bus, f"{kind}valid")
-                addr = getattr(bus, f"{kind}addr")
-                end = Signal(34, name=f"{kind}_end")
-                m.d.comb += end.eq(addr + ((getattr(bus, f"{kind}len") + 1) << lb))
-                inside = []
-                for i in range(eng_mod.N_WINDOWS):
-                    w = dut.windows[i]
-                    inside.append(w.enable & getattr(w, perm) & (addr >= w.base)
-                                  & (end <= w.limit))
-                m.d.comb += Assert(~valid | Cat(*inside).any(),
-                                   f"{kind.upper()} burst outside every enabled {perm} window")
+                job = sig[f"{name}_job"]           # dma_cmd_layout: addr is bits 0..31
+                job_addr = job[:32]
+                end = sig[f"{name}_end"]           # addr + (rows - 1) * stride + row_bytes
+                if check == "in_job":
+                    # jobs of at most IN_JOB_ROWS rows: beyond that the solver must reason about
+                    # the monotony of (rows - 1) * stride, which it does not finish
+                    # ... and end is the job's true end while it runs (``dma_end``)
+                    true_end, small = extent_end(name)
+                    # ... and below 2**32 when bursts go out (``dma_job_in_window``: the
+                    # extent is inside a window, whose limit is a 32-bit address)
+                    run = sig[f"{name}_run"]
+                    m.d.comb += [small, Assume(~run | (end == true_end),
+                                               f"{name} end is the extent's end"),
+                                 Assume(~valid | (end[32:] == 0),
+                                        f"{name} end inside the 32-bit space")]
+                    # the walker's part: a burst lies in [job.addr, end) of the job running
+                    addr = getattr(bus, f"{kind}addr")
+                    b_end = Signal(34, name=f"{kind}_b_end")
+                    m.d.comb += b_end.eq(addr + ((getattr(bus, f"{kind}len") + 1) << lb))
+                    m.d.comb += Assert(~valid | ((addr >= job_addr) & (b_end <= end)),
+                                       f"{kind.upper()} burst outside its job's extent")
+                else:
+                    # the check's part: while a burst of the job is presented, the job's
+                    # extent [job.addr, end) is inside one enabled window with the permission
+                    inside = []
+                    for i in range(eng_mod.N_WINDOWS):
+                        w = dut.windows[i]
+                        inside.append(w.enable & getattr(w, perm) & (job_addr >= w.base)
+                                      & (end <= w.limit))
+                    m.d.comb += Assert(~valid | Cat(*inside).any(),
+                                       f"{kind.upper()} burst of a job outside every "
+                                       f"enabled {perm} window")
+        if check == "end":
+            # the arithmetic's part: in DECIDE (and so while the job runs), the registered end
+            # is addr + (rows - 1) * stride + row_bytes, through the DSPs
+            for name in ("rd", "wr"):
+                true_end, small = extent_end(name)
+                decide = sig[f"{name}_state"] == eng_mod._State.DECIDE
+                m.d.comb += [small, Assert(~decide | (sig[f"{name}_end"] == true_end),
+                                           f"{name} end is not the extent's end")]
         if check == "burst":
             for kind in ("ar", "aw"):
                 valid = getattr(bus, f"{kind}valid")
@@ -204,7 +270,7 @@ def _dma(mods, check):
                 ]
 
     top = _Top(body)
-    return top, [top.cd.clk, top.cd.rst, *_inputs(dut)]
+    return top, [top.cd.clk, top.cd.rst, *_inputs(dut), *free]
 
 
 # == CSR block ===============================================================================
@@ -474,13 +540,31 @@ def _uart(mods, check):
 # == the list ================================================================================
 
 PROPERTIES = (
-    Property("dma_window", "hw/dma/engine.py DmaEngine", "bmc", 28,
-             "every AR / AW burst lies inside one enabled window with the read / write "
-             "permission (windows unchanged during a job)",
-             lambda mods: _dma(mods, "window"),
+    Property("dma_burst_in_job", "hw/dma/engine.py DmaEngine (walker, job registers)", "bmc",
+             20,
+             "every AR / AW burst lies inside its running job's extent [job.addr, end), end "
+             "being the engine's registered end address (the walker's half of the window rule)",
+             lambda mods: _dma(mods, "in_job"),
+             Mutant(f"{_HW}.dma.engine", "self.addr.eq(self.job.addr), row.eq(self.job.addr)",
+                    "self.addr.eq(self.job.addr + (1 << lb)), row.eq(self.job.addr)",
+                    "walker's first burst one beat past the job's address")),
+    Property("dma_job_in_window", "hw/dma/engine.py DmaEngine (checks, job registers)", "bmc",
+             20,
+             "while a burst of a job is presented on AR / AW, the job's extent [job.addr, end) "
+             "lies inside one enabled window with the read / write permission (windows "
+             "unchanged during a job; the check stages' half of the window rule)",
+             lambda mods: _dma(mods, "job_window"),
              Mutant(f"{_HW}.dma.engine", "hits.append(win.enable & getattr(win, perm) & above",
                     "hits.append(win.enable & above",
                     "window check ignores the read / write permission")),
+    Property("dma_end", "hw/dma/engine.py DmaEngine (check stages, DSPs)", "bmc", 12,
+             "the arithmetic's part of the window rule: in DECIDE the registered end address "
+             "is addr + (rows - 1) * stride + row_bytes (jobs of 1 to 4 rows), through the "
+             "extent's partial products",
+             lambda mods: _dma(mods, "end"),
+             Mutant(f"{_HW}.dma.engine", "m.d.sync += span.eq(span_lo + (span_hi << 16))",
+                    "m.d.sync += span.eq(span_lo + (span_hi << 15))",
+                    "upper partial product of the extent added one bit too low")),
     Property("dma_burst", "hw/dma/engine.py DmaEngine", "bmc", 28,
              "every burst is INCR, full-width, aligned, at most 16 beats (AXI: 256) and never "
              "crosses a 4 KiB boundary",
