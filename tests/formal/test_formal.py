@@ -21,8 +21,8 @@ def tools():
 
 
 NAMES = [p.name for p in formal.PROPERTIES]
-#: stated, and failing on its mutant in seconds, but the solvers do not finish its first
-#: burst's step on the RTL (docs/formal.md, "Not covered")
+#: stated, and failing on its mutant, but the solvers do not finish its depth within
+#: minutes on the RTL (docs/formal.md, "Not covered")
 OPEN = {"dma_burst_in_job"}
 
 
