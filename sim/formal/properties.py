@@ -215,12 +215,11 @@ def _dma(mods, check):
                 job_addr = job[:32]
                 end = sig[f"{name}_end"]           # addr + (rows - 1) * stride + row_bytes
                 if check == "in_job":
-                    # jobs of at most IN_JOB_ROWS rows: beyond that the solver must reason about
-                    # the monotony of (rows - 1) * stride, which it does not finish
-                    # ... and end is the job's true end while it runs (``dma_end``)
+                    # assumed, each another part's claim: jobs of at most _IN_JOB_ROWS rows,
+                    # whose end is the job's true end while it runs (``dma_end``, which keeps
+                    # the multiplier out of here), and below 2**32 while a burst is presented
+                    # (``dma_job_in_window``: the extent lies in a window, a 32-bit limit)
                     true_end, small = extent_end(name)
-                    # ... and below 2**32 when bursts go out (``dma_job_in_window``: the
-                    # extent is inside a window, whose limit is a 32-bit address)
                     run = sig[f"{name}_run"]
                     m.d.comb += [small, Assume(~run | (end == true_end),
                                                f"{name} end is the extent's end"),
