@@ -618,8 +618,9 @@ PROPERTIES = (
              "from the error pulse until the acknowledge (or a soft reset): no DMA command, "
              "GEMM command, load or store start is dispatched",
              lambda mods: _processor(mods, "dispatch"),
-             Mutant(f"{_HW}.cmd.processor", "can_fetch = (self.enable & ~halted & ~stop",
-                    "can_fetch = (self.enable & ~stop",
+             Mutant(f"{_HW}.cmd.processor",
+                    "may_fetch = self.enable & ~halted & ~stop",
+                    "may_fetch = self.enable & ~stop",
                     "descriptor fetch not stopped by the halted state")),
     Property("uart_malformed", "hw/fpga/uart.py UartBridge", "bmc", 20,
              "memory and register accesses only for well-formed commands: no memory write "
