@@ -13,43 +13,17 @@ import struct
 import time
 
 import numpy as np
-import PIL
 import pytest
 import sklearn
+from jpeg_images import SUBSAMPLING, check_pillow, encode, smooth_image
 from PIL import Image
 
 from s4accel.base.jpeg import JpegError, decode, idct_islow, parse
 
-PILLOW_MAJOR = 13
-SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 MODES = ["grey", *SUBSAMPLING]
 SIZES = [(1, 1), (1, 37), (37, 1), (7, 9), (17, 23), (33, 50), (64, 48)]
 QUALITIES = [5, 20, 50, 75, 90, 100]
 SKLEARN_IMAGES = os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
-
-
-def check_pillow():
-    major = int(PIL.__version__.split(".")[0])
-    assert major == PILLOW_MAJOR, (
-        f"these tests compare against Pillow {PILLOW_MAJOR}.x (libjpeg-turbo 3.x); Pillow "
-        f"{PIL.__version__} is installed: re-measure the decoder against it, then move the pin")
-
-
-def smooth_image(rng, h, w):
-    """A random image with both smooth areas and texture, so every coefficient band is used."""
-    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC), dtype=np.int16)
-    noisy = base + rng.integers(-24, 25, (h, w, 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-
-
-def encode(img, mode, **kw):
-    buf = io.BytesIO()
-    if mode == "grey":
-        img.convert("L").save(buf, "JPEG", **kw)
-    else:
-        img.convert("RGB").save(buf, "JPEG", subsampling=SUBSAMPLING[mode], **kw)
-    return buf.getvalue()
 
 
 def diff_vs_pillow(data):

@@ -9,15 +9,13 @@ within a cycle bound. The IDCT must equal `idct_islow` on every block of those i
 random coefficient blocks. Randomized tests log their seed (S4_SEED replays one).
 """
 
-import io
 
 import numpy as np
-import PIL
 import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
-from PIL import Image
+from jpeg_images import encode, smooth_image
 
 from s4accel.base.jpeg import ZIGZAG, JpegError, decode, idct_islow, parse, scan_blocks
 from s4accel.hw.jpeg.entropy import (
@@ -27,35 +25,6 @@ from s4accel.hw.jpeg.entropy import (
     scan_config,
 )
 from s4accel.hw.jpeg.idct import Idct, qtable_image
-
-PILLOW_MAJOR = 13
-SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
-
-
-def check_pillow():
-    major = int(PIL.__version__.split(".")[0])
-    assert major == PILLOW_MAJOR, (
-        f"these tests compare against Pillow {PILLOW_MAJOR}.x; Pillow {PIL.__version__} is "
-        "installed: re-check the golden decoder against it (tests/base/test_jpeg.py), then "
-        "move the pin")
-
-
-def smooth_image(rng, h, w):
-    """Smooth areas and texture, so that long runs, ZRLs and large values all occur."""
-    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC), dtype=np.int16)
-    noisy = base + rng.integers(-24, 25, (h, w, 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-
-
-def encode(img, mode, **kw):
-    check_pillow()
-    buf = io.BytesIO()
-    if mode == "grey":
-        img.convert("L").save(buf, "JPEG", **kw)
-    else:
-        img.convert("RGB").save(buf, "JPEG", subsampling=SUBSAMPLING[mode], **kw)
-    return buf.getvalue()
 
 
 def scan_data(data):
