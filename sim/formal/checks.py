@@ -202,6 +202,26 @@ def _axil_counts(m, name, bus):
     return aw_out, w_out, ar_out
 
 
+def _axil_rules(m, past, bus, name, *, requests, responses):
+    """The AXI4-Lite rules both sides share: AW / W / AR (``requests``: Assert on a manager,
+    Assume on a subordinate) and B / R (``responses``: the other one) held until ready with a
+    stable payload; a response only to a request taken, none just after reset. Returns the
+    outstanding counts (AW, W, AR)."""
+    aw_out, w_out, ar_out = _axil_counts(m, name, bus)
+    _stable(m, past, bus.awvalid, bus.awready, [bus.awaddr, bus.awprot], requests, f"{name} AW")
+    _stable(m, past, bus.wvalid, bus.wready, [bus.wdata, bus.wstrb], requests, f"{name} W")
+    _stable(m, past, bus.arvalid, bus.arready, [bus.araddr, bus.arprot], requests, f"{name} AR")
+    _stable(m, past, bus.bvalid, bus.bready, [bus.bresp], responses, f"{name} B")
+    _stable(m, past, bus.rvalid, bus.rready, [bus.rdata, bus.rresp], responses, f"{name} R")
+    after_reset = past.valid & past.rst
+    m.d.comb += [
+        responses(~bus.bvalid | ((aw_out != 0) & (w_out != 0)), f"{name}: B without AW and W"),
+        responses(~bus.rvalid | (ar_out != 0), f"{name}: R without AR"),
+        responses(~after_reset | ~(bus.bvalid | bus.rvalid), f"{name}: B / R after reset"),
+    ]
+    return aw_out, w_out, ar_out
+
+
 def axi4lite_subordinate(m, past, bus, *, name="axil", one_outstanding=True):
     """AXI4-Lite rules for a subordinate port (the host's side assumed), as ``faxil_slave``.
 
@@ -209,18 +229,7 @@ def axi4lite_subordinate(m, past, bus, *, name="axil", one_outstanding=True):
     request (no B without an AW and a W taken, no R without an AR taken); nothing valid after
     reset. With ``one_outstanding`` (this CSR block's promise) each of AW, W and AR is not
     ready while one is held, which also makes the counts a k-inductive invariant."""
-    aw_out, w_out, ar_out = _axil_counts(m, name, bus)
-    _stable(m, past, bus.awvalid, bus.awready, [bus.awaddr, bus.awprot], Assume, f"{name} AW")
-    _stable(m, past, bus.wvalid, bus.wready, [bus.wdata, bus.wstrb], Assume, f"{name} W")
-    _stable(m, past, bus.arvalid, bus.arready, [bus.araddr, bus.arprot], Assume, f"{name} AR")
-    _stable(m, past, bus.bvalid, bus.bready, [bus.bresp], Assert, f"{name} B")
-    _stable(m, past, bus.rvalid, bus.rready, [bus.rdata, bus.rresp], Assert, f"{name} R")
-    after_reset = past.valid & past.rst
-    m.d.comb += [
-        Assert(~bus.bvalid | ((aw_out != 0) & (w_out != 0)), f"{name}: B without AW and W"),
-        Assert(~bus.rvalid | (ar_out != 0), f"{name}: R without AR"),
-        Assert(~after_reset | ~(bus.bvalid | bus.rvalid), f"{name}: B / R valid after reset"),
-    ]
+    aw_out, w_out, ar_out = _axil_rules(m, past, bus, name, requests=Assume, responses=Assert)
     if one_outstanding:
         m.d.comb += [
             Assert(aw_out <= 1, f"{name}: more than one write address held"),
@@ -240,17 +249,9 @@ def axi4lite_manager(m, past, bus, *, name="axil"):
     """AXI4-Lite rules for a manager port (the subordinate's side assumed), as
     ``faxil_master``: AW, W, AR valid held until ready with a stable payload, none after reset;
     the subordinate answers only what was asked, holding its response until taken."""
-    aw_out, w_out, ar_out = _axil_counts(m, name, bus)
-    _stable(m, past, bus.awvalid, bus.awready, [bus.awaddr, bus.awprot], Assert, f"{name} AW")
-    _stable(m, past, bus.wvalid, bus.wready, [bus.wdata, bus.wstrb], Assert, f"{name} W")
-    _stable(m, past, bus.arvalid, bus.arready, [bus.araddr, bus.arprot], Assert, f"{name} AR")
-    _stable(m, past, bus.bvalid, bus.bready, [bus.bresp], Assume, f"{name} B")
-    _stable(m, past, bus.rvalid, bus.rready, [bus.rdata, bus.rresp], Assume, f"{name} R")
+    aw_out, w_out, ar_out = _axil_rules(m, past, bus, name, requests=Assert, responses=Assume)
     after_reset = past.valid & past.rst
     m.d.comb += [
-        Assume(~bus.bvalid | ((aw_out != 0) & (w_out != 0)), f"{name}: B without AW and W"),
-        Assume(~bus.rvalid | (ar_out != 0), f"{name}: R without AR"),
-        Assume(~after_reset | ~(bus.bvalid | bus.rvalid), f"{name}: B / R after reset"),
         Assert(~after_reset | ~(bus.awvalid | bus.wvalid | bus.arvalid),
                f"{name}: valid after reset"),
         Assert((aw_out <= 1) & (w_out <= 1) & (ar_out <= 1), f"{name}: more than one request"),
