@@ -36,6 +36,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from ..hw.spu.spu import SpuGeometry
 from ..sw import regs, scenarios
 from ..sw.driver import DRAM_BASE, DRAM_SIZE
 from ..sw.program import Allocator, DeviceInfo, layer_program
-from .model.device_model import ModelBackend
+from .model.device_model import TOKENS, ModelBackend, token_use
 
 __all__ = ["make_program", "fuzz_model", "fuzz_rtl", "FuzzStats", "ARENA", "JSON_KEYS"]
 
@@ -378,13 +379,11 @@ class Generator:
         elif rng.random() < 0.3:
             dma = {"dram_addr": int(rng.integers(0, 1 << 32)), "rows": int(rng.integers(0, 99))}
         # token bookkeeping (program order, as the precise rule has it)
-        use = {Opcode.LOAD.value: (("wait_next", 1), ("sig_next", 0)),
-               Opcode.GEMM.value: (("wait_prev", 0), ("wait_next", 3), ("sig_prev", 1),
-                                   ("sig_next", 2)),
-               Opcode.STORE.value: (("wait_prev", 2), ("sig_prev", 3))}.get(op, ())
-        for name, ch in use:
-            if flags[name]:
-                tokens[ch] += -1 if name.startswith("wait") else 1
+        waits, sigs = token_use(op, SimpleNamespace(**flags))
+        for name in waits:
+            tokens[TOKENS.index(name)] -= 1
+        for name in sigs:
+            tokens[TOKENS.index(name)] += 1
         for ch in range(4):
             tokens[ch] = max(tokens[ch], 0)
         return encode(op, dma=dma, gemm=gemm, **hdr)

@@ -27,10 +27,10 @@ class _Fault(Exception):
         self.code, self.addr = code, addr
 
 
-_TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
+TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
 
 
-def _token_use(op, h):
+def token_use(op, h):
     """(waits, signals): the token counters a LOAD, GEMM or STORE header takes and gives (the
     RTL's ``tok_use``); other opcodes use none."""
     if op == Opcode.LOAD.value:
@@ -70,7 +70,7 @@ class DeviceModel:
         self.cycles = 0
         self.bus_faults = []    # (lo, hi, ErrorCode) injected by tests
         # dependency tokens counted at dispatch, as the RTL's dispatch checks do
-        self.tokens = dict.fromkeys(_TOKENS, 0)
+        self.tokens = dict.fromkeys(TOKENS, 0)
         # untimed: the device is idle whenever the host looks
         self._set("STATUS", "idle", 1)
 
@@ -128,7 +128,7 @@ class DeviceModel:
 
     def _soft_reset(self):
         self._set("RING_HEAD", "index", self._get("RING_TAIL", "index"))
-        self.tokens = dict.fromkeys(_TOKENS, 0)
+        self.tokens = dict.fromkeys(TOKENS, 0)
         self.halted = False
         self._set("STATUS", "error", 0)
         self._set("STATUS", "err_code", 0)
@@ -220,7 +220,7 @@ class DeviceModel:
                 self._set("ERR_ADDR", "addr", f.addr)
                 self._set("IRQ", "error", 1)
                 self._set("RING_HEAD", "index", self._get("RING_TAIL", "index"))
-                self.tokens = dict.fromkeys(_TOKENS, 0)     # the flush resets the counters
+                self.tokens = dict.fromkeys(TOKENS, 0)     # the flush resets the counters
                 self.halted = True
 
     def _count(self, name, amount=1):
@@ -229,7 +229,7 @@ class DeviceModel:
 
     def _tokens(self, op, header, addr):
         """The dispatch-time token check (``TOKEN``), after the descriptor's own checks."""
-        waits, sigs = _token_use(op, header)
+        waits, sigs = token_use(op, header)
         if (any(self.tokens[n] == 0 for n in waits)
                 or any(self.tokens[n] >= TOKEN_LIMIT for n in sigs)):
             raise _Fault(ErrorCode.TOKEN, addr)
