@@ -33,7 +33,7 @@ def sampling_of(tables) -> Sampling:
 
 #: Image configuration, stable from ``start`` until ``done``. ``ycc`` 1: convert YCbCr to RGB
 #: (JFIF); 0: the three planes are R, G, B already (an Adobe transform-0 or "RGB"-id file)
-#: and pass through upsampled but unconverted.
+#: and pass through upsampled but unconverted. Grey images ignore it.
 color_config_layout = data.StructLayout({
     "sampling": Sampling, "width": 16, "height": 16, "ycc": 1,
 })
@@ -91,11 +91,11 @@ class ColorConverter(wiring.Component):
     plus two lines let the input run a whole MCU row ahead of the output without either
     waiting on the other. Memory: 34 x ``max_width`` bytes luma, 36 x ``max_width`` chroma.
 
-    Throughput: one pixel per cycle, from the end of the second MCU row's input (the first in
-    4:2:2, 4:4:4 and grey) to the last pixel, as long as rows arrive in time; except that a
-    chroma row of one word takes at least two cycles to fetch, so 4:4:4 images up to 8 pixels
-    wide and 4:2:x images up to 16 run at one pixel per two cycles at worst. An input row is
-    taken per cycle whenever its MCU row may be written.
+    Throughput: one pixel per cycle, from the end of the first MCU row's input to the last
+    pixel, as long as rows arrive in time (rows follow each other without a bubble, at any
+    width); an input row is taken per cycle whenever its MCU row may be written. (Images a
+    few pixels wide are bound by the input instead: an MCU row carries up to 48 input rows
+    per 16 pixels of a 1-wide 4:2:0 image.) ``width`` and ``height`` are at least 1.
 
     Members
     -------
@@ -413,9 +413,11 @@ class ColorConverter(wiring.Component):
             rr = y2 + ((p_r + half) >> 16)
             gg = y2 + ((p_gr + p_gb + half) >> 16)
             bb = y2 + ((p_b + half) >> 16)
-            m.d.sync += [o.payload.r.eq(Mux(cfg.ycc, clamp(rr), y2)),
-                         o.payload.g.eq(Mux(cfg.ycc, clamp(gg), cb2)),
-                         o.payload.b.eq(Mux(cfg.ycc, clamp(bb), cr2)),
+            # grey takes the converting path, which gives r = g = b = Y for Cb = Cr = 128
+            conv = cfg.ycc | grey
+            m.d.sync += [o.payload.r.eq(Mux(conv, clamp(rr), y2)),
+                         o.payload.g.eq(Mux(conv, clamp(gg), cb2)),
+                         o.payload.b.eq(Mux(conv, clamp(bb), cr2)),
                          o.payload.row_last.eq(side[1][24]), o.payload.last.eq(side[1][25])]
         with m.If(o.valid & o.ready & o.payload.last):
             m.d.sync += done.eq(1)
