@@ -146,11 +146,13 @@ def check(got, want):
                             f"{got[tuple(diff[0])]} vs {want[tuple(diff[0])]}")
 
 
-# the fast tier keeps 1xN, Nx1 and one odd size in every mode; the rest are `slow`
-FAST_SIZES = [(1, 37), (37, 1), (17, 23)]
+# the fast tier keeps 1xN, Nx1 and one odd size in every mode (an even height: in 4:2:0 the
+# last row's missing chroma line below is then a padding line, which must not be used); the
+# rest are `slow`
+FAST_SIZES = [(1, 37), (37, 1), (18, 23)]
 SIZES = [pytest.param(s, id=f"{s[0]}x{s[1]}", marks=() if s in FAST_SIZES else pytest.mark.slow)
-         for s in [(1, 1), (1, 37), (37, 1), (2, 5), (5, 2), (3, 4), (17, 23), (33, 18),
-                   (24, 32)]]
+         for s in [(1, 1), (1, 37), (37, 1), (2, 5), (5, 2), (3, 4), (17, 23), (18, 23),
+                   (33, 18), (24, 32)]]
 
 
 @pytest.mark.parametrize("size", SIZES)
