@@ -13,8 +13,7 @@ from amaranth.lib.wiring import In, Out
 from ..core.dsp import registered_product
 from .idct import row_layout
 
-__all__ = ["ColorConverter", "Sampling", "color_config_layout", "pixel_layout",
-           "ring_lines", "sampling_of"]
+__all__ = ["ColorConverter", "Sampling", "color_config_layout", "pixel_layout", "sampling_of"]
 
 
 class Sampling(enum.Enum, shape=2):
@@ -44,11 +43,6 @@ pixel_layout = data.StructLayout({"r": 8, "g": 8, "b": 8, "row_last": 1, "last":
 
 # line ring sizes: two MCU rows plus two lines (see ColorConverter)
 _NY_V1, _NY_V2, _NC = 18, 34, 18
-
-
-def ring_lines(sampling: Sampling) -> tuple[int, int]:
-    """(luma lines, chroma lines) the line rings hold in `sampling` mode."""
-    return (_NY_V2 if sampling == Sampling.S420 else _NY_V1), _NC
 
 
 # jdcolor.c's constants: round(x * 2**16)
