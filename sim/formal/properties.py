@@ -158,9 +158,154 @@ class _Top(Elaboratable):
 _IN_JOB_ROWS = 4
 
 
+def _rows_times(rows, stride, rows_max):
+    """``(rows - 1) * stride`` for ``1 <= rows <= rows_max`` as a chain of muxes over constant
+    multiples (shifts and adds, no multiplier for the solver); 0 for any other ``rows``."""
+    ext = Const(0, 1)
+    for k in range(1, rows_max):
+        ext = Mux(rows - 1 == k, stride * k, ext)
+    return ext
+
+
+def _walk_region(job, bus_bytes, rows_max):
+    """The bytes a walker job covers: ``[job.addr, job.addr + (rows - 1) * stride +
+    row_beats * bus_bytes)``, in wide arithmetic (no 32-bit wrap), for jobs of at most
+    ``rows_max`` rows."""
+    lb = (bus_bytes - 1).bit_length()
+    return job.addr + _rows_times(job.rows, job.stride, rows_max) + (job.row_beats << lb)
+
+
+class _WalkerGhost:
+    """What a walker job promises, captured when the walker is started: its region (see
+    :func:`_walk_region`) and whether it is a discard job. ``ok``: a job was started since
+    reset."""
+
+    def __init__(self, m, start, discard, job, bus_bytes, rows_max, prefix):
+        self.ok = Signal(name=f"{prefix}_ok")
+        self.lo = Signal(32, name=f"{prefix}_lo")
+        self.end = Signal(52, name=f"{prefix}_end")
+        self.disc = Signal(name=f"{prefix}_disc")
+        #: discard chunks since the start: a discard job, or ``discard`` seen since
+        self.dseen = Signal(name=f"{prefix}_dseen")
+        with m.If(discard):
+            m.d.sync += self.dseen.eq(1)
+        with m.If(start):
+            m.d.sync += [self.ok.eq(1), self.lo.eq(job.addr),
+                         self.end.eq(_walk_region(job, bus_bytes, rows_max)),
+                         self.disc.eq(job.discard), self.dseen.eq(job.discard)]
+
+    def contract(self, walker, bus_bytes):
+        """The walker's promise: it offers bursts only while busy, and busy only after a
+        start; a burst it offers that is not a discard chunk lies in the
+        region of the job it was last started with, and that job is no discard job; it cuts
+        discard chunks exactly for a discard job or once ``discard`` was raised since."""
+        lb = (bus_bytes - 1).bit_length()
+        b_end = walker.addr + (walker.beats << lb)
+        in_region = (self.ok & ~self.disc & (walker.beats >= 1) & (walker.beats <= 16)
+                     & (walker.addr >= self.lo) & (b_end <= self.end))
+        return ((walker.is_discard == (self.dseen | walker.discard))
+                & (~walker.ready | walker.busy) & (~walker.busy | self.ok)
+                & (~(walker.ready & ~walker.is_discard) | in_region))
+
+
+def _start_assumptions(m, walker_start, job, bus_bytes, rows_max, what):
+    """The jobs the walker properties cover: at most ``rows_max`` rows, an extent that ends
+    inside the 32-bit space (the window check guarantees both a real one: windows lie in it)."""
+    region = _walk_region(job, bus_bytes, rows_max)
+    m.d.comb += Assume(~walker_start | job.discard | (job.rows <= rows_max),
+                       f"{what}: at most {rows_max} rows")
+    m.d.comb += Assume(~walker_start | job.discard | (job.rows == 0) | (job.row_beats == 0)
+                       | (region <= (1 << 32)), f"{what}: extent inside the 32-bit space")
+
+
+#: the largest job (in rows) of ``dma_walk_in_job``
+_WALK_ROWS = 4
+
+
+def _walker(mods):
+    """The burst walker alone: every burst it offers that is not a discard chunk lies in its
+    job's region, by k-induction (unbounded) over jobs of at most ``_WALK_ROWS`` rows. The
+    inductive invariant (asserted too, so each step may assume it) ties the walker's
+    registers to the region: within a row, the current burst and what is left of the row end
+    at the row's end; the rows left end at the region's end; the values precomputed for the
+    next step (``fresh``) are those of the current burst."""
+    eng = mods("dma.engine")
+    bb = load_config("tiny").dram_bus_bits // 8
+    lb = (bb - 1).bit_length()
+    dut = eng.BurstWalker(bb)
+    frag, sig = _elaborated(dut)
+
+    def body(m, past):
+        m.submodules.dut = frag
+        _start_assumptions(m, dut.start, dut.job, bb, _WALK_ROWS, "walker job")
+        g = _WalkerGhost(m, dut.start, dut.discard, dut.job, bb, _WALK_ROWS, "g")
+        row, rows_left, left = sig["row"], sig["rows_left"], sig["left"]
+        row_beats, stride, disc, fresh = sig["row_beats"], sig["stride"], sig["disc"], sig["fresh"]
+        beats_r = sig["beats_r"]
+        live = dut.busy & ~disc
+        rows_end = row + _rows_times(rows_left, stride, _WALK_ROWS) + (row_beats << lb)
+        m.d.comb += [
+            # (a walker cutting discard chunks, disc, stays so until the next start, and
+            # offers no burst the property covers: its registers are left free)
+            Assert(~dut.busy | g.ok, "walker busy without a started job"),
+            Assert(disc == g.dseen, "discard state not the job's"),
+            Assert(~live | ((rows_left >= 1) & (rows_left <= _WALK_ROWS) & (row_beats >= 1)
+                            & (rows_end == g.end) & (row >= g.lo) & (g.end <= (1 << 32))),
+                   "rows left do not end at the region's end"),
+            Assert(~live | (dut.addr >= row)
+                   & (dut.addr + (left << lb) == row + (row_beats << lb))
+                   & (left >= 1) & (left <= row_beats), "burst not inside its row"),
+            Assert(~(live & fresh) | ((beats_r >= 1) & (beats_r <= left) & (beats_r <= 16)
+                                      & (sig["addr_n"] == (dut.addr + (beats_r << lb))[:32])
+                                      & (sig["left_n"] == (left - beats_r)[:len(left)])
+                                      & (sig["row_end"] == (beats_r == left))
+                                      & (sig["row_n"] == (row + stride)[:32])
+                                      & (sig["rows_left_n"] == (rows_left - 1)[:16])
+                                      & (sig["last_row"] == (rows_left == 1))),
+                   "precomputed next step not the current burst's"),
+            Assert(g.contract(dut, bb), "burst outside its job's region"),
+        ]
+
+    top = _Top(body)
+    return top, [top.cd.clk, top.cd.rst, *_inputs(dut)]
+
+
+def _abstract_walker(free, rows_max, walkers):
+    """A stand-in for :class:`BurstWalker` in the engine's proof (assume-guarantee): its
+    outputs are free inputs of the top, constrained only by the walker's contract, which
+    ``dma_walk_in_job`` proves on the real walker; so the engine's proof does not unroll the
+    walker's arithmetic. Its free outputs are appended to ``free`` as it is elaborated; each
+    instance to ``walkers`` as it is made (the read path's first), its ghost in ``.ghost``."""
+    from ...hw.dma.engine import BurstWalker
+
+    class AbstractWalker(BurstWalker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            walkers.append(self)
+
+        def elaborate(self, platform):
+            m = Module()
+            n = len(free)
+            for name in ("busy", "ready", "addr", "beats"):
+                port = getattr(self, name)
+                f = Signal(len(port), name=f"walker{n}_{name}_free")
+                free.append(f)
+                m.d.comb += port.eq(f)
+            self.ghost = g = _WalkerGhost(m, self.start, self.discard, self.job,
+                                          self.bus_bytes, rows_max, f"walker{n}_g")
+            m.d.comb += [self.is_discard.eq(g.dseen | self.discard),
+                         Assume(g.contract(self, self.bus_bytes), "walker contract")]
+            return m
+
+    return AbstractWalker
+
+
 def _dma(mods, check):
     free = []
     overrides = {}
+    walkers = []
+    if check == "in_job":
+        overrides["BurstWalker"] = _abstract_walker(free, _IN_JOB_ROWS, walkers)
     if check in ("job_window", "in_job"):
         # these halves are stated over the registered end address, so the extent's partial
         # products are cut: each is a free input (any value in any cycle), an
@@ -196,6 +341,47 @@ def _dma(mods, check):
                 Assume(~cmd.valid | (cmd.payload.rows <= _IN_JOB_ROWS),
                        f"{name} job of at most {_IN_JOB_ROWS} rows"))
 
+    def in_job(m, kind, name, walk, outstanding):
+        """``dma_burst_in_job`` for one direction, by k-induction. Assumed, each another
+        part's claim: the walker's contract (``dma_walk_in_job``); jobs of at most
+        ``_IN_JOB_ROWS`` rows, whose registered end is the job's true end in DECIDE and while
+        the job runs (``dma_end``, which keeps the multiplier out of here). Asserted: the
+        walker is started only on the jobs its proof covers (a real job's extent ends inside
+        the 32-bit space because it passed the window compare against a 32-bit limit); a
+        burst issued lies in the running job's ``[job.addr, end)``, and so does the burst
+        presented on AR / AW; with the invariants that make it inductive (the job does not
+        change while it runs, the walker's region is the job's extent, the bursts in flight
+        are the engine's ``pend``, so a presented burst's job is still running)."""
+        g = walk.ghost
+        job, end, run = sig[f"{name}_job"], sig[f"{name}_end"], sig[f"{name}_run"]
+        state, issue, pend = sig[f"{name}_state"], sig[f"{name}_issue"], sig[f"{name}_pend"]
+        st = eng_mod._State
+        true_end, small = extent_end(name)
+        m.d.comb += [small, Assume(~((state == st.DECIDE) | run) | (end == true_end),
+                                   f"{name} end is the extent's end")]
+        region = _walk_region(walk.job, dut.bus_bytes, _IN_JOB_ROWS)
+        w_end = walk.addr + (walk.beats << lb)
+        valid = getattr(bus, f"{kind}valid")
+        addr = getattr(bus, f"{kind}addr")
+        b_end = Signal(34, name=f"{kind}_b_end")
+        m.d.comb += b_end.eq(addr + ((getattr(bus, f"{kind}len") + 1) << lb))
+        m.d.comb += [
+            Assert((state == st.IDLE) | (job[32:48] <= _IN_JOB_ROWS),
+                   f"{name} job of more than {_IN_JOB_ROWS} rows taken"),
+            Assert(~(walk.start & ~walk.job.discard)
+                   | ((walk.job.rows <= _IN_JOB_ROWS) & (region <= (1 << 32))),
+                   f"{name} walker started on a job its proof does not cover"),
+            Assert(~run | ((state == st.RUN) & g.ok), f"{name} runs without a started walker"),
+            Assert(~(run & ~g.dseen) | ((g.lo == job[:32]) & (g.end == true_end) & ~g.disc),
+                   f"{name} walker's region is not the job's extent"),
+            Assert(pend == outstanding + valid, f"{name} bursts in flight are not pend"),
+            Assert(~valid | run, f"{kind.upper()} burst presented after its job"),
+            Assert(~issue | ((walk.addr >= job[:32]) & (w_end <= end)),
+                   f"{kind.upper()} burst issued outside its job's extent"),
+            Assert(~valid | ((addr >= job[:32]) & (b_end <= end)),
+                   f"{kind.upper()} burst outside its job's extent"),
+        ]
+
     def body(m, past):
         m.submodules.dut = frag
         stream_consumer_env(m, past, dut.i_rd, "i_rd")
@@ -206,8 +392,8 @@ def _dma(mods, check):
         m.d.comb += Assume(~(past.valid & busy) | (dut.windows.as_value() ==
                                                      past(dut.windows.as_value())),
                            "windows stable during a job")
-        axi4_manager(m, past, bus, max_outstanding=eng_mod.MAX_OUTSTANDING,
-                     checks=check if check in ("read", "write") else (), name="dram")
+        counts = axi4_manager(m, past, bus, max_outstanding=eng_mod.MAX_OUTSTANDING,
+                              checks=check if check in ("read", "write") else (), name="dram")
         if check in ("in_job", "job_window"):
             for kind, name, perm in (("ar", "rd", "read"), ("aw", "wr", "write")):
                 valid = getattr(bus, f"{kind}valid")
@@ -215,22 +401,8 @@ def _dma(mods, check):
                 job_addr = job[:32]
                 end = sig[f"{name}_end"]           # addr + (rows - 1) * stride + row_bytes
                 if check == "in_job":
-                    # assumed, each another part's claim: jobs of at most _IN_JOB_ROWS rows,
-                    # whose end is the job's true end while it runs (``dma_end``, which keeps
-                    # the multiplier out of here), and below 2**32 while a burst is presented
-                    # (``dma_job_in_window``: the extent lies in a window, a 32-bit limit)
-                    true_end, small = extent_end(name)
-                    run = sig[f"{name}_run"]
-                    m.d.comb += [small, Assume(~run | (end == true_end),
-                                               f"{name} end is the extent's end"),
-                                 Assume(~valid | (end[32:] == 0),
-                                        f"{name} end inside the 32-bit space")]
-                    # the walker's part: a burst lies in [job.addr, end) of the job running
-                    addr = getattr(bus, f"{kind}addr")
-                    b_end = Signal(34, name=f"{kind}_b_end")
-                    m.d.comb += b_end.eq(addr + ((getattr(bus, f"{kind}len") + 1) << lb))
-                    m.d.comb += Assert(~valid | ((addr >= job_addr) & (b_end <= end)),
-                                       f"{kind.upper()} burst outside its job's extent")
+                    in_job(m, kind, name, walkers[0 if name == "rd" else 1],
+                           counts[0 if name == "rd" else 1])
                 else:
                     # the check's part: while a burst of the job is presented, the job's
                     # extent [job.addr, end) is inside one enabled window with the permission
@@ -539,14 +711,24 @@ def _uart(mods, check):
 # == the list ================================================================================
 
 PROPERTIES = (
-    Property("dma_burst_in_job", "hw/dma/engine.py DmaEngine (walker, job registers)", "bmc",
-             20,
-             "every AR / AW burst lies inside its running job's extent [job.addr, end), end "
-             "being the engine's registered end address (the walker's half of the window rule)",
-             lambda mods: _dma(mods, "in_job"),
+    Property("dma_walk_in_job", "hw/dma/engine.py BurstWalker", "prove", 4,
+             "every burst the walker offers that is not a discard chunk lies inside the region "
+             "of the job it was started with, [addr, addr + (rows - 1) * stride + row_beats * "
+             "bus bytes), for jobs of 1 to 4 rows whose region ends inside the 32-bit space "
+             "(the walker's half of the window rule)",
+             lambda mods: _walker(mods),
              Mutant(f"{_HW}.dma.engine", "self.addr.eq(self.job.addr), row.eq(self.job.addr)",
                     "self.addr.eq(self.job.addr + (1 << lb)), row.eq(self.job.addr)",
                     "walker's first burst one beat past the job's address")),
+    Property("dma_burst_in_job", "hw/dma/engine.py DmaEngine (job registers, AR / AW)",
+             "prove", 14,
+             "every AR / AW burst lies inside its running job's extent [job.addr, end), end "
+             "being the engine's registered end address; the walkers are replaced by their "
+             "proven contract (dma_walk_in_job), jobs of 1 to 4 rows",
+             lambda mods: _dma(mods, "in_job"),
+             Mutant(f"{_HW}.dma.engine", 'getattr(bus, f"{ax}addr").eq(walk.addr),',
+                    'getattr(bus, f"{ax}addr").eq(walk.addr + nbytes),',
+                    "a burst presented one beat past the walker's address")),
     Property("dma_job_in_window", "hw/dma/engine.py DmaEngine (checks, job registers)", "bmc",
              20,
              "while a burst of a job is presented on AR / AW, the job's extent [job.addr, end) "

@@ -21,16 +21,13 @@ def tools():
 
 
 NAMES = [p.name for p in formal.PROPERTIES]
-#: stated, and failing on its mutant, but the solvers do not finish its depth within
-#: minutes on the RTL (docs/formal.md, "Not covered")
-OPEN = {"dma_burst_in_job"}
 
 
 # one test per property, so that `pytest -n 2` (CI) spreads them over its workers
 @pytest.mark.formal
 @pytest.mark.slow
 @pytest.mark.usefixtures("tools")
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in OPEN])
+@pytest.mark.parametrize("name", NAMES)
 def test_property_holds(name):
     row = formal.run(name)
     assert row["result"] == "pass", row["log"][-800:]
