@@ -53,7 +53,7 @@ from .golden import MULT_BITS, SHIFT_MAX, requantize, wrap32
 __all__ = [
     "rshift_round", "quantize_multiplier",
     "EXP_FRAC", "EXP_C1", "EXP_C2", "exp2_neg_frac", "softmax_params", "softmax",
-    "isqrt", "LN_FRAC", "LN_RECIP_BITS", "LayerNormParams", "layernorm_params", "layernorm",
+    "isqrt", "LN_FRAC", "LN_RECIP_SHIFT", "LayerNormParams", "layernorm_params", "layernorm",
     "GELU_FRAC", "GeluParams", "gelu_params", "gelu", "gelu_lut",
     "residual_params", "residual_add", "mul_params", "elementwise_mul",
     "row_max", "row_sum", "max_pool", "global_avg_pool_params", "global_avg_pool",
@@ -222,9 +222,10 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
 
 #: Fraction bits of the normalized value ``(x - mean) / sigma`` inside :func:`layernorm`.
 LN_FRAC = 10
-#: The per-row reciprocal of sigma is normalized to ``LN_RECIP_BITS + 1`` bits.
-LN_RECIP_BITS = 20
-_LN_MAX_C = 1 << 16
+#: The per-row reciprocal of sigma: ``floor(2**LN_RECIP_SHIFT / sd)`` with ``sd`` normalized
+#: to ``[2**29.5, 2**30.5)``, so 21 bits.
+LN_RECIP_SHIFT = 50
+_LN_MAX_C = 1 << 15
 
 
 def isqrt(v) -> np.ndarray:
@@ -292,27 +293,29 @@ def layernorm_params(in_scale, gamma, beta, out_scale, *, eps=1e-12, in_shift=0)
 
 
 def layernorm(x, p: LayerNormParams) -> np.ndarray:
-    """Integer LayerNorm over the last axis (C channels, 2..65536), int8 output.
+    """Integer LayerNorm over the last axis (C channels, 2..32768), int8 output.
 
     ``x`` is int8, or int32 (a residual sum) brought to int16 by ``p.in_shift``. Per row:
 
     1. ``v = clamp(rshift_round(x, in_shift), -32768, 32767)`` (int16).
-    2. ``S = sum(v)`` (33-bit signed), ``Q = sum(v * v)`` (47-bit unsigned).
-    3. ``V = C * Q - S * S + eps`` (63-bit unsigned; ``C * Q - S * S = C**2 * variance``
-       exactly, never negative), ``sd = isqrt(V)`` (:func:`isqrt`; ``sd ~= C * sigma``,
-       32 bits).
-    4. Reciprocal, once per row: ``k = bit_length(sd) - 1``, ``recip = floor(2**(20 + k) /
-       sd)`` (in ``2**19 + 1..2**20``, 21 bits unsigned). If ``sd`` is 0 (all values equal and
-       ``eps`` 0), ``recip = 0``.
-    5. ``n = C * v - S`` (C times the distance from the mean, exact, 34-bit signed),
-       ``yn = rshift_round(n * recip, 20 + k - 10)`` (55-bit product): ``(v - mean) / sigma``
-       in 10-bit fixed point, ``|yn| <= sqrt(C) * 2**10`` (19-bit signed).
+    2. ``S = sum(v)`` (32-bit signed), ``Q = sum(v * v)`` (46-bit unsigned).
+    3. ``V = C * Q - S * S + eps`` (61-bit unsigned; ``C * Q - S * S = C**2 * variance``
+       exactly, never negative). If ``V`` is 0 (all values equal and ``eps`` 0), ``yn = 0``
+       in step 5.
+    4. Normalize and take the root: ``j = (61 - bit_length(V)) // 2`` (0..30; a leading-one
+       detector), ``sd = isqrt(V << 2*j)`` (:func:`isqrt`; ``V << 2*j`` is in ``[2**59,
+       2**61)``, so ``sd`` is 31 bits and ``sd ~= 2**j * C * sigma`` to 2**-29 relative).
+       Reciprocal, once per row: ``recip = floor(2**50 / sd)`` (21 bits unsigned, good to
+       2**-19 relative).
+    5. ``n = C * v - S`` (C times the distance from the mean, exact, 33-bit signed),
+       ``yn = rshift_round(n * recip, 40 - j)`` (54-bit product): ``(v - mean) / sigma`` in
+       10-bit fixed point, ``|yn| <= sqrt(C) * 2**10`` (19-bit signed).
     6. Per channel c: ``t = yn * mult[c] + bias[c]`` (49-bit signed), ``out = clamp(
        rshift_round(t, shift[c]), -128, 127)`` as int8.
 
-    Error against float LayerNorm of the same int input (module docstring): the 21-bit
-    reciprocal is good to 2**-19 relative, ``yn`` to half of 2**-10; the output is within 0.78
-    LSB (rounding to int8 is 0.5 of it). An all-equal row gives ``round(beta / out_scale)``.
+    Error against float LayerNorm of the same int input (module docstring): ``yn`` is good to
+    half of 2**-10 plus 2**-19 relative; the output is within 0.55 LSB (rounding to int8 is 0.5
+    of it). An all-equal row gives ``round(beta / out_scale)``.
     """
     mult, shift = _check_mult(p.mult, p.shift, "layernorm", signed=True)
     x = _int_array(x, "layernorm input")
@@ -332,13 +335,14 @@ def layernorm(x, p: LayerNormParams) -> np.ndarray:
     s = v.sum(axis=-1, keepdims=True)
     q = (v * v).sum(axis=-1, keepdims=True)
     var = c * q - s * s + p.eps
-    sd = isqrt(var)
-    k = np.zeros_like(sd)
-    for b in range(1, 33):                    # bit_length(sd) - 1, a priority encoder
-        k = np.where(sd >> b > 0, b, k)
-    recip = np.where(sd > 0, (np.int64(1) << (LN_RECIP_BITS + k)) // np.maximum(sd, 1), 0)
+    bl = np.zeros_like(var)
+    for b in range(61):                       # bit_length(var), a leading-one detector
+        bl = np.where(var >> b > 0, b + 1, bl)
+    j = (61 - bl) // 2
+    sd = isqrt(var << (2 * j))
+    recip = np.where(var > 0, (np.int64(1) << LN_RECIP_SHIFT) // np.maximum(sd, 1), 0)
     n = c * v - s
-    yn = rshift_round(n * recip, LN_RECIP_BITS + k - LN_FRAC)
+    yn = rshift_round(n * recip, LN_RECIP_SHIFT - LN_FRAC - j)
     t = yn * mult + bias
     return np.clip(rshift_round(t, shift), -128, 127).astype(np.int8)
 

@@ -128,6 +128,9 @@ def test_softmax_extremes():
     assert list(V.softmax(wide, mult, shift)[0]) == [128, 0, 0, 128]
     assert list(V.softmax(np.array([[7]]), mult, shift)[0]) == [255]
     assert list(V.softmax(np.array([[7]]), mult, shift, out_bits=16)[0]) == [65535]
+    # 16 and 31 halvings below the maximum: exp underflows to 0 however far the shift goes
+    assert list(V.softmax(np.array([[0, -16, -31, -15]]), 1 << 15, 0, out_bits=16)[0]) == [
+        65534, 0, 0, 2]
     i8 = np.array([[-128, 127, 127, -128]], np.int8)
     assert list(V.softmax(i8, *V.softmax_params(0.1))[0]) == [0, 128, 128, 0]
 
@@ -164,7 +167,8 @@ def test_softmax_rejects_bad_arguments():
 # -------------------------------------------------------------------------------- LayerNorm
 
 def test_isqrt(rng):
-    v = np.concatenate([rng.integers(0, 1 << 63, 300, dtype=np.int64), [0, 1, 2, 3, 4, (1 << 63) - 1]])
+    v = np.concatenate([rng.integers(0, 1 << 63, 300, dtype=np.int64),
+                        [0, 1, 2, 3, 4, (1 << 63) - 1]])
     r = rng.integers(0, 1 << 31, 100, dtype=np.int64)
     v = np.concatenate([v, r * r, r * r - 1, r * r + 2 * r])
     v = v[v >= 0]
@@ -176,14 +180,14 @@ def _layernorm_ref(row, p):
     c = len(row)
     v = [max(-32768, min(32767, _rsr(int(a), p.in_shift))) for a in row]
     s, q = sum(v), sum(a * a for a in v)
-    sd = math.isqrt(c * q - s * s + p.eps)
-    k = sd.bit_length() - 1
-    recip = (1 << (20 + k)) // sd if sd else 0
+    var = c * q - s * s + p.eps
+    j = (61 - var.bit_length()) // 2
+    recip = (1 << 50) // math.isqrt(var << (2 * j)) if var else 0
     out = []
-    for j, a in enumerate(v):
-        yn = _rsr((c * a - s) * recip, max(20 + k - 10, 0)) if sd else 0
-        t = yn * int(p.mult[j]) + int(p.bias[j])
-        out.append(max(-128, min(127, _rsr(t, int(p.shift[j])))))
+    for ch, a in enumerate(v):
+        yn = _rsr((c * a - s) * recip, 40 - j)
+        t = yn * int(p.mult[ch]) + int(p.bias[ch])
+        out.append(max(-128, min(127, _rsr(t, int(p.shift[ch])))))
     return out
 
 
@@ -243,9 +247,25 @@ def test_layernorm_extremes(rng):
                           V.layernorm(np.full((1, c), 32767), sat))     # int16 saturation
 
 
+def test_layernorm_eps(rng):
+    """A large eps against float LayerNorm, on rows of small variance where it matters."""
+    c, in_scale, eps = 96, 0.1, 0.02
+    gamma, beta = rng.normal(1, 0.3, c), rng.normal(0, 0.5, c)
+    x = rng.integers(-2, 3, (40, c))
+    xf = x * in_scale
+    ref = ((xf - xf.mean(1, keepdims=True)) / np.sqrt(xf.var(1, keepdims=True) + eps) * gamma
+           + beta)
+    out_scale = np.abs(ref).max() / 127
+    p = V.layernorm_params(in_scale, gamma, beta, out_scale, eps=eps)
+    assert p.eps == round(eps * c * c / in_scale ** 2)
+    y = V.layernorm(x, p)
+    assert np.abs(y - ref / out_scale).max() <= 0.6
+    assert [list(y[i]) for i in range(3)] == [_layernorm_ref(x[i], p) for i in range(3)]
+
+
 def test_layernorm_rejects_bad_arguments():
     p = V.layernorm_params(0.1, np.ones(4), np.zeros(4), 0.1)
-    with pytest.raises(ValueError, match="2..65536 channels"):
+    with pytest.raises(ValueError, match="2..32768 channels"):
         V.layernorm(np.zeros((2, 1), int), p)
     with pytest.raises(ValueError, match="must have length 5"):
         V.layernorm(np.zeros((2, 5), int), p)
