@@ -85,19 +85,16 @@ def quantize_multiplier(real, *, signed=False) -> tuple[np.ndarray, np.ndarray]:
                          f"{r[r < 0][:3]}")
     lim = (1 << (MULT_BITS - 1)) if signed else (1 << MULT_BITS)
     lo = -lim if signed else 0
-    mult = np.zeros(r.shape, np.int64)
     shift = np.zeros(r.shape, np.int64)
-    for i, v in np.ndenumerate(r):
-        if v == 0:
-            continue
-        sh = SHIFT_MAX
-        while sh > 0 and not lo <= round(v * 2.0 ** sh) < lim:
-            sh -= 1
-        m = round(v * 2.0 ** sh)
-        if not lo <= m < lim:
-            raise ValueError(f"multiplier factor {v} does not fit: |mult| must stay below "
-                             f"{lim} at shift 0")
-        mult[i], shift[i] = m, sh
+    for sh in range(1, SHIFT_MAX + 1):          # the largest shift at which mult fits
+        m = np.round(r * 2.0 ** sh)
+        shift = np.where((m >= lo) & (m < lim), sh, shift)
+    mult = np.round(r * np.exp2(shift)).astype(np.int64)
+    bad = (mult < lo) | (mult >= lim)
+    if np.any(bad):
+        raise ValueError(f"multiplier factor {r[bad].ravel()[0]} does not fit: |mult| must "
+                         f"stay below {lim} at shift 0")
+    shift = np.where(mult == 0, 0, shift)
     return mult, shift
 
 
