@@ -178,9 +178,10 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
     1. ``m = max(x[valid])`` (int32). A row with no valid position outputs all zeros.
     2. ``d = m - x`` (0..2**32-1, 33-bit signed), ``t = rshift_round(d * mult, shift)``
        (49-bit product): ``d * scale / ln 2`` in 15-bit fixed point.
-    3. ``z = min(t >> 15, 31)``, ``r = t & 0x7fff``; ``e = exp2_neg_frac(r) >> z`` (floor;
-       ``e`` in 0..32768, 16 bits unsigned; ``e = 32768`` at the maximum); ``e = 0`` where
-       masked. So ``e ~= 2**15 * exp((x - m) * scale)``.
+    3. ``z = min(t >> 15, 31)``, ``r = t & 0x7fff``; ``e = rshift_round(exp2_neg_frac(r),
+       z)`` (rounded, not floored: a floor's bias adds up over long rows of small values;
+       ``e`` in 0..32768, 16 bits unsigned; ``e = 32768`` at the maximum, 0 from ``z = 17``
+       on); ``e = 0`` where masked. So ``e ~= 2**15 * exp((x - m) * scale)``.
     4. ``sum = sum(e)`` (at most 2**31, 32 bits unsigned; at least 32768 when a position is
        valid).
     5. Reciprocal, once per row: ``R = 15 + out_bits + 8``, ``recip = floor(2**R / sum)``
@@ -207,7 +208,7 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
     t = rshift_round(d * mult, shift)
     z = np.minimum(t >> EXP_FRAC, 31)
     r = t & ((1 << EXP_FRAC) - 1)
-    e = np.where(valid, exp2_neg_frac(r) >> z, 0)
+    e = np.where(valid, rshift_round(exp2_neg_frac(r), z), 0)
     total = e.sum(axis=-1, keepdims=True)
     rb = EXP_FRAC + out_bits + 8
     recip = np.where(total > 0, (np.int64(1) << rb) // np.maximum(total, 1), 0)
