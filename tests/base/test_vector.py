@@ -296,15 +296,32 @@ def test_layernorm_rejects_bad_arguments():
 
 # ------------------------------------------------------------------------------------- GELU
 
-def test_gelu_against_float(rng):
-    in_scale, out_scale = 6 / (1 << 20), 6 / 127
-    x = rng.integers(-(1 << 20), 1 << 20, 20000)
-    x[:5] = [0, 1, -1, 1 << 19, -(1 << 19)]
+@pytest.mark.parametrize("top,in_bits", [(6.0, 20), (4.0, 12)])
+def test_gelu_against_float(rng, top, in_bits):
+    in_scale, out_scale = top / (1 << in_bits), top / 127
+    x = rng.integers(-(1 << in_bits), 1 << in_bits, 20000)
+    x[:5] = [0, 1, -1, 1 << (in_bits - 1), -(1 << (in_bits - 1))]
     y = V.gelu(x, V.gelu_params(in_scale, out_scale))
     assert y.dtype == np.int8 and y[0] == 0
     err = np.abs(y - _erf_gelu(x * in_scale) / out_scale).max()
-    print(f"i-GELU: max abs error {err:.3f} LSB")
-    assert err <= 0.9
+    print(f"i-GELU, x in +-{top}: max abs error {err:.3f} LSB")
+    # I-BERT's polynomial is off by up to 0.018 in GELU; rounding adds half an LSB
+    assert err <= 0.5 + 0.0185 / out_scale
+
+
+def test_gelu_matches_integer_reference(rng):
+    p = V.gelu_params(float(rng.uniform(1e-6, 1e-2)), float(rng.uniform(0.01, 0.1)))
+    x = np.concatenate([rng.integers(-3000, 3000, 40), rng.integers(INT32_MIN, INT32_MAX, 20),
+                        [INT32_MIN, INT32_MAX, 0, 1, -1]])
+    got = V.gelu(x, p)
+    for xi, g in zip(x, got, strict=True):
+        xi = int(xi)
+        u = max(INT32_MIN, min(INT32_MAX, _rsr(xi * p.u_mult, p.u_shift)))
+        w = min(abs(u), V.GELU_QB) - V.GELU_QB
+        lv = (1 << 14) + _rsr(V.GELU_QA * _rsr(w * w, 14), 14)
+        erf = lv if u > 0 else -lv if u < 0 else 0
+        t = _rsr(xi * ((1 << 14) + erf), 15)
+        assert g == max(-128, min(127, _rsr(t * p.mult, p.shift))), xi
 
 
 def test_gelu_extremes():
