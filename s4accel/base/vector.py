@@ -96,14 +96,16 @@ def quantize_multiplier(real, *, signed=False) -> tuple[np.ndarray, np.ndarray]:
     lim = (1 << (MULT_BITS - 1)) if signed else (1 << MULT_BITS)
     lo = -lim if signed else 0
     shift = np.zeros(r.shape, np.int64)
-    for sh in range(1, SHIFT_MAX + 1):          # the largest shift at which mult fits
-        m = np.round(r * 2.0 ** sh)
-        shift = np.where((m >= lo) & (m < lim), sh, shift)
-    mult = np.round(r * np.exp2(shift)).astype(np.int64)
-    bad = (mult < lo) | (mult >= lim)
+    with np.errstate(over="ignore"):            # a huge factor overflows to inf: "does not fit"
+        for sh in range(1, SHIFT_MAX + 1):      # the largest shift at which mult fits
+            m = np.round(r * 2.0 ** sh)
+            shift = np.where((m >= lo) & (m < lim), sh, shift)
+    fm = np.round(r * np.exp2(shift))
+    bad = (fm < lo) | (fm >= lim)
     if np.any(bad):
         raise ValueError(f"multiplier factor {r[bad].ravel()[0]} does not fit: |mult| must "
                          f"stay below {lim} at shift 0")
+    mult = fm.astype(np.int64)
     shift = np.where(mult == 0, 0, shift)
     return mult, shift
 

@@ -52,6 +52,11 @@ def test_quantize_multiplier_follows_the_compiler_convention(rng):
 def test_quantize_multiplier_rejects_bad_factors():
     with pytest.raises(ValueError, match="does not fit"):
         V.quantize_multiplier(70000.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        V.quantize_multiplier([1.0, 1e300])
+    with pytest.raises(ValueError, match="does not fit"):
+        V.quantize_multiplier(-32768.6, signed=True)
+    assert V.quantize_multiplier(-32768.0, signed=True) == (-32768, 0)
     with pytest.raises(ValueError, match="must be >= 0"):
         V.quantize_multiplier(-1.0)
     with pytest.raises(ValueError, match="finite"):
