@@ -18,6 +18,13 @@ Conventions shared by all operations
   ``s4accel.sw.compiler.requant_params`` (base may not import sw); unlike that helper it raises
   instead of clamping a factor too large for 16 bits.
 
+Hardware shape (what the definitions ask of an RTL implementation): every per-element step is
+adds, shifts, compares and multiplies of at most 33 x 21 bits (LayerNorm's normalization) or
+16 x 33 bits (softmax's input scaling, GELU's); the per-row work is one division (softmax's
+reciprocal, LayerNorm's reciprocal of sigma) and, for LayerNorm, two wide products (``C * Q``,
+16 x 46 bits, and ``S * S``, 32 x 32), one leading-one detection and one 31-step square root. Softmax reads its row three times (max; exp and sum, keeping ``e``
+at 16 bits or recomputing it; normalization), LayerNorm twice (sums; normalization).
+
 Measured error against float (20 seeds of random inputs; ``tests/base/test_vector.py``
 asserts the bounds in the last column on fresh seeds; errors in output LSBs unless stated)
 
@@ -210,7 +217,7 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
     if out_bits not in (8, 16):
         raise ValueError(f"out_bits must be 8 or 16, not {out_bits!r}")
     x = _int_array(x, "softmax scores")
-    if x.ndim < 1 or x.shape[-1] > _SOFTMAX_MAX_ROW:
+    if x.ndim < 1 or not 1 <= x.shape[-1] <= _SOFTMAX_MAX_ROW:
         raise ValueError(f"softmax rows must hold 1..{_SOFTMAX_MAX_ROW} elements, not shape "
                          f"{x.shape}")
     mult, shift = _check_mult(mult, shift, "softmax")

@@ -175,6 +175,8 @@ def test_softmax_rejects_bad_arguments():
         V.softmax(np.zeros((1, 2), int), 1, 0, out_bits=12)
     with pytest.raises(ValueError, match="integer array"):
         V.softmax(np.zeros((1, 2)), 1, 0)
+    with pytest.raises(ValueError, match="rows must hold 1..65536 elements"):
+        V.softmax(np.zeros((2, 0), int), 1, 0)
     with pytest.raises(ValueError, match="mask must have the shape"):
         V.softmax(np.zeros((1, 2), int), 1, 0, np.ones(3, bool))
     with pytest.raises(ValueError, match="softmax multiplier must be in 0..65535"):
