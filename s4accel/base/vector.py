@@ -22,8 +22,9 @@ Hardware shape (what the definitions ask of an RTL implementation): every per-el
 adds, shifts, compares and multiplies of at most 33 x 21 bits (LayerNorm's normalization) or
 16 x 33 bits (softmax's input scaling, GELU's); the per-row work is one division (softmax's
 reciprocal, LayerNorm's reciprocal of sigma) and, for LayerNorm, two wide products (``C * Q``,
-16 x 46 bits, and ``S * S``, 32 x 32), one leading-one detection and one 31-step square root. Softmax reads its row three times (max; exp and sum, keeping ``e``
-at 16 bits or recomputing it; normalization), LayerNorm twice (sums; normalization).
+16 x 46 bits, and ``S * S``, 32 x 32), one leading-one detection and one 31-step square root.
+Softmax reads its row three times (max; exp and sum, keeping ``e`` at 16 bits or recomputing
+it; normalization), LayerNorm twice (sums; normalization).
 
 Measured error against float (20 seeds of random inputs; ``tests/base/test_vector.py``
 asserts the bounds in the last column on fresh seeds; errors in output LSBs unless stated)
