@@ -450,8 +450,8 @@ class CommandProcessor(wiring.Component):
         consume = Signal()
         lg = (bus_bytes - 1).bit_length()
         (x_field, x_over, x_dma_bad, x_outside), (g_field, g_over) = _dispatch_checks(
-            m, platform, desc=desc, windows=self.windows, geom=g, rows=cfg.rows, cols=cfg.cols, lg=lg,
-            spus=self._spus, sparsities=cfg.sparsities)
+            m, platform, desc=desc, windows=self.windows, geom=g, rows=cfg.rows, cols=cfg.cols,
+            lg=lg, spus=self._spus, sparsities=cfg.sparsities)
         checked = Signal()
         m.d.comb += checked.eq(age == CHECK_STAGES)
         # dependency tokens counted at dispatch, in program order: a wait needs a signal from a
