@@ -88,18 +88,21 @@ class Idct(wiring.Component):
     the row pass, each row an ``o_row`` transfer carrying the block's ``comp`` and ``slot``.
     So a block takes 16 cycles once its last item is in, overlapped with the next block's
     items. ``i_qt`` is always ready; write tables only while no block of that component is
-    inside.
+    inside. ``clear`` (a pulse) drops every block inside, a partly received one included, and
+    the pending output row (a scan that ended with an error leaves such blocks behind).
 
     Members
     -------
     i_coef : In(stream.Signature(coef_layout))
     i_qt : In(stream.Signature(qt_write_layout))
     o_row : Out(stream.Signature(row_layout))
+    clear : In(1)
     """
 
     i_coef: In(stream.Signature(coef_layout))
     i_qt: In(stream.Signature(qt_write_layout))
     o_row: Out(stream.Signature(row_layout))
+    clear: In(1)
 
     def elaborate(self, platform):
         m = Module()
@@ -177,4 +180,8 @@ class Idct(wiring.Component):
                 m.d.sync += o.pixels[j].eq(Mux(s < 0, 0, Mux(s > 255, 255, s[:8])))
             with m.If(row == 7):
                 m.d.sync += pass2.eq(0)
+        with m.If(self.clear):
+            m.d.sync += [v1.eq(0), wb.eq(0), rb.eq(0), col.eq(0), row.eq(0), pass2.eq(0),
+                         self.o_row.valid.eq(0), *(f.eq(0) for f in full),
+                         *(x.eq(0) for b in bank for x in b)]
         return m

@@ -1,0 +1,431 @@
+"""JPEG colour stage: IDCT rows in, RGB pixels out in raster order.
+
+Bit for bit :func:`s4accel.base.jpeg.upsample_fancy` followed by
+:func:`s4accel.base.jpeg.ycc_to_rgb` (libjpeg-turbo's jdsample.c "fancy" triangle filters and
+jdcolor.c's fixed-point tables), for grey, 4:4:4, 4:2:2 and 4:2:0 images of any size.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..core.dsp import registered_product
+from .idct import row_layout
+
+__all__ = ["ColorConverter", "Sampling", "color_config_layout", "pixel_layout", "sampling_of"]
+
+
+class Sampling(enum.Enum, shape=2):
+    """The image's component layout (luma blocks per MCU; chroma is 1x1 in every mode)."""
+    GREY = 0  #: one component, 8x8 MCU
+    S444 = 1  #: Y, Cb, Cr 1x1 each, 8x8 MCU
+    S422 = 2  #: Y 2x1, 16x8 MCU
+    S420 = 3  #: Y 2x2, 16x16 MCU
+
+
+def sampling_of(tables) -> Sampling:
+    """The :class:`Sampling` of parsed :class:`s4accel.base.jpeg.JpegTables`."""
+    return {"grey": Sampling.GREY, "4:4:4": Sampling.S444, "4:2:2": Sampling.S422,
+            "4:2:0": Sampling.S420}[tables.sampling]
+
+
+#: Image configuration, stable from ``start`` until ``done``. ``ycc`` 1: convert YCbCr to RGB
+#: (JFIF); 0: the three planes are R, G, B already (an Adobe transform-0 or "RGB"-id file)
+#: and pass through upsampled but unconverted. Grey images ignore it.
+color_config_layout = data.StructLayout({
+    "sampling": Sampling, "width": 16, "height": 16, "ycc": 1,
+})
+
+#: One output pixel; grey images give ``r == g == b``. ``row_last`` on the last pixel of each
+#: row, ``last`` on the image's last pixel.
+pixel_layout = data.StructLayout({"r": 8, "g": 8, "b": 8, "row_last": 1, "last": 1})
+
+# line ring sizes: two MCU rows plus two lines (see ColorConverter)
+_NY_V1, _NY_V2, _NC = 18, 34, 18
+
+
+# jdcolor.c's constants: round(x * 2**16)
+_CR_R, _CB_B, _CR_G, _CB_G = (int(x * 65536 + 0.5) for x in (1.40200, 1.77200, 0.71414,
+                                                              0.34414))
+
+_col_layout = data.StructLayout({
+    "cb": 10, "cr": 10, "first": 1, "last": 1, "solo": 1,
+})
+_luma_layout = data.StructLayout({"y": 8, "row_last": 1, "last": 1})
+_chroma_layout = data.StructLayout({"cb": 8, "cr": 8})
+
+
+class ColorConverter(wiring.Component):
+    """Upsampling and YCbCr -> RGB of one image: the IDCT's rows of 8 samples in, one RGB
+    pixel per transfer out, in raster order.
+
+    Input contract: ``i_row`` carries the :class:`.idct.Idct` output of one interleaved scan
+    (or the single component of a grey image), block after block in scan order: MCU after MCU
+    left to right, MCU row after MCU row, inside an MCU the luma blocks row by row, then Cb,
+    then Cr, each block as its 8 rows in order (``row``, ``last`` on row 7); ``comp`` 0 is
+    luma, 1 Cb, 2 Cr, ``slot`` the block's index in the MCU. Padding blocks right of and below
+    the image are written like any other and never read. ``config`` is stable from ``start``
+    (a pulse, which also empties the stage) until ``done``; ``width`` at most ``max_width``.
+
+    Output contract: ``width * height`` pixels, row after row, left to right; grey images give
+    ``r == g == b == Y``. Chroma is upsampled as libjpeg-turbo does by default: nothing in
+    4:4:4; in 4:2:2 the h2v1 triangle filter ``(3 * near + far + 1 or 2) >> 2``; in 4:2:0 the
+    h2v2 filter on vertical sums ``3 * near + far`` with biases 8 and 7; the image's (not the
+    padded plane's) first and last chroma rows and columns are replicated for the missing
+    neighbour; a chroma plane at most 2 samples wide is replicated (box), not filtered, both
+    ways. ``done`` rises after the ``last`` pixel's transfer and stays until ``start``.
+
+    Buffering: each component's rows go to a ring of lines in on-chip memory (8 samples a
+    word, a word per input transfer): luma 34 lines for 4:2:0, else 18; chroma 18 lines, Cb
+    and Cr side by side in one word, even and odd lines in two banks. Reading an output row
+    needs its luma line and, in 4:2:0, the chroma line below it, so output row ``y`` starts
+    once the MCU rows holding line ``y + 1`` (4:2:0) or ``y`` are complete (or all are);
+    an MCU row's input is accepted once the rows it overwrites have been read. Two MCU rows
+    plus two lines let the input run a whole MCU row ahead of the output without either
+    waiting on the other. Memory: 34 x ``max_width`` bytes luma, 36 x ``max_width`` chroma.
+
+    Throughput: one pixel per cycle, from the end of the first MCU row's input to the last
+    pixel, as long as rows arrive in time (rows follow each other without a bubble, at any
+    width); an input row is taken per cycle whenever its MCU row may be written. (Images a
+    few pixels wide are bound by the input instead: an MCU row carries up to 48 input rows
+    per 16 pixels of a 1-wide 4:2:0 image.) ``width`` and ``height`` are at least 1.
+
+    Members
+    -------
+    i_row : In(stream.Signature(row_layout))
+    o_pixel : Out(stream.Signature(pixel_layout))
+    config : In(color_config_layout)
+    start : In(1)
+    busy, done : Out(1)
+    """
+
+    i_row: In(stream.Signature(row_layout))
+    o_pixel: Out(stream.Signature(pixel_layout))
+    config: In(color_config_layout)
+    start: In(1)
+    busy: Out(1)
+    done: Out(1)
+
+    def __init__(self, *, max_width: int = 2048):
+        if not (isinstance(max_width, int) and 16 <= max_width <= 65536
+                and max_width & (max_width - 1) == 0):
+            raise ValueError("max_width must be a power of two from 16 to 65536, not "
+                             f"{max_width!r}")
+        self._max_width = max_width
+        super().__init__()
+
+    @property
+    def max_width(self) -> int:
+        return self._max_width
+
+    def elaborate(self, platform):
+        m = Module()
+        wpl = self._max_width // 8        # words per line
+        wb = wpl.bit_length() - 1         # word column bits
+        cfg = self.config
+        W, H = cfg.width, cfg.height
+        grey = cfg.sampling == Sampling.GREY
+        h2 = (cfg.sampling == Sampling.S422) | (cfg.sampling == Sampling.S420)
+        v2 = cfg.sampling == Sampling.S420
+
+        # ---- derived image geometry
+        cw = Signal(17)   # chroma plane width / height (the downsampled image, not padded)
+        ch = Signal(17)
+        mcus_x = Signal(16)
+        mcus_y = Signal(16)
+        blocks = Signal(4)
+        ly = Signal(5)    # luma lines per MCU row
+        ny = Signal(6)    # luma ring lines
+        m.d.comb += [
+            cw.eq(Mux(h2, (W + 1) >> 1, W)), ch.eq(Mux(v2, (H + 1) >> 1, H)),
+            mcus_x.eq(Mux(h2, (W + 15) >> 4, (W + 7) >> 3)),
+            mcus_y.eq(Mux(v2, (H + 15) >> 4, (H + 7) >> 3)),
+            ly.eq(Mux(v2, 16, 8)), ny.eq(Mux(v2, _NY_V2, _NY_V1)),
+        ]
+        with m.Switch(cfg.sampling):
+            with m.Case(Sampling.GREY):
+                m.d.comb += blocks.eq(1)
+            with m.Case(Sampling.S444):
+                m.d.comb += blocks.eq(3)
+            with m.Case(Sampling.S422):
+                m.d.comb += blocks.eq(4)
+            with m.Case(Sampling.S420):
+                m.d.comb += blocks.eq(6)
+        # libjpeg-turbo filters only planes wider than 2 samples (jdsample.c jinit_upsampler)
+        fancy_h = h2 & (cw > 2)
+        fancy_v = v2 & (cw > 2)
+
+        running = Signal()
+        done = Signal()
+        m.d.comb += [self.busy.eq(running & ~done), self.done.eq(done)]
+
+        # ---- line rings
+        m.submodules.luma = luma = Memory(shape=64, depth=_NY_V2 * wpl, init=[])
+        # chroma: even / odd lines apart, so 4:2:0's two lines come in one cycle
+        banks = []
+        for b in range(2):
+            mem = Memory(shape=128, depth=_NC // 2 * wpl, init=[])
+            m.submodules[f"chroma{b}"] = mem
+            banks.append(mem)
+        ly_wr = luma.write_port()
+        ly_rd = luma.read_port()
+        c_wr = [b.write_port(granularity=64) for b in banks]
+        c_rd = [b.read_port() for b in banks]
+
+        # ---- writer: IDCT rows into the rings
+        lines_written = Signal(18)   # luma lines of the complete MCU rows
+        all_written = Signal()
+        mcu_x = Signal(16)
+        mcu_row = Signal(16)
+        wy_base = Signal(range(_NY_V2))  # ring line of the MCU row's first luma line
+        wc_base = Signal(range(_NC))     # ... and first chroma line (always even)
+        y_rel = Signal(18)           # output rows whose lines have all been read
+        r = self.i_row.payload
+        # the MCU row may overwrite lines read by output rows below y_rel only
+        write_ok = running & ~all_written & (lines_written + ly <= y_rel + ny)
+        m.d.comb += self.i_row.ready.eq(write_ok)
+        fire = self.i_row.valid & write_ok
+        bx = Mux(h2, r.slot[0], 0)
+        by = Mux(v2, r.slot[1], 0)
+        yline = Signal(range(2 * _NY_V2))
+        m.d.comb += yline.eq(wy_base + Cat(r.row, by))
+        yslot = Mux(yline >= ny, yline - ny, yline)
+        ycol = Mux(h2, Cat(bx, mcu_x), mcu_x)
+        m.d.comb += [ly_wr.addr.eq(Cat(ycol[:wb], yslot[:6])), ly_wr.data.eq(r.pixels),
+                     ly_wr.en.eq(fire & (r.comp == 0))]
+        cline = Signal(range(2 * _NC))
+        m.d.comb += cline.eq(wc_base + r.row)
+        cslot = Signal(range(_NC))
+        m.d.comb += cslot.eq(Mux(cline >= _NC, cline - _NC, cline))
+        for b in range(2):
+            m.d.comb += [c_wr[b].addr.eq(Cat(mcu_x[:wb], cslot[1:])),
+                         c_wr[b].data.eq(Cat(r.pixels, r.pixels))]
+            with m.If(fire & (cslot[0] == b)):
+                with m.If(r.comp == 1):
+                    m.d.comb += c_wr[b].en.eq(0b01)
+                with m.Elif(r.comp == 2):
+                    m.d.comb += c_wr[b].en.eq(0b10)
+        with m.If(fire & r.last & (r.slot == blocks - 1)):
+            with m.If(mcu_x + 1 == mcus_x):
+                ynext = wy_base + ly
+                cnext = wc_base + 8
+                m.d.sync += [mcu_x.eq(0), mcu_row.eq(mcu_row + 1),
+                             lines_written.eq(lines_written + ly),
+                             wy_base.eq(Mux(ynext >= ny, ynext - ny, ynext)),
+                             wc_base.eq(Mux(cnext >= _NC, cnext - _NC, cnext))]
+                with m.If(mcu_row + 1 == mcus_y):
+                    m.d.sync += all_written.eq(1)
+            with m.Else():
+                m.d.sync += mcu_x.eq(mcu_x + 1)
+
+        def row_ready(y):
+            # output row y needs luma line y and, in 4:2:0, chroma line (y + 1) / 2
+            return all_written | (lines_written > y + v2)
+
+        # ---- luma reader: words of 8 samples, prefetched into the read port's register
+        luma_s = stream.Signature(_luma_layout).create(path=("luma",))
+        fy = Signal(17)
+        fj = Signal(16)
+        fslot = Signal(range(_NY_V2))
+        words_y = (W + 7) >> 3
+        nxt_v = Signal()
+        nxt_n = Signal(3)
+        nxt_eol = Signal()
+        nxt_eoi = Signal()
+        cur = Signal(64)
+        cur_v = Signal()
+        cur_p = Signal(3)
+        cur_n = Signal(3)
+        cur_eol = Signal()
+        cur_eoi = Signal()
+        adv = ~luma_s.valid | luma_s.ready
+        at_end = cur_p == cur_n
+        # the word in the port register moves to `cur` as `cur`'s last sample goes out, so a
+        # new word is read every cycle if need be (one-sample words of a 1-wide image)
+        consume = nxt_v & (~cur_v | (adv & at_end))
+        fetch = running & (fy < H) & row_ready(fy) & (~nxt_v | consume)
+        m.d.comb += [ly_rd.addr.eq(Cat(fj[:wb], fslot)), ly_rd.en.eq(fetch)]
+        left = W - (fj << 3)
+        with m.If(fetch):
+            eol = fj + 1 == words_y
+            m.d.sync += [nxt_v.eq(1), nxt_n.eq(Mux(left >= 8, 7, left - 1)), nxt_eol.eq(eol),
+                         nxt_eoi.eq(eol & (fy + 1 == H))]
+            with m.If(eol):
+                m.d.sync += [fj.eq(0), fy.eq(fy + 1),
+                             fslot.eq(Mux(fslot + 1 == ny, 0, fslot + 1))]
+            with m.Else():
+                m.d.sync += fj.eq(fj + 1)
+        with m.Elif(consume):
+            m.d.sync += nxt_v.eq(0)
+        with m.If(adv):
+            m.d.sync += luma_s.valid.eq(cur_v)
+            with m.If(cur_v):
+                m.d.sync += [luma_s.payload.y.eq(cur.word_select(cur_p, 8)),
+                             luma_s.payload.row_last.eq(cur_eol & at_end),
+                             luma_s.payload.last.eq(cur_eoi & at_end), cur_p.eq(cur_p + 1)]
+                with m.If(at_end):
+                    m.d.sync += cur_v.eq(0)
+        with m.If(consume):
+            m.d.sync += [cur.eq(ly_rd.data), cur_v.eq(1), cur_p.eq(0), cur_n.eq(nxt_n),
+                         cur_eol.eq(nxt_eol), cur_eoi.eq(nxt_eoi)]
+
+        # ---- chroma reader: vertical sums of 8 columns of Cb and Cr from the near and far
+        # lines of the output row, then one column per transfer
+        col_s = stream.Signature(_col_layout).create(path=("col",))
+        gy = Signal(17)             # output row
+        gj = Signal(16)
+        near = Signal(range(_NC))   # ring line of the near chroma line (gy >> v2)
+        cidx = Signal(17)           # its index in the plane
+        words_c = (cw + 7) >> 3
+        odd_row = gy[0]
+        # the far line: above for even output rows of 4:2:0, below for odd ones; the plane's
+        # first and last lines stand in for the missing ones (jdsample.c's context rows)
+        far_is_near = ~fancy_v | Mux(odd_row, cidx + 1 >= ch, cidx == 0)
+        far = Mux(odd_row, Mux(near == _NC - 1, 0, near + 1), Mux(near == 0, _NC - 1, near - 1))
+        cn_v = Signal()
+        cn_n = Signal(3)
+        cn_eol = Signal()
+        cn_first = Signal()
+        cn_fin = Signal()
+        cn_par = Signal()
+        cc = [Signal(10, name=f"cs{i}") for i in range(16)]  # Cb 0..7, Cr 8..15
+        cc_v = Signal()
+        cc_p = Signal(3)
+        cc_n = Signal(3)
+        cc_eol = Signal()
+        cc_first = Signal()
+        cadv = ~col_s.valid | col_s.ready
+        c_end = cc_p == cc_n
+        cconsume = cn_v & (~cc_v | (cadv & c_end))
+        cfetch = running & ~grey & (gy < H) & row_ready(gy) & (~cn_v | cconsume)
+        par = near[0]
+        for b in range(2):
+            sel = Mux(par == b, near, far)
+            m.d.comb += [c_rd[b].addr.eq(Cat(gj[:wb], sel[1:])), c_rd[b].en.eq(cfetch)]
+        cleft = cw - (gj << 3)
+        with m.If(cfetch):
+            eol = gj + 1 == words_c
+            m.d.sync += [cn_v.eq(1), cn_n.eq(Mux(cleft >= 8, 7, cleft - 1)), cn_eol.eq(eol),
+                         cn_first.eq(gj == 0), cn_fin.eq(far_is_near), cn_par.eq(par)]
+            with m.If(eol):
+                m.d.sync += [gj.eq(0), gy.eq(gy + 1)]
+                # 4:2:0 moves to the next chroma line after odd output rows only
+                with m.If(~v2 | odd_row):
+                    m.d.sync += [cidx.eq(cidx + 1), near.eq(Mux(near == _NC - 1, 0, near + 1))]
+            with m.Else():
+                m.d.sync += gj.eq(gj + 1)
+        with m.Elif(cconsume):
+            m.d.sync += cn_v.eq(0)
+        near_w = Mux(cn_par, c_rd[1].data, c_rd[0].data)
+        far_w = Mux(cn_fin, near_w, Mux(cn_par, c_rd[0].data, c_rd[1].data))
+        with m.If(cadv):
+            m.d.sync += col_s.valid.eq(cc_v)
+            with m.If(cc_v):
+                p = col_s.payload
+                m.d.sync += [p.cb.eq(Array(cc[:8])[cc_p]), p.cr.eq(Array(cc[8:])[cc_p]),
+                             p.first.eq(cc_first & (cc_p == 0)), p.last.eq(cc_eol & c_end),
+                             # the last column of an odd-width 4:2:x row makes one pixel
+                             p.solo.eq(cc_eol & c_end & h2 & W[0]), cc_p.eq(cc_p + 1)]
+                with m.If(c_end):
+                    m.d.sync += cc_v.eq(0)
+        with m.If(cconsume):
+            m.d.sync += [cc_v.eq(1), cc_p.eq(0), cc_n.eq(cn_n), cc_eol.eq(cn_eol),
+                         cc_first.eq(cn_first)]
+            for i in range(16):
+                n = near_w.word_select(i, 8)
+                f = far_w.word_select(i, 8)
+                m.d.sync += cc[i].eq(Mux(fancy_v, 3 * n + f, n << 2))
+
+        # ---- horizontal filter: out = (3 * A + B + bias) >> 4 on column sums, so that one
+        # adder serves every mode (h2v1 and the unfiltered modes use sums of 4 * sample)
+        up_s = stream.Signature(_chroma_layout).create(path=("up",))
+        odd = Signal()               # next pixel is the right one of its chroma column
+        r1 = Signal(20)              # the last column taken: Cat(cb, cr)
+        r1_last = Signal()
+        uadv = ~up_s.valid | up_s.ready
+        head = Cat(col_s.payload.cb, col_s.payload.cr)
+        take = Signal()
+        emit = Signal()
+        a = Signal(20)
+        bsel = Signal(20)
+        with m.If(~h2 | ~odd):
+            # 4:4:4, or the left pixel of a column: takes the column
+            m.d.comb += [take.eq(uadv & col_s.valid), emit.eq(take), a.eq(head),
+                         bsel.eq(Mux(fancy_h & ~col_s.payload.first, r1, head))]
+        with m.Elif(fancy_h & ~r1_last):
+            # the right pixel needs the next column, looked at but not taken
+            m.d.comb += [emit.eq(uadv & col_s.valid), a.eq(r1), bsel.eq(head)]
+        with m.Else():
+            m.d.comb += [emit.eq(uadv), a.eq(r1), bsel.eq(r1)]
+        m.d.comb += col_s.ready.eq(take)
+        with m.If(take):
+            m.d.sync += [r1.eq(head), r1_last.eq(col_s.payload.last),
+                         odd.eq(h2 & ~col_s.payload.solo)]
+        with m.Elif(emit):
+            m.d.sync += odd.eq(0)
+        bias = Mux(fancy_v, Mux(odd, 7, 8), Mux(odd, 8, 4))
+        with m.If(uadv):
+            m.d.sync += up_s.valid.eq(emit)
+        with m.If(emit):
+            for k, name in enumerate(("cb", "cr")):
+                s = 3 * a[10 * k:10 * k + 10] + bsel[10 * k:10 * k + 10] + bias
+                m.d.sync += getattr(up_s.payload, name).eq(s[4:12])
+
+        # ---- colour conversion: jdcolor.c ycc_rgb_convert, products in registered multipliers
+        o = self.o_pixel
+        en = ~o.valid | o.ready
+        in_v = luma_s.valid & (grey | up_s.valid)
+        tk = en & in_v
+        m.d.comb += [luma_s.ready.eq(tk), up_s.ready.eq(tk & ~grey)]
+        cb0 = Mux(grey, 128, up_s.payload.cb)
+        cr0 = Mux(grey, 128, up_s.payload.cr)
+        dcb = Signal(signed(9))
+        dcr = Signal(signed(9))
+        m.d.comb += [dcb.eq(cb0 - 128), dcr.eq(cr0 - 128)]
+
+        def product(x, c, name):
+            return registered_product(m, x, Const(c, signed(18)), width=27, platform=platform,
+                                      name=name, en_in=en, en_out=en)
+        p_r = product(dcr, _CR_R, "p_cr_r")
+        p_b = product(dcb, _CB_B, "p_cb_b")
+        p_gr = product(dcr, -_CR_G, "p_cr_g")
+        p_gb = product(dcb, -_CB_G, "p_cb_g")
+        # the luma, flags and (for unconverted planes) the chroma, beside the products
+        side = [Signal(26, name=f"side{i}") for i in range(2)]
+        v = [Signal(name=f"v{i}") for i in range(2)]
+        with m.If(en):
+            m.d.sync += [v[0].eq(tk), v[1].eq(v[0]), o.valid.eq(v[1]),
+                         side[0].eq(Cat(luma_s.payload.y, cb0, cr0, luma_s.payload.row_last,
+                                        luma_s.payload.last)),
+                         side[1].eq(side[0])]
+            y2, cb2, cr2 = side[1][:8], side[1][8:16], side[1][16:24]
+            half = 1 << 15
+
+            def clamp(x):
+                return Mux(x < 0, 0, Mux(x > 255, 255, x[:8]))
+            rr = y2 + ((p_r + half) >> 16)
+            gg = y2 + ((p_gr + p_gb + half) >> 16)
+            bb = y2 + ((p_b + half) >> 16)
+            # grey takes the converting path, which gives r = g = b = Y for Cb = Cr = 128
+            conv = cfg.ycc | grey
+            m.d.sync += [o.payload.r.eq(Mux(conv, clamp(rr), y2)),
+                         o.payload.g.eq(Mux(conv, clamp(gg), cb2)),
+                         o.payload.b.eq(Mux(conv, clamp(bb), cr2)),
+                         o.payload.row_last.eq(side[1][24]), o.payload.last.eq(side[1][25])]
+        with m.If(o.valid & o.ready & o.payload.last):
+            m.d.sync += done.eq(1)
+
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), done.eq(0),
+                         lines_written.eq(0), all_written.eq(0), mcu_x.eq(0), mcu_row.eq(0),
+                         wy_base.eq(0), wc_base.eq(0),
+                         fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), cur_v.eq(0),
+                         luma_s.valid.eq(0),
+                         gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn_v.eq(0), cc_v.eq(0),
+                         col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
+                         v[0].eq(0), v[1].eq(0), o.valid.eq(0)]
+        # an output row is released once both readers have issued all its reads (the read
+        # ports keep their data, so the lines may then be overwritten)
+        m.d.comb += y_rel.eq(Mux(grey | (fy < gy), fy, gy))
+        return m

@@ -1,0 +1,144 @@
+"""Baseline JPEG decoder of one scan: entropy-coded bytes in, RGB pixels out.
+
+Chains :class:`.entropy.EntropyDecoder`, :class:`.idct.Idct` and
+:class:`.color.ColorConverter`; the result equals :func:`s4accel.base.jpeg.decode` (and so
+Pillow). Headers are parsed by the driver (:func:`s4accel.base.jpeg.parse`), which writes the
+tables through the ports and sets ``config`` (:func:`decoder_config` builds it).
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...base.jpeg import JpegError, JpegTables
+from .color import ColorConverter, color_config_layout, pixel_layout, sampling_of
+from .entropy import (
+    EntropyDecoder,
+    EntropyError,
+    byte_layout,
+    huffman_table_image,
+    scan_config,
+    scan_config_layout,
+    table_write_layout,
+)
+from .idct import Idct, qt_write_layout, qtable_image
+
+__all__ = ["JpegDecoder", "decoder_config", "decoder_config_layout", "table_image"]
+
+#: The scan (entropy decoder) and image (colour stage) configuration.
+decoder_config_layout = data.StructLayout({
+    "scan": scan_config_layout, "image": color_config_layout,
+})
+
+
+def decoder_config(tables: JpegTables, *, max_width: int = 2048) -> dict:
+    """The ``config`` value of the (only) scan of `tables`; raises `JpegError` for what the
+    decoder does not do: more than one scan, a scan listing its components in another order
+    than the frame, an image wider than `max_width`."""
+    if len(tables.scans) != 1:
+        raise JpegError(f"{len(tables.scans)} scans (a non-interleaved image) are not "
+                        "supported by the hardware decoder (only one interleaved scan)")
+    scan = tables.scans[0]
+    if list(scan.components) != list(range(len(tables.components))):
+        raise JpegError("a scan whose components are not all in the frame's order is not "
+                        "supported by the hardware decoder")
+    if tables.width > max_width:
+        raise JpegError(f"image width {tables.width} is over the decoder's {max_width}")
+    # libjpeg's colour-space guess, as decode_tables makes it
+    ids = tuple(c.ident for c in tables.components)
+    if tables.jfif:
+        rgb = False
+    elif tables.adobe_transform is not None:
+        rgb = tables.adobe_transform == 0
+    else:
+        rgb = ids == (ord("R"), ord("G"), ord("B"))
+    return {"scan": scan_config(tables),
+            "image": {"sampling": sampling_of(tables), "width": tables.width,
+                      "height": tables.height, "ycc": len(ids) == 3 and not rgb}}
+
+
+def table_image(tables: JpegTables) -> tuple[list, list]:
+    """The ``i_table`` writes (Huffman tables) and ``i_qt`` writes (each component's
+    quantizer) of the (only) scan of `tables`, as ``(table, addr, data)`` and
+    ``(comp, k, data)`` tuples."""
+    dc, ac = tables.scan_huffman[0]
+    huff = []
+    for slot, t in dc.items():
+        huff += huffman_table_image(t, slot)
+    for slot, t in ac.items():
+        huff += huffman_table_image(t, 4 + slot)
+    qt = []
+    for ci, c in enumerate(tables.components):
+        qt += qtable_image(tables.scan_qtables[0][c.tq], ci)
+    return huff, qt
+
+
+class JpegDecoder(wiring.Component):
+    """One scan's entropy-coded bytes in, the image's pixels out (raster order, see
+    :class:`.color.ColorConverter`).
+
+    Program the tables (``i_table``, ``i_qt``, both always ready) and ``config`` while not
+    busy, pulse ``start``, then (from the next cycle on) send the bytes after the SOS segment
+    up to and including the marker that ends the scan (or mark the input's last byte
+    ``last``). ``start`` also empties every stage, so a new image may begin after an error.
+    ``done`` rises once the last pixel has been taken and the scan's end marker read;
+    ``error`` (sticky until ``start``) when the data is corrupt
+    (:class:`.entropy.EntropyError`): the pixel stream then stops short, within a number of
+    cycles bounded by the input length. ``busy`` from ``start`` to ``done`` or ``error``.
+
+    Throughput: the colour stage's pixel per cycle paces the decoder once the entropy decoder
+    (a symbol per cycle) and the IDCT (16 cycles or one per coefficient item a block) keep
+    ahead of it, as they do at ordinary qualities; before the first pixel an MCU row is
+    decoded (see :class:`.color.ColorConverter` for the buffering).
+
+    Members
+    -------
+    i_data : In(stream.Signature(byte_layout))
+    i_table : In(stream.Signature(table_write_layout))
+    i_qt : In(stream.Signature(qt_write_layout))
+    o_pixel : Out(stream.Signature(pixel_layout))
+    config : In(decoder_config_layout)
+    start : In(1)
+    busy, done : Out(1)
+    error : Out(EntropyError)
+    """
+
+    i_data: In(stream.Signature(byte_layout))
+    i_table: In(stream.Signature(table_write_layout))
+    i_qt: In(stream.Signature(qt_write_layout))
+    o_pixel: Out(stream.Signature(pixel_layout))
+    config: In(decoder_config_layout)
+    start: In(1)
+    busy: Out(1)
+    done: Out(1)
+    error: Out(EntropyError)
+
+    def __init__(self, *, max_width: int = 2048):
+        self._color = ColorConverter(max_width=max_width)   # validates max_width
+        self._entropy = EntropyDecoder()
+        self._idct = Idct()
+        super().__init__()
+
+    @property
+    def max_width(self) -> int:
+        return self._color.max_width
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.entropy = ent = self._entropy
+        m.submodules.idct = idct = self._idct
+        m.submodules.color = color = self._color
+        wiring.connect(m, producer=wiring.flipped(self.i_data), consumer=ent.i_data)
+        wiring.connect(m, producer=wiring.flipped(self.i_table), consumer=ent.i_table)
+        wiring.connect(m, producer=wiring.flipped(self.i_qt), consumer=idct.i_qt)
+        wiring.connect(m, producer=ent.o_coef, consumer=idct.i_coef)
+        wiring.connect(m, producer=idct.o_row, consumer=color.i_row)
+        wiring.connect(m, producer=color.o_pixel, consumer=wiring.flipped(self.o_pixel))
+        failed = ent.error != EntropyError.NONE
+        m.d.comb += [
+            ent.config.eq(self.config.scan), color.config.eq(self.config.image),
+            ent.start.eq(self.start), idct.clear.eq(self.start), color.start.eq(self.start),
+            self.done.eq(color.done & ent.done), self.error.eq(ent.error),
+            self.busy.eq((color.busy | ent.busy) & ~failed),
+        ]
+        return m
