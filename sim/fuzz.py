@@ -42,7 +42,7 @@ import numpy as np
 
 from ..base.config import BANK, Config
 from ..hw.cmd.descriptors import DESC_BYTES, DmaBody, ErrorCode, GemmBody, Header, Opcode, Target
-from ..hw.spu.spu import SpuGeometry
+from ..hw.spu.spu import SpuGeometry, int8_out_words
 from ..sw import regs, scenarios
 from ..sw.driver import DRAM_BASE, DRAM_SIZE
 from ..sw.program import Allocator, DeviceInfo, layer_program
@@ -307,13 +307,27 @@ class Generator:
         log2s = int(rng.choice([s.bit_length() - 1 for s in cfg.sparsities]))
         nnz = BANK >> log2s
         nb, mt, nt = (int(rng.integers(1, 3)) for _ in range(3))
+        mode = int(rng.random() < 0.5)
+        if mode and rng.random() < 0.3:
+            # int8 blocks across an activation bank (cols channels a tile, 32 a bank)
+            nt = min(int(rng.integers(1, 2 * (BANK // cfg.cols) + 2)),
+                     g.wgt_depth // (nb * nnz), g.par_depth)
+            while int8_out_words(cfg.rows, cfg.cols, mt, nt) > g.out_depth:
+                nt -= 1
         return {"banks": nb, "m_tiles": mt, "n_tiles": nt, "log2s": log2s,
-                "mode": int(rng.random() < 0.5), "relu": int(rng.random() < 0.5),
+                "mode": mode, "relu": int(rng.random() < 0.5),
                 "lut": int(rng.random() < 0.3),
                 "act_addr": int(rng.integers(0, g.act_depth - mt * nb + 1)),
                 "wgt_addr": int(rng.integers(0, g.wgt_depth - nt * nb * nnz + 1)),
                 "par_addr": int(rng.integers(0, g.par_depth - nt + 1)),
-                "out_addr": int(rng.integers(0, g.out_depth - nt * mt * cfg.rows + 1))}
+                "out_addr": int(rng.integers(0, g.out_depth
+                                             - self._out_words(mode, mt, nt) + 1))}
+
+    def _out_words(self, mode, mt, nt):
+        """Output words a GEMM block spans (raw: a word per row; int8: the activation layout
+        of hw/spu/spu.py)."""
+        R, C = self.config.rows, self.config.cols
+        return int8_out_words(R, C, mt, nt) if mode else nt * mt * R
 
     def random_gemm(self, rng):
         g, cfg = self.geom, self.config
@@ -324,12 +338,13 @@ class Generator:
             log2s = int(rng.integers(0, 8))
         nnz = BANK >> min(log2s, 5)
         nb, mt, nt = self._small(rng, 3), self._small(rng, 3), self._small(rng, 3)
+        mode = int(rng.random() < 0.5)
         addrs = {"act_addr": (g.act_depth, max(mt, 1) * max(nb, 1)),
                  "wgt_addr": (g.wgt_depth, max(nt, 1) * max(nb, 1) * nnz),
                  "par_addr": (g.par_depth, max(nt, 1)),
-                 "out_addr": (g.out_depth, max(nt, 1) * max(mt, 1) * cfg.rows)}
+                 "out_addr": (g.out_depth, self._out_words(mode, max(mt, 1), max(nt, 1)))}
         body = {"banks": nb, "m_tiles": mt, "n_tiles": nt, "log2s": log2s,
-                "mode": int(rng.random() < 0.5), "relu": int(rng.random() < 0.5),
+                "mode": mode, "relu": int(rng.random() < 0.5),
                 "lut": int(rng.random() < 0.3)}
         for name, (depth, used) in addrs.items():
             r = rng.random()

@@ -7,7 +7,12 @@ and reads. ``R``, ``C`` are the tensor core's rows and columns.
 - activations: ``[m_tile][bank][row r][32 bytes]`` (one ACT word per row tile and bank)
 - weights:     ``[n_tile][bank][entry][channel c][value, index]`` (one WGT word per entry)
 - parameters:  ``[n_tile][channel c][bias:int32, mult:u16, shift:u8, 0]`` (one PAR word)
-- outputs:     ``[n_tile][m_tile][row r][channel c] int32`` (one OUT word per output row)
+- outputs, raw:  ``[n_tile][m_tile][row r][channel c] int32`` (one OUT word per output row)
+- outputs, int8: the activation layout, ``[m_tile][bank][row r][32 bytes]``: a layer's output
+  channels are the next layer's K, so an int8 output image is the next layer's ``act_image``
+  (channels past N, up to the bank's end, are undefined: the next layer's weights are zero
+  there). A GEMM block writes this layout into the output scratchpad
+  (``hw/spu/spu.py``), a STORE copies it out unchanged.
 """
 
 from __future__ import annotations
@@ -96,8 +101,16 @@ def lut_image(lut) -> bytes:
     return lut.tobytes()
 
 
-def decode_out(raw: bytes, m: int, n: int, rows: int, cols: int, mode: str) -> np.ndarray:
+def decode_out(raw: bytes, m: int, n: int, rows: int, cols: int, mode: str, *,
+               banks: int | None = None) -> np.ndarray:
+    """Y[m, n] from an output image. int8: the activation layout with ``banks`` banks per row
+    tile (default ``ceil(n / 32)``; more where the image is padded to whole channel groups)."""
     mt, nt = tiles(m, n, rows, cols)
+    if mode == "int8":
+        nb = -(-n // BANK) if banks is None else banks
+        a = np.frombuffer(raw, dtype=np.int8, count=mt * nb * rows * BANK)
+        return a.reshape(mt, nb, rows, BANK).transpose(0, 2, 1, 3).reshape(
+            mt * rows, nb * BANK)[:m, :n].copy()
     a = np.frombuffer(raw, dtype="<i4", count=nt * mt * rows * cols)
     a = a.reshape(nt, mt * rows, cols).transpose(1, 0, 2).reshape(mt * rows, nt * cols)[:m, :n]
     return a.astype(np.int8) if mode == "int8" else a.astype(np.int32)

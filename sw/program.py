@@ -14,6 +14,14 @@ allocator)::
     COMPLETE
 
 so the next group's loads and the previous group's store run while a GEMM computes.
+
+int8 outputs are stored as bytes in the activation layout (``layout.decode_out``): a group
+covers whole banks of 32 channels (``32 / cols`` channel tiles) so that its STORE writes whole
+32-byte rows, one DRAM row per row tile (``rows x 32`` bytes a bank, at the output's bank
+stride). Only the last group of a single SPU may end inside a bank. Where one bank of channel
+tiles does not fit half the weight (or parameter, or output) scratchpad (large K at low
+sparsity, or few columns), the layer runs in raw mode and the host requantizes
+(``LayerProgram.host_requant``, golden arithmetic): its outputs leave the device as int32.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..base import golden
 from ..base.config import BANK, Config
 from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target
@@ -123,6 +132,9 @@ class LayerProgram:
     descs: list = field(default_factory=list)
     images: list = field(default_factory=list)       # (addr, bytes)
     outputs: list = field(default_factory=list)      # (addr, nbytes, m0, m_rows)
+    out_banks: int = 0                                 # int8: banks per row tile in DRAM
+    #: int8 layers run in raw mode (see the module docstring): (mult, shift, relu, lut)
+    host_requant: tuple | None = None
     m: int = 0
     n: int = 0
     mode: str = "raw"
@@ -132,10 +144,14 @@ class LayerProgram:
 
     def decode(self, read) -> np.ndarray:
         """Assemble Y from the output regions; ``read(addr, nbytes)`` returns bytes."""
-        y = np.zeros((self.m, self.n), np.int8 if self.mode == "int8" else np.int32)
+        stored = "raw" if self.host_requant else self.mode
+        y = np.zeros((self.m, self.n), np.int8 if stored == "int8" else np.int32)
         for addr, nbytes, m0, rows in self.outputs:
             y[m0:m0 + rows] = layout.decode_out(read(addr, nbytes), rows, self.n, self.rows,
-                                                self.cols, self.mode)
+                                                self.cols, stored, banks=self.out_banks)
+        if self.host_requant:
+            mult, shift, relu, lut = self.host_requant
+            y = golden.requantize(y, mult, shift, relu=relu, lut=lut)
         return y
 
 
@@ -164,6 +180,9 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     if params.mode not in ("raw", "int8"):
         raise ValueError(f"output mode must be 'raw' or 'int8', not {params.mode!r}")
     R, C, bb = info.rows, info.cols, info.bus_bytes
+    # int8 on the device: a row tile's bank (R x 32 bytes) must be whole bus words
+    int8 = params.mode == "int8" and R * BANK % bb == 0
+    gb_tiles = BANK // C if int8 else 1      # channel tiles a group is a multiple of
     m, n = x.shape[0], packed.n
     nb, nnz = packed.banks, packed.nnz
     mt_all, nt = layout.tiles(m, n, R, C)
@@ -186,8 +205,15 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     chunks = [(c0, min(mt_chunk, mt_all - c0)) for c0 in range(0, mt_all, mt_chunk)]
     # channel-tile groups: at most half of each double-buffered scratchpad, about GROUP_CYCLES
     # of compute (short groups fill and drain the pipeline quickly), at least two per chunk
-    g_max = min(nt, (info.wgt_depth // 2) // entries, info.par_depth // 2,
-                (info.out_depth // 2) // (mt_chunk * R))
+    if int8:       # whole banks; an int8 row tile's bank takes R * 32 / (4 C) words
+        g_max = min(-(-nt // gb_tiles), (info.wgt_depth // 2) // entries // gb_tiles,
+                    info.par_depth // 2 // gb_tiles,
+                    (info.out_depth // 2) * 4 // (mt_chunk * R * gb_tiles)) * gb_tiles
+        if g_max == 0:     # a bank does not fit: raw on the device, requantized by the host
+            int8, gb_tiles = False, 1
+    if not int8:
+        g_max = min(nt, (info.wgt_depth // 2) // entries, info.par_depth // 2,
+                    (info.out_depth // 2) // (mt_chunk * R))
     if g_max == 0:
         raise ValueError(f"one channel tile needs {entries} weight words (half the weight "
                          f"scratchpad is {info.wgt_depth // 2}) and {mt_chunk * R} output "
@@ -196,11 +222,20 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     spus = max(1, info.spus)
     g_tiles = max(1, min(g_max, -(-GROUP_CYCLES // (mt_chunk * entries)),
                          -(-nt // (2 * spus))))
+    g_tiles = min(g_max, -(-g_tiles // gb_tiles) * gb_tiles)
     if act_double and nt < 2:
         act_double = False                    # one group per chunk: nothing to overlap with
         mt_chunk = min(mt_all, info.act_depth // nb)
         chunks = [(c0, min(mt_chunk, mt_all - c0)) for c0 in range(0, mt_all, mt_chunk)]
     prog = LayerProgram(m=m, n=n, mode=params.mode, rows=R, cols=C)
+    if params.mode == "int8" and not int8:
+        mult = np.broadcast_to(1 if params.mult is None else np.asarray(params.mult), (n,))
+        shift = np.broadcast_to(0 if params.shift is None else np.asarray(params.shift), (n,))
+        prog.host_requant = (mult, shift, params.relu, params.lut)
+    if int8:       # the bank stride of the DRAM output: multi-SPU groups store padded banks
+        stored = -(-nt // (spus * g_tiles)) * spus * g_tiles if spus > 1 else nt
+        prog.out_banks = -(-stored // gb_tiles)
+    bank_bytes = R * BANK                  # one int8 bank of a row tile
 
     def image(data: bytes) -> int:
         data = _padded(data, bb)
@@ -226,7 +261,7 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     par_img += bytes((nt_pad - nt) * C * 8)
     wgt_at = image(wgt_img)
     par_at = image(par_img)
-    if params.lut is not None:
+    if params.lut is not None and int8:
         load(Target.LUT, image(layout.lut_image(params.lut)), 256, 0)
     half_w, half_o = info.wgt_depth // 2, info.out_depth // 2
     half_p = info.par_depth // 2
@@ -253,7 +288,7 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
             pending = []
             prog.descs.append(descriptor(Opcode.SYNC))
             load(Target.ACT, acts[ci][0], acts[ci][1] * act_word, 0)
-        out_bytes = nt * mtc * R * C * 4
+        out_bytes = mtc * prog.out_banks * bank_bytes if int8 else nt * mtc * R * C * 4
         out_at = alloc.alloc(out_bytes)
         prog.outputs.append((out_at, out_bytes, c0 * R, min(m - c0 * R, mtc * R)))
         # the next chunk's activations, in pieces after groups 1.. of this one: by then every
@@ -289,16 +324,24 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
             prog.descs.append(descriptor(Opcode.GEMM, gemm={
                 "act_addr": act_base, "wgt_addr": buf * half_w, "par_addr": buf * half_p,
                 "out_addr": buf * half_o, "banks": nb, "m_tiles": mtc, "n_tiles": gt,
-                "log2s": packed.s.bit_length() - 1, "mode": int(params.mode == "int8"),
-                "relu": int(params.relu), "lut": int(params.lut is not None)},
+                "log2s": packed.s.bit_length() - 1, "mode": int(int8),
+                "relu": int(params.relu and int8), "lut": int(params.lut is not None and int8)},
                 wait_prev=1, wait_next=idx >= 2, sig_prev=more, sig_next=1))
             stores = [(p, j0 + p * gt, min(gt, nt - j0 - p * gt)) for p in range(spus)
                       if j0 + p * gt < nt]
             for k, (p, jp, real) in enumerate(stores):
-                ob = real * mtc * R * C * 4
+                if int8:   # a DRAM row per row tile: the GEMM's banks, at the bank stride
+                    rb = -(-gt // gb_tiles) * bank_bytes
+                    dma = {"dram_addr": out_at + jp // gb_tiles * bank_bytes,
+                           "stride": prog.out_banks * bank_bytes, "row_bytes": rb,
+                           "rows": mtc}
+                    ob = rb * mtc
+                else:
+                    ob = real * mtc * R * C * 4
+                    dma = {"dram_addr": out_at + jp * mtc * R * C * 4, "stride": ob,
+                           "row_bytes": ob, "rows": 1}
                 (pending if defer else prog.descs).append(descriptor(Opcode.STORE, dma={
-                    "dram_addr": out_at + jp * mtc * R * C * 4, "stride": ob, "row_bytes": ob,
-                    "rows": 1, "target": 0, "sram_addr": buf * half_o},
+                    **dma, "target": 0, "sram_addr": buf * half_o},
                     wait_prev=k == 0, sig_prev=more and k == len(stores) - 1,
                     spu_mask=one(p)))
                 prog.dram_bytes += ob

@@ -18,7 +18,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ...base.config import Config
+from ...base.config import BANK, Config
 from ..core.dsp import registered_uproduct
 from ..dma.engine import N_WINDOWS, DmaError, dma_cmd_layout, dma_status_layout, windows_layout
 from ..spu.spu import SpuGeometry
@@ -131,7 +131,27 @@ def _verdict(m, name, when, bad, over):
     return fault_field, fault_over, ok
 
 
-def _dispatch_checks(m, platform, *, desc, windows, geom, rows, lg, spus, sparsities):
+def _out_tiles(gb, cols):
+    """The channel-tile operand of a GEMM's output bound: ``n_tiles`` (raw: a word per row), or
+    in int8 mode the banks the block spans, ``ceil(n_tiles * cols / 32)`` (an add and a shift,
+    in front of the product's operand register)."""
+    g = BANK // cols
+    return Mux(gb.mode, (gb.n_tiles + (g - 1)) >> (g.bit_length() - 1), gb.n_tiles)
+
+
+def _out_words(p, mode, rows, cols):
+    """Output words of a GEMM block from ``p`` = ``m_tiles`` x :func:`_out_tiles`: raw ``p *
+    rows``; int8 ``ceil(p * rows * 32 / (cols * 4))`` (:func:`~..spu.spu.int8_out_words`).
+    Both are shifts (powers of two)."""
+    lg_rg = (rows * (BANK // cols)).bit_length() - 1    # slots (quarter words) per bank
+    if lg_rg >= 2:
+        words8 = p << (lg_rg - 2)
+    else:
+        words8 = ((p << lg_rg) + 3) >> 2
+    return Mux(mode, words8, p * rows)
+
+
+def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, sparsities):
     """Every check of a fetched LOAD, STORE or GEMM, before it is dispatched (the "precise"
     rule of docs/faults.md: a descriptor that fails never runs, nor does anything after it).
 
@@ -192,10 +212,10 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, lg, spus, sparsi
                                    width=width, platform=platform, name=name)
     # rows x row words (the transfer's bus words), m x banks (activation words)
     p0 = product(dma_b.rows, dma_b.row_bytes[lg:], gb.m_tiles, gb.banks, "dc_p0", width=36)
-    # (rows - 1) x stride as two 16 x 16 partial products; n x banks, n x m
+    # (rows - 1) x stride as two 16 x 16 partial products; n x banks, n (int8: banks) x m
     rows1 = (dma_b.rows - 1)[:16]
     p1 = product(rows1, dma_b.stride[:16], gb.n_tiles, gb.banks, "dc_p1")
-    p2 = product(rows1, dma_b.stride[16:], gb.n_tiles, gb.m_tiles, "dc_p2")
+    p2 = product(rows1, dma_b.stride[16:], _out_tiles(gb, cols), gb.m_tiles, "dc_p2")
     # stage 2 (products there) -------------------------------------------------------------
     over, span = Signal(name="dc_over"), Signal(48, name="dc_span")
     need_act, need_out = Signal(37, name="dc_need_act"), Signal(40, name="dc_need_out")
@@ -204,7 +224,7 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, lg, spus, sparsi
                  span.eq(p1 + (p2 << 16)),
                  need_act.eq(gb.act_addr + p0),
                  wgt_over.eq(wgt_addr_over | ((p1 << 5) >= wgt_lim)),
-                 need_out.eq(gb.out_addr + p2 * rows)]
+                 need_out.eq(gb.out_addr + _out_words(p2, gb.mode, rows, cols))]
     # stage 3 ------------------------------------------------------------------------------
     end = Signal(50, name="dc_end")
     g_over = Signal(name="dc_gemm_over")
@@ -430,8 +450,8 @@ class CommandProcessor(wiring.Component):
         consume = Signal()
         lg = (bus_bytes - 1).bit_length()
         (x_field, x_over, x_dma_bad, x_outside), (g_field, g_over) = _dispatch_checks(
-            m, platform, desc=desc, windows=self.windows, geom=g, rows=cfg.rows, lg=lg,
-            spus=self._spus, sparsities=cfg.sparsities)
+            m, platform, desc=desc, windows=self.windows, geom=g, rows=cfg.rows, cols=cfg.cols,
+            lg=lg, spus=self._spus, sparsities=cfg.sparsities)
         checked = Signal()
         m.d.comb += checked.eq(age == CHECK_STAGES)
         # dependency tokens counted at dispatch, in program order: a wait needs a signal from a
@@ -615,7 +635,7 @@ class CommandProcessor(wiring.Component):
                                        en_in=qs["ex"].r_en, en_out=ex_check[0])
         p_act = ex_product(gb_new.m_tiles, gb_new.banks, "p_act")
         p_wgt = ex_product(gb_new.n_tiles, gb_new.banks, "p_wgt")
-        p_out = ex_product(gb_new.n_tiles, gb_new.m_tiles, "p_out")
+        p_out = ex_product(_out_tiles(gb_new, cfg.cols), gb_new.m_tiles, "p_out")
         need_act, need_out, need_par = Signal(33), Signal(40), Signal(17)
         ex_bad, ex_over = Signal(), Signal()
         # the weight words, wgt_addr + (p_wgt * 32 >> log2s), against the depth: as
@@ -636,7 +656,8 @@ class CommandProcessor(wiring.Component):
         with m.If(ex_check[1]):
             m.d.sync += [need_act.eq(gb.act_addr + p_act),
                          wgt_over.eq(wgt_addr_over | ((p_wgt << 5) >= wgt_lim)),
-                         need_out.eq(gb.out_addr + p_out * cfg.rows)]
+                         need_out.eq(gb.out_addr
+                                     + _out_words(p_out, gb.mode, cfg.rows, cfg.cols))]
         with m.If(ex_check[2]):
             m.d.sync += ex_over.eq((need_act > g.act_depth) | wgt_over
                                    | (need_par > g.par_depth) | (need_out > g.out_depth))

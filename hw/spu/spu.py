@@ -10,8 +10,24 @@ scratchpad   word                        content
 ACT          rows x 32 bytes             one bank of activations for every row of a row tile
 WGT          cols x 2 bytes              one stored weight per channel: value, then index
 PAR          cols x 8 bytes              per channel: bias (int32), mult (u16), shift (u8), 0
-OUT          cols x 4 bytes              one output row: int32 (raw) or sign-extended int8
+OUT          cols x 4 bytes              raw: one output row of int32; int8: bytes (below)
 ===========  ==========================  ===================================================
+
+In int8 mode (``GemmBody.mode = 1``) the output scratchpad is a byte array holding the block's
+results in the activation layout (:func:`out_slot`): ``m_tiles`` x ``ceil(n_tiles * cols /
+32)`` ACT words (``rows x 32`` bytes: one bank of 32 output channels for every row of a row
+tile), from byte ``out_addr * cols * 4`` on. A layer's output channels are the next layer's K,
+so a STORE copies a block out as the next layer's LOAD ACT image (no host repacking), and the
+next step, activations kept on chip, only has to point these writes at the ACT scratchpad
+(whose memories are one per row, written one row per cycle, as the array drains). Bytes of a
+last, partial bank that the block does not write keep their contents.
+
+The packing is done where the results are written, not in the store reader: a result row
+arrives every cycle at most and its ``cols`` bytes are a quarter of an OUT word, so one
+byte-enabled write of one quarter (a register address, no data mux but the lane replicate)
+packs at full rate; a store reader gathering four 32-bit words per bus word would send only
+``cols`` bytes a cycle, well under the DRAM bus (8 of 16 bytes on ``fpga``, 16 of 64 on
+``antoum``). The STORE path is unchanged and moves four times fewer bytes.
 """
 
 from dataclasses import dataclass
@@ -28,13 +44,30 @@ from ..core.dsp import registered_uproduct
 from ..core.requant import OutMode
 from ..core.tensor_core import COUNTER_BITS, TensorCore
 
-__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH"]
+__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH", "out_slot", "int8_out_words"]
 
 #: Depth of the parameter scratchpad (channel tiles).
 PAR_DEPTH = 128
 
 #: Words per bank of the weight scratchpad (see ``Spu.elaborate``).
 WGT_BANK_DEPTH = 2048
+
+
+def out_slot(rows, cols, n_tiles, j, i, r):
+    """Where an int8 GEMM block writes row ``r`` of tile (channel tile ``j``, row tile ``i``):
+    the slot (``cols`` bytes, a quarter of an OUT word) from the block's first byte. The slots
+    form ``m_tiles x nbk`` ACT-shaped words of ``rows x 32`` bytes (``nbk = ceil(n_tiles *
+    cols / 32)``): ``((i * nbk + j // g) * rows + r) * g + j % g`` with ``g = 32 / cols``."""
+    g = BANK // cols
+    nbk = -(-n_tiles // g)
+    return ((i * nbk + j // g) * rows + r) * g + j % g
+
+
+def int8_out_words(rows, cols, m_tiles, n_tiles):
+    """Output scratchpad words an int8 GEMM block spans (the bound the checks use):
+    ``ceil(m_tiles * nbk * rows * 32 / (cols * 4))``."""
+    g = BANK // cols
+    return -(-(m_tiles * -(-n_tiles // g) * rows * g) // 4)
 
 
 @dataclass(frozen=True)
@@ -53,6 +86,9 @@ class SpuGeometry:
     @classmethod
     def of(cls, config: Config) -> "SpuGeometry":
         R, C = config.rows, config.cols
+        if C > BANK:
+            raise ValueError(f"cols must be at most {BANK} (an int8 output row is a slice of "
+                             f"one activation bank), not {C} (configuration {config.name})")
         g = cls(bus_bits=config.dram_bus_bits,
                 act_bits=R * BANK * 8, act_depth=config.act_sram_kib * 8192 // (R * BANK * 8),
                 wgt_bits=C * 16, wgt_depth=config.wgt_sram_kib * 8192 // (C * 16),
@@ -313,13 +349,11 @@ class Spu(wiring.Component):
         entries = Signal(24)      # banks * nnz
         rows_left = Signal(32)    # n_tiles * m_tiles * rows, counted down
         no_rows_left = Signal()   # register: rows_left == 0 (no compare in the done path)
-        rows_done = Signal(32)
         m.d.comb += [self.i_gemm.ready.eq(~busy), self.gemm_busy.eq(busy)]
         accept = Signal()
         m.d.comb += accept.eq(self.i_gemm.valid & ~busy)
         with m.If(accept):
-            m.d.sync += [gemm.eq(self.i_gemm.payload), busy.eq(1), setup.eq(1),
-                         rows_done.eq(0)]
+            m.d.sync += [gemm.eq(self.i_gemm.payload), busy.eq(1), setup.eq(1)]
         # the loop bounds' products: operands registered with the command (inside a DSP on
         # the ECP5), products one cycle later, in time for the start cycle
         new = GemmBody(self.i_gemm.payload)
@@ -410,13 +444,53 @@ class Spu(wiring.Component):
             m.d.comb += [cmd.bias[c].eq(p[:32]), cmd.mult[c].eq(p[32:48]),
                          cmd.shift[c].eq(p[48:54])]
 
-        # results -> output scratchpad
-        out_wr = out_mem.write_port()
-        m.d.comb += [out_wr.addr.eq(gemm.out_addr + rows_done),
-                     out_wr.data.eq(core.o_res.payload.data), out_wr.en.eq(core.o_res.valid)]
+        # results -> output scratchpad. The write address is a register, ``slot`` (quarter
+        # words: a raw row is 4 slots, an int8 row 1, see out_slot), stepped as rows arrive;
+        # every candidate next value is one adder from registers, so the path from the
+        # result's valid/last to the RAM's address pins is a 3:1 mux and the slot register.
+        g_tiles = BANK // C                        # channel tiles per bank (int8 mode)
+        lg_g = g_tiles.bit_length() - 1
+        lg_rg = (R * g_tiles).bit_length() - 1     # slots per row tile and bank: R * g
+        slot = Signal(20)           # the row being written
+        tile_slot = Signal(20)      # row 0 of the current tile
+        col_slot = Signal(20)       # row 0 of the current channel tile's first row tile
+        col_mod = Signal(range(max(2, g_tiles)))   # channel tile modulo g
+        i_left = Signal(16)         # row tiles left after this one (counted down)
+        i_last = Signal()           # register: i_left == 0
+        i_step = Signal(20)         # slots from one row tile to the next: nbk * R * g
+        m_one = Signal()            # register: m_tiles == 1
+        int8 = gemm.mode
+        with m.If(setup[0]):
+            m.d.sync += [slot.eq(gemm.out_addr << 2), tile_slot.eq(gemm.out_addr << 2),
+                         col_slot.eq(gemm.out_addr << 2), col_mod.eq(0),
+                         i_left.eq(gemm.m_tiles - 1), i_last.eq(gemm.m_tiles == 1),
+                         m_one.eq(gemm.m_tiles == 1),
+                         i_step.eq(((gemm.n_tiles + g_tiles - 1) >> lg_g) << lg_rg)]
+        out_wr = out_mem.write_port(granularity=C * 8)
+        res = core.o_res.payload
+        packed = Cat(*(res.data[c][:8] for c in range(C)))
+        m.d.comb += [out_wr.addr.eq(slot[2:]),
+                     out_wr.data.eq(Mux(int8, packed.replicate(4), res.data)),
+                     out_wr.en.eq(Mux(core.o_res.valid,
+                                      Mux(int8, Const(1, 4) << slot[:2], 0b1111), 0))]
+        row_next = Signal(20)
+        tile_next = Signal(20)
+        col_next = Signal(20)
+        col_wrap = col_mod == g_tiles - 1 if g_tiles > 1 else Const(1)
+        m.d.comb += [row_next.eq(slot + Mux(int8, g_tiles, 4)),
+                     tile_next.eq(tile_slot + i_step),
+                     col_next.eq(col_slot + Mux(col_wrap, (R - 1) * g_tiles + 1, 1))]
         with m.If(core.o_res.valid):
-            m.d.sync += [rows_done.eq(rows_done + 1), rows_left.eq(rows_left - 1),
-                         no_rows_left.eq(rows_left == 1)]
+            m.d.sync += [rows_left.eq(rows_left - 1), no_rows_left.eq(rows_left == 1)]
+            with m.If(~int8 | ~res.last):
+                m.d.sync += slot.eq(row_next)
+            with m.Elif(~i_last):
+                m.d.sync += [slot.eq(tile_next), tile_slot.eq(tile_next),
+                             i_left.eq(i_left - 1), i_last.eq(i_left == 1)]
+            with m.Else():
+                m.d.sync += [slot.eq(col_next), tile_slot.eq(col_next), col_slot.eq(col_next),
+                             col_mod.eq(Mux(col_wrap, 0, col_mod + 1)),
+                             i_left.eq(gemm.m_tiles - 1), i_last.eq(m_one)]
         with m.If(busy & ~setup.any() & no_rows_left):
             m.d.sync += busy.eq(0)
             m.d.comb += self.gemm_done.eq(1)

@@ -14,7 +14,7 @@ from ...base.config import BANK, Config, load_config
 from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
 from ...hw.cmd.processor import TOKEN_LIMIT
-from ...hw.spu.spu import SpuGeometry
+from ...hw.spu.spu import SpuGeometry, int8_out_words, out_slot
 from ...sw import regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
@@ -319,8 +319,15 @@ class DeviceModel:
         nnz = BANK >> log2s
         if (gb.act_addr + mt * nb > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
                 or gb.par_addr + nt > g.par_depth
-                or gb.out_addr + nt * mt * cfg.rows > g.out_depth):
+                or gb.out_addr + self._out_words(gb) > g.out_depth):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+
+    def _out_words(self, gb):
+        """Output words a GEMM block spans: a word per row (raw), or int8 bytes in the
+        activation layout (``hw/spu/spu.py``, :func:`int8_out_words`)."""
+        R, C = self.config.rows, self.config.cols
+        mt, nt = int(gb.m_tiles), int(gb.n_tiles)
+        return int8_out_words(R, C, mt, nt) if gb.mode else nt * mt * R
 
     def _gemm(self, gb):
         cfg, g = self.config, self.geom
@@ -332,6 +339,8 @@ class DeviceModel:
         wgt = np.frombuffer(self.sram[Target.WGT], np.uint8).reshape(g.wgt_depth, C, 2)
         par = np.frombuffer(self.sram[Target.PAR], np.uint8).reshape(g.par_depth, C, 8)
         out = np.frombuffer(self.out, np.int32).reshape(g.out_depth, C)
+        out8 = np.frombuffer(self.out, np.int8).reshape(-1, C)     # int8 mode: slots
+        slot0 = int(gb.out_addr) * 4
         row = int(gb.out_addr)
         for j in range(nt):
             w = wgt[gb.wgt_addr + j * nb * nnz:][:nb * nnz].reshape(nb, nnz, C, 2)
@@ -356,7 +365,11 @@ class DeviceModel:
                                           lut=self.lut if gb.lut else None).astype(np.int32)
                 else:
                     y = raw
-                out[row:row + R] = y
+                if gb.mode:
+                    at = slot0 + out_slot(R, C, nt, j, i, 0)
+                    out8[at:at + R * (BANK // C):BANK // C] = y
+                else:
+                    out[row:row + R] = y
                 row += R
         self._count("PERF_MAC", mt * nt * nb * nnz)
 

@@ -439,8 +439,7 @@ def _pow2_divisors(v):
     return out
 
 
-def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING,
-            store_bytes=4):
+def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING):
     """One ``M x K x N`` layer on a preset with ``config.spus`` SPUs.
 
     The SPUs form a ``g_m x g_n`` grid (``g_m * g_n = spus``): output channels are split
@@ -454,9 +453,6 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
     private (``spus`` streams). Each SPU's transfers therefore see ``bus / streams`` bytes a
     cycle. The slice's program is compiled for that weight bandwidth (the compiler's
     row-reuse rule), so weights are reused across as many row tiles as the bandwidth needs.
-
-    ``store_bytes``: bytes a stored output value takes on the bus (4: the output word of the
-    RTL, int32 or sign-extended int8; 1: a what-if with packed int8 stores).
 
     ``grid``: force ``(g_m, g_n)``; by default every power-of-two split without idle SPUs is
     predicted and the fastest kept. Returns :func:`predict_program`'s dict (of one SPU, no
@@ -475,7 +471,7 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
     for g_m, g_n in grids:
         m_s = min(m, -(-mt // g_m) * R)
         n_s = min(n, -(-nt // g_n) * C)
-        bw = {"act": bb / g_m, "wgt": bb / g_n, "out": bb / P * 4 / store_bytes,
+        bw = {"act": bb / g_m, "wgt": bb / g_n, "out": bb / P,
               "desc": bb / P}
         bus_bits = max(8, int(8 * bw["wgt"]))
         info = _info(config, bus_bits)
@@ -487,33 +483,31 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
     g_m, g_n = best["grid"]
     cls = best["bytes"]
     best["dram_read_bytes"] = cls["act"] * g_m + cls["wgt"] * g_n + cls["desc"] * P
-    best["dram_write_bytes"] = cls["out"] * P * store_bytes // 4
+    best["dram_write_bytes"] = cls["out"] * P
     best["macs"] = m * n * (-(-k // BANK)) * BANK // s
     best["lane_utilization"] = best["macs"] / (best["cycles"] * P * config.lanes)
     return best
 
 
-def _project_cached(config, m, k, n, s, mode, timing, store_bytes):
-    key = (config, m, k, n, s, mode, timing, store_bytes)
+def _project_cached(config, m, k, n, s, mode, timing):
+    key = (config, m, k, n, s, mode, timing)
     hit = _CACHE.get(key)
     if hit is None:
-        hit = _CACHE[key] = project(config, m, k, n, s, mode, timing=timing,
-                                    store_bytes=store_bytes)
+        hit = _CACHE[key] = project(config, m, k, n, s, mode, timing=timing)
     return hit
 
 
 _CACHE: dict = {}
 
 
-def _project_independent(config, count, m, k, n, s, mode, timing, store_bytes):
+def _project_independent(config, count, m, k, n, s, mode, timing):
     """``count`` independent GEMMs (attention heads): each on one SPU with private traffic
     (``bus / spus`` a cycle), the SPUs taking them in turns."""
-    key = ("indep", config, m, k, n, s, mode, timing, store_bytes)
+    key = ("indep", config, m, k, n, s, mode, timing)
     one = _CACHE.get(key)
     if one is None:
         P, bb = config.spus, config.dram_bus_bits / 8
         bw = dict.fromkeys(("act", "wgt", "out", "desc"), bb / P)
-        bw["out"] *= 4 / store_bytes
         info = _info(config, max(8, int(8 * bb / P)))
         prog = build_layer(config, m, k, n, s, mode, info=info, random=False)
         one = _CACHE[key] = predict_program(config, prog, host=False, timing=timing,
@@ -522,7 +516,7 @@ def _project_independent(config, count, m, k, n, s, mode, timing, store_bytes):
     macs = count * m * n * (-(-k // BANK)) * BANK // s
     return {"cycles": waves * one["cycles"], "macs": macs, "bound": one["bound"],
             "dram_read_bytes": count * one["dma_read_bytes"],
-            "dram_write_bytes": count * one["dma_write_bytes"] * store_bytes // 4,
+            "dram_write_bytes": count * one["dma_write_bytes"],
             "grid": (1, 1)}
 
 
@@ -570,7 +564,7 @@ def resnet50_layers(batch=1, image=224):
     return out
 
 
-def project_network(config, layers, s, *, mode="int8", timing=TIMING, store_bytes=4):
+def project_network(config, layers, s, *, mode="int8", timing=TIMING):
     """Sum the projected cycles of a network's GEMMs (:func:`project` per layer, back to back)
     at sparsity ``s`` (dense where a layer is not sparse). A layer with ``count > 1`` is that
     many independent small GEMMs (attention heads), each on one SPU. Returns totals and
@@ -580,9 +574,9 @@ def project_network(config, layers, s, *, mode="int8", timing=TIMING, store_byte
     for name, count, m, k, n, sparse in layers:
         sl = s if sparse else 1
         if count == 1:
-            r = _project_cached(config, m, k, n, sl, mode, timing, store_bytes)
+            r = _project_cached(config, m, k, n, sl, mode, timing)
         else:
-            r = _project_independent(config, count, m, k, n, sl, mode, timing, store_bytes)
+            r = _project_independent(config, count, m, k, n, sl, mode, timing)
         row = {"name": name, "count": count, "m": m, "k": k, "n": n, "s": sl,
                "cycles": r["cycles"], "grid": r["grid"], "bound": r["bound"]}
         for key in ("macs", "dram_read_bytes", "dram_write_bytes"):
@@ -616,8 +610,7 @@ def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=
     multi-SPU preset at each sparsity: every GEMM through :func:`project`, layers back to back
     on ``batch`` samples, at the preset's ``clock_mhz`` (1000 MHz if absent). Returns one row
     per model and sparsity with ``samples_per_s``, ``cycles`` per batch, the bound of most of
-    the cycles, DRAM traffic and ``samples_per_s_int8_stores`` (the what-if of outputs
-    stored as packed int8 rather than 32-bit words)."""
+    the cycles and DRAM traffic."""
     config = load_config(config) if isinstance(config, str) else config
     clock = float(getattr(config, "clock_mhz", 0) or 1000.0) * 1e6
     nets = [("BERT-base", bert_base_layers(batch, seq)), ("ResNet-50", resnet50_layers(batch))]
@@ -627,13 +620,11 @@ def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=
     for name, layers in nets:
         for s in sparsities:
             total, per_layer = project_network(config, layers, s, timing=timing)
-            packed, _ = project_network(config, layers, s, timing=timing, store_bytes=1)
             seconds = total["cycles"] / clock
             bound = max(total["bound"], key=total["bound"].get)
             rows.append({
                 "model": name, "s": s, "batch": batch, "cycles": total["cycles"],
                 "samples_per_s": batch / seconds,
-                "samples_per_s_int8_stores": batch * clock / packed["cycles"],
                 "bound": bound, "bound_share": total["bound"][bound] / total["cycles"],
                 "macs_per_sample": total["macs"] / batch,
                 # share of lane-cycles issuing a MAC (stored weights: K/s per output)
@@ -658,7 +649,6 @@ PROJECTION_COLUMNS = [
     Column("samples/s", "samples_per_s", ">10,.0f"),
     Column("lane util", "lane_utilization", ">9.1%"), Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
     Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<20"),
-    Column("int8 stores", "samples_per_s_int8_stores", ">11,.0f"),
     Column("  published (S4)", _published, missing="")]
 
 
@@ -687,8 +677,7 @@ def format_projection(rows, config="antoum") -> str:
         "at 384 (MLPerf); BERT's attention score and context matmuls "
         "run dense (s = 1) on the array, one head per SPU; softmax, layer norm, GELU, pooling, "
         "residual additions and embeddings are on the host and not counted; every conv/linear "
-        "layer (ResNet's first and last included) is pruned to s. Outputs leave the SPU as "
-        "32-bit words (the RTL's output format, also in int8 mode); 'int8 stores' is the "
-        "what-if with 1 byte per output value.",
+        "layer (ResNet's first and last included) is pruned to s. int8 outputs leave the SPU "
+        "as bytes (the RTL's int8 mode).",
     ]
     return "\n".join(lines)

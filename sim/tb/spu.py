@@ -7,8 +7,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
+from ...base.config import BANK
 from ...hw.cmd.descriptors import GemmBody, Target
-from ...hw.spu.spu import SpuGeometry
+from ...hw.spu.spu import SpuGeometry, int8_out_words
 from ...sw import layout
 from .base import start, started
 from .core_job import pack_struct, random_case
@@ -67,10 +68,10 @@ class SpuTB:
         return b"".join(v.to_bytes(nb, "little") for v in self.store.beats)
 
 
-async def _one_layer(tb, rng, s, mode=None, lut_loaded=None):
+async def _one_layer(tb, rng, s, mode=None, lut_loaded=None, **shape):
     cfg = tb.config
     R, C = cfg.rows, cfg.cols
-    x, packed, params = random_case(rng, cfg, s, mode=mode)
+    x, packed, params = random_case(rng, cfg, s, mode=mode, **shape)
     m, n, k = x.shape[0], packed.n, packed.k
     mt, nt = layout.tiles(m, n, R, C)
     bias, mult, shift = params.full(n)
@@ -86,7 +87,11 @@ async def _one_layer(tb, rng, s, mode=None, lut_loaded=None):
             "relu": int(params.relu), "lut": int(params.lut is not None)}
     cycles = mt * nt * packed.banks * packed.nnz
     await tb.run_gemm(body, 20 * cycles + 500)
-    raw = await tb.store_out(out_at, nt * mt * R * C * 4)
+    if params.mode == "int8":   # bytes in the activation layout (hw/spu/spu.py)
+        nbytes = int8_out_words(R, C, mt, nt) * C * 4
+    else:
+        nbytes = nt * mt * R * C * 4
+    raw = await tb.store_out(out_at, nbytes)
     got = layout.decode_out(raw, m, n, R, C, params.mode)
     from .core_job import CoreJob
     exp = CoreJob.build(cfg, x, packed, params).expected
@@ -103,6 +108,26 @@ async def layers_every_sparsity(dut):
     for s in config.sparsities:
         for mode in ("raw", "int8"):
             await _one_layer(tb, rng, s, mode)
+
+
+@cocotb.test()
+async def int8_bytes_across_banks(dut):
+    """int8 blocks of several activation banks (N up to three banks and not a multiple of
+    cols, M not a multiple of rows), stored as bytes and decoded as the next layer's
+    activations."""
+    tb = await started(SpuTB, dut, "int8_bytes_across_banks", stall=0.2)
+    config, rng = tb.config, tb.rng
+    R, C = config.rows, config.cols
+    for i in range(3):
+        n = int(rng.integers(33, 97)) | 1                 # odd: never whole tiles or banks
+        m = R + 1 if i == 0 else int(rng.integers(1, 3 * R))
+        m += m % R == 0
+        # the block's weights must fit the weight scratchpad: nt * banks * 32 / s words
+        nt = -(-n // C)
+        fits = [s for s in config.sparsities if nt * (BANK // s) <= tb.geom.wgt_depth]
+        s = fits[int(rng.integers(0, len(fits)))]
+        banks = min(3, tb.geom.wgt_depth // (nt * (BANK // s)))
+        await _one_layer(tb, rng, s, "int8", m=m, n=n, k=int(rng.integers(1, BANK * banks + 1)))
 
 
 @cocotb.test()

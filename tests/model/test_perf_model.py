@@ -109,9 +109,10 @@ def test_fast_encoder_is_bit_exact():
 
 
 def test_long_programs():
-    """A 3,122-descriptor program (the longest bench layer; its speed is a benchmark matter,
-    not asserted here: a timed test fails on a loaded machine)."""
-    prog = perf_model.build_layer("fpga", 32, 768, 3072, 1)       # 3122 descriptors
+    """A 3,122-descriptor program (the longest bench layer in raw mode, a channel tile per
+    group; int8 groups are whole banks of four tiles; its speed is a benchmark matter, not
+    asserted here: a timed test fails on a loaded machine)."""
+    prog = perf_model.build_layer("fpga", 32, 768, 3072, 1, "raw")     # 3122 descriptors
     assert len(prog.descs) > 3000
     pred = perf_model.predict_program(load_config("fpga"), prog)
     assert pred["bound"] == "compute"
