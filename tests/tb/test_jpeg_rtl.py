@@ -22,3 +22,11 @@ def test_jpeg_corrupt_streams(sim, seed):
     runner.run_tests("jpeg_decoder", "fpga", sim, "s4accel.sim.tb.jpeg",
                      testcase="corrupt_streams", env={"S4_SEED": seed, "S4_CASES": 20},
                      tag=f"corrupt_{seed}")
+
+
+@pytest.mark.slow
+def test_jpeg_corrupt_streams_sweep(seed):
+    """The long sweep: 200 corrupt scans on Verilator."""
+    runner.run_tests("jpeg_decoder", "fpga", "verilator", "s4accel.sim.tb.jpeg",
+                     testcase="corrupt_streams", env={"S4_SEED": seed, "S4_CASES": 200},
+                     tag=f"corrupt_sweep_{seed}")
