@@ -232,7 +232,8 @@ async def corrupt_streams(dut):
     """Seeded mutations of the entropy-coded data (S4_CASES of them, default 20): each ends
     with done or an error within :func:`scan_bound`, writes no pixel past width x height,
     none after done and stops draining after an error; when the golden decoder decodes the
-    mutated file too and the decoder ends with done, the pixels are equal; every 5th is followed by a good image that must decode exactly."""
+    mutated file too and the decoder ends with done, the pixels are equal; every 5th is
+    followed by a good image that must decode exactly."""
     tb = JpegTB(dut, config_from_env(), rng_from_env(dut, "corrupt_streams"))
     await tb.start()
     rng = tb.rng
