@@ -378,6 +378,85 @@ def _cmd_bench_array(args):
                    format_table(rows), json_rows=[{k: r[k] for k in keep} for r in rows])
 
 
+@command("bench jpeg", "cycles per pixel of the JPEG decoder RTL per image, sampling mode and "
+         "quality (scikit-learn's china.jpg and flower.jpg at 4:2:0 q75, synthetic images)",
+         shared=("config", "seed", "sim", "json"),
+         options=[arg("--max-side", type=int, help="crop the scikit-learn images to at most "
+                      "this many pixels a side (default: full size, 640x427)")])
+def _cmd_bench_jpeg(args):
+    from .base.jpeg import JpegError
+    from .sim.bench.jpeg import bench_jpeg, format_table, json_rows
+    from .sim.tb.runner import SimulationFailed
+
+    if args.max_side is not None and args.max_side < 1:
+        raise CliError(f"--max-side must be positive, not {args.max_side}")
+    print(f"s4 bench jpeg: building and running the JPEG decoder RTL ({args.sim}, config "
+          f"{args.config}) ...", file=sys.stderr)
+    try:
+        rows, info = bench_jpeg(args.config, sim=args.sim, max_side=args.max_side,
+                                seed=args.seed)
+    except (JpegError, SimulationFailed) as e:
+        raise CliError(str(e).splitlines()[0]) from e
+    _report(args, rows, f"JPEG decoder, config {info['config']}, {info['simulator']}: cycles "
+            "from the first scan byte to the last pixel (tables: their load cycles, apart); "
+            f"run {info['run_s']:.1f} s, {info['sim_cycles']} simulated cycles",
+            format_table(rows), json_rows=json_rows(rows))
+    return 0 if all(r["exact_vs_golden"] for r in rows) else 1
+
+
+@command("jpeg decode", "decode a baseline JPEG file to PNG on the functional model (the golden "
+         "decoder) or on the decoder RTL",
+         shared=("config", "sim", "seed"),
+         options=[arg("input", metavar="IN.jpg"),
+                  arg("-o", "--output", required=True, metavar="OUT.png"),
+                  arg("--backend", choices=("model", "rtl"), default="model",
+                      help="model: the golden decoder; rtl: the decoder RTL through cocotb "
+                      "(default model)")])
+def _cmd_jpeg_decode(args):
+    import numpy as np
+
+    from .base.jpeg import JpegError, decode, parse
+
+    try:
+        data = Path(args.input).read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read {args.input}: {e.strerror or e}") from e
+    try:
+        if args.backend == "model":
+            image = decode(data)
+            how = "functional model"
+        else:
+            from .sim.bench.jpeg import rtl_decode
+            from .sim.tb.runner import SimulationFailed
+
+            tables = parse(data)
+            print(f"s4 jpeg decode: building and running the JPEG decoder RTL ({args.sim}) ...",
+                  file=sys.stderr)
+            try:
+                [r], _ = rtl_decode([data], args.config, args.sim, args.seed)
+            except SimulationFailed as e:
+                raise CliError(str(e).splitlines()[0]) from e
+            if r["error"] != "NONE" or not r["done"]:
+                raise CliError(f"{args.input}: corrupt JPEG data: the decoder stopped with "
+                               f"error {r['error']} after {len(r['pixels'])} pixels")
+            image = r["pixels"].reshape(tables.height, tables.width, 3)
+            if len(tables.components) == 1:
+                image = image[:, :, 0]
+            how = f"RTL ({args.sim}), {r['cycles']} cycles"
+    except JpegError as e:
+        raise CliError(f"{args.input}: {e}") from e
+    from PIL import Image
+
+    try:
+        Image.fromarray(np.ascontiguousarray(image)).save(args.output, "PNG")
+    except OSError as e:
+        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
+    h, w = image.shape[:2]
+    print(f"{args.input}: {w}x{h} {'grey' if image.ndim == 2 else 'RGB'} -> {args.output} "
+          f"({how})")
+    return 0
+
+
 @command("bench minilm", "MiniLM sentence encoder on the device: cosine against float "
          "and cycles per token", shared=("config", "json") + WHOLE_DEVICE,
          options=[arg("--layers", type=int, default=6,

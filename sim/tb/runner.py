@@ -108,6 +108,7 @@ DESIGNS = {
     "s4_top": "s4accel.hw.top:S4Top",
     "uart_board": "s4accel.hw.fpga.boards:sim_board",
     "s4_sim": "s4accel.sim.hdl.top:SimTop",
+    "jpeg_decoder": "s4accel.sim.hdl.jpeg:jpeg_decoder",
 }
 
 
@@ -208,7 +209,7 @@ VERILATOR_VARIANTS = {
 }
 
 #: Designs whose testbenches touch only top-level ports build without ``--public-flat-rw``.
-DESIGN_VARIANT = {"s4_sim": "ports"}
+DESIGN_VARIANT = {"s4_sim": "ports", "jpeg_decoder": "ports"}
 
 
 def top_ports(src: Path, top: str) -> list[str]:

@@ -1,0 +1,127 @@
+"""``s4 jpeg decode`` on the functional model and the RTL, its one-line errors for unsupported
+features and corrupt files, and ``s4 bench jpeg --json``."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from jpeg_images import check_pillow
+from PIL import Image
+
+from s4accel.cli import main
+from s4accel.sim.workloads.jpeg import encode, scan_start, smooth_image
+
+
+@pytest.fixture
+def good(rng):
+    check_pillow()
+    return encode(smooth_image(rng, 20, 30), "4:2:0", quality=75)
+
+
+def _sof(data):
+    return data.index(b"\xff\xc0")
+
+
+def _variant(name, good):
+    img = Image.open(io.BytesIO(good))
+    buf = io.BytesIO()
+    i = _sof(good)
+    if name == "progressive":
+        img.save(buf, "JPEG", progressive=True)
+        return buf.getvalue(), "progressive DCT (SOF2) is not supported"
+    if name == "cmyk":
+        img.convert("CMYK").save(buf, "JPEG")
+        return buf.getvalue(), "4 components are not supported"
+    if name == "arithmetic":
+        return good[:i + 1] + b"\xc9" + good[i + 2:], "arithmetic coding (SOF9)"
+    if name == "12-bit":
+        return good[:i + 4] + b"\x0c" + good[i + 5:], "12-bit samples are not supported"
+    if name == "odd-sampling":
+        return good[:i + 11] + b"\x31" + good[i + 12:], "unusual sampling factors 3x1"
+    if name == "truncated":
+        return good[:len(good) // 2], "truncated"
+    if name == "not-jpeg":
+        return b"GIF89a" + bytes(40), "not a JPEG file"
+    raise ValueError(name)
+
+
+BAD = ["progressive", "cmyk", "arithmetic", "12-bit", "odd-sampling", "truncated", "not-jpeg"]
+
+
+@pytest.mark.parametrize("mode", ["grey", "4:2:2"])
+def test_jpeg_decode_model_equals_pillow(tmp_path, rng, mode, capsys):
+    check_pillow()
+    data = encode(smooth_image(rng, 17, 23), mode, quality=60)
+    (tmp_path / "in.jpg").write_bytes(data)
+    assert main(["jpeg", "decode", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.png")]) == 0
+    got = np.asarray(Image.open(tmp_path / "o.png"))
+    ref = Image.open(io.BytesIO(data))
+    assert np.array_equal(got, np.asarray(ref.convert("L" if mode == "grey" else "RGB")))
+    assert "23x17" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", ["model", "rtl"])
+@pytest.mark.parametrize("name", BAD)
+def test_jpeg_decode_refuses(tmp_path, good, name, backend, capsys, monkeypatch):
+    """One line naming the feature or defect, exit status 2, no traceback, no PNG; the rtl
+    backend refuses before any simulation."""
+    from s4accel.sim.tb import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a simulation started for a file the driver refuses")
+    monkeypatch.setattr(runner, "run_tests", refuse)
+    data, message = _variant(name, good)
+    (tmp_path / "in.jpg").write_bytes(data)
+    rc = main(["jpeg", "decode", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.png"),
+               "--backend", backend])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("s4: error: ") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_jpeg_decode_missing_file(tmp_path, capsys):
+    assert main(["jpeg", "decode", str(tmp_path / "no.jpg"), "-o", str(tmp_path / "o.png")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.rtl
+def test_jpeg_decode_rtl(tmp_path, good, capsys):
+    """The RTL backend writes the model's image; a file whose entropy-coded data is cut (its
+    headers intact) ends with the decoder's error code, reported on one line."""
+    (tmp_path / "in.jpg").write_bytes(good)
+    assert main(["jpeg", "decode", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "r.png"),
+                 "--backend", "rtl"]) == 0
+    assert main(["jpeg", "decode", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "m.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "r.png")),
+                          np.asarray(Image.open(tmp_path / "m.png")))
+    capsys.readouterr()
+    sos = scan_start(good)
+    (tmp_path / "cut.jpg").write_bytes(good[:sos + 30] + b"\xff\xd9")
+    assert main(["jpeg", "decode", str(tmp_path / "cut.jpg"), "-o", str(tmp_path / "c.png"),
+                 "--backend", "rtl"]) == 2
+    err = capsys.readouterr().err
+    assert "error TRUNCATED" in err and "Traceback" not in err, err
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_bench_jpeg_small(capsys):
+    """``s4 bench jpeg --json`` on cropped samples: exactly the documented keys, every image
+    equal to Pillow, at most 1.5 cycles per pixel on the 4:2:0 q75 samples."""
+    from s4accel.sim.bench.jpeg import JSON_KEYS
+
+    assert main(["bench", "jpeg", "--max-side", "48", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in rows[:2]] == ["china.jpg", "flower.jpg"]
+    for r in rows:
+        assert tuple(r) == JSON_KEYS
+        assert r["bit_exact_vs_pillow"] and r["max_abs_diff_vs_pillow"] == 0, r
+    assert all(r["cycles_per_pixel"] <= 1.5 for r in rows[:2]), rows[:2]
+
+
+def test_bench_jpeg_refuses_bad_max_side(capsys):
+    assert main(["bench", "jpeg", "--max-side", "0"]) == 2
+    assert "--max-side must be positive" in capsys.readouterr().err
