@@ -33,7 +33,7 @@ from .. import report
 from ..report import Column
 
 __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_layer",
-           "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
+           "dram_bytes_per_cycle", "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
            "format_projection", "PUBLISHED"]
 
 
@@ -137,7 +137,8 @@ class _Queue:
         self.inner_at = self.inner_free = self.out_at = 0
 
 
-def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwidth=None):
+def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwidth=None,
+                    shared_dram=False):
     """Predict the cycles of ``prog`` (a LayerProgram or a list of descriptors) on ``config``.
 
     ``host``: model the cocotb driver's submission and completion handshake (what the RTL
@@ -145,10 +146,16 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     ends at the completion interrupt. ``bandwidth``: bytes per cycle for each kind of traffic
     (keys ``act``, ``wgt`` (weights, parameters, LUT), ``out`` (stores) and ``desc``; default
     the bus width for all), used by :func:`project` for SPUs that share one DRAM bus.
+    ``shared_dram``: reads and writes share one DRAM (a configuration's ``dram_gb_s``): every
+    transfer's bus beats (descriptor fetches, LOADs and STOREs) hold that one resource, so a
+    STORE's beats and a LOAD's or fetch's never overlap; the read and write engines keep their
+    own fixed latencies. Otherwise (the RTL's AXI port) the read and write paths are
+    independent.
 
     Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes``,
     ``descriptors``, per-resource busy cycles (``busy``) and ``bound``, the resource with the
-    most busy cycles: ``compute``, ``dma_read``, ``dma_write`` or ``descriptors``.
+    most busy cycles: ``compute``, ``dma_read``, ``dma_write``, ``descriptors`` or, with
+    ``shared_dram``, ``dram`` (the beats of all transfers together).
     """
     config = load_config(config) if isinstance(config, str) else config
     descs = getattr(prog, "descs", prog)
@@ -170,6 +177,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     gemm_lat = T.gemm + R
     # per-descriptor durations, precomputed
     dur = [0] * n
+    dbeats = [0] * n              # beats on the DRAM (``shared_dram``)
     mac = rd_bytes = wr_bytes = 0
     by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
     busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time}
@@ -180,11 +188,13 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                 d = T.read_job + max(a, beats(a, cls))
             else:
                 d = T.read_job + beats(a, cls)
+            dbeats[i] = beats(a, cls)
             rd_bytes += a
             by_class[cls] += a
             busy["dma_read"] += d
         elif kind == _STORE:
             d = T.store_job + beats(a, "out")
+            dbeats[i] = beats(a, "out")
             wr_bytes += a
             by_class["out"] += a
             busy["dma_write"] += d
@@ -197,6 +207,10 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             d = 0
         dur[i] = d
     rd_bytes += n * DESC_BYTES
+    if shared_dram:
+        busy["dram"] = sum(dbeats) + n * desc_beats
+    # the shared DRAM is free from then on (always 0 without ``shared_dram``)
+    dram_free = 0
 
     # tokens: visibility times (each has one producer finishing in order) and uses
     tok_t = {k: [] for k in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
@@ -275,7 +289,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_t["ex2st"].append(ex_free)
                 acted = True
         # STORE engine
-        if st_free <= t and qst.out is not None and qst.out_at <= t:
+        if st_free <= t and dram_free <= t and qst.out is not None and qst.out_at <= t:
             i = qst.out
             op = ops[i]
             if not op[1] or tok("ex2st", t) > 0:
@@ -283,19 +297,25 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_used["ex2st"] += 1
                 qst.out = None
                 st_free = t + dur[i]
+                if shared_dram:
+                    dram_free = t + dbeats[i]
                 if op[3]:
                     tok_t["st2ex"].append(st_free)
                 acted = True
         # the read path: a waiting LOAD first, else a descriptor fetch
-        if rd_free <= t:
+        if rd_free <= t and dram_free <= t:
             if ld_req <= t:
                 rd_free = ld_until = t + dur[ld_cur]
+                if shared_dram:
+                    dram_free = t + dbeats[ld_cur]
                 if ops[ld_cur][4]:
                     tok_t["ld2ex"].append(ld_until)
                 ld_req = _INF
                 acted = True
             elif valid_at == _INF and nxt < tail and nxt < n:
                 valid_at = rd_free = t + fetch_time
+                if shared_dram:
+                    dram_free = t + desc_beats
                 cur, nxt = nxt, nxt + 1
                 acted = True
         # dispatch
@@ -329,7 +349,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             break
         # next cycle at which something can change
         cand = [host_at, tail_at, valid_at, valid_at + T.dispatch_check, rd_free, ld_req,
-                ld_until, ex_free, st_free]
+                ld_until, ex_free, st_free, dram_free]
         for q in queues:
             cand += (q.inner_at, q.inner_free, q.out_at)
         nt = min((c for c in cand if c > t), default=_INF)
@@ -347,6 +367,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         bound = "dma_read" if busy["dma_read"] >= busy["descriptors"] else "descriptors"
     else:
         bound = "dma_write"
+    if shared_dram and busy["dram"] > max(busy["compute"], read_path, busy["dma_write"]):
+        bound = "dram"
     return {"cycles": cycles, "mac_cycles": mac, "dma_read_bytes": rd_bytes,
             "dma_write_bytes": wr_bytes, "bytes": by_class, "descriptors": n, "busy": busy,
             "bound": bound,
@@ -439,6 +461,14 @@ def _pow2_divisors(v):
     return out
 
 
+def dram_bytes_per_cycle(config) -> float:
+    """DRAM bytes a ``clock_mhz`` cycle: ``dram_gb_s`` (reads and writes together) where the
+    configuration sets it, else the AXI bus width (each of its read and write channels)."""
+    if config.dram_gb_s is None:
+        return config.dram_bus_bits / 8
+    return config.dram_gb_s * 1e3 / config.clock_mhz
+
+
 def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING):
     """One ``M x K x N`` layer on a preset with ``config.spus`` SPUs.
 
@@ -454,13 +484,18 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
     cycle. The slice's program is compiled for that weight bandwidth (the compiler's
     row-reuse rule), so weights are reused across as many row tiles as the bandwidth needs.
 
+    With ``config.dram_gb_s`` set, the bus is that one DRAM bandwidth (``dram_gb_s`` at
+    ``clock_mhz``: :func:`dram_bytes_per_cycle`) shared by reads and writes
+    (:func:`predict_program`'s ``shared_dram``) instead of the AXI port's two channels.
+
     ``grid``: force ``(g_m, g_n)``; by default every power-of-two split without idle SPUs is
     predicted and the fastest kept. Returns :func:`predict_program`'s dict (of one SPU, no
     host) plus ``grid``, whole-layer ``dram_read_bytes`` / ``dram_write_bytes``, ``macs`` and
     ``lane_utilization`` over all SPUs.
     """
     config = load_config(config) if isinstance(config, str) else config
-    P, R, C, bb = config.spus, config.rows, config.cols, config.dram_bus_bits // 8
+    P, R, C = config.spus, config.rows, config.cols
+    bb, shared = dram_bytes_per_cycle(config), config.dram_gb_s is not None
     mt, nt = -(-m // R), -(-n // C)
     if grid is None:
         grids = [(P // g, g) for g in _pow2_divisors(P) if g <= nt and P // g <= mt]
@@ -476,7 +511,8 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
         bus_bits = max(8, int(8 * bw["wgt"]))
         info = _info(config, bus_bits)
         prog = build_layer(config, m_s, k, n_s, s, mode, seed=seed, info=info, random=False)
-        r = predict_program(config, prog, host=False, timing=timing, bandwidth=bw)
+        r = predict_program(config, prog, host=False, timing=timing, bandwidth=bw,
+                            shared_dram=shared)
         r.update(grid=(g_m, g_n), m=m, k=k, n=n, sparsity=s, slice=(m_s, n_s))
         if best is None or r["cycles"] < best["cycles"]:
             best = r
@@ -506,12 +542,13 @@ def _project_independent(config, count, m, k, n, s, mode, timing):
     key = ("indep", config, m, k, n, s, mode, timing)
     one = _CACHE.get(key)
     if one is None:
-        P, bb = config.spus, config.dram_bus_bits / 8
+        P, bb = config.spus, dram_bytes_per_cycle(config)
         bw = dict.fromkeys(("act", "wgt", "out", "desc"), bb / P)
         info = _info(config, max(8, int(8 * bb / P)))
         prog = build_layer(config, m, k, n, s, mode, info=info, random=False)
         one = _CACHE[key] = predict_program(config, prog, host=False, timing=timing,
-                                            bandwidth=bw)
+                                            bandwidth=bw,
+                                            shared_dram=config.dram_gb_s is not None)
     waves = -(-count // config.spus)
     macs = count * m * n * (-(-k // BANK)) * BANK // s
     return {"cycles": waves * one["cycles"], "macs": macs, "bound": one["bound"],
