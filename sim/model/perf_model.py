@@ -33,8 +33,9 @@ from .. import report
 from ..report import Column
 
 __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_layer",
-           "dram_bytes_per_cycle", "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
-           "format_projection", "PUBLISHED"]
+           "dram_bytes_per_cycle", "project", "project_bert_resnet", "bert_base_layers",
+           "resnet50_layers", "format_projection", "projection_json", "projection_assumptions",
+           "PUBLISHED"]
 
 
 @dataclass(frozen=True)
@@ -627,11 +628,12 @@ def project_network(config, layers, s, *, mode="int8", timing=TIMING):
     return total, rows
 
 
-#: Published S4 figures the projection is printed beside: (model, samples/s, source).
+#: Published figures the projection is printed beside, per chip: (model, (samples/s per chip,
+#: source)). The S4 card has one Antoum chip; the S30 card has three.
 PUBLISHED = {
-    "ResNet-50": (31_678, "MLPerf Inference v2.1 open division, S4 card, offline"),
-    "BERT-Large": (1_219, "MLPerf Inference v2.1 open division, S4 card, offline"),
-    "BERT-base": (7_739, "ByteMLPerf, S30 card, 16x sparse"),
+    "ResNet-50": (31_678, "MLPerf Inference v2.1, S4 card (1 chip)"),
+    "BERT-Large": (1_219, "MLPerf Inference v2.1, S4 card (1 chip)"),
+    "BERT-base": (7_739 / 3, "ByteMLPerf, S30 card (3 chips) 7,739 at 16x, / 3"),
 }
 
 
@@ -677,7 +679,7 @@ def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=
 def _published(r):
     pub = r["published"]
     # two more blanks set the free-text column apart from the numbers
-    return f"  {pub[0]:,} samples/s ({pub[1]})" if pub else None
+    return f"  {pub[0]:,.0f}" if pub else None
 
 
 #: The table of :func:`project_bert_resnet`'s rows.
@@ -686,23 +688,66 @@ PROJECTION_COLUMNS = [
     Column("samples/s", "samples_per_s", ">10,.0f"),
     Column("lane util", "lane_utilization", ">9.1%"), Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
     Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<20"),
-    Column("  published (S4)", _published, missing="")]
+    Column("  published per chip", _published, missing="")]
+
+#: The keys of :func:`projection_json`'s objects.
+PROJECTION_JSON_KEYS = ("model", "sparsity", "samples_per_s", "lane_utilization", "dram_gb_s",
+                        "bound", "bound_share", "batch", "published_samples_per_s_per_chip")
+
+
+def projection_json(rows) -> list:
+    """:func:`project_bert_resnet`'s rows as plain objects (``s4 project --json``): ``model``,
+    ``sparsity``, ``samples_per_s``, ``lane_utilization`` (0..1), ``dram_gb_s`` (the DRAM
+    traffic, reads and writes, in GB/s), ``bound`` (the resource bounding most of the cycles),
+    ``bound_share``, ``batch`` and the published figure per chip (or ``None``)."""
+    return [{"model": r["model"], "sparsity": int(r["s"]),
+             "samples_per_s": float(r["samples_per_s"]),
+             "lane_utilization": float(r["lane_utilization"]),
+             "dram_gb_s": float(r["dram_gb_per_s"]), "bound": r["bound"],
+             "bound_share": float(r["bound_share"]), "batch": int(r["batch"]),
+             "published_samples_per_s_per_chip":
+                 float(r["published"][0]) if r["published"] else None} for r in rows]
+
+
+def projection_assumptions(config) -> list:
+    """The hardware figures a projection assumes, as lines of text."""
+    config = load_config(config) if isinstance(config, str) else config
+    mhz = config.clock_mhz
+    macs = config.spus * config.lanes
+    other = (config.sram_kib_per_spu - config.act_sram_kib - config.wgt_sram_kib
+             - config.out_sram_kib)
+    if config.dram_gb_s is None:
+        bus = config.dram_bus_bits / 8 * mhz / 1000
+        dram = (f"DRAM: the {config.dram_bus_bits}-bit AXI port, {bus:g} GB/s read + "
+                f"{bus:g} GB/s write")
+    else:
+        dram = (f"DRAM: {config.dram_gb_s:g} GB/s shared by reads and writes "
+                f"({dram_bytes_per_cycle(config):.1f} bytes a cycle)")
+    return [
+        f"lanes: {config.spus} SPUs x {config.rows}x{config.cols} = {macs:,} int8 MACs/cycle "
+        f"at {mhz:g} MHz = {config.dense_tmac_s:.2f} dense TMAC/s",
+        f"peak: {config.peak_tops():.1f} dense INT8 TOPS, {config.peak_tops(32):.1f} "
+        f"sparse-equivalent at 32x",
+        dram,
+        f"on-chip SRAM: {config.sram_mib:.1f} MiB ({config.spus} SPUs x "
+        f"{config.act_sram_kib}/{config.wgt_sram_kib}/{config.out_sram_kib} KiB ACT/WGT/OUT "
+        f"+ {other:g} KiB parameters and LUT; no shared L2)",
+    ]
 
 
 def format_projection(rows, config="antoum") -> str:
     config = load_config(config) if isinstance(config, str) else config
-    mhz = float(getattr(config, "clock_mhz", 0) or 1000.0)
-    bus_gbs = config.dram_bus_bits / 8 * mhz / 1000
-    macs = config.spus * config.lanes
     batch = rows[0]["batch"] if rows else 0
     lines = [
-        f"S4-open '{config.name}' projection (performance model, RTL-calibrated per SPU): "
-        f"{config.spus} SPUs x {config.rows}x{config.cols} lanes = {macs} int8 MACs/cycle "
-        f"at {mhz:g} MHz ({macs * mhz / 1e6:.1f} dense TMAC/s), DRAM bus "
-        f"{config.dram_bus_bits} bit = {bus_gbs:.0f} GB/s read + {bus_gbs:.0f} GB/s write, "
-        f"batch {batch}",
+        f"S4-open '{config.name}' projection (performance model, RTL-calibrated per SPU), "
+        f"batch {batch}:",
+        *(f"  {line}" for line in projection_assumptions(config)),
         "",
         report.format_table(rows, PROJECTION_COLUMNS),
+        "",
+        "Published per chip: " + "; ".join(
+            f"{model} {n:,.0f} samples/s ({src})" for model, (n, src) in PUBLISHED.items())
+        + ".",
     ]
     lines += [
         "",
