@@ -13,7 +13,8 @@ then one tail write), because the RTL's measured ``cycles`` run from submission 
 completion interrupt as seen by that driver.
 
 :func:`predict_layer` builds a layer's program itself; :func:`project` extends the model to
-presets with many SPUs on one DRAM bus (more than the RTL builds), and
+presets with many SPUs on one DRAM bus (more than the RTL builds), or on one DRAM bandwidth
+shared by reads and writes where the preset sets ``dram_gb_s`` (``antoum``), and
 :func:`project_bert_resnet` / :func:`main` project BERT-base, BERT-Large and ResNet-50
 throughput on the ``antoum`` preset (``python -m s4accel.sim.model.perf_model``).
 """
