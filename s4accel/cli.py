@@ -490,16 +490,24 @@ def _cmd_bench_minilm(args):
 
 
 @command("project", "performance-model projection of BERT and ResNet-50 on a large "
-         "preset", shared={"config": "antoum"},
+         "preset", shared={"config": "antoum", "json": ...},
          options=[arg("--batch", type=int, default=8),
                   arg("--seq", type=int, default=128, help="BERT-base sequence length"),
-                  arg("--sparsity", type=int, nargs="+", default=[1, 8, 16])])
+                  arg("--sparsity", type=int, nargs="+", default=[1, 8, 16],
+                      choices=(1, 2, 4, 8, 16, 32))])
 def _cmd_project(args):
-    from .sim.model.perf_model import format_projection, project_bert_resnet
+    from .sim.model.perf_model import format_projection, project_bert_resnet, projection_json
+    from .sim.report import to_json
+
+    for name in ("batch", "seq"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name} must be a positive integer, not {getattr(args, name)}")
 
     rows = project_bert_resnet(args.config, sparsities=tuple(args.sparsity), batch=args.batch,
                                seq=args.seq, bert_large=True)
-    print(format_projection(rows, args.config))
+    print(format_projection(rows, args.config), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(to_json(projection_json(rows)))
     return 0
 
 

@@ -184,6 +184,29 @@ def test_project_prints_the_projection(capsys):
     assert main(["project", "--sparsity", "1", "16", "--batch", "4"]) == 0
     out = capsys.readouterr().out
     assert "'antoum' projection" in out and "BERT-Large" in out and "ResNet-50" in out
+    assert "943.7 sparse-equivalent at 32x" in out and "82 GB/s shared" in out
+    assert "Published per chip" in out
+
+
+def test_project_json(capsys):
+    """Issue 21 item 8: ``s4 project --json`` is a list of objects, one per model and
+    sparsity; the table and its assumptions go to stderr."""
+    assert main(["project", "--sparsity", "1", "16", "--batch", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert "'antoum' projection" in captured.err and "on-chip SRAM" in captured.err
+    assert isinstance(rows, list)
+    assert [(r["model"], r["sparsity"]) for r in rows] == [
+        (m, s) for m in ("BERT-base", "BERT-Large", "ResNet-50") for s in (1, 16)]
+    types = {"model": str, "sparsity": int, "samples_per_s": float,
+             "lane_utilization": float, "dram_gb_s": float, "bound": str}
+    for r in rows:
+        assert set(types) <= set(r)
+        for key, kind in types.items():
+            assert type(r[key]) is kind, (key, r[key])
+        assert r["samples_per_s"] > 0 and 0 < r["lane_utilization"] <= 1
+        assert 0 < r["dram_gb_s"] <= 82
+        assert r["bound"] in ("compute", "dram", "dma_read", "dma_write", "descriptors")
 
 
 # -- issue 20, CLI paragraph: every bad input is one line on stderr, exit 2, before simulating --

@@ -13,12 +13,18 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "load_config", "preset_names", "BANK", "SPARSITY_LEVELS"]
+__all__ = ["Config", "ConfigError", "load_config", "preset_names", "BANK", "SPARSITY_LEVELS",
+           "PAR_WORDS", "LUT_BYTES"]
 
 #: Bank size of the sparse format (docs/architecture.md, "Sparse format"): indices are 5 bits.
 BANK = 32
 #: Every sparsity level the format defines.
 SPARSITY_LEVELS = (1, 2, 4, 8, 16, 32)
+#: Words of an SPU's per-channel parameter scratchpad (``hw.spu.spu.PAR_DEPTH``), each
+#: ``cols x 8`` bytes.
+PAR_WORDS = 128
+#: Bytes of an SPU's output lookup table.
+LUT_BYTES = 256
 
 
 class ConfigError(ValueError):
@@ -55,6 +61,12 @@ class Config:
         Scratchpad sizes per SPU in KiB (activations, weights, outputs).
     clock_mhz : float
         Target clock of the main domain.
+    dram_gb_s : float or None
+        DRAM bandwidth in GB/s (10^9 bytes a second) shared by reads and writes, for the
+        performance model's projections (``s4 project``) of a memory system the RTL's AXI port
+        (one read and one write channel of ``dram_bus_bits`` each) does not describe, such as
+        the S4 card's LPDDR4x. ``None`` (the default): the model uses the AXI port, reads and
+        writes each at ``dram_bus_bits / 8`` bytes a cycle.
     """
 
     name: str = "custom"
@@ -69,6 +81,7 @@ class Config:
     wgt_sram_kib: int = 4
     out_sram_kib: int = 4
     clock_mhz: float = 100.0
+    dram_gb_s: float | None = None
 
     def __post_init__(self):
         for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
@@ -95,11 +108,39 @@ class Config:
                 or not math.isfinite(self.clock_mhz) or self.clock_mhz <= 0):
             raise ConfigError(f"clock_mhz must be a positive finite number, not "
                               f"{self.clock_mhz!r}")
+        if self.dram_gb_s is not None and (
+                isinstance(self.dram_gb_s, bool) or not isinstance(self.dram_gb_s, (int, float))
+                or not math.isfinite(self.dram_gb_s) or self.dram_gb_s <= 0):
+            raise ConfigError(f"dram_gb_s must be a positive finite number of GB/s (reads and "
+                              f"writes together) or absent, not {self.dram_gb_s!r}")
 
     @property
     def lanes(self) -> int:
         """Multiplier lanes per SPU."""
         return self.rows * self.cols
+
+    @property
+    def sram_kib_per_spu(self) -> float:
+        """On-chip SRAM of one SPU in KiB: the ACT, WGT and OUT scratchpads, the parameter
+        scratchpad (:data:`PAR_WORDS` words of ``cols x 8`` bytes) and the LUT."""
+        return (self.act_sram_kib + self.wgt_sram_kib + self.out_sram_kib
+                + (PAR_WORDS * self.cols * 8 + LUT_BYTES) / 1024)
+
+    @property
+    def sram_mib(self) -> float:
+        """On-chip SRAM of all SPUs in MiB (the design has no shared L2)."""
+        return self.spus * self.sram_kib_per_spu / 1024
+
+    @property
+    def dense_tmac_s(self) -> float:
+        """Peak dense int8 multiply-accumulates a second, in 10^12: every lane of every SPU
+        at ``clock_mhz``."""
+        return self.spus * self.lanes * self.clock_mhz / 1e6
+
+    def peak_tops(self, sparsity: int = 1) -> float:
+        """Peak int8 TOPS (two operations per MAC), sparse-equivalent at ``sparsity``: a tile
+        over K takes ``K / s`` cycles, so each stored-weight MAC stands for ``s`` dense ones."""
+        return 2 * self.dense_tmac_s * sparsity
 
     def replace(self, **changes) -> Config:
         """A copy with some fields changed (validated again)."""

@@ -13,7 +13,8 @@ then one tail write), because the RTL's measured ``cycles`` run from submission 
 completion interrupt as seen by that driver.
 
 :func:`predict_layer` builds a layer's program itself; :func:`project` extends the model to
-presets with many SPUs on one DRAM bus (more than the RTL builds), and
+presets with many SPUs on one DRAM bus (more than the RTL builds), or on one DRAM bandwidth
+shared by reads and writes where the preset sets ``dram_gb_s`` (``antoum``), and
 :func:`project_bert_resnet` / :func:`main` project BERT-base, BERT-Large and ResNet-50
 throughput on the ``antoum`` preset (``python -m s4accel.sim.model.perf_model``).
 """
@@ -33,8 +34,9 @@ from .. import report
 from ..report import Column
 
 __all__ = ["Timing", "TIMING", "decode_program", "predict_program", "predict_layer",
-           "project", "project_bert_resnet", "bert_base_layers", "resnet50_layers",
-           "format_projection", "PUBLISHED"]
+           "dram_bytes_per_cycle", "project", "project_bert_resnet", "bert_base_layers",
+           "resnet50_layers", "format_projection", "projection_json", "projection_assumptions",
+           "PUBLISHED"]
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class _Queue:
         self.inner_at = self.inner_free = self.out_at = 0
 
 
-def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwidth=None):
+def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwidth=None,
+                    shared_dram=False):
     """Predict the cycles of ``prog`` (a LayerProgram or a list of descriptors) on ``config``.
 
     ``host``: model the cocotb driver's submission and completion handshake (what the RTL
@@ -145,10 +148,16 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     ends at the completion interrupt. ``bandwidth``: bytes per cycle for each kind of traffic
     (keys ``act``, ``wgt`` (weights, parameters, LUT), ``out`` (stores) and ``desc``; default
     the bus width for all), used by :func:`project` for SPUs that share one DRAM bus.
+    ``shared_dram``: reads and writes share one DRAM (a configuration's ``dram_gb_s``): every
+    transfer's bus beats (descriptor fetches, LOADs and STOREs) hold that one resource, so a
+    STORE's beats and a LOAD's or fetch's never overlap; the read and write engines keep their
+    own fixed latencies. Otherwise (the RTL's AXI port) the read and write paths are
+    independent.
 
     Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes``,
     ``descriptors``, per-resource busy cycles (``busy``) and ``bound``, the resource with the
-    most busy cycles: ``compute``, ``dma_read``, ``dma_write`` or ``descriptors``.
+    most busy cycles: ``compute``, ``dma_read``, ``dma_write``, ``descriptors`` or, with
+    ``shared_dram``, ``dram`` (the beats of all transfers together).
     """
     config = load_config(config) if isinstance(config, str) else config
     descs = getattr(prog, "descs", prog)
@@ -170,6 +179,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     gemm_lat = T.gemm + R
     # per-descriptor durations, precomputed
     dur = [0] * n
+    dbeats = [0] * n              # beats on the DRAM (``shared_dram``)
     mac = rd_bytes = wr_bytes = 0
     by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
     busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time}
@@ -180,11 +190,13 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                 d = T.read_job + max(a, beats(a, cls))
             else:
                 d = T.read_job + beats(a, cls)
+            dbeats[i] = beats(a, cls)
             rd_bytes += a
             by_class[cls] += a
             busy["dma_read"] += d
         elif kind == _STORE:
             d = T.store_job + beats(a, "out")
+            dbeats[i] = beats(a, "out")
             wr_bytes += a
             by_class["out"] += a
             busy["dma_write"] += d
@@ -197,6 +209,10 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             d = 0
         dur[i] = d
     rd_bytes += n * DESC_BYTES
+    if shared_dram:
+        busy["dram"] = sum(dbeats) + n * desc_beats
+    # the shared DRAM is free from then on (always 0 without ``shared_dram``)
+    dram_free = 0
 
     # tokens: visibility times (each has one producer finishing in order) and uses
     tok_t = {k: [] for k in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
@@ -275,7 +291,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_t["ex2st"].append(ex_free)
                 acted = True
         # STORE engine
-        if st_free <= t and qst.out is not None and qst.out_at <= t:
+        if st_free <= t and dram_free <= t and qst.out is not None and qst.out_at <= t:
             i = qst.out
             op = ops[i]
             if not op[1] or tok("ex2st", t) > 0:
@@ -283,19 +299,25 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_used["ex2st"] += 1
                 qst.out = None
                 st_free = t + dur[i]
+                if shared_dram:
+                    dram_free = t + dbeats[i]
                 if op[3]:
                     tok_t["st2ex"].append(st_free)
                 acted = True
         # the read path: a waiting LOAD first, else a descriptor fetch
-        if rd_free <= t:
+        if rd_free <= t and dram_free <= t:
             if ld_req <= t:
                 rd_free = ld_until = t + dur[ld_cur]
+                if shared_dram:
+                    dram_free = t + dbeats[ld_cur]
                 if ops[ld_cur][4]:
                     tok_t["ld2ex"].append(ld_until)
                 ld_req = _INF
                 acted = True
             elif valid_at == _INF and nxt < tail and nxt < n:
                 valid_at = rd_free = t + fetch_time
+                if shared_dram:
+                    dram_free = t + desc_beats
                 cur, nxt = nxt, nxt + 1
                 acted = True
         # dispatch
@@ -329,7 +351,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             break
         # next cycle at which something can change
         cand = [host_at, tail_at, valid_at, valid_at + T.dispatch_check, rd_free, ld_req,
-                ld_until, ex_free, st_free]
+                ld_until, ex_free, st_free, dram_free]
         for q in queues:
             cand += (q.inner_at, q.inner_free, q.out_at)
         nt = min((c for c in cand if c > t), default=_INF)
@@ -347,6 +369,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         bound = "dma_read" if busy["dma_read"] >= busy["descriptors"] else "descriptors"
     else:
         bound = "dma_write"
+    if shared_dram and busy["dram"] > max(busy["compute"], read_path, busy["dma_write"]):
+        bound = "dram"
     return {"cycles": cycles, "mac_cycles": mac, "dma_read_bytes": rd_bytes,
             "dma_write_bytes": wr_bytes, "bytes": by_class, "descriptors": n, "busy": busy,
             "bound": bound,
@@ -439,6 +463,14 @@ def _pow2_divisors(v):
     return out
 
 
+def dram_bytes_per_cycle(config) -> float:
+    """DRAM bytes a ``clock_mhz`` cycle: ``dram_gb_s`` (reads and writes together) where the
+    configuration sets it, else the AXI bus width (each of its read and write channels)."""
+    if config.dram_gb_s is None:
+        return config.dram_bus_bits / 8
+    return config.dram_gb_s * 1e3 / config.clock_mhz
+
+
 def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING):
     """One ``M x K x N`` layer on a preset with ``config.spus`` SPUs.
 
@@ -454,13 +486,18 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
     cycle. The slice's program is compiled for that weight bandwidth (the compiler's
     row-reuse rule), so weights are reused across as many row tiles as the bandwidth needs.
 
+    With ``config.dram_gb_s`` set, the bus is that one DRAM bandwidth (``dram_gb_s`` at
+    ``clock_mhz``: :func:`dram_bytes_per_cycle`) shared by reads and writes
+    (:func:`predict_program`'s ``shared_dram``) instead of the AXI port's two channels.
+
     ``grid``: force ``(g_m, g_n)``; by default every power-of-two split without idle SPUs is
     predicted and the fastest kept. Returns :func:`predict_program`'s dict (of one SPU, no
     host) plus ``grid``, whole-layer ``dram_read_bytes`` / ``dram_write_bytes``, ``macs`` and
     ``lane_utilization`` over all SPUs.
     """
     config = load_config(config) if isinstance(config, str) else config
-    P, R, C, bb = config.spus, config.rows, config.cols, config.dram_bus_bits // 8
+    P, R, C = config.spus, config.rows, config.cols
+    bb, shared = dram_bytes_per_cycle(config), config.dram_gb_s is not None
     mt, nt = -(-m // R), -(-n // C)
     if grid is None:
         grids = [(P // g, g) for g in _pow2_divisors(P) if g <= nt and P // g <= mt]
@@ -476,7 +513,8 @@ def project(config, m, k, n, s, mode="int8", *, grid=None, seed=0, timing=TIMING
         bus_bits = max(8, int(8 * bw["wgt"]))
         info = _info(config, bus_bits)
         prog = build_layer(config, m_s, k, n_s, s, mode, seed=seed, info=info, random=False)
-        r = predict_program(config, prog, host=False, timing=timing, bandwidth=bw)
+        r = predict_program(config, prog, host=False, timing=timing, bandwidth=bw,
+                            shared_dram=shared)
         r.update(grid=(g_m, g_n), m=m, k=k, n=n, sparsity=s, slice=(m_s, n_s))
         if best is None or r["cycles"] < best["cycles"]:
             best = r
@@ -506,12 +544,13 @@ def _project_independent(config, count, m, k, n, s, mode, timing):
     key = ("indep", config, m, k, n, s, mode, timing)
     one = _CACHE.get(key)
     if one is None:
-        P, bb = config.spus, config.dram_bus_bits / 8
+        P, bb = config.spus, dram_bytes_per_cycle(config)
         bw = dict.fromkeys(("act", "wgt", "out", "desc"), bb / P)
         info = _info(config, max(8, int(8 * bb / P)))
         prog = build_layer(config, m, k, n, s, mode, info=info, random=False)
         one = _CACHE[key] = predict_program(config, prog, host=False, timing=timing,
-                                            bandwidth=bw)
+                                            bandwidth=bw,
+                                            shared_dram=config.dram_gb_s is not None)
     waves = -(-count // config.spus)
     macs = count * m * n * (-(-k // BANK)) * BANK // s
     return {"cycles": waves * one["cycles"], "macs": macs, "bound": one["bound"],
@@ -590,11 +629,12 @@ def project_network(config, layers, s, *, mode="int8", timing=TIMING):
     return total, rows
 
 
-#: Published S4 figures the projection is printed beside: (model, samples/s, source).
+#: Published figures the projection is printed beside, per chip: (model, (samples/s per chip,
+#: source)). The S4 card has one Antoum chip; the S30 card has three.
 PUBLISHED = {
-    "ResNet-50": (31_678, "MLPerf Inference v2.1 open division, S4 card, offline"),
-    "BERT-Large": (1_219, "MLPerf Inference v2.1 open division, S4 card, offline"),
-    "BERT-base": (7_739, "ByteMLPerf, S30 card, 16x sparse"),
+    "ResNet-50": (31_678, "MLPerf Inference v2.1, S4 card (1 chip)"),
+    "BERT-Large": (1_219, "MLPerf Inference v2.1, S4 card (1 chip)"),
+    "BERT-base": (7_739 / 3, "ByteMLPerf, S30 card (3 chips) 7,739 at 16x, / 3"),
 }
 
 
@@ -640,7 +680,7 @@ def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=
 def _published(r):
     pub = r["published"]
     # two more blanks set the free-text column apart from the numbers
-    return f"  {pub[0]:,} samples/s ({pub[1]})" if pub else None
+    return f"  {pub[0]:,.0f}" if pub else None
 
 
 #: The table of :func:`project_bert_resnet`'s rows.
@@ -649,23 +689,66 @@ PROJECTION_COLUMNS = [
     Column("samples/s", "samples_per_s", ">10,.0f"),
     Column("lane util", "lane_utilization", ">9.1%"), Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
     Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<20"),
-    Column("  published (S4)", _published, missing="")]
+    Column("  published per chip", _published, missing="")]
+
+#: The keys of :func:`projection_json`'s objects.
+PROJECTION_JSON_KEYS = ("model", "sparsity", "samples_per_s", "lane_utilization", "dram_gb_s",
+                        "bound", "bound_share", "batch", "published_samples_per_s_per_chip")
+
+
+def projection_json(rows) -> list:
+    """:func:`project_bert_resnet`'s rows as plain objects (``s4 project --json``): ``model``,
+    ``sparsity``, ``samples_per_s``, ``lane_utilization`` (0..1), ``dram_gb_s`` (the DRAM
+    traffic, reads and writes, in GB/s), ``bound`` (the resource bounding most of the cycles),
+    ``bound_share``, ``batch`` and the published figure per chip (or ``None``)."""
+    return [{"model": r["model"], "sparsity": int(r["s"]),
+             "samples_per_s": float(r["samples_per_s"]),
+             "lane_utilization": float(r["lane_utilization"]),
+             "dram_gb_s": float(r["dram_gb_per_s"]), "bound": r["bound"],
+             "bound_share": float(r["bound_share"]), "batch": int(r["batch"]),
+             "published_samples_per_s_per_chip":
+                 float(r["published"][0]) if r["published"] else None} for r in rows]
+
+
+def projection_assumptions(config) -> list:
+    """The hardware figures a projection assumes, as lines of text."""
+    config = load_config(config) if isinstance(config, str) else config
+    mhz = config.clock_mhz
+    macs = config.spus * config.lanes
+    other = (config.sram_kib_per_spu - config.act_sram_kib - config.wgt_sram_kib
+             - config.out_sram_kib)
+    if config.dram_gb_s is None:
+        bus = config.dram_bus_bits / 8 * mhz / 1000
+        dram = (f"DRAM: the {config.dram_bus_bits}-bit AXI port, {bus:g} GB/s read + "
+                f"{bus:g} GB/s write")
+    else:
+        dram = (f"DRAM: {config.dram_gb_s:g} GB/s shared by reads and writes "
+                f"({dram_bytes_per_cycle(config):.1f} bytes a cycle)")
+    return [
+        f"lanes: {config.spus} SPUs x {config.rows}x{config.cols} = {macs:,} int8 MACs/cycle "
+        f"at {mhz:g} MHz = {config.dense_tmac_s:.2f} dense TMAC/s",
+        f"peak: {config.peak_tops():.1f} dense INT8 TOPS, {config.peak_tops(32):.1f} "
+        f"sparse-equivalent at 32x",
+        dram,
+        f"on-chip SRAM: {config.sram_mib:.1f} MiB ({config.spus} SPUs x "
+        f"{config.act_sram_kib}/{config.wgt_sram_kib}/{config.out_sram_kib} KiB ACT/WGT/OUT "
+        f"+ {other:g} KiB parameters and LUT; no shared L2)",
+    ]
 
 
 def format_projection(rows, config="antoum") -> str:
     config = load_config(config) if isinstance(config, str) else config
-    mhz = float(getattr(config, "clock_mhz", 0) or 1000.0)
-    bus_gbs = config.dram_bus_bits / 8 * mhz / 1000
-    macs = config.spus * config.lanes
     batch = rows[0]["batch"] if rows else 0
     lines = [
-        f"S4-open '{config.name}' projection (performance model, RTL-calibrated per SPU): "
-        f"{config.spus} SPUs x {config.rows}x{config.cols} lanes = {macs} int8 MACs/cycle "
-        f"at {mhz:g} MHz ({macs * mhz / 1e6:.1f} dense TMAC/s), DRAM bus "
-        f"{config.dram_bus_bits} bit = {bus_gbs:.0f} GB/s read + {bus_gbs:.0f} GB/s write, "
-        f"batch {batch}",
+        f"S4-open '{config.name}' projection (performance model, RTL-calibrated per SPU), "
+        f"batch {batch}:",
+        *(f"  {line}" for line in projection_assumptions(config)),
         "",
         report.format_table(rows, PROJECTION_COLUMNS),
+        "",
+        "Published per chip: " + "; ".join(
+            f"{model} {n:,.0f} samples/s ({src})" for model, (n, src) in PUBLISHED.items())
+        + ".",
     ]
     lines += [
         "",

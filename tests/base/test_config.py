@@ -7,8 +7,33 @@ def test_presets_load():
     assert {"tiny", "fpga", "antoum"} <= set(preset_names())
     tiny, fpga, antoum = (load_config(n) for n in ("tiny", "fpga", "antoum"))
     assert tiny.lanes == 8 and fpga.lanes == 64 and antoum.spus == 32
+    assert tiny.dram_gb_s is None and fpga.dram_gb_s is None
     assert fpga.name == "fpga"
     assert fpga.sparsities == (1, 2, 4, 8, 16, 32)
+
+
+def test_antoum_matches_the_published_peak():
+    """Issue 21 item 6: Antoum's 943.6 sparse-equivalent INT8 TOPS at 32x (14.7 dense TMAC/s),
+    the S4 card's 82 GB/s LPDDR4x, and at most 32 MiB of on-chip SRAM."""
+    antoum = load_config("antoum")
+    # TOPS = 2 ops x MACs/cycle x clock x 32
+    tops = 2 * antoum.spus * antoum.rows * antoum.cols * antoum.clock_mhz * 1e6 * 32 / 1e12
+    assert antoum.peak_tops(32) == pytest.approx(tops)
+    assert abs(tops / 943.6 - 1) < 0.005
+    assert antoum.dense_tmac_s == pytest.approx(14.74, rel=0.005)
+    assert antoum.peak_tops() == pytest.approx(tops / 32)
+    assert antoum.dram_gb_s == 82
+    # every SPU's ACT, WGT, OUT and parameter scratchpads and LUT; no L2
+    per_spu = (antoum.act_sram_kib + antoum.wgt_sram_kib + antoum.out_sram_kib) * 1024 \
+        + 128 * antoum.cols * 8 + 256
+    assert antoum.sram_mib == pytest.approx(antoum.spus * per_spu / 2**20)
+    assert antoum.sram_mib <= 32
+
+
+def test_sram_counts_every_scratchpad():
+    c = Config(spus=2, rows=2, cols=4, act_sram_kib=8, wgt_sram_kib=4, out_sram_kib=4)
+    assert c.sram_kib_per_spu == 8 + 4 + 4 + 128 * 4 * 8 / 1024 + 0.25
+    assert c.sram_mib == 2 * c.sram_kib_per_spu / 1024
 
 
 def test_frozen():
@@ -47,6 +72,13 @@ def test_unknown_preset_and_field(tmp_path):
     ("clock_mhz: .inf\n", r"clock_mhz must be a positive finite number, not inf"),
     ("clock_mhz: .nan\n", r"clock_mhz must be a positive finite number, not nan"),
     ("clock_mhz: true\n", r"clock_mhz must be a positive finite number, not True"),
+    ("dram_gb_s: 0\n", r"dram_gb_s must be a positive finite number of GB/s \(reads and writes "
+                      r"together\) or absent, not 0$"),
+    ("dram_gb_s: -82\n", r"dram_gb_s must be a positive finite number .*, not -82$"),
+    ("dram_gb_s: .inf\n", r"dram_gb_s must be a positive finite number .*, not inf$"),
+    ("dram_gb_s: .nan\n", r"dram_gb_s must be a positive finite number .*, not nan$"),
+    ("dram_gb_s: true\n", r"dram_gb_s must be a positive finite number .*, not True$"),
+    ("dram_gb_s: 82 GB/s\n", r"dram_gb_s must be a positive finite number .*, not '82 GB/s'$"),
     ("- rows\n", r"must be a YAML mapping"),
     ("1: 2\n", r"unknown configuration field\(s\): 1"),
 ])
@@ -63,3 +95,12 @@ def test_yaml_errors_name_the_field(tmp_path, text, message):
 def test_missing_yaml_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"configuration file .*nope\.yaml' does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_dram_gb_s_is_optional(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("dram_gb_s: 12.5\n")
+    assert load_config(path).dram_gb_s == 12.5
+    path.write_text("dram_gb_s: null\n")
+    assert load_config(path).dram_gb_s is None
+    assert Config().dram_gb_s is None

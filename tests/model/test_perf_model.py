@@ -136,7 +136,7 @@ def test_projection_multi_spu():
     many = perf_model.project(antoum, 256, 768, 768, 1)
     assert many["grid"][0] * many["grid"][1] == antoum.spus
     # 32 SPUs are faster than one, and no faster than 32 times
-    assert one["cycles"] / 32 <= many["cycles"] < one["cycles"]
+    assert one["cycles"] / antoum.spus <= many["cycles"] < one["cycles"]
     assert many["macs"] == 256 * 768 * 768
     # sparsity cuts the compute; the bus then bounds the layer
     sparse = perf_model.project(antoum, 256, 768, 768, 16)
@@ -157,7 +157,57 @@ def test_projection_table():
     rows = perf_model.project_bert_resnet("antoum", sparsities=(1, 16), batch=1)
     text = perf_model.format_projection(rows)
     assert "ResNet-50" in text and "BERT-base" in text and "31,678" in text
+    # the assumptions and the published figures per chip (ByteMLPerf's S30 has three chips)
+    for words in ("32 SPUs x 32x16 = 16,384 int8 MACs/cycle at 900 MHz", "14.75 dense TMAC/s",
+                  "943.7 sparse-equivalent at 32x", "82 GB/s shared by reads and writes",
+                  "on-chip SRAM: 28.5 MiB", "BERT-base 2,580 samples/s", "1,219"):
+        assert words in text, words
     by = {(r["model"], r["s"]): r for r in rows}
     for model in ("BERT-base", "ResNet-50"):
         assert by[(model, 16)]["samples_per_s"] > by[(model, 1)]["samples_per_s"] > 0
     assert np.isfinite([r["samples_per_s"] for r in rows]).all()
+    # one DRAM for reads and writes: no projection moves more than 82 GB/s
+    assert all(0 < r["dram_gb_per_s"] <= 82 for r in rows)
+    objs = perf_model.projection_json(rows)
+    assert [(o["model"], o["sparsity"]) for o in objs] == [(r["model"], r["s"]) for r in rows]
+
+
+def test_par_words_match_the_rtl():
+    from s4accel.base.config import LUT_BYTES, PAR_WORDS
+    from s4accel.hw.spu.spu import PAR_DEPTH
+    assert PAR_WORDS == PAR_DEPTH and LUT_BYTES == 256
+
+
+def test_shared_dram_bandwidth():
+    """Issue 21 item 6: with ``dram_gb_s`` reads and writes share one DRAM bandwidth. A layer
+    that reads and writes a lot (ResNet-50's first convolution on 8 images at s = 16: 147 bytes
+    in, 64 out per row) takes at least (read + write bytes) / bandwidth, where separate read
+    and write buses would overlap the two."""
+    antoum = load_config("antoum")
+    bpc = perf_model.dram_bytes_per_cycle(antoum)
+    assert bpc == pytest.approx(82e9 / 900e6)
+    r = perf_model.project(antoum, 8 * 112 * 112, 147, 64, 16)
+    moved = r["dram_read_bytes"] + r["dram_write_bytes"]
+    assert r["dram_write_bytes"] > 0.25 * moved
+    assert r["cycles"] * bpc >= moved
+    assert r["bound"] == "dram"
+    # the same preset on the RTL's AXI port (a read and a write channel of 64 bytes): the
+    # channels overlap, so the layer moves more than one channel's bytes a cycle
+    axi = perf_model.project(antoum.replace(dram_gb_s=None), 8 * 112 * 112, 147, 64, 16)
+    assert axi["bound"] != "dram"
+    assert axi["dram_read_bytes"] + axi["dram_write_bytes"] > axi["cycles"] * 64
+
+
+def test_shared_dram_in_the_event_model():
+    """predict_program's ``shared_dram``: a STORE's beats never overlap a LOAD's or a fetch's,
+    so the program takes at least all its beats; without it the two paths overlap."""
+    fpga = load_config("fpga")
+    prog = perf_model.build_layer(fpga, 256, 64, 256, 16, random=False)
+    bw = dict.fromkeys(("act", "wgt", "out", "desc"), 4)
+    split = perf_model.predict_program(fpga, prog, host=False, bandwidth=bw)
+    shared = perf_model.predict_program(fpga, prog, host=False, bandwidth=bw, shared_dram=True)
+    moved = shared["dma_read_bytes"] + shared["dma_write_bytes"]
+    assert shared["busy"]["dram"] >= moved / 4
+    assert shared["cycles"] >= shared["busy"]["dram"] and shared["bound"] == "dram"
+    assert split["cycles"] < moved / 4 < shared["cycles"]
+    assert "dram" not in split["busy"]
