@@ -13,17 +13,18 @@ uses, so the result equals `np.asarray(Image.open(f).convert(mode))`:
 - YCbCr -> RGB with the fixed-point tables of jdcolor.c (SCALEBITS 16).
 
 `parse(data)` returns the header tables (`JpegTables`) a driver would program into the hardware
-and the entropy-coded segments; `decode_tables(tables)` decodes them.
-
-A scan that uses Huffman table slot 0 or 1 (DC or AC) that no DHT segment before it defined
-gets the standard table of T.81 Annex K.3 for that slot (`STANDARD_DC` / `STANDARD_AC`: slot 0
-luminance, slot 1 chrominance), as libjpeg does (jstdhuff.c) and as Motion JPEG frames, which
-usually carry no DHT (AVI MJPEG), rely on; the tables filled in this way are in
-`JpegTables.standard_huffman` and, like the others, in the scan's `scan_huffman`, so a driver
-programs them into the hardware too.  An undefined slot 2 or 3 stays an error.  Everything the decoder
+and the entropy-coded segments; `decode_tables(tables)` decodes them.  Everything the decoder
 does not support, and every malformed stream, raises `JpegError` naming the feature or the
 defect; work is bounded by the size of the input (a scan may not claim more blocks than it has
 bits), so no input hangs it.
+
+A scan that uses a Huffman table slot 0 or 1 (DC or AC) that no DHT segment before it defined
+gets the standard table of T.81 Annex K.3 for that slot (`STANDARD_DC` / `STANDARD_AC`: slot 0
+luminance, slot 1 chrominance), as libjpeg does (jstdhuff.c) and as Motion JPEG frames, which
+usually carry no DHT (AVI MJPEG), rely on.  The tables filled in are listed in
+`JpegTables.standard_huffman` and are, like the others, in the scan's `scan_huffman`, so a
+driver programs them into the hardware too.  An undefined slot 2 or 3 stays an error.
+Streams of concatenated frames (Motion JPEG): `s4accel.base.mjpeg`.
 """
 
 from __future__ import annotations
