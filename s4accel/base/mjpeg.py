@@ -18,7 +18,8 @@ DHT segments use the standard tables of T.81 Annex K.3, see there); an error nam
 
 AVI containers are not parsed: no maintained pure-Python AVI (RIFF) library is installed, and
 the frames of an AVI MJPEG file are its ``00dc`` chunks, JPEG frames that `split_frames` finds
-in the raw file as well (the RIFF chunk headers between them are skipped as garbage).
+in the raw file as well (the RIFF chunk headers between them are skipped; not tested on a real
+AVI file).
 """
 
 from __future__ import annotations
