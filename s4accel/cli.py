@@ -415,7 +415,7 @@ def _cmd_bench_jpeg(args):
                   arg("--frames", action="store_true",
                       help="IN is a Motion JPEG stream (concatenated frames; also detected "
                       "when IN holds more than one frame): frame i is written to "
-                      "OUT_<iii>.png, bytes between frames are skipped and counted")])
+                      "OUT_<iii>.png, bytes outside frames are skipped and counted")])
 def _cmd_jpeg_decode(args):
     from .base.jpeg import JpegError
     from .base.mjpeg import split_frames
