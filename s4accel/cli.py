@@ -404,57 +404,118 @@ def _cmd_bench_jpeg(args):
     return 0 if all(r["exact_vs_golden"] for r in rows) else 1
 
 
-@command("jpeg decode", "decode a baseline JPEG file to PNG on the functional model (the golden "
-         "decoder) or on the decoder RTL",
+@command("jpeg decode", "decode a baseline JPEG file, or a Motion JPEG stream of concatenated "
+         "frames, to PNG on the functional model (the golden decoder) or on the decoder RTL",
          shared=("config", "sim", "seed"),
          options=[arg("input", metavar="IN.jpg"),
                   arg("-o", "--output", required=True, metavar="OUT.png"),
                   arg("--backend", choices=("model", "rtl"), default="model",
                       help="model: the golden decoder; rtl: the decoder RTL through cocotb "
-                      "(default model)")])
+                      "(default model)"),
+                  arg("--frames", action="store_true",
+                      help="IN is a Motion JPEG stream (concatenated frames; also detected "
+                      "when IN holds more than one frame): frame i is written to "
+                      "OUT_<iii>.png, bytes outside frames are skipped and counted")])
 def _cmd_jpeg_decode(args):
-    import numpy as np
-
-    from .base.jpeg import JpegError, decode, parse
+    from .base.jpeg import JpegError
+    from .base.mjpeg import split_frames
 
     try:
         data = Path(args.input).read_bytes()
     except OSError as e:
         raise CliError(f"cannot read {args.input}: {e.strerror or e}") from e
     try:
-        if args.backend == "model":
-            image = decode(data)
-            how = "functional model"
+        split = None
+        if args.frames:
+            split = split_frames(data)
         else:
-            from .sim.bench.jpeg import rtl_decode
-            from .sim.tb.runner import SimulationFailed
-
-            tables = parse(data)
-            print(f"s4 jpeg decode: building and running the JPEG decoder RTL ({args.sim}) ...",
-                  file=sys.stderr)
             try:
-                [r], _ = rtl_decode([data], args.config, args.sim, args.seed)
-            except SimulationFailed as e:
-                raise CliError(str(e).splitlines()[0]) from e
-            if r["error"] != "NONE" or not r["done"]:
-                raise CliError(f"{args.input}: corrupt JPEG data: the decoder stopped with "
-                               f"error {r['error']} after {len(r['pixels'])} pixels")
-            image = r["pixels"].reshape(tables.height, tables.width, 3)
-            if len(tables.components) == 1:
-                image = image[:, :, 0]
-            how = f"RTL ({args.sim}), {r['cycles']} cycles"
+                split = split_frames(data)
+            except JpegError:
+                if data.count(b"\xff\xd8\xff") > 1:    # a stream with a bad frame
+                    raise
+            if split is not None and len(split) < 2:
+                split = None
+        if split is None:
+            image, how = _jpeg_decode_frames([data], args)[0]
+            _write_png(image, args.output)
+            h, w = image.shape[:2]
+            print(f"{args.input}: {w}x{h} {'grey' if image.ndim == 2 else 'RGB'} -> "
+                  f"{args.output} ({how})")
+            return 0
+        out = Path(args.output)
+        suffix = out.suffix or ".png"
+        names = [str(out.with_name(f"{out.stem}_{i:03d}{suffix}")) for i in range(len(split))]
+        decoded = _jpeg_decode_frames(list(split.frames), args, offsets=split.offsets)
     except JpegError as e:
         raise CliError(f"{args.input}: {e}") from e
+    for i, ((image, how), name) in enumerate(zip(decoded, names, strict=True)):
+        _write_png(image, name)
+        h, w = image.shape[:2]
+        print(f"frame {i}: {w}x{h} {'grey' if image.ndim == 2 else 'RGB'} -> {name} ({how})")
+    skipped = f", {split.skipped} bytes outside frames skipped" if split.skipped else ""
+    plural = "s" if len(split) != 1 else ""
+    print(f"{args.input}: {len(split)} frame{plural}{skipped} -> "
+          f"{out.with_name(out.stem + '_%03d' + suffix)}")
+    return 0
+
+
+def _write_png(image, path):
+    import numpy as np
     from PIL import Image
 
     try:
-        Image.fromarray(np.ascontiguousarray(image)).save(args.output, "PNG")
+        Image.fromarray(np.ascontiguousarray(image)).save(path, "PNG")
     except OSError as e:
-        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
-    h, w = image.shape[:2]
-    print(f"{args.input}: {w}x{h} {'grey' if image.ndim == 2 else 'RGB'} -> {args.output} "
-          f"({how})")
-    return 0
+        raise CliError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _jpeg_decode_frames(frames, args, *, offsets=None):
+    """Decode each frame (one file, or a stream's frames) on ``args.backend``; returns
+    (image, how) per frame. On the RTL the frames run back to back in one simulation, each with
+    its tables loaded first. Errors name the frame when there are several."""
+    from .base.jpeg import JpegError, decode, parse
+
+    def where(i):
+        return "" if offsets is None else f"frame {i} (offset {offsets[i]}): "
+
+    if args.backend == "model":
+        out = []
+        for i, data in enumerate(frames):
+            try:
+                out.append((decode(data), "functional model"))
+            except JpegError as e:
+                raise JpegError(f"{where(i)}{e}") from e
+        return out
+    from .hw.jpeg.decoder import decoder_config
+    from .sim.bench.jpeg import rtl_decode
+    from .sim.tb.runner import SimulationFailed
+
+    tables = []
+    for i, data in enumerate(frames):
+        try:
+            tables.append(parse(data))
+            decoder_config(tables[-1])       # the driver's checks, before building anything
+        except JpegError as e:
+            raise JpegError(f"{where(i)}{e}") from e
+    print(f"s4 jpeg decode: building and running the JPEG decoder RTL ({args.sim}"
+          f"{'' if len(frames) == 1 else f', {len(frames)} frames back to back'}) ...",
+          file=sys.stderr)
+    try:
+        results, _ = rtl_decode(frames, args.config, args.sim, args.seed)
+    except SimulationFailed as e:
+        raise CliError(str(e).splitlines()[0]) from e
+    out = []
+    for i, (t, r) in enumerate(zip(tables, results, strict=True)):
+        if r["error"] != "NONE" or not r["done"]:
+            raise CliError(f"{args.input}: {where(i)}corrupt JPEG data: the decoder stopped "
+                           f"with error {r['error']} after {len(r['pixels'])} pixels")
+        image = r["pixels"].reshape(t.height, t.width, 3)
+        if len(t.components) == 1:
+            image = image[:, :, 0]
+        out.append((image, f"RTL ({args.sim}), {r['cycles']} cycles, tables "
+                           f"{r['table_cycles']} cycles"))
+    return out
 
 
 @command("bench minilm", "MiniLM sentence encoder on the device: cosine against float "

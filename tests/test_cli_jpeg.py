@@ -1,5 +1,6 @@
-"""``s4 jpeg decode`` on the functional model and the RTL, its one-line errors for unsupported
-features and corrupt files, and ``s4 bench jpeg --json``."""
+"""``s4 jpeg decode`` on the functional model and the RTL (single files and Motion JPEG streams),
+its one-line errors for unsupported features, corrupt files and truncated streams, and
+``s4 bench jpeg --json``."""
 
 import io
 import json
@@ -125,3 +126,75 @@ def test_bench_jpeg_small(capsys):
 def test_bench_jpeg_refuses_bad_max_side(capsys):
     assert main(["bench", "jpeg", "--max-side", "0"]) == 2
     assert "--max-side must be positive" in capsys.readouterr().err
+
+
+def _stream(rng):
+    """Three frames (4:2:0, 4:4:4 without DHT, grey) with bytes between them; the images
+    Pillow decodes from the original files."""
+    from s4accel.sim.workloads.jpeg import strip_dht
+
+    frames = [encode(smooth_image(rng, 17, 23), "4:2:0", quality=75),
+              encode(smooth_image(rng, 9, 16), "4:4:4", quality=90),
+              encode(smooth_image(rng, 12, 7), "grey", quality=50)]
+    want = [np.asarray(Image.open(io.BytesIO(f))) for f in frames]
+    frames[1] = strip_dht(frames[1])
+    return b"junk" + frames[0] + frames[1] + bytes(3) + frames[2], frames, want
+
+
+def test_jpeg_decode_stream_model(tmp_path, rng, capsys):
+    """A stream is detected (several frames): OUT_000.png... equal Pillow's decode of each
+    frame (the middle one without DHT), the skipped bytes reported."""
+    check_pillow()
+    stream, _, want = _stream(rng)
+    (tmp_path / "in.mjpeg").write_bytes(stream)
+    assert main(["jpeg", "decode", str(tmp_path / "in.mjpeg"), "-o", str(tmp_path / "o.png")]) == 0
+    for i, w in enumerate(want):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"o_{i:03d}.png")), w), i
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o_003.png").exists()
+    out = capsys.readouterr().out
+    assert "3 frames, 7 bytes outside frames skipped" in out and "frame 1: 16x9 RGB" in out
+
+
+def test_jpeg_decode_frames_flag_single_file(tmp_path, good, capsys):
+    (tmp_path / "in.jpg").write_bytes(good)
+    assert main(["jpeg", "decode", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.png"),
+                 "--frames"]) == 0
+    assert (tmp_path / "o_000.png").exists() and not (tmp_path / "o.png").exists()
+    assert ": 1 frame ->" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", ["model", "rtl"])
+def test_jpeg_decode_stream_truncated(tmp_path, rng, backend, capsys, monkeypatch):
+    """A truncated last frame: one line naming frame 2, exit status 2, before any
+    simulation on the rtl backend."""
+    from s4accel.sim.tb import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a simulation started for a stream the driver refuses")
+    monkeypatch.setattr(runner, "run_tests", refuse)
+    stream, _, _ = _stream(rng)
+    (tmp_path / "in.mjpeg").write_bytes(stream[:-30])
+    rc = main(["jpeg", "decode", str(tmp_path / "in.mjpeg"), "-o", str(tmp_path / "o.png"),
+               "--backend", backend])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("s4: error: ") and err.count("\n") == 1, err
+    assert "frame 2 (offset" in err and "truncated" in err, err
+    assert not list(tmp_path.glob("o*.png"))
+
+
+@pytest.mark.rtl
+def test_jpeg_decode_stream_rtl(tmp_path, rng, capsys):
+    """The frames of a stream decoded back to back in one RTL simulation (one without DHT:
+    the Annex K.3 tables programmed) equal the model's; cycles reported per frame."""
+    stream, frames, _ = _stream(rng)
+    (tmp_path / "in.mjpeg").write_bytes(stream)
+    assert main(["jpeg", "decode", str(tmp_path / "in.mjpeg"), "-o", str(tmp_path / "r.png"),
+                 "--backend", "rtl"]) == 0
+    out = capsys.readouterr().out
+    print(out)
+    assert main(["jpeg", "decode", str(tmp_path / "in.mjpeg"), "-o", str(tmp_path / "m.png")]) == 0
+    for i in range(3):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"r_{i:03d}.png")),
+                              np.asarray(Image.open(tmp_path / f"m_{i:03d}.png"))), i
+        assert f"frame {i}: " in out
+    assert out.count(" cycles, tables ") == 3

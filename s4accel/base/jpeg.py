@@ -17,6 +17,14 @@ and the entropy-coded segments; `decode_tables(tables)` decodes them.  Everythin
 does not support, and every malformed stream, raises `JpegError` naming the feature or the
 defect; work is bounded by the size of the input (a scan may not claim more blocks than it has
 bits), so no input hangs it.
+
+A scan that uses a Huffman table slot 0 or 1 (DC or AC) that no DHT segment before it defined
+gets the standard table of T.81 Annex K.3 for that slot (`STANDARD_DC` / `STANDARD_AC`: slot 0
+luminance, slot 1 chrominance), as libjpeg does (jstdhuff.c) and as Motion JPEG frames, which
+usually carry no DHT (AVI MJPEG), rely on.  The tables filled in are listed in
+`JpegTables.standard_huffman` and are, like the others, in the scan's `scan_huffman`, so a
+driver programs them into the hardware too.  An undefined slot 2 or 3 stays an error.
+Streams of concatenated frames (Motion JPEG): `s4accel.base.mjpeg`.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "STANDARD_AC",
+    "STANDARD_DC",
     "ZIGZAG",
     "Component",
     "HuffmanTable",
@@ -104,6 +114,28 @@ def _lookup(counts: tuple[int, ...], symbols: bytes) -> tuple[list[int], list[in
     return length.tolist(), symbol.tolist()
 
 
+# T.81 Annex K.3 (tables K.3 to K.6; libjpeg's jstdhuff.c): the Huffman tables a scan gets for
+# slot 0 (luminance) and 1 (chrominance) when no DHT defined them
+STANDARD_DC = {
+    0: HuffmanTable((0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0), bytes(range(12))),
+    1: HuffmanTable((0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0), bytes(range(12))),
+}
+STANDARD_AC = {
+    0: HuffmanTable((0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D), bytes.fromhex(
+        "01020300041105122131410613516107227114328191a1082342b1c11552d1f0"
+        "2433627282090a161718191a25262728292a3435363738393a434445464748494a"
+        "535455565758595a636465666768696a737475767778797a838485868788898a"
+        "92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7"
+        "c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9fa")),
+    1: HuffmanTable((0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77), bytes.fromhex(
+        "000102031104052131061241510761711322328108144291a1b1c109233352f0"
+        "156272d10a162434e125f11718191a262728292a35363738393a434445464748"
+        "494a535455565758595a636465666768696a737475767778797a828384858687"
+        "88898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3"
+        "c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9fa")),
+}
+
+
 @dataclass(frozen=True)
 class Component:
     """One frame component: identifier, sampling factors and quantization table slot."""
@@ -142,6 +174,8 @@ class JpegTables:
     scan_huffman: list[tuple[dict, dict]] = field(default_factory=list)
     adobe_transform: int | None = None
     jfif: bool = False
+    #: ("DC" or "AC", slot) of the Huffman tables no DHT defined: the Annex K.3 ones are used
+    standard_huffman: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def hmax(self) -> int:
@@ -284,6 +318,13 @@ def _parse_sos(seg: bytes, tables: JpegTables) -> tuple[tuple[int, ...], ...]:
         if blocks > 10:
             raise JpegError("bad SOS: more than 10 blocks per MCU")
     for c, d, a in zip(comps, dcs, acs, strict=True):
+        # Annex K.3 defaults for slots 0 and 1, as libjpeg's std_huff_tables fills them
+        if d not in tables.dc_huffman and d in STANDARD_DC:
+            tables.dc_huffman[d] = STANDARD_DC[d]
+            tables.standard_huffman.add(("DC", d))
+        if a not in tables.ac_huffman and a in STANDARD_AC:
+            tables.ac_huffman[a] = STANDARD_AC[a]
+            tables.standard_huffman.add(("AC", a))
         if d not in tables.dc_huffman or a not in tables.ac_huffman:
             raise JpegError(f"missing DHT: scan uses DC table {d} / AC table {a} not defined")
         if tables.components[c].tq not in tables.qtables:

@@ -8,10 +8,10 @@ is taken (table loading counted apart). A run ends with ``done`` or ``error`` wi
 linear in the input (``scan_bound``); the pixels written never exceed width x height.
 
 Tests: ``images_exact`` (generated images, every sampling mode, input gaps and output
-back-pressure), ``corrupt_streams`` (seeded mutations of the entropy-coded data: bounded
-termination, no pixel past the image, then a good image decodes exactly), and ``decode_jobs``
-(the files listed in ``S4_JPEG_JOBS``, results written beside it: the benchmark and the
-``rtl`` backend of ``s4 jpeg decode``).
+back-pressure, a frame without DHT decoded with the Annex K.3 tables), ``corrupt_streams``
+(seeded mutations of the entropy-coded data: bounded termination, no pixel past the image, then
+a good image decodes exactly), and ``decode_jobs`` (the files listed in ``S4_JPEG_JOBS``,
+results written beside it: the benchmark and the ``rtl`` backend of ``s4 jpeg decode``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from ...base.jpeg import JpegError, decode, parse
 from ...hw.jpeg.decoder import decoder_config, decoder_config_layout, table_image
 from ...hw.jpeg.entropy import EntropyError
-from ..workloads.jpeg import encode, mutate, scan_data, smooth_image
+from ..workloads.jpeg import encode, mutate, scan_data, smooth_image, strip_dht
 from .base import cases_from_env, config_from_env, reset, rng_from_env, start_clock
 from .core_job import pack_struct
 
@@ -225,6 +225,13 @@ async def images_exact(dut):
         check_exact(res, data, f"{mode} {h}x{w} {kw}")
         dut._log.info("%s %dx%d %s: exact, %d cycles, tables %d cycles", mode, h, w, kw,
                       res.cycles, res.table_cycles)
+    # a Motion JPEG style frame without DHT: the driver programs the Annex K.3 tables
+    data = strip_dht(encode(smooth_image(tb.rng, 15, 21), "4:2:0", quality=60))
+    tables, res = await tb.decode_file(data)
+    assert tables.standard_huffman == {("DC", 0), ("AC", 0), ("DC", 1), ("AC", 1)}
+    check_exact(res, data, "4:2:0 15x21 without DHT")
+    dut._log.info("4:2:0 15x21 without DHT: exact, %d cycles, tables %d cycles", res.cycles,
+                  res.table_cycles)
 
 
 @cocotb.test()

@@ -11,7 +11,7 @@ import io
 import numpy as np
 
 __all__ = ["SUBSAMPLING", "encode", "smooth_image", "sample_image", "scan_start", "scan_data",
-           "MUTATIONS", "mutate"]
+           "strip_dht", "MUTATIONS", "mutate"]
 
 #: Pillow's ``subsampling`` argument per sampling mode ("grey" saves a one-component file)
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -62,6 +62,21 @@ def scan_start(data: bytes) -> int:
         if marker == 0xDA:
             return pos
     raise ValueError("no SOS segment")
+
+
+def strip_dht(data: bytes) -> bytes:
+    """``data`` without its DHT segments before the first SOS: a Motion JPEG style frame, to
+    be decoded with the standard tables of T.81 Annex K.3 (equal to the image only when Pillow
+    encoded it with them, its default without ``optimize``)."""
+    sos = scan_start(data)
+    out = bytearray(data[:2])
+    pos = 2
+    while pos < sos:
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if data[pos + 1] != 0xC4:
+            out += data[pos:pos + 2 + length]
+        pos += 2 + length
+    return bytes(out + data[sos:])
 
 
 def scan_data(data: bytes) -> bytes:
