@@ -164,3 +164,24 @@ def test_cache_key_and_reuse(tmp_path, monkeypatch, rng):
     # no cache: never written
     minilm.pruned_weights(model, 2, method="block", sentences=calib[1:], finetune=ft)
     assert len(list(tmp_path.iterdir())) == 4
+
+
+def test_augmented_copies_keep_the_original_first_and_the_text_vocabulary(rng):
+    model = TinyMiniLM(5)
+    batch = model.tokenize(_sentences(rng, 20))
+    aug = minilm._augmented(batch, 2, seed=int(rng.integers(1 << 30)), replace=0.3)
+    n = len(batch.starts) - 1
+    assert len(aug.starts) - 1 == 3 * n
+    np.testing.assert_array_equal(aug.ids[:batch.tokens], batch.ids)
+    spans = list(aug.spans())
+    changed = 0
+    for c in (1, 2):
+        for i in range(n):
+            a, b = spans[c * n + i]
+            o0, o1 = batch.starts[i], batch.starts[i + 1]
+            assert aug.ids[a] == batch.ids[o0] and aug.ids[b - 1] == batch.ids[o1 - 1]
+            assert 2 <= b - a <= o1 - o0
+            changed += not np.array_equal(aug.ids[a:b], batch.ids[o0:o1])
+    assert set(aug.ids.tolist()) <= set(batch.ids.tolist())
+    assert changed > n  # most copies differ from their sentence
+    assert minilm._augmented(batch, 0, seed=0) is batch
