@@ -387,15 +387,16 @@ def _cmd_bench_array(args):
                       help="'model': the functional device model through the driver "
                       "(default); 'golden': the golden model of the same programs (faster)"),
                   arg("--prune", choices=("magnitude", "obs", "block", "distill"),
-                      default="distill",
-                      help="'distill' (default): OBS, then the kept weights and biases "
-                      "fine-tuned on calibration text, block by block and end to end (cached "
-                      "in $S4_CACHE_DIR, default ~/.cache/s4accel); 'block': OBS and "
-                      "block-wise reconstruction only; 'obs': one-shot bank-balanced pruning "
-                      "with the OBS weight update; 'magnitude': largest magnitudes per bank, "
-                      "no update"),
+                      default="block",
+                      help="'block' (default): one-shot bank-balanced pruning with the OBS "
+                      "weight update, then each encoder layer's kept weights and biases "
+                      "fitted to the float layer's output on calibration text (minutes per s; "
+                      "cached in $S4_CACHE_DIR, default ~/.cache/s4accel); 'distill': 'block', "
+                      "then end-to-end fine-tuning towards the float model; 'obs': the OBS "
+                      "step only; 'magnitude': largest magnitudes per bank, no update"),
                   arg("--no-cache", action="store_true",
-                      help="recompute fine-tuned pruned weights instead of reading the cache"),
+                      help="recompute the fine-tuned pruned weights ('block', 'distill') "
+                      "without reading or writing the cache"),
                   arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
                       help="run only this s (repeatable; default 1, 4, 8, 16)"),
                   arg("--layer-report", action="store_true",

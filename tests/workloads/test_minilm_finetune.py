@@ -132,7 +132,7 @@ def test_block_reconstruction_lowers_the_error_of_one_shot_pruning(rng):
 
 def test_cache_key_and_reuse(tmp_path, monkeypatch, rng):
     """The cached result is reused for the same inputs and recomputed when anything it
-    depends on changes (settings, calibration text, s)."""
+    depends on changes (settings, calibration text, s, the model's weights)."""
     monkeypatch.setenv("S4_CACHE_DIR", str(tmp_path))
     model = TinyMiniLM(4)
     calib = _sentences(rng, 16)
@@ -160,10 +160,13 @@ def test_cache_key_and_reuse(tmp_path, monkeypatch, rng):
     minilm.pruned_weights(model, 2, method="block", sentences=calib,
                           finetune={"block_epochs": 2}, cache=True)
     minilm.pruned_weights(model, 4, method="block", sentences=calib, finetune=ft, cache=True)
-    assert len(list(tmp_path.iterdir())) == 4
+    other = TinyMiniLM(4)
+    other.w["encoder.layer.1.output.LayerNorm.bias"][0] += 1e-9
+    minilm.pruned_weights(other, 2, method="block", sentences=calib, finetune=ft, cache=True)
+    assert len(list(tmp_path.iterdir())) == 5
     # no cache: never written
     minilm.pruned_weights(model, 2, method="block", sentences=calib[1:], finetune=ft)
-    assert len(list(tmp_path.iterdir())) == 4
+    assert len(list(tmp_path.iterdir())) == 5
 
 
 def test_augmented_copies_keep_the_original_first_and_the_text_vocabulary(rng):
