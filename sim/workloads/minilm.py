@@ -1169,7 +1169,7 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune
     elif prune in ("block", "distill"):
         say("  weights pruned bank-balanced with the OBS weight update, then the kept weights "
             "and biases fine-tuned")
-        say(f"  on {n_cal} calibration sentences ("
+        say(f"  on {n_cal} calibration sentences and {FINETUNE['augment']} noisy copies ("
             + ("block-wise reconstruction per encoder layer" if prune == "block" else
                "block-wise reconstruction, then end-to-end distillation")
             + "; masks fixed; cached in $S4_CACHE_DIR);")
