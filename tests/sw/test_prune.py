@@ -132,13 +132,18 @@ def test_masked_adam_keeps_pruned_entries_zero_and_fits_the_rest(rng):
 
 
 def test_asymmetric_target_is_the_least_squares_fit(rng):
+    """Compared through outputs (the inputs are correlated, so weights are ill-determined)."""
     x_dense = _correlated(rng, 512, 64)
     x_pruned = x_dense + 0.3 * rng.normal(size=x_dense.shape)
     w = rng.normal(size=(16, 64))
+    y = x_dense @ w.T
     v = P.asymmetric_target(w, x_dense, x_pruned, damp=1e-9)
-    best = np.linalg.lstsq(x_pruned, x_dense @ w.T, rcond=None)[0].T
-    np.testing.assert_allclose(v, best, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(P.asymmetric_target(w, x_dense, x_dense, damp=1e-9), w,
-                               rtol=1e-4, atol=1e-4)
+    best = np.linalg.lstsq(x_pruned, y, rcond=None)[0].T
+    err_v = np.linalg.norm(x_pruned @ v.T - y)
+    err_best = np.linalg.norm(x_pruned @ best.T - y)
+    assert err_v <= err_best * (1 + 1e-6)
+    assert err_v < 0.99 * np.linalg.norm(x_pruned @ w.T - y)  # better than w itself
+    same = P.asymmetric_target(w, x_dense, x_dense, damp=1e-9)
+    np.testing.assert_allclose(x_dense @ same.T, y, atol=1e-6 * np.abs(y).max())
     with pytest.raises(ValueError, match="both be"):
         P.asymmetric_target(w, x_dense, x_pruned[:10])
