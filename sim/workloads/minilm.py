@@ -387,7 +387,7 @@ def generated_sentences(n=180, seed=0) -> list[str]:
 def prune_calib_sentences() -> list[str]:
     """The calibration text for pruning (:func:`pruned_weights`): :data:`CALIB_SENTENCES`,
     :data:`WRITTEN_SENTENCES` and :data:`MORE_SENTENCES`, all written here (no downloads),
-    disjoint from the evaluation :data:`SENTENCES`; 232 sentences, 4,320 tokens.
+    disjoint from the evaluation :data:`SENTENCES`; 213 sentences, 2,574 tokens.
     (:func:`generated_sentences` is left out: its templates narrow the calibration and cost
     accuracy on natural sentences.)"""
     out = [*CALIB_SENTENCES, *WRITTEN_SENTENCES, *MORE_SENTENCES]
@@ -858,7 +858,7 @@ def pruned_weights(model: MiniLM, s: int, n_layers: int | None = None, *, method
       model's input (block-wise reconstruction, ``FINETUNE["block_epochs"]`` epochs). The
       training data are the calibration text and ``FINETUNE["augment"]`` noisy copies of it
       (:func:`_augmented`: tokens replaced by other tokens of the text, spans dropped),
-      labelled by the float model; without them the fit stays on the 232 sentences (cosine
+      labelled by the float model; without them the fit stays on the 213 sentences (cosine
       0.96 on them, 0.80 on the evaluation sentences at ``s = 4``).
     - ``"distill"``: ``"block"``, then all pruned layers fine-tuned together end to end
       towards the float model's last hidden states and sentence embeddings on the calibration
