@@ -526,10 +526,17 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
                   arg("--engine", choices=("model", "golden"), default="model",
                       help="'model': the functional device model through the driver "
                       "(default); 'golden': the golden model of the same programs (faster)"),
-                  arg("--prune", choices=("obs", "magnitude"), default="obs",
-                      help="'obs': one-shot bank-balanced pruning with the OBS weight update "
-                      "from calibration text (default); 'magnitude': largest magnitudes per "
-                      "bank, no update"),
+                  arg("--prune", choices=("magnitude", "obs", "block", "distill"),
+                      default="block",
+                      help="'block' (default): one-shot bank-balanced pruning with the OBS "
+                      "weight update, then each encoder layer's kept weights and biases "
+                      "fitted to the float layer's output on calibration text (minutes per s; "
+                      "cached in $S4_CACHE_DIR, default ~/.cache/s4accel); 'distill': 'block', "
+                      "then end-to-end fine-tuning towards the float model; 'obs': the OBS "
+                      "step only; 'magnitude': largest magnitudes per bank, no update"),
+                  arg("--no-cache", action="store_true",
+                      help="recompute the fine-tuned pruned weights ('block', 'distill') "
+                      "without reading or writing the cache"),
                   arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
                       help="run only this s (repeatable; default 1, 4, 8, 16)"),
                   arg("--layer-report", action="store_true",
@@ -542,6 +549,7 @@ def _cmd_bench_minilm(args):
         rows = minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
                              prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES,
                              layer_report=args.layer_report, fast=not args.bus_checks,
+                             cache=not args.no_cache,
                              out=sys.stderr if args.json else sys.stdout)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e

@@ -31,8 +31,8 @@ import numpy as np
 from ..base.config import BANK
 from ..base.sparse import nnz_per_bank, prune
 
-__all__ = ["METHODS", "DAMP", "hessian", "obs_prune", "prune_layer", "bank_mask", "gradual_keep",
-           "layer_report", "format_report"]
+__all__ = ["METHODS", "DAMP", "hessian", "obs_prune", "prune_layer", "asymmetric_target",
+           "MaskedAdam", "bank_mask", "gradual_keep", "layer_report", "format_report"]
 
 #: Pruning methods: ``"magnitude"`` (:func:`s4accel.base.sparse.prune`) and ``"obs"``.
 METHODS = ("magnitude", "obs")
@@ -133,6 +133,56 @@ def prune_layer(w, s, x=None, *, method="obs", h=None, damp=DAMP) -> np.ndarray:
     if method == "obs":
         return obs_prune(w, s, x, h=h, damp=damp)
     raise ValueError(f"pruning method must be one of {METHODS}, not {method!r}")
+
+
+def asymmetric_target(w, x_dense, x_pruned, *, damp=DAMP) -> np.ndarray:
+    """The dense weights that best reproduce the dense layer's output from the pruned model's
+    input: ``argmin_V ||x_dense @ w.T - x_pruned @ V.T||`` (least squares, ``damp`` relative to
+    the mean of ``x_pruned``'s Hessian diagonal), ``V = w G H^-1`` with ``G = x_dense.T @
+    x_pruned / n`` and ``H = x_pruned.T @ x_pruned / n``. Pruning ``V`` with :func:`obs_prune`
+    on ``x_pruned`` then minimizes the error against the *dense* output, not against ``w``
+    applied to the already perturbed input ("asymmetric" calibration)."""
+    w = np.asarray(w, dtype=np.float64)
+    xd = np.asarray(x_dense, dtype=np.float64)
+    xp = np.asarray(x_pruned, dtype=np.float64)
+    if xd.shape != xp.shape or xd.ndim != 2 or xd.shape[1] != w.shape[1]:
+        raise ValueError(f"dense and pruned inputs must both be [n, {w.shape[1]}], not "
+                         f"{xd.shape} and {xp.shape}")
+    h = hessian(xp)
+    g = xd.T @ xp / xp.shape[0]
+    h[np.diag_indices(len(h))] += damp * max(float(np.diag(h).mean()), 1e-12)
+    return np.linalg.solve(h, (w @ g).T).T
+
+
+class MaskedAdam:
+    """Adam (Kingma & Ba 2015) over a list of float arrays, updated in place, for fine-tuning
+    pruned weights: ``masks[i]`` (or ``None``) is multiplied into the gradient of
+    ``params[i]``, so a pruned (zero) entry stays exactly zero and the bank-balanced pattern
+    is kept."""
+
+    def __init__(self, params, masks=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        self.masks = list(masks) if masks is not None else [None] * len(self.params)
+        if len(self.masks) != len(self.params):
+            raise ValueError("give one mask (or None) per parameter")
+        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+
+    def step(self, grads):
+        """One update from ``grads`` (one per parameter, same shapes)."""
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for p, g, mask, m, v in zip(self.params, grads, self.masks, self.m, self.v,
+                                    strict=True):
+            if mask is not None:
+                g = g * mask
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
 
 
 def bank_mask(w, keep) -> np.ndarray:

@@ -107,3 +107,43 @@ def test_format_report():
     w, x = rng.normal(size=(8, 64)), _correlated(rng, 100, 64)
     text = P.format_report([P.layer_report("l0.query", w, x, 4)])
     assert "l0.query" in text and "OBS" in text and "magnitude" in text
+
+
+def test_masked_adam_keeps_pruned_entries_zero_and_fits_the_rest(rng):
+    """Least squares ``x @ w.T ~ y`` over the kept entries of a bank-balanced mask: Adam
+    reaches the masked optimum (row by row lstsq on the kept columns) and the pruned entries
+    stay exactly zero."""
+    x = rng.normal(size=(256, 64))
+    y = x @ rng.normal(size=(8, 64)).T
+    mask = P.bank_mask(rng.normal(size=(8, 64)), 8)
+    w = np.where(mask, rng.normal(size=(8, 64)), 0.0)
+    b = np.zeros(8)
+    opt = P.MaskedAdam([w, b], [mask.astype(np.float64), None], lr=0.05)
+    for _ in range(1500):
+        d = x @ w.T + b - y
+        opt.step([2 * d.T @ x / len(x), 2 * d.sum(0) / len(x)])
+    assert np.all(w[~mask] == 0)
+    for r in range(8):
+        xa = np.hstack([x[:, mask[r]], np.ones((len(x), 1))])
+        best = np.linalg.lstsq(xa, y[:, r], rcond=None)[0]
+        np.testing.assert_allclose(w[r, mask[r]], best[:-1], atol=2e-3)
+    with pytest.raises(ValueError, match="one mask"):
+        P.MaskedAdam([w, b], [None])
+
+
+def test_asymmetric_target_is_the_least_squares_fit(rng):
+    """Compared through outputs (the inputs are correlated, so weights are ill-determined)."""
+    x_dense = _correlated(rng, 512, 64)
+    x_pruned = x_dense + 0.3 * rng.normal(size=x_dense.shape)
+    w = rng.normal(size=(16, 64))
+    y = x_dense @ w.T
+    v = P.asymmetric_target(w, x_dense, x_pruned, damp=1e-9)
+    best = np.linalg.lstsq(x_pruned, y, rcond=None)[0].T
+    err_v = np.linalg.norm(x_pruned @ v.T - y)
+    err_best = np.linalg.norm(x_pruned @ best.T - y)
+    assert err_v <= err_best * (1 + 1e-6)
+    assert err_v < 0.99 * np.linalg.norm(x_pruned @ w.T - y)  # better than w itself
+    same = P.asymmetric_target(w, x_dense, x_dense, damp=1e-9)
+    np.testing.assert_allclose(x_dense @ same.T, y, atol=1e-6 * np.abs(y).max())
+    with pytest.raises(ValueError, match="both be"):
+        P.asymmetric_target(w, x_dense, x_pruned[:10])
