@@ -292,9 +292,14 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         out_at = alloc.alloc(out_bytes)
         prog.outputs.append((out_at, out_bytes, c0 * R, min(m - c0 * R, mtc * R)))
         # the next chunk's activations, in pieces after groups 1.. of this one: by then every
-        # GEMM of the previous chunk (the other half's user) has finished
+        # GEMM of the previous chunk (the other half's user) has finished (those groups' WGT
+        # loads wait for it). With one group per chunk no load of this chunk waits for that
+        # GEMM, so each chunk's activations are loaded with its own group instead, between its
+        # WGT load (which waits for the GEMM two back, the half's last user) and its PAR load
+        # (whose signal starts the GEMM, so the activations are in before it)
         pieces = {}
-        if act_double and ci + 1 < len(chunks):
+        own_act = act_double and len(groups) == 1 and ci >= 1
+        if act_double and len(groups) > 1 and ci + 1 < len(chunks):
             words = acts[ci + 1][1]
             slots = list(range(1, len(groups))) or [0]
             per = -(-words // len(slots))
@@ -312,6 +317,8 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
                 jp = j0 + p * gt
                 load(Target.WGT, wgt_at + jp * wgt_tile_bytes, wb, buf * half_w,
                      wait_next=idx >= 2 and p == 0, spu_mask=one(p))
+                if own_act and p == spus - 1:
+                    load(Target.ACT, acts[ci][0], acts[ci][1] * act_word, act_base)
                 load(Target.PAR, par_at + jp * C * 8, _len_pad(gt * C * 8, bb), buf * half_p,
                      sig_next=p == spus - 1, spu_mask=one(p))
                 prog.dram_bytes += wb + gt * C * 8

@@ -51,7 +51,9 @@ async def check_layer(dev: Driver, x, packed, params, label, max_cycles=2_000_00
     bad = np.argwhere(res.y.astype(np.int64) != exp.astype(np.int64))
     assert not len(bad), (f"{label}: {len(bad)} outputs differ from the golden model, first at "
                           f"{tuple(bad[0])}: got {res.y[tuple(bad[0])]}, "
-                          f"expected {exp[tuple(bad[0])]}")
+                          f"expected {exp[tuple(bad[0])]}; (row, column, got, expected): "
+                          + ", ".join(f"({r}, {c}, {res.y[r, c]}, {exp[r, c]})"
+                                      for r, c in bad[:8].tolist()))
     return res
 
 

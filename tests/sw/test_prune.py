@@ -111,8 +111,9 @@ def test_format_report():
 
 def test_masked_adam_keeps_pruned_entries_zero_and_fits_the_rest(rng):
     """Least squares ``x @ w.T ~ y`` over the kept entries of a bank-balanced mask: Adam
-    reaches the masked optimum (row by row lstsq on the kept columns) and the pruned entries
-    stay exactly zero."""
+    reaches the masked optimum (row by row lstsq on the kept columns: its residual within
+    0.1 %, its weights within 0.01; constant-step Adam still moves by a few thousandths
+    around it) and the pruned entries stay exactly zero."""
     x = rng.normal(size=(256, 64))
     y = x @ rng.normal(size=(8, 64)).T
     mask = P.bank_mask(rng.normal(size=(8, 64)), 8)
@@ -126,7 +127,10 @@ def test_masked_adam_keeps_pruned_entries_zero_and_fits_the_rest(rng):
     for r in range(8):
         xa = np.hstack([x[:, mask[r]], np.ones((len(x), 1))])
         best = np.linalg.lstsq(xa, y[:, r], rcond=None)[0]
-        np.testing.assert_allclose(w[r, mask[r]], best[:-1], atol=2e-3)
+        res_best = np.mean((xa @ best - y[:, r]) ** 2)
+        res = np.mean((x @ w[r] + b[r] - y[:, r]) ** 2)
+        assert res <= res_best * 1.001 + 1e-9, (r, res, res_best)
+        np.testing.assert_allclose(w[r, mask[r]], best[:-1], atol=1e-2)
     with pytest.raises(ValueError, match="one mask"):
         P.MaskedAdam([w, b], [None])
 
