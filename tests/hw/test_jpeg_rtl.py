@@ -135,13 +135,20 @@ def run_decoder(data, tables, *, rng=None, gap=0.0, stall=0.0, idct=False, bound
             assert cycles <= bound, f"no done or error within {bound} cycles"
         result["cycles"] = cycles
         result["error"] = ctx.get(ent.error)
-        # let the pipeline behind the decoder drain
-        for _ in range(40 if idct else 4):
-            await ctx.tick()
+        # Let the pipeline behind the decoder drain: stop once no valid has been seen for
+        # `quiet` cycles. Valid-low alone does not mean empty: a block can sit in the IDCT's
+        # buffer or column pass (8 cycles with o_row.valid low) after the entropy decoder is
+        # done, and under stalls up to three blocks are still inside, which a fixed wait missed.
+        quiet = 32 if idct else 4
+        idle = 0
         for _ in range(int(bound)):
-            if not (ctx.get(out_port.valid) or (idct and ctx.get(dut.idct.i_coef.valid))):
+            busy = ctx.get(out_port.valid) or (idct and ctx.get(dut.idct.i_coef.valid))
+            idle = 0 if busy else idle + 1
+            if idle > quiet:
                 break
             await ctx.tick()
+        else:
+            raise AssertionError(f"outputs still coming {bound} cycles after done or error")
 
     if mutate:
         mutate(dut)
