@@ -71,10 +71,11 @@ class Chain(Elaboratable):
 
 
 def run_decoder(data, tables, *, rng=None, gap=0.0, stall=0.0, idct=False, bound=None,
-                mutate=None):
+                mutate=None, hold=0):
     """Run one scan through the entropy decoder (and the IDCT with ``idct``).
 
-    ``gap`` / ``stall``: probability of an idle input cycle / of output ready low. Returns
+    ``gap`` / ``stall``: probability of an idle input cycle / of output ready low; ``hold``:
+    cycles of output ready low from the entropy decoder's done or error on. Returns
     (outputs, error, cycles from start to done or error); outputs are coefficient items as
     (comp, slot, k, value, last), or with ``idct`` rows as (comp, slot, row, pixels)."""
     rng = rng or np.random.default_rng(0)
@@ -85,7 +86,7 @@ def run_decoder(data, tables, *, rng=None, gap=0.0, stall=0.0, idct=False, bound
     bound = bound or 200 + 40 * len(payload)
     outs = []
     result = {}
-    state = {"started": False, "finished": False}
+    state = {"started": False, "finished": False, "hold": 0}
 
     async def feed(ctx):
         while not state["started"]:
@@ -103,6 +104,9 @@ def run_decoder(data, tables, *, rng=None, gap=0.0, stall=0.0, idct=False, bound
     async def collect(ctx):
         while True:
             ready = rng.random() >= stall
+            if state["hold"]:
+                state["hold"] -= 1
+                ready = False
             ctx.set(out_port.ready, ready)
             _, _, valid, p = await ctx.tick().sample(out_port.valid, out_port.payload)
             if ready and valid:
@@ -134,14 +138,22 @@ def run_decoder(data, tables, *, rng=None, gap=0.0, stall=0.0, idct=False, bound
             cycles += 1
             assert cycles <= bound, f"no done or error within {bound} cycles"
         result["cycles"] = cycles
+        state["hold"] = hold
         result["error"] = ctx.get(ent.error)
-        # let the pipeline behind the decoder drain
-        for _ in range(40 if idct else 4):
-            await ctx.tick()
+        # Let the pipeline behind the decoder drain: stop once no valid has been seen for
+        # `quiet` cycles. Valid-low alone does not mean empty: a block can sit in the IDCT's
+        # buffer or column pass (8 cycles with o_row.valid low) after the entropy decoder is
+        # done, and under stalls up to three blocks are still inside, which a fixed wait missed.
+        quiet = 32 if idct else 4
+        idle = 0
         for _ in range(int(bound)):
-            if not (ctx.get(out_port.valid) or (idct and ctx.get(dut.idct.i_coef.valid))):
+            busy = ctx.get(out_port.valid) or (idct and ctx.get(dut.idct.i_coef.valid))
+            idle = 0 if busy else idle + 1
+            if idle > quiet:
                 break
             await ctx.tick()
+        else:
+            raise AssertionError(f"outputs still coming {bound} cycles after done or error")
 
     if mutate:
         mutate(dut)
@@ -273,6 +285,19 @@ def test_chain_idct_exact(mode, h, w, kw, seed):
     data = encode(smooth_image(rng, h, w), mode, **kw)
     tables = parse(data)
     rows, error, _ = run_decoder(data, tables, rng=rng, gap=0.1, stall=0.3, idct=True)
+    assert error == EntropyError.NONE
+    check_rows(rows, comp_qtables(tables), expected_blocks(tables))
+
+
+def test_chain_idct_drains_after_done(seed):
+    """Every block comes out when the IDCT still holds several at the entropy decoder's done
+    (stalls make the IDCT the bottleneck, then the output is held off for 40 cycles): the
+    column pass of the last one keeps o_row.valid low for 8 cycles after the previous one's
+    rows, which must not end the run."""
+    rng = np.random.default_rng(seed)
+    data = encode(smooth_image(rng, 13, 21), "grey", quality=75)
+    tables = parse(data)
+    rows, error, _ = run_decoder(data, tables, rng=rng, stall=0.7, idct=True, hold=40)
     assert error == EntropyError.NONE
     check_rows(rows, comp_qtables(tables), expected_blocks(tables))
 
