@@ -41,12 +41,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..base.config import BANK, Config
-from ..hw.cmd.descriptors import DESC_BYTES, DmaBody, ErrorCode, GemmBody, Header, Opcode, Target
+from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBody, Header, Opcode,
+                                  Target, token_use)
 from ..hw.spu.spu import SpuGeometry, int8_out_words
 from ..sw import regs, scenarios
 from ..sw.driver import DRAM_BASE, DRAM_SIZE
 from ..sw.program import Allocator, DeviceInfo, layer_program
-from .model.device_model import TOKENS, ModelBackend, token_use
+from .model.device_model import ModelBackend
 
 __all__ = ["make_program", "fuzz_model", "fuzz_rtl", "FuzzStats", "ARENA", "JSON_KEYS"]
 

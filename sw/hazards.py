@@ -21,16 +21,9 @@ after it.
 from __future__ import annotations
 
 from ..base.config import BANK
-from ..hw.cmd.descriptors import DESC_BYTES, Opcode, Target
+from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target, token_use
 
 __all__ = ["races", "Access"]
-
-_TOKENS = {  # opcode: (waits, signals) as (header flag, counter)
-    Opcode.LOAD: ((("wait_next", "ex2ld"),), (("sig_next", "ld2ex"),)),
-    Opcode.GEMM: ((("wait_prev", "ld2ex"), ("wait_next", "st2ex")),
-                  (("sig_prev", "ex2ld"), ("sig_next", "ex2st"))),
-    Opcode.STORE: ((("wait_prev", "ex2st"),), (("sig_prev", "st2ex"),)),
-}
 
 
 class Access:
@@ -52,54 +45,32 @@ class Access:
                 f"(descriptor {self.desc}, SPUs {self.spus:#x})")
 
 
-def _fields(raw: bytes):
-    v = int.from_bytes(raw, "little")
-    head = {"opcode": v & 0xF, "wait_prev": v >> 4 & 1, "wait_next": v >> 5 & 1,
-            "sig_prev": v >> 6 & 1, "sig_next": v >> 7 & 1, "spu_mask": v >> 8 & 0xFFFF}
-    body = v >> 32
-
-    def take(widths):
-        nonlocal body
-        out = {}
-        for name, w in widths:
-            out[name] = body & ((1 << w) - 1)
-            body >>= w
-        return out
-
-    if head["opcode"] in (Opcode.LOAD.value, Opcode.STORE.value):
-        return head, take((("dram_addr", 32), ("stride", 32), ("row_bytes", 20), ("rows", 16),
-                           ("target", 2), ("sram_addr", 16)))
-    if head["opcode"] == Opcode.GEMM.value:
-        return head, take((("act_addr", 16), ("wgt_addr", 16), ("par_addr", 16),
-                           ("out_addr", 16), ("banks", 16), ("m_tiles", 16), ("n_tiles", 16),
-                           ("log2s", 3), ("mode", 1), ("relu", 1), ("lut", 1)))
-    return head, {}
-
-
-def _accesses(i, head, body, rows, cols, spus):
+def _accesses(i, desc, rows, cols, spus):
     """The scratchpad words descriptor ``i`` reads and writes (word sizes of hw/spu/spu.py)."""
     from ..hw.spu.spu import int8_out_words
 
-    mask = head["spu_mask"] & ((1 << spus) - 1) or (1 << spus) - 1
-    op = head["opcode"]
+    mask = int(desc.header.spu_mask) & ((1 << spus) - 1) or (1 << spus) - 1
+    op = int(desc.header.opcode)
     word = {"ACT": rows * BANK, "WGT": cols * 2, "PAR": cols * 8, "LUT": 256, "OUT": cols * 4}
-    if op == Opcode.LOAD.value:
-        mem = Target(body["target"]).name
-        n = -(-body["rows"] * body["row_bytes"] // word[mem])
-        return [Access(i, mem, body["sram_addr"], body["sram_addr"] + n, mask, True)]
-    if op == Opcode.STORE.value:
-        low = mask & -mask            # a STORE reads the lowest selected SPU
-        n = -(-body["rows"] * body["row_bytes"] // word["OUT"])
-        return [Access(i, "OUT", body["sram_addr"], body["sram_addr"] + n, low, False)]
+    if op in (Opcode.LOAD.value, Opcode.STORE.value):
+        d = desc.body.dma
+        mem = Target(d.target).name if op == Opcode.LOAD.value else "OUT"
+        lo = int(d.sram_addr)
+        hi = lo - (-int(d.rows) * int(d.row_bytes) // word[mem])
+        if op == Opcode.LOAD.value:
+            return [Access(i, mem, lo, hi, mask, True)]
+        return [Access(i, mem, lo, hi, mask & -mask, False)]   # a STORE reads the lowest SPU
     if op == Opcode.GEMM.value:
-        mt, nt, nb = body["m_tiles"], body["n_tiles"], body["banks"]
-        nnz = BANK >> body["log2s"]
-        out = (int8_out_words(rows, cols, mt, nt) if body["mode"] else nt * mt * rows)
-        acc = [Access(i, "ACT", body["act_addr"], body["act_addr"] + mt * nb, mask, False),
-               Access(i, "WGT", body["wgt_addr"], body["wgt_addr"] + nt * nb * nnz, mask, False),
-               Access(i, "PAR", body["par_addr"], body["par_addr"] + nt, mask, False),
-               Access(i, "OUT", body["out_addr"], body["out_addr"] + out, mask, True)]
-        if body["lut"]:
+        g = desc.body.gemm
+        mt, nt, nb = int(g.m_tiles), int(g.n_tiles), int(g.banks)
+        nnz = BANK >> int(g.log2s)
+        out = int8_out_words(rows, cols, mt, nt) if g.mode else nt * mt * rows
+        act, wgt, par, out0 = int(g.act_addr), int(g.wgt_addr), int(g.par_addr), int(g.out_addr)
+        acc = [Access(i, "ACT", act, act + mt * nb, mask, False),
+               Access(i, "WGT", wgt, wgt + nt * nb * nnz, mask, False),
+               Access(i, "PAR", par, par + nt, mask, False),
+               Access(i, "OUT", out0, out0 + out, mask, True)]
+        if g.lut:
             acc.append(Access(i, "LUT", 0, 1, mask, False))
         return acc
     return []
@@ -114,44 +85,36 @@ def races(descs, *, rows: int, cols: int, spus: int = 1) -> list[tuple[Access, A
         raw = bytes(raw)
         if len(raw) != DESC_BYTES:
             raise ValueError(f"a descriptor is {DESC_BYTES} bytes, not {len(raw)}")
-        parsed.append(_fields(raw))
-    n = len(parsed)
-    before = [0] * n                   # bit j of before[i]: descriptor j happens before i
+        parsed.append(Descriptor.from_bits(int.from_bytes(raw, "little")))
+    before = [0] * len(parsed)         # bit j of before[i]: descriptor j happens before i
     last = {}                          # engine -> its latest descriptor
-    signals = {t: [] for t in ("ld2ex", "ex2ld", "ex2st", "st2ex")}
-    waits = {t: 0 for t in signals}
+    signals = {}                       # counter -> the descriptors that signal it, in order
+    waits = {}                         # counter -> waits on it so far
     barrier = None
     engine = {Opcode.LOAD.value: "ld", Opcode.GEMM.value: "ex", Opcode.STORE.value: "st"}
     accesses = []
-    for i, (head, body) in enumerate(parsed):
-        op = head["opcode"]
-        preds = []
-        if barrier is not None:
-            preds.append(barrier)
+    for i, desc in enumerate(parsed):
+        op = int(desc.header.opcode)
+        preds = [] if barrier is None else [barrier]
         if op in (Opcode.SYNC.value, Opcode.COMPLETE.value):
-            preds += list(last.values())
+            preds += last.values()
             last.clear()
-            for p in preds:
-                before[i] |= before[p] | (1 << p)
             barrier = i
-            continue
-        if op not in engine:
-            continue
-        if engine[op] in last:
-            preds.append(last[engine[op]])
-        for flag, tok in _TOKENS[Opcode(op)][0]:
-            if head[flag]:
-                k = waits[tok]
-                waits[tok] += 1
-                if k < len(signals[tok]):
+        elif op in engine:
+            if engine[op] in last:
+                preds.append(last[engine[op]])
+            wait, sig = token_use(op, desc.header)
+            for tok in wait:
+                k = waits.get(tok, 0)
+                waits[tok] = k + 1
+                if k < len(signals.get(tok, ())):
                     preds.append(signals[tok][k])
+            for tok in sig:
+                signals.setdefault(tok, []).append(i)
+            last[engine[op]] = i
+            accesses += _accesses(i, desc, rows, cols, spus)
         for p in preds:
             before[i] |= before[p] | (1 << p)
-        for flag, tok in _TOKENS[Opcode(op)][1]:
-            if head[flag]:
-                signals[tok].append(i)
-        last[engine[op]] = i
-        accesses += _accesses(i, head, body, rows, cols, spus)
     found = []
     for a_i, a in enumerate(accesses):
         for b in accesses[a_i + 1:]:

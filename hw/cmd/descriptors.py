@@ -20,7 +20,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["Opcode", "Target", "ErrorCode", "Header", "DmaBody", "GemmBody", "Body",
-           "Descriptor", "DESC_BYTES"]
+           "Descriptor", "DESC_BYTES", "TOKENS", "token_use"]
 
 DESC_BYTES = 32
 
@@ -120,3 +120,20 @@ class Body(data.Union):
 class Descriptor(data.Struct):
     header: Header
     body: Body
+
+
+#: The dependency-token counters: LOAD -> GEMM, GEMM -> LOAD, GEMM -> STORE, STORE -> GEMM.
+TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
+
+
+def token_use(op, h):
+    """(waits, signals): the token counters a LOAD, GEMM or STORE header ``h`` takes and
+    gives (the command processor's ``tok_use``); other opcodes use none."""
+    if op == Opcode.LOAD.value:
+        return ["ex2ld"] * h.wait_next, ["ld2ex"] * h.sig_next
+    if op == Opcode.GEMM.value:
+        return (["ld2ex"] * h.wait_prev + ["st2ex"] * h.wait_next,
+                ["ex2ld"] * h.sig_prev + ["ex2st"] * h.sig_next)
+    if op == Opcode.STORE.value:
+        return ["ex2st"] * h.wait_prev, ["st2ex"] * h.sig_prev
+    return [], []

@@ -12,7 +12,8 @@ import numpy as np
 from ...base import golden
 from ...base.config import BANK, Config, load_config
 from ...base.regmap import load as load_regmap
-from ...hw.cmd.descriptors import DESC_BYTES, Descriptor, ErrorCode, Opcode, Target
+from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, Opcode, Target,
+                                   token_use)
 from ...hw.cmd.processor import TOKEN_LIMIT
 from ...hw.spu.spu import SpuGeometry, int8_out_words, out_slot
 from ...sw import regs
@@ -25,22 +26,6 @@ class _Fault(Exception):
     def __init__(self, code: ErrorCode, addr: int):
         super().__init__(code.name)
         self.code, self.addr = code, addr
-
-
-TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
-
-
-def token_use(op, h):
-    """(waits, signals): the token counters a LOAD, GEMM or STORE header takes and gives (the
-    RTL's ``tok_use``); other opcodes use none."""
-    if op == Opcode.LOAD.value:
-        return ["ex2ld"] * h.wait_next, ["ld2ex"] * h.sig_next
-    if op == Opcode.GEMM.value:
-        return (["ld2ex"] * h.wait_prev + ["st2ex"] * h.wait_next,
-                ["ex2ld"] * h.sig_prev + ["ex2st"] * h.sig_next)
-    if op == Opcode.STORE.value:
-        return ["ex2st"] * h.wait_prev, ["st2ex"] * h.sig_prev
-    return [], []
 
 
 class DeviceModel:

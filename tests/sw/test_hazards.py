@@ -43,6 +43,14 @@ def _programs(cfg, rng, count):
     return run(build())
 
 
+def _program(cfg, x, packed, params):
+    async def build():
+        dev = Driver(ModelBackend(cfg))
+        await dev.open()
+        return dev.program(x, packed, params)
+    return run(build())
+
+
 @pytest.mark.parametrize("config,spus", [("tiny", None), ("fpga", None), ("tiny", 4)])
 def test_layer_programs_have_no_races(config, spus, rng):
     cfg = load_config(config)
@@ -63,13 +71,7 @@ def test_the_chunked_one_group_layer_of_the_ci_failure():
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, (19, 40), dtype=np.int8)
     packed = pack(prune(rng.integers(-128, 128, (30, 40), dtype=np.int8), 2), 2)
-    params = scenarios.int8_params(rng, x, packed, lut=False)
-
-    async def build():
-        dev = Driver(ModelBackend(cfg))
-        await dev.open()
-        return dev.program(x, packed, params)
-    prog = run(build())
+    prog = _program(cfg, x, packed, scenarios.int8_params(rng, x, packed, lut=False))
     gemms = [d for d in prog.descs if d[0] & 0xF == 3]
     assert len(gemms) == 3        # the shape still takes three chunks
     assert races(prog.descs, rows=cfg.rows, cols=cfg.cols, spus=cfg.spus) == []
@@ -81,13 +83,7 @@ def test_a_missing_token_is_a_race():
     rng = np.random.default_rng(1)
     x = rng.integers(-128, 128, (40, 200), dtype=np.int8)
     packed = pack(prune(rng.integers(-128, 128, (40, 200), dtype=np.int8), 4), 4)
-    params = scenarios.int8_params(rng, x, packed, lut=False)
-
-    async def build():
-        dev = Driver(ModelBackend(cfg))
-        await dev.open()
-        return dev.program(x, packed, params)
-    prog = run(build())
+    prog = _program(cfg, x, packed, scenarios.int8_params(rng, x, packed, lut=False))
     descs = [bytes(d) for d in prog.descs]
     assert races(descs, rows=cfg.rows, cols=cfg.cols) == []
     broken = 0
