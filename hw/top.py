@@ -154,7 +154,8 @@ class S4Top(wiring.Component):
             wiring.connect(m, l_fan.o[i], u.i_load)
             m.d.comb += [u.load_start.eq(cmd.spu_load_start & l_sel[i]),
                          u.load_target.eq(cmd.spu_load_cmd.target),
-                         u.load_addr.eq(cmd.spu_load_cmd.addr)]
+                         u.load_addr.eq(cmd.spu_load_cmd.addr),
+                         u.load_fmt.eq(cmd.spu_load_cmd.fmt)]
         # a load is done when its last word is in the SPUs, not merely in the slice: the DMA's
         # status waits until the slice is empty
         ld_empty = ~ld.o.valid & ld.i.ready

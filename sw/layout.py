@@ -5,7 +5,10 @@ STORE copies output words back, so the same functions serve the DRAM images the 
 and reads. ``R``, ``C`` are the tensor core's rows and columns.
 
 - activations: ``[m_tile][bank][row r][32 bytes]`` (one ACT word per row tile and bank)
-- weights:     ``[n_tile][bank][entry][channel c][value, index]`` (one WGT word per entry)
+- weights:     ``[n_tile][bank][entry][channel c][value, index]`` (one WGT word per entry);
+  in DRAM usually packed (``wgt_packed_image``, ``LoadFormat.PACKED`` / ``VALUES``): the same
+  words as a bit stream of ``cols`` value bytes then ``cols`` 5-bit indices each (indices left
+  out at s = 1), which the SPU's load path decodes into these words
 - parameters:  ``[n_tile][channel c][bias:int32, mult:u16, shift:u8, 0]`` (one PAR word)
 - outputs, raw:  ``[n_tile][m_tile][row r][channel c] int32`` (one OUT word per output row)
 - outputs, int8: the activation layout, ``[m_tile][bank][row r][32 bytes]``: a layer's output
@@ -22,8 +25,11 @@ import numpy as np
 from ..base.config import BANK
 from ..base.golden import MULT_BITS, SHIFT_MAX
 from ..base.sparse import PackedWeights
+from ..hw.cmd.descriptors import LoadFormat
 
-__all__ = ["act_image", "wgt_image", "par_image", "lut_image", "decode_out", "tiles"]
+__all__ = ["act_image", "wgt_image", "wgt_packed_image", "wgt_format", "pack_wgt_words",
+           "unpack_wgt_stream", "packed_word_bits", "par_image", "lut_image", "decode_out",
+           "tiles"]
 
 
 def tiles(m, n, rows, cols):
@@ -51,6 +57,68 @@ def wgt_image(packed: PackedWeights, cols: int) -> bytes:
     idxs[n:] = np.arange(nnz, dtype=np.uint8)
     pair = np.stack([vals.view(np.uint8), idxs], axis=-1)           # [N, nb, nnz, 2]
     return pair.reshape(nt, cols, nb, nnz, 2).transpose(0, 2, 3, 1, 4).tobytes()
+
+
+def wgt_format(s: int) -> LoadFormat:
+    """The packed LOAD format of weights at sparsity ``s``: ``VALUES`` at s = 1 (every index
+    is its entry), else ``PACKED``."""
+    return LoadFormat.VALUES if s == 1 else LoadFormat.PACKED
+
+
+def packed_word_bits(fmt, cols: int) -> int:
+    """Bits of one WGT word in a packed stream (``hw/spu/wgt_unpack.py``)."""
+    fmt = LoadFormat(fmt)
+    if fmt == LoadFormat.RAW:
+        raise ValueError("RAW weight words are not packed")
+    return 13 * cols if fmt == LoadFormat.PACKED else 8 * cols
+
+
+def pack_wgt_words(raw: bytes, cols: int, fmt, unit: int = 1) -> bytes:
+    """WGT words (``wgt_image`` bytes, ``2 * cols`` a word) as the bit stream of a packed LOAD
+    in format ``fmt``, zero-padded to a multiple of ``unit`` bytes (the DRAM bus width). With
+    ``VALUES`` the indices are dropped (the load path generates them: the caller checks that
+    each word's indices are its entry)."""
+    w = np.frombuffer(raw, np.uint8).reshape(-1, cols, 2)
+    bits = [np.unpackbits(w[:, :, 0], axis=1, bitorder="little")]
+    if LoadFormat(fmt) == LoadFormat.PACKED:
+        ib = np.unpackbits(w[:, :, 1:2], axis=2, bitorder="little")[:, :, :5]
+        bits.append(ib.reshape(len(w), 5 * cols))
+    elif LoadFormat(fmt) != LoadFormat.VALUES:
+        raise ValueError(f"not a packed weight format: {fmt}")
+    out = np.packbits(np.concatenate(bits, axis=1).reshape(-1), bitorder="little").tobytes()
+    return out + bytes(-len(out) % unit)
+
+
+def unpack_wgt_stream(data: bytes, cols: int, fmt) -> bytes:
+    """The WGT words a packed LOAD writes from its bytes ``data`` (every whole word of the
+    stream, ``len(data) * 8 // word_bits``), as ``2 * cols`` bytes each: the golden decoder
+    (the device model's; ``hw/spu/wgt_unpack.py`` is the RTL)."""
+    wb = packed_word_bits(fmt, cols)
+    bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+    nw = len(bits) // wb
+    words = bits[:nw * wb].reshape(nw, wb)
+    vals = np.packbits(words[:, :8 * cols].reshape(nw, cols, 8), axis=2, bitorder="little")
+    if LoadFormat(fmt) == LoadFormat.PACKED:
+        ib = words[:, 8 * cols:].reshape(nw, cols, 5)
+        ib = np.concatenate([ib, np.zeros((nw, cols, 3), np.uint8)], axis=2)
+        idxs = np.packbits(ib, axis=2, bitorder="little")
+    else:
+        idxs = np.broadcast_to((np.arange(nw) % BANK).astype(np.uint8)[:, None, None],
+                               (nw, cols, 1))
+    return np.concatenate([vals, idxs], axis=2).tobytes()
+
+
+def wgt_packed_image(packed: PackedWeights, cols: int, unit: int, j0: int = 0,
+                     j1: int | None = None) -> bytes:
+    """Channel tiles ``j0 .. j1`` (default: all) of ``wgt_image`` as one packed LOAD stream in
+    format ``wgt_format(packed.s)``, padded to ``unit`` bytes."""
+    entries = packed.banks * packed.nnz
+    tile = entries * cols * 2
+    raw = wgt_image(packed, cols)
+    nt = len(raw) // tile
+    j1 = nt if j1 is None else j1
+    part = raw[j0 * tile:min(j1, nt) * tile] + bytes(max(0, j1 - max(j0, nt)) * tile)
+    return pack_wgt_words(part, cols, wgt_format(packed.s), unit)
 
 
 #: What each per-channel parameter may hold: the PAR word's fields (bias int32, mult u16) and

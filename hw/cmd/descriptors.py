@@ -19,7 +19,7 @@ the current GEMM computes, and buffers are reused only after their consumer is d
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
-__all__ = ["Opcode", "Target", "ErrorCode", "Header", "DmaBody", "GemmBody", "Body",
+__all__ = ["Opcode", "Target", "LoadFormat", "ErrorCode", "Header", "DmaBody", "GemmBody", "Body",
            "Descriptor", "DESC_BYTES", "TOKENS", "token_use"]
 
 DESC_BYTES = 32
@@ -40,6 +40,15 @@ class Target(enum.Enum, shape=2):
     WGT = 1   #: stored weights, one word = cols x (value byte, index byte)
     PAR = 2   #: per-channel output parameters, one word = cols x 8 bytes
     LUT = 3   #: the 256-byte activation lookup table
+
+
+class LoadFormat(enum.Enum, shape=2):
+    """How a LOAD's bytes become scratchpad words (``DmaBody.fmt``; see
+    ``hw/spu/wgt_unpack.py`` for the bit streams). Value 3 is ``BAD_FIELD``, and so are
+    ``PACKED`` and ``VALUES`` with a target other than WGT."""
+    RAW = 0      #: the bytes are the words, copied unchanged (every target)
+    PACKED = 1   #: WGT: per word cols value bytes, then cols 5-bit indices (13 * cols bits)
+    VALUES = 2   #: WGT, s = 1: per word cols value bytes; every index is the word's entry
 
 
 class ErrorCode(enum.Enum, shape=8):
@@ -83,6 +92,10 @@ class DmaBody(data.Struct):
 
     ``dram_addr``, ``row_bytes`` and ``stride`` are multiples of the DRAM bus width in bytes.
     ``sram_addr`` is a word address in the target scratchpad (the output scratchpad for STORE).
+    ``fmt`` (:class:`LoadFormat`, a LOAD's only; a STORE's must be 0): ``RAW`` copies the bytes
+    as words; ``PACKED`` and ``VALUES`` (target WGT only) decode the transfer's bytes, all rows
+    in order, as one bit stream of packed weight words and write its whole words,
+    ``floor(rows * row_bytes * 8 / word_bits)`` of them.
     """
     dram_addr: 32
     stride: 32
@@ -90,7 +103,8 @@ class DmaBody(data.Struct):
     rows: 16
     target: Target
     sram_addr: 16
-    reserved: 106
+    fmt: 2
+    reserved: 104
 
 
 class GemmBody(data.Struct):

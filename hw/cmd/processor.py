@@ -22,7 +22,8 @@ from ...base.config import BANK, Config
 from ..core.dsp import registered_uproduct
 from ..dma.engine import N_WINDOWS, DmaError, dma_cmd_layout, dma_status_layout, windows_layout
 from ..spu.spu import SpuGeometry
-from .descriptors import DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, GemmBody, Opcode, Target
+from .descriptors import (DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, GemmBody, LoadFormat,
+                          Opcode, Target)
 from .fanout import multicast_layout
 
 __all__ = ["CommandProcessor", "spu_load_cmd", "spu_store_cmd"]
@@ -50,8 +51,28 @@ def _dma_code(code):
 
 def spu_load_cmd(spus):
     """Where a LOAD's words go: scratchpad ``target`` from word ``addr`` on, in every SPU that
-    ``mask`` selects (0: all)."""
-    return data.StructLayout({"mask": spus, "target": Target, "addr": 16})
+    ``mask`` selects (0: all), decoded as ``fmt`` says (:class:`LoadFormat`)."""
+    return data.StructLayout({"mask": spus, "target": Target, "addr": 16, "fmt": 2})
+
+
+def _bad_fmt(body, is_store):
+    """A ``fmt`` the descriptor cannot have (``BAD_FIELD``): 3, or a packed format on a STORE
+    or on a LOAD whose target is not WGT."""
+    return ((body.fmt == 3)
+            | ((body.fmt != LoadFormat.RAW.value) & (is_store | (body.target != Target.WGT))))
+
+
+def _wgt_bound(past, limit, body, geom):
+    """The WGT bound of a LOAD (``past``: ``sram_addr`` beyond the scratchpad; ``limit``: the
+    most bytes the transfer may move). A packed format writes ``floor(bytes * 8 /
+    word_bits)`` words, which fit the ``D = depth - sram_addr`` left while ``bytes <=
+    floor(((D + 1) * word_bits - 1) / 8)``."""
+    depth, cols = geom.wgt_depth, geom.wgt_bits // 16
+    room = depth + 1 - body.sram_addr
+    return [past.eq(body.sram_addr >= depth),
+            limit.eq(Mux(body.fmt == LoadFormat.RAW.value, (depth - body.sram_addr) * (cols * 2),
+                         ((room * Mux(body.fmt == LoadFormat.PACKED.value, 13 * cols, 8 * cols))
+                          - 1) >> 3))]
 
 
 def spu_store_cmd(spus):
@@ -68,7 +89,7 @@ def _absent_spus(header, spus):
     return (header.spu_mask != 0) & (header.spu_mask[:spus] == 0)
 
 
-def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds, spus):
+def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds, spus, geom):
     """The checks of a LOAD or STORE descriptor, in three registered stages (a 16 x 16
     product, then a compare, then the verdict), so that no multiplier or comparator chain
     limits the clock.
@@ -96,17 +117,21 @@ def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds, spus
     def bound(depth, word_bytes):
         m.d.sync += [past.eq(body.sram_addr >= depth),
                      limit.eq((depth - body.sram_addr) * word_bytes)]
+    is_store = list(bounds) == [None]
     with m.If(check[0]):
         m.d.sync += bad.eq((body.rows == 0) | (body.row_bytes == 0)
                            | (body.row_bytes[:lg] != 0 if lg else 0)
-                           | _absent_spus(entry.desc.header, spus))
-        if list(bounds) == [None]:
+                           | _absent_spus(entry.desc.header, spus) | _bad_fmt(body, is_store))
+        if is_store:
             bound(*bounds[None])
         else:
             with m.Switch(body.target):
                 for t, (depth, word_bytes) in bounds.items():
                     with m.Case(t):
-                        bound(depth, word_bytes)
+                        if t == Target.WGT:
+                            m.d.sync += _wgt_bound(past, limit, body, geom)
+                        else:
+                            bound(depth, word_bytes)
     with m.If(check[1]):
         m.d.sync += over.eq(past | ((beats << lg) > limit))
     with m.If(check.any()):   # never in the cycle that takes a new entry
@@ -180,7 +205,8 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     smask = sum(1 << (s.bit_length() - 1) for s in sparsities)
     m.d.sync += [
         field.eq((dma_b.rows == 0) | (dma_b.row_bytes == 0)
-                 | (dma_b.row_bytes[:lg] != 0 if lg else 0) | _absent_spus(h, spus)),
+                 | (dma_b.row_bytes[:lg] != 0 if lg else 0) | _absent_spus(h, spus)
+                 | _bad_fmt(dma_b, is_st)),
         dma_bad.eq((dma_b.dram_addr[:lg] != 0 if lg else 0)
                    | (dma_b.stride[:lg] != 0 if lg else 0)),
         end0.eq(dma_b.dram_addr + dma_b.row_bytes),
@@ -202,7 +228,10 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
         with m.Switch(dma_b.target):
             for t in Target:
                 with m.Case(t):
-                    bound(geom.depth(t), geom.bits(t) // 8)
+                    if t == Target.WGT:
+                        m.d.sync += _wgt_bound(past, limit, dma_b, geom)
+                    else:
+                        bound(geom.depth(t), geom.bits(t) // 8)
     # products (operands registered in stage 1, products in stage 2): a descriptor is a
     # transfer or a GEMM, so the two kinds share the multipliers
     is_gemm = h.opcode == Opcode.GEMM.value
@@ -582,7 +611,8 @@ class CommandProcessor(wiring.Component):
             return h.spu_mask[:self._spus]
         _, ld_fault_field, ld_fault_over, ld_ok = _transfer_checks(
             m, platform, name="ld", queue=qs["ld"], entry=ld, check=ld_check, lg=lg,
-            bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target}, spus=self._spus)
+            bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target}, spus=self._spus,
+            geom=g)
         with m.If(ld_ok):
             m.d.sync += ld_wait.eq(1)
         faults.append((ld_fault_field, ErrorCode.BAD_FIELD, ld.addr))
@@ -594,7 +624,8 @@ class CommandProcessor(wiring.Component):
                          rd.row_bytes.eq(lb.row_bytes), rd.stride.eq(lb.stride),
                          self.spu_load_cmd.mask.eq(spu_mask(ld.desc.header)),
                          self.spu_load_cmd.target.eq(lb.target),
-                         self.spu_load_cmd.addr.eq(lb.sram_addr)]
+                         self.spu_load_cmd.addr.eq(lb.sram_addr),
+                         self.spu_load_cmd.fmt.eq(lb.fmt)]
             with m.If(self.dma_rd.ready):
                 m.d.comb += self.spu_load_start.eq(1)
                 m.d.sync += [ld_running.eq(1), rd_busy.eq(1), rd_is_load.eq(1)]
@@ -690,7 +721,7 @@ class CommandProcessor(wiring.Component):
         sb = st.desc.body.dma
         st_beats, st_fault_field, st_fault_over, st_ok = _transfer_checks(
             m, platform, name="st", queue=qs["st"], entry=st, check=st_check, lg=lg,
-            bounds={None: (g.out_depth, g.out_bits // 8)}, spus=self._spus)
+            bounds={None: (g.out_depth, g.out_bits // 8)}, spus=self._spus, geom=g)
         with m.If(st_ok):
             m.d.sync += st_issue.eq(1)
         faults.append((st_fault_field, ErrorCode.BAD_FIELD, st.addr))

@@ -9,6 +9,8 @@ scratchpad   word                        content
 ===========  ==========================  ===================================================
 ACT          rows x 32 bytes             one bank of activations for every row of a row tile
 WGT          cols x 2 bytes              one stored weight per channel: value, then index
+                                         (loaded raw, or decoded from a packed stream by
+                                         ``wgt_unpack.WgtUnpack``)
 PAR          cols x 8 bytes              per channel: bias (int32), mult (u16), shift (u8), 0
 OUT          cols x 4 bytes              raw: one output row of int32; int8: bytes (below)
 ===========  ==========================  ===================================================
@@ -43,6 +45,7 @@ from ..core.bram import RegisteredRam
 from ..core.dsp import registered_uproduct
 from ..core.requant import OutMode
 from ..core.tensor_core import COUNTER_BITS, TensorCore
+from .wgt_unpack import WgtUnpack
 
 __all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH", "out_slot", "int8_out_words"]
 
@@ -199,9 +202,10 @@ class Spu(wiring.Component):
         Starts a GEMM block (fields checked by the command processor); ready when idle.
     gemm_done : Out(1)
         Pulses when the block's last output row is in the output scratchpad.
-    load_start, load_target, load_addr : In
+    load_start, load_target, load_addr, load_fmt : In
         Start a load into ``load_target`` at word ``load_addr``; ``i_load`` words then fill
-        it bus word by bus word (lane 0 = low bits of a scratchpad word).
+        it bus word by bus word (lane 0 = low bits of a scratchpad word), or with a packed
+        ``load_fmt`` (WGT only) through the weight unpacker.
     i_load : In(stream.Signature(data.StructLayout({"data": bus_bits, "last": 1})))
     store_start, store_addr, store_beats : In
         Start reading ``store_beats`` bus words of the output scratchpad from ``store_addr``.
@@ -220,6 +224,7 @@ class Spu(wiring.Component):
             "load_start": In(1),
             "load_target": In(Target),
             "load_addr": In(16),
+            "load_fmt": In(2),
             "i_load": In(stream.Signature(data.StructLayout({"data": g.bus_bits, "last": 1}))),
             "store_start": In(1),
             "store_addr": In(16),
@@ -290,8 +295,19 @@ class Spu(wiring.Component):
         # load, or on the word's last byte", updated with the target and the byte counter.
         last_byte = g.bus_bits // 8 - 1
         ld_ready = Signal(init=1)   # (ld_target resets to ACT)
-        m.d.comb += self.i_load.ready.eq(ld_ready)
-        take = self.i_load.valid & self.i_load.ready
+        with m.If(~ld_packed):
+            m.d.comb += self.i_load.ready.eq(ld_ready)
+        # packed weight loads go through the unpacker, which takes bus words at its own pace
+        m.submodules.wgt_unpack = unpack = WgtUnpack(cols=C, bus_bits=g.bus_bits)
+        ld_packed = Signal()
+        m.d.comb += [unpack.i.payload.eq(self.i_load.payload.data),
+                     unpack.i.valid.eq(self.i_load.valid & ld_packed),
+                     unpack.start.eq(self.load_start), unpack.fmt.eq(self.load_fmt)]
+        with m.If(ld_packed):
+            m.d.comb += self.i_load.ready.eq(unpack.i.ready)
+        with m.If(unpack.emit):
+            m.d.sync += ld_word.eq(ld_word + 1)
+        take = self.i_load.valid & self.i_load.ready & ~ld_packed
         # the scratchpads are written a cycle after a word is taken, from registers (word
         # address, data, lane enables): the counters' outputs fan out to a hundred block RAMs
         # otherwise, and their own increments followed them there. A load is reported done
@@ -314,10 +330,12 @@ class Spu(wiring.Component):
             m.d.comb += ram.w_addr.eq(wr_word)
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
         for b, ram in enumerate(wgt_banks):
+            w_en = wgt_en | unpack.o_valid.replicate(wgt_lanes)
             m.d.comb += [ram.w_addr.eq(wr_word[:wb_bits]),
-                         ram.w_data.eq(bus_data.replicate(wgt_lanes)),
-                         ram.w_en.eq(wgt_en if n_wb == 1 else
-                                     Mux(wr_word[wb_bits:] == b, wgt_en, 0))]
+                         ram.w_data.eq(Mux(unpack.o_valid, unpack.o_word,
+                                           bus_data.replicate(wgt_lanes))),
+                         ram.w_en.eq(w_en if n_wb == 1 else
+                                     Mux(wr_word[wb_bits:] == b, w_en, 0))]
         par_en = Signal(par_lanes)
         m.d.comb += [par_ram.w_addr.eq(wr_word), par_ram.w_data.eq(bus_data.replicate(par_lanes)),
                      par_ram.w_en.eq(par_en)]
@@ -340,7 +358,8 @@ class Spu(wiring.Component):
         with m.If(self.load_start):
             m.d.sync += [ld_target.eq(self.load_target), ld_word.eq(self.load_addr),
                          ld_lane.eq(0), lut_ptr.eq(0), lut_byte.eq(0),
-                         ld_ready.eq(self.load_target != Target.LUT)]
+                         ld_ready.eq(self.load_target != Target.LUT),
+                         ld_packed.eq((self.load_target == Target.WGT) & (self.load_fmt != 0))]
 
         # -- GEMM sequencer --------------------------------------------------------------------
         gemm = Signal(GemmBody)
