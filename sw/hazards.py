@@ -57,6 +57,10 @@ def _accesses(i, desc, rows, cols, spus):
         mem = Target(d.target).name if op == Opcode.LOAD.value else "OUT"
         lo = int(d.sram_addr)
         hi = lo - (-int(d.rows) * int(d.row_bytes) // word[mem])
+        if op == Opcode.LOAD.value and mem == "WGT" and int(d.fmt) in (1, 2):
+            # a packed weight stream: every whole word of it (hw/spu/wgt_unpack.py)
+            wbits = cols * (13 if int(d.fmt) == 1 else 8)
+            hi = lo + int(d.rows) * int(d.row_bytes) * 8 // wbits
         if op == Opcode.LOAD.value:
             return [Access(i, mem, lo, hi, mask, True)]
         return [Access(i, mem, lo, hi, mask & -mask, False)]   # a STORE reads the lowest SPU

@@ -15,6 +15,13 @@ allocator)::
 
 so the next group's loads and the previous group's store run while a GEMM computes.
 
+Weights travel packed (``layout.wgt_packed_image``; ``wgt_packed=False`` ships the raw
+scratchpad words): each WGT LOAD is one bit stream of its channel tiles' words padded to the
+bus width, 1.625 bytes per stored weight (1 at s = 1, where the load path generates the
+indices) plus that padding. A packed LOAD writes every whole word of its stream, so a
+buffer's load may write a zero word past its tiles; groups are sized so that it stays in
+the buffer's half of the scratchpad.
+
 int8 outputs are stored as bytes in the activation layout (``layout.decode_out``): a group
 covers whole banks of 32 channels (``32 / cols`` channel tiles) so that its STORE writes whole
 32-byte rows, one DRAM row per row tile (``rows x 32`` bytes a bank, at the output's bank
@@ -33,7 +40,7 @@ import numpy as np
 from ..base import golden
 from ..base.config import BANK, Config
 from ..base.sparse import PackedWeights
-from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target
+from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, LoadFormat, Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
 from ..hw.spu.spu import PAR_DEPTH
 from . import layout
@@ -160,7 +167,7 @@ def _padded(buf: bytes, unit: int) -> bytes:
 
 
 def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams,
-                  alloc: Allocator, *, encode=None) -> LayerProgram:
+                  alloc: Allocator, *, encode=None, wgt_packed: bool = True) -> LayerProgram:
     """Tile, place and schedule one layer for a device with ``info``. ``encode`` replaces
     :func:`descriptor` (same signature and bytes; the performance model passes a faster one).
 
@@ -187,6 +194,18 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     nb, nnz = packed.banks, packed.nnz
     mt_all, nt = layout.tiles(m, n, R, C)
     entries = nb * nnz
+    wfmt = layout.wgt_format(packed.s) if wgt_packed else LoadFormat.RAW
+
+    def wgt_words(tiles):
+        """WGT words a LOAD of ``tiles`` channel tiles writes (packed: its padded stream's
+        whole words)."""
+        if wfmt == LoadFormat.RAW:
+            return tiles * entries
+        wbits = layout.packed_word_bits(wfmt, C)
+        return -(-tiles * entries * wbits // (8 * bb)) * 8 * bb // wbits
+    w_fit = (info.wgt_depth // 2) // entries      # channel tiles a weight buffer holds
+    while w_fit > 0 and wgt_words(w_fit) > info.wgt_depth // 2:
+        w_fit -= 1
     if nb > info.act_depth:
         raise ValueError(f"K={packed.k} needs {nb} activation words per row tile; the "
                          f"scratchpad holds {info.act_depth}")
@@ -206,13 +225,13 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     # channel-tile groups: at most half of each double-buffered scratchpad, about GROUP_CYCLES
     # of compute (short groups fill and drain the pipeline quickly), at least two per chunk
     if int8:       # whole banks; an int8 row tile's bank takes R * 32 / (4 C) words
-        g_max = min(-(-nt // gb_tiles), (info.wgt_depth // 2) // entries // gb_tiles,
+        g_max = min(-(-nt // gb_tiles), w_fit // gb_tiles,
                     info.par_depth // 2 // gb_tiles,
                     (info.out_depth // 2) * 4 // (mt_chunk * R * gb_tiles)) * gb_tiles
         if g_max == 0:     # a bank does not fit: raw on the device, requantized by the host
             int8, gb_tiles = False, 1
     if not int8:
-        g_max = min(nt, (info.wgt_depth // 2) // entries, info.par_depth // 2,
+        g_max = min(nt, w_fit, info.par_depth // 2,
                     (info.out_depth // 2) // (mt_chunk * R))
     if g_max == 0:
         raise ValueError(f"one channel tile needs {entries} weight words (half the weight "
@@ -244,22 +263,32 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         prog.dram_bytes += len(data)
         return addr
 
-    def load(target, dram, nbytes, sram, **flags):
+    def load(target, dram, nbytes, sram, fmt=LoadFormat.RAW, **flags):
         prog.descs.append(descriptor(Opcode.LOAD, dma={
             "dram_addr": dram, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
-            "target": target, "sram_addr": sram}, **flags))
+            "target": target, "sram_addr": sram, "fmt": fmt.value}, **flags))
     one = (lambda p: 1 << p) if spus > 1 else (lambda p: 0)
 
-    wgt_img = layout.wgt_image(packed, C)
     wgt_tile_bytes = entries * C * 2
     par_img = layout.par_image(params.bias, params.mult, params.shift, n, C)
     # channel tiles are split across the SPUs, ``g_tiles`` each per group; the images are
     # padded with zero channels to whole groups (padded outputs are computed, never stored)
     step = spus * g_tiles
     nt_pad = -(-nt // step) * step
-    wgt_img += bytes((nt_pad - nt) * wgt_tile_bytes)
     par_img += bytes((nt_pad - nt) * C * 8)
-    wgt_at = image(wgt_img)
+    wgt_img = layout.wgt_image(packed, C) + bytes((nt_pad - nt) * wgt_tile_bytes)
+    if wfmt == LoadFormat.RAW:
+        wgt_at = image(wgt_img)
+    wgt_parts = {}      # packed: one stream per LOAD (first tile, tiles) -> (addr, bytes)
+
+    def wgt_part(j, tiles):
+        if wfmt == LoadFormat.RAW:
+            return wgt_at + j * wgt_tile_bytes, tiles * wgt_tile_bytes
+        if (j, tiles) not in wgt_parts:
+            data = layout.pack_wgt_words(
+                wgt_img[j * wgt_tile_bytes:(j + tiles) * wgt_tile_bytes], C, wfmt, bb)
+            wgt_parts[j, tiles] = (image(data), len(data))
+        return wgt_parts[j, tiles]
     par_at = image(par_img)
     if params.lut is not None and int8:
         load(Target.LUT, image(layout.lut_image(params.lut)), 256, 0)
@@ -312,10 +341,10 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
             more = idx + 2 < total
             if spus == 1:
                 gt = min(gt, nt - j0)
-            wb = gt * wgt_tile_bytes
             for p in range(spus):
                 jp = j0 + p * gt
-                load(Target.WGT, wgt_at + jp * wgt_tile_bytes, wb, buf * half_w,
+                w_at, wb = wgt_part(jp, gt)
+                load(Target.WGT, w_at, wb, buf * half_w, fmt=wfmt,
                      wait_next=idx >= 2 and p == 0, spu_mask=one(p))
                 if own_act and p == spus - 1:
                     load(Target.ACT, acts[ci][0], acts[ci][1] * act_word, act_base)

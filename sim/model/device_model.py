@@ -12,11 +12,12 @@ import numpy as np
 from ...base import golden
 from ...base.config import BANK, Config, load_config
 from ...base.regmap import load as load_regmap
-from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, Opcode, Target,
+from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, LoadFormat,
+                                   Opcode, Target,
                                    token_use)
 from ...hw.cmd.processor import TOKEN_LIMIT
 from ...hw.spu.spu import SpuGeometry, int8_out_words, out_slot
-from ...sw import regs
+from ...sw import layout, regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
 __all__ = ["DeviceModel"]
@@ -236,12 +237,19 @@ class DeviceModel:
         elif op == Opcode.LOAD.value:
             d = desc.body.dma
             target = Target(d.target)
-            if d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8):
+            fmt = int(d.fmt)
+            if (d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8) or fmt == 3
+                    or (fmt != LoadFormat.RAW.value and target != Target.WGT)):
                 raise _Fault(ErrorCode.BAD_FIELD, addr)
             word = g.bits(target) // 8
             depth = g.depth(target)
             nbytes = d.rows * d.row_bytes
-            if d.sram_addr >= depth or nbytes > (depth - d.sram_addr) * word:
+            if fmt == LoadFormat.RAW.value:
+                words_over = nbytes > (depth - d.sram_addr) * word
+            else:     # every whole word of the bit stream
+                words_over = (nbytes * 8 // layout.packed_word_bits(fmt, self.config.cols)
+                              > depth - d.sram_addr)
+            if d.sram_addr >= depth or words_over:
                 raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
             self._dma_check(d, addr, write=False)
             self._tokens(op, desc.header, addr)
@@ -252,12 +260,17 @@ class DeviceModel:
                 self._use_spu(i)
                 if target == Target.LUT:
                     self.lut[:min(256, len(data))] = np.frombuffer(data[:256], np.int8)
+                elif fmt != LoadFormat.RAW.value:
+                    words = layout.unpack_wgt_stream(data, self.config.cols, fmt)
+                    start = d.sram_addr * word
+                    self.sram[target][start:start + len(words)] = words
                 else:
                     start = d.sram_addr * word
                     self.sram[target][start:start + len(data)] = data
         elif op == Opcode.STORE.value:
             d = desc.body.dma
-            if d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8):
+            if (d.rows == 0 or d.row_bytes == 0 or d.row_bytes % (g.bus_bits // 8)
+                    or int(d.fmt) != LoadFormat.RAW.value):
                 raise _Fault(ErrorCode.BAD_FIELD, addr)
             word = g.out_bits // 8
             nbytes = d.rows * d.row_bytes
