@@ -8,7 +8,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from ...base.config import BANK
-from ...hw.cmd.descriptors import GemmBody, Target
+from ...hw.cmd.descriptors import GemmBody, LoadFormat, Target
 from ...hw.spu.spu import SpuGeometry, int8_out_words
 from ...sw import layout
 from .base import start, started
@@ -31,8 +31,8 @@ class SpuTB:
         self.store = Sink(dut, "o_store", rng=rng, stall=stall)
         self.loop = StreamLoop(dut.clk, [self.load, self.gemm], [self.store],
                                watches=[dut.gemm_done])
-        for name in ("load_start", "store_start", "load_target", "load_addr", "store_addr",
-                     "store_beats"):
+        for name in ("load_start", "store_start", "load_target", "load_addr", "load_fmt",
+                     "store_addr", "store_beats"):
             getattr(dut, name).value = 0
 
     async def start(self):
@@ -46,8 +46,9 @@ class SpuTB:
         await RisingEdge(self.dut.clk)
         getattr(self.dut, name).value = 0
 
-    async def load_image(self, target: Target, addr: int, image: bytes):
-        await self.pulse("load_start", load_target=target.value, load_addr=addr)
+    async def load_image(self, target: Target, addr: int, image: bytes, fmt=LoadFormat.RAW):
+        await self.pulse("load_start", load_target=target.value, load_addr=addr,
+                         load_fmt=fmt.value)
         self.load.extend(words_of(image, self.geom.bus_bits))
         await self.loop.run_until(lambda: self.load.done, 20 * len(self.load.queue) + 600,
                                   f"load into {target.name}")
@@ -68,7 +69,7 @@ class SpuTB:
         return b"".join(v.to_bytes(nb, "little") for v in self.store.beats)
 
 
-async def _one_layer(tb, rng, s, mode=None, lut_loaded=None, **shape):
+async def _one_layer(tb, rng, s, mode=None, lut_loaded=None, wgt_packed=False, **shape):
     cfg = tb.config
     R, C = cfg.rows, cfg.cols
     x, packed, params = random_case(rng, cfg, s, mode=mode, **shape)
@@ -77,7 +78,12 @@ async def _one_layer(tb, rng, s, mode=None, lut_loaded=None, **shape):
     bias, mult, shift = params.full(n)
     act_at, wgt_at, par_at, out_at = (int(rng.integers(0, 4)) for _ in range(4))
     await tb.load_image(Target.ACT, act_at, layout.act_image(x, R))
-    await tb.load_image(Target.WGT, wgt_at, layout.wgt_image(packed, C))
+    if wgt_packed:    # the packed DRAM stream, decoded by the load path (hw/spu/wgt_unpack.py)
+        await tb.load_image(Target.WGT, wgt_at,
+                            layout.wgt_packed_image(packed, C, tb.geom.bus_bits // 8),
+                            layout.wgt_format(s))
+    else:
+        await tb.load_image(Target.WGT, wgt_at, layout.wgt_image(packed, C))
     await tb.load_image(Target.PAR, par_at, layout.par_image(bias, mult, shift, n, C))
     if params.lut is not None:
         await tb.load_image(Target.LUT, 0, layout.lut_image(params.lut))
@@ -108,6 +114,17 @@ async def layers_every_sparsity(dut):
     for s in config.sparsities:
         for mode in ("raw", "int8"):
             await _one_layer(tb, rng, s, mode)
+
+
+@cocotb.test()
+async def packed_weights_every_sparsity(dut):
+    """Weights loaded packed (PACKED; VALUES at s = 1) at every sparsity, K not whole banks
+    (40, 72) and random, with idle cycles on the load stream: bit-exact layers."""
+    tb = await started(SpuTB, dut, "packed_weights_every_sparsity", idle=0.2)
+    config, rng = tb.config, tb.rng
+    for s in config.sparsities:
+        for k in (40, 72, None):
+            await _one_layer(tb, rng, s, "raw", wgt_packed=True, k=k)
 
 
 @cocotb.test()
