@@ -45,6 +45,7 @@ from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBo
                                   Target, token_use)
 from ..hw.spu.spu import SpuGeometry, int8_out_words
 from ..sw import regs, scenarios
+from ..sw.layout import packed_word_bits
 from ..sw.driver import DRAM_BASE, DRAM_SIZE
 from ..sw.program import Allocator, DeviceInfo, layer_program
 from .model.device_model import ModelBackend
@@ -267,6 +268,14 @@ class Generator:
         else:
             stride = int(rng.choice([0, 1, bb + 1, 0xFFFF_FFFF, 1 << 31, row_bytes - bb]))
         stride &= 0xFFFF_FFFF
+        # fmt: mostly RAW; packed formats mostly on WGT loads, now and then anywhere (BAD_FIELD)
+        r = rng.random()
+        if r < 0.75 or (r < 0.95 and (store or target != Target.WGT)):
+            fmt = 0
+        elif r < 0.95:
+            fmt = int(rng.integers(1, 3))
+        else:
+            fmt = int(rng.integers(1, 4))
         r = rng.random()
         if r < 0.7:
             sram = int(rng.integers(0, depth))
@@ -274,11 +283,14 @@ class Generator:
             sram = 0
         else:
             need = -(-max(rows, 1) * row_bytes // word)
+            if fmt in (1, 2) and not store:     # a packed stream's whole words
+                need = max(rows, 1) * row_bytes * 8 // packed_word_bits(fmt, self.config.cols)
             sram = int(rng.choice([depth, depth - 1, max(0, depth - need), depth - need + 1,
                                    0xFFFF])) & 0xFFFF
         extent = max(rows - 1, 0) * stride + row_bytes
         return {"dram_addr": self._addr(rng, prog, extent), "stride": stride,
-                "row_bytes": row_bytes, "rows": rows, "target": target.value, "sram_addr": sram}
+                "row_bytes": row_bytes, "rows": rows, "target": target.value, "sram_addr": sram,
+                "fmt": fmt}
 
     def sane_dma(self, rng, store, prog=None):
         """A LOAD / STORE body that passes every check under the standard windows."""
@@ -290,6 +302,10 @@ class Generator:
         rows = int(rng.integers(1, 4))
         stride = row_bytes * int(rng.integers(1, 3)) if rng.random() < 0.8 else 0
         need = -(-rows * row_bytes // word)
+        fmt = 0
+        if not store and target == Target.WGT and rng.random() < 0.5:
+            fmt = int(rng.integers(1, 3))          # packed: its stream's whole words
+            need = rows * row_bytes * 8 // packed_word_bits(fmt, self.config.cols)
         sram = int(rng.integers(0, max(1, depth - need + 1)))
         extent = (rows - 1) * stride + row_bytes
         lo = (B + DATA_OFF) // bb
@@ -301,7 +317,7 @@ class Generator:
             addr = int(rng.choice([limit - extent, limit - extent, limit - extent + bb,
                                    base, base - bb])) // bb * bb & 0xFFFF_FFFF
         return {"dram_addr": addr, "stride": stride, "row_bytes": row_bytes, "rows": rows,
-                "target": target.value, "sram_addr": sram}
+                "target": target.value, "sram_addr": sram, "fmt": fmt}
 
     def sane_gemm(self, rng):
         g, cfg = self.geom, self.config

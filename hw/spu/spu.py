@@ -285,6 +285,7 @@ class Spu(wiring.Component):
 
         # -- loads: DMA read data -> scratchpads (and the LUT) -------------------------------
         ld_target = Signal(Target)
+        ld_packed = Signal()     # a WGT load in a packed format (LoadFormat)
         ld_word = Signal(16)
         ld_lane = Signal(range(max(2, g.act_bits // g.bus_bits)))
         lut_byte = Signal(range(max(2, g.bus_bits // 8)))
@@ -299,7 +300,6 @@ class Spu(wiring.Component):
             m.d.comb += self.i_load.ready.eq(ld_ready)
         # packed weight loads go through the unpacker, which takes bus words at its own pace
         m.submodules.wgt_unpack = unpack = WgtUnpack(cols=C, bus_bits=g.bus_bits)
-        ld_packed = Signal()
         m.d.comb += [unpack.i.payload.eq(self.i_load.payload.data),
                      unpack.i.valid.eq(self.i_load.valid & ld_packed),
                      unpack.start.eq(self.load_start), unpack.fmt.eq(self.load_fmt)]

@@ -28,7 +28,7 @@ import numpy as np
 from amaranth.lib import data
 
 from ...base.config import BANK, load_config
-from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, Opcode, Target
+from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, LoadFormat, Opcode, Target
 from ...sw.driver import RING_SLOTS
 from .. import report
 from ..report import Column
@@ -101,7 +101,8 @@ def _get(v, f):
 
 def decode_program(descs) -> list:
     """Descriptors (32-byte strings) -> tuples ``(kind, wait_prev, wait_next, sig_prev,
-    sig_next, a, b, c)`` with, for a LOAD ``a`` = bytes, ``b`` = target; for a STORE ``a`` =
+    sig_next, a, b, c)`` with, for a LOAD ``a`` = bytes, ``b`` = target, ``c`` = fmt
+    (:class:`~s4accel.hw.cmd.descriptors.LoadFormat`); for a STORE ``a`` =
     bytes; for a GEMM ``a`` = tiles (m_tiles * n_tiles), ``b`` = banks * nnz, ``c`` = m_tiles.
     Field positions come from the hardware's layouts (:mod:`s4accel.hw.cmd.descriptors`)."""
     out = []
@@ -117,6 +118,7 @@ def decode_program(descs) -> list:
         if kind in (_LOAD, _STORE):
             a = _get(v, _DMA["rows"]) * _get(v, _DMA["row_bytes"])
             b = _get(v, _DMA["target"])
+            c = _get(v, _DMA["fmt"])
         elif kind == _GEMMOP:
             mt, nt = _get(v, _GEMM["m_tiles"]), _get(v, _GEMM["n_tiles"])
             nnz = BANK >> _get(v, _GEMM["log2s"])
@@ -183,11 +185,14 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     mac = rd_bytes = wr_bytes = 0
     by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
     busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time}
-    for i, (kind, _, _, _, _, a, b, _) in enumerate(ops):
+    wbits = {LoadFormat.PACKED.value: 13 * config.cols, LoadFormat.VALUES.value: 8 * config.cols}
+    for i, (kind, _, _, _, _, a, b, c) in enumerate(ops):
         if kind == _LOAD:
             cls = "act" if b == Target.ACT.value else "wgt"
             if b == Target.LUT.value:     # the LUT takes one byte a cycle
                 d = T.read_job + max(a, beats(a, cls))
+            elif c in wbits:              # a packed weight stream: one scratchpad word a cycle
+                d = T.read_job + max(a * 8 // wbits[c], beats(a, cls))
             else:
                 d = T.read_job + beats(a, cls)
             dbeats[i] = beats(a, cls)
