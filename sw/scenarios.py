@@ -7,7 +7,8 @@ import numpy as np
 
 from ..base import golden
 from ..base.sparse import pack, prune
-from ..hw.cmd.descriptors import ErrorCode, Opcode, Target
+from ..hw.cmd.descriptors import ErrorCode, LoadFormat, Opcode, Target
+from . import layout
 from .driver import DeviceError, Driver
 from .program import LayerParams, descriptor
 
@@ -78,9 +79,10 @@ async def check_layer_against_model(dev: Driver, model: Driver, x, packed, param
     return res
 
 
-def _dma(addr, nbytes, target=Target.ACT, sram=0, rows=1, stride=None):
+def _dma(addr, nbytes, target=Target.ACT, sram=0, rows=1, stride=None, fmt=0):
     return {"dram_addr": addr, "stride": nbytes if stride is None else stride,
-            "row_bytes": nbytes, "rows": rows, "target": target, "sram_addr": sram}
+            "row_bytes": nbytes, "rows": rows, "target": target, "sram_addr": sram,
+            "fmt": getattr(fmt, "value", fmt)}
 
 
 def _long_gemm(info):
@@ -107,6 +109,7 @@ def error_programs(dev: Driver, *, bus_errors=True):
     big = info.act_depth * info.rows * 32 + bb
     max_log2s = max(info.sparsities).bit_length() - 1
     nop = descriptor(Opcode.NOP)
+    pw = 4 * bb * 8 // layout.packed_word_bits(LoadFormat.PACKED, info.cols)  # words of 4 beats
     cases = [
         ("unknown opcode", ErrorCode.UNKNOWN_OPCODE, [nop, descriptor(13)], 1),
         ("bad field", ErrorCode.BAD_FIELD,
@@ -127,6 +130,19 @@ def error_programs(dev: Driver, *, bus_errors=True):
          [nop, descriptor(Opcode.GEMM, gemm={
              "banks": 1, "m_tiles": 1, "n_tiles": 1, "log2s": max_log2s,
              "wgt_addr": info.wgt_depth - (32 >> max_log2s) + 1})], 1),
+        # packed weight formats (DmaBody.fmt): only on a WGT LOAD, 3 is no format
+        ("packed format on an ACT load", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.LOAD, dma=_dma(buf, bb, fmt=LoadFormat.PACKED))], 1),
+        ("fmt 3", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.LOAD, dma=_dma(buf, bb, Target.WGT, fmt=3))], 1),
+        ("packed format on a store", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.STORE, dma=_dma(buf, bb, fmt=LoadFormat.VALUES))], 1),
+        # a packed WGT load's whole words exactly to the end pass; one word further overflows
+        ("packed weight overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+         [nop, descriptor(Opcode.LOAD, dma=_dma(buf, 4 * bb, Target.WGT, info.wgt_depth - pw,
+                                                fmt=LoadFormat.PACKED)),
+          descriptor(Opcode.LOAD, dma=_dma(buf, 4 * bb, Target.WGT, info.wgt_depth - pw + 1,
+                                           fmt=LoadFormat.PACKED))], 2),
         # a wait no earlier descriptor signals (it would block for ever)
         ("token nobody gives", ErrorCode.TOKEN,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,
