@@ -71,8 +71,8 @@ def _wgt_bound(past, limit, body, geom):
     room = depth + 1 - body.sram_addr
     return [past.eq(body.sram_addr >= depth),
             limit.eq(Mux(body.fmt == LoadFormat.RAW.value, (depth - body.sram_addr) * (cols * 2),
-                         ((room * Mux(body.fmt == LoadFormat.PACKED.value, 13 * cols, 8 * cols))
-                          - 1) >> 3))]
+                         (Mux(body.fmt == LoadFormat.PACKED.value, room * (13 * cols),
+                              room * (8 * cols)) - 1) >> 3))]
 
 
 def spu_store_cmd(spus):
