@@ -160,3 +160,47 @@ def test_fetch_past_2_to_the_32_is_out_of_window():
     m.write32(regs.RING_TAIL, 2)
     assert status(m) == (1, ErrorCode.OUT_OF_WINDOW)
     assert m.read32(regs.ERR_ADDR) == 0
+
+
+# -- issue 21 item 3: packed weight loads (DmaBody.fmt) ------------------------------------------
+
+@pytest.mark.parametrize("config", ["tiny", "fpga"])
+@pytest.mark.parametrize("s", [1, 2, 4, 8, 16, 32])
+def test_packed_weight_load_writes_the_raw_words(config, s, rng):
+    """A packed LOAD (PACKED; VALUES at s = 1) of K = 40 / 72 weights leaves the WGT scratchpad
+    exactly as the raw LOAD of ``wgt_image`` does, at a random word address; the raw LOAD
+    (fmt 0) writes its bytes unchanged."""
+    import numpy as np
+
+    from s4accel.base.sparse import pack, prune
+    from s4accel.hw.cmd.descriptors import LoadFormat, Target
+    from s4accel.sw import layout
+    cfg = load_config(config)
+    C, bb = cfg.cols, cfg.dram_bus_bits // 8
+    for k in (40, 72):
+        p = pack(prune(rng.integers(-128, 128, (int(rng.integers(1, 3 * C)), k))
+                       .astype(np.int8), s), s)
+        raw = layout.wgt_image(p, C)
+        stream = layout.wgt_packed_image(p, C, bb)
+        words = len(layout.unpack_wgt_stream(stream, C, layout.wgt_format(s))) // (2 * C)
+        sram = int(rng.integers(0, 8))
+        spads = []
+        for fmt, img in ((LoadFormat.RAW, raw + bytes(-len(raw) % bb)),
+                         (layout.wgt_format(s), stream)):
+            m = make_model(config)
+            m.mem_write(BASE + 0x8000, img)
+            put(m, 0, descriptor(Opcode.LOAD, dma={
+                "dram_addr": BASE + 0x8000, "stride": len(img), "row_bytes": len(img),
+                "rows": 1, "target": Target.WGT, "sram_addr": sram, "fmt": fmt.value}))
+            put(m, 1, descriptor(Opcode.COMPLETE))
+            start(m, 64, 2)
+            assert status(m) == (0, ErrorCode.NONE)
+            spads.append(bytes(m.spu_mem[0][0][Target.WGT]))
+            if fmt == LoadFormat.RAW:
+                assert spads[0][sram * 2 * C:sram * 2 * C + len(img)] == img
+        lo, hi = sram * 2 * C, sram * 2 * C + len(raw)
+        assert spads[1][lo:hi] == raw, (k, s)
+        # beyond the tiles: only the padding's whole words, zero values
+        tail = np.frombuffer(spads[1][hi:(sram + words) * 2 * C], np.uint8).reshape(-1, C, 2)
+        assert not tail[:, :, 0].any()
+        assert not any(spads[1][(sram + words) * 2 * C:])
