@@ -185,14 +185,18 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     mac = rd_bytes = wr_bytes = 0
     by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
     busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time}
+    # packed weight loads: the unpacker (hw/spu/wgt_unpack.py) writes one WGT word a cycle;
+    # where the bus is wider than a WGT word (antoum, projections only: no RTL) the load path
+    # is assumed to write as many words a cycle as a raw load does
     wbits = {LoadFormat.PACKED.value: 13 * config.cols, LoadFormat.VALUES.value: 8 * config.cols}
+    wpc = max(1, config.dram_bus_bits // (16 * config.cols))
     for i, (kind, _, _, _, _, a, b, c) in enumerate(ops):
         if kind == _LOAD:
             cls = "act" if b == Target.ACT.value else "wgt"
             if b == Target.LUT.value:     # the LUT takes one byte a cycle
                 d = T.read_job + max(a, beats(a, cls))
             elif c in wbits:              # a packed weight stream: one scratchpad word a cycle
-                d = T.read_job + max(a * 8 // wbits[c], beats(a, cls))
+                d = T.read_job + max(-(-(a * 8 // wbits[c]) // wpc), beats(a, cls))
             else:
                 d = T.read_job + beats(a, cls)
             dbeats[i] = beats(a, cls)
