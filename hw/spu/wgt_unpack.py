@@ -89,10 +89,11 @@ class WgtUnpack(wiring.Component):
         entry = Signal(5)
         wbits = Mux(packed, wp, wv)
 
-        rest = Signal(W)
-        m.d.comb += rest.eq(self.i.payload >> pos)
+        # the stream from here: the residue, then the bus word from bit ``pos``. A residue and
+        # a used part of the bus word never coexist (a bus word is taken whenever a residue is
+        # left), so the two shifts are alternatives side by side, not a chain
         cat = Signal(wp + W)
-        m.d.comb += cat.eq(res | (rest << res_n))
+        m.d.comb += cat.eq(Mux(pos != 0, self.i.payload >> pos, res | (self.i.payload << res_n)))
         avail = Signal(range(wp + W + 1))
         m.d.comb += avail.eq(res_n + W - pos)
         after = Signal(wp + W)                      # the stream after this cycle's word
