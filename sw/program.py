@@ -131,7 +131,9 @@ class LayerProgram:
     """Descriptors plus the DRAM images they read and the regions they write."""
     descs: list = field(default_factory=list)
     images: list = field(default_factory=list)       # (addr, bytes)
-    outputs: list = field(default_factory=list)      # (addr, nbytes, m0, m_rows)
+    #: (addr, nbytes, m0, m_rows[, row_tiles]): row_tiles where the block has more row tiles
+    #: than its rows fill (a raw block's row-tile stride)
+    outputs: list = field(default_factory=list)
     out_banks: int = 0                                 # int8: banks per row tile in DRAM
     #: int8 layers run in raw mode (see the module docstring): (mult, shift, relu, lut)
     host_requant: tuple | None = None
@@ -146,9 +148,10 @@ class LayerProgram:
         """Assemble Y from the output regions; ``read(addr, nbytes)`` returns bytes."""
         stored = "raw" if self.host_requant else self.mode
         y = np.zeros((self.m, self.n), np.int8 if stored == "int8" else np.int32)
-        for addr, nbytes, m0, rows in self.outputs:
+        for addr, nbytes, m0, rows, *tiles in self.outputs:
             y[m0:m0 + rows] = layout.decode_out(read(addr, nbytes), rows, self.n, self.rows,
-                                                self.cols, stored, banks=self.out_banks)
+                                                self.cols, stored, banks=self.out_banks,
+                                                row_tiles=tiles[0] if tiles else None)
         if self.host_requant:
             mult, shift, relu, lut = self.host_requant
             y = golden.requantize(y, mult, shift, relu=relu, lut=lut)
