@@ -331,7 +331,7 @@ class Generator:
                      g.wgt_depth // (nb * nnz), g.par_depth)
             while int8_out_words(cfg.rows, cfg.cols, mt, nt) > g.out_depth:
                 nt -= 1
-        return {"banks": nb, "m_tiles": mt, "n_tiles": nt, "log2s": log2s,
+        body = {"banks": nb, "m_tiles": mt, "n_tiles": nt, "log2s": log2s,
                 "mode": mode, "relu": int(rng.random() < 0.5),
                 "lut": int(rng.random() < 0.3),
                 "act_addr": int(rng.integers(0, g.act_depth - mt * nb + 1)),
@@ -339,6 +339,20 @@ class Generator:
                 "par_addr": int(rng.integers(0, g.par_depth - nt + 1)),
                 "out_addr": int(rng.integers(0, g.out_depth
                                              - self._out_words(mode, mt, nt) + 1))}
+        if mode and rng.random() < 0.3:
+            # int8 results into the activation scratchpad, beside the words the GEMM reads
+            nbk = -(-nt * cfg.cols // BANK)
+            stride = int(rng.choice([0, nbk, nbk + 1, nbk + 2])) if rng.random() < 0.5 else 0
+            words = (mt - 1) * (stride or nbk) + nbk
+            a0, a1 = body["act_addr"], body["act_addr"] + mt * nb
+            room = [(0, a0 - words)] if a0 >= words else []
+            if g.act_depth - a1 >= words:
+                room.append((a1, g.act_depth - words))
+            if room:
+                lo, hi = room[int(rng.integers(0, len(room)))]
+                body.update(out_act=1, out_stride=stride,
+                            out_addr=int(rng.integers(lo, hi + 1)))
+        return body
 
     def _out_words(self, mode, mt, nt):
         """Output words a GEMM block spans (raw: a word per row; int8: the activation layout
@@ -363,6 +377,24 @@ class Generator:
         body = {"banks": nb, "m_tiles": mt, "n_tiles": nt, "log2s": log2s,
                 "mode": mode, "relu": int(rng.random() < 0.5),
                 "lut": int(rng.random() < 0.3)}
+        if rng.random() < 0.25:
+            # results into ACT (with raw mode: BAD_FIELD), bounded by the ACT depth, and
+            # now and then overlapping the words read (BAD_FIELD)
+            body["out_act"] = 1
+            nbk = -(-max(nt, 1) * cfg.cols // BANK)
+            stride = int(rng.choice([0, 0, nbk, nbk + 1, 1, int(rng.integers(0, 1 << 16))]))
+            body["out_stride"] = stride
+            words = (max(mt, 1) - 1) * (stride or nbk) + nbk
+            addrs["out_addr"] = (g.act_depth, words)
+            if rng.random() < 0.3:
+                addrs.pop("out_addr")
+                a = int(rng.integers(0, max(1, g.act_depth - max(mt, 1) * max(nb, 1) + 1)))
+                body["act_addr"] = a
+                addrs.pop("act_addr")
+                body["out_addr"] = max(0, a + int(rng.integers(-words, max(mt, 1) * max(nb, 1)
+                                                               + 1)))
+        elif rng.random() < 0.05:
+            body["out_stride"] = int(rng.integers(1, 1 << 16))     # without out_act: BAD_FIELD
         for name, (depth, used) in addrs.items():
             r = rng.random()
             if r < 0.8:

@@ -285,11 +285,23 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
     return model
 
 
-async def run_model(driver, model: CompiledModel, x_q, *, max_cycles=50_000_000):
-    """Run a compiled model layer by layer through a :class:`~s4accel.sw.driver.Driver`;
-    returns ``(int32 output, total device cycles, per-layer LayerResults)``. Between layers
-    the host moves the int8 output into the next layer's activation layout."""
+async def run_model(driver, model: CompiledModel, x_q, *, max_cycles=50_000_000,
+                    on_chip=True):
+    """Run a compiled model through a :class:`~s4accel.sw.driver.Driver`; returns ``(output,
+    total device cycles, LayerResults)``.
+
+    ``on_chip`` (default): the whole chain as one program whose activations stay on chip
+    (:func:`~s4accel.sw.chain.chain_program`; one LayerResult); where the chain does not fit
+    (:class:`~s4accel.sw.chain.NotOnChip`), or with ``on_chip=False``, layer by layer, the
+    host moving each int8 output into the next layer's input (a LayerResult per layer)."""
+    from .chain import NotOnChip, chain_layers
     h = np.asarray(x_q)
+    if on_chip:
+        try:
+            res = await driver.run_chain(h, chain_layers(model), max_cycles=max_cycles)
+            return res.y, res.cycles, [res]
+        except NotOnChip:
+            pass
     results = []
     for layer in model.layers:
         res = await driver.run_layer(h, layer.packed, layer.params, max_cycles=max_cycles)

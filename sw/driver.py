@@ -27,6 +27,7 @@ from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import DESC_BYTES, ErrorCode
 from . import regs
 from .program import Allocator, DeviceInfo, LayerParams, layer_program
+from .chain import chain_program
 
 __all__ = ["Backend", "Driver", "CsrBusError", "DeviceError", "DeviceTimeout", "LayerResult",
            "RING_SLOTS"]
@@ -310,7 +311,7 @@ class Driver:
         wall = time.perf_counter() - w0
         after = await self.counters()
         out = {}
-        for addr, nbytes, _, _ in prog.outputs:
+        for addr, nbytes, *_ in prog.outputs:
             out[addr] = await b.mem_read(addr, nbytes)
         y = prog.decode(lambda a, n: out[a][:n])
         delta = {k: (after[k] - before[k]) & 0xFFFFFFFF for k in after}
@@ -322,6 +323,25 @@ class Driver:
         if self.info is None:
             raise RuntimeError("call open() first")
         return layer_program(self.info, x, packed, params or LayerParams(), self.alloc)
+
+    def chain(self, x, layers, *, max_chunk=None):
+        """Build (not run) the on-chip program of a chain of layers (``[(packed, params),
+        ...]``, :func:`~.chain.chain_program`; ``NotOnChip`` where it does not fit)."""
+        if self.info is None:
+            raise RuntimeError("call open() first")
+        return chain_program(self.info, x, layers, self.alloc, max_chunk=max_chunk)
+
+    async def run_chain(self, x, layers, *, max_chunk=None, max_cycles=10_000_000):
+        """A chain of layers as one program: the input goes in once, the last layer's output
+        comes out once, the activations in between stay on chip."""
+        if self.info is None:
+            await self.open()
+        mark = self.alloc.top
+        try:
+            return await self.run_program(self.chain(x, layers, max_chunk=max_chunk),
+                                          max_cycles)
+        finally:
+            self.alloc.top = mark
 
     async def run_layer(self, x, packed: PackedWeights, params: LayerParams | None = None,
                         max_cycles=10_000_000) -> LayerResult:

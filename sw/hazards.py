@@ -68,12 +68,16 @@ def _accesses(i, desc, rows, cols, spus):
         g = desc.body.gemm
         mt, nt, nb = int(g.m_tiles), int(g.n_tiles), int(g.banks)
         nnz = BANK >> int(g.log2s)
-        out = int8_out_words(rows, cols, mt, nt) if g.mode else nt * mt * rows
         act, wgt, par, out0 = int(g.act_addr), int(g.wgt_addr), int(g.par_addr), int(g.out_addr)
+        if g.out_act:       # int8 results into ACT: the span the checks bound (a superset)
+            nbk = -(-nt * cols // BANK)
+            out_mem, out = "ACT", (mt - 1) * (int(g.out_stride) or nbk) + nbk
+        else:
+            out_mem, out = "OUT", int8_out_words(rows, cols, mt, nt) if g.mode else nt * mt * rows
         acc = [Access(i, "ACT", act, act + mt * nb, mask, False),
                Access(i, "WGT", wgt, wgt + nt * nb * nnz, mask, False),
                Access(i, "PAR", par, par + nt, mask, False),
-               Access(i, "OUT", out0, out0 + out, mask, True)]
+               Access(i, out_mem, out0, out0 + out, mask, True)]
         if g.lut:
             acc.append(Access(i, "LUT", 0, 1, mask, False))
         return acc

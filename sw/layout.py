@@ -170,10 +170,12 @@ def lut_image(lut) -> bytes:
 
 
 def decode_out(raw: bytes, m: int, n: int, rows: int, cols: int, mode: str, *,
-               banks: int | None = None) -> np.ndarray:
+               banks: int | None = None, row_tiles: int | None = None) -> np.ndarray:
     """Y[m, n] from an output image. int8: the activation layout with ``banks`` banks per row
-    tile (default ``ceil(n / 32)``; more where the image is padded to whole channel groups)."""
+    tile (default ``ceil(n / 32)``; more where the image is padded to whole channel groups).
+    ``row_tiles``: the image's row tiles where it has more than ``m`` rows fill."""
     mt, nt = tiles(m, n, rows, cols)
+    mt = row_tiles or mt
     if mode == "int8":
         nb = -(-n // BANK) if banks is None else banks
         a = np.frombuffer(raw, dtype=np.int8, count=mt * nb * rows * BANK)

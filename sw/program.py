@@ -46,7 +46,7 @@ from ..hw.spu.spu import PAR_DEPTH
 from . import layout
 
 __all__ = ["DeviceInfo", "LayerParams", "LayerProgram", "descriptor", "layer_program",
-           "Allocator"]
+           "Allocator", "wgt_load_words", "wgt_tiles_fit"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,9 @@ class LayerProgram:
     """Descriptors plus the DRAM images they read and the regions they write."""
     descs: list = field(default_factory=list)
     images: list = field(default_factory=list)       # (addr, bytes)
-    outputs: list = field(default_factory=list)      # (addr, nbytes, m0, m_rows)
+    #: (addr, nbytes, m0, m_rows[, row_tiles]): row_tiles where the block has more row tiles
+    #: than its rows fill (a raw block's row-tile stride)
+    outputs: list = field(default_factory=list)
     out_banks: int = 0                                 # int8: banks per row tile in DRAM
     #: int8 layers run in raw mode (see the module docstring): (mult, shift, relu, lut)
     host_requant: tuple | None = None
@@ -153,13 +155,31 @@ class LayerProgram:
         """Assemble Y from the output regions; ``read(addr, nbytes)`` returns bytes."""
         stored = "raw" if self.host_requant else self.mode
         y = np.zeros((self.m, self.n), np.int8 if stored == "int8" else np.int32)
-        for addr, nbytes, m0, rows in self.outputs:
+        for addr, nbytes, m0, rows, *tiles in self.outputs:
             y[m0:m0 + rows] = layout.decode_out(read(addr, nbytes), rows, self.n, self.rows,
-                                                self.cols, stored, banks=self.out_banks)
+                                                self.cols, stored, banks=self.out_banks,
+                                                row_tiles=tiles[0] if tiles else None)
         if self.host_requant:
             mult, shift, relu, lut = self.host_requant
             y = golden.requantize(y, mult, shift, relu=relu, lut=lut)
         return y
+
+
+def wgt_load_words(words: int, fmt, cols: int, bus_bytes: int) -> int:
+    """WGT words a LOAD of ``words`` weight words in format ``fmt`` writes: ``words`` raw; a
+    packed stream padded to the bus writes every whole word of it, now and then one more."""
+    if LoadFormat(fmt) == LoadFormat.RAW:
+        return words
+    wbits = layout.packed_word_bits(fmt, cols)
+    return -(-words * wbits // (8 * bus_bytes)) * 8 * bus_bytes // wbits
+
+
+def wgt_tiles_fit(buf_words: int, entries: int, fmt, cols: int, bus_bytes: int) -> int:
+    """Channel tiles of ``entries`` words each whose weight LOAD fits ``buf_words`` words."""
+    t = buf_words // entries
+    while t > 0 and wgt_load_words(t * entries, fmt, cols, bus_bytes) > buf_words:
+        t -= 1
+    return t
 
 
 def _padded(buf: bytes, unit: int) -> bytes:
@@ -195,17 +215,7 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     mt_all, nt = layout.tiles(m, n, R, C)
     entries = nb * nnz
     wfmt = layout.wgt_format(packed.s) if wgt_packed else LoadFormat.RAW
-
-    def wgt_words(tiles):
-        """WGT words a LOAD of ``tiles`` channel tiles writes (packed: its padded stream's
-        whole words)."""
-        if wfmt == LoadFormat.RAW:
-            return tiles * entries
-        wbits = layout.packed_word_bits(wfmt, C)
-        return -(-tiles * entries * wbits // (8 * bb)) * 8 * bb // wbits
-    w_fit = (info.wgt_depth // 2) // entries      # channel tiles a weight buffer holds
-    while w_fit > 0 and wgt_words(w_fit) > info.wgt_depth // 2:
-        w_fit -= 1
+    w_fit = wgt_tiles_fit(info.wgt_depth // 2, entries, wfmt, C, bb)
     if nb > info.act_depth:
         raise ValueError(f"K={packed.k} needs {nb} activation words per row tile; the "
                          f"scratchpad holds {info.act_depth}")

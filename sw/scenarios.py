@@ -79,6 +79,69 @@ async def check_layer_against_model(dev: Driver, model: Driver, x, packed, param
     return res
 
 
+def random_chain(rng, info, *, layers=None, m=None, last_mode=None, max_chunk=None,
+                 tries=200):
+    """A random chain of layers that runs on chip (:func:`~.chain.chain_program` accepts it):
+    ``(x, [(packed, params), ...])``. Every layer but the last is int8 (ReLU, one LUT shared
+    by the layers that use it); the last is raw or int8. Sparsities, widths (odd ones
+    included) and M are drawn from ``rng``."""
+    from .chain import NotOnChip, chain_program
+    from .program import Allocator
+    lut = rng.integers(-128, 128, 256, dtype=np.int8)
+    for _ in range(tries):
+        n_layers = layers or int(rng.integers(2, 4))
+        mm = m or int(rng.integers(1, 6 * info.rows + 2))
+        dims = [int(rng.integers(1, 100))] + [int(rng.integers(1, 80)) for _ in range(n_layers)]
+        x = rng.integers(-128, 128, (mm, dims[0]), dtype=np.int8)
+        chain, h = [], x
+        for i in range(n_layers):
+            s = int(rng.choice(info.sparsities))
+            packed = pack(prune(rng.integers(-128, 128, (dims[i + 1], dims[i]), dtype=np.int8),
+                                s), s)
+            mode = (last_mode or str(rng.choice(["raw", "int8"]))) if i == n_layers - 1 \
+                else "int8"
+            if mode == "raw":
+                params = LayerParams("raw", bias=rng.integers(-(1 << 31), 1 << 31, dims[i + 1]))
+            else:
+                params = int8_params(rng, h, packed, lut=False)
+                if rng.random() < 0.3:
+                    params.lut = lut
+                h = expected(h, packed, params)
+            chain.append((packed, params))
+        try:
+            chain_program(info, x, chain, Allocator(0, 1 << 40), max_chunk=max_chunk)
+        except NotOnChip:
+            continue
+        return x, chain
+    raise RuntimeError(f"no random chain fits this device in {tries} tries ({info})")
+
+
+def chain_expected(x, chain):
+    h = x
+    for packed, params in chain:
+        h = expected(h, packed, params)
+    return h
+
+
+async def check_chain_against_model(dev: Driver, model: Driver, x, chain, label, *,
+                                    max_chunk=None, max_cycles=4_000_000):
+    """Run a chain (one on-chip program, :func:`~.chain.chain_program`) on ``dev`` and on the
+    functional model ``model``: the same program bytes, results bit for bit equal to each
+    other and to the golden model, the same byte and descriptor counters."""
+    res = await dev.run_chain(x, chain, max_chunk=max_chunk, max_cycles=max_cycles)
+    res_m = await model.run_chain(x, chain, max_chunk=max_chunk)
+    exp = chain_expected(x, chain)
+    for who, r in (("RTL", res), ("functional model", res_m)):
+        bad = np.argwhere(r.y.astype(np.int64) != exp.astype(np.int64))
+        assert not len(bad), (f"{label}: {who}: {len(bad)} outputs differ from the golden model,"
+                              f" first at {tuple(bad[0])}: got {r.y[tuple(bad[0])]}, expected "
+                              f"{exp[tuple(bad[0])]}")
+    for key in ("perf_dma_rd_bytes", "perf_dma_wr_bytes", "perf_desc", "perf_mac"):
+        assert res.counters[key] == res_m.counters[key], \
+            f"{label}: {key} is {res.counters[key]} on the RTL, {res_m.counters[key]} on the model"
+    return res
+
+
 def _dma(addr, nbytes, target=Target.ACT, sram=0, rows=1, stride=None, fmt=0):
     return {"dram_addr": addr, "stride": nbytes if stride is None else stride,
             "row_bytes": nbytes, "rows": rows, "target": target, "sram_addr": sram,

@@ -110,7 +110,21 @@ class DmaBody(data.Struct):
 class GemmBody(data.Struct):
     """``n_tiles`` x ``m_tiles`` tiles, channel tiles outer: tile (i, j) reads activation words
     ``act_addr + i*banks ...``, weight words ``wgt_addr + j*banks*nnz ...``, parameter word
-    ``par_addr + j`` and writes output words ``out_addr + (j*m_tiles + i)*rows ...``.
+    ``par_addr + j`` and writes output words ``out_addr + (j*m_tiles + i)*rows ...`` (raw), or
+    int8 bytes in the activation layout from output word ``out_addr`` on (``mode = 1``, see
+    ``hw/spu/spu.py``).
+
+    ``out_act`` (int8 only, else ``BAD_FIELD``): the int8 results go to the *activation*
+    scratchpad instead, from ACT word ``out_addr`` on (``m_tiles x ceil(n_tiles * cols / 32)``
+    words, one bank of a row tile each), where the next GEMM reads them as its input: a layer
+    chain stays on chip. ``out_stride`` (only with ``out_act``, else ``BAD_FIELD``; 0 means
+    ``nbk = ceil(n_tiles * cols / 32)``, the block's own banks) is the ACT words from one row
+    tile's output banks to the next's, so the channel-tile groups of one layer write their banks
+    into one ``[row tile][bank]`` tensor (the layout the next layer's GEMM reads): row tile
+    ``i``'s banks are words ``out_addr + i*out_stride ...``. The span ``[out_addr, out_addr +
+    (m_tiles - 1)*stride + nbk)`` must lie inside the scratchpad (``SCRATCHPAD_OVERFLOW``) and
+    must not overlap the words the GEMM reads, ``[act_addr, act_addr + m_tiles*banks)``
+    (``BAD_FIELD``).
     """
     act_addr: 16
     wgt_addr: 16
@@ -123,7 +137,9 @@ class GemmBody(data.Struct):
     mode: 1      # 0 raw int32, 1 int8
     relu: 1
     lut: 1
-    reserved: 106
+    out_act: 1   # int8 results into the activation scratchpad
+    out_stride: 16
+    reserved: 89
 
 
 class Body(data.Union):

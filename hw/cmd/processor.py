@@ -164,6 +164,22 @@ def _out_tiles(gb, cols):
     return Mux(gb.mode, (gb.n_tiles + (g - 1)) >> (g.bit_length() - 1), gb.n_tiles)
 
 
+def _out_step(gb, cols):
+    """The product operand of a GEMM's output bound with ``out_stride``: the stride where one
+    is given (``out_act``), else :func:`_out_tiles`; ``need = out_addr + m_tiles * step +
+    nbk - step`` (:func:`_out_need`)."""
+    return Mux(gb.out_act & (gb.out_stride != 0), gb.out_stride, _out_tiles(gb, cols))
+
+
+def _out_need(gb, p, rows, cols):
+    """Words past the end of a GEMM's output from ``p = m_tiles * _out_step``: in ACT
+    (``out_act``) ``out_addr + (m_tiles - 1) * step + nbk``, else ``out_addr +``
+    :func:`_out_words`."""
+    nbk = _out_tiles(gb, cols)
+    return gb.out_addr + Mux(gb.out_act, p + nbk - _out_step(gb, cols),
+                             _out_words(p, gb.mode, rows, cols))
+
+
 def _out_words(p, mode, rows, cols):
     """Output words of a GEMM block from ``p`` = ``m_tiles`` x :func:`_out_tiles`: raw ``p *
     rows``; int8 ``ceil(p * rows * 32 / (cols * 4))`` (:func:`~..spu.spu.int8_out_words`).
@@ -211,7 +227,8 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
                    | (dma_b.stride[:lg] != 0 if lg else 0)),
         end0.eq(dma_b.dram_addr + dma_b.row_bytes),
         g_field.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0] | (gb.banks == 0)
-                   | (gb.m_tiles == 0) | (gb.n_tiles == 0) | _absent_spus(h, spus)),
+                   | (gb.m_tiles == 0) | (gb.n_tiles == 0) | _absent_spus(h, spus)
+                   | (gb.out_act & ~gb.mode) | (~gb.out_act & (gb.out_stride != 0))),
         need_par.eq(gb.par_addr + gb.n_tiles),
         wgt_addr_over.eq(gb.wgt_addr > geom.wgt_depth),
         wgt_lim.eq((wgt_room - gb.wgt_addr)[:wgt_room.bit_length()] << gb.log2s),
@@ -244,7 +261,7 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     # (rows - 1) x stride as two 16 x 16 partial products; n x banks, n (int8: banks) x m
     rows1 = (dma_b.rows - 1)[:16]
     p1 = product(rows1, dma_b.stride[:16], gb.n_tiles, gb.banks, "dc_p1")
-    p2 = product(rows1, dma_b.stride[16:], _out_tiles(gb, cols), gb.m_tiles, "dc_p2")
+    p2 = product(rows1, dma_b.stride[16:], _out_step(gb, cols), gb.m_tiles, "dc_p2")
     # stage 2 (products there) -------------------------------------------------------------
     over, span = Signal(name="dc_over"), Signal(48, name="dc_span")
     need_act, need_out = Signal(37, name="dc_need_act"), Signal(40, name="dc_need_out")
@@ -253,13 +270,16 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
                  span.eq(p1 + (p2 << 16)),
                  need_act.eq(gb.act_addr + p0),
                  wgt_over.eq(wgt_addr_over | ((p1 << 5) >= wgt_lim)),
-                 need_out.eq(gb.out_addr + _out_words(p2, gb.mode, rows, cols))]
+                 need_out.eq(_out_need(gb, p2, rows, cols))]
     # stage 3 ------------------------------------------------------------------------------
     end = Signal(50, name="dc_end")
     g_over = Signal(name="dc_gemm_over")
+    g_alias = Signal(name="dc_gemm_alias")    # out_act words overlap the words it reads
     m.d.sync += [end.eq(end0 + span),
                  g_over.eq((need_act > geom.act_depth) | wgt_over
-                           | (need_par > geom.par_depth) | (need_out > geom.out_depth))]
+                           | (need_par > geom.par_depth)
+                           | (need_out > Mux(gb.out_act, geom.act_depth, geom.out_depth))),
+                 g_alias.eq(gb.out_act & (gb.out_addr < need_act) & (gb.act_addr < need_out))]
     # stage 4: the window compares -----------------------------------------------------------
     inside = Signal(name="dc_inside")
     hits = [windows[i].enable & Mux(is_st, windows[i].write, windows[i].read) & above[i]
@@ -267,7 +287,7 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     m.d.sync += inside.eq(Cat(*hits).any())
     # (no stage needs its inputs delayed: the verdict is used only once the descriptor has
     # been in ``desc`` for CHECK_STAGES cycles, when every stage describes it)
-    return (field, over, dma_bad, ~inside), (g_field, g_over)
+    return (field, over, dma_bad, ~inside), (g_field | g_alias, g_over)
 
 
 class CommandProcessor(wiring.Component):
@@ -666,7 +686,7 @@ class CommandProcessor(wiring.Component):
                                        en_in=qs["ex"].r_en, en_out=ex_check[0])
         p_act = ex_product(gb_new.m_tiles, gb_new.banks, "p_act")
         p_wgt = ex_product(gb_new.n_tiles, gb_new.banks, "p_wgt")
-        p_out = ex_product(_out_tiles(gb_new, cfg.cols), gb_new.m_tiles, "p_out")
+        p_out = ex_product(_out_step(gb_new, cfg.cols), gb_new.m_tiles, "p_out")
         need_act, need_out, need_par = Signal(33), Signal(40), Signal(17)
         ex_bad, ex_over = Signal(), Signal()
         # the weight words, wgt_addr + (p_wgt * 32 >> log2s), against the depth: as
@@ -683,18 +703,24 @@ class CommandProcessor(wiring.Component):
                                     << gb.log2s),
                          ex_bad.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0]
                                    | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0)
-                                   | _absent_spus(ex.desc.header, self._spus))]
+                                   | _absent_spus(ex.desc.header, self._spus)
+                                   | (gb.out_act & ~gb.mode)
+                                   | (~gb.out_act & (gb.out_stride != 0)))]
         with m.If(ex_check[1]):
             m.d.sync += [need_act.eq(gb.act_addr + p_act),
                          wgt_over.eq(wgt_addr_over | ((p_wgt << 5) >= wgt_lim)),
-                         need_out.eq(gb.out_addr
-                                     + _out_words(p_out, gb.mode, cfg.rows, cfg.cols))]
+                         need_out.eq(_out_need(gb, p_out, cfg.rows, cfg.cols))]
+        ex_alias = Signal()      # out_act: the words written overlap the words read
         with m.If(ex_check[2]):
-            m.d.sync += ex_over.eq((need_act > g.act_depth) | wgt_over
-                                   | (need_par > g.par_depth) | (need_out > g.out_depth))
+            m.d.sync += [ex_over.eq((need_act > g.act_depth) | wgt_over
+                                    | (need_par > g.par_depth)
+                                    | (need_out > Mux(gb.out_act, g.act_depth, g.out_depth))),
+                         ex_alias.eq(gb.out_act & (gb.out_addr < need_act)
+                                     & (gb.act_addr < need_out))]
         with m.If(ex_check.any()):   # never in the cycle that takes a new entry
             m.d.sync += ex_check.eq(ex_check << 1)
-        ex_fault_field, ex_fault_over, ex_ok = _verdict(m, "ex", ex_check[3], ex_bad, ex_over)
+        ex_fault_field, ex_fault_over, ex_ok = _verdict(m, "ex", ex_check[3], ex_bad | ex_alias,
+                                                        ex_over)
         with m.If(ex_ok):
             m.d.sync += ex_issue.eq(1)
         faults.append((ex_fault_field, ErrorCode.BAD_FIELD, ex.addr))

@@ -56,14 +56,15 @@ PAR_DEPTH = 128
 WGT_BANK_DEPTH = 2048
 
 
-def out_slot(rows, cols, n_tiles, j, i, r):
+def out_slot(rows, cols, n_tiles, j, i, r, stride=0):
     """Where an int8 GEMM block writes row ``r`` of tile (channel tile ``j``, row tile ``i``):
-    the slot (``cols`` bytes, a quarter of an OUT word) from the block's first byte. The slots
-    form ``m_tiles x nbk`` ACT-shaped words of ``rows x 32`` bytes (``nbk = ceil(n_tiles *
-    cols / 32)``): ``((i * nbk + j // g) * rows + r) * g + j % g`` with ``g = 32 / cols``."""
+    the slot (``cols`` bytes, a quarter of an OUT word, or ``32 / cols`` of a row of an ACT
+    word) from the block's first byte. The slots form ACT-shaped words of ``rows x 32`` bytes,
+    ``stride`` of them a row tile (0: ``nbk = ceil(n_tiles * cols / 32)``, the block's banks):
+    ``((i * stride + j // g) * rows + r) * g + j % g`` with ``g = 32 / cols``."""
     g = BANK // cols
-    nbk = -(-n_tiles // g)
-    return ((i * nbk + j // g) * rows + r) * g + j % g
+    stride = stride or -(-n_tiles // g)
+    return ((i * stride + j // g) * rows + r) * g + j % g
 
 
 def int8_out_words(rows, cols, m_tiles, n_tiles):
@@ -271,14 +272,18 @@ class Spu(wiring.Component):
             wgt_banks.append(RegisteredRam(width=g.wgt_bits, depth=depth, lanes=wgt_lanes))
             m.submodules[f"wgt_sram{b}"] = wgt_banks[-1]
         # the activation scratchpad is one memory per row (one row's 32 bytes of a word each),
-        # read with a skew of one cycle per row (see the GEMM sequencer)
+        # read with a skew of one cycle per row (see the GEMM sequencer). Its write lanes are
+        # as fine as a bus word and as an int8 result row (``cols`` bytes) need: GEMMs with
+        # ``out_act`` write their results here, a row into one row's memory
         row_bits = BANK * 8
         act_lanes = g.act_bits // g.bus_bits
         # a row is k whole bus lanes, or a bus lane holds j whole rows
         row_lanes = row_bits // g.bus_bits if g.bus_bits <= row_bits else 1
+        lane_bits = min(g.bus_bits, C * 8, row_bits)    # one write-enable lane
+        fine = row_bits // lane_bits                      # write lanes per row memory
         act_mems = []
         for r in range(R):
-            act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=row_lanes))
+            act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=fine))
             m.submodules[f"act_sram{r}"] = act_mems[-1]
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
                                                         init=[])
@@ -296,8 +301,9 @@ class Spu(wiring.Component):
         # load, or on the word's last byte", updated with the target and the byte counter.
         last_byte = g.bus_bits // 8 - 1
         ld_ready = Signal(init=1)   # (ld_target resets to ACT)
+        ld_hold = Signal()             # a loaded activation word waits (see below)
         with m.If(~ld_packed):
-            m.d.comb += self.i_load.ready.eq(ld_ready)
+            m.d.comb += self.i_load.ready.eq(ld_ready & ~ld_hold)
         # packed weight loads go through the unpacker, which takes bus words at its own pace
         m.submodules.wgt_unpack = unpack = WgtUnpack(cols=C, bus_bits=g.bus_bits)
         m.d.comb += [unpack.i.payload.eq(self.i_load.payload.data),
@@ -313,21 +319,39 @@ class Spu(wiring.Component):
         # otherwise, and their own increments followed them there. A load is reported done
         # when the command processor's slice is empty, and a GEMM's checks take four cycles
         # after that, so every word is written before anything reads it.
+        #
+        # A GEMM with ``out_act`` writes result rows into the activation memories (below); a
+        # result row and a loaded word that meet at one row's memory in one cycle: the result
+        # is written (the array cannot wait) and the loaded word waits, its registers held and
+        # the load's ready low (``ld_hold``), so the next cycle writes it.
         bus_data = Signal(g.bus_bits, reset_less=True)
         wr_word = Signal(16, reset_less=True)
-        m.d.sync += [bus_data.eq(self.i_load.payload.data), wr_word.eq(ld_word)]
+        with m.If(~ld_hold):
+            m.d.sync += [bus_data.eq(self.i_load.payload.data), wr_word.eq(ld_word)]
 
         act_en = Signal(act_lanes)     # bus lanes of the activation word written this cycle
+        # results into ACT: row ``res_row``'s memory, word ``res_word``, lanes ``res_en``
+        res_act = Signal()
+        res_row = Signal(range(max(2, R)))
+        res_word = Signal(16)
+        res_en = Signal(fine)
+        res_data = Signal(row_bits)
+        ld_row_en = []                 # per row: the load's write enables (fine lanes)
         for r, ram in enumerate(act_mems):
             if g.bus_bits <= row_bits:
                 k = row_lanes
-                m.d.comb += [ram.w_data.eq(bus_data.replicate(k)),
-                             ram.w_en.eq(act_en[r * k:r * k + k])]
+                data_r = bus_data.replicate(k)
+                en_r = Cat(*(b.replicate(g.bus_bits // lane_bits) for b in act_en[r * k:r * k + k]))
             else:
                 j = g.bus_bits // row_bits
-                m.d.comb += [ram.w_data.eq(bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]),
-                             ram.w_en.eq(act_en[r // j])]
-            m.d.comb += ram.w_addr.eq(wr_word)
+                data_r = bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]
+                en_r = act_en[r // j].replicate(fine)
+            ld_row_en.append(en_r)
+            here = res_act & (res_row == r)
+            m.d.comb += [ram.w_addr.eq(Mux(here, res_word, wr_word)),
+                         ram.w_data.eq(Mux(here, res_data, data_r)),
+                         ram.w_en.eq(Mux(here, res_en, Mux(ld_hold, 0, en_r)))]
+        m.d.comb += ld_hold.eq(res_act & Array(en.any() for en in ld_row_en)[res_row])
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
         for b, ram in enumerate(wgt_banks):
             w_en = wgt_en | unpack.o_valid.replicate(wgt_lanes)
@@ -346,7 +370,7 @@ class Spu(wiring.Component):
                 m.d.sync += [en.eq(Const(1, lanes) << ld_lane if lanes > 1 else 1),
                              ld_lane.eq(Mux(last_lane, 0, ld_lane + 1)),
                              ld_word.eq(Mux(last_lane, ld_word + 1, ld_word))]
-            with m.Else():
+            with m.Elif(~ld_hold):     # (a held activation word is written next cycle)
                 m.d.sync += en.eq(0)
         m.d.comb += [core.i_lut.payload.addr.eq(lut_ptr[:8]),
                      core.i_lut.payload.data.eq(self.i_load.payload.data.word_select(lut_byte, 8))]
@@ -470,31 +494,47 @@ class Spu(wiring.Component):
         g_tiles = BANK // C                        # channel tiles per bank (int8 mode)
         lg_g = g_tiles.bit_length() - 1
         lg_rg = (R * g_tiles).bit_length() - 1     # slots per row tile and bank: R * g
-        slot = Signal(20)           # the row being written
-        tile_slot = Signal(20)      # row 0 of the current tile
-        col_slot = Signal(20)       # row 0 of the current channel tile's first row tile
+        lg_r = R.bit_length() - 1
+        # slots (C bytes) of either scratchpad: OUT words are 4 slots, ACT words R * g
+        sb = max(20, (max(g.out_depth * 4, g.act_depth * R * g_tiles) - 1).bit_length())
+        slot = Signal(sb)           # the row being written
+        tile_slot = Signal(sb)      # row 0 of the current tile
+        col_slot = Signal(sb)       # row 0 of the current channel tile's first row tile
         col_mod = Signal(range(max(2, g_tiles)))   # channel tile modulo g
         i_left = Signal(16)         # row tiles left after this one (counted down)
         i_last = Signal()           # register: i_left == 0
-        i_step = Signal(20)         # slots from one row tile to the next: nbk * R * g
+        i_step = Signal(sb)         # slots from one row tile to the next: nbk * R * g
         m_one = Signal()            # register: m_tiles == 1
         int8 = gemm.mode
+        to_act = Signal()           # register: int8 results into ACT (``out_act``)
+        # the first slot: OUT word out_addr (4 slots a word), or ACT word out_addr (R * g)
+        slot0 = Mux(gemm.out_act, gemm.out_addr << lg_rg, gemm.out_addr << 2)
         with m.If(setup[0]):
-            m.d.sync += [slot.eq(gemm.out_addr << 2), tile_slot.eq(gemm.out_addr << 2),
-                         col_slot.eq(gemm.out_addr << 2), col_mod.eq(0),
+            m.d.sync += [slot.eq(slot0), tile_slot.eq(slot0), col_slot.eq(slot0),
+                         to_act.eq(gemm.mode & gemm.out_act), col_mod.eq(0),
                          i_left.eq(gemm.m_tiles - 1), i_last.eq(gemm.m_tiles == 1),
                          m_one.eq(gemm.m_tiles == 1),
-                         i_step.eq(((gemm.n_tiles + g_tiles - 1) >> lg_g) << lg_rg)]
+                         i_step.eq(Mux(gemm.out_act & (gemm.out_stride != 0),
+                                       gemm.out_stride,
+                                       (gemm.n_tiles + g_tiles - 1) >> lg_g) << lg_rg)]
         out_wr = out_mem.write_port(granularity=C * 8)
         res = core.o_res.payload
         packed = Cat(*(res.data[c][:8] for c in range(C)))
         m.d.comb += [out_wr.addr.eq(slot[2:]),
                      out_wr.data.eq(Mux(int8, packed.replicate(4), res.data)),
-                     out_wr.en.eq(Mux(core.o_res.valid,
+                     out_wr.en.eq(Mux(core.o_res.valid & ~to_act,
                                       Mux(int8, Const(1, 4) << slot[:2], 0b1111), 0))]
-        row_next = Signal(20)
-        tile_next = Signal(20)
-        col_next = Signal(20)
+        # into ACT: slot = (word * R + row) * g + lane (the activation layout, out_slot)
+        per = C * 8 // lane_bits              # write lanes a result row covers
+        m.d.comb += [res_act.eq(core.o_res.valid & to_act),
+                     res_row.eq(slot[lg_g:lg_g + lg_r] if lg_r else 0),
+                     res_word.eq(slot[lg_g + lg_r:]),
+                     res_data.eq(packed.replicate(g_tiles)),
+                     res_en.eq(Const((1 << per) - 1, fine) << (slot[:lg_g] * per)
+                               if g_tiles > 1 else Const((1 << fine) - 1, fine))]
+        row_next = Signal(sb)
+        tile_next = Signal(sb)
+        col_next = Signal(sb)
         col_wrap = col_mod == g_tiles - 1 if g_tiles > 1 else Const(1)
         m.d.comb += [row_next.eq(slot + Mux(int8, g_tiles, 4)),
                      tile_next.eq(tile_slot + i_step),

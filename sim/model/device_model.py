@@ -311,13 +311,22 @@ class DeviceModel:
         cfg, g = self.config, self.geom
         log2s = int(gb.log2s)
         if (log2s > 5 or (1 << log2s) not in cfg.sparsities or gb.banks == 0
-                or gb.m_tiles == 0 or gb.n_tiles == 0):
+                or gb.m_tiles == 0 or gb.n_tiles == 0 or (gb.out_act and not gb.mode)
+                or (gb.out_stride and not gb.out_act)):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
         nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
         nnz = BANK >> log2s
-        if (gb.act_addr + mt * nb > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
-                or gb.par_addr + nt > g.par_depth
-                or gb.out_addr + self._out_words(gb) > g.out_depth):
+        act_end = gb.act_addr + mt * nb
+        if gb.out_act:      # ACT words written: one bank of a row tile each
+            nbk = -(-nt * cfg.cols // BANK)
+            step = int(gb.out_stride) or nbk
+            out_end, out_depth = gb.out_addr + (mt - 1) * step + nbk, g.act_depth
+            if gb.out_addr < act_end and gb.act_addr < out_end:    # writes what it reads
+                raise _Fault(ErrorCode.BAD_FIELD, addr)
+        else:
+            out_end, out_depth = gb.out_addr + self._out_words(gb), g.out_depth
+        if (act_end > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
+                or gb.par_addr + nt > g.par_depth or out_end > out_depth):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
 
     def _out_words(self, gb):
@@ -337,8 +346,12 @@ class DeviceModel:
         wgt = np.frombuffer(self.sram[Target.WGT], np.uint8).reshape(g.wgt_depth, C, 2)
         par = np.frombuffer(self.sram[Target.PAR], np.uint8).reshape(g.par_depth, C, 8)
         out = np.frombuffer(self.out, np.int32).reshape(g.out_depth, C)
-        out8 = np.frombuffer(self.out, np.int8).reshape(-1, C)     # int8 mode: slots
-        slot0 = int(gb.out_addr) * 4
+        if gb.out_act:      # int8 into ACT: slots of C bytes, R * 32 / C a word
+            out8 = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(-1, C)
+            slot0 = int(gb.out_addr) * R * (BANK // C)
+        else:               # int8 mode: slots of the output scratchpad, 4 a word
+            out8 = np.frombuffer(self.out, np.int8).reshape(-1, C)
+            slot0 = int(gb.out_addr) * 4
         row = int(gb.out_addr)
         for j in range(nt):
             w = wgt[gb.wgt_addr + j * nb * nnz:][:nb * nnz].reshape(nb, nnz, C, 2)
@@ -364,7 +377,8 @@ class DeviceModel:
                 else:
                     y = raw
                 if gb.mode:
-                    at = slot0 + out_slot(R, C, nt, j, i, 0)
+                    at = slot0 + out_slot(R, C, nt, j, i, 0,
+                                          int(gb.out_stride) if gb.out_act else 0)
                     out8[at:at + R * (BANK // C):BANK // C] = y
                 else:
                     out[row:row + R] = y

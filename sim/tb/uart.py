@@ -206,7 +206,7 @@ async def dram_shared_while_running(dut):
         assert await be.mem_read(scratch, 64) == data, "scratch region reads back wrong"
     await dev.wait(2_000_000)
     watcher.cancel()
-    out = {a: await be.mem_read(a, n) for a, n, _, _ in prog.outputs}
+    out = {a: await be.mem_read(a, n) for a, n, *_ in prog.outputs}
     y = prog.decode(lambda a, n: out[a][:n])
     exp = scenarios.expected(x, packed, params)
     assert np.array_equal(y.astype(np.int64), exp.astype(np.int64)), \

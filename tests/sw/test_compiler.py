@@ -9,7 +9,10 @@ import pytest
 from s4accel.base.sparse import check_sparsity, unpack
 from s4accel.sim.model.device_model import ModelBackend
 from s4accel.sw.compiler import FloatLinear, compile_model, requant_params, run_model
+from s4accel.base.config import load_config
+from s4accel.sw.chain import NotOnChip, chain_layers, chain_program
 from s4accel.sw.driver import Driver
+from s4accel.sw.program import Allocator, DeviceInfo
 
 
 def _mlp(rng, k=96, h=64, n=10):
@@ -29,12 +32,21 @@ def test_compiled_chain_runs_on_the_device_model(rng, s):
         assert q.stored_weights == q.packed.n * q.packed.banks * (32 // s)
     x_q = model.quantize_input(x)
 
-    async def main():
+    async def main(on_chip):
         dev = Driver(ModelBackend("tiny"))
         await dev.open()
-        return await run_model(dev, model, x_q)
-    y, cycles, results = asyncio.run(main())
-    assert len(results) == 2 and y.dtype == np.int32
+        return await run_model(dev, model, x_q, on_chip=on_chip)
+    y, cycles, results = asyncio.run(main(True))
+    y_ll, _, results_ll = asyncio.run(main(False))
+    try:            # one program where the chain fits on chip (at s = 1 its weights do not)
+        chain_program(DeviceInfo.from_config(load_config("tiny")), x_q, chain_layers(model),
+                      Allocator(0, 1 << 30))
+        fits = True
+    except NotOnChip:
+        fits = False
+    assert fits == (s > 1)
+    assert len(results) == (1 if fits else 2) and len(results_ll) == 2
+    assert y.dtype == np.int32 and np.array_equal(y, y_ll)
     assert np.array_equal(y, model.reference(x_q))
     # int8 quantization of the pruned float model: close, not equal
     ref = model.float_pruned(x)
