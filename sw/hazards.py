@@ -59,7 +59,8 @@ def _accesses(i, desc, rows, cols, spus):
         hi = lo - (-int(d.rows) * int(d.row_bytes) // word[mem])
         if op == Opcode.LOAD.value and mem == "WGT" and int(d.fmt) in (1, 2):
             # a packed weight stream: every whole word of it (hw/spu/wgt_unpack.py)
-            wbits = cols * (13 if int(d.fmt) == 1 else 8)
+            from ..hw.spu.wgt_unpack import packed_word_bits
+            wbits = packed_word_bits(int(d.fmt), cols)
             hi = lo + int(d.rows) * int(d.row_bytes) * 8 // wbits
         if op == Opcode.LOAD.value:
             return [Access(i, mem, lo, hi, mask, True)]

@@ -26,6 +26,7 @@ from ..base.config import BANK
 from ..base.golden import MULT_BITS, SHIFT_MAX
 from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import LoadFormat
+from ..hw.spu.wgt_unpack import packed_word_bits
 
 __all__ = ["act_image", "wgt_image", "wgt_packed_image", "wgt_format", "pack_wgt_words",
            "unpack_wgt_stream", "packed_word_bits", "par_image", "lut_image", "decode_out",
@@ -63,14 +64,6 @@ def wgt_format(s: int) -> LoadFormat:
     """The packed LOAD format of weights at sparsity ``s``: ``VALUES`` at s = 1 (every index
     is its entry), else ``PACKED``."""
     return LoadFormat.VALUES if s == 1 else LoadFormat.PACKED
-
-
-def packed_word_bits(fmt, cols: int) -> int:
-    """Bits of one WGT word in a packed stream (``hw/spu/wgt_unpack.py``)."""
-    fmt = LoadFormat(fmt)
-    if fmt == LoadFormat.RAW:
-        raise ValueError("RAW weight words are not packed")
-    return 13 * cols if fmt == LoadFormat.PACKED else 8 * cols
 
 
 def pack_wgt_words(raw: bytes, cols: int, fmt, unit: int = 1) -> bytes:

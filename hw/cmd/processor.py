@@ -22,6 +22,7 @@ from ...base.config import BANK, Config
 from ..core.dsp import registered_uproduct
 from ..dma.engine import N_WINDOWS, DmaError, dma_cmd_layout, dma_status_layout, windows_layout
 from ..spu.spu import SpuGeometry
+from ..spu.wgt_unpack import packed_word_bits
 from .descriptors import (DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, GemmBody, LoadFormat,
                           Opcode, Target)
 from .fanout import multicast_layout
@@ -71,8 +72,9 @@ def _wgt_bound(past, limit, body, geom):
     room = depth + 1 - body.sram_addr
     return [past.eq(body.sram_addr >= depth),
             limit.eq(Mux(body.fmt == LoadFormat.RAW.value, (depth - body.sram_addr) * (cols * 2),
-                         (Mux(body.fmt == LoadFormat.PACKED.value, room * (13 * cols),
-                              room * (8 * cols)) - 1) >> 3))]
+                         (Mux(body.fmt == LoadFormat.PACKED.value,
+                              room * packed_word_bits(LoadFormat.PACKED, cols),
+                              room * packed_word_bits(LoadFormat.VALUES, cols)) - 1) >> 3))]
 
 
 def spu_store_cmd(spus):

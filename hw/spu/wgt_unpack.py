@@ -26,10 +26,14 @@ __all__ = ["WgtUnpack", "packed_word_bits"]
 
 
 def packed_word_bits(fmt, cols):
-    """Bits of one weight word in the packed stream of a LOAD with format ``fmt`` (0 for
-    ``RAW``, whose words are copied, not decoded)."""
+    """Bits of one weight word in the packed stream of a LOAD with format ``fmt``
+    (``PACKED`` or ``VALUES``; a ``ValueError`` for others)."""
     fmt = LoadFormat(fmt)
-    return {LoadFormat.RAW: 0, LoadFormat.PACKED: 13 * cols, LoadFormat.VALUES: 8 * cols}[fmt]
+    if fmt == LoadFormat.PACKED:
+        return 13 * cols
+    if fmt == LoadFormat.VALUES:
+        return 8 * cols
+    raise ValueError(f"not a packed weight format: {fmt.name}")
 
 
 class WgtUnpack(wiring.Component):
@@ -80,7 +84,7 @@ class WgtUnpack(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         C, W = self._cols, self._bus_bits
-        wp, wv = 13 * C, 8 * C                      # word bits: PACKED, VALUES
+        wp, wv = packed_word_bits(LoadFormat.PACKED, C), packed_word_bits(LoadFormat.VALUES, C)
         fmt = Signal(2)
         packed = fmt == LoadFormat.PACKED.value
         res = Signal(wp)                            # residue: res_n (< a word) low bits

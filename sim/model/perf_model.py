@@ -29,6 +29,7 @@ from amaranth.lib import data
 
 from ...base.config import BANK, load_config
 from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, LoadFormat, Opcode, Target
+from ...hw.spu.wgt_unpack import packed_word_bits
 from ...sw.driver import RING_SLOTS
 from .. import report
 from ..report import Column
@@ -188,7 +189,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     # packed weight loads: the unpacker (hw/spu/wgt_unpack.py) writes one WGT word a cycle;
     # where the bus is wider than a WGT word (antoum, projections only: no RTL) the load path
     # is assumed to write as many words a cycle as a raw load does
-    wbits = {LoadFormat.PACKED.value: 13 * config.cols, LoadFormat.VALUES.value: 8 * config.cols}
+    wbits = {f.value: packed_word_bits(f, config.cols)
+             for f in (LoadFormat.PACKED, LoadFormat.VALUES)}
     wpc = max(1, config.dram_bus_bits // (16 * config.cols))
     for i, (kind, _, _, _, _, a, b, c) in enumerate(ops):
         if kind == _LOAD:
