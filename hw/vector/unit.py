@@ -19,6 +19,8 @@ N_MAR = 5
 MAX_ROW_LIMIT = 1 << 15
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+#: LayerNorm's sd (``isqrt(V << 2*j)``, ``V << 2*j`` at least ``2**59``) is above this power.
+_LN_SD_LOG2 = 29
 
 
 class VecOp(enum.Enum, shape=3):
@@ -185,7 +187,6 @@ class VectorUnit(wiring.Component):
         sq_res = Signal(unsigned(64))
         sq_bit = Signal(unsigned(64))
         div_d = Signal(unsigned(33))
-        div_k = Signal(range(LN_RECIP_SHIFT + 1))
         div_i = Signal(range(LN_RECIP_SHIFT + 1))
         div_rem = Signal(unsigned(36))
         div_q = Signal(unsigned(LN_RECIP_SHIFT + 2))
@@ -293,9 +294,11 @@ class VectorUnit(wiring.Component):
                 with m.If(ra < nb):
                     m.d.sync += ra.eq(ra + 1)
 
-        def start_div(d, k, nxt):
-            m.d.sync += [div_d.eq(d), div_k.eq(k), div_i.eq(k), div_rem.eq(0), div_q.eq(0),
-                         recip.eq(0)]
+        def start_div(d, k, lo, nxt):
+            # The divisor is above 2**(lo-1) (softmax's sum: at least 2**15, LayerNorm's sd:
+            # above 2**29), so the first lo quotient bits of 2**k / d are 0: skip them.
+            m.d.sync += [div_d.eq(d), div_i.eq(k - lo),
+                         div_rem.eq(1 << (lo - 1)), div_q.eq(0), recip.eq(0)]
             with m.If(d == 0):
                 m.next = nxt
             with m.Else():
@@ -376,7 +379,7 @@ class VectorUnit(wiring.Component):
 
             with m.State("SM_RECIP"):
                 m.d.sync += [ra.eq(0), rv.eq(0)]
-                start_div(e_sum, Mux(cmd.wide, EXP_FRAC + 24, EXP_FRAC + 16), "SM_NORM")
+                start_div(e_sum, Mux(cmd.wide, EXP_FRAC + 24, EXP_FRAC + 16), EXP_FRAC, "SM_NORM")
 
             with m.State("SM_NORM"):
                 read_pass(out_ok)
@@ -425,11 +428,11 @@ class VectorUnit(wiring.Component):
 
             with m.State("LN_RECIP"):
                 m.d.sync += [ra.eq(0), rv.eq(0)]
-                start_div(sq_res, LN_RECIP_SHIFT, "LN_NORM")
+                start_div(sq_res, LN_RECIP_SHIFT, _LN_SD_LOG2, "LN_NORM")
 
             with m.State("DIV"):
-                # floor(2**div_k / div_d), one quotient bit per cycle, most significant first
-                rem2 = (div_rem << 1) | (div_i == div_k)
+                # floor(2**k / div_d), one quotient bit per cycle, most significant first
+                rem2 = div_rem << 1
                 ge = rem2 >= div_d
                 m.d.sync += [div_rem.eq(Mux(ge, rem2 - div_d, rem2)),
                              div_q.eq((div_q << 1) | ge), div_i.eq(div_i - 1)]

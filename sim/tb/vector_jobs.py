@@ -95,21 +95,27 @@ def random_job(rng, op, n, lanes=32, *, extreme=False) -> VecJob:
         a, b = i8(), i8()
         if extreme:
             a, b = np.full(n, rng.choice([-128, 127])), np.full(n, rng.choice([-128, 127]))
-        return job(op, a, lanes, b=b, mult=rng.integers(1, 1 << 16),
-                   mult_b=rng.integers(1, 1 << 16), shift=rng.integers(8, 20),
-                   wide=rng.integers(2), relu=rng.integers(2))
+        wide = int(rng.integers(2))
+        out = 2.0 ** (rng.uniform(-1, 2) - (8 if wide else 0))
+        ma, mb, sh = V.residual_params(rng.uniform(0.2, 2), rng.uniform(0.2, 2), out)
+        if extreme:
+            ma, mb, sh = rng.integers(1 << 15, 1 << 16, 2).tolist() + [int(rng.integers(0, 9))]
+        return job(op, a, lanes, b=b, mult=ma, mult_b=mb, shift=sh, wide=wide,
+                   relu=rng.integers(2))
     if op == "mul":
         a, b = i8(), i8()
         if extreme:
             a, b = np.full(n, -128), np.full(n, -128)
-        return job(op, a, lanes, b=b, mult=rng.integers(1, 1 << 16),
-                   shift=rng.integers(10, 24), relu=rng.integers(2))
+        mult, shift = V.mul_params(1.0, 1.0, 2.0 ** rng.uniform(5, 9))
+        if extreme:
+            mult, shift = 65535, int(rng.integers(0, 20))
+        return job(op, a, lanes, b=b, mult=mult, shift=shift, relu=rng.integers(2))
     if op == "gelu":
         span = 1 << int(rng.integers(8, 32))
         x = rng.integers(-span, span, n)
         if extreme:
             x = rng.choice([V.INT32_MIN, V.INT32_MAX, 0, -1, 1], n)
-        pp = V.gelu_params(6.0 / span * (1 + rng.random()), 6.0 / 127)
+        pp = V.gelu_params(4.0 / span * (0.5 + rng.random()), 6.0 / 127)
         return job(op, x, lanes, u_mult=pp.u_mult, u_shift=pp.u_shift, mult=pp.mult,
                    shift=pp.shift)
     if op in ("row_max", "row_sum", "softmax"):

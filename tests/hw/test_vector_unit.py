@@ -106,3 +106,90 @@ def test_vector_op_random(op, seed):
              for _ in range(4)]
     outs, _ = run_jobs(jobs, rng)
     check(jobs, outs)
+
+
+def _ln(n, rng, eps=0.0, in_shift=0):
+    from s4accel.base.vector import layernorm_params
+    return layernorm_params(2.0 ** -10, rng.normal(1, 0.3, n), rng.normal(0, 0.5, n),
+                            4.0 / 127, eps=eps, in_shift=in_shift)
+
+
+def edge_jobs(rng):
+    """Directed edge cases, one list for every operation."""
+    from s4accel.base.vector import INT32_MAX, INT32_MIN, softmax_params
+    n = MAX_ROW
+    sm = softmax_params(24.0 / (1 << 20))
+    big = np.zeros(n, np.int64)
+    big[5] = 1 << 30
+    hide = np.ones(n, bool)
+    hide[5] = False
+    return [
+        job("add", np.full(n, -128), b=np.full(n, -128), mult=65535, mult_b=65535, shift=0,
+            wide=1, name="add saturating int16"),
+        job("add", np.full(n, 127), b=np.full(n, 127), mult=65535, mult_b=65535, shift=0,
+            name="add saturating int8"),
+        job("add", np.arange(-64, 64), b=np.arange(64, -64, -1), mult=1 << 14,
+            mult_b=1 << 13, shift=14, relu=1, name="add relu"),
+        job("mul", np.full(n, -128), b=np.full(n, -128), mult=65535, shift=0,
+            name="mul saturating"),
+        job("mul", np.full(3, -128), b=np.full(3, 127), mult=65535, shift=47, name="mul 47"),
+        job("gelu", np.array([INT32_MIN, INT32_MAX, 0, -1, 1] * 7), u_mult=65535, u_shift=0,
+            mult=65535, shift=0, name="gelu extremes"),
+        job("row_max", np.full(n, INT32_MIN), name="row_max all int32 min"),
+        job("row_max", np.arange(n), mask=np.zeros(n, bool), name="row_max all masked"),
+        job("row_sum", np.full(n, INT32_MAX), name="row_sum wraps"),
+        job("row_sum", np.array([7]), name="row_sum length 1"),
+        job("softmax", np.array([-5]), mult=sm[0], shift=sm[1], name="softmax length 1"),
+        job("softmax", np.arange(n), mask=np.zeros(n, bool), mult=sm[0], shift=sm[1],
+            name="softmax all masked"),
+        job("softmax", np.full(n, 123), mult=sm[0], shift=sm[1], wide=1,
+            name="softmax all equal"),
+        job("softmax", big, mult=sm[0], shift=sm[1], name="softmax one large value"),
+        job("softmax", big, mask=hide, mult=sm[0], shift=sm[1], wide=1,
+            name="softmax large value masked"),
+        job("softmax", np.where(np.arange(n) % 2, INT32_MIN, INT32_MAX), mult=65535, shift=0,
+            name="softmax int32 extremes"),
+        job("layernorm", np.full(n, 17), ln=_ln(n, rng), name="layernorm all equal eps 0"),
+        job("layernorm", np.array([INT32_MIN, INT32_MAX]), ln=_ln(2, rng, in_shift=31),
+            name="layernorm length 2 extremes"),
+        job("layernorm", np.where(np.arange(n) % 2, INT32_MIN, INT32_MAX),
+            ln=_ln(n, rng, in_shift=16), name="layernorm int16 clamp"),
+        job("layernorm", big, ln=_ln(n, rng, eps=1.0), name="layernorm one large value"),
+    ]
+
+
+def test_vector_edge_cases(seed):
+    rng = np.random.default_rng(seed)
+    jobs = edge_jobs(rng)
+    outs, _ = run_jobs(jobs, rng)
+    check(jobs, outs)
+
+
+def test_vector_cycles(seed):
+    """Cycle counts without gaps or stalls, from the command's acceptance to the last output
+    (the README and the report quote these): element-wise B + 2, row max / sum B + 3,
+    softmax 3B + 22 (8-bit) / 3B + 30 (16-bit), LayerNorm 2B + 60, for B vectors."""
+    rng = np.random.default_rng(seed)
+    formulas = {"add": lambda b, w: b + 2, "mul": lambda b, w: b + 2,
+                "gelu": lambda b, w: b + 2, "row_max": lambda b, w: b + 3,
+                "row_sum": lambda b, w: b + 3,
+                "softmax": lambda b, w: 3 * b + (30 if w else 22),
+                "layernorm": lambda b, w: 2 * b + 60}
+    jobs = [random_job(rng, op, n) for op in OPS for n in (2, 32, 33, MAX_ROW)]
+    outs, cycles = run_jobs(jobs, rng, gap=0, stall=0)
+    check(jobs, outs)
+    for j, c in zip(jobs, cycles, strict=True):
+        b = -(-j.cmd["n"] // LANES)
+        want = formulas[j.name](b, j.cmd["wide"])
+        assert c == want, f"{j.name} n={j.cmd['n']} wide={j.cmd['wide']}: {c} cycles, " \
+                          f"expected {want}"
+
+
+@pytest.mark.parametrize("lanes, max_row, msg", [
+    (12, 128, "lanes must be a positive power of two, not 12"),
+    (32, 100, "max_row must be a multiple of lanes (32) in 32..32768, not 100"),
+    (32, 1 << 16, "max_row must be a multiple of lanes (32) in 32..32768, not 65536"),
+])
+def test_vector_unit_parameters(lanes, max_row, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        VectorUnit(lanes, max_row)
