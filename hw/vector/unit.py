@@ -11,10 +11,15 @@ from ...base.vector import EXP_C1, EXP_C2, EXP_FRAC, GELU_FRAC, GELU_QA, GELU_QB
     LN_RECIP_SHIFT
 
 __all__ = ["VecOp", "vec_cmd_layout", "vec_in_layout", "vec_chan_layout", "vec_out_layout",
-           "VectorUnit", "N_MAR", "MAX_ROW_LIMIT"]
+           "VectorUnit", "MAR_WIDTHS", "N_MAR", "MAX_ROW_LIMIT"]
 
+#: Operand widths (signed a x signed b + signed c) of each lane's multiply-add-round units,
+#: the widest any operation gives each: 34 x 18 (the softmax score difference times its
+#: multiplier), 34 x 26 (LayerNorm's ``n * recip``, softmax's ``e * recip``), 32 x 18
+#: (LayerNorm's per-channel multiplier, plus its 48-bit bias), then two 33 x 18 (i-GELU).
+MAR_WIDTHS = ((34, 18, 34), (34, 26, 34), (32, 18, 49), (33, 18, 2), (33, 18, 2))
 #: Multiply-add-round units per lane (the most any operation chains: i-GELU).
-N_MAR = 5
+N_MAR = len(MAR_WIDTHS)
 #: The largest row buffer the unit accepts (LayerNorm's limit in the golden model).
 MAX_ROW_LIMIT = 1 << 15
 
@@ -208,9 +213,9 @@ class VectorUnit(wiring.Component):
         y = [Signal(signed(32), name=f"y{i}") for i in range(lanes)]
         e_vals, v_vals, sq_vals = [], [], []
         for i in range(lanes):
-            A = [Signal(signed(34), name=f"a{i}_{k}") for k in range(N_MAR)]
-            B = [Signal(signed(26), name=f"b{i}_{k}") for k in range(N_MAR)]
-            C = [Signal(signed(49), name=f"c{i}_{k}") for k in range(N_MAR)]
+            A = [Signal(signed(w[0]), name=f"a{i}_{k}") for k, w in enumerate(MAR_WIDTHS)]
+            B = [Signal(signed(w[1]), name=f"b{i}_{k}") for k, w in enumerate(MAR_WIDTHS)]
+            C = [Signal(signed(w[2]), name=f"c{i}_{k}") for k, w in enumerate(MAR_WIDTHS)]
             S = [Signal(unsigned(6), name=f"s{i}_{k}") for k in range(N_MAR)]
             P = [Signal(signed(64), name=f"p{i}_{k}") for k in range(N_MAR)]
             for k in range(N_MAR):
@@ -260,9 +265,9 @@ class VectorUnit(wiring.Component):
                                  A[3].eq(P[2]), B[3].eq(1), S[3].eq(z)]
                     m.d.comb += [e.eq(Mux(xv[i], P[3], 0)), y[i].eq(e)]
                 with m.Case(_Mode.SM_NORM):
-                    m.d.comb += [A[0].eq(x), B[0].eq(recip), S[0].eq(EXP_FRAC + 8)]
-                    m.d.comb += y[i].eq(Mux(cmd.wide, _clamp(P[0], 0, 65535),
-                                            _clamp(P[0], 0, 255)))
+                    m.d.comb += [A[1].eq(x), B[1].eq(recip), S[1].eq(EXP_FRAC + 8)]
+                    m.d.comb += y[i].eq(Mux(cmd.wide, _clamp(P[1], 0, 65535),
+                                            _clamp(P[1], 0, 255)))
                 with m.Case(_Mode.LN_SUMS):
                     m.d.comb += [A[0].eq(x), B[0].eq(1), S[0].eq(cmd.in_shift),
                                  v.eq(_clamp(P[0], -32768, 32767)),
