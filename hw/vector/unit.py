@@ -91,7 +91,8 @@ class _Mode(enum.Enum, shape=3):
 
 def _rshift_round(t, s):
     """``(t + 2**(s-1)) >> s`` (``t`` when ``s`` is 0), arithmetic."""
-    rnd = (Const(1, 66) << s) >> 1
+    w = t.shape().width
+    rnd = (Const(1, w + 1) << s)[1:w + 1]
     return (t + rnd) >> s
 
 
@@ -217,7 +218,8 @@ class VectorUnit(wiring.Component):
             B = [Signal(signed(w[1]), name=f"b{i}_{k}") for k, w in enumerate(MAR_WIDTHS)]
             C = [Signal(signed(w[2]), name=f"c{i}_{k}") for k, w in enumerate(MAR_WIDTHS)]
             S = [Signal(unsigned(6), name=f"s{i}_{k}") for k in range(N_MAR)]
-            P = [Signal(signed(64), name=f"p{i}_{k}") for k in range(N_MAR)]
+            P = [Signal(signed(max(wa + wb, wc) + 2), name=f"p{i}_{k}")
+                 for k, (wa, wb, wc) in enumerate(MAR_WIDTHS)]
             for k in range(N_MAR):
                 m.d.comb += P[k].eq(_rshift_round(A[k] * B[k] + C[k], S[k]))
             x = x_in[i]
