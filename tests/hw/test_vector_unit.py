@@ -193,3 +193,16 @@ def test_vector_cycles(seed):
 def test_vector_unit_parameters(lanes, max_row, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         VectorUnit(lanes, max_row)
+
+
+@pytest.mark.parametrize("lanes, max_row", [(1, 32), (8, 64)])
+def test_vector_other_shapes(lanes, max_row, seed):
+    """The unit's lane count and row buffer are parameters: other shapes are exact too."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for op in OPS:
+        lo = 2 if op == "layernorm" else 1
+        for n in (lo, max_row, int(rng.integers(lo, max_row + 1))):
+            jobs.append(random_job(rng, op, n, lanes))
+    outs, _ = run_jobs(jobs, rng, lanes=lanes, max_row=max_row)
+    check(jobs, outs)
