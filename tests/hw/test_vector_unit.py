@@ -185,6 +185,7 @@ def test_vector_cycles(seed):
                           f"expected {want}"
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("lanes, max_row, msg", [
     (12, 128, "lanes must be a positive power of two, not 12"),
     (32, 100, "max_row must be a multiple of lanes (32) in 32..32768, not 100"),
