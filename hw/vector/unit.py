@@ -142,6 +142,10 @@ class VectorUnit(wiring.Component):
     o_data : Out(stream.Signature(vec_out_layout(lanes)))
     busy : Out(1)
         A command is in progress.
+    error : Out(1)
+        The last command taken was rejected (``n`` 0, a row longer than ``max_row``, a
+        LayerNorm row shorter than 2, an unknown operation): it took no input and gave no
+        output. Cleared by the next command.
     """
 
     def __init__(self, lanes=BANK, max_row=128):
@@ -160,6 +164,7 @@ class VectorUnit(wiring.Component):
             "i_chan": In(stream.Signature(vec_chan_layout(lanes))),
             "o_data": Out(stream.Signature(vec_out_layout(lanes))),
             "busy": Out(1),
+            "error": Out(1),
         })
 
     @property
@@ -326,8 +331,14 @@ class VectorUnit(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.busy.eq(0), self.i_cmd.ready.eq(1)]
+                c = self.i_cmd.payload
+                row_op = (c.op == VecOp.ROW_MAX) | (c.op == VecOp.ROW_SUM) | \
+                    (c.op == VecOp.SOFTMAX) | (c.op == VecOp.LAYERNORM)
+                bad = ((c.n == 0) | (row_op & (c.n > self._max_row)) | (c.op.as_value() > 6)
+                       | ((c.op == VecOp.LAYERNORM) & (c.n < 2)))
                 with m.If(self.i_cmd.valid):
-                    c = self.i_cmd.payload
+                    m.d.sync += self.error.eq(bad)
+                with m.If(self.i_cmd.valid & ~bad):
                     m.d.sync += [cmd.eq(c), nb.eq((c.n + lanes - 1) >> lg), beat.eq(0),
                                  ra.eq(0), rv.eq(0), a_max.eq(INT32_MIN), a_sum.eq(0),
                                  e_sum.eq(0), s_sum.eq(0), q_sum.eq(0)]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from s4accel.hw.vector.unit import VectorUnit
+from s4accel.hw.vector.unit import VectorUnit, vec_cmd_layout
+from s4accel.sim.tb.core_job import pack_struct
 from s4accel.sim.tb.vector_jobs import OPS, job, random_job
 
 LANES, MAX_ROW = 32, 128
@@ -213,3 +214,53 @@ def test_vector_other_shapes(lanes, max_row, seed):
             jobs.append(random_job(rng, op, n, lanes))
     outs, _ = run_jobs(jobs, rng, lanes=lanes, max_row=max_row)
     check(jobs, outs)
+
+
+def test_vector_rejects_bad_commands(seed):
+    """A command with n = 0, a row longer than the buffer, a one-channel LayerNorm or an
+    unknown operation is taken, sets ``error``, consumes and emits nothing; the next good
+    command clears ``error`` and runs exactly."""
+    rng = np.random.default_rng(seed)
+    good = random_job(rng, "softmax", 40)
+    bad_cmds = [dict(good.cmd, n=0), dict(good.cmd, n=MAX_ROW + 1),
+                dict(good.cmd, op=OPS["layernorm"], n=1), dict(good.cmd, op=7),
+                dict(good.cmd, op=OPS["add"], n=0)]
+    dut = VectorUnit(LANES, MAX_ROW)
+    seen = {}
+
+    async def main(ctx):
+        ctx.set(dut.o_data.ready, 1)
+        for i, cmd in enumerate(bad_cmds):
+            ctx.set(dut.i_cmd.valid, 1)
+            ctx.set(dut.i_cmd.payload.as_value(), pack_struct(vec_cmd_layout, cmd))
+            _, _, ready = await ctx.tick().sample(dut.i_cmd.ready)
+            assert ready, f"bad command {i} not taken at once"
+            ctx.set(dut.i_cmd.valid, 0)
+            await ctx.tick()
+            assert ctx.get(dut.error) and not ctx.get(dut.busy), f"bad command {i}: {cmd}"
+            assert not ctx.get(dut.o_data.valid) and not ctx.get(dut.i_a.ready)
+        # a good command clears error
+        ctx.set(dut.i_cmd.valid, 1)
+        ctx.set(dut.i_cmd.payload.as_value(), pack_struct(vec_cmd_layout, dict(
+            good.cmd, op=OPS["row_sum"], n=1)))
+        await ctx.tick()
+        ctx.set(dut.i_cmd.valid, 0)
+        ctx.set(dut.i_a.valid, 1)
+        ctx.set(dut.i_a.payload, {"data": [-9] * LANES, "mask": 1})
+        await ctx.tick()
+        ctx.set(dut.i_a.valid, 0)
+        assert not ctx.get(dut.error)
+        for _ in range(4):
+            _, _, valid, p = await ctx.tick().sample(dut.o_data.valid, dut.o_data.payload)
+            if valid:
+                seen["sum"] = int(p.data[0])
+                break
+        seen["ok"] = True
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(main)
+    sim.run()
+    assert seen.get("ok") and seen.get("sum") == -9, seen
+    outs, _ = run_jobs([good], rng)       # a fresh unit: the good command alone
+    check([good], outs)
