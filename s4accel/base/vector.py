@@ -455,13 +455,14 @@ def residual_params(a_scale, b_scale, out_scale) -> tuple[int, int, int]:
     return round(ra * 2.0 ** shift), round(rb * 2.0 ** shift), shift
 
 
-def residual_add(a, b, a_mult, b_mult, shift, *, out_bits=8) -> np.ndarray:
+def residual_add(a, b, a_mult, b_mult, shift, *, out_bits=8, relu=False) -> np.ndarray:
     """``clamp(rshift_round(a * a_mult + b * b_mult, shift))`` of two int8 tensors.
 
     ``a_mult``, ``b_mult`` in 0..65535 (24-bit products, 25-bit sum), ``shift`` in 0..47.
     The result saturates to int8 (``out_bits`` 8) or int16 (16, for example a wider residual
     stream feeding :func:`layernorm`). Error: half an output LSB plus the multipliers'
-    rounding (2**-16 relative at most).
+    rounding (2**-16 relative at most). ``relu`` then sets negative results to 0 (after the
+    saturation, as :func:`golden.requantize` does).
     """
     if out_bits not in (8, 16):
         raise ValueError(f"out_bits must be 8 or 16, not {out_bits!r}")
@@ -472,7 +473,10 @@ def residual_add(a, b, a_mult, b_mult, shift, *, out_bits=8) -> np.ndarray:
     _check_mult([a_mult, b_mult], shift, "residual")
     t = rshift_round(a * a_mult + b * b_mult, shift)
     hi = (1 << (out_bits - 1)) - 1
-    return np.clip(t, -hi - 1, hi).astype(np.int8 if out_bits == 8 else np.int16)
+    t = np.clip(t, -hi - 1, hi)
+    if relu:
+        t = np.maximum(t, 0)
+    return t.astype(np.int8 if out_bits == 8 else np.int16)
 
 
 def mul_params(a_scale, b_scale, out_scale) -> tuple[int, int]:
@@ -482,15 +486,17 @@ def mul_params(a_scale, b_scale, out_scale) -> tuple[int, int]:
     return int(m), int(s)
 
 
-def elementwise_mul(a, b, mult, shift) -> np.ndarray:
+def elementwise_mul(a, b, mult, shift, *, relu=False) -> np.ndarray:
     """``clamp(rshift_round(a * b * mult, shift), -128, 127)`` of two int8 tensors (16-bit
-    signed product times a 16-bit unsigned multiplier: 32 bits). Error: half an LSB."""
+    signed product times a 16-bit unsigned multiplier: 32 bits), negative results set to 0
+    after the saturation when ``relu``. Error: half an LSB."""
     a = _int_array(a, "multiply input a", -128, 127)
     b = _int_array(b, "multiply input b", -128, 127)
     if a.shape != b.shape:
         raise ValueError(f"multiply inputs must have one shape, not {a.shape} and {b.shape}")
     _check_mult(mult, shift, "multiply")
-    return np.clip(rshift_round(a * b * mult, shift), -128, 127).astype(np.int8)
+    t = np.clip(rshift_round(a * b * mult, shift), -128, 127)
+    return (np.maximum(t, 0) if relu else t).astype(np.int8)
 
 
 def row_max(x, mask=None) -> np.ndarray:

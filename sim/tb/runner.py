@@ -109,6 +109,7 @@ DESIGNS = {
     "uart_board": "s4accel.hw.fpga.boards:sim_board",
     "s4_sim": "s4accel.sim.hdl.top:SimTop",
     "jpeg_decoder": "s4accel.sim.hdl.jpeg:jpeg_decoder",
+    "vector_unit": "s4accel.sim.hdl.vector:vector_unit",
 }
 
 
@@ -209,7 +210,7 @@ VERILATOR_VARIANTS = {
 }
 
 #: Designs whose testbenches touch only top-level ports build without ``--public-flat-rw``.
-DESIGN_VARIANT = {"s4_sim": "ports", "jpeg_decoder": "ports"}
+DESIGN_VARIANT = {"s4_sim": "ports", "jpeg_decoder": "ports", "vector_unit": "ports"}
 
 
 def top_ports(src: Path, top: str) -> list[str]:

@@ -72,7 +72,7 @@ def test_testbenches_and_workloads_are_independent():
     tbs = {m for m in modules if m.startswith("s4accel.sim.tb.")}
     shared = {"s4accel.sim.tb.base", "s4accel.sim.tb.runner", "s4accel.sim.tb.streams",
               "s4accel.sim.tb.axi_ram", "s4accel.sim.tb.core_job", "s4accel.sim.tb.rtl_backend",
-              "s4accel.sim.tb.fast_backend"}
+              "s4accel.sim.tb.fast_backend", "s4accel.sim.tb.vector_jobs"}
     for name in tbs - shared:
         others = {t for _, t in module_imports(name, modules[name])} & (tbs - shared)
         assert not others, f"testbench {name} imports testbench(es) {sorted(others)}"

@@ -387,6 +387,19 @@ def test_elementwise_mul(rng):
     assert err <= 0.51 and list(y[:2]) == [127, -128]
 
 
+def test_relu_follows_saturation(rng):
+    """``relu`` sets negative results to 0 after the saturation, as golden.requantize does."""
+    a, b = rng.integers(-128, 128, (2, 200))
+    for wide in (8, 16):
+        plain = V.residual_add(a, b, 40000, 30000, 14, out_bits=wide)
+        assert np.array_equal(V.residual_add(a, b, 40000, 30000, 14, out_bits=wide,
+                                             relu=True), np.maximum(plain, 0))
+        assert (plain < 0).any()
+    plain = V.elementwise_mul(a, b, 30000, 20)
+    assert (plain < 0).any()
+    assert np.array_equal(V.elementwise_mul(a, b, 30000, 20, relu=True), np.maximum(plain, 0))
+
+
 def test_row_max_and_sum(rng):
     x = rng.integers(-128, 128, (20, 33))
     valid = rng.random(x.shape) < 0.5
