@@ -70,7 +70,7 @@ from .digits import load_digits_split
 
 __all__ = ["DEFAULT_WIDTH", "SPARSITIES", "PRUNED", "LAYERS", "upscale2x", "load_split",
            "init_params", "forward", "train", "train_cached", "quantize", "QuantCnn",
-           "macs_per_image", "accuracy_table", "format_accuracy_table"]
+           "macs_per_image", "export_onnx", "accuracy_table", "format_accuracy_table"]
 
 DEFAULT_WIDTH = 64
 #: Sparsity levels of the pruned convolutions (32 needs ``K`` of whole banks to mean 1 of 32).
@@ -494,6 +494,54 @@ def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
     fc_scale = s2 * w_scale / hw
     fc_bias = np.rint(p["fc.b"] / fc_scale).astype(np.int64)
     return QuantCnn(width, s, in_scale, convs, adds, fc_w, pack(fc_w, 1), fc_bias, fc_scale)
+
+
+def export_onnx(p, *, opset=17, input_name="x", output_name="logits", batch="batch"):
+    """The float network ``p`` as an ONNX model (``onnx.ModelProto``): input NCHW
+    ``[batch, 1, 16, 16]`` (ONNX's ``Conv`` layout: transpose :func:`load_split`'s NHWC images
+    with ``x.transpose(0, 3, 1, 2)``), output logits ``[batch, 10]``; ``Conv`` (weights
+    ``[Cout, Cin, kh, kw]``), ``Relu``, ``Add``, ``GlobalAveragePool``, ``Flatten``, ``Gemm``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    width = _width(p)
+    specs = _specs(width)
+    nodes, inits = [], []
+
+    def conv(name, src):
+        sp = specs[name]
+        w = np.ascontiguousarray(p[name].transpose(0, 3, 1, 2), dtype=np.float32)
+        inits.append(numpy_helper.from_array(w, f"{name}.weight"))
+        inits.append(numpy_helper.from_array(p[name + ".b"].astype(np.float32), f"{name}.bias"))
+        nodes.append(helper.make_node("Conv", [src, f"{name}.weight", f"{name}.bias"], [name],
+                                      name=name, kernel_shape=[sp.k, sp.k],
+                                      strides=[sp.stride] * 2, pads=[sp.pad] * 4))
+        if sp.relu:
+            nodes.append(helper.make_node("Relu", [name], [name + ".relu"], name=name + ".relu"))
+            return name + ".relu"
+        return name
+
+    def add_relu(name, a, b):
+        nodes.append(helper.make_node("Add", [a, b], [name + ".add"], name=name + ".add"))
+        nodes.append(helper.make_node("Relu", [name + ".add"], [name], name=name + ".relu"))
+        return name
+
+    h0 = conv("stem", input_name)
+    h1 = add_relu("b1", conv("b1b", conv("b1a", h0)), h0)
+    h2 = add_relu("s2", conv("s2b", conv("s2a", h1)), conv("s2p", h1))
+    nodes.append(helper.make_node("GlobalAveragePool", [h2], ["gap"], name="gap"))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="flatten", axis=1))
+    inits.append(numpy_helper.from_array(p["fc"].astype(np.float32), "fc.weight"))
+    inits.append(numpy_helper.from_array(p["fc.b"].astype(np.float32), "fc.bias"))
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], [output_name],
+                                  name="fc", transB=1))
+    graph = helper.make_graph(
+        nodes, "s4_digits_cnn",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, 1, 16, 16])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="s4accel")
+    model.ir_version = 8     # what onnxruntime releases since 1.10 read
+    return model
 
 
 def macs_per_image(q: QuantCnn, hw=16) -> dict:

@@ -121,3 +121,18 @@ def test_macs_per_image():
     assert m1 == {"dense_macs": stem + pruned + fc, "sparse_macs": stem + pruned + fc}
     assert m16 == {"dense_macs": stem + pruned + fc, "sparse_macs": stem + pruned // 16 + fc}
     assert golden.conv_out_size(16, 3, 2, 1) == 8
+
+
+def test_onnx_export_matches_onnxruntime(small, data):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    _, _, xt, _ = data
+    p = small[4]
+    model = cnn.export_onnx(p)
+    onnx.checker.check_model(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": xt[:64].transpose(0, 3, 1, 2)})[0]
+    want = cnn.forward(p, xt[:64])
+    assert got.shape == (64, 10)
+    assert np.allclose(got, want, atol=1e-4, rtol=1e-4)
+    assert np.array_equal(got.argmax(1), want.argmax(1))
