@@ -21,7 +21,7 @@ A convolution's weight is ``[Cout, kh, kw, Cin]``; as a GEMM matrix ``[Cout, K]`
 32 a bank of 32 is 32 input channels of one kernel tap. :data:`PRUNED` convolutions run at the
 sparsity ``s``; ``stem`` and ``fc`` stay dense in every run.
 
-Training (:func:`train`): softmax cross-entropy, Adam, mini-batches of 64, float32,
+Training (:func:`train`): softmax cross-entropy, Adam, mini-batches of 32, float32,
 deterministic for a seed; then gradual bank-balanced pruning through ``s = 2, 4, 8, 16, 32``
 in turn, each level reached in ``steps`` mask-tightening steps (kept entries per bank
 interpolated cubically from the previous level, each step by magnitude inside the previous
@@ -78,7 +78,7 @@ SPARSITIES = (1, 2, 4, 8, 16, 32)
 #: The convolutions that run at ``s``; ``stem`` and ``fc`` stay dense.
 PRUNED = ("b1a", "b1b", "s2a", "s2p", "s2b")
 #: Bump when training changes what it computes: it is part of the cache key.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,11 @@ def _loss_grad(z, y):
     return (prob / len(y)).astype(np.float32)
 
 
+def _cosine(hi, lo, n):
+    """``n`` learning rates falling from ``hi`` towards ``lo`` on a half cosine."""
+    return [lo + (hi - lo) * (1 + np.cos(np.pi * e / n)) / 2 for e in range(n)]
+
+
 def _epochs(p, opt, names, x, y, epochs, rng, batch, lrs=None):
     for e in range(epochs):
         if lrs is not None:
@@ -260,10 +265,11 @@ def logits_batched(p, x, batch=128) -> np.ndarray:
 
 
 def train(x, y, *, width=DEFAULT_WIDTH, seed=0, epochs=15, lr=1e-3, batch=32,
-          sparsities=SPARSITIES, steps=2, step_epochs=1, finetune=2, out=None) -> dict:
+          sparsities=SPARSITIES, steps=2, step_epochs=2, finetune=4, out=None) -> dict:
     """Train the float network on NHWC ``x`` and labels ``y``, then prune it gradually
     (module docstring). Dense training: ``epochs`` epochs, the learning rate decaying from
-    ``lr`` to ``lr / 20`` on a cosine; pruning and fine-tuning at ``lr / 4``.
+    ``lr`` to ``lr / 20`` on a cosine; at each sparsity level the same from ``lr / 2`` over
+    its ``steps * step_epochs + finetune`` epochs.
     Returns ``{s: params}`` for each ``s`` of ``sparsities`` (1: the dense
     network after ``epochs`` epochs; every other level continues from the previous one; the
     :data:`PRUNED` weights of level ``s`` have at most ``32 // s`` non-zeros per bank of their
@@ -277,24 +283,26 @@ def train(x, y, *, width=DEFAULT_WIDTH, seed=0, epochs=15, lr=1e-3, batch=32,
     p = init_params(width, seed)
     names = list(p)
     t0 = time.perf_counter()
-    lrs = [lr / 20 + (lr - lr / 20) * (1 + np.cos(np.pi * e / epochs)) / 2
-           for e in range(epochs)]
-    _epochs(p, MaskedAdam([p[k] for k in names], lr=lr), names, x, y, epochs, rng, batch, lrs)
+    _epochs(p, MaskedAdam([p[k] for k in names], lr=lr), names, x, y, epochs, rng, batch,
+            _cosine(lr, lr / 20, epochs))
     say(f"  dense: {epochs} epochs, {time.perf_counter() - t0:.0f} s")
     out_p = {1: {k: v.copy() for k, v in p.items()}}
     masks = {k: np.ones_like(p[k]) for k in PRUNED}
     keep_prev = 32
     for s in sparsities[1:]:
         final = nnz_per_bank(s)
+        lrs = _cosine(lr / 2, lr / 20, steps * step_epochs + finetune)
         for t in range(1, steps + 1):
             keep = max(final, int(round(final + (keep_prev - final) * (1 - t / steps) ** 3)))
             for k in PRUNED:
                 m = bank_mask(_matrix(p[k] * masks[k]), keep).reshape(p[k].shape)
                 masks[k] = (m & (masks[k] != 0)).astype(np.float32)
                 p[k] *= masks[k]
-            opt = MaskedAdam([p[k] for k in names], [masks.get(k) for k in names], lr=lr / 4)
-            _epochs(p, opt, names, x, y, step_epochs, rng, batch)
-        _epochs(p, opt, names, x, y, finetune, rng, batch)
+            # a fresh optimizer: stale moments would move the newly pruned weights
+            opt = MaskedAdam([p[k] for k in names], [masks.get(k) for k in names])
+            _epochs(p, opt, names, x, y, step_epochs, rng, batch, lrs[:step_epochs])
+            lrs = lrs[step_epochs:]
+        _epochs(p, opt, names, x, y, finetune, rng, batch, lrs)
         keep_prev = final
         out_p[s] = {k: v.copy() for k, v in p.items()}
         say(f"  s = {s}: {time.perf_counter() - t0:.0f} s")
