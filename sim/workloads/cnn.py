@@ -430,6 +430,30 @@ class QuantCnn:
             return _gemm_raw_exact(flat, self.fc_w, self.fc_bias)
         return golden.gemm_raw(flat, self.fc_packed, self.fc_bias)
 
+    def summary(self, hw=16) -> list[dict]:
+        """One dict per operation in execution order: ``name``, ``op`` (``conv``, ``add``,
+        ``gemm``), ``inputs``, output ``shape`` (per image, HWC), and for GEMMs ``m`` (rows
+        per image), ``k``, ``n``, ``sparsity``."""
+        rows, shape = [], {"x": (hw, hw, 1)}
+        order = [("stem", "x"), ("b1a", "stem"), ("b1b", "b1a"), ("b1", ("b1b", "stem")),
+                 ("s2a", "b1"), ("s2b", "s2a"), ("s2p", "b1"), ("s2", ("s2b", "s2p"))]
+        for name, src in order:
+            if name in self.adds:
+                shape[name] = shape[src[0]]
+                rows.append({"name": name, "op": "add", "inputs": list(src),
+                             "shape": shape[name], "relu": self.adds[name].relu})
+                continue
+            c = self.convs[name]
+            sp = c.spec
+            h = golden.conv_out_size(shape[src][0], sp.k, sp.stride, sp.pad)
+            shape[name] = (h, h, sp.cout)
+            rows.append({"name": name, "op": "conv", "inputs": [src], "shape": shape[name],
+                         "kernel": sp.k, "stride": sp.stride, "pad": sp.pad, "relu": sp.relu,
+                         "m": h * h, "k": c.packed.k, "n": c.packed.n, "sparsity": c.sparsity})
+        rows.append({"name": "fc", "op": "gemm", "inputs": ["s2"], "shape": (10,), "m": 1,
+                     "k": self.fc_packed.k, "n": 10, "sparsity": 1, "relu": False})
+        return rows
+
     def logits(self, x_q, **kw) -> np.ndarray:
         """Dequantized logits of int8 images."""
         return self.forward_int(x_q, **kw).astype(np.float64) * self.fc_scale

@@ -120,7 +120,13 @@ def test_macs_per_image():
     pruned = 2 * 256 * 576 * 64 + 64 * 576 * 128 + 64 * 1152 * 128 + 64 * 64 * 128
     assert m1 == {"dense_macs": stem + pruned + fc, "sparse_macs": stem + pruned + fc}
     assert m16 == {"dense_macs": stem + pruned + fc, "sparse_macs": stem + pruned // 16 + fc}
-    assert golden.conv_out_size(16, 3, 2, 1) == 8
+    rows = q16.summary()
+    assert [r["name"] for r in rows] == ["stem", "b1a", "b1b", "b1", "s2a", "s2b", "s2p", "s2",
+                                         "fc"]
+    by = {r["name"]: r for r in rows}
+    assert by["s2a"]["shape"] == (8, 8, 128) and by["s2a"]["k"] == 576
+    assert by["fc"]["k"] == 8 * 8 * 128 and by["stem"]["sparsity"] == 1
+    assert sum(r["m"] * r["k"] * r["n"] for r in rows if "m" in r) == m1["dense_macs"]
 
 
 def test_onnx_export_matches_onnxruntime(small, data):
