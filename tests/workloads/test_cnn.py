@@ -142,3 +142,20 @@ def test_onnx_export_matches_onnxruntime(small, data):
     assert got.shape == (64, 10)
     assert np.allclose(got, want, atol=1e-4, rtol=1e-4)
     assert np.array_equal(got.argmax(1), want.argmax(1))
+
+
+def test_trained_weights_are_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("S4_CACHE_DIR", str(tmp_path))
+    kw = dict(width=4, seed=5, epochs=1, sparsities=(1, 2), steps=1, step_epochs=0, finetune=0)
+    first = cnn.train_cached(**kw)
+    assert len(list(tmp_path.glob("cnn-w4-seed5-*.npz"))) == 1
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again despite the cache")
+
+    monkeypatch.setattr(cnn, "train", no_training)
+    again = cnn.train_cached(**kw)
+    assert sorted(again) == [1, 2]
+    for s in first:
+        for k in first[s]:
+            assert np.array_equal(first[s][k], again[s][k]), (s, k)
