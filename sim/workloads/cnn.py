@@ -26,7 +26,7 @@ deterministic for a seed; then gradual bank-balanced pruning through ``s = 2, 4,
 in turn, each level reached in ``steps`` mask-tightening steps (kept entries per bank
 interpolated cubically from the previous level, each step by magnitude inside the previous
 mask, :func:`s4accel.sw.prune.bank_mask`) with fine-tuning after each step and at the level
-(:class:`s4accel.sw.prune.MaskedAdam`). A snapshot per level. Trained weights are cached as
+(:class:`s4accel.sw.prune.MaskedAdam`; :data:`FINETUNE` epochs). A snapshot per level. Trained weights are cached as
 ``.npz`` under ``$S4_CACHE_DIR`` (default ``~/.cache/s4accel``).
 
 Quantized inference (:func:`quantize`, :class:`QuantCnn`), bit-exact by definition:
@@ -68,7 +68,7 @@ from ...sw.compiler import requant_params
 from ...sw.prune import MaskedAdam, bank_mask
 from .digits import load_digits_split
 
-__all__ = ["DEFAULT_WIDTH", "SPARSITIES", "PRUNED", "LAYERS", "upscale2x", "load_split",
+__all__ = ["DEFAULT_WIDTH", "SPARSITIES", "PRUNED", "FINETUNE", "LAYERS", "upscale2x", "load_split",
            "init_params", "forward", "train", "train_cached", "quantize", "QuantCnn",
            "macs_per_image", "export_onnx", "accuracy_table", "format_accuracy_table"]
 
