@@ -26,8 +26,8 @@ deterministic for a seed; then gradual bank-balanced pruning through ``s = 2, 4,
 in turn, each level reached in ``steps`` mask-tightening steps (kept entries per bank
 interpolated cubically from the previous level, each step by magnitude inside the previous
 mask, :func:`s4accel.sw.prune.bank_mask`) with fine-tuning after each step and at the level
-(:class:`s4accel.sw.prune.MaskedAdam`; :data:`FINETUNE` epochs). A snapshot per level. Trained weights are cached as
-``.npz`` under ``$S4_CACHE_DIR`` (default ``~/.cache/s4accel``).
+(:class:`s4accel.sw.prune.MaskedAdam`; :data:`FINETUNE` epochs). A snapshot per level.
+Trained weights are cached as ``.npz`` under ``$S4_CACHE_DIR`` (default ``~/.cache/s4accel``).
 
 Quantized inference (:func:`quantize`, :class:`QuantCnn`), bit-exact by definition:
 
