@@ -608,7 +608,7 @@ def accuracy_table(*, width=DEFAULT_WIDTH, seeds=(0, 1, 2), calib=256, out=None,
     x_tr, _, x_te, y_te = load_split()
     rows = []
     for seed in seeds:
-        say(f"seed {seed}: training (width {width})")
+        say(f"seed {seed} (width {width})")
         res = train_cached(width=width, seed=seed, out=out, **kw)
         for s, p in sorted(res.items()):
             q = quantize(p, x_tr[:calib], s)
