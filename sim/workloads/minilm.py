@@ -742,13 +742,14 @@ MINILM_METHODS = ("magnitude", "obs", "block", "distill")
 
 #: Fine-tuning settings of the ``"block"`` and ``"distill"`` methods (Adam, mini-batches of
 #: sentences of the calibration text). Measured: see README, "Pruning that keeps accuracy".
-FINETUNE = {"block_epochs": 2, "block_lr": 1e-3, "distill_epochs": 3, "distill_lr": 3e-4,
+FINETUNE = {"block_epochs": 3, "block_lr": 1e-3, "distill_epochs": 3, "distill_lr": 3e-4,
             "batch": 16, "cos_weight": 50.0}
 
 #: Calibration data of every method but ``"magnitude"`` (:func:`prune_calib_batch`): noisy
 #: copies of the written text, vocabulary sentences (default text only), and the ridge of the
 #: asymmetric target. Measured: see README, "Pruning that keeps accuracy".
-PRUNE_DATA = {"augment": 4, "replace": 0.15, "vocab": 300, "asym_damp": ASYM_DAMP}
+PRUNE_DATA = {"augment": 4, "replace": 0.15, "vocab": 300, "templates": 0,
+              "asym_damp": ASYM_DAMP}
 
 #: The method ``s4 bench minilm`` uses unless told otherwise.
 DEFAULT_PRUNE = "block"
@@ -881,16 +882,21 @@ def prune_calib_batch(model: MiniLM, sentences=None, *, data=None, seed=0) -> Ba
     """The calibration data of :func:`pruned_weights`, tokenized: ``sentences`` (default
     :func:`prune_calib_sentences`), then ``data["augment"]`` noisy copies of them
     (:func:`_augmented`, ``data["replace"]`` of the tokens replaced), then -- for the default
-    text only -- ``data["vocab"]`` :func:`vocab_sentences`. ``data`` overrides entries of
+    text only -- ``data["vocab"]`` :func:`vocab_sentences` and ``data["templates"]``
+    :func:`generated_sentences`. ``data`` overrides entries of
     :data:`PRUNE_DATA`. None of it is an evaluation sentence (:data:`SENTENCES`)."""
     d = _settings(PRUNE_DATA, data, "data")
     default = sentences is None
     sentences = list(prune_calib_sentences() if default else sentences)
     batch = _augmented(model.tokenize(sentences), d["augment"], seed=1000 + seed,
                        replace=d["replace"])
-    if not default or d["vocab"] == 0:
+    extra = []
+    if default and d["vocab"]:
+        extra += vocab_sentences(model, d["vocab"], seed=seed)
+    if default and d["templates"]:
+        extra += generated_sentences(d["templates"], seed=seed)
+    if not extra:
         return batch
-    extra = vocab_sentences(model, d["vocab"], seed=seed)
     if set(extra) & set(SENTENCES):
         raise AssertionError("a vocabulary sentence is an evaluation sentence")
     more = model.tokenize(extra)
