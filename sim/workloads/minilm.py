@@ -10,10 +10,10 @@ sentence-transformers.
 - :class:`MiniLM` is the float reference encoder in numpy (float64).
 - :func:`device_linears` compiles every linear layer of the first ``n_layers`` encoder layers
   (query, key, value, attention output, FFN up, FFN down) to an int8 device program at
-  sparsity ``s``: the float weights are pruned bank-balanced (per bank of 32) by magnitude,
-  one-shot with the OBS weight update from calibration text, and optionally fitted to the
-  float model's outputs on that text afterwards (:func:`pruned_weights`,
-  :func:`prune_calib_sentences`), quantized
+  sparsity ``s``: the float weights are pruned bank-balanced (per bank of 32) one-shot with
+  the OBS weight update towards the float model's outputs on calibration data, and optionally
+  fitted to those outputs afterwards (:func:`pruned_weights`, :func:`prune_calib_batch`),
+  quantized
   per output channel, and the input of each layer is quantized per
   tensor with a scale calibrated on the float model's activations over
   :data:`CALIB_SENTENCES`. Each layer outputs raw int32 (``acc + bias``), dequantized on the

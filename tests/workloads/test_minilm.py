@@ -98,7 +98,7 @@ def test_bench_minilm_command_without_rtl(capsys, model, tmp_path, monkeypatch):
 
     monkeypatch.setenv("S4_CACHE_DIR", str(tmp_path))
 
-    # the default pruning (block-wise reconstruction) costs about a minute per s: one s
+    # the default pruning (block-wise reconstruction) costs minutes per s: one s, one layer
     assert main(["bench", "minilm", "--no-rtl", "--engine", "golden", "--layers", "1",
                  "--sparsity", "4"]) == 0
     out = capsys.readouterr().out
