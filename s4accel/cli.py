@@ -529,14 +529,15 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
                   arg("--prune", choices=("magnitude", "obs", "block", "distill"),
                       default="block",
                       help="'block' (default): one-shot bank-balanced pruning with the OBS "
-                      "weight update, then each encoder layer's kept weights and biases "
-                      "fitted to the float layer's output on calibration text (minutes per s; "
-                      "cached in $S4_CACHE_DIR, default ~/.cache/s4accel); 'distill': 'block', "
-                      "then end-to-end fine-tuning towards the float model; 'obs': the OBS "
-                      "step only; 'magnitude': largest magnitudes per bank, no update"),
+                      "weight update towards the float model's outputs, then each encoder "
+                      "layer's kept weights and biases fitted to the float layer's output on "
+                      "calibration data (minutes per s; cached in $S4_CACHE_DIR, default "
+                      "~/.cache/s4accel); 'distill': 'block', then end-to-end fine-tuning "
+                      "towards the float model; 'obs': the one-shot OBS step only (cached too); "
+                      "'magnitude': largest magnitudes per bank, no update"),
                   arg("--no-cache", action="store_true",
-                      help="recompute the fine-tuned pruned weights ('block', 'distill') "
-                      "without reading or writing the cache"),
+                      help="recompute the pruned weights ('obs', 'block', 'distill') without "
+                      "reading or writing the cache"),
                   arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
                       help="run only this s (repeatable; default 1, 4, 8, 16)"),
                   arg("--layer-report", action="store_true",

@@ -98,7 +98,7 @@ def test_bench_minilm_command_without_rtl(capsys, model, tmp_path, monkeypatch):
 
     monkeypatch.setenv("S4_CACHE_DIR", str(tmp_path))
 
-    # the default pruning (block-wise reconstruction) costs about a minute per s: one s
+    # the default pruning (block-wise reconstruction) costs minutes per s: one s, one layer
     assert main(["bench", "minilm", "--no-rtl", "--engine", "golden", "--layers", "1",
                  "--sparsity", "4"]) == 0
     out = capsys.readouterr().out
@@ -111,6 +111,20 @@ def test_prune_calibration_text_is_large_and_apart_from_evaluation(model):
     assert len(set(calib)) == len(calib)
     assert model.tokenize(calib).tokens >= 2048
     assert minilm.generated_sentences() == minilm.generated_sentences()
+    vocab = minilm.vocab_sentences(model, 50, seed=3)
+    assert vocab == minilm.vocab_sentences(model, 50, seed=3) != minilm.vocab_sentences(model, 50)
+    assert not set(vocab) & set(minilm.SENTENCES)
+    # the whole calibration batch: written text first, then its noisy copies and the
+    # vocabulary sentences; no evaluation sentence's token sequence appears in it
+    batch = minilm.prune_calib_batch(model)
+    written = model.tokenize(calib)
+    np.testing.assert_array_equal(batch.ids[:written.tokens], written.ids)
+    d = minilm.PRUNE_DATA
+    assert len(batch.starts) - 1 == len(calib) * (1 + d["augment"]) + d["vocab"]
+    assert batch.tokens >= 8 * 2048
+    seqs = {tuple(batch.ids[a:b]) for a, b in batch.spans()}
+    evals = model.tokenize(minilm.SENTENCES)
+    assert not {tuple(evals.ids[a:b]) for a, b in evals.spans()} & seqs
 
 
 def test_obs_pruning_beats_magnitude_on_one_encoder_layer(model, calib, reference):

@@ -188,3 +188,21 @@ def test_augmented_copies_keep_the_original_first_and_the_text_vocabulary(rng):
     assert set(aug.ids.tolist()) <= set(batch.ids.tolist())
     assert changed > n  # most copies differ from their sentence
     assert minilm._augmented(batch, 0, seed=0) is batch
+
+
+def _normalized(text):
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
+
+
+def test_calibration_text_is_apart_from_the_evaluation_sentences():
+    """No evaluation sentence (:data:`minilm.SENTENCES`) is part of the calibration text,
+    not even with other case or punctuation; the written text has no duplicates."""
+    calib = minilm.prune_calib_sentences()
+    evals = {_normalized(t) for t in minilm.SENTENCES}
+    assert len(evals) == len(minilm.SENTENCES)
+    seen = [_normalized(t) for t in calib]
+    assert not set(seen) & evals, set(seen) & evals
+    assert len(set(seen)) == len(seen)
+    # every written list the calibration is built from is in it
+    for part in (minilm.CALIB_SENTENCES, minilm.WRITTEN_SENTENCES, minilm.MORE_SENTENCES):
+        assert set(part) <= set(calib)
