@@ -19,10 +19,13 @@ In int8 mode (``GemmBody.mode = 1``) the output scratchpad is a byte array holdi
 results in the activation layout (:func:`out_slot`): ``m_tiles`` x ``ceil(n_tiles * cols /
 32)`` ACT words (``rows x 32`` bytes: one bank of 32 output channels for every row of a row
 tile), from byte ``out_addr * cols * 4`` on. A layer's output channels are the next layer's K,
-so a STORE copies a block out as the next layer's LOAD ACT image (no host repacking), and the
-next step, activations kept on chip, only has to point these writes at the ACT scratchpad
-(whose memories are one per row, written one row per cycle, as the array drains). Bytes of a
-last, partial bank that the block does not write keep their contents.
+so a STORE copies a block out as the next layer's LOAD ACT image (no host repacking). With
+``GemmBody.out_act`` the same slots are written into the ACT scratchpad instead (its memories
+are one per row; a result row is one row memory's ``cols``-byte lane), from ACT word
+``out_addr`` on, ``out_stride`` words a row tile: the next GEMM reads them as its input and a
+layer chain never leaves the chip (``sw/chain.py``). A loaded ACT word that meets a result row
+at the same row memory waits one cycle. Bytes of a last, partial bank that the block does not
+write keep their contents.
 
 The packing is done where the results are written, not in the store reader: a result row
 arrives every cycle at most and its ``cols`` bytes are a quarter of an OUT word, so one
