@@ -94,11 +94,11 @@ def demo(config="fpga", *, images=128, batch=32, seed=0, sim="verilator", out=sy
         "driver on the functional")
     say("  device model (bit-exact with the golden model); cycles from the RTL, counted from "
         "handing over")
-    say(f"  each layer's descriptors to its completion interrupt, {n} images in batches of "
+    say(f"  each batch's program to its completion interrupt, {n} images in batches of "
         f"{batch}; every RTL output")
-    say("  equals the functional model's, bit for bit. Between layers the host moves int8 "
-        "activations into")
-    say("  the next layer's layout (not counted). "
+    say("  equals the functional model's, bit for bit. Each batch is one program: the "
+        "hidden activations stay")
+    say("  in the SPU's activation scratchpad (sw/chain.py). "
         f"RTL: {info['simulator']} ({info['design']}), build {info['build_s']:.0f} s, "
         f"run {info['wall_s']:.0f} s,")
     say(f"  {info['sim_cycles_per_s']:.0f} simulated cycles per second from hand-over to "
