@@ -41,10 +41,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..base.config import BANK
-from ..hw.cmd.descriptors import LoadFormat, Opcode, Target
+from ..hw.cmd.descriptors import Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
 from . import layout
-from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerProgram, _padded,
+from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerProgram,
                       wgt_tiles_fit)
 from .program import descriptor as _descriptor
 
@@ -149,16 +149,10 @@ def chain_program(info: DeviceInfo, x, layers, alloc: Allocator, *, encode=None,
     act_word = R * BANK
 
     def image(data: bytes) -> int:
-        data = _padded(data, bb)
-        addr = alloc.alloc(len(data))
-        prog.images.append((addr, data))
-        prog.dram_bytes += len(data)
-        return addr
+        return prog.image(data, alloc, bb)
 
-    def load(target, dram, nbytes, sram, fmt=LoadFormat.RAW, **flags):
-        prog.descs.append(descriptor(Opcode.LOAD, dma={
-            "dram_addr": dram, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
-            "target": target, "sram_addr": sram, "fmt": fmt.value}, **flags))
+    def load(*args, **flags):
+        prog.load(descriptor, *args, **flags)
 
     one = (lambda p: 1 << p) if spus > 1 else (lambda p: 0)
     # weights packed (layout.wgt_packed_image), one stream per group's LOAD

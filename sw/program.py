@@ -151,6 +151,21 @@ class LayerProgram:
     rows: int = 0
     cols: int = 0
 
+    def image(self, data: bytes, alloc: Allocator, bus_bytes: int) -> int:
+        """Place ``data`` (padded to whole bus words) in DRAM; returns its address."""
+        data = _padded(data, bus_bytes)
+        addr = alloc.alloc(len(data))
+        self.images.append((addr, data))
+        self.dram_bytes += len(data)
+        return addr
+
+    def load(self, descriptor, target, dram, nbytes, sram, fmt=LoadFormat.RAW, **flags):
+        """Append a one-row LOAD of ``nbytes`` from ``dram`` to word ``sram`` of ``target``
+        (``descriptor``: :func:`descriptor` or the performance model's encoder)."""
+        self.descs.append(descriptor(Opcode.LOAD, dma={
+            "dram_addr": dram, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
+            "target": target, "sram_addr": sram, "fmt": fmt.value}, **flags))
+
     def decode(self, read) -> np.ndarray:
         """Assemble Y from the output regions; ``read(addr, nbytes)`` returns bytes."""
         stored = "raw" if self.host_requant else self.mode
@@ -267,16 +282,10 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     bank_bytes = R * BANK                  # one int8 bank of a row tile
 
     def image(data: bytes) -> int:
-        data = _padded(data, bb)
-        addr = alloc.alloc(len(data))
-        prog.images.append((addr, data))
-        prog.dram_bytes += len(data)
-        return addr
+        return prog.image(data, alloc, bb)
 
-    def load(target, dram, nbytes, sram, fmt=LoadFormat.RAW, **flags):
-        prog.descs.append(descriptor(Opcode.LOAD, dma={
-            "dram_addr": dram, "stride": nbytes, "row_bytes": nbytes, "rows": 1,
-            "target": target, "sram_addr": sram, "fmt": fmt.value}, **flags))
+    def load(*args, **flags):
+        prog.load(descriptor, *args, **flags)
     one = (lambda p: 1 << p) if spus > 1 else (lambda p: 0)
 
     wgt_tile_bytes = entries * C * 2
