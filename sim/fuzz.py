@@ -352,7 +352,52 @@ class Generator:
                 lo, hi = room[int(rng.integers(0, len(room)))]
                 body.update(out_act=1, out_stride=stride,
                             out_addr=int(rng.integers(lo, hi + 1)))
+        if rng.random() < 0.25:
+            self._conv_fields(rng, body, sane=True)
         return body
+
+    def _conv_fields(self, rng, body, *, sane):
+        """Convolution addressing (GemmBody.conv) on a GEMM body: a random window walk over a
+        band of ACT words; ``sane``: a band inside the scratchpad, beside any ``out_act``
+        output (see the GemmBody docstring for the walk and its checks)."""
+        g = self.geom
+        k = int(rng.integers(1, 8))
+        cb = int(rng.integers(1, 4))
+        fields = {"conv": 1, "ksize": k, "stride2": int(rng.integers(0, 2)),
+                  "pad": int(rng.integers(0, 8)), "top": int(rng.integers(0, 8)),
+                  "cbanks": cb, "out_w": int(rng.integers(1, 6)),
+                  "in_h": int(rng.integers(0, 6)),
+                  "row_pitch": cb * int(rng.integers(0, 7)) + int(rng.random() < 0.2)}
+        if sane:
+            fields["in_h"] = min(fields["in_h"], g.act_depth // max(1, fields["row_pitch"]))
+            span = fields["in_h"] * fields["row_pitch"]
+            if body.get("out_act"):
+                nbk = -(-body["n_tiles"] * self.config.cols // BANK)
+                o0 = body["out_addr"]
+                o1 = o0 + (body["m_tiles"] - 1) * (body.get("out_stride") or nbk) + nbk
+                free = [(a, b) for a, b in ((0, o0), (o1, g.act_depth)) if b - a > span]
+                if not free:
+                    return
+                lo, hi = free[int(rng.integers(0, len(free)))]
+                fields["act_addr"] = int(rng.integers(lo, hi - span))
+                fields["pad_addr"] = int(rng.integers(lo, hi))
+                if fields["act_addr"] <= fields["pad_addr"] < fields["act_addr"] + span:
+                    pass        # the zero word inside the band: allowed (a read)
+            else:
+                fields["act_addr"] = int(rng.integers(0, g.act_depth - span + 1))
+                fields["pad_addr"] = int(rng.integers(0, g.act_depth))
+        else:
+            for name in ("ksize", "cbanks", "out_w"):
+                if rng.random() < 0.05:
+                    fields[name] = 0                        # BAD_FIELD
+            r = rng.random()
+            fields["pad_addr"] = int(rng.integers(0, g.act_depth) if r < 0.8 else
+                                     rng.choice([g.act_depth - 1, g.act_depth,
+                                                 int(rng.integers(0, 1 << 16))]))
+            if rng.random() < 0.2:
+                fields["in_h"] = int(rng.integers(0, 1 << 10))
+                fields["row_pitch"] = int(rng.integers(0, 1 << 16))
+        body.update(fields)
 
     def _out_words(self, mode, mt, nt):
         """Output words a GEMM block spans (raw: a word per row; int8: the activation layout
@@ -402,6 +447,11 @@ class Generator:
             else:      # exactly at the bound, one past it, or anywhere
                 body[name] = int(rng.choice([depth - used, depth - used + 1, depth,
                                              int(rng.integers(0, 1 << 16))])) & 0xFFFF
+        if rng.random() < 0.2:
+            self._conv_fields(rng, body, sane=False)
+            if rng.random() < 0.5:      # the band at the end of the scratchpad, or one past
+                span = int(body["in_h"]) * int(body["row_pitch"])
+                body["act_addr"] = max(0, g.act_depth - span + int(rng.integers(0, 2))) & 0xFFFF
         return body
 
     def random_descriptor(self, rng, prog, tokens):

@@ -343,6 +343,26 @@ class Driver:
         finally:
             self.alloc.top = mark
 
+    async def run_conv(self, x, packed: PackedWeights, params: LayerParams, *, ksize, stride=1,
+                       pad=0, max_band=None, max_cycles=10_000_000):
+        """A convolution on NHWC ``x`` without im2col (:func:`~.conv.conv_program`): the
+        result's ``y`` is ``[N, Ho, Wo, Cout]``."""
+        from .conv import conv_program, rows_nhwc
+        if self.info is None:
+            await self.open()
+        mark = self.alloc.top
+        try:
+            prog = conv_program(self.info, x, packed, params, self.alloc, ksize=ksize,
+                                stride=stride, pad=pad, max_band=max_band)
+            res = await self.run_program(prog, max_cycles)
+        finally:
+            self.alloc.top = mark
+        from ..base.golden import conv_out_size
+        n, h, w, _ = np.asarray(x).shape
+        res.y = rows_nhwc(res.y, n, conv_out_size(h, ksize, stride, pad),
+                          conv_out_size(w, ksize, stride, pad), self.info.rows)
+        return res
+
     async def run_layer(self, x, packed: PackedWeights, params: LayerParams | None = None,
                         max_cycles=10_000_000) -> LayerResult:
         """``Y = requant(X @ W.T + bias)`` of one layer on the device.

@@ -75,10 +75,14 @@ def _accesses(i, desc, rows, cols, spus):
             out_mem, out = "ACT", (mt - 1) * (int(g.out_stride) or nbk) + nbk
         else:
             out_mem, out = "OUT", int8_out_words(rows, cols, mt, nt) if g.mode else nt * mt * rows
-        acc = [Access(i, "ACT", act, act + mt * nb, mask, False),
+        # the words read: a run of row tiles, or (conv) a band of input rows and the zero word
+        act_hi = act + (int(g.in_h) * int(g.row_pitch) if g.conv else mt * nb)
+        acc = [Access(i, "ACT", act, act_hi, mask, False),
                Access(i, "WGT", wgt, wgt + nt * nb * nnz, mask, False),
                Access(i, "PAR", par, par + nt, mask, False),
                Access(i, out_mem, out0, out0 + out, mask, True)]
+        if g.conv:
+            acc.append(Access(i, "ACT", int(g.pad_addr), int(g.pad_addr) + 1, mask, False))
         if g.lut:
             acc.append(Access(i, "LUT", 0, 1, mask, False))
         return acc

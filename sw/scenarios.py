@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import golden
+from ..base.config import BANK
 from ..base.sparse import pack, prune
 from ..hw.cmd.descriptors import ErrorCode, LoadFormat, Opcode, Target
 from . import layout
@@ -114,6 +115,95 @@ def random_chain(rng, info, *, layers=None, m=None, last_mode=None, max_chunk=No
             continue
         return x, chain
     raise RuntimeError(f"no random chain fits this device in {tries} tries ({info})")
+
+
+def random_conv(rng, info, *, ksize=None, stride=None, pad=None, s=None, mode=None,
+                n_img=None, h=None, w=None, c=None, cout=None):
+    """A random convolution that :func:`~.conv.conv_program` runs: ``(x, packed, params,
+    geometry)`` with ``geometry = dict(ksize, stride, pad)``; any field may be fixed."""
+    from .conv import conv_weights
+    k = ksize or int(rng.integers(1, 8))
+    st = stride or int(rng.integers(1, 3))
+    p = int(rng.integers(0, k)) if pad is None else pad
+    s = s or int(rng.choice(info.sparsities))
+    mode = mode or ("int8" if rng.random() < 0.75 else "raw")
+    n_img = n_img or int(rng.integers(1, info.rows + 2))
+    h = h or int(rng.integers(max(1, k - 2 * p), k + 4))
+    w = w or int(rng.integers(max(1, k - 2 * p), k + 4))
+    c = c or int(rng.choice([1, 3, 8, 32, 40]))
+    cout = cout or int(rng.integers(1, 2 * info.cols + 3))
+    x = rng.integers(-128, 128, (n_img, h, w, c), dtype=np.int8)
+    wk = conv_weights(rng.integers(-128, 128, (cout, k, k, c), dtype=np.int8))
+    packed = pack(prune(wk, s), s)
+    if mode == "raw":
+        params = LayerParams("raw", bias=rng.integers(-(1 << 31), 1 << 31, cout))
+    else:
+        params = int8_params(rng, _conv_cols(x, k, st, p), packed)
+    return x, packed, params, {"ksize": k, "stride": st, "pad": p}
+
+
+def conv_cases(rng, info, *, kernels=(1, 3, 5, 7), strides=(1, 2)):
+    """Random convolutions for every kernel size and stride, each with ``pad = k // 2``
+    (padding at all four borders), a few bands (``max_band``; interior bands start with
+    ``top = 0``) and an image of a few more rows and columns than the kernel: ``[(x, packed,
+    params, geometry, max_band), ...]``. Where int8 output does not fit the device (a bank of
+    channel tiles' weights over half the weight scratchpad, as for 7x7 on ``tiny``), the case
+    is raw, and sparser if it must be."""
+    from .conv import conv_program
+    from .program import Allocator
+    out = []
+    for k in kernels:
+        for st in strides:
+            for attempt in range(40):
+                mode = "int8" if attempt < 10 else "raw"
+                s = None if attempt < 20 else max(info.sparsities)
+                case = random_conv(rng, info, ksize=k, stride=st, pad=k // 2, mode=mode, s=s,
+                                   h=int(rng.integers(k, k + 4)), w=int(rng.integers(k, k + 3)),
+                                   c=int(rng.choice([3, 32, 40] if attempt < 30 else [3])))
+                band = int(rng.integers(1, 3))
+                try:
+                    conv_program(info, case[0], case[1], case[2], Allocator(0, 1 << 40),
+                                 max_band=band, **case[3])
+                except ValueError:
+                    continue
+                out.append((*case, band))
+                break
+            else:
+                raise ValueError(f"no {k}x{k} stride {st} convolution fits this device")
+    return out
+
+
+def conv_expected(x, packed, params, geometry):
+    from .conv import conv_reference
+    return conv_reference(x, packed, params, **geometry)
+
+
+async def check_conv_against_model(dev: Driver, model: Driver, x, packed, params, geometry,
+                                   label, *, max_band=None, max_cycles=4_000_000):
+    """Run a convolution (:func:`~.conv.conv_program`, on-chip windows) on ``dev`` and on the
+    functional ``model``: both must equal the golden model bit for bit, and the MAC count
+    must agree."""
+    want = conv_expected(x, packed, params, geometry)
+    got = await dev.run_conv(x, packed, params, max_band=max_band, max_cycles=max_cycles,
+                             **geometry)
+    ref = await model.run_conv(x, packed, params, max_band=max_band, **geometry)
+    for name, r in (("device", got), ("model", ref)):
+        if not np.array_equal(r.y, want):
+            bad = int((r.y != want).sum())
+            raise AssertionError(f"{label}: {name}: {bad} of {want.size} outputs differ from "
+                                 f"the golden model ({geometry})")
+    if got.counters["perf_mac"] != ref.counters["perf_mac"]:
+        raise AssertionError(f"{label}: MAC counters differ: device {got.counters['perf_mac']}"
+                             f", model {ref.counters['perf_mac']}")
+    return got
+
+
+def _conv_cols(x, k, stride, pad):
+    """The im2col rows of ``x`` with its channels padded to whole banks (the conv GEMM's K)."""
+    cp = -(-x.shape[3] // BANK) * BANK
+    xp = np.zeros(x.shape[:3] + (cp,), np.int8)
+    xp[..., :x.shape[3]] = x
+    return golden.im2col_nhwc(xp, k, k, stride, pad)
 
 
 def chain_expected(x, chain):

@@ -125,6 +125,31 @@ class GemmBody(data.Struct):
     (m_tiles - 1)*stride + nbk)`` must lie inside the scratchpad (``SCRATCHPAD_OVERFLOW``) and
     must not overlap the words the GEMM reads, ``[act_addr, act_addr + m_tiles*banks)``
     (``BAD_FIELD``).
+
+    ``conv`` (convolution without im2col): the activation words are read from an NHWC tensor in
+    the ACT scratchpad through on-the-fly im2col windows instead of ``act_addr + i*banks + b``.
+    A row tile is one output *pixel* of ``rows`` different images (array row ``r``: image
+    ``r``; ACT row memory ``r`` holds image ``r``'s tensor), so every row of a tile reads the
+    same word address and no data crosses rows. The tensor is a band of ``in_h`` input rows
+    of ``row_pitch`` words each, from word ``act_addr`` on; a pixel is ``cbanks`` words (32
+    channels each). Row tile ``i`` is output pixel ``(oy, ox) = divmod(i, out_w)``; its bank
+    ``b`` is channel bank ``cb = b % cbanks`` of kernel tap ``(dy, dx) = divmod(b // cbanks,
+    ksize)``. With ``st = 1 + stride2``, the tap's window row is ``y = oy*st + dy`` and its
+    word offset in the row ``x = (ox*st + dx - pad) * cbanks``; the word read is::
+
+        act_addr + (y - top) * row_pitch + x + cb   if top <= y < top + in_h
+                                                    and 0 <= x and x + cbanks <= row_pitch
+        pad_addr                                    otherwise (zero padding: the program
+                                                    keeps a zero word there)
+
+    (mod 2**16; see :func:`~..spu.spu.conv_act_words`). So ``top`` is the number of padding
+    rows above the band (``pad`` for a layer's first output row, 0 for a band inside the
+    image), and the bottom and right edges are wherever the band ends. ``banks`` is normally
+    ``ksize**2 * cbanks``; the walk is defined for any value. ``ksize``, ``cbanks`` or
+    ``out_w`` zero: ``BAD_FIELD``; ``act_addr + in_h*row_pitch`` past the ACT depth, or
+    ``pad_addr`` outside it: ``SCRATCHPAD_OVERFLOW``; with ``out_act``, the written span
+    overlapping ``[act_addr, act_addr + in_h*row_pitch)`` or ``pad_addr``: ``BAD_FIELD``.
+    Without ``conv`` the other conv fields are ignored.
     """
     act_addr: 16
     wgt_addr: 16
@@ -139,7 +164,17 @@ class GemmBody(data.Struct):
     lut: 1
     out_act: 1   # int8 results into the activation scratchpad
     out_stride: 16
-    reserved: 89
+    conv: 1      # convolution addressing: the activation words are im2col windows (above)
+    ksize: 3
+    stride2: 1
+    pad: 3
+    top: 3
+    cbanks: 8
+    row_pitch: 16
+    in_h: 10
+    out_w: 10
+    pad_addr: 16
+    reserved: 18
 
 
 class Body(data.Union):

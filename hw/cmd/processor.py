@@ -158,6 +158,28 @@ def _verdict(m, name, when, bad, over):
     return fault_field, fault_over, ok
 
 
+def _bad_conv(gb):
+    """A ``conv`` GEMM whose walk has a zero count (``BAD_FIELD``)."""
+    return gb.conv & ((gb.ksize == 0) | (gb.cbanks == 0) | (gb.out_w == 0))
+
+
+def _act_rows(gb):
+    """The first operand of a GEMM's activation bound ``act_addr + rows x run``: ``m_tiles``
+    row tiles of ``banks`` words, or (``conv``) ``in_h`` input rows of ``row_pitch`` words."""
+    return Mux(gb.conv, gb.in_h, gb.m_tiles)
+
+
+def _act_run(gb):
+    return Mux(gb.conv, gb.row_pitch, gb.banks)
+
+
+def _alias(gb, need_act, need_out):
+    """``out_act`` words that overlap what the GEMM reads: the words ``[act_addr, need_act)``
+    or (``conv``) the zero word ``pad_addr`` (``BAD_FIELD``)."""
+    return gb.out_act & (((gb.out_addr < need_act) & (gb.act_addr < need_out))
+                         | (gb.conv & (gb.out_addr <= gb.pad_addr) & (gb.pad_addr < need_out)))
+
+
 def _out_tiles(gb, cols):
     """The channel-tile operand of a GEMM's output bound: ``n_tiles`` (raw: a word per row), or
     in int8 mode the banks the block spans, ``ceil(n_tiles * cols / 32)`` (an add and a shift,
@@ -230,7 +252,8 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
         end0.eq(dma_b.dram_addr + dma_b.row_bytes),
         g_field.eq((gb.log2s > 5) | ~(Const(smask, 6) >> gb.log2s)[0] | (gb.banks == 0)
                    | (gb.m_tiles == 0) | (gb.n_tiles == 0) | _absent_spus(h, spus)
-                   | (gb.out_act & ~gb.mode) | (~gb.out_act & (gb.out_stride != 0))),
+                   | (gb.out_act & ~gb.mode) | (~gb.out_act & (gb.out_stride != 0))
+                   | _bad_conv(gb)),
         need_par.eq(gb.par_addr + gb.n_tiles),
         wgt_addr_over.eq(gb.wgt_addr > geom.wgt_depth),
         wgt_lim.eq((wgt_room - gb.wgt_addr)[:wgt_room.bit_length()] << gb.log2s),
@@ -259,7 +282,9 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
         return registered_uproduct(m, Mux(is_gemm, a_gemm, a_dma), Mux(is_gemm, b_gemm, b_dma),
                                    width=width, platform=platform, name=name)
     # rows x row words (the transfer's bus words), m x banks (activation words)
-    p0 = product(dma_b.rows, dma_b.row_bytes[lg:], gb.m_tiles, gb.banks, "dc_p0", width=36)
+    # (conv: the band of input rows it reads, in_h x row_pitch)
+    p0 = product(dma_b.rows, dma_b.row_bytes[lg:], _act_rows(gb), _act_run(gb), "dc_p0",
+                 width=36)
     # (rows - 1) x stride as two 16 x 16 partial products; n x banks, n (int8: banks) x m
     rows1 = (dma_b.rows - 1)[:16]
     p1 = product(rows1, dma_b.stride[:16], gb.n_tiles, gb.banks, "dc_p1")
@@ -280,8 +305,9 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     m.d.sync += [end.eq(end0 + span),
                  g_over.eq((need_act > geom.act_depth) | wgt_over
                            | (need_par > geom.par_depth)
-                           | (need_out > Mux(gb.out_act, geom.act_depth, geom.out_depth))),
-                 g_alias.eq(gb.out_act & (gb.out_addr < need_act) & (gb.act_addr < need_out))]
+                           | (need_out > Mux(gb.out_act, geom.act_depth, geom.out_depth))
+                           | (gb.conv & (gb.pad_addr >= geom.act_depth))),
+                 g_alias.eq(_alias(gb, need_act, need_out))]
     # stage 4: the window compares -----------------------------------------------------------
     inside = Signal(name="dc_inside")
     hits = [windows[i].enable & Mux(is_st, windows[i].write, windows[i].read) & above[i]
@@ -686,7 +712,7 @@ class CommandProcessor(wiring.Component):
         def ex_product(a, b, name):
             return registered_uproduct(m, a, b, width=32, platform=platform, name=name,
                                        en_in=qs["ex"].r_en, en_out=ex_check[0])
-        p_act = ex_product(gb_new.m_tiles, gb_new.banks, "p_act")
+        p_act = ex_product(_act_rows(gb_new), _act_run(gb_new), "p_act")
         p_wgt = ex_product(gb_new.n_tiles, gb_new.banks, "p_wgt")
         p_out = ex_product(_out_step(gb_new, cfg.cols), gb_new.m_tiles, "p_out")
         need_act, need_out, need_par = Signal(33), Signal(40), Signal(17)
@@ -707,7 +733,7 @@ class CommandProcessor(wiring.Component):
                                    | (gb.banks == 0) | (gb.m_tiles == 0) | (gb.n_tiles == 0)
                                    | _absent_spus(ex.desc.header, self._spus)
                                    | (gb.out_act & ~gb.mode)
-                                   | (~gb.out_act & (gb.out_stride != 0)))]
+                                   | (~gb.out_act & (gb.out_stride != 0)) | _bad_conv(gb))]
         with m.If(ex_check[1]):
             m.d.sync += [need_act.eq(gb.act_addr + p_act),
                          wgt_over.eq(wgt_addr_over | ((p_wgt << 5) >= wgt_lim)),
@@ -716,9 +742,9 @@ class CommandProcessor(wiring.Component):
         with m.If(ex_check[2]):
             m.d.sync += [ex_over.eq((need_act > g.act_depth) | wgt_over
                                     | (need_par > g.par_depth)
-                                    | (need_out > Mux(gb.out_act, g.act_depth, g.out_depth))),
-                         ex_alias.eq(gb.out_act & (gb.out_addr < need_act)
-                                     & (gb.act_addr < need_out))]
+                                    | (need_out > Mux(gb.out_act, g.act_depth, g.out_depth))
+                                    | (gb.conv & (gb.pad_addr >= g.act_depth))),
+                         ex_alias.eq(_alias(gb, need_act, need_out))]
         with m.If(ex_check.any()):   # never in the cycle that takes a new entry
             m.d.sync += ex_check.eq(ex_check << 1)
         ex_fault_field, ex_fault_over, ex_ok = _verdict(m, "ex", ex_check[3], ex_bad | ex_alias,

@@ -36,8 +36,9 @@ packs at full rate; a store reader gathering four 32-bit words per bus word woul
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,7 +51,8 @@ from ..core.requant import OutMode
 from ..core.tensor_core import COUNTER_BITS, TensorCore
 from .wgt_unpack import WgtUnpack
 
-__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH", "out_slot", "int8_out_words"]
+__all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH", "out_slot", "int8_out_words",
+           "conv_act_words"]
 
 #: Depth of the parameter scratchpad (channel tiles).
 PAR_DEPTH = 128
@@ -75,6 +77,27 @@ def int8_out_words(rows, cols, m_tiles, n_tiles):
     ``ceil(m_tiles * nbk * rows * 32 / (cols * 4))``."""
     g = BANK // cols
     return -(-(m_tiles * -(-n_tiles // g) * rows * g) // 4)
+
+
+def conv_act_words(m_tiles, banks, *, act_addr, ksize, stride2, pad, top, cbanks, row_pitch,
+                   in_h, out_w, pad_addr):
+    """The ACT word a ``conv`` GEMM reads for row tile ``i`` and bank ``b`` (``GemmBody``'s
+    docstring is the definition): an ``[m_tiles, banks]`` int64 array. Row tile ``i`` is output
+    pixel ``divmod(i, out_w)``, bank ``b`` channel bank ``b % cbanks`` of tap
+    ``divmod(b // cbanks, ksize)``; taps outside the band read ``pad_addr``."""
+    import numpy as np
+    if ksize == 0 or cbanks == 0 or out_w == 0:
+        raise ValueError("ksize, cbanks and out_w must be positive")
+    st = 1 + int(stride2)
+    oy, ox = np.divmod(np.arange(m_tiles, dtype=np.int64), out_w)
+    b = np.arange(banks, dtype=np.int64)
+    cb = b % cbanks
+    dy, dx = np.divmod(b // cbanks, ksize)
+    y = oy[:, None] * st + dy[None, :]
+    x = (ox[:, None] * st + dx[None, :] - pad) * cbanks
+    ok = (y >= top) & (y < top + in_h) & (x >= 0) & (x + cbanks <= row_pitch)
+    word = (act_addr + (y - top) * row_pitch + x + cb[None, :]) % (1 << 16)
+    return np.where(ok, word, pad_addr)
 
 
 @dataclass(frozen=True)
@@ -194,7 +217,12 @@ def _word_reader(m, name, rd, valid, ready, start, base, run, repeat, outer, ste
                      o_left.eq(outer - 1), o_last.eq(outer == 1), obase.eq(base), active.eq(1),
                      xr_last.eq((run == 1) & (repeat == 1)),
                      xro_last.eq((run == 1) & (repeat == 1) & (outer == 1))]
-    return active
+    return SimpleNamespace(active=active, issue=issue, x_last=x_last)
+
+
+def _small_product(a, b):
+    """``a * b`` for a narrow ``a`` (a few bits) as shift-and-add: no multiplier."""
+    return sum((Mux(a[k], b, 0) << k) for k in range(len(a)))
 
 
 class Spu(wiring.Component):
@@ -431,8 +459,57 @@ class Spu(wiring.Component):
             m.d.sync += [en_r.eq(act_mems[r - 1].r_en), addr_r.eq(act_mems[r - 1].r_addr)]
             m.d.comb += [act_mems[r].r_en.eq(en_r), act_mems[r].r_addr.eq(addr_r)]
 
+        # convolution addressing (``GemmBody.conv``): the word of row tile i, bank b is walked
+        # incrementally (conv_act_words is the definition): c_addr is the tap's word if it is
+        # inside the band, else pad_addr is read. Channel bank cb, tap column dx and the
+        # pixel's bank b count up; a tap row adds row_pitch - ksize*cbanks + 1, a pixel
+        # st*cbanks, an output row st*row_pitch (from the row's first pixel). c_y is the
+        # window row, c_x the word offset in the row (signed: left padding is negative).
+        cv = Signal(name="cv_on")
+        cv_init = Signal(16, name="cv_init")          # act_addr - top*row_pitch - pad*cbanks
+        cv_x_init = Signal(signed(24), name="cv_x_init")
+        cv_dy = Signal(16, name="cv_dy_step")
+        cv_px = Signal(16, name="cv_px_step")
+        cv_row = Signal(17, name="cv_row_step")
+        cv_x_lim = Signal(signed(24), name="cv_x_lim")
+        cv_y_hi = Signal(11, name="cv_y_hi")
+        cv_cb_m1 = Signal(8, name="cv_cb_m1")
+        cv_k_m1 = Signal(3, name="cv_k_m1")
+        cv_b_m1 = Signal(16, name="cv_b_m1")
+        cv_w_m1 = Signal(10, name="cv_w_m1")
+        st_one = ~gemm.stride2
+        with m.If(setup[0]):
+            m.d.sync += [
+                cv.eq(gemm.conv),
+                cv_init.eq(gemm.act_addr - _small_product(gemm.top, gemm.row_pitch)
+                           - _small_product(gemm.pad, gemm.cbanks)),
+                cv_x_init.eq(-_small_product(gemm.pad, gemm.cbanks)),
+                cv_dy.eq(gemm.row_pitch - _small_product(gemm.ksize, gemm.cbanks) + 1),
+                cv_px.eq(Mux(st_one, gemm.cbanks, gemm.cbanks << 1)),
+                cv_row.eq(Mux(st_one, gemm.row_pitch, gemm.row_pitch << 1)),
+                cv_x_lim.eq(gemm.row_pitch - gemm.cbanks),
+                cv_y_hi.eq(gemm.top + gemm.in_h),
+                cv_cb_m1.eq(gemm.cbanks - 1), cv_k_m1.eq(gemm.ksize - 1),
+                cv_b_m1.eq(gemm.banks - 1), cv_w_m1.eq(gemm.out_w - 1),
+            ]
+        c_addr = Signal(16, name="cv_addr")     # the current tap's word
+        c_rbase = Signal(16, name="cv_rbase")   # the current output row's first pixel
+        c_pbase = Signal(16, name="cv_pbase")   # the current pixel
+        c_x = Signal(signed(24), name="cv_x")
+        c_x0 = Signal(signed(24), name="cv_x0")
+        c_y = Signal(20, name="cv_y")
+        c_y0 = Signal(20, name="cv_y0")
+        c_cb = Signal(8, name="cv_cb")
+        c_dx = Signal(3, name="cv_dx")
+        c_b = Signal(16, name="cv_b")
+        c_ox = Signal(10, name="cv_ox")
+        c_in = Signal(name="cv_inside")
+        m.d.comb += c_in.eq((c_y >= gemm.top) & (c_y < cv_y_hi) & (c_x >= 0)
+                            & (c_x <= cv_x_lim))
+
         def act_rd(m, addr, en):
-            m.d.comb += [act_mems[0].r_addr.eq(addr), act_mems[0].r_en.eq(en)]
+            m.d.comb += [act_mems[0].r_addr.eq(Mux(cv, Mux(c_in, c_addr, gemm.pad_addr), addr)),
+                         act_mems[0].r_en.eq(en)]
 
         wgt_sel = [Signal(range(max(2, n_wb)), name=f"wgt_sel{k}") for k in range(2)]
 
@@ -459,8 +536,36 @@ class Spu(wiring.Component):
         # on 2,048 bits.
         act_q = [ram.r_data for ram in act_mems]
         m.d.comb += [ram.r_oce.eq(1) for ram in act_mems]
-        _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
-                     gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
+        act_rdr = _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
+                               gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
+        cv_st = Mux(st_one, 1, 2)
+        with m.If(start | (act_rdr.issue & act_rdr.x_last)):    # a pass over the row tiles
+            m.d.sync += [c_addr.eq(cv_init), c_rbase.eq(cv_init), c_pbase.eq(cv_init),
+                         c_x.eq(cv_x_init), c_x0.eq(cv_x_init), c_y.eq(0), c_y0.eq(0),
+                         c_cb.eq(0), c_dx.eq(0), c_b.eq(0), c_ox.eq(0)]
+        with m.Elif(act_rdr.issue):
+            with m.If(c_b == cv_b_m1):                      # the pixel's last bank
+                m.d.sync += [c_cb.eq(0), c_dx.eq(0), c_b.eq(0)]
+                with m.If(c_ox == cv_w_m1):                 # next output row
+                    row = c_rbase + cv_row
+                    m.d.sync += [c_rbase.eq(row), c_pbase.eq(row), c_addr.eq(row),
+                                 c_x.eq(cv_x_init), c_x0.eq(cv_x_init),
+                                 c_y.eq(c_y0 + cv_st), c_y0.eq(c_y0 + cv_st), c_ox.eq(0)]
+                with m.Else():                              # next pixel
+                    px = c_pbase + cv_px
+                    m.d.sync += [c_pbase.eq(px), c_addr.eq(px),
+                                 c_x.eq(c_x0 + cv_px), c_x0.eq(c_x0 + cv_px),
+                                 c_y.eq(c_y0), c_ox.eq(c_ox + 1)]
+            with m.Else():
+                m.d.sync += c_b.eq(c_b + 1)
+                with m.If(c_cb != cv_cb_m1):                # next channel bank
+                    m.d.sync += [c_addr.eq(c_addr + 1), c_cb.eq(c_cb + 1)]
+                with m.Elif(c_dx != cv_k_m1):               # next tap in the row
+                    m.d.sync += [c_addr.eq(c_addr + 1), c_cb.eq(0), c_dx.eq(c_dx + 1),
+                                 c_x.eq(c_x + gemm.cbanks)]
+                with m.Else():                              # next tap row
+                    m.d.sync += [c_addr.eq(c_addr + cv_dy), c_cb.eq(0), c_dx.eq(0),
+                                 c_x.eq(c_x0), c_y.eq(c_y + 1)]
         _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries,
                      stages=[[(wgt_sel[1], wgt_sel[0])],

@@ -16,7 +16,7 @@ from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, Lo
                                    Opcode, Target,
                                    token_use)
 from ...hw.cmd.processor import TOKEN_LIMIT
-from ...hw.spu.spu import SpuGeometry, int8_out_words, out_slot
+from ...hw.spu.spu import SpuGeometry, conv_act_words, int8_out_words, out_slot
 from ...sw import layout, regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
@@ -314,19 +314,28 @@ class DeviceModel:
                 or gb.m_tiles == 0 or gb.n_tiles == 0 or (gb.out_act and not gb.mode)
                 or (gb.out_stride and not gb.out_act)):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
+        if gb.conv and (gb.ksize == 0 or gb.cbanks == 0 or gb.out_w == 0):
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
         nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
         nnz = BANK >> log2s
-        act_end = gb.act_addr + mt * nb
+        # the words the GEMM reads: a run of row tiles, or (conv) a band of input rows
+        if gb.conv:
+            act_end = gb.act_addr + int(gb.in_h) * int(gb.row_pitch)
+        else:
+            act_end = gb.act_addr + mt * nb
         if gb.out_act:      # ACT words written: one bank of a row tile each
             nbk = -(-nt * cfg.cols // BANK)
             step = int(gb.out_stride) or nbk
             out_end, out_depth = gb.out_addr + (mt - 1) * step + nbk, g.act_depth
             if gb.out_addr < act_end and gb.act_addr < out_end:    # writes what it reads
                 raise _Fault(ErrorCode.BAD_FIELD, addr)
+            if gb.conv and gb.out_addr <= gb.pad_addr < out_end:     # ... or its zero word
+                raise _Fault(ErrorCode.BAD_FIELD, addr)
         else:
             out_end, out_depth = gb.out_addr + self._out_words(gb), g.out_depth
         if (act_end > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
-                or gb.par_addr + nt > g.par_depth or out_end > out_depth):
+                or gb.par_addr + nt > g.par_depth or out_end > out_depth
+                or (gb.conv and gb.pad_addr >= g.act_depth)):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
 
     def _out_words(self, gb):
@@ -353,6 +362,13 @@ class DeviceModel:
             out8 = np.frombuffer(self.out, np.int8).reshape(-1, C)
             slot0 = int(gb.out_addr) * 4
         row = int(gb.out_addr)
+        words = None
+        if gb.conv:         # convolution addressing: the im2col windows' words
+            words = conv_act_words(mt, nb, act_addr=int(gb.act_addr), ksize=int(gb.ksize),
+                                   stride2=int(gb.stride2), pad=int(gb.pad), top=int(gb.top),
+                                   cbanks=int(gb.cbanks), row_pitch=int(gb.row_pitch),
+                                   in_h=int(gb.in_h), out_w=int(gb.out_w),
+                                   pad_addr=int(gb.pad_addr))
         for j in range(nt):
             w = wgt[gb.wgt_addr + j * nb * nnz:][:nb * nnz].reshape(nb, nnz, C, 2)
             vals = w[..., 0].view(np.int8).astype(np.int64)           # [nb, nnz, C]
@@ -364,7 +380,10 @@ class DeviceModel:
             mult = p[:, 4:6].copy().view("<u2").reshape(C).astype(np.int64)
             shift = (p[:, 6] & 63).astype(np.int64)
             for i in range(mt):
-                xa = act[gb.act_addr + i * nb:][:nb].astype(np.int64)    # [nb, R, 32]
+                if words is None:
+                    xa = act[gb.act_addr + i * nb:][:nb].astype(np.int64)    # [nb, R, 32]
+                else:
+                    xa = act[words[i]].astype(np.int64)
                 acc = np.zeros((R, C), np.int64)
                 for b in range(nb):
                     gathered = xa[b][:, idx[b]]                           # [R, nnz, C]
