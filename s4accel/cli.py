@@ -106,19 +106,25 @@ def _cmd_bench_core(args):
 @command("bench gemm", "whole layers DRAM to DRAM on the accelerator RTL",
          shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
          options=[arg("--layer", action="append", help="run only this layer (repeatable; "
-                      "default: all BERT-base and ResNet-50 layers)"),
+                      "default: all BERT-base and ResNet-50 layers, the convolution "
+                      "from NHWC included)"),
                   arg("--shape", action="append", help="an extra layer MxKxN (repeatable)"),
                   arg("--sparsity", type=int, action="append",
                       help="run only this s (repeatable; default: every level)"),
                   arg("--plot", help="PNG path (default bench_gemm_<config>.png)")])
 def _cmd_bench_gemm(args):
-    from .sim.bench.gemm import LAYERS, bench_gemm, format_table, parse_shape, plot_layers
+    from .sim.bench.gemm import (CONVS, LAYERS, bench_gemm, format_table, parse_shape,
+                                 plot_layers)
 
-    layers = {}
+    layers, convs = {}, {}
     try:
         for name in args.layer or []:
+            if name in CONVS:
+                convs[name] = CONVS[name]
+                continue
             if name not in LAYERS:
-                raise ValueError(f"unknown layer {name!r}; choose from {', '.join(LAYERS)}")
+                raise ValueError(f"unknown layer {name!r}; choose from "
+                                 f"{', '.join([*LAYERS, *CONVS])}")
             layers[name] = LAYERS[name]
         for shape in args.shape or []:
             key, dims = parse_shape(shape)
@@ -128,7 +134,9 @@ def _cmd_bench_gemm(args):
     print(f"s4 bench gemm: building and running the accelerator RTL ({args.sim}, config "
           f"{args.config}) ...", file=sys.stderr)
     try:
-        rows, info = bench_gemm(args.config, layers=layers or None, sparsities=args.sparsity,
+        picked = bool(layers or convs)
+        rows, info = bench_gemm(args.config, layers=layers if picked else None,
+                                convs=convs if picked else None, sparsities=args.sparsity,
                                 seed=args.seed, sim=args.sim, fast=not args.bus_checks)
     except ValueError as e:
         raise CliError(str(e)) from e

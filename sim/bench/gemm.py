@@ -33,6 +33,24 @@ LAYERS = {
     "resnet50_conv5_1x1": (49, 2048, 512),    # conv5_x 1x1 reduce, 2048 -> 512, all 7x7 px
 }
 
+#: Convolutions run from an NHWC tensor through the on-chip windows (``GemmBody.conv``,
+#: ``sw/conv.py``): name -> geometry. ``images`` is the row count of the configuration's array
+#: (a row tile is one output pixel of that many images). ``resnet50_conv3_3x3_nhwc`` is the
+#: same GEMM as ``resnet50_conv3_3x3`` (on ``fpga``: M = 8 images x 2 x 4 px = 64, K = 1152,
+#: N = 128) read from a 2 x 4 patch of each image (8 KiB) instead of 64 im2col rows (72 KiB).
+CONVS = {
+    "resnet50_conv3_3x3_nhwc": {"h": 2, "w": 4, "c": 128, "k": 3, "stride": 1, "pad": 1,
+                                "cout": 128},
+}
+
+
+def conv_shape(config, geo) -> tuple[int, int, int]:
+    """(M, K, N) of a conv bench row on ``config``: M = rows x output pixels."""
+    from ...base.golden import conv_out_size
+    ho = conv_out_size(geo["h"], geo["k"], geo["stride"], geo["pad"])
+    wo = conv_out_size(geo["w"], geo["k"], geo["stride"], geo["pad"])
+    return (config.rows * ho * wo, geo["k"] ** 2 * -(-geo["c"] // 32) * 32, geo["cout"])
+
 
 def parse_shape(text: str) -> tuple[str, tuple[int, int, int]]:
     """``"MxKxN"`` -> ``("custom_MxKxN", (M, K, N))``."""
@@ -43,21 +61,24 @@ def parse_shape(text: str) -> tuple[str, tuple[int, int, int]]:
 
 
 def bench_gemm(config_name="fpga", *, layers=None, sparsities=None, seed=0, sim="verilator",
-               fast=True, variant=None):
-    """Run the benchmark; returns ``(rows, info)``. ``layers`` maps names to ``(M, K, N)``.
+               fast=True, variant=None, convs=None):
+    """Run the benchmark; returns ``(rows, info)``. ``layers`` maps names to ``(M, K, N)``,
+    ``convs`` names to conv geometries (:data:`CONVS`; with ``layers`` given, default none).
 
     ``fast``: the simulation top ``s4_sim`` (DRAM model inside the design, Python only between
     jobs); else ``s4_top`` with cocotbext-axi's RAM and the Python bus monitor. ``variant``:
     a Verilator build variant (:data:`~s4accel.sim.tb.runner.VERILATOR_VARIANTS`)."""
     config = load_config(config_name)
-    layers = dict(layers or LAYERS)
+    convs = dict(CONVS if convs is None and layers is None else (convs or {}))
+    layers = dict(LAYERS if layers is None else layers)
     levels = [s for s in (sparsities or config.sparsities) if s in config.sparsities]
     bad = [s for s in (sparsities or []) if s not in config.sparsities]
     if bad:
         raise ValueError(f"sparsity {bad[0]} is not supported by {config.name} "
                          f"({list(config.sparsities)})")
     spec = {"seed": seed, "sparsities": levels,
-            "layers": [{"name": k, "m": v[0], "k": v[1], "n": v[2]} for k, v in layers.items()]}
+            "layers": [{"name": k, "m": v[0], "k": v[1], "n": v[2]} for k, v in layers.items()]
+            + [{"name": k, "conv": g} for k, g in convs.items()]}
     design = runner.whole_device_design(fast)
     build_s = runner.build_shared(design, config, sim, variant=variant)
     with tempfile.TemporaryDirectory() as tmp:
