@@ -15,8 +15,9 @@ stored)::
     ACT  [ zero word | input band, even | input band, odd ]
     WGT, PAR, OUT: double-buffered halves, as in :func:`~.program.layer_program`
 
-The output rows are cut into bands whose input rows (with the halo of ``k - stride`` rows)
-fit half the activation scratchpad; each band is loaded once (DRAM reads: the input tensor
+The output rows are cut into bands (at least four where the map has the rows, so that the
+first band's load, the pipeline's fill, is short) whose input rows (with the halo of
+``k - stride`` rows) fit half the activation scratchpad; each band is loaded once (DRAM reads: the input tensor
 plus the halos, never the ``k * k``-fold im2col matrix) and every group of channel tiles runs
 one conv GEMM over the band. Band ``t + 1``'s input loads after band ``t``'s second PAR load
 (by then band ``t - 1``, the other half's user, is done), so it streams in while band ``t``
@@ -152,7 +153,10 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
     def out_words(mt, g):
         return int8_out_words(R, C_, mt, g) if int8 else g * mt * R
 
-    rmax = min(Ho, max_band or Ho, 1023)
+    # at least four bands where the map has the rows: the first band's load is the pipeline's
+    # fill (the others load while the band before computes), at the price of the halo rows
+    # read twice
+    rmax = min(Ho, max_band or -(-Ho // 4), 1023)
     while rmax > 0 and (band_in(rmax) * pitch > half_a or out_words(rmax * Wo, gbt) > half_o
                         or rmax * Wo >= 1 << 16):
         rmax -= 1
@@ -166,6 +170,29 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
     while lim > 0 and out_words(mt_band, lim) > half_o:
         lim -= 1
     g_max = min(-(-nt // gbt), lim // gbt) * gbt
+    host_requant = None
+    if g_max == 0 and int8:
+        # a bank of channel tiles does not fit: raw on the device, requantized by the host
+        # (golden arithmetic), as layer_program does
+        int8, gbt = False, 1
+        n = packed.n
+        host_requant = (np.broadcast_to(1 if params.mult is None else np.asarray(params.mult),
+                                        (n,)),
+                        np.broadcast_to(0 if params.shift is None else
+                                        np.asarray(params.shift), (n,)),
+                        params.relu, params.lut)
+        rmax = min(Ho, max_band or -(-Ho // 4), 1023)
+        while rmax > 0 and (band_in(rmax) * pitch > half_a or out_words(rmax * Wo, 1) > half_o
+                            or rmax * Wo >= 1 << 16):
+            rmax -= 1
+        if rmax == 0:
+            raise ValueError(f"one output row needs {out_words(Wo, 1)} raw output words (half "
+                             f"the scratchpad is {half_o})")
+        mt_band = rmax * Wo
+        lim = min(wgt_tiles_fit(half_w, entries, wfmt, C_, bb), half_p)
+        while lim > 0 and out_words(mt_band, lim) > half_o:
+            lim -= 1
+        g_max = min(nt, lim)
     if g_max == 0:
         raise ValueError(f"one bank of channel tiles needs {gbt * entries} weight words (half "
                          f"the scratchpad is {half_w})")
@@ -176,7 +203,7 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
     chunks = -(-n_img // R)
     x2 = nhwc_rows(x, R)                            # [chunks * H * W * R, cbanks * 32]
     prog = LayerProgram(m=chunks * Ho * Wo * R, n=packed.n, mode=params.mode, rows=R,
-                        cols=C_)
+                        cols=C_, host_requant=host_requant)
     if int8:
         prog.out_banks = -(-nt // gbt)
     act_word = R * BANK

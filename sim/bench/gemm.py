@@ -35,11 +35,12 @@ LAYERS = {
 
 #: Convolutions run from an NHWC tensor through the on-chip windows (``GemmBody.conv``,
 #: ``sw/conv.py``): name -> geometry. ``images`` is the row count of the configuration's array
-#: (a row tile is one output pixel of that many images). ``resnet50_conv3_3x3_nhwc`` is the
-#: same GEMM as ``resnet50_conv3_3x3`` (on ``fpga``: M = 8 images x 2 x 4 px = 64, K = 1152,
-#: N = 128) read from a 2 x 4 patch of each image (8 KiB) instead of 64 im2col rows (72 KiB).
+#: (a row tile is one output pixel of that many images). ``resnet50_conv3_3x3_nhwc`` is
+#: ResNet-50's conv3_x 3x3 layer (128 -> 128 channels) on a 4 x 8 patch of each of 8 images
+#: (on ``fpga``: M = 8 x 32 = 256, K = 1152, N = 128), zero padding around the patch, read
+#: from the NHWC patch (32 KiB plus halo rows) instead of 256 im2col rows (288 KiB).
 CONVS = {
-    "resnet50_conv3_3x3_nhwc": {"h": 2, "w": 4, "c": 128, "k": 3, "stride": 1, "pad": 1,
+    "resnet50_conv3_3x3_nhwc": {"h": 4, "w": 8, "c": 128, "k": 3, "stride": 1, "pad": 1,
                                 "cout": 128},
 }
 
