@@ -463,6 +463,37 @@ def predict_layer(config, m, k, n, s, mode="int8", *, host=True, seed=0, timing=
     return out
 
 
+def build_conv(config, images, h, w, c, ksize, stride, pad, cout, s, *, seed=0, info=None):
+    """The program of one convolution on an NHWC tensor (:func:`s4accel.sw.conv.conv_program`,
+    on-chip windows) of ``images`` images ``h x w x c`` at sparsity ``s``, int8 output; random
+    data (the schedule depends on the shapes only)."""
+    from ...base.sparse import pack, prune
+    from ...sw.conv import conv_program, conv_weights
+    from ...sw.program import Allocator, LayerParams
+    config = load_config(config) if isinstance(config, str) else config
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (images, h, w, c), dtype=np.int8)
+    wk = conv_weights(rng.integers(-128, 128, (cout, ksize, ksize, c), dtype=np.int8))
+    packed = pack(prune(wk, s), s)
+    params = LayerParams("int8", bias=rng.integers(-4096, 4096, cout),
+                         mult=rng.integers(1 << 14, 1 << 16, cout), shift=np.full(cout, 20),
+                         relu=True)
+    return conv_program(info or _info(config), x, packed, params,
+                        Allocator(0x1000_0000, 1 << 40), ksize=ksize, stride=stride, pad=pad,
+                        encode=_encode)
+
+
+def predict_conv(config, images, h, w, c, ksize, stride, pad, cout, s, *, host=True,
+                 timing=TIMING):
+    """:func:`build_conv` predicted by :func:`predict_program` (what ``s4 bench gemm``'s
+    convolution rows measure)."""
+    config = load_config(config) if isinstance(config, str) else config
+    prog = build_conv(config, images, h, w, c, ksize, stride, pad, cout, s)
+    out = predict_program(config, prog, host=host, timing=timing)
+    out.update(sparsity=s, dram_bytes=prog.dram_bytes)
+    return out
+
+
 # -- several SPUs ------------------------------------------------------------------------------
 
 

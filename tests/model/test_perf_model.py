@@ -21,6 +21,9 @@ REFERENCE_FPGA = {
     "bert_ffn2_3072x768": {1: 1193463, 2: 602103, 4: 306423, 8: 158583, 16: 84663, 32: 44091},
     "resnet50_conv3_3x3": {1: 152439, 2: 78135, 4: 40983, 8: 21339, 16: 13451, 32: 9392},
     "resnet50_conv5_1x1": {1: 935748, 2: 475972, 4: 246084, 8: 131140, 16: 66868, 32: 36788},
+    # from an NHWC tensor through the on-chip windows (sim/bench/gemm.py CONVS), 256x1152x128
+    "resnet50_conv3_3x3_nhwc": {1: 594821, 2: 299201, 4: 150593, 8: 76289, 16: 39137,
+                                32: 20561},
 }
 
 TOLERANCE = 0.02
@@ -62,6 +65,51 @@ def test_model_matches_rtl(config, rng):
                      for name, s, c, p, e in report)
     print(text)
     assert max(abs(e) for *_, e in report) <= TOLERANCE, text
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_model_matches_rtl_on_convolutions(rng):
+    """Convolutions on NHWC tensors through the on-chip windows (``sw/conv.py``), random
+    geometries on tiny at two sparsities: the model within 2 % of the RTL's cycles (it
+    reproduces the recorded fpga bench row to the cycle)."""
+    from s4accel.sim.bench.gemm import conv_shape
+    convs = {}
+    while len(convs) < 3:
+        k = int(rng.choice([1, 3, 5]))
+        g = {"h": int(rng.integers(k, k + 5)), "w": int(rng.integers(k, k + 4)),
+             "c": int(rng.choice([3, 32])), "k": k, "stride": int(rng.integers(1, 3)),
+             "pad": k // 2, "cout": int(rng.integers(1, 12))}
+        convs[f"conv_{len(convs)}"] = g
+    levels = sorted({int(v) for v in rng.choice([4, 8, 16, 32], 2, replace=False)})
+    rows, _ = bench_gemm("tiny", layers={}, convs=convs, sparsities=levels)
+    assert len(rows) == len(convs) * len(levels)
+    cfg = load_config("tiny")
+    report = []
+    for r in rows:
+        g = convs[r["layer"]]
+        assert (r["m"], r["k"], r["n"]) == conv_shape(cfg, g)
+        pred = perf_model.predict_conv("tiny", cfg.rows, g["h"], g["w"], g["c"], g["k"],
+                                       g["stride"], g["pad"], g["cout"], r["sparsity"])
+        assert pred["mac_cycles"] == r["mac_cycles"], r["layer"]
+        assert pred["dma_read_bytes"] + pred["dma_write_bytes"] == r["dram_bytes"], r["layer"]
+        report.append((r["layer"], g, r["sparsity"], r["cycles"], pred["cycles"],
+                       pred["cycles"] / r["cycles"] - 1))
+    text = "\n".join(f"{name} {g} s={s}: RTL {c} model {p} ({100 * e:+.2f} %)"
+                     for name, g, s, c, p, e in report)
+    print(text)
+    assert max(abs(e) for *_, e in report) <= TOLERANCE, text
+
+
+def test_model_reproduces_the_recorded_conv_row():
+    """The recorded fpga bench row of the NHWC convolution (REFERENCE_FPGA, measured on the
+    RTL) at s = 16 and 32, predicted to the cycle."""
+    from s4accel.sim.bench.gemm import CONVS
+    g = CONVS["resnet50_conv3_3x3_nhwc"]
+    for s in (16, 32):
+        pred = perf_model.predict_conv("fpga", 8, g["h"], g["w"], g["c"], g["k"], g["stride"],
+                                       g["pad"], g["cout"], s)
+        assert pred["cycles"] == REFERENCE_FPGA["resnet50_conv3_3x3_nhwc"][s], s
 
 
 #: Small whole-accelerator layers, drain-bound tiles included (K/s < rows), on which the model
