@@ -361,7 +361,7 @@ class Generator:
         band of ACT words; ``sane``: a band inside the scratchpad, beside any ``out_act``
         output (see the GemmBody docstring for the walk and its checks)."""
         g = self.geom
-        k = int(rng.integers(1, 8))
+        k = int(rng.integers(1, 16))
         cb = int(rng.integers(1, 4))
         fields = {"conv": 1, "ksize": k, "stride2": int(rng.integers(0, 2)),
                   "pad": int(rng.integers(0, 8)), "top": int(rng.integers(0, 8)),

@@ -27,6 +27,8 @@ computes; a band of one group loads its own input. Output: int8 bytes in the act
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..base import golden
@@ -39,7 +41,8 @@ from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerPro
                       wgt_tiles_fit)
 from .program import descriptor as _descriptor
 
-__all__ = ["conv_program", "conv_weights", "nhwc_rows", "rows_nhwc", "conv_reference"]
+__all__ = ["Tensor", "ConvOp", "network_program", "conv_program", "emit_conv", "conv_weights", "nhwc_rows", "rows_nhwc",
+           "conv_reference"]
 
 
 def conv_weights(w) -> np.ndarray:
@@ -95,6 +98,26 @@ def conv_reference(x, packed: PackedWeights, params: LayerParams, *, ksize, stri
     return y.reshape(x.shape[0], ho, wo, packed.n)
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """An int8 NHWC tensor of ``chunks`` x ``rows`` images in DRAM, in the activation layout:
+    chunk ``c``'s pixel ``p`` (row-major) is ``pix`` activation words (``rows x 32`` bytes,
+    32 channels of every image of the chunk) at ``addr + (c * h * w + p) * pix * word``; the
+    tensor's ``banks`` banks of 32 channels start at bank ``off`` of the pixel (so tensors can
+    share pixels: a residual addition reads two of them as one)."""
+    addr: int
+    chunks: int
+    h: int
+    w: int
+    banks: int
+    pix: int = 0
+    off: int = 0
+
+    @property
+    def stride(self):
+        return self.pix or self.banks
+
+
 def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams,
                  alloc: Allocator, *, ksize: int, stride: int = 1, pad: int = 0, encode=None,
                  max_band=None) -> LayerProgram:
@@ -106,46 +129,75 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
     x = np.asarray(x)
     if x.dtype != np.int8 or x.ndim != 4:
         raise ValueError(f"x must be int8 NHWC [N, H, W, C], not {x.dtype} {x.shape}")
-    n_img, H, W, C = x.shape
     if min(x.shape) == 0:
         raise ValueError(f"x must not be empty, not {x.shape}")
-    if not 1 <= ksize <= 7:
-        raise ValueError(f"kernel size must be 1..7, not {ksize}")
+    R, bb = info.rows, info.bus_bytes
+    if R * BANK % bb:
+        raise ValueError(f"an activation bank of a row tile ({R * BANK} bytes) is not whole "
+                         f"bus words ({bb} bytes)")
+    n_img, H, W, C = x.shape
+    _check_geometry(ksize, stride, pad, H, W)
+    prog = LayerProgram(rows=R, cols=info.cols)
+    img = layout.act_image(nhwc_rows(x, R), R)
+    at = alloc.alloc(len(img))
+    prog.images.append((at, img))      # (its bytes count as the bands load them)
+    src = Tensor(at, -(-n_img // R), H, W, -(-C // BANK))
+    emit_conv(prog, info, alloc, descriptor, src, packed, params, ksize=ksize, stride=stride,
+              pad=pad, max_band=max_band)
+    prog.descs.append(descriptor(Opcode.COMPLETE))
+    return prog
+
+
+def _check_geometry(ksize, stride, pad, h, w):
+    if not 1 <= ksize <= 15:
+        raise ValueError(f"kernel size must be 1..15, not {ksize}")
     if stride not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, not {stride}")
-    if not 0 <= pad < ksize:
-        raise ValueError(f"padding must be 0..{ksize - 1} for a {ksize}x{ksize} kernel, "
-                         f"not {pad}")
-    cbanks = -(-C // BANK)
-    if packed.k != ksize * ksize * cbanks * BANK:
-        raise ValueError(f"weights take K={packed.k}; a {ksize}x{ksize} conv of {C} channels "
-                         f"needs K={ksize * ksize * cbanks * BANK} (conv_weights)")
+    if not 0 <= pad < min(ksize, 8):
+        raise ValueError(f"padding must be 0..{min(ksize, 8) - 1} for a {ksize}x{ksize} "
+                         f"kernel, not {pad}")
+    ho, wo = (golden.conv_out_size(v, ksize, stride, pad) if v + 2 * pad >= ksize else 0
+              for v in (h, w))
+    if ho <= 0 or wo <= 0:
+        raise ValueError(f"a {ksize}x{ksize} kernel with padding {pad} does not fit a "
+                         f"{h}x{w} input")
+    if w > 1023 or wo > 1023:
+        raise ValueError(f"rows of at most 1023 pixels, not {w}")
+    return ho, wo
+
+
+def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor, src: Tensor,
+              packed: PackedWeights, params: LayerParams, *, ksize: int, stride: int = 1,
+              pad: int = 0, dst: Tensor | None = None, max_band=None) -> Tensor | None:
+    """Append one conv layer's descriptors (not COMPLETE) to ``prog``: input ``src`` in DRAM,
+    output into ``dst`` (int8; allocated when ``None``, pixels of its own) or, in raw mode
+    (and int8 requantized by the host where a bank of channel tiles does not fit), into
+    ``prog.outputs``. Its tokens are balanced: the next layer starts after a SYNC. Returns the
+    output tensor (``None`` when the output goes to ``prog.outputs``)."""
+    cbanks = src.banks
+    if packed.k != ksize * ksize * cbanks * BANK and not (ksize == 1 and
+                                                           packed.banks == cbanks):
+        raise ValueError(f"weights take K={packed.k}; a {ksize}x{ksize} conv of {cbanks} "
+                         f"banks of channels needs K={ksize * ksize * cbanks * BANK} "
+                         "(conv_weights)")
     if packed.s not in info.sparsities:
         raise ValueError(f"sparsity {packed.s} is not supported by the device "
                          f"({info.sparsities})")
     if params.mode not in ("raw", "int8"):
         raise ValueError(f"output mode must be 'raw' or 'int8', not {params.mode!r}")
-    Ho = golden.conv_out_size(H, ksize, stride, pad)
-    Wo = golden.conv_out_size(W, ksize, stride, pad)
-    if Ho <= 0 or Wo <= 0:
-        raise ValueError(f"a {ksize}x{ksize} kernel with padding {pad} does not fit a "
-                         f"{H}x{W} input")
+    H, W = src.h, src.w
+    Ho, Wo = _check_geometry(ksize, stride, pad, H, W)
     R, C_, bb = info.rows, info.cols, info.bus_bytes
     int8 = params.mode == "int8"
-    if R * BANK % bb:
-        raise ValueError(f"an activation bank of a row tile ({R * BANK} bytes) is not whole "
-                         f"bus words ({bb} bytes)")
-    if W > 1023 or Wo > 1023:
-        raise ValueError(f"rows of at most 1023 pixels, not {W}")
     gbt = BANK // C_ if int8 else 1          # channel tiles a group is a multiple of
     nbk = ksize * ksize * cbanks             # banks of K
     entries = nbk * packed.nnz
     nt = -(-packed.n // C_)
     pitch = W * cbanks
     half_a = (info.act_depth - 1) // 2
-    half_w, half_p, half_o = info.wgt_depth // 2, info.par_depth // 2, info.out_depth // 2
     if pitch >= 1 << 16:
         raise ValueError(f"an input row is {pitch} activation words; at most 65535")
+    wfmt = layout.wgt_format(packed.s)
 
     def band_in(r):            # input rows a band of r output rows reads (with its halo)
         return min(H, (r - 1) * stride + ksize)
@@ -153,60 +205,73 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
     def out_words(mt, g):
         return int8_out_words(R, C_, mt, g) if int8 else g * mt * R
 
-    # at least four bands where the map has the rows: the first band's load is the pipeline's
-    # fill (the others load while the band before computes), at the price of the halo rows
-    # read twice
-    rmax = min(Ho, max_band or -(-Ho // 4), 1023)
-    while rmax > 0 and (band_in(rmax) * pitch > half_a or out_words(rmax * Wo, gbt) > half_o
-                        or rmax * Wo >= 1 << 16):
-        rmax -= 1
-    if rmax == 0:
-        raise ValueError(f"one output row needs {band_in(1) * pitch} activation words (half "
-                         f"the scratchpad is {half_a}) and {out_words(Wo, gbt)} output words "
-                         f"(half is {half_o}): the input rows are too wide for this device")
-    mt_band = rmax * Wo
-    wfmt = layout.wgt_format(packed.s)
-    lim = min(wgt_tiles_fit(half_w, entries, wfmt, C_, bb), half_p)
-    while lim > 0 and out_words(mt_band, lim) > half_o:
-        lim -= 1
-    g_max = min(-(-nt // gbt), lim // gbt) * gbt
-    host_requant = None
-    if g_max == 0 and int8:
-        # a bank of channel tiles does not fit: raw on the device, requantized by the host
-        # (golden arithmetic), as layer_program does
-        int8, gbt = False, 1
-        n = packed.n
-        host_requant = (np.broadcast_to(1 if params.mult is None else np.asarray(params.mult),
-                                        (n,)),
-                        np.broadcast_to(0 if params.shift is None else
-                                        np.asarray(params.shift), (n,)),
-                        params.relu, params.lut)
-        rmax = min(Ho, max_band or -(-Ho // 4), 1023)
-        while rmax > 0 and (band_in(rmax) * pitch > half_a or out_words(rmax * Wo, 1) > half_o
-                            or rmax * Wo >= 1 << 16):
-            rmax -= 1
-        if rmax == 0:
-            raise ValueError(f"one output row needs {out_words(Wo, 1)} raw output words (half "
-                             f"the scratchpad is {half_o})")
-        mt_band = rmax * Wo
+    def plan(single):
+        """(band rows, group tiles) for double- or single-buffered weights, or None."""
+        half_w = info.wgt_depth // (1 if single else 2)
+        half_p = info.par_depth // (1 if single else 2)
+        half_o = info.out_depth // 2
+        # at least four bands where the map has the rows: the first band's load is the
+        # pipeline's fill (the others load while the band before computes), at the price of
+        # the halo rows read twice
+        r = min(Ho, max_band or -(-Ho // 4), 1023)
+        while r > 0 and (band_in(r) * pitch > half_a or out_words(r * Wo, gbt) > half_o
+                         or r * Wo >= 1 << 16):
+            r -= 1
+        if r == 0:
+            return None
         lim = min(wgt_tiles_fit(half_w, entries, wfmt, C_, bb), half_p)
-        while lim > 0 and out_words(mt_band, lim) > half_o:
+        while lim > 0 and out_words(r * Wo, lim) > half_o:
             lim -= 1
-        g_max = min(nt, lim)
-    if g_max == 0:
-        raise ValueError(f"one bank of channel tiles needs {gbt * entries} weight words (half "
-                         f"the scratchpad is {half_w})")
-    g_tiles = max(1, min(g_max, -(-GROUP_CYCLES // (mt_band * entries))))
-    g_tiles = min(g_max, -(-g_tiles // gbt) * gbt)
-    groups = [(j0, min(g_tiles, nt - j0)) for j0 in range(0, nt, g_tiles)]
+        g_max = min(-(-nt // gbt), lim // gbt) * gbt
+        if g_max == 0:
+            return None
+        g = max(1, min(g_max, -(-GROUP_CYCLES // (r * Wo * entries))))
+        return r, min(g_max, -(-g // gbt) * gbt), single
 
-    chunks = -(-n_img // R)
-    x2 = nhwc_rows(x, R)                            # [chunks * H * W * R, cbanks * 32]
-    prog = LayerProgram(m=chunks * Ho * Wo * R, n=packed.n, mode=params.mode, rows=R,
-                        cols=C_, host_requant=host_requant)
-    if int8:
-        prog.out_banks = -(-nt // gbt)
+    # double-buffered weights; else, for a final output, raw on the device and requantized
+    # by the host (golden arithmetic, as layer_program does) where a bank of channel tiles
+    # does not fit half the weight scratchpad; else single-buffered weights (each group's
+    # load waits for the GEMM before it)
+    host_requant = None
+    best = plan(False)
+    if best is None and int8 and dst is None:
+        int8, gbt = False, 1
+        best = plan(False)
+        if best is None:
+            int8, gbt = True, BANK // C_
+        else:
+            n = packed.n
+            host_requant = (
+                np.broadcast_to(1 if params.mult is None else np.asarray(params.mult), (n,)),
+                np.broadcast_to(0 if params.shift is None else np.asarray(params.shift), (n,)),
+                params.relu, params.lut)
+    if best is None:
+        best = plan(True)
+    if best is None:
+        raise ValueError(f"a {ksize}x{ksize} layer of {cbanks} input banks does not fit the "
+                         f"device: one output row needs {band_in(1) * pitch} activation "
+                         f"words (half the scratchpad is {half_a}), one channel tile "
+                         f"{entries} weight words (the scratchpad holds {info.wgt_depth})")
+    rmax, g_tiles, single = best
+    nbuf = 1 if single else 2
+    half_w, half_p = info.wgt_depth // nbuf, info.par_depth // nbuf
+    half_o = info.out_depth // 2
+    groups = [(j0, min(g_tiles, nt - j0)) for j0 in range(0, nt, g_tiles)]
     act_word = R * BANK
+    out_banks = -(-nt // gbt)
+    if int8 and dst is None:
+        dst = Tensor(alloc.alloc(src.chunks * Ho * Wo * out_banks * act_word), src.chunks,
+                     Ho, Wo, out_banks)
+        prog.outputs.append((dst.addr, src.chunks * Ho * Wo * out_banks * act_word, 0,
+                             src.chunks * Ho * Wo * R, src.chunks * Ho * Wo))
+        prog.out_banks = out_banks
+        prog.m, prog.n, prog.mode = src.chunks * Ho * Wo * R, packed.n, params.mode
+    elif not int8:
+        prog.m, prog.n, prog.mode = src.chunks * Ho * Wo * R, packed.n, params.mode
+        prog.host_requant = host_requant
+    if dst is not None and (dst.h, dst.w, dst.chunks) != (Ho, Wo, src.chunks):
+        raise ValueError(f"the output tensor is {dst.chunks} x {dst.h}x{dst.w}, the layer's "
+                         f"{src.chunks} x {Ho}x{Wo}")
 
     def image(data: bytes) -> int:
         return prog.image(data, alloc, bb)
@@ -226,35 +291,41 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
     load(Target.ACT, image(bytes(act_word)), act_word, 0)       # the zero word
     # bands: (chunk, first output row, output rows, first input row, input rows)
     bands = []
-    for c in range(chunks):
+    for c in range(src.chunks):
         for oy0 in range(0, Ho, rmax):
             r = min(rmax, Ho - oy0)
             iy0 = max(0, oy0 * stride - pad)
             iy1 = min(H, (oy0 + r - 1) * stride - pad + ksize)
             bands.append((c, oy0, r, iy0, max(0, iy1 - iy0)))
-    band_img = []
-    for c, oy0, r, iy0, ih in bands:
-        base = (c * H * W + iy0 * W) * R
-        img = layout.act_image(x2[base:base + ih * W * R], R) if ih else b""
-        band_img.append((image(img) if img else 0, len(img)))
 
     def load_band(t):
-        at, nbytes = band_img[t]
-        if nbytes:
-            load(Target.ACT, at, nbytes, 1 + (t % 2) * half_a)
+        c, _, _, iy0, ih = bands[t]
+        if not ih:
+            return
+        at = src.addr + ((c * H + iy0) * W * src.stride + src.off) * act_word
+        sram = 1 + (t % 2) * half_a
+        if src.stride == cbanks:         # whole pixels: one run
+            load(Target.ACT, at, ih * W * cbanks * act_word, sram)
+        else:                            # a bank range of every pixel: a row per pixel
+            prog.descs.append(descriptor(Opcode.LOAD, dma={
+                "dram_addr": at, "stride": src.stride * act_word,
+                "row_bytes": cbanks * act_word, "rows": ih * W, "target": Target.ACT,
+                "sram_addr": sram, "fmt": 0}))
+        prog.dram_bytes += ih * W * cbanks * act_word
 
     total = len(bands) * len(groups)
     idx = 0
     for t, (c, oy0, r, iy0, ih) in enumerate(bands):
         mt = r * Wo
-        out_bytes = mt * prog.out_banks * act_word if int8 else nt * mt * R * C_ * 4
-        out_at = alloc.alloc(out_bytes)
-        prog.outputs.append((out_at, out_bytes, (c * Ho * Wo + oy0 * Wo) * R, mt * R, mt))
+        if not int8:
+            out_bytes = nt * mt * R * C_ * 4
+            out_at = alloc.alloc(out_bytes)
+            prog.outputs.append((out_at, out_bytes, (c * Ho * Wo + oy0 * Wo) * R, mt * R, mt))
         for gi, (j0, g) in enumerate(groups):
-            buf = idx % 2
-            more = idx + 2 < total
+            buf = idx % nbuf
+            more = idx + nbuf < total
             w_at, wb = wgt_at[j0]
-            load(Target.WGT, w_at, wb, buf * half_w, fmt=wfmt, wait_next=idx >= 2)
+            load(Target.WGT, w_at, wb, buf * half_w, fmt=wfmt, wait_next=idx >= nbuf)
             if gi == 0 and (t == 0 or len(groups) == 1):
                 load_band(t)
             load(Target.PAR, par_at + j0 * C_ * 8, -(-g * C_ * 8 // bb) * bb, buf * half_p,
@@ -264,7 +335,7 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
             prog.dram_bytes += wb + g * C_ * 8
             prog.descs.append(descriptor(Opcode.GEMM, gemm={
                 "act_addr": 1 + (t % 2) * half_a, "wgt_addr": buf * half_w,
-                "par_addr": buf * half_p, "out_addr": buf * half_o, "banks": nbk,
+                "par_addr": buf * half_p, "out_addr": (idx % 2) * half_o, "banks": nbk,
                 "m_tiles": mt, "n_tiles": g, "log2s": packed.s.bit_length() - 1,
                 "mode": int(int8), "relu": int(params.relu and int8),
                 "lut": int(params.lut is not None and int8),
@@ -274,17 +345,109 @@ def conv_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams
                 wait_prev=1, wait_next=idx >= 2, sig_prev=more, sig_next=1))
             if int8:
                 rb = -(-g // gbt) * act_word
-                dma = {"dram_addr": out_at + j0 // gbt * act_word,
-                       "stride": prog.out_banks * act_word, "row_bytes": rb, "rows": mt}
+                dma = {"dram_addr": dst.addr + ((c * Ho * Wo + oy0 * Wo) * dst.stride
+                                                + dst.off + j0 // gbt) * act_word,
+                       "stride": dst.stride * act_word, "row_bytes": rb, "rows": mt}
                 ob = rb * mt
             else:
                 ob = g * mt * R * C_ * 4
                 dma = {"dram_addr": out_at + j0 * mt * R * C_ * 4, "stride": ob,
                        "row_bytes": ob, "rows": 1}
             prog.descs.append(descriptor(Opcode.STORE, dma={
-                **dma, "target": 0, "sram_addr": buf * half_o},
-                wait_prev=1, sig_prev=more))
+                **dma, "target": 0, "sram_addr": (idx % 2) * half_o},
+                wait_prev=1, sig_prev=idx + 2 < total))
             prog.dram_bytes += ob
             idx += 1
+    return dst if int8 else None
+
+
+@dataclass
+class ConvOp:
+    """One layer of :func:`network_program`: a ``ksize`` x ``ksize`` convolution of tensor
+    ``src`` (a name; a pair of names is the two tensors side by side, ``[a | b]`` per pixel,
+    for a residual addition as a 1x1 GEMM) into tensor ``name``."""
+    name: str
+    src: str | tuple
+    packed: PackedWeights
+    params: LayerParams
+    ksize: int = 1
+    stride: int = 1
+    pad: int = 0
+
+
+def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
+                    max_band=None) -> LayerProgram:
+    """A network of convolutions (:class:`ConvOp`, in execution order; the first reads ``"x"``,
+    the int8 NHWC input ``[N, H, W, C]``) as one device program: the host hands over ``x``
+    once and reads the last layer's output once (decoded ``[chunks * Ho * Wo * rows, N]``, see
+    :func:`rows_nhwc`). Every intermediate tensor lives in device DRAM in the activation layout
+    (:class:`Tensor`): the ones a residual addition reads share their pixels, so the addition
+    is one 1x1 GEMM over ``[a | b]``. Layers are separated by SYNC (a layer's loads read what
+    the one before stored). Weights travel packed, convolutions read their windows on chip."""
+    descriptor = encode or _descriptor
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 4 or min(x.shape) == 0:
+        raise ValueError(f"x must be a non-empty int8 NHWC array, not {x.dtype} {x.shape}")
+    R, bb = info.rows, info.bus_bytes
+    if R * BANK % bb:
+        raise ValueError(f"an activation bank of a row tile ({R * BANK} bytes) is not whole "
+                         f"bus words ({bb} bytes)")
+    ops = list(ops)
+    if not ops:
+        raise ValueError("a network needs at least one layer")
+    banks = {"x": -(-x.shape[3] // BANK)}
+    for op in ops:
+        banks[op.name] = -(-op.packed.n // BANK)
+    pair = {}
+    for op in ops:
+        if isinstance(op.src, tuple):
+            a, b = op.src
+            for t in (a, b):
+                if t in pair or t == "x":
+                    raise ValueError(f"{op.name}: tensor {t!r} is already read side by side "
+                                     "with another one (or is the network input)")
+                pair[t] = (a, b)
+    prog = LayerProgram(rows=R, cols=info.cols)
+    n_img, H, W, _ = x.shape
+    chunks = -(-n_img // R)
+    img = layout.act_image(nhwc_rows(x, R), R)
+    at = alloc.alloc(len(img))
+    prog.images.append((at, img))
+    tensors = {"x": Tensor(at, chunks, H, W, banks["x"])}
+    shared = {}                                  # pair -> buffer address
+    act_word = R * BANK
+    for i, op in enumerate(ops):
+        if isinstance(op.src, tuple):
+            a, b = (tensors[t] for t in op.src)
+            if (a.addr, a.pix) != (b.addr, b.pix) or a.off != 0 or b.off != a.banks:
+                raise ValueError(f"{op.name}: its inputs do not share their pixels")
+            src = Tensor(a.addr, a.chunks, a.h, a.w, a.banks + b.banks)
+        else:
+            if op.src not in tensors:
+                raise ValueError(f"{op.name}: no tensor {op.src!r} before it")
+            src = tensors[op.src]
+        last = i == len(ops) - 1
+        dst = None
+        if not last:
+            if op.params.mode != "int8":
+                raise ValueError(f"{op.name}: only int8 outputs feed other layers")
+            ho = golden.conv_out_size(src.h, op.ksize, op.stride, op.pad)
+            wo = golden.conv_out_size(src.w, op.ksize, op.stride, op.pad)
+            if op.name in pair:
+                a, b = pair[op.name]
+                pix = banks[a] + banks[b]
+                if pair[op.name] not in shared:
+                    shared[pair[op.name]] = alloc.alloc(chunks * ho * wo * pix * act_word)
+                dst = Tensor(shared[pair[op.name]], chunks, ho, wo, banks[op.name], pix,
+                             0 if op.name == a else banks[a])
+            else:
+                dst = Tensor(alloc.alloc(chunks * ho * wo * banks[op.name] * act_word), chunks,
+                             ho, wo, banks[op.name])
+        out = emit_conv(prog, info, alloc, descriptor, src, op.packed, op.params,
+                        ksize=op.ksize, stride=op.stride, pad=op.pad, dst=dst,
+                        max_band=max_band)
+        if not last:
+            tensors[op.name] = out
+            prog.descs.append(descriptor(Opcode.SYNC))
     prog.descs.append(descriptor(Opcode.COMPLETE))
     return prog

@@ -165,7 +165,7 @@ class GemmBody(data.Struct):
     out_act: 1   # int8 results into the activation scratchpad
     out_stride: 16
     conv: 1      # convolution addressing: the activation words are im2col windows (above)
-    ksize: 3
+    ksize: 4
     stride2: 1
     pad: 3
     top: 3
@@ -174,7 +174,7 @@ class GemmBody(data.Struct):
     in_h: 10
     out_w: 10
     pad_addr: 16
-    reserved: 18
+    reserved: 17
 
 
 class Body(data.Union):

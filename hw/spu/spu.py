@@ -474,7 +474,7 @@ class Spu(wiring.Component):
         cv_x_lim = Signal(signed(24), name="cv_x_lim")
         cv_y_hi = Signal(11, name="cv_y_hi")
         cv_cb_m1 = Signal(8, name="cv_cb_m1")
-        cv_k_m1 = Signal(3, name="cv_k_m1")
+        cv_k_m1 = Signal(4, name="cv_k_m1")
         cv_b_m1 = Signal(16, name="cv_b_m1")
         cv_w_m1 = Signal(10, name="cv_w_m1")
         st_one = ~gemm.stride2
@@ -500,7 +500,7 @@ class Spu(wiring.Component):
         c_y = Signal(20, name="cv_y")
         c_y0 = Signal(20, name="cv_y0")
         c_cb = Signal(8, name="cv_cb")
-        c_dx = Signal(3, name="cv_dx")
+        c_dx = Signal(4, name="cv_dx")
         c_b = Signal(16, name="cv_b")
         c_ox = Signal(10, name="cv_ox")
         c_in = Signal(name="cv_inside")

@@ -37,8 +37,10 @@ Quantized inference (:func:`quantize`, :class:`QuantCnn`), bit-exact by definiti
   requantized to the output scale ``max|y| / 127`` calibrated on training images through the
   quantized chain itself (as :func:`s4accel.sw.compiler.compile_model` does); ReLU on the
   requantizer where the layer has one;
-- each residual addition: :func:`s4accel.base.golden.add_int8` of the two int8 branches with
-  their own scales, ReLU, output scale calibrated the same way;
+- each residual addition: the two int8 branches with their own scales, as the device adds
+  them (:class:`QAdd`: a 1x1 GEMM over both side by side, weights ``w_a``, ``w_b`` on the
+  diagonals, one requantization; :func:`s4accel.base.golden.add_int8` with ``mult_a = w_a *
+  mult``), ReLU, output scale calibrated the same way;
 - global average pooling is folded into the classifier: ``logits = W @ mean_p h[p] + b`` is one
   GEMM with ``K = H*W*C`` over the final feature map flattened in NHWC order, whose weights are
   the int8 FC weights tiled ``H*W`` times, ``raw = sum_p sum_c h[p, c] * w[n, c] + bias``, int32
@@ -383,15 +385,32 @@ class QConv:
 
 @dataclass
 class QAdd:
-    """One residual addition (:func:`s4accel.base.golden.add_int8`)."""
-    mult_a: int
-    mult_b: int
+    """One residual addition as the device runs it: a 1x1 GEMM over the two int8 tensors side
+    by side (``[a | b]`` per pixel) with weights ``w_a * I | w_b * I`` (int8, the larger 127),
+    requantized with ``mult``, ``shift``: ``y = requant(w_a * a + w_b * b)``, which is
+    :func:`s4accel.base.golden.add_int8` with ``mult_a = w_a * mult``, ``mult_b = w_b *
+    mult`` (the scale ratio kept to 7 bits)."""
+    w_a: int
+    w_b: int
+    mult: int
     shift: int
     out_scale: float
     relu: bool = True
 
     def __call__(self, a, b):
-        return golden.add_int8(a, b, self.mult_a, self.mult_b, self.shift, relu=self.relu)
+        acc = a.astype(np.int32) * self.w_a + b.astype(np.int32) * self.w_b
+        shape = acc.shape
+        y = golden.requantize(acc.reshape(-1, shape[-1]), np.full(shape[-1], self.mult),
+                              np.full(shape[-1], self.shift), relu=self.relu)
+        return y.reshape(shape)
+
+    def packed(self, c):
+        """The GEMM's weights ``[c, 2c]`` (one non-zero per bank: every sparsity holds them;
+        packed at s = 32, the cheapest)."""
+        w = np.zeros((c, 2 * c), np.int8)
+        w[np.arange(c), np.arange(c)] = self.w_a
+        w[np.arange(c), c + np.arange(c)] = self.w_b
+        return pack(w, 32)
 
 
 @dataclass
@@ -508,10 +527,10 @@ def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
         f = np.maximum(a * sa + b.astype(np.float64) * sb, 0)
         top = float(f.max())
         sy = top / 127.0 if top > 0 else 1.0
-        _, shift = requant_params(max(sa, sb) / sy)
-        shift = int(shift[0])
-        q = QAdd(int(round(sa / sy * 2.0 ** shift)), int(round(sb / sy * 2.0 ** shift)), shift,
-                 sy)
+        big = max(sa, sb)
+        mult, shift = requant_params(big / sy / 127.0)
+        q = QAdd(int(round(127 * sa / big)), int(round(127 * sb / big)), int(mult[0]),
+                 int(shift[0]), sy)
         adds[name] = q
         return q(a, b), sy
 
@@ -532,6 +551,73 @@ def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
     fc_scale = s2 * w_scale / hw
     fc_bias = np.rint(p["fc.b"] / fc_scale).astype(np.int64)
     return QuantCnn(width, s, in_scale, convs, adds, fc_w, pack(fc_w, 1), fc_bias, fc_scale)
+
+
+# ---------------------------------------------------------------------------- on the device
+
+#: The stem's K (3 x 3 taps of one channel) is 9 of a bank's 32: its weights hold at most 9
+#: non-zeros per bank, so the s = 2 format (16 a bank) stores them exactly, at half the
+#: dense cycles; the stem stays mathematically dense.
+STEM_FORMAT_S = 2
+
+
+def device_input(q: QuantCnn, x_q) -> np.ndarray:
+    """The program's input: the stem's im2col windows of the int8 images (``[N, H, W, 9]``,
+    one bank a pixel). The stem's single channel makes a 3x3 window 9 values: the host hands
+    them over (9 bytes a pixel) instead of a 1-channel tensor the device would pad to 32
+    channels a tap (9 banks, 3.5x the stem's work)."""
+    sp = q.convs["stem"].spec
+    n, h, w, _ = x_q.shape
+    ho = golden.conv_out_size(h, sp.k, sp.stride, sp.pad)
+    wo = golden.conv_out_size(w, sp.k, sp.stride, sp.pad)
+    return golden.im2col_nhwc(x_q, sp.k, sp.k, sp.stride, sp.pad).reshape(n, ho, wo, -1)
+
+
+def device_ops(q: QuantCnn) -> list:
+    """The network as :class:`s4accel.sw.conv.ConvOp` layers: convolutions on the device's
+    on-chip windows, the residual additions as 1x1 GEMMs over both branches side by side
+    (:class:`QAdd`), global average pooling and the classifier as one 8x8 "convolution" over
+    the final feature map (the folded FC: K in NHWC order is the window's tap order)."""
+    from ...sw.conv import ConvOp
+    from ...sw.program import LayerParams
+
+    def conv(name, src, packed=None, ksize=None, stride=None, pad=None):
+        c = q.convs[name]
+        sp = c.spec
+        return ConvOp(name, src, packed or c.packed,
+                      LayerParams("int8", bias=c.bias, mult=c.mult, shift=c.shift,
+                                  relu=sp.relu),
+                      ksize or sp.k, stride or sp.stride, sp.pad if pad is None else pad)
+
+    def add(name, src, c):
+        a = q.adds[name]
+        return ConvOp(name, src, a.packed(c),
+                      LayerParams("int8", bias=np.zeros(c, np.int64), mult=np.full(c, a.mult),
+                                  shift=np.full(c, a.shift), relu=a.relu))
+    w = q.width
+    stem = q.convs["stem"]
+    final = golden.conv_out_size(golden.conv_out_size(16, 3, 1, 1), 3, 2, 1)
+    return [
+        conv("stem", "x", pack(stem.w_q, STEM_FORMAT_S), ksize=1, stride=1, pad=0),
+        conv("b1a", "stem"), conv("b1b", "b1a"), add("b1", ("b1b", "stem"), w),
+        conv("s2a", "b1"), conv("s2b", "s2a"), conv("s2p", "b1"),
+        add("s2", ("s2b", "s2p"), 2 * w),
+        ConvOp("fc", "s2", q.fc_packed, LayerParams("raw", bias=q.fc_bias), final, 1, 0),
+    ]
+
+
+def device_program(q: QuantCnn, x_q, info, alloc, *, encode=None):
+    """The whole network on int8 images ``x_q [N, 16, 16, 1]`` as one device program
+    (:func:`s4accel.sw.conv.network_program`); its output decodes (with
+    :func:`device_logits`) to :meth:`QuantCnn.forward_int`'s raw classifier outputs."""
+    from ...sw.conv import network_program
+    return network_program(info, device_input(q, x_q), device_ops(q), alloc, encode=encode)
+
+
+def device_logits(y2, n, rows) -> np.ndarray:
+    """The program's decoded output -> raw classifier outputs ``[n, 10]`` (int32)."""
+    from ...sw.conv import rows_nhwc
+    return rows_nhwc(y2, n, 1, 1, rows).reshape(n, -1)
 
 
 def export_onnx(p, *, opset=17, input_name="x", output_name="logits", batch="batch"):
