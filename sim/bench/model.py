@@ -45,17 +45,18 @@ from ...sw.program import LayerParams
 from .. import report
 from ..report import Column
 
-__all__ = ["COLUMNS", "NETWORKS", "Job", "Network", "bench_model", "chain_job",
-           "format_table", "levels_for", "make_rows", "plot_networks"]
+__all__ = ["COLUMNS", "NETWORKS", "Job", "Network", "bench_model", "chain_job", "ffn_chain",
+           "format_table", "levels_for", "make_rows", "plot_networks", "run_jobs"]
 
 SPARSITIES = (1, 2, 4, 8, 16, 32)
 
 
 def chain_job(info, inputs, alloc):
     """The device program of a chain of layers: ``inputs`` is ``(x int8 [M, K0],
-    [(PackedWeights, LayerParams), ...])`` (:func:`~s4accel.sw.chain.chain_program`)."""
-    x, layers = inputs
-    return chain_program(info, x, layers, alloc)
+    [(PackedWeights, LayerParams), ...])``, optionally with a third item ``max_chunk``
+    (:func:`~s4accel.sw.chain.chain_program`)."""
+    x, layers, *chunk = inputs
+    return chain_program(info, x, layers, alloc, max_chunk=chunk[0] if chunk else None)
 
 
 @dataclass
@@ -247,7 +248,6 @@ def bench_model(config_name="fpga", *, networks=None, sparsities=None, rows=None
     ``rows``: images / tokens per job (default each network's). ``progress(line)`` is called
     as each row is measured."""
     from ...sw.program import Allocator, DeviceInfo
-    from ..tb import runner
 
     config = load_config(config_name)
     nets = [_network(n) for n in (networks or [n.name for n in NETWORKS])]
@@ -273,13 +273,25 @@ def bench_model(config_name="fpga", *, networks=None, sparsities=None, rows=None
     if not jobs:
         raise ValueError(f"no network fits {config.name} as one program: " + "; ".join(skipped))
     prep_s = time.monotonic() - t0
+    raw, info = run_jobs(config, jobs, sim=sim, fast=fast, progress=progress)
+    info.update(prepare_s=prep_s, skipped=skipped)
+    return make_rows(config, jobs, raw), info
+
+
+def run_jobs(config, jobs, *, sim="verilator", fast=True, progress=None):
+    """Run :class:`Job` s on the whole accelerator RTL, one program each, through the
+    driver (the cocotb job ``bench_model`` of :mod:`s4accel.sim.tb.jobs`); returns the raw
+    results (:func:`make_rows` takes them) and run information."""
+    from ..tb import runner
+
+    config = load_config(config) if isinstance(config, str) else config
     design = runner.whole_device_design(fast)
     build_s = runner.build_shared(design, config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         job_f, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
         prog_f = Path(tmp) / "progress"
         with open(job_f, "wb") as f:
-            pickle.dump(jobs, f)
+            pickle.dump(list(jobs), f)
         box = {}
 
         def target():
@@ -307,13 +319,12 @@ def bench_model(config_name="fpga", *, networks=None, sparsities=None, rows=None
         run_s = time.monotonic() - t1
         with open(result, "rb") as f:
             raw = pickle.load(f)
-    out = make_rows(config, jobs, raw)
     info = {"config": config.name, "simulator": sim, "design": design, "build_s": build_s,
-            "prepare_s": prep_s, "run_s": run_s, "skipped": skipped, "log": str(box["run"].log),
+            "run_s": run_s, "log": str(box["run"].log), "skipped": [],
             "lanes": config.lanes * config.spus, "dram_bus_bits": config.dram_bus_bits,
             "sim_cycles": sum(r["cycles"] for r in raw),
             "sim_wall_s": sum(r["wall_s"] for r in raw)}
-    return out, info
+    return raw, info
 
 
 def make_rows(config, jobs, raw) -> list:
