@@ -151,7 +151,8 @@ def _quant_weights(w, s):
 
 def ffn_chain(x, w1, b1, w2, b2, s):
     """The int8 chain of a transformer FFN ``gelu(x @ w1.T + b1) @ w2.T + b2`` at sparsity
-    ``s``, calibrated on ``x`` (float [M, K]): returns ``(x_q, [(packed, params)] * 2)``.
+    ``s``, calibrated on ``x`` (float [M, K]): returns ``(x_q, [(packed, params)] * 2,
+    y_scale)``, ``y_scale`` [N] the real value of one LSB of the int32 output per channel.
 
     Input: per-tensor scale ``max|x| / 127``; weights per output channel. The up-projection
     requantizes to the range of its pre-activation and its 256-entry LUT maps that int8 value
@@ -180,11 +181,11 @@ def ffn_chain(x, w1, b1, w2, b2, s):
     g = _gelu(np.arange(-128, 128) * pre_scale)
     g_scale = max(float(np.abs(g).max()), 1e-12) / 127.0
     lut = np.clip(np.round(g / g_scale), -128, 127).astype(np.int8)
-    p2, bias2, _ = quant(w2, b2, g_scale)
+    p2, bias2, y_scale = quant(w2, b2, g_scale)
     layers = [(p1, LayerParams("int8", bias=bias1, mult=mult, shift=shift, relu=False,
                                lut=lut)),
               (p2, LayerParams("raw", bias=bias2))]
-    return x_q, layers
+    return x_q, layers, y_scale
 
 
 def build_minilm_ffn(config, levels, seed=0, rows=None):
@@ -202,7 +203,7 @@ def build_minilm_ffn(config, levels, seed=0, rows=None):
     w2, b2 = model.linear_weights(0, "ffn_down")
     xs, chains = {}, {}
     for s in levels:
-        xs[s], chains[s] = ffn_chain(x[:rows], w1, b1, w2, b2, s)
+        xs[s], chains[s], _ = ffn_chain(x[:rows], w1, b1, w2, b2, s)
     return _chain_jobs("minilm_ffn", xs, chains, levels)
 
 
