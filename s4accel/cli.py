@@ -180,12 +180,17 @@ def _cmd_bench_model(args):
         raise CliError(str(e)) from e
     print(f"s4 bench model: preparing the networks, building and running the accelerator RTL "
           f"({args.sim}, config {args.config}) ...", file=sys.stderr)
+    from .sim.workloads.minilm import MiniLMMissing
+
+    for net in NETWORKS:
+        if net.name in (args.network or names):
+            print(f"  {net.name}: {net.description}", file=sys.stderr)
     try:
         rows, info = bench_model(args.config, networks=args.network, sparsities=args.sparsity,
                                  rows=args.rows, seed=args.seed, sim=args.sim,
                                  fast=not args.bus_checks,
                                  progress=lambda line: print("  " + line, file=sys.stderr))
-    except ValueError as e:
+    except (ValueError, MiniLMMissing) as e:
         raise CliError(str(e)) from e
     for line in info["skipped"]:
         print(f"  left out (not one program on {info['config']}): {line}", file=sys.stderr)

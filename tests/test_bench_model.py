@@ -13,6 +13,7 @@ from s4accel.sim.bench import model as bm
 from s4accel.sim.model.perf_model import predict_program
 from s4accel.sim.report import to_json
 from s4accel.sw import scenarios
+from s4accel.sw.scenarios import chain_expected
 from s4accel.sw.program import Allocator, DeviceInfo
 
 #: The keys every row has (issue 21 item 7, plus the performance model's prediction).
@@ -28,7 +29,7 @@ def test_rows_from_results(rng):
     x, chain = scenarios.random_chain(rng, info)
     jobs, raw = [], []
     for s, scale in ((1, 1.0), (4, 0.25)):
-        job = bm.Job("toy", s, (x, chain), bm._chain_expected(x, chain), rows=len(x))
+        job = bm.Job("toy", s, (x, chain), chain_expected(x, chain), rows=len(x))
         prog = job.program(info, job.inputs, Allocator(0, 1 << 40))
         pred = predict_program(cfg, prog.descs)
         cycles = int(pred["cycles"] * scale) + 10
@@ -89,7 +90,7 @@ def test_ffn_chain_quantization(rng):
         (p1, q1), (p2, q2) = layers
         assert p1.s == p2.s == s and q1.mode == "int8" and q2.mode == "raw"
         assert q1.lut is not None and not q1.relu
-        y = bm._chain_expected(x_q, layers)
+        y = chain_expected(x_q, layers)
         assert y.dtype == np.int32 and y.shape == (m, d)
         w1p, w2p = prune(w1, s), prune(w2, s)
         ref = bm._gelu(x @ w1p.T + b1) @ w2p.T + b2

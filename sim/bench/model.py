@@ -15,9 +15,9 @@ The networks (:data:`NETWORKS`, one :class:`Network` each; a builder returns one
   trained in numpy and pruned gradually to each ``s`` while fine-tuning
   (:func:`~s4accel.sim.workloads.digits.train_mlp`), 128 test images in one job;
 - ``minilm_ffn``: the FFN of all-MiniLM-L6-v2's first encoder layer (384 -> 1536, GELU through
-  the activation LUT, -> 384, raw int32 output as a compiled model's last layer), its real weights pruned bank-balanced by magnitude
-  to each ``s`` (no fine-tuning), on the FFN's real input for 128 tokens of the calibration
-  sentences (which also set the int8 scales).
+  the activation LUT, -> 384, raw int32 output as a compiled model's last layer), its real
+  weights pruned bank-balanced by magnitude to each ``s`` (no fine-tuning), on the FFN's real
+  input for 128 tokens of the calibration sentences (which also set the int8 scales).
 
 A network is added by appending a :class:`Network` whose builder returns :class:`Job` s; a
 job's ``program`` builds its device program from ``inputs`` (default: a chain of layers).
@@ -25,15 +25,13 @@ job's ``program`` builds its device program from ``inputs`` (default: a chain of
 
 from __future__ import annotations
 
-import json
 import pickle
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -42,6 +40,7 @@ from ...base.config import load_config
 from ...base.sparse import pack, prune
 from ...sw.chain import NotOnChip, chain_program
 from ...sw.program import LayerParams
+from ...sw.scenarios import chain_expected
 from .. import report
 from ..report import Column
 
@@ -83,8 +82,6 @@ class Network:
     build: Callable
     sparsities: tuple = SPARSITIES      # the levels the network allows
     default_rows: int = 128
-    notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _chain_stats(layers):
@@ -92,20 +89,12 @@ def _chain_stats(layers):
             sum(p.n * p.banks * p.nnz for p, _ in layers))
 
 
-def _chain_expected(x, layers):
-    h = x
-    for packed, p in layers:
-        h = (golden.gemm_raw(h, packed, p.bias) if p.mode == "raw" else
-             golden.gemm_int8(h, packed, p.bias, p.mult, p.shift, relu=p.relu, lut=p.lut))
-    return h
-
-
 def _chain_jobs(name, x_by_s, layers_by_s, levels):
     jobs = []
     for s in levels:
         x, layers = x_by_s[s], layers_by_s[s]
         shape, stored = _chain_stats(layers)
-        jobs.append(Job(name, s, (x, layers), _chain_expected(x, layers), rows=x.shape[0],
+        jobs.append(Job(name, s, (x, layers), chain_expected(x, layers), rows=x.shape[0],
                         shape=shape, stored_weights=stored))
     return jobs
 
@@ -259,7 +248,7 @@ def bench_model(config_name="fpga", *, networks=None, sparsities=None, rows=None
     jobs, skipped = [], []
     info_dev = DeviceInfo.from_config(config)
     for net, levels in plan:
-        for job in net.build(config, levels, seed, rows):
+        for job in net.build(config, levels, seed, rows or net.default_rows):
             # a program that does not fit fails here, not in the simulator: an error for a
             # level asked for, else the level is left out (and said so)
             try:
@@ -387,8 +376,3 @@ def plot_networks(rows, path, title):
     return report.plot_speedup(series, path, title, levels={r["sparsity"] for r in rows},
                                ylabel="network speedup over dense, end to end")
 
-
-def main(argv=None):  # pragma: no cover  (python -m s4accel.sim.bench.model [config])
-    rows, _ = bench_model(*(argv or sys.argv[1:2]), progress=print)
-    print(format_table(rows))
-    print(json.dumps(rows))

@@ -176,8 +176,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
 
     Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes``,
     ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``) and ``bound``,
-    the resource with the most busy cycles: ``compute``, ``dma_read``, ``dma_write``, ``descriptors`` or, with
-    ``shared_dram``, ``dram`` (the beats of all transfers together).
+    the resource with the most busy cycles: ``compute``, ``dma_read``, ``dma_write``,
+    ``descriptors`` or, with ``shared_dram``, ``dram`` (the beats of all transfers together).
     """
     config = load_config(config) if isinstance(config, str) else config
     descs = getattr(prog, "descs", prog)

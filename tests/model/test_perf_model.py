@@ -280,14 +280,15 @@ def test_model_matches_rtl_on_chains(seed):
     (seed 10's first chain) is one the model missed by 5.0 % before it modelled ``ld_hold``;
     the others are drawn from the test's seed. (190 such chains, tiny and fpga, were exact
     when the stall was calibrated.)"""
-    from s4accel.sim.bench.model import Job, _chain_expected, make_rows, run_jobs
+    from s4accel.sim.bench.model import Job, make_rows, run_jobs
+    from s4accel.sw.scenarios import chain_expected
 
     cfg = load_config("tiny")
     info = program.DeviceInfo.from_config(cfg)
     cases = [_chain_case(np.random.default_rng(10), info)]
     rng = np.random.default_rng(seed)
     cases += [_chain_case(rng, info) for _ in range(5)]
-    jobs = [Job(f"chain{i}", 1, case, _chain_expected(*case[:2]), rows=len(case[0]))
+    jobs = [Job(f"chain{i}", 1, case, chain_expected(*case[:2]), rows=len(case[0]))
             for i, case in enumerate(cases)]
     raw, _ = run_jobs(cfg, jobs)
     rows = make_rows(cfg, jobs, raw)
