@@ -150,6 +150,64 @@ def _cmd_bench_gemm(args):
                        rows, path, f"S4-open layers, {cfg} preset ({info['lanes']} lanes)")))
 
 
+@command("bench model", "whole networks end to end on the accelerator RTL, each as one device "
+         "program, at every sparsity",
+         shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
+         options=[arg("--network", action="append",
+                      help="run only this network (repeatable; default: all)"),
+                  arg("--sparsity", type=int, action="append",
+                      help="run only this s (repeatable; default: every level)"),
+                  arg("--rows", type=int, help="images or tokens per job (default: each "
+                      "network's, 128)"),
+                  arg("--plot", help="PNG path (default bench_model_<config>.png)")])
+def _cmd_bench_model(args):
+    from .base.config import load_config
+    from .sim.bench.model import (NETWORKS, bench_model, format_table, levels_for,
+                                  plot_networks)
+
+    try:
+        names = [n.name for n in NETWORKS]
+        for name in args.network or []:
+            if name not in names:
+                raise ValueError(f"unknown network {name!r}; choose from {', '.join(names)}")
+        if args.rows is not None and args.rows < 1:
+            raise ValueError(f"--rows must be at least 1, not {args.rows}")
+        cfg = load_config(args.config)
+        for net in NETWORKS:
+            if net.name in (args.network or names):
+                levels_for(cfg, net, args.sparsity)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    print(f"s4 bench model: preparing the networks, building and running the accelerator RTL "
+          f"({args.sim}, config {args.config}) ...", file=sys.stderr)
+    from .sim.workloads.minilm import MiniLMMissing
+
+    for net in NETWORKS:
+        if net.name in (args.network or names):
+            print(f"  {net.name}: {net.description}", file=sys.stderr)
+    try:
+        rows, info = bench_model(args.config, networks=args.network, sparsities=args.sparsity,
+                                 rows=args.rows, seed=args.seed, sim=args.sim,
+                                 fast=not args.bus_checks,
+                                 progress=lambda line: print("  " + line, file=sys.stderr))
+    except (ValueError, MiniLMMissing) as e:
+        raise CliError(str(e)) from e
+    for line in info["skipped"]:
+        print(f"  left out (not one program on {info['config']}): {line}", file=sys.stderr)
+    cfg = info["config"]
+    _report(args, rows, f"Whole networks, one device program each, config {cfg} "
+            f"({info['lanes']} lanes, {info['dram_bus_bits']}-bit DRAM bus), "
+            f"{info['simulator']} ({info['design']}): build {info['build_s']:.1f} s, run "
+            f"{info['run_s']:.1f} s, {info['sim_cycles'] / info['sim_wall_s']:.0f} simulated "
+            "cycles/s (hand-over to interrupt)", format_table(rows),
+            (args.plot or f"bench_model_{cfg}.png", lambda path: plot_networks(
+                rows, path, f"S4-open whole networks, {cfg} preset ({info['lanes']} lanes)")))
+    bad = [f"{r['network']} s={r['sparsity']}" for r in rows if not r["bit_exact"]]
+    if bad:
+        raise CliError(f"{len(bad)} runs differ from the golden model: {', '.join(bad)}")
+    return 0
+
+
 #: Largest array ``s4 gemm`` reads (X, W) or writes (Y), in bytes. The golden model's int64
 #: working copies peak at about ten times the size of X.
 MAX_ARRAY_BYTES = 64 << 20

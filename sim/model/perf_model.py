@@ -6,7 +6,8 @@ device: descriptor fetch over the DMA read path, dispatch into the LOAD / GEMM /
 (two entries each, the RTL's ``SyncFIFOBuffered``), the dependency tokens, the read path shared
 by descriptor fetches and LOADs (LOAD first), the independent write path, and GEMM blocks of
 ``m_tiles * n_tiles * banks * nnz`` cycles. Every transfer moves one bus word a cycle plus a
-fixed per-job latency; all latencies are :class:`Timing` fields, calibrated cycle by cycle
+fixed per-job latency (an activation load held up where GEMM results meet it, see
+:func:`predict_program`); all latencies are :class:`Timing` fields, calibrated cycle by cycle
 against Verilator traces of the whole accelerator (``sim/bench/gemm.py``'s layers). By
 default the driver's submission is modelled too (the whole program written into the ring,
 then one tail write), because the RTL's measured ``cycles`` run from submission to the
@@ -70,6 +71,14 @@ class Timing:
     host_full_wait: int = 72
     #: completion interrupt -> the driver's cycle stamp (IRQ read + acknowledge write)
     host_end: int = 9
+    #: an ACT LOAD's first word is written into the activation memories this many cycles
+    #: after the LOAD takes the read path (then one bus word a cycle)
+    act_load_write: int = 12
+    #: a GEMM with ``out_act`` writes tile ``i``'s result row ``r`` into row ``r``'s
+    #: activation memory at ``start + gemm_result + banks * nnz + i * max(banks * nnz, rows)
+    #: + r``; a loaded activation word that meets it at that memory waits a cycle
+    #: (``ld_hold`` in ``hw/spu/spu.py``), and so does the rest of its load
+    gemm_result: int = 28
     #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
     #: program fits, so the device never waits for the host after the hand-over
     ring_slots: int = RING_SLOTS
@@ -157,10 +166,18 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     own fixed latencies. Otherwise (the RTL's AXI port) the read and write paths are
     independent.
 
+    A GEMM that writes its int8 results into the activation scratchpad (``out_act``, the
+    chains of :mod:`s4accel.sw.chain`) and an ACT LOAD share the activation memories' write
+    ports: where a loaded word meets a result row at one row's memory, the word waits a cycle
+    and the rest of the load with it (``ld_hold`` in ``hw/spu/spu.py``); the model places
+    every result row and every loaded word on its cycle (:attr:`Timing.gemm_result`,
+    :attr:`Timing.act_load_write`) and counts those cycles (``act_load_stalls``), where the
+    activation words arrive one a cycle (not with ``bandwidth`` or ``shared_dram``).
+
     Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes``,
-    ``descriptors``, per-resource busy cycles (``busy``) and ``bound``, the resource with the
-    most busy cycles: ``compute``, ``dma_read``, ``dma_write``, ``descriptors`` or, with
-    ``shared_dram``, ``dram`` (the beats of all transfers together).
+    ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``) and ``bound``,
+    the resource with the most busy cycles: ``compute``, ``dma_read``, ``dma_write``,
+    ``descriptors`` or, with ``shared_dram``, ``dram`` (the beats of all transfers together).
     """
     config = load_config(config) if isinstance(config, str) else config
     descs = getattr(prog, "descs", prog)
@@ -177,6 +194,14 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     def beats(nbytes, kind):
         return max(1, math.ceil(nbytes / bw[kind]))
 
+    # GEMMs writing int8 results into ACT (``out_act``) and ACT LOADs: the ``ld_hold``
+    # arbitration (see :func:`_act_load_stalls`)
+    out_act = [k == _GEMMOP and _get(int.from_bytes(bytes(d), "little"), _GEMM["out_act"])
+               and _get(int.from_bytes(bytes(d), "little"), _GEMM["mode"])
+               for d, (k, *_) in zip(descs, ops)]
+    act_rows = _act_word_rows(config)
+    # (modelled where activation words arrive one a cycle, as on the RTL's own bus)
+    hold = bw["act"] == bb and not shared_dram
     desc_beats = beats(DESC_BYTES, "desc")
     fetch_time = T.read_job + desc_beats
     gemm_lat = T.gemm + R
@@ -237,6 +262,25 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         tok_p[name] = p
         return p - tok_used[name]
 
+    # ``ld_hold``: GEMMs writing into ACT, ``(first result write, tile spacing, tiles)``, and
+    # the last ACT LOAD, ``(start, end without stalls, words, its ld2ex token, descriptor)``
+    act_gemms = []
+    act_ld = None
+
+    def stall_load(now):
+        nonlocal rd_free, ld_until, stalls
+        start, end, words, tok_at, _ = act_ld
+        act_gemms[:] = [g for g in act_gemms if g[0] + g[1] * g[2] > now]
+        n_st = _act_load_stalls(start + T.act_load_write, words, act_rows, act_gemms, R)
+        stalls += n_st - act_ld_stalls[0]
+        act_ld_stalls[0] = n_st
+        rd_free = ld_until = end + n_st
+        if tok_at is not None:
+            tok_t["ld2ex"][tok_at] = ld_until
+
+    stalls = 0
+    act_ld_stalls = [0]
+
     qld, qex, qst = _Queue(), _Queue(), _Queue()
     queues = (qld, qex, qst)
     qof = {_LOAD: qld, _GEMMOP: qex, _STORE: qst}
@@ -296,6 +340,12 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_used["st2ex"] += 1
                 qex.out = None
                 ex_free = t + dur[i]
+                if out_act[i]:
+                    _, _, _, _, _, a_t, b_e, _ = op
+                    act_gemms.append((t + T.gemm_result + b_e, max(b_e, R), a_t))
+                    if act_ld is not None and act_ld[4] == ld_cur and ld_req == _INF \
+                            and ld_until > t:
+                        stall_load(t)
                 if op[3]:
                     tok_t["ex2ld"].append(ex_free)
                 if op[4]:
@@ -321,8 +371,16 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                 rd_free = ld_until = t + dur[ld_cur]
                 if shared_dram:
                     dram_free = t + dbeats[ld_cur]
+                tok_at = None
                 if ops[ld_cur][4]:
+                    tok_at = len(tok_t["ld2ex"])
                     tok_t["ld2ex"].append(ld_until)
+                act_ld = None
+                if hold and ops[ld_cur][6] == Target.ACT.value:
+                    act_ld = (t, ld_until, beats(ops[ld_cur][5], "act"), tok_at, ld_cur)
+                    act_ld_stalls[0] = 0
+                    if act_gemms:
+                        stall_load(t)
                 ld_req = _INF
                 acted = True
             elif valid_at == _INF and nxt < tail and nxt < n:
@@ -373,6 +431,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                                "fetched): its tokens never arrive")
         t = nt
     cycles = done_at + (T.host_end if host else 0)
+    busy["dma_read"] += stalls
     read_path = busy["dma_read"] + busy["descriptors"]
     if busy["compute"] >= max(read_path, busy["dma_write"]):
         bound = "compute"
@@ -385,7 +444,51 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     return {"cycles": cycles, "mac_cycles": mac, "dma_read_bytes": rd_bytes,
             "dma_write_bytes": wr_bytes, "bytes": by_class, "descriptors": n, "busy": busy,
             "bound": bound,
-            "lane_utilization": mac / cycles, "model_steps": steps}
+            "lane_utilization": mac / cycles, "model_steps": steps, "act_load_stalls": stalls}
+
+
+def _act_word_rows(config) -> list:
+    """For each bus word of an activation word (in load order), the set of row memories it
+    writes (``Spu``: a row is ``BANK`` bytes; a bus word covers part of one row or whole
+    rows)."""
+    row_bits, bus = BANK * 8, config.dram_bus_bits
+    lanes = config.rows * row_bits // bus
+    if bus <= row_bits:
+        return [frozenset({lane // (row_bits // bus)}) for lane in range(lanes)]
+    j = bus // row_bits
+    return [frozenset(range(lane * j, lane * j + j)) for lane in range(lanes)]
+
+
+def _act_load_stalls(first, words, word_rows, gemms, rows) -> int:
+    """Cycles an ACT load of ``words`` bus words, its first written at cycle ``first``, waits
+    for GEMM results written into the same row memories (``ld_hold``): ``gemms`` are
+    ``(first result write, tile spacing, tiles)``, each tile writing rows ``0 .. rows - 1`` on
+    consecutive cycles. A word that meets a result waits a cycle, and so does every later
+    word of the load."""
+    live = [g for g in gemms if g[0] < first + words * (rows + 1) and g[0] + g[1] * g[2] > first]
+    if not live:
+        return 0
+    n = len(word_rows)
+    c = first
+    stalls = 0
+    for k in range(words):
+        want = word_rows[k % n]
+        while True:
+            hit = False
+            for base, sp, tiles in live:
+                d = c - base
+                if d >= 0:
+                    i, r = divmod(d, sp)
+                    if i < tiles and r < rows and r in want:
+                        hit = True
+                        break
+            if not hit:
+                break
+            c += 1
+            if k < words - 1:
+                stalls += 1
+        c += 1
+    return stalls
 
 
 # -- building programs ------------------------------------------------------------------------

@@ -191,6 +191,52 @@ async def run_models(dut):
 
 
 @cocotb.test()
+async def bench_model(dut):
+    """Whole networks as one device program each (``s4 bench model``): every pickled job
+    (:class:`s4accel.sim.bench.model.Job`) builds its program through the driver's allocator,
+    runs it, and its output is compared with the job's golden output; cycles, counters, the
+    descriptors (for the performance model) and the verdict are written back after each job,
+    and a line per job goes to ``S4_PROGRESS``."""
+    import pickle
+
+    from ...sw.driver import Driver
+
+    with open(os.environ["S4_JOB"], "rb") as f:
+        jobs = pickle.load(f)
+    be = await whole_device(dut)
+    dev = Driver(be)
+    await dev.open()
+    out = []
+    for job in jobs:
+        mark = dev.alloc.top
+        try:
+            prog = job.program(dev.info, job.inputs, dev.alloc)
+            res = await dev.run_program(prog, max_cycles=100_000_000)
+        finally:
+            dev.alloc.top = mark
+        assert not be.violations, be.violations
+        exp = np.asarray(job.expected)
+        exact = res.y.shape == exp.shape and np.array_equal(res.y.astype(np.int64),
+                                                             exp.astype(np.int64))
+        if not exact:
+            bad = int((res.y.astype(np.int64) != exp.astype(np.int64)).sum()) \
+                if res.y.shape == exp.shape else exp.size
+            dut._log.error("%s s=%d: %d outputs differ from the golden model", job.network,
+                           job.sparsity, bad)
+        out.append({"network": job.network, "sparsity": job.sparsity, "cycles": res.cycles,
+                    "counters": res.counters, "descs": [bytes(d) for d in prog.descs],
+                    "bit_exact": bool(exact), "wall_s": res.wall_s})
+        line = (f"{job.network} s={job.sparsity}: {res.cycles} cycles, "
+                f"{'bit-exact' if exact else 'DIFFERS from the golden model'}, "
+                f"{res.cycles / res.wall_s:.0f} cycles/s")
+        dut._log.info("%s", line)
+        with open(os.environ["S4_RESULT"], "wb") as f:
+            pickle.dump(out, f)
+        with open(os.environ["S4_PROGRESS"], "a") as f:
+            f.write(line + "\n")
+
+
+@cocotb.test()
 async def fuzz(dut):
     """``s4 fuzz --backend rtl``: random programs on ``s4_sim`` against the functional model
     (:mod:`s4accel.sim.fuzz`); the statistics and reports go to ``S4_RESULT`` as JSON."""

@@ -259,3 +259,59 @@ def test_shared_dram_in_the_event_model():
     assert shared["cycles"] >= shared["busy"]["dram"] and shared["bound"] == "dram"
     assert split["cycles"] < moved / 4 < shared["cycles"]
     assert "dram" not in split["busy"]
+
+
+def _chain_case(rng, info):
+    """A random on-chip chain with several row chunks (``max_chunk`` 1 to 3), so that a
+    chunk's input loads while GEMMs write the activation memories (``ld_hold``)."""
+    from s4accel.sw import scenarios
+
+    mc = int(rng.choice([1, 2, 3]))
+    m = int(rng.integers(2, 8)) * mc * info.rows - int(rng.integers(0, info.rows))
+    x, chain = scenarios.random_chain(rng, info, max_chunk=mc, m=m)
+    return x, chain, mc
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_model_matches_rtl_on_chains(seed):
+    """On-chip chains on tiny (sw/chain.py; several chunks, so activation loads meet GEMM
+    results at the activation memories): the model equal to the RTL's cycles. The first case
+    (seed 10's first chain) is one the model missed by 5.0 % before it modelled ``ld_hold``;
+    the others are drawn from the test's seed. (190 such chains, tiny and fpga, were exact
+    when the stall was calibrated.)"""
+    from s4accel.sim.bench.model import Job, make_rows, run_jobs
+    from s4accel.sw.scenarios import chain_expected
+
+    cfg = load_config("tiny")
+    info = program.DeviceInfo.from_config(cfg)
+    cases = [_chain_case(np.random.default_rng(10), info)]
+    rng = np.random.default_rng(seed)
+    cases += [_chain_case(rng, info) for _ in range(5)]
+    jobs = [Job(f"chain{i}", 1, case, chain_expected(*case[:2]), rows=len(case[0]))
+            for i, case in enumerate(cases)]
+    raw, _ = run_jobs(cfg, jobs)
+    rows = make_rows(cfg, jobs, raw)
+    text = "\n".join(f"{r['network']} M={r['rows']} chunk {c[2]}: RTL {r['cycles']} model "
+                     f"{r['model_cycles']} ({100 * r['model_error']:+.2f} %)"
+                     for r, c in zip(rows, cases))
+    print(text)
+    assert all(r["bit_exact"] for r in rows), text
+    assert all(r["model_error"] == 0 for r in rows), text
+
+
+def test_act_load_stalls():
+    """The ``ld_hold`` count: tiny's first 8 bus words of an activation word go to row 0's
+    memory; a GEMM writing rows 0 and 1 on alternate cycles (tiles 2 cycles apart) holds
+    every word one cycle, but the last word's wait does not delay the load's end."""
+    rows = perf_model._act_word_rows(load_config("tiny"))
+    assert rows[:8] == [frozenset({0})] * 8 and rows[8:16] == [frozenset({1})] * 8
+    assert perf_model._act_load_stalls(100, 8, rows, [(100, 2, 50)], 2) == 7
+    # results one cycle later: the words meet row 1's results only, never row 0's
+    assert perf_model._act_load_stalls(100, 1, rows, [(101, 2, 50)], 2) == 0
+    assert perf_model._act_load_stalls(100, 8, rows, [], 2) == 0
+    # tiles 4 cycles apart: rows 0 and 1 written, then two free cycles
+    assert perf_model._act_load_stalls(100, 8, rows, [(100, 4, 50)], 2) == 3
+    # fpga: two bus words per row
+    rows_f = perf_model._act_word_rows(load_config("fpga"))
+    assert len(rows_f) == 16 and rows_f[2] == frozenset({1})
