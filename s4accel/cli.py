@@ -572,7 +572,7 @@ def _cmd_bench_minilm(args):
                   arg("--sparsity", type=int, nargs="+", default=[1, 8, 16],
                       choices=(1, 2, 4, 8, 16, 32))])
 def _cmd_project(args):
-    from .sim.model.dataflow import NotPlannable, project_plan
+    from .sim.model.dataflow import project_plan
     from .sim.model.perf_model import format_projection, project_bert_resnet, projection_json
     from .sim.report import to_json
 
@@ -584,14 +584,23 @@ def _cmd_project(args):
         raise CliError("--batch sets the old mechanisms' batch (--mechanisms old); the new "
                        "plans choose their pass")
     sparsities = tuple(args.sparsity)
-    old = project_bert_resnet(args.config, sparsities=sparsities, batch=args.batch or 8,
-                              seq=args.seq, bert_large=True)
-    try:
-        new = project_plan(args.config, sparsities=sparsities, seq=args.seq, bert_large=True)
-    except NotPlannable as e:
-        if args.mechanisms == "new":
-            raise CliError(f"no dataflow plan on '{args.config}': {e}") from e
-        new = None
+
+    def attempt(which, fn):
+        # a preset whose scratchpads cannot hold a layer: an error for the projection asked
+        # for, no comparison for the other
+        try:
+            return fn()
+        except ValueError as e:
+            if which == args.mechanisms:
+                raise CliError(f"no {which}-mechanism projection on '{args.config}': {e}"
+                               + (" (try --mechanisms old)" if which == "new" else "")) from e
+            return None
+
+    old = attempt("old", lambda: project_bert_resnet(
+        args.config, sparsities=sparsities, batch=args.batch or 8, seq=args.seq,
+        bert_large=True))
+    new = attempt("new", lambda: project_plan(args.config, sparsities=sparsities, seq=args.seq,
+                                              bert_large=True))
     rows, other = (new, old) if args.mechanisms == "new" else (old, new)
     print(format_projection(rows, args.config, compare=other),
           file=sys.stderr if args.json else sys.stdout)

@@ -185,7 +185,7 @@ def _op_cost(config, op, timing, groups):
     write_path = stores * T.store_job + math.ceil(op.write / bpc)
     dram_bytes = wgt_bytes + op.extra_wgt + op.read + op.write
     dram = math.ceil((dram_bytes + descs * DESC_BYTES) / bpc)
-    busy = {"compute": compute, "read_path": read_path, "write_path": write_path,
+    busy = {"compute": compute, "dma_read": read_path, "dma_write": write_path,
             "dram": dram}
     bound = max(busy, key=busy.get)
     # a pipeline start waits for its inputs (every SPU's LOAD, one after another); a layer
@@ -455,7 +455,8 @@ def resnet50_plan(config, s, *, image=224):
         f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
         + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input",
         "conv1: " + next(o.note for o in ops if o.name == "conv1"),
-    ], "place": place}
+    ], "place": place, "onchip": onchip, "act_words": act_words,
+        "layers": [lay[0] for lay in layers]}
     return ops, info
 
 
@@ -540,7 +541,7 @@ def plan_assumptions(config, rows) -> list:
         "Cycles per layer and pass: the largest of the GEMM engine (the RTL-calibrated GEMM "
         "cycles of perf_model.predict_program), the read path (descriptor fetches and LOADs "
         "one after another), the write path (STOREs) and the DRAM (all bytes at "
-        f"{config.dram_gb_s:g} GB/s), plus the pipeline's fill where a chain starts and the "
+        f"{dram_bytes_per_cycle(config):.1f} bytes a cycle), plus the pipeline's fill where a chain starts and the "
         "last STOREs where a layer's output leaves; no overlap across layers (conservative).",
     ]
     for r in rows:
@@ -561,8 +562,8 @@ def plan_assumptions(config, rows) -> list:
         "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
         f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
         "quantization and conv1's im2col where chosen.",
-        "Projected beyond the RTL: one descriptor stream driving 32 SPUs (the descriptor's "
-        "spu_mask has 16 bits); the load path writing as many WGT words a cycle as a raw load "
+        "Projected beyond the RTL: one descriptor stream driving 32 SPUs (the RTL builds at "
+        "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits); the load path writing as many WGT words a cycle as a raw load "
         "from the 512-bit bus (2; the RTL's unpacker writes 1). No L2: the preset's SRAM is "
         "the SPUs' scratchpads.",
     ]
