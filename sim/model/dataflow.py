@@ -234,7 +234,6 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
     tok = seqs * seq
     spus_per_seq = max(1, seq // (mt * R))
     ops = []
-    qkv = 3 * hidden
     kv_bytes = tok * 2 * hidden
     head_words = -(-seq // C) * d          # K of one head as WGT: seq channels x d entries
     for i in range(layers):
@@ -255,7 +254,6 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
         ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))
     ops[0].read, ops[0].loads = tok * hidden, P
     ops[-1].out, ops[-1].write = "dram", tok * hidden
-    del qkv
     info = {"samples": seqs, "rows_per_spu": mt * R, "spus_per_sequence": spus_per_seq,
             "act_words_per_row_tile": live,
             # scores out and back, two LayerNorms' inputs out and outputs back, per token
@@ -357,32 +355,72 @@ def resnet50_plan(config, s, *, image=224):
     for i, lay in enumerate(layers):
         for t in lay[2]:
             last[t] = i
-    place = {"img": "dram", "fc": "dram"}
-    onchip = []                           # (name, first, last, words)
-    for i, lay in enumerate(layers):
-        t = lay[3]
-        if t in place:
-            continue
-        ch, thw = tensors[t]
-        w = words(ch, thw)
-        end = last.get(t, i)
-        # every input streamed from DRAM needs two row tiles of its banks in ACT
-        ok = True
-        for j in range(i, end + 1):
-            used = sum(ww for _, f, e, ww in onchip if f <= j <= e)
-            stream = sum(2 * -(-tensors[u][0] // BANK) * (layers[j][4] ** 2)
-                         for u in layers[j][2] if place.get(u) == "dram")
-            if used + w + stream > act_words:
-                ok = False
-                break
-        if lay[1] == "conv" and lay[0] == "conv1":
-            ok = False                    # conv1's output feeds the max pool (a halo)
-        if lay[1] == "conv" and not bank_fits(config, lay[4] ** 2 * -(-lay[6] // BANK), s):
-            ok = False                    # out_act needs whole banks of channels in WGT
-        place[t] = "act" if ok else "dram"
-        if ok:
-            onchip.append((t, i, end, w))
+    consumers = {}
+    for lay in layers:
+        for u in lay[2]:
+            consumers[u] = consumers.get(u, 0) + 1
+    candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "fc")]
 
+    def placement(order):
+        place = {"img": "dram", "fc": "dram"}
+        onchip = []                       # (name, first, last, words)
+        for i in order:
+            lay = layers[i]
+            t = lay[3]
+            ch, thw = tensors[t]
+            w = words(ch, thw)
+            end = last.get(t, i)
+            ok = lay[0] != "conv1"        # conv1's output feeds the max pool (a halo)
+            if lay[1] == "conv" and not bank_fits(config, lay[4] ** 2 * -(-lay[6] // BANK), s):
+                ok = False                # out_act needs whole banks of channels in WGT
+            for j in range(i, end + 1):
+                if not ok:
+                    break
+                used = sum(ww for _, f, e, ww in onchip if f <= j <= e)
+                # an input streamed from DRAM (or not placed yet) needs two row tiles of its
+                # banks in ACT
+                stream = sum(2 * -(-tensors[u][0] // BANK) * layers[j][4] ** 2
+                             for u in layers[j][2] if place.get(u, "dram") == "dram"
+                             and u != t)
+                ok = used + w + stream <= act_words
+            place[t] = "act" if ok else "dram"
+            if ok:
+                onchip.append((t, i, end, w))
+        return place, onchip
+
+    # the compiler's choice: of three orders of placing (first produced first; most
+    # consumers first; smallest first), the plan of the fewest cycles
+    orders = [candidates,
+              sorted(candidates, key=lambda i: (-consumers.get(layers[i][3], 0), i)),
+              sorted(candidates, key=lambda i: (words(*tensors[layers[i][3]]), i))]
+    best = None
+    for order in orders:
+        place, onchip = placement(order)
+        ops = _resnet_ops(config, s, layers, tensors, place, words, nbytes, G)
+        cycles = run_plan(config, ops)["cycles"]
+        if best is None or cycles < best[0]:
+            best = (cycles, place, onchip, ops)
+    _, place, onchip, ops = best
+    # the input images: host im2col of conv1 is read above; the output (logits) stored
+    on = sorted({t for t, p in place.items() if p == "act" and t in tensors})
+    off = sorted({t for t, p in place.items() if p == "dram" and t not in ("img", "fc")})
+    info = {"samples": G, "placement": [
+        f"a pass is one group of {G} images (row r of every row tile = image r); the "
+        f"{P} SPUs split each layer's output pixels (raster bands), weights read once a "
+        "group",
+        f"in ACT (on chip): {len(on)} of {len(on) + len(off)} feature maps ("
+        + _stages(on) + ")",
+        f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
+        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input",
+        "conv1: " + next(o.note for o in ops if o.name == "conv1"),
+    ], "place": place, "onchip": onchip, "act_words": act_words,
+        "layers": [lay[0] for lay in layers]}
+    return ops, info
+
+
+def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
+    """:func:`resnet50_plan`'s ops for one placement of the feature maps."""
+    P, C = config.spus, config.cols
     ops = []
     for i, (name, kind, ins, out, k, st, ci, co, hi, ho) in enumerate(layers):
         outp = place[out]
@@ -443,21 +481,7 @@ def resnet50_plan(config, s, *, image=224):
         ops.append(Op(name, mt, banks, co, s, macs, out=outp, read=read, loads=loads,
                       write=write, stores=P if write else 0, note=halo_note,
                       placement={"in": place[src], "out": outp}))
-    # the input images: host im2col of conv1 is read above; the output (logits) stored
-    on = sorted({t for t, p in place.items() if p == "act" and t in tensors})
-    off = sorted({t for t, p in place.items() if p == "dram" and t not in ("img", "fc")})
-    info = {"samples": G, "placement": [
-        f"a pass is one group of {G} images (row r of every row tile = image r); the "
-        f"{P} SPUs split each layer's output pixels (raster bands), weights read once a "
-        "group",
-        f"in ACT (on chip): {len(on)} of {len(on) + len(off)} feature maps ("
-        + _stages(on) + ")",
-        f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
-        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input",
-        "conv1: " + next(o.note for o in ops if o.name == "conv1"),
-    ], "place": place, "onchip": onchip, "act_words": act_words,
-        "layers": [lay[0] for lay in layers]}
-    return ops, info
+    return ops
 
 
 def _stages(names):
@@ -536,13 +560,15 @@ def plan_assumptions(config, rows) -> list:
         "(each SPU its own rows, weights and parameters read once a pass and multicast to "
         "every SPU, groups of channel tiles double-buffered); packed weights in DRAM (1.625 "
         "bytes a stored weight with its 5-bit index, 1.0 at s = 1); convolution without im2col "
-        "(being built; modelled as specified: a row tile is one output pixel of 32 images, "
+        "(being built; modelled as specified: a row tile is one output pixel of "
+        f"{config.rows} images, "
         "the input an NHWC tensor in ACT, banks = k*k*ceil(C/32), one ACT word a cycle).",
         "Cycles per layer and pass: the largest of the GEMM engine (the RTL-calibrated GEMM "
         "cycles of perf_model.predict_program), the read path (descriptor fetches and LOADs "
         "one after another), the write path (STOREs) and the DRAM (all bytes at "
-        f"{dram_bytes_per_cycle(config):.1f} bytes a cycle), plus the pipeline's fill where a chain starts and the "
-        "last STOREs where a layer's output leaves; no overlap across layers (conservative).",
+        f"{dram_bytes_per_cycle(config):.1f} bytes a cycle), plus the pipeline's fill where a "
+        "chain starts and the last STOREs where a layer's output leaves; no overlap across "
+        "layers (conservative).",
     ]
     for r in rows:
         if r["model"] in seen:
@@ -555,6 +581,14 @@ def plan_assumptions(config, rows) -> list:
         host = (f" (on the host instead, they would add "
                 f"{bert['plan']['host_softmax_ln_bytes'] / 1e6:.1f} MB of DRAM traffic a "
                 "BERT-base sequence)")
+    wpc = max(1, config.dram_bus_bits // (16 * config.cols))
+    beyond = []
+    if config.spus > 16:
+        beyond.append(f"one descriptor stream driving {config.spus} SPUs (the RTL builds at "
+                      "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
+    if wpc > 1:
+        beyond.append(f"the load path writing {wpc} WGT words a cycle, as many as a raw load "
+                      f"from the {config.dram_bus_bits}-bit bus (the RTL's unpacker writes 1)")
     lines += [
         "On the device at no GEMM cycles: GELU through the LUT (RTL), residual additions and "
         "pooling at the requantizer / store (issue 21, being built; their DRAM traffic "
@@ -562,10 +596,8 @@ def plan_assumptions(config, rows) -> list:
         "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
         f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
         "quantization and conv1's im2col where chosen.",
-        "Projected beyond the RTL: one descriptor stream driving 32 SPUs (the RTL builds at "
-        "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits); the load path writing as many WGT words a cycle as a raw load "
-        "from the 512-bit bus (2; the RTL's unpacker writes 1). No L2: the preset's SRAM is "
-        "the SPUs' scratchpads.",
+        "Projected beyond the RTL: " + ("; ".join(beyond) or "nothing") + ". No L2: the "
+        "preset's SRAM is the SPUs' scratchpads.",
     ]
     return lines
 
