@@ -554,7 +554,7 @@ def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=
 def plan_assumptions(config, rows) -> list:
     """The new projection's assumptions as lines of text: mechanisms, where each network's
     tensors live, what is on the host, what is projected beyond the RTL."""
-    seen, lines = set(), [
+    seen, lines = {}, [
         "Mechanisms (new): int8 results written into the ACT scratchpad (GemmBody.out_act / "
         "out_stride) so a chain of layers stays on chip; sw/chain.py's data-parallel chain "
         "(each SPU its own rows, weights and parameters read once a pass and multicast to "
@@ -573,8 +573,12 @@ def plan_assumptions(config, rows) -> list:
     for r in rows:
         if r["model"] in seen:
             continue
-        seen.add(r["model"])
+        seen[r["model"]] = True
         lines.append(f"{r['model']}: " + "; ".join(r["plan"]["placement"]) + ".")
+    for model in seen:
+        top = max((r for r in rows if r["model"] == model), key=lambda r: r["s"])
+        lines.append(f"Where {model}'s cycles go at s = {top['s']}: " + where_cycles_go(top)
+                     + ".")
     bert = next((r for r in rows if r["model"] == "BERT-base"), None)
     host = ""
     if bert:
@@ -600,6 +604,29 @@ def plan_assumptions(config, rows) -> list:
         "preset's SRAM is the SPUs' scratchpads.",
     ]
     return lines
+
+
+def _kind(name):
+    """A layer's kind: its name without the block or layer prefix (``L3.ffn1`` -> ``ffn1``,
+    ``conv4_2b_3x3`` -> ``3x3``)."""
+    if "." in name:
+        return name.split(".", 1)[1]
+    return name.rsplit("_", 1)[-1] if name.startswith("conv") and name != "conv1" else name
+
+
+def where_cycles_go(row, top=4) -> str:
+    """The kinds of layers with the most cycles in a plan's row, with their share and what
+    bounds each kind most."""
+    cyc, bound = {}, {}
+    for op in row["layers"]:
+        k = _kind(op["name"])
+        cyc[k] = cyc.get(k, 0) + op["cycles"]
+        bound.setdefault(k, {})
+        bound[k][op["bound"]] = bound[k].get(op["bound"], 0) + op["cycles"]
+    total = sum(cyc.values())
+    best = sorted(cyc, key=cyc.get, reverse=True)[:top]
+    return ", ".join(f"{k} {cyc[k] / total:.0%} ({max(bound[k], key=bound[k].get)})"
+                     for k in best)
 
 
 def compare_rows(rows, other) -> list:
