@@ -569,6 +569,9 @@ def plan_assumptions(config, rows) -> list:
         f"{dram_bytes_per_cycle(config):.1f} bytes a cycle), plus the pipeline's fill where a "
         "chain starts and the last STOREs where a layer's output leaves; no overlap across "
         "layers (conservative).",
+        "Batch (the table's column) = one pass: as many samples as the SPUs' ACT holds at once; "
+        "MLPerf offline runs pass after pass, and a larger batch would not read the weights "
+        "less often (a pass's activations must fit on chip).",
     ]
     for r in rows:
         if r["model"] in seen:
