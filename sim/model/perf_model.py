@@ -17,8 +17,8 @@ presets with many SPUs on one DRAM bus (more than the RTL builds), or on one DRA
 shared by reads and writes where the preset sets ``dram_gb_s`` (``antoum``), and
 :func:`project_bert_resnet` projects BERT-base, BERT-Large and ResNet-50 throughput on the
 ``antoum`` preset with the old mechanisms (layers back to back through DRAM, host im2col:
-``s4 project --mechanisms old``); :mod:`.dataflow` projects them with activations on chip (``s4 project``), and
-:func:`format_projection` / :func:`projection_json` print either.
+``s4 project --mechanisms old``); :mod:`.dataflow` projects them with activations on chip
+(``s4 project``), and :func:`format_projection` / :func:`projection_json` print either.
 """
 
 from __future__ import annotations
