@@ -43,7 +43,7 @@ from ...sw.program import GROUP_CYCLES, PAR_DEPTH, wgt_tiles_fit
 from .perf_model import TIMING, dram_bytes_per_cycle
 
 __all__ = ["Op", "op_cost", "bank_fits", "bert_plan", "resnet50_plan", "run_plan",
-           "project_plan", "plan_assumptions", "compare_rows", "COMPARE_COLUMNS",
+           "project_plan", "plan_assumptions", "targets", "compare_rows", "COMPARE_COLUMNS",
            "NotPlannable"]
 
 
@@ -630,6 +630,30 @@ def where_cycles_go(row, top=4) -> str:
     best = sorted(cyc, key=cyc.get, reverse=True)[:top]
     return ", ".join(f"{k} {cyc[k] / total:.0%} ({max(bound[k], key=bound[k].get)})"
                      for k in best)
+
+
+#: Issue 21's acceptance for ``s4 project``: at s = 16 at least this much faster than at s = 1,
+#: and at least this lane utilization at s = 1, for these networks.
+TARGET_SPEEDUP, TARGET_UTILIZATION, TARGET_MODELS = 6.0, 0.80, ("BERT-base", "ResNet-50")
+
+
+def targets(rows) -> list:
+    """A line on issue 21's targets where the rows have s = 1 and s = 16 (else none)."""
+    by = {(r["model"], r["s"]): r for r in rows}
+    parts = []
+    for model in TARGET_MODELS:
+        if (model, 1) not in by or (model, 16) not in by:
+            return []
+        sp = by[(model, 16)]["samples_per_s"] / by[(model, 1)]["samples_per_s"]
+        util = by[(model, 1)]["lane_utilization"]
+        missed = [what for what, ok in (("speedup", sp >= TARGET_SPEEDUP),
+                                        ("utilization", util >= TARGET_UTILIZATION)) if not ok]
+        parts.append(f"{model} {sp:.2f}x, {util:.1%} ("
+                     + (" and ".join(missed) + " not reached" if missed else "both reached")
+                     + ")")
+    return [f"Issue 21's targets (at s = 16 at least {TARGET_SPEEDUP:g}x the samples/s of "
+            f"s = 1, lane utilization at s = 1 at least {TARGET_UTILIZATION:.0%}): "
+            + "; ".join(parts) + "."]
 
 
 def compare_rows(rows, other) -> list:

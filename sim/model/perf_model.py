@@ -810,6 +810,7 @@ def format_projection(rows, config="antoum", *, compare=None) -> str:
     ]
     if new:
         lines += dataflow.plan_assumptions(config, rows)
+        lines += dataflow.targets(rows)
     else:
         lines.append(OLD_ASSUMPTIONS)
     if compare:

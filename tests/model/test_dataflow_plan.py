@@ -130,8 +130,19 @@ def test_new_mechanisms_move_fewer_dram_bytes(rows):
     text = perf_model.format_projection([r for r in rows if r["s"] in (1, 16)], "antoum",
                                         compare=old)
     for words in ("new mechanisms", "K and V", "through DRAM", "projected", "old/new",
-                  "32 images", "MAX_SPUS"):
+                  "32 images", "MAX_SPUS", "Issue 21's targets"):
         assert words in text, words
+
+
+def test_targets_line_says_what_is_reached():
+    def row(model, s, sps, util):
+        return {"model": model, "s": s, "samples_per_s": sps, "lane_utilization": util}
+    rows = [row("BERT-base", 1, 100, 0.9), row("BERT-base", 16, 700, 0.5),
+            row("ResNet-50", 1, 100, 0.5), row("ResNet-50", 16, 500, 0.1)]
+    (line,) = dataflow.targets(rows)
+    assert "BERT-base 7.00x, 90.0% (both reached)" in line
+    assert "ResNet-50 5.00x, 50.0% (speedup and utilization not reached)" in line
+    assert dataflow.targets(rows[:2]) == []
 
 
 def test_a_bank_that_does_not_fit_wgt_spills():
