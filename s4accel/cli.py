@@ -627,21 +627,49 @@ def _cmd_bench_minilm(args):
 
 @command("project", "performance-model projection of BERT and ResNet-50 on a large "
          "preset", shared={"config": "antoum", "json": ...},
-         options=[arg("--batch", type=int, default=8),
+         options=[arg("--mechanisms", choices=("new", "old"), default="new",
+                      help="new (default): dataflow plans with activations on chip, packed "
+                      "weights, convolution without im2col; old: layers back to back through "
+                      "DRAM with host im2col (its DRAM bytes are compared either way)"),
+                  arg("--batch", type=int, default=None,
+                      help="samples a batch of the old mechanisms (default 8); the new plans "
+                      "choose their pass"),
                   arg("--seq", type=int, default=128, help="BERT-base sequence length"),
                   arg("--sparsity", type=int, nargs="+", default=[1, 8, 16],
                       choices=(1, 2, 4, 8, 16, 32))])
 def _cmd_project(args):
+    from .sim.model.dataflow import project_plan
     from .sim.model.perf_model import format_projection, project_bert_resnet, projection_json
     from .sim.report import to_json
 
     for name in ("batch", "seq"):
-        if getattr(args, name) < 1:
-            raise CliError(f"--{name} must be a positive integer, not {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name} must be a positive integer, not {value}")
+    if args.batch is not None and args.mechanisms == "new":
+        raise CliError("--batch sets the old mechanisms' batch (--mechanisms old); the new "
+                       "plans choose their pass")
+    sparsities = tuple(args.sparsity)
 
-    rows = project_bert_resnet(args.config, sparsities=tuple(args.sparsity), batch=args.batch,
-                               seq=args.seq, bert_large=True)
-    print(format_projection(rows, args.config), file=sys.stderr if args.json else sys.stdout)
+    def attempt(which, fn):
+        # a preset whose scratchpads cannot hold a layer: an error for the projection asked
+        # for, no comparison for the other
+        try:
+            return fn()
+        except ValueError as e:
+            if which == args.mechanisms:
+                raise CliError(f"no {which}-mechanism projection on '{args.config}': {e}"
+                               + (" (try --mechanisms old)" if which == "new" else "")) from e
+            return None
+
+    old = attempt("old", lambda: project_bert_resnet(
+        args.config, sparsities=sparsities, batch=args.batch or 8, seq=args.seq,
+        bert_large=True))
+    new = attempt("new", lambda: project_plan(args.config, sparsities=sparsities, seq=args.seq,
+                                              bert_large=True))
+    rows, other = (new, old) if args.mechanisms == "new" else (old, new)
+    print(format_projection(rows, args.config, compare=other),
+          file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(to_json(projection_json(rows)))
     return 0

@@ -181,17 +181,32 @@ def test_shared_options_are_declared_once():
 
 
 def test_project_prints_the_projection(capsys):
-    assert main(["project", "--sparsity", "1", "16", "--batch", "4"]) == 0
+    assert main(["project", "--sparsity", "1", "16"]) == 0
     out = capsys.readouterr().out
     assert "'antoum' projection" in out and "BERT-Large" in out and "ResNet-50" in out
     assert "943.7 sparse-equivalent at 32x" in out and "82 GB/s shared" in out
     assert "Published per chip" in out
+    # issue 21: the new mechanisms by default, their plan's assumptions, and DRAM bytes per
+    # inference against the old mechanisms
+    assert "new mechanisms" in out and "BERT-base: tokens split by rows" in out
+    assert "ResNet-50: a pass is one group of 32 images" in out
+    assert "DRAM bytes per inference" in out and "old MB/inf" in out
+
+
+def test_project_old_mechanisms(capsys):
+    assert main(["project", "--mechanisms", "old", "--sparsity", "16", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "old mechanisms: layers back to back through DRAM, batch 4" in out
+    assert "im2col activations for convolutions" in out and "new MB/inf" in out
+    # --batch belongs to the old mechanisms: one line, exit 2
+    assert main(["project", "--batch", "4"]) == 2
+    assert "--mechanisms old" in capsys.readouterr().err
 
 
 def test_project_json(capsys):
     """Issue 21 item 8: ``s4 project --json`` is a list of objects, one per model and
     sparsity; the table and its assumptions go to stderr."""
-    assert main(["project", "--sparsity", "1", "16", "--batch", "1", "--json"]) == 0
+    assert main(["project", "--sparsity", "1", "16", "--json"]) == 0
     captured = capsys.readouterr()
     rows = json.loads(captured.out)
     assert "'antoum' projection" in captured.err and "on-chip SRAM" in captured.err
@@ -207,6 +222,10 @@ def test_project_json(capsys):
         assert r["samples_per_s"] > 0 and 0 < r["lane_utilization"] <= 1
         assert 0 < r["dram_gb_s"] <= 82
         assert r["bound"] in ("compute", "dram", "dma_read", "dma_write", "descriptors")
+        assert r["mechanisms"] == "new" and r["dram_bytes_per_sample"] > 0
+    dense = {r["model"]: r["samples_per_s"] for r in rows if r["sparsity"] == 1}
+    for r in rows:
+        assert r["speedup_vs_dense"] == pytest.approx(r["samples_per_s"] / dense[r["model"]])
 
 
 # -- issue 20, CLI paragraph: every bad input is one line on stderr, exit 2, before simulating --

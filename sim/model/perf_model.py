@@ -16,8 +16,10 @@ completion interrupt as seen by that driver.
 :func:`predict_layer` builds a layer's program itself; :func:`project` extends the model to
 presets with many SPUs on one DRAM bus (more than the RTL builds), or on one DRAM bandwidth
 shared by reads and writes where the preset sets ``dram_gb_s`` (``antoum``), and
-:func:`project_bert_resnet` / :func:`main` project BERT-base, BERT-Large and ResNet-50
-throughput on the ``antoum`` preset (``python -m s4accel.sim.model.perf_model``).
+:func:`project_bert_resnet` projects BERT-base, BERT-Large and ResNet-50 throughput on the
+``antoum`` preset with the old mechanisms (layers back to back through DRAM, host im2col:
+``s4 project --mechanisms old``); :mod:`.dataflow` projects them with activations on chip
+(``s4 project``), and :func:`format_projection` / :func:`projection_json` print either.
 """
 
 from __future__ import annotations
@@ -817,7 +819,9 @@ def project_bert_resnet(config="antoum", *, sparsities=(1, 8, 16), batch=8, seq=
                                                      * config.lanes),
                 "dram_gb_per_s": (total["dram_read_bytes"] + total["dram_write_bytes"])
                 / seconds / 1e9,
-                "published": PUBLISHED.get(name), "layers": per_layer,
+                "dram_bytes_per_sample": (total["dram_read_bytes"]
+                                          + total["dram_write_bytes"]) / batch,
+                "published": PUBLISHED.get(name), "layers": per_layer, "mechanisms": "old",
             })
     return rows
 
@@ -828,31 +832,50 @@ def _published(r):
     return f"  {pub[0]:,.0f}" if pub else None
 
 
-#: The table of :func:`project_bert_resnet`'s rows.
+def _speedups(rows):
+    """Each row's samples/s over its model's s = 1 row (None without one)."""
+    dense = {r["model"]: r["samples_per_s"] for r in rows if r["s"] == 1}
+    return [r["samples_per_s"] / dense[r["model"]] if r["model"] in dense else None
+            for r in rows]
+
+
+#: The table of :func:`project_bert_resnet`'s and :func:`.dataflow.project_plan`'s rows.
 PROJECTION_COLUMNS = [
     Column("model", "model", "<11"), Column("s", "s", ">3"),
+    Column("batch", "batch", ">5"),
     Column("samples/s", "samples_per_s", ">10,.0f"),
+    Column("vs s=1", "speedup", ">6.2f", missing=""),
     Column("lane util", "lane_utilization", ">9.1%"), Column("DRAM GB/s", "dram_gb_per_s", ">9.1f"),
-    Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<20"),
+    Column("MB/inf", lambda r: r["dram_bytes_per_sample"] / 1e6, ">7.2f"),
+    Column("bound (share)", lambda r: f"{r['bound']} ({r['bound_share']:.0%})", "<18"),
     Column("  published per chip", _published, missing="")]
 
 #: The keys of :func:`projection_json`'s objects.
 PROJECTION_JSON_KEYS = ("model", "sparsity", "samples_per_s", "lane_utilization", "dram_gb_s",
-                        "bound", "bound_share", "batch", "published_samples_per_s_per_chip")
+                        "bound", "bound_share", "batch", "speedup_vs_dense",
+                        "dram_bytes_per_sample", "mechanisms",
+                        "published_samples_per_s_per_chip")
 
 
 def projection_json(rows) -> list:
-    """:func:`project_bert_resnet`'s rows as plain objects (``s4 project --json``): ``model``,
-    ``sparsity``, ``samples_per_s``, ``lane_utilization`` (0..1), ``dram_gb_s`` (the DRAM
-    traffic, reads and writes, in GB/s), ``bound`` (the resource bounding most of the cycles),
-    ``bound_share``, ``batch`` and the published figure per chip (or ``None``)."""
+    """Projection rows as plain objects (``s4 project --json``): ``model``, ``sparsity``,
+    ``samples_per_s``, ``lane_utilization`` (0..1), ``dram_gb_s`` (the DRAM traffic, reads
+    and writes, in GB/s), ``bound`` (the resource bounding most of the cycles),
+    ``bound_share``, ``batch`` (samples a pass: weights are read once a pass),
+    ``speedup_vs_dense`` (over the model's s = 1 row, or ``None``), ``dram_bytes_per_sample``
+    (DRAM bytes per inference), ``mechanisms`` (``new``: :mod:`.dataflow`'s plans; ``old``:
+    layers back to back through DRAM) and the published figure per chip (or ``None``)."""
     return [{"model": r["model"], "sparsity": int(r["s"]),
              "samples_per_s": float(r["samples_per_s"]),
              "lane_utilization": float(r["lane_utilization"]),
              "dram_gb_s": float(r["dram_gb_per_s"]), "bound": r["bound"],
              "bound_share": float(r["bound_share"]), "batch": int(r["batch"]),
+             "speedup_vs_dense": None if sp is None else float(sp),
+             "dram_bytes_per_sample": float(r["dram_bytes_per_sample"]),
+             "mechanisms": r.get("mechanisms", "old"),
              "published_samples_per_s_per_chip":
-                 float(r["published"][0]) if r["published"] else None} for r in rows]
+                 float(r["published"][0]) if r["published"] else None}
+            for r, sp in zip(rows, _speedups(rows))]
 
 
 def projection_assumptions(config) -> list:
@@ -881,12 +904,35 @@ def projection_assumptions(config) -> list:
     ]
 
 
-def format_projection(rows, config="antoum") -> str:
+#: What the old projection (``--mechanisms old``) assumes.
+OLD_ASSUMPTIONS = (
+    "Assumptions (old mechanisms): every GEMM runs on the SPU grid of "
+    "sim/model/perf_model.project (output channels split across SPUs, rows too when a layer "
+    "has fewer channel tiles than SPUs; activations multicast to the SPUs sharing them, "
+    "weights to those sharing a channel slice; outputs and descriptors private); layers run "
+    "back to back through DRAM (im2col activations for convolutions); BERT-base at sequence "
+    "length 128, BERT-Large at 384 (MLPerf); BERT's attention score and context matmuls run "
+    "dense (s = 1) on the array, one head per SPU; softmax, layer norm, GELU, pooling, "
+    "residual additions and embeddings are on the host and not counted; every conv/linear "
+    "layer (ResNet's first and last included) is pruned to s. int8 outputs leave the SPU as "
+    "bytes (the RTL's int8 mode).")
+
+
+def format_projection(rows, config="antoum", *, compare=None) -> str:
+    """The projection's text: hardware assumptions, the table, the published figures and
+    the mechanisms' assumptions (a new plan's placement per network). ``compare``: the other
+    mechanisms' rows, for a table of DRAM bytes per inference and samples/s side by side."""
+    from . import dataflow
     config = load_config(config) if isinstance(config, str) else config
-    batch = rows[0]["batch"] if rows else 0
+    new = bool(rows) and rows[0].get("mechanisms") == "new"
+    for r, sp in zip(rows, _speedups(rows)):
+        r["speedup"] = sp
+    what = ("new mechanisms: dataflow plans, activations on chip" if new else
+            f"old mechanisms: layers back to back through DRAM, batch {rows[0]['batch']}"
+            if rows else "")
     lines = [
         f"S4-open '{config.name}' projection (performance model, RTL-calibrated per SPU), "
-        f"batch {batch}:",
+        f"{what}:",
         *(f"  {line}" for line in projection_assumptions(config)),
         "",
         report.format_table(rows, PROJECTION_COLUMNS),
@@ -894,18 +940,18 @@ def format_projection(rows, config="antoum") -> str:
         "Published per chip: " + "; ".join(
             f"{model} {n:,.0f} samples/s ({src})" for model, (n, src) in PUBLISHED.items())
         + ".",
-    ]
-    lines += [
         "",
-        "Assumptions: every GEMM runs on the SPU grid of sim/model/perf_model.project (output "
-        "channels split across SPUs, rows too when a layer has fewer channel tiles than SPUs; "
-        "activations multicast to the SPUs sharing them, weights to those sharing a channel "
-        "slice; outputs and descriptors private); layers run back to back through DRAM "
-        "(im2col activations for convolutions); BERT-base at sequence length 128, BERT-Large "
-        "at 384 (MLPerf); BERT's attention score and context matmuls "
-        "run dense (s = 1) on the array, one head per SPU; softmax, layer norm, GELU, pooling, "
-        "residual additions and embeddings are on the host and not counted; every conv/linear "
-        "layer (ResNet's first and last included) is pruned to s. int8 outputs leave the SPU "
-        "as bytes (the RTL's int8 mode).",
     ]
+    if new:
+        lines += dataflow.plan_assumptions(config, rows)
+        lines += dataflow.targets(rows)
+    else:
+        lines.append(OLD_ASSUMPTIONS)
+    if compare:
+        lines += ["", "DRAM bytes per inference and samples/s, old mechanisms (layers through "
+                  "DRAM, host im2col, batch "
+                  f"{next(r['batch'] for r in rows + compare if r.get('mechanisms') != 'new')})"
+                  " vs new (dataflow plans):", ""]
+        lines.append(report.format_table(dataflow.compare_rows(rows, compare),
+                                         dataflow.COMPARE_COLUMNS))
     return "\n".join(lines)

@@ -1,0 +1,684 @@
+"""Dataflow plans: whole networks on a many-SPU preset with activations kept on chip.
+
+:func:`project_plan` projects BERT-base, BERT-Large and ResNet-50 with the mechanisms of issue
+21 (``s4 project``; ``--mechanisms old`` keeps :func:`.perf_model.project_bert_resnet`'s layers
+back to back through DRAM with host im2col). A *plan* lists a network's GEMMs per *pass* (one
+chunk of rows on every SPU) and, for every tensor, where it lives: ``act`` (the SPU's
+activation scratchpad, written by ``GemmBody.out_act``) or ``dram`` (it does not fit, or an
+operand the RTL can only take from DRAM). Its mechanisms are the RTL's:
+
+* :func:`s4accel.sw.chain.chain_program`'s data-parallel chain: every SPU runs every layer on
+  its own rows, weights and parameters are read once a pass and multicast to all SPUs, in
+  groups of channel tiles double-buffered through WGT / PAR (group size by the same rule:
+  ``GROUP_CYCLES``, half the WGT and PAR scratchpads, whole banks where the output stays in
+  ACT); an output that leaves the SPU goes through the OUT scratchpad and one STORE per SPU;
+* packed weights (``LoadFormat.PACKED``: 13 bits a stored weight with its 5-bit index, 1.625
+  bytes; ``VALUES`` at s = 1: 1 byte), padded to the bus per LOAD; the load path writes
+  ``wpc`` WGT words a cycle (:func:`.perf_model.predict_program`'s rule);
+* convolution without im2col (being built; modelled as specified for it): a row tile is one
+  output pixel of ``rows`` images, the input an NHWC tensor in ACT, ``banks = k*k*ceil(C/32)``
+  read one ACT word a cycle as in a plain GEMM. SPUs split a 32-image group's output pixels
+  (bands in raster order); a k x k convolution needs its neighbours' border rows (the halo),
+  which, with no path between SPUs in the RTL, travel through DRAM.
+
+Cycles per GEMM descriptor are :func:`.perf_model.predict_program`'s RTL-calibrated ones
+(``Timing.gemm + rows + b + (tiles - 1) * max(b, rows)``, ``b = banks * K/s``). Per layer and
+pass the model takes the largest of four resources: the GEMM engine, the read path
+(descriptor fetches and LOADs, one after another: ``read_job`` each plus their beats), the
+write path (STOREs) and the shared DRAM (every byte at ``dram_gb_s``); the next layer's loads
+overlap a layer's GEMMs only through the double buffers, which the per-layer maximum leaves out
+(conservative). A test checks the per-layer cost against :func:`.perf_model.predict_program`
+on real :func:`~s4accel.sw.chain.chain_program` programs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ...base.config import BANK, load_config
+from ...hw.cmd.descriptors import DESC_BYTES, LoadFormat
+from ...hw.spu.wgt_unpack import packed_word_bits
+from ...sw.program import GROUP_CYCLES, PAR_DEPTH, wgt_tiles_fit
+from .perf_model import TIMING, dram_bytes_per_cycle
+
+__all__ = ["Op", "op_cost", "bank_fits", "bert_plan", "resnet50_plan", "run_plan",
+           "project_plan", "plan_assumptions", "targets", "compare_rows", "COMPARE_COLUMNS",
+           "NotPlannable"]
+
+
+class NotPlannable(ValueError):
+    """A layer cannot run with the preset's scratchpads (the message says why)."""
+
+
+@dataclass
+class Op:
+    """One layer of a plan: per pass, on the busiest SPU. ``banks``: 32-wide input banks
+    of a row (conv: ``k*k*ceil(C/32)``); ``n``: output channels; ``count``: GEMMs of this
+    shape one after another (attention heads). Bytes are DRAM bytes of the whole pass (all
+    SPUs): ``read`` / ``write`` private transfers in ``loads`` / ``stores`` descriptors;
+    ``extra_wgt`` operands loaded into WGT from DRAM (attention K and V: ``extra_wgt_words``
+    words a SPU) in ``extra_wgt_loads`` loads. ``weights``: the layer's weights are loaded
+    from DRAM (multicast), else ``extra_wgt`` is its weight operand."""
+    name: str
+    mt: int
+    banks: int
+    n: int
+    s: int
+    macs: int
+    out: str = "act"
+    count: int = 1
+    weights: bool = True
+    read: int = 0
+    loads: int = 0
+    write: int = 0
+    stores: int = 0
+    extra_wgt: int = 0
+    extra_wgt_words: int = 0
+    extra_wgt_loads: int = 0
+    note: str = ""
+    #: every SPU loads its own slice of the weights (channels split), not one multicast
+    private_weights: bool = False
+    placement: dict = field(default_factory=dict)
+
+
+def bank_fits(config, banks, s):
+    """Whether a whole bank of channel tiles (what an output written to ACT needs a group to
+    be) of ``banks`` input banks at sparsity ``s`` fits half the WGT scratchpad."""
+    C = config.cols
+    fmt = LoadFormat.VALUES if s == 1 else LoadFormat.PACKED
+    half_w = config.wgt_sram_kib * 1024 // (2 * C) // 2
+    return wgt_tiles_fit(half_w, banks * (BANK // s), fmt, C,
+                         config.dram_bus_bits // 8) >= BANK // C
+
+
+def _pad(nbytes, unit):
+    return -(-nbytes // unit) * unit
+
+
+def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
+    """Cycles of one :class:`Op` per pass and its DRAM bytes (see the module docstring).
+    ``search``: where the output leaves through OUT, also try groups larger than the
+    chain's rule (fewer STOREs) and keep the cheapest; otherwise the rule's groups exactly
+    as :func:`~s4accel.sw.chain.chain_program` cuts them."""
+    C = config.cols
+    bb = config.dram_bus_bits // 8
+    half_w = config.wgt_sram_kib * 1024 // (2 * C) // 2
+    half_p = PAR_DEPTH // 2
+    nnz = BANK // op.s
+    entries = op.banks * nnz
+    nt = -(-op.n // C)
+    gb = BANK // C
+    fmt = LoadFormat.VALUES if op.s == 1 else LoadFormat.PACKED
+    unit = gb if op.out == "act" else 1
+    if op.weights:
+        lim = min(wgt_tiles_fit(half_w, entries, fmt, C, bb), half_p)
+        g_max = min(-(-nt // unit), lim // unit) * unit
+        if g_max == 0:
+            raise NotPlannable(f"{op.name}: {unit} channel tile(s) of K = {op.banks * BANK} at "
+                               f"s = {op.s} need {unit * entries} WGT words (half the "
+                               f"scratchpad: {half_w})")
+        g = max(1, min(g_max, -(-GROUP_CYCLES // (op.mt * entries))))
+        g = min(g_max, -(-g // unit) * unit)
+        # the chain's rule; where outputs leave through OUT (one STORE per SPU and block)
+        # larger groups too, the cheapest kept
+        sizes = {g}
+        if op.out == "dram" and search:
+            sizes |= {min(g_max, g << i) for i in range(1, 12)}
+        best = None
+        for g in sorted(sizes):
+            r = _op_cost(config, op, timing, [min(g, nt - j) for j in range(0, nt, g)])
+            if best is None or r["cycles"] < best["cycles"]:
+                best = r
+        return best
+    return _op_cost(config, op, timing, [nt])
+
+
+def _op_cost(config, op, timing, groups):
+    T, R, C, P = timing, config.rows, config.cols, config.spus
+    bb = config.dram_bus_bits // 8
+    bpc = dram_bytes_per_cycle(config)
+    wpc = max(1, config.dram_bus_bits // (16 * C))
+    half_o = config.out_sram_kib * 1024 // (4 * C) // 2
+    fetch = T.read_job + max(1, math.ceil(DESC_BYTES / bpc))
+    entries = op.banks * (BANK // op.s)
+    wbits = packed_word_bits(LoadFormat.VALUES if op.s == 1 else LoadFormat.PACKED, C)
+    # a block's output tiles through OUT (int8: rows / 4 words a row tile of a channel tile)
+    a_max = op.mt * max(groups) if op.out == "act" else max(1, half_o // max(1, R // 4))
+    b = entries
+    compute = gemms = stores = 0
+    for _ in range(op.count):
+        for g in groups:
+            tiles = op.mt * g
+            while tiles > 0:
+                a = min(tiles, a_max)
+                compute += T.gemm + R + b + (a - 1) * max(b, R)
+                gemms += 1
+                tiles -= a
+                if op.out == "dram":
+                    stores += P
+    wgt_bytes = wgt_loads = 0
+    read_path = 0
+    fill = 3 * fetch
+    if op.weights:
+        g = groups[0]
+        fill += 2 * T.read_job + max(-(-g * entries // wpc),
+                                     math.ceil(_pad(-(-g * entries * wbits // 8), bb) / bpc))
+        for g in groups:
+            wb = _pad(-(-g * entries * wbits // 8), bb)
+            pb = _pad(g * C * 8, bb)
+            wgt_bytes += wb + pb
+            wgt_loads += 2
+            read_path += (T.read_job + max(-(-g * entries // wpc), math.ceil(wb / bpc))
+                          + T.read_job + math.ceil(pb / bpc))
+    if op.private_weights:
+        wgt_bytes, wgt_loads, read_path = wgt_bytes * P, wgt_loads * P, read_path * P
+    if op.extra_wgt_loads:
+        per = op.extra_wgt / op.extra_wgt_loads
+        read_path += op.extra_wgt_loads * (T.read_job + max(-(-op.extra_wgt_words // wpc),
+                                                             math.ceil(per / bpc)))
+    if op.loads:
+        read_path += op.loads * T.read_job + math.ceil(op.read / bpc)
+    stores = max(stores, op.stores)
+    descs = wgt_loads + op.extra_wgt_loads + op.loads + gemms + stores
+    read_path += descs * fetch
+    write_path = stores * T.store_job + math.ceil(op.write / bpc)
+    dram_bytes = wgt_bytes + op.extra_wgt + op.read + op.write
+    dram = math.ceil((dram_bytes + descs * DESC_BYTES) / bpc)
+    busy = {"compute": compute, "dma_read": read_path, "dma_write": write_path,
+            "dram": dram}
+    bound = max(busy, key=busy.get)
+    # a pipeline start waits for its inputs (every SPU's LOAD, one after another); a layer
+    # whose output leaves ends with its last block's STOREs (one per SPU)
+    if op.loads:
+        fill += op.loads * (fetch + T.read_job) + math.ceil(op.read / bpc)
+    drain = 0
+    if stores:
+        blocks = max(1, stores // P)
+        drain = P * (fetch + T.store_job) + math.ceil(op.write / blocks / bpc)
+    return {"name": op.name, "cycles": busy[bound], "bound": bound, "busy": busy,
+            "fill": fill, "drain": drain,
+            "macs": op.macs, "dram_bytes": dram_bytes + descs * DESC_BYTES,
+            "weight_bytes": wgt_bytes, "groups": len(groups), "descriptors": descs,
+            "out": op.out}
+
+
+# -- BERT ---------------------------------------------------------------------------------------
+
+
+def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
+    """A BERT encoder's plan. Every SPU holds ``mt`` row tiles of tokens (as many as its ACT
+    holds of one layer's live tensors: residual input, Q, scores of two heads, context,
+    FFN hidden); a pass is ``spus * mt * rows`` tokens (whole sequences), weights read once a
+    pass. Q, the scores (softmax in place), the context and every residual and FFN tensor stay
+    in ACT; K and V go to DRAM (each SPU stores its tokens') and come back as the WGT operand
+    of the score and context GEMMs (the WGT port loads only from DRAM), one LOAD each per
+    sequence, multicast to the SPUs holding that sequence. The network's input (embeddings,
+    host) is loaded and its output stored once a pass. Returns ``(ops, info)``."""
+    R, P, C = config.rows, config.spus, config.cols
+    act_words = config.act_sram_kib * 1024 // (R * BANK)
+    hb, fb, d = -(-hidden // BANK), -(-ffn // BANK), hidden // heads
+    sb = -(-seq // BANK)
+    live = max(hb + hb + 2 * sb + hb,      # x, Q, two heads' scores, context
+               hb + fb + hb)               # FFN: residual h, hidden, output
+    mt = act_words // live
+    if mt == 0:
+        raise NotPlannable(f"one row tile of a BERT layer needs {live} ACT words "
+                           f"(the scratchpad holds {act_words})")
+    if P * mt * R < seq:
+        raise NotPlannable(f"a pass of {P} SPUs x {mt * R} rows holds no whole sequence of "
+                           f"{seq} tokens")
+    # whole sequences a pass; rows beyond them idle (a sequence's K and V are complete
+    # before its scores start)
+    seqs = P * mt * R // seq
+    tok = seqs * seq
+    spus_per_seq = max(1, seq // (mt * R))
+    ops = []
+    kv_bytes = tok * 2 * hidden
+    head_words = -(-seq // C) * d          # K of one head as WGT: seq channels x d entries
+    for i in range(layers):
+        L = f"L{i}"
+        ops.append(Op(f"{L}.q", mt, hb, hidden, s, tok * hidden * hidden // s))
+        ops.append(Op(f"{L}.kv", mt, hb, 2 * hidden, s, tok * 2 * hidden * hidden // s,
+                      out="dram", write=kv_bytes, note="K, V -> DRAM"))
+        ops.append(Op(f"{L}.scores", mt, -(-d // BANK), seq, 1,
+                      tok * heads * d * seq, count=heads, weights=False,
+                      extra_wgt=seqs * seq * hidden, extra_wgt_words=heads * head_words,
+                      extra_wgt_loads=seqs, note="K from DRAM as WGT"))
+        ops.append(Op(f"{L}.context", mt, sb, d, 1, tok * heads * seq * d, count=heads,
+                      weights=False, extra_wgt=seqs * seq * hidden,
+                      extra_wgt_words=heads * -(-d // C) * sb * BANK,
+                      extra_wgt_loads=seqs, note="V from DRAM as WGT"))
+        ops.append(Op(f"{L}.attn_o", mt, hb, hidden, s, tok * hidden * hidden // s))
+        ops.append(Op(f"{L}.ffn1", mt, hb, ffn, s, tok * hidden * ffn // s))
+        ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))
+    ops[0].read, ops[0].loads = tok * hidden, P
+    ops[-1].out, ops[-1].write = "dram", tok * hidden
+    info = {"samples": seqs, "rows_per_spu": mt * R, "spus_per_sequence": spus_per_seq,
+            "act_words_per_row_tile": live,
+            # scores out and back, two LayerNorms' inputs out and outputs back, per token
+            "host_softmax_ln_bytes": layers * seq * (2 * heads * seq + 4 * hidden),
+            "placement": [
+                f"tokens split by rows: {mt * R} tokens ({mt} row tile(s)) per SPU, "
+                f"{spus_per_seq} SPUs per sequence; a pass is {seqs} sequences "
+                f"({tok} tokens), weights read once a pass",
+                f"in ACT (on chip): layer input (kept for the residual), Q, each head's "
+                f"scores, context, attention output, FFN hidden (GELU through the LUT) and "
+                f"output: {live} of the {act_words} ACT words of a row tile's slot",
+                "through DRAM: K and V (stored by each SPU, loaded back once per sequence as "
+                f"the score / context GEMMs' WGT operand: {2 * seq * hidden // 1024} KiB a "
+                "sequence and layer each way), the input (embeddings) and the output",
+            ]}
+    return ops, info
+
+
+# -- ResNet-50 ----------------------------------------------------------------------------------
+
+
+def _band_rows(hw_out, w_out, st, k, h_in, P):
+    """Input rows each SPU reads for its band of output pixels (raster order), and how many
+    of them are outside the rows its own band of the input covers (its halo)."""
+    n = hw_out * w_out
+    per = -(-n // P)
+    pad = (k - 1) // 2
+    need = halo = 0
+    hw_in_pix = h_in * h_in
+    per_in = -(-hw_in_pix // P)
+    for p in range(P):
+        a, e = p * per, min(n, (p + 1) * per)
+        if a >= e:
+            continue
+        y0, y1 = a // w_out, (e - 1) // w_out
+        r0, r1 = max(0, y0 * st - pad), min(h_in - 1, y1 * st - pad + k - 1)
+        need += (r1 - r0 + 1)
+        # own input pixels: p * per_in .. (p + 1) * per_in (rows, rounded down / up)
+        o0, o1 = p * per_in // h_in, min(h_in - 1, ((p + 1) * per_in - 1) // h_in)
+        halo += max(0, o0 - r0) + max(0, r1 - o1)
+    return need, halo
+
+
+def resnet50_plan(config, s, *, image=224):
+    """ResNet-50 v1.5's plan: a pass is one group of ``rows`` images (row r of every row
+    tile = image r), every convolution's output pixels split across the SPUs in raster
+    bands, weights read once a group. A tensor stays in ACT while every layer of its lifetime
+    fits the SPU's ACT with the tensors already placed (first produced, first placed), else it
+    goes to DRAM (written once, read by each consumer); a k x k convolution's halo rows travel
+    through DRAM; residual additions and pooling run at the store (no GEMM cycles; their DRAM
+    traffic counted where a tensor is in DRAM). conv1 (C = 3) runs as the faster of the host's
+    im2col (K = 147, read from DRAM) and on-chip convolution (channels padded to 32: K =
+    1,568). Returns ``(ops, info)``."""
+    R, P, C = config.rows, config.spus, config.cols
+    act_words = config.act_sram_kib * 1024 // (R * BANK)
+    G = R                                 # images a group
+
+    def words(ch, hw):                    # one SPU's share of a tensor, ACT words
+        return -(-hw * hw // P) * -(-ch // BANK)
+
+    def nbytes(ch, hw):                   # a tensor of the group, bytes
+        return G * hw * hw * ch
+
+    # the layers: (name, kind, inputs, output, k, stride, c_in, c_out, hw_in, hw_out)
+    tensors = {}                          # name -> (ch, hw)
+    layers = []
+    hw = image // 2
+    tensors["img"] = (3, image)
+    tensors["c1"] = (64, hw)
+    layers.append(("conv1", "conv", ["img"], "c1", 7, 2, 3, 64, image, hw))
+    hw //= 2
+    tensors["pool"] = (64, hw)
+    layers.append(("maxpool", "pool", ["c1"], "pool", 3, 2, 64, 64, hw * 2, hw))
+    x, c_in = "pool", 64
+    for stage, (blocks, mid, c_out) in enumerate(((3, 64, 256), (4, 128, 512),
+                                                  (6, 256, 1024), (3, 512, 2048)), start=2):
+        for bi in range(blocks):
+            st = 2 if (bi == 0 and stage > 2) else 1
+            ho = hw // st
+            nm = f"conv{stage}_{bi + 1}"
+            res = x
+            if bi == 0:
+                tensors[nm + "d"] = (c_out, ho)
+                layers.append((nm + "_down", "conv", [x], nm + "d", 1, st, c_in, c_out, hw, ho))
+                res = nm + "d"
+            tensors[nm + "a"] = (mid, hw)
+            layers.append((nm + "a_1x1", "conv", [x], nm + "a", 1, 1, c_in, mid, hw, hw))
+            tensors[nm + "b"] = (mid, ho)
+            layers.append((nm + "b_3x3", "conv", [nm + "a"], nm + "b", 3, st, mid, mid, hw, ho))
+            tensors[nm] = (c_out, ho)
+            layers.append((nm + "c_1x1", "conv", [nm + "b", res], nm, 1, 1, mid, c_out, ho, ho))
+            x, c_in, hw = nm, c_out, ho
+    tensors["fc"] = (1000, 1)
+    layers.append(("fc", "fc", [x], "fc", 1, 1, 2048, 1000, hw, 1))
+
+    # lifetimes and placement
+    prod = {lay[3]: i for i, lay in enumerate(layers)}
+    last = {}
+    for i, lay in enumerate(layers):
+        for t in lay[2]:
+            last[t] = i
+    consumers = {}
+    for lay in layers:
+        for u in lay[2]:
+            consumers[u] = consumers.get(u, 0) + 1
+    candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "fc")]
+
+    def placement(order):
+        place = {"img": "dram", "fc": "dram"}
+        onchip = []                       # (name, first, last, words)
+        for i in order:
+            lay = layers[i]
+            t = lay[3]
+            ch, thw = tensors[t]
+            w = words(ch, thw)
+            end = last.get(t, i)
+            ok = lay[0] != "conv1"        # conv1's output feeds the max pool (a halo)
+            if lay[1] == "conv" and not bank_fits(config, lay[4] ** 2 * -(-lay[6] // BANK), s):
+                ok = False                # out_act needs whole banks of channels in WGT
+            for j in range(i, end + 1):
+                if not ok:
+                    break
+                used = sum(ww for _, f, e, ww in onchip if f <= j <= e)
+                # an input streamed from DRAM (or not placed yet) needs two row tiles of its
+                # banks in ACT
+                stream = sum(2 * -(-tensors[u][0] // BANK) * layers[j][4] ** 2
+                             for u in layers[j][2] if place.get(u, "dram") == "dram"
+                             and u != t)
+                ok = used + w + stream <= act_words
+            place[t] = "act" if ok else "dram"
+            if ok:
+                onchip.append((t, i, end, w))
+        return place, onchip
+
+    # the compiler's choice: of three orders of placing (first produced first; most
+    # consumers first; smallest first), the plan of the fewest cycles
+    orders = [candidates,
+              sorted(candidates, key=lambda i: (-consumers.get(layers[i][3], 0), i)),
+              sorted(candidates, key=lambda i: (words(*tensors[layers[i][3]]), i))]
+    best = None
+    for order in orders:
+        place, onchip = placement(order)
+        ops = _resnet_ops(config, s, layers, tensors, place, words, nbytes, G)
+        cycles = run_plan(config, ops)["cycles"]
+        if best is None or cycles < best[0]:
+            best = (cycles, place, onchip, ops)
+    _, place, onchip, ops = best
+    # the input images: host im2col of conv1 is read above; the output (logits) stored
+    on = sorted({t for t, p in place.items() if p == "act" and t in tensors})
+    off = sorted({t for t, p in place.items() if p == "dram" and t not in ("img", "fc")})
+    info = {"samples": G, "placement": [
+        f"a pass is one group of {G} images (row r of every row tile = image r); the "
+        f"{P} SPUs split each layer's output pixels (raster bands), weights read once a "
+        "group",
+        f"in ACT (on chip): {len(on)} of {len(on) + len(off)} feature maps ("
+        + _stages(on) + ")",
+        f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
+        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input",
+        "conv1: " + next(o.note for o in ops if o.name == "conv1"),
+    ], "place": place, "onchip": onchip, "act_words": act_words,
+        "layers": [lay[0] for lay in layers]}
+    return ops, info
+
+
+def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
+    """:func:`resnet50_plan`'s ops for one placement of the feature maps."""
+    P, C = config.spus, config.cols
+    ops = []
+    for i, (name, kind, ins, out, k, st, ci, co, hi, ho) in enumerate(layers):
+        outp = place[out]
+        write = nbytes(co, ho) if outp == "dram" else 0
+        if kind == "pool":
+            # on the device at a store: reads conv1's output (DRAM), writes the pooled map
+            # when that does not stay on chip
+            ops.append(Op(name, 0, 0, 0, 1, 0, out=outp, read=nbytes(ci, hi), loads=P,
+                          write=write, stores=P if write else 0, note="max pool at the store",
+                          weights=False))
+            continue
+        mt = -(-ho * ho // P) if kind == "conv" else 1
+        if kind == "fc":
+            # 32 images = one row tile: output channels split across the SPUs, the pooled
+            # features (global average pool at the last store) multicast from DRAM
+            n_spu = -(-(-(-co // C)) // P) * C
+            ops.append(Op(name, 1, -(-ci // BANK), n_spu, s, G * ci * co // s, out="dram",
+                          read=G * ci, loads=1, write=G * co, stores=P,
+                          note="channels split across SPUs", private_weights=True))
+            # weights are private per SPU here: every SPU its own slice, the same bytes
+            continue
+        src = ins[0]
+        read = loads = 0
+        halo_note = ""
+        if name == "conv1":
+            # host im2col (K = 147) or on-chip with channels padded to 32 (K = 49 banks)
+            im2col = Op(name, mt, -(-k * k * ci // BANK), co, s, G * ho * ho * k * k * ci * co
+                        // s, out=outp, read=G * ho * ho * k * k * ci, loads=P, write=write,
+                        note="host im2col (K = 147)")
+            need, _ = _band_rows(ho, ho, st, k, hi, P)
+            onchip_c = Op(name, mt, k * k * -(-ci // BANK), co, s,
+                          G * ho * ho * k * k * ci * co // s, out=outp,
+                          read=G * need * hi * BANK, loads=P, write=write,
+                          note="on-chip convolution, channels padded to 32")
+            a, b = op_cost(config, im2col), op_cost(config, onchip_c)
+            ops.append(im2col if a["cycles"] <= b["cycles"] else onchip_c)
+            continue
+        banks = k * k * -(-ci // BANK)
+        if place[src] == "dram":
+            if k > 1:
+                need, _ = _band_rows(ho, ho, st, k, hi, P)
+                read += G * need * hi * ci
+            else:
+                read += nbytes(ci, hi)
+            loads += P
+        elif k > 1:
+            _, halo = _band_rows(ho, ho, st, k, hi, P)
+            # each SPU's border rows to DRAM and into its neighbours' ACT
+            read += G * halo * hi * ci
+            write += G * halo * hi * ci
+            loads += P
+            halo_note = f"halo {halo} rows via DRAM"
+        if len(ins) > 1 and place[ins[1]] == "dram":          # the residual at the store
+            rc, rhw = tensors[ins[1]]
+            read += nbytes(rc, rhw)
+            loads += P
+        macs = G * ho * ho * k * k * ci * co // s
+        ops.append(Op(name, mt, banks, co, s, macs, out=outp, read=read, loads=loads,
+                      write=write, stores=P if write else 0, note=halo_note,
+                      placement={"in": place[src], "out": outp}))
+    return ops
+
+
+def _stages(names):
+    by = {}
+    for t in names:
+        key = "conv1/pool" if t in ("c1", "pool") else f"stage {t[4]}"
+        by[key] = by.get(key, 0) + 1
+    return ", ".join(f"{k}: {v}" for k, v in sorted(by.items())) or "none"
+
+
+# -- running plans ------------------------------------------------------------------------------
+
+
+def run_plan(config, ops, timing=TIMING, *, search=True) -> dict:
+    """Cost every op (:func:`op_cost`) and add them up: ``cycles`` a pass, ``macs``,
+    ``dram_bytes``, ``weight_bytes``, the bound of most cycles and per-op rows."""
+    rows = [op_cost(config, op, timing, search=search) for op in ops]
+    # the double buffers overlap a layer's loads with the GEMMs before it only inside a
+    # chain: where a pipeline starts (the first layer, a layer after one whose output left
+    # through DRAM, a layer reading its input from DRAM) its first group's loads come
+    # first; a layer storing its output ends with the last STORE
+    for i, (op, r) in enumerate(zip(ops, rows)):
+        if i == 0 or ops[i - 1].out == "dram" or op.loads:
+            r["cycles"] += r["fill"]
+        r["cycles"] += r["drain"]
+    tot = {"cycles": sum(r["cycles"] for r in rows), "macs": sum(r["macs"] for r in rows),
+           "dram_bytes": sum(r["dram_bytes"] for r in rows),
+           "weight_bytes": sum(r["weight_bytes"] for r in rows), "ops": rows}
+    share = {}
+    for r in rows:
+        share[r["bound"]] = share.get(r["bound"], 0) + r["cycles"]
+    tot["bound_cycles"] = share
+    return tot
+
+
+def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=False,
+                 timing=TIMING):
+    """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans."""
+    from .perf_model import PUBLISHED
+    config = load_config(config) if isinstance(config, str) else config
+    clock = float(config.clock_mhz or 1000) * 1e6
+    nets = [("BERT-base", lambda s: bert_plan(config, s, seq=seq))]
+    if bert_large:
+        nets.append(("BERT-Large", lambda s: bert_plan(config, s, seq=384, layers=24,
+                                                        hidden=1024, ffn=4096, heads=16)))
+    nets.append(("ResNet-50", lambda s: resnet50_plan(config, s)))
+    rows = []
+    for name, plan in nets:
+        for s in sparsities:
+            ops, info = plan(s)
+            tot = run_plan(config, ops, timing)
+            seconds = tot["cycles"] / clock
+            bound = max(tot["bound_cycles"], key=tot["bound_cycles"].get)
+            b = info["samples"]
+            rows.append({
+                "model": name, "s": s, "batch": b, "cycles": tot["cycles"],
+                "samples_per_s": b / seconds, "bound": bound,
+                "bound_share": tot["bound_cycles"][bound] / tot["cycles"],
+                "macs_per_sample": tot["macs"] / b,
+                "lane_utilization": tot["macs"] / (tot["cycles"] * config.spus
+                                                   * config.lanes),
+                "dram_gb_per_s": tot["dram_bytes"] / seconds / 1e9,
+                "dram_bytes_per_sample": tot["dram_bytes"] / b,
+                "weight_bytes_per_sample": tot["weight_bytes"] / b,
+                "published": PUBLISHED.get(name), "layers": tot["ops"], "plan": info,
+                "mechanisms": "new"})
+    return rows
+
+
+def plan_assumptions(config, rows) -> list:
+    """The new projection's assumptions as lines of text: mechanisms, where each network's
+    tensors live, what is on the host, what is projected beyond the RTL."""
+    seen, lines = {}, [
+        "Mechanisms (new): int8 results written into the ACT scratchpad (GemmBody.out_act / "
+        "out_stride) so a chain of layers stays on chip; sw/chain.py's data-parallel chain "
+        "(each SPU its own rows, weights and parameters read once a pass and multicast to "
+        "every SPU, groups of channel tiles double-buffered); packed weights in DRAM (1.625 "
+        "bytes a stored weight with its 5-bit index, 1.0 at s = 1); convolution without im2col "
+        "(being built; modelled as specified: a row tile is one output pixel of "
+        f"{config.rows} images, "
+        "the input an NHWC tensor in ACT, banks = k*k*ceil(C/32), one ACT word a cycle).",
+        "Cycles per layer and pass: the largest of the GEMM engine (the RTL-calibrated GEMM "
+        "cycles of perf_model.predict_program), the read path (descriptor fetches and LOADs "
+        "one after another), the write path (STOREs) and the DRAM (all bytes at "
+        f"{dram_bytes_per_cycle(config):.1f} bytes a cycle), plus the pipeline's fill where a "
+        "chain starts and the last STOREs where a layer's output leaves; no overlap across "
+        "layers (conservative).",
+        "Batch (the table's column) = one pass: as many samples as the SPUs' ACT holds at once; "
+        "MLPerf offline runs pass after pass, and a larger batch would not read the weights "
+        "less often (a pass's activations must fit on chip).",
+    ]
+    for r in rows:
+        if r["model"] in seen:
+            continue
+        seen[r["model"]] = True
+        lines.append(f"{r['model']}: " + "; ".join(r["plan"]["placement"]) + ".")
+    for model in seen:
+        top = max((r for r in rows if r["model"] == model), key=lambda r: r["s"])
+        lines.append(f"Where {model}'s cycles go at s = {top['s']}: " + where_cycles_go(top)
+                     + ".")
+    bert = next((r for r in rows if r["model"] == "BERT-base"), None)
+    host = ""
+    if bert:
+        host = (f" (on the host instead, they would add "
+                f"{bert['plan']['host_softmax_ln_bytes'] / 1e6:.1f} MB of DRAM traffic a "
+                "BERT-base sequence)")
+    wpc = max(1, config.dram_bus_bits // (16 * config.cols))
+    beyond = []
+    if config.spus > 16:
+        beyond.append(f"one descriptor stream driving {config.spus} SPUs (the RTL builds at "
+                      "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
+    if wpc > 1:
+        beyond.append(f"the load path writing {wpc} WGT words a cycle, as many as a raw load "
+                      f"from the {config.dram_bus_bits}-bit bus (the RTL's unpacker writes 1)")
+    lines += [
+        "On the device at no GEMM cycles: GELU through the LUT (RTL), residual additions and "
+        "pooling at the requantizer / store (issue 21, being built; their DRAM traffic "
+        "counted where a tensor is in DRAM), softmax and LayerNorm on the vector unit of "
+        "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
+        f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
+        "quantization and conv1's im2col where chosen.",
+        "Projected beyond the RTL: " + ("; ".join(beyond) or "nothing") + ". No L2: the "
+        "preset's SRAM is the SPUs' scratchpads.",
+    ]
+    return lines
+
+
+def _kind(name):
+    """A layer's kind: its name without the block or layer prefix (``L3.ffn1`` -> ``ffn1``,
+    ``conv4_2b_3x3`` -> ``3x3``)."""
+    if "." in name:
+        return name.split(".", 1)[1]
+    return name.rsplit("_", 1)[-1] if name.startswith("conv") and name != "conv1" else name
+
+
+def where_cycles_go(row, top=4) -> str:
+    """The kinds of layers with the most cycles in a plan's row, with their share and what
+    bounds each kind most."""
+    cyc, bound = {}, {}
+    for op in row["layers"]:
+        k = _kind(op["name"])
+        cyc[k] = cyc.get(k, 0) + op["cycles"]
+        bound.setdefault(k, {})
+        bound[k][op["bound"]] = bound[k].get(op["bound"], 0) + op["cycles"]
+    total = sum(cyc.values())
+    best = sorted(cyc, key=cyc.get, reverse=True)[:top]
+    return ", ".join(f"{k} {cyc[k] / total:.0%} ({max(bound[k], key=bound[k].get)})"
+                     for k in best)
+
+
+#: Issue 21's acceptance for ``s4 project``: at s = 16 at least this much faster than at s = 1,
+#: and at least this lane utilization at s = 1, for these networks.
+TARGET_SPEEDUP, TARGET_UTILIZATION, TARGET_MODELS = 6.0, 0.80, ("BERT-base", "ResNet-50")
+
+
+def targets(rows) -> list:
+    """A line on issue 21's targets where the rows have s = 1 and s = 16 (else none)."""
+    by = {(r["model"], r["s"]): r for r in rows}
+    parts = []
+    for model in TARGET_MODELS:
+        if (model, 1) not in by or (model, 16) not in by:
+            return []
+        sp = by[(model, 16)]["samples_per_s"] / by[(model, 1)]["samples_per_s"]
+        util = by[(model, 1)]["lane_utilization"]
+        missed = [what for what, ok in (("speedup", sp >= TARGET_SPEEDUP),
+                                        ("utilization", util >= TARGET_UTILIZATION)) if not ok]
+        parts.append(f"{model} {sp:.2f}x, {util:.1%} ("
+                     + (" and ".join(missed) + " not reached" if missed else "both reached")
+                     + ")")
+    return [f"Issue 21's targets (at s = 16 at least {TARGET_SPEEDUP:g}x the samples/s of "
+            f"s = 1, lane utilization at s = 1 at least {TARGET_UTILIZATION:.0%}): "
+            + "; ".join(parts) + "."]
+
+
+def compare_rows(rows, other) -> list:
+    """Rows of DRAM bytes per inference and samples/s, old against new, per model and s."""
+    new = {(r["model"], r["s"]): r for r in rows + other if r.get("mechanisms") == "new"}
+    old = {(r["model"], r["s"]): r for r in rows + other if r.get("mechanisms") != "new"}
+    out = []
+    for key in [k for k in new if k in old]:
+        n, o = new[key], old[key]
+        out.append({"model": key[0], "s": key[1],
+                    "old_mb": o["dram_bytes_per_sample"] / 1e6,
+                    "new_mb": n["dram_bytes_per_sample"] / 1e6,
+                    "ratio": o["dram_bytes_per_sample"] / n["dram_bytes_per_sample"],
+                    "old_sps": o["samples_per_s"], "new_sps": n["samples_per_s"]})
+    return out
+
+
+def _col():
+    from ..report import Column
+    return [Column("model", "model", "<11"), Column("s", "s", ">3"),
+            Column("old MB/inf", "old_mb", ">10.2f"), Column("new MB/inf", "new_mb", ">10.2f"),
+            Column("old/new", "ratio", ">7.2f"),
+            Column("old samples/s", "old_sps", ">13,.0f"),
+            Column("new samples/s", "new_sps", ">13,.0f")]
+
+
+#: The columns of :func:`compare_rows`'s table.
+COMPARE_COLUMNS = _col()

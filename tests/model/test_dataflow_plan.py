@@ -1,0 +1,156 @@
+"""The dataflow plans of ``s4 project`` (``sim/model/dataflow.py``): the per-layer cost
+against the event model on real chain programs, the plans' invariants, and the comparison
+with the old mechanisms (issue 21 items 6 and 8)."""
+
+import numpy as np
+import pytest
+
+from s4accel.base.config import BANK, load_config
+from s4accel.base.sparse import PackedWeights
+from s4accel.sim.model import dataflow, perf_model
+from s4accel.sw.chain import chain_program
+from s4accel.sw.program import Allocator, DeviceInfo, LayerParams
+
+SPARSITIES = (1, 2, 4, 8, 16)
+
+
+def _zeros(n, k, s):
+    nb, nnz = -(-k // BANK), BANK // s
+    return PackedWeights(n=n, k=k, s=s, values=np.zeros((n, nb, nnz), np.int8),
+                         indices=np.broadcast_to(np.arange(nnz, dtype=np.uint8), (n, nb, nnz)))
+
+
+def _params(n):
+    return LayerParams("int8", bias=np.zeros(n, int), mult=np.full(n, 1 << 15),
+                       shift=np.full(n, 20), relu=True)
+
+
+@pytest.mark.parametrize("spus,tol", [(1, 0.06), (4, 0.12), (16, 0.25)])
+@pytest.mark.parametrize("dims,mt", [((768, 3072, 768), 1), ((768, 768, 768), 2),
+                                     ((768, 768), 1)])
+@pytest.mark.parametrize("s", [1, 16])
+def test_op_cost_matches_the_event_model_on_chain_programs(spus, tol, dims, mt, s):
+    """The plan's per-layer cost (the chain's own group rule: ``search=False``) against
+    predict_program on the chain program of the same layers, rows split across ``spus``
+    SPUs with multicast weights, on antoum's scratchpads and DRAM bandwidth. The plan has no
+    overlap across layers, so short chains on many SPUs (fill and drain) differ most."""
+    cfg = load_config("antoum").replace(spus=spus)
+    info = DeviceInfo.from_config(cfg)
+    bpc = perf_model.dram_bytes_per_cycle(cfg)
+    m = mt * cfg.rows * spus
+    layers = [(_zeros(dims[i + 1], dims[i], s), _params(dims[i + 1]))
+              for i in range(len(dims) - 1)]
+    prog = chain_program(info, np.zeros((m, dims[0]), np.int8), layers,
+                         Allocator(0x1000_0000, 1 << 40), encode=perf_model._encode)
+    pred = perf_model.predict_program(cfg, prog, host=False, shared_dram=True,
+                                      bandwidth=dict.fromkeys(("act", "wgt", "out", "desc"),
+                                                              bpc))
+    ops = [dataflow.Op(f"l{i}", mt, dims[i] // BANK, dims[i + 1], s, 0,
+                       out="dram" if i == len(dims) - 2 else "act")
+           for i in range(len(dims) - 1)]
+    ops[0].read, ops[0].loads = m * dims[0], spus
+    ops[-1].write = m * dims[-1]
+    plan = dataflow.run_plan(cfg, ops, search=False)
+    assert plan["cycles"] == pytest.approx(pred["cycles"], rel=tol)
+    # the same bytes: weights and parameters once (multicast), the input, the output
+    moved = pred["dma_read_bytes"] + pred["dma_write_bytes"]
+    assert plan["dram_bytes"] == pytest.approx(moved, rel=0.02)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return dataflow.project_plan("antoum", sparsities=SPARSITIES, bert_large=True)
+
+
+def test_projection_invariants(rows):
+    antoum = load_config("antoum")
+    for model in ("BERT-base", "BERT-Large", "ResNet-50"):
+        mine = [r for r in rows if r["model"] == model]
+        assert [r["s"] for r in mine] == list(SPARSITIES)
+        sps = [r["samples_per_s"] for r in mine]
+        # never slower with more sparsity, never faster than s-fold
+        assert all(b >= a for a, b in zip(sps, sps[1:])), (model, sps)
+        assert all(r["samples_per_s"] <= r["s"] * sps[0] * 1.0001 for r in mine)
+        for r in mine:
+            assert 0 < r["lane_utilization"] <= 1
+            assert 0 < r["dram_gb_per_s"] <= antoum.dram_gb_s
+            # the DRAM bytes a second are the bytes per inference at that rate
+            assert r["dram_gb_per_s"] * 1e9 == pytest.approx(
+                r["dram_bytes_per_sample"] * r["samples_per_s"])
+        bytes_ = [r["dram_bytes_per_sample"] for r in mine]
+        assert all(b <= a for a, b in zip(bytes_, bytes_[1:])), (model, bytes_)
+
+
+def test_weights_travel_packed_once_a_pass(rows):
+    """Per pass every linear layer's weights come once: 1.0 byte a weight at s = 1, 1.625
+    bytes a stored weight above (plus 8 bytes of parameters a channel and bus padding)."""
+    bert = {r["s"]: r for r in rows if r["model"] == "BERT-base"}
+    weights = 12 * (4 * 768 * 768 + 2 * 768 * 3072)
+    channels = 12 * (4 * 768 + 3072 + 768)
+    for s, per_weight in ((1, 1.0), (8, 1.625), (16, 1.625)):
+        r = bert[s]
+        per_pass = r["weight_bytes_per_sample"] * r["batch"]
+        ideal = weights / s * per_weight + channels * 8
+        assert ideal <= per_pass < ideal * 1.02, (s, per_pass, ideal)
+
+
+def test_bert_plan_places_tensors():
+    ops, info = dataflow.bert_plan(load_config("antoum"), 16)
+    assert info["samples"] == 8 and info["rows_per_spu"] == 32
+    # only K, V and the network's output leave through DRAM
+    assert {op.name.split(".")[1] for op in ops if op.out == "dram"} == {"kv", "ffn2"}
+    assert [op.name for op in ops if op.out == "dram" and op.name.endswith("ffn2")] == \
+        ["L11.ffn2"]
+    assert info["act_words_per_row_tile"] <= 256
+
+
+def test_resnet_plan_never_overfills_act():
+    """Every layer's on-chip tensors fit one SPU's ACT share, at every sparsity."""
+    cfg = load_config("antoum")
+    for s in (1, 16):
+        _, info = dataflow.resnet50_plan(cfg, s)
+        onchip = info["onchip"]
+        assert onchip, "some feature maps stay on chip"
+        for j in range(len(info["layers"])):
+            used = sum(w for _, first, last, w in onchip if first <= j <= last)
+            assert used <= info["act_words"], (s, info["layers"][j], used)
+        assert info["place"]["img"] == "dram"
+
+
+def test_new_mechanisms_move_fewer_dram_bytes(rows):
+    """Issue 21: DRAM bytes per inference, old mechanisms (layers through DRAM, host im2col)
+    against the plans; the comparison table the note quotes."""
+    old = perf_model.project_bert_resnet("antoum", sparsities=(1, 16), batch=8)
+    table = dataflow.compare_rows([r for r in rows if r["s"] in (1, 16)], old)
+    assert {(t["model"], t["s"]) for t in table} == {
+        (m, s) for m in ("BERT-base", "ResNet-50") for s in (1, 16)}
+    for t in table:
+        assert t["new_mb"] < t["old_mb"], t
+        assert t["new_sps"] > t["old_sps"], t
+    text = perf_model.format_projection([r for r in rows if r["s"] in (1, 16)], "antoum",
+                                        compare=old)
+    for words in ("new mechanisms", "K and V", "through DRAM", "projected", "old/new",
+                  "32 images", "MAX_SPUS", "Issue 21's targets"):
+        assert words in text, words
+
+
+def test_targets_line_says_what_is_reached():
+    def row(model, s, sps, util):
+        return {"model": model, "s": s, "samples_per_s": sps, "lane_utilization": util}
+    rows = [row("BERT-base", 1, 100, 0.9), row("BERT-base", 16, 700, 0.5),
+            row("ResNet-50", 1, 100, 0.5), row("ResNet-50", 16, 500, 0.1)]
+    (line,) = dataflow.targets(rows)
+    assert "BERT-base 7.00x, 90.0% (both reached)" in line
+    assert "ResNet-50 5.00x, 50.0% (speedup and utilization not reached)" in line
+    assert dataflow.targets(rows[:2]) == []
+
+
+def test_a_bank_that_does_not_fit_wgt_spills():
+    """conv5's 3x3 (K = 4608) at s = 1: a whole bank of channels (what an output written to
+    ACT needs) is 9,216 WGT words, more than half of antoum's; its output goes to DRAM."""
+    cfg = load_config("antoum")
+    assert not dataflow.bank_fits(cfg, 144, 1) and dataflow.bank_fits(cfg, 144, 2)
+    ops, info = dataflow.resnet50_plan(cfg, 1)
+    assert info["place"]["conv5_2b"] == "dram"
+    with pytest.raises(dataflow.NotPlannable, match="WGT words"):
+        dataflow.op_cost(cfg, dataflow.Op("x", 2, 144, 512, 1, 0, out="act"))
