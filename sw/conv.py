@@ -194,7 +194,9 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
     entries = nbk * packed.nnz
     nt = -(-packed.n // C_)
     pitch = W * cbanks
-    half_a = (info.act_depth - 1) // 2
+    zero = 1 if pad else 0                   # the zero word (padding reads it)
+    half_a = (info.act_depth - zero) // 2
+    whole = [False]                          # one band at a time in all of ACT (below)
     if pitch >= 1 << 16:
         raise ValueError(f"an input row is {pitch} activation words; at most 65535")
     wfmt = layout.wgt_format(packed.s)
@@ -213,10 +215,21 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
         # at least four bands where the map has the rows: the first band's load is the
         # pipeline's fill (the others load while the band before computes), at the price of
         # the halo rows read twice
-        r = min(Ho, max_band or -(-Ho // 4), 1023)
+        # (a window smaller than its stride skips input rows: a band of one output row
+        # reads only the rows it uses)
+        r = min(Ho, max_band or (1 if ksize < stride else -(-Ho // 4)), 1023)
         while r > 0 and (band_in(r) * pitch > half_a or out_words(r * Wo, gbt) > half_o
                          or r * Wo >= 1 << 16):
             r -= 1
+        whole[0] = False
+        if r == 0 and band_in(1) * pitch <= info.act_depth - zero:
+            # a band does not fit half the activation scratchpad (a classifier over the whole
+            # feature map): bands one at a time in all of it, a SYNC before each next band
+            r = min(Ho, max_band or Ho, 1023)
+            while r > 0 and (band_in(r) * pitch > info.act_depth - zero
+                             or out_words(r * Wo, gbt) > half_o or r * Wo >= 1 << 16):
+                r -= 1
+            whole[0] = r > 0
         if r == 0:
             return None
         lim = min(wgt_tiles_fit(half_w, entries, wfmt, C_, bb), half_p)
@@ -288,7 +301,9 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
     par_at = image(layout.par_image(params.bias, params.mult, params.shift, packed.n, C_))
     if params.lut is not None and int8:
         load(Target.LUT, image(layout.lut_image(params.lut)), 256, 0)
-    load(Target.ACT, image(bytes(act_word)), act_word, 0)       # the zero word
+    if zero:
+        load(Target.ACT, image(bytes(act_word)), act_word, 0)       # the zero word
+    whole = whole[0]
     # bands: (chunk, first output row, output rows, first input row, input rows)
     bands = []
     for c in range(src.chunks):
@@ -303,7 +318,7 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
         if not ih:
             return
         at = src.addr + ((c * H + iy0) * W * src.stride + src.off) * act_word
-        sram = 1 + (t % 2) * half_a
+        sram = zero + (0 if whole else (t % 2) * half_a)
         if src.stride == cbanks:         # whole pixels: one run
             load(Target.ACT, at, ih * W * cbanks * act_word, sram)
         else:                            # a bank range of every pixel: a row per pixel
@@ -325,16 +340,19 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
             buf = idx % nbuf
             more = idx + nbuf < total
             w_at, wb = wgt_at[j0]
+            if whole and gi == 0 and t > 0:
+                prog.descs.append(descriptor(Opcode.SYNC))    # the band before is done
             load(Target.WGT, w_at, wb, buf * half_w, fmt=wfmt, wait_next=idx >= nbuf)
-            if gi == 0 and (t == 0 or len(groups) == 1):
+            if gi == 0 and (t == 0 or len(groups) == 1 or whole):
                 load_band(t)
             load(Target.PAR, par_at + j0 * C_ * 8, -(-g * C_ * 8 // bb) * bb, buf * half_p,
                  sig_next=1)
-            if gi == 1 and t + 1 < len(bands):
+            if gi == 1 and t + 1 < len(bands) and not whole:
                 load_band(t + 1)
             prog.dram_bytes += wb + g * C_ * 8
             prog.descs.append(descriptor(Opcode.GEMM, gemm={
-                "act_addr": 1 + (t % 2) * half_a, "wgt_addr": buf * half_w,
+                "act_addr": zero + (0 if whole else (t % 2) * half_a),
+                "wgt_addr": buf * half_w,
                 "par_addr": buf * half_p, "out_addr": (idx % 2) * half_o, "banks": nbk,
                 "m_tiles": mt, "n_tiles": g, "log2s": packed.s.bit_length() - 1,
                 "mode": int(int8), "relu": int(params.relu and int8),

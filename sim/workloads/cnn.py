@@ -41,14 +41,13 @@ Quantized inference (:func:`quantize`, :class:`QuantCnn`), bit-exact by definiti
   them (:class:`QAdd`: a 1x1 GEMM over both side by side, weights ``w_a``, ``w_b`` on the
   diagonals, one requantization; :func:`s4accel.base.golden.add_int8` with ``mult_a = w_a *
   mult``), ReLU, output scale calibrated the same way;
-- global average pooling is folded into the classifier: ``logits = W @ mean_p h[p] + b`` is one
-  GEMM with ``K = H*W*C`` over the final feature map flattened in NHWC order, whose weights are
-  the int8 FC weights tiled ``H*W`` times, ``raw = sum_p sum_c h[p, c] * w[n, c] + bias``, int32
-  (raw output mode; at most ``64 * 256 * 127 * 127`` in magnitude, no wrap), dequantized on the
-  host by ``s_h * s_w[n] / (H*W)``. Why not a separate integer GAP: a pooled int8 value would
-  need its own rounding (a division by 64 and a requantization) before the classifier; the
-  folded GEMM is exact, needs no new operation, and costs only 10 x 8,192 MACs and 80 KiB of
-  (dense) weights per image.
+- global average pooling (:class:`QGap`): the sum over the 64 pixels (int32, exact)
+  requantized to int8 at a calibrated scale, then the classifier ``fc`` (dense int8 weights,
+  int32 raw output, dequantized on the host by ``s_pool * s_w[n]``). An earlier version folded
+  the pooling into the classifier (one GEMM over the flattened map, its weights tiled 64
+  times): exact, but on the device that GEMM's dense weights (10 x 8,192 per image, 128 KiB a
+  job) fill the whole weight scratchpad of ``fpga`` and cost 37k cycles a job against 5k for
+  the pooling GEMM (one non-zero per bank, s = 32 format) and a 128 -> 10 classifier.
 
 ``python -m s4accel.sim.workloads.cnn`` prints :func:`accuracy_table`.
 """
@@ -414,6 +413,29 @@ class QAdd:
 
 
 @dataclass
+class QGap:
+    """Global average pooling as the device runs it: the sum over the ``H*W`` pixels (int32,
+    exact) requantized to int8 with ``mult``, ``shift`` (``mult * 2**-shift ~= s_h / (H*W *
+    out_scale)``). On the device an ``H x W`` "convolution" over the final map whose output
+    channel ``c`` has weight 1 on channel ``c`` of every pixel (one non-zero per bank)."""
+    mult: int
+    shift: int
+    out_scale: float
+
+    def __call__(self, h):
+        acc = h.astype(np.int32).sum(axis=(1, 2), dtype=np.int32)
+        c = acc.shape[-1]
+        return golden.requantize(acc, np.full(c, self.mult), np.full(c, self.shift))
+
+    @staticmethod
+    def packed(pixels, c):
+        """The weights ``[c, pixels * c]`` (NHWC order), packed at s = 32."""
+        w = np.zeros((c, pixels, c), np.int8)
+        w[np.arange(c), :, np.arange(c)] = 1
+        return pack(w.reshape(c, pixels * c), 32)
+
+
+@dataclass
 class QuantCnn:
     """The int8 network at one sparsity; :meth:`forward_int` is the bit-exact definition."""
     width: int
@@ -421,7 +443,8 @@ class QuantCnn:
     in_scale: float
     convs: dict
     adds: dict
-    fc_w: np.ndarray      # int8 [10, H*W*C]: the FC weights tiled H*W times (GAP folded in)
+    gap: QGap
+    fc_w: np.ndarray      # int8 [10, C]: the classifier on the pooled features
     fc_packed: PackedWeights
     fc_bias: np.ndarray
     fc_scale: np.ndarray  # float [10]: raw -> logits
@@ -448,12 +471,12 @@ class QuantCnn:
         h1 = self.adds["b1"](c["b1b"](a, exact), h0)
         d = c["s2a"](h1, exact)
         h2 = self.adds["s2"](c["s2b"](d, exact), c["s2p"](h1, exact))
-        flat = h2.reshape(len(h2), -1)
+        pooled = self.gap(h2)
         if taps is not None:
-            taps.update(stem=h0, b1a=a, b1=h1, s2a=d, s2=h2)
+            taps.update(stem=h0, b1a=a, b1=h1, s2a=d, s2=h2, gap=pooled)
         if exact:
-            return _gemm_raw_exact(flat, self.fc_w, self.fc_bias)
-        return golden.gemm_raw(flat, self.fc_packed, self.fc_bias)
+            return _gemm_raw_exact(pooled, self.fc_w, self.fc_bias)
+        return golden.gemm_raw(pooled, self.fc_packed, self.fc_bias)
 
     def summary(self, hw=16) -> list[dict]:
         """One dict per operation in execution order: ``name``, ``op`` (``conv``, ``add``,
@@ -475,7 +498,10 @@ class QuantCnn:
             rows.append({"name": name, "op": "conv", "inputs": [src], "shape": shape[name],
                          "kernel": sp.k, "stride": sp.stride, "pad": sp.pad, "relu": sp.relu,
                          "m": h * h, "k": c.packed.k, "n": c.packed.n, "sparsity": c.sparsity})
-        rows.append({"name": "fc", "op": "gemm", "inputs": ["s2"], "shape": (10,), "m": 1,
+        h, w, ch = shape["s2"]
+        rows.append({"name": "gap", "op": "pool", "inputs": ["s2"], "shape": (ch,),
+                     "pixels": h * w})
+        rows.append({"name": "fc", "op": "gemm", "inputs": ["gap"], "shape": (10,), "m": 1,
                      "k": self.fc_packed.k, "n": 10, "sparsity": 1, "relu": False})
         return rows
 
@@ -543,14 +569,17 @@ def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
     pr, sp_ = conv("s2p", h1, s1)
     h2, s2 = add("s2", e, se, pr, sp_)
     hw = h2.shape[1] * h2.shape[2]
+    top = float(np.abs(h2.astype(np.float64).mean(axis=(1, 2))).max()) * s2
+    s_pool = top / 127.0 if top > 0 else 1.0
+    gm, gs = requant_params(s2 / (hw * s_pool))
+    gap = QGap(int(gm[0]), int(gs[0]), s_pool)
     fw = p["fc"].astype(np.float64)
     peak = np.abs(fw).max(axis=1)
     w_scale = np.where(peak > 0, peak / 127.0, 1.0)
     fq = np.clip(np.rint(fw / w_scale[:, None]), -127, 127).astype(np.int8)
-    fc_w = np.tile(fq, (1, hw))
-    fc_scale = s2 * w_scale / hw
+    fc_scale = s_pool * w_scale
     fc_bias = np.rint(p["fc.b"] / fc_scale).astype(np.int64)
-    return QuantCnn(width, s, in_scale, convs, adds, fc_w, pack(fc_w, 1), fc_bias, fc_scale)
+    return QuantCnn(width, s, in_scale, convs, adds, gap, fq, pack(fq, 1), fc_bias, fc_scale)
 
 
 # ---------------------------------------------------------------------------- on the device
@@ -576,8 +605,9 @@ def device_input(q: QuantCnn, x_q) -> np.ndarray:
 def device_ops(q: QuantCnn) -> list:
     """The network as :class:`s4accel.sw.conv.ConvOp` layers: convolutions on the device's
     on-chip windows, the residual additions as 1x1 GEMMs over both branches side by side
-    (:class:`QAdd`), global average pooling and the classifier as one 8x8 "convolution" over
-    the final feature map (the folded FC: K in NHWC order is the window's tap order)."""
+    (:class:`QAdd`), global average pooling as an 8x8 "convolution" over the final feature map
+    (:class:`QGap`; K in NHWC order is the window's tap order) and the classifier as a 1x1
+    one on the pooled features."""
     from ...sw.conv import ConvOp
     from ...sw.program import LayerParams
 
@@ -602,7 +632,11 @@ def device_ops(q: QuantCnn) -> list:
         conv("b1a", "stem"), conv("b1b", "b1a"), add("b1", ("b1b", "stem"), w),
         conv("s2a", "b1"), conv("s2b", "s2a"), conv("s2p", "b1"),
         add("s2", ("s2b", "s2p"), 2 * w),
-        ConvOp("fc", "s2", q.fc_packed, LayerParams("raw", bias=q.fc_bias), final, 1, 0),
+        ConvOp("gap", "s2", QGap.packed(final * final, 2 * w),
+               LayerParams("int8", bias=np.zeros(2 * w, np.int64),
+                           mult=np.full(2 * w, q.gap.mult), shift=np.full(2 * w, q.gap.shift)),
+               final, 1, 0),
+        ConvOp("fc", "gap", q.fc_packed, LayerParams("raw", bias=q.fc_bias), 1, 1, 0),
     ]
 
 
@@ -679,7 +713,7 @@ def macs_per_image(q: QuantCnn, hw=16) -> dict:
         dense += o * c.w_q.size
         sparse += o * c.w_q.size // c.sparsity
     fc = q.fc_w.size
-    return {"dense_macs": dense + fc, "sparse_macs": sparse + fc}
+    return {"dense_macs": dense + fc, "sparse_macs": sparse + fc}   # (pooling: additions)
 
 
 def accuracy(logits, y) -> float:

@@ -102,12 +102,15 @@ def test_fast_integer_path_is_the_golden_model(small, data, s):
     fast = q.forward_int(xq)
     assert fast.dtype == np.int32
     assert np.array_equal(fast, q.forward_int(xq, exact=False))
-    # the classifier GEMM is the FC layer on the average-pooled features
+    # the classifier is the FC layer on the average-pooled features: the pixel sum
+    # requantized (plain numpy rounding half up), then the int8 GEMM
     taps = {}
     q._forward(xq, True, taps)
     h2 = taps["s2"].astype(np.int64)
-    fc = q.fc_w[:, :h2.shape[-1]].astype(np.int64)
-    assert np.array_equal(fast, h2.sum(axis=(1, 2)) @ fc.T + q.fc_bias)
+    t = (h2.sum(axis=(1, 2)) * q.gap.mult + (1 << q.gap.shift >> 1)) >> q.gap.shift
+    assert np.array_equal(taps["gap"], np.clip(t, -128, 127))
+    assert np.array_equal(fast, taps["gap"].astype(np.int64) @ q.fc_w.T.astype(np.int64)
+                          + q.fc_bias)
 
 
 def test_macs_per_image():
@@ -116,16 +119,16 @@ def test_macs_per_image():
     q1, q16 = cnn.quantize(p, x, 1), cnn.quantize(p, x, 16)
     m1, m16 = cnn.macs_per_image(q1), cnn.macs_per_image(q16)
     stem = 256 * 9 * 64
-    fc = 10 * 64 * 128
+    fc = 10 * 128
     pruned = 2 * 256 * 576 * 64 + 64 * 576 * 128 + 64 * 1152 * 128 + 64 * 64 * 128
     assert m1 == {"dense_macs": stem + pruned + fc, "sparse_macs": stem + pruned + fc}
     assert m16 == {"dense_macs": stem + pruned + fc, "sparse_macs": stem + pruned // 16 + fc}
     rows = q16.summary()
     assert [r["name"] for r in rows] == ["stem", "b1a", "b1b", "b1", "s2a", "s2b", "s2p", "s2",
-                                         "fc"]
+                                         "gap", "fc"]
     by = {r["name"]: r for r in rows}
     assert by["s2a"]["shape"] == (8, 8, 128) and by["s2a"]["k"] == 576
-    assert by["fc"]["k"] == 8 * 8 * 128 and by["stem"]["sparsity"] == 1
+    assert by["fc"]["k"] == 128 and by["gap"]["pixels"] == 64 and by["stem"]["sparsity"] == 1
     assert sum(r["m"] * r["k"] * r["n"] for r in rows if "m" in r) == m1["dense_macs"]
 
 
