@@ -1,8 +1,10 @@
 """``s4 bench model``: whole networks end to end on the accelerator RTL, at every sparsity.
 
 Each network runs as **one device program** per job: the host hands over the input once and
-reads the output once, the activations between layers stay on chip (:func:`~s4accel.sw.chain.
-chain_program`). Every layer of a network is pruned to the same ``s``; the ``s = 1`` run is
+reads the output once. The MLP and the FFN keep their activations on chip between layers
+(:func:`~s4accel.sw.chain.chain_program`); the CNN's feature maps (128 KiB a map for a job of 8
+images on ``fpga``, as big as its whole activation scratchpad) go through device DRAM between
+layers, read once as NHWC tensors (:func:`~s4accel.sw.conv.network_program`). Every layer of a network is pruned to the same ``s``; the ``s = 1`` run is
 the same network dense, the baseline of ``speedup_vs_dense``. Every output is compared with the
 golden model (:mod:`s4accel.base.golden`) bit for bit, and every program is also replayed
 through the performance model (:func:`~s4accel.sim.model.perf_model.predict_program`):
@@ -14,6 +16,8 @@ The networks (:data:`NETWORKS`, one :class:`Network` each; a builder returns one
 - ``digits_mlp``: the digits MLP of ``s4 demo`` (64 -> 512 (ReLU) -> 10, raw int32 logits),
   trained in numpy and pruned gradually to each ``s`` while fine-tuning
   (:func:`~s4accel.sim.workloads.digits.train_mlp`), 128 test images in one job;
+- ``cnn``: the ResNet-style CNN (:func:`build_cnn`) as one program of convolutions that read
+  their windows on chip (:func:`~s4accel.sw.conv.network_program`), 16 test images a job;
 - ``minilm_ffn``: the FFN of all-MiniLM-L6-v2's first encoder layer (384 -> 1536, GELU through
   the activation LUT, -> 384, raw int32 output as a compiled model's last layer), its real
   weights pruned bank-balanced by magnitude to each ``s`` (no fine-tuning), on the FFN's real
@@ -196,13 +200,55 @@ def build_minilm_ffn(config, levels, seed=0, rows=None):
     return _chain_jobs("minilm_ffn", xs, chains, levels)
 
 
-#: The networks of the bench, in the order they run. (The ResNet-style CNN of
-#: ``sim/workloads/cnn.py`` joins here once it runs as one device program.)
+def cnn_job(info, inputs, alloc):
+    """The device program of the CNN: ``inputs`` is ``(x, ops)``, the stem's input windows and
+    the layers (:func:`s4accel.sw.conv.network_program`)."""
+    from ...sw.conv import network_program
+    x, ops = inputs
+    return network_program(info, x, ops, alloc)
+
+
+def build_cnn(config, levels, seed=0, rows=None):
+    """The ResNet-style CNN of :mod:`~s4accel.sim.workloads.cnn` (digits upscaled to 16x16;
+    3x3 residual block of 64 channels at 16x16, a stride-2 stage of 128 with a projection
+    shortcut, global average pooling, classifier), trained and pruned gradually to each ``s``
+    (cached; the first run trains for a while), quantized on 256 training images, on ``rows``
+    test images in one job (whole chunks of the array's rows). The stem (one input channel)
+    and the classifier stay dense: the stem in the s = 2 format, which holds its 9 taps
+    exactly; the residual additions and the pooling are GEMMs with one non-zero per bank."""
+    from ..workloads import cnn
+
+    x_tr, _, x_te, _ = cnn.load_split()
+    rows = rows or 16
+    if rows > len(x_te):
+        raise ValueError(f"cnn: at most {len(x_te)} test images, not {rows}")
+    params = cnn.train_cached(seed=seed)
+    jobs = []
+    for s in levels:
+        q = cnn.quantize(params[s], x_tr[:256], s)
+        xq = q.quantize_input(x_te[:rows])
+        want = q.forward_int(xq)
+        r = config.rows
+        pad = -(-rows // r) * r
+        exp = np.zeros((pad, want.shape[1]), np.int32)
+        exp[:rows] = want
+        ops = cnn.device_ops(q)
+        jobs.append(Job("cnn", s, (cnn.device_input(q, xq), ops), exp, program=cnn_job,
+                        rows=rows, shape="16x16: 64 -> 64, 128 (s2) -> GAP -> 10",
+                        stored_weights=sum(o.packed.n * o.packed.banks * o.packed.nnz
+                                           for o in ops)))
+    return jobs
+
+
+#: The networks of the bench, in the order they run.
 NETWORKS = [
     Network("digits_mlp", "digits MLP 64-512-10 of s4 demo, trained and pruned per s",
             build_digits_mlp),
     Network("minilm_ffn", "MiniLM layer-0 FFN 384-1536(GELU LUT)-384, magnitude-pruned",
             build_minilm_ffn),
+    Network("cnn", "ResNet-style CNN on 16x16 digits (64/128 channels, residual, stride 2, "
+            "GAP), trained and pruned per s; stem and classifier dense", build_cnn,
+            default_rows=16),
 ]
 
 
