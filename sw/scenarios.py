@@ -11,7 +11,7 @@ from ..base.sparse import pack, prune
 from ..hw.cmd.descriptors import ErrorCode, LoadFormat, Opcode, Target
 from . import layout
 from .driver import DeviceError, Driver
-from .program import LayerParams, descriptor
+from .program import Allocator, LayerParams, descriptor
 
 
 def random_layer(rng, info, s, mode, *, m=None, n=None, k=None):
@@ -171,6 +171,83 @@ def conv_cases(rng, info, *, kernels=(1, 3, 5, 7), strides=(1, 2)):
             else:
                 raise ValueError(f"no {k}x{k} stride {st} convolution fits this device")
     return out
+
+
+def random_conv_network(rng, info, *, s=None):
+    """A random network of convolutions for :func:`~.conv.network_program`: a 3x3 (or 1x1)
+    convolution, a second one (stride 1 or 2), a residual addition of the two as a 1x1 GEMM
+    over both side by side (random int8 weights on the whole K), and a last layer whose
+    window is the whole map (raw int32, as the CNN's pooling/classifier); small maps and
+    channels of whole banks. Returns ``(x, ops, expected)``, ``expected`` the golden model's
+    output as the program decodes it."""
+    from .conv import ConvOp, conv_reference, conv_weights, nhwc_rows
+    s = s or int(rng.choice(info.sparsities))
+    n = int(rng.integers(1, info.rows + 2))
+    h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    c0 = int(rng.choice([3, 32]))
+    c1 = 32
+    x = rng.integers(-128, 128, (n, h, w, c0), dtype=np.int8)
+    k1 = int(rng.choice([1, 3]))
+    st = int(rng.integers(1, 3))
+
+    def layer(name, src_t, src, cin, cout, k, stride, pad, mode, ss):
+        wk = conv_weights(rng.integers(-128, 128, (cout, k, k, cin), dtype=np.int8))
+        packed = pack(prune(wk, ss), ss)
+        if mode == "raw":
+            params = LayerParams("raw", bias=rng.integers(-(1 << 20), 1 << 20, cout))
+        else:
+            params = int8_params(rng, _conv_cols(src_t, k, stride, pad), packed, lut=False)
+        op = ConvOp(name, src, packed, params, k, stride, pad)
+        return op, conv_reference(src_t, packed, params, ksize=k, stride=stride, pad=pad)
+
+    ops = []
+    # the golden model runs on the batch padded to whole chunks with zero images, as the
+    # device does (the program's output holds every row of every chunk)
+    xf = np.zeros((-(-n // info.rows) * info.rows, h, w, c0), np.int8)
+    xf[:n] = x
+    op, a = layer("a", xf, "x", c0, c1, k1, 1, k1 // 2, "int8", s)
+    ops.append(op)
+    op, b = layer("b", a, "a", c1, c1, 3, st, 1, "int8", s)
+    ops.append(op)
+    if st == 2:      # the residual branch at the same size: a 1x1 stride-2 projection
+        op, a2 = layer("p", a, "a", c1, c1, 1, 2, 0, "int8", s)
+        ops.append(op)
+        pair = ("b", "p")
+    else:
+        a2, pair = a, ("b", "a")
+    cat = np.concatenate([b, a2], axis=3)
+    op, y = layer("sum", cat, pair, 2 * c1, c1, 1, 1, 0, "int8", s)
+    ops.append(op)
+    hh, ww = y.shape[1], y.shape[2]
+    k = min(hh, ww)
+    op, out = layer("head", y, "sum", c1, int(rng.integers(1, 12)), k, 1, 0, "raw", 1)
+    ops.append(op)
+    # as the program decodes it: [chunks * ho * wo * rows, cout]
+    return x, ops, nhwc_rows(out, info.rows)[:, :out.shape[3]]
+
+
+async def check_network_against_model(dev: Driver, model: Driver, x, ops, want, label, *,
+                                      max_cycles=8_000_000):
+    """Run a network of convolutions (:func:`~.conv.network_program`) on ``dev`` and on the
+    functional ``model``: both must give ``want`` bit for bit, with equal MAC counts."""
+    from .conv import network_program
+    res = []
+    for d in (dev, model):
+        mark = d.alloc.top
+        try:
+            res.append(await d.run_program(network_program(d.info, x, ops, d.alloc),
+                                           max_cycles))
+        finally:
+            d.alloc.top = mark
+    for name, r in zip(("device", "model"), res):
+        if r.y.shape != want.shape or not np.array_equal(r.y, want):
+            bad = int((r.y != want).sum()) if r.y.shape == want.shape else want.size
+            raise AssertionError(f"{label}: {name}: {bad} of {want.size} outputs differ from "
+                                 "the golden model")
+    if res[0].counters["perf_mac"] != res[1].counters["perf_mac"]:
+        raise AssertionError(f"{label}: MAC counters differ: device "
+                             f"{res[0].counters['perf_mac']}, model {res[1].counters['perf_mac']}")
+    return res[0]
 
 
 def conv_expected(x, packed, params, geometry):

@@ -110,6 +110,39 @@ async def convs_on_chip(dut):
 
 
 @cocotb.test()
+async def conv_networks_on_chip(dut):
+    """Networks of convolutions as one program (``sw/conv.py`` network_program): tensors in
+    device DRAM between layers, a residual addition as a 1x1 GEMM over two tensors sharing
+    their pixels (a 2-D strided LOAD reads one of them alone), a whole-map window last;
+    bit-exact against the golden model and the functional model."""
+    from ...sw.conv import network_program
+    cfg = config_from_env()
+    rng = rng_from_env(dut, "conv_networks_on_chip")
+    be = await started(dut)
+    dev = Driver(be)
+    await dev.open()
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    done = 0
+    for _ in range(40):
+        x, ops, want = scenarios.random_conv_network(rng, dev.info)
+        try:
+            network_program(dev.info, x, ops, scenarios.Allocator(0, 1 << 40))
+        except ValueError:
+            continue
+        res = await scenarios.check_network_against_model(dev, model, x, ops, want,
+                                                          f"network {done}")
+        dut._log.info("network %d: x %s, %s: %d cycles", done, x.shape,
+                      ", ".join(f"{o.name} {o.ksize}x{o.ksize}/{o.stride} s={o.packed.s}"
+                                for o in ops), res.cycles)
+        done += 1
+        if done == 3:
+            break
+    assert done == 3, "fewer than three random networks fit the device"
+    assert not be.violations, be.violations
+
+
+@cocotb.test()
 async def every_error_code(dut):
     """Each error (bus errors from the model's fault ranges): code, address, then a good job."""
     rng = rng_from_env(dut, "every_error_code")
