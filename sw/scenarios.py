@@ -327,6 +327,13 @@ def _long_gemm(info):
     return best[1]
 
 
+def _conv_gemm():
+    """A valid conv GEMM (a 3x3 window over a 4x4 band of one bank a pixel at ACT word 0,
+    zero word 20, one output pixel row of 4) for the error cases to break one field of."""
+    return {"banks": 9, "m_tiles": 4, "n_tiles": 1, "conv": 1, "ksize": 3, "pad": 1,
+            "top": 1, "cbanks": 1, "row_pitch": 4, "in_h": 4, "out_w": 4, "pad_addr": 20}
+
+
 def error_programs(dev: Driver, *, bus_errors=True):
     """(name, expected ErrorCode, descriptors, index of the faulting descriptor) for every
     error the device reports; each program is one bad descriptor after a good NOP.
@@ -373,6 +380,20 @@ def error_programs(dev: Driver, *, bus_errors=True):
                                                 fmt=LoadFormat.PACKED)),
           descriptor(Opcode.LOAD, dma=_dma(buf, 4 * bb, Target.WGT, info.wgt_depth - pw + 1,
                                            fmt=LoadFormat.PACKED))], 2),
+        # convolution addressing (GemmBody.conv): a zero count, the band one word past the
+        # scratchpad, the zero word outside it, results written over the zero word
+        ("conv with ksize 0", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "ksize": 0})], 1),
+        ("conv band overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "in_h": 2,
+                                             "row_pitch": info.act_depth // 2,
+                                             "act_addr": info.act_depth % 2 + 1})], 1),
+        ("conv zero word outside", ErrorCode.SCRATCHPAD_OVERFLOW,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pad_addr": info.act_depth})],
+         1),
+        ("conv writes its zero word", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "mode": 1, "out_act": 1,
+                                             "out_addr": 40, "pad_addr": 40})], 1),
         # a wait no earlier descriptor signals (it would block for ever)
         ("token nobody gives", ErrorCode.TOKEN,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,
