@@ -44,11 +44,15 @@ from ..base.config import BANK
 from ..hw.cmd.descriptors import Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
 from . import layout
-from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerProgram,
-                      wgt_tiles_fit)
+from .program import Allocator, DeviceInfo, LayerParams, LayerProgram, wgt_tiles_fit
 from .program import descriptor as _descriptor
 
-__all__ = ["NotOnChip", "chain_program"]
+__all__ = ["NotOnChip", "chain_program", "GROUP_CYCLES"]
+
+#: Compute cycles a chain's channel-tile group aims for (``program.GROUP_CYCLES`` is the
+#: layer programs'; chains keep 384, what their bench rows and ``s4 demo`` were measured with
+#: and what ``sim/model/dataflow.py`` models).
+GROUP_CYCLES = 384
 
 
 class NotOnChip(ValueError):

@@ -129,8 +129,11 @@ class Allocator:
 
 #: Compute cycles a channel-tile group aims for: short enough that filling the pipeline (the
 #: first group's weights) and draining it (the last group's outputs) cost little, long enough
-#: that its four descriptors are a small share of the DMA traffic.
-GROUP_CYCLES = 384
+#: that its four descriptors are a small share of the DMA traffic and a GEMM's fixed cost (its
+#: setup and the array's drain, about ``31 + rows`` cycles) a small share of its time. 768
+#: since the packed weights (was 384: ``bert_attn`` at s = 16 lost 10 % to per-GEMM costs,
+#: 0.876 of the ideal speedup, 0.906 now; no bench layer or network got slower).
+GROUP_CYCLES = 768
 
 
 @dataclass

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from ...base.config import BANK, load_config
 from ...hw.cmd.descriptors import DESC_BYTES, LoadFormat
 from ...hw.spu.wgt_unpack import packed_word_bits
-from ...sw.program import GROUP_CYCLES, PAR_DEPTH, wgt_tiles_fit
+from ...sw.chain import GROUP_CYCLES
+from ...sw.program import PAR_DEPTH, wgt_tiles_fit
 from .perf_model import TIMING, dram_bytes_per_cycle
 
 __all__ = ["Op", "op_cost", "bank_fits", "bert_plan", "resnet50_plan", "run_plan",
