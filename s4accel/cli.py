@@ -194,6 +194,9 @@ def _cmd_bench_model(args):
         raise CliError(str(e)) from e
     for line in info["skipped"]:
         print(f"  left out (not one program on {info['config']}): {line}", file=sys.stderr)
+    for net, where in info.get("placement", {}).items():
+        print(f"  {net}: tensors " + ", ".join(f"{t} {p} {b:,} B" for t, p, b in where),
+              file=sys.stderr)
     cfg = info["config"]
     _report(args, rows, f"Whole networks, one device program each, config {cfg} "
             f"({info['lanes']} lanes, {info['dram_bus_bits']}-bit DRAM bus), "

@@ -147,6 +147,12 @@ def chain_program(info: DeviceInfo, x, layers, alloc: Allocator, *, encode=None,
         plans.append((entries, nt, g_tiles))
 
     prog = LayerProgram(m=m, n=layers[-1][0].n, mode=layers[-1][1].mode, rows=R, cols=C)
+    prog.placement.append(("input", "DRAM", m * nbs[0] * BANK))
+    for i in range(L - 1):
+        prog.placement.append((f"layer {i} output", "ACT", m * hid[i] * BANK))
+    prog.placement.append((f"layer {L - 1} output", "DRAM",
+                           m * (-(-layers[-1][0].n // BANK) * BANK if last_int8
+                                else layers[-1][0].n * 4)))
     if last_int8:
         prog.out_banks = -(-nt_last // gb)
     bank_bytes = R * BANK

@@ -432,6 +432,7 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
     at = alloc.alloc(len(img))
     prog.images.append((at, img))
     tensors = {"x": Tensor(at, chunks, H, W, banks["x"])}
+    prog.placement.append(("x", "DRAM", len(img)))
     shared = {}                                  # pair -> buffer address
     act_word = R * BANK
     for i, op in enumerate(ops):
@@ -467,5 +468,12 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
         if not last:
             tensors[op.name] = out
             prog.descs.append(descriptor(Opcode.SYNC))
+            other = [t for t in pair.get(op.name, ()) if t != op.name]
+            prog.placement.append((op.name + (f" (pixels shared with {other[0]})" if other
+                                             else ""), "DRAM",
+                                   out.chunks * out.h * out.w * out.banks * act_word))
+        else:
+            prog.placement.append((op.name + " (output)", "DRAM",
+                                   sum(nb for _, nb, *_ in prog.outputs)))
     prog.descs.append(descriptor(Opcode.COMPLETE))
     return prog

@@ -153,6 +153,9 @@ class LayerProgram:
     dram_bytes: int = 0
     rows: int = 0
     cols: int = 0
+    #: where the program keeps each tensor: (tensor, place, bytes), place "ACT" (on chip) or
+    #: "DRAM" (the compiler's report; chain and network programs fill it)
+    placement: list = field(default_factory=list)
 
     def image(self, data: bytes, alloc: Allocator, bus_bytes: int) -> int:
         """Place ``data`` (padded to whole bus words) in DRAM; returns its address."""

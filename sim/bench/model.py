@@ -292,13 +292,15 @@ def bench_model(config_name="fpga", *, networks=None, sparsities=None, rows=None
     plan = [(net, levels_for(config, net, sparsities)) for net in nets]
     t0 = time.monotonic()
     jobs, skipped = [], []
+    placement = {}      # network -> the compiler's report of where its tensors live
     info_dev = DeviceInfo.from_config(config)
     for net, levels in plan:
         for job in net.build(config, levels, seed, rows or net.default_rows):
             # a program that does not fit fails here, not in the simulator: an error for a
             # level asked for, else the level is left out (and said so)
             try:
-                job.program(info_dev, job.inputs, Allocator(0, 1 << 40))
+                prog = job.program(info_dev, job.inputs, Allocator(0, 1 << 40))
+                placement.setdefault(job.network, prog.placement)
             except NotOnChip as e:
                 if sparsities:
                     raise ValueError(f"{job.network} at s = {job.sparsity} does not run as one "
@@ -310,7 +312,7 @@ def bench_model(config_name="fpga", *, networks=None, sparsities=None, rows=None
         raise ValueError(f"no network fits {config.name} as one program: " + "; ".join(skipped))
     prep_s = time.monotonic() - t0
     raw, info = run_jobs(config, jobs, sim=sim, fast=fast, progress=progress)
-    info.update(prepare_s=prep_s, skipped=skipped)
+    info.update(prepare_s=prep_s, skipped=skipped, placement=placement)
     return make_rows(config, jobs, raw), info
 
 

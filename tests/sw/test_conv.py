@@ -123,3 +123,27 @@ def test_weights_of_the_wrong_k_are_refused():
     with pytest.raises(ValueError, match="conv_weights"):
         conv_program(info, np.zeros((2, 4, 4, 3), np.int8), packed, LayerParams("raw"),
                      Allocator(0, 1 << 30), ksize=3, pad=1)
+
+
+def test_programs_report_where_tensors_live(rng):
+    """The compiler's report (LayerProgram.placement): a chain keeps its hidden layers in ACT;
+    a conv network keeps its maps in device DRAM, the residual pairs sharing pixels."""
+    from s4accel.sw.chain import chain_program
+    info = DeviceInfo.from_config(load_config("fpga"))
+    x, chain = scenarios.random_chain(rng, info, layers=3)
+    where = chain_program(info, x, chain, Allocator(0, 1 << 40)).placement
+    assert [p for _, p, _ in where] == ["DRAM", "ACT", "ACT", "DRAM"]
+    assert where[1][2] == x.shape[0] * -(-chain[0][0].n // 32) * 32
+    for _ in range(40):
+        x, ops, _ = scenarios.random_conv_network(rng, info)
+        try:
+            prog = network_program(info, x, ops, Allocator(0, 1 << 40))
+        except ValueError:
+            continue
+        names = [t for t, _, _ in prog.placement]
+        assert names[0] == "x" and names[-1] == "head (output)"
+        assert any("pixels shared with" in t for t in names)
+        assert all(p == "DRAM" for _, p, _ in prog.placement)
+        break
+    else:
+        raise AssertionError("no random network fits fpga")
