@@ -15,6 +15,19 @@ from .base import config_from_env, rng_from_env
 from .fast_backend import DramViolation, started
 
 
+async def _device_and_model(dut, name):
+    """The configuration, the seeded generator of test ``name``, the started design, a driver
+    on it and one on the functional model of the same configuration (both opened)."""
+    cfg = config_from_env()
+    rng = rng_from_env(dut, name)
+    be = await started(dut)
+    dev = Driver(be)
+    await dev.open()
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    return cfg, rng, be, dev, model
+
+
 @cocotb.test()
 async def backdoor_round_trip(dut):
     """Unaligned writes of random lengths read back byte for byte, neighbours untouched."""
@@ -42,13 +55,7 @@ async def backdoor_round_trip(dut):
 async def layers_against_model(dut):
     """Whole layers at every s on the fast path, bit-exact against the golden model and the
     functional model running the same program; the monitor stays quiet."""
-    cfg = config_from_env()
-    rng = rng_from_env(dut, "layers_against_model")
-    be = await started(dut)
-    dev = Driver(be)
-    await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
+    cfg, rng, be, dev, model = await _device_and_model(dut, "layers_against_model")
     for s in cfg.sparsities:
         for mode in ("raw", "int8"):
             x, packed, params = scenarios.random_layer(rng, dev.info, s, mode)
@@ -65,13 +72,7 @@ async def chains_on_chip(dut):
     int8 results into the activation scratchpad), bit-exact against the golden model and the
     functional model; several row chunks, so a chunk's input loads while the previous chunk's
     GEMMs write the activation memories."""
-    cfg = config_from_env()
-    rng = rng_from_env(dut, "chains_on_chip")
-    be = await started(dut)
-    dev = Driver(be)
-    await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
+    cfg, rng, be, dev, model = await _device_and_model(dut, "chains_on_chip")
     for k, (max_chunk, last) in enumerate([(None, "raw"), (None, "int8"), (1, "int8"),
                                            (2, "raw")]):
         x, chain = scenarios.random_chain(rng, dev.info, max_chunk=max_chunk, last_mode=last,
@@ -92,13 +93,7 @@ async def convs_on_chip(dut):
     padding at all four borders, the windows read from an NHWC tensor in the activation
     scratchpad (``GemmBody.conv``), in bands; bit-exact against the golden model (im2col +
     GEMM) and the functional model."""
-    cfg = config_from_env()
-    rng = rng_from_env(dut, "convs_on_chip")
-    be = await started(dut)
-    dev = Driver(be)
-    await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
+    _, rng, be, dev, model = await _device_and_model(dut, "convs_on_chip")
     for x, packed, params, geo, band in scenarios.conv_cases(rng, dev.info):
         label = f"{geo['ksize']}x{geo['ksize']}/{geo['stride']} pad {geo['pad']}"
         res = await scenarios.check_conv_against_model(dev, model, x, packed, params, geo,
@@ -116,13 +111,7 @@ async def conv_networks_on_chip(dut):
     their pixels (a 2-D strided LOAD reads one of them alone), a whole-map window last;
     bit-exact against the golden model and the functional model."""
     from ...sw.conv import network_program
-    cfg = config_from_env()
-    rng = rng_from_env(dut, "conv_networks_on_chip")
-    be = await started(dut)
-    dev = Driver(be)
-    await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
+    _, rng, be, dev, model = await _device_and_model(dut, "conv_networks_on_chip")
     done = 0
     for _ in range(40):
         x, ops, want = scenarios.random_conv_network(rng, dev.info)
