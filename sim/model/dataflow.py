@@ -15,8 +15,8 @@ operand the RTL can only take from DRAM). Its mechanisms are the RTL's:
 * packed weights (``LoadFormat.PACKED``: 13 bits a stored weight with its 5-bit index, 1.625
   bytes; ``VALUES`` at s = 1: 1 byte), padded to the bus per LOAD; the load path writes
   ``wpc`` WGT words a cycle (:func:`.perf_model.predict_program`'s rule);
-* convolution without im2col (being built; modelled as specified for it): a row tile is one
-  output pixel of ``rows`` images, the input an NHWC tensor in ACT, ``banks = k*k*ceil(C/32)``
+* convolution without im2col (the RTL's ``GemmBody.conv`` window walk, ``sw/conv.py``): a row
+  tile is one output pixel of ``rows`` images, the input an NHWC tensor in ACT, ``banks = k*k*ceil(C/32)``
   read one ACT word a cycle as in a plain GEMM. SPUs split a 32-image group's output pixels
   (bands in raster order); a k x k convolution needs its neighbours' border rows (the halo),
   which, with no path between SPUs in the RTL, travel through DRAM.
@@ -561,7 +561,7 @@ def plan_assumptions(config, rows) -> list:
         "(each SPU its own rows, weights and parameters read once a pass and multicast to "
         "every SPU, groups of channel tiles double-buffered); packed weights in DRAM (1.625 "
         "bytes a stored weight with its 5-bit index, 1.0 at s = 1); convolution without im2col "
-        "(being built; modelled as specified: a row tile is one output pixel of "
+        "(GemmBody.conv, in the RTL: a row tile is one output pixel of "
         f"{config.rows} images, "
         "the input an NHWC tensor in ACT, banks = k*k*ceil(C/32), one ACT word a cycle).",
         "Cycles per layer and pass: the largest of the GEMM engine (the RTL-calibrated GEMM "
@@ -598,9 +598,10 @@ def plan_assumptions(config, rows) -> list:
         beyond.append(f"the load path writing {wpc} WGT words a cycle, as many as a raw load "
                       f"from the {config.dram_bus_bits}-bit bus (the RTL's unpacker writes 1)")
     lines += [
-        "On the device at no GEMM cycles: GELU through the LUT (RTL), residual additions and "
-        "pooling at the requantizer / store (issue 21, being built; their DRAM traffic "
-        "counted where a tensor is in DRAM), softmax and LayerNorm on the vector unit of "
+        "On the device at no GEMM cycles: GELU through the LUT (RTL); residual additions and "
+        "pooling (in the RTL they are GEMMs: a 1x1 over both branches side by side, a window "
+        "with one non-zero per bank; their cycles are not in the plan yet, their DRAM traffic "
+        "is where a tensor is in DRAM); softmax and LayerNorm on the vector unit of "
         "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
         f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
         "quantization and conv1's im2col where chosen.",
