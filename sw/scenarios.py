@@ -416,6 +416,11 @@ def error_programs(dev: Driver, *, bus_errors=True):
              [nop, descriptor(Opcode.LOAD, dma=_dma(slverr, 4 * bb))], 1),
             ("bus error on store", ErrorCode.BUS_DECERR,
              [nop, descriptor(Opcode.STORE, dma=_dma(decerr, 4 * bb))], 1),
+            # an error response while bursts of the job are still to be issued: the rest is
+            # walked as discard chunks (found by s4 fuzz: the walker never stepped again)
+            ("bus error on a store of several rows", ErrorCode.BUS_DECERR,
+             [nop, descriptor(Opcode.STORE, dma=_dma(decerr, 2 * bb, rows=6, stride=4 * bb))],
+             1),
         ]
     return cases
 

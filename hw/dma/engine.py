@@ -177,8 +177,12 @@ class BurstWalker(wiring.Component):
                          rows_left_n.eq(rows_left - 1),
                          fresh.eq(1)]
 
-        with m.If(self.discard):
-            m.d.sync += [disc.eq(1), fresh.eq(0)]   # re-cut the rest into discard chunks
+        # re-cut the rest into discard chunks, once: ``discard`` is a level (the write path
+        # holds it from the bus error on), and clearing ``fresh`` every cycle it is high kept
+        # the walker from ever being ready again (a store of three or more bursts whose first
+        # response was an error hung; found by s4 fuzz, seed 2026120303)
+        with m.If(self.discard & ~disc):
+            m.d.sync += [disc.eq(1), fresh.eq(0)]
         with m.If(self.start):
             m.d.sync += [
                 self.addr.eq(self.job.addr), row.eq(self.job.addr), rows_left.eq(self.job.rows),
