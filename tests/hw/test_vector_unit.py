@@ -179,7 +179,15 @@ def test_vector_cycles(seed):
                 "row_sum": lambda b, w: b + 3,
                 "softmax": lambda b, w: 3 * b + (30 if w else 22),
                 "layernorm": lambda b, w: 2 * b + 60}
-    jobs = [random_job(rng, op, n) for op in OPS for n in (2, 32, 33, MAX_ROW)]
+    def counted(op, n):
+        # a softmax row with every position masked ends early (its output is all zero): not
+        # what the formula counts (test_vector_ops_random checks its values). A short random
+        # row is fully masked now and then (1 % at n = 2: seed 1462440991 drew one)
+        while True:
+            j = random_job(rng, op, n)
+            if op != "softmax" or any(mk for _, mk in j.a):
+                return j
+    jobs = [counted(op, n) for op in OPS for n in (2, 32, 33, MAX_ROW)]
     outs, cycles = run_jobs(jobs, rng, gap=0, stall=0)
     check(jobs, outs)
     for j, c in zip(jobs, cycles, strict=True):
