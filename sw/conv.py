@@ -37,11 +37,12 @@ from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import Opcode, Target
 from ..hw.spu.spu import int8_out_words
 from . import layout
+from .program import host_requant as _host_requant
 from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerProgram,
                       wgt_tiles_fit)
 from .program import descriptor as _descriptor
 
-__all__ = ["Tensor", "ConvOp", "network_program", "conv_program", "emit_conv", "conv_weights", "nhwc_rows", "rows_nhwc",
+__all__ = ["Tensor", "ConvOp", "network_program", "conv_program", "conv_cols", "emit_conv", "conv_weights", "nhwc_rows", "rows_nhwc",
            "conv_reference"]
 
 
@@ -80,14 +81,20 @@ def rows_nhwc(y2, n: int, h: int, w: int, rows: int) -> np.ndarray:
         chunks * rows, h, w, -1)[:n]
 
 
+def conv_cols(x, ksize, stride, pad) -> np.ndarray:
+    """The im2col rows of int8 NHWC ``x`` with its channels padded to whole banks: the K
+    of a conv GEMM over :func:`conv_weights`."""
+    cp = -(-x.shape[3] // BANK) * BANK
+    xp = np.zeros(x.shape[:3] + (cp,), np.int8)
+    xp[..., :x.shape[3]] = x
+    return golden.im2col_nhwc(xp, ksize, ksize, stride, pad)
+
+
 def conv_reference(x, packed: PackedWeights, params: LayerParams, *, ksize, stride, pad):
     """What :func:`conv_program` computes, from the golden model: the GEMM of the channel-padded
     input's im2col rows (``golden.im2col_nhwc``) with ``packed``, ``[N, Ho, Wo, Cout]``."""
     x = np.asarray(x)
-    cp = -(-x.shape[3] // BANK) * BANK
-    xp = np.zeros(x.shape[:3] + (cp,), np.int8)
-    xp[..., :x.shape[3]] = x
-    cols = golden.im2col_nhwc(xp, ksize, ksize, stride, pad)
+    cols = conv_cols(x, ksize, stride, pad)
     if params.mode == "int8":
         y = golden.gemm_int8(cols, packed, params.bias, params.mult, params.shift,
                              relu=params.relu, lut=params.lut)
@@ -253,11 +260,7 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
         if best is None:
             int8, gbt = True, BANK // C_
         else:
-            n = packed.n
-            host_requant = (
-                np.broadcast_to(1 if params.mult is None else np.asarray(params.mult), (n,)),
-                np.broadcast_to(0 if params.shift is None else np.asarray(params.shift), (n,)),
-                params.relu, params.lut)
+            host_requant = _host_requant(params, packed.n)
     if best is None:
         best = plan(True)
     if best is None:

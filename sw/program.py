@@ -203,6 +203,14 @@ def wgt_tiles_fit(buf_words: int, entries: int, fmt, cols: int, bus_bytes: int) 
     return t
 
 
+def host_requant(params: LayerParams, n: int) -> tuple:
+    """``LayerProgram.host_requant`` for an int8 layer of ``n`` channels computed raw on the
+    device: ``(mult, shift, relu, lut)``, mult 1 and shift 0 where ``params`` has none."""
+    return (np.broadcast_to(1 if params.mult is None else np.asarray(params.mult), (n,)),
+            np.broadcast_to(0 if params.shift is None else np.asarray(params.shift), (n,)),
+            params.relu, params.lut)
+
+
 def _padded(buf: bytes, unit: int) -> bytes:
     return buf + b"\0" * (-len(buf) % unit)
 
@@ -279,9 +287,7 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
         chunks = [(c0, min(mt_chunk, mt_all - c0)) for c0 in range(0, mt_all, mt_chunk)]
     prog = LayerProgram(m=m, n=n, mode=params.mode, rows=R, cols=C)
     if params.mode == "int8" and not int8:
-        mult = np.broadcast_to(1 if params.mult is None else np.asarray(params.mult), (n,))
-        shift = np.broadcast_to(0 if params.shift is None else np.asarray(params.shift), (n,))
-        prog.host_requant = (mult, shift, params.relu, params.lut)
+        prog.host_requant = host_requant(params, n)
     if int8:       # the bank stride of the DRAM output: multi-SPU groups store padded banks
         stored = -(-nt // (spus * g_tiles)) * spus * g_tiles if spus > 1 else nt
         prog.out_banks = -(-stored // gb_tiles)

@@ -29,13 +29,9 @@ job's ``program`` builds its device program from ``inputs`` (default: a chain of
 
 from __future__ import annotations
 
-import pickle
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -325,40 +321,19 @@ def run_jobs(config, jobs, *, sim="verilator", fast=True, progress=None):
     config = load_config(config) if isinstance(config, str) else config
     design = runner.whole_device_design(fast)
     build_s = runner.build_shared(design, config, sim)
-    with tempfile.TemporaryDirectory() as tmp:
-        job_f, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
-        prog_f = Path(tmp) / "progress"
-        with open(job_f, "wb") as f:
-            pickle.dump(list(jobs), f)
-        box = {}
+    seen = [0]
 
-        def target():
-            try:
-                box["run"] = runner.run_tests(
-                    design, config, sim, "s4accel.sim.tb.jobs", testcase="bench_model",
-                    tag="bench_model", env={"S4_JOB": job_f, "S4_RESULT": result,
-                                            "S4_PROGRESS": prog_f})
-            except Exception as e:  # noqa: BLE001  (raised below, in the caller's thread)
-                box["error"] = e
-
-        t1 = time.monotonic()
-        th = threading.Thread(target=target, daemon=True)
-        th.start()
-        seen = 0
-        while th.is_alive():
-            th.join(0.5)
-            if progress and prog_f.exists():
-                lines = prog_f.read_text().splitlines()
-                for line in lines[seen:]:
-                    progress(line)
-                seen = len(lines)
-        if "error" in box:
-            raise box["error"]
-        run_s = time.monotonic() - t1
-        with open(result, "rb") as f:
-            raw = pickle.load(f)
+    def poll(path):
+        if progress and path.exists():
+            lines = path.read_text().splitlines()
+            for line in lines[seen[0]:]:
+                progress(line)
+            seen[0] = len(lines)
+    t1 = time.monotonic()
+    raw, run = runner.run_pickled_job(design, config, sim, "bench_model", list(jobs), poll=poll)
+    run_s = time.monotonic() - t1
     info = {"config": config.name, "simulator": sim, "design": design, "build_s": build_s,
-            "run_s": run_s, "log": str(box["run"].log), "skipped": [],
+            "run_s": run_s, "log": str(run.log), "skipped": [],
             "lanes": config.lanes * config.spus, "dram_bus_bits": config.dram_bus_bits,
             "sim_cycles": sum(r["cycles"] for r in raw),
             "sim_wall_s": sum(r["wall_s"] for r in raw)}

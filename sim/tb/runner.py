@@ -21,6 +21,7 @@ from ...base.config import Config, load_config
 from ...base.imports import closure, module_file
 
 __all__ = ["SIMULATORS", "DESIGNS", "register_design", "whole_device_design", "build_root",
+           "run_pickled_job",
            "verilog_for", "build", "build_shared", "run_tests", "SimulationFailed",
            "setup_verilator"]
 
@@ -353,3 +354,43 @@ def _failure_lines(log: Path, limit: int = 12) -> str:
     keep = [ln.strip() for ln in lines
             if "Error" in ln or " FAIL " in ln or "seed" in ln]
     return "\n".join(keep[:limit])
+
+
+def run_pickled_job(design: str, config: Config, sim: str, testcase: str, job, *, poll=None,
+                    interval=0.5, **kw):
+    """Run the cocotb job ``testcase`` of :mod:`s4accel.sim.tb.jobs` on ``job`` (pickled to
+    ``S4_JOB``) in a thread; ``poll(path)`` is called every ``interval`` seconds with the
+    progress file the job writes (``S4_PROGRESS``; it may not exist yet). Returns the job's
+    pickled result (``S4_RESULT``) and the run (:func:`run_tests`'); an exception of the run is
+    raised here, in the caller's thread."""
+    import pickle
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryDirectory() as tmp:
+        job_f, result, progress = (Path(tmp) / n for n in ("job.pkl", "result.pkl", "progress"))
+        with open(job_f, "wb") as f:
+            pickle.dump(job, f)
+        box = {}
+
+        def target():
+            try:
+                box["run"] = run_tests(design, config, sim, "s4accel.sim.tb.jobs",
+                                       testcase=testcase, tag=testcase,
+                                       env={"S4_JOB": job_f, "S4_RESULT": result,
+                                            "S4_PROGRESS": progress}, **kw)
+            except Exception as e:  # noqa: BLE001  (raised below, in the caller's thread)
+                box["error"] = e
+
+        th = threading.Thread(target=target, daemon=True)
+        th.start()
+        while th.is_alive():
+            th.join(interval)
+            if poll:
+                poll(progress)
+        if poll:
+            poll(progress)
+        if "error" in box:
+            raise box["error"]
+        with open(result, "rb") as f:
+            return pickle.load(f), box["run"]

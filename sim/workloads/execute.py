@@ -5,12 +5,8 @@ workloads (:mod:`.demo`, :mod:`.digits`)."""
 from __future__ import annotations
 
 import json
-import pickle
 import sys
-import tempfile
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -40,46 +36,33 @@ def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_pro
     t0 = time.monotonic()
     design = runner.whole_device_design(fast)
     build_s = runner.build_shared(design, config, sim)
-    with tempfile.TemporaryDirectory() as tmp:
-        job, result, progress = (Path(tmp) / n for n in ("job.pkl", "result.pkl", "progress"))
-        with open(job, "wb") as f:
-            pickle.dump({"models": models, "x_q": np.asarray(x_q), "batch": batch}, f)
-        box = {}
+    total = len(models) * -(-len(x_q) // batch)
+    last = [-1]
 
-        def target():
-            try:
-                box["run"] = runner.run_tests(
-                    design, config, sim, "s4accel.sim.tb.jobs", testcase="run_models",
-                    tag="run_models", env={"S4_JOB": job, "S4_RESULT": result,
-                                           "S4_PROGRESS": progress})
-            except Exception as e:   # reported below, in the caller's thread
-                box["error"] = e
-
-        th = threading.Thread(target=target, daemon=True)
-        th.start()
-        total = len(models) * -(-len(x_q) // batch)
-        last = -1
-        while th.is_alive():
-            th.join(0.2)
-            if show_progress and progress.exists():
-                try:
-                    p = json.loads(progress.read_text())
-                except ValueError:
-                    continue
-                if p["done"] != last:
-                    last = p["done"]
-                    _bar(p["done"], p["total"], p["model"])
+    def poll(progress):
+        if not show_progress or not progress.exists():
+            return
+        try:
+            p = json.loads(progress.read_text())
+        except ValueError:
+            return
+        if p["done"] != last[0]:
+            last[0] = p["done"]
+            _bar(p["done"], p["total"], p["model"])
+    ok = False
+    try:
+        out, run_ = runner.run_pickled_job(design, config, sim, "run_models",
+                                           {"models": models, "x_q": np.asarray(x_q),
+                                            "batch": batch}, poll=poll, interval=0.2)
+        ok = True
+    finally:
         if show_progress:
-            _bar(total if "error" not in box else max(last, 0), total, "done")
+            _bar(total if ok else max(last[0], 0), total, "done")
             sys.stderr.write("\n")
-        if "error" in box:
-            raise box["error"]
-        with open(result, "rb") as f:
-            out = pickle.load(f)
     cycles = sum(sum(o["cycles"]) for o in out.values())
     wall = sum(sum(o["wall_s"]) for o in out.values())
     info = {"config": config.name, "simulator": sim, "design": design, "build_s": build_s,
-            "wall_s": time.monotonic() - t0, "log": str(box["run"].log),
+            "wall_s": time.monotonic() - t0, "log": str(run_.log),
             "sim_cycles": cycles, "sim_wall_s": wall,
             "sim_cycles_per_s": cycles / wall if wall else None}
     return out, info
