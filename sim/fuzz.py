@@ -354,7 +354,36 @@ class Generator:
                             out_addr=int(rng.integers(lo, hi + 1)))
         if rng.random() < 0.25:
             self._conv_fields(rng, body, sane=True)
+            if body.get("conv") and body.get("out_act") and rng.random() < 0.4:
+                # max pooling over the same walk: one ACT word a channel bank (n_tiles) per
+                # row tile, so the output span checked before (ceil(n_tiles * cols / 32)
+                # banks) is redrawn inside the scratchpad, beside the band and zero word
+                self._pool_fields(rng, body)
         return body
+
+    def _pool_fields(self, rng, body):
+        """Turn a sane conv GEMM with ``out_act`` into a max pooling (GemmBody.pool): no relu or
+        LUT, an output span of ``n_tiles`` words a row tile placed beside what it reads."""
+        g = self.geom
+        nt, mt = int(rng.integers(1, body["cbanks"] + 1)), body["m_tiles"]
+        body["n_tiles"] = nt
+        stride = int(rng.choice([0, nt, nt + 1]))
+        words = (mt - 1) * (stride or nt) + nt
+        a0 = body["act_addr"]
+        a1 = a0 + body["in_h"] * body["row_pitch"]
+        taken = sorted([(a0, a1), (body["pad_addr"], body["pad_addr"] + 1)])
+        free, at = [], 0
+        for lo, hi in taken:
+            if lo - at >= words:
+                free.append((at, lo - words))
+            at = max(at, hi)
+        if g.act_depth - at >= words:
+            free.append((at, g.act_depth - words))
+        if not free:
+            return
+        lo, hi = free[int(rng.integers(0, len(free)))]
+        body.update(pool=1, relu=0, lut=0, out_stride=stride,
+                    out_addr=int(rng.integers(lo, hi + 1)))
 
     def _conv_fields(self, rng, body, *, sane):
         """Convolution addressing (GemmBody.conv) on a GEMM body: a random window walk over a
@@ -452,6 +481,15 @@ class Generator:
             if rng.random() < 0.5:      # the band at the end of the scratchpad, or one past
                 span = int(body["in_h"]) * int(body["row_pitch"])
                 body["act_addr"] = max(0, g.act_depth - span + int(rng.integers(0, 2))) & 0xFFFF
+        if rng.random() < 0.08:
+            # max pooling: with or without conv / out_act (BAD_FIELD without), relu or lut
+            # (BAD_FIELD), weight and parameter fields anywhere (not checked for a pool)
+            body["pool"] = 1
+            if rng.random() < 0.7:
+                body["relu"] = body["lut"] = 0
+            if rng.random() < 0.5:
+                body["wgt_addr"] = int(rng.integers(0, 1 << 16))
+                body["par_addr"] = int(rng.integers(0, 1 << 16))
         return body
 
     def random_descriptor(self, rng, prog, tokens):

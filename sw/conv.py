@@ -33,7 +33,7 @@ import numpy as np
 
 from ..base import golden
 from ..base.config import BANK
-from ..base.sparse import PackedWeights
+from ..base.sparse import PackedWeights, pack
 from ..hw.cmd.descriptors import Opcode, Target
 from ..hw.spu.spu import int8_out_words
 from . import layout
@@ -42,7 +42,8 @@ from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerPro
                       wgt_tiles_fit)
 from .program import descriptor as _descriptor
 
-__all__ = ["Tensor", "ConvOp", "network_program", "conv_program", "conv_cols", "emit_conv", "conv_weights", "nhwc_rows", "rows_nhwc",
+__all__ = ["Tensor", "ConvOp", "PoolOp", "network_program", "conv_program", "pool_program",
+           "conv_cols", "emit_conv", "emit_pool", "conv_weights", "nhwc_rows", "rows_nhwc",
            "conv_reference"]
 
 
@@ -382,6 +383,162 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
     return dst if int8 else None
 
 
+def pool_program(info: DeviceInfo, x, alloc: Allocator, *, ksize: int, stride: int = 1,
+                 pad: int = 0, encode=None, max_band=None) -> LayerProgram:
+    """Max pooling (``ksize`` x ``ksize`` windows, ``stride`` 1 or 2, ``pad`` pixels that never
+    win) of int8 NHWC ``x [N, H, W, C]`` on the device (:func:`emit_pool`); the program's
+    output decodes to ``[chunks * Ho * Wo * rows, C]`` as a conv program's does."""
+    descriptor = encode or _descriptor
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 4 or min(x.shape) == 0:
+        raise ValueError(f"x must be a non-empty int8 NHWC array, not {x.dtype} {x.shape}")
+    R = info.rows
+    prog = LayerProgram(rows=R, cols=info.cols)
+    img = layout.act_image(nhwc_rows(x, R), R)
+    at = alloc.alloc(len(img))
+    prog.images.append((at, img))
+    src = Tensor(at, -(-x.shape[0] // R), x.shape[1], x.shape[2], -(-x.shape[3] // BANK))
+    dst = emit_pool(prog, info, alloc, descriptor, src, ksize=ksize, stride=stride, pad=pad,
+                    max_band=max_band)
+    prog.outputs.append((dst.addr, dst.chunks * dst.h * dst.w * dst.banks * R * BANK, 0,
+                         dst.chunks * dst.h * dst.w * R, dst.chunks * dst.h * dst.w))
+    prog.out_banks = dst.banks
+    prog.m, prog.n, prog.mode = dst.chunks * dst.h * dst.w * R, x.shape[3], "int8"
+    prog.descs.append(descriptor(Opcode.COMPLETE))
+    return prog
+
+
+def emit_pool(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor, src: Tensor,
+              *, ksize: int, stride: int = 1, pad: int = 0, dst: Tensor | None = None,
+              max_band=None) -> Tensor:
+    """Append a max pooling layer's descriptors (not COMPLETE) to ``prog``: ``src`` in DRAM
+    into the int8 tensor ``dst`` (allocated when ``None``). Tokens balanced, as
+    :func:`emit_conv`'s.
+
+    Per band of output rows: the band's input rows are loaded into one half of ACT; a
+    ``pool`` GEMM (``GemmBody.pool``) writes the window maxima into a pooled region of ACT
+    (``[pixel][bank]``, the plain activation layout); a 1x1 identity GEMM (weights 1 on the
+    diagonal, one per bank, at the device's highest sparsity; requantization ``mult = 1,
+    shift = 0``, exact) moves them to the output scratchpad, and a STORE writes them out.
+    The pooling costs ``k * k`` cycles per pixel and channel bank, the identity GEMM ``n_tiles
+    * max(cbanks, rows)`` per pixel: a STORE reads only the output scratchpad. Padding taps
+    read a word of -128 kept at ACT word 0 (ONNX ``MaxPool`` pads with minus infinity)::
+
+        ACT  [ -128 word | input band, even | input band, odd | pooled, even | pooled, odd ]
+    """
+    cbanks, H, W = src.banks, src.h, src.w
+    Ho, Wo = _check_geometry(ksize, stride, pad, H, W)
+    if dst is not None and (dst.h, dst.w, dst.chunks, dst.banks) != (Ho, Wo, src.chunks,
+                                                                       cbanks):
+        raise ValueError(f"the output tensor is {dst.chunks} x {dst.h}x{dst.w} x {dst.banks} "
+                         f"banks, the pooling's {src.chunks} x {Ho}x{Wo} x {cbanks}")
+    R, C_, bb = info.rows, info.cols, info.bus_bytes
+    act_word = R * BANK
+    pitch = W * cbanks
+    c = cbanks * BANK
+    s = max(info.sparsities)
+    ident = pack(np.eye(c, dtype=np.int8), s)
+    nt = -(-c // C_)
+    entries = cbanks * ident.nnz
+    wfmt = layout.wgt_format(s)
+    if nt * entries > info.wgt_depth or nt > info.par_depth:
+        raise ValueError(f"max pooling of {c} channels needs {nt * entries} weight words "
+                         f"and {nt} parameter words for its identity GEMM; the device has "
+                         f"{info.wgt_depth} and {info.par_depth}")
+
+    def band_in(r):
+        return min(H, (r - 1) * stride + ksize)
+
+    r = min(Ho, max_band or (1 if ksize < stride else -(-Ho // 4)), 1023)
+    while r > 0 and (1 + 2 * band_in(r) * pitch + 2 * r * Wo * cbanks > info.act_depth
+                     or int8_out_words(R, C_, r * Wo, nt) > info.out_depth // 2
+                     or r * Wo >= 1 << 16):
+        r -= 1
+    if r == 0:
+        raise ValueError(f"max pooling of a {H}x{W} map of {cbanks} banks does not fit the "
+                         f"device: one output row needs {2 * band_in(1) * pitch + 2 * Wo * cbanks + 1} "
+                         f"activation words, the scratchpad has {info.act_depth}")
+    half_a = band_in(r) * pitch
+    pooled = 1 + 2 * half_a                     # the pooled regions
+    half_o = info.out_depth // 2
+    if dst is None:
+        dst = Tensor(alloc.alloc(src.chunks * Ho * Wo * cbanks * act_word), src.chunks,
+                     Ho, Wo, cbanks)
+
+    def image(data: bytes) -> int:
+        return prog.image(data, alloc, bb)
+
+    def load(*args, **flags):
+        prog.load(descriptor, *args, **flags)
+
+    wd = layout.pack_wgt_words(layout.wgt_image(ident, C_), C_, wfmt, bb)
+    load(Target.ACT, image(b"\x80" * act_word), act_word, 0)          # the -128 word
+    load(Target.WGT, image(wd), len(wd), 0, fmt=wfmt)
+    load(Target.PAR, image(layout.par_image(np.zeros(c, np.int32), np.ones(c, np.int64),
+                                            np.zeros(c, np.int64), c, C_)),
+         -(-nt * C_ * 8 // bb) * bb, 0)
+    prog.dram_bytes += act_word
+    bands = []
+    for ch in range(src.chunks):
+        for oy0 in range(0, Ho, r):
+            rr = min(r, Ho - oy0)
+            iy0 = max(0, oy0 * stride - pad)
+            iy1 = min(H, (oy0 + rr - 1) * stride - pad + ksize)
+            bands.append((ch, oy0, rr, iy0, max(0, iy1 - iy0)))
+    nb = len(bands)
+
+    def load_band(t):
+        ch, _, _, iy0, ih = bands[t]
+        at = src.addr + ((ch * H + iy0) * W * src.stride + src.off) * act_word
+        sram = 1 + (t % 2) * half_a
+        flags = {"sig_next": 1, "wait_next": int(t >= 2)}
+        if src.stride == cbanks:
+            load(Target.ACT, at, ih * W * cbanks * act_word, sram, **flags)
+        else:
+            prog.descs.append(descriptor(Opcode.LOAD, dma={
+                "dram_addr": at, "stride": src.stride * act_word,
+                "row_bytes": cbanks * act_word, "rows": ih * W, "target": Target.ACT,
+                "sram_addr": sram, "fmt": 0}, **flags))
+        prog.dram_bytes += ih * W * cbanks * act_word
+
+    for t in range(min(2, nb)):
+        load_band(t)
+    for t, (ch, oy0, rr, iy0, ih) in enumerate(bands):
+        mt = rr * Wo
+        p_at = pooled + (t % 2) * r * Wo * cbanks
+        prog.descs.append(descriptor(Opcode.GEMM, gemm={
+            "act_addr": 1 + (t % 2) * half_a, "out_addr": p_at, "banks": ksize * ksize,
+            "m_tiles": mt, "n_tiles": cbanks, "mode": 1, "out_act": 1, "pool": 1,
+            "conv": 1, "ksize": ksize, "stride2": int(stride == 2), "pad": pad,
+            "top": iy0 - (oy0 * stride - pad), "cbanks": cbanks, "row_pitch": pitch,
+            "in_h": ih, "out_w": Wo, "pad_addr": 0},
+            wait_prev=1, sig_prev=int(t + 2 < nb)))
+        prog.descs.append(descriptor(Opcode.GEMM, gemm={
+            "act_addr": p_at, "wgt_addr": 0, "par_addr": 0, "out_addr": (t % 2) * half_o,
+            "banks": cbanks, "m_tiles": mt, "n_tiles": nt, "log2s": s.bit_length() - 1,
+            "mode": 1}, wait_next=int(t >= 2), sig_next=1))
+        rb = cbanks * act_word
+        prog.descs.append(descriptor(Opcode.STORE, dma={
+            "dram_addr": dst.addr + ((ch * Ho * Wo + oy0 * Wo) * dst.stride + dst.off)
+            * act_word, "stride": dst.stride * act_word, "row_bytes": rb, "rows": mt,
+            "target": 0, "sram_addr": (t % 2) * half_o}, wait_prev=1, sig_prev=int(t + 2 < nb)))
+        prog.dram_bytes += rb * mt
+        if t + 2 < nb:
+            load_band(t + 2)
+    return dst
+
+
+@dataclass
+class PoolOp:
+    """A max pooling layer of :func:`network_program` (``ksize`` x ``ksize`` windows at
+    ``stride``, ``pad`` pixels that never win): tensor ``src`` into tensor ``name``."""
+    name: str
+    src: str
+    ksize: int = 2
+    stride: int = 2
+    pad: int = 0
+
+
 @dataclass
 class ConvOp:
     """One layer of :func:`network_program`: a ``ksize`` x ``ksize`` convolution of tensor
@@ -418,7 +575,12 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
         raise ValueError("a network needs at least one layer")
     banks = {"x": -(-x.shape[3] // BANK)}
     for op in ops:
-        banks[op.name] = -(-op.packed.n // BANK)
+        if isinstance(op, PoolOp):
+            if op.src not in banks:
+                raise ValueError(f"{op.name}: no tensor {op.src!r} before it")
+            banks[op.name] = banks[op.src]
+        else:
+            banks[op.name] = -(-op.packed.n // BANK)
     pair = {}
     for op in ops:
         if isinstance(op.src, tuple):
@@ -450,8 +612,9 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
             src = tensors[op.src]
         last = i == len(ops) - 1
         dst = None
+        pool = isinstance(op, PoolOp)
         if not last:
-            if op.params.mode != "int8":
+            if not pool and op.params.mode != "int8":
                 raise ValueError(f"{op.name}: only int8 outputs feed other layers")
             ho = golden.conv_out_size(src.h, op.ksize, op.stride, op.pad)
             wo = golden.conv_out_size(src.w, op.ksize, op.stride, op.pad)
@@ -465,9 +628,20 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
             else:
                 dst = Tensor(alloc.alloc(chunks * ho * wo * banks[op.name] * act_word), chunks,
                              ho, wo, banks[op.name])
-        out = emit_conv(prog, info, alloc, descriptor, src, op.packed, op.params,
-                        ksize=op.ksize, stride=op.stride, pad=op.pad, dst=dst,
-                        max_band=max_band)
+        if pool:
+            out = emit_pool(prog, info, alloc, descriptor, src, ksize=op.ksize,
+                            stride=op.stride, pad=op.pad, dst=dst, max_band=max_band)
+            if last:
+                nbytes = out.chunks * out.h * out.w * out.banks * act_word
+                prog.outputs.append((out.addr, nbytes, 0, out.chunks * out.h * out.w * R,
+                                     out.chunks * out.h * out.w))
+                prog.out_banks = out.banks
+                prog.m, prog.n, prog.mode = out.chunks * out.h * out.w * R, \
+                    out.banks * BANK, "int8"
+        else:
+            out = emit_conv(prog, info, alloc, descriptor, src, op.packed, op.params,
+                            ksize=op.ksize, stride=op.stride, pad=op.pad, dst=dst,
+                            max_band=max_band)
         if not last:
             tensors[op.name] = out
             prog.descs.append(descriptor(Opcode.SYNC))

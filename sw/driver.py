@@ -363,6 +363,26 @@ class Driver:
                           conv_out_size(w, ksize, stride, pad), self.info.rows)
         return res
 
+    async def run_pool(self, x, *, ksize, stride=1, pad=0, max_band=None,
+                       max_cycles=10_000_000):
+        """Max pooling of NHWC ``x`` on the device (:func:`~.conv.pool_program`): the
+        result's ``y`` is ``[N, Ho, Wo, C]``."""
+        from ..base.golden import conv_out_size
+        from .conv import pool_program, rows_nhwc
+        if self.info is None:
+            await self.open()
+        mark = self.alloc.top
+        try:
+            prog = pool_program(self.info, x, self.alloc, ksize=ksize, stride=stride, pad=pad,
+                                max_band=max_band)
+            res = await self.run_program(prog, max_cycles)
+        finally:
+            self.alloc.top = mark
+        n, h, w, _ = np.asarray(x).shape
+        res.y = rows_nhwc(res.y, n, conv_out_size(h, ksize, stride, pad),
+                          conv_out_size(w, ksize, stride, pad), self.info.rows)
+        return res
+
     async def run_layer(self, x, packed: PackedWeights, params: LayerParams | None = None,
                         max_cycles=10_000_000) -> LayerResult:
         """``Y = requant(X @ W.T + bias)`` of one layer on the device.

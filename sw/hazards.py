@@ -71,16 +71,17 @@ def _accesses(i, desc, rows, cols, spus):
         nnz = BANK >> int(g.log2s)
         act, wgt, par, out0 = int(g.act_addr), int(g.wgt_addr), int(g.par_addr), int(g.out_addr)
         if g.out_act:       # int8 results into ACT: the span the checks bound (a superset)
-            nbk = -(-nt * cols // BANK)
+            nbk = nt if g.pool else -(-nt * cols // BANK)   # (a pool: a word a channel bank)
             out_mem, out = "ACT", (mt - 1) * (int(g.out_stride) or nbk) + nbk
         else:
             out_mem, out = "OUT", int8_out_words(rows, cols, mt, nt) if g.mode else nt * mt * rows
         # the words read: a run of row tiles, or (conv) a band of input rows and the zero word
         act_hi = act + (int(g.in_h) * int(g.row_pitch) if g.conv else mt * nb)
         acc = [Access(i, "ACT", act, act_hi, mask, False),
-               Access(i, "WGT", wgt, wgt + nt * nb * nnz, mask, False),
-               Access(i, "PAR", par, par + nt, mask, False),
                Access(i, out_mem, out0, out0 + out, mask, True)]
+        if not g.pool:      # (a max pooling reads no weights or parameters)
+            acc += [Access(i, "WGT", wgt, wgt + nt * nb * nnz, mask, False),
+                    Access(i, "PAR", par, par + nt, mask, False)]
         if g.conv:
             acc.append(Access(i, "ACT", int(g.pad_addr), int(g.pad_addr) + 1, mask, False))
         if g.lut:

@@ -172,6 +172,48 @@ def conv_cases(rng, info, *, kernels=(1, 3, 5, 7), strides=(1, 2)):
     return out
 
 
+def pool_cases(rng, info, *, kernels=(2, 3, 5), strides=(1, 2)):
+    """Random max poolings for every window size and stride, padding drawn from ``0 ..
+    k - 1`` (every border where it is not 0), a few bands, channel counts that fill one bank,
+    part of one and two: ``[(x, geometry, max_band), ...]``, int8 NHWC ``x``."""
+    from .conv import pool_program
+    out = []
+    for k in kernels:
+        for st in strides:
+            for attempt in range(40):
+                pad = int(rng.integers(0, k))
+                h, w = int(rng.integers(k, k + 4)), int(rng.integers(k, k + 3))
+                c = int(rng.choice([3, 32, 40] if attempt < 20 else [3]))
+                n = int(rng.integers(1, info.rows + 2))
+                x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
+                geo, band = {"ksize": k, "stride": st, "pad": pad}, int(rng.integers(1, 3))
+                try:
+                    pool_program(info, x, Allocator(0, 1 << 40), max_band=band, **geo)
+                except ValueError:
+                    continue
+                out.append((x, geo, band))
+                break
+            else:
+                raise ValueError(f"no {k}x{k} stride {st} max pooling fits this device")
+    return out
+
+
+async def check_pool_against_model(dev: Driver, model: Driver, x, geometry, label, *,
+                                   max_band=None, max_cycles=4_000_000):
+    """Max pooling (:func:`~.conv.pool_program`, ``GemmBody.pool``) on ``dev`` and on the
+    functional ``model``: both must equal :func:`golden.maxpool_nhwc` bit for bit."""
+    want = golden.maxpool_nhwc(x, geometry["ksize"], geometry["stride"], geometry["pad"])
+    for name, d in (("device", dev), ("model", model)):
+        r = await d.run_pool(x, max_band=max_band, max_cycles=max_cycles, **geometry)
+        if r.y.shape != want.shape or not np.array_equal(r.y, want):
+            bad = int((r.y != want).sum()) if r.y.shape == want.shape else want.size
+            raise AssertionError(f"{label}: {name}: {bad} of {want.size} outputs differ from "
+                                 f"the golden model ({geometry}, band {max_band})")
+        if name == "device":
+            got = r
+    return got
+
+
 def random_conv_network(rng, info, *, s=None):
     """A random network of convolutions for :func:`~.conv.network_program`: a 3x3 (or 1x1)
     convolution, a second one (stride 1 or 2), a residual addition of the two as a 1x1 GEMM
@@ -390,6 +432,17 @@ def error_programs(dev: Driver, *, bus_errors=True):
         ("conv writes its zero word", ErrorCode.BAD_FIELD,
          [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "mode": 1, "out_act": 1,
                                              "out_addr": 40, "pad_addr": 40})], 1),
+        # max pooling (GemmBody.pool): only with out_act; passes beyond the pixel's channel
+        # banks; its output span (a word a channel bank) one word past the scratchpad
+        ("pool without out_act", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pool": 1, "mode": 1})], 1),
+        ("pool of more banks than a pixel has", ErrorCode.BAD_FIELD,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pool": 1, "mode": 1,
+                                             "out_act": 1, "out_addr": 40, "n_tiles": 2})], 1),
+        ("pool output overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+         [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pool": 1, "mode": 1,
+                                             "out_act": 1, "out_addr": info.act_depth - 3})],
+         1),
         # a wait no earlier descriptor signals (it would block for ever)
         ("token nobody gives", ErrorCode.TOKEN,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,

@@ -150,6 +150,18 @@ class GemmBody(data.Struct):
     ``pad_addr`` outside it: ``SCRATCHPAD_OVERFLOW``; with ``out_act``, the written span
     overlapping ``[act_addr, act_addr + in_h*row_pitch)`` or ``pad_addr``: ``BAD_FIELD``.
     Without ``conv`` the other conv fields are ignored.
+
+    ``pool`` (max pooling, with ``conv`` and ``out_act``, ``relu`` and ``lut`` 0 and ``n_tiles
+    <= cbanks``, else ``BAD_FIELD``): no multiplication; the SPU walks the same windows and writes each window's
+    signed byte-wise maximum. Pass ``j`` (``0 .. n_tiles - 1``) pools channel bank ``j``: for
+    row tile ``i`` it reads the ``banks`` words of taps ``(dy, dx) = divmod(b, ksize)``,
+    ``act_addr + (y - top) * row_pitch + x + j`` (``y``, ``x`` and the band test as above) or
+    ``pad_addr`` (the program keeps a word of -128 there for max pooling), and writes their
+    maximum, per row and byte, to ACT word ``out_addr + i * step + j`` with ``step =
+    out_stride`` or, when that is 0, ``n_tiles``
+    (:func:`~..spu.spu.pool_act_words`). The written span ``[out_addr, out_addr + (m_tiles -
+    1) * step + n_tiles)`` is checked as ``out_act``'s is; the weight and parameter fields
+    are not used and not checked.
     """
     act_addr: 16
     wgt_addr: 16
@@ -174,7 +186,8 @@ class GemmBody(data.Struct):
     in_h: 10
     out_w: 10
     pad_addr: 16
-    reserved: 17
+    pool: 1      # max pooling over the conv windows instead of a GEMM (above)
+    reserved: 16
 
 
 class Body(data.Union):

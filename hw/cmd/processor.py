@@ -159,8 +159,12 @@ def _verdict(m, name, when, bad, over):
 
 
 def _bad_conv(gb):
-    """A ``conv`` GEMM whose walk has a zero count (``BAD_FIELD``)."""
-    return gb.conv & ((gb.ksize == 0) | (gb.cbanks == 0) | (gb.out_w == 0))
+    """A ``conv`` GEMM whose walk has a zero count, or a ``pool`` without ``conv`` and
+    ``out_act``, with ``relu`` or ``lut``, or with more passes than channel banks
+    (``n_tiles > cbanks``) (``BAD_FIELD``)."""
+    return ((gb.conv & ((gb.ksize == 0) | (gb.cbanks == 0) | (gb.out_w == 0)))
+            | (gb.pool & (~gb.conv | ~gb.out_act | gb.relu | gb.lut
+                          | (gb.n_tiles > gb.cbanks))))
 
 
 def _act_rows(gb):
@@ -183,9 +187,10 @@ def _alias(gb, need_act, need_out):
 def _out_tiles(gb, cols):
     """The channel-tile operand of a GEMM's output bound: ``n_tiles`` (raw: a word per row), or
     in int8 mode the banks the block spans, ``ceil(n_tiles * cols / 32)`` (an add and a shift,
-    in front of the product's operand register)."""
+    in front of the product's operand register); ``pool``: ``n_tiles``, a word per channel
+    bank."""
     g = BANK // cols
-    return Mux(gb.mode, (gb.n_tiles + (g - 1)) >> (g.bit_length() - 1), gb.n_tiles)
+    return Mux(gb.mode & ~gb.pool, (gb.n_tiles + (g - 1)) >> (g.bit_length() - 1), gb.n_tiles)
 
 
 def _out_step(gb, cols):
@@ -303,8 +308,8 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     g_over = Signal(name="dc_gemm_over")
     g_alias = Signal(name="dc_gemm_alias")    # out_act words overlap the words it reads
     m.d.sync += [end.eq(end0 + span),
-                 g_over.eq((need_act > geom.act_depth) | wgt_over
-                           | (need_par > geom.par_depth)
+                 g_over.eq((need_act > geom.act_depth) | (wgt_over & ~gb.pool)
+                           | ((need_par > geom.par_depth) & ~gb.pool)
                            | (need_out > Mux(gb.out_act, geom.act_depth, geom.out_depth))
                            | (gb.conv & (gb.pad_addr >= geom.act_depth))),
                  g_alias.eq(_alias(gb, need_act, need_out))]
@@ -740,8 +745,8 @@ class CommandProcessor(wiring.Component):
                          need_out.eq(_out_need(gb, p_out, cfg.rows, cfg.cols))]
         ex_alias = Signal()      # out_act: the words written overlap the words read
         with m.If(ex_check[2]):
-            m.d.sync += [ex_over.eq((need_act > g.act_depth) | wgt_over
-                                    | (need_par > g.par_depth)
+            m.d.sync += [ex_over.eq((need_act > g.act_depth) | (wgt_over & ~gb.pool)
+                                    | ((need_par > g.par_depth) & ~gb.pool)
                                     | (need_out > Mux(gb.out_act, g.act_depth, g.out_depth))
                                     | (gb.conv & (gb.pad_addr >= g.act_depth))),
                          ex_alias.eq(_alias(gb, need_act, need_out))]

@@ -52,7 +52,7 @@ from ..core.tensor_core import COUNTER_BITS, TensorCore
 from .wgt_unpack import WgtUnpack
 
 __all__ = ["Spu", "SpuGeometry", "PAR_DEPTH", "WGT_BANK_DEPTH", "out_slot", "int8_out_words",
-           "conv_act_words"]
+           "conv_act_words", "pool_act_words"]
 
 #: Depth of the parameter scratchpad (channel tiles).
 PAR_DEPTH = 128
@@ -98,6 +98,26 @@ def conv_act_words(m_tiles, banks, *, act_addr, ksize, stride2, pad, top, cbanks
     ok = (y >= top) & (y < top + in_h) & (x >= 0) & (x + cbanks <= row_pitch)
     word = (act_addr + (y - top) * row_pitch + x + cb[None, :]) % (1 << 16)
     return np.where(ok, word, pad_addr)
+
+
+def pool_act_words(m_tiles, n_tiles, banks, *, act_addr, ksize, stride2, pad, top, cbanks,
+                   row_pitch, in_h, out_w, pad_addr):
+    """The ACT word a ``pool`` GEMM reads in pass ``j`` for row tile ``i`` and tap ``b``
+    (``GemmBody``'s docstring is the definition): an ``[n_tiles, m_tiles, banks]`` int64
+    array. Pass ``j`` pools channel bank ``j``; tap ``b`` is ``divmod(b, ksize)``; taps
+    outside the band read ``pad_addr``."""
+    import numpy as np
+    if ksize == 0 or cbanks == 0 or out_w == 0:
+        raise ValueError("ksize, cbanks and out_w must be positive")
+    st = 1 + int(stride2)
+    oy, ox = np.divmod(np.arange(m_tiles, dtype=np.int64), out_w)
+    dy, dx = np.divmod(np.arange(banks, dtype=np.int64), ksize)
+    y = oy[:, None] * st + dy[None, :]
+    x = (ox[:, None] * st + dx[None, :] - pad) * cbanks
+    ok = (y >= top) & (y < top + in_h) & (x >= 0) & (x + cbanks <= row_pitch)
+    j = np.arange(n_tiles, dtype=np.int64)[:, None, None]
+    word = (act_addr + (y - top) * row_pitch + x + j) % (1 << 16)
+    return np.where(ok[None], word, pad_addr)
 
 
 @dataclass(frozen=True)
@@ -368,6 +388,11 @@ class Spu(wiring.Component):
         res_en = Signal(fine)
         res_data = Signal(row_bits)
         ld_row_en = []                 # per row: the load's write enables (fine lanes)
+        # max pooling (``GemmBody.pool``, below): row r writes its window maximum ``pool_max[r]``
+        # into its own memory at ``pool_wa[r]`` when ``pool_we[r]`` (rows independently)
+        pool_we = [Signal(name=f"pool_we{r}") for r in range(R)]
+        pool_wa = [Signal(16, name=f"pool_wa{r}") for r in range(R)]
+        pool_max = [Signal(row_bits, name=f"pool_max{r}", reset_less=True) for r in range(R)]
         for r, ram in enumerate(act_mems):
             if g.bus_bits <= row_bits:
                 k = row_lanes
@@ -379,10 +404,15 @@ class Spu(wiring.Component):
                 en_r = act_en[r // j].replicate(fine)
             ld_row_en.append(en_r)
             here = res_act & (res_row == r)
-            m.d.comb += [ram.w_addr.eq(Mux(here, res_word, wr_word)),
-                         ram.w_data.eq(Mux(here, res_data, data_r)),
-                         ram.w_en.eq(Mux(here, res_en, Mux(ld_hold, 0, en_r)))]
-        m.d.comb += ld_hold.eq(res_act & Array(en.any() for en in ld_row_en)[res_row])
+            pw = pool_we[r]
+            m.d.comb += [ram.w_addr.eq(Mux(pw, pool_wa[r], Mux(here, res_word, wr_word))),
+                         ram.w_data.eq(Mux(pw, pool_max[r], Mux(here, res_data, data_r))),
+                         ram.w_en.eq(Mux(pw, Const((1 << fine) - 1, fine),
+                                         Mux(here, res_en, Mux(ld_hold, 0, en_r))))]
+        # (a GEMM's result rows and a pool's maxima never meet: one block runs at a time)
+        m.d.comb += ld_hold.eq((res_act & Array(en.any() for en in ld_row_en)[res_row])
+                               | Cat(*(pool_we[r] & ld_row_en[r].any()
+                                       for r in range(R))).any())
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
         for b, ram in enumerate(wgt_banks):
             w_en = wgt_en | unpack.o_valid.replicate(wgt_lanes)
@@ -445,8 +475,8 @@ class Spu(wiring.Component):
                 entries.eq((gemm.banks << 5) >> gemm.log2s),
                 no_rows_left.eq((gemm.n_tiles == 0) | (gemm.m_tiles == 0)),
             ]
-        with m.If(setup[1]):
-            m.d.sync += rows_left.eq(tiles * R)
+        with m.If(setup[1]):     # (pool: the last row's window maxima, one per tile)
+            m.d.sync += rows_left.eq(Mux(gemm.pool, tiles, tiles * R))
 
         # row 0's activation read port follows the reader; row r's takes row 0's address and
         # enable r cycles later (a chain of registers), so its data is row 0's r cycles later,
@@ -474,6 +504,9 @@ class Spu(wiring.Component):
         cv_x_lim = Signal(signed(24), name="cv_x_lim")
         cv_y_hi = Signal(11, name="cv_y_hi")
         cv_cb_m1 = Signal(8, name="cv_cb_m1")
+        cv_tap = Signal(8, name="cv_tap_step")       # pool: cbanks (one bank a tap), else 1
+        cv_base = Signal(16, name="cv_base")         # the current pass's first word
+        pl = gemm.pool
         cv_k_m1 = Signal(4, name="cv_k_m1")
         cv_b_m1 = Signal(16, name="cv_b_m1")
         cv_w_m1 = Signal(10, name="cv_w_m1")
@@ -484,12 +517,14 @@ class Spu(wiring.Component):
                 cv_init.eq(gemm.act_addr - _small_product(gemm.top, gemm.row_pitch)
                            - _small_product(gemm.pad, gemm.cbanks)),
                 cv_x_init.eq(-_small_product(gemm.pad, gemm.cbanks)),
-                cv_dy.eq(gemm.row_pitch - _small_product(gemm.ksize, gemm.cbanks) + 1),
+                cv_dy.eq(gemm.row_pitch - _small_product(gemm.ksize, gemm.cbanks)
+                         + Mux(gemm.pool, gemm.cbanks, 1)),
+                cv_tap.eq(Mux(gemm.pool, gemm.cbanks, 1)),
                 cv_px.eq(Mux(st_one, gemm.cbanks, gemm.cbanks << 1)),
                 cv_row.eq(Mux(st_one, gemm.row_pitch, gemm.row_pitch << 1)),
                 cv_x_lim.eq(gemm.row_pitch - gemm.cbanks),
                 cv_y_hi.eq(gemm.top + gemm.in_h),
-                cv_cb_m1.eq(gemm.cbanks - 1), cv_k_m1.eq(gemm.ksize - 1),
+                cv_cb_m1.eq(Mux(gemm.pool, 0, gemm.cbanks - 1)), cv_k_m1.eq(gemm.ksize - 1),
                 cv_b_m1.eq(gemm.banks - 1), cv_w_m1.eq(gemm.out_w - 1),
             ]
         c_addr = Signal(16, name="cv_addr")     # the current tap's word
@@ -536,11 +571,17 @@ class Spu(wiring.Component):
         # on 2,048 bits.
         act_q = [ram.r_data for ram in act_mems]
         m.d.comb += [ram.r_oce.eq(1) for ram in act_mems]
-        act_rdr = _word_reader(m, "act", act_rd, core.i_act.valid, core.i_act.ready, start,
+        # (a pool's words go to the max units, which are always ready, not to the core)
+        act_v = Signal(name="act_valid")
+        m.d.comb += core.i_act.valid.eq(act_v & ~pl)
+        act_rdr = _word_reader(m, "act", act_rd, act_v, core.i_act.ready | pl, start,
                                gemm.act_addr, m_banks, 1, gemm.n_tiles, 0)
         cv_st = Mux(st_one, 1, 2)
+        # a pass over the row tiles starts at cv_init, a pool's pass j at cv_init + j
+        pass_init = Mux(start, cv_init, cv_base + pl)
         with m.If(start | (act_rdr.issue & act_rdr.x_last)):    # a pass over the row tiles
-            m.d.sync += [c_addr.eq(cv_init), c_rbase.eq(cv_init), c_pbase.eq(cv_init),
+            m.d.sync += [c_addr.eq(pass_init), c_rbase.eq(pass_init), c_pbase.eq(pass_init),
+                         cv_base.eq(pass_init),
                          c_x.eq(cv_x_init), c_x0.eq(cv_x_init), c_y.eq(0), c_y0.eq(0),
                          c_cb.eq(0), c_dx.eq(0), c_b.eq(0), c_ox.eq(0)]
         with m.Elif(act_rdr.issue):
@@ -561,12 +602,13 @@ class Spu(wiring.Component):
                 with m.If(c_cb != cv_cb_m1):                # next channel bank
                     m.d.sync += [c_addr.eq(c_addr + 1), c_cb.eq(c_cb + 1)]
                 with m.Elif(c_dx != cv_k_m1):               # next tap in the row
-                    m.d.sync += [c_addr.eq(c_addr + 1), c_cb.eq(0), c_dx.eq(c_dx + 1),
+                    m.d.sync += [c_addr.eq(c_addr + cv_tap), c_cb.eq(0), c_dx.eq(c_dx + 1),
                                  c_x.eq(c_x + gemm.cbanks)]
                 with m.Else():                              # next tap row
                     m.d.sync += [c_addr.eq(c_addr + cv_dy), c_cb.eq(0), c_dx.eq(0),
                                  c_x.eq(c_x0), c_y.eq(c_y + 1)]
-        _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start,
+        # (a pool uses neither weights nor parameters)
+        _word_reader(m, "wgt", wgt_rd, core.i_wgt.valid, core.i_wgt.ready, start & ~pl,
                      gemm.wgt_addr, entries, gemm.m_tiles, gemm.n_tiles, entries,
                      stages=[[(wgt_sel[1], wgt_sel[0])],
                              [(wgt_q, Array(wgt_bq)[wgt_sel[1]] if n_wb > 1 else wgt_bq[0])]])
@@ -575,7 +617,7 @@ class Spu(wiring.Component):
         # reader's counters and RAM enables do not wait on the core's handshake logic, which
         # the placer may put far away (u_fpga28: 11.15 ns, 8.2 ns of it routing). No latency.
         m.submodules.par_skid = par_skid = SkidSlice(g.par_bits)
-        _word_reader(m, "par", par_rd, par_skid.i.valid, par_skid.i.ready, start,
+        _word_reader(m, "par", par_rd, par_skid.i.valid, par_skid.i.ready, start & ~pl,
                      gemm.par_addr, 1, gemm.m_tiles, gemm.n_tiles, 1,
                      stages=[[], [(par_q, par_ram.r_data)]])
         m.d.comb += [par_skid.i.payload.eq(par_q), par_skid.clear.eq(start),
@@ -594,6 +636,47 @@ class Spu(wiring.Component):
             p = par_skid.o.payload[64 * c:64 * c + 64]
             m.d.comb += [cmd.bias[c].eq(p[:32]), cmd.mult[c].eq(p[32:48]),
                          cmd.shift[c].eq(p[48:54])]
+
+        # -- max pooling (``GemmBody.pool``; ``pool_act_words`` is the definition) -----------
+        # The walker's words go to one max unit per row instead of the core. A word's tap
+        # flags and output word leave with it (issue cycle t) and follow it down the rows:
+        # row 0's data is at its RAM's output at t + 2 (valid, then act_delay), row r's r
+        # cycles later, so the flags pass a register chain beside the address chain. Each
+        # row keeps its running maximum in ``pool_max`` (the first tap loads it) and writes
+        # it the cycle after the window's last tap, from registers.
+        po_pix = Signal(16, name="pool_pix")      # output word of the current pixel
+        po_pass = Signal(16, name="pool_pass")    # output word of the pass's first pixel
+        po_step = Signal(16, name="pool_step")
+        with m.If(setup[0]):
+            m.d.sync += po_step.eq(Mux(gemm.out_stride != 0, gemm.out_stride, gemm.n_tiles))
+        tap_last = Signal(name="pool_tap_last")
+        m.d.comb += tap_last.eq(c_b == cv_b_m1)
+        with m.If(start):
+            m.d.sync += [po_pix.eq(gemm.out_addr), po_pass.eq(gemm.out_addr)]
+        with m.Elif(act_rdr.issue & tap_last):
+            with m.If(act_rdr.x_last):                     # the pass's last window
+                m.d.sync += [po_pass.eq(po_pass + 1), po_pix.eq(po_pass + 1)]
+            with m.Else():
+                m.d.sync += po_pix.eq(po_pix + po_step)
+        pq_v = [Signal(name=f"pool_v{k}") for k in range(R + 1)]
+        pq_first = [Signal(name=f"pool_first{k}") for k in range(R + 1)]
+        pq_last = [Signal(name=f"pool_last{k}") for k in range(R + 1)]
+        pq_addr = [Signal(16, name=f"pool_addr{k}") for k in range(R + 1)]
+        m.d.sync += [pq_v[0].eq(act_rdr.issue & pl), pq_first[0].eq(c_b == 0),
+                     pq_last[0].eq(tap_last), pq_addr[0].eq(po_pix)]
+        for k in range(R):
+            m.d.sync += [pq_v[k + 1].eq(pq_v[k]), pq_first[k + 1].eq(pq_first[k]),
+                         pq_last[k + 1].eq(pq_last[k]), pq_addr[k + 1].eq(pq_addr[k])]
+        for r in range(R):
+            d, acc = act_q[r], pool_max[r]
+            mx = Cat(*(Mux(acc[8 * k:8 * k + 8].as_signed() > d[8 * k:8 * k + 8].as_signed(),
+                           acc[8 * k:8 * k + 8], d[8 * k:8 * k + 8]) for k in range(BANK)))
+            v = pq_v[r + 1]
+            with m.If(v):
+                m.d.sync += acc.eq(Mux(pq_first[r + 1], d, mx))
+            m.d.sync += [pool_we[r].eq(v & pq_last[r + 1]), pool_wa[r].eq(pq_addr[r + 1])]
+        with m.If(pool_we[R - 1]):
+            m.d.sync += [rows_left.eq(rows_left - 1), no_rows_left.eq(rows_left == 1)]
 
         # results -> output scratchpad. The write address is a register, ``slot`` (quarter
         # words: a raw row is 4 slots, an int8 row 1, see out_slot), stepped as rows arrive;

@@ -16,7 +16,7 @@ from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, Lo
                                    Opcode, Target,
                                    token_use)
 from ...hw.cmd.processor import TOKEN_LIMIT
-from ...hw.spu.spu import SpuGeometry, conv_act_words, int8_out_words, out_slot
+from ...hw.spu.spu import SpuGeometry, conv_act_words, int8_out_words, out_slot, pool_act_words
 from ...sw import layout, regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
@@ -316,6 +316,9 @@ class DeviceModel:
             raise _Fault(ErrorCode.BAD_FIELD, addr)
         if gb.conv and (gb.ksize == 0 or gb.cbanks == 0 or gb.out_w == 0):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
+        if gb.pool and not (gb.conv and gb.out_act and not gb.relu and not gb.lut
+                            and gb.n_tiles <= gb.cbanks):
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
         nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
         nnz = BANK >> log2s
         # the words the GEMM reads: a run of row tiles, or (conv) a band of input rows
@@ -324,7 +327,7 @@ class DeviceModel:
         else:
             act_end = gb.act_addr + mt * nb
         if gb.out_act:      # ACT words written: one bank of a row tile each
-            nbk = -(-nt * cfg.cols // BANK)
+            nbk = nt if gb.pool else -(-nt * cfg.cols // BANK)
             step = int(gb.out_stride) or nbk
             out_end, out_depth = gb.out_addr + (mt - 1) * step + nbk, g.act_depth
             if gb.out_addr < act_end and gb.act_addr < out_end:    # writes what it reads
@@ -333,8 +336,11 @@ class DeviceModel:
                 raise _Fault(ErrorCode.BAD_FIELD, addr)
         else:
             out_end, out_depth = gb.out_addr + self._out_words(gb), g.out_depth
-        if (act_end > g.act_depth or gb.wgt_addr + nt * nb * nnz > g.wgt_depth
-                or gb.par_addr + nt > g.par_depth or out_end > out_depth
+        unused = bool(gb.pool)      # (a pool reads no weights or parameters)
+        if (act_end > g.act_depth
+                or (not unused and (gb.wgt_addr + nt * nb * nnz > g.wgt_depth
+                                    or gb.par_addr + nt > g.par_depth))
+                or out_end > out_depth
                 or (gb.conv and gb.pad_addr >= g.act_depth)):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
 
@@ -345,7 +351,27 @@ class DeviceModel:
         mt, nt = int(gb.m_tiles), int(gb.n_tiles)
         return int8_out_words(R, C, mt, nt) if gb.mode else nt * mt * R
 
+    def _pool(self, gb):
+        """Max pooling (``GemmBody.pool``): every row's byte-wise maximum over each window's
+        words (:func:`pool_act_words`) into ACT word ``out_addr + i * step + j``."""
+        R = self.config.rows
+        g = self.geom
+        nb, mt, nt = int(gb.banks), int(gb.m_tiles), int(gb.n_tiles)
+        act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(g.act_depth, R, BANK)
+        words = pool_act_words(mt, nt, nb, act_addr=int(gb.act_addr), ksize=int(gb.ksize),
+                               stride2=int(gb.stride2), pad=int(gb.pad), top=int(gb.top),
+                               cbanks=int(gb.cbanks), row_pitch=int(gb.row_pitch),
+                               in_h=int(gb.in_h), out_w=int(gb.out_w),
+                               pad_addr=int(gb.pad_addr))
+        y = act[words].max(axis=2)                                   # [nt, mt, R, 32]
+        step = int(gb.out_stride) or nt
+        dst = (int(gb.out_addr) + np.arange(mt)[None, :] * step
+               + np.arange(nt)[:, None]) % (1 << 16)
+        act[dst] = y
+
     def _gemm(self, gb):
+        if gb.pool:
+            return self._pool(gb)
         cfg, g = self.config, self.geom
         R, C = cfg.rows, cfg.cols
         log2s = int(gb.log2s)

@@ -81,6 +81,13 @@ class Timing:
     #: + r``; a loaded activation word that meets it at that memory waits a cycle
     #: (``ld_hold`` in ``hw/spu/spu.py``), and so does the rest of its load
     gemm_result: int = 28
+    #: a max pooling GEMM (``GemmBody.pool``) taken from its queue finishes after its
+    #: ``tiles * banks`` window words (one a cycle, nothing waits) plus this plus ``rows``:
+    #: check, issue, SPU setup, the read pipeline and the last row's maximum write
+    pool: int = 11
+    #: a pool writes window ``i``'s maximum of row ``r`` into row ``r``'s activation memory at
+    #: ``start + pool_result + (i + 1) * banks + r``
+    pool_result: int = 10
     #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
     #: program fits, so the device never waits for the host after the hand-over
     ring_slots: int = RING_SLOTS
@@ -201,6 +208,10 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     out_act = [k == _GEMMOP and _get(int.from_bytes(bytes(d), "little"), _GEMM["out_act"])
                and _get(int.from_bytes(bytes(d), "little"), _GEMM["mode"])
                for d, (k, *_) in zip(descs, ops)]
+    # max pooling GEMMs (``pool``): ``banks`` words a window, no MACs
+    pool = [_get(int.from_bytes(bytes(d), "little"), _GEMM["banks"])
+            if k == _GEMMOP and _get(int.from_bytes(bytes(d), "little"), _GEMM["pool"]) else 0
+            for d, (k, *_) in zip(descs, ops)]
     act_rows = _act_word_rows(config)
     # (modelled where activation words arrive one a cycle, as on the RTL's own bus)
     hold = bw["act"] == bb and not shared_dram
@@ -238,6 +249,9 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             wr_bytes += a
             by_class["out"] += a
             busy["dma_write"] += d
+        elif kind == _GEMMOP and pool[i]:
+            d = T.pool + R + a * pool[i]
+            busy["compute"] += d
         elif kind == _GEMMOP:
             mac += a * b
             # tile ends are at least ``rows`` cycles apart (one output row a cycle)
@@ -272,7 +286,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     def stall_load(now):
         nonlocal rd_free, ld_until, stalls
         start, end, words, tok_at, _ = act_ld
-        act_gemms[:] = [g for g in act_gemms if g[0] + g[1] * g[2] > now]
+        act_gemms[:] = [g for g in act_gemms if g[0] + g[1] * g[2] + R > now]
         n_st = _act_load_stalls(start + T.act_load_write, words, act_rows, act_gemms, R)
         stalls += n_st - act_ld_stalls[0]
         act_ld_stalls[0] = n_st
@@ -344,7 +358,11 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                 ex_free = t + dur[i]
                 if out_act[i]:
                     _, _, _, _, _, a_t, b_e, _ = op
-                    act_gemms.append((t + T.gemm_result + b_e, max(b_e, R), a_t))
+                    if pool[i]:
+                        b_e = pool[i]
+                        act_gemms.append((t + T.pool_result + b_e, b_e, a_t))
+                    else:
+                        act_gemms.append((t + T.gemm_result + b_e, max(b_e, R), a_t))
                     if act_ld is not None and act_ld[4] == ld_cur and ld_req == _INF \
                             and ld_until > t:
                         stall_load(t)
@@ -465,9 +483,11 @@ def _act_load_stalls(first, words, word_rows, gemms, rows) -> int:
     """Cycles an ACT load of ``words`` bus words, its first written at cycle ``first``, waits
     for GEMM results written into the same row memories (``ld_hold``): ``gemms`` are
     ``(first result write, tile spacing, tiles)``, each tile writing rows ``0 .. rows - 1`` on
-    consecutive cycles. A word that meets a result waits a cycle, and so does every later
-    word of the load."""
-    live = [g for g in gemms if g[0] < first + words * (rows + 1) and g[0] + g[1] * g[2] > first]
+    consecutive cycles (a pool's windows may be closer than ``rows``: rows of several windows
+    then write in one cycle, each its own memory). A word that meets a result waits a cycle,
+    and so does every later word of the load."""
+    live = [g for g in gemms
+            if g[0] < first + words * (rows + 1) and g[0] + g[1] * g[2] + rows > first]
     if not live:
         return 0
     n = len(word_rows)
@@ -478,12 +498,13 @@ def _act_load_stalls(first, words, word_rows, gemms, rows) -> int:
         while True:
             hit = False
             for base, sp, tiles in live:
-                d = c - base
-                if d >= 0:
-                    i, r = divmod(d, sp)
-                    if i < tiles and r < rows and r in want:
+                for r in want:
+                    d = c - base - r
+                    if 0 <= d < sp * tiles and d % sp == 0 and r < rows:
                         hit = True
                         break
+                if hit:
+                    break
             if not hit:
                 break
             c += 1

@@ -105,6 +105,30 @@ async def convs_on_chip(dut):
 
 
 @cocotb.test()
+async def pools_on_chip(dut):
+    """Max pooling on the device (``GemmBody.pool``): windows of 2, 3 and 5 at stride 1 and 2,
+    padding drawn per case, in bands, channel counts of one bank, part of one and two;
+    bit-exact against ``golden.maxpool_nhwc`` and the functional model."""
+    from ...sw.conv import pool_program
+    from ..model.perf_model import predict_program
+    cfg, rng, be, dev, model = await _device_and_model(dut, "pools_on_chip")
+    errors = []
+    for x, geo, band in scenarios.pool_cases(rng, dev.info):
+        label = f"max {geo['ksize']}x{geo['ksize']}/{geo['stride']} pad {geo['pad']}"
+        res = await scenarios.check_pool_against_model(dev, model, x, geo, label,
+                                                       max_band=band)
+        pred = predict_program(cfg, pool_program(dev.info, x, scenarios.Allocator(0, 1 << 40),
+                                                 max_band=band, **geo))["cycles"]
+        errors.append((label, res.cycles, pred))
+        dut._log.info("%s: x %s, bands of %d rows: %d cycles (performance model %d, %+.2f %%)",
+                      label, x.shape, band, res.cycles, pred, 100 * (pred / res.cycles - 1))
+    assert not be.violations, be.violations
+    # the performance model keeps within 2 % of the RTL on the new mechanism
+    bad = [e for e in errors if abs(e[2] / e[1] - 1) > 0.02]
+    assert not bad, f"performance model off by more than 2 %: {bad}"
+
+
+@cocotb.test()
 async def conv_networks_on_chip(dut):
     """Networks of convolutions as one program (``sw/conv.py`` network_program): tensors in
     device DRAM between layers, a residual addition as a 1x1 GEMM over two tensors sharing
