@@ -70,7 +70,7 @@ VERSION_MINOR_SHIFT = 8
 VERSION_MINOR_WIDTH = 8
 VERSION_MINOR_MASK = 0x0000FF00
 VERSION_MINOR_ACCESS = "ro"
-VERSION_MINOR_RESET = 4
+VERSION_MINOR_RESET = 5
 VERSION_MAJOR_SHIFT = 16
 VERSION_MAJOR_WIDTH = 8
 VERSION_MAJOR_MASK = 0x00FF0000
@@ -285,7 +285,7 @@ REGISTERS = {
                 "patch", 0, 8, "ro", 0,
                 "Patch version."),
             Field(
-                "minor", 8, 8, "ro", 4,
+                "minor", 8, 8, "ro", 5,
                 "Minor version."),
             Field(
                 "major", 16, 8, "ro", 0,

@@ -147,3 +147,107 @@ def test_programs_report_where_tensors_live(rng):
         break
     else:
         raise AssertionError("no random network fits fpga")
+
+
+# -- max pooling (GemmBody.pool) --------------------------------------------------------------
+
+def test_pool_walk_is_the_golden_maxpool(rng):
+    """The words pool_act_words names, maximized per window, give golden.maxpool_nhwc (with
+    a -128 padding word), bands and every pass (channel bank) included."""
+    from s4accel.hw.spu.spu import pool_act_words
+    for _ in range(60):
+        k = int(rng.integers(1, 6))
+        st = int(rng.integers(1, 3))
+        pad = int(rng.integers(0, k))
+        h, w = int(rng.integers(k, k + 5)), int(rng.integers(k, k + 4))
+        cb = int(rng.integers(1, 4))
+        x = rng.integers(-128, 128, (1, h, w, 32 * cb), dtype=np.int8)
+        ho, wo = golden.conv_out_size(h, k, st, pad), golden.conv_out_size(w, k, st, pad)
+        want = golden.maxpool_nhwc(x, k, st, pad)[0]                  # [ho, wo, 32*cb]
+        oy0 = int(rng.integers(0, ho))
+        rows = int(rng.integers(1, ho - oy0 + 1))
+        iy0 = max(0, oy0 * st - pad)
+        iy1 = min(h, (oy0 + rows - 1) * st - pad + k)
+        base, low = 5, 3
+        mem = np.full((base + (iy1 - iy0) * w * cb + 2, 32), 99, np.int64)
+        mem[low] = -128
+        mem[base:base + (iy1 - iy0) * w * cb] = x[0, iy0:iy1].reshape(-1, 32)
+        words = pool_act_words(rows * wo, cb, k * k, act_addr=base, ksize=k, stride2=st - 1,
+                               pad=pad, top=iy0 - (oy0 * st - pad), cbanks=cb,
+                               row_pitch=w * cb, in_h=iy1 - iy0, out_w=wo, pad_addr=low)
+        got = mem[words].max(axis=2)                                  # [cb, rows*wo, 32]
+        got = got.transpose(1, 0, 2).reshape(rows, wo, 32 * cb)
+        assert np.array_equal(got, want[oy0:oy0 + rows]), (k, st, pad, h, w, oy0)
+
+
+@pytest.mark.parametrize("config", ["tiny", "fpga"])
+def test_pools_on_the_model(config, rng):
+    """Windows of 2, 3 and 5 at stride 1 and 2 with padding, in bands: the functional model
+    (pool GEMM + identity GEMM + STORE) equals golden.maxpool_nhwc."""
+    async def go():
+        dev = Driver(ModelBackend(config))
+        info = await dev.open()
+        for x, geo, band in scenarios.pool_cases(rng, info):
+            res = await dev.run_pool(x, max_band=band, **geo)
+            assert np.array_equal(res.y, golden.maxpool_nhwc(x, geo["ksize"], geo["stride"],
+                                                             geo["pad"])), geo
+            assert res.counters["perf_mac"] > 0        # the identity GEMMs; the pools none
+    run(go())
+
+
+def test_network_with_a_max_pool(rng):
+    """conv 3x3 -> max pool 3x3/2 pad 1 (ResNet's stem pattern) -> conv 1x1 as one program
+    on the model equals the golden model layer by layer."""
+    from s4accel.base.sparse import pack, prune
+    from s4accel.sw.conv import ConvOp, PoolOp
+    info = DeviceInfo.from_config(load_config("fpga"))
+    x = rng.integers(-128, 128, (9, 7, 6, 3), dtype=np.int8)
+
+    def conv(name, src, xin, cin, cout, k, pad, mode):
+        wk = conv_weights(rng.integers(-128, 128, (cout, k, k, cin), dtype=np.int8))
+        packed = pack(prune(wk, 4), 4)
+        if mode == "raw":
+            params = LayerParams("raw", bias=rng.integers(-1000, 1000, cout))
+        else:
+            params = scenarios.int8_params(rng, scenarios._conv_cols(xin, k, 1, pad), packed,
+                                           lut=False)
+        return ConvOp(name, src, packed, params, k, 1, pad), conv_reference(
+            xin, packed, params, ksize=k, stride=1, pad=pad)
+    xf = np.zeros((16, 7, 6, 3), np.int8)
+    xf[:9] = x
+    c1, y1 = conv("c1", "x", xf, 3, 40, 3, 1, "int8")
+    p1 = golden.maxpool_nhwc(y1, 3, 2, 1)
+    c2, y2 = conv("c2", "p1", p1, 40, 16, 1, 0, "raw")
+    ops = [c1, PoolOp("p1", "c1", 3, 2, 1), c2]
+
+    async def go():
+        dev = Driver(ModelBackend("fpga"))
+        await dev.open()
+        res = await dev.run_program(network_program(dev.info, x, ops, dev.alloc))
+        return res.y
+    got = run(go())
+    want = nhwc_rows(y2, info.rows)[:, :16]
+    assert np.array_equal(got, want)
+
+
+def test_pool_reads_no_weights(rng):
+    """A pool GEMM's weight and parameter fields are not checked (it reads neither): weight
+    and parameter addresses past the scratchpads still pool; a pool with relu is BAD_FIELD."""
+    from s4accel.hw.cmd.descriptors import ErrorCode, Opcode
+    from s4accel.sw.driver import DeviceError
+    from s4accel.sw.program import descriptor
+
+    async def go():
+        dev = Driver(ModelBackend("tiny"))
+        info = await dev.open()
+        g = {**scenarios._conv_gemm(), "pool": 1, "mode": 1, "out_act": 1, "out_addr": 40,
+             "wgt_addr": 0xFFFF, "par_addr": 0xFFFF}
+        await dev.submit([descriptor(Opcode.GEMM, gemm=g), descriptor(Opcode.COMPLETE)])
+        await dev.wait(100_000)
+        with pytest.raises(DeviceError) as e:
+            await dev.submit([descriptor(Opcode.GEMM, gemm={**g, "relu": 1}),
+                              descriptor(Opcode.COMPLETE)])
+            await dev.wait(100_000)
+        assert e.value.code == ErrorCode.BAD_FIELD
+        return info
+    run(go())
