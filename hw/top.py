@@ -11,6 +11,7 @@ from .cmd.descriptors import MAX_SPUS, GemmBody
 from .cmd.fanout import SpuFanout, spu_select
 from .cmd.processor import CommandProcessor
 from .csr.block import CsrBlock
+from .bus.l2 import L2Router
 from .dma.engine import DmaEngine
 from .spu.spu import Spu
 
@@ -33,7 +34,8 @@ class S4Top(wiring.Component):
     csr : In(AXI4Lite.Signature(addr_width=12, data_width=32))
         Host access to the register map (``s4accel/base/regmap/regmap.yaml``).
     dram : Out(AXI4.Signature(addr_width=32, data_width=config.dram_bus_bits, id_width=4))
-        Manager port to DRAM: descriptors, weights, activations, results.
+        Manager port to DRAM: descriptors, weights, activations, results (bursts into the
+        on-chip L2, ``config.l2_kib``, are served inside: ``hw/bus/l2.py``).
     irq : Out(1)
         Interrupt: ``CTRL.irq_en`` and any ``IRQ`` bit.
     """
@@ -84,7 +86,12 @@ class S4Top(wiring.Component):
             m.d.comb += sel.eq(spu_select(mask))
             return sel
         wiring.connect(m, wiring.flipped(self.csr), csr.bus)
-        wiring.connect(m, dma.bus, wiring.flipped(self.dram))
+        if cfg.l2_kib:
+            m.submodules.l2 = l2 = L2Router(kib=cfg.l2_kib, data_width=cfg.dram_bus_bits)
+            wiring.connect(m, dma.bus, l2.up)
+            wiring.connect(m, l2.down, wiring.flipped(self.dram))
+        else:
+            wiring.connect(m, dma.bus, wiring.flipped(self.dram))
         m.d.comb += self.irq.eq(csr.irq)
 
         r = lambda name: getattr(csr, f"reg2dp_{name}")  # noqa: E731

@@ -558,8 +558,9 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
     """A network of convolutions (:class:`ConvOp`, in execution order; the first reads ``"x"``,
     the int8 NHWC input ``[N, H, W, C]``) as one device program: the host hands over ``x``
     once and reads the last layer's output once (decoded ``[chunks * Ho * Wo * rows, N]``, see
-    :func:`rows_nhwc`). Every intermediate tensor lives in device DRAM in the activation layout
-    (:class:`Tensor`): the ones a residual addition reads share their pixels, so the addition
+    :func:`rows_nhwc`). Every intermediate tensor lives in the on-chip L2 while it has room
+    (``info.l2_kib``; the placement report says which) and in device DRAM after that, in the
+    activation layout (:class:`Tensor`): the ones a residual addition reads share their pixels, so the addition
     is one 1x1 GEMM over ``[a | b]``. Layers are separated by SYNC (a layer's loads read what
     the one before stored). Weights travel packed, convolutions read their windows on chip."""
     descriptor = encode or _descriptor
@@ -600,6 +601,19 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
     prog.placement.append(("x", "DRAM", len(img)))
     shared = {}                                  # pair -> buffer address
     act_word = R * BANK
+    # intermediate tensors go to the on-chip L2 (DeviceInfo.l2_kib) while it has room, in
+    # execution order (nothing is freed: a tensor's bytes stay until the program ends), and
+    # to device DRAM after that; the layers' LOADs and STOREs are the same either way
+    l2 = Allocator(info.l2_base, info.l2_kib * 1024, align=max(64, info.bus_bytes)) \
+        if info.l2_kib else None
+    place = {}
+
+    def tensor_alloc(name, nbytes):
+        if l2 is not None and l2.top + nbytes <= l2.base + l2.size:
+            place[name] = "L2"
+            return l2.alloc(nbytes)
+        place[name] = "DRAM"
+        return alloc.alloc(nbytes)
     for i, op in enumerate(ops):
         if isinstance(op.src, tuple):
             a, b = (tensors[t] for t in op.src)
@@ -622,12 +636,15 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
                 a, b = pair[op.name]
                 pix = banks[a] + banks[b]
                 if pair[op.name] not in shared:
-                    shared[pair[op.name]] = alloc.alloc(chunks * ho * wo * pix * act_word)
+                    shared[pair[op.name]] = tensor_alloc(op.name,
+                                                         chunks * ho * wo * pix * act_word)
+                else:
+                    place[op.name] = place[a if op.name == b else b]
                 dst = Tensor(shared[pair[op.name]], chunks, ho, wo, banks[op.name], pix,
                              0 if op.name == a else banks[a])
             else:
-                dst = Tensor(alloc.alloc(chunks * ho * wo * banks[op.name] * act_word), chunks,
-                             ho, wo, banks[op.name])
+                dst = Tensor(tensor_alloc(op.name, chunks * ho * wo * banks[op.name] * act_word),
+                             chunks, ho, wo, banks[op.name])
         if pool:
             out = emit_pool(prog, info, alloc, descriptor, src, ksize=op.ksize,
                             stride=op.stride, pad=op.pad, dst=dst, max_band=max_band)
@@ -647,7 +664,7 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
             prog.descs.append(descriptor(Opcode.SYNC))
             other = [t for t in pair.get(op.name, ()) if t != op.name]
             prog.placement.append((op.name + (f" (pixels shared with {other[0]})" if other
-                                             else ""), "DRAM",
+                                             else ""), place[op.name],
                                    out.chunks * out.h * out.w * out.banks * act_word))
         else:
             prog.placement.append((op.name + " (output)", "DRAM",

@@ -160,12 +160,18 @@ class Driver:
             bus_bits=bus,
             act_sram_kib=1 << _f("CAP_SRAM", "act_kib_log2").get(sram),
             wgt_sram_kib=1 << _f("CAP_SRAM", "wgt_kib_log2").get(sram),
-            out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram))
+            out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram),
+            l2_kib=_f("CAP_L2", "kib").get(await b.read32(regs.CAP_L2)))
         base, size = b.dram_base, b.dram_size
         await b.write32(regs.CTRL, 0)             # no fetch while the ring is reprogrammed
         await b.write32(regs.WIN0_BASE, base)
         await b.write32(regs.WIN0_LIMIT, base + size)
-        await b.write32(regs.WIN_CTRL, 0x010101)  # window 0: enabled, read, write
+        win = 0x010101                            # window 0: enabled, read, write
+        if self.info.l2_kib:                      # window 1: the on-chip L2
+            await b.write32(regs.WIN1_BASE, self.info.l2_base)
+            await b.write32(regs.WIN1_LIMIT, self.info.l2_base + self.info.l2_kib * 1024)
+            win |= 0x020202
+        await b.write32(regs.WIN_CTRL, win)
         self.ring_base = base
         await b.write32(regs.RING_BASE, base)
         await b.write32(regs.RING_SIZE, self.ring_slots)

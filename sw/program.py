@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base import golden
-from ..base.config import BANK, Config
+from ..base.config import BANK, L2_BASE, Config
 from ..base.sparse import PackedWeights
 from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, LoadFormat, Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
@@ -60,11 +60,17 @@ class DeviceInfo:
     act_sram_kib: int
     wgt_sram_kib: int
     out_sram_kib: int
+    #: the on-chip L2 shared by the SPUs (KiB, 0: none), at :data:`L2_BASE`
+    l2_kib: int = 0
 
     @classmethod
     def from_config(cls, c: Config) -> DeviceInfo:
         return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
-                   c.wgt_sram_kib, c.out_sram_kib)
+                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib)
+
+    @property
+    def l2_base(self):
+        return L2_BASE
 
     @property
     def bus_bytes(self):

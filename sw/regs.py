@@ -29,6 +29,7 @@ CAP_ARRAY = 0x008
 CAP_SPARSITY = 0x00C
 CAP_SRAM = 0x010
 CAP_BUS = 0x014
+CAP_L2 = 0x018
 CTRL = 0x020
 STATUS = 0x024
 IRQ = 0x028
@@ -117,6 +118,10 @@ CAP_BUS_DESC_BYTES_WIDTH = 8
 CAP_BUS_DESC_BYTES_MASK = 0x00FF0000
 CAP_BUS_DESC_BYTES_ACCESS = "ro"
 CAP_BUS_DESC_BYTES_RESET = 32
+CAP_L2_KIB_SHIFT = 0
+CAP_L2_KIB_WIDTH = 24
+CAP_L2_KIB_MASK = 0x00FFFFFF
+CAP_L2_KIB_ACCESS = "ro"
 CTRL_ENABLE_SHIFT = 0
 CTRL_ENABLE_WIDTH = 1
 CTRL_ENABLE_MASK = 0x00000001
@@ -339,6 +344,15 @@ REGISTERS = {
                 "Size of one descriptor in bytes."),
         ),
         "Memory-side interface."),
+    "CAP_L2": Register(
+        "CAP_L2", 0x018, (
+            Field(
+                "kib", 0, 24, "ro", "{l2_kib}",
+                "Size in KiB (0 when absent)."),
+        ),
+        "The on-chip L2 buffer shared by the SPUs: SRAM at address 0x2000_0000 of the DMA's "
+        "address space (LOAD and STORE reach it like DRAM, inside the chip), `kib` KiB (0: no "
+        "L2)."),
     "CTRL": Register(
         "CTRL", 0x020, (
             Field(

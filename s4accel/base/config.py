@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 __all__ = ["Config", "ConfigError", "load_config", "preset_names", "BANK", "SPARSITY_LEVELS",
-           "PAR_WORDS", "LUT_BYTES"]
+           "PAR_WORDS", "LUT_BYTES", "L2_BASE"]
 
 #: Bank size of the sparse format (docs/architecture.md, "Sparse format"): indices are 5 bits.
 BANK = 32
@@ -25,6 +25,8 @@ SPARSITY_LEVELS = (1, 2, 4, 8, 16, 32)
 PAR_WORDS = 128
 #: Bytes of an SPU's output lookup table.
 LUT_BYTES = 256
+#: Address of the on-chip L2 buffer (``Config.l2_kib``) in the DMA's address space.
+L2_BASE = 0x2000_0000
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,10 @@ class Config:
         (one read and one write channel of ``dram_bus_bits`` each) does not describe, such as
         the S4 card's LPDDR4x. ``None`` (the default): the model uses the AXI port, reads and
         writes each at ``dram_bus_bits / 8`` bytes a cycle.
+    l2_kib : int
+        The on-chip L2 buffer shared by the SPUs, in KiB (0: none; else a power of two, at
+        least 4): SRAM at :data:`L2_BASE` in the DMA's address space, reached by LOAD and
+        STORE descriptors like DRAM but inside the chip (``hw/bus/l2.py``).
     """
 
     name: str = "custom"
@@ -82,6 +88,7 @@ class Config:
     out_sram_kib: int = 4
     clock_mhz: float = 100.0
     dram_gb_s: float | None = None
+    l2_kib: int = 0
 
     def __post_init__(self):
         for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
@@ -89,6 +96,11 @@ class Config:
             value = getattr(self, field)
             if not _is_pow2(value):
                 raise ConfigError(f"{field} must be a positive power of two, not {value!r}")
+        if (isinstance(self.l2_kib, bool) or not isinstance(self.l2_kib, int)
+                or (self.l2_kib != 0 and (not _is_pow2(self.l2_kib) or self.l2_kib < 4))
+                or self.l2_kib > 256 * 1024):
+            raise ConfigError(f"l2_kib must be 0 (no L2) or a power of two from 4 to 262144 "
+                              f"(bursts never cross its 4 KiB-aligned end), not {self.l2_kib!r}")
         if self.dram_bus_bits not in (32, 64, 128, 256, 512):
             raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
                               f"not {self.dram_bus_bits!r}")
@@ -128,8 +140,8 @@ class Config:
 
     @property
     def sram_mib(self) -> float:
-        """On-chip SRAM of all SPUs in MiB (the design has no shared L2)."""
-        return self.spus * self.sram_kib_per_spu / 1024
+        """On-chip SRAM in MiB: every SPU's and the shared L2 (``l2_kib``)."""
+        return (self.spus * self.sram_kib_per_spu + self.l2_kib) / 1024
 
     @property
     def dense_tmac_s(self) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import golden
-from ...base.config import BANK, Config, load_config
+from ...base.config import BANK, L2_BASE, Config, load_config
 from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, LoadFormat,
                                    Opcode, Target,
@@ -41,6 +41,8 @@ class DeviceModel:
         self.geom = SpuGeometry.of(config)
         self.dram_base = dram_base
         self.dram = bytearray(dram_size)
+        # the on-chip L2 (Config.l2_kib at L2_BASE): reached by DMA transfers only
+        self.l2 = bytearray(config.l2_kib * 1024)
         self.regmap = load_regmap()
         self.consts = {}
         self.regs = {}
@@ -153,17 +155,25 @@ class DeviceModel:
         if end > 1 << 32 or not self._window_ok(d.dram_addr, end, write):
             raise _Fault(ErrorCode.OUT_OF_WINDOW, desc_addr)
 
+    def _place(self, a, n, desc_addr):
+        """``(memory, offset)`` of ``n`` bytes at bus address ``a``: the L2 (``hw/bus/l2.py``,
+        no bus errors there) or DRAM, with the injected bus faults; anything else answers
+        DECERR (an L2 transfer running past the L2's end goes on to the DRAM port, where
+        nothing is mapped)."""
+        if self.l2 and L2_BASE <= a and a + n <= L2_BASE + len(self.l2):
+            return self.l2, a - L2_BASE
+        off = a - self.dram_base
+        if off < 0 or off + n > len(self.dram):
+            raise _Fault(ErrorCode.BUS_DECERR, desc_addr)
+        for lo, hi, code in self.bus_faults:
+            if a < hi and lo < a + n:
+                raise _Fault(code, desc_addr)
+        return self.dram, off
+
     def _dma_rows(self, d, desc_addr):
-        """The DRAM offsets of a checked transfer's rows; bus faults as they are met."""
+        """``(memory, offset)`` of a checked transfer's rows; bus faults as they are met."""
         for r in range(d.rows):
-            a = d.dram_addr + r * d.stride
-            off = a - self.dram_base
-            if off < 0 or off + d.row_bytes > len(self.dram):
-                raise _Fault(ErrorCode.BUS_DECERR, desc_addr)
-            for lo, hi, code in self.bus_faults:
-                if a < hi and lo < a + d.row_bytes:
-                    raise _Fault(code, desc_addr)
-            yield off
+            yield self._place(d.dram_addr + r * d.stride, d.row_bytes, desc_addr)
 
     # -- execution ---------------------------------------------------------------------------
     def _run(self):
@@ -190,13 +200,8 @@ class DeviceModel:
                     raise _Fault(ErrorCode.BAD_FIELD, addr)
                 if not self._window_ok(addr, end, False):
                     raise _Fault(ErrorCode.OUT_OF_WINDOW, addr)
-                off = addr - self.dram_base
-                if off < 0 or end - self.dram_base > len(self.dram):
-                    raise _Fault(ErrorCode.BUS_DECERR, addr)
-                for lo, hi, code in self.bus_faults:
-                    if addr < hi and lo < end:
-                        raise _Fault(code, addr)
-                raw = int.from_bytes(self.dram[off:off + DESC_BYTES], "little")
+                mem, off = self._place(addr, DESC_BYTES, addr)
+                raw = int.from_bytes(mem[off:off + DESC_BYTES], "little")
                 self._count("PERF_DMA_RD_BYTES", DESC_BYTES)   # the fetch is a DMA read too
                 self._set("RING_HEAD", "index", 0 if head + 1 >= size else head + 1)
                 self._execute(Descriptor.from_bits(raw), addr)
@@ -253,8 +258,8 @@ class DeviceModel:
                 raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
             self._dma_check(d, addr, write=False)
             self._tokens(op, desc.header, addr)
-            data = b"".join(bytes(self.dram[o:o + d.row_bytes])
-                            for o in self._dma_rows(d, addr))
+            data = b"".join(bytes(mem[o:o + d.row_bytes])
+                            for mem, o in self._dma_rows(d, addr))
             self._count("PERF_DMA_RD_BYTES", len(data))
             for i in self._selected(desc.header):       # multicast: one read, every SPU
                 self._use_spu(i)
@@ -281,9 +286,9 @@ class DeviceModel:
             start = d.sram_addr * word
             self._use_spu(self._selected(desc.header)[0])
             rows = list(self._dma_rows(d, addr))
-            for r, off in enumerate(rows):
+            for r, (mem, off) in enumerate(rows):
                 chunk = self.out[start + r * d.row_bytes:start + (r + 1) * d.row_bytes]
-                self.dram[off:off + d.row_bytes] = chunk
+                mem[off:off + d.row_bytes] = chunk
             self._count("PERF_DMA_WR_BYTES", nbytes)
         elif op == Opcode.GEMM.value:
             self._gemm_check(desc.body.gemm, addr)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from amaranth.lib import data
 
-from ...base.config import BANK, load_config
+from ...base.config import BANK, L2_BASE, load_config
 from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, LoadFormat, Opcode, Target
 from ...hw.spu.wgt_unpack import packed_word_bits
 from ...sw.driver import RING_SLOTS
@@ -81,6 +81,11 @@ class Timing:
     #: + r``; a loaded activation word that meets it at that memory waits a cycle
     #: (``ld_hold`` in ``hw/spu/spu.py``), and so does the rest of its load
     gemm_result: int = 28
+    #: a LOAD from the on-chip L2 (``hw/bus/l2.py``) holds the read path this many cycles
+    #: longer than one from DRAM (the router's queue and its read engine's FIFO before the
+    #: first beat), and a STORE into it holds its engine this many cycles longer or shorter
+    l2_read: int = 2
+    l2_write: int = -1
     #: a max pooling GEMM (``GemmBody.pool``) taken from its queue finishes after its
     #: ``tiles * banks`` window words (one a cycle, nothing waits) plus this plus ``rows``:
     #: check, issue, SPU setup, the read pipeline and the last row's maximum write
@@ -183,8 +188,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     :attr:`Timing.act_load_write`) and counts those cycles (``act_load_stalls``), where the
     activation words arrive one a cycle (not with ``bandwidth`` or ``shared_dram``).
 
-    Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes``,
-    ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``) and ``bound``,
+    Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes`` (DRAM
+    and L2), ``l2_bytes`` (the transfers to or from the on-chip L2), ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``) and ``bound``,
     the resource with the most busy cycles: ``compute``, ``dma_read``, ``dma_write``,
     ``descriptors`` or, with ``shared_dram``, ``dram`` (the beats of all transfers together).
     """
@@ -208,6 +213,12 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     out_act = [k == _GEMMOP and _get(int.from_bytes(bytes(d), "little"), _GEMM["out_act"])
                and _get(int.from_bytes(bytes(d), "little"), _GEMM["mode"])
                for d, (k, *_) in zip(descs, ops)]
+    # transfers to or from the on-chip L2: their own latency, and (``shared_dram``) none of
+    # the DRAM's bandwidth
+    l2_lo, l2_hi = L2_BASE, L2_BASE + config.l2_kib * 1024
+    in_l2 = [k in (_LOAD, _STORE) and config.l2_kib > 0
+             and l2_lo <= _get(int.from_bytes(bytes(d), "little"), _DMA["dram_addr"]) < l2_hi
+             for d, (k, *_) in zip(descs, ops)]
     # max pooling GEMMs (``pool``): ``banks`` words a window, no MACs
     pool = [_get(int.from_bytes(bytes(d), "little"), _GEMM["banks"])
             if k == _GEMMOP and _get(int.from_bytes(bytes(d), "little"), _GEMM["pool"]) else 0
@@ -230,22 +241,33 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     wbits = {f.value: packed_word_bits(f, config.cols)
              for f in (LoadFormat.PACKED, LoadFormat.VALUES)}
     wpc = max(1, config.dram_bus_bits // (16 * config.cols))
+    l2_bytes = 0
     for i, (kind, _, _, _, _, a, b, c) in enumerate(ops):
         if kind == _LOAD:
             cls = "act" if b == Target.ACT.value else "wgt"
+            nb = max(1, -(-a // bb)) if in_l2[i] else beats(a, cls)   # (the L2: its own port)
             if b == Target.LUT.value:     # the LUT takes one byte a cycle
-                d = T.read_job + max(a, beats(a, cls))
+                d = T.read_job + max(a, nb)
             elif c in wbits:              # a packed weight stream: one scratchpad word a cycle
-                d = T.read_job + max(-(-(a * 8 // wbits[c]) // wpc), beats(a, cls))
+                d = T.read_job + max(-(-(a * 8 // wbits[c]) // wpc), nb)
             else:
-                d = T.read_job + beats(a, cls)
-            dbeats[i] = beats(a, cls)
+                d = T.read_job + nb
+            if in_l2[i]:
+                d += T.l2_read
+                l2_bytes += a
+            else:
+                dbeats[i] = nb
             rd_bytes += a
             by_class[cls] += a
             busy["dma_read"] += d
         elif kind == _STORE:
-            d = T.store_job + beats(a, "out")
-            dbeats[i] = beats(a, "out")
+            nb = max(1, -(-a // bb)) if in_l2[i] else beats(a, "out")
+            d = T.store_job + nb
+            if in_l2[i]:
+                d += T.l2_write
+                l2_bytes += a
+            else:
+                dbeats[i] = nb
             wr_bytes += a
             by_class["out"] += a
             busy["dma_write"] += d
@@ -462,7 +484,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     if shared_dram and busy["dram"] > max(busy["compute"], read_path, busy["dma_write"]):
         bound = "dram"
     return {"cycles": cycles, "mac_cycles": mac, "dma_read_bytes": rd_bytes,
-            "dma_write_bytes": wr_bytes, "bytes": by_class, "descriptors": n, "busy": busy,
+            "dma_write_bytes": wr_bytes, "l2_bytes": l2_bytes, "bytes": by_class, "descriptors": n, "busy": busy,
             "bound": bound,
             "lane_utilization": mac / cycles, "model_steps": steps, "act_load_stalls": stalls}
 

@@ -131,28 +131,39 @@ async def pools_on_chip(dut):
 @cocotb.test()
 async def conv_networks_on_chip(dut):
     """Networks of convolutions as one program (``sw/conv.py`` network_program): tensors in
-    device DRAM between layers, a residual addition as a 1x1 GEMM over two tensors sharing
-    their pixels (a 2-D strided LOAD reads one of them alone), a whole-map window last;
-    bit-exact against the golden model and the functional model."""
+    the on-chip L2 where the configuration has one (``hw/bus/l2.py``), else in device DRAM,
+    between layers, a residual addition as a 1x1 GEMM over two tensors sharing their pixels
+    (a 2-D strided LOAD reads one of them alone), a whole-map window last; bit-exact against
+    the golden model and the functional model, the performance model within 2 %."""
     from ...sw.conv import network_program
-    _, rng, be, dev, model = await _device_and_model(dut, "conv_networks_on_chip")
+    from ..model.perf_model import predict_program
+    cfg, rng, be, dev, model = await _device_and_model(dut, "conv_networks_on_chip")
     done = 0
+    errors = []
     for _ in range(40):
         x, ops, want = scenarios.random_conv_network(rng, dev.info)
         try:
-            network_program(dev.info, x, ops, scenarios.Allocator(0, 1 << 40))
+            prog = network_program(dev.info, x, ops, scenarios.Allocator(0, 1 << 40))
         except ValueError:
             continue
+        where = {p for _, p, _ in prog.placement}
+        assert ("L2" in where) == bool(cfg.l2_kib), prog.placement
         res = await scenarios.check_network_against_model(dev, model, x, ops, want,
                                                           f"network {done}")
-        dut._log.info("network %d: x %s, %s: %d cycles", done, x.shape,
+        pred = predict_program(cfg, prog)["cycles"]
+        errors.append((done, res.cycles, pred))
+        dut._log.info("network %d: x %s, %s: %d cycles (performance model %d, %+.2f %%), "
+                      "tensors in %s", done, x.shape,
                       ", ".join(f"{o.name} {o.ksize}x{o.ksize}/{o.stride} s={o.packed.s}"
-                                for o in ops), res.cycles)
+                                for o in ops), res.cycles, pred, 100 * (pred / res.cycles - 1),
+                      "/".join(sorted(where)))
         done += 1
         if done == 3:
             break
     assert done == 3, "fewer than three random networks fit the device"
     assert not be.violations, be.violations
+    bad = [e for e in errors if abs(e[2] / e[1] - 1) > 0.02]
+    assert not bad, f"performance model off by more than 2 %: {bad}"
 
 
 @cocotb.test()
