@@ -41,13 +41,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..base.config import BANK
+from ..base.sparse import pack, unpack
 from ..hw.cmd.descriptors import Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
 from . import layout
-from .program import Allocator, DeviceInfo, LayerParams, LayerProgram, wgt_tiles_fit
+from .program import Allocator, DeviceInfo, LayerParams, LayerProgram, layer_program, wgt_tiles_fit
 from .program import descriptor as _descriptor
 
-__all__ = ["NotOnChip", "chain_program", "GROUP_CYCLES"]
+__all__ = ["NotOnChip", "chain_program", "gather_chain_program", "GROUP_CYCLES"]
 
 #: Compute cycles a chain's channel-tile group aims for (``program.GROUP_CYCLES`` is the
 #: layer programs'; chains keep 384, what their bench rows and ``s4 demo`` were measured with
@@ -280,3 +281,77 @@ def chain_layers(model) -> list:
 
 
 LayerParams  # re-exported for callers building chains by hand  # noqa: B018
+
+
+def _pad_k(packed, k):
+    """``packed`` with zero input channels appended up to ``k`` (a multiple of 32)."""
+    if packed.k >= k:
+        return packed
+    w = unpack(packed)
+    return pack(np.pad(w, ((0, 0), (0, k - w.shape[1]))), packed.s)
+
+
+def gather_chain_program(info: DeviceInfo, x, chain, alloc: Allocator, *,
+                         encode=None) -> LayerProgram:
+    """A chain of layers (``[(packed, params), ...]``, as :func:`chain_program` takes) as one
+    program in which every layer is split across the SPUs by *output channel* and gathers its
+    input from the on-chip L2: each SPU computes its channel tiles of the layer with its own
+    weights and STOREs them into the layer's output tensor, one tensor for all SPUs; after a
+    SYNC, the next layer LOADs the whole tensor back into every SPU at once (a multicast from
+    one read). The tensors between layers are placed in the L2 (``info.l2_kib``) while it has
+    room and in device DRAM after that (``prog.placement`` says where). This is the layout for
+    layers whose weights are too large to multicast to every SPU (each SPU holds only its
+    share); :func:`chain_program` (rows split across SPUs, weights multicast, activations
+    never leaving the SPUs) is the one for small layers.
+
+    Each layer is :func:`~.program.layer_program` with its input and output on the device;
+    a layer's K is padded with zero weights to the previous layer's stored banks (multi-SPU
+    groups store whole groups). The last layer's output goes to DRAM for the host."""
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be int8 [M, K] with M > 0, not {x.dtype} {x.shape}")
+    if not chain:
+        raise ValueError("a chain needs at least one layer")
+    m = x.shape[0]
+    R = info.rows
+    l2 = Allocator(info.l2_base, info.l2_kib * 1024, align=max(64, info.bus_bytes)) \
+        if info.l2_kib else None
+    prog = LayerProgram(rows=R, cols=info.cols)
+    prog.placement.append(("x", "DRAM", x.size))
+    src = None
+    k_in = x.shape[1]
+    for li, (packed, params) in enumerate(chain):
+        last = li == len(chain) - 1
+        if packed.k != k_in and not (li > 0 and packed.k <= k_in):
+            raise ValueError(f"layer {li} takes K={packed.k}, its input has {k_in} channels")
+        packed = _pad_k(packed, k_in)
+        where = {}
+
+        def dst(nbytes, where=where):
+            if l2 is not None and l2.top + nbytes <= l2.base + l2.size:
+                where["place"], where["bytes"] = "L2", nbytes
+                return l2.alloc(nbytes)
+            where["place"], where["bytes"] = "DRAM", nbytes
+            return alloc.alloc(nbytes)
+        if not last and params.mode != "int8":
+            raise ValueError(f"layer {li}: only int8 outputs feed other layers")
+        xin = x if li == 0 else np.zeros((m, packed.k), np.int8)
+        sub = layer_program(info, xin, packed, params, alloc, encode=encode, src=src,
+                            dst=None if last else dst, complete=last)
+        prog.descs += sub.descs
+        prog.images += sub.images
+        prog.dram_bytes += sub.dram_bytes
+        if last:
+            prog.outputs, prog.out_banks = sub.outputs, sub.out_banks
+            prog.host_requant = sub.host_requant
+            prog.m, prog.n, prog.mode = sub.m, sub.n, sub.mode
+            prog.placement.append((f"layer {li} (output)", "DRAM",
+                                   sum(nb for _, nb, *_ in sub.outputs)))
+        else:
+            if not sub.out_banks or "place" not in where:
+                raise ValueError(f"layer {li}: its int8 output does not fit the device")
+            prog.descs.append((encode or _descriptor)(Opcode.SYNC))
+            prog.placement.append((f"layer {li}", where["place"], where["bytes"]))
+            src = sub.outputs[0][0]
+            k_in = sub.out_banks * BANK
+    return prog

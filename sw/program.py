@@ -222,9 +222,17 @@ def _padded(buf: bytes, unit: int) -> bytes:
 
 
 def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParams,
-                  alloc: Allocator, *, encode=None, wgt_packed: bool = True) -> LayerProgram:
+                  alloc: Allocator, *, encode=None, wgt_packed: bool = True, src=None,
+                  dst=None, complete: bool = True) -> LayerProgram:
     """Tile, place and schedule one layer for a device with ``info``. ``encode`` replaces
     :func:`descriptor` (same signature and bytes; the performance model passes a faster one).
+
+    For layers chained through device memory (:func:`~.chain.gather_chain_program`): ``src``,
+    the device address of the input in the activation layout (``[row tile][bank]``, the
+    ``ceil(K / 32)`` banks of a row tile contiguous; ``x`` then gives only the shape), and
+    ``dst``, a function ``dst(nbytes) -> address`` that places the int8 output as one tensor
+    (``prog.out_banks`` banks a row tile) instead of a block per row chunk. ``complete =
+    False`` leaves out the final COMPLETE.
 
     ``x`` needs at least one row: M = 0 is a ``ValueError`` (there is no empty program; the
     caller decides what an empty batch means). Parameters the PAR words cannot hold exactly
@@ -335,8 +343,17 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
     groups = [(j0, g_tiles) for j0 in range(0, nt, step)]
     acts = []
     for c0, mtc in chunks:
+        if src is not None:             # already on the device, [row tile][nb banks]
+            acts.append((src + c0 * nb * act_word, mtc * nb))
+            continue
         act_img = layout.act_image(x[c0 * R:(c0 + mtc) * R], R)
         acts.append((image(act_img), len(act_img) // act_word))
+    out_all = None
+    if dst is not None:
+        if not int8:
+            raise ValueError("a layer whose output stays on the device must be int8 on the "
+                             "device (its banks do not fit half the weight scratchpad)")
+        out_all = dst(mt_all * prog.out_banks * bank_bytes)
     total = len(chunks) * len(groups)
     idx = 0
     # The command processor dispatches in program order into queues of QUEUE_DEPTH entries.
@@ -355,7 +372,8 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
             prog.descs.append(descriptor(Opcode.SYNC))
             load(Target.ACT, acts[ci][0], acts[ci][1] * act_word, 0)
         out_bytes = mtc * prog.out_banks * bank_bytes if int8 else nt * mtc * R * C * 4
-        out_at = alloc.alloc(out_bytes)
+        out_at = (alloc.alloc(out_bytes) if out_all is None
+                  else out_all + c0 * prog.out_banks * bank_bytes)
         prog.outputs.append((out_at, out_bytes, c0 * R, min(m - c0 * R, mtc * R)))
         # the next chunk's activations, in pieces after groups 1.. of this one: by then every
         # GEMM of the previous chunk (the other half's user) has finished (those groups' WGT
@@ -420,7 +438,8 @@ def layer_program(info: DeviceInfo, x, packed: PackedWeights, params: LayerParam
                 prog.dram_bytes += ob
             idx += 1
     prog.descs += pending
-    prog.descs.append(descriptor(Opcode.COMPLETE))
+    if complete:
+        prog.descs.append(descriptor(Opcode.COMPLETE))
     return prog
 
 

@@ -267,6 +267,12 @@ def random_conv_network(rng, info, *, s=None):
     return x, ops, nhwc_rows(out, info.rows)[:, :out.shape[3]]
 
 
+def check_network_fits(info, x, ops):
+    """``ValueError`` when :func:`~.conv.network_program` cannot place the network."""
+    from .conv import network_program
+    network_program(info, x, ops, Allocator(0, 1 << 40))
+
+
 async def check_network_against_model(dev: Driver, model: Driver, x, ops, want, label, *,
                                       max_cycles=8_000_000):
     """Run a network of convolutions (:func:`~.conv.network_program`) on ``dev`` and on the
@@ -345,6 +351,34 @@ async def check_chain_against_model(dev: Driver, model: Driver, x, chain, label,
         assert res.counters[key] == res_m.counters[key], \
             f"{label}: {key} is {res.counters[key]} on the RTL, {res_m.counters[key]} on the model"
     return res
+
+
+async def check_gather_chain_against_model(dev: Driver, model: Driver, x, chain, label, *,
+                                           max_cycles=4_000_000):
+    """A chain whose layers are split across the SPUs by output channel and gather their
+    inputs through the on-chip L2 (:func:`~.chain.gather_chain_program`) on ``dev`` and on the
+    functional ``model``: the same program, results equal to each other and to the golden
+    model, the same counters. Returns ``(result, placement)``."""
+    from .chain import gather_chain_program
+    res = []
+    for d in (dev, model):
+        mark = d.alloc.top
+        try:
+            prog = gather_chain_program(d.info, x, chain, d.alloc)
+            res.append(await d.run_program(prog, max_cycles))
+        finally:
+            d.alloc.top = mark
+    exp = chain_expected(x, chain)
+    for who, r in zip(("RTL", "functional model"), res):
+        if r.y.shape != exp.shape or not np.array_equal(r.y, exp):
+            bad = int((r.y != exp).sum()) if r.y.shape == exp.shape else exp.size
+            raise AssertionError(f"{label}: {who}: {bad} of {exp.size} outputs differ from the "
+                                 "golden model")
+    for key in ("perf_dma_rd_bytes", "perf_dma_wr_bytes", "perf_desc", "perf_mac"):
+        if res[0].counters[key] != res[1].counters[key]:
+            raise AssertionError(f"{label}: {key} is {res[0].counters[key]} on the RTL, "
+                                 f"{res[1].counters[key]} on the model")
+    return res[0], prog.placement
 
 
 def _dma(addr, nbytes, target=Target.ACT, sram=0, rows=1, stride=None, fmt=0):

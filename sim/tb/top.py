@@ -80,6 +80,55 @@ async def chains_on_chip(dut):
 
 
 @cocotb.test()
+async def l2_gather_and_networks(dut):
+    """The on-chip L2 (``hw/bus/l2.py``) on the bus-checking path with AXI backpressure: layer
+    chains split across the SPUs by output channel that gather their inputs through it, and
+    conv networks whose maps live in it (2-D strided loads of residual pairs included), both
+    bit-exact against the golden and functional models. Without an L2 its addresses are not
+    mapped: a LOAD from there (window opened) ends with BUS_DECERR, and the next job runs."""
+    from ...base.config import L2_BASE
+    from ...hw.cmd.descriptors import ErrorCode, Opcode
+    from ...sw.program import descriptor
+    cfg = config_from_env()
+    rng = rng_from_env(dut, "l2_gather_and_networks")
+    be, dev = await _open(dut, rng, pause=0.2)
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    if not cfg.l2_kib:
+        await dev.set_window(1, L2_BASE, L2_BASE + 4096)
+        good = scenarios.random_layer(rng, dev.info, 4, "int8")
+        await scenarios.run_error_case(
+            dev, "load from an absent L2", ErrorCode.BUS_DECERR,
+            [descriptor(Opcode.NOP), descriptor(Opcode.LOAD, dma=scenarios._dma(L2_BASE, 64))],
+            1, good_layer=good)
+        _no_violations(be)
+        return
+    for k in range(3):
+        x, chain = scenarios.random_chain(rng, dev.info, layers=int(rng.integers(2, 4)))
+        res, where = await scenarios.check_gather_chain_against_model(dev, model, x, chain,
+                                                                       f"gather chain {k}")
+        assert "L2" in [p for _, p, _ in where], where
+        dut._log.info("gather chain %d: M=%d, widths %s, tensors %s: %d cycles", k,
+                      x.shape[0], [p.n for p, _ in chain], [p for _, p, _ in where],
+                      res.cycles)
+    done = 0
+    for _ in range(40):
+        x, ops, want = scenarios.random_conv_network(rng, dev.info)
+        try:
+            scenarios.check_network_fits(dev.info, x, ops)
+        except ValueError:
+            continue
+        res = await scenarios.check_network_against_model(dev, model, x, ops, want,
+                                                          f"network {done}")
+        dut._log.info("network %d in the L2: %d cycles", done, res.cycles)
+        done += 1
+        if done == 2:
+            break
+    assert done == 2
+    _no_violations(be)
+
+
+@cocotb.test()
 async def layers_with_axi_backpressure(dut):
     """Random idle/backpressure on every AXI channel of the DRAM and CSR ports; the driver
     polls STATUS/IRQ with interrupts disabled (the line must stay low)."""

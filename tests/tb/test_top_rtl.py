@@ -3,7 +3,8 @@ on Verilator and Icarus: cocotbext-axi's RAM with error responses, random backpr
 AXI channel of the DRAM and CSR ports, the Python monitor of DRAM accesses outside the windows.
 Layers at every sparsity bit-exact against the golden model and the functional model, every
 error code with the interrupt and a following good job, soft reset mid-job. ``tiny_x2`` is the
-tiny preset with two SPUs (channel split across SPUs, activation loads multicast).
+tiny preset with two SPUs (channel split across SPUs, activation loads multicast) and a 16 KiB
+on-chip L2 (``hw/bus/l2.py``: layers split by output channel gather their inputs through it).
 
 The fpga preset runs the same kinds of checks on the fast path (``s4_sim``,
 tests/tb/test_fast_rtl.py), whose DRAM model takes the same cycles as the RAM here (checked
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 CONFIGS = {
     "tiny": lambda: load_config("tiny"),
-    "tiny_x2": lambda: load_config("tiny").replace(spus=2, name="tiny_x2"),
+    "tiny_x2": lambda: load_config("tiny").replace(spus=2, l2_kib=16, name="tiny_x2"),
 }
 
 
