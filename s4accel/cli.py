@@ -1007,7 +1007,9 @@ def _cmd_inspect(args):
                   arg("--program", type=int, default=None,
                       help="replay only program PROGRAM of the run with --seed"),
                   arg("--spus", type=int, default=None,
-                      help="override the configuration's number of SPUs")])
+                      help="override the configuration's number of SPUs"),
+                  arg("--l2", type=int, default=None, metavar="KIB",
+                      help="override the configuration's on-chip L2 size in KiB (0: none)")])
 def _cmd_fuzz(args):
     import numpy as np
 
@@ -1017,6 +1019,8 @@ def _cmd_fuzz(args):
         config = load_config(args.config)
         if args.spus is not None:
             config = config.replace(spus=args.spus, name=f"{config.name}_{args.spus}spu")
+        if args.l2 is not None:
+            config = config.replace(l2_kib=args.l2, name=f"{config.name}_l2_{args.l2}")
     except ConfigError as e:
         raise CliError(str(e)) from e
     if args.descriptors < 1:
@@ -1031,13 +1035,14 @@ def _cmd_fuzz(args):
     if args.backend == "model":
         from .sim.fuzz import fuzz_model
         stats = fuzz_model(config, seed, args.descriptors, only=args.program, spus=args.spus,
-                           log=lambda line: print(line, file=sys.stderr, flush=True))
+                           log=lambda line: print(line, file=sys.stderr, flush=True),
+                           preset=args.config)
         data, reports = stats.as_json(), stats.reports
     else:
         from .sim.fuzz import run_rtl_fuzz
         try:
             data, reports = run_rtl_fuzz(config, seed, args.descriptors, sim=args.sim,
-                                         only=args.program, spus=args.spus)
+                                         only=args.program, spus=args.spus, preset=args.config)
         except ValueError as e:
             raise CliError(str(e)) from e
     for line in reports:

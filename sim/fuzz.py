@@ -40,7 +40,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..base.config import BANK, Config
+from ..base.config import BANK, L2_BASE, Config
 from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBody, Header, Opcode,
                                   Target, token_use)
 from ..hw.spu.spu import SpuGeometry, int8_out_words
@@ -177,9 +177,14 @@ class Program:
         return [self.windows[i] for i in range(4) if en >> i & wr >> i & 1]
 
 
-def standard_windows():
+def standard_windows(l2_kib=0):
     """Window 0: the arena, read only (the ring is never writable); window 1: the data and
-    follow-up regions, read and write."""
+    follow-up regions, read and write; window 2 (with an L2): the on-chip L2, read and
+    write."""
+    if l2_kib:
+        wins = [(B, B + ARENA), (B + DATA_OFF, B + ARENA), (L2_BASE, L2_BASE + l2_kib * 1024),
+                (0, 0)]
+        return wins, _win_ctrl(en=0b0111, rd=0b0111, wr=0b0110)
     wins = [(B, B + ARENA), (B + DATA_OFF, B + ARENA), (0, 0), (0, 0)]
     return wins, _win_ctrl(en=0b0011, rd=0b0011, wr=0b0010)
 
@@ -205,6 +210,13 @@ class Generator:
         data region, else a boundary: window edges, unaligned, 0, near 2^32, the ring, past
         DRAM."""
         bb = self.bb
+        l2 = self.config.l2_kib * 1024
+        if l2 and rng.random() < 0.15:
+            # the on-chip L2: inside (aligned), flush against its end, or just past it
+            if rng.random() < 0.7:
+                return L2_BASE + int(rng.integers(0, max(1, (l2 - nbytes) // bb + 1))) * bb
+            return int(rng.choice([L2_BASE + l2 - nbytes, L2_BASE + l2 - nbytes + bb,
+                                   L2_BASE + l2, L2_BASE - bb])) & 0xFFFF_FFFF
         r = rng.random()
         if r < 0.6:
             lo = B + DATA_OFF
@@ -310,6 +322,9 @@ class Generator:
         extent = (rows - 1) * stride + row_bytes
         lo = (B + DATA_OFF) // bb
         addr = int(rng.integers(lo, (B + DATA_OFF + DATA_BYTES - extent) // bb)) * bb
+        l2 = self.config.l2_kib * 1024
+        if l2 and extent <= l2 and rng.random() < 0.3:
+            addr = L2_BASE + int(rng.integers(0, (l2 - extent) // bb + 1)) * bb
         r = rng.random()
         if r < 0.25 and prog is not None:
             # flush against the end of a window (one word past it now and then), or at its start
@@ -561,7 +576,7 @@ class Generator:
     def make(self, seed: int, index: int) -> Program:
         rng = np.random.default_rng([seed, index])
         prog = Program(index)
-        prog.windows, prog.win_ctrl = standard_windows()
+        prog.windows, prog.win_ctrl = standard_windows(self.config.l2_kib)
         prog.soft_reset_first = bool(rng.random() < 0.5)
         prog.sane = float(rng.choice([0.5, 0.9, 0.97]))
         if rng.random() < 0.04:
@@ -848,7 +863,7 @@ async def _layer_check(dev: Device, config, rng, label="follow-up"):
         dev._last_read = {a: await dev.be.mem_read(a, n) for a, n, _, _ in lay.outputs}
     info = DeviceInfo.from_config(config)
     prog = Program(-1)
-    prog.windows, prog.win_ctrl = standard_windows()
+    prog.windows, prog.win_ctrl = standard_windows(config.l2_kib)
     prog.head = int(rng.integers(0, RING_SLOTS))
     s = int(rng.choice(config.sparsities))
     mode = "int8" if rng.random() < 0.5 else "raw"
@@ -900,7 +915,7 @@ def scrub_program(config: Config) -> Program:
     g = SpuGeometry.of(config)
     bb = config.dram_bus_bits // 8
     prog = Program(-2)
-    prog.windows, prog.win_ctrl = standard_windows()
+    prog.windows, prog.win_ctrl = standard_windows(config.l2_kib)
     zero = B + FOLLOW_OFF + FOLLOW_BYTES - 4096
     prog.images = [(zero, bytes(4096))]
     for t in (Target.ACT, Target.WGT, Target.PAR, Target.LUT):
@@ -920,6 +935,16 @@ def scrub_program(config: Config) -> Program:
             "banks": 1, "m_tiles": mt, "n_tiles": 1, "log2s": log2s, "out_addr": out}))
         out += mt * config.rows
         tiles -= mt
+    if config.l2_kib:
+        # the L2 too (a STORE that faults may have written part of its rows there, the
+        # model's never does): the zeroed output scratchpad stored over all of it
+        prog.descs.append(encode(Opcode.SYNC))
+        chunk = g.out_depth * g.out_bits // 8 // bb * bb
+        for at in range(0, config.l2_kib * 1024, chunk):
+            n = min(chunk, config.l2_kib * 1024 - at)
+            prog.descs.append(encode(Opcode.STORE, dma={
+                "dram_addr": L2_BASE + at, "stride": n, "row_bytes": n, "rows": 1,
+                "target": 0, "sram_addr": 0}))
     prog.descs.append(encode(Opcode.COMPLETE))
     return prog
 
@@ -1067,6 +1092,7 @@ class FuzzStats:
     seed: int
     config: str
     backend: str
+    l2_kib: int = 0
     descriptors: int = 0
     programs: int = 0
     faults_by_code: dict = field(default_factory=dict)
@@ -1095,6 +1121,8 @@ class FuzzStats:
 
 def replay_command(stats: FuzzStats, index: int, spus=None) -> str:
     extra = f" --spus {spus}" if spus else ""
+    if stats.l2_kib:
+        extra += f" --l2 {stats.l2_kib}"
     return (f"s4 fuzz --backend {stats.backend} --config {stats.config}{extra} "
             f"--seed {stats.seed} --program {index}")
 
@@ -1214,19 +1242,21 @@ async def fuzz(config: Config, seed: int, descriptors: int, *, dut_dev: Device |
 
 
 def fuzz_model(config: Config, seed: int, descriptors: int, *, only=None, spus=None, log=None,
-               backend_factory=None) -> FuzzStats:
-    """``s4 fuzz --backend model``: the functional model alone, invariants only."""
+               backend_factory=None, preset=None) -> FuzzStats:
+    """``s4 fuzz --backend model``: the functional model alone, invariants only. ``preset``:
+    the ``--config`` the replay commands name (default the configuration's name)."""
     import asyncio
 
     be = (backend_factory or ModelBackend)(config)
-    stats = FuzzStats(seed=seed, config=config.name, backend="model")
+    stats = FuzzStats(seed=seed, config=preset or config.name, backend="model",
+                      l2_kib=config.l2_kib)
     asyncio.run(fuzz(config, seed, descriptors, dut_dev=None, model_dev=Device(be, config),
                      stats=stats, only=only, spus=spus, log=log))
     return stats
 
 
 async def fuzz_rtl(dut, config: Config, seed: int, descriptors: int, *, only=None, spus=None,
-                   log=None, bound=20_000) -> FuzzStats:
+                   log=None, bound=20_000, preset=None) -> FuzzStats:
     """The cocotb side of ``s4 fuzz --backend rtl``: the fast design ``s4_sim`` against the
     functional model."""
     from cocotb.triggers import First, RisingEdge, Timer
@@ -1242,7 +1272,8 @@ async def fuzz_rtl(dut, config: Config, seed: int, descriptors: int, *, only=Non
         else:
             await Timer(cycles * CLOCK_NS, "ns")
 
-    stats = FuzzStats(seed=seed, config=config.name, backend="rtl")
+    stats = FuzzStats(seed=seed, config=preset or config.name, backend="rtl",
+                      l2_kib=config.l2_kib)
     await fuzz(config, seed, descriptors, dut_dev=Device(be, config, sleep, bound),
                model_dev=Device(ModelBackend(config), config), stats=stats, only=only, spus=spus,
                monitor=lambda: be.violations, log=log)
@@ -1250,7 +1281,7 @@ async def fuzz_rtl(dut, config: Config, seed: int, descriptors: int, *, only=Non
 
 
 def run_rtl_fuzz(config: Config, seed: int, descriptors: int, *, sim="verilator", only=None,
-                 spus=None) -> tuple[dict, list[str]]:
+                 spus=None, preset=None) -> tuple[dict, list[str]]:
     """``s4 fuzz --backend rtl``: build (or reuse) ``s4_sim`` for ``config`` and run
     :func:`fuzz_rtl` under cocotb; returns the JSON dict and the report lines."""
     import json
@@ -1259,7 +1290,8 @@ def run_rtl_fuzz(config: Config, seed: int, descriptors: int, *, sim="verilator"
 
     from .tb import runner
 
-    spec = {"seed": seed, "descriptors": descriptors, "only": only, "spus": spus}
+    spec = {"seed": seed, "descriptors": descriptors, "only": only, "spus": spus,
+            "preset": preset}
     runner.build_shared("s4_sim", config, sim)
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "fuzz.json"

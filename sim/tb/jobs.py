@@ -246,7 +246,7 @@ async def fuzz(dut):
     config = config_from_env()
     stats = await fz.fuzz_rtl(dut, config, spec["seed"], spec["descriptors"],
                               only=spec.get("only"), spus=spec.get("spus"),
-                              log=dut._log.info)
+                              log=dut._log.info, preset=spec.get("preset"))
     with open(os.environ["S4_RESULT"], "w") as f:
         json.dump({"stats": stats.as_json(), "reports": stats.reports}, f)
     for line in stats.reports:
