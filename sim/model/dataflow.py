@@ -80,6 +80,9 @@ class Op:
     note: str = ""
     #: every SPU loads its own slice of the weights (channels split), not one multicast
     private_weights: bool = False
+    #: a pass of the pool walker (max pooling: no GEMM): ACT words it reads on the busiest SPU,
+    #: one a cycle (``k*k`` a word of output), in one descriptor
+    pool_words: int = 0
     placement: dict = field(default_factory=dict)
 
 
@@ -148,6 +151,11 @@ def _op_cost(config, op, timing, groups):
     a_max = op.mt * max(groups) if op.out == "act" else max(1, half_o // max(1, R // 4))
     b = entries
     compute = gemms = stores = 0
+    if op.pool_words:
+        compute += T.gemm + R + op.pool_words
+        gemms += 1
+        if op.out == "dram":
+            stores += P
     for _ in range(op.count):
         for g in groups:
             tiles = op.mt * g
@@ -304,8 +312,12 @@ def resnet50_plan(config, s, *, image=224):
     bands, weights read once a group. A tensor stays in ACT while every layer of its lifetime
     fits the SPU's ACT with the tensors already placed (first produced, first placed), else it
     goes to DRAM (written once, read by each consumer); a k x k convolution's halo rows travel
-    through DRAM; residual additions and pooling run at the store (no GEMM cycles; their DRAM
-    traffic counted where a tensor is in DRAM). conv1 (C = 3) runs as the faster of the host's
+    through DRAM. Every residual addition is its own layer, a 1x1 GEMM over both branches side
+    by side (``sim/workloads/cnn.py``'s ``QAdd``: K = 2*C, one non-zero a bank, packed at
+    s = 32), so the convolution's output before the addition is a tensor placed like the
+    others; the global average pool is ``QGap``'s pixel-sum GEMM (output channels split
+    across the SPUs, the final map read from DRAM); the 3x3/2 max pool is a pass of the conv
+    walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1 (C = 3) runs as the faster of the host's
     im2col (K = 147, read from DRAM) and on-chip convolution (channels padded to 32: K =
     1,568). Returns ``(ops, info)``."""
     R, P, C = config.rows, config.spus, config.cols
@@ -344,11 +356,17 @@ def resnet50_plan(config, s, *, image=224):
             layers.append((nm + "a_1x1", "conv", [x], nm + "a", 1, 1, c_in, mid, hw, hw))
             tensors[nm + "b"] = (mid, ho)
             layers.append((nm + "b_3x3", "conv", [nm + "a"], nm + "b", 3, st, mid, mid, hw, ho))
+            tensors[nm + "c"] = (c_out, ho)
+            layers.append((nm + "c_1x1", "conv", [nm + "b"], nm + "c", 1, 1, mid, c_out, ho, ho))
+            # the residual addition: a 1x1 GEMM over [c | res] (sim/workloads/cnn.py QAdd)
             tensors[nm] = (c_out, ho)
-            layers.append((nm + "c_1x1", "conv", [nm + "b", res], nm, 1, 1, mid, c_out, ho, ho))
+            layers.append((nm + "_add", "add", [nm + "c", res], nm, 1, 1, c_out, c_out, ho, ho))
             x, c_in, hw = nm, c_out, ho
+    # global average pooling: the pixel-sum GEMM (QGap), an hw x hw window over the final map
+    tensors["gap"] = (2048, 1)
+    layers.append(("gap", "gap", [x], "gap", hw, 1, 2048, 2048, hw, 1))
     tensors["fc"] = (1000, 1)
-    layers.append(("fc", "fc", [x], "fc", 1, 1, 2048, 1000, hw, 1))
+    layers.append(("fc", "fc", ["gap"], "fc", 1, 1, 2048, 1000, 1, 1))
 
     # lifetimes and placement
     prod = {lay[3]: i for i, lay in enumerate(layers)}
@@ -360,10 +378,10 @@ def resnet50_plan(config, s, *, image=224):
     for lay in layers:
         for u in lay[2]:
             consumers[u] = consumers.get(u, 0) + 1
-    candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "fc")]
+    candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "gap", "fc")]
 
     def placement(order):
-        place = {"img": "dram", "fc": "dram"}
+        place = {"img": "dram", "gap": "dram", "fc": "dram"}
         onchip = []                       # (name, first, last, words)
         for i in order:
             lay = layers[i]
@@ -404,7 +422,8 @@ def resnet50_plan(config, s, *, image=224):
     _, place, onchip, ops = best
     # the input images: host im2col of conv1 is read above; the output (logits) stored
     on = sorted({t for t, p in place.items() if p == "act" and t in tensors})
-    off = sorted({t for t, p in place.items() if p == "dram" and t not in ("img", "fc")})
+    off = sorted({t for t, p in place.items()
+                  if p == "dram" and t not in ("img", "gap", "fc")})
     info = {"samples": G, "placement": [
         f"a pass is one group of {G} images (row r of every row tile = image r); the "
         f"{P} SPUs split each layer's output pixels (raster bands), weights read once a "
@@ -412,7 +431,8 @@ def resnet50_plan(config, s, *, image=224):
         f"in ACT (on chip): {len(on)} of {len(on) + len(off)} feature maps ("
         + _stages(on) + ")",
         f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
-        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input",
+        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input, the "
+        "final map (the global average pool splits its channels across the SPUs)",
         "conv1: " + next(o.note for o in ops if o.name == "conv1"),
     ], "place": place, "onchip": onchip, "act_words": act_words,
         "layers": [lay[0] for lay in layers]}
@@ -427,16 +447,50 @@ def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
         outp = place[out]
         write = nbytes(co, ho) if outp == "dram" else 0
         if kind == "pool":
-            # on the device at a store: reads conv1's output (DRAM), writes the pooled map
-            # when that does not stay on chip
-            ops.append(Op(name, 0, 0, 0, 1, 0, out=outp, read=nbytes(ci, hi), loads=P,
-                          write=write, stores=P if write else 0, note="max pool at the store",
+            # a pass of the conv walker's max-pool mode: each SPU loads its band of conv1's
+            # output (DRAM) with the halo rows and reads k*k ACT words a word of output, one
+            # a cycle; the pooled map is written to DRAM when it does not stay on chip
+            need, _ = _band_rows(ho, ho, st, k, hi, P)
+            ops.append(Op(name, 0, 0, 0, 1, 0, out=outp, read=G * need * hi * ci, loads=P,
+                          write=write, stores=P if write else 0,
+                          pool_words=-(-ho * ho // P) * -(-ci // BANK) * k * k,
+                          note=f"max pool {k}x{k}/{st}: {k * k} ACT words a word of output",
                           weights=False))
+            continue
+        if kind == "gap":
+            # QGap's pixel-sum GEMM (a k x k window, weight 1 on each channel: one non-zero a
+            # bank, packed at s = 32) on the final map from DRAM, output channels split across
+            # the SPUs: each loads its channels of every pixel (a 2-D strided LOAD; the map is
+            # first stored where it stayed in ACT) and writes the pooled features for the fc
+            n_spu = -(-(-(-co // C)) // P) * C
+            src = ins[0]
+            read, loads, wr, st_ = nbytes(ci, hi), P, G * co, P
+            if place[src] == "act":
+                wr += nbytes(ci, hi)
+                st_ += P
+            ops.append(Op(name, 1, k * k * -(-n_spu // BANK), n_spu, 32, 0, out="dram",
+                          read=read, loads=loads, write=wr, stores=st_,
+                          note="pixel-sum GEMM, channels split across SPUs"))
+            continue
+        if kind == "add":
+            # QAdd: a 1x1 GEMM over both branches side by side ([a | b] per pixel, K = 2*C,
+            # one non-zero a bank, packed at s = 32); an input in DRAM is loaded next to the
+            # other
+            mt = -(-ho * ho // P)
+            read = loads = 0
+            for u in ins:
+                if place[u] == "dram":
+                    read += nbytes(*tensors[u])
+                    loads += P
+            ops.append(Op(name, mt, 2 * -(-co // BANK), co, 32, 0, out=outp, read=read,
+                          loads=loads, write=write, stores=P if write else 0,
+                          note="residual addition: 1x1 GEMM over [a | b]",
+                          placement={"in": "+".join(place[u] for u in ins), "out": outp}))
             continue
         mt = -(-ho * ho // P) if kind == "conv" else 1
         if kind == "fc":
             # 32 images = one row tile: output channels split across the SPUs, the pooled
-            # features (global average pool at the last store) multicast from DRAM
+            # features (the global average pool's output) multicast from DRAM
             n_spu = -(-(-(-co // C)) // P) * C
             ops.append(Op(name, 1, -(-ci // BANK), n_spu, s, G * ci * co // s, out="dram",
                           read=G * ci, loads=1, write=G * co, stores=P,
@@ -474,10 +528,6 @@ def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
             write += G * halo * hi * ci
             loads += P
             halo_note = f"halo {halo} rows via DRAM"
-        if len(ins) > 1 and place[ins[1]] == "dram":          # the residual at the store
-            rc, rhw = tensors[ins[1]]
-            read += nbytes(rc, rhw)
-            loads += P
         macs = G * ho * ho * k * k * ci * co // s
         ops.append(Op(name, mt, banks, co, s, macs, out=outp, read=read, loads=loads,
                       write=write, stores=P if write else 0, note=halo_note,
@@ -594,14 +644,18 @@ def plan_assumptions(config, rows) -> list:
     if config.spus > 16:
         beyond.append(f"one descriptor stream driving {config.spus} SPUs (the RTL builds at "
                       "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
+    if any(r["model"] == "ResNet-50" for r in rows):
+        beyond.append("the conv walker's max-pool mode (being added)")
     if wpc > 1:
         beyond.append(f"the load path writing {wpc} WGT words a cycle, as many as a raw load "
                       f"from the {config.dram_bus_bits}-bit bus (the RTL's unpacker writes 1)")
     lines += [
-        "On the device at no GEMM cycles: GELU through the LUT (RTL); residual additions and "
-        "pooling (in the RTL they are GEMMs: a 1x1 over both branches side by side, a window "
-        "with one non-zero per bank; their cycles are not in the plan yet, their DRAM traffic "
-        "is where a tensor is in DRAM); softmax and LayerNorm on the vector unit of "
+        "Counted as GEMMs (as the RTL runs them): ResNet's residual additions (a 1x1 GEMM "
+        "over both branches side by side, K = 2*C, one non-zero per bank) and its global "
+        "average pool (the pixel-sum window, weight 1 on each channel); ResNet's 3x3/2 max "
+        "pool as a pass of the conv walker reading 9 ACT words a word of output, one a "
+        "cycle. On the device at no GEMM cycles: GELU through the LUT (RTL); softmax, "
+        "LayerNorm and BERT's residual additions (read by LayerNorm) on the vector unit of "
         "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
         f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
         "quantization and conv1's im2col where chosen.",
