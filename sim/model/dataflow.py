@@ -83,6 +83,12 @@ class Op:
     #: a pass of the pool walker (max pooling: no GEMM): ACT words it reads on the busiest SPU,
     #: one a cycle (``k*k`` a word of output), in one descriptor
     pool_words: int = 0
+    #: bytes of the pass through a shared on-chip L2 (LOAD / STORE descriptors, not DRAM;
+    #: :func:`run_plan`'s ``l2_bytes_per_cycle``): not in the RTL, for design studies
+    l2_read: int = 0
+    l2_write: int = 0
+    #: times the layer's weights are loaded a pass (a band-fused schedule reloads them a band)
+    weight_passes: int = 1
     placement: dict = field(default_factory=dict)
 
 
@@ -100,11 +106,16 @@ def _pad(nbytes, unit):
     return -(-nbytes // unit) * unit
 
 
-def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
+def op_cost(config, op: Op, timing=TIMING, *, search=True, l2_bytes_per_cycle=None) -> dict:
     """Cycles of one :class:`Op` per pass and its DRAM bytes (see the module docstring).
     ``search``: where the output leaves through OUT, also try groups larger than the
     chain's rule (fewer STOREs) and keep the cheapest; otherwise the rule's groups exactly
-    as :func:`~s4accel.sw.chain.chain_program` cuts them."""
+    as :func:`~s4accel.sw.chain.chain_program` cuts them. A channel tile whose output
+    leaves through OUT and that does not fit half of WGT runs single-buffered in all of it
+    (as ``sw/conv.py`` does: each group's load waits for the GEMM before it, so its load
+    cycles add to the engine's).
+    ``l2_bytes_per_cycle``: the L2's bandwidth where the op moves ``l2_read`` /
+    ``l2_write`` bytes (a design study's assumption)."""
     C = config.cols
     bb = config.dram_bus_bits // 8
     half_w = config.wgt_sram_kib * 1024 // (2 * C) // 2
@@ -118,10 +129,17 @@ def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
     if op.weights:
         lim = min(wgt_tiles_fit(half_w, entries, fmt, C, bb), half_p)
         g_max = min(-(-nt // unit), lim // unit) * unit
+        single = False
+        if g_max == 0 and op.out != "act":
+            lim = min(wgt_tiles_fit(2 * half_w, entries, fmt, C, bb), 2 * half_p)
+            g_max = min(-(-nt // unit), lim // unit) * unit
+            single = True
         if g_max == 0:
             raise NotPlannable(f"{op.name}: {unit} channel tile(s) of K = {op.banks * BANK} at "
-                               f"s = {op.s} need {unit * entries} WGT words (half the "
-                               f"scratchpad: {half_w})")
+                               f"s = {op.s} need {unit * entries} WGT words (" +
+                               ("half the scratchpad: " if op.out == "act" else
+                                "the scratchpad, single-buffered: ")
+                               + f"{half_w if op.out == 'act' else 2 * half_w})")
         g = max(1, min(g_max, -(-GROUP_CYCLES // (op.mt * entries))))
         g = min(g_max, -(-g // unit) * unit)
         # the chain's rule; where outputs leave through OUT (one STORE per SPU and block)
@@ -131,14 +149,15 @@ def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
             sizes |= {min(g_max, g << i) for i in range(1, 12)}
         best = None
         for g in sorted(sizes):
-            r = _op_cost(config, op, timing, [min(g, nt - j) for j in range(0, nt, g)])
+            r = _op_cost(config, op, timing, [min(g, nt - j) for j in range(0, nt, g)],
+                         single=single, l2_bpc=l2_bytes_per_cycle)
             if best is None or r["cycles"] < best["cycles"]:
                 best = r
         return best
-    return _op_cost(config, op, timing, [nt])
+    return _op_cost(config, op, timing, [nt], l2_bpc=l2_bytes_per_cycle)
 
 
-def _op_cost(config, op, timing, groups):
+def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
     T, R, C, P = timing, config.rows, config.cols, config.spus
     bb = config.dram_bus_bits // 8
     bpc = dram_bytes_per_cycle(config)
@@ -182,20 +201,34 @@ def _op_cost(config, op, timing, groups):
                           + T.read_job + math.ceil(pb / bpc))
     if op.private_weights:
         wgt_bytes, wgt_loads, read_path = wgt_bytes * P, wgt_loads * P, read_path * P
+    wp = op.weight_passes
+    wgt_bytes, wgt_loads, read_path = wgt_bytes * wp, wgt_loads * wp, read_path * wp
+    if single:
+        compute += read_path
     if op.extra_wgt_loads:
         per = op.extra_wgt / op.extra_wgt_loads
         read_path += op.extra_wgt_loads * (T.read_job + max(-(-op.extra_wgt_words // wpc),
                                                              math.ceil(per / bpc)))
     if op.loads:
         read_path += op.loads * T.read_job + math.ceil(op.read / bpc)
+    l2 = 0
+    if op.l2_read or op.l2_write:
+        if not l2_bpc:
+            raise NotPlannable(f"{op.name}: moves bytes through an L2 but the plan has none")
+        read_path += math.ceil(op.l2_read / l2_bpc)
+        l2 = math.ceil((op.l2_read + op.l2_write) / l2_bpc)
     stores = max(stores, op.stores)
     descs = wgt_loads + op.extra_wgt_loads + op.loads + gemms + stores
     read_path += descs * fetch
     write_path = stores * T.store_job + math.ceil(op.write / bpc)
+    if l2:
+        write_path += math.ceil(op.l2_write / l2_bpc)
     dram_bytes = wgt_bytes + op.extra_wgt + op.read + op.write
     dram = math.ceil((dram_bytes + descs * DESC_BYTES) / bpc)
     busy = {"compute": compute, "dma_read": read_path, "dma_write": write_path,
             "dram": dram}
+    if l2:
+        busy["l2"] = l2
     bound = max(busy, key=busy.get)
     # a pipeline start waits for its inputs (every SPU's LOAD, one after another); a layer
     # whose output leaves ends with its last block's STOREs (one per SPU)
@@ -215,7 +248,7 @@ def _op_cost(config, op, timing, groups):
 # -- BERT ---------------------------------------------------------------------------------------
 
 
-def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
+def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, kv="dram"):
     """A BERT encoder's plan. Every SPU holds ``mt`` row tiles of tokens (as many as its ACT
     holds of one layer's live tensors: residual input, Q, scores of two heads, context,
     FFN hidden); a pass is ``spus * mt * rows`` tokens (whole sequences), weights read once a
@@ -223,13 +256,21 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
     in ACT; K and V go to DRAM (each SPU stores its tokens') and come back as the WGT operand
     of the score and context GEMMs (the WGT port loads only from DRAM), one LOAD each per
     sequence, multicast to the SPUs holding that sequence. The network's input (embeddings,
-    host) is loaded and its output stored once a pass. Returns ``(ops, info)``."""
+    host) is loaded and its output stored once a pass. Returns ``(ops, info)``.
+
+    ``kv="onchip"`` (a design study; not in the RTL): K and V stay in ACT and reach the WGT
+    of their sequence's SPUs through an on-chip ACT -> WGT path (transposing K) at the load
+    path's WGT words a cycle, every sequence's SPUs in parallel; no DRAM bytes."""
+    if kv not in ("dram", "onchip"):
+        raise ValueError(f"kv must be 'dram' or 'onchip', not {kv!r}")
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     hb, fb, d = -(-hidden // BANK), -(-ffn // BANK), hidden // heads
     sb = -(-seq // BANK)
     live = max(hb + hb + 2 * sb + hb,      # x, Q, two heads' scores, context
                hb + fb + hb)               # FFN: residual h, hidden, output
+    if kv == "onchip":
+        live = max(live, 4 * hb + 2 * sb + hb)   # K and V too
     mt = act_words // live
     if mt == 0:
         raise NotPlannable(f"one row tile of a BERT layer needs {live} ACT words "
@@ -248,16 +289,20 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
     for i in range(layers):
         L = f"L{i}"
         ops.append(Op(f"{L}.q", mt, hb, hidden, s, tok * hidden * hidden // s))
+        on = kv == "onchip"
         ops.append(Op(f"{L}.kv", mt, hb, 2 * hidden, s, tok * 2 * hidden * hidden // s,
-                      out="dram", write=kv_bytes, note="K, V -> DRAM"))
+                      out="act" if on else "dram", write=0 if on else kv_bytes,
+                      note="K, V stay in ACT" if on else "K, V -> DRAM"))
         ops.append(Op(f"{L}.scores", mt, -(-d // BANK), seq, 1,
                       tok * heads * d * seq, count=heads, weights=False,
-                      extra_wgt=seqs * seq * hidden, extra_wgt_words=heads * head_words,
-                      extra_wgt_loads=seqs, note="K from DRAM as WGT"))
+                      extra_wgt=0 if on else seqs * seq * hidden,
+                      extra_wgt_words=heads * head_words, extra_wgt_loads=1 if on else seqs,
+                      note="K ACT -> WGT on chip" if on else "K from DRAM as WGT"))
         ops.append(Op(f"{L}.context", mt, sb, d, 1, tok * heads * seq * d, count=heads,
-                      weights=False, extra_wgt=seqs * seq * hidden,
+                      weights=False, extra_wgt=0 if on else seqs * seq * hidden,
                       extra_wgt_words=heads * -(-d // C) * sb * BANK,
-                      extra_wgt_loads=seqs, note="V from DRAM as WGT"))
+                      extra_wgt_loads=1 if on else seqs,
+                      note="V ACT -> WGT on chip" if on else "V from DRAM as WGT"))
         ops.append(Op(f"{L}.attn_o", mt, hb, hidden, s, tok * hidden * hidden // s))
         ops.append(Op(f"{L}.ffn1", mt, hb, ffn, s, tok * hidden * ffn // s))
         ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))
@@ -274,9 +319,12 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
                 f"in ACT (on chip): layer input (kept for the residual), Q, each head's "
                 f"scores, context, attention output, FFN hidden (GELU through the LUT) and "
                 f"output: {live} of the {act_words} ACT words of a row tile's slot",
-                "through DRAM: K and V (stored by each SPU, loaded back once per sequence as "
-                f"the score / context GEMMs' WGT operand: {2 * seq * hidden // 1024} KiB a "
-                "sequence and layer each way), the input (embeddings) and the output",
+                ("K and V in ACT, to the score / context GEMMs' WGT through an on-chip "
+                 "ACT -> WGT path (not in the RTL); through DRAM: the input (embeddings) and "
+                 "the output") if kv == "onchip" else
+                ("through DRAM: K and V (stored by each SPU, loaded back once per sequence as "
+                 f"the score / context GEMMs' WGT operand: {2 * seq * hidden // 1024} KiB a "
+                 "sequence and layer each way), the input (embeddings) and the output"),
             ]}
     return ops, info
 
@@ -306,7 +354,7 @@ def _band_rows(hw_out, w_out, st, k, h_in, P):
     return need, halo
 
 
-def resnet50_plan(config, s, *, image=224):
+def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cycle=None):
     """ResNet-50 v1.5's plan: a pass is one group of ``rows`` images (row r of every row
     tile = image r), every convolution's output pixels split across the SPUs in raster
     bands, weights read once a group. A tensor stays in ACT while every layer of its lifetime
@@ -319,7 +367,17 @@ def resnet50_plan(config, s, *, image=224):
     across the SPUs, the final map read from DRAM); the 3x3/2 max pool is a pass of the conv
     walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1 (C = 3) runs as the faster of the host's
     im2col (K = 147, read from DRAM) and on-chip convolution (channels padded to 32: K =
-    1,568). Returns ``(ops, info)``."""
+    1,568). Returns ``(ops, info)``.
+
+    Design-study options, none in the RTL (``s4 project`` uses neither): ``add="store"``
+    adds the residual in the store path of the block's last convolution (it reads the
+    residual's ACT word as it writes; no GEMM); ``l2_kib``: a shared L2 of that size (LOAD /
+    STORE at ``l2_bytes_per_cycle``) holds the maps that do not fit ACT while it has room
+    over their lifetime, and the halo rows."""
+    if add not in ("gemm", "store"):
+        raise ValueError(f"add must be 'gemm' or 'store', not {add!r}")
+    if l2_kib and not l2_bytes_per_cycle:
+        raise ValueError("an L2 needs l2_bytes_per_cycle")
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     G = R                                 # images a group
@@ -356,6 +414,12 @@ def resnet50_plan(config, s, *, image=224):
             layers.append((nm + "a_1x1", "conv", [x], nm + "a", 1, 1, c_in, mid, hw, hw))
             tensors[nm + "b"] = (mid, ho)
             layers.append((nm + "b_3x3", "conv", [nm + "a"], nm + "b", 3, st, mid, mid, hw, ho))
+            if add == "store":
+                tensors[nm] = (c_out, ho)
+                layers.append((nm + "c_1x1", "conv", [nm + "b", res], nm, 1, 1, mid, c_out, ho,
+                               ho))
+                x, c_in, hw = nm, c_out, ho
+                continue
             tensors[nm + "c"] = (c_out, ho)
             layers.append((nm + "c_1x1", "conv", [nm + "b"], nm + "c", 1, 1, mid, c_out, ho, ho))
             # the residual addition: a 1x1 GEMM over [c | res] (sim/workloads/cnn.py QAdd)
@@ -380,9 +444,12 @@ def resnet50_plan(config, s, *, image=224):
             consumers[u] = consumers.get(u, 0) + 1
     candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "gap", "fc")]
 
+    l2_cap = l2_kib * 1024
+
     def placement(order):
         place = {"img": "dram", "gap": "dram", "fc": "dram"}
         onchip = []                       # (name, first, last, words)
+        in_l2 = []                        # (name, first, last, bytes)
         for i in order:
             lay = layers[i]
             t = lay[3]
@@ -399,13 +466,27 @@ def resnet50_plan(config, s, *, image=224):
                 # an input streamed from DRAM (or not placed yet) needs two row tiles of its
                 # banks in ACT
                 stream = sum(2 * -(-tensors[u][0] // BANK) * layers[j][4] ** 2
-                             for u in layers[j][2] if place.get(u, "dram") == "dram"
+                             for u in layers[j][2] if place.get(u, "dram") != "act"
                              and u != t)
                 ok = used + w + stream <= act_words
             place[t] = "act" if ok else "dram"
             if ok:
                 onchip.append((t, i, end, w))
-        return place, onchip
+            elif l2_cap:
+                b = nbytes(ch, thw)
+                if all(sum(bb for _, f, e, bb in in_l2 if f <= j <= e) + b <= l2_cap
+                       for j in range(i, end + 1)):
+                    place[t] = "l2"
+                    in_l2.append((t, i, end, b))
+        halo_l2 = set()
+        if l2_cap:
+            for j, lay in enumerate(layers):
+                if lay[1] == "conv" and lay[4] > 1 and lay[0] != "conv1":
+                    _, halo = _band_rows(lay[9], lay[9], lay[5], lay[4], lay[8], P)
+                    used = sum(bb for _, f, e, bb in in_l2 if f <= j <= e)
+                    if used + G * halo * lay[8] * lay[6] <= l2_cap:
+                        halo_l2.add(lay[0])
+        return place, onchip, halo_l2
 
     # the compiler's choice: of three orders of placing (first produced first; most
     # consumers first; smallest first), the plan of the fewest cycles
@@ -414,9 +495,9 @@ def resnet50_plan(config, s, *, image=224):
               sorted(candidates, key=lambda i: (words(*tensors[layers[i][3]]), i))]
     best = None
     for order in orders:
-        place, onchip = placement(order)
-        ops = _resnet_ops(config, s, layers, tensors, place, words, nbytes, G)
-        cycles = run_plan(config, ops)["cycles"]
+        place, onchip, halo_l2 = placement(order)
+        ops = _resnet_ops(config, s, layers, tensors, place, words, nbytes, G, halo_l2)
+        cycles = run_plan(config, ops, l2_bytes_per_cycle=l2_bytes_per_cycle)["cycles"]
         if best is None or cycles < best[0]:
             best = (cycles, place, onchip, ops)
     _, place, onchip, ops = best
@@ -424,23 +505,67 @@ def resnet50_plan(config, s, *, image=224):
     on = sorted({t for t, p in place.items() if p == "act" and t in tensors})
     off = sorted({t for t, p in place.items()
                   if p == "dram" and t not in ("img", "gap", "fc")})
+    l2s = sorted(t for t, p in place.items() if p == "l2")
     info = {"samples": G, "placement": [
         f"a pass is one group of {G} images (row r of every row tile = image r); the "
         f"{P} SPUs split each layer's output pixels (raster bands), weights read once a "
         "group",
-        f"in ACT (on chip): {len(on)} of {len(on) + len(off)} feature maps ("
+        f"in ACT (on chip): {len(on)} of {len(on) + len(off) + len(l2s)} feature maps ("
         + _stages(on) + ")",
         f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
         + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input, the "
         "final map (the global average pool splits its channels across the SPUs)",
         "conv1: " + next(o.note for o in ops if o.name == "conv1"),
-    ], "place": place, "onchip": onchip, "act_words": act_words,
+    ] + ([f"in the L2 ({l2_kib} KiB): {len(l2s)} feature maps ({_stages(l2s)}) and the halo "
+          f"rows of {sum(1 for o in ops if 'via the L2' in o.note)} convolutions"]
+         if l2_kib else []), "place": place, "onchip": onchip, "act_words": act_words,
         "layers": [lay[0] for lay in layers]}
     return ops, info
 
 
-def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
-    """:func:`resnet50_plan`'s ops for one placement of the feature maps."""
+def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G, halo_l2=()):
+    """:func:`resnet50_plan`'s ops for one placement of the feature maps (``act``, ``l2`` or
+    ``dram``; ``halo_l2``: the layers whose halo rows go through the L2)."""
+    ops = _resnet_ops_dram(config, s, layers, tensors,
+                           {t: "dram" if p == "l2" else p for t, p in place.items()},
+                           words, nbytes, G)
+    if "l2" not in place.values() and not halo_l2:
+        return ops
+    # the same ops with the bytes of tensors in the L2 (and the halos named) moved there
+    by = {op.name: op for op in ops}
+    for name, kind, ins, out, k, st, ci, co, hi, ho in layers:
+        op = by.get(name)
+        if op is None:
+            continue
+        if place.get(out) == "l2" and kind in ("conv", "add", "pool"):
+            b = nbytes(co, ho)
+            op.write -= b
+            op.l2_write += b
+        for u in ins:
+            if place.get(u) != "l2":
+                continue
+            if kind == "conv" and k > 1:
+                need, _ = _band_rows(ho, ho, st, k, hi, config.spus)
+                b = G * need * hi * ci
+            elif kind == "pool":
+                need, _ = _band_rows(ho, ho, st, k, hi, config.spus)
+                b = G * need * hi * ci
+            else:
+                b = nbytes(*tensors[u])
+            op.read -= b
+            op.l2_read += b
+        if name in halo_l2 and place.get(ins[0]) == "act":
+            _, halo = _band_rows(ho, ho, st, k, hi, config.spus)
+            b = G * halo * hi * ci
+            op.read -= b
+            op.write -= b
+            op.l2_read += b
+            op.l2_write += b
+            op.note = op.note.replace("via DRAM", "via the L2")
+    return ops
+
+
+def _resnet_ops_dram(config, s, layers, tensors, place, words, nbytes, G):
     P, C = config.spus, config.cols
     ops = []
     for i, (name, kind, ins, out, k, st, ci, co, hi, ho) in enumerate(layers):
@@ -528,6 +653,9 @@ def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
             write += G * halo * hi * ci
             loads += P
             halo_note = f"halo {halo} rows via DRAM"
+        if len(ins) > 1 and place[ins[1]] == "dram":     # a residual added at the store
+            read += nbytes(*tensors[ins[1]])
+            loads += P
         macs = G * ho * ho * k * k * ci * co // s
         ops.append(Op(name, mt, banks, co, s, macs, out=outp, read=read, loads=loads,
                       write=write, stores=P if write else 0, note=halo_note,
@@ -546,10 +674,11 @@ def _stages(names):
 # -- running plans ------------------------------------------------------------------------------
 
 
-def run_plan(config, ops, timing=TIMING, *, search=True) -> dict:
+def run_plan(config, ops, timing=TIMING, *, search=True, l2_bytes_per_cycle=None) -> dict:
     """Cost every op (:func:`op_cost`) and add them up: ``cycles`` a pass, ``macs``,
     ``dram_bytes``, ``weight_bytes``, the bound of most cycles and per-op rows."""
-    rows = [op_cost(config, op, timing, search=search) for op in ops]
+    rows = [op_cost(config, op, timing, search=search, l2_bytes_per_cycle=l2_bytes_per_cycle)
+            for op in ops]
     # the double buffers overlap a layer's loads with the GEMMs before it only inside a
     # chain: where a pipeline starts (the first layer, a layer after one whose output left
     # through DRAM, a layer reading its input from DRAM) its first group's loads come

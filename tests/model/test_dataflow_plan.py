@@ -208,3 +208,75 @@ def test_pool_words_are_engine_cycles():
                                               pool_words=w))["busy"]["compute"]
             for w in (1000, 2000))
     assert b - a == 1000 and a >= 1000
+
+
+# -- design-study options (none in the RTL, none used by ``s4 project``) -----------------------
+
+
+def test_kv_on_chip_option_keeps_k_and_v_out_of_dram():
+    """``kv="onchip"``: K and V stay in ACT and reach WGT without DRAM; the attention layers
+    move no bytes and the pass's DRAM bytes drop by K and V both ways."""
+    cfg = load_config("antoum")
+    base, _ = dataflow.bert_plan(cfg, 16)
+    ops, info = dataflow.bert_plan(cfg, 16, kv="onchip")
+    assert [op.name for op in ops] == [op.name for op in base]
+    assert all(op.out == "act" for op in ops[:-1])
+    assert all(op.extra_wgt == 0 and op.extra_wgt_words > 0 for op in ops
+               if op.name.endswith((".scores", ".context")))
+    a, b = dataflow.run_plan(cfg, base), dataflow.run_plan(cfg, ops)
+    kv = 12 * info["samples"] * 128 * 2 * 768           # 12 layers, K and V, int8
+    assert a["dram_bytes"] - b["dram_bytes"] >= 2 * kv
+    assert b["cycles"] < a["cycles"]
+    assert "ACT -> WGT" in " ".join(info["placement"])
+    with pytest.raises(ValueError, match="kv"):
+        dataflow.bert_plan(cfg, 16, kv="l2")
+
+
+def test_residual_at_the_store_option():
+    """``add="store"``: no addition layers; the block's last convolution reads the residual."""
+    cfg = load_config("antoum")
+    ops, info = dataflow.resnet50_plan(cfg, 16, add="store")
+    assert not [op for op in ops if op.name.endswith("_add")]
+    gemm, _ = dataflow.resnet50_plan(cfg, 16)
+    assert len(gemm) - len(ops) == 16
+    assert dataflow.run_plan(cfg, ops)["cycles"] < dataflow.run_plan(cfg, gemm)["cycles"]
+    with pytest.raises(ValueError, match="add"):
+        dataflow.resnet50_plan(cfg, 16, add="vector")
+
+
+def test_l2_option_moves_map_and_halo_bytes_off_dram():
+    """An L2 takes the maps that fit it and the halo rows: DRAM bytes drop by what the L2
+    carries (a map read from the L2 is a map not read from DRAM), the cycles do not grow."""
+    cfg = load_config("antoum").replace(act_sram_kib=128)
+    plain, _ = dataflow.resnet50_plan(cfg, 16)
+    ops, info = dataflow.resnet50_plan(cfg, 16, l2_kib=7680, l2_bytes_per_cycle=512)
+    assert "l2" in info["place"].values()
+    assert any("via the L2" in op.note for op in ops)
+    a = dataflow.run_plan(cfg, plain)
+    b = dataflow.run_plan(cfg, ops, l2_bytes_per_cycle=512)
+    moved = sum(op.l2_read + op.l2_write for op in ops)
+    assert moved > 0 and a["dram_bytes"] - b["dram_bytes"] >= 0.9 * moved
+    assert b["cycles"] <= a["cycles"]
+    assert all(op.read >= 0 and op.write >= 0 for op in ops)
+    # the L2's capacity holds at every layer
+    l2 = {t for t, p in info["place"].items() if p == "l2"}
+    assert l2 and all(info["place"][t] == "l2" for t in l2)
+    with pytest.raises(dataflow.NotPlannable, match="L2"):
+        dataflow.run_plan(cfg, ops)                    # no L2 bandwidth given
+    with pytest.raises(ValueError, match="l2_bytes_per_cycle"):
+        dataflow.resnet50_plan(cfg, 16, l2_kib=1024)
+
+
+def test_a_tile_over_half_of_wgt_runs_single_buffered():
+    """A channel tile whose output leaves through OUT and fills more than half of WGT runs
+    in all of it, its loads not overlapped with the GEMMs (sw/conv.py's rule); one whose
+    output stays in ACT cannot."""
+    cfg = load_config("antoum").replace(cols=32, rows=16)      # WGT half: 4,096 words
+    op = dataflow.Op("conv5_3x3", 2, 144, 512, 1, 0, out="dram", write=1 << 20, stores=32)
+    r = dataflow.op_cost(cfg, op)
+    gemm_only = dataflow.op_cost(cfg, dataflow.Op("g", 2, 144, 512, 1, 0, out="dram",
+                                                  weights=False, write=1 << 20, stores=32))
+    # 16 channel tiles of 4,608 words, one a group: every load adds to the engine's cycles
+    assert r["busy"]["compute"] >= gemm_only["busy"]["compute"] + 16 * 4608
+    with pytest.raises(dataflow.NotPlannable, match="half the scratchpad"):
+        dataflow.op_cost(cfg, dataflow.Op("x", 2, 144, 512, 1, 0, out="act"))
