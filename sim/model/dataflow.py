@@ -260,9 +260,11 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
 
     ``kv="onchip"`` (a design study; not in the RTL): K and V stay in ACT and reach the WGT
     of their sequence's SPUs through an on-chip ACT -> WGT path (transposing K) at the load
-    path's WGT words a cycle, every sequence's SPUs in parallel; no DRAM bytes."""
-    if kv not in ("dram", "onchip"):
-        raise ValueError(f"kv must be 'dram' or 'onchip', not {kv!r}")
+    path's WGT words a cycle, every sequence's SPUs in parallel; no DRAM bytes. ``kv="l2"``
+    (neither): K and V are stored to a shared L2 instead of DRAM and loaded back from it
+    (a transposing load for K); :func:`run_plan` then needs the L2's bandwidth."""
+    if kv not in ("dram", "onchip", "l2"):
+        raise ValueError(f"kv must be 'dram', 'onchip' or 'l2', not {kv!r}")
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     hb, fb, d = -(-hidden // BANK), -(-ffn // BANK), hidden // heads
@@ -289,20 +291,24 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
     for i in range(layers):
         L = f"L{i}"
         ops.append(Op(f"{L}.q", mt, hb, hidden, s, tok * hidden * hidden // s))
-        on = kv == "onchip"
+        on, l2 = kv == "onchip", kv == "l2"
+        dram = kv == "dram"
         ops.append(Op(f"{L}.kv", mt, hb, 2 * hidden, s, tok * 2 * hidden * hidden // s,
-                      out="act" if on else "dram", write=0 if on else kv_bytes,
-                      note="K, V stay in ACT" if on else "K, V -> DRAM"))
-        ops.append(Op(f"{L}.scores", mt, -(-d // BANK), seq, 1,
-                      tok * heads * d * seq, count=heads, weights=False,
-                      extra_wgt=0 if on else seqs * seq * hidden,
-                      extra_wgt_words=heads * head_words, extra_wgt_loads=1 if on else seqs,
-                      note="K ACT -> WGT on chip" if on else "K from DRAM as WGT"))
-        ops.append(Op(f"{L}.context", mt, sb, d, 1, tok * heads * seq * d, count=heads,
-                      weights=False, extra_wgt=0 if on else seqs * seq * hidden,
-                      extra_wgt_words=heads * -(-d // C) * sb * BANK,
-                      extra_wgt_loads=1 if on else seqs,
-                      note="V ACT -> WGT on chip" if on else "V from DRAM as WGT"))
+                      out="act" if on else "dram", write=kv_bytes if dram else 0,
+                      l2_write=kv_bytes if l2 else 0,
+                      note={"onchip": "K, V stay in ACT", "l2": "K, V -> L2"}.get(
+                          kv, "K, V -> DRAM")))
+        for what, words in (("scores", heads * head_words),
+                            ("context", heads * -(-d // C) * sb * BANK)):
+            ops.append(Op(f"{L}.{what}", mt, -(-d // BANK) if what == "scores" else sb,
+                          seq if what == "scores" else d, 1, tok * heads * d * seq,
+                          count=heads, weights=False,
+                          extra_wgt=seqs * seq * hidden if dram else 0,
+                          l2_read=seqs * seq * hidden if l2 else 0,
+                          extra_wgt_words=words, extra_wgt_loads=1 if on else seqs,
+                          note=("K" if what == "scores" else "V") + {
+                              "onchip": " ACT -> WGT on chip", "l2": " from the L2 as WGT"}.get(
+                              kv, " from DRAM as WGT")))
         ops.append(Op(f"{L}.attn_o", mt, hb, hidden, s, tok * hidden * hidden // s))
         ops.append(Op(f"{L}.ffn1", mt, hb, ffn, s, tok * hidden * ffn // s))
         ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))

@@ -229,7 +229,16 @@ def test_kv_on_chip_option_keeps_k_and_v_out_of_dram():
     assert b["cycles"] < a["cycles"]
     assert "ACT -> WGT" in " ".join(info["placement"])
     with pytest.raises(ValueError, match="kv"):
-        dataflow.bert_plan(cfg, 16, kv="l2")
+        dataflow.bert_plan(cfg, 16, kv="vector")
+    # through an L2 instead: the DRAM bytes of on chip (and the STOREs' descriptors), K and V
+    # once out to the L2 and back; slower than the direct path, faster than DRAM
+    l2, _ = dataflow.bert_plan(cfg, 16, kv="l2")
+    c = dataflow.run_plan(cfg, l2, l2_bytes_per_cycle=512)
+    assert c["dram_bytes"] == pytest.approx(b["dram_bytes"], rel=0.01)     # + descriptors
+    assert sum(op.l2_read + op.l2_write for op in l2) == 2 * kv
+    assert b["cycles"] <= c["cycles"] < a["cycles"]
+    with pytest.raises(dataflow.NotPlannable, match="L2"):
+        dataflow.run_plan(cfg, l2)
 
 
 def test_residual_at_the_store_option():
