@@ -29,6 +29,12 @@ write path (STOREs) and the shared DRAM (every byte at ``dram_gb_s``); the next 
 overlap a layer's GEMMs only through the double buffers, which the per-layer maximum leaves out
 (conservative). A test checks the per-layer cost against :func:`.perf_model.predict_program`
 on real :func:`~s4accel.sw.chain.chain_program` programs.
+
+For design studies only (none is in the RTL, ``s4 project`` uses none): :func:`bert_plan`'s
+``kv="onchip"`` / ``"l2"`` (K and V through an ACT -> WGT path or a shared L2),
+:func:`resnet50_plan`'s ``add="store"`` (the residual added in the store path) and
+``l2_kib`` (maps and halo rows in a shared L2; :func:`run_plan` then needs
+``l2_bytes_per_cycle``), and :class:`Op`'s ``weight_passes``.
 """
 
 from __future__ import annotations
