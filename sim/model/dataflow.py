@@ -377,11 +377,11 @@ def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cy
     s = 32), so the convolution's output before the addition is a tensor placed like the
     others; the global average pool is ``QGap``'s pixel-sum GEMM (output channels split
     across the SPUs, the final map read from DRAM); the 3x3/2 max pool is a pass of the conv
-    walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1 (C = 3) runs as the faster of the host's
-    im2col (K = 147, read from DRAM) and on-chip convolution (channels padded to 32: K =
-    1,568). Returns ``(ops, info)``.
+    walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1
+    (C = 3) runs as the faster of the host's im2col (K = 147, read from DRAM) and on-chip
+    convolution (channels padded to 32: K = 1,568). Returns ``(ops, info)``.
 
-    Design-study options, none in the RTL (``s4 project`` uses neither): ``add="store"``
+    Design-study options, none in the RTL (``s4 project`` uses none): ``add="store"``
     adds the residual in the store path of the block's last convolution (it reads the
     residual's ACT word as it writes; no GEMM); ``l2_kib``: a shared L2 of that size (LOAD /
     STORE at ``l2_bytes_per_cycle``) holds the maps that do not fit ACT while it has room
