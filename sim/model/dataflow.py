@@ -320,7 +320,11 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
         ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))
     ops[0].read, ops[0].loads = tok * hidden, P
     ops[-1].out, ops[-1].write = "dram", tok * hidden
+    beyond = {"onchip": ["K and V reaching the score / context GEMMs' WGT through an on-chip "
+                         "ACT -> WGT path that transposes K (assumed: kv on chip)"],
+              "l2": ["K and V through a shared L2 (assumed)"]}.get(kv, [])
     info = {"samples": seqs, "rows_per_spu": mt * R, "spus_per_sequence": spus_per_seq,
+            "beyond": beyond,
             "act_words_per_row_tile": live,
             # scores out and back, two LayerNorms' inputs out and outputs back, per token
             "host_softmax_ln_bytes": layers * seq * (2 * heads * seq + 4 * hidden),
@@ -530,7 +534,12 @@ def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cy
         "conv1: " + next(o.note for o in ops if o.name == "conv1"),
     ] + ([f"in the L2 ({l2_kib} KiB): {len(l2s)} feature maps ({_stages(l2s)}) and the halo "
           f"rows of {sum(1 for o in ops if 'via the L2' in o.note)} convolutions"]
-         if l2_kib else []), "place": place, "onchip": onchip, "act_words": act_words,
+         if l2_kib else []), "place": place,
+        "beyond": (["ResNet's residual additions in the store path of each block's last "
+                    "convolution, no GEMM (assumed: residual at the store)"]
+                   if add == "store" else [])
+        + ([f"a shared L2 of {l2_kib} KiB at {l2_bytes_per_cycle} bytes a cycle (assumed)"]
+           if l2_kib else []), "onchip": onchip, "act_words": act_words,
         "layers": [lay[0] for lay in layers]}
     return ops, info
 
@@ -710,16 +719,21 @@ def run_plan(config, ops, timing=TIMING, *, search=True, l2_bytes_per_cycle=None
 
 
 def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=False,
-                 timing=TIMING):
-    """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans."""
+                 timing=TIMING, kv="dram", add="gemm"):
+    """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans. ``kv``,
+    ``add``: :func:`bert_plan`'s and :func:`resnet50_plan`'s design-study options (``s4
+    project --assume``; the defaults are the RTL's mechanisms)."""
+    if kv == "l2":
+        raise ValueError("kv='l2' needs an L2 bandwidth; project_plan has none")
     from .perf_model import PUBLISHED
     config = load_config(config) if isinstance(config, str) else config
     clock = float(config.clock_mhz or 1000) * 1e6
-    nets = [("BERT-base", lambda s: bert_plan(config, s, seq=seq))]
+    nets = [("BERT-base", lambda s: bert_plan(config, s, seq=seq, kv=kv))]
     if bert_large:
         nets.append(("BERT-Large", lambda s: bert_plan(config, s, seq=384, layers=24,
-                                                        hidden=1024, ffn=4096, heads=16)))
-    nets.append(("ResNet-50", lambda s: resnet50_plan(config, s)))
+                                                        hidden=1024, ffn=4096, heads=16,
+                                                        kv=kv)))
+    nets.append(("ResNet-50", lambda s: resnet50_plan(config, s, add=add)))
     rows = []
     for name, plan in nets:
         for s in sparsities:
@@ -787,6 +801,10 @@ def plan_assumptions(config, rows) -> list:
                       "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
     if any(r["model"] == "ResNet-50" for r in rows):
         beyond.append("the conv walker's max-pool mode (being added)")
+    for r in rows:
+        for b in r["plan"].get("beyond", ()):
+            if b not in beyond:
+                beyond.append(b)
     if wpc > 1:
         beyond.append(f"the load path writing {wpc} WGT words a cycle, as many as a raw load "
                       f"from the {config.dram_bus_bits}-bit bus (the RTL's unpacker writes 1)")
@@ -848,9 +866,12 @@ def targets(rows) -> list:
         parts.append(f"{model} {sp:.2f}x, {util:.1%} ("
                      + (" and ".join(missed) + " not reached" if missed else "both reached")
                      + ")")
+    assumed = any(r.get("plan", {}).get("beyond") for r in rows)
     return [f"Issue 21's targets (at s = 16 at least {TARGET_SPEEDUP:g}x the samples/s of "
             f"s = 1, lane utilization at s = 1 at least {TARGET_UTILIZATION:.0%}): "
-            + "; ".join(parts) + "."]
+            + "; ".join(parts) + "."
+            + (" These plans assume mechanisms the RTL does not have (--assume; see "
+               "'Projected beyond the RTL')." if assumed else "")]
 
 
 def compare_rows(rows, other) -> list:
