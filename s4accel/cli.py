@@ -639,7 +639,13 @@ def _cmd_bench_minilm(args):
                       "choose their pass"),
                   arg("--seq", type=int, default=128, help="BERT-base sequence length"),
                   arg("--sparsity", type=int, nargs="+", default=[1, 8, 16],
-                      choices=(1, 2, 4, 8, 16, 32))])
+                      choices=(1, 2, 4, 8, 16, 32)),
+                  arg("--assume", nargs="+", default=[],
+                      choices=("kv-on-chip", "residual-at-store"),
+                      help="design study, mechanisms the RTL does not have (new mechanisms "
+                      "only; listed under 'Projected beyond the RTL'): kv-on-chip, BERT's K "
+                      "and V reach WGT through an on-chip ACT -> WGT path; residual-at-store, "
+                      "ResNet's residual additions in the store path instead of 1x1 GEMMs")])
 def _cmd_project(args):
     from .sim.model.dataflow import project_plan
     from .sim.model.perf_model import format_projection, project_bert_resnet, projection_json
@@ -652,6 +658,9 @@ def _cmd_project(args):
     if args.batch is not None and args.mechanisms == "new":
         raise CliError("--batch sets the old mechanisms' batch (--mechanisms old); the new "
                        "plans choose their pass")
+    if args.assume and args.mechanisms == "old":
+        raise CliError("--assume changes the new mechanisms' plans; the old projection has "
+                       "no such option")
     sparsities = tuple(args.sparsity)
 
     def attempt(which, fn):
@@ -668,8 +677,10 @@ def _cmd_project(args):
     old = attempt("old", lambda: project_bert_resnet(
         args.config, sparsities=sparsities, batch=args.batch or 8, seq=args.seq,
         bert_large=True))
-    new = attempt("new", lambda: project_plan(args.config, sparsities=sparsities, seq=args.seq,
-                                              bert_large=True))
+    new = attempt("new", lambda: project_plan(
+        args.config, sparsities=sparsities, seq=args.seq, bert_large=True,
+        kv="onchip" if "kv-on-chip" in args.assume else "dram",
+        add="store" if "residual-at-store" in args.assume else "gemm"))
     rows, other = (new, old) if args.mechanisms == "new" else (old, new)
     print(format_projection(rows, args.config, compare=other),
           file=sys.stderr if args.json else sys.stdout)

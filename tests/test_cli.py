@@ -349,3 +349,20 @@ def test_gemm_refuses_bad_configs_before_building(tmp_path, rng, capsys, no_simu
 def test_bad_config_is_one_line_on_every_command(capsys):
     assert main(["project", "--config", "nope"]) == 2
     _one_line_error(capsys, "no configuration preset named 'nope'")
+
+
+def test_project_assume_is_a_labelled_design_study(capsys):
+    """``--assume``: the plans with mechanisms the RTL does not have, each listed under
+    'Projected beyond the RTL' and flagged on the targets line; not for the old projection."""
+    assert main(["project", "--sparsity", "1", "16"]) == 0
+    plain = capsys.readouterr().out
+    assert "assumed" not in plain and "These plans assume" not in plain
+    assert main(["project", "--sparsity", "1", "16", "--assume", "kv-on-chip",
+                 "residual-at-store"]) == 0
+    out = capsys.readouterr().out
+    beyond = next(line for line in out.splitlines()
+                  if line.startswith("Projected beyond the RTL"))
+    assert "ACT -> WGT path" in beyond and "residual additions in the store path" in beyond
+    assert "BERT-base 9.80x, 96.6% (both reached)" in out and "These plans assume" in out
+    assert main(["project", "--mechanisms", "old", "--assume", "kv-on-chip"]) == 2
+    assert "--assume" in capsys.readouterr().err

@@ -29,6 +29,12 @@ write path (STOREs) and the shared DRAM (every byte at ``dram_gb_s``); the next 
 overlap a layer's GEMMs only through the double buffers, which the per-layer maximum leaves out
 (conservative). A test checks the per-layer cost against :func:`.perf_model.predict_program`
 on real :func:`~s4accel.sw.chain.chain_program` programs.
+
+For design studies only (none is in the RTL, ``s4 project`` uses none): :func:`bert_plan`'s
+``kv="onchip"`` / ``"l2"`` (K and V through an ACT -> WGT path or a shared L2),
+:func:`resnet50_plan`'s ``add="store"`` (the residual added in the store path) and
+``l2_kib`` (maps and halo rows in a shared L2; :func:`run_plan` then needs
+``l2_bytes_per_cycle``), and :class:`Op`'s ``weight_passes``.
 """
 
 from __future__ import annotations
@@ -80,6 +86,15 @@ class Op:
     note: str = ""
     #: every SPU loads its own slice of the weights (channels split), not one multicast
     private_weights: bool = False
+    #: a pass of the pool walker (max pooling: no GEMM): ACT words it reads on the busiest SPU,
+    #: one a cycle (``k*k`` a word of output), in one descriptor
+    pool_words: int = 0
+    #: bytes of the pass through a shared on-chip L2 (LOAD / STORE descriptors, not DRAM;
+    #: :func:`run_plan`'s ``l2_bytes_per_cycle``): not in the RTL, for design studies
+    l2_read: int = 0
+    l2_write: int = 0
+    #: times the layer's weights are loaded a pass (a band-fused schedule reloads them a band)
+    weight_passes: int = 1
     placement: dict = field(default_factory=dict)
 
 
@@ -97,11 +112,16 @@ def _pad(nbytes, unit):
     return -(-nbytes // unit) * unit
 
 
-def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
+def op_cost(config, op: Op, timing=TIMING, *, search=True, l2_bytes_per_cycle=None) -> dict:
     """Cycles of one :class:`Op` per pass and its DRAM bytes (see the module docstring).
     ``search``: where the output leaves through OUT, also try groups larger than the
     chain's rule (fewer STOREs) and keep the cheapest; otherwise the rule's groups exactly
-    as :func:`~s4accel.sw.chain.chain_program` cuts them."""
+    as :func:`~s4accel.sw.chain.chain_program` cuts them. A channel tile whose output
+    leaves through OUT and that does not fit half of WGT runs single-buffered in all of it
+    (as ``sw/conv.py`` does: each group's load waits for the GEMM before it, so its load
+    cycles add to the engine's).
+    ``l2_bytes_per_cycle``: the L2's bandwidth where the op moves ``l2_read`` /
+    ``l2_write`` bytes (a design study's assumption)."""
     C = config.cols
     bb = config.dram_bus_bits // 8
     half_w = config.wgt_sram_kib * 1024 // (2 * C) // 2
@@ -115,10 +135,17 @@ def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
     if op.weights:
         lim = min(wgt_tiles_fit(half_w, entries, fmt, C, bb), half_p)
         g_max = min(-(-nt // unit), lim // unit) * unit
+        single = False
+        if g_max == 0 and op.out != "act":
+            lim = min(wgt_tiles_fit(2 * half_w, entries, fmt, C, bb), 2 * half_p)
+            g_max = min(-(-nt // unit), lim // unit) * unit
+            single = True
         if g_max == 0:
             raise NotPlannable(f"{op.name}: {unit} channel tile(s) of K = {op.banks * BANK} at "
-                               f"s = {op.s} need {unit * entries} WGT words (half the "
-                               f"scratchpad: {half_w})")
+                               f"s = {op.s} need {unit * entries} WGT words (" +
+                               ("half the scratchpad: " if op.out == "act" else
+                                "the scratchpad, single-buffered: ")
+                               + f"{half_w if op.out == 'act' else 2 * half_w})")
         g = max(1, min(g_max, -(-GROUP_CYCLES // (op.mt * entries))))
         g = min(g_max, -(-g // unit) * unit)
         # the chain's rule; where outputs leave through OUT (one STORE per SPU and block)
@@ -128,14 +155,15 @@ def op_cost(config, op: Op, timing=TIMING, *, search=True) -> dict:
             sizes |= {min(g_max, g << i) for i in range(1, 12)}
         best = None
         for g in sorted(sizes):
-            r = _op_cost(config, op, timing, [min(g, nt - j) for j in range(0, nt, g)])
+            r = _op_cost(config, op, timing, [min(g, nt - j) for j in range(0, nt, g)],
+                         single=single, l2_bpc=l2_bytes_per_cycle)
             if best is None or r["cycles"] < best["cycles"]:
                 best = r
         return best
-    return _op_cost(config, op, timing, [nt])
+    return _op_cost(config, op, timing, [nt], l2_bpc=l2_bytes_per_cycle)
 
 
-def _op_cost(config, op, timing, groups):
+def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
     T, R, C, P = timing, config.rows, config.cols, config.spus
     bb = config.dram_bus_bits // 8
     bpc = dram_bytes_per_cycle(config)
@@ -148,6 +176,11 @@ def _op_cost(config, op, timing, groups):
     a_max = op.mt * max(groups) if op.out == "act" else max(1, half_o // max(1, R // 4))
     b = entries
     compute = gemms = stores = 0
+    if op.pool_words:
+        compute += T.gemm + R + op.pool_words
+        gemms += 1
+        if op.out == "dram":
+            stores += P
     for _ in range(op.count):
         for g in groups:
             tiles = op.mt * g
@@ -174,20 +207,34 @@ def _op_cost(config, op, timing, groups):
                           + T.read_job + math.ceil(pb / bpc))
     if op.private_weights:
         wgt_bytes, wgt_loads, read_path = wgt_bytes * P, wgt_loads * P, read_path * P
+    wp = op.weight_passes
+    wgt_bytes, wgt_loads, read_path = wgt_bytes * wp, wgt_loads * wp, read_path * wp
+    if single:
+        compute += read_path
     if op.extra_wgt_loads:
         per = op.extra_wgt / op.extra_wgt_loads
         read_path += op.extra_wgt_loads * (T.read_job + max(-(-op.extra_wgt_words // wpc),
                                                              math.ceil(per / bpc)))
     if op.loads:
         read_path += op.loads * T.read_job + math.ceil(op.read / bpc)
+    l2 = 0
+    if op.l2_read or op.l2_write:
+        if not l2_bpc:
+            raise NotPlannable(f"{op.name}: moves bytes through an L2 but the plan has none")
+        read_path += math.ceil(op.l2_read / l2_bpc)
+        l2 = math.ceil((op.l2_read + op.l2_write) / l2_bpc)
     stores = max(stores, op.stores)
     descs = wgt_loads + op.extra_wgt_loads + op.loads + gemms + stores
     read_path += descs * fetch
     write_path = stores * T.store_job + math.ceil(op.write / bpc)
+    if l2:
+        write_path += math.ceil(op.l2_write / l2_bpc)
     dram_bytes = wgt_bytes + op.extra_wgt + op.read + op.write
     dram = math.ceil((dram_bytes + descs * DESC_BYTES) / bpc)
     busy = {"compute": compute, "dma_read": read_path, "dma_write": write_path,
             "dram": dram}
+    if l2:
+        busy["l2"] = l2
     bound = max(busy, key=busy.get)
     # a pipeline start waits for its inputs (every SPU's LOAD, one after another); a layer
     # whose output leaves ends with its last block's STOREs (one per SPU)
@@ -207,7 +254,7 @@ def _op_cost(config, op, timing, groups):
 # -- BERT ---------------------------------------------------------------------------------------
 
 
-def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
+def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, kv="dram"):
     """A BERT encoder's plan. Every SPU holds ``mt`` row tiles of tokens (as many as its ACT
     holds of one layer's live tensors: residual input, Q, scores of two heads, context,
     FFN hidden); a pass is ``spus * mt * rows`` tokens (whole sequences), weights read once a
@@ -215,13 +262,23 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
     in ACT; K and V go to DRAM (each SPU stores its tokens') and come back as the WGT operand
     of the score and context GEMMs (the WGT port loads only from DRAM), one LOAD each per
     sequence, multicast to the SPUs holding that sequence. The network's input (embeddings,
-    host) is loaded and its output stored once a pass. Returns ``(ops, info)``."""
+    host) is loaded and its output stored once a pass. Returns ``(ops, info)``.
+
+    ``kv="onchip"`` (a design study; not in the RTL): K and V stay in ACT and reach the WGT
+    of their sequence's SPUs through an on-chip ACT -> WGT path (transposing K) at the load
+    path's WGT words a cycle, every sequence's SPUs in parallel; no DRAM bytes. ``kv="l2"``
+    (neither): K and V are stored to a shared L2 instead of DRAM and loaded back from it
+    (a transposing load for K); :func:`run_plan` then needs the L2's bandwidth."""
+    if kv not in ("dram", "onchip", "l2"):
+        raise ValueError(f"kv must be 'dram', 'onchip' or 'l2', not {kv!r}")
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     hb, fb, d = -(-hidden // BANK), -(-ffn // BANK), hidden // heads
     sb = -(-seq // BANK)
     live = max(hb + hb + 2 * sb + hb,      # x, Q, two heads' scores, context
                hb + fb + hb)               # FFN: residual h, hidden, output
+    if kv == "onchip":
+        live = max(live, 4 * hb + 2 * sb + hb)   # K and V too
     mt = act_words // live
     if mt == 0:
         raise NotPlannable(f"one row tile of a BERT layer needs {live} ACT words "
@@ -240,22 +297,34 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
     for i in range(layers):
         L = f"L{i}"
         ops.append(Op(f"{L}.q", mt, hb, hidden, s, tok * hidden * hidden // s))
+        on, l2 = kv == "onchip", kv == "l2"
+        dram = kv == "dram"
         ops.append(Op(f"{L}.kv", mt, hb, 2 * hidden, s, tok * 2 * hidden * hidden // s,
-                      out="dram", write=kv_bytes, note="K, V -> DRAM"))
-        ops.append(Op(f"{L}.scores", mt, -(-d // BANK), seq, 1,
-                      tok * heads * d * seq, count=heads, weights=False,
-                      extra_wgt=seqs * seq * hidden, extra_wgt_words=heads * head_words,
-                      extra_wgt_loads=seqs, note="K from DRAM as WGT"))
-        ops.append(Op(f"{L}.context", mt, sb, d, 1, tok * heads * seq * d, count=heads,
-                      weights=False, extra_wgt=seqs * seq * hidden,
-                      extra_wgt_words=heads * -(-d // C) * sb * BANK,
-                      extra_wgt_loads=seqs, note="V from DRAM as WGT"))
+                      out="act" if on else "dram", write=kv_bytes if dram else 0,
+                      l2_write=kv_bytes if l2 else 0,
+                      note={"onchip": "K, V stay in ACT", "l2": "K, V -> L2"}.get(
+                          kv, "K, V -> DRAM")))
+        for what, words in (("scores", heads * head_words),
+                            ("context", heads * -(-d // C) * sb * BANK)):
+            ops.append(Op(f"{L}.{what}", mt, -(-d // BANK) if what == "scores" else sb,
+                          seq if what == "scores" else d, 1, tok * heads * d * seq,
+                          count=heads, weights=False,
+                          extra_wgt=seqs * seq * hidden if dram else 0,
+                          l2_read=seqs * seq * hidden if l2 else 0,
+                          extra_wgt_words=words, extra_wgt_loads=1 if on else seqs,
+                          note=("K" if what == "scores" else "V") + {
+                              "onchip": " ACT -> WGT on chip", "l2": " from the L2 as WGT"}.get(
+                              kv, " from DRAM as WGT")))
         ops.append(Op(f"{L}.attn_o", mt, hb, hidden, s, tok * hidden * hidden // s))
         ops.append(Op(f"{L}.ffn1", mt, hb, ffn, s, tok * hidden * ffn // s))
         ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))
     ops[0].read, ops[0].loads = tok * hidden, P
     ops[-1].out, ops[-1].write = "dram", tok * hidden
+    beyond = {"onchip": ["K and V reaching the score / context GEMMs' WGT through an on-chip "
+                         "ACT -> WGT path that transposes K (assumed: kv on chip)"],
+              "l2": ["K and V through a shared L2 (assumed)"]}.get(kv, [])
     info = {"samples": seqs, "rows_per_spu": mt * R, "spus_per_sequence": spus_per_seq,
+            "beyond": beyond,
             "act_words_per_row_tile": live,
             # scores out and back, two LayerNorms' inputs out and outputs back, per token
             "host_softmax_ln_bytes": layers * seq * (2 * heads * seq + 4 * hidden),
@@ -266,9 +335,12 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12):
                 f"in ACT (on chip): layer input (kept for the residual), Q, each head's "
                 f"scores, context, attention output, FFN hidden (GELU through the LUT) and "
                 f"output: {live} of the {act_words} ACT words of a row tile's slot",
-                "through DRAM: K and V (stored by each SPU, loaded back once per sequence as "
-                f"the score / context GEMMs' WGT operand: {2 * seq * hidden // 1024} KiB a "
-                "sequence and layer each way), the input (embeddings) and the output",
+                ("K and V in ACT, to the score / context GEMMs' WGT through an on-chip "
+                 "ACT -> WGT path (not in the RTL); through DRAM: the input (embeddings) and "
+                 "the output") if kv == "onchip" else
+                ("through DRAM: K and V (stored by each SPU, loaded back once per sequence as "
+                 f"the score / context GEMMs' WGT operand: {2 * seq * hidden // 1024} KiB a "
+                 "sequence and layer each way), the input (embeddings) and the output"),
             ]}
     return ops, info
 
@@ -298,16 +370,30 @@ def _band_rows(hw_out, w_out, st, k, h_in, P):
     return need, halo
 
 
-def resnet50_plan(config, s, *, image=224):
+def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cycle=None):
     """ResNet-50 v1.5's plan: a pass is one group of ``rows`` images (row r of every row
     tile = image r), every convolution's output pixels split across the SPUs in raster
     bands, weights read once a group. A tensor stays in ACT while every layer of its lifetime
     fits the SPU's ACT with the tensors already placed (first produced, first placed), else it
     goes to DRAM (written once, read by each consumer); a k x k convolution's halo rows travel
-    through DRAM; residual additions and pooling run at the store (no GEMM cycles; their DRAM
-    traffic counted where a tensor is in DRAM). conv1 (C = 3) runs as the faster of the host's
-    im2col (K = 147, read from DRAM) and on-chip convolution (channels padded to 32: K =
-    1,568). Returns ``(ops, info)``."""
+    through DRAM. Every residual addition is its own layer, a 1x1 GEMM over both branches side
+    by side (``sim/workloads/cnn.py``'s ``QAdd``: K = 2*C, one non-zero a bank, packed at
+    s = 32), so the convolution's output before the addition is a tensor placed like the
+    others; the global average pool is ``QGap``'s pixel-sum GEMM (output channels split
+    across the SPUs, the final map read from DRAM); the 3x3/2 max pool is a pass of the conv
+    walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1
+    (C = 3) runs as the faster of the host's im2col (K = 147, read from DRAM) and on-chip
+    convolution (channels padded to 32: K = 1,568). Returns ``(ops, info)``.
+
+    Design-study options, none in the RTL (``s4 project`` uses none): ``add="store"``
+    adds the residual in the store path of the block's last convolution (it reads the
+    residual's ACT word as it writes; no GEMM); ``l2_kib``: a shared L2 of that size (LOAD /
+    STORE at ``l2_bytes_per_cycle``) holds the maps that do not fit ACT while it has room
+    over their lifetime, and the halo rows."""
+    if add not in ("gemm", "store"):
+        raise ValueError(f"add must be 'gemm' or 'store', not {add!r}")
+    if l2_kib and not l2_bytes_per_cycle:
+        raise ValueError("an L2 needs l2_bytes_per_cycle")
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     G = R                                 # images a group
@@ -344,11 +430,23 @@ def resnet50_plan(config, s, *, image=224):
             layers.append((nm + "a_1x1", "conv", [x], nm + "a", 1, 1, c_in, mid, hw, hw))
             tensors[nm + "b"] = (mid, ho)
             layers.append((nm + "b_3x3", "conv", [nm + "a"], nm + "b", 3, st, mid, mid, hw, ho))
+            if add == "store":
+                tensors[nm] = (c_out, ho)
+                layers.append((nm + "c_1x1", "conv", [nm + "b", res], nm, 1, 1, mid, c_out, ho,
+                               ho))
+                x, c_in, hw = nm, c_out, ho
+                continue
+            tensors[nm + "c"] = (c_out, ho)
+            layers.append((nm + "c_1x1", "conv", [nm + "b"], nm + "c", 1, 1, mid, c_out, ho, ho))
+            # the residual addition: a 1x1 GEMM over [c | res] (sim/workloads/cnn.py QAdd)
             tensors[nm] = (c_out, ho)
-            layers.append((nm + "c_1x1", "conv", [nm + "b", res], nm, 1, 1, mid, c_out, ho, ho))
+            layers.append((nm + "_add", "add", [nm + "c", res], nm, 1, 1, c_out, c_out, ho, ho))
             x, c_in, hw = nm, c_out, ho
+    # global average pooling: the pixel-sum GEMM (QGap), an hw x hw window over the final map
+    tensors["gap"] = (2048, 1)
+    layers.append(("gap", "gap", [x], "gap", hw, 1, 2048, 2048, hw, 1))
     tensors["fc"] = (1000, 1)
-    layers.append(("fc", "fc", [x], "fc", 1, 1, 2048, 1000, hw, 1))
+    layers.append(("fc", "fc", ["gap"], "fc", 1, 1, 2048, 1000, 1, 1))
 
     # lifetimes and placement
     prod = {lay[3]: i for i, lay in enumerate(layers)}
@@ -360,11 +458,14 @@ def resnet50_plan(config, s, *, image=224):
     for lay in layers:
         for u in lay[2]:
             consumers[u] = consumers.get(u, 0) + 1
-    candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "fc")]
+    candidates = [i for i, lay in enumerate(layers) if lay[3] not in ("img", "gap", "fc")]
+
+    l2_cap = l2_kib * 1024
 
     def placement(order):
-        place = {"img": "dram", "fc": "dram"}
+        place = {"img": "dram", "gap": "dram", "fc": "dram"}
         onchip = []                       # (name, first, last, words)
+        in_l2 = []                        # (name, first, last, bytes)
         for i in order:
             lay = layers[i]
             t = lay[3]
@@ -381,13 +482,27 @@ def resnet50_plan(config, s, *, image=224):
                 # an input streamed from DRAM (or not placed yet) needs two row tiles of its
                 # banks in ACT
                 stream = sum(2 * -(-tensors[u][0] // BANK) * layers[j][4] ** 2
-                             for u in layers[j][2] if place.get(u, "dram") == "dram"
+                             for u in layers[j][2] if place.get(u, "dram") != "act"
                              and u != t)
                 ok = used + w + stream <= act_words
             place[t] = "act" if ok else "dram"
             if ok:
                 onchip.append((t, i, end, w))
-        return place, onchip
+            elif l2_cap:
+                b = nbytes(ch, thw)
+                if all(sum(bb for _, f, e, bb in in_l2 if f <= j <= e) + b <= l2_cap
+                       for j in range(i, end + 1)):
+                    place[t] = "l2"
+                    in_l2.append((t, i, end, b))
+        halo_l2 = set()
+        if l2_cap:
+            for j, lay in enumerate(layers):
+                if lay[1] == "conv" and lay[4] > 1 and lay[0] != "conv1":
+                    _, halo = _band_rows(lay[9], lay[9], lay[5], lay[4], lay[8], P)
+                    used = sum(bb for _, f, e, bb in in_l2 if f <= j <= e)
+                    if used + G * halo * lay[8] * lay[6] <= l2_cap:
+                        halo_l2.add(lay[0])
+        return place, onchip, halo_l2
 
     # the compiler's choice: of three orders of placing (first produced first; most
     # consumers first; smallest first), the plan of the fewest cycles
@@ -396,47 +511,132 @@ def resnet50_plan(config, s, *, image=224):
               sorted(candidates, key=lambda i: (words(*tensors[layers[i][3]]), i))]
     best = None
     for order in orders:
-        place, onchip = placement(order)
-        ops = _resnet_ops(config, s, layers, tensors, place, words, nbytes, G)
-        cycles = run_plan(config, ops)["cycles"]
+        place, onchip, halo_l2 = placement(order)
+        ops = _resnet_ops(config, s, layers, tensors, place, words, nbytes, G, halo_l2)
+        cycles = run_plan(config, ops, l2_bytes_per_cycle=l2_bytes_per_cycle)["cycles"]
         if best is None or cycles < best[0]:
             best = (cycles, place, onchip, ops)
     _, place, onchip, ops = best
     # the input images: host im2col of conv1 is read above; the output (logits) stored
     on = sorted({t for t, p in place.items() if p == "act" and t in tensors})
-    off = sorted({t for t, p in place.items() if p == "dram" and t not in ("img", "fc")})
+    off = sorted({t for t, p in place.items()
+                  if p == "dram" and t not in ("img", "gap", "fc")})
+    l2s = sorted(t for t, p in place.items() if p == "l2")
     info = {"samples": G, "placement": [
         f"a pass is one group of {G} images (row r of every row tile = image r); the "
         f"{P} SPUs split each layer's output pixels (raster bands), weights read once a "
         "group",
-        f"in ACT (on chip): {len(on)} of {len(on) + len(off)} feature maps ("
+        f"in ACT (on chip): {len(on)} of {len(on) + len(off) + len(l2s)} feature maps ("
         + _stages(on) + ")",
         f"through DRAM: {len(off)} feature maps that do not fit one SPU's ACT share ("
-        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input",
+        + _stages(off) + "), every 3x3 convolution's halo rows, the max pool's input, the "
+        "final map (the global average pool splits its channels across the SPUs)",
         "conv1: " + next(o.note for o in ops if o.name == "conv1"),
-    ], "place": place, "onchip": onchip, "act_words": act_words,
+    ] + ([f"in the L2 ({l2_kib} KiB): {len(l2s)} feature maps ({_stages(l2s)}) and the halo "
+          f"rows of {sum(1 for o in ops if 'via the L2' in o.note)} convolutions"]
+         if l2_kib else []), "place": place,
+        "beyond": (["ResNet's residual additions in the store path of each block's last "
+                    "convolution, no GEMM (assumed: residual at the store)"]
+                   if add == "store" else [])
+        + ([f"a shared L2 of {l2_kib} KiB at {l2_bytes_per_cycle} bytes a cycle (assumed)"]
+           if l2_kib else []), "onchip": onchip, "act_words": act_words,
         "layers": [lay[0] for lay in layers]}
     return ops, info
 
 
-def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
-    """:func:`resnet50_plan`'s ops for one placement of the feature maps."""
+def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G, halo_l2=()):
+    """:func:`resnet50_plan`'s ops for one placement of the feature maps (``act``, ``l2`` or
+    ``dram``; ``halo_l2``: the layers whose halo rows go through the L2)."""
+    ops = _resnet_ops_dram(config, s, layers, tensors,
+                           {t: "dram" if p == "l2" else p for t, p in place.items()},
+                           words, nbytes, G)
+    if "l2" not in place.values() and not halo_l2:
+        return ops
+    # the same ops with the bytes of tensors in the L2 (and the halos named) moved there
+    by = {op.name: op for op in ops}
+    for name, kind, ins, out, k, st, ci, co, hi, ho in layers:
+        op = by.get(name)
+        if op is None:
+            continue
+        if place.get(out) == "l2" and kind in ("conv", "add", "pool"):
+            b = nbytes(co, ho)
+            op.write -= b
+            op.l2_write += b
+        for u in ins:
+            if place.get(u) != "l2":
+                continue
+            if kind == "conv" and k > 1:
+                need, _ = _band_rows(ho, ho, st, k, hi, config.spus)
+                b = G * need * hi * ci
+            elif kind == "pool":
+                need, _ = _band_rows(ho, ho, st, k, hi, config.spus)
+                b = G * need * hi * ci
+            else:
+                b = nbytes(*tensors[u])
+            op.read -= b
+            op.l2_read += b
+        if name in halo_l2 and place.get(ins[0]) == "act":
+            _, halo = _band_rows(ho, ho, st, k, hi, config.spus)
+            b = G * halo * hi * ci
+            op.read -= b
+            op.write -= b
+            op.l2_read += b
+            op.l2_write += b
+            op.note = op.note.replace("via DRAM", "via the L2")
+    return ops
+
+
+def _resnet_ops_dram(config, s, layers, tensors, place, words, nbytes, G):
     P, C = config.spus, config.cols
     ops = []
     for i, (name, kind, ins, out, k, st, ci, co, hi, ho) in enumerate(layers):
         outp = place[out]
         write = nbytes(co, ho) if outp == "dram" else 0
         if kind == "pool":
-            # on the device at a store: reads conv1's output (DRAM), writes the pooled map
-            # when that does not stay on chip
-            ops.append(Op(name, 0, 0, 0, 1, 0, out=outp, read=nbytes(ci, hi), loads=P,
-                          write=write, stores=P if write else 0, note="max pool at the store",
+            # a pass of the conv walker's max-pool mode: each SPU loads its band of conv1's
+            # output (DRAM) with the halo rows and reads k*k ACT words a word of output, one
+            # a cycle; the pooled map is written to DRAM when it does not stay on chip
+            need, _ = _band_rows(ho, ho, st, k, hi, P)
+            ops.append(Op(name, 0, 0, 0, 1, 0, out=outp, read=G * need * hi * ci, loads=P,
+                          write=write, stores=P if write else 0,
+                          pool_words=-(-ho * ho // P) * -(-ci // BANK) * k * k,
+                          note=f"max pool {k}x{k}/{st}: {k * k} ACT words a word of output",
                           weights=False))
+            continue
+        if kind == "gap":
+            # QGap's pixel-sum GEMM (a k x k window, weight 1 on each channel: one non-zero a
+            # bank, packed at s = 32) on the final map from DRAM, output channels split across
+            # the SPUs: each loads its channels of every pixel (a 2-D strided LOAD; the map is
+            # first stored where it stayed in ACT) and writes the pooled features for the fc
+            n_spu = -(-(-(-co // C)) // P) * C
+            src = ins[0]
+            read, loads, wr, st_ = nbytes(ci, hi), P, G * co, P
+            if place[src] == "act":
+                wr += nbytes(ci, hi)
+                st_ += P
+            ops.append(Op(name, 1, k * k * -(-n_spu // BANK), n_spu, 32, 0, out="dram",
+                          read=read, loads=loads, write=wr, stores=st_,
+                          note="pixel-sum GEMM, channels split across SPUs"))
+            continue
+        if kind == "add":
+            # QAdd: a 1x1 GEMM over both branches side by side ([a | b] per pixel, K = 2*C,
+            # one non-zero a bank, packed at s = 32); an input in DRAM is loaded next to the
+            # other
+            mt = -(-ho * ho // P)
+            read = loads = 0
+            for u in ins:
+                if place[u] == "dram":
+                    read += nbytes(*tensors[u])
+                    loads += P
+            ops.append(Op(name, mt, 2 * -(-co // BANK), co, 32, 0, out=outp, read=read,
+                          loads=loads, write=write, stores=P if write else 0,
+                          note="residual addition: 1x1 GEMM over [a | b]",
+                          placement={"in": "+".join(place[u] for u in ins), "out": outp}))
             continue
         mt = -(-ho * ho // P) if kind == "conv" else 1
         if kind == "fc":
             # 32 images = one row tile: output channels split across the SPUs, the pooled
-            # features (global average pool at the last store) multicast from DRAM
+            # features (the global average pool's output) multicast from DRAM
             n_spu = -(-(-(-co // C)) // P) * C
             ops.append(Op(name, 1, -(-ci // BANK), n_spu, s, G * ci * co // s, out="dram",
                           read=G * ci, loads=1, write=G * co, stores=P,
@@ -474,9 +674,8 @@ def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G):
             write += G * halo * hi * ci
             loads += P
             halo_note = f"halo {halo} rows via DRAM"
-        if len(ins) > 1 and place[ins[1]] == "dram":          # the residual at the store
-            rc, rhw = tensors[ins[1]]
-            read += nbytes(rc, rhw)
+        if len(ins) > 1 and place[ins[1]] == "dram":     # a residual added at the store
+            read += nbytes(*tensors[ins[1]])
             loads += P
         macs = G * ho * ho * k * k * ci * co // s
         ops.append(Op(name, mt, banks, co, s, macs, out=outp, read=read, loads=loads,
@@ -496,10 +695,11 @@ def _stages(names):
 # -- running plans ------------------------------------------------------------------------------
 
 
-def run_plan(config, ops, timing=TIMING, *, search=True) -> dict:
+def run_plan(config, ops, timing=TIMING, *, search=True, l2_bytes_per_cycle=None) -> dict:
     """Cost every op (:func:`op_cost`) and add them up: ``cycles`` a pass, ``macs``,
     ``dram_bytes``, ``weight_bytes``, the bound of most cycles and per-op rows."""
-    rows = [op_cost(config, op, timing, search=search) for op in ops]
+    rows = [op_cost(config, op, timing, search=search, l2_bytes_per_cycle=l2_bytes_per_cycle)
+            for op in ops]
     # the double buffers overlap a layer's loads with the GEMMs before it only inside a
     # chain: where a pipeline starts (the first layer, a layer after one whose output left
     # through DRAM, a layer reading its input from DRAM) its first group's loads come
@@ -519,16 +719,21 @@ def run_plan(config, ops, timing=TIMING, *, search=True) -> dict:
 
 
 def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=False,
-                 timing=TIMING):
-    """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans."""
+                 timing=TIMING, kv="dram", add="gemm"):
+    """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans. ``kv``,
+    ``add``: :func:`bert_plan`'s and :func:`resnet50_plan`'s design-study options (``s4
+    project --assume``; the defaults are the RTL's mechanisms)."""
+    if kv == "l2":
+        raise ValueError("kv='l2' needs an L2 bandwidth; project_plan has none")
     from .perf_model import PUBLISHED
     config = load_config(config) if isinstance(config, str) else config
     clock = float(config.clock_mhz or 1000) * 1e6
-    nets = [("BERT-base", lambda s: bert_plan(config, s, seq=seq))]
+    nets = [("BERT-base", lambda s: bert_plan(config, s, seq=seq, kv=kv))]
     if bert_large:
         nets.append(("BERT-Large", lambda s: bert_plan(config, s, seq=384, layers=24,
-                                                        hidden=1024, ffn=4096, heads=16)))
-    nets.append(("ResNet-50", lambda s: resnet50_plan(config, s)))
+                                                        hidden=1024, ffn=4096, heads=16,
+                                                        kv=kv)))
+    nets.append(("ResNet-50", lambda s: resnet50_plan(config, s, add=add)))
     rows = []
     for name, plan in nets:
         for s in sparsities:
@@ -594,14 +799,22 @@ def plan_assumptions(config, rows) -> list:
     if config.spus > 16:
         beyond.append(f"one descriptor stream driving {config.spus} SPUs (the RTL builds at "
                       "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
+    if any(r["model"] == "ResNet-50" for r in rows):
+        beyond.append("the conv walker's max-pool mode (being added)")
+    for r in rows:
+        for b in r["plan"].get("beyond", ()):
+            if b not in beyond:
+                beyond.append(b)
     if wpc > 1:
         beyond.append(f"the load path writing {wpc} WGT words a cycle, as many as a raw load "
                       f"from the {config.dram_bus_bits}-bit bus (the RTL's unpacker writes 1)")
     lines += [
-        "On the device at no GEMM cycles: GELU through the LUT (RTL); residual additions and "
-        "pooling (in the RTL they are GEMMs: a 1x1 over both branches side by side, a window "
-        "with one non-zero per bank; their cycles are not in the plan yet, their DRAM traffic "
-        "is where a tensor is in DRAM); softmax and LayerNorm on the vector unit of "
+        "Counted as GEMMs (as the RTL runs them): ResNet's residual additions (a 1x1 GEMM "
+        "over both branches side by side, K = 2*C, one non-zero per bank) and its global "
+        "average pool (the pixel-sum window, weight 1 on each channel); ResNet's 3x3/2 max "
+        "pool as a pass of the conv walker reading 9 ACT words a word of output, one a "
+        "cycle. On the device at no GEMM cycles: GELU through the LUT (RTL); softmax, "
+        "LayerNorm and BERT's residual additions (read by LayerNorm) on the vector unit of "
         "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
         f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
         "quantization and conv1's im2col where chosen.",
@@ -653,9 +866,12 @@ def targets(rows) -> list:
         parts.append(f"{model} {sp:.2f}x, {util:.1%} ("
                      + (" and ".join(missed) + " not reached" if missed else "both reached")
                      + ")")
+    assumed = any(r.get("plan", {}).get("beyond") for r in rows)
     return [f"Issue 21's targets (at s = 16 at least {TARGET_SPEEDUP:g}x the samples/s of "
             f"s = 1, lane utilization at s = 1 at least {TARGET_UTILIZATION:.0%}): "
-            + "; ".join(parts) + "."]
+            + "; ".join(parts) + "."
+            + (" These plans assume mechanisms the RTL does not have (--assume; see "
+               "'Projected beyond the RTL')." if assumed else "")]
 
 
 def compare_rows(rows, other) -> list:
