@@ -593,9 +593,11 @@ def _resnet_ops_dram(config, s, layers, tensors, place, words, nbytes, G):
         outp = place[out]
         write = nbytes(co, ho) if outp == "dram" else 0
         if kind == "pool":
-            # a pass of the conv walker's max-pool mode: each SPU loads its band of conv1's
-            # output (DRAM) with the halo rows and reads k*k ACT words a word of output, one
-            # a cycle; the pooled map is written to DRAM when it does not stay on chip
+            # a pass of the conv walker's max-pool mode (GemmBody.pool): each SPU loads its
+            # band of conv1's output (DRAM) with the halo rows and reads k*k ACT words a word
+            # of output, one a cycle; the pooled map is written to DRAM when it does not stay
+            # on chip (through sw/conv.py's 1x1 identity GEMM to OUT, whose cycles, a few
+            # thousand a batch, are not counted)
             need, _ = _band_rows(ho, ho, st, k, hi, P)
             ops.append(Op(name, 0, 0, 0, 1, 0, out=outp, read=G * need * hi * ci, loads=P,
                           write=write, stores=P if write else 0,
@@ -799,8 +801,6 @@ def plan_assumptions(config, rows) -> list:
     if config.spus > 16:
         beyond.append(f"one descriptor stream driving {config.spus} SPUs (the RTL builds at "
                       "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
-    if any(r["model"] == "ResNet-50" for r in rows):
-        beyond.append("the conv walker's max-pool mode (being added)")
     for r in rows:
         for b in r["plan"].get("beyond", ()):
             if b not in beyond:
