@@ -414,6 +414,50 @@ class QuantNet:
                 shape[name] = (1, 1, shape[src][2])
         return shape
 
+    def layer_rows(self) -> list[dict]:
+        """One dict per operation: ``name``, ``op`` (``conv``, ``add``, ``pool``), ``src``,
+        output ``shape`` (HWC), and for convolutions ``kernel``, ``stride``, ``pad``, ``k``
+        (GEMM K, unpadded), ``n``, ``m`` (output pixels per image), ``sparsity``, ``output``
+        (``int8``, ``int8 ReLU`` or ``int32``)."""
+        shape = self.shapes()
+        rows = []
+        for name, src, q in zip(self.names, self.srcs, self.ops, strict=True):
+            row = {"name": name, "src": src, "shape": shape[name]}
+            if isinstance(q, QConv):
+                sp = q.spec
+                row.update(op="conv", kernel=sp.k, stride=sp.stride, pad=sp.pad,
+                           k=sp.k * sp.k * sp.cin, n=sp.cout, sparsity=q.sparsity,
+                           m=shape[name][0] * shape[name][1],
+                           output="int32" if q.raw else "int8" + (" ReLU" if sp.relu else ""))
+            else:
+                row.update(op="add" if isinstance(q, QAdd) else "pool",
+                           output="int8" + (" ReLU" if getattr(q, "relu", False) else ""))
+            rows.append(row)
+        return rows
+
+    def summary(self) -> str:
+        """A table of the operations (:meth:`layer_rows`)."""
+        lines = [f"{'layer':<14} {'op':<5} {'input':<16} {'kernel':<10} {'output HWC':<12} "
+                 f"{'K':>5} {'N':>5} {'s':>3} {'output':<10}"]
+        for r in self.layer_rows():
+            src = "+".join(r["src"]) if isinstance(r["src"], tuple) else r["src"]
+            out = "x".join(map(str, r["shape"]))
+            if r["op"] == "conv":
+                ker = f"{r['kernel']}x{r['kernel']}/{r['stride']} p{r['pad']}"
+                lines.append(f"{r['name']:<14} {'conv':<5} {src:<16} {ker:<10} {out:<12} "
+                             f"{r['k']:>5} {r['n']:>5} {r['sparsity']:>3} {r['output']:<10}")
+            else:
+                lines.append(f"{r['name']:<14} {r['op']:<5} {src:<16} {'':<10} {out:<12} "
+                             f"{'':>5} {'':>5} {'':>3} {r['output']:<10}")
+        host = ["input quantization (float -> int8)"]
+        if self.host_windows:
+            host.append(f"{self.names[0]}'s windows (im2col)")
+        if self.host_relu:
+            host.append(f"ReLU of {self.names[-1]} (raw int32 output)")
+        host.append("output dequantization")
+        lines.append("on the host: " + ", ".join(host))
+        return "\n".join(lines)
+
     def device_ops(self, sparsities=None) -> list:
         """The network as :class:`s4accel.sw.conv.ConvOp` layers for
         :func:`~.conv.network_program`: convolutions (weights in the device's channel-padded
