@@ -303,7 +303,7 @@ def test_trained_cnn_through_onnx_matches_onnxruntime(data, tmp_path):
     np.save(tmp_path / "x.npy", _nchw(x_te))
     d = str(tmp_path)
     assert main(["compile", f"{d}/cnn.onnx", "--sparsity", "1", "--calib", f"{d}/calib.npy",
-                 "-o", f"{d}/cnn.s4"]) == 0
+                 "--input-shape", "1x1x16x16", "-o", f"{d}/cnn.s4"]) == 0
     assert main(["run", f"{d}/cnn.s4", "--input", f"{d}/x.npy", "-o", f"{d}/y.npy"]) == 0
     y = np.load(tmp_path / "y.npy")
     agree, err = _report("trained digits CNN (seed 0, s = 1) via s4 compile + s4 run", y, ref)
