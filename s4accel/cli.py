@@ -1090,7 +1090,8 @@ def _inspect_net(args, net, config, shape, src):
                   f"{r['sparsity']:>3} {r['output']:<10} {dense:>11} {sparse:>11}")
             tot = [tot[0] + dense, tot[1] + sparse]
         else:
-            print(f"{r['name']:<14} {r['op']:<5} {'':<10} {out:<12} {'':>5} {'':>5} {'':>3} "
+            ker = f"{r['kernel']}x{r['kernel']}/{r['stride']}" if "kernel" in r else ""
+            print(f"{r['name']:<14} {r['op']:<5} {ker:<10} {out:<12} {'':>5} {'':>5} {'':>3} "
                   f"{r['output']:<10} {'':>11} {'':>11}")
     try:
         info = DeviceInfo.from_config(config)

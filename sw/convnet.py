@@ -9,7 +9,8 @@ named by the operation that produces them (the input is ``"x"``):
   global pooling) is a 1x1 convolution;
 - :class:`Add`: the sum of two tensors of the same shape (a residual addition), ReLU
   optionally;
-- :class:`Gap`: global average pooling of a square map to 1x1.
+- :class:`Gap`: global average pooling of a square map to 1x1;
+- :class:`AvgPool`: average pooling over ``k`` x ``k`` windows (stride 1 or 2, no padding).
 
 Quantization (:func:`quantize_net`; the project's digits CNN, :mod:`s4accel.sim.workloads.cnn`,
 is built from the same pieces):
@@ -24,7 +25,8 @@ is built from the same pieces):
 - each addition (:class:`QAdd`, :func:`quant_add`): a 1x1 GEMM over both int8 branches side by
   side, the weights ``w_a``, ``w_b`` (the larger 127) on its diagonals, one requantization;
 - global average pooling (:class:`QGap`, :func:`quant_gap`): the int32 sum over the pixels
-  requantized to a calibrated int8 scale.
+  requantized to a calibrated int8 scale; average pooling over windows without padding
+  (:class:`QAvgPool`, :func:`quant_avgpool`) the same per window.
 
 The GEMM matrix of a convolution runs its K in ``(kh, kw, cin)`` order; where ``Cin`` is not a
 multiple of 32 the device pads every tap's channels to whole banks (:func:`.conv.conv_weights`)
@@ -44,9 +46,9 @@ from ..base.config import BANK
 from ..base.sparse import PackedWeights, pack, prune
 from .compiler import requant_params
 
-__all__ = ["ConvSpec", "Conv", "Add", "Gap", "ConvNet", "gemm_raw_exact", "quant_weights",
-           "QConv", "QAdd", "QGap", "quant_conv", "quant_add", "quant_gap", "QuantNet",
-           "quantize_net"]
+__all__ = ["ConvSpec", "Conv", "Add", "Gap", "AvgPool", "ConvNet", "gemm_raw_exact",
+           "quant_weights", "QConv", "QAdd", "QGap", "QAvgPool", "quant_conv", "quant_add",
+           "quant_gap", "quant_avgpool", "QuantNet", "quantize_net"]
 
 
 def _banks(c):
@@ -99,6 +101,15 @@ class Gap:
     src: str
 
 
+@dataclass
+class AvgPool:
+    """Average pooling over ``k`` x ``k`` windows at ``stride``, no padding."""
+    name: str
+    src: str
+    k: int
+    stride: int
+
+
 def _im2col_f(x, k, stride, pad):
     n, h, w, c = x.shape
     ho, wo = golden.conv_out_size(h, k, stride, pad), golden.conv_out_size(w, k, stride, pad)
@@ -129,6 +140,10 @@ class ConvNet:
                                   golden.conv_out_size(w, sp.k, sp.stride, sp.pad), sp.cout)
             elif isinstance(op, Add):
                 shape[op.name] = shape[op.src[0]]
+            elif isinstance(op, AvgPool):
+                h, w, c = shape[op.src]
+                shape[op.name] = (golden.conv_out_size(h, op.k, op.stride, 0),
+                                  golden.conv_out_size(w, op.k, op.stride, 0), c)
             else:
                 shape[op.name] = (1, 1, shape[op.src][2])
         return shape
@@ -143,6 +158,10 @@ class ConvNet:
                     op.weight.reshape(sp.cout, -1).T + op.bias
             elif isinstance(op, Add):
                 y = t[op.src[0]] + t[op.src[1]]
+            elif isinstance(op, AvgPool):
+                src = t[op.src]
+                cols = _im2col_f(src, op.k, op.stride, 0)
+                y = cols.reshape(cols.shape[:3] + (op.k * op.k, src.shape[3])).mean(axis=3)
             else:
                 y = t[op.src].mean(axis=(1, 2), keepdims=True)
             if getattr(op, "relu", False):
@@ -316,6 +335,44 @@ class QGap:
         return pack(w.reshape(c, pixels * cp), 32)
 
 
+@dataclass
+class QAvgPool:
+    """Average pooling over ``k`` x ``k`` windows at ``stride`` (no padding) as the device
+    runs it: the int32 sum over each window requantized to int8 with ``mult``, ``shift``
+    (``~= s_h / (k*k * out_scale)``); on the device a ``k`` x ``k`` convolution whose output
+    channel ``c`` has weight 1 on channel ``c`` of every tap (:meth:`QGap.packed`)."""
+    k: int
+    stride: int
+    mult: int
+    shift: int
+    out_scale: float
+
+    def window_sums(self, h):
+        n, hh, ww, c = h.shape
+        cols = golden.im2col_nhwc(h, self.k, self.k, self.stride, 0).astype(np.int32)
+        ho = golden.conv_out_size(hh, self.k, self.stride, 0)
+        wo = golden.conv_out_size(ww, self.k, self.stride, 0)
+        return cols.reshape(n, ho, wo, self.k * self.k, c).sum(axis=3, dtype=np.int32)
+
+    def __call__(self, h):
+        acc = self.window_sums(h)
+        shape = acc.shape
+        c = shape[-1]
+        return golden.requantize(acc.reshape(-1, c), np.full(c, self.mult),
+                                 np.full(c, self.shift)).reshape(shape)
+
+
+def quant_avgpool(h, s, k, stride):
+    """Quantize ``k`` x ``k`` average pooling at ``stride`` of int8 ``h`` (scale ``s``), the
+    output scale calibrated on ``h``. Returns ``(QAvgPool, output, output scale)``."""
+    q = QAvgPool(k, stride, 1, 0, 1.0)
+    top = float(np.abs(q.window_sums(h)).max()) * s / (k * k)
+    q.out_scale = top / 127.0 if top > 0 else 1.0
+    gm, gs = requant_params(s / (k * k * q.out_scale))
+    q.mult, q.shift = int(gm[0]), int(gs[0])
+    return q, q(h), q.out_scale
+
+
 def quant_gap(h, s):
     """Quantize global average pooling of int8 ``h [N, H, W, C]`` (scale ``s``), the output
     scale calibrated on ``h``. Returns ``(QGap, output [N, C], output scale)``."""
@@ -378,6 +435,8 @@ class QuantNet:
                 t[name] = q(t[src], exact)
             elif isinstance(q, QAdd):
                 t[name] = q(t[src[0]], t[src[1]])
+            elif isinstance(q, QAvgPool):
+                t[name] = q(t[src])
             else:
                 t[name] = q(t[src])[:, None, None, :]
         return t[self.names[-1]]
@@ -410,6 +469,10 @@ class QuantNet:
                                golden.conv_out_size(w, sp.k, sp.stride, sp.pad), sp.cout)
             elif isinstance(q, QAdd):
                 shape[name] = shape[src[0]]
+            elif isinstance(q, QAvgPool):
+                h, w, c = shape[src]
+                shape[name] = (golden.conv_out_size(h, q.k, q.stride, 0),
+                               golden.conv_out_size(w, q.k, q.stride, 0), c)
             else:
                 shape[name] = (1, 1, shape[src][2])
         return shape
@@ -432,6 +495,8 @@ class QuantNet:
             else:
                 row.update(op="add" if isinstance(q, QAdd) else "pool",
                            output="int8" + (" ReLU" if getattr(q, "relu", False) else ""))
+                if isinstance(q, QAvgPool):
+                    row.update(kernel=q.k, stride=q.stride, pad=0)
             rows.append(row)
         return rows
 
@@ -447,7 +512,8 @@ class QuantNet:
                 lines.append(f"{r['name']:<14} {'conv':<5} {src:<16} {ker:<10} {out:<12} "
                              f"{r['k']:>5} {r['n']:>5} {r['sparsity']:>3} {r['output']:<10}")
             else:
-                lines.append(f"{r['name']:<14} {r['op']:<5} {src:<16} {'':<10} {out:<12} "
+                ker = f"{r['kernel']}x{r['kernel']}/{r['stride']}" if "kernel" in r else ""
+                lines.append(f"{r['name']:<14} {r['op']:<5} {src:<16} {ker:<10} {out:<12} "
                              f"{'':>5} {'':>5} {'':>3} {r['output']:<10}")
         host = ["input quantization (float -> int8)"]
         if self.host_windows:
@@ -488,6 +554,11 @@ class QuantNet:
                 ops.append(ConvOp(name, tuple(src), q.packed(c), LayerParams(
                     "int8", bias=np.zeros(c, np.int64), mult=np.full(c, q.mult),
                     shift=np.full(c, q.shift), relu=q.relu)))
+            elif isinstance(q, QAvgPool):
+                c = shape[src][2]
+                ops.append(ConvOp(name, src, QGap.packed(q.k * q.k, c), LayerParams(
+                    "int8", bias=np.zeros(c, np.int64), mult=np.full(c, q.mult),
+                    shift=np.full(c, q.shift)), q.k, q.stride, 0))
             else:
                 h, w_, c = shape[src]
                 ops.append(ConvOp(name, src, QGap.packed(h * w_, c), LayerParams(
@@ -556,6 +627,8 @@ def quantize_net(net: ConvNet, calib_x, sparsity, *, in_scale=None) -> QuantNet:
         elif isinstance(op, Gap):
             qop, y, sy = quant_gap(t[op.src], scale[op.src])
             y = y[:, None, None, :]
+        elif isinstance(op, AvgPool):
+            qop, y, sy = quant_avgpool(t[op.src], scale[op.src], op.k, op.stride)
         else:
             raise TypeError(f"not a network operation: {op!r}")
         q.names.append(op.name)

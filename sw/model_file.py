@@ -37,7 +37,7 @@ from ..base.config import Config, load_config
 from ..base.sparse import PackedWeights
 from ..base.sparse import pack
 from .compiler import CompiledModel, QuantLayer
-from .convnet import ConvSpec, QAdd, QConv, QGap, QuantNet
+from .convnet import ConvSpec, QAdd, QAvgPool, QConv, QGap, QuantNet
 from .program import LayerParams
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "ModelFileError", "ModelFile", "save", "load",
@@ -195,6 +195,10 @@ def _net_meta(q: QuantNet):
             ops.append({"type": "add", "name": name, "src": src, "w_a": op.w_a, "w_b": op.w_b,
                         "mult": op.mult, "shift": op.shift, "out_scale": op.out_scale,
                         "relu": op.relu})
+        elif isinstance(op, QAvgPool):
+            ops.append({"type": "avgpool", "name": name, "src": src, "k": op.k,
+                        "stride": op.stride, "mult": op.mult, "shift": op.shift,
+                        "out_scale": op.out_scale})
         else:
             ops.append({"type": "gap", "name": name, "src": src, "mult": op.mult,
                         "shift": op.shift, "out_scale": op.out_scale})
@@ -225,6 +229,8 @@ def _net_from(meta, arrays) -> QuantNet:
             op = QAdd(o["w_a"], o["w_b"], o["mult"], o["shift"], o["out_scale"], o["relu"])
         elif o["type"] == "gap":
             op = QGap(o["mult"], o["shift"], o["out_scale"])
+        elif o["type"] == "avgpool":
+            op = QAvgPool(o["k"], o["stride"], o["mult"], o["shift"], o["out_scale"])
         else:
             raise ValueError(f"unknown operation type {o['type']!r}")
         q.names.append(o["name"])

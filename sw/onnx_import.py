@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compiler import CompiledModel, FloatLinear, compile_model
-from .convnet import Add, Conv, ConvNet, Gap, quantize_net
+from .convnet import Add, AvgPool, Conv, ConvNet, Gap, quantize_net
 
 __all__ = ["OPSETS", "OnnxImportError", "ImportedGraph", "ImportedNet", "import_onnx",
            "compile_onnx", "export_onnx", "nchw_input", "graph_output"]
@@ -626,8 +626,29 @@ def _import_cnn(g, consts, input_name, shape, opset) -> ImportedNet:
         elif op == "MaxPool":
             raise _refuse(node, idx, "max pooling is not supported on the device yet")
         elif op == "AveragePool":
-            raise _refuse(node, idx, "only global average pooling (GlobalAveragePool) is "
-                          "supported")
+            if v.flat:
+                raise _refuse(node, idx, "a pooling of a flattened tensor")
+            ks = list(attrs.get("kernel_shape", []))
+            strides = list(attrs.get("strides", [1, 1]))
+            auto = attrs.get("auto_pad", b"NOTSET")
+            auto = auto.decode() if isinstance(auto, bytes) else auto
+            if auto not in ("NOTSET", "VALID") or any(attrs.get("pads", [0])):
+                raise _refuse(node, idx, "padding is not supported (pads "
+                              f"{list(attrs.get('pads', []))}, auto_pad {auto})")
+            if attrs.get("ceil_mode", 0):
+                raise _refuse(node, idx, "ceil_mode = 1 is not supported")
+            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+                raise _refuse(node, idx, f"dilations {list(attrs['dilations'])}: only 1 is "
+                              "supported")
+            if len(ks) != 2 or ks[0] != ks[1] or strides[0] != strides[1]:
+                raise _refuse(node, idx, f"kernel {ks}, strides {strides}: only square "
+                              "kernels and equal strides are supported")
+            try:
+                ho, wo = _check_geometry(ks[0], strides[0], 0, v.shape[0], v.shape[1])
+            except ValueError as e:
+                raise _refuse(node, idx, str(e)) from None
+            add_op(AvgPool(new_name(node, idx), v.op, ks[0], strides[0]), out,
+                   (ho, wo, v.shape[2]))
         else:
             raise _refuse(node, idx, "operator not supported on the device")
     if not ops:

@@ -74,10 +74,11 @@ def test_small_cnn_through_onnx(small, data, tmp_path):
     assert np.array_equal(y, got[:8])
 
 
-def _resnet(rng, c=8, opset=17):
+def _resnet(rng, c=8, opset=17, pool=False):
     """A small random ResNet-style graph on 3 x 12 x 12: a 3x3 stem with BatchNormalization,
     an identity block (Conv-BN-Relu, Conv-BN, Add, Relu), a stride-2 block with a 1x1
-    projection (Conv with bias, then BN), GlobalAveragePool, Flatten and a Gemm to 5."""
+    projection (Conv with bias, then BN), with ``pool`` a 2x2 AveragePool at stride 2,
+    GlobalAveragePool, Flatten and a Gemm to 5."""
     inits, nodes = {}, []
 
     def conv(name, src, cin, cout, k, stride=1, bn=True, relu=False, bias=False):
@@ -112,6 +113,10 @@ def _resnet(rng, c=8, opset=17):
     h2 = add_relu("add2", conv("c2b", conv("c2a", h1, c, 2 * c, 3, 2, relu=True), 2 * c,
                                2 * c, 3),
                   conv("proj", h1, c, 2 * c, 1, 2, bias=True))
+    if pool:
+        nodes.append(helper.make_node("AveragePool", [h2], ["avg"], name="avg",
+                                      kernel_shape=[2, 2], strides=[2, 2]))
+        h2 = "avg"
     nodes.append(helper.make_node("GlobalAveragePool", [h2], ["gap"], name="gap"))
     nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="flat"))
     inits["fc.w"] = rng.normal(0, 0.3, (5, 2 * c))
@@ -129,17 +134,18 @@ def _resnet(rng, c=8, opset=17):
     return m
 
 
-@pytest.mark.parametrize("opset", [13, 20])
-def test_random_resnet_with_batchnorm(opset):
+@pytest.mark.parametrize("opset,pool", [(13, False), (20, True)])
+def test_random_resnet_with_batchnorm(opset, pool):
     seed = SEED + opset
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
-    model = _resnet(rng, opset=opset)
+    model = _resnet(rng, opset=opset, pool=pool)
     calib, x = rng.uniform(0, 1, (128, 3, 12, 12)), rng.uniform(0, 1, (64, 3, 12, 12))
     ref = _ort(model, x)
     graph, net = compile_onnx(model, calib, 1, input_shape=(1, 3, 12, 12))
     assert [type(op).__name__ for op in graph.net.ops] == \
-        ["Conv", "Conv", "Conv", "Add", "Conv", "Conv", "Conv", "Add", "Gap", "Conv"]
+        ["Conv", "Conv", "Conv", "Add", "Conv", "Conv", "Conv", "Add"] + \
+        ["AvgPool"] * pool + ["Gap", "Conv"]
     assert [op.relu for op in graph.net.ops if hasattr(op, "relu")] == \
         [True, True, False, True, True, False, False, True, False]
     # BatchNormalization folded: the float network is the graph
@@ -149,7 +155,8 @@ def test_random_resnet_with_batchnorm(opset):
     xq = net.quantize_input(graph.host_input(x))
     y, _ = run_net_on_model("fpga", net, xq)
     assert np.array_equal(y, net.forward_int(xq))
-    agree, err = _report(f"random ResNet-style CNN with BatchNormalization, opset {opset}",
+    agree, err = _report(f"random ResNet-style CNN with BatchNormalization, opset {opset}"
+                         + (", AveragePool" if pool else ""),
                          graph.host_output(net.dequantize(y)), ref)
     assert agree >= 0.9 and err < 0.1 * np.abs(ref).max()
 
@@ -185,7 +192,9 @@ W1 = {"w1": np.ones((8, 8, 3, 3))}
     (dict(op_type="MaxPool", inputs=["c0"], outputs=["p"], name="pool", kernel_shape=[2, 2],
           strides=[2, 2]), None, "node 'pool' (MaxPool): max pooling is not supported"),
     (dict(op_type="AveragePool", inputs=["c0"], outputs=["p"], name="avg", kernel_shape=[2, 2],
-          pads=[1, 1, 1, 1]), None, "node 'avg' (AveragePool): only global average pooling"),
+          pads=[1, 1, 1, 1]), None, "node 'avg' (AveragePool): padding is not supported"),
+    (dict(op_type="AveragePool", inputs=["c0"], outputs=["p"], name="avg3", kernel_shape=[2, 2],
+          strides=[3, 3]), None, "node 'avg3' (AveragePool): stride must be 1 or 2"),
     (dict(op_type="Conv", inputs=["c0", "w1"], outputs=["p"], name="grouped",
           kernel_shape=[3, 3], group=2, pads=[1, 1, 1, 1]), {"w1": np.ones((8, 4, 3, 3))},
      "node 'grouped' (Conv): group = 2"),
@@ -226,7 +235,7 @@ def test_relu_and_batchnorm_fold_only_into_a_lone_conv():
 
 def test_cnn_s4_file_round_trip_and_versions(tmp_path):
     rng = np.random.default_rng(SEED)
-    model = _resnet(rng, c=4)
+    model = _resnet(rng, c=4, pool=True)
     calib = rng.uniform(0, 1, (32, 3, 12, 12))
     graph, net = compile_onnx(model, calib, [1, 2, 2, 2, 2, 2, 1], input_shape=(1, 3, 12, 12))
     assert [q.sparsity for q in net.ops if hasattr(q, "sparsity")] == [1, 2, 2, 2, 2, 2, 1]
@@ -249,7 +258,7 @@ def test_cnn_s4_file_round_trip_and_versions(tmp_path):
 
 def test_cli_compile_run_inspect_cnn(tmp_path, capsys):
     rng = np.random.default_rng(SEED)
-    model = _resnet(rng, c=4)
+    model = _resnet(rng, c=4, pool=True)
     onnx.save(model, tmp_path / "r.onnx")
     x = rng.uniform(0, 1, (16, 3, 12, 12)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -264,9 +273,9 @@ def test_cli_compile_run_inspect_cnn(tmp_path, capsys):
     capsys.readouterr()
     assert main(["inspect", f"{d}/r.s4"]) == 0
     out = capsys.readouterr().out
-    for name in ("stem", "c1a", "c1b", "c2a", "c2b", "proj", "fc", "add1", "gap"):
+    for name in ("stem", "c1a", "c1b", "c2a", "c2b", "proj", "fc", "add1", "avg", "gap"):
         assert f"\n{name} " in out, name
-    assert "3x3/2 p1" in out and "predicted cycles" in out
+    assert "3x3/2 p1" in out and "2x2/2" in out and "predicted cycles" in out
     assert main(["inspect", f"{d}/r.onnx", "--sparsity", "1,2,2,2,2,2,1", "--input-shape",
                  "8x3x12x12"]) == 0
     assert "MACs sparse" in capsys.readouterr().out
