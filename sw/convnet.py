@@ -596,8 +596,9 @@ def quantize_net(net: ConvNet, calib_x, sparsity, *, in_scale=None) -> QuantNet:
     (missing names: 1). ``in_scale`` fixes the input scale (default ``max|calib| / 127``)."""
     calib = np.asarray(calib_x, np.float64)
     if calib.ndim != 4 or tuple(calib.shape[1:]) != tuple(net.input_hwc) or not len(calib):
-        raise ValueError(f"calibration inputs must be NHWC [B, {', '.join(map(str, net.input_hwc))}]"
-                         f" with B >= 1, not {list(calib.shape)}")
+        hwc = ", ".join(map(str, net.input_hwc))
+        raise ValueError(f"calibration inputs must be NHWC [B, {hwc}] with B >= 1, not "
+                         f"{list(calib.shape)}")
     if not np.all(np.isfinite(calib)):
         raise ValueError("calibration data contains NaN or inf: quantization needs finite "
                          "values")
