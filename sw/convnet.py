@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base import golden
-from ..base.config import BANK
+from ..base.config import BANK, SPARSITY_LEVELS
 from ..base.sparse import PackedWeights, pack, prune
 from .compiler import requant_params
 
@@ -284,15 +284,18 @@ class QAdd:
                               np.full(shape[-1], self.shift), relu=self.relu)
         return y.reshape(shape)
 
-    def packed(self, c):
-        """The GEMM's weights ``[c, 2 * cp]`` (``cp``: ``c`` padded to whole banks, as each
-        tensor is in device DRAM; one non-zero per bank: every sparsity holds them; packed at
-        s = 32, the cheapest)."""
+    def matrix(self, c):
+        """The GEMM's int8 weights ``[c, 2 * cp]`` (``cp``: ``c`` padded to whole banks, as
+        each tensor is in device DRAM; one non-zero per bank: every sparsity holds them)."""
         cp = _banks(c) * BANK
         w = np.zeros((c, 2 * cp), np.int8)
         w[np.arange(c), np.arange(c)] = self.w_a
         w[np.arange(c), cp + np.arange(c)] = self.w_b
-        return pack(w, 32)
+        return w
+
+    def packed(self, c):
+        """:meth:`matrix` packed at s = 32, the cheapest."""
+        return pack(self.matrix(c), 32)
 
 
 def quant_add(a, sa, b, sb, *, relu=True):
@@ -326,13 +329,18 @@ class QGap:
         return golden.requantize(acc, np.full(c, self.mult), np.full(c, self.shift))
 
     @staticmethod
-    def packed(pixels, c):
-        """The weights ``[c, pixels * cp]`` (NHWC order, channels padded to whole banks),
-        packed at s = 32."""
+    def matrix(pixels, c):
+        """The weights ``[c, pixels * cp]`` (NHWC order, channels padded to whole banks; one
+        non-zero per bank)."""
         cp = _banks(c) * BANK
         w = np.zeros((c, pixels, cp), np.int8)
         w[np.arange(c), :, np.arange(c)] = 1
-        return pack(w.reshape(c, pixels * cp), 32)
+        return w.reshape(c, pixels * cp)
+
+    @staticmethod
+    def packed(pixels, c):
+        """:meth:`matrix` packed at s = 32."""
+        return pack(QGap.matrix(pixels, c), 32)
 
 
 @dataclass
@@ -528,8 +536,8 @@ class QuantNet:
         """The network as :class:`s4accel.sw.conv.ConvOp` layers for
         :func:`~.conv.network_program`: convolutions (weights in the device's channel-padded
         K order; each packed in the cheapest of ``sparsities`` that holds it, default its
-        own), additions as 1x1 GEMMs over both branches side by side, pooling as an ``H x W``
-        convolution."""
+        own), additions as 1x1 GEMMs over both branches side by side, pooling as a
+        convolution over its window (the whole map for global pooling)."""
         from .conv import ConvOp, conv_weights
         from .program import LayerParams
 
@@ -549,21 +557,20 @@ class QuantNet:
                           LayerParams("int8", bias=q.bias, mult=q.mult, shift=q.shift,
                                       relu=sp.relu))
                 ops.append(ConvOp(name, src, packed, params, k, stride, pad))
-            elif isinstance(q, QAdd):
-                c = shape[name][2]
-                ops.append(ConvOp(name, tuple(src), q.packed(c), LayerParams(
-                    "int8", bias=np.zeros(c, np.int64), mult=np.full(c, q.mult),
-                    shift=np.full(c, q.shift), relu=q.relu)))
-            elif isinstance(q, QAvgPool):
-                c = shape[src][2]
-                ops.append(ConvOp(name, src, QGap.packed(q.k * q.k, c), LayerParams(
-                    "int8", bias=np.zeros(c, np.int64), mult=np.full(c, q.mult),
-                    shift=np.full(c, q.shift)), q.k, q.stride, 0))
             else:
-                h, w_, c = shape[src]
-                ops.append(ConvOp(name, src, QGap.packed(h * w_, c), LayerParams(
+                c = shape[name][2]
+                if isinstance(q, QAdd):
+                    w, geo, relu = q.matrix(c), (1, 1, 0), q.relu
+                elif isinstance(q, QAvgPool):
+                    w, geo, relu = QGap.matrix(q.k * q.k, c), (q.k, q.stride, 0), False
+                else:
+                    h, w_, _ = shape[src]
+                    w, geo, relu = QGap.matrix(h * w_, c), (h, 1, 0), False
+                # one non-zero per bank: the sparsest format there is
+                packed = _cheapest(w, 1, sparsities or SPARSITY_LEVELS)
+                ops.append(ConvOp(name, src, packed, LayerParams(
                     "int8", bias=np.zeros(c, np.int64), mult=np.full(c, q.mult),
-                    shift=np.full(c, q.shift)), h, 1, 0))
+                    shift=np.full(c, q.shift), relu=relu), *geo))
         return ops
 
     def device_program(self, x_q, info, alloc, *, encode=None):
@@ -580,8 +587,9 @@ class QuantNet:
 
 
 def _cheapest(w, s, sparsities):
-    """``w`` packed at the largest of ``sparsities`` (at least ``s``) whose banks hold its
-    non-zeros (a dense 3x3 window of one channel, 9 of a bank's 32, fits s = 2)."""
+    """``w`` packed at the largest of ``sparsities`` (default ``(s,)``; those at least ``s``)
+    whose banks hold its non-zeros (a dense 3x3 window of one channel, 9 of a bank's 32, fits
+    s = 2; an addition's or a pooling's one non-zero per bank fits any)."""
     kp = _banks(w.shape[1]) * BANK
     wp = np.zeros((w.shape[0], kp), np.int8)
     wp[:, :w.shape[1]] = w

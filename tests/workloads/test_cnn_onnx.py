@@ -248,6 +248,8 @@ def test_cnn_s4_file_round_trip_and_versions(tmp_path):
     assert np.array_equal(mf.model.dequantize(net.forward_int(xq)),
                           net.dequantize(net.forward_int(xq)))
     assert mf.model.summary() == net.summary()
+    y, _ = run_net_on_model("fpga", mf.model, xq)      # the loaded network on the device
+    assert np.array_equal(y, net.forward_int(xq))
     data = bytearray(path.read_bytes())
     data[8:12] = (3).to_bytes(4, "little")
     path.write_bytes(bytes(data))
