@@ -1,4 +1,5 @@
-"""ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers.
+"""ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers, or to a
+convolutional network (:mod:`.convnet`).
 
 What the device runs today is a chain ``y = act(x @ W.T + b)``
 (:class:`~.compiler.FloatLinear`, ``act`` ReLU, a LUT activation or nothing).
@@ -18,10 +19,31 @@ Lowered operators:
   flatten it on the host, row-major, as ONNX does), ``Identity``, ``Dropout`` (inference),
   ``Constant``.
 
+A graph with a 4-D (NCHW) input and a ``Conv``, ``BatchNormalization``, ``AveragePool``,
+``GlobalAveragePool`` or ``MaxPool`` node is a CNN (:class:`ImportedNet`, a
+:class:`~.convnet.ConvNet` quantized by :func:`~.convnet.quantize_net`):
+
+- ``Conv`` with constant weights (and bias), ``group = 1``, a square kernel, equal strides of
+  1 or 2, symmetric ``pads`` (or ``auto_pad`` ``VALID``) below the kernel size and 8, no
+  dilation;
+- ``BatchNormalization`` (inference) right after a ``Conv`` that nothing else reads: folded
+  into its weights and bias;
+- ``Relu`` right after a ``Conv``, ``Gemm`` or ``Add`` that nothing else reads;
+- ``Add`` of two activations of the same shape (a residual addition; each tensor added once,
+  not the graph input), or of a constant bias after a ``Gemm``;
+- ``AveragePool`` without padding (square kernel, stride 1 or 2), ``GlobalAveragePool`` of a
+  square map up to 15x15;
+- ``Flatten`` / ``Reshape`` of a 1x1 map to ``[batch, channels]``, then ``Gemm`` / ``MatMul``
+  (a 1x1 convolution on the device); ``Identity``, ``Dropout``, ``Constant``.
+
+``MaxPool``, ``AveragePool`` with padding, grouped or dilated convolutions and asymmetric
+padding are refused (for now).
+
 Anything else is refused with an :class:`OnnxImportError` naming the node and its op type, as
-is a graph that is not one chain. Shapes are static: a dynamic or unknown input dimension is
-refused naming the input unless ``input_shape`` fixes it. The batch dimension (the first) does
-not enter the compiled layers: any number of rows runs.
+is a graph that is not one chain (a CNN: whose output is not its last layer's). Shapes are
+static: a dynamic or unknown input dimension is refused naming the input unless
+``input_shape`` fixes it. The batch dimension (the first) does not enter the compiled layers:
+any number of rows (images) runs.
 
 ``onnx`` is imported inside the functions, so the rest of the package works without it.
 """
