@@ -324,3 +324,25 @@ def test_trained_cnn_through_onnx_matches_onnxruntime(data, tmp_path):
     assert err < 0.05 * np.abs(ref).max()
     q = cnn.quantize(p, x_tr[:256], 1)
     assert np.allclose(y, q.logits(q.quantize_input(x_te)), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("s", [4, 16])
+def test_trained_pruned_cnn_through_onnx(data, s):
+    """The trained CNN's pruned snapshots (cached training) exported and compiled with the
+    inner convolutions at s (stem and classifier dense, as the project runs them): the same
+    integers as cnn.quantize (which the device program gives, test_cnn_program_is_the_integer_
+    network), top-1 agreement with onnxruntime >= 99 %."""
+    x_tr, _, x_te, _ = data
+    p = cnn.train_cached(seed=0)[s]
+    model = cnn.export_onnx(p)
+    ref = _ort(model, _nchw(x_te))
+    graph, net = compile_onnx(model, _nchw(x_tr[:256]), [1] + [s] * 5 + [1],
+                              input_shape=(1, 1, 16, 16))
+    q = cnn.quantize(p, x_tr[:256], s)
+    xq = net.quantize_input(x_te)
+    got = net.forward_int(xq)
+    assert np.array_equal(got.reshape(len(xq), -1), q.forward_int(xq))
+    agree, err = _report(f"trained digits CNN (seed 0, s = {s}) via compile_onnx",
+                         graph.host_output(net.dequantize(got)), ref)
+    assert agree >= 0.99 and err < 0.05 * np.abs(ref).max()
