@@ -844,7 +844,7 @@ def _load_s4(path, config=None):
 
 @command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add, Relu, "
          "Sigmoid and Tanh, or a CNN of Conv, BatchNormalization, Relu, residual Add, "
-         "GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a .s4 file",
+         "AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a .s4 file",
          shared=("config", "seed"),
          options=[arg("model", help="float ONNX model"),
                   arg("--sparsity", required=True, help="s for every layer, or one per layer "
