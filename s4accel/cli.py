@@ -854,11 +854,12 @@ def _load_s4(path, config=None):
 
 
 @command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add, Relu, "
-         "Sigmoid and Tanh; opsets 13 to 20) to a .s4 file",
+         "Sigmoid and Tanh, or a CNN of Conv, BatchNormalization, Relu, residual Add, "
+         "AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a .s4 file",
          shared=("config", "seed"),
          options=[arg("model", help="float ONNX model"),
                   arg("--sparsity", required=True, help="s for every layer, or one per layer "
-                      "(1,8,1)"),
+                      "(1,8,1; a CNN's Conv and Gemm layers in graph order)"),
                   arg("--calib", help="calibration inputs .npy, shaped as the model input "
                       "(default: 256 normal random samples; real data gives better scales)"),
                   arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
@@ -888,6 +889,8 @@ def _cmd_compile(args):
               file=sys.stderr)
         calib = np.random.default_rng(args.seed).normal(
             size=(256, *graph.input_shape[1:]))
+    if hasattr(graph, "net"):
+        return _compile_net(args, graph, calib, sparsity)
     try:
         compiled = compile_model(graph.layers, graph.host_input(calib), sparsity)
         save(args.output, compiled, args.config,
@@ -899,6 +902,26 @@ def _cmd_compile(args):
     except OSError as e:
         raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
     print(compiled.summary())
+    print(f"-> {args.output} (config {args.config})")
+    return 0
+
+
+def _compile_net(args, graph, calib, sparsity):
+    """``s4 compile`` of a CNN (:class:`~s4accel.sw.onnx_import.ImportedNet`)."""
+    from .sw.convnet import quantize_net
+    from .sw.model_file import save
+
+    try:
+        net = quantize_net(graph.net, graph.host_input(calib), graph.sparsity_map(sparsity))
+        save(args.output, net, args.config,
+             {"source": Path(args.model).name, "input_name": graph.input_name,
+              "output_name": graph.output_name, "input_shape": list(graph.input_shape),
+              "opset": graph.opset, "layout": "NCHW", "flat_output": graph.flat_output})
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    except OSError as e:
+        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
+    print(net.summary())
     print(f"-> {args.output} (config {args.config})")
     return 0
 
@@ -928,6 +951,8 @@ def _cmd_run(args):
     if shape is not None and (x.ndim != len(shape) or list(x.shape[1:]) != shape[1:]):
         raise CliError(f"--input: {args.input} has shape {list(x.shape)}; the model takes "
                        f"[B, {', '.join(map(str, shape[1:]))}]")
+    if mf.kind == "convnet":
+        return _run_net(args, mf, x)
     x = x.reshape(len(x), -1)
     try:
         xq = mf.model.quantize_input(x)
@@ -935,6 +960,30 @@ def _cmd_run(args):
     except ValueError as e:
         raise CliError(str(e)) from e
     out = mf.model.dequantize_output(y).astype(np.float32)
+    try:
+        np.save(args.out, out)
+    except OSError as e:
+        raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
+    print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
+          f"(backend model, config {mf.config.name})")
+    return 0
+
+
+def _run_net(args, mf, x):
+    """``s4 run`` of a convolutional network: NCHW float inputs, one device program per 64."""
+    import numpy as np
+
+    from .sim.workloads.execute import run_net_on_model
+    from .sw.onnx_import import graph_output, nchw_input
+
+    net = mf.model
+    try:
+        xq = net.quantize_input(nchw_input(x, mf.info["input_shape"],
+                                           mf.info.get("input_name", "x")))
+        y, _ = run_net_on_model(mf.config, net, xq)
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    out = graph_output(net.dequantize(y), mf.info.get("flat_output", True)).astype(np.float32)
     try:
         np.save(args.out, out)
     except OSError as e:
@@ -959,6 +1008,12 @@ def _cmd_inspect(args):
     rows = []
     if args.model.endswith(".s4"):
         mf = _load_s4(args.model, args.config)
+        if mf.kind == "convnet":
+            config = mf.config if args.config is None else load_config(args.config)
+            return _inspect_net(args, mf.model, config, _parse_input_shape(args.input_shape)
+                                or tuple(mf.info["input_shape"]),
+                                f"compiled model, config {mf.config.name}, from "
+                                f"{mf.info.get('source', '?')}")
         config = mf.config if args.config is None else load_config(args.config)
         shape = _parse_input_shape(args.input_shape) or tuple(
             mf.info.get("input_shape") or (1,))
@@ -972,6 +1027,17 @@ def _cmd_inspect(args):
         graph = _import_onnx(args.model, args.input_shape)
         config = load_config(args.config or "fpga")
         sparsity = _parse_sparsity(args.sparsity)
+        if hasattr(graph, "net"):
+            import numpy as np
+
+            from .sw.convnet import quantize_net
+            try:
+                calib = np.random.default_rng(0).normal(size=(2, *graph.net.input_hwc))
+                net = quantize_net(graph.net, calib, graph.sparsity_map(sparsity))
+            except ValueError as e:
+                raise CliError(f"--sparsity: {e}") from e
+            return _inspect_net(args, net, config, graph.input_shape,
+                                f"ONNX opset {graph.opset}, input {graph.input_name!r} (NCHW)")
         s_list = sparsity if isinstance(sparsity, list) else [sparsity] * len(graph.layers)
         if len(s_list) != len(graph.layers):
             raise CliError(f"--sparsity: {len(s_list)} levels for {len(graph.layers)} layers")
@@ -1004,6 +1070,52 @@ def _cmd_inspect(args):
     print(f"{'total':<14} {'':>5} {'':>5} {'':>3} {'':<12} {tot[0]:>11} {tot[1]:>11} "
           f"{tot[2]:>8}")
     print("on the host: " + ", ".join(host))
+    return 0
+
+
+def _inspect_net(args, net, config, shape, src):
+    """``s4 inspect`` of a convolutional network: its operations, MACs per batch of
+    ``shape[0]`` images, and the cycles predicted for its whole device program."""
+    import numpy as np
+
+    from .sim.model.perf_model import predict_program
+    from .sw.program import Allocator, DeviceInfo
+
+    m = shape[0]
+    for r in net.layer_rows():
+        if r["op"] == "conv" and r["sparsity"] not in config.sparsities:
+            raise CliError(f"layer {r['name']!r}: sparsity {r['sparsity']} is not one of "
+                           f"config {config.name}'s {list(config.sparsities)}")
+    print(f"{args.model}: {src}; input {list(shape)}, predicted for config {config.name} "
+          f"with {m} image(s)")
+    print(f"{'layer':<14} {'op':<5} {'kernel':<10} {'output HWC':<12} {'K':>5} {'N':>5} "
+          f"{'s':>3} {'output':<10} {'MACs dense':>11} {'MACs sparse':>11}")
+    tot = [0, 0]
+    for r in net.layer_rows():
+        out = "x".join(map(str, r["shape"]))
+        if r["op"] == "conv":
+            dense = m * r["m"] * r["k"] * r["n"]
+            sparse = dense // r["sparsity"]
+            ker = f"{r['kernel']}x{r['kernel']}/{r['stride']} p{r['pad']}"
+            print(f"{r['name']:<14} {'conv':<5} {ker:<10} {out:<12} {r['k']:>5} {r['n']:>5} "
+                  f"{r['sparsity']:>3} {r['output']:<10} {dense:>11} {sparse:>11}")
+            tot = [tot[0] + dense, tot[1] + sparse]
+        else:
+            ker = f"{r['kernel']}x{r['kernel']}/{r['stride']}" if "kernel" in r else ""
+            print(f"{r['name']:<14} {r['op']:<5} {ker:<10} {out:<12} {'':>5} {'':>5} {'':>3} "
+                  f"{r['output']:<10} {'':>11} {'':>11}")
+    try:
+        info = DeviceInfo.from_config(config)
+        prog = net.device_program(np.zeros((m, *net.input_hwc), np.int8), info,
+                                  Allocator(0, 1 << 40))
+        cycles = predict_program(config, prog)["cycles"]
+    except ValueError as e:
+        raise CliError(f"the network does not fit config {config.name}: {e}") from e
+    print(f"{'total':<14} {'':<5} {'':<10} {'':<12} {'':>5} {'':>5} {'':>3} {'':<10} "
+          f"{tot[0]:>11} {tot[1]:>11}")
+    print(f"predicted cycles of the whole device program ({len(prog.descs)} descriptors, "
+          f"additions and pooling as GEMMs): {cycles}")
+    print("on the host: " + net.summary().rsplit("on the host: ", 1)[1])
     return 0
 
 

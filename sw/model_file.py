@@ -1,16 +1,22 @@
-"""The compiled-model file (``.s4``): a :class:`~.compiler.CompiledModel` and the configuration
-it was compiled for.
+"""The compiled-model file (``.s4``): a compiled model and the configuration it was compiled
+for. Two kinds: a chain of linear layers (:class:`~.compiler.CompiledModel`, ``kind``
+``"linear"``) and a convolutional network (:class:`~.convnet.QuantNet`, ``kind``
+``"convnet"``, lowered to one device program by :meth:`~.convnet.QuantNet.device_program` for
+each batch of inputs).
 
 Layout (little-endian)::
 
     magic    8 bytes   b"S4MODEL\\0"
-    version  u32       FORMAT_VERSION
+    version  u32       FORMAT_VERSION (2; version 1, linear chains only, still loads)
     crc32    u32       zlib.crc32 of everything after this field
     meta_len u32       length of the JSON metadata
-    meta     JSON      format, configuration name and fields, the model's scales, host
+    meta     JSON      format, kind, configuration name and fields, the model's scales, host
                        operations, the input and output it came from, one entry per layer
+                       (a convolutional network: per operation, its type, inputs, geometry,
+                       sparsity and scales)
     arrays   .npz      the layers' arrays (packed weights and indices, bias, requantization,
-                       scales, pruned float weights), read with ``allow_pickle=False``
+                       scales, pruned float weights; a network's int8 weight matrices, packed
+                       again on loading), read with ``allow_pickle=False``
 
 No pickle anywhere: loading a file runs no code from it. :func:`load` refuses a file with a
 wrong magic, version or checksum, and (given a configuration) one compiled for another
@@ -29,14 +35,18 @@ import numpy as np
 
 from ..base.config import Config, load_config
 from ..base.sparse import PackedWeights
+from ..base.sparse import pack
 from .compiler import CompiledModel, QuantLayer
+from .convnet import ConvSpec, QAdd, QAvgPool, QConv, QGap, QuantNet
 from .program import LayerParams
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "ModelFileError", "ModelFile", "save", "load",
            "check_config"]
 
 MAGIC = b"S4MODEL\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :func:`load` reads (1: linear chains, before convolutional networks).
+READ_VERSIONS = (1, 2)
 _HEAD = struct.Struct("<8sIII")
 
 #: Configuration fields that do not change the compiled program (informational only).
@@ -49,18 +59,27 @@ class ModelFileError(ValueError):
 
 
 class ModelFile:
-    """A loaded ``.s4`` file: ``model`` (:class:`CompiledModel`), ``config``
-    (:class:`Config` it was compiled for) and ``info`` (the free-form metadata given to
-    :func:`save`, such as the input name and shape)."""
+    """A loaded ``.s4`` file: ``model`` (:class:`CompiledModel` or :class:`QuantNet`),
+    ``kind`` (``"linear"`` or ``"convnet"``), ``config`` (:class:`Config` it was compiled
+    for) and ``info`` (the free-form metadata given to :func:`save`, such as the input name
+    and shape)."""
 
-    def __init__(self, model: CompiledModel, config: Config, info: dict):
+    def __init__(self, model, config: Config, info: dict):
         self.model, self.config, self.info = model, config, info
+        self.kind = "convnet" if isinstance(model, QuantNet) else "linear"
 
 
-def save(path, model: CompiledModel, config, info=None) -> None:
-    """Write ``model``, compiled for ``config`` (a :class:`Config` or preset name), to
-    ``path``; ``info`` is a JSON-serializable dict stored alongside."""
+def save(path, model, config, info=None) -> None:
+    """Write ``model`` (:class:`CompiledModel` or :class:`QuantNet`), compiled for ``config``
+    (a :class:`Config` or preset name), to ``path``; ``info`` is a JSON-serializable dict
+    stored alongside."""
     config = load_config(config)
+    if isinstance(model, QuantNet):
+        meta, arrays = _net_meta(model)
+        meta = {"format": "s4 compiled model", "kind": "convnet", "config": config.to_dict(),
+                **meta, "info": info or {}}
+        _write(path, meta, arrays)
+        return
     arrays = {}
     layers = []
     for i, q in enumerate(model.layers):
@@ -76,9 +95,13 @@ def save(path, model: CompiledModel, config, info=None) -> None:
         for key, a in named.items():
             if a is not None:
                 arrays[f"{i}.{key}"] = np.asarray(a)
-    meta = {"format": "s4 compiled model", "config": config.to_dict(),
+    meta = {"format": "s4 compiled model", "kind": "linear", "config": config.to_dict(),
             "in_scale": model.in_scale, "host_ops": list(model.host_ops), "layers": layers,
             "info": info or {}}
+    _write(path, meta, arrays)
+
+
+def _write(path, meta, arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     meta_bytes = json.dumps(meta).encode()
@@ -97,9 +120,9 @@ def load(path, config=None) -> ModelFile:
     if len(data) < _HEAD.size or data[:8] != MAGIC:
         raise ModelFileError(f"{path} is not an s4 compiled model (no S4MODEL header)")
     _, version, crc, meta_len = _HEAD.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise ModelFileError(f"{path} is format version {version}; this s4 reads version "
-                             f"{FORMAT_VERSION}: compile the model again")
+    if version not in READ_VERSIONS:
+        raise ModelFileError(f"{path} is format version {version}; this s4 reads versions "
+                             f"{', '.join(map(str, READ_VERSIONS))}: compile the model again")
     body = data[16:]
     if zlib.crc32(body) != crc:
         raise ModelFileError(f"{path} is corrupted (checksum mismatch: stored {crc:#010x}, "
@@ -109,6 +132,14 @@ def load(path, config=None) -> ModelFile:
         file_config = Config.from_dict(meta["config"])
         with np.load(io.BytesIO(data[_HEAD.size + meta_len:]), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+        kind = meta.get("kind", "linear")
+        if kind == "convnet":
+            model = _net_from(meta, arrays)
+            if config is not None:
+                check_config(file_config, config, path)
+            return ModelFile(model, file_config, meta.get("info", {}))
+        if kind != "linear":
+            raise ValueError(f"unknown model kind {kind!r}")
         model = CompiledModel(in_scale=float(meta["in_scale"]), host_ops=list(meta["host_ops"]))
         for i, m in enumerate(meta["layers"]):
             def get(key, i=i):
@@ -142,3 +173,67 @@ def check_config(file_config: Config, config, path="the model") -> None:
         raise ModelFileError(f"{path} was compiled for configuration {file_config.name!r}, "
                              f"not {config.name!r}: it needs {', '.join(diff)}; compile it "
                              "again with --config")
+
+
+def _net_meta(q: QuantNet):
+    """The JSON metadata and arrays of a :class:`QuantNet`."""
+    arrays = {"out_scale": np.atleast_1d(np.asarray(q.out_scale, np.float64))}
+    ops = []
+    for i, (name, src, op) in enumerate(zip(q.names, q.srcs, q.ops, strict=True)):
+        src = list(src) if isinstance(src, tuple) else src
+        if isinstance(op, QConv):
+            sp = op.spec
+            ops.append({"type": "conv", "name": name, "src": src, "cin": sp.cin,
+                        "cout": sp.cout, "k": sp.k, "stride": sp.stride, "pad": sp.pad,
+                        "relu": sp.relu, "sparsity": op.sparsity, "raw": op.raw,
+                        "in_scale": op.in_scale, "out_scale": op.out_scale})
+            named = {"w_q": op.w_q, "bias": op.bias, "mult": op.mult, "shift": op.shift,
+                     "w_scale": op.w_scale}
+            arrays.update({f"{i}.{k}": np.asarray(a) for k, a in named.items()
+                           if a is not None})
+        elif isinstance(op, QAdd):
+            ops.append({"type": "add", "name": name, "src": src, "w_a": op.w_a, "w_b": op.w_b,
+                        "mult": op.mult, "shift": op.shift, "out_scale": op.out_scale,
+                        "relu": op.relu})
+        elif isinstance(op, QAvgPool):
+            ops.append({"type": "avgpool", "name": name, "src": src, "k": op.k,
+                        "stride": op.stride, "mult": op.mult, "shift": op.shift,
+                        "out_scale": op.out_scale})
+        else:
+            ops.append({"type": "gap", "name": name, "src": src, "mult": op.mult,
+                        "shift": op.shift, "out_scale": op.out_scale})
+    meta = {"net": {"input_hwc": list(q.input_hwc), "in_scale": q.in_scale,
+                    "host_windows": q.host_windows, "host_relu": q.host_relu, "ops": ops}}
+    return meta, arrays
+
+
+def _net_from(meta, arrays) -> QuantNet:
+    """The :class:`QuantNet` of :func:`_net_meta`'s metadata and arrays."""
+    m = meta["net"]
+    q = QuantNet([], [], [], tuple(m["input_hwc"]), float(m["in_scale"]),
+                 bool(m["host_windows"]), host_relu=bool(m["host_relu"]))
+    out_scale = arrays["out_scale"]
+    q.out_scale = float(out_scale[0]) if out_scale.size == 1 else out_scale
+    for i, o in enumerate(m["ops"]):
+        src = tuple(o["src"]) if isinstance(o["src"], list) else o["src"]
+        if o["type"] == "conv":
+            sp = ConvSpec(o["name"], o["cin"], o["cout"], o["k"], o["stride"], o["pad"],
+                          o["relu"])
+            w_q = arrays[f"{i}.w_q"]
+            if w_q.dtype != np.int8:
+                raise ValueError(f"layer {o['name']}: weights of type {w_q.dtype}, not int8")
+            op = QConv(sp, o["sparsity"], pack(w_q, o["sparsity"]), w_q, arrays[f"{i}.bias"],
+                       arrays.get(f"{i}.mult"), arrays.get(f"{i}.shift"), o["in_scale"],
+                       arrays[f"{i}.w_scale"], o["out_scale"])
+        elif o["type"] == "add":
+            op = QAdd(o["w_a"], o["w_b"], o["mult"], o["shift"], o["out_scale"], o["relu"])
+        elif o["type"] == "gap":
+            op = QGap(o["mult"], o["shift"], o["out_scale"])
+        elif o["type"] == "avgpool":
+            op = QAvgPool(o["k"], o["stride"], o["mult"], o["shift"], o["out_scale"])
+        else:
+            raise ValueError(f"unknown operation type {o['type']!r}")
+        q.names.append(o["name"])
+        q.srcs.append(src)
+        q.ops.append(op)
+    return q

@@ -29,7 +29,8 @@ mask, :func:`s4accel.sw.prune.bank_mask`) with fine-tuning after each step and a
 (:class:`s4accel.sw.prune.MaskedAdam`; :data:`FINETUNE` epochs). A snapshot per level.
 Trained weights are cached as ``.npz`` under ``$S4_CACHE_DIR`` (default ``~/.cache/s4accel``).
 
-Quantized inference (:func:`quantize`, :class:`QuantCnn`), bit-exact by definition:
+Quantized inference (:func:`quantize`, :class:`QuantCnn`), bit-exact by definition, built from
+the generic pieces of :mod:`s4accel.sw.convnet` (which the ONNX importer uses too):
 
 - input: ``round(x * 127)`` int8 (scale 1/127);
 - each convolution: :func:`s4accel.base.golden.conv_nhwc_int8` (GEMM over the NHWC im2col),
@@ -64,14 +65,16 @@ from pathlib import Path
 import numpy as np
 
 from ...base import golden
-from ...base.sparse import PackedWeights, nnz_per_bank, pack, prune
-from ...sw.compiler import requant_params
+from ...base.sparse import PackedWeights, nnz_per_bank, pack
+from ...sw.convnet import (ConvSpec, QAdd, QConv, QGap, gemm_raw_exact, quant_add, quant_conv,
+                           quant_gap, quant_weights)
 from ...sw.prune import MaskedAdam, bank_mask
 from .digits import load_digits_split
 
 __all__ = ["DEFAULT_WIDTH", "SPARSITIES", "PRUNED", "FINETUNE", "LAYERS", "upscale2x", "load_split",
            "init_params", "forward", "train", "train_cached", "quantize", "QuantCnn",
-           "macs_per_image", "export_onnx", "accuracy_table", "format_accuracy_table"]
+           "macs_per_image", "export_onnx", "accuracy_table", "format_accuracy_table",
+           "ConvSpec", "QConv", "QAdd", "QGap"]
 
 DEFAULT_WIDTH = 64
 #: Sparsity levels of the pruned convolutions (32 needs ``K`` of whole banks to mean 1 of 32).
@@ -83,17 +86,6 @@ PRUNED = ("b1a", "b1b", "s2a", "s2p", "s2b")
 FINETUNE = {2: 4, 4: 4, 8: 8, 16: 16, 32: 16}
 #: Bump when training changes what it computes: it is part of the cache key.
 CACHE_VERSION = 3
-
-
-@dataclass(frozen=True)
-class ConvSpec:
-    name: str
-    cin: int
-    cout: int
-    k: int
-    stride: int
-    pad: int
-    relu: bool
 
 
 def LAYERS(width=DEFAULT_WIDTH) -> tuple[ConvSpec, ...]:
@@ -345,94 +337,7 @@ def train_cached(*, width=DEFAULT_WIDTH, seed=0, cache=True, out=None, **kw) -> 
 
 # ---------------------------------------------------------------------------- int8 network
 
-def _gemm_raw_exact(x, w_q, bias):
-    """``golden.gemm_raw`` for ``x [M, K]`` and dense int8 ``w_q [N, K]`` through float64 BLAS:
-    every product and partial sum is an integer below 2**53 in magnitude (``K < 2**38``), so
-    the result is exact; wrapped to int32 as the golden model does."""
-    acc = np.rint(x.astype(np.float64) @ w_q.T.astype(np.float64)).astype(np.int64)
-    return golden.wrap32(acc + np.asarray(bias, np.int64))
-
-
-@dataclass
-class QConv:
-    """One quantized convolution (GEMM matrix ``[Cout, K]`` in ``(kh, kw, cin)`` order)."""
-    spec: ConvSpec
-    sparsity: int
-    packed: PackedWeights
-    w_q: np.ndarray       # int8 [Cout, K], the pruned matrix the packed form holds
-    bias: np.ndarray      # int32-range int64 [Cout]
-    mult: np.ndarray
-    shift: np.ndarray
-    in_scale: float
-    w_scale: np.ndarray
-    out_scale: float
-
-    def __call__(self, x, exact=True):
-        sp = self.spec
-        if not exact:
-            return golden.conv_nhwc_int8(x, self.packed, self.bias, self.mult, self.shift,
-                                         kh=sp.k, kw=sp.k, stride=sp.stride, pad=sp.pad,
-                                         relu=sp.relu)
-        n, h, w, _ = x.shape
-        ho = golden.conv_out_size(h, sp.k, sp.stride, sp.pad)
-        wo = golden.conv_out_size(w, sp.k, sp.stride, sp.pad)
-        raw = _gemm_raw_exact(golden.im2col_nhwc(x, sp.k, sp.k, sp.stride, sp.pad), self.w_q,
-                              self.bias)
-        y = golden.requantize(raw, self.mult, self.shift, relu=sp.relu)
-        return y.reshape(n, ho, wo, sp.cout)
-
-
-@dataclass
-class QAdd:
-    """One residual addition as the device runs it: a 1x1 GEMM over the two int8 tensors side
-    by side (``[a | b]`` per pixel) with weights ``w_a * I | w_b * I`` (int8, the larger 127),
-    requantized with ``mult``, ``shift``: ``y = requant(w_a * a + w_b * b)``, which is
-    :func:`s4accel.base.golden.add_int8` with ``mult_a = w_a * mult``, ``mult_b = w_b *
-    mult`` (the scale ratio kept to 7 bits)."""
-    w_a: int
-    w_b: int
-    mult: int
-    shift: int
-    out_scale: float
-    relu: bool = True
-
-    def __call__(self, a, b):
-        acc = a.astype(np.int32) * self.w_a + b.astype(np.int32) * self.w_b
-        shape = acc.shape
-        y = golden.requantize(acc.reshape(-1, shape[-1]), np.full(shape[-1], self.mult),
-                              np.full(shape[-1], self.shift), relu=self.relu)
-        return y.reshape(shape)
-
-    def packed(self, c):
-        """The GEMM's weights ``[c, 2c]`` (one non-zero per bank: every sparsity holds them;
-        packed at s = 32, the cheapest)."""
-        w = np.zeros((c, 2 * c), np.int8)
-        w[np.arange(c), np.arange(c)] = self.w_a
-        w[np.arange(c), c + np.arange(c)] = self.w_b
-        return pack(w, 32)
-
-
-@dataclass
-class QGap:
-    """Global average pooling as the device runs it: the sum over the ``H*W`` pixels (int32,
-    exact) requantized to int8 with ``mult``, ``shift`` (``mult * 2**-shift ~= s_h / (H*W *
-    out_scale)``). On the device an ``H x W`` "convolution" over the final map whose output
-    channel ``c`` has weight 1 on channel ``c`` of every pixel (one non-zero per bank)."""
-    mult: int
-    shift: int
-    out_scale: float
-
-    def __call__(self, h):
-        acc = h.astype(np.int32).sum(axis=(1, 2), dtype=np.int32)
-        c = acc.shape[-1]
-        return golden.requantize(acc, np.full(c, self.mult), np.full(c, self.shift))
-
-    @staticmethod
-    def packed(pixels, c):
-        """The weights ``[c, pixels * c]`` (NHWC order), packed at s = 32."""
-        w = np.zeros((c, pixels, c), np.int8)
-        w[np.arange(c), :, np.arange(c)] = 1
-        return pack(w.reshape(c, pixels * c), 32)
+_gemm_raw_exact = gemm_raw_exact
 
 
 @dataclass
@@ -510,18 +415,6 @@ class QuantCnn:
         return self.forward_int(x_q, **kw).astype(np.float64) * self.fc_scale
 
 
-def _quant_conv(p, sp, s, x_scale):
-    w = _matrix(p[sp.name]).astype(np.float64)
-    s = s if sp.name in PRUNED else 1
-    w = prune(w, s)
-    peak = np.abs(w).max(axis=1)
-    w_scale = np.where(peak > 0, peak / 127.0, 1.0)
-    w_q = prune(np.clip(np.rint(w / w_scale[:, None]), -127, 127).astype(np.int8), s)
-    acc_scale = x_scale * w_scale
-    bias = np.clip(np.rint(p[sp.name + ".b"] / acc_scale), -(1 << 31), (1 << 31) - 1)
-    return s, w_q, pack(w_q, s), bias.astype(np.int64), acc_scale
-
-
 def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
     """The int8 network of float parameters ``p`` (pruned to ``s`` already, or pruned here by
     magnitude) with activation scales calibrated on float NHWC images ``calib_x`` (module
@@ -533,32 +426,14 @@ def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
 
     def conv(name, h, h_scale):
         sp = specs[name]
-        ss, w_q, packed, bias, acc_scale = _quant_conv(p, sp, s, h_scale)
-        n, hh, ww, _ = h.shape
-        ho = golden.conv_out_size(hh, sp.k, sp.stride, sp.pad)
-        wo = golden.conv_out_size(ww, sp.k, sp.stride, sp.pad)
-        acc = _gemm_raw_exact(golden.im2col_nhwc(h, sp.k, sp.k, sp.stride, sp.pad), w_q,
-                              bias) * acc_scale
-        if sp.relu:
-            acc = np.maximum(acc, 0)
-        top = float(np.abs(acc).max())
-        out_scale = top / 127.0 if top > 0 else 1.0
-        mult, shift = requant_params(acc_scale / out_scale)
-        q = QConv(sp, ss, packed, w_q, bias, mult, shift, h_scale, w_scale=acc_scale / h_scale,
-                  out_scale=out_scale)
+        q, y, out_scale = quant_conv(sp, _matrix(p[name]), p[name + ".b"],
+                                     s if name in PRUNED else 1, h, h_scale)
         convs[name] = q
-        return q(h), out_scale
+        return y, out_scale
 
     def add(name, a, sa, b, sb):
-        f = np.maximum(a * sa + b.astype(np.float64) * sb, 0)
-        top = float(f.max())
-        sy = top / 127.0 if top > 0 else 1.0
-        big = max(sa, sb)
-        mult, shift = requant_params(big / sy / 127.0)
-        q = QAdd(int(round(127 * sa / big)), int(round(127 * sb / big)), int(mult[0]),
-                 int(shift[0]), sy)
-        adds[name] = q
-        return q(a, b), sy
+        adds[name], y, sy = quant_add(a, sa, b, sb, relu=True)
+        return y, sy
 
     h0, scale["stem"] = conv("stem", x, in_scale)
     a, sa = conv("b1a", h0, scale["stem"])
@@ -568,18 +443,9 @@ def quantize(p, calib_x, s, *, in_scale=1 / 127) -> QuantCnn:
     e, se = conv("s2b", d, sd)
     pr, sp_ = conv("s2p", h1, s1)
     h2, s2 = add("s2", e, se, pr, sp_)
-    hw = h2.shape[1] * h2.shape[2]
-    top = float(np.abs(h2.astype(np.float64).mean(axis=(1, 2))).max()) * s2
-    s_pool = top / 127.0 if top > 0 else 1.0
-    gm, gs = requant_params(s2 / (hw * s_pool))
-    gap = QGap(int(gm[0]), int(gs[0]), s_pool)
-    fw = p["fc"].astype(np.float64)
-    peak = np.abs(fw).max(axis=1)
-    w_scale = np.where(peak > 0, peak / 127.0, 1.0)
-    fq = np.clip(np.rint(fw / w_scale[:, None]), -127, 127).astype(np.int8)
-    fc_scale = s_pool * w_scale
-    fc_bias = np.rint(p["fc.b"] / fc_scale).astype(np.int64)
-    return QuantCnn(width, s, in_scale, convs, adds, gap, fq, pack(fq, 1), fc_bias, fc_scale)
+    gap, _, s_pool = quant_gap(h2, s2)
+    fq, fc_packed, fc_bias, fc_scale = quant_weights(p["fc"], p["fc.b"], 1, s_pool)
+    return QuantCnn(width, s, in_scale, convs, adds, gap, fq, fc_packed, fc_bias, fc_scale)
 
 
 # ---------------------------------------------------------------------------- on the device

@@ -16,7 +16,7 @@ from ...sw.driver import Driver, run
 from ..model.device_model import ModelBackend
 from ..tb import runner
 
-__all__ = ["run_on_rtl", "run_on_model"]
+__all__ = ["run_on_rtl", "run_on_model", "run_net_on_model"]
 
 
 def _bar(done, total, label, width=30, out=sys.stderr):
@@ -75,4 +75,32 @@ def run_on_model(config, model, x_q):
         await dev.open()
         y, _, results = await run_model(dev, model, x_q)
         return y, results
+    return run(main())
+
+
+def run_net_on_model(config, net, x_q, *, batch=64, progress=None):
+    """Run a convolutional network (:class:`~s4accel.sw.convnet.QuantNet`) on int8 NHWC
+    images ``x_q`` on the functional device model, one program
+    (:meth:`~s4accel.sw.convnet.QuantNet.device_program`) per ``batch`` images; returns
+    ``(output as QuantNet.forward_int gives it, total device cycles)``. ``progress(done,
+    total)`` is called after each batch."""
+    x_q = np.asarray(x_q)
+
+    async def main():
+        dev = Driver(ModelBackend(config))
+        await dev.open()
+        outs, cycles = [], 0
+        for i in range(0, len(x_q), batch):
+            chunk = x_q[i:i + batch]
+            mark = dev.alloc.top
+            try:
+                res = await dev.run_program(net.device_program(chunk, dev.info, dev.alloc),
+                                            max_cycles=1 << 31)
+            finally:
+                dev.alloc.top = mark
+            outs.append(net.device_output(res.y, len(chunk), dev.info.rows))
+            cycles += res.cycles
+            if progress:
+                progress(min(i + batch, len(x_q)), len(x_q))
+        return np.concatenate(outs), cycles
     return run(main())

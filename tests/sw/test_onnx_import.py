@@ -186,6 +186,18 @@ def test_s4_file_corrupted(s4_file):
         model_file.load(path)
 
 
+def test_s4_file_of_version_1_still_loads(s4_file):
+    """Format 1 (linear chains only, before CNNs) reads as a linear model."""
+    path, compiled = s4_file
+    data = bytearray(path.read_bytes())
+    data[8:12] = (1).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    mf = model_file.load(path, "fpga")
+    assert mf.kind == "linear"
+    xq = compiled.quantize_input(np.random.default_rng(2).normal(size=(8, 64)))
+    assert np.array_equal(mf.model.reference(xq), compiled.reference(xq))
+
+
 def test_s4_file_for_another_config(s4_file):
     path, _ = s4_file
     with pytest.raises(model_file.ModelFileError,
