@@ -26,7 +26,9 @@ is built from the same pieces):
   side, the weights ``w_a``, ``w_b`` (the larger 127) on its diagonals, one requantization;
 - global average pooling (:class:`QGap`, :func:`quant_gap`): the int32 sum over the pixels
   requantized to a calibrated int8 scale; average pooling over windows without padding
-  (:class:`QAvgPool`, :func:`quant_avgpool`) the same per window.
+  (:class:`QAvgPool`, :func:`quant_avgpool`) the same per window;
+- max pooling (:class:`QMaxPool`): :func:`s4accel.base.golden.maxpool_nhwc`, exact, the
+  output at the input's scale; on the device ``GemmBody.pool`` (:class:`.conv.PoolOp`).
 
 The GEMM matrix of a convolution runs its K in ``(kh, kw, cin)`` order; where ``Cin`` is not a
 multiple of 32 the device pads every tap's channels to whole banks (:func:`.conv.conv_weights`)
@@ -46,9 +48,9 @@ from ..base.config import BANK, SPARSITY_LEVELS
 from ..base.sparse import PackedWeights, pack, prune
 from .compiler import requant_params
 
-__all__ = ["ConvSpec", "Conv", "Add", "Gap", "AvgPool", "ConvNet", "gemm_raw_exact",
-           "quant_weights", "QConv", "QAdd", "QGap", "QAvgPool", "quant_conv", "quant_add",
-           "quant_gap", "quant_avgpool", "QuantNet", "quantize_net"]
+__all__ = ["ConvSpec", "Conv", "Add", "Gap", "AvgPool", "MaxPool", "ConvNet", "gemm_raw_exact",
+           "quant_weights", "QConv", "QAdd", "QGap", "QAvgPool", "QMaxPool", "quant_conv",
+           "quant_add", "quant_gap", "quant_avgpool", "QuantNet", "quantize_net"]
 
 
 def _banks(c):
@@ -110,6 +112,17 @@ class AvgPool:
     stride: int
 
 
+@dataclass
+class MaxPool:
+    """Max pooling over ``k`` x ``k`` windows at ``stride``, ``pad`` pixels on each side that
+    never win (ONNX ``MaxPool``: padding is minus infinity)."""
+    name: str
+    src: str
+    k: int
+    stride: int
+    pad: int = 0
+
+
 def _im2col_f(x, k, stride, pad):
     n, h, w, c = x.shape
     ho, wo = golden.conv_out_size(h, k, stride, pad), golden.conv_out_size(w, k, stride, pad)
@@ -140,10 +153,11 @@ class ConvNet:
                                   golden.conv_out_size(w, sp.k, sp.stride, sp.pad), sp.cout)
             elif isinstance(op, Add):
                 shape[op.name] = shape[op.src[0]]
-            elif isinstance(op, AvgPool):
+            elif isinstance(op, (AvgPool, MaxPool)):
                 h, w, c = shape[op.src]
-                shape[op.name] = (golden.conv_out_size(h, op.k, op.stride, 0),
-                                  golden.conv_out_size(w, op.k, op.stride, 0), c)
+                pad = getattr(op, "pad", 0)
+                shape[op.name] = (golden.conv_out_size(h, op.k, op.stride, pad),
+                                  golden.conv_out_size(w, op.k, op.stride, pad), c)
             else:
                 shape[op.name] = (1, 1, shape[op.src][2])
         return shape
@@ -162,6 +176,12 @@ class ConvNet:
                 src = t[op.src]
                 cols = _im2col_f(src, op.k, op.stride, 0)
                 y = cols.reshape(cols.shape[:3] + (op.k * op.k, src.shape[3])).mean(axis=3)
+            elif isinstance(op, MaxPool):
+                src = t[op.src]
+                p = op.pad
+                src = np.pad(src, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-np.inf)
+                cols = _im2col_f(src, op.k, op.stride, 0)
+                y = cols.reshape(cols.shape[:3] + (op.k * op.k, src.shape[3])).max(axis=3)
             else:
                 y = t[op.src].mean(axis=(1, 2), keepdims=True)
             if getattr(op, "relu", False):
@@ -381,6 +401,19 @@ def quant_avgpool(h, s, k, stride):
     return q, q(h), q.out_scale
 
 
+@dataclass
+class QMaxPool:
+    """Max pooling of int8 activations (:func:`s4accel.base.golden.maxpool_nhwc`): exact, the
+    output keeps the input's scale (the maximum commutes with the monotonic quantization). On
+    the device a ``GemmBody.pool`` walk (:class:`s4accel.sw.conv.PoolOp`)."""
+    k: int
+    stride: int
+    pad: int
+
+    def __call__(self, h):
+        return golden.maxpool_nhwc(h, self.k, self.stride, self.pad)
+
+
 def quant_gap(h, s):
     """Quantize global average pooling of int8 ``h [N, H, W, C]`` (scale ``s``), the output
     scale calibrated on ``h``. Returns ``(QGap, output [N, C], output scale)``."""
@@ -443,7 +476,7 @@ class QuantNet:
                 t[name] = q(t[src], exact)
             elif isinstance(q, QAdd):
                 t[name] = q(t[src[0]], t[src[1]])
-            elif isinstance(q, QAvgPool):
+            elif isinstance(q, (QAvgPool, QMaxPool)):
                 t[name] = q(t[src])
             else:
                 t[name] = q(t[src])[:, None, None, :]
@@ -477,10 +510,11 @@ class QuantNet:
                                golden.conv_out_size(w, sp.k, sp.stride, sp.pad), sp.cout)
             elif isinstance(q, QAdd):
                 shape[name] = shape[src[0]]
-            elif isinstance(q, QAvgPool):
+            elif isinstance(q, (QAvgPool, QMaxPool)):
                 h, w, c = shape[src]
-                shape[name] = (golden.conv_out_size(h, q.k, q.stride, 0),
-                               golden.conv_out_size(w, q.k, q.stride, 0), c)
+                pad = getattr(q, "pad", 0)
+                shape[name] = (golden.conv_out_size(h, q.k, q.stride, pad),
+                               golden.conv_out_size(w, q.k, q.stride, pad), c)
             else:
                 shape[name] = (1, 1, shape[src][2])
         return shape
@@ -505,6 +539,8 @@ class QuantNet:
                            output="int8" + (" ReLU" if getattr(q, "relu", False) else ""))
                 if isinstance(q, QAvgPool):
                     row.update(kernel=q.k, stride=q.stride, pad=0)
+                elif isinstance(q, QMaxPool):
+                    row.update(op="maxpool", kernel=q.k, stride=q.stride, pad=q.pad)
             rows.append(row)
         return rows
 
@@ -538,7 +574,7 @@ class QuantNet:
         K order; each packed in the cheapest of ``sparsities`` that holds it, default its
         own), additions as 1x1 GEMMs over both branches side by side, pooling as a
         convolution over its window (the whole map for global pooling)."""
-        from .conv import ConvOp, conv_weights
+        from .conv import ConvOp, PoolOp, conv_weights
         from .program import LayerParams
 
         shape = self.shapes()
@@ -557,6 +593,8 @@ class QuantNet:
                           LayerParams("int8", bias=q.bias, mult=q.mult, shift=q.shift,
                                       relu=sp.relu))
                 ops.append(ConvOp(name, src, packed, params, k, stride, pad))
+            elif isinstance(q, QMaxPool):
+                ops.append(PoolOp(name, src, q.k, q.stride, q.pad))
             else:
                 c = shape[name][2]
                 if isinstance(q, QAdd):
@@ -638,6 +676,11 @@ def quantize_net(net: ConvNet, calib_x, sparsity, *, in_scale=None) -> QuantNet:
             y = y[:, None, None, :]
         elif isinstance(op, AvgPool):
             qop, y, sy = quant_avgpool(t[op.src], scale[op.src], op.k, op.stride)
+        elif isinstance(op, MaxPool):
+            if i == 0 and host:
+                raise ValueError(f"{op.name}: max pooling of the host's windows")
+            qop = QMaxPool(op.k, op.stride, op.pad)
+            y, sy = qop(t[op.src]), scale[op.src]
         else:
             raise TypeError(f"not a network operation: {op!r}")
         q.names.append(op.name)

@@ -36,8 +36,11 @@ A graph with a 4-D (NCHW) input and a ``Conv``, ``BatchNormalization``, ``Averag
 - ``Flatten`` / ``Reshape`` of a 1x1 map to ``[batch, channels]``, then ``Gemm`` / ``MatMul``
   (a 1x1 convolution on the device); ``Identity``, ``Dropout``, ``Constant``.
 
-``MaxPool``, ``AveragePool`` with padding, grouped or dilated convolutions and asymmetric
-padding are refused (for now).
+- ``MaxPool`` (square kernel, stride 1 or 2, equal ``pads`` on every side below the kernel,
+  no ``ceil_mode``, no ``Indices`` output): the device's max pooling (``GemmBody.pool``).
+
+``AveragePool`` with padding, grouped or dilated convolutions and asymmetric padding are
+refused (for now).
 
 Anything else is refused with an :class:`OnnxImportError` naming the node and its op type, as
 is a graph that is not one chain (a CNN: whose output is not its last layer's). Shapes are
@@ -56,7 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compiler import CompiledModel, FloatLinear, compile_model
-from .convnet import Add, AvgPool, Conv, ConvNet, Gap, quantize_net
+from .convnet import Add, AvgPool, Conv, ConvNet, Gap, MaxPool, quantize_net
 
 __all__ = ["OPSETS", "OnnxImportError", "ImportedGraph", "ImportedNet", "import_onnx",
            "compile_onnx", "export_onnx", "nchw_input", "graph_output"]
@@ -646,7 +649,34 @@ def _import_cnn(g, consts, input_name, shape, opset) -> ImportedNet:
                 raise _refuse(node, idx, "the mask output is not supported")
             vals[out] = v
         elif op == "MaxPool":
-            raise _refuse(node, idx, "max pooling is not supported on the device yet")
+            if v.flat:
+                raise _refuse(node, idx, "a pooling of a flattened tensor")
+            if len([o for o in node.output if o]) > 1:
+                raise _refuse(node, idx, "the Indices output is not supported")
+            ks = list(attrs.get("kernel_shape", []))
+            strides = list(attrs.get("strides", [1, 1]))
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            auto = attrs.get("auto_pad", b"NOTSET")
+            auto = auto.decode() if isinstance(auto, bytes) else auto
+            if auto not in ("NOTSET", "VALID"):
+                raise _refuse(node, idx, f"auto_pad {auto} is not supported (give pads)")
+            if attrs.get("ceil_mode", 0):
+                raise _refuse(node, idx, "ceil_mode = 1 is not supported")
+            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+                raise _refuse(node, idx, f"dilations {list(attrs['dilations'])}: only 1 is "
+                              "supported")
+            if len(ks) != 2 or ks[0] != ks[1] or strides[0] != strides[1]:
+                raise _refuse(node, idx, f"kernel {ks}, strides {strides}: only square "
+                              "kernels and equal strides are supported")
+            if len(pads) != 4 or len(set(pads)) != 1:
+                raise _refuse(node, idx, f"pads {pads}: only equal padding on every side is "
+                              "supported")
+            try:
+                ho, wo = _check_geometry(ks[0], strides[0], pads[0], v.shape[0], v.shape[1])
+            except ValueError as e:
+                raise _refuse(node, idx, str(e)) from None
+            add_op(MaxPool(new_name(node, idx), v.op, ks[0], strides[0], pads[0]), out,
+                   (ho, wo, v.shape[2]))
         elif op == "AveragePool":
             if v.flat:
                 raise _refuse(node, idx, "a pooling of a flattened tensor")

@@ -74,11 +74,12 @@ def test_small_cnn_through_onnx(small, data, tmp_path):
     assert np.array_equal(y, got[:8])
 
 
-def _resnet(rng, c=8, opset=17, pool=False):
-    """A small random ResNet-style graph on 3 x 12 x 12: a 3x3 stem with BatchNormalization,
-    an identity block (Conv-BN-Relu, Conv-BN, Add, Relu), a stride-2 block with a 1x1
-    projection (Conv with bias, then BN), with ``pool`` a 2x2 AveragePool at stride 2,
-    GlobalAveragePool, Flatten and a Gemm to 5."""
+def _resnet(rng, c=8, opset=17, pool=False, maxpool=False):
+    """A small random ResNet-style graph on 3 x 12 x 12: a 3x3 stem with BatchNormalization
+    (with ``maxpool`` then ResNet's 3x3 MaxPool at stride 2 with padding 1), an identity block
+    (Conv-BN-Relu, Conv-BN, Add, Relu), a stride-2 block with a 1x1 projection (Conv with
+    bias, then BN), with ``pool`` a 2x2 AveragePool at stride 2, GlobalAveragePool, Flatten
+    and a Gemm to 5."""
     inits, nodes = {}, []
 
     def conv(name, src, cin, cout, k, stride=1, bn=True, relu=False, bias=False):
@@ -109,6 +110,10 @@ def _resnet(rng, c=8, opset=17, pool=False):
         return name + ".relu"
 
     h0 = conv("stem", "x", 3, c, 3, relu=True)
+    if maxpool:
+        nodes.append(helper.make_node("MaxPool", [h0], ["mp"], name="mp", kernel_shape=[3, 3],
+                                      strides=[2, 2], pads=[1, 1, 1, 1]))
+        h0 = "mp"
     h1 = add_relu("add1", conv("c1b", conv("c1a", h0, c, c, 3, relu=True), c, c, 3), h0)
     h2 = add_relu("add2", conv("c2b", conv("c2a", h1, c, 2 * c, 3, 2, relu=True), 2 * c,
                                2 * c, 3),
@@ -134,18 +139,19 @@ def _resnet(rng, c=8, opset=17, pool=False):
     return m
 
 
-@pytest.mark.parametrize("opset,pool", [(13, False), (20, True)])
-def test_random_resnet_with_batchnorm(opset, pool):
+@pytest.mark.parametrize("opset,pool,maxpool", [(13, False, False), (20, True, False),
+                                                 (17, False, True)])
+def test_random_resnet_with_batchnorm(opset, pool, maxpool):
     seed = SEED + opset
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
-    model = _resnet(rng, opset=opset, pool=pool)
+    model = _resnet(rng, opset=opset, pool=pool, maxpool=maxpool)
     calib, x = rng.uniform(0, 1, (128, 3, 12, 12)), rng.uniform(0, 1, (64, 3, 12, 12))
     ref = _ort(model, x)
     graph, net = compile_onnx(model, calib, 1, input_shape=(1, 3, 12, 12))
     assert [type(op).__name__ for op in graph.net.ops] == \
-        ["Conv", "Conv", "Conv", "Add", "Conv", "Conv", "Conv", "Add"] + \
-        ["AvgPool"] * pool + ["Gap", "Conv"]
+        ["Conv"] + ["MaxPool"] * maxpool + ["Conv", "Conv", "Add", "Conv", "Conv", "Conv",
+                                            "Add"] + ["AvgPool"] * pool + ["Gap", "Conv"]
     assert [op.relu for op in graph.net.ops if hasattr(op, "relu")] == \
         [True, True, False, True, True, False, False, True, False]
     # BatchNormalization folded: the float network is the graph
@@ -156,7 +162,7 @@ def test_random_resnet_with_batchnorm(opset, pool):
     y, _ = run_net_on_model("fpga", net, xq)
     assert np.array_equal(y, net.forward_int(xq))
     agree, err = _report(f"random ResNet-style CNN with BatchNormalization, opset {opset}"
-                         + (", AveragePool" if pool else ""),
+                         + (", AveragePool" if pool else "") + (", MaxPool" if maxpool else ""),
                          graph.host_output(net.dequantize(y)), ref)
     assert agree >= 0.9 and err < 0.1 * np.abs(ref).max()
 
@@ -190,7 +196,9 @@ W1 = {"w1": np.ones((8, 8, 3, 3))}
 
 @pytest.mark.parametrize("node,inits,match", [
     (dict(op_type="MaxPool", inputs=["c0"], outputs=["p"], name="pool", kernel_shape=[2, 2],
-          strides=[2, 2]), None, "node 'pool' (MaxPool): max pooling is not supported"),
+          strides=[2, 2], ceil_mode=1), None, "node 'pool' (MaxPool): ceil_mode = 1 is not"),
+    (dict(op_type="MaxPool", inputs=["c0"], outputs=["p"], name="pool2", kernel_shape=[3, 3],
+          pads=[0, 0, 1, 1]), None, "node 'pool2' (MaxPool): pads [0, 0, 1, 1]: only equal"),
     (dict(op_type="AveragePool", inputs=["c0"], outputs=["p"], name="avg", kernel_shape=[2, 2],
           pads=[1, 1, 1, 1]), None, "node 'avg' (AveragePool): padding is not supported"),
     (dict(op_type="AveragePool", inputs=["c0"], outputs=["p"], name="avg3", kernel_shape=[2, 2],
