@@ -37,7 +37,7 @@ from ..base.config import Config, load_config
 from ..base.sparse import PackedWeights
 from ..base.sparse import pack
 from .compiler import CompiledModel, QuantLayer
-from .convnet import ConvSpec, QAdd, QAvgPool, QConv, QGap, QuantNet
+from .convnet import ConvSpec, QAdd, QAvgPool, QConv, QGap, QMaxPool, QuantNet
 from .program import LayerParams
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "ModelFileError", "ModelFile", "save", "load",
@@ -199,6 +199,9 @@ def _net_meta(q: QuantNet):
             ops.append({"type": "avgpool", "name": name, "src": src, "k": op.k,
                         "stride": op.stride, "mult": op.mult, "shift": op.shift,
                         "out_scale": op.out_scale})
+        elif isinstance(op, QMaxPool):
+            ops.append({"type": "maxpool", "name": name, "src": src, "k": op.k,
+                        "stride": op.stride, "pad": op.pad})
         else:
             ops.append({"type": "gap", "name": name, "src": src, "mult": op.mult,
                         "shift": op.shift, "out_scale": op.out_scale})
@@ -231,6 +234,8 @@ def _net_from(meta, arrays) -> QuantNet:
             op = QGap(o["mult"], o["shift"], o["out_scale"])
         elif o["type"] == "avgpool":
             op = QAvgPool(o["k"], o["stride"], o["mult"], o["shift"], o["out_scale"])
+        elif o["type"] == "maxpool":
+            op = QMaxPool(o["k"], o["stride"], o["pad"])
         else:
             raise ValueError(f"unknown operation type {o['type']!r}")
         q.names.append(o["name"])

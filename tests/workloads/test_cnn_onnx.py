@@ -268,7 +268,7 @@ def test_cnn_s4_file_round_trip_and_versions(tmp_path):
 
 def test_cli_compile_run_inspect_cnn(tmp_path, capsys):
     rng = np.random.default_rng(SEED)
-    model = _resnet(rng, c=4, pool=True)
+    model = _resnet(rng, c=4, pool=True, maxpool=True)
     onnx.save(model, tmp_path / "r.onnx")
     x = rng.uniform(0, 1, (16, 3, 12, 12)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -283,7 +283,7 @@ def test_cli_compile_run_inspect_cnn(tmp_path, capsys):
     capsys.readouterr()
     assert main(["inspect", f"{d}/r.s4"]) == 0
     out = capsys.readouterr().out
-    for name in ("stem", "c1a", "c1b", "c2a", "c2b", "proj", "fc", "add1", "avg", "gap"):
+    for name in ("stem", "mp", "c1a", "c1b", "c2a", "c2b", "proj", "fc", "add1", "avg", "gap"):
         assert f"\n{name} " in out, name
     assert "3x3/2 p1" in out and "2x2/2" in out and "predicted cycles" in out
     assert main(["inspect", f"{d}/r.onnx", "--sparsity", "1,2,2,2,2,2,1", "--input-shape",
@@ -291,7 +291,7 @@ def test_cli_compile_run_inspect_cnn(tmp_path, capsys):
     assert "MACs sparse" in capsys.readouterr().out
     # one-line errors
     bad = _one(dict(op_type="MaxPool", inputs=["c0"], outputs=["p"], name="pool",
-                    kernel_shape=[2, 2], strides=[2, 2]))
+                    kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1))
     onnx.save(bad, tmp_path / "bad.onnx")
     capsys.readouterr()
     assert main(["compile", f"{d}/bad.onnx", "--sparsity", "1", "-o", f"{d}/b.s4"]) == 2
