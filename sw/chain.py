@@ -45,7 +45,8 @@ from ..base.sparse import pack, unpack
 from ..hw.cmd.descriptors import Opcode, Target
 from ..hw.cmd.processor import QUEUE_DEPTH
 from . import layout
-from .program import Allocator, DeviceInfo, LayerParams, LayerProgram, layer_program, wgt_tiles_fit
+from .program import (Allocator, DeviceInfo, LayerParams, LayerProgram, RegionPool,
+                      layer_program, wgt_tiles_fit)
 from .program import descriptor as _descriptor
 
 __all__ = ["NotOnChip", "chain_program", "gather_chain_program", "GROUP_CYCLES"]
@@ -298,8 +299,9 @@ def gather_chain_program(info: DeviceInfo, x, chain, alloc: Allocator, *,
     input from the on-chip L2: each SPU computes its channel tiles of the layer with its own
     weights and STOREs them into the layer's output tensor, one tensor for all SPUs; after a
     SYNC, the next layer LOADs the whole tensor back into every SPU at once (a multicast from
-    one read). The tensors between layers are placed in the L2 (``info.l2_kib``) while it has
-    room and in device DRAM after that (``prog.placement`` says where). This is the layout for
+    one read). The tensors between layers are placed in the L2 (``info.l2_kib``) where a free
+    run of it holds them (a tensor's buffer is freed once the layer after it has read it) and
+    in device DRAM otherwise (``prog.placement`` says where). This is the layout for
     layers whose weights are too large to multicast to every SPU (each SPU holds only its
     share); :func:`chain_program` (rows split across SPUs, weights multicast, activations
     never leaving the SPUs) is the one for small layers.
@@ -314,9 +316,9 @@ def gather_chain_program(info: DeviceInfo, x, chain, alloc: Allocator, *,
         raise ValueError("a chain needs at least one layer")
     m = x.shape[0]
     R = info.rows
-    l2 = Allocator(info.l2_base, info.l2_kib * 1024, align=max(64, info.bus_bytes)) \
-        if info.l2_kib else None
+    l2 = RegionPool(info.l2_base, info.l2_kib * 1024, align=max(64, info.bus_bytes))
     prog = LayerProgram(rows=R, cols=info.cols)
+    prev_l2 = None           # the L2 buffer of the layer before's input (freed after it)
     prog.placement.append(("x", "DRAM", x.size))
     src = None
     k_in = x.shape[1]
@@ -328,9 +330,10 @@ def gather_chain_program(info: DeviceInfo, x, chain, alloc: Allocator, *,
         where = {}
 
         def dst(nbytes, where=where):
-            if l2 is not None and l2.top + nbytes <= l2.base + l2.size:
-                where["place"], where["bytes"] = "L2", nbytes
-                return l2.alloc(nbytes)
+            at = l2.alloc(nbytes)
+            if at is not None:
+                where["place"], where["bytes"], where["at"] = "L2", nbytes, at
+                return at
             where["place"], where["bytes"] = "DRAM", nbytes
             return alloc.alloc(nbytes)
         if not last and params.mode != "int8":
@@ -352,6 +355,10 @@ def gather_chain_program(info: DeviceInfo, x, chain, alloc: Allocator, *,
                 raise ValueError(f"layer {li}: its int8 output does not fit the device")
             prog.descs.append((encode or _descriptor)(Opcode.SYNC))
             prog.placement.append((f"layer {li}", where["place"], where["bytes"]))
+            # this layer's input has been read (the SYNC): its L2 buffer is free again
+            if prev_l2 is not None:
+                l2.free(prev_l2)
+            prev_l2 = where.get("at")
             src = sub.outputs[0][0]
             k_in = sub.out_banks * BANK
     return prog

@@ -39,7 +39,7 @@ from ..hw.spu.spu import int8_out_words
 from . import layout
 from .program import host_requant as _host_requant
 from .program import (GROUP_CYCLES, Allocator, DeviceInfo, LayerParams, LayerProgram,
-                      wgt_tiles_fit)
+                      RegionPool, wgt_tiles_fit)
 from .program import descriptor as _descriptor
 
 __all__ = ["Tensor", "ConvOp", "PoolOp", "network_program", "conv_program", "pool_program",
@@ -601,20 +601,31 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
     prog.placement.append(("x", "DRAM", len(img)))
     shared = {}                                  # pair -> buffer address
     act_word = R * BANK
-    # intermediate tensors go to the on-chip L2 (DeviceInfo.l2_kib) while it has room, in
-    # execution order (nothing is freed: a tensor's bytes stay until the program ends), and
-    # to device DRAM after that; the layers' LOADs and STOREs are the same either way
-    l2 = Allocator(info.l2_base, info.l2_kib * 1024, align=max(64, info.bus_bytes)) \
-        if info.l2_kib else None
+    # intermediate tensors go to the on-chip L2 (DeviceInfo.l2_kib) where a free run of it
+    # holds them, else to device DRAM; an L2 buffer is freed after its last reader (the SYNC
+    # between layers orders that reader before the next writer). The layers' LOADs and
+    # STOREs are the same either way.
+    l2 = RegionPool(info.l2_base, info.l2_kib * 1024, align=max(64, info.bus_bytes))
     place = {}
+    last_read = {}
+    for i, op in enumerate(ops):
+        for t in (op.src if isinstance(op.src, tuple) else (op.src,)):
+            last_read[t] = i
+    held = []                                    # (buffer's last reader, L2 address)
 
-    def tensor_alloc(name, nbytes):
-        if l2 is not None and l2.top + nbytes <= l2.base + l2.size:
+    def tensor_alloc(name, nbytes, readers=(None,)):
+        at = l2.alloc(nbytes)
+        if at is not None:
             place[name] = "L2"
-            return l2.alloc(nbytes)
+            held.append((max(last_read.get(r, len(ops)) for r in readers), at))
+            return at
         place[name] = "DRAM"
         return alloc.alloc(nbytes)
     for i, op in enumerate(ops):
+        for k, (until, at) in enumerate(list(held)):
+            if until < i:
+                l2.free(at)
+                held.remove((until, at))
         if isinstance(op.src, tuple):
             a, b = (tensors[t] for t in op.src)
             if (a.addr, a.pix) != (b.addr, b.pix) or a.off != 0 or b.off != a.banks:
@@ -637,13 +648,15 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
                 pix = banks[a] + banks[b]
                 if pair[op.name] not in shared:
                     shared[pair[op.name]] = tensor_alloc(op.name,
-                                                         chunks * ho * wo * pix * act_word)
+                                                         chunks * ho * wo * pix * act_word,
+                                                         (a, b))
                 else:
                     place[op.name] = place[a if op.name == b else b]
                 dst = Tensor(shared[pair[op.name]], chunks, ho, wo, banks[op.name], pix,
                              0 if op.name == a else banks[a])
             else:
-                dst = Tensor(tensor_alloc(op.name, chunks * ho * wo * banks[op.name] * act_word),
+                dst = Tensor(tensor_alloc(op.name, chunks * ho * wo * banks[op.name] * act_word,
+                                          (op.name,)),
                              chunks, ho, wo, banks[op.name])
         if pool:
             out = emit_pool(prog, info, alloc, descriptor, src, ksize=op.ksize,

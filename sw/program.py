@@ -46,7 +46,7 @@ from ..hw.spu.spu import PAR_DEPTH
 from . import layout
 
 __all__ = ["DeviceInfo", "LayerParams", "LayerProgram", "descriptor", "layer_program",
-           "Allocator", "wgt_load_words", "wgt_tiles_fit"]
+           "Allocator", "RegionPool", "wgt_load_words", "wgt_tiles_fit"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,37 @@ class Allocator:
                               f"room for {nbytes} more bytes")
         self.top = addr + nbytes
         return addr
+
+
+class RegionPool:
+    """First-fit allocator with ``free`` over ``[base, base + size)`` (the on-chip L2: the
+    compiler places a tensor there for its lifetime and frees it after its last reader).
+    :meth:`alloc` returns ``None`` when no free run is large enough."""
+
+    def __init__(self, base: int, size: int, align: int = 64):
+        self.base, self.size, self.align = base, size, align
+        self.runs = [(base, base + size)] if size else []     # free, sorted, disjoint
+        self.used = {}
+
+    def alloc(self, nbytes: int):
+        n = -(-max(1, nbytes) // self.align) * self.align
+        for k, (lo, hi) in enumerate(self.runs):
+            if hi - lo >= n:
+                self.runs[k:k + 1] = [(lo + n, hi)] if hi - lo > n else []
+                self.used[lo] = n
+                return lo
+        return None
+
+    def free(self, addr: int):
+        n = self.used.pop(addr)
+        runs = sorted(self.runs + [(addr, addr + n)])
+        merged = [runs[0]]
+        for lo, hi in runs[1:]:
+            if lo == merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        self.runs = merged
 
 
 #: Compute cycles a channel-tile group aims for: short enough that filling the pipeline (the
