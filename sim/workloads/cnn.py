@@ -68,6 +68,7 @@ from ...base import golden
 from ...base.sparse import PackedWeights, nnz_per_bank, pack
 from ...sw.convnet import (ConvSpec, QAdd, QConv, QGap, gemm_raw_exact, quant_add, quant_conv,
                            quant_gap, quant_weights)
+from ...sw.convnet import _im2col_f
 from ...sw.prune import MaskedAdam, bank_mask
 from .digits import load_digits_split
 
@@ -136,15 +137,9 @@ def load_split():
 # ------------------------------------------------------------------------------ float network
 
 def _im2col(x, k, stride, pad):
-    n, h, w, c = x.shape
-    ho, wo = golden.conv_out_size(h, k, stride, pad), golden.conv_out_size(w, k, stride, pad)
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else x
-    cols = np.empty((n, ho, wo, k, k, c), dtype=x.dtype)
-    for i in range(k):
-        for j in range(k):
-            cols[:, :, :, i, j] = xp[:, i:i + stride * (ho - 1) + 1:stride,
-                                     j:j + stride * (wo - 1) + 1:stride]
-    return cols.reshape(n * ho * wo, k * k * c), (n, ho, wo)
+    cols = _im2col_f(x, k, stride, pad)              # [n, ho, wo, k*k*c]
+    n, ho, wo, kk = cols.shape
+    return cols.reshape(n * ho * wo, kk), (n, ho, wo)
 
 
 def _col2im(dcols, xshape, k, stride, pad):
