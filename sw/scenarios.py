@@ -353,6 +353,21 @@ async def check_chain_against_model(dev: Driver, model: Driver, x, chain, label,
     return res
 
 
+def random_gather_chain(rng, info, *, layers=None, tries=200):
+    """A random chain (:func:`random_chain`) that :func:`~.chain.gather_chain_program` also
+    accepts (every layer but the last int8 on the device, split across the SPUs by output
+    channel): ``(x, chain)``."""
+    from .chain import gather_chain_program
+    for _ in range(tries):
+        x, chain = random_chain(rng, info, layers=layers or int(rng.integers(2, 4)))
+        try:
+            gather_chain_program(info, x, chain, Allocator(0, 1 << 40))
+        except ValueError:
+            continue
+        return x, chain
+    raise ValueError("no random chain fits the device as a gather chain")
+
+
 async def check_gather_chain_against_model(dev: Driver, model: Driver, x, chain, label, *,
                                            max_cycles=4_000_000):
     """A chain whose layers are split across the SPUs by output channel and gather their

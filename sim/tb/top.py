@@ -104,7 +104,7 @@ async def l2_gather_and_networks(dut):
         _no_violations(be)
         return
     for k in range(3):
-        x, chain = scenarios.random_chain(rng, dev.info, layers=int(rng.integers(2, 4)))
+        x, chain = scenarios.random_gather_chain(rng, dev.info)
         res, where = await scenarios.check_gather_chain_against_model(dev, model, x, chain,
                                                                        f"gather chain {k}")
         assert "L2" in [p for _, p, _ in where], where

@@ -47,7 +47,7 @@ def test_transfers_through_the_l2_and_its_end():
         info = await dev.open()
         assert info.l2_kib == 16
         rng = np.random.default_rng(4)
-        x, chain = scenarios.random_chain(rng, info, layers=2)
+        x, chain = scenarios.random_gather_chain(rng, info, layers=2)
         prog = gather_chain_program(info, x, chain, dev.alloc)
         res = await dev.run_program(prog)
         assert np.array_equal(res.y, scenarios.chain_expected(x, chain))
@@ -78,7 +78,7 @@ def test_gather_chains_keep_their_tensors_in_the_l2():
         info = await dev.open()
         rng = np.random.default_rng(9)
         for _ in range(4):
-            x, chain = scenarios.random_chain(rng, info, layers=int(rng.integers(2, 5)))
+            x, chain = scenarios.random_gather_chain(rng, info, layers=int(rng.integers(2, 5)))
             prog = gather_chain_program(info, x, chain, dev.alloc)
             where = [p for _, p, _ in prog.placement]
             assert where[0] == "DRAM" and where[-1] == "DRAM"
