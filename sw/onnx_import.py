@@ -196,20 +196,7 @@ def import_onnx(model, *, input_shape=None) -> ImportedGraph:
             if len(cur_shape) != 2:
                 raise _refuse(node, idx, f"the input is {len(cur_shape)}-D {cur_shape}; "
                               "flatten it to [batch, features] first")
-            w = consts[args[1]]
-            if w.ndim != 2:
-                raise _refuse(node, idx, f"the weight must be 2-D, not {list(w.shape)}")
-            if op == "Gemm":
-                if attrs.get("transA", 0):
-                    raise _refuse(node, idx, "transA = 1 is not supported")
-                w = (w if attrs.get("transB", 0) else w.T) * attrs.get("alpha", 1.0)
-                bias = np.zeros(w.shape[0])
-                if len(args) > 2:
-                    bias = bias + attrs.get("beta", 1.0) * _bias(node, idx, consts[args[2]],
-                                                                 w.shape[0])
-            else:
-                w = w.T
-                bias = np.zeros(w.shape[0])
+            w, bias = _gemm_weight(node, idx, op, attrs, args, consts)
             if w.shape[1] != cur_shape[1]:
                 raise _refuse(node, idx, f"the weight takes K={w.shape[1]} inputs but the "
                               f"input has {cur_shape[1]} features")
@@ -305,6 +292,42 @@ def _bias(node, idx, c, n):
     if c.shape in ((n,), (1, n)):
         return c.reshape(n)
     raise _refuse(node, idx, f"the bias must have shape [{n}] or [1, {n}], not {list(c.shape)}")
+
+
+def _gemm_weight(node, idx, op, attrs, args, consts):
+    """A ``Gemm`` / ``MatMul``'s constant weight as ``[N, K]`` (``alpha``, ``transB`` folded)
+    and its bias ``[N]`` (``beta * C``, or zeros)."""
+    w = consts[args[1]]
+    if w.ndim != 2:
+        raise _refuse(node, idx, f"the weight must be 2-D, not {list(w.shape)}")
+    if op != "Gemm":
+        return w.T, np.zeros(w.shape[1])
+    if attrs.get("transA", 0):
+        raise _refuse(node, idx, "transA = 1 is not supported")
+    w = (w if attrs.get("transB", 0) else w.T) * attrs.get("alpha", 1.0)
+    bias = np.zeros(w.shape[0])
+    if len(args) > 2:
+        bias = bias + attrs.get("beta", 1.0) * _bias(node, idx, consts[args[2]], w.shape[0])
+    return w, bias
+
+
+def _pool_window(node, idx, attrs):
+    """A ``MaxPool`` / ``AveragePool``'s ``(kernel, stride, pads)``: a square kernel, equal
+    strides, no ``ceil_mode``, no dilation, ``auto_pad`` ``NOTSET`` or ``VALID``."""
+    ks = list(attrs.get("kernel_shape", []))
+    strides = list(attrs.get("strides", [1, 1]))
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto not in ("NOTSET", "VALID"):
+        raise _refuse(node, idx, f"auto_pad {auto} is not supported (give pads)")
+    if attrs.get("ceil_mode", 0):
+        raise _refuse(node, idx, "ceil_mode = 1 is not supported")
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise _refuse(node, idx, f"dilations {list(attrs['dilations'])}: only 1 is supported")
+    if len(ks) != 2 or ks[0] != ks[1] or strides[0] != strides[1]:
+        raise _refuse(node, idx, f"kernel {ks}, strides {strides}: only square kernels and "
+                      "equal strides are supported")
+    return ks[0], strides[0], list(attrs.get("pads", [0, 0, 0, 0]))
 
 
 def _check_finite(node, idx, *arrays):
@@ -561,19 +584,7 @@ def _import_cnn(g, consts, input_name, shape, opset) -> ImportedNet:
                               "Gemm runs after global pooling and Flatten")
             if args[0] != acts[0]:
                 raise _refuse(node, idx, "the weight must be the constant second operand")
-            wt = consts[args[1]]
-            if wt.ndim != 2:
-                raise _refuse(node, idx, f"the weight must be 2-D, not {list(wt.shape)}")
-            if op == "Gemm":
-                if attrs.get("transA", 0):
-                    raise _refuse(node, idx, "transA = 1 is not supported")
-                wt = (wt if attrs.get("transB", 0) else wt.T) * attrs.get("alpha", 1.0)
-                bias = np.zeros(wt.shape[0])
-                if len(args) > 2:
-                    bias = bias + attrs.get("beta", 1.0) * _bias(node, idx, consts[args[2]],
-                                                                 wt.shape[0])
-            else:
-                wt, bias = wt.T, np.zeros(wt.shape[1])
+            wt, bias = _gemm_weight(node, idx, op, attrs, args, consts)
             if wt.shape[1] != v.shape[2]:
                 raise _refuse(node, idx, f"the weight takes K={wt.shape[1]} inputs but the "
                               f"input has {v.shape[2]} features")
@@ -653,54 +664,30 @@ def _import_cnn(g, consts, input_name, shape, opset) -> ImportedNet:
                 raise _refuse(node, idx, "a pooling of a flattened tensor")
             if len([o for o in node.output if o]) > 1:
                 raise _refuse(node, idx, "the Indices output is not supported")
-            ks = list(attrs.get("kernel_shape", []))
-            strides = list(attrs.get("strides", [1, 1]))
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            auto = attrs.get("auto_pad", b"NOTSET")
-            auto = auto.decode() if isinstance(auto, bytes) else auto
-            if auto not in ("NOTSET", "VALID"):
-                raise _refuse(node, idx, f"auto_pad {auto} is not supported (give pads)")
-            if attrs.get("ceil_mode", 0):
-                raise _refuse(node, idx, "ceil_mode = 1 is not supported")
-            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-                raise _refuse(node, idx, f"dilations {list(attrs['dilations'])}: only 1 is "
-                              "supported")
-            if len(ks) != 2 or ks[0] != ks[1] or strides[0] != strides[1]:
-                raise _refuse(node, idx, f"kernel {ks}, strides {strides}: only square "
-                              "kernels and equal strides are supported")
+            k, st, pads = _pool_window(node, idx, attrs)
             if len(pads) != 4 or len(set(pads)) != 1:
                 raise _refuse(node, idx, f"pads {pads}: only equal padding on every side is "
                               "supported")
             try:
-                ho, wo = _check_geometry(ks[0], strides[0], pads[0], v.shape[0], v.shape[1])
+                ho, wo = _check_geometry(k, st, pads[0], v.shape[0], v.shape[1])
             except ValueError as e:
                 raise _refuse(node, idx, str(e)) from None
-            add_op(MaxPool(new_name(node, idx), v.op, ks[0], strides[0], pads[0]), out,
+            add_op(MaxPool(new_name(node, idx), v.op, k, st, pads[0]), out,
                    (ho, wo, v.shape[2]))
         elif op == "AveragePool":
             if v.flat:
                 raise _refuse(node, idx, "a pooling of a flattened tensor")
-            ks = list(attrs.get("kernel_shape", []))
-            strides = list(attrs.get("strides", [1, 1]))
             auto = attrs.get("auto_pad", b"NOTSET")
             auto = auto.decode() if isinstance(auto, bytes) else auto
             if auto not in ("NOTSET", "VALID") or any(attrs.get("pads", [0])):
                 raise _refuse(node, idx, "padding is not supported (pads "
                               f"{list(attrs.get('pads', []))}, auto_pad {auto})")
-            if attrs.get("ceil_mode", 0):
-                raise _refuse(node, idx, "ceil_mode = 1 is not supported")
-            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-                raise _refuse(node, idx, f"dilations {list(attrs['dilations'])}: only 1 is "
-                              "supported")
-            if len(ks) != 2 or ks[0] != ks[1] or strides[0] != strides[1]:
-                raise _refuse(node, idx, f"kernel {ks}, strides {strides}: only square "
-                              "kernels and equal strides are supported")
+            k, st, _ = _pool_window(node, idx, attrs)
             try:
-                ho, wo = _check_geometry(ks[0], strides[0], 0, v.shape[0], v.shape[1])
+                ho, wo = _check_geometry(k, st, 0, v.shape[0], v.shape[1])
             except ValueError as e:
                 raise _refuse(node, idx, str(e)) from None
-            add_op(AvgPool(new_name(node, idx), v.op, ks[0], strides[0]), out,
-                   (ho, wo, v.shape[2]))
+            add_op(AvgPool(new_name(node, idx), v.op, k, st), out, (ho, wo, v.shape[2]))
         else:
             raise _refuse(node, idx, "operator not supported on the device")
     if not ops:
