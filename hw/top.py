@@ -1,13 +1,13 @@
 """The whole accelerator: register block, command processor, DMA engine and SPU."""
 
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..base.config import Config
 from .bus.axi import AXI4, AXI4Lite
 from .bus.slice import RegSlice, SkidSlice
-from .cmd.descriptors import MAX_SPUS, GemmBody
+from .cmd.descriptors import MAX_SPUS, ex_cmd_layout
 from .cmd.fanout import SpuFanout, spu_select
 from .cmd.processor import CommandProcessor
 from .csr.block import CsrBlock
@@ -139,12 +139,22 @@ class S4Top(wiring.Component):
         # GEMM: offered to every selected SPU, done when the last one is. The SPUs are idle
         # whenever the processor issues one (it waits for the previous one's completion), so
         # they all take it in the same cycle.
-        g_fan = SpuFanout(GemmBody, n, done=True)
+        # A VOP goes the same way, to the SPU's vector sequencer.
+        g_fan = SpuFanout(ex_cmd_layout, n, done=True)
         m.submodules.gemm_fanout = ResetInserter(cmd.flush)(g_fan)
         wiring.connect(m, cmd.spu_gemm, g_fan.i)
         wiring.connect(m, g_fan.o_done, cmd.spu_gemm_done)
         for i, u in enumerate(spus):
-            wiring.connect(m, g_fan.o[i], u.i_gemm)
+            o = g_fan.o[i]
+            is_vop = o.payload.vop if cfg.vec_max_row else 0
+            m.d.comb += [u.i_gemm.payload.eq(o.payload.body.gemm),
+                         u.i_gemm.valid.eq(o.valid & ~is_vop)]
+            if cfg.vec_max_row:
+                m.d.comb += [u.i_vop.payload.eq(o.payload.body.vop),
+                             u.i_vop.valid.eq(o.valid & is_vop),
+                             o.ready.eq(Mux(is_vop, u.i_vop.ready, u.i_gemm.ready))]
+            else:
+                m.d.comb += o.ready.eq(u.i_gemm.ready)
         m.d.comb += g_fan.done.eq(Cat(u.gemm_done for u in spus))
         # LOAD: one DRAM read written into every selected SPU (multicast); each SPU takes a
         # word in its own time (an SPU may need several cycles per word, as LUT loads do).

@@ -87,6 +87,12 @@ def _accesses(i, desc, rows, cols, spus):
         if g.lut:
             acc.append(Access(i, "LUT", 0, 1, mask, False))
         return acc
+    if op == Opcode.VOP.value:
+        from ..hw.vector.vop import vop_fields, vop_spans
+        f = vop_fields(desc.body.vop)
+        spans = vop_spans(f["op"], f["n"], f["m_tiles"], **{k: f[k] for k in (
+            "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide")})
+        return [Access(i, "ACT", lo, hi, mask, name == "out") for name, (lo, hi) in spans.items()]
     return []
 
 
@@ -105,7 +111,8 @@ def races(descs, *, rows: int, cols: int, spus: int = 1) -> list[tuple[Access, A
     signals = {}                       # counter -> the descriptors that signal it, in order
     waits = {}                         # counter -> waits on it so far
     barrier = None
-    engine = {Opcode.LOAD.value: "ld", Opcode.GEMM.value: "ex", Opcode.STORE.value: "st"}
+    engine = {Opcode.LOAD.value: "ld", Opcode.GEMM.value: "ex", Opcode.VOP.value: "ex",
+              Opcode.STORE.value: "st"}
     accesses = []
     for i, desc in enumerate(parsed):
         op = int(desc.header.opcode)

@@ -8,10 +8,10 @@ A descriptor is 32 bytes (256 bits, little-endian) in a ring in DRAM. The first 
     bit  5       wait_next           wait for a token from the next stage
     bit  6       sig_prev            give a token to the previous stage when done
     bit  7       sig_next            give a token to the next stage when done
-    bits 32..255 body                DmaBody (LOAD, STORE) or GemmBody (GEMM)
+    bits 32..255 body                DmaBody (LOAD, STORE), GemmBody (GEMM) or VopBody (VOP)
 
-Stages are LOAD -> GEMM -> STORE (VTA's dependency queues): a LOAD's "next" is GEMM, a GEMM's
-"prev" is LOAD and "next" STORE, a STORE's "prev" is GEMM. A token is a counting semaphore
+Stages are LOAD -> GEMM -> STORE (VTA's dependency queues; a VOP runs on the GEMM stage): a
+LOAD's "next" is GEMM, a GEMM's "prev" is LOAD and "next" STORE, a STORE's "prev" is GEMM. A token is a counting semaphore
 between two adjacent stages, so the next tile's LOAD and the previous tile's STORE run while
 the current GEMM computes, and buffers are reused only after their consumer is done.
 """
@@ -19,8 +19,9 @@ the current GEMM computes, and buffers are reused only after their consumer is d
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
-__all__ = ["Opcode", "Target", "LoadFormat", "ErrorCode", "Header", "DmaBody", "GemmBody", "Body",
-           "Descriptor", "DESC_BYTES", "TOKENS", "token_use"]
+__all__ = ["Opcode", "Target", "LoadFormat", "ErrorCode", "Header", "DmaBody", "GemmBody",
+           "VopOp", "VopBody", "Body", "Descriptor", "DESC_BYTES", "TOKENS", "token_use",
+           "vop_words", "ex_cmd_layout"]
 
 DESC_BYTES = 32
 
@@ -32,6 +33,7 @@ class Opcode(enum.Enum, shape=4):
     GEMM = 3       #: a block of tensor-core tiles
     SYNC = 4       #: wait until every stage is idle
     COMPLETE = 5   #: SYNC, then raise the "done" interrupt
+    VOP = 6        #: a vector operation on the activation scratchpad (GEMM stage)
 
 
 class Target(enum.Enum, shape=2):
@@ -190,9 +192,92 @@ class GemmBody(data.Struct):
     reserved: 16
 
 
+class VopOp(enum.Enum, shape=3):
+    """``VopBody.op``: the vector unit's operations (:class:`~..vector.unit.VecOp`, the same
+    values); 6 (LayerNorm, whose per-channel parameters have no home in a VOP yet) and 7 are
+    ``BAD_FIELD``."""
+    ADD = 0        #: :func:`~s4accel.base.vector.residual_add` of A and B
+    MUL = 1        #: :func:`~s4accel.base.vector.elementwise_mul` of A and B
+    GELU = 2       #: :func:`~s4accel.base.vector.gelu` of A
+    ROW_MAX = 3    #: :func:`~s4accel.base.vector.row_max` of each row of A
+    ROW_SUM = 4    #: :func:`~s4accel.base.vector.row_sum` of each row of A
+    SOFTMAX = 5    #: :func:`~s4accel.base.vector.softmax` of each row of A
+
+
+class VopBody(data.Struct):
+    """VOP: one vector-unit operation on every row of an int8 matrix in the ACT scratchpad
+    (GEMM stage; its tokens are a GEMM's). :func:`vop_words` and
+    :func:`~..vector.vop.vop_reference` are the definition.
+
+    The matrix is the GEMM's activation layout: ``m_tiles`` row tiles of ``rows`` rows; row
+    ``r`` of row tile ``i`` holds ``n`` int8 elements in bytes ``0 .. n-1`` of the ``B =
+    ceil(n / 32)`` words ``a_addr + i*a_stride + k`` (``k < B``) of ACT row memory ``r``
+    (``a_stride`` 0 means ``B``). ADD and MUL take a second matrix B the same way from
+    ``b_addr``, ``b_stride``. Rows are processed one after another (tile by tile, row 0
+    first); each row's result goes to the same row memory, ``w`` words a vector from word
+    ``out_addr + i*out_stride`` on (``out_stride`` 0 means the row's output words):
+
+    - ADD (``wide``: int16), MUL, GELU (int8), SOFTMAX (uint8, ``wide``: uint16): the
+      row's ``n`` results, element ``p`` in byte ``p`` (int8, ``w = 1``) or bytes ``2p, 2p+1``
+      (16-bit, little-endian, ``w = 2``) of the row's ``w * B`` words; bytes past ``n`` of the
+      last vector are 0;
+    - ROW_MAX, ROW_SUM: one word, the int32 result in its bytes 0..3 (little-endian), the
+      rest 0.
+
+    Parameters (the golden functions' names): ADD ``a_mult = mult``, ``b_mult = mult_b``,
+    ``shift``, ``relu``, ``wide``; MUL ``mult``, ``shift``, ``relu``; GELU ``u_mult``,
+    ``u_shift``, ``mult``, ``shift``; SOFTMAX ``mult``, ``shift``, ``wide`` (16-bit
+    probabilities). ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p <
+    mask_n`` of a row are valid (padded keys). Fields an operation does not use are ignored.
+
+    Checks: ``BAD_FIELD`` for ``op`` 6 or 7, ``n`` or ``m_tiles`` 0, a row operation
+    (SOFTMAX, ROW_MAX, ROW_SUM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
+    an SPU mask naming no SPU, and an output span overlapping an input span unless it is the
+    same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride`` as given, likewise
+    for B) and the operation is not a 16-bit ADD (which would overwrite words it has yet to
+    read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A span ``[a_addr, a_addr
+    + (m_tiles-1)*stride + B)``, B's for ADD and MUL, the output's ``[out_addr, out_addr +
+    (m_tiles-1)*out_stride + w*B)`` or ``+ 1`` for a row reduction). A device without a
+    vector unit (``CAP_VEC.max_row`` 0) answers ``UNKNOWN_OPCODE``.
+    """
+    a_addr: 16
+    b_addr: 16
+    out_addr: 16
+    a_stride: 16
+    b_stride: 16
+    out_stride: 16
+    m_tiles: 16
+    n: 16
+    mask_n: 16
+    op: VopOp
+    relu: 1
+    wide: 1
+    shift: 6
+    mult: 16
+    mult_b: 16
+    u_mult: 16
+    u_shift: 6
+    reserved: 15
+
+
 class Body(data.Union):
     dma: DmaBody
     gemm: GemmBody
+    vop: VopBody
+
+
+#: What the command processor sends an SPU: a GEMM or (``vop``) a VOP body.
+ex_cmd_layout = data.StructLayout({"body": Body, "vop": 1})
+
+
+def vop_words(op, n, wide):
+    """``(B, w, out)`` of a VOP: input words a row (``ceil(n / 32)``), output words a vector
+    (1, or 2 for a 16-bit result) and output words a row (``w * B``, or 1 for a row
+    reduction)."""
+    op = VopOp(op)
+    b = -(-n // 32)
+    w = 2 if wide and op in (VopOp.ADD, VopOp.SOFTMAX) else 1
+    return b, w, (1 if op in (VopOp.ROW_MAX, VopOp.ROW_SUM) else w * b)
 
 
 class Descriptor(data.Struct):
@@ -205,11 +290,11 @@ TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
 
 
 def token_use(op, h):
-    """(waits, signals): the token counters a LOAD, GEMM or STORE header ``h`` takes and
-    gives (the command processor's ``tok_use``); other opcodes use none."""
+    """(waits, signals): the token counters a LOAD, GEMM (or VOP) or STORE header ``h``
+    takes and gives (the command processor's ``tok_use``); other opcodes use none."""
     if op == Opcode.LOAD.value:
         return ["ex2ld"] * h.wait_next, ["ld2ex"] * h.sig_next
-    if op == Opcode.GEMM.value:
+    if op in (Opcode.GEMM.value, Opcode.VOP.value):
         return (["ld2ex"] * h.wait_prev + ["st2ex"] * h.wait_next,
                 ["ex2ld"] * h.sig_prev + ["ex2st"] * h.sig_next)
     if op == Opcode.STORE.value:

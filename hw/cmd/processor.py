@@ -23,8 +23,8 @@ from ..core.dsp import registered_uproduct
 from ..dma.engine import N_WINDOWS, DmaError, dma_cmd_layout, dma_status_layout, windows_layout
 from ..spu.spu import SpuGeometry
 from ..spu.wgt_unpack import packed_word_bits
-from .descriptors import (DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, GemmBody, LoadFormat,
-                          Opcode, Target)
+from .descriptors import (DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, LoadFormat, Opcode,
+                          Target, VopOp, ex_cmd_layout)
 from .fanout import multicast_layout
 
 __all__ = ["CommandProcessor", "spu_load_cmd", "spu_store_cmd"]
@@ -323,6 +323,65 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     return (field, over, dma_bad, ~inside), (g_field | g_alias, g_over)
 
 
+def _vop_checks(m, platform, *, desc, spus, act_depth, max_row):
+    """The dispatch checks of a VOP (``VopBody``'s docstring; the functional model's
+    ``_vop_check``), a free-running pipeline on the dispatch register like
+    :func:`_dispatch_checks`: operands and field tests (stage 1), the three ``(m_tiles - 1)
+    x stride`` products (stage 2), the spans' ends (stage 3), the compares (stage 4). Returns
+    ``(field, over)``, combinational from stage 4's registers."""
+    v = desc.body.vop
+    h = desc.header
+    # stage 1 -------------------------------------------------------------------------------
+    nb = Signal(12, name="vc_nb")               # input words a row, ceil(n / 32)
+    ow = Signal(13, name="vc_ow")               # output words a row
+    binary = Signal(name="vc_binary")
+    wide_add = Signal(name="vc_wide_add")
+    bad1 = Signal(name="vc_bad1")
+    row_op = (v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM) | (v.op == VopOp.SOFTMAX)
+    reduce = (v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM)
+    wide = v.wide & ((v.op == VopOp.ADD) | (v.op == VopOp.SOFTMAX))
+    b_new = ((v.n + 31) >> 5)[:12]
+    m.d.sync += [
+        nb.eq(b_new),
+        ow.eq(Mux(reduce, 1, Mux(wide, b_new << 1, b_new))),
+        binary.eq((v.op == VopOp.ADD) | (v.op == VopOp.MUL)),
+        wide_add.eq(v.wide & (v.op == VopOp.ADD)),
+        bad1.eq((v.op.as_value() > VopOp.SOFTMAX.value) | (v.n == 0) | (v.m_tiles == 0)
+                | (row_op & (v.n > max_row)) | (v.shift > 47) | (v.u_shift > 47)
+                | _absent_spus(h, spus)),
+    ]
+    m1 = (v.m_tiles - 1)[:16]
+
+    def product(stride, dflt, name):   # (m_tiles - 1) * (stride, or dflt when 0)
+        return registered_uproduct(m, m1, Mux(stride == 0, dflt, stride)[:16], width=32,
+                                   platform=platform, name=name)
+    # (the defaults are formed from the fields, beside the stage-1 registers)
+    pa = product(v.a_stride, b_new, "vc_pa")
+    pb = product(v.b_stride, b_new, "vc_pb")
+    po = product(v.out_stride, Mux(reduce, 1, Mux(wide, b_new << 1, b_new)), "vc_po")
+    # stage 2: the products are there; keep stage 1's flags a stage longer ------------------
+    bad2, bin2, wa2 = Signal(name="vc_bad2"), Signal(name="vc_bin2"), Signal(name="vc_wa2")
+    nb2, ow2 = Signal(12, name="vc_nb2"), Signal(13, name="vc_ow2")
+    m.d.sync += [bad2.eq(bad1), bin2.eq(binary), wa2.eq(wide_add), nb2.eq(nb), ow2.eq(ow)]
+    # stage 3: the ends --------------------------------------------------------------------
+    a_end, b_end, o_end = (Signal(34, name=f"vc_{x}_end") for x in "abo")
+    bad3, bin3, wa3 = Signal(name="vc_bad3"), Signal(name="vc_bin3"), Signal(name="vc_wa3")
+    m.d.sync += [a_end.eq(v.a_addr + pa + nb2), b_end.eq(v.b_addr + pb + nb2),
+                 o_end.eq(v.out_addr + po + ow2), bad3.eq(bad2), bin3.eq(bin2),
+                 wa3.eq(wa2)]
+    # stage 4: the compares ----------------------------------------------------------------
+    field, over = Signal(name="vc_field"), Signal(name="vc_over")
+
+    def alias(addr, stride, end):      # the output span overlaps this input, not in place
+        same = (v.out_addr == addr) & (v.out_stride == stride) & ~wa3
+        return (v.out_addr < end) & (addr < o_end) & ~same
+    m.d.sync += [field.eq(bad3 | alias(v.a_addr, v.a_stride, a_end)
+                          | (bin3 & alias(v.b_addr, v.b_stride, b_end))),
+                 over.eq((a_end > act_depth) | (bin3 & (b_end > act_depth))
+                         | (o_end > act_depth))]
+    return field, over
+
+
 class CommandProcessor(wiring.Component):
     """Descriptor fetch, dispatch, dependency tokens, error and reset handling.
 
@@ -349,8 +408,9 @@ class CommandProcessor(wiring.Component):
         High while the datapath (SPU) must be held in reset.
     dma_* :
         The DMA engine's command, data and status streams.
-    spu_gemm : Out(stream.Signature(multicast_layout(GemmBody, spus)))
-        GEMM commands and the SPUs they go to, for a :class:`~.fanout.SpuFanout` with
+    spu_gemm : Out(stream.Signature(multicast_layout(ex_cmd_layout, spus)))
+        GEMM and VOP commands (:data:`~.descriptors.ex_cmd_layout`: the body, ``vop`` set for
+        a VOP) and the SPUs they go to, for a :class:`~.fanout.SpuFanout` with
         ``done=True``; ``spu_gemm_done`` (In, a stream) is its completion, one per command.
     spu_load : Out(stream.Signature(multicast_layout(word, spus)))
         A LOAD's DMA read words and the SPUs they go to, for a :class:`~.fanout.SpuFanout`.
@@ -389,7 +449,7 @@ class CommandProcessor(wiring.Component):
             "dma_wr_done": In(stream.Signature(dma_status_layout)),
             "dma_abort": Out(1), "dma_idle": In(1),
             # SPUs (GEMM commands and load words through a SpuFanout)
-            "spu_gemm": Out(stream.Signature(multicast_layout(GemmBody, spus))),
+            "spu_gemm": Out(stream.Signature(multicast_layout(ex_cmd_layout, spus))),
             "spu_gemm_done": In(stream.Signature(data.StructLayout({}))),
             "spu_load_start": Out(1), "spu_load_cmd": Out(spu_load_cmd(spus)),
             "spu_load": Out(stream.Signature(multicast_layout(word, spus))),
@@ -536,6 +596,10 @@ class CommandProcessor(wiring.Component):
             lg=lg, spus=self._spus, sparsities=cfg.sparsities)
         checked = Signal()
         m.d.comb += checked.eq(age == CHECK_STAGES)
+        has_vec = bool(cfg.vec_max_row)
+        if has_vec:
+            v_field, v_over = _vop_checks(m, platform, desc=desc, spus=self._spus,
+                                          act_depth=g.act_depth, max_row=cfg.vec_max_row)
         # dependency tokens counted at dispatch, in program order: a wait needs a signal from a
         # descriptor dispatched before it (else it could only be met by a later one, which the
         # functional model, running in program order, cannot do), and no counter may pass
@@ -544,6 +608,8 @@ class CommandProcessor(wiring.Component):
                    Opcode.GEMM: ({"ld2ex": hd.wait_prev, "st2ex": hd.wait_next},
                                  {"ex2ld": hd.sig_prev, "ex2st": hd.sig_next}),
                    Opcode.STORE: ({"ex2st": hd.wait_prev}, {"st2ex": hd.sig_prev})}
+        if has_vec:     # a VOP runs on the GEMM stage and takes its tokens as a GEMM does
+            tok_use[Opcode.VOP] = tok_use[Opcode.GEMM]
         dtok = {n: Signal(TOKEN_BITS, name=f"dtok_{n}") for n in tok}
         dtok_nz = {n: Signal(name=f"dtok_nz_{n}") for n in tok}
         dtok_full = {n: Signal(name=f"dtok_full_{n}") for n in tok}
@@ -579,6 +645,13 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
             with m.Elif(tok_bad):
                 m.d.comb += v_code.eq(ErrorCode.TOKEN)
+        with m.Elif(op == Opcode.VOP.value if has_vec else 0):
+            with m.If(v_field):
+                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(v_over):
+                m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
+            with m.Elif(tok_bad):
+                m.d.comb += v_code.eq(ErrorCode.TOKEN)
         with m.Else():
             with m.If(g_field):
                 m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
@@ -590,10 +663,12 @@ class CommandProcessor(wiring.Component):
         m.d.comb += v_ok.eq(v_code == ErrorCode.NONE)
         go = Signal()          # the dispatch register may act this cycle
         m.d.comb += go.eq(desc_valid & ~stop & ~pfault)
-        for name, opcode in (("ld", Opcode.LOAD), ("ex", Opcode.GEMM), ("st", Opcode.STORE)):
+        engine_ops = {"ld": [Opcode.LOAD], "ex": [Opcode.GEMM] + [Opcode.VOP] * has_vec,
+                      "st": [Opcode.STORE]}
+        for name, opcodes in engine_ops.items():
             q = qs[name]
             m.d.comb += q.w_data.eq(Cat(desc.as_value(), desc_addr))
-            with m.If(go & (op == opcode.value) & checked):
+            with m.If(go & Cat(*(op == o.value for o in opcodes)).any() & checked):
                 with m.If(~v_ok):
                     precise(v_code, desc_addr)
                 with m.Elif(q.w_rdy):
@@ -608,7 +683,8 @@ class CommandProcessor(wiring.Component):
                 with m.Case(Opcode.COMPLETE.value):
                     with m.If(all_idle):
                         m.d.comb += [consume.eq(1), progress.eq(1), self.irq_done_set.eq(1)]
-                with m.Case(Opcode.LOAD.value, Opcode.GEMM.value, Opcode.STORE.value):
+                with m.Case(Opcode.LOAD.value, Opcode.GEMM.value, Opcode.STORE.value,
+                            *([Opcode.VOP.value] * has_vec)):
                     pass
                 with m.Default():
                     precise(ErrorCode.UNKNOWN_OPCODE, desc_addr)
@@ -752,15 +828,18 @@ class CommandProcessor(wiring.Component):
                          ex_alias.eq(_alias(gb, need_act, need_out))]
         with m.If(ex_check.any()):   # never in the cycle that takes a new entry
             m.d.sync += ex_check.eq(ex_check << 1)
-        ex_fault_field, ex_fault_over, ex_ok = _verdict(m, "ex", ex_check[3], ex_bad | ex_alias,
-                                                        ex_over)
+        # a VOP is checked once, at dispatch: the GEMM checks here do not apply to its body
+        ex_vop = ex.desc.header.opcode == Opcode.VOP.value
+        ex_fault_field, ex_fault_over, ex_ok = _verdict(
+            m, "ex", ex_check[3], (ex_bad | ex_alias) & ~ex_vop, ex_over & ~ex_vop)
         with m.If(ex_ok):
             m.d.sync += ex_issue.eq(1)
         faults.append((ex_fault_field, ErrorCode.BAD_FIELD, ex.addr))
         faults.append((ex_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, ex.addr))
         m.d.comb += [self.spu_gemm.valid.eq(ex_issue),
                      self.spu_gemm.payload.mask.eq(spu_mask(ex.desc.header)),
-                     self.spu_gemm.payload.item.eq(gb),
+                     self.spu_gemm.payload.item.body.eq(ex.desc.body),
+                     self.spu_gemm.payload.item.vop.eq(ex_vop),
                      self.spu_gemm_done.ready.eq(ex_run)]
         with m.If(ex_issue & self.spu_gemm.ready):
             m.d.sync += [ex_issue.eq(0), ex_run.eq(1)]

@@ -44,7 +44,8 @@ from amaranth.lib.wiring import In, Out
 
 from ...base.config import BANK, Config
 from ..bus.slice import SkidSlice
-from ..cmd.descriptors import GemmBody, Target
+from ..cmd.descriptors import GemmBody, Target, VopBody, VopOp
+from ..vector.unit import VecOp, VectorUnit
 from ..core.bram import RegisteredRam
 from ..core.dsp import registered_uproduct
 from ..core.requant import OutMode
@@ -252,8 +253,12 @@ class Spu(wiring.Component):
     -------
     i_gemm : In(stream.Signature(GemmBody))
         Starts a GEMM block (fields checked by the command processor); ready when idle.
+    i_vop : In(stream.Signature(VopBody))
+        With a vector unit (``config.vec_max_row``): starts a VOP (checked by the command
+        processor); ready when idle.
     gemm_done : Out(1)
-        Pulses when the block's last output row is in the output scratchpad.
+        Pulses when the block's last output row is in the output scratchpad, or a VOP's last
+        result is in the activation scratchpad.
     load_start, load_target, load_addr, load_fmt : In
         Start a load into ``load_target`` at word ``load_addr``; ``i_load`` words then fill
         it bus word by bus word (lane 0 = low bits of a scratchpad word), or with a packed
@@ -271,6 +276,7 @@ class Spu(wiring.Component):
         self._geom = g = SpuGeometry.of(config)
         super().__init__({
             "i_gemm": In(stream.Signature(GemmBody)),
+            **({"i_vop": In(stream.Signature(VopBody))} if config.vec_max_row else {}),
             "gemm_done": Out(1),
             "gemm_busy": Out(1),
             "load_start": In(1),
@@ -387,6 +393,12 @@ class Spu(wiring.Component):
         res_word = Signal(16)
         res_en = Signal(fine)
         res_data = Signal(row_bits)
+        # a VOP's results (the vector sequencer, below) go the same way as a GEMM's: row
+        # ``res_row`` (= ``vw_row``), word ``res_word``, all lanes
+        vw_en = Signal()
+        vw_row = Signal(range(max(2, R)))
+        vw_addr = Signal(16)
+        vw_data = Signal(row_bits)
         ld_row_en = []                 # per row: the load's write enables (fine lanes)
         # max pooling (``GemmBody.pool``, below): row r writes its window maximum ``pool_max[r]``
         # into its own memory at ``pool_wa[r]`` when ``pool_we[r]`` (rows independently)
@@ -403,14 +415,14 @@ class Spu(wiring.Component):
                 data_r = bus_data[(r % j) * row_bits:(r % j + 1) * row_bits]
                 en_r = act_en[r // j].replicate(fine)
             ld_row_en.append(en_r)
-            here = res_act & (res_row == r)
+            here = (res_act | vw_en) & (res_row == r)
             pw = pool_we[r]
             m.d.comb += [ram.w_addr.eq(Mux(pw, pool_wa[r], Mux(here, res_word, wr_word))),
                          ram.w_data.eq(Mux(pw, pool_max[r], Mux(here, res_data, data_r))),
                          ram.w_en.eq(Mux(pw, Const((1 << fine) - 1, fine),
                                          Mux(here, res_en, Mux(ld_hold, 0, en_r))))]
         # (a GEMM's result rows and a pool's maxima never meet: one block runs at a time)
-        m.d.comb += ld_hold.eq((res_act & Array(en.any() for en in ld_row_en)[res_row])
+        m.d.comb += ld_hold.eq(((res_act | vw_en) & Array(en.any() for en in ld_row_en)[res_row])
                                | Cat(*(pool_we[r] & ld_row_en[r].any()
                                        for r in range(R))).any())
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
@@ -453,9 +465,10 @@ class Spu(wiring.Component):
         entries = Signal(24)      # banks * nnz
         rows_left = Signal(32)    # n_tiles * m_tiles * rows, counted down
         no_rows_left = Signal()   # register: rows_left == 0 (no compare in the done path)
-        m.d.comb += [self.i_gemm.ready.eq(~busy), self.gemm_busy.eq(busy)]
+        vbusy = Signal()          # a VOP runs (the vector sequencer, below)
+        m.d.comb += [self.i_gemm.ready.eq(~busy & ~vbusy), self.gemm_busy.eq(busy | vbusy)]
         accept = Signal()
-        m.d.comb += accept.eq(self.i_gemm.valid & ~busy)
+        m.d.comb += accept.eq(self.i_gemm.valid & ~busy & ~vbusy)
         with m.If(accept):
             m.d.sync += [gemm.eq(self.i_gemm.payload), busy.eq(1), setup.eq(1)]
         # the loop bounds' products: operands registered with the command (inside a DSP on
@@ -542,9 +555,14 @@ class Spu(wiring.Component):
         m.d.comb += c_in.eq((c_y >= gemm.top) & (c_y < cv_y_hi) & (c_x >= 0)
                             & (c_x <= cv_x_lim))
 
+        v_raddr = Signal(16)      # the vector sequencer's read (row 0's port; the chain
+        v_ren = Signal()          # takes it to the other rows)
+
         def act_rd(m, addr, en):
-            m.d.comb += [act_mems[0].r_addr.eq(Mux(cv, Mux(c_in, c_addr, gemm.pad_addr), addr)),
-                         act_mems[0].r_en.eq(en)]
+            m.d.comb += [act_mems[0].r_addr.eq(Mux(vbusy, v_raddr,
+                                                   Mux(cv, Mux(c_in, c_addr, gemm.pad_addr),
+                                                       addr))),
+                         act_mems[0].r_en.eq(Mux(vbusy, v_ren, en))]
 
         wgt_sel = [Signal(range(max(2, n_wb)), name=f"wgt_sel{k}") for k in range(2)]
 
@@ -718,11 +736,12 @@ class Spu(wiring.Component):
         # into ACT: slot = (word * R + row) * g + lane (the activation layout, out_slot)
         per = C * 8 // lane_bits              # write lanes a result row covers
         m.d.comb += [res_act.eq(core.o_res.valid & to_act),
-                     res_row.eq(slot[lg_g:lg_g + lg_r] if lg_r else 0),
-                     res_word.eq(slot[lg_g + lg_r:]),
-                     res_data.eq(packed.replicate(g_tiles)),
-                     res_en.eq(Const((1 << per) - 1, fine) << (slot[:lg_g] * per)
-                               if g_tiles > 1 else Const((1 << fine) - 1, fine))]
+                     res_row.eq(Mux(vw_en, vw_row, slot[lg_g:lg_g + lg_r] if lg_r else 0)),
+                     res_word.eq(Mux(vw_en, vw_addr, slot[lg_g + lg_r:])),
+                     res_data.eq(Mux(vw_en, vw_data, packed.replicate(g_tiles))),
+                     res_en.eq(Mux(vw_en, Const((1 << fine) - 1, fine),
+                                   Const((1 << per) - 1, fine) << (slot[:lg_g] * per)
+                                   if g_tiles > 1 else Const((1 << fine) - 1, fine)))]
         row_next = Signal(sb)
         tile_next = Signal(sb)
         col_next = Signal(sb)
@@ -744,6 +763,12 @@ class Spu(wiring.Component):
         with m.If(busy & ~setup.any() & no_rows_left):
             m.d.sync += busy.eq(0)
             m.d.comb += self.gemm_done.eq(1)
+
+        if cfg.vec_max_row:
+            self._vector_sequencer(m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
+                                   vw_data, busy)
+        else:
+            m.d.comb += [vw_en.eq(0)]
 
         # -- stores: output scratchpad -> DMA write data -------------------------------------
         lanes = g.out_bits // g.bus_bits
@@ -800,4 +825,136 @@ class Spu(wiring.Component):
             for i in range(2):
                 with m.If(wp == i):
                     m.d.sync += [hold[i].eq(st_q), hv[i].eq(1)]
+        return m
+
+    def _vector_sequencer(self, m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
+                          vw_data, gemm_busy):
+        """The VOP sequencer (``VopBody``; ``hw/vector/vop.py`` is the definition): one
+        :class:`VectorUnit` command a row, the row's words read from its ACT memory into the
+        unit, the results written back into the same memory.
+
+        A row ``r`` of row tile ``i``: the command goes to the unit (``CMD``), then the row's
+        ``B`` words (ADD and MUL: A's and B's in turn, ``2B``) are read one a cycle
+        (``ISSUE``) through row 0's port; the address chain takes each read to row ``r``'s
+        memory ``r`` cycles later, so the word is at ``act_q[r]`` ``r + 2`` cycles after its
+        issue, where a tag chain beside it hands it to the unit. The unit takes it in that
+        cycle: for the row operations it always does, and element-wise its output is always
+        taken (the writes never wait; a 16-bit result's two words take two cycles, the time
+        between two ADD vectors, which read two words each). The next row starts once the
+        unit is idle and the last result is written (``DRAIN``), so every row reads what the
+        rows before it wrote. Cycles a row: 1 + ``B`` (or ``2B``) + the drain (the unit's
+        latency, ``r + 2`` and the write).
+        """
+        cfg = self._config
+        R = cfg.rows
+        m.submodules.vec = vu = VectorUnit(lanes=BANK, max_row=cfg.vec_max_row)
+        vop = Signal(VopBody)
+        m.d.comb += self.i_vop.ready.eq(~vbusy & ~gemm_busy)
+        nb = Signal(12)                 # input words a row
+        ow = Signal(13)                 # output words a row
+        binary = Signal()
+        wide = Signal()                 # 16-bit results: two words a vector
+        reduce = Signal()
+        sa, sb, so = Signal(16), Signal(16), Signal(16)
+        a_base, b_base, o_base = Signal(16), Signal(16), Signal(16)
+        t_left = Signal(16)             # row tiles after this one
+        vr = Signal(range(max(2, R)))   # the row
+        k = Signal(13)                  # reads issued this row
+        k_b = Signal()                  # the next read is B's (binary)
+        kk = Signal(12)                 # vectors the unit took this row
+        oc = Signal(13)                 # output words written this row
+        half = Signal()                 # the second word of a 16-bit result
+        a_hold = Signal(BANK * 8)       # A's word, waiting for B's (binary)
+        with m.FSM(name="vop_fsm"):
+            with m.State("IDLE"):
+                with m.If(self.i_vop.valid & ~vbusy & ~gemm_busy):
+                    m.d.sync += [vop.eq(self.i_vop.payload), vbusy.eq(1)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                b_new = ((vop.n + 31) >> 5)[:12]
+                is_red = (vop.op == VopOp.ROW_MAX) | (vop.op == VopOp.ROW_SUM)
+                is_wide = vop.wide & ((vop.op == VopOp.ADD) | (vop.op == VopOp.SOFTMAX))
+                ow_new = Mux(is_red, 1, Mux(is_wide, b_new << 1, b_new))
+                m.d.sync += [nb.eq(b_new), ow.eq(ow_new), reduce.eq(is_red), wide.eq(is_wide),
+                             binary.eq((vop.op == VopOp.ADD) | (vop.op == VopOp.MUL)),
+                             sa.eq(Mux(vop.a_stride == 0, b_new, vop.a_stride)),
+                             sb.eq(Mux(vop.b_stride == 0, b_new, vop.b_stride)),
+                             so.eq(Mux(vop.out_stride == 0, ow_new, vop.out_stride)),
+                             a_base.eq(vop.a_addr), b_base.eq(vop.b_addr),
+                             o_base.eq(vop.out_addr), t_left.eq(vop.m_tiles - 1), vr.eq(0)]
+                m.next = "CMD"
+            with m.State("CMD"):
+                c = vu.i_cmd.payload
+                m.d.comb += [vu.i_cmd.valid.eq(1), c.op.eq(vop.op.as_value()), c.n.eq(vop.n),
+                             c.mult.eq(vop.mult), c.mult_b.eq(vop.mult_b),
+                             c.shift.eq(vop.shift), c.relu.eq(vop.relu), c.wide.eq(vop.wide),
+                             c.u_mult.eq(vop.u_mult), c.u_shift.eq(vop.u_shift)]
+                with m.If(vu.i_cmd.ready):
+                    m.d.sync += [k.eq(0), k_b.eq(0), kk.eq(0), oc.eq(0), half.eq(0)]
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
+                last = (k == nb - 1) & (~binary | k_b)
+                m.d.comb += [v_ren.eq(1), v_raddr.eq(Mux(k_b, b_base, a_base) + k)]
+                m.d.sync += k_b.eq(binary & ~k_b)
+                with m.If(~binary | k_b):
+                    m.d.sync += k.eq(k + 1)
+                with m.If(last):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(~vu.busy & ~vu.o_data.valid & ~vw_en):
+                    with m.If(vr == R - 1):
+                        m.d.sync += [vr.eq(0), a_base.eq(a_base + sa), b_base.eq(b_base + sb),
+                                     o_base.eq(o_base + so), t_left.eq(t_left - 1)]
+                        with m.If(t_left == 0):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.next = "CMD"
+                    with m.Else():
+                        m.d.sync += vr.eq(vr + 1)
+                        m.next = "CMD"
+            with m.State("DONE"):
+                m.d.comb += self.gemm_done.eq(1)
+                m.d.sync += vbusy.eq(0)
+                m.next = "IDLE"
+
+        # the tag chain: tv[d] is a read issued d cycles ago (tb: B's word)
+        tv = [Signal(name=f"vop_tv{d}") for d in range(R + 2)]
+        tb = [Signal(name=f"vop_tb{d}") for d in range(R + 2)]
+        m.d.comb += [tv[0].eq(v_ren), tb[0].eq(k_b)]
+        for d in range(1, R + 2):
+            m.d.sync += [tv[d].eq(tv[d - 1]), tb[d].eq(tb[d - 1])]
+        here_v = Signal()
+        here_b = Signal()
+        word = Signal(BANK * 8)
+        m.d.comb += [here_v.eq(Array(tv[2:])[vr]), here_b.eq(Array(tb[2:])[vr]),
+                     word.eq(Array(act_q)[vr])]
+        with m.If(here_v & ~here_b):
+            m.d.sync += a_hold.eq(word)
+        a_word = Mux(binary, a_hold, word)
+        # the valid positions: p = kk*32 + l < mask_n (mask_n 0: all)
+        rem = Signal(signed(18))
+        m.d.comb += rem.eq(vop.mask_n - (kk << 5))
+        ia = vu.i_a.payload
+        for lane in range(BANK):
+            m.d.comb += [ia.data[lane].eq(a_word[8 * lane:8 * lane + 8].as_signed()),
+                         ia.mask[lane].eq((vop.mask_n == 0) | (rem > lane)),
+                         vu.i_b.payload[lane].eq(word[8 * lane:8 * lane + 8].as_signed())]
+        fire = here_v & (here_b | ~binary)
+        m.d.comb += [vu.i_a.valid.eq(fire), vu.i_b.valid.eq(fire & binary),
+                     vu.i_chan.valid.eq(0)]
+        with m.If(vu.i_a.valid & vu.i_a.ready):
+            m.d.sync += kk.eq(kk + 1)
+        # results: registered writes into row vr's memory
+        o = vu.o_data
+        m.d.comb += o.ready.eq(~wide | half)
+        res8 = Cat(*(o.payload.data[lane][:8] for lane in range(BANK)))
+        res16 = Cat(*(o.payload.data[lane][:16] for lane in range(BANK)))
+        with m.If(o.valid):
+            m.d.sync += [vw_en.eq(1), vw_row.eq(vr), vw_addr.eq(o_base + oc), oc.eq(oc + 1),
+                         vw_data.eq(Mux(reduce, o.payload.data[0].as_unsigned(),
+                                        Mux(wide, Mux(half, res16[BANK * 8:],
+                                                      res16[:BANK * 8]), res8))),
+                         half.eq(wide & ~half)]
+        with m.Else():
+            m.d.sync += vw_en.eq(0)
         return m

@@ -73,6 +73,10 @@ class Config:
         The on-chip L2 buffer shared by the SPUs, in KiB (0: none; else a power of two, at
         least 4): SRAM at :data:`L2_BASE` in the DMA's address space, reached by LOAD and
         STORE descriptors like DRAM but inside the chip (``hw/bus/l2.py``).
+    vec_max_row : int
+        The vector unit of every SPU (``hw/vector/unit.py``, driven by VOP descriptors): the
+        longest row its row operations (softmax, row max and sum) take, a multiple of 32 from
+        32 to 32768; 0: no vector unit (a VOP is then an unknown opcode).
     """
 
     name: str = "custom"
@@ -89,6 +93,7 @@ class Config:
     clock_mhz: float = 100.0
     dram_gb_s: float | None = None
     l2_kib: int = 0
+    vec_max_row: int = 0
 
     def __post_init__(self):
         for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
@@ -101,6 +106,10 @@ class Config:
                 or self.l2_kib > 256 * 1024):
             raise ConfigError(f"l2_kib must be 0 (no L2) or a power of two from 4 to 262144 "
                               f"(bursts never cross its 4 KiB-aligned end), not {self.l2_kib!r}")
+        if (isinstance(self.vec_max_row, bool) or not isinstance(self.vec_max_row, int)
+                or self.vec_max_row % 32 or not 0 <= self.vec_max_row <= 32768):
+            raise ConfigError(f"vec_max_row must be 0 (no vector unit) or a multiple of 32 "
+                              f"from 32 to 32768, not {self.vec_max_row!r}")
         if self.dram_bus_bits not in (32, 64, 128, 256, 512):
             raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
                               f"not {self.dram_bus_bits!r}")

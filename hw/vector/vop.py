@@ -1,0 +1,86 @@
+"""What a VOP descriptor does (:class:`~..cmd.descriptors.VopBody`), in numpy: the definition
+the functional model runs and the SPU's vector sequencer must match bit for bit.
+
+Each row goes through the golden operation of :mod:`s4accel.base.vector` on its own; rows run
+one after another (row tile by row tile, row 0 first), each read whole before its results are
+written. A result overwrites its span of the row's memory only (the other rows' memories keep
+their contents).
+"""
+
+import numpy as np
+
+from ...base import vector as V
+from ...base.config import BANK
+from ..cmd.descriptors import VopOp, vop_words
+
+__all__ = ["vop_reference", "vop_spans", "vop_fields", "VOP_FIELDS"]
+
+#: The fields of a :class:`VopBody` that :func:`vop_reference` takes.
+VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", "b_stride",
+              "out_stride", "mask_n", "relu", "wide", "shift", "mult", "mult_b", "u_mult",
+              "u_shift")
+
+
+def vop_fields(body) -> dict:
+    """The field values of a decoded :class:`VopBody` (``Descriptor.from_bits(...).body.vop``)
+    as plain ints, the keyword arguments of :func:`vop_reference`."""
+    return {k: int(getattr(body, k).value if k == "op" else getattr(body, k))
+            for k in VOP_FIELDS}
+
+
+def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, out_stride,
+              wide):
+    """``{"a": (start, end), "b": ..., "out": ...}``: the ACT words (end exclusive, not
+    wrapped) each operand spans; ``"b"`` only for ADD and MUL."""
+    b, w, ow = vop_words(op, n, wide)
+    sa, sb, so = a_stride or b, b_stride or b, out_stride or ow
+    spans = {"a": (a_addr, a_addr + (m_tiles - 1) * sa + b),
+             "out": (out_addr, out_addr + (m_tiles - 1) * so + ow)}
+    if VopOp(op) in (VopOp.ADD, VopOp.MUL):
+        spans["b"] = (b_addr, b_addr + (m_tiles - 1) * sb + b)
+    return spans
+
+
+def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0, b_stride=0,
+                  out_stride=0, mask_n=0, relu=0, wide=0, shift=0, mult=0, mult_b=0, u_mult=0,
+                  u_shift=0):
+    """Run one VOP on ``act`` (``[depth, rows, 32]`` int8, the ACT scratchpad, changed in
+    place) with the descriptor's field values (the caller has checked them). Returns the
+    number of rows processed."""
+    op = VopOp(op)
+    depth, rows, _ = act.shape
+    nb, w, ow = vop_words(op, n, wide)
+    sa, sb, so = a_stride or nb, b_stride or nb, out_stride or ow
+    valid = np.ones(n, bool) if not mask_n else np.arange(n) < mask_n
+    wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
+    for i in range(m_tiles):
+        ra = (a_addr + i * sa + np.arange(nb)) % (1 << 16)
+        rb = (b_addr + i * sb + np.arange(nb)) % (1 << 16)
+        ro = (out_addr + i * so + np.arange(ow)) % (1 << 16)
+        for r in range(rows):
+            x = act[ra, r].reshape(-1)[:n].astype(np.int64)
+            y = act[rb, r].reshape(-1)[:n].astype(np.int64) if op in (VopOp.ADD,
+                                                                          VopOp.MUL) else None
+            if op == VopOp.ADD:
+                res = V.residual_add(x, y, mult, mult_b, shift, out_bits=16 if wide16 else 8,
+                                     relu=bool(relu))
+            elif op == VopOp.MUL:
+                res = V.elementwise_mul(x, y, mult, shift, relu=bool(relu))
+            elif op == VopOp.GELU:
+                res = V.gelu(x, V.GeluParams(u_mult, u_shift, mult, shift))
+            elif op == VopOp.SOFTMAX:
+                res = V.softmax(x, mult, shift, valid, out_bits=16 if wide16 else 8)
+            elif op == VopOp.ROW_MAX:
+                res = np.array([V.row_max(x, valid)], np.int32)
+            else:
+                res = np.array([V.row_sum(x, valid)], np.int32)
+            if op in (VopOp.ROW_MAX, VopOp.ROW_SUM):
+                word = np.zeros(BANK, np.uint8)
+                word[:4] = np.frombuffer(res.astype("<i4").tobytes(), np.uint8)
+            else:
+                word = np.zeros(ow * BANK, np.uint8)
+                raw = np.frombuffer(res.astype("<i2" if wide16 else np.int8).tobytes(),
+                                    np.uint8)
+                word[:len(raw)] = raw
+            act[ro, r] = word.view(np.int8).reshape(ow, BANK)
+    return m_tiles * rows

@@ -1,0 +1,143 @@
+"""Programs that run one vector operation (a VOP descriptor) on the device.
+
+:func:`vop_program` loads an int8 matrix (two for ADD and MUL) into the activation scratchpad
+in the GEMM's activation layout, runs the VOP on every row, and brings the results out: a
+STORE reads only the output scratchpad, so a 1x1 identity GEMM (weights 1 on the diagonal, at
+the device's highest sparsity, requantization ``mult = 1, shift = 0``: every byte copied
+exactly) moves the result words there first, as :func:`~.conv.emit_pool` does. The decoded
+result (:func:`vop_decode`) is what :func:`~s4accel.hw.vector.vop.vop_reference` gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..base.config import BANK
+from ..base.sparse import pack
+from ..hw.cmd.descriptors import Opcode, Target, VopOp, vop_words
+from . import layout
+from .program import Allocator, DeviceInfo, LayerProgram
+from .program import descriptor as _descriptor
+
+__all__ = ["vop_program", "vop_decode", "VOP_PARAMS"]
+
+#: The parameter fields of a VOP (``VopBody``) a caller may give.
+VOP_PARAMS = ("mask_n", "relu", "wide", "shift", "mult", "mult_b", "u_mult", "u_shift")
+
+
+def _matrix(x, name):
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 2 or min(x.shape) == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D int8 array, not {x.dtype} {x.shape}")
+    return x
+
+
+def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=False,
+                encode=None, **params) -> LayerProgram:
+    """One VOP (:class:`~s4accel.hw.vector.vop` semantics) on the rows of int8 ``a [M, n]``
+    (and ``b``, same shape, for ADD and MUL) as a device program. ``params``: the VOP's
+    parameter fields (:data:`VOP_PARAMS`). ``in_place``: the result overwrites A (same
+    address and stride). The program's output decodes (``LayerProgram.decode``) to the
+    result words' bytes ``[M_padded, w * 32]`` int8 (:func:`vop_decode` turns them into
+    results)."""
+    descriptor = encode or _descriptor
+    op = VopOp(op)
+    unknown = set(params) - set(VOP_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown VOP parameters: {sorted(unknown)}")
+    if not info.vec_max_row:
+        raise ValueError("the device has no vector unit (CAP_VEC.max_row is 0)")
+    a = _matrix(a, "a")
+    binary = op in (VopOp.ADD, VopOp.MUL)
+    if binary:
+        b = _matrix(b, "b")
+        if b.shape != a.shape:
+            raise ValueError(f"a and b must have one shape, not {a.shape} and {b.shape}")
+    elif b is not None:
+        raise ValueError(f"{op.name} takes one operand")
+    m, n = a.shape
+    R, C, bb = info.rows, info.cols, info.bus_bytes
+    nb, _, ow = vop_words(op, n, params.get("wide", 0))
+    if op in (VopOp.SOFTMAX, VopOp.ROW_MAX, VopOp.ROW_SUM) and n > info.vec_max_row:
+        raise ValueError(f"rows of {n} elements are longer than the vector unit's "
+                         f"{info.vec_max_row}")
+    mt = -(-m // R)
+    if in_place and (ow != nb and op not in (VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.SOFTMAX)):
+        raise ValueError(f"a 16-bit {op.name} cannot run in place")
+    stride = max(nb, ow) if in_place else 0
+    a_at = 0
+    b_at = mt * (stride or nb)
+    out_at = a_at if in_place else b_at + (mt * nb if binary else 0)
+    end = max(b_at + (mt * nb if binary else 0), out_at + (mt - 1) * (stride or ow) + ow)
+    # the identity GEMM that copies the result words to the output scratchpad
+    s = max(info.sparsities)
+    ch = ow * BANK
+    ident = pack(np.eye(ch, dtype=np.int8), s)
+    nt = -(-ch // C)
+    wfmt = layout.wgt_format(s)
+    from ..hw.spu.spu import int8_out_words
+    if (end > info.act_depth or nt * ow * ident.nnz > info.wgt_depth or nt > info.par_depth
+            or int8_out_words(R, C, mt, nt) > info.out_depth):
+        raise ValueError(f"a {m} x {n} {op.name} does not fit the device's scratchpads")
+    prog = LayerProgram(rows=R, cols=C)
+
+    def load(target, data, sram, fmt=layout.LoadFormat.RAW, **flags):
+        if target == Target.WGT:
+            data = layout.pack_wgt_words(data, C, fmt, bb)
+        prog.load(descriptor, target, prog.image(data, alloc, bb),
+                  -(-len(data) // bb) * bb, sram, fmt=fmt, **flags)
+
+    def act(x):
+        img = layout.act_image(x, R)
+        if not stride:
+            return img
+        full = np.zeros((mt, stride, R * BANK), np.int8)
+        full[:, :nb] = np.frombuffer(img, np.int8).reshape(mt, nb, R * BANK)
+        return full.tobytes()
+    load(Target.WGT, layout.wgt_image(ident, C), 0, fmt=wfmt)
+    load(Target.PAR, layout.par_image(np.zeros(ch, np.int32), np.ones(ch, np.int64),
+                                      np.zeros(ch, np.int64), ch, C), 0)
+    if binary:
+        load(Target.ACT, layout.act_image(b, R), b_at)
+    load(Target.ACT, act(a), a_at, sig_next=1)
+    prog.descs.append(descriptor(Opcode.VOP, vop={
+        "op": op.value, "n": n, "m_tiles": mt, "a_addr": a_at, "b_addr": b_at,
+        "out_addr": out_at, "a_stride": stride, "b_stride": 0, "out_stride": stride,
+        **{k: int(v) for k, v in params.items()}}, wait_prev=1))
+    gemm = {"wgt_addr": 0, "par_addr": 0, "banks": ow, "n_tiles": nt,
+            "log2s": s.bit_length() - 1, "mode": 1}
+    if (stride or ow) == ow:      # the result runs are back to back: one identity GEMM
+        prog.descs.append(descriptor(Opcode.GEMM, gemm={
+            **gemm, "act_addr": out_at, "out_addr": 0, "m_tiles": mt}, sig_next=1))
+    else:                         # in place: one a row tile, at A's stride
+        per = int8_out_words(R, C, 1, nt)
+        for i in range(mt):
+            prog.descs.append(descriptor(Opcode.GEMM, gemm={
+                **gemm, "act_addr": out_at + i * stride, "out_addr": i * per, "m_tiles": 1},
+                sig_next=int(i == mt - 1)))
+    nbytes = mt * ow * R * BANK
+    dst = alloc.alloc(nbytes)
+    prog.descs.append(descriptor(Opcode.STORE, dma={
+        "dram_addr": dst, "stride": nbytes, "row_bytes": nbytes, "rows": 1, "target": 0,
+        "sram_addr": 0}, wait_prev=1))
+    prog.descs.append(descriptor(Opcode.COMPLETE))
+    prog.outputs.append((dst, nbytes, 0, mt * R, mt))
+    prog.out_banks = ow
+    prog.m, prog.n, prog.mode = mt * R, ch, "int8"
+    prog.dram_bytes += nbytes
+    return prog
+
+
+def vop_decode(y, op, n, *, wide=0) -> np.ndarray:
+    """The results in the bytes ``y [M, w * 32]`` (int8) of a VOP's output words: ``[M, n]``
+    int8 (ADD, MUL, GELU), int16 (ADD ``wide``), uint8 / uint16 (SOFTMAX), or ``[M]`` int32
+    (ROW_MAX, ROW_SUM)."""
+    op = VopOp(op)
+    raw = np.ascontiguousarray(np.asarray(y, np.int8)).view(np.uint8)
+    if op in (VopOp.ROW_MAX, VopOp.ROW_SUM):
+        return raw[:, :4].copy().view("<i4")[:, 0].astype(np.int32)
+    if op == VopOp.SOFTMAX:
+        return (raw[:, :2 * n].copy().view("<u2") if wide else raw[:, :n].copy())
+    if op == VopOp.ADD and wide:
+        return raw[:, :2 * n].copy().view("<i2")
+    return raw[:, :n].view(np.int8).copy()
