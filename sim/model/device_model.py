@@ -13,9 +13,9 @@ from ...base import golden
 from ...base.config import BANK, L2_BASE, Config, load_config
 from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, LoadFormat,
-                                   Opcode, Target,
-                                   token_use)
+                                   Opcode, Target, VopOp, token_use)
 from ...hw.cmd.processor import TOKEN_LIMIT
+from ...hw.vector.vop import vop_fields, vop_reference, vop_spans
 from ...hw.spu.spu import SpuGeometry, conv_act_words, int8_out_words, out_slot, pool_act_words
 from ...sw import layout, regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
@@ -232,7 +232,9 @@ class DeviceModel:
     def _execute(self, desc, addr):
         op = int(desc.header.opcode)
         g = self.geom
-        if (op in (Opcode.LOAD.value, Opcode.STORE.value, Opcode.GEMM.value)
+        if op == Opcode.VOP.value and not self.config.vec_max_row:
+            raise _Fault(ErrorCode.UNKNOWN_OPCODE, addr)    # no vector unit
+        if (op in (Opcode.LOAD.value, Opcode.STORE.value, Opcode.GEMM.value, Opcode.VOP.value)
                 and not self._selected(desc.header)):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
         if op == Opcode.NOP.value or op == Opcode.SYNC.value:
@@ -296,6 +298,15 @@ class DeviceModel:
             for i in self._selected(desc.header):
                 self._use_spu(i)
                 self._gemm(desc.body.gemm)
+        elif op == Opcode.VOP.value:
+            fields = vop_fields(desc.body.vop)
+            self._vop_check(fields, addr)
+            self._tokens(op, desc.header, addr)
+            for i in self._selected(desc.header):
+                self._use_spu(i)
+                act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(
+                    g.act_depth, self.config.rows, BANK)
+                vop_reference(act, **fields)
         else:
             raise _Fault(ErrorCode.UNKNOWN_OPCODE, addr)
         self._count("PERF_DESC")
@@ -347,6 +358,29 @@ class DeviceModel:
                                     or gb.par_addr + nt > g.par_depth))
                 or out_end > out_depth
                 or (gb.conv and gb.pad_addr >= g.act_depth)):
+            raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+
+    def _vop_check(self, f, addr):
+        """A VOP's checks (``VopBody``'s docstring), in the RTL's order."""
+        op = f["op"]
+        row_op = op in (VopOp.SOFTMAX.value, VopOp.ROW_MAX.value, VopOp.ROW_SUM.value)
+        if (op > VopOp.SOFTMAX.value or f["n"] == 0 or f["m_tiles"] == 0
+                or (row_op and f["n"] > self.config.vec_max_row)
+                or f["shift"] > golden.SHIFT_MAX or f["u_shift"] > golden.SHIFT_MAX):
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
+        spans = vop_spans(op, f["n"], f["m_tiles"], **{k: f[k] for k in (
+            "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide")})
+        o_lo, o_hi = spans["out"]
+        wide_add = op == VopOp.ADD.value and f["wide"]
+        for src in ("a", "b"):
+            if src not in spans:
+                continue
+            lo, hi = spans[src]
+            same = (f["out_addr"] == f[f"{src}_addr"]
+                    and f["out_stride"] == f[f"{src}_stride"] and not wide_add)
+            if o_lo < hi and lo < o_hi and not same:
+                raise _Fault(ErrorCode.BAD_FIELD, addr)
+        if any(hi > self.geom.act_depth for _, hi in spans.values()):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
 
     def _out_words(self, gb):
