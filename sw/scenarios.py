@@ -214,6 +214,107 @@ async def check_pool_against_model(dev: Driver, model: Driver, x, geometry, labe
     return got
 
 
+def vop_expected(op, a, b, params) -> np.ndarray:
+    """What a VOP gives for the rows of ``a`` (and ``b``): the golden functions of
+    :mod:`s4accel.base.vector` called directly (not ``hw/vector/vop.py``), in the form
+    :func:`~.vop.vop_decode` returns."""
+    from ..base import vector as V
+    from ..hw.cmd.descriptors import VopOp
+    op = VopOp(op)
+    p = {"mask_n": 0, "relu": 0, "wide": 0, "shift": 0, "mult": 0, "mult_b": 0, "u_mult": 0,
+         "u_shift": 0, **params}
+    n = a.shape[1]
+    mask = (np.broadcast_to(np.arange(n) < p["mask_n"], a.shape) if p["mask_n"] else None)
+    bits = 16 if p["wide"] else 8
+    if op == VopOp.ADD:
+        return V.residual_add(a, b, p["mult"], p["mult_b"], p["shift"], out_bits=bits,
+                              relu=bool(p["relu"]))
+    if op == VopOp.MUL:
+        return V.elementwise_mul(a, b, p["mult"], p["shift"], relu=bool(p["relu"]))
+    if op == VopOp.GELU:
+        return V.gelu(a, V.GeluParams(p["u_mult"], p["u_shift"], p["mult"], p["shift"]))
+    if op == VopOp.SOFTMAX:
+        return V.softmax(a, p["mult"], p["shift"], mask, out_bits=bits)
+    if op == VopOp.ROW_MAX:
+        return V.row_max(a, mask)
+    return V.row_sum(a, mask)
+
+
+def vop_cases(rng, info, *, m=None, max_n=None):
+    """VOPs of every operation on random rows and the extremes (all-equal rows, rows with one
+    large value, saturating sums, masked positions, a row of one element, whole and partial
+    banks, 16-bit results, in place): ``[(label, op, a, b, params, in_place), ...]``."""
+    from ..base import vector as V
+    from ..hw.cmd.descriptors import VopOp
+    R = info.rows
+    max_n = min(max_n or 96, info.vec_max_row)
+    cases = []
+
+    def rows(n, kind, mm=None):
+        mm = mm or m or int(rng.integers(1, 2 * R + 1))
+        x = rng.integers(-128, 128, (mm, n), dtype=np.int8)
+        if kind == "equal":
+            x[:] = rng.integers(-128, 128, (mm, 1), dtype=np.int8)
+        elif kind == "peak":
+            x = rng.integers(-20, 21, (mm, n), dtype=np.int8)
+            x[np.arange(mm), rng.integers(0, n, mm)] = 127
+        elif kind == "extreme":
+            x = rng.choice(np.array([-128, 127], np.int8), (mm, n))
+        return x
+
+    for op in VopOp:
+        for kind in ("random", "equal", "peak", "extreme"):
+            n = int(rng.choice([1, 31, 32, 33, max_n, int(rng.integers(2, max_n + 1))]))
+            a = rows(n, kind)
+            b = rows(n, kind if kind != "equal" else "random", len(a)) \
+                if op in (VopOp.ADD, VopOp.MUL) else None
+            p = {}
+            if op == VopOp.ADD:
+                # "extreme": multipliers that saturate every sum
+                p = {"mult": int(rng.integers(1 << 14, 1 << 16)) if kind == "extreme" else
+                     int(rng.integers(1, 1 << 16)), "mult_b": int(rng.integers(1, 1 << 16)),
+                     "shift": int(rng.integers(8, 17)), "relu": int(rng.integers(0, 2)),
+                     "wide": int(rng.integers(0, 2))}
+            elif op == VopOp.MUL:
+                p = {"mult": int(rng.integers(1, 1 << 16)), "shift": int(rng.integers(12, 24)),
+                     "relu": int(rng.integers(0, 2))}
+            elif op == VopOp.GELU:
+                g = V.gelu_params(float(rng.uniform(0.01, 0.05)), float(rng.uniform(0.01, 0.05)))
+                p = {"u_mult": g.u_mult, "u_shift": g.u_shift, "mult": g.mult, "shift": g.shift}
+            else:
+                mm, sh = V.softmax_params(float(rng.uniform(0.02, 0.5)))
+                p = {"mult": mm, "shift": sh, "mask_n": int(rng.integers(0, n + 1)),
+                     "wide": int(rng.integers(0, 2))}
+            in_place = bool(rng.integers(0, 2)) and not (op == VopOp.ADD and p.get("wide"))
+            cases.append((f"{op.name} {kind} n={n}", op, a, b, p, in_place))
+    return cases
+
+
+async def check_vop_against_model(dev: Driver, model: Driver, label, op, a, b, params,
+                                  in_place=False, max_cycles=2_000_000):
+    """One VOP (:func:`~.vop.vop_program`) on ``dev`` and on the functional ``model``: both
+    must equal :func:`vop_expected` bit for bit. Returns the device's result."""
+    from .vop import vop_decode, vop_program
+    want = vop_expected(op, a, b, params)
+    got = None
+    for name, d in (("device", dev), ("model", model)):
+        mark = d.alloc.top
+        try:
+            prog = vop_program(d.info, a, b, op=op, alloc=d.alloc, in_place=in_place,
+                               **params)
+            r = await d.run_program(prog, max_cycles)
+        finally:
+            d.alloc.top = mark
+        y = vop_decode(r.y, op, a.shape[1], wide=params.get("wide", 0))[:a.shape[0]]
+        if y.shape != want.shape or not np.array_equal(y, want):
+            bad = int((y != want).sum()) if y.shape == want.shape else want.size
+            raise AssertionError(f"{label}: {name}: {bad} of {want.size} results differ from "
+                                 f"the golden model ({params}, in place {in_place})")
+        if name == "device":
+            got = r
+    return got
+
+
 def random_conv_network(rng, info, *, s=None):
     """A random network of convolutions for :func:`~.conv.network_program`: a 3x3 (or 1x1)
     convolution, a second one (stride 1 or 2), a residual addition of the two as a 1x1 GEMM

@@ -13,7 +13,7 @@ from ...base import vector as V
 from ...base.config import BANK
 from ..cmd.descriptors import VopOp, vop_words
 
-__all__ = ["vop_reference", "vop_spans", "vop_fields", "VOP_FIELDS"]
+__all__ = ["vop_reference", "vop_spans", "vop_fields", "vop_cycles", "VOP_FIELDS"]
 
 #: The fields of a :class:`VopBody` that :func:`vop_reference` takes.
 VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", "b_stride",
@@ -39,6 +39,28 @@ def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, o
     if VopOp(op) in (VopOp.ADD, VopOp.MUL):
         spans["b"] = (b_addr, b_addr + (m_tiles - 1) * sb + b)
     return spans
+
+
+def vop_cycles(rows, op, n, m_tiles, wide=0) -> int:
+    """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
+    sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
+    row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD and MUL ``2B``),
+    the row's read latency and the unit's tail ``c`` (element-wise 5, a 16-bit ADD 6, row
+    max and sum 6; softmax ``2B + 25``, 16-bit ``3B + 33``: its second and third passes over
+    the row, the reciprocal's division and, 16-bit, a cycle more a result vector)."""
+    op = VopOp(op)
+    b, _, _ = vop_words(op, n, wide)
+    wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
+    if op in (VopOp.ADD, VopOp.MUL):
+        issue, c = 2 * b, 5 + wide16
+    elif op == VopOp.GELU:
+        issue, c = b, 5
+    elif op in (VopOp.ROW_MAX, VopOp.ROW_SUM):
+        issue, c = b, 6
+    else:
+        issue, c = b, (3 * b + 33 if wide16 else 2 * b + 25)
+    per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
+    return 1 + m_tiles * per_tile
 
 
 def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0, b_stride=0,

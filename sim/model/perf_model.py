@@ -31,8 +31,10 @@ import numpy as np
 from amaranth.lib import data
 
 from ...base.config import BANK, L2_BASE, load_config
-from ...hw.cmd.descriptors import DESC_BYTES, DmaBody, GemmBody, Header, LoadFormat, Opcode, Target
+from ...hw.cmd.descriptors import (DESC_BYTES, DmaBody, GemmBody, Header, LoadFormat, Opcode,
+                                   Target, VopBody)
 from ...hw.spu.wgt_unpack import packed_word_bits
+from ...hw.vector.vop import vop_cycles
 from ...sw.driver import RING_SLOTS
 from .. import report
 from ..report import Column
@@ -93,6 +95,12 @@ class Timing:
     #: a pool writes window ``i``'s maximum of row ``r`` into row ``r``'s activation memory at
     #: ``start + pool_result + (i + 1) * banks + r``
     pool_result: int = 10
+    #: a VOP taken from its queue finishes after the SPU's cycles for it
+    #: (:func:`~s4accel.hw.vector.vop.vop_cycles`) plus this: check, issue, the fan-out and
+    #: the completion's way back. (Its result writes into ACT, like a GEMM's with
+    #: ``out_act``, would hold an ACT LOAD running beside it a cycle each; programs wait for
+    #: their loads before a VOP, and the model does not count that case.)
+    vop: int = 0
     #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
     #: program fits, so the device never waits for the host after the hand-over
     ring_slots: int = RING_SLOTS
@@ -111,11 +119,13 @@ _BODY = data.Layout.cast(Header).size
 _HDR = _fields(Header)
 _DMA = _fields(DmaBody, _BODY)
 _GEMM = _fields(GemmBody, _BODY)
+_VOP = _fields(VopBody, _BODY)
 
 # op kinds of the decoded form
-_LOAD, _GEMMOP, _STORE, _SYNC, _COMPLETE, _NOP = range(6)
+_LOAD, _GEMMOP, _STORE, _SYNC, _COMPLETE, _NOP, _VOPOP = range(7)
 _OPS = {Opcode.LOAD.value: _LOAD, Opcode.GEMM.value: _GEMMOP, Opcode.STORE.value: _STORE,
-        Opcode.SYNC.value: _SYNC, Opcode.COMPLETE.value: _COMPLETE, Opcode.NOP.value: _NOP}
+        Opcode.SYNC.value: _SYNC, Opcode.COMPLETE.value: _COMPLETE, Opcode.NOP.value: _NOP,
+        Opcode.VOP.value: _VOPOP}
 
 
 def _get(v, f):
@@ -127,7 +137,8 @@ def decode_program(descs) -> list:
     """Descriptors (32-byte strings) -> tuples ``(kind, wait_prev, wait_next, sig_prev,
     sig_next, a, b, c)`` with, for a LOAD ``a`` = bytes, ``b`` = target, ``c`` = fmt
     (:class:`~s4accel.hw.cmd.descriptors.LoadFormat`); for a STORE ``a`` =
-    bytes; for a GEMM ``a`` = tiles (m_tiles * n_tiles), ``b`` = banks * nnz, ``c`` = m_tiles.
+    bytes; for a GEMM ``a`` = tiles (m_tiles * n_tiles), ``b`` = banks * nnz, ``c`` = m_tiles;
+    for a VOP ``a`` = op, ``b`` = n, ``c`` = (m_tiles, wide).
     Field positions come from the hardware's layouts (:mod:`s4accel.hw.cmd.descriptors`)."""
     out = []
     for d in descs:
@@ -147,6 +158,9 @@ def decode_program(descs) -> list:
             mt, nt = _get(v, _GEMM["m_tiles"]), _get(v, _GEMM["n_tiles"])
             nnz = BANK >> _get(v, _GEMM["log2s"])
             a, b, c = mt * nt, _get(v, _GEMM["banks"]) * nnz, mt
+        elif kind == _VOPOP:
+            a, b = _get(v, _VOP["op"]), _get(v, _VOP["n"])
+            c = (_get(v, _VOP["m_tiles"]), _get(v, _VOP["wide"]))
         out.append((kind, *flags, a, b, c))
     return out
 
@@ -271,6 +285,9 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             wr_bytes += a
             by_class["out"] += a
             busy["dma_write"] += d
+        elif kind == _VOPOP:
+            d = T.vop + vop_cycles(R, a, b, *c)
+            busy["compute"] += d
         elif kind == _GEMMOP and pool[i]:
             d = T.pool + R + a * pool[i]
             busy["compute"] += d
@@ -321,7 +338,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
 
     qld, qex, qst = _Queue(), _Queue(), _Queue()
     queues = (qld, qex, qst)
-    qof = {_LOAD: qld, _GEMMOP: qex, _STORE: qst}
+    qof = {_LOAD: qld, _GEMMOP: qex, _VOPOP: qex, _STORE: qst}
 
     # host / ring
     if host:

@@ -129,6 +129,31 @@ async def pools_on_chip(dut):
 
 
 @cocotb.test()
+async def vops_on_chip(dut):
+    """Vector operations (VOP descriptors) of every kind on random rows and the extremes
+    (all-equal rows, one large value, saturating sums, masked positions, 16-bit results, in
+    place), bit-exact against the golden functions and the functional model; the performance
+    model within 2 %."""
+    from ...sw.vop import vop_program
+    from ..model.perf_model import predict_program
+    cfg, rng, be, dev, model = await _device_and_model(dut, "vops_on_chip")
+    errors = []
+    for case in scenarios.vop_cases(rng, dev.info):
+        label, op, a, b, params, in_place = case
+        res = await scenarios.check_vop_against_model(dev, model, *case)
+        pred = predict_program(cfg, vop_program(dev.info, a, b, op=op, in_place=in_place,
+                                                alloc=scenarios.Allocator(0, 1 << 40),
+                                                **params))["cycles"]
+        errors.append((label, res.cycles, pred))
+        dut._log.info("%s (%d rows%s): %d cycles (performance model %d, %+.2f %%)", label,
+                      a.shape[0], ", in place" if in_place else "", res.cycles, pred,
+                      100 * (pred / res.cycles - 1))
+    assert not be.violations, be.violations
+    bad = [e for e in errors if abs(e[2] / e[1] - 1) > 0.02]
+    assert not bad, f"performance model off by more than 2 %: {bad}"
+
+
+@cocotb.test()
 async def conv_networks_on_chip(dut):
     """Networks of convolutions as one program (``sw/conv.py`` network_program): tensors in
     the on-chip L2 where the configuration has one (``hw/bus/l2.py``), else in device DRAM,
