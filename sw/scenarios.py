@@ -7,7 +7,7 @@ import numpy as np
 
 from ..base import golden
 from ..base.sparse import pack, prune
-from ..hw.cmd.descriptors import ErrorCode, LoadFormat, Opcode, Target
+from ..hw.cmd.descriptors import ErrorCode, LoadFormat, Opcode, Target, VopOp
 from . import layout
 from .driver import DeviceError, Driver
 from .program import Allocator, LayerParams, descriptor
@@ -245,7 +245,7 @@ def vop_cases(rng, info, *, m=None, max_n=None):
     large value, saturating sums, masked positions, a row of one element, whole and partial
     banks, 16-bit results, in place): ``[(label, op, a, b, params, in_place), ...]``."""
     from ..base import vector as V
-    from ..hw.cmd.descriptors import VopOp
+    from .vop import VOP_OPS
     R = info.rows
     max_n = min(max_n or 96, info.vec_max_row)
     cases = []
@@ -262,7 +262,7 @@ def vop_cases(rng, info, *, m=None, max_n=None):
             x = rng.choice(np.array([-128, 127], np.int8), (mm, n))
         return x
 
-    for op in VopOp:
+    for op in VOP_OPS:
         for kind in ("random", "equal", "peak", "extreme"):
             n = int(rng.choice([1, 31, 32, 33, max_n, int(rng.integers(2, max_n + 1))]))
             a = rows(n, kind)
@@ -522,6 +522,13 @@ def _conv_gemm():
             "top": 1, "cbanks": 1, "row_pitch": 4, "in_h": 4, "out_w": 4, "pad_addr": 20}
 
 
+def _vop():
+    """A valid VOP (ADD of two 2 x 64 matrices of 1 row tile: A at ACT word 0, B at 2, the
+    result at 4) for the error cases to break one field of."""
+    return {"op": VopOp.ADD.value, "n": 64, "m_tiles": 1, "a_addr": 0, "b_addr": 2,
+            "out_addr": 4, "mult": 1, "mult_b": 1}
+
+
 def error_programs(dev: Driver, *, bus_errors=True):
     """(name, expected ErrorCode, descriptors, index of the faulting descriptor) for every
     error the device reports; each program is one bad descriptor after a good NOP.
@@ -593,6 +600,27 @@ def error_programs(dev: Driver, *, bus_errors=True):
          [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pool": 1, "mode": 1,
                                              "out_act": 1, "out_addr": info.act_depth - 3})],
          1),
+        # VOP (VopBody): no operation 6 or 7, no empty row or matrix, a row operation's row
+        # within the unit's buffer, shifts up to 47, an output that partly overwrites an input,
+        # spans past the ACT depth
+        *([("vop operation 6", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": 6})], 1),
+           ("vop of empty rows", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "n": 0})], 1),
+           ("vop softmax row over the unit's", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.SOFTMAX.value,
+                                              "n": info.vec_max_row + 1})], 1),
+           ("vop shift over 47", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "shift": 48})], 1),
+           ("vop output overlapping its input", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "out_addr": 1})], 1),
+           ("vop second operand overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "b_addr": info.act_depth - 1})], 1),
+           ("vop output overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "out_addr": info.act_depth - 1})],
+            1)] if info.vec_max_row else
+          [("vop without a vector unit", ErrorCode.UNKNOWN_OPCODE,
+            [nop, descriptor(Opcode.VOP, vop=_vop())], 1)]),
         # a wait no earlier descriptor signals (it would block for ever)
         ("token nobody gives", ErrorCode.TOKEN,
          [nop, descriptor(Opcode.GEMM, wait_prev=1,

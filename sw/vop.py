@@ -19,7 +19,10 @@ from . import layout
 from .program import Allocator, DeviceInfo, LayerProgram
 from .program import descriptor as _descriptor
 
-__all__ = ["vop_program", "vop_decode", "VOP_PARAMS"]
+__all__ = ["vop_program", "vop_decode", "VOP_PARAMS", "VOP_OPS"]
+
+#: The operations a VOP runs (the others are reserved).
+VOP_OPS = (VopOp.ADD, VopOp.MUL, VopOp.GELU, VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.SOFTMAX)
 
 #: The parameter fields of a VOP (``VopBody``) a caller may give.
 VOP_PARAMS = ("mask_n", "relu", "wide", "shift", "mult", "mult_b", "u_mult", "u_shift")
@@ -42,6 +45,8 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
     results)."""
     descriptor = encode or _descriptor
     op = VopOp(op)
+    if op not in VOP_OPS:
+        raise ValueError(f"VOP operation {op.name} is reserved")
     unknown = set(params) - set(VOP_PARAMS)
     if unknown:
         raise ValueError(f"unknown VOP parameters: {sorted(unknown)}")

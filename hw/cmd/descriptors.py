@@ -202,6 +202,8 @@ class VopOp(enum.Enum, shape=3):
     ROW_MAX = 3    #: :func:`~s4accel.base.vector.row_max` of each row of A
     ROW_SUM = 4    #: :func:`~s4accel.base.vector.row_sum` of each row of A
     SOFTMAX = 5    #: :func:`~s4accel.base.vector.softmax` of each row of A
+    LAYERNORM = 6  #: reserved (``BAD_FIELD``)
+    RESERVED = 7   #: reserved (``BAD_FIELD``)
 
 
 class VopBody(data.Struct):

@@ -926,8 +926,10 @@ class Spu(wiring.Component):
         here_v = Signal()
         here_b = Signal()
         word = Signal(BANK * 8)
+        # (the word is 0 while no VOP runs: the unit's inputs then stay still during GEMMs,
+        # which event-driven simulators notice)
         m.d.comb += [here_v.eq(Array(tv[2:])[vr]), here_b.eq(Array(tb[2:])[vr]),
-                     word.eq(Array(act_q)[vr])]
+                     word.eq(Mux(vbusy, Array(act_q)[vr], 0))]
         with m.If(here_v & ~here_b):
             m.d.sync += a_hold.eq(word)
         a_word = Mux(binary, a_hold, word)

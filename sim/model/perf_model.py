@@ -100,7 +100,7 @@ class Timing:
     #: the completion's way back. (Its result writes into ACT, like a GEMM's with
     #: ``out_act``, would hold an ACT LOAD running beside it a cycle each; programs wait for
     #: their loads before a VOP, and the model does not count that case.)
-    vop: int = 0
+    vop: int = 7
     #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
     #: program fits, so the device never waits for the host after the hand-over
     ring_slots: int = RING_SLOTS

@@ -234,7 +234,7 @@ async def constants_and_reset_values(dut):
     ident, _ = await tb.read(rm.register("ID").offset)
     assert ident == 0x53344F50 and ident.to_bytes(4, "big") == b"S4OP", hex(ident)
     version = rm.register("VERSION").decode((await tb.read(rm.register("VERSION").offset))[0])
-    assert version == {"major": 0, "minor": 5, "patch": 0}, version
+    assert version == {"major": 0, "minor": 6, "patch": 0}, version
     array = rm.register("CAP_ARRAY").decode((await tb.read(rm.register("CAP_ARRAY").offset))[0])
     assert array == {"spus": c.spus, "rows": c.rows, "cols": c.cols, "bank": c.bank}, array
     mask = (await tb.read(rm.register("CAP_SPARSITY").offset))[0]
@@ -245,6 +245,9 @@ async def constants_and_reset_values(dut):
         == (c.act_sram_kib, c.wgt_sram_kib, c.out_sram_kib), sram
     bus = rm.register("CAP_BUS").decode((await tb.read(rm.register("CAP_BUS").offset))[0])
     assert bus == {"dram_bus_bits": c.dram_bus_bits, "desc_bytes": 32}, bus
+    for name, want in (("CAP_L2", {"kib": c.l2_kib}), ("CAP_VEC", {"max_row": c.vec_max_row})):
+        got = rm.register(name).decode((await tb.read(rm.register(name).offset))[0])
+        assert got == want, f"{name}: {got} != {want}"
     assert _u(dut.irq) == 0
     tb.finish()
 
