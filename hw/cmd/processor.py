@@ -600,6 +600,8 @@ class CommandProcessor(wiring.Component):
         if has_vec:
             v_field, v_over = _vop_checks(m, platform, desc=desc, spus=self._spus,
                                           act_depth=g.act_depth, max_row=cfg.vec_max_row)
+        else:           # (no vector unit: a VOP is an unknown opcode)
+            v_field = v_over = Const(0)
         # dependency tokens counted at dispatch, in program order: a wait needs a signal from a
         # descriptor dispatched before it (else it could only be met by a later one, which the
         # functional model, running in program order, cannot do), and no counter may pass

@@ -11,7 +11,7 @@ import numpy as np
 from ...sw import regs, scenarios
 from ...sw.driver import DeviceTimeout, Driver
 from ..model.device_model import ModelBackend
-from .base import config_from_env, rng_from_env
+from .base import cases_from_env, config_from_env, rng_from_env
 from .fast_backend import DramViolation, started
 
 
@@ -138,7 +138,10 @@ async def vops_on_chip(dut):
     from ..model.perf_model import predict_program
     cfg, rng, be, dev, model = await _device_and_model(dut, "vops_on_chip")
     errors = []
-    for case in scenarios.vop_cases(rng, dev.info):
+    cases = scenarios.vop_cases(rng, dev.info)
+    if cases_from_env(0):       # a quick run (Icarus): one small case of each operation
+        cases = scenarios.vop_cases(rng, dev.info, m=cfg.rows, max_n=32)[::4]
+    for case in cases:
         label, op, a, b, params, in_place = case
         res = await scenarios.check_vop_against_model(dev, model, *case)
         pred = predict_program(cfg, vop_program(dev.info, a, b, op=op, in_place=in_place,
