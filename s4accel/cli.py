@@ -928,21 +928,31 @@ def _compile_net(args, graph, calib, sparsity):
 
 @command("run", "run a compiled .s4 model on float inputs from a .npy file",
          shared={"config": {"default": None, "help": "the device's configuration (default: "
-                            "the one the model was compiled for)"}},
+                            "the one the model was compiled for)"}, "sim": ...},
          options=[arg("model", help="compiled model (.s4)"),
                   arg("--input", required=True, help="float inputs .npy, shaped as the "
                       "model input with any batch size"),
-                  arg("--backend", choices=("model", "rtl"), default="model",
-                      help="the functional device model (rtl: not wired yet)"),
+                  arg("--backend", choices=("model", "rtl", "uart"), default="model",
+                      help="model: the functional device model (default); rtl: the "
+                      "accelerator's RTL in a simulator (--sim); uart: a board behind its "
+                      "UART host bridge (--port)"),
+                  arg("--port", help="--backend uart: the board's serial port (/dev/ttyUSB0), "
+                      "or 'model' for the functional model behind the bridge protocol"),
+                  arg("--baud", type=int, default=115_200, help="--backend uart: the "
+                      "bitstream's baud rate (default 115200)"),
+                  arg("--batch", type=int, default=32, help="inputs per device job on the rtl "
+                      "and uart backends (default 32)"),
                   arg("-o", "--out", required=True, help="float outputs .npy")])
 def _cmd_run(args):
     import numpy as np
 
-    from .sim.workloads.execute import run_on_model
-
     _check_out(args.out)
-    if args.backend != "model":
-        raise CliError("--backend rtl is not wired to s4 run yet; use --backend model")
+    if args.backend == "uart" and not args.port:
+        raise CliError("--backend uart needs --port (the board's serial port, or 'model')")
+    if args.backend != "uart" and args.port:
+        raise CliError("--port is for --backend uart")
+    if args.batch < 1:
+        raise CliError(f"--batch {args.batch}: give a positive number of inputs")
     mf = _load_s4(args.model, args.config)
     x = _load_npy(args.input, "--input")
     shape = mf.info.get("input_shape")
@@ -951,46 +961,120 @@ def _cmd_run(args):
     if shape is not None and (x.ndim != len(shape) or list(x.shape[1:]) != shape[1:]):
         raise CliError(f"--input: {args.input} has shape {list(x.shape)}; the model takes "
                        f"[B, {', '.join(map(str, shape[1:]))}]")
-    if mf.kind == "convnet":
-        return _run_net(args, mf, x)
-    x = x.reshape(len(x), -1)
+    config = mf.config if args.config is None else args.config
     try:
-        xq = mf.model.quantize_input(x)
-        y, _ = run_on_model(mf.config, mf.model, xq)
+        out, cycles = _run_s4(mf, x, args.backend, config, sim=args.sim, port=args.port,
+                              baud=args.baud, batch=args.batch)
     except ValueError as e:
         raise CliError(str(e)) from e
-    out = mf.model.dequantize_output(y).astype(np.float32)
     try:
         np.save(args.out, out)
     except OSError as e:
         raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
+    where = {"model": "", "rtl": f", {cycles} device cycles on {args.sim}",
+             "uart": f" over {args.port}"}[args.backend]
     print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
-          f"(backend model, config {mf.config.name})")
+          f"(backend {args.backend}, config {mf.config.name}{where})")
     return 0
 
 
-def _run_net(args, mf, x):
-    """``s4 run`` of a convolutional network: NCHW float inputs, one device program per 64."""
+def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200, batch=32):
+    """A loaded .s4 model (:class:`~s4accel.sw.model_file.ModelFile`) on float inputs ``x``
+    shaped as the model input: the host parts (input quantization, host-fallback sub-graphs,
+    output dequantization) here, the device part on ``backend``. Returns ``(float32 output,
+    device cycles)``; ``ValueError`` (one line) for what fails."""
     import numpy as np
 
-    from .sim.workloads.execute import run_net_on_model
     from .sw.onnx_import import graph_output, nchw_input
 
-    net = mf.model
+    net = mf.kind == "convnet"
+    if mf.host is not None:
+        x = mf.host.run_head(x)
+    if net:
+        xq = mf.model.quantize_input(nchw_input(
+            x, mf.info.get("device_input_shape", mf.info["input_shape"]),
+            mf.info.get("input_name", "x")))
+    else:
+        xq = mf.model.quantize_input(np.asarray(x, np.float64).reshape(len(x), -1))
+    y, cycles = _on_device(mf, xq, backend, config, sim=sim, port=port, baud=baud, batch=batch)
+    if net:
+        out = graph_output(mf.model.dequantize(y), mf.info.get("flat_output", True))
+    else:
+        out = mf.model.dequantize_output(y)
+    if mf.host is not None:
+        out = mf.host.run_tail(out)
+    return np.asarray(out, np.float32), cycles
+
+
+def _on_device(mf, xq, backend, config, *, sim, port, baud, batch):
+    """The integer output of ``mf``'s device part on int8 inputs ``xq`` and its cycles."""
+    from .sim.workloads.execute import run_net_on_model, run_on_model
+
+    net = mf.kind == "convnet"
+    if backend == "model":
+        if net:
+            return run_net_on_model(config, mf.model, xq)
+        y, results = run_on_model(config, mf.model, xq)
+        return y, sum(r.cycles for r in results)
+    if backend == "rtl":
+        from .sim.tb.runner import SimulationFailed
+        from .sim.workloads.execute import run_on_rtl
+        try:
+            out, _ = run_on_rtl(config, {"model": mf.model}, xq, batch=batch, sim=sim)
+        except (SimulationFailed, RuntimeError, OSError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ValueError(f"the RTL run on {sim} failed: {reason}") from e
+        return out["model"]["y"], sum(out["model"]["cycles"])
+    return _on_uart(mf, xq, config, port, baud, batch)
+
+
+def _on_uart(mf, xq, config, port, baud, batch):
+    """``_on_device`` through the UART host bridge: a board on serial ``port``, or the
+    functional model behind the bridge protocol (``port`` ``model``)."""
+    import asyncio
+
+    import numpy as np
+
+    from .sim.workloads.execute import run_net_on_driver
+    from .sw.compiler import run_model
+    from .sw.driver import Driver
+    from .sw.program import DeviceInfo
+    from .sw.uart_backend import BridgeError, SerialTransport, UartBackend
+
+    async def main(transport):
+        dev = Driver(UartBackend(transport), ring_slots=16)   # a board's DRAM is small
+        info = await dev.open()
+        want = DeviceInfo.from_config(mf.config)
+        if info != want:
+            diff = [f"{k} {getattr(want, k)} (device: {getattr(info, k)})"
+                    for k in want.__dataclass_fields__ if getattr(want, k) != getattr(info, k)]
+            raise ValueError(f"the device on {port} is not configuration "
+                             f"{mf.config.name!r}: the model needs {', '.join(diff)}")
+        if mf.kind == "convnet":
+            y, cycles, _ = await run_net_on_driver(dev, mf.model, xq, batch=batch)
+            return y, cycles
+        ys, cycles = [], 0
+        for i in range(0, len(xq), batch):
+            mark = dev.alloc.top
+            try:
+                y, c, _ = await run_model(dev, mf.model, xq[i:i + batch])
+            finally:
+                dev.alloc.top = mark
+            ys.append(y)
+            cycles += c
+        return np.concatenate(ys), cycles
+
     try:
-        xq = net.quantize_input(nchw_input(x, mf.info["input_shape"],
-                                           mf.info.get("input_name", "x")))
-        y, _ = run_net_on_model(mf.config, net, xq)
-    except ValueError as e:
-        raise CliError(str(e)) from e
-    out = graph_output(net.dequantize(y), mf.info.get("flat_output", True)).astype(np.float32)
-    try:
-        np.save(args.out, out)
-    except OSError as e:
-        raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
-    print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
-          f"(backend model, config {mf.config.name})")
-    return 0
+        if port == "model":
+            from .sim.model.uart_model import ModelTransport
+            return asyncio.run(main(ModelTransport(config)))
+        with SerialTransport(port, baud) as transport:
+            return asyncio.run(main(transport))
+    except MemoryError as e:
+        raise ValueError(f"--backend uart on {port}: {e}: the model's data for --batch "
+                         f"{batch} do not fit the board's DRAM") from e
+    except (BridgeError, OSError, ImportError, RuntimeError) as e:
+        raise ValueError(f"--backend uart on {port}: {' '.join(str(e).split())}") from e
 
 
 @command("inspect", "layers, shapes, sparsity, MACs and predicted cycles of an ONNX model or "

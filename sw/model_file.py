@@ -64,8 +64,10 @@ class ModelFile:
     for) and ``info`` (the free-form metadata given to :func:`save`, such as the input name
     and shape)."""
 
-    def __init__(self, model, config: Config, info: dict):
+    def __init__(self, model, config: Config, info: dict, host=None):
         self.model, self.config, self.info = model, config, info
+        #: the host-fallback sub-graphs (:class:`~.host_fallback.HostParts`), or None
+        self.host = host
         self.kind = "convnet" if isinstance(model, QuantNet) else "linear"
 
 
