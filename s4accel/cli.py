@@ -834,12 +834,16 @@ def _parse_sparsity(text):
 
 
 def _import_onnx(path, input_shape):
+    """``path`` (or an ONNX ModelProto) imported; ``input_shape`` is ``--input-shape``'s text
+    or a parsed tuple."""
     try:
         from .sw.onnx_import import import_onnx
     except ImportError as e:
         raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") from e
+    if isinstance(input_shape, str) or input_shape is None:
+        input_shape = _parse_input_shape(input_shape)
     try:
-        return import_onnx(path, input_shape=_parse_input_shape(input_shape))
+        return import_onnx(path, input_shape=input_shape)
     except ValueError as e:
         raise CliError(str(e)) from e
 
@@ -855,7 +859,8 @@ def _load_s4(path, config=None):
 
 @command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add, Relu, "
          "Sigmoid and Tanh, or a CNN of Conv, BatchNormalization, Relu, residual Add, "
-         "AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a .s4 file",
+         "MaxPool, AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a "
+         ".s4 file, and report its quantization error against onnxruntime",
          shared=("config", "seed"),
          options=[arg("model", help="float ONNX model"),
                   arg("--sparsity", required=True, help="s for every layer, or one per layer "
@@ -863,13 +868,16 @@ def _load_s4(path, config=None):
                   arg("--calib", help="calibration inputs .npy, shaped as the model input "
                       "(default: 256 normal random samples; real data gives better scales)"),
                   arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
+                  arg("--host-fallback", action="store_true", help="run unsupported nodes "
+                      "before the first and after the last device layer (an input "
+                      "normalization, a final Softmax) on the host, with onnxruntime"),
                   arg("-o", "--output", required=True, help="the .s4 file to write")])
 def _cmd_compile(args):
     import numpy as np
 
     from .base.config import load_config
     from .sw.compiler import compile_model
-    from .sw.model_file import save
+    from .sw.model_file import ModelFile, save
 
     if not args.output.endswith(".s4"):
         raise CliError(f"-o {args.output}: name the compiled model file *.s4")
@@ -879,51 +887,107 @@ def _cmd_compile(args):
         if s not in config.sparsities:
             raise CliError(f"--sparsity {s}: config {config.name} runs "
                            f"{', '.join(map(str, config.sparsities))}")
-    graph = _import_onnx(args.model, args.input_shape)
+    in_shape = _parse_input_shape(args.input_shape)
+    host, device = None, args.model
+    if args.host_fallback:
+        try:
+            from .sw.host_fallback import split_graph
+            host, device = split_graph(args.model, input_shape=in_shape)
+        except ImportError as e:
+            raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") \
+                from e
+        except ValueError as e:
+            raise CliError(str(e)) from e
+    full_shape = host.input_shape if host is not None else None
+    graph = None
+    if host is None:
+        graph = _import_onnx(device, in_shape)
+        full_shape = graph.input_shape
     if args.calib:
         calib = _load_npy(args.calib, "--calib")
         if calib.dtype.kind not in "fiu":
             raise CliError(f"--calib: {args.calib} holds {calib.dtype}, not numbers")
+        if calib.ndim != len(full_shape) or tuple(calib.shape[1:]) != tuple(full_shape[1:]):
+            raise CliError(f"--calib: {args.calib} has shape {list(calib.shape)}; the model "
+                           f"takes [B, {', '.join(map(str, full_shape[1:]))}]")
     else:
         print("s4 compile: no --calib, calibrating on 256 normal random samples",
               file=sys.stderr)
-        calib = np.random.default_rng(args.seed).normal(
-            size=(256, *graph.input_shape[1:]))
-    if hasattr(graph, "net"):
-        return _compile_net(args, graph, calib, sparsity)
+        calib = np.random.default_rng(args.seed).normal(size=(256, *full_shape[1:]))
+    dev_calib = calib
+    info = {"source": Path(args.model).name, "input_shape": [1, *full_shape[1:]]}
+    if host is not None:
+        try:
+            dev_calib = host.run_head(calib)
+        except Exception as e:  # noqa: BLE001  (onnxruntime raises its own kinds)
+            raise CliError(f"host fallback: the head sub-graph fails on --calib: "
+                           f"{' '.join(str(e).split())}") from e
+        graph = _import_onnx(device, (1, *dev_calib.shape[1:]))
+        info["device_input_shape"] = list(graph.input_shape)
+    info.update({"input_name": graph.input_name, "output_name": graph.output_name,
+                 "opset": graph.opset})
     try:
-        compiled = compile_model(graph.layers, graph.host_input(calib), sparsity)
-        save(args.output, compiled, args.config,
-             {"source": Path(args.model).name, "input_name": graph.input_name,
-              "output_name": graph.output_name, "input_shape": list(graph.input_shape),
-              "opset": graph.opset})
+        if hasattr(graph, "net"):
+            from .sw.convnet import quantize_net
+            model = quantize_net(graph.net, graph.host_input(dev_calib),
+                                 graph.sparsity_map(sparsity))
+            info.update({"layout": "NCHW", "flat_output": graph.flat_output})
+        else:
+            model = compile_model(graph.layers, graph.host_input(dev_calib), sparsity)
+        save(args.output, model, args.config, info, host)
     except ValueError as e:
         raise CliError(str(e)) from e
     except OSError as e:
         raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
-    print(compiled.summary())
+    print(model.summary())
+    if host is not None:
+        print("\n".join(host.describe()))
+    _print_quant_error(args.model, in_shape, ModelFile(model, config, info, host), calib)
     print(f"-> {args.output} (config {args.config})")
     return 0
 
 
-def _compile_net(args, graph, calib, sparsity):
-    """``s4 compile`` of a CNN (:class:`~s4accel.sw.onnx_import.ImportedNet`)."""
-    from .sw.convnet import quantize_net
-    from .sw.model_file import save
+#: At most this many calibration inputs are compared with onnxruntime.
+QUANT_ERROR_INPUTS = 2048
 
+
+def quant_error(model, input_shape, mf, x) -> dict:
+    """The output error of compiled model ``mf`` (a :class:`~s4accel.sw.model_file.ModelFile`,
+    run on the golden model, host-fallback parts included) against onnxruntime running float
+    ONNX ``model`` on inputs ``x``: ``inputs``, ``max_abs``, ``range`` (the float output's
+    max - min), ``rel`` (max_abs / range) and, for a classifier (``[B, classes]`` output),
+    ``top1`` agreement."""
+    import numpy as np
+
+    from .sw.host_fallback import run_onnx, with_batch
+
+    x = np.asarray(x)[:QUANT_ERROR_INPUTS]
+    ref = run_onnx(with_batch(model, input_shape), x)
+    got, _ = _run_s4(mf, x, "golden", None)
+    got = got.astype(np.float64).reshape(ref.shape)
+    err = float(np.abs(got - ref).max())
+    span = float(ref.max() - ref.min())
+    res = {"inputs": len(x), "max_abs": err, "range": span, "rel": err / span if span else 0.0}
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        res["top1"] = float((got.argmax(1) == ref.argmax(1)).mean())
+    return res
+
+
+def _print_quant_error(model, input_shape, mf, calib):
     try:
-        net = quantize_net(graph.net, graph.host_input(calib), graph.sparsity_map(sparsity))
-        save(args.output, net, args.config,
-             {"source": Path(args.model).name, "input_name": graph.input_name,
-              "output_name": graph.output_name, "input_shape": list(graph.input_shape),
-              "opset": graph.opset, "layout": "NCHW", "flat_output": graph.flat_output})
-    except ValueError as e:
-        raise CliError(str(e)) from e
-    except OSError as e:
-        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
-    print(net.summary())
-    print(f"-> {args.output} (config {args.config})")
-    return 0
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("quantization error: not measured (pip install onnxruntime)")
+        return
+    try:
+        e = quant_error(model, input_shape, mf, calib)
+    except Exception as ex:  # noqa: BLE001  (onnxruntime raises its own kinds)
+        print(f"quantization error: not measured (onnxruntime: {' '.join(str(ex).split())})")
+        return
+    top1 = f", top-1 agreement {100 * e['top1']:.2f} %" if "top1" in e else ""
+    print(f"quantization error on {e['inputs']} calibration inputs, against onnxruntime in "
+          f"float: max abs {e['max_abs']:.4g} ({100 * e['rel']:.2f} % of the output range "
+          f"{e['range']:.4g}){top1}")
 
 
 @command("run", "run a compiled .s4 model on float inputs from a .npy file",
@@ -981,7 +1045,8 @@ def _cmd_run(args):
 def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200, batch=32):
     """A loaded .s4 model (:class:`~s4accel.sw.model_file.ModelFile`) on float inputs ``x``
     shaped as the model input: the host parts (input quantization, host-fallback sub-graphs,
-    output dequantization) here, the device part on ``backend``. Returns ``(float32 output,
+    output dequantization) here, the device part on ``backend`` (``golden``: the golden
+    model's integers, as every backend gives them). Returns ``(float32 output,
     device cycles)``; ``ValueError`` (one line) for what fails."""
     import numpy as np
 
@@ -1011,6 +1076,8 @@ def _on_device(mf, xq, backend, config, *, sim, port, baud, batch):
     from .sim.workloads.execute import run_net_on_model, run_on_model
 
     net = mf.kind == "convnet"
+    if backend == "golden":
+        return (mf.model.forward_int(xq) if net else mf.model.reference(xq)), 0
     if backend == "model":
         if net:
             return run_net_on_model(config, mf.model, xq)
@@ -1090,17 +1157,20 @@ def _cmd_inspect(args):
     from .sim.model.perf_model import predict_layer
 
     rows = []
+    split = None
     if args.model.endswith(".s4"):
         mf = _load_s4(args.model, args.config)
+        split = mf.host
         if mf.kind == "convnet":
             config = mf.config if args.config is None else load_config(args.config)
             return _inspect_net(args, mf.model, config, _parse_input_shape(args.input_shape)
-                                or tuple(mf.info["input_shape"]),
+                                or tuple(mf.info.get("device_input_shape",
+                                                     mf.info["input_shape"])),
                                 f"compiled model, config {mf.config.name}, from "
-                                f"{mf.info.get('source', '?')}")
+                                f"{mf.info.get('source', '?')}", split)
         config = mf.config if args.config is None else load_config(args.config)
         shape = _parse_input_shape(args.input_shape) or tuple(
-            mf.info.get("input_shape") or (1,))
+            mf.info.get("device_input_shape") or mf.info.get("input_shape") or (1,))
         m = shape[0]
         src = f"compiled model, config {mf.config.name}, from {mf.info.get('source', '?')}"
         for q in mf.model.layers:
@@ -1154,10 +1224,12 @@ def _cmd_inspect(args):
     print(f"{'total':<14} {'':>5} {'':>5} {'':>3} {'':<12} {tot[0]:>11} {tot[1]:>11} "
           f"{tot[2]:>8}")
     print("on the host: " + ", ".join(host))
+    if split is not None:
+        print("\n".join(split.describe()))
     return 0
 
 
-def _inspect_net(args, net, config, shape, src):
+def _inspect_net(args, net, config, shape, src, split=None):
     """``s4 inspect`` of a convolutional network: its operations, MACs per batch of
     ``shape[0]`` images, and the cycles predicted for its whole device program."""
     import numpy as np
@@ -1200,6 +1272,8 @@ def _inspect_net(args, net, config, shape, src):
     print(f"predicted cycles of the whole device program ({len(prog.descs)} descriptors, "
           f"additions and pooling as GEMMs): {cycles}")
     print("on the host: " + net.summary().rsplit("on the host: ", 1)[1])
+    if split is not None:
+        print("\n".join(split.describe()))
     return 0
 
 

@@ -4,6 +4,10 @@ exactly the integers of ``--backend model`` on the RTL (``rtl``: one short run p
 and through the UART host bridge (``--port model``: the bridge protocol answered by the
 functional model)."""
 
+import contextlib
+import io
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -58,9 +62,17 @@ def models(tmp_path_factory):
     np.save(d / "cnn_x.npy", rng.uniform(0, 1, (4, 1, 8, 8)).astype(np.float32))
     out = {}
     for kind, name, shape in (("linear", "mlp", "1x64"), ("convnet", "cnn", "1x1x8x8")):
-        assert main(["compile", str(d / f"{name}.onnx"), "--sparsity", "1", "--config", "tiny",
-                     "--calib", str(d / f"{name}_calib.npy"), "--input-shape", shape,
-                     "-o", str(d / f"{name}.s4")]) == 0
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            assert main(["compile", str(d / f"{name}.onnx"), "--sparsity", "1", "--config",
+                         "tiny", "--calib", str(d / f"{name}_calib.npy"), "--input-shape",
+                         shape, "-o", str(d / f"{name}.s4")]) == 0
+        err = re.search(r"quantization error on (\d+) calibration inputs.*top-1 agreement "
+                        r"(\S+) %", text.getvalue())
+        print(f"{name}: {err[0] if err else text.getvalue()}")
+        assert err and int(err[1]) == len(np.load(d / f"{name}_calib.npy"))
+        if name == "mlp":           # the trained classifier: its int8 version agrees
+            assert float(err[2]) >= 99
         out[kind] = (d / f"{name}.s4", d / f"{name}_x.npy")
     return out
 
@@ -86,7 +98,8 @@ def test_rtl_backend_matches_model(models, kind, tmp_path, capsys):
     want = _run(s4, x, tmp_path / "model.npy")
     got = _run(s4, x, tmp_path / "rtl.npy", "--backend", "rtl")
     out = capsys.readouterr().out
-    print(out)
+    with capsys.disabled():
+        print("\n" + out)
     assert "backend rtl, config tiny" in out and "device cycles on verilator" in out
     # the float outputs are the integer outputs times per-column scales: equal floats, equal
     # integers
