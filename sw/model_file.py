@@ -12,7 +12,8 @@ Layout (little-endian)::
     crc32    u32       zlib.crc32 of everything after this field
     meta_len u32       length of the JSON metadata
     meta     JSON      format, kind, configuration name and fields, the model's scales, host
-                       operations, the host-fallback split (``host``: which nodes run where), the input and output it came from, one entry per layer
+                       operations, the host-fallback split (``host``: which nodes run
+                       where), the input and output it came from, one entry per layer
                        (a convolutional network: per operation, its type, inputs, geometry,
                        sparsity and scales)
     arrays   .npz      the layers' arrays (packed weights and indices, bias, requantization,
