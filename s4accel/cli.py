@@ -1151,7 +1151,9 @@ def _on_uart(mf, xq, config, port, baud, batch):
          options=[arg("model", help="float ONNX model or compiled .s4"),
                   arg("--sparsity", default="1", help="for an ONNX model: s for every layer "
                       "or one per layer (default 1)"),
-                  arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64")])
+                  arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
+                  arg("--host-fallback", action="store_true", help="for an ONNX model: as "
+                      "s4 compile --host-fallback, show the device part and the split")])
 def _cmd_inspect(args):
     from .base.config import load_config
     from .sim.model.perf_model import predict_layer
@@ -1161,16 +1163,16 @@ def _cmd_inspect(args):
     if args.model.endswith(".s4"):
         mf = _load_s4(args.model, args.config)
         split = mf.host
+        shape = tuple(mf.info.get("device_input_shape") or mf.info.get("input_shape") or (1,))
+        given = _parse_input_shape(args.input_shape)
+        if given:    # behind a host head only the batch carries over to the device part
+            shape = (given[0], *shape[1:]) if split is not None else given
         if mf.kind == "convnet":
             config = mf.config if args.config is None else load_config(args.config)
-            return _inspect_net(args, mf.model, config, _parse_input_shape(args.input_shape)
-                                or tuple(mf.info.get("device_input_shape",
-                                                     mf.info["input_shape"])),
+            return _inspect_net(args, mf.model, config, shape,
                                 f"compiled model, config {mf.config.name}, from "
                                 f"{mf.info.get('source', '?')}", split)
         config = mf.config if args.config is None else load_config(args.config)
-        shape = _parse_input_shape(args.input_shape) or tuple(
-            mf.info.get("device_input_shape") or mf.info.get("input_shape") or (1,))
         m = shape[0]
         src = f"compiled model, config {mf.config.name}, from {mf.info.get('source', '?')}"
         for q in mf.model.layers:
@@ -1178,7 +1180,7 @@ def _cmd_inspect(args):
                          q.params.relu, q.params.lut is not None))
         host = mf.model.host_ops
     else:
-        graph = _import_onnx(args.model, args.input_shape)
+        graph, split = _inspect_import(args)
         config = load_config(args.config or "fpga")
         sparsity = _parse_sparsity(args.sparsity)
         if hasattr(graph, "net"):
@@ -1191,7 +1193,8 @@ def _cmd_inspect(args):
             except ValueError as e:
                 raise CliError(f"--sparsity: {e}") from e
             return _inspect_net(args, net, config, graph.input_shape,
-                                f"ONNX opset {graph.opset}, input {graph.input_name!r} (NCHW)")
+                                f"ONNX opset {graph.opset}, input {graph.input_name!r} (NCHW)",
+                                split)
         s_list = sparsity if isinstance(sparsity, list) else [sparsity] * len(graph.layers)
         if len(s_list) != len(graph.layers):
             raise CliError(f"--sparsity: {len(s_list)} levels for {len(graph.layers)} layers")
@@ -1227,6 +1230,27 @@ def _cmd_inspect(args):
     if split is not None:
         print("\n".join(split.describe()))
     return 0
+
+
+def _inspect_import(args):
+    """``s4 inspect MODEL.onnx``'s imported graph (its device part with ``--host-fallback``)
+    and the split (or None)."""
+    import numpy as np
+
+    if not args.host_fallback:
+        return _import_onnx(args.model, args.input_shape), None
+    in_shape = _parse_input_shape(args.input_shape)
+    try:
+        from .sw.host_fallback import split_graph
+        split, device = split_graph(args.model, input_shape=in_shape)
+        if split is None:
+            return _import_onnx(device, in_shape), None
+        dev = split.run_head(np.zeros(split.input_shape)).shape
+    except ImportError as e:
+        raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") from e
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    return _import_onnx(device, ((in_shape or (1,))[0], *dev[1:])), split
 
 
 def _inspect_net(args, net, config, shape, src, split=None):

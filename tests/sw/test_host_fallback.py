@@ -130,6 +130,11 @@ def test_host_head_and_tail_match_onnxruntime(kind, tmp_path, capsys):
     assert main(["inspect", f"{d}/m.s4"]) == 0
     out = capsys.readouterr().out
     assert head in out and tail in out and "on the device: " in out
+    shape_text = "x".join(map(str, (4, *shape)))
+    assert main(["inspect", f"{d}/m.onnx", "--input-shape", shape_text, "--host-fallback"]) == 0
+    out = capsys.readouterr().out
+    assert head in out and tail in out and "total" in out
+    _one_line_error(capsys, ["inspect", f"{d}/m.onnx", "--input-shape", shape_text], first)
 
 
 def test_host_fallback_refuses_a_node_between_device_layers(tmp_path, capsys):
