@@ -119,9 +119,12 @@ def run_onnx(model, x) -> np.ndarray:
                          "onnxruntime") from e
     if not isinstance(model, bytes):
         model = model.SerializeToString()
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.asarray(sess.run(None, {name: np.asarray(x, np.float32)})[0], np.float64)
+    try:
+        sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        return np.asarray(sess.run(None, {name: np.asarray(x, np.float32)})[0], np.float64)
+    except Exception as e:  # noqa: BLE001  (onnxruntime raises its own kinds)
+        raise ValueError(f"onnxruntime: {' '.join(str(e).split())}") from e
 
 
 def with_batch(model, input_shape=None):

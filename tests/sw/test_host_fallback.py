@@ -148,6 +148,21 @@ def test_host_fallback_refuses_a_node_between_device_layers(tmp_path, capsys):
                     "before the first and after the last device layer")
 
 
+def test_host_fallback_refuses_a_cut_of_two_tensors(tmp_path, capsys):
+    """A device part that reads both the host head's output and the graph input."""
+    rng = np.random.default_rng(SEED)
+    nodes = [helper.make_node("Softmax", ["x"], ["s"], name="sm", axis=1),
+             helper.make_node("Add", ["s", "x"], ["a"], name="mix"),
+             helper.make_node("MatMul", ["a", "w"], ["y"], name="fc")]
+    onnx.save(_model(nodes, {"w": rng.normal(size=(64, 10))}, ("B", 64), ("B", 10)),
+              tmp_path / "m.onnx")
+    _one_line_error(capsys, ["compile", str(tmp_path / "m.onnx"), "--sparsity", "1",
+                             "--input-shape", "1x64", "--host-fallback", "-o",
+                             str(tmp_path / "m.s4")],
+                    "host fallback: the host head and the device part must meet in one "
+                    "tensor, not 2 (s, x)")
+
+
 def test_split_of_a_supported_graph_is_none():
     rng = np.random.default_rng(SEED)
     inits = {"w": rng.normal(size=(10, 64))}
