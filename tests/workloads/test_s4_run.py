@@ -82,6 +82,28 @@ def _run(s4, x, out, *backend):
     return np.load(out)
 
 
+def test_uart_backend_runs_host_fallback(models, tmp_path):
+    """The digits MLP with a final Softmax on the host (--host-fallback): the host tail runs
+    on the output of the device part on every backend."""
+    s4, x = models["linear"]
+    d = s4.parent
+    model = onnx.load(d / "mlp.onnx")
+    out = model.graph.output[0].name
+    model.graph.node[-1].output[0] = "logits"
+    model.graph.node.append(helper.make_node("Softmax", ["logits"], [out], name="probs",
+                                             axis=1))
+    onnx.save(model, tmp_path / "sm.onnx")
+    assert main(["compile", str(tmp_path / "sm.onnx"), "--sparsity", "1", "--config", "tiny",
+                 "--calib", str(d / "mlp_calib.npy"), "--input-shape", "1x64",
+                 "--host-fallback", "-o", str(tmp_path / "sm.s4")]) == 0
+    logits = _run(s4, x, tmp_path / "logits.npy")
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    got = _run(tmp_path / "sm.s4", x, tmp_path / "uart.npy", "--backend", "uart", "--port",
+               "model", "--batch", "4")
+    assert np.allclose(got, want, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["linear", "convnet"])
 def test_uart_backend_matches_model(models, kind, tmp_path):
     s4, x = models[kind]
