@@ -898,7 +898,9 @@ def _cmd_compile(args):
                 from e
         except ValueError as e:
             raise CliError(str(e)) from e
-    full_shape = host.input_shape if host is not None else None
+    full_shape = None
+    if host is not None:     # the graph input's shape, its batch as --input-shape gives it
+        full_shape = ((in_shape or (1,))[0], *host.input_shape[1:])
     graph = None
     if host is None:
         graph = _import_onnx(device, in_shape)
@@ -915,14 +917,14 @@ def _cmd_compile(args):
               file=sys.stderr)
         calib = np.random.default_rng(args.seed).normal(size=(256, *full_shape[1:]))
     dev_calib = calib
-    info = {"source": Path(args.model).name, "input_shape": [1, *full_shape[1:]]}
+    info = {"source": Path(args.model).name, "input_shape": list(full_shape)}
     if host is not None:
         try:
             dev_calib = host.run_head(calib)
         except Exception as e:  # noqa: BLE001  (onnxruntime raises its own kinds)
             raise CliError(f"host fallback: the head sub-graph fails on --calib: "
                            f"{' '.join(str(e).split())}") from e
-        graph = _import_onnx(device, (1, *dev_calib.shape[1:]))
+        graph = _import_onnx(device, (full_shape[0], *dev_calib.shape[1:]))
         info["device_input_shape"] = list(graph.input_shape)
     info.update({"input_name": graph.input_name, "output_name": graph.output_name,
                  "opset": graph.opset})
