@@ -834,12 +834,16 @@ def _parse_sparsity(text):
 
 
 def _import_onnx(path, input_shape):
+    """``path`` (or an ONNX ModelProto) imported; ``input_shape`` is ``--input-shape``'s text
+    or a parsed tuple."""
     try:
         from .sw.onnx_import import import_onnx
     except ImportError as e:
         raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") from e
+    if isinstance(input_shape, str) or input_shape is None:
+        input_shape = _parse_input_shape(input_shape)
     try:
-        return import_onnx(path, input_shape=_parse_input_shape(input_shape))
+        return import_onnx(path, input_shape=input_shape)
     except ValueError as e:
         raise CliError(str(e)) from e
 
@@ -855,7 +859,8 @@ def _load_s4(path, config=None):
 
 @command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add, Relu, "
          "Sigmoid and Tanh, or a CNN of Conv, BatchNormalization, Relu, residual Add, "
-         "AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a .s4 file",
+         "MaxPool, AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a "
+         ".s4 file, and report its quantization error against onnxruntime",
          shared=("config", "seed"),
          options=[arg("model", help="float ONNX model"),
                   arg("--sparsity", required=True, help="s for every layer, or one per layer "
@@ -863,13 +868,16 @@ def _load_s4(path, config=None):
                   arg("--calib", help="calibration inputs .npy, shaped as the model input "
                       "(default: 256 normal random samples; real data gives better scales)"),
                   arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
+                  arg("--host-fallback", action="store_true", help="run unsupported nodes "
+                      "before the first and after the last device layer (an input "
+                      "normalization, a final Softmax) on the host, with onnxruntime"),
                   arg("-o", "--output", required=True, help="the .s4 file to write")])
 def _cmd_compile(args):
     import numpy as np
 
     from .base.config import load_config
     from .sw.compiler import compile_model
-    from .sw.model_file import save
+    from .sw.model_file import ModelFile, save
 
     if not args.output.endswith(".s4"):
         raise CliError(f"-o {args.output}: name the compiled model file *.s4")
@@ -879,70 +887,138 @@ def _cmd_compile(args):
         if s not in config.sparsities:
             raise CliError(f"--sparsity {s}: config {config.name} runs "
                            f"{', '.join(map(str, config.sparsities))}")
-    graph = _import_onnx(args.model, args.input_shape)
+    in_shape = _parse_input_shape(args.input_shape)
+    host, device = None, args.model
+    if args.host_fallback:
+        try:
+            from .sw.host_fallback import split_graph
+            host, device = split_graph(args.model, input_shape=in_shape)
+        except ImportError as e:
+            raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") \
+                from e
+        except ValueError as e:
+            raise CliError(str(e)) from e
+    full_shape = None
+    if host is not None:     # the graph input's shape, its batch as --input-shape gives it
+        full_shape = ((in_shape or (1,))[0], *host.input_shape[1:])
+    graph = None
+    if host is None:
+        graph = _import_onnx(device, in_shape)
+        full_shape = graph.input_shape
     if args.calib:
         calib = _load_npy(args.calib, "--calib")
         if calib.dtype.kind not in "fiu":
             raise CliError(f"--calib: {args.calib} holds {calib.dtype}, not numbers")
+        if calib.ndim != len(full_shape) or tuple(calib.shape[1:]) != tuple(full_shape[1:]):
+            raise CliError(f"--calib: {args.calib} has shape {list(calib.shape)}; the model "
+                           f"takes [B, {', '.join(map(str, full_shape[1:]))}]")
     else:
         print("s4 compile: no --calib, calibrating on 256 normal random samples",
               file=sys.stderr)
-        calib = np.random.default_rng(args.seed).normal(
-            size=(256, *graph.input_shape[1:]))
-    if hasattr(graph, "net"):
-        return _compile_net(args, graph, calib, sparsity)
+        calib = np.random.default_rng(args.seed).normal(size=(256, *full_shape[1:]))
+    dev_calib = calib
+    info = {"source": Path(args.model).name, "input_shape": list(full_shape)}
+    if host is not None:
+        try:
+            dev_calib = host.run_head(calib)
+        except Exception as e:  # noqa: BLE001  (onnxruntime raises its own kinds)
+            raise CliError(f"host fallback: the head sub-graph fails on --calib: "
+                           f"{' '.join(str(e).split())}") from e
+        graph = _import_onnx(device, (full_shape[0], *dev_calib.shape[1:]))
+        info["device_input_shape"] = list(graph.input_shape)
+    info.update({"input_name": graph.input_name, "output_name": graph.output_name,
+                 "opset": graph.opset})
     try:
-        compiled = compile_model(graph.layers, graph.host_input(calib), sparsity)
-        save(args.output, compiled, args.config,
-             {"source": Path(args.model).name, "input_name": graph.input_name,
-              "output_name": graph.output_name, "input_shape": list(graph.input_shape),
-              "opset": graph.opset})
+        if hasattr(graph, "net"):
+            from .sw.convnet import quantize_net
+            model = quantize_net(graph.net, graph.host_input(dev_calib),
+                                 graph.sparsity_map(sparsity))
+            info.update({"layout": "NCHW", "flat_output": graph.flat_output})
+        else:
+            model = compile_model(graph.layers, graph.host_input(dev_calib), sparsity)
+        save(args.output, model, args.config, info, host)
     except ValueError as e:
         raise CliError(str(e)) from e
     except OSError as e:
         raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
-    print(compiled.summary())
+    print(model.summary())
+    if host is not None:
+        print("\n".join(host.describe()))
+    _print_quant_error(args.model, in_shape, ModelFile(model, config, info, host), calib)
     print(f"-> {args.output} (config {args.config})")
     return 0
 
 
-def _compile_net(args, graph, calib, sparsity):
-    """``s4 compile`` of a CNN (:class:`~s4accel.sw.onnx_import.ImportedNet`)."""
-    from .sw.convnet import quantize_net
-    from .sw.model_file import save
+#: At most this many calibration inputs are compared with onnxruntime.
+QUANT_ERROR_INPUTS = 2048
 
+
+def quant_error(model, input_shape, mf, x) -> dict:
+    """The output error of compiled model ``mf`` (a :class:`~s4accel.sw.model_file.ModelFile`,
+    run on the golden model, host-fallback parts included) against onnxruntime running float
+    ONNX ``model`` on inputs ``x``: ``inputs``, ``max_abs``, ``range`` (the float output's
+    max - min), ``rel`` (max_abs / range) and, for a classifier (``[B, classes]`` output),
+    ``top1`` agreement."""
+    import numpy as np
+
+    from .sw.host_fallback import run_onnx, with_batch
+
+    x = np.asarray(x)[:QUANT_ERROR_INPUTS]
+    ref = run_onnx(with_batch(model, input_shape), x)
+    got, _ = _run_s4(mf, x, "golden", None)
+    got = got.astype(np.float64).reshape(ref.shape)
+    err = float(np.abs(got - ref).max())
+    span = float(ref.max() - ref.min())
+    res = {"inputs": len(x), "max_abs": err, "range": span, "rel": err / span if span else 0.0}
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        res["top1"] = float((got.argmax(1) == ref.argmax(1)).mean())
+    return res
+
+
+def _print_quant_error(model, input_shape, mf, calib):
     try:
-        net = quantize_net(graph.net, graph.host_input(calib), graph.sparsity_map(sparsity))
-        save(args.output, net, args.config,
-             {"source": Path(args.model).name, "input_name": graph.input_name,
-              "output_name": graph.output_name, "input_shape": list(graph.input_shape),
-              "opset": graph.opset, "layout": "NCHW", "flat_output": graph.flat_output})
-    except ValueError as e:
-        raise CliError(str(e)) from e
-    except OSError as e:
-        raise CliError(f"cannot write {args.output}: {e.strerror or e}") from e
-    print(net.summary())
-    print(f"-> {args.output} (config {args.config})")
-    return 0
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("quantization error: not measured (pip install onnxruntime)")
+        return
+    try:
+        e = quant_error(model, input_shape, mf, calib)
+    except Exception as ex:  # noqa: BLE001  (onnxruntime raises its own kinds)
+        print(f"quantization error: not measured (onnxruntime: {' '.join(str(ex).split())})")
+        return
+    top1 = f", top-1 agreement {100 * e['top1']:.2f} %" if "top1" in e else ""
+    print(f"quantization error on {e['inputs']} calibration inputs, against onnxruntime in "
+          f"float: max abs {e['max_abs']:.4g} ({100 * e['rel']:.2f} % of the output range "
+          f"{e['range']:.4g}){top1}")
 
 
 @command("run", "run a compiled .s4 model on float inputs from a .npy file",
          shared={"config": {"default": None, "help": "the device's configuration (default: "
-                            "the one the model was compiled for)"}},
+                            "the one the model was compiled for)"}, "sim": ...},
          options=[arg("model", help="compiled model (.s4)"),
                   arg("--input", required=True, help="float inputs .npy, shaped as the "
                       "model input with any batch size"),
-                  arg("--backend", choices=("model", "rtl"), default="model",
-                      help="the functional device model (rtl: not wired yet)"),
+                  arg("--backend", choices=("model", "rtl", "uart"), default="model",
+                      help="model: the functional device model (default); rtl: the "
+                      "accelerator's RTL in a simulator (--sim); uart: a board behind its "
+                      "UART host bridge (--port)"),
+                  arg("--port", help="--backend uart: the board's serial port (/dev/ttyUSB0), "
+                      "or 'model' for the functional model behind the bridge protocol"),
+                  arg("--baud", type=int, default=115_200, help="--backend uart: the "
+                      "bitstream's baud rate (default 115200)"),
+                  arg("--batch", type=int, default=32, help="inputs per device job on the rtl "
+                      "and uart backends (default 32)"),
                   arg("-o", "--out", required=True, help="float outputs .npy")])
 def _cmd_run(args):
     import numpy as np
 
-    from .sim.workloads.execute import run_on_model
-
     _check_out(args.out)
-    if args.backend != "model":
-        raise CliError("--backend rtl is not wired to s4 run yet; use --backend model")
+    if args.backend == "uart" and not args.port:
+        raise CliError("--backend uart needs --port (the board's serial port, or 'model')")
+    if args.backend != "uart" and args.port:
+        raise CliError("--port is for --backend uart")
+    if args.batch < 1:
+        raise CliError(f"--batch {args.batch}: give a positive number of inputs")
     mf = _load_s4(args.model, args.config)
     x = _load_npy(args.input, "--input")
     shape = mf.info.get("input_shape")
@@ -951,46 +1027,123 @@ def _cmd_run(args):
     if shape is not None and (x.ndim != len(shape) or list(x.shape[1:]) != shape[1:]):
         raise CliError(f"--input: {args.input} has shape {list(x.shape)}; the model takes "
                        f"[B, {', '.join(map(str, shape[1:]))}]")
-    if mf.kind == "convnet":
-        return _run_net(args, mf, x)
-    x = x.reshape(len(x), -1)
+    config = mf.config if args.config is None else args.config
     try:
-        xq = mf.model.quantize_input(x)
-        y, _ = run_on_model(mf.config, mf.model, xq)
+        out, cycles = _run_s4(mf, x, args.backend, config, sim=args.sim, port=args.port,
+                              baud=args.baud, batch=args.batch)
     except ValueError as e:
         raise CliError(str(e)) from e
-    out = mf.model.dequantize_output(y).astype(np.float32)
     try:
         np.save(args.out, out)
     except OSError as e:
         raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
+    where = {"model": "", "rtl": f", {cycles} device cycles on {args.sim}",
+             "uart": f" over {args.port}"}[args.backend]
     print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
-          f"(backend model, config {mf.config.name})")
+          f"(backend {args.backend}, config {mf.config.name}{where})")
     return 0
 
 
-def _run_net(args, mf, x):
-    """``s4 run`` of a convolutional network: NCHW float inputs, one device program per 64."""
+def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200, batch=32):
+    """A loaded .s4 model (:class:`~s4accel.sw.model_file.ModelFile`) on float inputs ``x``
+    shaped as the model input: the host parts (input quantization, host-fallback sub-graphs,
+    output dequantization) here, the device part on ``backend`` (``golden``: the golden
+    model's integers, as every backend gives them). Returns ``(float32 output,
+    device cycles)``; ``ValueError`` (one line) for what fails."""
     import numpy as np
 
-    from .sim.workloads.execute import run_net_on_model
     from .sw.onnx_import import graph_output, nchw_input
 
-    net = mf.model
+    net = mf.kind == "convnet"
+    if mf.host is not None:
+        x = mf.host.run_head(x)
+    if net:
+        xq = mf.model.quantize_input(nchw_input(
+            x, mf.info.get("device_input_shape", mf.info["input_shape"]),
+            mf.info.get("input_name", "x")))
+    else:
+        xq = mf.model.quantize_input(np.asarray(x, np.float64).reshape(len(x), -1))
+    y, cycles = _on_device(mf, xq, backend, config, sim=sim, port=port, baud=baud, batch=batch)
+    if net:
+        out = graph_output(mf.model.dequantize(y), mf.info.get("flat_output", True))
+    else:
+        out = mf.model.dequantize_output(y)
+    if mf.host is not None:
+        out = mf.host.run_tail(out)
+    return np.asarray(out, np.float32), cycles
+
+
+def _on_device(mf, xq, backend, config, *, sim, port, baud, batch):
+    """The integer output of ``mf``'s device part on int8 inputs ``xq`` and its cycles."""
+    from .sim.workloads.execute import run_net_on_model, run_on_model
+
+    net = mf.kind == "convnet"
+    if backend == "golden":
+        return (mf.model.forward_int(xq) if net else mf.model.reference(xq)), 0
+    if backend == "model":
+        if net:
+            return run_net_on_model(config, mf.model, xq)
+        y, results = run_on_model(config, mf.model, xq)
+        return y, sum(r.cycles for r in results)
+    if backend == "rtl":
+        from .sim.tb.runner import SimulationFailed
+        from .sim.workloads.execute import run_on_rtl
+        try:
+            out, _ = run_on_rtl(config, {"model": mf.model}, xq, batch=batch, sim=sim)
+        except (SimulationFailed, RuntimeError, OSError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ValueError(f"the RTL run on {sim} failed: {reason}") from e
+        return out["model"]["y"], sum(out["model"]["cycles"])
+    return _on_uart(mf, xq, config, port, baud, batch)
+
+
+def _on_uart(mf, xq, config, port, baud, batch):
+    """``_on_device`` through the UART host bridge: a board on serial ``port``, or the
+    functional model behind the bridge protocol (``port`` ``model``)."""
+    import asyncio
+
+    import numpy as np
+
+    from .sim.workloads.execute import run_net_on_driver
+    from .sw.compiler import run_model
+    from .sw.driver import Driver
+    from .sw.program import DeviceInfo
+    from .sw.uart_backend import BridgeError, SerialTransport, UartBackend
+
+    async def main(transport):
+        dev = Driver(UartBackend(transport), ring_slots=16)   # a board's DRAM is small
+        info = await dev.open()
+        want = DeviceInfo.from_config(mf.config)
+        if info != want:
+            diff = [f"{k} {getattr(want, k)} (device: {getattr(info, k)})"
+                    for k in want.__dataclass_fields__ if getattr(want, k) != getattr(info, k)]
+            raise ValueError(f"the device on {port} is not configuration "
+                             f"{mf.config.name!r}: the model needs {', '.join(diff)}")
+        if mf.kind == "convnet":
+            y, cycles, _ = await run_net_on_driver(dev, mf.model, xq, batch=batch)
+            return y, cycles
+        ys, cycles = [], 0
+        for i in range(0, len(xq), batch):
+            mark = dev.alloc.top
+            try:
+                y, c, _ = await run_model(dev, mf.model, xq[i:i + batch])
+            finally:
+                dev.alloc.top = mark
+            ys.append(y)
+            cycles += c
+        return np.concatenate(ys), cycles
+
     try:
-        xq = net.quantize_input(nchw_input(x, mf.info["input_shape"],
-                                           mf.info.get("input_name", "x")))
-        y, _ = run_net_on_model(mf.config, net, xq)
-    except ValueError as e:
-        raise CliError(str(e)) from e
-    out = graph_output(net.dequantize(y), mf.info.get("flat_output", True)).astype(np.float32)
-    try:
-        np.save(args.out, out)
-    except OSError as e:
-        raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
-    print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
-          f"(backend model, config {mf.config.name})")
-    return 0
+        if port == "model":
+            from .sim.model.uart_model import ModelTransport
+            return asyncio.run(main(ModelTransport(config)))
+        with SerialTransport(port, baud) as transport:
+            return asyncio.run(main(transport))
+    except MemoryError as e:
+        raise ValueError(f"--backend uart on {port}: {e}: the model's data for --batch "
+                         f"{batch} do not fit the board's DRAM") from e
+    except (BridgeError, OSError, ImportError, RuntimeError) as e:
+        raise ValueError(f"--backend uart on {port}: {' '.join(str(e).split())}") from e
 
 
 @command("inspect", "layers, shapes, sparsity, MACs and predicted cycles of an ONNX model or "
@@ -1000,23 +1153,28 @@ def _run_net(args, mf, x):
          options=[arg("model", help="float ONNX model or compiled .s4"),
                   arg("--sparsity", default="1", help="for an ONNX model: s for every layer "
                       "or one per layer (default 1)"),
-                  arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64")])
+                  arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
+                  arg("--host-fallback", action="store_true", help="for an ONNX model: as "
+                      "s4 compile --host-fallback, show the device part and the split")])
 def _cmd_inspect(args):
     from .base.config import load_config
     from .sim.model.perf_model import predict_layer
 
     rows = []
+    split = None
     if args.model.endswith(".s4"):
         mf = _load_s4(args.model, args.config)
+        split = mf.host
+        shape = tuple(mf.info.get("device_input_shape") or mf.info.get("input_shape") or (1,))
+        given = _parse_input_shape(args.input_shape)
+        if given:    # behind a host head only the batch carries over to the device part
+            shape = (given[0], *shape[1:]) if split is not None else given
         if mf.kind == "convnet":
             config = mf.config if args.config is None else load_config(args.config)
-            return _inspect_net(args, mf.model, config, _parse_input_shape(args.input_shape)
-                                or tuple(mf.info["input_shape"]),
+            return _inspect_net(args, mf.model, config, shape,
                                 f"compiled model, config {mf.config.name}, from "
-                                f"{mf.info.get('source', '?')}")
+                                f"{mf.info.get('source', '?')}", split)
         config = mf.config if args.config is None else load_config(args.config)
-        shape = _parse_input_shape(args.input_shape) or tuple(
-            mf.info.get("input_shape") or (1,))
         m = shape[0]
         src = f"compiled model, config {mf.config.name}, from {mf.info.get('source', '?')}"
         for q in mf.model.layers:
@@ -1024,7 +1182,7 @@ def _cmd_inspect(args):
                          q.params.relu, q.params.lut is not None))
         host = mf.model.host_ops
     else:
-        graph = _import_onnx(args.model, args.input_shape)
+        graph, split = _inspect_import(args)
         config = load_config(args.config or "fpga")
         sparsity = _parse_sparsity(args.sparsity)
         if hasattr(graph, "net"):
@@ -1037,7 +1195,8 @@ def _cmd_inspect(args):
             except ValueError as e:
                 raise CliError(f"--sparsity: {e}") from e
             return _inspect_net(args, net, config, graph.input_shape,
-                                f"ONNX opset {graph.opset}, input {graph.input_name!r} (NCHW)")
+                                f"ONNX opset {graph.opset}, input {graph.input_name!r} (NCHW)",
+                                split)
         s_list = sparsity if isinstance(sparsity, list) else [sparsity] * len(graph.layers)
         if len(s_list) != len(graph.layers):
             raise CliError(f"--sparsity: {len(s_list)} levels for {len(graph.layers)} layers")
@@ -1070,10 +1229,33 @@ def _cmd_inspect(args):
     print(f"{'total':<14} {'':>5} {'':>5} {'':>3} {'':<12} {tot[0]:>11} {tot[1]:>11} "
           f"{tot[2]:>8}")
     print("on the host: " + ", ".join(host))
+    if split is not None:
+        print("\n".join(split.describe()))
     return 0
 
 
-def _inspect_net(args, net, config, shape, src):
+def _inspect_import(args):
+    """``s4 inspect MODEL.onnx``'s imported graph (its device part with ``--host-fallback``)
+    and the split (or None)."""
+    import numpy as np
+
+    if not args.host_fallback:
+        return _import_onnx(args.model, args.input_shape), None
+    in_shape = _parse_input_shape(args.input_shape)
+    try:
+        from .sw.host_fallback import split_graph
+        split, device = split_graph(args.model, input_shape=in_shape)
+        if split is None:
+            return _import_onnx(device, in_shape), None
+        dev = split.run_head(np.zeros(split.input_shape)).shape
+    except ImportError as e:
+        raise CliError(f"reading ONNX needs the onnx package ({e}); pip install onnx") from e
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    return _import_onnx(device, ((in_shape or (1,))[0], *dev[1:])), split
+
+
+def _inspect_net(args, net, config, shape, src, split=None):
     """``s4 inspect`` of a convolutional network: its operations, MACs per batch of
     ``shape[0]`` images, and the cycles predicted for its whole device program."""
     import numpy as np
@@ -1116,6 +1298,8 @@ def _inspect_net(args, net, config, shape, src):
     print(f"predicted cycles of the whole device program ({len(prog.descs)} descriptors, "
           f"additions and pooling as GEMMs): {cycles}")
     print("on the host: " + net.summary().rsplit("on the host: ", 1)[1])
+    if split is not None:
+        print("\n".join(split.describe()))
     return 0
 
 

@@ -7,16 +7,19 @@ each batch of inputs).
 Layout (little-endian)::
 
     magic    8 bytes   b"S4MODEL\\0"
-    version  u32       FORMAT_VERSION (2; version 1, linear chains only, still loads)
+    version  u32       FORMAT_VERSION (3; version 1, linear chains only, and version 2,
+                       without host-fallback sub-graphs, still load)
     crc32    u32       zlib.crc32 of everything after this field
     meta_len u32       length of the JSON metadata
     meta     JSON      format, kind, configuration name and fields, the model's scales, host
-                       operations, the input and output it came from, one entry per layer
+                       operations, the host-fallback split (``host``: which nodes run
+                       where), the input and output it came from, one entry per layer
                        (a convolutional network: per operation, its type, inputs, geometry,
                        sparsity and scales)
     arrays   .npz      the layers' arrays (packed weights and indices, bias, requantization,
                        scales, pruned float weights; a network's int8 weight matrices, packed
-                       again on loading), read with ``allow_pickle=False``
+                       again on loading; the host-fallback ONNX sub-graphs as bytes), read
+                       with ``allow_pickle=False``
 
 No pickle anywhere: loading a file runs no code from it. :func:`load` refuses a file with a
 wrong magic, version or checksum, and (given a configuration) one compiled for another
@@ -44,9 +47,10 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "ModelFileError", "ModelFile", "save", "lo
            "check_config"]
 
 MAGIC = b"S4MODEL\0"
-FORMAT_VERSION = 2
-#: Versions :func:`load` reads (1: linear chains, before convolutional networks).
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: Versions :func:`load` reads (1: linear chains, before convolutional networks; 2: before
+#: host fallback).
+READ_VERSIONS = (1, 2, 3)
 _HEAD = struct.Struct("<8sIII")
 
 #: Configuration fields that do not change the compiled program (informational only).
@@ -64,21 +68,25 @@ class ModelFile:
     for) and ``info`` (the free-form metadata given to :func:`save`, such as the input name
     and shape)."""
 
-    def __init__(self, model, config: Config, info: dict):
+    def __init__(self, model, config: Config, info: dict, host=None):
         self.model, self.config, self.info = model, config, info
+        #: the host-fallback sub-graphs (:class:`~.host_fallback.HostParts`), or None
+        self.host = host
         self.kind = "convnet" if isinstance(model, QuantNet) else "linear"
 
 
-def save(path, model, config, info=None) -> None:
+def save(path, model, config, info=None, host=None) -> None:
     """Write ``model`` (:class:`CompiledModel` or :class:`QuantNet`), compiled for ``config``
     (a :class:`Config` or preset name), to ``path``; ``info`` is a JSON-serializable dict
-    stored alongside."""
+    stored alongside, ``host`` the host-fallback sub-graphs
+    (:class:`~.host_fallback.HostParts`) around the model."""
     config = load_config(config)
+    host_meta, host_arrays = host.meta() if host is not None else (None, {})
     if isinstance(model, QuantNet):
         meta, arrays = _net_meta(model)
         meta = {"format": "s4 compiled model", "kind": "convnet", "config": config.to_dict(),
-                **meta, "info": info or {}}
-        _write(path, meta, arrays)
+                **meta, "host": host_meta, "info": info or {}}
+        _write(path, meta, {**arrays, **host_arrays})
         return
     arrays = {}
     layers = []
@@ -97,8 +105,8 @@ def save(path, model, config, info=None) -> None:
                 arrays[f"{i}.{key}"] = np.asarray(a)
     meta = {"format": "s4 compiled model", "kind": "linear", "config": config.to_dict(),
             "in_scale": model.in_scale, "host_ops": list(model.host_ops), "layers": layers,
-            "info": info or {}}
-    _write(path, meta, arrays)
+            "host": host_meta, "info": info or {}}
+    _write(path, meta, {**arrays, **host_arrays})
 
 
 def _write(path, meta, arrays):
@@ -133,11 +141,15 @@ def load(path, config=None) -> ModelFile:
         with np.load(io.BytesIO(data[_HEAD.size + meta_len:]), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         kind = meta.get("kind", "linear")
+        host = None
+        if meta.get("host"):
+            from .host_fallback import HostParts
+            host = HostParts.from_meta(meta["host"], arrays)
         if kind == "convnet":
             model = _net_from(meta, arrays)
             if config is not None:
                 check_config(file_config, config, path)
-            return ModelFile(model, file_config, meta.get("info", {}))
+            return ModelFile(model, file_config, meta.get("info", {}), host)
         if kind != "linear":
             raise ValueError(f"unknown model kind {kind!r}")
         model = CompiledModel(in_scale=float(meta["in_scale"]), host_ops=list(meta["host_ops"]))
@@ -159,7 +171,7 @@ def load(path, config=None) -> ModelFile:
         raise ModelFileError(f"{path} is not a valid s4 compiled model: {reason}") from e
     if config is not None:
         check_config(file_config, config, path)
-    return ModelFile(model, file_config, meta.get("info", {}))
+    return ModelFile(model, file_config, meta.get("info", {}), host)
 
 
 def check_config(file_config: Config, config, path="the model") -> None:

@@ -43,7 +43,9 @@ A graph with a 4-D (NCHW) input and a ``Conv``, ``BatchNormalization``, ``Averag
 refused (for now).
 
 Anything else is refused with an :class:`OnnxImportError` naming the node and its op type, as
-is a graph that is not one chain (a CNN: whose output is not its last layer's). Shapes are
+is a graph that is not one chain (a CNN: whose output is not its last layer's); unsupported
+nodes before the first or after the last layer can run on the host instead
+(:mod:`.host_fallback`, ``s4 compile --host-fallback``). Shapes are
 static: a dynamic or unknown input dimension is refused naming the input unless
 ``input_shape`` fixes it. The batch dimension (the first) does not enter the compiled layers:
 any number of rows (images) runs.

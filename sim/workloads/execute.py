@@ -16,7 +16,7 @@ from ...sw.driver import Driver, run
 from ..model.device_model import ModelBackend
 from ..tb import runner
 
-__all__ = ["run_on_rtl", "run_on_model", "run_net_on_model"]
+__all__ = ["run_on_rtl", "run_on_model", "run_net_on_model", "run_net_on_driver"]
 
 
 def _bar(done, total, label, width=30, out=sys.stderr):
@@ -27,7 +27,9 @@ def _bar(done, total, label, width=30, out=sys.stderr):
 
 def run_on_rtl(config, models: dict, x_q, *, batch=32, sim="verilator", show_progress=True,
                fast=True):
-    """Run compiled ``models`` on int8 inputs ``x_q`` on the accelerator RTL; returns
+    """Run compiled ``models`` (:class:`~s4accel.sw.compiler.CompiledModel`, or
+    :class:`~s4accel.sw.convnet.QuantNet` on NHWC images: one device program per batch) on
+    int8 inputs ``x_q`` on the accelerator RTL; returns
     ``{name: {"y", "cycles" (per batch), "counters", "wall_s" (per batch)}}`` and run
     information, with ``sim_cycles_per_s``: device cycles over the wall time from each
     hand-over to its interrupt, summed. ``fast``: the ``s4_sim`` design (DRAM model inside),
@@ -80,27 +82,35 @@ def run_on_model(config, model, x_q):
 
 def run_net_on_model(config, net, x_q, *, batch=64, progress=None):
     """Run a convolutional network (:class:`~s4accel.sw.convnet.QuantNet`) on int8 NHWC
-    images ``x_q`` on the functional device model, one program
-    (:meth:`~s4accel.sw.convnet.QuantNet.device_program`) per ``batch`` images; returns
-    ``(output as QuantNet.forward_int gives it, total device cycles)``. ``progress(done,
-    total)`` is called after each batch."""
-    x_q = np.asarray(x_q)
-
+    images ``x_q`` on the functional device model (:func:`run_net_on_driver`); returns
+    ``(output as QuantNet.forward_int gives it, total device cycles)``."""
     async def main():
         dev = Driver(ModelBackend(config))
         await dev.open()
-        outs, cycles = [], 0
-        for i in range(0, len(x_q), batch):
-            chunk = x_q[i:i + batch]
-            mark = dev.alloc.top
-            try:
-                res = await dev.run_program(net.device_program(chunk, dev.info, dev.alloc),
-                                            max_cycles=1 << 31)
-            finally:
-                dev.alloc.top = mark
-            outs.append(net.device_output(res.y, len(chunk), dev.info.rows))
-            cycles += res.cycles
-            if progress:
-                progress(min(i + batch, len(x_q)), len(x_q))
-        return np.concatenate(outs), cycles
+        y, cycles, _ = await run_net_on_driver(dev, net, x_q, batch=batch, progress=progress)
+        return y, cycles
     return run(main())
+
+
+async def run_net_on_driver(dev, net, x_q, *, batch=64, progress=None):
+    """Run a convolutional network (:class:`~s4accel.sw.convnet.QuantNet`) on int8 NHWC
+    images ``x_q`` through an opened :class:`~s4accel.sw.driver.Driver`, one program
+    (:meth:`~s4accel.sw.convnet.QuantNet.device_program`) per ``batch`` images; returns
+    ``(output as QuantNet.forward_int gives it, total device cycles, LayerResult per batch)``.
+    ``progress(done, total)`` is called after each batch."""
+    x_q = np.asarray(x_q)
+    outs, cycles, results = [], 0, []
+    for i in range(0, len(x_q), batch):
+        chunk = x_q[i:i + batch]
+        mark = dev.alloc.top
+        try:
+            res = await dev.run_program(net.device_program(chunk, dev.info, dev.alloc),
+                                        max_cycles=1 << 31)
+        finally:
+            dev.alloc.top = mark
+        outs.append(net.device_output(res.y, len(chunk), dev.info.rows))
+        cycles += res.cycles
+        results.append(res)
+        if progress:
+            progress(min(i + batch, len(x_q)), len(x_q))
+    return np.concatenate(outs), cycles, results

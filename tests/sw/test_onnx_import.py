@@ -251,8 +251,11 @@ def test_cli_errors(tmp_path, capsys):
                  "--input-shape", "1x1x8x8", "-o", f"{d}/m.s4"]) == 0
     _one_line_error(capsys, ["run", f"{d}/m.s4", "--config", "tiny", "--input", f"{d}/x.npy",
                              "-o", f"{d}/y.npy"], "compiled for configuration 'fpga'")
-    _one_line_error(capsys, ["run", f"{d}/m.s4", "--input", f"{d}/x.npy", "--backend", "rtl",
-                             "-o", f"{d}/y.npy"], "not wired")
+    _one_line_error(capsys, ["run", f"{d}/m.s4", "--input", f"{d}/x.npy", "--backend", "uart",
+                             "-o", f"{d}/y.npy"], "--backend uart needs --port")
+    _one_line_error(capsys, ["run", f"{d}/m.s4", "--input", f"{d}/x.npy", "--backend", "uart",
+                             "--port", f"{d}/no-such-port", "-o", f"{d}/y.npy"],
+                    "--backend uart on ")
     np.save(tmp_path / "x64.npy", np.zeros((4, 64)))
     _one_line_error(capsys, ["run", f"{d}/m.s4", "--input", f"{d}/x64.npy", "-o",
                              f"{d}/y.npy"], "the model takes [B, 1, 8, 8]")
