@@ -161,7 +161,8 @@ class Driver:
             act_sram_kib=1 << _f("CAP_SRAM", "act_kib_log2").get(sram),
             wgt_sram_kib=1 << _f("CAP_SRAM", "wgt_kib_log2").get(sram),
             out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram),
-            l2_kib=_f("CAP_L2", "kib").get(await b.read32(regs.CAP_L2)))
+            l2_kib=_f("CAP_L2", "kib").get(await b.read32(regs.CAP_L2)),
+            jpeg_decoders=_f("CAP_CODEC", "jpeg_decoders").get(await b.read32(regs.CAP_CODEC)))
         base, size = b.dram_base, b.dram_size
         await b.write32(regs.CTRL, 0)             # no fetch while the ring is reprogrammed
         await b.write32(regs.WIN0_BASE, base)

@@ -62,11 +62,13 @@ class DeviceInfo:
     out_sram_kib: int
     #: the on-chip L2 shared by the SPUs (KiB, 0: none), at :data:`L2_BASE`
     l2_kib: int = 0
+    #: JPEG decoder instances of the codec wrapper (0: DECODE is not available)
+    jpeg_decoders: int = 0
 
     @classmethod
     def from_config(cls, c: Config) -> DeviceInfo:
         return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
-                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib)
+                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib, c.jpeg_decoders)
 
     @property
     def l2_base(self):
@@ -103,10 +105,12 @@ class LayerParams:
 
 
 def descriptor(opcode: Opcode, *, wait_prev=0, wait_next=0, sig_prev=0, sig_next=0,
-               dma=None, gemm=None, spu_mask=0) -> bytes:
+               dma=None, gemm=None, spu_mask=0, decode=None) -> bytes:
     """One 32-byte descriptor, encoded with the hardware's own layout (``spu_mask`` 0: all
     SPUs)."""
     body = {"dma": dma} if dma is not None else ({"gemm": gemm} if gemm is not None else {})
+    if decode is not None:
+        body = {"decode": decode}
     value = Descriptor.const({
         "header": {"opcode": opcode.value if isinstance(opcode, Opcode) else int(opcode),
                    "wait_prev": int(wait_prev), "wait_next": int(wait_next),

@@ -30,6 +30,7 @@ CAP_SPARSITY = 0x00C
 CAP_SRAM = 0x010
 CAP_BUS = 0x014
 CAP_L2 = 0x018
+CAP_CODEC = 0x01C
 CTRL = 0x020
 STATUS = 0x024
 IRQ = 0x028
@@ -71,7 +72,7 @@ VERSION_MINOR_SHIFT = 8
 VERSION_MINOR_WIDTH = 8
 VERSION_MINOR_MASK = 0x0000FF00
 VERSION_MINOR_ACCESS = "ro"
-VERSION_MINOR_RESET = 5
+VERSION_MINOR_RESET = 6
 VERSION_MAJOR_SHIFT = 16
 VERSION_MAJOR_WIDTH = 8
 VERSION_MAJOR_MASK = 0x00FF0000
@@ -122,6 +123,10 @@ CAP_L2_KIB_SHIFT = 0
 CAP_L2_KIB_WIDTH = 24
 CAP_L2_KIB_MASK = 0x00FFFFFF
 CAP_L2_KIB_ACCESS = "ro"
+CAP_CODEC_JPEG_DECODERS_SHIFT = 0
+CAP_CODEC_JPEG_DECODERS_WIDTH = 4
+CAP_CODEC_JPEG_DECODERS_MASK = 0x0000000F
+CAP_CODEC_JPEG_DECODERS_ACCESS = "ro"
 CTRL_ENABLE_SHIFT = 0
 CTRL_ENABLE_WIDTH = 1
 CTRL_ENABLE_MASK = 0x00000001
@@ -290,7 +295,7 @@ REGISTERS = {
                 "patch", 0, 8, "ro", 0,
                 "Patch version."),
             Field(
-                "minor", 8, 8, "ro", 5,
+                "minor", 8, 8, "ro", 6,
                 "Minor version."),
             Field(
                 "major", 16, 8, "ro", 0,
@@ -353,6 +358,14 @@ REGISTERS = {
         "The on-chip L2 buffer shared by the SPUs: SRAM at address 0x2000_0000 of the DMA's "
         "address space (LOAD and STORE reach it like DRAM, inside the chip), `kib` KiB (0: no "
         "L2)."),
+    "CAP_CODEC": Register(
+        "CAP_CODEC", 0x01C, (
+            Field(
+                "jpeg_decoders", 0, 4, "ro", "{jpeg_decoders}",
+                "Number of JPEG decoder instances."),
+        ),
+        "The codec wrapper: JPEG decoder instances that run DECODE descriptors (0: none, and a "
+        "DECODE is UNKNOWN_OPCODE)."),
     "CTRL": Register(
         "CTRL", 0x020, (
             Field(

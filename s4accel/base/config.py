@@ -73,6 +73,11 @@ class Config:
         The on-chip L2 buffer shared by the SPUs, in KiB (0: none; else a power of two, at
         least 4): SRAM at :data:`L2_BASE` in the DMA's address space, reached by LOAD and
         STORE descriptors like DRAM but inside the chip (``hw/bus/l2.py``).
+    jpeg_decoders : int
+        JPEG decoder instances of the codec wrapper (``DECODE`` descriptors,
+        :mod:`s4accel.base.codec`), 0 .. 15; 0 (the default): no decoder, and a ``DECODE`` is
+        ``UNKNOWN_OPCODE``. The RTL does not implement the wrapper yet (issue 23), so only the
+        functional model takes a non-zero count.
     """
 
     name: str = "custom"
@@ -89,6 +94,7 @@ class Config:
     clock_mhz: float = 100.0
     dram_gb_s: float | None = None
     l2_kib: int = 0
+    jpeg_decoders: int = 0
 
     def __post_init__(self):
         for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
@@ -101,6 +107,10 @@ class Config:
                 or self.l2_kib > 256 * 1024):
             raise ConfigError(f"l2_kib must be 0 (no L2) or a power of two from 4 to 262144 "
                               f"(bursts never cross its 4 KiB-aligned end), not {self.l2_kib!r}")
+        if (isinstance(self.jpeg_decoders, bool) or not isinstance(self.jpeg_decoders, int)
+                or not 0 <= self.jpeg_decoders <= 15):
+            raise ConfigError(f"jpeg_decoders must be an integer from 0 (no decoder) to 15, "
+                              f"not {self.jpeg_decoders!r}")
         if self.dram_bus_bits not in (32, 64, 128, 256, 512):
             raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
                               f"not {self.dram_bus_bits!r}")

@@ -393,7 +393,7 @@ def test_csr_block_amaranth_sim(seed):
         ctx.set(dut.dp2reg_status_idle, 1)
         assert (await _read(ctx, bus, rm.register("STATUS").offset))[0] == 0x5A04
         assert await _read(ctx, bus, 0xFFC) == (0, Resp.DECERR)
-        assert await _write(ctx, bus, 0x01C, 1) == Resp.DECERR
+        assert await _write(ctx, bus, 0x034, 1) == Resp.DECERR
         for _ in range(2):
             await ctx.tick()
 
