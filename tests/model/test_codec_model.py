@@ -165,4 +165,13 @@ def test_decode_errors(rng):
             await dev.submit(prog.descs)                 # the next job runs
             await dev.wait()
         assert ErrorCode.DECODE_ERROR in codes and len(codes) == 5
+        # the span exactly at the end of the scratchpad, and the whole bitstream's last word
+        # at the window's end, are fine
+        await dev.submit([decode_descriptor(
+            table_addr=table_addr, bits_addr=good_bits_addr, bits_len=len(raw_bits),
+            act_addr=info.act_depth - 256, lane=1, crop=(0, 0, 16, 16), out_h=16, out_w=16),
+            descriptor(Opcode.COMPLETE)])
+        await dev.wait()
+        exp = codec.decode_job(block, raw_bits, crop=(0, 0, 16, 16), out_h=16, out_w=16)
+        assert np.array_equal(_act(model)[-256:, 1, :3], exp.reshape(-1, 3))
     asyncio.run(main())
