@@ -178,7 +178,7 @@ class PostProcessor(wiring.Component):
             with m.If(emit):
                 m.d.sync += d_den[0].eq(2 * n_win)
                 for c in range(3):
-                    m.d.sync += [d_num[0][c].eq(2 * tot[c]), d_q[0][c].eq(0)]
+                    m.d.sync += [d_num[0][c].eq(2 * tot[c] + n_win), d_q[0][c].eq(0)]
             # restoring division, quotient bit 7 first
             for k in range(_DIV_STAGES):
                 b = _DIV_STAGES - 1 - k
