@@ -208,7 +208,8 @@ class DecodeBody(data.Struct):
     Dispatch checks, in this order: a device without a decoder (``Config.jpeg_decoders`` 0)
     does not know the opcode (``UNKNOWN_OPCODE``); ``table_addr`` or ``bits_addr`` not a
     multiple of the bus width in bytes, ``bits_len``, ``crop_w``, ``crop_h``, ``out_w`` or
-    ``out_h`` zero, ``out_w > crop_w``, ``out_h > crop_h`` or ``lane >= rows``:
+    ``out_h`` zero, ``out_w > crop_w``, ``out_h > crop_h``, ``out_w > 1024`` (the resize's
+    line buffer) or ``lane >= rows``:
     ``BAD_FIELD``; ``act_addr + out_h * out_w`` past the ACT depth: ``SCRATCHPAD_OVERFLOW``;
     the block or the bitstream's bus words outside a read window: ``OUT_OF_WINDOW``. What is
     wrong in the data read (the block, a crop outside the frame, a corrupt stream) is

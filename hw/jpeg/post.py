@@ -32,12 +32,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ...base import codec
 from .color import pixel_layout
 
 __all__ = ["PostProcessor", "post_config_layout", "lane_layout", "norm_layout", "MAX_OUT_W"]
 
-#: Widest output the line buffer holds (``base/codec.py``'s ``MAX_OUT_W``).
-MAX_OUT_W = 1024
+#: Widest output the line buffer holds.
+MAX_OUT_W = codec.MAX_OUT_W
 
 norm_layout = data.StructLayout({"offset": signed(16), "mult": signed(16), "shift": 5})
 

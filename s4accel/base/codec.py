@@ -64,7 +64,7 @@ import numpy as np
 from .jpeg import (Component, HuffmanTable, JpegError, JpegTables, Scan, _entropy_segments,
                    decode_tables, parse)
 
-__all__ = ["TABLE_BLOCK_BYTES", "MAX_WIDTH", "SAMPLING", "BlockError", "Norm", "Block",
+__all__ = ["TABLE_BLOCK_BYTES", "MAX_WIDTH", "MAX_OUT_W", "SAMPLING", "BlockError", "Norm", "Block",
            "table_block", "parse_block", "scan_segments", "decode_block", "box_windows",
            "box_resize", "normalise", "norm_from_float", "decode_job", "act_lane_image",
            "split_scan", "check_geometry", "CENTRED"]
@@ -77,6 +77,9 @@ COMP_BYTES = 672
 COMP0 = 64
 #: Widest image the decoder takes (its line buffers, ``hw/jpeg/color.py``'s default).
 MAX_WIDTH = 2048
+#: Widest output (the resize's line buffer, ``hw/jpeg/post.py``); a wider ``out_w`` is
+#: ``BAD_FIELD``.
+MAX_OUT_W = 1024
 #: Sampling codes of the block, in the order of its ``sampling`` byte.
 SAMPLING = ("grey", "4:4:4", "4:2:2", "4:2:0")
 #: Luma sampling factors (h, v) of each code; chroma is 1x1.

@@ -310,7 +310,8 @@ class DeviceModel:
         d, g, bb = desc.body.decode, self.geom, self.geom.bus_bits // 8
         if (not self._selected(desc.header) or d.bits_len == 0 or d.crop_w == 0
                 or d.crop_h == 0 or d.out_w == 0 or d.out_h == 0 or d.out_w > d.crop_w
-                or d.out_h > d.crop_h or d.lane >= self.config.rows):
+                or d.out_h > d.crop_h or d.out_w > codec.MAX_OUT_W
+                or d.lane >= self.config.rows):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
         if d.act_addr + d.out_h * d.out_w > g.act_depth:
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)

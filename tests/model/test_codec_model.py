@@ -117,6 +117,8 @@ def _error_cases(info, table_addr, bits_addr, bits_len, good_bits_addr):
         ("out_w > crop_w", ErrorCode.BAD_FIELD, dict(ok, crop=(0, 0, 8, 16))),
         ("crop_h 0", ErrorCode.BAD_FIELD, dict(ok, crop=(0, 0, 16, 0))),
         ("lane >= rows", ErrorCode.BAD_FIELD, dict(ok, lane=info.rows)),
+        ("out_w > MAX_OUT_W", ErrorCode.BAD_FIELD,
+         dict(ok, crop=(0, 0, 1100, 1), out_w=codec.MAX_OUT_W + 1, out_h=1)),
         ("absent SPU", ErrorCode.BAD_FIELD, dict(ok, spu_mask=0b100)),
         ("ACT span", ErrorCode.SCRATCHPAD_OVERFLOW, dict(ok, act_addr=info.act_depth - 255)),
         ("overflow before alignment", ErrorCode.SCRATCHPAD_OVERFLOW,
