@@ -15,7 +15,8 @@ non-zero count, so ``k`` waits need ``k`` signals, given in the producer's progr
 ``ld2ex`` (LOAD ``sig_next`` -> GEMM ``wait_prev``), ``ex2ld`` (GEMM ``sig_prev`` -> LOAD
 ``wait_next``), ``ex2st`` (GEMM ``sig_next`` -> STORE ``wait_prev``), ``st2ex`` (STORE
 ``sig_prev`` -> GEMM ``wait_next``); everything before a SYNC or COMPLETE before everything
-after it.
+after it. A DECODE is on the LOAD engine and writes its whole output span of ACT words (the
+lane is not told apart: two DECODEs into different lanes of the same words count as a clash).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def _accesses(i, desc, rows, cols, spus):
         if g.lut:
             acc.append(Access(i, "LUT", 0, 1, mask, False))
         return acc
+    if op == Opcode.DECODE.value:      # the image into ACT (one row memory's bytes of them)
+        d = desc.body.decode
+        lo = int(d.act_addr)
+        return [Access(i, "ACT", lo, lo + int(d.out_h) * int(d.out_w), mask, True)]
     return []
 
 
@@ -105,7 +110,8 @@ def races(descs, *, rows: int, cols: int, spus: int = 1) -> list[tuple[Access, A
     signals = {}                       # counter -> the descriptors that signal it, in order
     waits = {}                         # counter -> waits on it so far
     barrier = None
-    engine = {Opcode.LOAD.value: "ld", Opcode.GEMM.value: "ex", Opcode.STORE.value: "st"}
+    engine = {Opcode.LOAD.value: "ld", Opcode.GEMM.value: "ex", Opcode.STORE.value: "st",
+              Opcode.DECODE.value: "ld"}   # (DECODE runs on the LOAD engine)
     accesses = []
     for i, desc in enumerate(parsed):
         op = int(desc.header.opcode)
