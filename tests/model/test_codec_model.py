@@ -177,3 +177,55 @@ def test_decode_errors(rng):
         exp = codec.decode_job(block, raw_bits, crop=(0, 0, 16, 16), out_h=16, out_w=16)
         assert np.array_equal(_act(model)[-256:, 1, :3], exp.reshape(-1, 3))
     asyncio.run(main())
+
+
+def test_decode_feeds_a_first_conv_layer(rng):
+    """The layout claim: a conv program whose input LOAD is replaced by a DECODE of a JPEG
+    (same ACT words, same token bits) gives the same result as the program loading the
+    decoded, resized, normalised image from DRAM."""
+    from s4accel.sw import scenarios
+    from s4accel.sw.conv import conv_program
+    from s4accel.sw.program import Allocator
+
+    async def main():
+        data = _image(rng, "4:2:0", 19, 23)
+        tables, bits = codec.split_scan(data)
+        norm = codec.norm_from_float(0.45, 0.25, 4 / 127)
+        crop, oh, ow = (2, 1, 20, 17), 8, 10
+        q = codec.decode_job(codec.table_block(tables, norm), bits, crop=crop, out_h=oh,
+                             out_w=ow)
+        outs = []
+        for use_decode in (False, True):
+            dev, model = _device("tiny", out_sram_kib=16)     # one band of outputs fits
+            info = await dev.open()
+            _, packed, params, _ = scenarios.random_conv(
+                np.random.default_rng(7), info, ksize=3, stride=1, pad=1, n_img=1, h=oh,
+                w=ow, c=3, cout=5, mode="int8")
+            prog = conv_program(info, q[None], packed, params, dev.alloc, ksize=3, pad=1,
+                                max_band=oh)        # one band: the whole image
+            if use_decode:
+                word = info.rows * BANK
+                loads = [i for i, d in enumerate(prog.descs)
+                         if d[0] & 15 == Opcode.LOAD.value
+                         and _field(d, "target") == Target.ACT.value
+                         and _field(d, "row_bytes") * _field(d, "rows") == oh * ow * word]
+                assert len(loads) == 1        # the whole image in one band
+                i = loads[0]
+                flags = {k: (prog.descs[i][0] >> b) & 1 for k, b in
+                         (("wait_next", 5), ("sig_next", 7))}
+                dprog = decode_program(info, dev.alloc, data, crop=crop, out_h=oh, out_w=ow,
+                                       norms=norm, act_addr=_field(prog.descs[i], "sram_addr"),
+                                       complete=False, **flags)
+                prog.descs[i:i + 1] = dprog.descs
+                prog.images += dprog.images
+            outs.append((await dev.run_program(prog)).y)
+        assert np.array_equal(outs[0], outs[1]) and outs[0].any()
+    asyncio.run(main())
+
+
+def _field(desc, name):
+    """A DmaBody field of an encoded descriptor."""
+    from s4accel.hw.cmd.descriptors import Descriptor
+    d = Descriptor.from_bits(int.from_bytes(desc, "little"))
+    v = getattr(d.body.dma, name)
+    return v.value if isinstance(v, Target) else int(v)
