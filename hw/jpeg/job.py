@@ -8,7 +8,8 @@ on ``i_block``, then the bitstream's on ``i_bits`` (``last`` on its final byte; 
 takes them only once the tables are in). ``done`` when the last lane has been taken and the
 scan's end read; ``error`` (``DECODE_ERROR``) instead when the block is unusable (then no byte
 of ``i_bits`` is taken: the caller drains or aborts its transfer) or the stream is corrupt
-(lanes may have been emitted; the bytes after the error are taken and dropped up to ``last``,
+(lanes may have been emitted before the error, none after it: the decoder and the
+post-processing are emptied; the bytes after the error are taken and dropped up to ``last``,
 so the transfer completes), or the crop is not inside the frame the block describes. Bytes
 after the scan's end marker are taken and dropped too. Either ends the job within a number of cycles bounded by the
 input lengths.
@@ -69,7 +70,9 @@ class DecodeJob(wiring.Component):
         # the decoder's configuration changes only when it starts (the loader's registers
         # change while a block is read)
         dec_cfg = Signal.like(tl.config)
-        m.d.comb += [dec.config.eq(dec_cfg), post.start.eq(self.start), tl.start.eq(self.start),
+        flush = Signal()         # a corrupt stream: empty the decoder and the post-processing
+        m.d.comb += [dec.config.eq(dec_cfg), post.start.eq(self.start | flush),
+                     tl.start.eq(self.start),
                      post.config.crop_x.eq(g.crop_x), post.config.crop_y.eq(g.crop_y),
                      post.config.crop_w.eq(g.crop_w), post.config.crop_h.eq(g.crop_h),
                      post.config.out_w.eq(g.out_w), post.config.out_h.eq(g.out_h),
@@ -109,6 +112,9 @@ class DecodeJob(wiring.Component):
             with m.State("SCAN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(dec.error != EntropyError.NONE):
+                    # blocks already decoded would still come out as pixels and lanes (into
+                    # the next job): a start empties every stage of both
+                    m.d.comb += [dec.start.eq(1), flush.eq(1)]
                     m.d.sync += drain.eq(1)
                     m.next = "DRAIN"
                 with m.Elif(dec.done & ~post.busy & ~post.i_pixel.valid):

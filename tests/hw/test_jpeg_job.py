@@ -112,3 +112,37 @@ def test_job_420(rng):
     job, exp = _job(rng, "4:2:0", 24, 32)
     (result,) = run_jobs([job], rng)
     print(f"24x32 4:2:0: {_check(result, exp, '4:2:0')} cycles")
+
+
+@pytest.mark.slow
+def test_job_mutated_streams_equal_model(seed):
+    """20 seeded mutations of the entropy-coded data (sim.workloads.jpeg.mutate, data only: the
+    block stays valid), back to back on one DecodeJob: each ends as the functional model's
+    golden job does, ``error`` where it raises and the same lanes where it decodes, within
+    the cycle bound (about 40 s)."""
+    from s4accel.sim.workloads.jpeg import mutate, scan_start
+    rng = np.random.default_rng(seed)
+    jobs, exp, hows = [], [], []
+    for i in range(20):
+        mode = ["grey", "4:4:4", "4:2:2", "4:2:0"][i % 4]
+        h, w = int(rng.integers(4, 20)), int(rng.integers(4, 24))
+        kw = {"restart_marker_blocks": 1} if i % 3 == 0 else {}
+        good = encode(smooth_image(rng, h, w), mode, quality=int(rng.integers(20, 95)), **kw)
+        bad, how = mutate(good, rng, data_only=True)
+        block = codec.table_block(codec.split_scan(good)[0])
+        bits = bad[scan_start(good):]
+        try:
+            e = _lanes(codec.decode_job(block, bits, crop=(0, 0, w, h), out_h=h, out_w=w))
+        except ValueError:
+            e = None
+        jobs.append((block, bits, (0, 0, w, h), h, w))
+        exp.append(e)
+        hows.append(f"seed {seed} case {i}: {mode} {h}x{w} {kw} {how}")
+    results = run_jobs(jobs, rng)
+    for (lanes, status, _), e, how in zip(results, exp, hows, strict=True):
+        if e is None:
+            assert status == "error", how
+        else:
+            assert status == "done", how
+            assert [d.to_bytes(32, "little") for _, d in lanes] == e, how
+    assert any(e is None for e in exp) and any(e is not None for e in exp)
