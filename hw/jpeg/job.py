@@ -11,8 +11,8 @@ of ``i_bits`` is taken: the caller drains or aborts its transfer) or the stream 
 (lanes may have been emitted before the error, none after it: the decoder and the
 post-processing are emptied; the bytes after the error are taken and dropped up to ``last``,
 so the transfer completes), or the crop is not inside the frame the block describes. Bytes
-after the scan's end marker are taken and dropped too. Either ends the job within a number of cycles bounded by the
-input lengths.
+after the scan's end marker are taken and dropped too. Either ends the job within a number of
+cycles bounded by the input lengths.
 """
 
 from amaranth.hdl import Module, Signal

@@ -27,7 +27,7 @@ The whole pipeline moves when the output is taken or empty (one enable), and the
 ready then; pixels outside the crop are taken and dropped.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -109,7 +109,7 @@ class PostProcessor(wiring.Component):
         col_end = Signal()
         m.d.comb += col_end.eq((x - cfg.crop_x == cfg.crop_w - 1)
                                | (cnum + 2 * cfg.out_w > cthr))
-        # -- row DDA (advanced at each crop row's end) ----------------------------------------------
+        # -- row DDA (advanced at each crop row's end) ---------------------------------------
         rj = Signal(12)
         rnum = Signal(32)
         rthr = Signal(32)

@@ -185,7 +185,6 @@ def test_decode_feeds_a_first_conv_layer(rng):
     decoded, resized, normalised image from DRAM."""
     from s4accel.sw import scenarios
     from s4accel.sw.conv import conv_program
-    from s4accel.sw.program import Allocator
 
     async def main():
         data = _image(rng, "4:2:0", 19, 23)
