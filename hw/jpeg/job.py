@@ -41,6 +41,10 @@ class DecodeJob(wiring.Component):
     geometry : In(geometry_layout)
     start : In(1)
     busy, done, error : Out(1)
+    scanning : Out(1)
+        The tables were good and the decoder runs (it takes bitstream bytes), until the end.
+    scanned : Out(1)
+        With ``error``: the decoder had run (a corrupt stream, not a refused block).
     """
 
     i_block: In(stream.Signature(8))
@@ -51,6 +55,8 @@ class DecodeJob(wiring.Component):
     busy: Out(1)
     done: Out(1)
     error: Out(1)
+    scanning: Out(1)
+    scanned: Out(1)
 
     def __init__(self, *, max_width: int = 2048, max_out_w: int = 1024):
         self._max_width, self._max_out_w = max_width, max_out_w
@@ -79,6 +85,7 @@ class DecodeJob(wiring.Component):
                      post.config.grey.eq(tl.grey), post.config.norm.eq(tl.norm)]
 
         running = Signal()       # the decoder has been started
+        m.d.comb += self.scanning.eq(running)
         drain = Signal()         # a corrupt stream: drop the rest of the bytes
         bits_done = Signal()     # the bitstream's last byte was taken
         m.d.comb += [dec.i_data.payload.eq(self.i_bits.payload),
@@ -90,7 +97,7 @@ class DecodeJob(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.done.eq(0), self.error.eq(0), running.eq(0),
-                                 drain.eq(0), bits_done.eq(0)]
+                                 drain.eq(0), bits_done.eq(0), self.scanned.eq(0)]
                     m.next = "TABLES"
             with m.State("TABLES"):
                 m.d.comb += self.busy.eq(1)
@@ -107,7 +114,7 @@ class DecodeJob(wiring.Component):
                         m.next = "GO"
             with m.State("GO"):
                 m.d.comb += [self.busy.eq(1), dec.start.eq(1)]
-                m.d.sync += running.eq(1)
+                m.d.sync += [running.eq(1), self.scanned.eq(1)]
                 m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += self.busy.eq(1)
