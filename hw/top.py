@@ -56,6 +56,10 @@ class S4Top(wiring.Component):
         return super().__new__(cls)
 
     def __init__(self, config: Config):
+        if config.jpeg_decoders:
+            # the codec wrapper (DECODE, issue 23 item 2) is in the functional model only
+            raise ValueError(f"jpeg_decoders = {config.jpeg_decoders}: the RTL has no codec "
+                             "wrapper yet (DECODE runs on the functional model only)")
         self._config = config
         super().__init__({
             "csr": In(AXI4Lite.Signature(addr_width=12, data_width=32)),

@@ -162,7 +162,8 @@ class Driver:
             wgt_sram_kib=1 << _f("CAP_SRAM", "wgt_kib_log2").get(sram),
             out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram),
             l2_kib=_f("CAP_L2", "kib").get(await b.read32(regs.CAP_L2)),
-            vec_max_row=_f("CAP_VEC", "max_row").get(await b.read32(regs.CAP_VEC)))
+            vec_max_row=_f("CAP_VEC", "max_row").get(await b.read32(regs.CAP_VEC)),
+            jpeg_decoders=_f("CAP_CODEC", "jpeg_decoders").get(await b.read32(regs.CAP_CODEC)))
         base, size = b.dram_base, b.dram_size
         await b.write32(regs.CTRL, 0)             # no fetch while the ring is reprogrammed
         await b.write32(regs.WIN0_BASE, base)

@@ -15,7 +15,8 @@ non-zero count, so ``k`` waits need ``k`` signals, given in the producer's progr
 ``ld2ex`` (LOAD ``sig_next`` -> GEMM ``wait_prev``), ``ex2ld`` (GEMM ``sig_prev`` -> LOAD
 ``wait_next``), ``ex2st`` (GEMM ``sig_next`` -> STORE ``wait_prev``), ``st2ex`` (STORE
 ``sig_prev`` -> GEMM ``wait_next``); everything before a SYNC or COMPLETE before everything
-after it.
+after it. A DECODE is on the LOAD engine and writes its whole output span of ACT words (the
+lane is not told apart: two DECODEs into different lanes of the same words count as a clash).
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def _accesses(i, desc, rows, cols, spus):
         spans = vop_spans(f["op"], f["n"], f["m_tiles"], **{k: f[k] for k in (
             "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide")})
         return [Access(i, "ACT", lo, hi, mask, name == "out") for name, (lo, hi) in spans.items()]
+    if op == Opcode.DECODE.value:      # the image into ACT (one row memory's bytes of them)
+        d = desc.body.decode
+        lo = int(d.act_addr)
+        return [Access(i, "ACT", lo, lo + int(d.out_h) * int(d.out_w), mask, True)]
     return []
 
 
@@ -112,7 +117,7 @@ def races(descs, *, rows: int, cols: int, spus: int = 1) -> list[tuple[Access, A
     waits = {}                         # counter -> waits on it so far
     barrier = None
     engine = {Opcode.LOAD.value: "ld", Opcode.GEMM.value: "ex", Opcode.VOP.value: "ex",
-              Opcode.STORE.value: "st"}
+              Opcode.STORE.value: "st", Opcode.DECODE.value: "ld"}   # (DECODE: the LOAD engine)
     accesses = []
     for i, desc in enumerate(parsed):
         op = int(desc.header.opcode)

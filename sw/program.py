@@ -64,11 +64,13 @@ class DeviceInfo:
     l2_kib: int = 0
     #: the longest row of the vector unit's row operations (0: no vector unit, no VOP)
     vec_max_row: int = 0
+    #: JPEG decoder instances of the codec wrapper (0: DECODE is not available)
+    jpeg_decoders: int = 0
 
     @classmethod
     def from_config(cls, c: Config) -> DeviceInfo:
         return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
-                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib, c.vec_max_row)
+                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib, c.vec_max_row, c.jpeg_decoders)
 
     @property
     def l2_base(self):
@@ -105,11 +107,12 @@ class LayerParams:
 
 
 def descriptor(opcode: Opcode, *, wait_prev=0, wait_next=0, sig_prev=0, sig_next=0,
-               dma=None, gemm=None, vop=None, spu_mask=0) -> bytes:
+               dma=None, gemm=None, vop=None, spu_mask=0, decode=None) -> bytes:
     """One 32-byte descriptor, encoded with the hardware's own layout (``spu_mask`` 0: all
-    SPUs); ``dma``, ``gemm`` or ``vop``: the body's fields."""
+    SPUs); ``dma``, ``gemm``, ``vop`` or ``decode``: the body's fields."""
     body = ({"dma": dma} if dma is not None else {"gemm": gemm} if gemm is not None
-            else {"vop": vop} if vop is not None else {})
+            else {"vop": vop} if vop is not None else {"decode": decode} if decode is not None
+            else {})
     value = Descriptor.const({
         "header": {"opcode": opcode.value if isinstance(opcode, Opcode) else int(opcode),
                    "wait_prev": int(wait_prev), "wait_next": int(wait_next),

@@ -36,6 +36,7 @@ STATUS = 0x024
 IRQ = 0x028
 ERR_ADDR = 0x02C
 WATCHDOG = 0x030
+CAP_CODEC = 0x034
 RING_BASE = 0x040
 RING_SIZE = 0x044
 RING_HEAD = 0x048
@@ -177,6 +178,10 @@ WATCHDOG_CYCLES_WIDTH = 32
 WATCHDOG_CYCLES_MASK = 0xFFFFFFFF
 WATCHDOG_CYCLES_ACCESS = "rw"
 WATCHDOG_CYCLES_RESET = 0
+CAP_CODEC_JPEG_DECODERS_SHIFT = 0
+CAP_CODEC_JPEG_DECODERS_WIDTH = 4
+CAP_CODEC_JPEG_DECODERS_MASK = 0x0000000F
+CAP_CODEC_JPEG_DECODERS_ACCESS = "ro"
 RING_BASE_ADDR_SHIFT = 0
 RING_BASE_ADDR_WIDTH = 32
 RING_BASE_ADDR_MASK = 0xFFFFFFFF
@@ -420,6 +425,14 @@ REGISTERS = {
                 "Cycles without progress before a descriptor fails; 0 disables it."),
         ),
         "Watchdog timeout."),
+    "CAP_CODEC": Register(
+        "CAP_CODEC", 0x034, (
+            Field(
+                "jpeg_decoders", 0, 4, "ro", "{jpeg_decoders}",
+                "Number of JPEG decoder instances."),
+        ),
+        "The codec wrapper: JPEG decoder instances that run DECODE descriptors (0: none, and a "
+        "DECODE is UNKNOWN_OPCODE)."),
     "RING_BASE": Register(
         "RING_BASE", 0x040, (
             Field(

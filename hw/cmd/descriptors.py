@@ -8,7 +8,8 @@ A descriptor is 32 bytes (256 bits, little-endian) in a ring in DRAM. The first 
     bit  5       wait_next           wait for a token from the next stage
     bit  6       sig_prev            give a token to the previous stage when done
     bit  7       sig_next            give a token to the next stage when done
-    bits 32..255 body                DmaBody (LOAD, STORE), GemmBody (GEMM) or VopBody (VOP)
+    bits 32..255 body                DmaBody (LOAD, STORE), GemmBody (GEMM), VopBody (VOP) or
+                                     DecodeBody (DECODE, on the LOAD stage)
 
 Stages are LOAD -> GEMM -> STORE (VTA's dependency queues; a VOP runs on the GEMM stage): a
 LOAD's "next" is GEMM, a GEMM's "prev" is LOAD and "next" STORE, a STORE's "prev" is GEMM. A token is a counting semaphore
@@ -20,8 +21,8 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["Opcode", "Target", "LoadFormat", "ErrorCode", "Header", "DmaBody", "GemmBody",
-           "VopOp", "VopBody", "Body", "Descriptor", "DESC_BYTES", "TOKENS", "token_use",
-           "vop_words", "ex_cmd_layout"]
+           "VopOp", "VopBody", "DecodeBody", "Body", "Descriptor", "DESC_BYTES", "TOKENS",
+           "token_use", "vop_words", "ex_cmd_layout"]
 
 DESC_BYTES = 32
 
@@ -34,6 +35,7 @@ class Opcode(enum.Enum, shape=4):
     SYNC = 4       #: wait until every stage is idle
     COMPLETE = 5   #: SYNC, then raise the "done" interrupt
     VOP = 6        #: a vector operation on the activation scratchpad (GEMM stage)
+    DECODE = 7     #: JPEG bitstream in DRAM -> int8 image in the ACT scratchpad (LOAD stage)
 
 
 class Target(enum.Enum, shape=2):
@@ -69,6 +71,10 @@ class ErrorCode(enum.Enum, shape=8):
     #: a fetch from a ring whose tail the head never meets (``RING_TAIL >= RING_SIZE``, which
     #: includes ``RING_SIZE = 0``) or from a head outside the ring (``RING_HEAD >= RING_SIZE``)
     BAD_RING = 9
+    #: DECODE: the table block or the bitstream it read is unusable (a bad block, a corrupt
+    #: or truncated entropy-coded segment, a crop outside the frame); the output span's
+    #: contents are then unspecified, nothing outside it is written
+    DECODE_ERROR = 10
 
 
 #: Most SPUs a descriptor can address (``Header.spu_mask`` bits).
@@ -262,10 +268,44 @@ class VopBody(data.Struct):
     reserved: 15
 
 
+class DecodeBody(data.Struct):
+    """DECODE (the codec wrapper, :mod:`s4accel.base.codec`; runs on the LOAD stage, so its
+    tokens are a LOAD's): decode the entropy-coded scan of ``bits_len`` bytes at ``bits_addr``
+    with the table block (:data:`~s4accel.base.codec.TABLE_BLOCK_BYTES` bytes) at
+    ``table_addr``, crop ``crop_w x crop_h`` pixels from ``(crop_x, crop_y)``, box-resize to
+    ``out_w x out_h``, normalise and quantise, and write output pixel ``(y, x)`` into ACT word
+    ``act_addr + y * out_w + x`` of every selected SPU, row memory ``lane``'s 32 bytes (the
+    channels, then zeros).
+
+    Dispatch checks, in this order: a device without a decoder (``Config.jpeg_decoders`` 0)
+    does not know the opcode (``UNKNOWN_OPCODE``); ``table_addr`` or ``bits_addr`` not a
+    multiple of the bus width in bytes, ``bits_len``, ``crop_w``, ``crop_h``, ``out_w`` or
+    ``out_h`` zero, ``out_w > crop_w``, ``out_h > crop_h``, ``out_w > 1024`` (the resize's
+    line buffer) or ``lane >= rows``:
+    ``BAD_FIELD``; ``act_addr + out_h * out_w`` past the ACT depth: ``SCRATCHPAD_OVERFLOW``;
+    the block or the bitstream's bus words outside a read window: ``OUT_OF_WINDOW``. What is
+    wrong in the data read (the block, a crop outside the frame, a corrupt stream) is
+    ``DECODE_ERROR``.
+    """
+    table_addr: 32
+    bits_addr: 32
+    bits_len: 24
+    act_addr: 16
+    lane: 4
+    out_w: 12
+    out_h: 12
+    crop_x: 16
+    crop_y: 16
+    crop_w: 16
+    crop_h: 16
+    reserved: 28
+
+
 class Body(data.Union):
     dma: DmaBody
     gemm: GemmBody
     vop: VopBody
+    decode: DecodeBody
 
 
 #: What the command processor sends an SPU: a GEMM or (``vop``) a VOP body.
@@ -292,9 +332,10 @@ TOKENS = ("ld2ex", "ex2ld", "ex2st", "st2ex")
 
 
 def token_use(op, h):
-    """(waits, signals): the token counters a LOAD, GEMM (or VOP) or STORE header ``h``
-    takes and gives (the command processor's ``tok_use``); other opcodes use none."""
-    if op == Opcode.LOAD.value:
+    """(waits, signals): the token counters a LOAD (or DECODE), GEMM (or VOP) or STORE
+    header ``h`` takes and gives (the command processor's ``tok_use``); other opcodes use
+    none."""
+    if op in (Opcode.LOAD.value, Opcode.DECODE.value):
         return ["ex2ld"] * h.wait_next, ["ld2ex"] * h.sig_next
     if op in (Opcode.GEMM.value, Opcode.VOP.value):
         return (["ld2ex"] * h.wait_prev + ["st2ex"] * h.wait_next,

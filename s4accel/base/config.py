@@ -77,6 +77,11 @@ class Config:
         The vector unit of every SPU (``hw/vector/unit.py``, driven by VOP descriptors): the
         longest row its row operations (softmax, row max and sum) take, a multiple of 32 from
         32 to 32768; 0: no vector unit (a VOP is then an unknown opcode).
+    jpeg_decoders : int
+        JPEG decoder instances of the codec wrapper (``DECODE`` descriptors,
+        :mod:`s4accel.base.codec`), 0 .. 15; 0 (the default): no decoder, and a ``DECODE`` is
+        ``UNKNOWN_OPCODE``. The RTL does not implement the wrapper yet (issue 23), so only the
+        functional model takes a non-zero count.
     """
 
     name: str = "custom"
@@ -94,6 +99,7 @@ class Config:
     dram_gb_s: float | None = None
     l2_kib: int = 0
     vec_max_row: int = 0
+    jpeg_decoders: int = 0
 
     def __post_init__(self):
         for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
@@ -110,6 +116,10 @@ class Config:
                 or self.vec_max_row % 32 or not 0 <= self.vec_max_row <= 32768):
             raise ConfigError(f"vec_max_row must be 0 (no vector unit) or a multiple of 32 "
                               f"from 32 to 32768, not {self.vec_max_row!r}")
+        if (isinstance(self.jpeg_decoders, bool) or not isinstance(self.jpeg_decoders, int)
+                or not 0 <= self.jpeg_decoders <= 15):
+            raise ConfigError(f"jpeg_decoders must be an integer from 0 (no decoder) to 15, "
+                              f"not {self.jpeg_decoders!r}")
         if self.dram_bus_bits not in (32, 64, 128, 256, 512):
             raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
                               f"not {self.dram_bus_bits!r}")

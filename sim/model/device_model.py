@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...base import golden
+from ...base import codec, golden
 from ...base.config import BANK, L2_BASE, Config, load_config
 from ...base.regmap import load as load_regmap
 from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, LoadFormat,
@@ -307,9 +307,49 @@ class DeviceModel:
                 act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(
                     g.act_depth, self.config.rows, BANK)
                 vop_reference(act, **fields)
+        elif op == Opcode.DECODE.value and self.config.jpeg_decoders:
+            self._decode(desc, addr)
         else:
             raise _Fault(ErrorCode.UNKNOWN_OPCODE, addr)
         self._count("PERF_DESC")
+
+    # -- DECODE (the codec wrapper) ------------------------------------------------------------
+    def _decode(self, desc, addr):
+        """A DECODE descriptor (``DecodeBody``; :mod:`s4accel.base.codec` the arithmetic):
+        the dispatch checks in the documented order, then the table block and the bitstream
+        through the DMA's read path, then the image into every selected SPU's ACT lane."""
+        d, g, bb = desc.body.decode, self.geom, self.geom.bus_bits // 8
+        if (not self._selected(desc.header) or d.bits_len == 0 or d.crop_w == 0
+                or d.crop_h == 0 or d.out_w == 0 or d.out_h == 0 or d.out_w > d.crop_w
+                or d.out_h > d.crop_h or d.out_w > codec.MAX_OUT_W
+                or d.lane >= self.config.rows):
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
+        if d.act_addr + d.out_h * d.out_w > g.act_depth:
+            raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
+        if d.table_addr % bb or d.bits_addr % bb:
+            raise _Fault(ErrorCode.BAD_FIELD, addr)
+        bits_span = -(-int(d.bits_len) // bb) * bb        # the bus words the DMA reads
+        for start, n in ((d.table_addr, codec.TABLE_BLOCK_BYTES), (d.bits_addr, bits_span)):
+            if start + n > 1 << 32 or not self._window_ok(start, start + n, False):
+                raise _Fault(ErrorCode.OUT_OF_WINDOW, addr)
+        self._tokens(Opcode.DECODE.value, desc.header, addr)
+        mem, off = self._place(d.table_addr, codec.TABLE_BLOCK_BYTES, addr)
+        block = bytes(mem[off:off + codec.TABLE_BLOCK_BYTES])
+        mem, off = self._place(d.bits_addr, bits_span, addr)
+        bits = bytes(mem[off:off + int(d.bits_len)])
+        self._count("PERF_DMA_RD_BYTES", codec.TABLE_BLOCK_BYTES + bits_span)
+        try:
+            q = codec.decode_job(block, bits, out_h=int(d.out_h), out_w=int(d.out_w),
+                                 crop=(int(d.crop_x), int(d.crop_y), int(d.crop_w),
+                                       int(d.crop_h)))
+        except ValueError as e:       # BlockError, JpegError, a crop outside the frame
+            raise _Fault(ErrorCode.DECODE_ERROR, addr) from e
+        lanes = np.frombuffer(codec.act_lane_image(q), np.int8).reshape(-1, BANK)
+        R = self.config.rows
+        for i in self._selected(desc.header):
+            self._use_spu(i)
+            act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(g.act_depth, R, BANK)
+            act[d.act_addr:d.act_addr + len(lanes), d.lane] = lanes
 
     def _use_spu(self, i):
         self.sram, self.out, self.lut = self.spu_mem[i]

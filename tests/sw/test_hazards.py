@@ -93,3 +93,24 @@ def test_a_missing_token_is_a_race():
             assert races(mutated, rows=cfg.rows, cols=cfg.cols), f"GEMM {i} without wait_prev"
             broken += 1
     assert broken >= 2
+
+
+def test_decode_is_a_load_stage_act_write():
+    """DECODE writes its ACT span on the LOAD engine: a GEMM reading those words needs the
+    DECODE's ld2ex token (or a SYNC); with it there is no race."""
+    from s4accel.hw.cmd.descriptors import Opcode
+    from s4accel.sw.codec import decode_descriptor
+    from s4accel.sw.hazards import races
+    from s4accel.sw.program import descriptor
+
+    def prog(sig):
+        dec = decode_descriptor(table_addr=0, bits_addr=64, bits_len=10, act_addr=4, lane=1,
+                                crop=(0, 0, 8, 8), out_h=4, out_w=4, sig_next=sig)
+        gemm = descriptor(Opcode.GEMM, wait_prev=sig, gemm={
+            "act_addr": 10, "wgt_addr": 0, "par_addr": 0, "out_addr": 0, "banks": 1,
+            "m_tiles": 2, "n_tiles": 1, "log2s": 0, "mode": 0})
+        return [dec, gemm, descriptor(Opcode.COMPLETE)]
+
+    found = races(prog(0), rows=2, cols=4)
+    assert len(found) == 1 and found[0][0].mem == "ACT" and found[0][0].write
+    assert races(prog(1), rows=2, cols=4) == []

@@ -1,0 +1,196 @@
+"""DECODE's table loader: a table block's bytes in, the JPEG decoder programmed (issue 23).
+
+Reads the :data:`~s4accel.base.codec.TABLE_BLOCK_BYTES` bytes of a table block (the layout is
+:mod:`s4accel.base.codec`'s) one a cycle and turns them into what
+:class:`.decoder.JpegDecoder` takes: Huffman table writes (``o_table``: component ``c``'s DC
+table as table ``c``, its AC table as ``4 + c``; per code length the entry ``LIMIT | OFFSET <<
+17`` computed from the counts as :func:`.entropy.huffman_table_image` does, and the 256 symbol
+bytes), quantizer writes (``o_qt``, zig-zag index ``k``), the decoder's ``config`` (scan and
+image, the MCU count a product of the MCU columns and rows), the per-channel normalisation and
+``grey``. It checks the block as :func:`s4accel.base.codec.parse_block` does (magic, version,
+sampling code, width 1..2048, height, shifts, and for the components the sampling uses the
+Huffman counts: at most 256 symbols, no all-ones or overflowing code) and reports the verdict
+with ``done``: ``error`` then means ``DECODE_ERROR``. A block with an error is still read to
+its end (the DMA transfer completes), with no further writes.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...base import codec
+from ...base.jpeg import ZIGZAG
+from .color import Sampling
+from .decoder import decoder_config_layout
+from .entropy import MAX_BLOCKS, table_write_layout
+from .idct import qt_write_layout
+from .post import norm_layout
+
+__all__ = ["TableLoader"]
+
+_MAGIC = int.from_bytes(codec.MAGIC, "little")
+# natural index -> zig-zag index
+_INV_ZZ = [0] * 64
+for _k, _n in enumerate(ZIGZAG.tolist()):
+    _INV_ZZ[_n] = _k
+# block slots of each sampling code (component of each block in MCU order)
+_SLOTS = {0: [0], 1: [0, 1, 2], 2: [0, 0, 1, 2], 3: [0, 0, 0, 0, 1, 2]}
+
+
+class TableLoader(wiring.Component):
+    """A table block's bytes in; decoder table writes, configuration and a verdict out.
+
+    Members
+    -------
+    i_byte : In(stream.Signature(8))
+    o_table : Out(stream.Signature(table_write_layout))
+    o_qt : Out(stream.Signature(qt_write_layout))
+    config : Out(decoder_config_layout)
+    norm : Out(data.ArrayLayout(norm_layout, 3))
+    grey : Out(1)
+    start : In(1)
+        Pulse: forget the last block.
+    done, error : Out(1)
+        ``done`` once the block's last byte is taken (until ``start``); ``error`` with it when
+        the block is unusable.
+    """
+
+    i_byte: In(stream.Signature(8))
+    o_table: Out(stream.Signature(table_write_layout))
+    o_qt: Out(stream.Signature(qt_write_layout))
+    config: Out(decoder_config_layout)
+    norm: Out(data.ArrayLayout(norm_layout, 3))
+    grey: Out(1)
+    start: In(1)
+    done: Out(1)
+    error: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        pos = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
+        b = self.i_byte.payload
+        free = (~self.o_table.valid | self.o_table.ready) & (~self.o_qt.valid | self.o_qt.ready)
+        m.d.comb += self.i_byte.ready.eq(free & ~self.done)
+        take = self.i_byte.valid & self.i_byte.ready
+        with m.If(self.o_table.ready):
+            m.d.sync += self.o_table.valid.eq(0)
+        with m.If(self.o_qt.ready):
+            m.d.sync += self.o_qt.valid.eq(0)
+
+        err = Signal()
+        magic = Signal(32)
+        sampling = Signal(8)
+        flags = Signal(8)
+        width = Signal(16)
+        height = Signal(16)
+        restart = Signal(16)
+        ncomp = Mux(sampling == 0, 1, 3)
+        lo = Signal(8)             # the low byte of a 16-bit field
+        # Huffman state of the table being read
+        code = Signal(18)
+        count = Signal(10)         # symbols so far
+        cfg = self.config
+
+        with m.If(take):
+            m.d.sync += pos.eq(pos + 1)
+            with m.If(pos == codec.TABLE_BLOCK_BYTES - 1):
+                m.d.sync += self.done.eq(1)
+            m.d.sync += lo.eq(b)
+            # -- header ------------------------------------------------------------------------
+            with m.If(pos < 4):
+                m.d.sync += magic.eq(Cat(magic[8:], b))
+            with m.If((pos == 4) & ((b != codec.VERSION) | (magic != _MAGIC))):
+                m.d.sync += err.eq(1)          # (magic is complete when the version comes)
+            with m.If(pos == 5):
+                m.d.sync += sampling.eq(b)
+                with m.If(b > 3):
+                    m.d.sync += err.eq(1)
+            with m.If(pos == 6):
+                m.d.sync += flags.eq(b)
+            with m.If(pos == 9):
+                w = Cat(lo, b)
+                m.d.sync += width.eq(w)
+                with m.If((w == 0) | (w > codec.MAX_WIDTH)):
+                    m.d.sync += err.eq(1)
+            with m.If(pos == 11):
+                h = Cat(lo, b)
+                m.d.sync += height.eq(h)
+                with m.If(h == 0):
+                    m.d.sync += err.eq(1)
+            with m.If(pos == 13):
+                m.d.sync += restart.eq(Cat(lo, b))
+            for c in range(3):
+                at = 16 + 8 * c
+                n = self.norm[c]
+                with m.If(pos == at + 1):
+                    m.d.sync += n.offset.eq(Cat(lo, b))
+                with m.If(pos == at + 3):
+                    m.d.sync += n.mult.eq(Cat(lo, b))
+                with m.If(pos == at + 4):
+                    m.d.sync += n.shift.eq(b)
+                    with m.If(b > 31):
+                        m.d.sync += err.eq(1)
+            # -- components --------------------------------------------------------------------
+            for c in range(3):
+                base = codec.COMP0 + codec.COMP_BYTES * c
+                used = c < ncomp
+                rel = Signal(range(codec.COMP_BYTES), name=f"rel{c}")
+                m.d.comb += rel.eq(pos - base)
+                here = (pos >= base) & (pos < base + codec.COMP_BYTES) & used & ~err
+                with m.If(here & (rel < 128) & rel[0]):              # a quantizer value
+                    nat = rel[1:7]
+                    m.d.sync += [self.o_qt.valid.eq(1), self.o_qt.payload.comp.eq(c),
+                                 self.o_qt.payload.k.eq(Array(_INV_ZZ)[nat]),
+                                 self.o_qt.payload.data.eq(Cat(lo, b))]
+                for t, tbase in ((0, 128), (1, 400)):
+                    trel = rel - tbase
+                    tid = 4 * t + c
+                    in_t = here & (rel >= tbase) & (rel < tbase + 272)
+                    with m.If(in_t & (trel < 16)):                 # the count of length L
+                        length = trel[:4] + 1
+                        new = code + b
+                        over = (b != 0) & (new >= (Const(1, 18) << length))
+                        with m.If(over | (count + b > 256)):
+                            m.d.sync += err.eq(1)
+                        limit = Mux(b != 0, new, 0)
+                        offset = Mux(b != 0, (count - code)[:8], 0)
+                        m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(tid),
+                                     self.o_table.payload.addr.eq(256 + trel[:4]),
+                                     self.o_table.payload.data.eq(limit[:17] | (offset << 17)),
+                                     code.eq(new << 1), count.eq(count + b)]
+                    with m.If(in_t & (trel >= 16)):                # a symbol
+                        m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(tid),
+                                     self.o_table.payload.addr.eq(trel - 16),
+                                     self.o_table.payload.data.eq(b)]
+                    with m.If(here & (rel == tbase + 271)):        # the next table starts afresh
+                        m.d.sync += [code.eq(0), count.eq(0)]
+
+        # -- configuration (stable once done) ---------------------------------------------------
+        sc = cfg.scan
+        slots = Array(Const(len(_SLOTS[s]), 4) for s in range(4))
+        mcu_w = Mux(sampling >= 2, 16, 8)
+        mcu_h = Mux(sampling == 3, 16, 8)
+        mcols = Signal(16)
+        mrows = Signal(16)
+        m.d.comb += [mcols.eq((width + mcu_w - 1) >> Mux(sampling >= 2, 4, 3)),
+                     mrows.eq((height + mcu_h - 1) >> Mux(sampling == 3, 4, 3))]
+        mcus = Signal(32)
+        m.d.sync += mcus.eq(mcols * mrows)
+        m.d.comb += [sc.mcus.eq(mcus), sc.blocks.eq(slots[sampling[:2]]),
+                     sc.restart.eq(restart)]
+        for i in range(MAX_BLOCKS):
+            m.d.comb += sc.comp[i].eq(Array(Const(_SLOTS[s][i] if i < len(_SLOTS[s]) else 0, 2)
+                                            for s in range(4))[sampling[:2]])
+        for c in range(3):
+            m.d.comb += [sc.dc[c].eq(c), sc.ac[c].eq(c)]
+        m.d.comb += [cfg.image.sampling.eq(Mux(sampling == 0, Sampling.GREY,
+                                           Mux(sampling == 1, Sampling.S444,
+                                           Mux(sampling == 2, Sampling.S422, Sampling.S420)))),
+                     cfg.image.width.eq(width), cfg.image.height.eq(height),
+                     cfg.image.ycc.eq((sampling != 0) & flags[0]),
+                     self.grey.eq(sampling == 0), self.error.eq(err & self.done)]
+
+        with m.If(self.start):
+            m.d.sync += [pos.eq(0), self.done.eq(0), err.eq(0), code.eq(0), count.eq(0),
+                         self.o_table.valid.eq(0), self.o_qt.valid.eq(0)]
+        return m

@@ -1,0 +1,105 @@
+"""DECODE's engine (hw/jpeg/engine.py) on Amaranth's simulator: the table block and the
+bitstream as bus words of two DMA transfers, ACT writes out (word ``act_addr + index``, row
+memory ``lane``) equal to the functional model's; a refused block never asks for the
+bitstream; a corrupt stream's transfer is taken to its last word."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from jpeg_images import encode, smooth_image
+
+from s4accel.base import codec
+from s4accel.hw.jpeg.engine import DecodeEngine
+
+
+def _words(data: bytes, nb: int) -> list[int]:
+    data = data + bytes(-len(data) % nb)
+    return [int.from_bytes(data[i:i + nb], "little") for i in range(0, len(data), nb)]
+
+
+def run_engine(jobs, rng, bus_bits=64, stall=0.2):
+    """jobs: (block, bits, crop, out_h, out_w, act_addr, lane) -> per job (writes, status,
+    whether the bitstream was asked for)."""
+    nb = bus_bits // 8
+    dut = DecodeEngine(bus_bits=bus_bits, max_width=64, max_out_w=64)
+    results = []
+
+    async def main(ctx):
+        for block, bits, crop, out_h, out_w, act_addr, lane in jobs:
+            x, y, w, h = crop
+            ctx.set(dut.config, {"geometry": {"crop_x": x, "crop_y": y, "crop_w": w,
+                                              "crop_h": h, "out_w": out_w, "out_h": out_h},
+                                 "act_addr": act_addr, "lane": lane, "bits_len": len(bits)})
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            bw, sw = _words(block, nb), _words(bits, nb)
+            kb = ks = 0
+            writes, asked = [], False
+            for _ in range(60 * (len(block) + len(bits)) + 20000):
+                if ctx.get(dut.done) or ctx.get(dut.error):
+                    break
+                ready = rng.random() >= stall
+                ctx.set(dut.o_act.ready, ready)
+                ctx.set(dut.i_block.valid, kb < len(bw))
+                if kb < len(bw):
+                    ctx.set(dut.i_block.payload, {"data": bw[kb], "last": kb == len(bw) - 1})
+                asked |= bool(ctx.get(dut.block_ok))
+                give = asked and ks < len(sw) and rng.random() >= stall
+                ctx.set(dut.i_bits.valid, give)
+                if give:
+                    ctx.set(dut.i_bits.payload, {"data": sw[ks], "last": ks == len(sw) - 1})
+                tb = kb < len(bw) and ctx.get(dut.i_block.ready)
+                ts = give and ctx.get(dut.i_bits.ready)
+                valid = ctx.get(dut.o_act.valid)
+                p = ctx.get(dut.o_act.payload)
+                item = (p.addr, p.row, p.data)
+                await ctx.tick()
+                kb += bool(tb)
+                ks += bool(ts)
+                if valid and ready:
+                    writes.append(item)
+            else:
+                raise AssertionError("no done or error")
+            status = "error" if ctx.get(dut.error) else "done"
+            if asked:     # the bitstream's transfer was taken to its end
+                assert ks == len(sw), (ks, len(sw))
+            assert kb == len(bw)
+            ctx.set(dut.i_block.valid, 0)
+            ctx.set(dut.i_bits.valid, 0)
+            results.append((writes, status, asked))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(main)
+    sim.run()
+    return results
+
+
+@pytest.mark.parametrize("bus_bits", [64, 128])
+def test_engine_equals_model(bus_bits, rng):
+    data = encode(smooth_image(rng, 16, 24), "4:2:2", quality=70)
+    tables, bits = codec.split_scan(data)
+    bits = bits + bytes(int(rng.integers(0, 5)))        # bytes after EOI are dropped
+    block = codec.table_block(tables, codec.Norm(1800, 9, 5))
+    crop, oh, ow = (3, 2, 20, 13), 6, 9
+    exp = np.frombuffer(codec.act_lane_image(codec.decode_job(
+        block, bits, crop=crop, out_h=oh, out_w=ow)), np.uint8).reshape(-1, 32)
+    bad_block = bytearray(block)
+    bad_block[0] ^= 1
+    bad_bits = bits[:len(bits) // 2]
+    jobs = [(block, bits, crop, oh, ow, 65530, 3),           # the address wraps mod 2**16
+            (bytes(bad_block), bits, crop, oh, ow, 0, 0),
+            (block, bad_bits, crop, oh, ow, 0, 0),
+            (block, bits, crop, oh, ow, 100, 1)]
+    res = run_engine(jobs, rng, bus_bits=bus_bits)
+    for k, at, lane in ((0, 65530, 3), (3, 100, 1)):
+        writes, status, asked = res[k]
+        assert status == "done" and asked, k
+        assert [a for a, _, _ in writes] == [(at + i) % 65536 for i in range(oh * ow)], k
+        assert {r for _, r, _ in writes} == {lane}, k
+        got = np.array([list(d.to_bytes(32, "little")) for _, _, d in writes], np.uint8)
+        assert np.array_equal(got, exp), k
+    assert res[1][1] == "error" and not res[1][2] and not res[1][0]   # no bitstream asked for
+    assert res[2][1] == "error" and res[2][2]
