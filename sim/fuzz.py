@@ -41,9 +41,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..base.config import BANK, L2_BASE, Config
-from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBody, Header, Opcode,
-                                  Target, token_use)
+from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBody, Header,
+                                  Opcode, Target, VopBody, VopOp, token_use, vop_words)
 from ..hw.spu.spu import SpuGeometry, int8_out_words
+from ..hw.vector.vop import vop_cycles
 from ..sw import regs, scenarios
 from ..sw.layout import packed_word_bits
 from ..sw.driver import DRAM_BASE, DRAM_SIZE
@@ -94,13 +95,14 @@ _HDR = _layout_fields(Header)
 _BODY_AT = 32
 _DMA = _layout_fields(DmaBody, _BODY_AT)
 _GEMM = _layout_fields(GemmBody, _BODY_AT)
+_VOP = _layout_fields(VopBody, _BODY_AT)
 
 
-def encode(opcode, *, dma=None, gemm=None, **header) -> bytes:
+def encode(opcode, *, dma=None, gemm=None, vop=None, **header) -> bytes:
     """One descriptor from raw field values (any opcode 0..15, reserved fields included),
     without building Amaranth constants; values are masked to their field widths."""
     v = int(opcode.value if isinstance(opcode, Opcode) else opcode) & 15
-    for fields, body in ((_HDR, header), (_DMA, dma), (_GEMM, gemm)):
+    for fields, body in ((_HDR, header), (_DMA, dma), (_GEMM, gemm), (_VOP, vop)):
         for name, value in (body or {}).items():
             if name == "opcode":
                 continue
@@ -121,6 +123,7 @@ def decode(raw: bytes) -> dict:
     out = {name: (v >> off) & mask for name, (off, mask) in _HDR.items()}
     out["dma"] = {name: (v >> off) & mask for name, (off, mask) in _DMA.items()}
     out["gemm"] = {name: (v >> off) & mask for name, (off, mask) in _GEMM.items()}
+    out["vop"] = {name: (v >> off) & mask for name, (off, mask) in _VOP.items()}
     return out
 
 
@@ -507,6 +510,67 @@ class Generator:
                 body["par_addr"] = int(rng.integers(0, 1 << 16))
         return body
 
+    def _vop_params(self, rng, op):
+        """Valid parameters of a VOP operation (shifts up to 47)."""
+        p = {"mult": int(rng.integers(0, 1 << 16)), "shift": int(rng.integers(0, 48)),
+             "relu": int(rng.integers(0, 2)), "wide": int(rng.integers(0, 2))}
+        if op == VopOp.ADD.value:
+            p["mult_b"] = int(rng.integers(0, 1 << 16))
+        elif op == VopOp.GELU.value:
+            p.update(u_mult=int(rng.integers(0, 1 << 16)), u_shift=int(rng.integers(0, 48)))
+        elif op in (VopOp.SOFTMAX.value, VopOp.ROW_MAX.value, VopOp.ROW_SUM.value):
+            p["mask_n"] = int(rng.integers(0, 70)) if rng.random() < 0.5 else 0
+            if op == VopOp.SOFTMAX.value and rng.random() < 0.7:
+                p["shift"] = int(rng.integers(8, 30))    # probabilities that are not all 0
+        return p
+
+    def sane_vop(self, rng):
+        """A VOP whose fields pass the checks (``VopBody``): small rows and row tiles, the
+        operands and the result in separate runs of the ACT scratchpad, or in place."""
+        depth, max_row = self.geom.act_depth, self.config.vec_max_row
+        op = int(rng.choice([o.value for o in VopOp if o.value <= VopOp.SOFTMAX.value]))
+        n = int(rng.integers(1, min(max_row, 96) + 1))
+        nb, _, ow = vop_words(op, n, 0)
+        body = {"op": op, "n": n, **self._vop_params(rng, op)}
+        nb, _, ow = vop_words(op, n, body["wide"])
+        binary = op in (VopOp.ADD.value, VopOp.MUL.value)
+        runs = (2 if binary else 1) * nb + ow
+        mt = int(rng.integers(1, max(2, min(4, depth // max(1, runs)) + 1)))
+        if mt * runs > depth:
+            return {"op": op, "n": 1, "m_tiles": 1, "a_addr": 0, "out_addr": 1,
+                    "b_addr": 2, "mult": 1}
+        base = int(rng.integers(0, depth - mt * runs + 1))
+        body.update(m_tiles=mt, a_addr=base, b_addr=base + mt * nb,
+                    out_addr=base + (2 if binary else 1) * mt * nb)
+        if rng.random() < 0.3 and not (op == VopOp.ADD.value and body["wide"]) \
+                and ow <= nb and mt * nb <= depth:
+            body["out_addr"] = body["a_addr"]          # in place
+        return body
+
+    def random_vop(self, rng):
+        """A VOP with fields anywhere, boundary values likely (``BAD_FIELD`` and
+        ``SCRATCHPAD_OVERFLOW`` cases, and valid ones)."""
+        depth = self.geom.act_depth
+        body = self.sane_vop(rng)
+        r = rng.random()
+        if r < 0.15:
+            body["op"] = int(rng.integers(6, 8))
+        elif r < 0.25:
+            body["n"] = int(rng.choice([0, self.config.vec_max_row + 1, 0xFFFF]))
+        elif r < 0.32:
+            body["m_tiles"] = int(rng.choice([0, depth, 0xFFFF]))
+        elif r < 0.42:
+            body[str(rng.choice(["shift", "u_shift"]))] = int(rng.integers(48, 64))
+        elif r < 0.6:
+            body[str(rng.choice(["a_addr", "b_addr", "out_addr"]))] = int(rng.choice(
+                [0, 1, depth - 1, depth, 0xFFFF, int(rng.integers(0, depth))]))
+        elif r < 0.75:
+            body[str(rng.choice(["a_stride", "b_stride", "out_stride"]))] = int(rng.choice(
+                [1, 2, depth, 0xFFFF, int(rng.integers(0, 8))]))
+        elif r < 0.8:
+            body["reserved"] = int(rng.integers(1, 1 << 15))
+        return body
+
     def random_descriptor(self, rng, prog, tokens):
         """One random or boundary descriptor; ``tokens`` (ld2ex, ex2ld, ex2st, st2ex) is updated
         as the descriptor would if it succeeds (a failing one ends the program anyway)."""
@@ -520,6 +584,8 @@ class Generator:
             op = Opcode.STORE.value
         elif r < 0.75:
             op = Opcode.GEMM.value
+            if self.config.vec_max_row and rng.random() < 0.25:
+                op = Opcode.VOP.value
         elif r < 0.81:
             op = Opcode.NOP.value
         elif r < 0.86:
@@ -532,8 +598,10 @@ class Generator:
         hdr = dict(flags, spu_mask=0 if sane else self._mask(rng))
         if rng.random() < 0.05:
             hdr["reserved"] = int(rng.integers(0, 256))
-        dma = gemm = None
-        if sane and op in (Opcode.LOAD.value, Opcode.STORE.value):
+        dma = gemm = vop = None
+        if op == Opcode.VOP.value and self.config.vec_max_row:
+            vop = self.sane_vop(rng) if sane else self.random_vop(rng)
+        elif sane and op in (Opcode.LOAD.value, Opcode.STORE.value):
             dma = self.sane_dma(rng, op == Opcode.STORE.value, prog)
         elif sane and op == Opcode.GEMM.value:
             gemm = self.sane_gemm(rng)
@@ -553,7 +621,7 @@ class Generator:
             tokens[TOKENS.index(name)] += 1
         for ch in range(4):
             tokens[ch] = max(tokens[ch], 0)
-        return encode(op, dma=dma, gemm=gemm, **hdr)
+        return encode(op, dma=dma, gemm=gemm, vop=vop, **hdr)
 
     def layer(self, rng, alloc):
         """A small valid layer (its descriptors and images), or None when it does not fit."""
@@ -905,6 +973,11 @@ def cycle_estimate(config: Config, descs) -> int:
             work = gm["m_tiles"] * gm["n_tiles"] * gm["banks"] * (BANK >> min(gm["log2s"], 5))
             total += 4 * min(work, g.out_depth // config.rows * g.wgt_depth)
             total += 100 * min(gm["m_tiles"] * gm["n_tiles"], g.out_depth)
+        elif d["opcode"] == Opcode.VOP.value and config.vec_max_row:
+            v = d["vop"]
+            if v["op"] <= VopOp.SOFTMAX.value:     # (at most the ACT depth in row tiles)
+                total += 4 * vop_cycles(config.rows, v["op"], min(v["n"], BANK * g.act_depth),
+                                        min(v["m_tiles"], g.act_depth), v["wide"])
     return total
 
 

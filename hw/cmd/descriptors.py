@@ -11,10 +11,11 @@ A descriptor is 32 bytes (256 bits, little-endian) in a ring in DRAM. The first 
     bits 32..255 body                DmaBody (LOAD, STORE), GemmBody (GEMM), VopBody (VOP) or
                                      DecodeBody (DECODE, on the LOAD stage)
 
-Stages are LOAD -> GEMM -> STORE (VTA's dependency queues; a VOP runs on the GEMM stage): a
-LOAD's "next" is GEMM, a GEMM's "prev" is LOAD and "next" STORE, a STORE's "prev" is GEMM. A token is a counting semaphore
-between two adjacent stages, so the next tile's LOAD and the previous tile's STORE run while
-the current GEMM computes, and buffers are reused only after their consumer is done.
+Stages are LOAD -> GEMM -> STORE (VTA's dependency queues; a VOP runs on the GEMM stage, a
+DECODE on the LOAD stage): a LOAD's "next" is GEMM, a GEMM's "prev" is LOAD and "next" STORE,
+a STORE's "prev" is GEMM. A token is a counting semaphore between two adjacent stages, so the
+next tile's LOAD and the previous tile's STORE run while the current GEMM computes, and
+buffers are reused only after their consumer is done.
 """
 
 from amaranth.hdl import unsigned

@@ -189,6 +189,11 @@ class BoardCore(wiring.Component):
     status: Out(6)
 
     def __init__(self, config: Config, *, divisor: int, dram_words=None, stretch_bits=20):
+        # Board builds leave the vector units out (``vec_max_row = 0``; a VOP is then an
+        # unknown opcode, as ``CAP_VEC`` says): the unit is a one-stage datapath of 32 lanes
+        # with five wide multipliers each, about 4.6k LUT4 and 12 MULT18 a lane, which fits
+        # neither board (issue 22 pipelines and narrows it first).
+        config = config.replace(vec_max_row=0, name=config.name)
         if dram_words is None:
             dram_words = DRAM_BYTES // (config.dram_bus_bits // 8)
         if not isinstance(dram_words, int) or dram_words < 1 or dram_words & (dram_words - 1):
