@@ -241,7 +241,7 @@ class VopBody(data.Struct):
 
     Checks: ``BAD_FIELD`` for ``op`` 6 or 7, ``n`` or ``m_tiles`` 0, a row operation
     (SOFTMAX, ROW_MAX, ROW_SUM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
-    an SPU mask naming no SPU, and an output span overlapping an input span unless it is the
+    ``shift`` or ``u_shift`` over 47, an SPU mask naming no SPU, and an output span overlapping an input span unless it is the
     same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride`` as given, likewise
     for B) and the operation is not a 16-bit ADD (which would overwrite words it has yet to
     read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A span ``[a_addr, a_addr
