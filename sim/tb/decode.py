@@ -1,0 +1,138 @@
+"""cocotb tests of DECODE (the codec wrapper, issue 23) on the simulation top ``s4_sim`` with a
+decoder (``jpeg_decoders = 1``): a first conv layer fed by a DECODE, bit-exact against the
+functional model, and mutated bitstreams (``DECODE_ERROR`` or the model's image, the same on
+both, and the device decoding the next image correctly after each).
+
+The activation scratchpad has no backdoor on this design, so the decoded image is observed
+through the conv layer it feeds: its outputs are a function of every pixel the DECODE wrote and
+of the zero word at ``pad_addr``."""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+
+from ...base import codec
+from ...base.config import BANK
+from ...base.jpeg import JpegError
+from ...hw.cmd.descriptors import Descriptor, Opcode, Target
+from ...sw import scenarios
+from ...sw.codec import decode_program
+from ...sw.conv import conv_program
+from ...sw.driver import DeviceError, Driver
+from ..model.device_model import ModelBackend
+from ..workloads.jpeg import encode, mutate, smooth_image
+from .base import cases_from_env, config_from_env, rng_from_env
+from .fast_backend import started
+
+CROP, OH, OW = (2, 1, 20, 17), 8, 10
+
+
+def _field(desc, name):
+    d = Descriptor.from_bits(int.from_bytes(desc, "little"))
+    v = getattr(d.body.dma, name)
+    return v.value if isinstance(v, Target) else int(v)
+
+
+def _program(info, alloc, data, packed, params, norm):
+    """The conv program of :func:`conv_program` with its input LOAD replaced by a DECODE of
+    JPEG file ``data`` (same ACT words, same token bits); None if the driver refuses it."""
+    tables, bits = codec.split_scan(data)
+    q = codec.decode_job(codec.table_block(tables, norm), bits, crop=CROP, out_h=OH, out_w=OW)
+    prog = conv_program(info, q[None], packed, params, alloc, ksize=3, pad=1, max_band=OH)
+    word = info.rows * BANK
+    loads = [i for i, d in enumerate(prog.descs)
+             if d[0] & 15 == Opcode.LOAD.value and _field(d, "target") == Target.ACT.value
+             and _field(d, "row_bytes") * _field(d, "rows") == OH * OW * word]
+    assert len(loads) == 1
+    i = loads[0]
+    flags = {k: (prog.descs[i][0] >> b) & 1 for k, b in (("wait_next", 5), ("sig_next", 7))}
+    return prog, i, flags
+
+
+def _with_decode(info, alloc, prog, i, flags, data, norm):
+    dprog = decode_program(info, alloc, data, crop=CROP, out_h=OH, out_w=OW, norms=norm,
+                           act_addr=_field(prog.descs[i], "sram_addr"), complete=False, **flags)
+    prog.descs[i:i + 1] = dprog.descs
+    prog.images += dprog.images
+    return prog
+
+
+async def _run(drv, prog):
+    try:
+        return (await drv.run_program(prog)), None
+    except DeviceError as e:
+        return None, e
+
+
+@cocotb.test()
+async def decode_feeds_conv(dut):
+    """A 4:2:0 image (crop, box resize, normalisation) DECODEd into ACT, then a 3x3 conv on
+    it: the same outputs as the functional model running the same program, and as the program
+    that loads the golden decoder's image from DRAM; then mutated bitstreams
+    (``S4_CASES``, default 20): the RTL ends each with the functional model's outcome (the
+    same error code and descriptor, or the same outputs), and decodes the clean image
+    correctly after every one."""
+    cfg = config_from_env()
+    rng = rng_from_env(dut, "decode_feeds_conv")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    data = encode(smooth_image(rng, 19, 23), "4:2:0", quality=int(rng.integers(30, 95)))
+    norm = codec.norm_from_float(0.45, 0.25, 4 / 127)
+    _, packed, params, _ = scenarios.random_conv(
+        np.random.default_rng(int(rng.integers(1 << 31))), info, ksize=3, stride=1, pad=1,
+        n_img=1, h=OH, w=OW, c=3, cout=5, mode="int8")
+
+    def build(drv, file):
+        prog, i, flags = _program(info, drv.alloc, data, packed, params, norm)
+        return prog, _with_decode(info, drv.alloc, prog, i, flags, file, norm) if file else prog
+
+    # the reference: the golden image loaded from DRAM, on the functional model
+    ref_prog, _ = build(model, None)
+    ref = (await model.run_program(ref_prog)).y
+    assert ref.any()
+    good = []
+    for drv in (dev, model):
+        res, err = await _run(drv, build(drv, data)[1])
+        assert err is None, err
+        good.append(res)
+    assert np.array_equal(good[0].y, ref) and np.array_equal(good[1].y, ref)
+    dut._log.info("conv program with DECODE: %d cycles on the RTL", good[0].cycles)
+
+    n = cases_from_env(20)
+    outcomes = {"ok": 0, "DECODE_ERROR": 0}
+    k = 0
+    while k < n:
+        bad, what = mutate(data, rng, data_only=True)
+        try:
+            codec.split_scan(bad)
+        except (JpegError, ValueError):
+            continue          # the driver refuses it: nothing for the device
+        k += 1
+        results = []
+        for drv in (dev, model):
+            results.append(await _run(drv, build(drv, bad)[1]))
+        (r_dev, e_dev), (r_mod, e_mod) = results
+        if e_mod is not None:
+            assert e_dev is not None, f"{what}: the model ends with {e_mod.code!r}, the RTL " \
+                                      f"completes"
+            assert e_dev.code == e_mod.code, f"{what}: RTL {e_dev.code!r}, model {e_mod.code!r}"
+            for drv, e in ((dev, e_dev), (model, e_mod)):     # blamed on the DECODE
+                head = await drv.backend.mem_read(e.desc_addr, 1)
+                assert head[0] & 15 == Opcode.DECODE.value, f"{what}: {e.desc_addr:#x}"
+            outcomes[e_mod.code.name] = outcomes.get(e_mod.code.name, 0) + 1
+        else:
+            assert e_dev is None, f"{what}: the RTL ends with {e_dev.code!r}, the model completes"
+            assert np.array_equal(r_dev.y, r_mod.y), f"{what}: outputs differ"
+            outcomes["ok"] += 1
+        # the device decodes the clean image after it (the decoder idle and reusable, nothing
+        # of the mutant left in it)
+        res, err = await _run(dev, build(dev, data)[1])
+        assert err is None and np.array_equal(res.y, ref), f"after {what}: {err}"
+        dut._log.info("%s: %s", what, "ok" if e_mod is None else e_mod.code.name)
+    dut._log.info("outcomes: %s", outcomes)
+    assert outcomes["DECODE_ERROR"] > 0
+    assert not be.violations, be.violations
