@@ -630,7 +630,10 @@ class CommandProcessor(wiring.Component):
                                                 self.dma_rd_data.payload.data)
                                             if desc_words > 1 else self.dma_rd_data.payload.data),
                          fetch_cnt.eq(fetch_cnt + 1)]
-        with m.If(fetching & self.dma_rd_done.valid):
+        # (not once a flush has started: it emptied the ring, head = tail, and a fetch that
+        # ends in its first cycles must not move the head past the tail; the DECODE_ERROR
+        # fault, raised while fetches go on, found this)
+        with m.If(fetching & self.dma_rd_done.valid & ~flush):
             m.d.sync += [fetching.eq(0), rd_busy.eq(0)]
             with m.If(self.dma_rd_done.payload.code == DmaError.OK):
                 m.d.sync += [desc_valid.eq(1),
