@@ -104,7 +104,8 @@ class Timing:
     vop: int = 7
     #: a DECODE (codec wrapper) holds the LOAD stage (and, approximately, the read path) for
     #: the table block (one byte a cycle) plus this, plus its scan:
-    #: ``decode_bit * bits_len * 8 + decode_pixel * crop_w * crop_h``, rounded down
+    #: ``decode_bit * bits_len * 8 + decode_pixel * (crop_x + crop_w) * (crop_y + crop_h)``
+    #: (the decoder decodes the whole frame, which the descriptor does not give), rounded down
     #: (least squares on ``sim/tb/decode.py``'s ``decode_timing`` images on ``tiny``, seed 1:
     #: the scan runs at about a pixel a cycle, plus the entropy-coded bits; within 2 % there,
     #: a first-order model of a data-dependent decoder)
@@ -175,7 +176,9 @@ def decode_program(descs) -> list:
         elif kind == _DECODEOP:
             a = _get(v, _DEC["bits_len"])
             b = _get(v, _DEC["out_h"]) * _get(v, _DEC["out_w"])
-            c = _get(v, _DEC["crop_w"]) * _get(v, _DEC["crop_h"])
+            # (the frame's size is in the table block: the crop's far corner bounds it)
+            c = ((_get(v, _DEC["crop_x"]) + _get(v, _DEC["crop_w"]))
+                 * (_get(v, _DEC["crop_y"]) + _get(v, _DEC["crop_h"])))
         out.append((kind, *flags, a, b, c))
     return out
 

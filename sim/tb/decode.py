@@ -100,7 +100,10 @@ async def decode_feeds_conv(dut):
         assert err is None, err
         good.append(res)
     assert np.array_equal(good[0].y, ref) and np.array_equal(good[1].y, ref)
-    dut._log.info("conv program with DECODE: %d cycles on the RTL", good[0].cycles)
+    from ..model.perf_model import predict_program
+    pred = predict_program(cfg, build(model, data)[1])["cycles"]
+    dut._log.info("conv program with DECODE: %d cycles on the RTL, %d predicted (%+.2f %%)",
+                  good[0].cycles, pred, 100 * (pred - good[0].cycles) / good[0].cycles)
     # the DECODE alone (and COMPLETE): its duration on the LOAD stage
     alone = decode_program(info, dev.alloc, data, crop=CROP, out_h=OH, out_w=OW, norms=norm)
     res = await dev.run_program(alone)
