@@ -723,17 +723,11 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
             with m.Elif(tok_bad):
                 m.d.comb += v_code.eq(ErrorCode.TOKEN)
-        with m.Elif(op == Opcode.VOP.value if has_vec else 0):
-            with m.If(v_field):
+        with m.Else():           # a GEMM, or a VOP with its own checks' verdict
+            is_vop = op == Opcode.VOP.value
+            with m.If(Mux(is_vop, v_field, g_field)):
                 m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
-            with m.Elif(v_over):
-                m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
-            with m.Elif(tok_bad):
-                m.d.comb += v_code.eq(ErrorCode.TOKEN)
-        with m.Else():
-            with m.If(g_field):
-                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
-            with m.Elif(g_over):
+            with m.Elif(Mux(is_vop, v_over, g_over)):
                 m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
             with m.Elif(tok_bad):
                 m.d.comb += v_code.eq(ErrorCode.TOKEN)
@@ -741,8 +735,8 @@ class CommandProcessor(wiring.Component):
         m.d.comb += v_ok.eq(v_code == ErrorCode.NONE)
         go = Signal()          # the dispatch register may act this cycle
         m.d.comb += go.eq(desc_valid & ~stop & ~pfault)
-        engine_ops = {"ld": [Opcode.LOAD] + [Opcode.DECODE] * has_codec, "ex": [Opcode.GEMM] + [Opcode.VOP] * has_vec,
-                      "st": [Opcode.STORE]}
+        engine_ops = {"ld": [Opcode.LOAD] + [Opcode.DECODE] * has_codec,
+                      "ex": [Opcode.GEMM] + [Opcode.VOP] * has_vec, "st": [Opcode.STORE]}
         for name, opcodes in engine_ops.items():
             q = qs[name]
             m.d.comb += q.w_data.eq(Cat(desc.as_value(), desc_addr))

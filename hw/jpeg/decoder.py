@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...base.jpeg import JpegError, JpegTables
+from ...base.jpeg import JpegError, JpegTables, check_hardware_scan, stored_as_rgb
 from .color import ColorConverter, color_config_layout, pixel_layout, sampling_of
 from .entropy import (
     EntropyDecoder,
@@ -35,26 +35,11 @@ def decoder_config(tables: JpegTables, *, max_width: int = 2048) -> dict:
     """The ``config`` value of the (only) scan of `tables`; raises `JpegError` for what the
     decoder does not do: more than one scan, a scan listing its components in another order
     than the frame, an image wider than `max_width`."""
-    if len(tables.scans) != 1:
-        raise JpegError(f"{len(tables.scans)} scans (a non-interleaved image) are not "
-                        "supported by the hardware decoder (only one interleaved scan)")
-    scan = tables.scans[0]
-    if list(scan.components) != list(range(len(tables.components))):
-        raise JpegError("a scan whose components are not all in the frame's order is not "
-                        "supported by the hardware decoder")
-    if tables.width > max_width:
-        raise JpegError(f"image width {tables.width} is over the decoder's {max_width}")
-    # libjpeg's colour-space guess, as decode_tables makes it
-    ids = tuple(c.ident for c in tables.components)
-    if tables.jfif:
-        rgb = False
-    elif tables.adobe_transform is not None:
-        rgb = tables.adobe_transform == 0
-    else:
-        rgb = ids == (ord("R"), ord("G"), ord("B"))
+    check_hardware_scan(tables, max_width)
+    rgb = stored_as_rgb(tables)
     return {"scan": scan_config(tables),
             "image": {"sampling": sampling_of(tables), "width": tables.width,
-                      "height": tables.height, "ycc": len(ids) == 3 and not rgb}}
+                      "height": tables.height, "ycc": len(tables.components) == 3 and not rgb}}
 
 
 def table_image(tables: JpegTables) -> tuple[list, list]:

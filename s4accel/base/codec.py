@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .jpeg import (Component, HuffmanTable, JpegError, JpegTables, Scan, _entropy_segments,
-                   decode_tables, parse)
+                   check_hardware_scan, decode_tables, parse, stored_as_rgb)
 
 __all__ = ["TABLE_BLOCK_BYTES", "MAX_WIDTH", "MAX_OUT_W", "SAMPLING", "BlockError", "Norm", "Block",
            "table_block", "parse_block", "scan_segments", "decode_block", "box_windows",
@@ -138,29 +138,17 @@ def table_block(tables: JpegTables, norms=(CENTRED,) * 3) -> bytes:
     :class:`Norm`, or one per channel). Raises :class:`~s4accel.base.jpeg.JpegError` for what
     the hardware decoder does not take (several scans, a scan not in frame order, a width
     over :data:`MAX_WIDTH`)."""
-    if len(tables.scans) != 1:
-        raise JpegError(f"{len(tables.scans)} scans (a non-interleaved or progressive image) "
-                        "are not supported by the hardware decoder (only one interleaved scan)")
+    check_hardware_scan(tables, MAX_WIDTH)
     scan = tables.scans[0]
-    if list(scan.components) != list(range(len(tables.components))):
-        raise JpegError("a scan whose components are not all in the frame's order is not "
-                        "supported by the hardware decoder")
-    if tables.width > MAX_WIDTH:
-        raise JpegError(f"image width {tables.width} is over the decoder's {MAX_WIDTH}")
     if isinstance(norms, Norm):
         norms = (norms,) * 3
     norms = tuple(norms) + (CENTRED,) * (3 - len(norms))
-    ids = tuple(c.ident for c in tables.components)
-    if tables.jfif:
-        rgb = False
-    elif tables.adobe_transform is not None:
-        rgb = tables.adobe_transform == 0
-    else:
-        rgb = ids == (ord("R"), ord("G"), ord("B"))
+    rgb = stored_as_rgb(tables)
     sampling = SAMPLING.index(tables.sampling)
     out = bytearray(TABLE_BLOCK_BYTES)
     out[0:16] = struct.pack("<4sBBBBHHHH", MAGIC, VERSION, sampling,
-                            int(len(ids) == 3 and not rgb), 0, tables.width, tables.height,
+                            int(len(tables.components) == 3 and not rgb), 0, tables.width,
+                            tables.height,
                             scan.restart_interval, 0)
     for c, n in enumerate(norms[:3]):
         out[16 + 8 * c:24 + 8 * c] = struct.pack("<hhB3x", n.offset, n.mult, n.shift)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "stored_as_rgb",
+    "check_hardware_scan",
     "STANDARD_AC",
     "STANDARD_DC",
     "ZIGZAG",
@@ -755,18 +757,33 @@ def decode_tables(tables: JpegTables) -> np.ndarray:
         planes.append(plane[:tables.height, :tables.width])
     if len(planes) == 1:
         return np.ascontiguousarray(planes[0])
-    ids = tuple(c.ident for c in tables.components)
-    # libjpeg's colour-space guess (jdapimin.c default_decompress_parms): JFIF means YCbCr,
-    # an Adobe marker says so itself, else component ids 'R','G','B' mean RGB
-    if tables.jfif:
-        rgb = False
-    elif tables.adobe_transform is not None:
-        rgb = tables.adobe_transform == 0
-    else:
-        rgb = ids == (ord("R"), ord("G"), ord("B"))
-    if rgb:
+    if stored_as_rgb(tables):
         return np.stack(planes, axis=-1)
     return ycc_to_rgb(*planes)
+
+
+def stored_as_rgb(tables: JpegTables) -> bool:
+    """libjpeg's colour-space guess (jdapimin.c default_decompress_parms): JFIF means YCbCr,
+    an Adobe marker says so itself, else component ids 'R','G','B' mean RGB."""
+    if tables.jfif:
+        return False
+    if tables.adobe_transform is not None:
+        return tables.adobe_transform == 0
+    return tuple(c.ident for c in tables.components) == (ord("R"), ord("G"), ord("B"))
+
+
+def check_hardware_scan(tables: JpegTables, max_width: int) -> None:
+    """Raise :class:`JpegError` for what the hardware decoder does not take: more than one
+    scan (a non-interleaved or progressive image), a scan listing its components in another
+    order than the frame, an image wider than ``max_width``."""
+    if len(tables.scans) != 1:
+        raise JpegError(f"{len(tables.scans)} scans (a non-interleaved or progressive image) "
+                        "are not supported by the hardware decoder (only one interleaved scan)")
+    if list(tables.scans[0].components) != list(range(len(tables.components))):
+        raise JpegError("a scan whose components are not all in the frame's order is not "
+                        "supported by the hardware decoder")
+    if tables.width > max_width:
+        raise JpegError(f"image width {tables.width} is over the decoder's {max_width}")
 
 
 def decode(data: bytes) -> np.ndarray:
