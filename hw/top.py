@@ -13,6 +13,7 @@ from .cmd.processor import CommandProcessor
 from .csr.block import CsrBlock
 from .bus.l2 import L2Router
 from .dma.engine import DmaEngine
+from .jpeg.engine import act_write_layout
 from .spu.spu import Spu
 
 __all__ = ["S4Top"]
@@ -50,16 +51,16 @@ class S4Top(wiring.Component):
             raise ValueError(f"the RTL fetches 32-byte descriptors as whole bus words, so its DRAM "
                              f"bus is at most 256 bits, not dram_bus_bits={config.dram_bus_bits} "
                              f"(wider buses are the performance model's)")
+        if config.jpeg_decoders > 1:
+            raise ValueError(f"the RTL builds at most one JPEG decoder, not jpeg_decoders="
+                             f"{config.jpeg_decoders} (DECODEs run one at a time on the LOAD "
+                             f"stage)")
 
     def __new__(cls, config: Config, *args, **kwargs):
         cls.check(config)   # before Elaboratable registers the object as one to be used
         return super().__new__(cls)
 
     def __init__(self, config: Config):
-        if config.jpeg_decoders:
-            # the codec wrapper (DECODE, issue 23 item 2) is in the functional model only
-            raise ValueError(f"jpeg_decoders = {config.jpeg_decoders}: the RTL has no codec "
-                             "wrapper yet (DECODE runs on the functional model only)")
         self._config = config
         super().__init__({
             "csr": In(AXI4Lite.Signature(addr_width=12, data_width=32)),
@@ -177,6 +178,14 @@ class S4Top(wiring.Component):
                          u.load_target.eq(cmd.spu_load_cmd.target),
                          u.load_addr.eq(cmd.spu_load_cmd.addr),
                          u.load_fmt.eq(cmd.spu_load_cmd.fmt)]
+        # DECODE: the decoder (in the command processor) writes pixels into the ACT memories
+        # of every selected SPU
+        if cfg.jpeg_decoders:
+            d_fan = SpuFanout(act_write_layout, n)
+            m.submodules.dec_fanout = ResetInserter(cmd.flush)(d_fan)
+            wiring.connect(m, cmd.spu_dec, d_fan.i)
+            for i, u in enumerate(spus):
+                wiring.connect(m, d_fan.o[i], u.i_dec)
         # a load is done when its last word is in the SPUs, not merely in the slice: the DMA's
         # status waits until the slice is empty
         ld_empty = ~ld.o.valid & ld.i.ready

@@ -23,6 +23,8 @@ from ..core.dsp import registered_uproduct
 from ..dma.engine import N_WINDOWS, DmaError, dma_cmd_layout, dma_status_layout, windows_layout
 from ..spu.spu import SpuGeometry
 from ..spu.wgt_unpack import packed_word_bits
+from ...base import codec
+from ..jpeg.engine import DecodeEngine, act_write_layout
 from .descriptors import (DESC_BYTES, MAX_SPUS, Descriptor, ErrorCode, LoadFormat, Opcode,
                           Target, VopOp, ex_cmd_layout)
 from .fanout import multicast_layout
@@ -382,6 +384,51 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row):
     return field, over
 
 
+def _decode_checks(m, platform, *, desc, windows, spus, rows, act_depth, lg):
+    """The dispatch checks of a DECODE (``DecodeBody``'s docstring; the functional model's
+    ``_decode``, in its order), a free-running pipeline on the dispatch register like
+    :func:`_dispatch_checks`: field tests, operands and the extents' ends (stage 1), the
+    ``out_h x out_w`` product and the window hits (stage 2), the bound and the hits' OR
+    (stage 3). Returns ``(field, over, align, outside)``, combinational from stage 3's
+    registers."""
+    d = desc.body.decode
+    h = desc.header
+    bb = 1 << lg
+    # stage 1 -------------------------------------------------------------------------------
+    field1, align1 = Signal(name="dd_field1"), Signal(name="dd_align1")
+    t_end = Signal(34, name="dd_t_end")
+    b_end = Signal(34, name="dd_b_end")
+    m.d.sync += [
+        field1.eq((d.bits_len == 0) | (d.crop_w == 0) | (d.crop_h == 0) | (d.out_w == 0)
+                  | (d.out_h == 0) | (d.out_w > d.crop_w) | (d.out_h > d.crop_h)
+                  | (d.out_w > codec.MAX_OUT_W) | (d.lane >= rows) | _absent_spus(h, spus)),
+        align1.eq((d.table_addr[:lg] != 0 if lg else 0) | (d.bits_addr[:lg] != 0 if lg else 0)),
+        t_end.eq(d.table_addr + codec.TABLE_BLOCK_BYTES),
+        b_end.eq(d.bits_addr + (((d.bits_len + (bb - 1)) >> lg) << lg)),
+    ]
+    prod = registered_uproduct(m, d.out_h, d.out_w, width=24, platform=platform,
+                               name="dd_p")
+    # stage 2 -------------------------------------------------------------------------------
+    field2, align2 = Signal(name="dd_field2"), Signal(name="dd_align2")
+    t_hit = [Signal(name=f"dd_t_hit{i}") for i in range(N_WINDOWS)]
+    b_hit = [Signal(name=f"dd_b_hit{i}") for i in range(N_WINDOWS)]
+    m.d.sync += [field2.eq(field1), align2.eq(align1)]
+    for i in range(N_WINDOWS):
+        w = windows[i]
+        ok = w.enable & w.read
+        m.d.sync += [t_hit[i].eq(ok & (d.table_addr >= w.base) & (t_end <= w.limit)
+                                 & ~t_end[32:].any()),
+                     b_hit[i].eq(ok & (d.bits_addr >= w.base) & (b_end <= w.limit)
+                                 & ~b_end[32:].any())]
+    # stage 3 -------------------------------------------------------------------------------
+    field, over = Signal(name="dd_field"), Signal(name="dd_over")
+    align, outside = Signal(name="dd_align"), Signal(name="dd_outside")
+    m.d.sync += [field.eq(field2), align.eq(align2),
+                 over.eq(d.act_addr + prod > act_depth),
+                 outside.eq(~Cat(*t_hit).any() | ~Cat(*b_hit).any())]
+    return field, over, align, outside
+
+
 class CommandProcessor(wiring.Component):
     """Descriptor fetch, dispatch, dependency tokens, error and reset handling.
 
@@ -418,6 +465,9 @@ class CommandProcessor(wiring.Component):
         ``spu_load_start`` pulses in the cycle the DMA takes a LOAD's read command (the
         selected SPUs then start a load as ``spu_load_cmd`` says); its words follow on
         ``spu_load``.
+    spu_dec : Out(stream.Signature(multicast_layout(act_write_layout, spus)))
+        With a decoder (``config.jpeg_decoders``): a DECODE's ACT writes (one a pixel: word,
+        row memory, 32 bytes) and the SPUs they go to, for a :class:`~.fanout.SpuFanout`.
     spu_store_start, spu_store_cmd : Out
         ``spu_store_start`` pulses in the cycle the DMA takes a STORE's write command; the
         SPU that ``spu_store_cmd`` selects then reads out its words for the DMA.
@@ -454,6 +504,9 @@ class CommandProcessor(wiring.Component):
             "spu_load_start": Out(1), "spu_load_cmd": Out(spu_load_cmd(spus)),
             "spu_load": Out(stream.Signature(multicast_layout(word, spus))),
             "spu_store_start": Out(1), "spu_store_cmd": Out(spu_store_cmd(spus)),
+            # the decoder's ACT writes (DECODE), for a SpuFanout
+            **({"spu_dec": Out(stream.Signature(multicast_layout(act_write_layout, spus)))}
+               if config.jpeg_decoders else {}),
         })
 
     def elaborate(self, platform):
@@ -577,7 +630,10 @@ class CommandProcessor(wiring.Component):
                                                 self.dma_rd_data.payload.data)
                                             if desc_words > 1 else self.dma_rd_data.payload.data),
                          fetch_cnt.eq(fetch_cnt + 1)]
-        with m.If(fetching & self.dma_rd_done.valid):
+        # (not once a flush has started: it emptied the ring, head = tail, and a fetch that
+        # ends in its first cycles must not move the head past the tail; the DECODE_ERROR
+        # fault, raised while fetches go on, found this)
+        with m.If(fetching & self.dma_rd_done.valid & ~flush):
             m.d.sync += [fetching.eq(0), rd_busy.eq(0)]
             with m.If(self.dma_rd_done.payload.code == DmaError.OK):
                 m.d.sync += [desc_valid.eq(1),
@@ -602,6 +658,13 @@ class CommandProcessor(wiring.Component):
                                           act_depth=g.act_depth, max_row=cfg.vec_max_row)
         else:           # (no vector unit: a VOP is an unknown opcode)
             v_field = v_over = Const(0)
+        has_codec = bool(cfg.jpeg_decoders)
+        if has_codec:
+            d_field, d_over, d_align, d_outside = _decode_checks(
+                m, platform, desc=desc, windows=self.windows, spus=self._spus, rows=cfg.rows,
+                act_depth=g.act_depth, lg=lg)
+        else:           # (no decoder: a DECODE is an unknown opcode)
+            d_field = d_over = d_align = d_outside = Const(0)
         # dependency tokens counted at dispatch, in program order: a wait needs a signal from a
         # descriptor dispatched before it (else it could only be met by a later one, which the
         # functional model, running in program order, cannot do), and no counter may pass
@@ -612,6 +675,8 @@ class CommandProcessor(wiring.Component):
                    Opcode.STORE: ({"ex2st": hd.wait_prev}, {"st2ex": hd.sig_prev})}
         if has_vec:     # a VOP runs on the GEMM stage and takes its tokens as a GEMM does
             tok_use[Opcode.VOP] = tok_use[Opcode.GEMM]
+        if has_codec:   # a DECODE runs on the LOAD stage and takes its tokens as a LOAD does
+            tok_use[Opcode.DECODE] = tok_use[Opcode.LOAD]
         dtok = {n: Signal(TOKEN_BITS, name=f"dtok_{n}") for n in tok}
         dtok_nz = {n: Signal(name=f"dtok_nz_{n}") for n in tok}
         dtok_full = {n: Signal(name=f"dtok_full_{n}") for n in tok}
@@ -647,6 +712,17 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
             with m.Elif(tok_bad):
                 m.d.comb += v_code.eq(ErrorCode.TOKEN)
+        with m.Elif(op == Opcode.DECODE.value if has_codec else 0):
+            with m.If(d_field):
+                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(d_over):
+                m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
+            with m.Elif(d_align):
+                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(d_outside):
+                m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
+            with m.Elif(tok_bad):
+                m.d.comb += v_code.eq(ErrorCode.TOKEN)
         with m.Else():           # a GEMM, or a VOP with its own checks' verdict
             is_vop = op == Opcode.VOP.value
             with m.If(Mux(is_vop, v_field, g_field)):
@@ -659,8 +735,8 @@ class CommandProcessor(wiring.Component):
         m.d.comb += v_ok.eq(v_code == ErrorCode.NONE)
         go = Signal()          # the dispatch register may act this cycle
         m.d.comb += go.eq(desc_valid & ~stop & ~pfault)
-        engine_ops = {"ld": [Opcode.LOAD], "ex": [Opcode.GEMM] + [Opcode.VOP] * has_vec,
-                      "st": [Opcode.STORE]}
+        engine_ops = {"ld": [Opcode.LOAD] + [Opcode.DECODE] * has_codec,
+                      "ex": [Opcode.GEMM] + [Opcode.VOP] * has_vec, "st": [Opcode.STORE]}
         for name, opcodes in engine_ops.items():
             q = qs[name]
             m.d.comb += q.w_data.eq(Cat(desc.as_value(), desc_addr))
@@ -680,7 +756,8 @@ class CommandProcessor(wiring.Component):
                     with m.If(all_idle):
                         m.d.comb += [consume.eq(1), progress.eq(1), self.irq_done_set.eq(1)]
                 with m.Case(Opcode.LOAD.value, Opcode.GEMM.value, Opcode.STORE.value,
-                            *([Opcode.VOP.value] * has_vec)):
+                            *([Opcode.VOP.value] * has_vec),
+                            *([Opcode.DECODE.value] * has_codec)):
                     pass
                 with m.Default():
                     precise(ErrorCode.UNKNOWN_OPCODE, desc_addr)
@@ -738,12 +815,19 @@ class CommandProcessor(wiring.Component):
             m, platform, name="ld", queue=qs["ld"], entry=ld, check=ld_check, lg=lg,
             bounds={t: (g.depth(t), g.bits(t) // 8) for t in Target}, spus=self._spus,
             geom=g)
-        with m.If(ld_ok):
+        # a DECODE on the LOAD stage: checked once, at dispatch (the transfer checks here do
+        # not apply to its body); it reads the table block, then (once the decoder took it)
+        # the bitstream, through the read path, into the decoder (``_decode_engine``)
+        ld_dec = Signal()
+        if has_codec:
+            m.d.comb += ld_dec.eq(ld.desc.header.opcode == Opcode.DECODE.value)
+        with m.If(ld_ok & ~ld_dec):
             m.d.sync += ld_wait.eq(1)
-        faults.append((ld_fault_field, ErrorCode.BAD_FIELD, ld.addr))
-        faults.append((ld_fault_over, ErrorCode.SCRATCHPAD_OVERFLOW, ld.addr))
+        faults.append((ld_fault_field & ~ld_dec, ErrorCode.BAD_FIELD, ld.addr))
+        faults.append((ld_fault_over & ~ld_dec, ErrorCode.SCRATCHPAD_OVERFLOW, ld.addr))
         ld_running = Signal()
         m.d.comb += ld_req.eq(ld_wait & ~ld_running)
+        dec_bits = Signal()      # the DECODE's second transfer (the bitstream) is the one
         with m.If(ld_grant):
             m.d.comb += [self.dma_rd.valid.eq(1), rd.addr.eq(lb.dram_addr), rd.rows.eq(lb.rows),
                          rd.row_bytes.eq(lb.row_bytes), rd.stride.eq(lb.stride),
@@ -751,24 +835,49 @@ class CommandProcessor(wiring.Component):
                          self.spu_load_cmd.target.eq(lb.target),
                          self.spu_load_cmd.addr.eq(lb.sram_addr),
                          self.spu_load_cmd.fmt.eq(lb.fmt)]
+            if has_codec:
+                db = ld.desc.body.decode
+                span = (((db.bits_len + (bus_bytes - 1)) >> lg) << lg)[:20]
+                with m.If(ld_dec):
+                    nbytes = Mux(dec_bits, span, codec.TABLE_BLOCK_BYTES)
+                    m.d.comb += [rd.addr.eq(Mux(dec_bits, db.bits_addr, db.table_addr)),
+                                 rd.rows.eq(1), rd.row_bytes.eq(nbytes), rd.stride.eq(nbytes)]
             with m.If(self.dma_rd.ready):
-                m.d.comb += self.spu_load_start.eq(1)
+                m.d.comb += self.spu_load_start.eq(~ld_dec)
                 m.d.sync += [ld_running.eq(1), rd_busy.eq(1), rd_is_load.eq(1)]
         ld_fault_bus = Signal()
+        dec_wait_block = Signal()    # the block is read: wait for the decoder's verdict
+        dec_wait_end = Signal()      # the bitstream is read: wait for the decoder's end
         with m.If(ld_running & self.dma_rd_done.valid):
-            m.d.sync += [ld_running.eq(0), ld_wait.eq(0), ld_busy.eq(0), rd_busy.eq(0)]
+            m.d.sync += [ld_running.eq(0), ld_wait.eq(0), rd_busy.eq(0)]
             with m.If(self.dma_rd_done.payload.code == DmaError.OK):
-                give_tokens(ld.desc.header, None, "ld2ex")
-                m.d.comb += [progress.eq(1), done_inc[1].eq(1)]
+                with m.If(ld_dec):
+                    m.d.sync += [dec_wait_block.eq(~dec_bits), dec_wait_end.eq(dec_bits)]
+                with m.Else():
+                    m.d.sync += ld_busy.eq(0)
+                    give_tokens(ld.desc.header, None, "ld2ex")
+                    m.d.comb += [progress.eq(1), done_inc[1].eq(1)]
             with m.Else():
+                m.d.sync += ld_busy.eq(0)
                 m.d.comb += ld_fault_bus.eq(1)
         faults.append((ld_fault_bus, _dma_code(self.dma_rd_done.payload.code), ld.addr))
-        # read data goes to the descriptor register or to the SPU
+        dec_i_ready = Signal()       # the decoder takes the read word
+        if has_codec:
+            dec_fault = self._decode_engine(
+                m, ld=ld, ld_dec=ld_dec, dec_go=ld_check[2] & ld_dec, ld_wait=ld_wait,
+                ld_busy=ld_busy, dec_bits=dec_bits, dec_wait_block=dec_wait_block,
+                dec_wait_end=dec_wait_end, rd_valid=self.dma_rd_data.valid & rd_is_load
+                & rd_busy & ld_dec, dec_i_ready=dec_i_ready, progress=progress,
+                done_inc=done_inc[1], give=lambda: give_tokens(ld.desc.header, None, "ld2ex"),
+                mask=spu_mask(ld.desc.header))
+            faults.append((dec_fault, ErrorCode.DECODE_ERROR, ld.addr))
+        # read data goes to the descriptor register, to the SPU or to the decoder
         m.d.comb += [
-            self.spu_load.valid.eq(self.dma_rd_data.valid & rd_is_load & rd_busy),
+            self.spu_load.valid.eq(self.dma_rd_data.valid & rd_is_load & rd_busy & ~ld_dec),
             self.spu_load.payload.mask.eq(spu_mask(ld.desc.header)),
             self.spu_load.payload.item.eq(self.dma_rd_data.payload),
-            self.dma_rd_data.ready.eq(Mux(rd_is_load, self.spu_load.ready, 1)),
+            self.dma_rd_data.ready.eq(Mux(rd_is_load, Mux(ld_dec, dec_i_ready,
+                                                          self.spu_load.ready), 1)),
             self.dma_rd_done.ready.eq(1),
         ]
 
@@ -958,7 +1067,8 @@ class CommandProcessor(wiring.Component):
             m.d.sync += [desc_valid.eq(0), fetching.eq(0), ld_busy.eq(0), ld_check.eq(0),
                          ld_wait.eq(0), ld_running.eq(0), ex_busy.eq(0), ex_check.eq(0),
                          ex_issue.eq(0), ex_run.eq(0), st_busy.eq(0), st_check.eq(0),
-                         st_issue.eq(0), st_run.eq(0), pfault.eq(0)]
+                         st_issue.eq(0), st_run.eq(0), pfault.eq(0), dec_bits.eq(0),
+                         dec_wait_block.eq(0), dec_wait_end.eq(0)]
             m.d.sync += fault_r.eq(0)
             # a soft reset during a fault's flush still returns the device to idle without an
             # error (the flush goes on until the DMA is idle)
@@ -970,3 +1080,52 @@ class CommandProcessor(wiring.Component):
         with m.If(halted & ~self.error_pending & ~flushing):
             m.d.sync += halted.eq(0)
         return m
+
+    def _decode_engine(self, m, *, ld, ld_dec, dec_go, ld_wait, ld_busy, dec_bits,
+                       dec_wait_block, dec_wait_end, rd_valid, dec_i_ready, progress, done_inc,
+                       give, mask):
+        """The decoder (:class:`~..jpeg.engine.DecodeEngine`, held in reset with the datapath)
+        and the DECODE's sequence on the LOAD stage: started by the verdict pulse ``dec_go``,
+        the table block's transfer, the decoder's verdict on it, the bitstream's transfer, the
+        decoder's end. Returns the ``DECODE_ERROR`` pulse (a refused block or a corrupt
+        stream: imprecise, found while the DECODE runs, as a bus fault is)."""
+        g = self._geom
+        m.submodules.decoder = eng = ResetInserter(self.flush)(
+            DecodeEngine(bus_bits=g.bus_bits))
+        db = ld.desc.body.decode
+        c = eng.config
+        m.d.comb += [c.geometry.crop_x.eq(db.crop_x), c.geometry.crop_y.eq(db.crop_y),
+                     c.geometry.crop_w.eq(db.crop_w), c.geometry.crop_h.eq(db.crop_h),
+                     c.geometry.out_w.eq(db.out_w), c.geometry.out_h.eq(db.out_h),
+                     c.act_addr.eq(db.act_addr), c.lane.eq(db.lane), c.bits_len.eq(db.bits_len),
+                     eng.start.eq(dec_go)]
+        with m.If(dec_go):
+            m.d.sync += [ld_wait.eq(1), dec_bits.eq(0)]
+        # read words: the block's, then the bitstream's
+        for port, want in ((eng.i_block, ~dec_bits), (eng.i_bits, dec_bits)):
+            m.d.comb += [port.valid.eq(rd_valid & want),
+                         port.payload.eq(self.dma_rd_data.payload)]
+        m.d.comb += dec_i_ready.eq(Mux(dec_bits, eng.i_bits.ready, eng.i_block.ready))
+        # pixels out to the selected SPUs
+        m.d.comb += [self.spu_dec.valid.eq(eng.o_act.valid),
+                     self.spu_dec.payload.mask.eq(mask),
+                     self.spu_dec.payload.item.eq(eng.o_act.payload),
+                     eng.o_act.ready.eq(self.spu_dec.ready)]
+        with m.If(eng.o_act.valid & eng.o_act.ready):
+            m.d.comb += progress.eq(1)
+        fault = Signal()
+        with m.If(dec_wait_block):
+            with m.If(eng.block_ok):
+                m.d.sync += [dec_wait_block.eq(0), dec_bits.eq(1), ld_wait.eq(1)]
+            with m.Elif(eng.error):
+                m.d.sync += [dec_wait_block.eq(0), ld_busy.eq(0)]
+                m.d.comb += fault.eq(1)
+        with m.If(dec_wait_end):
+            with m.If(eng.done):
+                m.d.sync += [dec_wait_end.eq(0), ld_busy.eq(0), dec_bits.eq(0)]
+                give()
+                m.d.comb += [progress.eq(1), done_inc.eq(1)]
+            with m.Elif(eng.error):
+                m.d.sync += [dec_wait_end.eq(0), ld_busy.eq(0)]
+                m.d.comb += fault.eq(1)
+        return fault

@@ -2,8 +2,8 @@
 
 :class:`DecodeEngine` wraps :class:`.job.DecodeJob` in what a LOAD-stage engine sees: the
 descriptor's fields (:class:`~s4accel.hw.cmd.descriptors.DecodeBody`), the DMA read data of
-two transfers as bus words, and ACT writes out. The processor (not yet wired, see
-docs/architecture.md) is to issue the table block's transfer (``TABLE_BLOCK_BYTES`` bytes from
+two transfers as bus words, and ACT writes out. The command processor (``_decode_engine`` in
+``hw/cmd/processor.py``) issues the table block's transfer (``TABLE_BLOCK_BYTES`` bytes from
 ``table_addr``), then, once ``block_ok`` rises, the bitstream's (``bits_len`` bytes from
 ``bits_addr`` rounded up to whole bus words); ``error`` without ``block_ok`` means the block
 (or the crop) was refused and the bitstream's transfer must not be issued.

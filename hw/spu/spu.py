@@ -45,6 +45,7 @@ from amaranth.lib.wiring import In, Out
 from ...base.config import BANK, Config
 from ..bus.slice import SkidSlice
 from ..cmd.descriptors import GemmBody, Target, VopBody, VopOp
+from ..jpeg.engine import act_write_layout
 from ..vector.unit import VecOp, VectorUnit
 from ..core.bram import RegisteredRam
 from ..core.dsp import registered_uproduct
@@ -264,6 +265,10 @@ class Spu(wiring.Component):
         it bus word by bus word (lane 0 = low bits of a scratchpad word), or with a packed
         ``load_fmt`` (WGT only) through the weight unpacker.
     i_load : In(stream.Signature(data.StructLayout({"data": bus_bits, "last": 1})))
+    i_dec : In(stream.Signature(act_write_layout))
+        With a decoder (``config.jpeg_decoders``): a DECODE's pixels, each a whole word
+        ``addr`` of row memory ``row`` of the activation scratchpad. Written in the cycle
+        taken; below GEMM and VOP results and pool maxima (not ready while one is written).
     store_start, store_addr, store_beats : In
         Start reading ``store_beats`` bus words of the output scratchpad from ``store_addr``.
     o_store : Out(stream.Signature(data.StructLayout({"data": bus_bits})))
@@ -284,6 +289,8 @@ class Spu(wiring.Component):
             "load_addr": In(16),
             "load_fmt": In(2),
             "i_load": In(stream.Signature(data.StructLayout({"data": g.bus_bits, "last": 1}))),
+            **({"i_dec": In(stream.Signature(act_write_layout))}
+               if config.jpeg_decoders else {}),
             "store_start": In(1),
             "store_addr": In(16),
             "store_beats": In(24),
@@ -405,6 +412,17 @@ class Spu(wiring.Component):
         pool_we = [Signal(name=f"pool_we{r}") for r in range(R)]
         pool_wa = [Signal(16, name=f"pool_wa{r}") for r in range(R)]
         pool_max = [Signal(row_bits, name=f"pool_max{r}", reset_less=True) for r in range(R)]
+        # a DECODE's pixels (no LOAD runs meanwhile: both are on the LOAD stage)
+        dec_we = Signal()
+        dec_row = Signal(4)
+        dec_addr = Signal(16)
+        dec_data = Signal(row_bits)
+        if cfg.jpeg_decoders:
+            busy_w = res_act | vw_en | Cat(*pool_we).any()
+            m.d.comb += [self.i_dec.ready.eq(~busy_w),
+                         dec_we.eq(self.i_dec.valid & ~busy_w),
+                         dec_row.eq(self.i_dec.payload.row), dec_addr.eq(self.i_dec.payload.addr),
+                         dec_data.eq(self.i_dec.payload.data)]
         for r, ram in enumerate(act_mems):
             if g.bus_bits <= row_bits:
                 k = row_lanes
@@ -417,9 +435,12 @@ class Spu(wiring.Component):
             ld_row_en.append(en_r)
             here = (res_act | vw_en) & (res_row == r)
             pw = pool_we[r]
-            m.d.comb += [ram.w_addr.eq(Mux(pw, pool_wa[r], Mux(here, res_word, wr_word))),
-                         ram.w_data.eq(Mux(pw, pool_max[r], Mux(here, res_data, data_r))),
-                         ram.w_en.eq(Mux(pw, Const((1 << fine) - 1, fine),
+            dh = dec_we & (dec_row == r)
+            m.d.comb += [ram.w_addr.eq(Mux(pw, pool_wa[r], Mux(here, res_word,
+                                                               Mux(dh, dec_addr, wr_word)))),
+                         ram.w_data.eq(Mux(pw, pool_max[r], Mux(here, res_data,
+                                                                Mux(dh, dec_data, data_r)))),
+                         ram.w_en.eq(Mux(pw | dh, Const((1 << fine) - 1, fine),
                                          Mux(here, res_en, Mux(ld_hold, 0, en_r))))]
         # (a GEMM's result rows and a pool's maxima never meet: one block runs at a time)
         m.d.comb += ld_hold.eq(((res_act | vw_en) & Array(en.any() for en in ld_row_en)[res_row])

@@ -31,8 +31,9 @@ import numpy as np
 from amaranth.lib import data
 
 from ...base.config import BANK, L2_BASE, load_config
-from ...hw.cmd.descriptors import (DESC_BYTES, DmaBody, GemmBody, Header, LoadFormat, Opcode,
-                                   Target, VopBody)
+from ...base.codec import TABLE_BLOCK_BYTES
+from ...hw.cmd.descriptors import (DESC_BYTES, DecodeBody, DmaBody, GemmBody, Header, LoadFormat,
+                                   Opcode, Target, VopBody)
 from ...hw.spu.wgt_unpack import packed_word_bits
 from ...hw.vector.vop import vop_cycles
 from ...sw.driver import RING_SLOTS
@@ -101,6 +102,16 @@ class Timing:
     #: ``out_act``, would hold an ACT LOAD running beside it a cycle each; programs wait for
     #: their loads before a VOP, and the model does not count that case.)
     vop: int = 7
+    #: a DECODE (codec wrapper) holds the LOAD stage (and, approximately, the read path) for
+    #: the table block (one byte a cycle) plus this, plus its scan:
+    #: ``decode_bit * bits_len * 8 + decode_pixel * (crop_x + crop_w) * (crop_y + crop_h)``
+    #: (the decoder decodes the whole frame, which the descriptor does not give), rounded down
+    #: (least squares on ``sim/tb/decode.py``'s ``decode_timing`` images on ``tiny``, seed 1:
+    #: the scan runs at about a pixel a cycle, plus the entropy-coded bits; within 2 % there,
+    #: a first-order model of a data-dependent decoder)
+    decode: int = 102
+    decode_bit: float = 0.083
+    decode_pixel: float = 1.019
     #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
     #: program fits, so the device never waits for the host after the hand-over
     ring_slots: int = RING_SLOTS
@@ -120,12 +131,13 @@ _HDR = _fields(Header)
 _DMA = _fields(DmaBody, _BODY)
 _GEMM = _fields(GemmBody, _BODY)
 _VOP = _fields(VopBody, _BODY)
+_DEC = _fields(DecodeBody, _BODY)
 
 # op kinds of the decoded form
-_LOAD, _GEMMOP, _STORE, _SYNC, _COMPLETE, _NOP, _VOPOP = range(7)
+_LOAD, _GEMMOP, _STORE, _SYNC, _COMPLETE, _NOP, _VOPOP, _DECODEOP = range(8)
 _OPS = {Opcode.LOAD.value: _LOAD, Opcode.GEMM.value: _GEMMOP, Opcode.STORE.value: _STORE,
         Opcode.SYNC.value: _SYNC, Opcode.COMPLETE.value: _COMPLETE, Opcode.NOP.value: _NOP,
-        Opcode.VOP.value: _VOPOP}
+        Opcode.VOP.value: _VOPOP, Opcode.DECODE.value: _DECODEOP}
 
 
 def _get(v, f):
@@ -161,6 +173,12 @@ def decode_program(descs) -> list:
         elif kind == _VOPOP:
             a, b = _get(v, _VOP["op"]), _get(v, _VOP["n"])
             c = (_get(v, _VOP["m_tiles"]), _get(v, _VOP["wide"]))
+        elif kind == _DECODEOP:
+            a = _get(v, _DEC["bits_len"])
+            b = _get(v, _DEC["out_h"]) * _get(v, _DEC["out_w"])
+            # (the frame's size is in the table block: the crop's far corner bounds it)
+            c = ((_get(v, _DEC["crop_x"]) + _get(v, _DEC["crop_w"]))
+                 * (_get(v, _DEC["crop_y"]) + _get(v, _DEC["crop_h"])))
         out.append((kind, *flags, a, b, c))
     return out
 
@@ -288,6 +306,13 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         elif kind == _VOPOP:
             d = T.vop + vop_cycles(R, a, b, *c)
             busy["compute"] += d
+        elif kind == _DECODEOP:
+            span = -(-a // bb) * bb
+            d = (T.decode + TABLE_BLOCK_BYTES
+                 + int(T.decode_bit * a * 8 + T.decode_pixel * c))
+            rd_bytes += TABLE_BLOCK_BYTES + span
+            by_class["act"] += TABLE_BLOCK_BYTES + span
+            busy["dma_read"] += d
         elif kind == _GEMMOP and pool[i]:
             d = T.pool + R + a * pool[i]
             busy["compute"] += d
@@ -338,7 +363,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
 
     qld, qex, qst = _Queue(), _Queue(), _Queue()
     queues = (qld, qex, qst)
-    qof = {_LOAD: qld, _GEMMOP: qex, _VOPOP: qex, _STORE: qst}
+    qof = {_LOAD: qld, _DECODEOP: qld, _GEMMOP: qex, _VOPOP: qex, _STORE: qst}
 
     # host / ring
     if host:
@@ -435,7 +460,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_at = len(tok_t["ld2ex"])
                     tok_t["ld2ex"].append(ld_until)
                 act_ld = None
-                if hold and ops[ld_cur][6] == Target.ACT.value:
+                if hold and ops[ld_cur][0] == _LOAD and ops[ld_cur][6] == Target.ACT.value:
                     act_ld = (t, ld_until, beats(ops[ld_cur][5], "act"), tok_at, ld_cur)
                     act_ld_stalls[0] = 0
                     if act_gemms:

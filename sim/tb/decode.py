@@ -1,0 +1,258 @@
+"""cocotb tests of DECODE (the codec wrapper, issue 23) on the simulation top ``s4_sim`` with a
+decoder (``jpeg_decoders = 1``): a first conv layer fed by a DECODE, bit-exact against the
+functional model, and mutated bitstreams (``DECODE_ERROR`` or the model's image, the same on
+both, and the device decoding the next image correctly after each).
+
+The activation scratchpad has no backdoor on this design, so the decoded image is observed
+through the conv layer it feeds: its outputs are a function of every pixel the DECODE wrote and
+of the zero word at ``pad_addr``."""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+
+from ...base import codec
+from ...base.config import BANK
+from ...base.jpeg import JpegError
+from ...hw.cmd.descriptors import Descriptor, Opcode, Target
+from ...sw import scenarios
+from ...sw.codec import decode_program
+from ...sw.conv import conv_program
+from ...sw.driver import DeviceError, Driver
+from ..model.device_model import ModelBackend
+from ..workloads.jpeg import encode, mutate, scan_start, smooth_image
+from .base import cases_from_env, config_from_env, rng_from_env
+from .fast_backend import started
+
+CROP, OH, OW = (2, 1, 20, 17), 5, 7
+
+
+def _field(desc, name):
+    d = Descriptor.from_bits(int.from_bytes(desc, "little"))
+    v = getattr(d.body.dma, name)
+    return v.value if isinstance(v, Target) else int(v)
+
+
+def _program(info, alloc, data, packed, params, norm):
+    """The conv program of :func:`conv_program` with its input LOAD replaced by a DECODE of
+    JPEG file ``data`` (same ACT words, same token bits); None if the driver refuses it."""
+    tables, bits = codec.split_scan(data)
+    q = codec.decode_job(codec.table_block(tables, norm), bits, crop=CROP, out_h=OH, out_w=OW)
+    prog = conv_program(info, q[None], packed, params, alloc, ksize=3, pad=1, max_band=OH)
+    word = info.rows * BANK
+    loads = [i for i, d in enumerate(prog.descs)
+             if d[0] & 15 == Opcode.LOAD.value and _field(d, "target") == Target.ACT.value
+             and _field(d, "row_bytes") * _field(d, "rows") == OH * OW * word]
+    assert len(loads) == 1
+    i = loads[0]
+    flags = {k: (prog.descs[i][0] >> b) & 1 for k, b in (("wait_next", 5), ("sig_next", 7))}
+    return prog, i, flags
+
+
+def _with_decode(info, alloc, prog, i, flags, data, norm):
+    dprog = decode_program(info, alloc, data, crop=CROP, out_h=OH, out_w=OW, norms=norm,
+                           act_addr=_field(prog.descs[i], "sram_addr"), complete=False, **flags)
+    prog.descs[i:i + 1] = dprog.descs
+    prog.images += dprog.images
+    return prog
+
+
+async def _run(drv, prog):
+    try:
+        return (await drv.run_program(prog)), None
+    except DeviceError as e:
+        return None, e
+
+
+@cocotb.test()
+async def decode_feeds_conv(dut):
+    """A 4:2:0 image (crop, box resize, normalisation) DECODEd into ACT, then a 3x3 conv on
+    it: the same outputs as the functional model running the same program, and as the program
+    that loads the golden decoder's image from DRAM; then mutated bitstreams
+    (``S4_CASES``, default 20): the RTL ends each with the functional model's outcome (the
+    same error code and descriptor, or the same outputs), and decodes the clean image
+    correctly after every one."""
+    cfg = config_from_env()
+    rng = rng_from_env(dut, "decode_feeds_conv")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    data = encode(smooth_image(rng, 19, 23), "4:2:0", quality=int(rng.integers(30, 95)))
+    norm = codec.norm_from_float(0.45, 0.25, 4 / 127)
+    _, packed, params, _ = scenarios.random_conv(
+        np.random.default_rng(7), info, ksize=3, stride=1, pad=1,
+        n_img=1, h=OH, w=OW, c=3, cout=5, mode="int8")
+
+    def build(drv, file):
+        prog, i, flags = _program(info, drv.alloc, data, packed, params, norm)
+        return prog, _with_decode(info, drv.alloc, prog, i, flags, file, norm) if file else prog
+
+    # the reference: the golden image loaded from DRAM, on the functional model
+    ref_prog, _ = build(model, None)
+    ref = (await model.run_program(ref_prog)).y
+    assert ref.any()
+    good = []
+    for drv in (dev, model):
+        res, err = await _run(drv, build(drv, data)[1])
+        assert err is None, err
+        good.append(res)
+    assert np.array_equal(good[0].y, ref) and np.array_equal(good[1].y, ref)
+    from ..model.perf_model import predict_program
+    pred = predict_program(cfg, build(model, data)[1])["cycles"]
+    dut._log.info("conv program with DECODE: %d cycles on the RTL, %d predicted (%+.2f %%)",
+                  good[0].cycles, pred, 100 * (pred - good[0].cycles) / good[0].cycles)
+    # the DECODE alone (and COMPLETE): its duration on the LOAD stage
+    alone = decode_program(info, dev.alloc, data, crop=CROP, out_h=OH, out_w=OW, norms=norm)
+    res = await dev.run_program(alone)
+    tables, bits = codec.split_scan(data)
+    dut._log.info("DECODE alone: %d cycles (%d bitstream bytes, %dx%d frame, %d pixels out)",
+                  res.cycles, len(bits), tables.width, tables.height, OH * OW)
+
+    n = cases_from_env(20)
+    outcomes = {"ok": 0, "DECODE_ERROR": 0}
+    k = 0
+    while k < n:
+        if k % 2:         # (most single mutations of a small scan still decode)
+            bad, what = mutate(data, rng, data_only=True)
+        else:             # the scan cut in its first 60 %, or an early EOI: DECODE_ERROR
+            sos = scan_start(data)
+            at = int(rng.integers(sos + 1, sos + (len(data) - sos) * 3 // 5))
+            junk = rng.integers(0, 256, int(rng.integers(0, 8)), dtype=np.uint8).tobytes()
+            bad, what = data[:at] + junk + b"\xff\xd9", f"cut at {at}, {junk.hex()} EOI"
+        try:
+            codec.split_scan(bad)
+        except (JpegError, ValueError):
+            continue          # the driver refuses it: nothing for the device
+        k += 1
+        results = []
+        for drv in (dev, model):
+            results.append(await _run(drv, build(drv, bad)[1]))
+        (r_dev, e_dev), (r_mod, e_mod) = results
+        if e_mod is not None:
+            assert e_dev is not None, f"{what}: the model ends with {e_mod.code!r}, the RTL " \
+                                      f"completes"
+            assert e_dev.code == e_mod.code, f"{what}: RTL {e_dev.code!r}, model {e_mod.code!r}"
+            for drv, e in ((dev, e_dev), (model, e_mod)):     # blamed on the DECODE
+                head = await drv.backend.mem_read(e.desc_addr, 1)
+                assert head[0] & 15 == Opcode.DECODE.value, f"{what}: {e.desc_addr:#x}"
+            outcomes[e_mod.code.name] = outcomes.get(e_mod.code.name, 0) + 1
+        else:
+            assert e_dev is None, f"{what}: the RTL ends with {e_dev.code!r}, the model completes"
+            assert np.array_equal(r_dev.y, r_mod.y), f"{what}: outputs differ"
+            outcomes["ok"] += 1
+        # the device decodes the clean image after it (the decoder idle and reusable, nothing
+        # of the mutant left in it)
+        res, err = await _run(dev, build(dev, data)[1])
+        assert err is None, f"after {what}: {err}"
+        assert np.array_equal(res.y, ref), \
+            f"after {what}: outputs differ ({res.cycles} cycles, {res.counters}; mutant " \
+            f"{r_dev.cycles if r_dev else e_dev}): {np.argwhere(res.y != ref)[:8].tolist()}"
+        dut._log.info("%s: %s", what, "ok" if e_mod is None else e_mod.code.name)
+    dut._log.info("outcomes: %s", outcomes)
+    assert outcomes["DECODE_ERROR"] >= n // 4 and outcomes["ok"] > 0
+    assert not be.violations, be.violations
+
+
+#: (sampling, height, width, quality) of :func:`decode_timing`'s images
+TIMING_IMAGES = [("grey", 8, 8, 75), ("grey", 24, 40, 50), ("4:4:4", 16, 16, 90),
+                 ("4:4:4", 21, 30, 40), ("4:2:2", 17, 33, 75), ("4:2:0", 19, 23, 60),
+                 ("4:2:0", 32, 48, 95), ("4:2:0", 40, 24, 20)]
+
+
+@cocotb.test()
+async def decode_timing(dut):
+    """Each of :data:`TIMING_IMAGES` alone (DECODE, COMPLETE): the RTL's cycles against the
+    performance model's prediction (logged as ``TIMING`` lines). The model's DECODE time is
+    a first-order fit (``Timing.decode*``): within 2 % on the images it was fitted on, 3 %
+    asserted for other seeds' images."""
+    import json
+
+    from ..model.perf_model import predict_program
+    cfg = config_from_env()
+    rng = rng_from_env(dut, "decode_timing")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    worst = 0.0
+    for mode, h, w, quality in TIMING_IMAGES:
+        data = encode(smooth_image(rng, h, w), mode, quality=quality)
+        tables, bits = codec.split_scan(data)
+        oh, ow = min(h, 8), min(w, 12)
+        prog = decode_program(info, dev.alloc, data, out_h=oh, out_w=ow)
+        res = await dev.run_program(prog)
+        pred = predict_program(cfg, prog)["cycles"]
+        err = (pred - res.cycles) / res.cycles
+        worst = max(worst, abs(err))
+        dut._log.info("TIMING %s", json.dumps({
+            "mode": mode, "h": h, "w": w, "quality": quality, "bits": len(bits),
+            "out": oh * ow, "cycles": res.cycles, "predicted": pred, "error": round(err, 4)}))
+    dut._log.info("decode_timing: worst model error %.2f %%", 100 * worst)
+    assert worst <= 0.03
+
+
+@cocotb.test()
+async def decode_errors(dut):
+    """Every error a DECODE can end with (the functional model's cases in
+    tests/model/test_codec_model.py, sized for this device): the code, the DECODE's address
+    in ERR_ADDR; the device then decodes the next image."""
+    from ...hw.cmd.descriptors import ErrorCode
+    from ...sw.codec import decode_descriptor
+    from ...sw.program import descriptor
+    rng = rng_from_env(dut, "decode_errors")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    data = encode(smooth_image(rng, 8, 8), "4:4:4", quality=80)
+    prog = decode_program(info, dev.alloc, data)
+    for a, d in prog.images:
+        await be.mem_write(a, d)
+    (table_addr, _), (good, bits) = prog.images
+    bad = bytearray(bits)
+    for i in range(len(bad) // 3, len(bad) - 2):
+        bad[i] = 0xFF if bad[i] != 0xFF else 0xFE
+    bad_addr = dev.alloc.alloc(len(bad) + 64)
+    await be.mem_write(bad_addr, bytes(bad))
+    n = 64
+    ok = dict(table_addr=table_addr, bits_addr=good, bits_len=len(bits), act_addr=0, lane=0,
+              crop=(0, 0, 8, 8), out_h=8, out_w=8)
+    bb = info.bus_bytes
+    cases = [
+        ("bits_len 0", ErrorCode.BAD_FIELD, dict(ok, bits_len=0)),
+        ("out_w > crop_w", ErrorCode.BAD_FIELD, dict(ok, crop=(0, 0, 4, 8))),
+        ("crop_h 0", ErrorCode.BAD_FIELD, dict(ok, crop=(0, 0, 8, 0))),
+        ("lane >= rows", ErrorCode.BAD_FIELD, dict(ok, lane=info.rows)),
+        ("out_w > MAX_OUT_W", ErrorCode.BAD_FIELD,
+         dict(ok, crop=(0, 0, 1100, 1), out_w=codec.MAX_OUT_W + 1, out_h=1)),
+        ("absent SPU", ErrorCode.BAD_FIELD, dict(ok, spu_mask=0b100)),
+        ("ACT span", ErrorCode.SCRATCHPAD_OVERFLOW, dict(ok, act_addr=info.act_depth - n + 1)),
+        ("overflow before alignment", ErrorCode.SCRATCHPAD_OVERFLOW,
+         dict(ok, act_addr=info.act_depth, table_addr=table_addr + 1)),
+        ("unaligned block", ErrorCode.BAD_FIELD, dict(ok, table_addr=table_addr + bb // 2)),
+        ("unaligned bits", ErrorCode.BAD_FIELD, dict(ok, bits_addr=good + bb // 2)),
+        ("block outside windows", ErrorCode.OUT_OF_WINDOW, dict(ok, table_addr=0x10)),
+        ("bits outside windows", ErrorCode.OUT_OF_WINDOW, dict(ok, bits_addr=1 << 31 & ~63)),
+        ("wait without token", ErrorCode.TOKEN, dict(ok, wait_next=1)),
+        ("crop outside the frame", ErrorCode.DECODE_ERROR, dict(ok, crop=(1, 0, 8, 8))),
+        ("not a block", ErrorCode.DECODE_ERROR, dict(ok, table_addr=good)),
+        ("corrupt stream", ErrorCode.DECODE_ERROR, dict(ok, bits_addr=bad_addr)),
+        ("truncated stream", ErrorCode.DECODE_ERROR, dict(ok, bits_len=len(bits) // 4)),
+    ]
+    for name, code, fields in cases:
+        first = await dev.submit([descriptor(Opcode.NOP), decode_descriptor(**fields),
+                                  descriptor(Opcode.COMPLETE)])
+        try:
+            await dev.wait()
+            raise AssertionError(f"{name}: no error")
+        except DeviceError as e:
+            assert e.code == code, f"{name}: {e.code!r}, not {code!r}"
+            assert e.desc_addr == first + 32, f"{name}: ERR_ADDR {e.desc_addr:#x}"
+        await dev.submit(prog.descs)       # the next job runs
+        await dev.wait()
+        dut._log.info("%s: %s", name, code.name)
+    # the span exactly at the end of the scratchpad is fine
+    await dev.submit([decode_descriptor(**dict(ok, act_addr=info.act_depth - n)),
+                      descriptor(Opcode.COMPLETE)])
+    await dev.wait()

@@ -1,0 +1,20 @@
+"""DECODE (the codec wrapper) on the RTL: ``s4_sim`` with one decoder on Verilator, a conv
+layer fed by a DECODE bit-exact against the functional model, and 20 mutated bitstreams
+(sim/tb/decode.py)."""
+
+import pytest
+
+from s4accel.base.config import load_config
+from s4accel.sim.tb import runner
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+
+def tiny_jpeg():
+    """tiny with a decoder (and room for one band of the conv's outputs)."""
+    return load_config("tiny").replace(jpeg_decoders=1, out_sram_kib=16, name="tiny_jpeg")
+
+
+def test_decode_on_rtl(seed):
+    runner.run_tests("s4_sim", tiny_jpeg(), "verilator", "s4accel.sim.tb.decode",
+                     env={"S4_SEED": seed}, tag=f"pytest_{seed}")
