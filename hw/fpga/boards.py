@@ -33,8 +33,8 @@ from ..top import S4Top
 from .pll import Pll, pll_params
 from .uart import UartBridge
 
-__all__ = ["Board", "BOARDS", "AxiRam", "BoardCore", "BoardTop", "sim_board", "DRAM_BYTES",
-           "SIM_DIVISOR"]
+__all__ = ["Board", "BOARDS", "AxiRam", "board_config", "BoardCore", "BoardTop", "sim_board",
+           "DRAM_BYTES", "SIM_DIVISOR"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,14 @@ def _stretch(m, pulse, bits):
     return count != 0
 
 
+def board_config(config: Config) -> Config:
+    """The configuration a board build realizes: ``config`` without its vector units
+    (``vec_max_row = 0``; a VOP is then an unknown opcode, as ``CAP_VEC`` says). The unit is a
+    one-stage datapath of 32 lanes with five wide multipliers each, about 4.6k LUT4 and 12
+    MULT18 a lane, which fits neither board (issue 22 pipelines and narrows it first)."""
+    return config.replace(vec_max_row=0, name=config.name)
+
+
 class BoardCore(wiring.Component):
     """The accelerator, its DRAM and the UART host bridge, in the ``sync`` domain.
 
@@ -189,11 +197,7 @@ class BoardCore(wiring.Component):
     status: Out(6)
 
     def __init__(self, config: Config, *, divisor: int, dram_words=None, stretch_bits=20):
-        # Board builds leave the vector units out (``vec_max_row = 0``; a VOP is then an
-        # unknown opcode, as ``CAP_VEC`` says): the unit is a one-stage datapath of 32 lanes
-        # with five wide multipliers each, about 4.6k LUT4 and 12 MULT18 a lane, which fits
-        # neither board (issue 22 pipelines and narrows it first).
-        config = config.replace(vec_max_row=0, name=config.name)
+        config = board_config(config)
         if dram_words is None:
             dram_words = DRAM_BYTES // (config.dram_bus_bits // 8)
         if not isinstance(dram_words, int) or dram_words < 1 or dram_words & (dram_words - 1):
