@@ -701,25 +701,17 @@ class CommandProcessor(wiring.Component):
                              dtok_full[n].eq(new >= TOKEN_LIMIT)]
         # the verdict for a LOAD, GEMM or STORE (checked), in the engines' order of checks
         v_code = Signal(ErrorCode)
-        with m.If((op == Opcode.LOAD.value) | (op == Opcode.STORE.value)):
-            with m.If(x_field):
+        with m.If((op == Opcode.LOAD.value) | (op == Opcode.STORE.value)
+                  | (op == Opcode.DECODE.value if has_codec else 0)):
+            # a transfer, or a DECODE with its own checks' verdict (the same order)
+            is_dec = op == Opcode.DECODE.value
+            with m.If(Mux(is_dec, d_field, x_field)):
                 m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
-            with m.Elif(x_over):
+            with m.Elif(Mux(is_dec, d_over, x_over)):
                 m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
-            with m.Elif(x_dma_bad):
+            with m.Elif(Mux(is_dec, d_align, x_dma_bad)):
                 m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
-            with m.Elif(x_outside):
-                m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
-            with m.Elif(tok_bad):
-                m.d.comb += v_code.eq(ErrorCode.TOKEN)
-        with m.Elif(op == Opcode.DECODE.value if has_codec else 0):
-            with m.If(d_field):
-                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
-            with m.Elif(d_over):
-                m.d.comb += v_code.eq(ErrorCode.SCRATCHPAD_OVERFLOW)
-            with m.Elif(d_align):
-                m.d.comb += v_code.eq(ErrorCode.BAD_FIELD)
-            with m.Elif(d_outside):
+            with m.Elif(Mux(is_dec, d_outside, x_outside)):
                 m.d.comb += v_code.eq(ErrorCode.OUT_OF_WINDOW)
             with m.Elif(tok_bad):
                 m.d.comb += v_code.eq(ErrorCode.TOKEN)
