@@ -42,7 +42,8 @@ import numpy as np
 
 from ..base.config import BANK, L2_BASE, Config
 from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBody, Header,
-                                  Opcode, Target, VopBody, VopOp, token_use, vop_words)
+                                  Opcode, Target, VopBody, VopOp, token_use, vop_in_words,
+                                  vop_par_words, vop_words)
 from ..hw.spu.spu import SpuGeometry, int8_out_words
 from ..hw.vector.vop import vop_cycles
 from ..sw import regs, scenarios
@@ -522,26 +523,35 @@ class Generator:
             p["mask_n"] = int(rng.integers(0, 70)) if rng.random() < 0.5 else 0
             if op == VopOp.SOFTMAX.value and rng.random() < 0.7:
                 p["shift"] = int(rng.integers(8, 30))    # probabilities that are not all 0
+        elif op == VopOp.LAYERNORM.value:      # in_shift, and eps split over three fields
+            p.update(shift=int(rng.integers(0, 32)), mult_b=int(rng.integers(0, 1 << 16)),
+                     u_mult=int(rng.integers(0, 256)) if rng.random() < 0.3 else 0)
+            if rng.random() < 0.5:
+                p["mult"] = p["mult_b"] = 0
         return p
 
     def sane_vop(self, rng):
         """A VOP whose fields pass the checks (``VopBody``): small rows and row tiles, the
         operands and the result in separate runs of the ACT scratchpad, or in place."""
         depth, max_row = self.geom.act_depth, self.config.vec_max_row
-        op = int(rng.choice([o.value for o in VopOp if o.value <= VopOp.SOFTMAX.value]))
-        n = int(rng.integers(1, min(max_row, 96) + 1))
-        nb, _, ow = vop_words(op, n, 0)
+        op = int(rng.choice([o.value for o in VopOp if o.value <= VopOp.LAYERNORM.value]))
+        ln = op == VopOp.LAYERNORM.value
+        n = int(rng.integers(2 if ln else 1, min(max_row, 96) + 1))
         body = {"op": op, "n": n, **self._vop_params(rng, op)}
         nb, _, ow = vop_words(op, n, body["wide"])
+        ni = vop_in_words(op, n, body["wide"])
         binary = op in (VopOp.ADD.value, VopOp.MUL.value)
-        runs = (2 if binary else 1) * nb + ow
+        runs = (2 if binary else 1) * nb + ow + (ni - nb)
         mt = int(rng.integers(1, max(2, min(4, depth // max(1, runs)) + 1)))
         if mt * runs > depth:
             return {"op": op, "n": 1, "m_tiles": 1, "a_addr": 0, "out_addr": 1,
                     "b_addr": 2, "mult": 1}
         base = int(rng.integers(0, depth - mt * runs + 1))
         body.update(m_tiles=mt, a_addr=base, b_addr=base + mt * nb,
-                    out_addr=base + (2 if binary else 1) * mt * nb)
+                    out_addr=base + (2 if binary else 1) * mt * ni)
+        if ln:          # B's address is the parameters' PAR word
+            body["b_addr"] = int(rng.integers(
+                0, max(1, self.geom.par_depth - vop_par_words(op, n, self.config.cols) + 1)))
         if rng.random() < 0.3 and not (op == VopOp.ADD.value and body["wide"]) \
                 and ow <= nb and mt * nb <= depth:
             body["out_addr"] = body["a_addr"]          # in place
@@ -554,7 +564,15 @@ class Generator:
         body = self.sane_vop(rng)
         r = rng.random()
         if r < 0.15:
-            body["op"] = int(rng.integers(6, 8))
+            if rng.random() < 0.5:
+                body["op"] = 7
+            else:       # a LAYERNORM with its own boundaries (n 1, in_shift, eps, PAR span)
+                body.update(op=VopOp.LAYERNORM.value, wide=int(rng.integers(0, 2)))
+                k = str(rng.choice(["n", "shift", "u_mult", "b_addr"]))
+                body[k] = int({"n": rng.choice([1, 2]), "shift": rng.integers(30, 34),
+                               "u_mult": rng.choice([255, 256, 0xFFFF]),
+                               "b_addr": rng.choice([self.geom.par_depth - 1,
+                                                     self.geom.par_depth, 0xFFFF])}[k])
         elif r < 0.25:
             body["n"] = int(rng.choice([0, self.config.vec_max_row + 1, 0xFFFF]))
         elif r < 0.32:
@@ -975,9 +993,10 @@ def cycle_estimate(config: Config, descs) -> int:
             total += 100 * min(gm["m_tiles"] * gm["n_tiles"], g.out_depth)
         elif d["opcode"] == Opcode.VOP.value and config.vec_max_row:
             v = d["vop"]
-            if v["op"] <= VopOp.SOFTMAX.value:     # (at most the ACT depth in row tiles)
+            if v["op"] <= VopOp.LAYERNORM.value:   # (at most the ACT depth in row tiles)
                 total += 4 * vop_cycles(config.rows, v["op"], min(v["n"], BANK * g.act_depth),
-                                        min(v["m_tiles"], g.act_depth), v["wide"])
+                                        min(v["m_tiles"], g.act_depth), v["wide"],
+                                        cols=config.cols)
     return total
 
 

@@ -29,7 +29,7 @@ from ..hw.cmd.descriptors import LoadFormat
 from ..hw.spu.wgt_unpack import packed_word_bits
 
 __all__ = ["act_image", "wgt_image", "wgt_packed_image", "wgt_format", "pack_wgt_words",
-           "unpack_wgt_stream", "packed_word_bits", "par_image", "lut_image", "decode_out",
+           "unpack_wgt_stream", "packed_word_bits", "par_image", "ln_par_image", "lut_image", "decode_out",
            "tiles"]
 
 
@@ -152,6 +152,31 @@ def par_image(bias, mult, shift, n: int, cols: int) -> bytes:
     rec[:, 0:4] = (b.astype(np.uint64) & 0xFFFFFFFF).astype("<u4")[:, None].view(np.uint8)
     rec[:, 4:6] = mu.astype("<u2")[:, None].view(np.uint8)
     rec[:, 6] = sh.astype(np.uint8)
+    return rec.tobytes()
+
+
+def ln_par_image(mult, bias, shift, cols: int) -> bytes:
+    """The PAR words of a LAYERNORM VOP's per-channel parameters (``VopBody``): ``n``
+    channels padded to whole vectors of 32, channel ``c`` in bytes ``8c .. 8c+7``: the 40-bit
+    signed ``bias`` in bytes 0..3 and 7, the signed 16-bit ``mult`` in bytes 4..5, ``shift``
+    (0..47) in byte 6. A value out of range is a ``ValueError`` naming it."""
+    mult, bias, shift = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (mult, bias, shift))
+    n = mult.shape[0]
+    if bias.shape != (n,) or shift.shape != (n,) or n == 0:
+        raise ValueError(f"LayerNorm mult, bias and shift must have one length, not "
+                         f"{mult.shape}, {bias.shape} and {shift.shape}")
+    for name, v, lo, hi in (("mult", mult, -(1 << 15), (1 << 15) - 1),
+                            ("bias", bias, -(1 << 39), (1 << 39) - 1), ("shift", shift, 0, 47)):
+        if v.min() < lo or v.max() > hi:
+            raise ValueError(f"LayerNorm {name} must be in {lo}..{hi} for the device's PAR "
+                             f"words, got {int(v.min())}..{int(v.max())}")
+    nv = -(-n // BANK) * BANK
+    rec = np.zeros((nv, 8), np.uint8)
+    b = bias.astype(np.uint64)
+    rec[:n, 0:4] = (b & 0xFFFFFFFF).astype("<u4")[:, None].view(np.uint8)
+    rec[:n, 7] = ((b >> np.uint64(32)) & np.uint64(0xFF)).astype(np.uint8)
+    rec[:n, 4:6] = mult.astype("<i2")[:, None].view(np.uint8)
+    rec[:n, 6] = shift.astype(np.uint8)
     return rec.tobytes()
 
 

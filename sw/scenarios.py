@@ -222,7 +222,7 @@ def vop_expected(op, a, b, params) -> np.ndarray:
     from ..hw.cmd.descriptors import VopOp
     op = VopOp(op)
     p = {"mask_n": 0, "relu": 0, "wide": 0, "shift": 0, "mult": 0, "mult_b": 0, "u_mult": 0,
-         "u_shift": 0, **params}
+         "u_shift": 0, "ln": None, **params}
     n = a.shape[1]
     mask = (np.broadcast_to(np.arange(n) < p["mask_n"], a.shape) if p["mask_n"] else None)
     bits = 16 if p["wide"] else 8
@@ -235,6 +235,8 @@ def vop_expected(op, a, b, params) -> np.ndarray:
         return V.gelu(a, V.GeluParams(p["u_mult"], p["u_shift"], p["mult"], p["shift"]))
     if op == VopOp.SOFTMAX:
         return V.softmax(a, p["mult"], p["shift"], mask, out_bits=bits)
+    if op == VopOp.LAYERNORM:
+        return V.layernorm(a, p["ln"])
     if op == VopOp.ROW_MAX:
         return V.row_max(a, mask)
     return V.row_sum(a, mask)
@@ -265,6 +267,8 @@ def vop_cases(rng, info, *, m=None, max_n=None):
     for op in VOP_OPS:
         for kind in ("random", "equal", "peak", "extreme"):
             n = int(rng.choice([1, 31, 32, 33, max_n, int(rng.integers(2, max_n + 1))]))
+            if op == VopOp.LAYERNORM:
+                n = max(n, 2)
             a = rows(n, kind)
             b = rows(n, kind if kind != "equal" else "random", len(a)) \
                 if op in (VopOp.ADD, VopOp.MUL) else None
@@ -281,11 +285,30 @@ def vop_cases(rng, info, *, m=None, max_n=None):
             elif op == VopOp.GELU:
                 g = V.gelu_params(float(rng.uniform(0.01, 0.05)), float(rng.uniform(0.01, 0.05)))
                 p = {"u_mult": g.u_mult, "u_shift": g.u_shift, "mult": g.mult, "shift": g.shift}
+            elif op == VopOp.LAYERNORM:
+                # int8 rows, or int16 ones (a residual sum) half the time, with an in_shift;
+                # "extreme": gammas that saturate the output; "equal": eps 0 (variance 0)
+                if rng.integers(0, 2):
+                    noise = 0 if kind == "equal" else rng.integers(-128, 128, a.shape)
+                    a = (a.astype(np.int16) * int(rng.integers(1, 257)) + noise).astype(np.int16)
+                    if kind == "extreme":
+                        a = rng.choice(np.array([-32768, 32767], np.int16), a.shape)
+                    in_shift = int(rng.integers(0, 4))
+                else:
+                    in_shift = int(rng.integers(0, 2))
+                gain = 8.0 if kind == "extreme" else 1.0
+                gamma = rng.uniform(0.3, 1.5, n) * rng.choice([-1.0, 1.0], n) * gain
+                beta = rng.normal(0.0, 0.5, n)
+                p = {"ln": V.layernorm_params(
+                    float(rng.uniform(0.005, 0.1)), gamma, beta,
+                    float(rng.uniform(0.02, 0.06)), in_shift=in_shift, bias_bits=40,
+                    eps=0.0 if kind == "equal" else float(rng.choice([1e-12, 1e-5, 1e-2])))}
             else:
                 mm, sh = V.softmax_params(float(rng.uniform(0.02, 0.5)))
                 p = {"mult": mm, "shift": sh, "mask_n": int(rng.integers(0, n + 1)),
                      "wide": int(rng.integers(0, 2))}
             in_place = bool(rng.integers(0, 2)) and not (op == VopOp.ADD and p.get("wide"))
+
             cases.append((f"{op.name} {kind} n={n}", op, a, b, p, in_place))
     return cases
 
@@ -529,6 +552,13 @@ def _vop():
             "out_addr": 4, "mult": 1, "mult_b": 1}
 
 
+def _ln_vop():
+    """A valid LAYERNORM VOP (2 x 64 of 1 row tile, int8: A at ACT word 0, the result at 4,
+    the parameters from PAR word 0)."""
+    return {"op": VopOp.LAYERNORM.value, "n": 64, "m_tiles": 1, "a_addr": 0, "b_addr": 0,
+            "out_addr": 4}
+
+
 def error_programs(dev: Driver, *, bus_errors=True):
     """(name, expected ErrorCode, descriptors, index of the faulting descriptor) for every
     error the device reports; each program is one bad descriptor after a good NOP.
@@ -600,11 +630,24 @@ def error_programs(dev: Driver, *, bus_errors=True):
          [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pool": 1, "mode": 1,
                                              "out_act": 1, "out_addr": info.act_depth - 3})],
          1),
-        # VOP (VopBody): no operation 6 or 7, no empty row or matrix, a row operation's row
+        # VOP (VopBody): no operation 7, no empty row or matrix, a row operation's row
         # within the unit's buffer, shifts up to 47, an output that partly overwrites an input,
-        # spans past the ACT depth
-        *([("vop operation 6", ErrorCode.BAD_FIELD,
-            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": 6})], 1),
+        # spans past the ACT depth; LAYERNORM: 2 channels at least, in_shift up to 31, eps
+        # under 2**40, its parameters within PAR, its 16-bit input's 2B words a row
+        *([("vop operation 7", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": 7})], 1),
+           ("layernorm of one channel", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "n": 1})], 1),
+           ("layernorm in_shift over 31", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "shift": 32})], 1),
+           ("layernorm eps of 2**40", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "u_mult": 256})], 1),
+           ("layernorm parameters past PAR", ErrorCode.SCRATCHPAD_OVERFLOW,
+            [nop, descriptor(Opcode.VOP, vop={
+                **_ln_vop(), "b_addr": info.par_depth - 2 * (32 // info.cols) + 1})], 1),
+           ("layernorm 16-bit input overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
+            [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "wide": 1,
+                                              "a_addr": info.act_depth - 3})], 1),
            ("vop of empty rows", ErrorCode.BAD_FIELD,
             [nop, descriptor(Opcode.VOP, vop={**_vop(), "n": 0})], 1),
            ("vop softmax row over the unit's", ErrorCode.BAD_FIELD,

@@ -14,15 +14,16 @@ import numpy as np
 
 from ..base.config import BANK
 from ..base.sparse import pack
-from ..hw.cmd.descriptors import Opcode, Target, VopOp, vop_words
+from ..hw.cmd.descriptors import Opcode, Target, VopOp, vop_in_words, vop_par_words, vop_words
 from . import layout
 from .program import Allocator, DeviceInfo, LayerProgram
 from .program import descriptor as _descriptor
 
-__all__ = ["vop_program", "vop_decode", "VOP_PARAMS", "VOP_OPS"]
+__all__ = ["vop_program", "vop_decode", "ln_fields", "VOP_PARAMS", "VOP_OPS"]
 
 #: The operations a VOP runs (the others are reserved).
-VOP_OPS = (VopOp.ADD, VopOp.MUL, VopOp.GELU, VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.SOFTMAX)
+VOP_OPS = (VopOp.ADD, VopOp.MUL, VopOp.GELU, VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.SOFTMAX,
+           VopOp.LAYERNORM)
 
 #: The parameter fields of a VOP (``VopBody``) a caller may give.
 VOP_PARAMS = ("mask_n", "relu", "wide", "shift", "mult", "mult_b", "u_mult", "u_shift")
@@ -35,14 +36,29 @@ def _matrix(x, name):
     return x
 
 
+def ln_fields(p) -> dict:
+    """A LAYERNORM VOP's descriptor fields for :class:`~s4accel.base.vector.LayerNormParams`
+    ``p`` (``VopBody``: ``shift`` is ``in_shift``, ``eps`` split over ``mult``, ``mult_b``,
+    ``u_mult``); an ``eps`` of 2**40 or more is a ``ValueError``."""
+    if not 0 <= p.in_shift <= 31:
+        raise ValueError(f"LayerNorm in_shift must be in 0..31, not {p.in_shift}")
+    if not 0 <= p.eps < 1 << 40:
+        raise ValueError(f"LayerNorm eps must be in 0..2**40-1 on the device, not {p.eps}")
+    e = int(p.eps)
+    return {"shift": int(p.in_shift), "mult": e & 0xFFFF, "mult_b": e >> 16 & 0xFFFF,
+            "u_mult": e >> 32}
+
+
 def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=False,
-                encode=None, **params) -> LayerProgram:
+                encode=None, ln=None, **params) -> LayerProgram:
     """One VOP (:class:`~s4accel.hw.vector.vop` semantics) on the rows of int8 ``a [M, n]``
     (and ``b``, same shape, for ADD and MUL) as a device program. ``params``: the VOP's
     parameter fields (:data:`VOP_PARAMS`). ``in_place``: the result overwrites A (same
-    address and stride). The program's output decodes (``LayerProgram.decode``) to the
-    result words' bytes ``[M_padded, w * 32]`` int8 (:func:`vop_decode` turns them into
-    results)."""
+    address and stride). LAYERNORM takes its parameters as ``ln``
+    (:class:`~s4accel.base.vector.LayerNormParams`, per-channel ones into PAR) and ``a`` as
+    int8 or int16 (``wide`` is then set). The program's output decodes
+    (``LayerProgram.decode``) to the result words' bytes ``[M_padded, w * 32]`` int8
+    (:func:`vop_decode` turns them into results)."""
     descriptor = encode or _descriptor
     op = VopOp(op)
     if op not in VOP_OPS:
@@ -52,7 +68,27 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
         raise ValueError(f"unknown VOP parameters: {sorted(unknown)}")
     if not info.vec_max_row:
         raise ValueError("the device has no vector unit (CAP_VEC.max_row is 0)")
-    a = _matrix(a, "a")
+    is_ln = op == VopOp.LAYERNORM
+    if is_ln:
+        if ln is None:
+            raise ValueError("a LAYERNORM VOP needs its parameters: ln=LayerNormParams")
+        if set(params) - {"wide"}:
+            raise ValueError(f"LAYERNORM takes its parameters from ln, not "
+                             f"{sorted(set(params) - {'wide'})}")
+        a16 = np.asarray(a)
+        if a16.dtype == np.int16:
+            params["wide"] = 1
+            if a16.ndim != 2 or min(a16.shape) == 0:
+                raise ValueError(f"a must be a non-empty 2-D array, not {a16.shape}")
+            a = a16
+        else:
+            params["wide"] = 0
+            a = _matrix(a, "a")
+        params.update(ln_fields(ln))
+    elif ln is not None:
+        raise ValueError(f"{op.name} takes no LayerNorm parameters")
+    else:
+        a = _matrix(a, "a")
     binary = op in (VopOp.ADD, VopOp.MUL)
     if binary:
         b = _matrix(b, "b")
@@ -63,15 +99,19 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
     m, n = a.shape
     R, C, bb = info.rows, info.cols, info.bus_bytes
     nb, _, ow = vop_words(op, n, params.get("wide", 0))
-    if op in (VopOp.SOFTMAX, VopOp.ROW_MAX, VopOp.ROW_SUM) and n > info.vec_max_row:
+    bi = vop_in_words(op, n, params.get("wide", 0))
+    if (op in (VopOp.SOFTMAX, VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.LAYERNORM)
+            and n > info.vec_max_row):
         raise ValueError(f"rows of {n} elements are longer than the vector unit's "
                          f"{info.vec_max_row}")
+    if is_ln and n < 2:
+        raise ValueError("LayerNorm needs at least 2 channels")
     mt = -(-m // R)
     if in_place and (ow != nb and op not in (VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.SOFTMAX)):
         raise ValueError(f"a 16-bit {op.name} cannot run in place")
-    stride = max(nb, ow) if in_place else 0
+    stride = max(bi, ow) if in_place else 0
     a_at = 0
-    b_at = mt * (stride or nb)
+    b_at = mt * (stride or bi)
     out_at = a_at if in_place else b_at + (mt * nb if binary else 0)
     end = max(b_at + (mt * nb if binary else 0), out_at + (mt - 1) * (stride or ow) + ow)
     # the identity GEMM that copies the result words to the output scratchpad
@@ -81,7 +121,11 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
     nt = -(-ch // C)
     wfmt = layout.wgt_format(s)
     from ..hw.spu.spu import int8_out_words
-    if (end > info.act_depth or nt * ow * ident.nnz > info.wgt_depth or nt > info.par_depth
+    ln_at = nt                      # LAYERNORM's parameters: PAR words after the GEMM's
+    if is_ln:
+        b_at = ln_at
+    if (end > info.act_depth or nt * ow * ident.nnz > info.wgt_depth
+            or nt + vop_par_words(op, n, C) > info.par_depth
             or int8_out_words(R, C, mt, nt) > info.out_depth):
         raise ValueError(f"a {m} x {n} {op.name} does not fit the device's scratchpads")
     prog = LayerProgram(rows=R, cols=C)
@@ -93,15 +137,21 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
                   -(-len(data) // bb) * bb, sram, fmt=fmt, **flags)
 
     def act(x):
+        if x.dtype == np.int16:     # 16-bit elements: two bytes each, 2B words a row
+            xb = np.zeros((x.shape[0], bi * BANK), np.int8)
+            xb[:, :2 * n] = np.ascontiguousarray(x.astype("<i2")).view(np.int8)
+            x = xb
         img = layout.act_image(x, R)
         if not stride:
             return img
         full = np.zeros((mt, stride, R * BANK), np.int8)
-        full[:, :nb] = np.frombuffer(img, np.int8).reshape(mt, nb, R * BANK)
+        full[:, :bi] = np.frombuffer(img, np.int8).reshape(mt, bi, R * BANK)
         return full.tobytes()
     load(Target.WGT, layout.wgt_image(ident, C), 0, fmt=wfmt)
     load(Target.PAR, layout.par_image(np.zeros(ch, np.int32), np.ones(ch, np.int64),
                                       np.zeros(ch, np.int64), ch, C), 0)
+    if is_ln:
+        load(Target.PAR, layout.ln_par_image(ln.mult, ln.bias, ln.shift, C), ln_at)
     if binary:
         load(Target.ACT, layout.act_image(b, R), b_at)
     load(Target.ACT, act(a), a_at, sig_next=1)

@@ -23,7 +23,8 @@ from amaranth.lib import data, enum
 
 __all__ = ["Opcode", "Target", "LoadFormat", "ErrorCode", "Header", "DmaBody", "GemmBody",
            "VopOp", "VopBody", "DecodeBody", "Body", "Descriptor", "DESC_BYTES", "TOKENS",
-           "token_use", "vop_words", "ex_cmd_layout"]
+           "token_use", "vop_words", "vop_in_words", "vop_par_words",
+           "ex_cmd_layout"]
 
 DESC_BYTES = 32
 
@@ -201,15 +202,14 @@ class GemmBody(data.Struct):
 
 class VopOp(enum.Enum, shape=3):
     """``VopBody.op``: the vector unit's operations (:class:`~..vector.unit.VecOp`, the same
-    values); 6 (LayerNorm, whose per-channel parameters have no home in a VOP yet) and 7 are
-    ``BAD_FIELD``."""
+    values); 7 is ``BAD_FIELD``."""
     ADD = 0        #: :func:`~s4accel.base.vector.residual_add` of A and B
     MUL = 1        #: :func:`~s4accel.base.vector.elementwise_mul` of A and B
     GELU = 2       #: :func:`~s4accel.base.vector.gelu` of A
     ROW_MAX = 3    #: :func:`~s4accel.base.vector.row_max` of each row of A
     ROW_SUM = 4    #: :func:`~s4accel.base.vector.row_sum` of each row of A
     SOFTMAX = 5    #: :func:`~s4accel.base.vector.softmax` of each row of A
-    LAYERNORM = 6  #: reserved (``BAD_FIELD``)
+    LAYERNORM = 6  #: :func:`~s4accel.base.vector.layernorm` of each row of A
     RESERVED = 7   #: reserved (``BAD_FIELD``)
 
 
@@ -239,14 +239,28 @@ class VopBody(data.Struct):
     probabilities). ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p <
     mask_n`` of a row are valid (padded keys). Fields an operation does not use are ignored.
 
-    Checks: ``BAD_FIELD`` for ``op`` 6 or 7, ``n`` or ``m_tiles`` 0, a row operation
-    (SOFTMAX, ROW_MAX, ROW_SUM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
-    ``shift`` or ``u_shift`` over 47, an SPU mask naming no SPU, and an output span overlapping an input span unless it is the
-    same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride`` as given, likewise
-    for B) and the operation is not a 16-bit ADD (which would overwrite words it has yet to
-    read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A span ``[a_addr, a_addr
-    + (m_tiles-1)*stride + B)``, B's for ADD and MUL, the output's ``[out_addr, out_addr +
-    (m_tiles-1)*out_stride + w*B)`` or ``+ 1`` for a row reduction). A device without a
+    LAYERNORM (``n`` channels, 2 to ``max_row``; int8 output, ``w = 1``) reads its input as
+    int8 or, ``wide``, as int16 in the 16-bit ADD's layout (element ``p`` in bytes ``2p,
+    2p+1`` of the row's ``2B`` words: A's words a row are ``2B``, its default stride ``2B``,
+    :func:`vop_in_words`). ``shift`` is the golden function's ``in_shift`` (0..31); ``eps`` is
+    ``mult | mult_b << 16 | u_mult << 32`` (40 bits: ``u_mult`` under 256). The per-channel
+    parameters are in the PAR scratchpad from word ``b_addr`` on, in the GEMM's layout (word
+    ``b_addr + j`` holds channels ``j*cols .. j*cols + cols-1``, 8 bytes each): ``bias`` the
+    40-bit signed ``bytes 0..3 | byte 7 << 32``, ``mult`` the signed 16-bit bytes 4..5,
+    ``shift`` byte 6's bits 0..5 (over 47 taken as 47, as the GEMM's requantizer does). The
+    PAR span is ``[b_addr, b_addr + B * 32 / cols)``: whole vectors of 32 channels, the last
+    one's channels past ``n`` read but unused.
+
+    Checks: ``BAD_FIELD`` for ``op`` 7, ``n`` or ``m_tiles`` 0, a row operation (SOFTMAX,
+    ROW_MAX, ROW_SUM, LAYERNORM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
+    a LAYERNORM with ``n`` 1, ``shift`` over 31 or ``u_mult`` over 255, ``shift`` or
+    ``u_shift`` over 47, an SPU mask naming no SPU, and an output span overlapping an input
+    span unless it is the same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride``
+    as given, likewise for B) and the operation is not a 16-bit ADD (which would overwrite
+    words it has yet to read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A
+    span ``[a_addr, a_addr + (m_tiles-1)*stride + Bi)`` with ``Bi`` A's words a row, B's for
+    ADD and MUL, the output's ``[out_addr, out_addr + (m_tiles-1)*out_stride + w*B)`` or ``+
+    1`` for a row reduction) or, LAYERNORM, a PAR span past the PAR depth. A device without a
     vector unit (``CAP_VEC.max_row`` 0) answers ``UNKNOWN_OPCODE``.
     """
     a_addr: 16
@@ -321,6 +335,19 @@ def vop_words(op, n, wide):
     b = -(-n // 32)
     w = 2 if wide and op in (VopOp.ADD, VopOp.SOFTMAX) else 1
     return b, w, (1 if op in (VopOp.ROW_MAX, VopOp.ROW_SUM) else w * b)
+
+
+def vop_in_words(op, n, wide):
+    """A's words a row of a VOP: ``B = ceil(n / 32)``, or ``2B`` for a LAYERNORM of 16-bit
+    input (``wide``)."""
+    b = -(-n // 32)
+    return 2 * b if wide and VopOp(op) == VopOp.LAYERNORM else b
+
+
+def vop_par_words(op, n, cols):
+    """PAR words a VOP reads (LAYERNORM: ``B * 32 / cols``, whole vectors of 32 channels'
+    parameters; other operations none)."""
+    return -(-n // 32) * (32 // cols) if VopOp(op) == VopOp.LAYERNORM else 0
 
 
 class Descriptor(data.Struct):

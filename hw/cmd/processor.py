@@ -325,7 +325,7 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     return (field, over, dma_bad, ~inside), (g_field | g_alias, g_over)
 
 
-def _vop_checks(m, platform, *, desc, spus, act_depth, max_row):
+def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols):
     """The dispatch checks of a VOP (``VopBody``'s docstring; the functional model's
     ``_vop_check``), a free-running pipeline on the dispatch register like
     :func:`_dispatch_checks`: operands and field tests (stage 1), the three ``(m_tiles - 1)
@@ -334,22 +334,31 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row):
     v = desc.body.vop
     h = desc.header
     # stage 1 -------------------------------------------------------------------------------
-    nb = Signal(12, name="vc_nb")               # input words a row, ceil(n / 32)
+    nb = Signal(12, name="vc_nb")               # words a row, ceil(n / 32)
+    nbi = Signal(13, name="vc_nbi")             # A's words a row (LAYERNORM wide: 2B)
     ow = Signal(13, name="vc_ow")               # output words a row
     binary = Signal(name="vc_binary")
     wide_add = Signal(name="vc_wide_add")
     bad1 = Signal(name="vc_bad1")
-    row_op = (v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM) | (v.op == VopOp.SOFTMAX)
+    par_end = Signal(18, name="vc_par_end")     # LAYERNORM's PAR span end (else 0)
+    ln = v.op == VopOp.LAYERNORM
+    row_op = ((v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM) | (v.op == VopOp.SOFTMAX)
+              | ln)
     reduce = (v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM)
     wide = v.wide & ((v.op == VopOp.ADD) | (v.op == VopOp.SOFTMAX))
     b_new = ((v.n + 31) >> 5)[:12]
+    bi_new = Mux(ln & v.wide, b_new << 1, b_new)
+    lg_p = (32 // cols).bit_length() - 1        # PAR words a vector of 32 channels: 2**lg_p
     m.d.sync += [
         nb.eq(b_new),
+        nbi.eq(bi_new),
         ow.eq(Mux(reduce, 1, Mux(wide, b_new << 1, b_new))),
         binary.eq((v.op == VopOp.ADD) | (v.op == VopOp.MUL)),
         wide_add.eq(v.wide & (v.op == VopOp.ADD)),
-        bad1.eq((v.op.as_value() > VopOp.SOFTMAX.value) | (v.n == 0) | (v.m_tiles == 0)
+        par_end.eq(Mux(ln, v.b_addr + (b_new << lg_p), 0)),
+        bad1.eq((v.op.as_value() > VopOp.LAYERNORM.value) | (v.n == 0) | (v.m_tiles == 0)
                 | (row_op & (v.n > max_row)) | (v.shift > 47) | (v.u_shift > 47)
+                | (ln & ((v.n < 2) | (v.shift > 31) | (v.u_mult > 255)))
                 | _absent_spus(h, spus)),
     ]
     m1 = (v.m_tiles - 1)[:16]
@@ -358,19 +367,23 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row):
         return registered_uproduct(m, m1, Mux(stride == 0, dflt, stride)[:16], width=32,
                                    platform=platform, name=name)
     # (the defaults are formed from the fields, beside the stage-1 registers)
-    pa = product(v.a_stride, b_new, "vc_pa")
+    pa = product(v.a_stride, bi_new, "vc_pa")
     pb = product(v.b_stride, b_new, "vc_pb")
     po = product(v.out_stride, Mux(reduce, 1, Mux(wide, b_new << 1, b_new)), "vc_po")
     # stage 2: the products are there; keep stage 1's flags a stage longer ------------------
     bad2, bin2, wa2 = Signal(name="vc_bad2"), Signal(name="vc_bin2"), Signal(name="vc_wa2")
     nb2, ow2 = Signal(12, name="vc_nb2"), Signal(13, name="vc_ow2")
-    m.d.sync += [bad2.eq(bad1), bin2.eq(binary), wa2.eq(wide_add), nb2.eq(nb), ow2.eq(ow)]
+    nbi2 = Signal(13, name="vc_nbi2")
+    par2 = Signal(name="vc_par2")
+    m.d.sync += [bad2.eq(bad1), bin2.eq(binary), wa2.eq(wide_add), nb2.eq(nb), ow2.eq(ow),
+                 nbi2.eq(nbi), par2.eq(par_end > par_depth)]
     # stage 3: the ends --------------------------------------------------------------------
     a_end, b_end, o_end = (Signal(34, name=f"vc_{x}_end") for x in "abo")
     bad3, bin3, wa3 = Signal(name="vc_bad3"), Signal(name="vc_bin3"), Signal(name="vc_wa3")
-    m.d.sync += [a_end.eq(v.a_addr + pa + nb2), b_end.eq(v.b_addr + pb + nb2),
+    par3 = Signal(name="vc_par3")
+    m.d.sync += [a_end.eq(v.a_addr + pa + nbi2), b_end.eq(v.b_addr + pb + nb2),
                  o_end.eq(v.out_addr + po + ow2), bad3.eq(bad2), bin3.eq(bin2),
-                 wa3.eq(wa2)]
+                 wa3.eq(wa2), par3.eq(par2)]
     # stage 4: the compares ----------------------------------------------------------------
     field, over = Signal(name="vc_field"), Signal(name="vc_over")
 
@@ -380,7 +393,7 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row):
     m.d.sync += [field.eq(bad3 | alias(v.a_addr, v.a_stride, a_end)
                           | (bin3 & alias(v.b_addr, v.b_stride, b_end))),
                  over.eq((a_end > act_depth) | (bin3 & (b_end > act_depth))
-                         | (o_end > act_depth))]
+                         | (o_end > act_depth) | par3)]
     return field, over
 
 
@@ -655,7 +668,8 @@ class CommandProcessor(wiring.Component):
         has_vec = bool(cfg.vec_max_row)
         if has_vec:
             v_field, v_over = _vop_checks(m, platform, desc=desc, spus=self._spus,
-                                          act_depth=g.act_depth, max_row=cfg.vec_max_row)
+                                          act_depth=g.act_depth, max_row=cfg.vec_max_row,
+                                          par_depth=g.par_depth, cols=cfg.cols)
         else:           # (no vector unit: a VOP is an unknown opcode)
             v_field = v_over = Const(0)
         has_codec = bool(cfg.jpeg_decoders)

@@ -787,7 +787,7 @@ class Spu(wiring.Component):
 
         if cfg.vec_max_row:
             self._vector_sequencer(m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
-                                   vw_data, busy)
+                                   vw_data, busy, par_ram)
         else:
             m.d.comb += [vw_en.eq(0)]
 
@@ -849,7 +849,7 @@ class Spu(wiring.Component):
         return m
 
     def _vector_sequencer(self, m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
-                          vw_data, gemm_busy):
+                          vw_data, gemm_busy, par_ram):
         """The VOP sequencer (``VopBody``; ``hw/vector/vop.py`` is the definition): one
         :class:`VectorUnit` command a row, the row's words read from its ACT memory into the
         unit, the results written back into the same memory.
@@ -865,6 +865,12 @@ class Spu(wiring.Component):
         unit is idle and the last result is written (``DRAIN``), so every row reads what the
         rows before it wrote. Cycles a row: 1 + ``B`` (or ``2B``) + the drain (the unit's
         latency, ``r + 2`` and the write).
+
+        LAYERNORM: a 16-bit input (``wide``) is read as two words a vector, as ADD's A and B
+        are. The per-channel parameters come from PAR (``32 / cols`` words a vector of 32
+        channels, read through PAR's port, idle during a VOP) into a register the unit takes
+        as ``i_chan``; the next vector's words are read once it has taken one, so the
+        normalized row leaves at one vector per ``32 / cols + 3`` cycles.
         """
         cfg = self._config
         R = cfg.rows
@@ -874,6 +880,9 @@ class Spu(wiring.Component):
         nb = Signal(12)                 # input words a row
         ow = Signal(13)                 # output words a row
         binary = Signal()
+        pair = Signal()                 # two words a vector read: binary, or LAYERNORM wide
+        wide_in = Signal()              # LAYERNORM of 16-bit input
+        is_ln = Signal()
         wide = Signal()                 # 16-bit results: two words a vector
         reduce = Signal()
         sa, sb, so = Signal(16), Signal(16), Signal(16)
@@ -886,6 +895,17 @@ class Spu(wiring.Component):
         oc = Signal(13)                 # output words written this row
         half = Signal()                 # the second word of a 16-bit result
         a_hold = Signal(BANK * 8)       # A's word, waiting for B's (binary)
+        # LAYERNORM's parameter fetch from PAR (one vector of 32 channels at a time)
+        C = cfg.cols
+        P = BANK // C                   # PAR words a vector
+        f_run = Signal()                # a LAYERNORM row is in progress
+        f_addr = Signal(16)             # the next PAR word
+        f_i = Signal(range(P + 1))      # reads issued for the vector being fetched
+        f_got = Signal(range(P + 1))    # its words arrived
+        f_vec = Signal(13)              # vectors whose fetch has started this row
+        f_v = [Signal(name=f"vop_fv{d}") for d in range(2)]
+        chan = Signal(BANK * 64)        # the vector's parameters, channel l in bits 64l..
+        chan_full = Signal()
         with m.FSM(name="vop_fsm"):
             with m.State("IDLE"):
                 with m.If(self.i_vop.valid & ~vbusy & ~gemm_busy):
@@ -896,9 +916,14 @@ class Spu(wiring.Component):
                 is_red = (vop.op == VopOp.ROW_MAX) | (vop.op == VopOp.ROW_SUM)
                 is_wide = vop.wide & ((vop.op == VopOp.ADD) | (vop.op == VopOp.SOFTMAX))
                 ow_new = Mux(is_red, 1, Mux(is_wide, b_new << 1, b_new))
+                ln_new = vop.op == VopOp.LAYERNORM
+                is_bin = (vop.op == VopOp.ADD) | (vop.op == VopOp.MUL)
                 m.d.sync += [nb.eq(b_new), ow.eq(ow_new), reduce.eq(is_red), wide.eq(is_wide),
-                             binary.eq((vop.op == VopOp.ADD) | (vop.op == VopOp.MUL)),
-                             sa.eq(Mux(vop.a_stride == 0, b_new, vop.a_stride)),
+                             binary.eq(is_bin), is_ln.eq(ln_new), wide_in.eq(ln_new & vop.wide),
+                             pair.eq(is_bin | (ln_new & vop.wide)),
+                             sa.eq(Mux(vop.a_stride == 0,
+                                       Mux(ln_new & vop.wide, b_new << 1, b_new),
+                                       vop.a_stride)),
                              sb.eq(Mux(vop.b_stride == 0, b_new, vop.b_stride)),
                              so.eq(Mux(vop.out_stride == 0, ow_new, vop.out_stride)),
                              a_base.eq(vop.a_addr), b_base.eq(vop.b_addr),
@@ -909,19 +934,26 @@ class Spu(wiring.Component):
                 m.d.comb += [vu.i_cmd.valid.eq(1), c.op.eq(vop.op.as_value()), c.n.eq(vop.n),
                              c.mult.eq(vop.mult), c.mult_b.eq(vop.mult_b),
                              c.shift.eq(vop.shift), c.relu.eq(vop.relu), c.wide.eq(vop.wide),
-                             c.u_mult.eq(vop.u_mult), c.u_shift.eq(vop.u_shift)]
+                             c.u_mult.eq(vop.u_mult), c.u_shift.eq(vop.u_shift),
+                             c.in_shift.eq(vop.shift[:5]),
+                             c.eps.eq(Cat(vop.mult, vop.mult_b, vop.u_mult[:8]))]
+                m.d.sync += [f_addr.eq(vop.b_addr), f_i.eq(0), f_got.eq(0), f_vec.eq(0),
+                             chan_full.eq(0)]
                 with m.If(vu.i_cmd.ready):
                     m.d.sync += [k.eq(0), k_b.eq(0), kk.eq(0), oc.eq(0), half.eq(0)]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
-                last = (k == nb - 1) & (~binary | k_b)
-                m.d.comb += [v_ren.eq(1), v_raddr.eq(Mux(k_b, b_base, a_base) + k)]
-                m.d.sync += k_b.eq(binary & ~k_b)
-                with m.If(~binary | k_b):
+                last = (k == nb - 1) & (~pair | k_b)
+                m.d.comb += [v_ren.eq(1), f_run.eq(is_ln),
+                             v_raddr.eq(Mux(wide_in, a_base + Cat(k_b, k),
+                                            Mux(k_b, b_base, a_base) + k))]
+                m.d.sync += k_b.eq(pair & ~k_b)
+                with m.If(~pair | k_b):
                     m.d.sync += k.eq(k + 1)
                 with m.If(last):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
+                m.d.comb += f_run.eq(is_ln)
                 with m.If(~vu.busy & ~vu.o_data.valid & ~vw_en):
                     with m.If(vr == R - 1):
                         m.d.sync += [vr.eq(0), a_base.eq(a_base + sa), b_base.eq(b_base + sb),
@@ -954,17 +986,48 @@ class Spu(wiring.Component):
         with m.If(here_v & ~here_b):
             m.d.sync += a_hold.eq(word)
         a_word = Mux(binary, a_hold, word)
+        # 16-bit LAYERNORM input: elements 0..15 in the first word, 16..31 in the second
+        h16 = BANK // 2
+        a16 = [(a_hold if lane < h16 else word)[16 * (lane % h16):16 * (lane % h16) + 16]
+               for lane in range(BANK)]
         # the valid positions: p = kk*32 + l < mask_n (mask_n 0: all)
         rem = Signal(signed(18))
         m.d.comb += rem.eq(vop.mask_n - (kk << 5))
         ia = vu.i_a.payload
         for lane in range(BANK):
-            m.d.comb += [ia.data[lane].eq(a_word[8 * lane:8 * lane + 8].as_signed()),
+            m.d.comb += [ia.data[lane].eq(Mux(wide_in, a16[lane].as_signed(),
+                                              a_word[8 * lane:8 * lane + 8].as_signed())),
                          ia.mask[lane].eq((vop.mask_n == 0) | (rem > lane)),
                          vu.i_b.payload[lane].eq(word[8 * lane:8 * lane + 8].as_signed())]
-        fire = here_v & (here_b | ~binary)
-        m.d.comb += [vu.i_a.valid.eq(fire), vu.i_b.valid.eq(fire & binary),
-                     vu.i_chan.valid.eq(0)]
+        fire = here_v & (here_b | ~pair)
+        m.d.comb += [vu.i_a.valid.eq(fire), vu.i_b.valid.eq(fire & binary)]
+        # LAYERNORM's parameters: P reads a vector through PAR's port (the GEMM engine, idle
+        # during a VOP, drives it otherwise), the words shifted in as they arrive two cycles
+        # later; the register is offered to the unit once whole and refilled once taken
+        issue = (f_run & ~chan_full & (f_i != P) & ((f_i != 0) | (f_vec != nb)))
+        with m.If(f_run):
+            m.d.comb += [par_ram.r_addr.eq(f_addr), par_ram.r_en.eq(issue),
+                         par_ram.r_oce.eq(1)]
+        with m.If(issue):
+            m.d.sync += [f_addr.eq(f_addr + 1), f_i.eq(f_i + 1)]
+            with m.If(f_i == 0):
+                m.d.sync += f_vec.eq(f_vec + 1)
+        m.d.sync += [f_v[0].eq(issue), f_v[1].eq(f_v[0])]
+        with m.If(f_v[1]):
+            m.d.sync += [chan.eq(Cat(chan[C * 64:], par_ram.r_data) if P > 1
+                                 else par_ram.r_data), f_got.eq(f_got + 1)]
+            with m.If(f_got == P - 1):
+                m.d.sync += chan_full.eq(1)
+        take = vu.i_chan.valid & vu.i_chan.ready
+        with m.If(take):
+            m.d.sync += [chan_full.eq(0), f_i.eq(0), f_got.eq(0)]
+        ch = vu.i_chan.payload
+        m.d.comb += vu.i_chan.valid.eq(chan_full)
+        for lane in range(BANK):
+            p = chan[64 * lane:64 * lane + 64]
+            m.d.comb += [ch[lane].mult.eq(p[32:48].as_signed()),
+                         ch[lane].bias.eq(Cat(p[0:32], p[56:64]).as_signed()),
+                         ch[lane].shift.eq(Mux(p[48:54] > 47, 47, p[48:54]))]
         with m.If(vu.i_a.valid & vu.i_a.ready):
             m.d.sync += kk.eq(kk + 1)
         # results: registered writes into row vr's memory

@@ -314,15 +314,14 @@ class VectorUnit(wiring.Component):
                 with m.If(ra < nb):
                     m.d.sync += ra.eq(ra + 1)
 
-        def start_div(d, k, lo, nxt):
+        def start_div(d, k, lo):
             # The divisor is above 2**(lo-1) (softmax's sum: at least 2**15, LayerNorm's sd:
             # above 2**29), so the first lo quotient bits of 2**k / d are 0: skip them.
+            # (a divisor of 0, LayerNorm's all-equal row without eps, divides too and gives
+            # 0: the cycles never depend on the data)
             m.d.sync += [div_d.eq(d), div_i.eq(k - lo),
                          div_rem.eq(1 << (lo - 1)), div_q.eq(0), recip.eq(0)]
-            with m.If(d == 0):
-                m.next = nxt
-            with m.Else():
-                m.next = "DIV"
+            m.next = "DIV"
 
         last_in = beat == nb - 1
         a_fire = self.i_a.valid & self.i_a.ready
@@ -405,7 +404,7 @@ class VectorUnit(wiring.Component):
 
             with m.State("SM_RECIP"):
                 m.d.sync += [ra.eq(0), rv.eq(0)]
-                start_div(e_sum, Mux(cmd.wide, EXP_FRAC + 24, EXP_FRAC + 16), EXP_FRAC, "SM_NORM")
+                start_div(e_sum, Mux(cmd.wide, EXP_FRAC + 24, EXP_FRAC + 16), EXP_FRAC)
 
             with m.State("SM_NORM"):
                 read_pass(out_ok)
@@ -454,7 +453,7 @@ class VectorUnit(wiring.Component):
 
             with m.State("LN_RECIP"):
                 m.d.sync += [ra.eq(0), rv.eq(0)]
-                start_div(sq_res, LN_RECIP_SHIFT, _LN_SD_LOG2, "LN_NORM")
+                start_div(sq_res, LN_RECIP_SHIFT, _LN_SD_LOG2)
 
             with m.State("DIV"):
                 # floor(2**k / div_d), one quotient bit per cycle, most significant first
@@ -463,7 +462,7 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [div_rem.eq(Mux(ge, rem2 - div_d, rem2)),
                              div_q.eq((div_q << 1) | ge), div_i.eq(div_i - 1)]
                 with m.If(div_i == 0):
-                    m.d.sync += recip.eq((div_q << 1) | ge)
+                    m.d.sync += recip.eq(Mux(div_d == 0, 0, (div_q << 1) | ge))
                     with m.If(cmd.op == VecOp.SOFTMAX):
                         m.next = "SM_NORM"
                     with m.Else():

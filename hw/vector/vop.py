@@ -11,9 +11,10 @@ import numpy as np
 
 from ...base import vector as V
 from ...base.config import BANK
-from ..cmd.descriptors import VopOp, vop_words
+from ..cmd.descriptors import VopOp, vop_in_words, vop_par_words, vop_words
 
-__all__ = ["vop_reference", "vop_spans", "vop_fields", "vop_cycles", "VOP_FIELDS"]
+__all__ = ["vop_reference", "vop_spans", "vop_fields", "vop_cycles", "ln_eps", "ln_par_params",
+           "VOP_FIELDS"]
 
 #: The fields of a :class:`VopBody` that :func:`vop_reference` takes.
 VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", "b_stride",
@@ -29,25 +30,51 @@ def vop_fields(body) -> dict:
 
 
 def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, out_stride,
-              wide):
+              wide, cols=None):
     """``{"a": (start, end), "b": ..., "out": ...}``: the ACT words (end exclusive, not
-    wrapped) each operand spans; ``"b"`` only for ADD and MUL."""
+    wrapped) each operand spans; ``"b"`` only for ADD and MUL; ``"par"`` (PAR words) for a
+    LAYERNORM when ``cols`` is given."""
     b, w, ow = vop_words(op, n, wide)
-    sa, sb, so = a_stride or b, b_stride or b, out_stride or ow
-    spans = {"a": (a_addr, a_addr + (m_tiles - 1) * sa + b),
+    bi = vop_in_words(op, n, wide)
+    sa, sb, so = a_stride or bi, b_stride or b, out_stride or ow
+    spans = {"a": (a_addr, a_addr + (m_tiles - 1) * sa + bi),
              "out": (out_addr, out_addr + (m_tiles - 1) * so + ow)}
     if VopOp(op) in (VopOp.ADD, VopOp.MUL):
         spans["b"] = (b_addr, b_addr + (m_tiles - 1) * sb + b)
+    if VopOp(op) == VopOp.LAYERNORM and cols:
+        spans["par"] = (b_addr, b_addr + vop_par_words(op, n, cols))
     return spans
 
 
-def vop_cycles(rows, op, n, m_tiles, wide=0) -> int:
+def ln_eps(mult, mult_b, u_mult) -> int:
+    """LAYERNORM's ``eps`` from its three descriptor fields (``VopBody``)."""
+    return int(mult) | int(mult_b) << 16 | int(u_mult) << 32
+
+
+def ln_par_params(par, addr, n):
+    """LAYERNORM's per-channel ``(mult, bias, shift)`` (int64 arrays of length ``n``) from the
+    PAR scratchpad ``par`` (``[depth, cols, 8]`` uint8) from word ``addr`` on (``VopBody``):
+    bias bytes 0..3 and 7 (40-bit signed), mult bytes 4..5 (signed), shift byte 6's bits 0..5,
+    over 47 taken as 47."""
+    cols = par.shape[1]
+    p = par[addr:addr + -(-n // cols)].reshape(-1, 8)[:n]
+    lo = p[:, 0:4].copy().view("<u4")[:, 0].astype(np.int64)
+    bias = lo + p[:, 7].view(np.int8).astype(np.int64) * (1 << 32)
+    mult = p[:, 4:6].copy().view("<i2")[:, 0].astype(np.int64)
+    shift = np.minimum(p[:, 6] & 63, V.SHIFT_MAX).astype(np.int64)
+    return mult, bias, shift
+
+
+def vop_cycles(rows, op, n, m_tiles, wide=0, cols=None) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
-    row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD and MUL ``2B``),
-    the row's read latency and the unit's tail ``c`` (element-wise 5, a 16-bit ADD 6, row
-    max and sum 6; softmax ``2B + 25``, 16-bit ``3B + 33``: its second and third passes over
-    the row, the reciprocal's division and, 16-bit, a cycle more a result vector)."""
+    row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD, MUL and a
+    16-bit LAYERNORM ``2B``), the row's read latency and the unit's tail ``c`` (element-wise
+    5, a 16-bit ADD 6, row max and sum 6; softmax ``2B + 25``, 16-bit ``3B + 33``: its
+    second and third passes over the row, the reciprocal's division and, 16-bit, a cycle more
+    a result vector; LAYERNORM ``64 + (P + 3)(B - 1)`` with ``P = 32 / cols`` PAR words a
+    vector: the square root and the division, then a vector each time its parameters are
+    fetched). ``cols`` is needed for a LAYERNORM."""
     op = VopOp(op)
     b, _, _ = vop_words(op, n, wide)
     wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
@@ -57,6 +84,10 @@ def vop_cycles(rows, op, n, m_tiles, wide=0) -> int:
         issue, c = b, 5
     elif op in (VopOp.ROW_MAX, VopOp.ROW_SUM):
         issue, c = b, 6
+    elif op == VopOp.LAYERNORM:
+        if not cols:
+            raise ValueError("a LAYERNORM's cycles depend on the device's cols")
+        issue, c = vop_in_words(op, n, wide), 64 + (BANK // cols + 3) * (b - 1)
     else:
         issue, c = b, (3 * b + 33 if wide16 else 2 * b + 25)
     per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
@@ -65,22 +96,33 @@ def vop_cycles(rows, op, n, m_tiles, wide=0) -> int:
 
 def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0, b_stride=0,
                   out_stride=0, mask_n=0, relu=0, wide=0, shift=0, mult=0, mult_b=0, u_mult=0,
-                  u_shift=0):
+                  u_shift=0, par=None):
     """Run one VOP on ``act`` (``[depth, rows, 32]`` int8, the ACT scratchpad, changed in
-    place) with the descriptor's field values (the caller has checked them). Returns the
-    number of rows processed."""
+    place) with the descriptor's field values (the caller has checked them); ``par`` (the PAR
+    scratchpad, ``[depth, cols, 8]`` uint8) is read by a LAYERNORM. Returns the number of
+    rows processed."""
     op = VopOp(op)
     depth, rows, _ = act.shape
     nb, w, ow = vop_words(op, n, wide)
-    sa, sb, so = a_stride or nb, b_stride or nb, out_stride or ow
+    bi = vop_in_words(op, n, wide)
+    sa, sb, so = a_stride or bi, b_stride or nb, out_stride or ow
     valid = np.ones(n, bool) if not mask_n else np.arange(n) < mask_n
     wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
+    if op == VopOp.LAYERNORM:
+        if par is None:
+            raise ValueError("a LAYERNORM VOP reads the PAR scratchpad: pass par")
+        lm, lb, ls = ln_par_params(par, b_addr, n)
+        ln = V.LayerNormParams(in_shift=int(shift), eps=ln_eps(mult, mult_b, u_mult),
+                               mult=lm, bias=lb, shift=ls)
     for i in range(m_tiles):
-        ra = (a_addr + i * sa + np.arange(nb)) % (1 << 16)
+        ra = (a_addr + i * sa + np.arange(bi)) % (1 << 16)
         rb = (b_addr + i * sb + np.arange(nb)) % (1 << 16)
         ro = (out_addr + i * so + np.arange(ow)) % (1 << 16)
         for r in range(rows):
-            x = act[ra, r].reshape(-1)[:n].astype(np.int64)
+            if op == VopOp.LAYERNORM and wide:
+                x = act[ra, r].reshape(-1).view("<i2")[:n].astype(np.int64)
+            else:
+                x = act[ra, r].reshape(-1)[:n].astype(np.int64)
             y = act[rb, r].reshape(-1)[:n].astype(np.int64) if op in (VopOp.ADD,
                                                                           VopOp.MUL) else None
             if op == VopOp.ADD:
@@ -90,6 +132,8 @@ def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0
                 res = V.elementwise_mul(x, y, mult, shift, relu=bool(relu))
             elif op == VopOp.GELU:
                 res = V.gelu(x, V.GeluParams(u_mult, u_shift, mult, shift))
+            elif op == VopOp.LAYERNORM:
+                res = V.layernorm(x[None], ln)[0]
             elif op == VopOp.SOFTMAX:
                 res = V.softmax(x, mult, shift, valid, out_bits=16 if wide16 else 8)
             elif op == VopOp.ROW_MAX:

@@ -282,9 +282,12 @@ class LayerNormParams:
     shift: np.ndarray
 
 
-def layernorm_params(in_scale, gamma, beta, out_scale, *, eps=1e-12, in_shift=0):
+def layernorm_params(in_scale, gamma, beta, out_scale, *, eps=1e-12, in_shift=0,
+                     bias_bits=48):
     """Fold float ``gamma``/``beta`` (length C), the input scale (of the int value before
-    ``in_shift``) and the int8 output scale into :class:`LayerNormParams`.
+    ``in_shift``) and the int8 output scale into :class:`LayerNormParams`. ``bias_bits``:
+    the signed width the biases must fit with room for rounding (``|bias| < 2**(bias_bits -
+    2)``; the device's LAYERNORM VOP keeps 40 bits, ``VopBody``).
 
     Output channel c is ``y * gamma[c] + beta[c]`` with ``y = rshift_round(...) * 2**-10``
     (:func:`layernorm`), so ``mult[c] * 2**-shift[c] ~= gamma[c] / out_scale * 2**-10`` and
@@ -299,9 +302,12 @@ def layernorm_params(in_scale, gamma, beta, out_scale, *, eps=1e-12, in_shift=0)
                          f"and {beta.shape}")
     real = gamma / out_scale / (1 << LN_FRAC)
     mult, shift = quantize_multiplier(real, signed=True)
-    # the largest shift that keeps |bias| below 2**46; a zero gamma (shift 0) gets it too
+    if not 8 <= bias_bits <= 48:
+        raise ValueError(f"bias_bits must be in 8..48, not {bias_bits}")
+    # the largest shift that keeps |bias| below 2**(bias_bits - 2); a zero gamma (shift 0)
+    # gets it too
     top = np.abs(beta / out_scale)
-    free = np.floor(np.log2((1 << 46) / np.maximum(top, 1e-30))).clip(0, SHIFT_MAX)
+    free = np.floor(np.log2((1 << (bias_bits - 2)) / np.maximum(top, 1e-30))).clip(0, SHIFT_MAX)
     shift = np.where(mult == 0, free, np.minimum(shift, free)).astype(np.int64)
     mult = np.round(real * np.exp2(shift)).astype(np.int64)
     bias = np.round(beta / out_scale * np.exp2(shift)).astype(np.int64)

@@ -306,7 +306,9 @@ class DeviceModel:
                 self._use_spu(i)
                 act = np.frombuffer(self.sram[Target.ACT], np.int8).reshape(
                     g.act_depth, self.config.rows, BANK)
-                vop_reference(act, **fields)
+                par = np.frombuffer(self.sram[Target.PAR], np.uint8).reshape(
+                    g.par_depth, self.config.cols, 8)
+                vop_reference(act, par=par, **fields)
         elif op == Opcode.DECODE.value and self.config.jpeg_decoders:
             self._decode(desc, addr)
         else:
@@ -403,13 +405,17 @@ class DeviceModel:
     def _vop_check(self, f, addr):
         """A VOP's checks (``VopBody``'s docstring), in the RTL's order."""
         op = f["op"]
-        row_op = op in (VopOp.SOFTMAX.value, VopOp.ROW_MAX.value, VopOp.ROW_SUM.value)
-        if (op > VopOp.SOFTMAX.value or f["n"] == 0 or f["m_tiles"] == 0
+        ln = op == VopOp.LAYERNORM.value
+        row_op = op in (VopOp.SOFTMAX.value, VopOp.ROW_MAX.value, VopOp.ROW_SUM.value,
+                        VopOp.LAYERNORM.value)
+        if (op > VopOp.LAYERNORM.value or f["n"] == 0 or f["m_tiles"] == 0
                 or (row_op and f["n"] > self.config.vec_max_row)
+                or (ln and (f["n"] < 2 or f["shift"] > 31 or f["u_mult"] > 255))
                 or f["shift"] > golden.SHIFT_MAX or f["u_shift"] > golden.SHIFT_MAX):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
-        spans = vop_spans(op, f["n"], f["m_tiles"], **{k: f[k] for k in (
+        spans = vop_spans(op, f["n"], f["m_tiles"], cols=self.config.cols, **{k: f[k] for k in (
             "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide")})
+        par = spans.pop("par", None)
         o_lo, o_hi = spans["out"]
         wide_add = op == VopOp.ADD.value and f["wide"]
         for src in ("a", "b"):
@@ -420,7 +426,8 @@ class DeviceModel:
                     and f["out_stride"] == f[f"{src}_stride"] and not wide_add)
             if o_lo < hi and lo < o_hi and not same:
                 raise _Fault(ErrorCode.BAD_FIELD, addr)
-        if any(hi > self.geom.act_depth for _, hi in spans.values()):
+        if (any(hi > self.geom.act_depth for _, hi in spans.values())
+                or (par and par[1] > self.geom.par_depth)):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
 
     def _out_words(self, gb):

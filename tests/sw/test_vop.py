@@ -26,7 +26,7 @@ def test_every_operation_matches_the_golden_functions(config, seed):
         await ref.open()
         rng = np.random.default_rng(seed)
         cases = scenarios.vop_cases(rng, dev.info)
-        assert {c[1] for c in cases} == set(VopOp) - {VopOp.LAYERNORM, VopOp.RESERVED}
+        assert {c[1] for c in cases} == set(VopOp) - {VopOp.RESERVED}
         for case in cases:
             await scenarios.check_vop_against_model(dev, ref, *case)
     run(main())
@@ -57,6 +57,11 @@ def test_spans():
                                                            "out": (20, 32)}
     assert vop_spans(VopOp.ROW_MAX, 100, 2, a_addr=0, b_addr=0, out_addr=8, a_stride=0,
                      b_stride=0, out_stride=0, wide=1) == {"a": (0, 8), "out": (8, 10)}
+    # LAYERNORM of 16-bit input: A's words are 2B a row; B's address is PAR's (32/cols words
+    # a vector of channels)
+    assert vop_spans(VopOp.LAYERNORM, 40, 3, a_addr=0, b_addr=5, out_addr=20, a_stride=0,
+                     b_stride=0, out_stride=0, wide=1, cols=8) == {
+                         "a": (0, 12), "out": (20, 26), "par": (5, 13)}
 
 
 def test_program_refusals():
@@ -64,7 +69,18 @@ def test_program_refusals():
     alloc = Allocator(0, 1 << 20)
     a = np.zeros((2, 8), np.int8)
     with pytest.raises(ValueError, match="reserved"):
+        vop_program(info, a, op=VopOp.RESERVED, alloc=alloc)
+    with pytest.raises(ValueError, match="needs its parameters"):
         vop_program(info, a, op=VopOp.LAYERNORM, alloc=alloc)
+    ln = V.layernorm_params(0.05, np.ones(8), np.zeros(8), 0.03, bias_bits=40)
+    with pytest.raises(ValueError, match="takes its parameters from ln"):
+        vop_program(info, a, op=VopOp.LAYERNORM, alloc=alloc, ln=ln, mult=3)
+    with pytest.raises(ValueError, match="bias must be in"):
+        vop_program(info, a, op=VopOp.LAYERNORM, alloc=alloc,
+                    ln=V.LayerNormParams(0, 0, ln.mult, ln.bias + (1 << 40), ln.shift))
+    with pytest.raises(ValueError, match="eps must be in"):
+        vop_program(info, a, op=VopOp.LAYERNORM, alloc=alloc,
+                    ln=V.LayerNormParams(0, 1 << 40, ln.mult, ln.bias, ln.shift))
     with pytest.raises(ValueError, match="no vector unit"):
         vop_program(DeviceInfo.from_config(load_config("tiny").replace(vec_max_row=0)), a,
                     op=VopOp.GELU, alloc=alloc)
@@ -107,8 +123,9 @@ def test_cycles_formula_against_the_spu():
     from s4accel.hw.spu.spu import Spu
     cfg = load_config("tiny")
     dut = Spu(cfg)
-    cases = [(op, n, wide, mt) for op in (VopOp.ADD, VopOp.GELU, VopOp.ROW_MAX, VopOp.SOFTMAX)
-             for n, wide, mt in ((1, 0, 1), (33, 1, 2), (96, 0, 2))]
+    cases = [(op, n, wide, mt) for op in (VopOp.ADD, VopOp.GELU, VopOp.ROW_MAX, VopOp.SOFTMAX,
+                                          VopOp.LAYERNORM)
+             for n, wide, mt in ((2, 0, 1), (33, 1, 2), (96, 0, 2))]
     got = []
 
     async def bench(ctx):
@@ -134,5 +151,5 @@ def test_cycles_formula_against_the_spu():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    want = [vop_cycles(cfg.rows, op, n, mt, wide) for op, n, wide, mt in cases]
+    want = [vop_cycles(cfg.rows, op, n, mt, wide, cols=cfg.cols) for op, n, wide, mt in cases]
     assert got == want
