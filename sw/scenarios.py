@@ -309,7 +309,8 @@ def vop_cases(rng, info, *, m=None, max_n=None):
                      "wide": int(rng.integers(0, 2))}
             in_place = bool(rng.integers(0, 2)) and not (op == VopOp.ADD and p.get("wide"))
 
-            cases.append((f"{op.name} {kind} n={n}", op, a, b, p, in_place))
+            cases.append((f"{op.name} {kind} n={n}{' int16' if a.dtype == np.int16 else ''}",
+                          op, a, b, p, in_place))
     return cases
 
 
