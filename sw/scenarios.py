@@ -297,7 +297,8 @@ def vop_cases(rng, info, *, m=None, max_n=None):
                 else:
                     in_shift = int(rng.integers(0, 2))
                 gain = 8.0 if kind == "extreme" else 1.0
-                gamma = rng.uniform(0.3, 1.5, n) * rng.choice([-1.0, 1.0], n) * gain
+                # gammas from 1e-3 to 2: per-channel shifts up to the 40-bit bias's limit
+                gamma = 10.0 ** rng.uniform(-3, 0.3, n) * rng.choice([-1.0, 1.0], n) * gain
                 beta = rng.normal(0.0, 0.5, n)
                 p = {"ln": V.layernorm_params(
                     float(rng.uniform(0.005, 0.1)), gamma, beta,
