@@ -29,8 +29,8 @@ from ..hw.cmd.descriptors import LoadFormat
 from ..hw.spu.wgt_unpack import packed_word_bits
 
 __all__ = ["act_image", "wgt_image", "wgt_packed_image", "wgt_format", "pack_wgt_words",
-           "unpack_wgt_stream", "packed_word_bits", "par_image", "ln_par_image", "lut_image", "decode_out",
-           "tiles"]
+           "unpack_wgt_stream", "packed_word_bits", "par_image", "ln_par_image", "lut_image",
+           "decode_out", "tiles"]
 
 
 def tiles(m, n, rows, cols):
