@@ -28,13 +28,16 @@ def array_config(base, spus: int):
 
 
 def bench_array(config="fpga", *, spus=(1, 2, 4), layers=None, sparsities=(1, 8, 16), seed=0,
-                sim="verilator", progress=None, fast=True):
+                sim="verilator", progress=None, fast=True, configs=None):
     """Rows with ``spus``, ``layer``, ``sparsity``, ``cycles``, ``speedup_vs_one_spu`` and the
-    DMA utilization, and per-N run information."""
+    DMA utilization, and per-N run information. ``configs`` (``{n: Config}``) gives the design
+    for ``n`` SPUs instead of :func:`array_config` (a test shares another test's build)."""
     layers = dict(layers or {k: LAYERS[k] for k in ARRAY_LAYERS})
     rows, infos = [], []
     for n in spus:
-        cfg = array_config(config, n)
+        cfg = (configs or {}).get(n) or array_config(config, n)
+        if cfg.spus != n:
+            raise ValueError(f"configuration {cfg.name!r} has {cfg.spus} SPUs, not {n}")
         if progress:
             progress(f"{n} SPU(s): building and running {cfg.name} ...")
         r, info = bench_gemm(cfg, layers=layers, sparsities=list(sparsities), seed=seed,

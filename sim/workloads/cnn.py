@@ -309,17 +309,36 @@ def _cache_root() -> Path:
 
 def train_cached(*, width=DEFAULT_WIDTH, seed=0, cache=True, out=None, **kw) -> dict:
     """:func:`train` on :func:`load_split`'s training images, the result kept under
-    ``$S4_CACHE_DIR`` (default ``~/.cache/s4accel``) keyed by every argument."""
-    key = {"v": CACHE_VERSION, "width": width, "seed": seed, **kw}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_root() / f"cnn-w{width}-seed{seed}-{digest}.npz"
-    if cache and path.exists():
-        with np.load(path) as f:
+    ``$S4_CACHE_DIR`` (default ``~/.cache/s4accel``) keyed by every argument.
+
+    ``sparsities`` a prefix of :data:`SPARSITIES` (``(1, 2, 4)``: training stops after 4x)
+    also takes those levels from a cached run that went further (the gradual schedule trains
+    the levels in order, so its first levels are the prefix's)."""
+    def path_of(args):
+        key = {"v": CACHE_VERSION, "width": width, "seed": seed, **args}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return _cache_root() / f"cnn-w{width}-seed{seed}-{digest}.npz"
+
+    def load(p, levels=None):
+        with np.load(p) as f:
             res = {}
             for name in f.files:
                 s, k = name.split("/", 1)
-                res.setdefault(int(s), {})[k] = f[name]
+                if levels is None or int(s) in levels:
+                    res.setdefault(int(s), {})[k] = f[name]
             return res
+
+    path = path_of(kw)
+    if cache and path.exists():
+        return load(path)
+    levels = tuple(sorted(kw.get("sparsities", SPARSITIES)))
+    if cache and levels == SPARSITIES[:len(levels)]:
+        rest = {k: v for k, v in kw.items() if k != "sparsities"}
+        longer = [rest] + [{**rest, "sparsities": SPARSITIES[:n]}
+                           for n in range(len(levels) + 1, len(SPARSITIES) + 1)]
+        for args in longer:
+            if path_of(args).exists():
+                return load(path_of(args), set(levels))
     x_tr, y_tr, _, _ = load_split()
     res = train(x_tr, y_tr, width=width, seed=seed, out=out, **kw)
     if cache:

@@ -15,9 +15,12 @@ def data():
 
 @pytest.fixture(scope="module")
 def small(data):
-    """A width-12 network trained briefly, pruned to 4x (about 7 s on one core)."""
+    """A width-12 network trained briefly, pruned to 4x (about 9 s on one core). Eight
+    epochs: after six, int8/float top-1 agreement was 0.9889 or 0.9955 depending on BLAS's
+    thread count (the float training differs in its last bits); after eight it is 0.9955 to
+    1.0 over 1 and 2 threads and seeds 0 and 1."""
     x, y, _, _ = data
-    return cnn.train(x, y, width=12, seed=0, epochs=6, lr=5e-3, sparsities=(1, 4), steps=1,
+    return cnn.train(x, y, width=12, seed=0, epochs=8, lr=5e-3, sparsities=(1, 4), steps=1,
                      step_epochs=1, finetune=0)
 
 
@@ -162,3 +165,9 @@ def test_trained_weights_are_cached(tmp_path, monkeypatch):
     for s in first:
         for k in first[s]:
             assert np.array_equal(first[s][k], again[s][k]), (s, k)
+    # a prefix of the levels comes out of the longer run's file
+    prefix = cnn.train_cached(**{**kw, "sparsities": (1,)})
+    assert sorted(prefix) == [1]
+    assert all(np.array_equal(prefix[1][k], first[1][k]) for k in first[1])
+    with pytest.raises(AssertionError, match="trained again"):   # not a prefix: trains
+        cnn.train_cached(**{**kw, "sparsities": (1, 4)})
