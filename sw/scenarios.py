@@ -234,7 +234,8 @@ def vop_expected(op, a, b, params) -> np.ndarray:
     if op == VopOp.GELU:
         return V.gelu(a, V.GeluParams(p["u_mult"], p["u_shift"], p["mult"], p["shift"]))
     if op == VopOp.SOFTMAX:
-        return V.softmax(a, p["mult"], p["shift"], mask, out_bits=bits)
+        return V.softmax(a, p["mult"], p["shift"], mask,
+                         out_bits=7 if p["relu"] and not p["wide"] else bits)
     if op == VopOp.LAYERNORM:
         return V.layernorm(a, p["ln"])
     if op == VopOp.ROW_MAX:
@@ -306,11 +307,15 @@ def vop_cases(rng, info, *, m=None, max_n=None):
                     eps=0.0 if kind == "equal" else float(rng.choice([1e-12, 1e-5, 1e-2])))}
             else:
                 mm, sh = V.softmax_params(float(rng.uniform(0.02, 0.5)))
+                bits = int(rng.choice([7, 8, 16]))      # 7: relu (P V's int8 operand)
                 p = {"mult": mm, "shift": sh, "mask_n": int(rng.integers(0, n + 1)),
-                     "wide": int(rng.integers(0, 2))}
+                     "wide": int(bits == 16), "relu": int(bits == 7)}
             in_place = bool(rng.integers(0, 2)) and not (op == VopOp.ADD and p.get("wide"))
 
-            cases.append((f"{op.name} {kind} n={n}{' int16' if a.dtype == np.int16 else ''}",
+            bits = (" 7-bit" if op == VopOp.SOFTMAX and p.get("relu") else
+                    " 16-bit" if op == VopOp.SOFTMAX and p.get("wide") else "")
+            cases.append((f"{op.name} {kind} n={n}{' int16' if a.dtype == np.int16 else ''}"
+                           f"{bits}",
                           op, a, b, p, in_place))
     return cases
 
@@ -634,7 +639,7 @@ def error_programs(dev: Driver, *, bus_errors=True):
          1),
         # VOP (VopBody): no operation 7, no empty row or matrix, a row operation's row
         # within the unit's buffer, shifts up to 47, an output that partly overwrites an input,
-        # spans past the ACT depth; LAYERNORM: 2 channels at least, in_shift up to 31, eps
+        # spans past the ACT depth, a SOFTMAX of 16 and 7 bits; LAYERNORM: 2 channels at least, in_shift up to 31, eps
         # under 2**40, its parameters within PAR, its 16-bit input's 2B words a row
         *([("vop operation 7", ErrorCode.BAD_FIELD,
             [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": 7})], 1),
@@ -650,6 +655,9 @@ def error_programs(dev: Driver, *, bus_errors=True):
            ("layernorm 16-bit input overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
             [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "wide": 1,
                                               "a_addr": info.act_depth - 3})], 1),
+           ("softmax of 16 and 7 bits at once", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.SOFTMAX.value, "wide": 1,
+                                              "relu": 1})], 1),
            ("vop of empty rows", ErrorCode.BAD_FIELD,
             [nop, descriptor(Opcode.VOP, vop={**_vop(), "n": 0})], 1),
            ("vop softmax row over the unit's", ErrorCode.BAD_FIELD,

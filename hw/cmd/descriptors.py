@@ -226,7 +226,8 @@ class VopBody(data.Struct):
     first); each row's result goes to the same row memory, ``w`` words a vector from word
     ``out_addr + i*out_stride`` on (``out_stride`` 0 means the row's output words):
 
-    - ADD (``wide``: int16), MUL, GELU (int8), SOFTMAX (uint8, ``wide``: uint16): the
+    - ADD (``wide``: int16), MUL, GELU (int8), SOFTMAX (uint8, ``wide``: uint16, ``relu``:
+      7-bit, 0..127, an int8 operand for the tensor core): the
       row's ``n`` results, element ``p`` in byte ``p`` (int8, ``w = 1``) or bytes ``2p, 2p+1``
       (16-bit, little-endian, ``w = 2``) of the row's ``w * B`` words; bytes past ``n`` of the
       last vector are 0;
@@ -236,7 +237,7 @@ class VopBody(data.Struct):
     Parameters (the golden functions' names): ADD ``a_mult = mult``, ``b_mult = mult_b``,
     ``shift``, ``relu``, ``wide``; MUL ``mult``, ``shift``, ``relu``; GELU ``u_mult``,
     ``u_shift``, ``mult``, ``shift``; SOFTMAX ``mult``, ``shift``, ``wide`` (16-bit
-    probabilities). ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p <
+    probabilities) or ``relu`` (7-bit: ``out_bits = 7``; both set is ``BAD_FIELD``). ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p <
     mask_n`` of a row are valid (padded keys). Fields an operation does not use are ignored.
 
     LAYERNORM (``n`` channels, 2 to ``max_row``; int8 output, ``w = 1``) reads its input as
@@ -253,7 +254,8 @@ class VopBody(data.Struct):
 
     Checks: ``BAD_FIELD`` for ``op`` 7, ``n`` or ``m_tiles`` 0, a row operation (SOFTMAX,
     ROW_MAX, ROW_SUM, LAYERNORM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
-    a LAYERNORM with ``n`` 1, ``shift`` over 31 or ``u_mult`` over 255, ``shift`` or
+    a LAYERNORM with ``n`` 1, ``shift`` over 31 or ``u_mult`` over 255, a SOFTMAX with both
+    ``wide`` and ``relu``, ``shift`` or
     ``u_shift`` over 47, an SPU mask naming no SPU, and an output span overlapping an input
     span unless it is the same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride``
     as given, likewise for B) and the operation is not a 16-bit ADD (which would overwrite

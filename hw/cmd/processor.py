@@ -359,6 +359,7 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols)
         bad1.eq((v.op.as_value() > VopOp.LAYERNORM.value) | (v.n == 0) | (v.m_tiles == 0)
                 | (row_op & (v.n > max_row)) | (v.shift > 47) | (v.u_shift > 47)
                 | (ln & ((v.n < 2) | (v.shift > 31) | (v.u_mult > 255)))
+                | ((v.op == VopOp.SOFTMAX) & v.relu & v.wide)
                 | _absent_spus(h, spus)),
     ]
     m1 = (v.m_tiles - 1)[:16]

@@ -42,7 +42,8 @@ class VecOp(enum.Enum, shape=3):
 #: One command. ``n``: elements (element-wise ops) or the row length (row ops, 1..max_row;
 #: LayerNorm 2..max_row). ``mult``/``shift``: the requantization (ADD: ``a_mult``; MUL, GELU:
 #: the output's; SOFTMAX: the score scaling). ``mult_b``: ADD's ``b_mult``. ``relu``: ADD,
-#: MUL. ``wide``: ADD's int16 output, SOFTMAX's 16-bit probabilities. ``u_mult``/``u_shift``:
+#: MUL; SOFTMAX's 7-bit probabilities (0..127; ``wide`` takes precedence). ``wide``: ADD's
+#: int16 output, SOFTMAX's 16-bit probabilities. ``u_mult``/``u_shift``:
 #: GELU's input scaling. ``in_shift``/``eps``: LayerNorm's.
 vec_cmd_layout = data.StructLayout({
     "op": VecOp,
@@ -125,8 +126,8 @@ class VectorUnit(wiring.Component):
     command has ``last`` set. Commands run one after another.
 
     Cycles from a command's acceptance to its last output vector, for B vectors and no gaps
-    or stalls: element-wise B + 2; ROW_MAX, ROW_SUM B + 3; SOFTMAX 3B + 22 (8-bit) or 3B + 30
-    (16-bit); LAYERNORM 2B + 60 (a 32-step square root and a 22-step division).
+    or stalls: element-wise B + 2; ROW_MAX, ROW_SUM B + 3; SOFTMAX 3B + 22 (8-bit), 3B + 21
+    (7-bit) or 3B + 30 (16-bit); LAYERNORM 2B + 60 (a 32-step square root and a 22-step division).
     Multipliers: :data:`N_MAR` multiply-add-round units per lane (:data:`MAR_WIDTHS`) that
     all operations share, plus LayerNorm's two per-row products (16 x 48 and 32 x 32). The
     per-vector path is one register stage deep (combinational from input to output
@@ -220,10 +221,16 @@ class VectorUnit(wiring.Component):
         mode = Signal(_Mode)
         from_buf = Signal()
         vbeat = Mux(from_buf, rbeat, beat)
-        x_in = [Mux(from_buf, rd.data.x[i], self.i_a.payload.data[i]) for i in range(lanes)]
+        # Every lane takes its operands from the wide input buses through a signal of its
+        # own: an event-driven simulator (Icarus) otherwise hands the whole bus to each of
+        # the thousands of bit selects (sign extensions) that read it, on every change.
+        x_in = [Signal(signed(32), name=f"x{i}") for i in range(lanes)]
         inrow = [((vbeat << lg) + i) < cmd.n for i in range(lanes)]
-        xv = [Mux(from_buf, rd.data.valid[i], self.i_a.payload.mask[i] & inrow[i])
-              for i in range(lanes)]
+        xv = [Signal(name=f"xv{i}") for i in range(lanes)]
+        for i in range(lanes):
+            m.d.comb += [x_in[i].eq(Mux(from_buf, rd.data.x[i], self.i_a.payload.data[i])),
+                         xv[i].eq(Mux(from_buf, rd.data.valid[i],
+                                      self.i_a.payload.mask[i] & inrow[i]))]
         y = [Signal(signed(32), name=f"y{i}") for i in range(lanes)]
         e_vals, v_vals, sq_vals = [], [], []
         for i in range(lanes):
@@ -236,8 +243,11 @@ class VectorUnit(wiring.Component):
             for k in range(N_MAR):
                 m.d.comb += P[k].eq(_rshift_round(A[k] * B[k] + C[k], S[k]))
             x = x_in[i]
-            bq = self.i_b.payload[i]
-            ch = self.i_chan.payload[i]
+            bq = Signal(signed(8), name=f"bq{i}")
+            ch = Signal(vec_chan_layout(1).elem_shape, name=f"ch{i}")
+            # (a real cell between bus and lane: valid gates them, they are read only then)
+            m.d.comb += [bq.eq(Mux(self.i_b.valid, self.i_b.payload[i], 0)),
+                         ch.eq(Mux(self.i_chan.valid, self.i_chan.payload[i], 0))]
             e = Signal(unsigned(17), name=f"e{i}")
             v = Signal(signed(16), name=f"v{i}")
             e_vals.append(e)
@@ -282,7 +292,8 @@ class VectorUnit(wiring.Component):
                 with m.Case(_Mode.SM_NORM):
                     m.d.comb += [A[1].eq(x), B[1].eq(recip), S[1].eq(EXP_FRAC + 8)]
                     m.d.comb += y[i].eq(Mux(cmd.wide, _clamp(P[1], 0, 65535),
-                                            _clamp(P[1], 0, 255)))
+                                            Mux(cmd.relu, _clamp(P[1], 0, 127),
+                                                _clamp(P[1], 0, 255))))
                 with m.Case(_Mode.LN_SUMS):
                     m.d.comb += [A[0].eq(x), B[0].eq(1), S[0].eq(cmd.in_shift),
                                  v.eq(_clamp(P[0], -32768, 32767)),
@@ -404,7 +415,8 @@ class VectorUnit(wiring.Component):
 
             with m.State("SM_RECIP"):
                 m.d.sync += [ra.eq(0), rv.eq(0)]
-                start_div(e_sum, Mux(cmd.wide, EXP_FRAC + 24, EXP_FRAC + 16), EXP_FRAC)
+                start_div(e_sum, Mux(cmd.wide, EXP_FRAC + 24,
+                                     Mux(cmd.relu, EXP_FRAC + 15, EXP_FRAC + 16)), EXP_FRAC)
 
             with m.State("SM_NORM"):
                 read_pass(out_ok)

@@ -65,16 +65,17 @@ def ln_par_params(par, addr, n):
     return mult, bias, shift
 
 
-def vop_cycles(rows, op, n, m_tiles, wide=0, cols=None) -> int:
+def vop_cycles(rows, op, n, m_tiles, wide=0, cols=None, relu=0) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
     row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD, MUL and a
     16-bit LAYERNORM ``2B``), the row's read latency and the unit's tail ``c`` (element-wise
-    5, a 16-bit ADD 6, row max and sum 6; softmax ``2B + 25``, 16-bit ``3B + 33``: its
+    5, a 16-bit ADD 6, row max and sum 6; softmax ``2B + 25``, 7-bit ``2B + 24``, 16-bit
+    ``3B + 33``: its
     second and third passes over the row, the reciprocal's division and, 16-bit, a cycle more
     a result vector; LAYERNORM ``64 + (P + 3)(B - 1)`` with ``P = 32 / cols`` PAR words a
     vector: the square root and the division, then a vector each time its parameters are
-    fetched). ``cols`` is needed for a LAYERNORM."""
+    fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX."""
     op = VopOp(op)
     b, _, _ = vop_words(op, n, wide)
     wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
@@ -89,7 +90,7 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, cols=None) -> int:
             raise ValueError("a LAYERNORM's cycles depend on the device's cols")
         issue, c = vop_in_words(op, n, wide), 64 + (BANK // cols + 3) * (b - 1)
     else:
-        issue, c = b, (3 * b + 33 if wide16 else 2 * b + 25)
+        issue, c = b, (3 * b + 33 if wide16 else 2 * b + 25 - bool(relu))
     per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
     return 1 + m_tiles * per_tile
 
@@ -135,7 +136,8 @@ def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0
             elif op == VopOp.LAYERNORM:
                 res = V.layernorm(x[None], ln)[0]
             elif op == VopOp.SOFTMAX:
-                res = V.softmax(x, mult, shift, valid, out_bits=16 if wide16 else 8)
+                res = V.softmax(x, mult, shift, valid,
+                                out_bits=16 if wide16 else 7 if relu else 8)
             elif op == VopOp.ROW_MAX:
                 res = np.array([V.row_max(x, valid)], np.int32)
             else:

@@ -37,6 +37,8 @@ softmax, 8-bit (2**-8)       rows of 32..512 int32 scores, logits up    0.0039  
                              10 % masked
 softmax, 16-bit (2**-16)     same                                       0.0013    0.0016
                                                                         (prob.)
+softmax, 7-bit (2**-7)       same (int8-safe probabilities for P V)     0.0078    0.0085
+                                                                        (prob.)
 layernorm int8 -> int8       384 channels, gamma ~ N(1, 0.3), beta ~    0.53      0.6
                              N(0, 0.5), output scale from the range
 layernorm int32 -> int8      same, values ~ N(0, 2**18), in_shift 5     0.52      0.6
@@ -193,7 +195,8 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
     ``x * scale``; ``(mult, shift)`` come from :func:`softmax_params` (``mult * 2**-shift ~=
     scale / ln 2 * 2**15``). ``mask`` (same shape, bool or 0/1) marks the valid positions;
     masked ones take no part and get probability 0. Rows hold at most 65536 elements.
-    ``out_bits`` is 8 or 16. Per row:
+    ``out_bits`` is 8, 16 or 7 (probabilities 0..127: an int8 operand of the tensor core, the
+    P of attention's P V). Per row:
 
     1. ``m = max(x[valid])`` (int32). A row with no valid position outputs all zeros.
     2. ``d = m - x`` (0..2**32-1, 33-bit signed), ``t = rshift_round(d * mult, shift)``
@@ -205,18 +208,18 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
     4. ``sum = sum(e)`` (at most 2**31, 32 bits unsigned; at least 32768 when a position is
        valid).
     5. Reciprocal, once per row: ``R = 15 + out_bits + 8``, ``recip = floor(2**R / sum)``
-       (at most ``2**(out_bits + 8)``: 17 or 25 bits unsigned).
+       (at most ``2**(out_bits + 8)``: 16, 17 or 25 bits unsigned).
     6. ``p = min(rshift_round(e * recip, R - out_bits), 2**out_bits - 1)`` (33- or 41-bit
-       product), returned as uint8 (``out_bits`` 8) or uint16 (16).
+       product), returned as uint8 (``out_bits`` 7 or 8) or uint16 (16).
 
     The probability is ``p * 2**-out_bits``. The flooring of ``recip`` costs less than
     ``2**-8`` LSB; rounding adds half an LSB; the exp polynomial's relative error is at most
     2.7e-3 of each probability; a probability that rounds to ``2**out_bits`` saturates one
     LSB lower. Measured against float softmax (module docstring): at most 0.0039 (8 bits)
-    and 0.0013 (16 bits) in probability.
+    and 0.0013 (16 bits) in probability, 0.0078 (7 bits: the saturation at 127/128).
     """
-    if out_bits not in (8, 16):
-        raise ValueError(f"out_bits must be 8 or 16, not {out_bits!r}")
+    if out_bits not in (7, 8, 16):
+        raise ValueError(f"out_bits must be 7, 8 or 16, not {out_bits!r}")
     x = _int_array(x, "softmax scores")
     if x.ndim < 1 or not 1 <= x.shape[-1] <= _SOFTMAX_MAX_ROW:
         raise ValueError(f"softmax rows must hold 1..{_SOFTMAX_MAX_ROW} elements, not shape "
@@ -233,7 +236,7 @@ def softmax(x, mult, shift, mask=None, *, out_bits=8) -> np.ndarray:
     rb = EXP_FRAC + out_bits + 8
     recip = np.where(total > 0, (np.int64(1) << rb) // np.maximum(total, 1), 0)
     p = np.minimum(rshift_round(e * recip, rb - out_bits), (1 << out_bits) - 1)
-    return p.astype(np.uint8 if out_bits == 8 else np.uint16)
+    return p.astype(np.uint16 if out_bits == 16 else np.uint8)
 
 
 # --------------------------------------------------------------------------------- LayerNorm

@@ -411,6 +411,7 @@ class DeviceModel:
         if (op > VopOp.LAYERNORM.value or f["n"] == 0 or f["m_tiles"] == 0
                 or (row_op and f["n"] > self.config.vec_max_row)
                 or (ln and (f["n"] < 2 or f["shift"] > 31 or f["u_mult"] > 255))
+                or (op == VopOp.SOFTMAX.value and f["relu"] and f["wide"])
                 or f["shift"] > golden.SHIFT_MAX or f["u_shift"] > golden.SHIFT_MAX):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
         spans = vop_spans(op, f["n"], f["m_tiles"], cols=self.config.cols, **{k: f[k] for k in (

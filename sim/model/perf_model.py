@@ -172,7 +172,7 @@ def decode_program(descs) -> list:
             a, b, c = mt * nt, _get(v, _GEMM["banks"]) * nnz, mt
         elif kind == _VOPOP:
             a, b = _get(v, _VOP["op"]), _get(v, _VOP["n"])
-            c = (_get(v, _VOP["m_tiles"]), _get(v, _VOP["wide"]))
+            c = (_get(v, _VOP["m_tiles"]), _get(v, _VOP["wide"]), _get(v, _VOP["relu"]))
         elif kind == _DECODEOP:
             a = _get(v, _DEC["bits_len"])
             b = _get(v, _DEC["out_h"]) * _get(v, _DEC["out_w"])
@@ -304,7 +304,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             by_class["out"] += a
             busy["dma_write"] += d
         elif kind == _VOPOP:
-            d = T.vop + vop_cycles(R, a, b, *c, cols=config.cols)
+            d = T.vop + vop_cycles(R, a, b, *c[:2], cols=config.cols, relu=c[2])
             busy["compute"] += d
         elif kind == _DECODEOP:
             span = -(-a // bb) * bb

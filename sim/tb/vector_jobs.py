@@ -69,7 +69,8 @@ def job(op, x, lanes=32, *, b=None, mask=None, name=None, **p) -> VecJob:
     elif op == "row_sum":
         want = np.array([V.row_sum(x, mask)])
     elif op == "softmax":
-        want = V.softmax(x, p["mult"], p["shift"], mask, out_bits=16 if p.get("wide") else 8)
+        want = V.softmax(x, p["mult"], p["shift"], mask,
+                         out_bits=16 if p.get("wide") else 7 if p.get("relu") else 8)
     elif op == "layernorm":
         ln = p["ln"]
         cmd.update(in_shift=ln.in_shift, eps=ln.eps)
@@ -137,7 +138,9 @@ def random_job(rng, op, n, lanes=32, *, extreme=False) -> VecJob:
         mult, shift = V.softmax_params(24.0 / (1 << 20) * (0.05 + rng.random()))
         if extreme and rng.integers(2):
             mult, shift = 65535, 0
-        return job(op, x, lanes, mask=mask, mult=mult, shift=shift, wide=rng.integers(2))
+        bits = int(rng.choice([7, 8, 16]))     # 7: relu, 16: wide
+        return job(op, x, lanes, mask=mask, mult=mult, shift=shift, wide=int(bits == 16),
+                   relu=int(bits == 7))
     if op == "layernorm":
         in_shift = int(rng.integers(0, 8))
         x = rng.integers(-(1 << (15 + in_shift)), 1 << (15 + in_shift), n)

@@ -149,6 +149,9 @@ def edge_jobs(rng):
         job("softmax", np.full(n, 123), mult=sm[0], shift=sm[1], wide=1,
             name="softmax all equal"),
         job("softmax", big, mult=sm[0], shift=sm[1], name="softmax one large value"),
+        job("softmax", big, mult=sm[0], shift=sm[1], relu=1, name="softmax 7-bit large value"),
+        job("softmax", np.array([9]), mult=sm[0], shift=sm[1], relu=1,
+            name="softmax 7-bit length 1"),
         job("softmax", big, mask=hide, mult=sm[0], shift=sm[1], wide=1,
             name="softmax large value masked"),
         job("softmax", np.where(np.arange(n) % 2, INT32_MIN, INT32_MAX), mult=65535, shift=0,
@@ -172,12 +175,13 @@ def test_vector_edge_cases(seed):
 def test_vector_cycles(seed):
     """Cycle counts without gaps or stalls, from the command's acceptance to the last output
     (the README and the report quote these): element-wise B + 2, row max / sum B + 3,
-    softmax 3B + 22 (8-bit) / 3B + 30 (16-bit), LayerNorm 2B + 60, for B vectors."""
+    softmax 3B + 22 (8-bit) / 3B + 21 (7-bit) / 3B + 30 (16-bit), LayerNorm 2B + 60, for B
+    vectors."""
     rng = np.random.default_rng(seed)
     formulas = {"add": lambda b, w: b + 2, "mul": lambda b, w: b + 2,
                 "gelu": lambda b, w: b + 2, "row_max": lambda b, w: b + 3,
                 "row_sum": lambda b, w: b + 3,
-                "softmax": lambda b, w: 3 * b + (30 if w else 22),
+                "softmax": lambda b, w, r: 3 * b + (30 if w else 21 if r else 22),
                 "layernorm": lambda b, w: 2 * b + 60}
     def counted(op, n):
         # a softmax row with every position masked ends early (its output is all zero): not
@@ -192,7 +196,8 @@ def test_vector_cycles(seed):
     check(jobs, outs)
     for j, c in zip(jobs, cycles, strict=True):
         b = -(-j.cmd["n"] // LANES)
-        want = formulas[j.name](b, j.cmd["wide"])
+        want = (formulas[j.name](b, j.cmd["wide"], j.cmd["relu"]) if j.name == "softmax"
+                else formulas[j.name](b, j.cmd["wide"]))
         assert c == want, f"{j.name} n={j.cmd['n']} wide={j.cmd['wide']}: {c} cycles, " \
                           f"expected {want}"
 

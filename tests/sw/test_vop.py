@@ -123,18 +123,19 @@ def test_cycles_formula_against_the_spu():
     from s4accel.hw.spu.spu import Spu
     cfg = load_config("tiny")
     dut = Spu(cfg)
-    cases = [(op, n, wide, mt) for op in (VopOp.ADD, VopOp.GELU, VopOp.ROW_MAX, VopOp.SOFTMAX,
-                                          VopOp.LAYERNORM)
+    cases = [(op, n, wide, mt, 0) for op in (VopOp.ADD, VopOp.GELU, VopOp.ROW_MAX,
+                                             VopOp.SOFTMAX, VopOp.LAYERNORM)
              for n, wide, mt in ((2, 0, 1), (33, 1, 2), (96, 0, 2))]
+    cases += [(VopOp.SOFTMAX, n, 0, mt, 1) for n, mt in ((2, 1), (96, 2))]   # 7-bit
     got = []
 
     async def bench(ctx):
-        for op, n, wide, mt in cases:
+        for op, n, wide, mt, relu in cases:
             mult, shift = V.softmax_params(0.1) if op == VopOp.SOFTMAX else (100, 10)
             ctx.set(dut.i_vop.payload, {"op": op, "n": n, "m_tiles": mt, "a_addr": 0,
                                         "b_addr": 20, "out_addr": 40, "mult": mult,
                                         "shift": shift, "wide": wide, "u_mult": 1000,
-                                        "u_shift": 10, "mult_b": 5})
+                                        "u_shift": 10, "mult_b": 5, "relu": relu})
             ctx.set(dut.i_vop.valid, 1)
             await ctx.tick().until(dut.i_vop.ready)
             ctx.set(dut.i_vop.valid, 0)
@@ -151,5 +152,6 @@ def test_cycles_formula_against_the_spu():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    want = [vop_cycles(cfg.rows, op, n, mt, wide, cols=cfg.cols) for op, n, wide, mt in cases]
+    want = [vop_cycles(cfg.rows, op, n, mt, wide, cols=cfg.cols, relu=relu)
+            for op, n, wide, mt, relu in cases]
     assert got == want
