@@ -523,6 +523,8 @@ class Generator:
             p["mask_n"] = int(rng.integers(0, 70)) if rng.random() < 0.5 else 0
             if op == VopOp.SOFTMAX.value and rng.random() < 0.7:
                 p["shift"] = int(rng.integers(8, 30))    # probabilities that are not all 0
+            if op == VopOp.SOFTMAX.value and p["relu"] and p["wide"]:   # 7 or 16 bits
+                p[("relu", "wide")[int(rng.integers(0, 2))]] = 0
         elif op == VopOp.LAYERNORM.value:      # in_shift, and eps split over three fields
             p.update(shift=int(rng.integers(0, 32)), mult_b=int(rng.integers(0, 1 << 16)),
                      u_mult=int(rng.integers(0, 256)) if rng.random() < 0.3 else 0)
@@ -564,8 +566,10 @@ class Generator:
         body = self.sane_vop(rng)
         r = rng.random()
         if r < 0.15:
-            if rng.random() < 0.5:
+            if rng.random() < 0.4:
                 body["op"] = 7
+            elif rng.random() < 0.2:    # a SOFTMAX of 7 and 16 bits at once (BAD_FIELD)
+                body.update(op=VopOp.SOFTMAX.value, relu=1, wide=1)
             else:       # a LAYERNORM with its own boundaries (n 1, in_shift, eps, PAR span)
                 body.update(op=VopOp.LAYERNORM.value, wide=int(rng.integers(0, 2)))
                 k = str(rng.choice(["n", "shift", "u_mult", "b_addr"]))
