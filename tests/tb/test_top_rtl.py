@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 #: Built without the vector unit (``vec_max_row = 0``): these runs issue no VOP (a VOP is then
 #: ``UNKNOWN_OPCODE``, which ``every_error_code`` checks), and the unit's datapath makes each
-#: build slower and, on Icarus, each run several times slower; the VOPs run on the fast path
-#: (tests/tb/test_fast_rtl.py), whose DRAM model takes these cycles.
+#: Verilator build slower; the VOPs run on the fast path (tests/tb/test_fast_rtl.py), whose
+#: DRAM model takes these cycles.
 CONFIGS = {
     "tiny": lambda: load_config("tiny").replace(vec_max_row=0, name="tiny_novec"),
     "tiny_x2": lambda: load_config("tiny").replace(spus=2, l2_kib=16, vec_max_row=0,
