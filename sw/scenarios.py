@@ -8,6 +8,7 @@ import numpy as np
 from ..base import golden
 from ..base.sparse import pack, prune
 from ..hw.cmd.descriptors import ErrorCode, LoadFormat, Opcode, Target, VopOp
+from ..hw.vector.vop import softmax_bits
 from . import layout
 from .driver import DeviceError, Driver
 from .program import Allocator, LayerParams, descriptor
@@ -234,8 +235,9 @@ def vop_expected(op, a, b, params) -> np.ndarray:
     if op == VopOp.GELU:
         return V.gelu(a, V.GeluParams(p["u_mult"], p["u_shift"], p["mult"], p["shift"]))
     if op == VopOp.SOFTMAX:
+        # (the fields' meaning written out here, not vop.softmax_bits: independent of hw/)
         return V.softmax(a, p["mult"], p["shift"], mask,
-                         out_bits=7 if p["relu"] and not p["wide"] else bits)
+                         out_bits=16 if p["wide"] else 7 if p["relu"] else 8)
     if op == VopOp.LAYERNORM:
         return V.layernorm(a, p["ln"])
     if op == VopOp.ROW_MAX:
@@ -312,10 +314,10 @@ def vop_cases(rng, info, *, m=None, max_n=None):
                      "wide": int(bits == 16), "relu": int(bits == 7)}
             in_place = bool(rng.integers(0, 2)) and not (op == VopOp.ADD and p.get("wide"))
 
-            bits = (" 7-bit" if op == VopOp.SOFTMAX and p.get("relu") else
-                    " 16-bit" if op == VopOp.SOFTMAX and p.get("wide") else "")
+            width = (f" {softmax_bits(p['wide'], p['relu'])}-bit" if op == VopOp.SOFTMAX
+                     else "")
             cases.append((f"{op.name} {kind} n={n}{' int16' if a.dtype == np.int16 else ''}"
-                           f"{bits}",
+                           f"{width}",
                           op, a, b, p, in_place))
     return cases
 
@@ -639,8 +641,9 @@ def error_programs(dev: Driver, *, bus_errors=True):
          1),
         # VOP (VopBody): no operation 7, no empty row or matrix, a row operation's row
         # within the unit's buffer, shifts up to 47, an output that partly overwrites an input,
-        # spans past the ACT depth, a SOFTMAX of 16 and 7 bits; LAYERNORM: 2 channels at least, in_shift up to 31, eps
-        # under 2**40, its parameters within PAR, its 16-bit input's 2B words a row
+        # spans past the ACT depth, a SOFTMAX of 16 and 7 bits; LAYERNORM: 2 channels at
+        # least, in_shift up to 31, eps under 2**40, its parameters within PAR, its 16-bit
+        # input's 2B words a row
         *([("vop operation 7", ErrorCode.BAD_FIELD,
             [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": 7})], 1),
            ("layernorm of one channel", ErrorCode.BAD_FIELD,

@@ -237,8 +237,9 @@ class VopBody(data.Struct):
     Parameters (the golden functions' names): ADD ``a_mult = mult``, ``b_mult = mult_b``,
     ``shift``, ``relu``, ``wide``; MUL ``mult``, ``shift``, ``relu``; GELU ``u_mult``,
     ``u_shift``, ``mult``, ``shift``; SOFTMAX ``mult``, ``shift``, ``wide`` (16-bit
-    probabilities) or ``relu`` (7-bit: ``out_bits = 7``; both set is ``BAD_FIELD``). ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p <
-    mask_n`` of a row are valid (padded keys). Fields an operation does not use are ignored.
+    probabilities) or ``relu`` (7-bit: ``out_bits = 7``; both set is ``BAD_FIELD``).
+    ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p < mask_n`` of a
+    row are valid (padded keys). Fields an operation does not use are ignored.
 
     LAYERNORM (``n`` channels, 2 to ``max_row``; int8 output, ``w = 1``) reads its input as
     int8 or, ``wide``, as int16 in the 16-bit ADD's layout (element ``p`` in bytes ``2p,
@@ -255,9 +256,8 @@ class VopBody(data.Struct):
     Checks: ``BAD_FIELD`` for ``op`` 7, ``n`` or ``m_tiles`` 0, a row operation (SOFTMAX,
     ROW_MAX, ROW_SUM, LAYERNORM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
     a LAYERNORM with ``n`` 1, ``shift`` over 31 or ``u_mult`` over 255, a SOFTMAX with both
-    ``wide`` and ``relu``, ``shift`` or
-    ``u_shift`` over 47, an SPU mask naming no SPU, and an output span overlapping an input
-    span unless it is the same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride``
+    ``wide`` and ``relu``, ``shift`` or ``u_shift`` over 47, an SPU mask naming no SPU, and
+    an output span overlapping an input span unless it is the same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride``
     as given, likewise for B) and the operation is not a 16-bit ADD (which would overwrite
     words it has yet to read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A
     span ``[a_addr, a_addr + (m_tiles-1)*stride + Bi)`` with ``Bi`` A's words a row, B's for

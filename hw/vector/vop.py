@@ -14,7 +14,7 @@ from ...base.config import BANK
 from ..cmd.descriptors import VopOp, vop_in_words, vop_par_words, vop_words
 
 __all__ = ["vop_reference", "vop_spans", "vop_fields", "vop_cycles", "ln_eps", "ln_par_params",
-           "VOP_FIELDS"]
+           "softmax_bits", "VOP_FIELDS"]
 
 #: The fields of a :class:`VopBody` that :func:`vop_reference` takes.
 VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", "b_stride",
@@ -46,6 +46,12 @@ def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, o
     return spans
 
 
+def softmax_bits(wide, relu) -> int:
+    """A SOFTMAX's probability width from its ``wide`` and ``relu`` fields: 16, 7 or 8 (the
+    descriptor refuses both set; the unit lets ``wide`` win)."""
+    return 16 if wide else 7 if relu else 8
+
+
 def ln_eps(mult, mult_b, u_mult) -> int:
     """LAYERNORM's ``eps`` from its three descriptor fields (``VopBody``)."""
     return int(mult) | int(mult_b) << 16 | int(u_mult) << 32
@@ -65,7 +71,7 @@ def ln_par_params(par, addr, n):
     return mult, bias, shift
 
 
-def vop_cycles(rows, op, n, m_tiles, wide=0, cols=None, relu=0) -> int:
+def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
     row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD, MUL and a
@@ -90,7 +96,7 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, cols=None, relu=0) -> int:
             raise ValueError("a LAYERNORM's cycles depend on the device's cols")
         issue, c = vop_in_words(op, n, wide), 64 + (BANK // cols + 3) * (b - 1)
     else:
-        issue, c = b, (3 * b + 33 if wide16 else 2 * b + 25 - bool(relu))
+        issue, c = b, (3 * b + 33 if wide16 else 2 * b + 24 + (softmax_bits(wide, relu) > 7))
     per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
     return 1 + m_tiles * per_tile
 
@@ -136,8 +142,7 @@ def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0
             elif op == VopOp.LAYERNORM:
                 res = V.layernorm(x[None], ln)[0]
             elif op == VopOp.SOFTMAX:
-                res = V.softmax(x, mult, shift, valid,
-                                out_bits=16 if wide16 else 7 if relu else 8)
+                res = V.softmax(x, mult, shift, valid, out_bits=softmax_bits(wide, relu))
             elif op == VopOp.ROW_MAX:
                 res = np.array([V.row_max(x, valid)], np.int32)
             else:

@@ -304,7 +304,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             by_class["out"] += a
             busy["dma_write"] += d
         elif kind == _VOPOP:
-            d = T.vop + vop_cycles(R, a, b, *c[:2], cols=config.cols, relu=c[2])
+            d = T.vop + vop_cycles(R, a, b, *c, cols=config.cols)
             busy["compute"] += d
         elif kind == _DECODEOP:
             span = -(-a // bb) * bb

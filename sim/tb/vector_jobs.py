@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...base import vector as V
+from ...hw.vector.vop import softmax_bits
 
 __all__ = ["VecJob", "OPS", "job", "random_job"]
 
@@ -70,7 +71,7 @@ def job(op, x, lanes=32, *, b=None, mask=None, name=None, **p) -> VecJob:
         want = np.array([V.row_sum(x, mask)])
     elif op == "softmax":
         want = V.softmax(x, p["mult"], p["shift"], mask,
-                         out_bits=16 if p.get("wide") else 7 if p.get("relu") else 8)
+                         out_bits=softmax_bits(p.get("wide"), p.get("relu")))
     elif op == "layernorm":
         ln = p["ln"]
         cmd.update(in_shift=ln.in_shift, eps=ln.eps)

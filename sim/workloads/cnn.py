@@ -336,9 +336,9 @@ def train_cached(*, width=DEFAULT_WIDTH, seed=0, cache=True, out=None, **kw) -> 
         rest = {k: v for k, v in kw.items() if k != "sparsities"}
         longer = [rest] + [{**rest, "sparsities": SPARSITIES[:n]}
                            for n in range(len(levels) + 1, len(SPARSITIES) + 1)]
-        for args in longer:
-            if path_of(args).exists():
-                return load(path_of(args), set(levels))
+        for found in map(path_of, longer):
+            if found.exists():
+                return load(found, set(levels))
     x_tr, y_tr, _, _ = load_split()
     res = train(x_tr, y_tr, width=width, seed=seed, out=out, **kw)
     if cache:

@@ -152,6 +152,6 @@ def test_cycles_formula_against_the_spu():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    want = [vop_cycles(cfg.rows, op, n, mt, wide, cols=cfg.cols, relu=relu)
+    want = [vop_cycles(cfg.rows, op, n, mt, wide, relu, cols=cfg.cols)
             for op, n, wide, mt, relu in cases]
     assert got == want
