@@ -347,6 +347,60 @@ async def check_vop_against_model(dev: Driver, model: Driver, label, op, a, b, p
     return got
 
 
+def to_wgt_cases(rng, info, *, quick=False):
+    """TO_WGT programs (:func:`~.vop.to_wgt_program`) to check: both orientations, token
+    counts that are and are not whole row tiles, ``n`` past a bank and under a channel tile,
+    each with a LOAD into WGT racing the copy (raw, and the packed format through the
+    unpacker). Returns ``(label, x, a, transpose, w2, w2_fmt)`` tuples."""
+    R = info.rows
+    shapes = [(R + 1, 40, 3), (3 * R, 33, R + 2), (1, 1, 1), (2 * R - 1, 50, 5)]
+    if quick:
+        shapes = shapes[:1]
+    cases = []
+    for L, n, m in shapes:
+        for transpose in (1, 0):
+            x = rng.integers(-128, 128, (L, n), dtype=np.int8)
+            k = L if transpose else n
+            a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+            w2 = rng.integers(-128, 128, (int(rng.integers(1, 3 * info.cols)), k),
+                              dtype=np.int8)
+            fmt = LoadFormat.VALUES if (L + transpose) % 2 else LoadFormat.RAW
+            label = f"TO_WGT {'V (x^T)' if transpose else 'K (x)'} {L}x{n}, a {m}x{k}"
+            cases.append((label, x, a, transpose, w2, fmt))
+    return cases
+
+
+async def check_to_wgt_against_model(dev: Driver, model: Driver, label, x, a, transpose, w2,
+                                     w2_fmt, max_cycles=2_000_000):
+    """One :func:`~.vop.to_wgt_program` on ``dev`` and on the functional ``model``: the GEMM
+    on the copy must equal numpy's ``a @ x`` (``transpose``) or ``a @ x^T`` and the GEMM on
+    the racing LOAD's weights ``a @ w2^T``, exactly. Returns the device's result."""
+    from .vop import to_wgt_program
+    R, C = dev.info.rows, dev.info.cols
+    a64, x64 = a.astype(np.int64), x.astype(np.int64)
+    want1 = a64 @ (x64 if transpose else x64.T)
+    want2 = a64 @ w2.astype(np.int64).T
+    n1 = x.shape[1] if transpose else -(-x.shape[0] // R) * R
+    j1 = -(-n1 // C) * C
+    got = None
+    for name, d in (("device", dev), ("model", model)):
+        mark = d.alloc.top
+        try:
+            prog = to_wgt_program(d.info, x, a, transpose=transpose, alloc=d.alloc, w2=w2,
+                                  w2_fmt=w2_fmt)
+            r = await d.run_program(prog, max_cycles)
+        finally:
+            d.alloc.top = mark
+        y1, y2 = r.y[:, :want1.shape[1]], r.y[:, j1:j1 + want2.shape[1]]
+        for what, y, want in (("the copy", y1, want1), ("the racing load", y2, want2)):
+            if not np.array_equal(y, want):
+                raise AssertionError(f"{label}: {name}: the GEMM on {what}: "
+                                     f"{int((y != want).sum())} of {want.size} results differ")
+        if name == "device":
+            got = r
+    return got
+
+
 def random_conv_network(rng, info, *, s=None):
     """A random network of convolutions for :func:`~.conv.network_program`: a 3x3 (or 1x1)
     convolution, a second one (stride 1 or 2), a residual addition of the two as a 1x1 GEMM
@@ -639,13 +693,18 @@ def error_programs(dev: Driver, *, bus_errors=True):
          [nop, descriptor(Opcode.GEMM, gemm={**_conv_gemm(), "pool": 1, "mode": 1,
                                              "out_act": 1, "out_addr": info.act_depth - 3})],
          1),
-        # VOP (VopBody): no operation 7, no empty row or matrix, a row operation's row
+        # VOP (VopBody): no empty row or matrix, a TO_WGT's words within WGT (64 columns of
+        # one row tile are at least 64 words), a row operation's row
         # within the unit's buffer, shifts up to 47, an output that partly overwrites an input,
         # spans past the ACT depth, a SOFTMAX of 16 and 7 bits; LAYERNORM: 2 channels at
         # least, in_shift up to 31, eps under 2**40, its parameters within PAR, its 16-bit
         # input's 2B words a row
-        *([("vop operation 7", ErrorCode.BAD_FIELD,
-            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": 7})], 1),
+        *([("to_wgt past the WGT depth", ErrorCode.SCRATCHPAD_OVERFLOW,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.TO_WGT.value, "wide": 1,
+                                              "out_addr": info.wgt_depth - 31})], 1),
+           ("to_wgt of no rows", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.TO_WGT.value,
+                                              "m_tiles": 0})], 1),
            ("layernorm of one channel", ErrorCode.BAD_FIELD,
             [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "n": 1})], 1),
            ("layernorm in_shift over 31", ErrorCode.BAD_FIELD,

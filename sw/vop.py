@@ -14,14 +14,16 @@ import numpy as np
 
 from ..base.config import BANK
 from ..base.sparse import pack
-from ..hw.cmd.descriptors import Opcode, Target, VopOp, vop_in_words, vop_par_words, vop_words
+from ..hw.cmd.descriptors import (LoadFormat, Opcode, Target, VopOp, vop_in_words,
+                                  vop_par_words, vop_words)
 from . import layout
 from .program import Allocator, DeviceInfo, LayerProgram
 from .program import descriptor as _descriptor
 
-__all__ = ["vop_program", "vop_decode", "ln_fields", "VOP_PARAMS", "VOP_OPS"]
+__all__ = ["vop_program", "vop_decode", "ln_fields", "to_wgt_program", "VOP_PARAMS",
+           "VOP_OPS"]
 
-#: The operations a VOP runs (the others are reserved).
+#: The operations :func:`vop_program` runs (TO_WGT: :func:`to_wgt_program`).
 VOP_OPS = (VopOp.ADD, VopOp.MUL, VopOp.GELU, VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.SOFTMAX,
            VopOp.LAYERNORM)
 
@@ -62,7 +64,8 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
     descriptor = encode or _descriptor
     op = VopOp(op)
     if op not in VOP_OPS:
-        raise ValueError(f"VOP operation {op.name} is reserved")
+        raise ValueError(f"VOP operation {op.name} writes the weight scratchpad, not rows of "
+                         "results: vop_program does not run it")
     unknown = set(params) - set(VOP_PARAMS)
     if unknown:
         raise ValueError(f"unknown VOP parameters: {sorted(unknown)}")
@@ -196,3 +199,79 @@ def vop_decode(y, op, n, *, wide=0) -> np.ndarray:
     if op == VopOp.ADD and wide:
         return raw[:, :2 * n].copy().view("<i2")
     return raw[:, :n].view(np.int8).copy()
+
+
+def to_wgt_program(info: DeviceInfo, x, a, *, transpose, alloc: Allocator, w2=None,
+                   w2_fmt=LoadFormat.RAW) -> LayerProgram:
+    """An activation as a GEMM's second operand, as attention needs it: the int8 matrix
+    ``x [L, n]`` (tokens as rows) is loaded into ACT, a TO_WGT VOP copies it into WGT as the
+    dense weight matrix ``W = x^T`` (``transpose``: P V's V) or ``W = x`` (Q K^T's K), and a
+    raw (int32) GEMM multiplies ``a`` with it: ``Y = a @ W^T``, that is ``a [M, L] @ x``
+    (``transpose``) or ``a [M, n] @ x^T``. ``x``'s rows are padded with zero tokens to whole
+    row tiles (``T``), so ``Y`` has ``T`` columns without ``transpose``.
+
+    ``w2`` (int8 ``[N2, K]``, ``K`` as ``a``'s): a LOAD of its dense weights into WGT (in
+    ``w2_fmt``) runs beside the copy (the LOAD stage does not wait for the VOP), and a second
+    GEMM multiplies ``a`` with it: a LOAD into WGT racing a TO_WGT. The program's output
+    decodes (``decode``) to int32 ``[M, (J1 + J2) * cols]``: ``Y``'s ``J1`` channel tiles,
+    then ``a @ w2^T``'s ``J2`` (the channels past each one's end are 0)."""
+    x, a = _matrix(x, "x"), _matrix(a, "a")
+    R, C, bb = info.rows, info.cols, info.bus_bytes
+    L, n = x.shape
+    mt_x = -(-L // R)
+    t = mt_x * R
+    k = t if transpose else n
+    if a.shape[1] not in (L, k):
+        raise ValueError(f"a must have {L if transpose else n} columns, not {a.shape[1]}")
+    n1 = n if transpose else t
+    nj1, kb = -(-n1 // C), -(-k // BANK)
+    words1 = nj1 * kb * BANK
+    m = a.shape[0]
+    mt_a = -(-m // R)
+    b_x = -(-n // BANK)
+    a_at = mt_x * b_x
+    prog = LayerProgram(rows=R, cols=C, m=m, mode="raw")
+    n2, nj2, w2_at = 0, 0, words1
+    if w2 is not None:
+        w2 = _matrix(w2, "w2")
+        if w2.shape[1] != a.shape[1]:
+            raise ValueError(f"w2 must have {a.shape[1]} columns, not {w2.shape[1]}")
+        n2 = w2.shape[0]
+        nj2 = -(-n2 // C)
+    if (a_at + mt_a * kb > info.act_depth or w2_at + nj2 * kb * BANK > info.wgt_depth
+            or max(nj1, nj2) > info.par_depth or (nj1 + nj2) * mt_a * R > info.out_depth):
+        raise ValueError(f"x {x.shape} and a {a.shape} do not fit the device's scratchpads")
+
+    def load(target, data, sram, fmt=LoadFormat.RAW, **flags):
+        if target == Target.WGT:
+            data = layout.pack_wgt_words(data, C, fmt, bb) if fmt != LoadFormat.RAW else data
+        prog.load(_descriptor, target, prog.image(data, alloc, bb),
+                  -(-len(data) // bb) * bb, sram, fmt=fmt, **flags)
+    ak = np.zeros((m, kb * BANK), np.int8)
+    ak[:, :a.shape[1]] = a
+    load(Target.ACT, layout.act_image(x, R), 0)
+    load(Target.ACT, layout.act_image(ak, R), a_at)
+    load(Target.PAR, layout.par_image(0, 1, 0, max(nj1, nj2) * C, C), 0, sig_next=1)
+    prog.descs.append(_descriptor(Opcode.VOP, vop={
+        "op": VopOp.TO_WGT.value, "n": n, "m_tiles": mt_x, "a_addr": 0,
+        "out_addr": 0, "wide": int(bool(transpose))}, wait_prev=1))
+    if w2 is not None:
+        load(Target.WGT, layout.wgt_image(pack(w2, 1), C), w2_at, fmt=w2_fmt, sig_next=1)
+    gemm = {"act_addr": a_at, "par_addr": 0, "banks": kb, "m_tiles": mt_a, "log2s": 0,
+            "mode": 0}
+    prog.descs.append(_descriptor(Opcode.GEMM, gemm={
+        **gemm, "wgt_addr": 0, "n_tiles": nj1, "out_addr": 0}, sig_next=int(w2 is None)))
+    if w2 is not None:
+        prog.descs.append(_descriptor(Opcode.GEMM, gemm={
+            **gemm, "wgt_addr": w2_at, "n_tiles": nj2, "out_addr": nj1 * mt_a * R},
+            wait_prev=1, sig_next=1))
+    nbytes = (nj1 + nj2) * mt_a * R * C * 4
+    dst = alloc.alloc(nbytes)
+    prog.descs.append(_descriptor(Opcode.STORE, dma={
+        "dram_addr": dst, "stride": nbytes, "row_bytes": nbytes, "rows": 1, "target": 0,
+        "sram_addr": 0}, wait_prev=1))
+    prog.descs.append(_descriptor(Opcode.COMPLETE))
+    prog.outputs.append((dst, nbytes, 0, m))
+    prog.n = (nj1 + nj2) * C
+    prog.dram_bytes += nbytes
+    return prog

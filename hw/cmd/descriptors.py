@@ -202,7 +202,7 @@ class GemmBody(data.Struct):
 
 class VopOp(enum.Enum, shape=3):
     """``VopBody.op``: the vector unit's operations (:class:`~..vector.unit.VecOp`, the same
-    values); 7 is ``BAD_FIELD``."""
+    values), and TO_WGT, which the SPU's vector sequencer runs without the unit."""
     ADD = 0        #: :func:`~s4accel.base.vector.residual_add` of A and B
     MUL = 1        #: :func:`~s4accel.base.vector.elementwise_mul` of A and B
     GELU = 2       #: :func:`~s4accel.base.vector.gelu` of A
@@ -210,7 +210,7 @@ class VopOp(enum.Enum, shape=3):
     ROW_SUM = 4    #: :func:`~s4accel.base.vector.row_sum` of each row of A
     SOFTMAX = 5    #: :func:`~s4accel.base.vector.softmax` of each row of A
     LAYERNORM = 6  #: :func:`~s4accel.base.vector.layernorm` of each row of A
-    RESERVED = 7   #: reserved (``BAD_FIELD``)
+    TO_WGT = 7     #: A as a dense weight image in WGT (:func:`~..vector.vop.to_wgt_image`)
 
 
 class VopBody(data.Struct):

@@ -325,7 +325,8 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
     return (field, over, dma_bad, ~inside), (g_field | g_alias, g_over)
 
 
-def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols):
+def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols, rows,
+                wgt_depth):
     """The dispatch checks of a VOP (``VopBody``'s docstring; the functional model's
     ``_vop_check``), a free-running pipeline on the dispatch register like
     :func:`_dispatch_checks`: operands and field tests (stage 1), the three ``(m_tiles - 1)
@@ -356,13 +357,24 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols)
         binary.eq((v.op == VopOp.ADD) | (v.op == VopOp.MUL)),
         wide_add.eq(v.wide & (v.op == VopOp.ADD)),
         par_end.eq(Mux(ln, v.b_addr + (b_new << lg_p), 0)),
-        bad1.eq((v.op.as_value() > VopOp.LAYERNORM.value) | (v.n == 0) | (v.m_tiles == 0)
+        bad1.eq((v.n == 0) | (v.m_tiles == 0)
                 | (row_op & (v.n > max_row)) | (v.shift > 47) | (v.u_shift > 47)
                 | (ln & ((v.n < 2) | (v.shift > 31) | (v.u_mult > 255)))
                 | ((v.op == VopOp.SOFTMAX) & v.relu & v.wide)
                 | _absent_spus(h, spus)),
     ]
     m1 = (v.m_tiles - 1)[:16]
+    # TO_WGT: its WGT span is channel tiles x K banks x 32 words (``to_wgt_words``)
+    tw1 = Signal(name="vc_tw1")
+    m.d.sync += tw1.eq(v.op == VopOp.TO_WGT)
+    lg_c, lg_r = cols.bit_length() - 1, rows.bit_length() - 1
+    x_bits = 16 + max(0, lg_r - lg_c)           # ceil(T / cols) and ceil(n / cols) fit
+    tok = Cat(Const(0, lg_r), v.m_tiles)        # T = m_tiles * rows
+    ceil_c = lambda x: (x + cols - 1) >> lg_c   # noqa: E731
+    ceil_b = lambda x: (x + 31) >> 5            # noqa: E731
+    tw_words = registered_uproduct(m, Mux(v.wide, ceil_c(v.n), ceil_c(tok))[:x_bits],
+                                   Mux(v.wide, ceil_b(tok), ceil_b(v.n))[:16], width=32,
+                                   platform=platform, name="vc_tw")
 
     def product(stride, dflt, name):   # (m_tiles - 1) * (stride, or dflt when 0)
         return registered_uproduct(m, m1, Mux(stride == 0, dflt, stride)[:16], width=32,
@@ -376,25 +388,31 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols)
     nb2, ow2 = Signal(12, name="vc_nb2"), Signal(13, name="vc_ow2")
     nbi2 = Signal(13, name="vc_nbi2")
     par2 = Signal(name="vc_par2")
+    tw2 = Signal(name="vc_tw2")
     m.d.sync += [bad2.eq(bad1), bin2.eq(binary), wa2.eq(wide_add), nb2.eq(nb), ow2.eq(ow),
-                 nbi2.eq(nbi), par2.eq(par_end > par_depth)]
+                 nbi2.eq(nbi), par2.eq(par_end > par_depth), tw2.eq(tw1)]
     # stage 3: the ends --------------------------------------------------------------------
     a_end, b_end, o_end = (Signal(34, name=f"vc_{x}_end") for x in "abo")
     bad3, bin3, wa3 = Signal(name="vc_bad3"), Signal(name="vc_bin3"), Signal(name="vc_wa3")
     par3 = Signal(name="vc_par3")
+    tw3 = Signal(name="vc_tw3")
+    w_end = Signal(40, name="vc_w_end")
     m.d.sync += [a_end.eq(v.a_addr + pa + nbi2), b_end.eq(v.b_addr + pb + nb2),
                  o_end.eq(v.out_addr + po + ow2), bad3.eq(bad2), bin3.eq(bin2),
-                 wa3.eq(wa2), par3.eq(par2)]
+                 wa3.eq(wa2), par3.eq(par2), tw3.eq(tw2),
+                 w_end.eq(v.out_addr + (tw_words << 5))]
     # stage 4: the compares ----------------------------------------------------------------
     field, over = Signal(name="vc_field"), Signal(name="vc_over")
 
     def alias(addr, stride, end):      # the output span overlaps this input, not in place
         same = (v.out_addr == addr) & (v.out_stride == stride) & ~wa3
         return (v.out_addr < end) & (addr < o_end) & ~same
-    m.d.sync += [field.eq(bad3 | alias(v.a_addr, v.a_stride, a_end)
+    # (a TO_WGT writes WGT: no ACT output span, its WGT span instead)
+    m.d.sync += [field.eq(bad3 | (~tw3 & alias(v.a_addr, v.a_stride, a_end))
                           | (bin3 & alias(v.b_addr, v.b_stride, b_end))),
                  over.eq((a_end > act_depth) | (bin3 & (b_end > act_depth))
-                         | (o_end > act_depth) | par3)]
+                         | (~tw3 & (o_end > act_depth)) | par3
+                         | (tw3 & (w_end > wgt_depth)))]
     return field, over
 
 
@@ -670,7 +688,8 @@ class CommandProcessor(wiring.Component):
         if has_vec:
             v_field, v_over = _vop_checks(m, platform, desc=desc, spus=self._spus,
                                           act_depth=g.act_depth, max_row=cfg.vec_max_row,
-                                          par_depth=g.par_depth, cols=cfg.cols)
+                                          par_depth=g.par_depth, cols=cfg.cols,
+                                          rows=cfg.rows, wgt_depth=g.wgt_depth)
         else:           # (no vector unit: a VOP is an unknown opcode)
             v_field = v_over = Const(0)
         has_codec = bool(cfg.jpeg_decoders)

@@ -89,6 +89,7 @@ class RegisteredRam(Elaboratable):
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=self.width, depth=self.depth, init=[],
                                                attrs=NO_RW_CHECK)
+        self.sim_memory = mem       # the last elaboration's memory (amaranth.sim tests read it)
         wr = (mem.write_port(granularity=self.width // self.lanes) if self.lanes > 1
               else mem.write_port())
         rd = mem.read_port()

@@ -349,6 +349,7 @@ class Spu(wiring.Component):
         for r in range(R):
             act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=fine))
             m.submodules[f"act_sram{r}"] = act_mems[-1]
+        self.sim_rams = {"act": act_mems, "wgt": wgt_banks}   # (amaranth.sim tests)
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
                                                         init=[])
 
@@ -366,12 +367,13 @@ class Spu(wiring.Component):
         last_byte = g.bus_bits // 8 - 1
         ld_ready = Signal(init=1)   # (ld_target resets to ACT)
         ld_hold = Signal()             # a loaded activation word waits (see below)
+        wgt_wait = Signal()            # a LOAD into WGT waits for a TO_WGT (below)
         with m.If(~ld_packed):
-            m.d.comb += self.i_load.ready.eq(ld_ready & ~ld_hold)
+            m.d.comb += self.i_load.ready.eq(ld_ready & ~ld_hold & ~wgt_wait)
         # packed weight loads go through the unpacker, which takes bus words at its own pace
         m.submodules.wgt_unpack = unpack = WgtUnpack(cols=C, bus_bits=g.bus_bits)
         m.d.comb += [unpack.i.payload.eq(self.i_load.payload.data),
-                     unpack.i.valid.eq(self.i_load.valid & ld_packed),
+                     unpack.i.valid.eq(self.i_load.valid & ld_packed & ~wgt_wait),
                      unpack.start.eq(self.load_start), unpack.fmt.eq(self.load_fmt)]
         with m.If(ld_packed):
             m.d.comb += self.i_load.ready.eq(unpack.i.ready)
@@ -447,13 +449,25 @@ class Spu(wiring.Component):
                                | Cat(*(pool_we[r] & ld_row_en[r].any()
                                        for r in range(R))).any())
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
+        # a TO_WGT VOP's words (the vector sequencer): whole words, from registers. While one
+        # runs (``tw_lock``) a LOAD into WGT waits: no bus word is taken and the unpacker gets
+        # none, so the last loaded word is written before the copy's first (which comes
+        # several cycles after the VOP is taken), and nothing of the load is lost
+        tw_en = Signal()
+        tw_addr = Signal(16)
+        tw_data = Signal(g.wgt_bits)
+        tw_lock = Signal()
         for b, ram in enumerate(wgt_banks):
             w_en = wgt_en | unpack.o_valid.replicate(wgt_lanes)
-            m.d.comb += [ram.w_addr.eq(wr_word[:wb_bits]),
-                         ram.w_data.eq(Mux(unpack.o_valid, unpack.o_word,
-                                           bus_data.replicate(wgt_lanes))),
+            w_addr = Mux(tw_en, tw_addr, wr_word)
+            w_en = Mux(tw_en, Const((1 << wgt_lanes) - 1, wgt_lanes), w_en)
+            m.d.comb += [ram.w_addr.eq(w_addr[:wb_bits]),
+                         ram.w_data.eq(Mux(tw_en, tw_data,
+                                           Mux(unpack.o_valid, unpack.o_word,
+                                               bus_data.replicate(wgt_lanes)))),
                          ram.w_en.eq(w_en if n_wb == 1 else
-                                     Mux(wr_word[wb_bits:] == b, w_en, 0))]
+                                     Mux(w_addr[wb_bits:] == b, w_en, 0))]
+        m.d.comb += wgt_wait.eq(tw_lock & (ld_target == Target.WGT))
         par_en = Signal(par_lanes)
         m.d.comb += [par_ram.w_addr.eq(wr_word), par_ram.w_data.eq(bus_data.replicate(par_lanes)),
                      par_ram.w_en.eq(par_en)]
@@ -787,9 +801,9 @@ class Spu(wiring.Component):
 
         if cfg.vec_max_row:
             self._vector_sequencer(m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
-                                   vw_data, busy, par_ram)
+                                   vw_data, busy, par_ram, (tw_en, tw_addr, tw_data, tw_lock))
         else:
-            m.d.comb += [vw_en.eq(0)]
+            m.d.comb += [vw_en.eq(0), tw_en.eq(0), tw_lock.eq(0)]
 
         # -- stores: output scratchpad -> DMA write data -------------------------------------
         lanes = g.out_bits // g.bus_bits
@@ -849,7 +863,7 @@ class Spu(wiring.Component):
         return m
 
     def _vector_sequencer(self, m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
-                          vw_data, gemm_busy, par_ram):
+                          vw_data, gemm_busy, par_ram, tw):
         """The VOP sequencer (``VopBody``; ``hw/vector/vop.py`` is the definition): one
         :class:`VectorUnit` command a row, the row's words read from its ACT memory into the
         unit, the results written back into the same memory.
@@ -906,6 +920,8 @@ class Spu(wiring.Component):
         f_v = [Signal(name=f"vop_fv{d}") for d in range(2)]
         chan = Signal(BANK * 64)        # the vector's parameters, channel l in bits 64l..
         chan_full = Signal()
+        is_tw, tw_states, tw_datapath = self._to_wgt(m, vop, vbusy, nb, sa, vr, act_q, v_raddr,
+                                                     v_ren, tw)
         with m.FSM(name="vop_fsm"):
             with m.State("IDLE"):
                 with m.If(self.i_vop.valid & ~vbusy & ~gemm_busy):
@@ -929,6 +945,8 @@ class Spu(wiring.Component):
                              a_base.eq(vop.a_addr), b_base.eq(vop.b_addr),
                              o_base.eq(vop.out_addr), t_left.eq(vop.m_tiles - 1), vr.eq(0)]
                 m.next = "CMD"
+                with m.If(is_tw):
+                    m.next = "TW_SETUP"
             with m.State("CMD"):
                 c = vu.i_cmd.payload
                 m.d.comb += [vu.i_cmd.valid.eq(1), c.op.eq(vop.op.as_value()), c.n.eq(vop.n),
@@ -969,6 +987,8 @@ class Spu(wiring.Component):
                 m.d.comb += self.gemm_done.eq(1)
                 m.d.sync += vbusy.eq(0)
                 m.next = "IDLE"
+            tw_states()
+        tw_datapath()
 
         # the tag chain: tv[d] is a read issued d cycles ago (tb: B's word)
         tv = [Signal(name=f"vop_tv{d}") for d in range(R + 2)]
@@ -999,7 +1019,7 @@ class Spu(wiring.Component):
                                               a_word[8 * lane:8 * lane + 8].as_signed())),
                          ia.mask[lane].eq((vop.mask_n == 0) | (rem > lane)),
                          vu.i_b.payload[lane].eq(word[8 * lane:8 * lane + 8].as_signed())]
-        fire = here_v & (here_b | ~pair)
+        fire = here_v & (here_b | ~pair) & ~is_tw
         m.d.comb += [vu.i_a.valid.eq(fire), vu.i_b.valid.eq(fire & binary)]
         # LAYERNORM's parameters: P reads a vector through PAR's port (the GEMM engine, idle
         # during a VOP, drives it otherwise), the words shifted in as they arrive two cycles
@@ -1044,3 +1064,232 @@ class Spu(wiring.Component):
         with m.Else():
             m.d.sync += vw_en.eq(0)
         return m
+
+    def _to_wgt(self, m, vop, vbusy, nb, sa, vr, act_q, v_raddr, v_ren, tw):
+        """TO_WGT (``VopBody``; :func:`~..vector.vop.to_wgt_image` is the definition): the
+        vector sequencer's states that copy the int8 matrix X (``T = m_tiles * R`` tokens of
+        ``n`` bytes) from ACT into WGT as a dense weight image, written one word a cycle
+        through WGT's write port (``tw``: enable, address, data, and the lock that holds a
+        LOAD into WGT meanwhile). Called inside the sequencer's FSM; returns ``is_tw``.
+
+        ACT reads go through row 0's port (``v_raddr``, ``v_ren``); a read of row ``r`` has
+        its word at ``act_q[r]`` ``r + 2`` cycles after its issue. The reads are issued row
+        by row (all of row 0's first), so their words arrive in issue order, at least as far
+        apart as the reads; an arrival-side copy of the issue counters says where each goes
+        (``vr``, the row whose word is taken, is one of them).
+
+        - ``wide`` (W = X^T, P V's V): per row ``r``, ACT word ``kw``, row tile ``i``: one
+          read, token ``t = i R + r``; its word gives ``P = 32 / cols`` WGT words, channel
+          tile ``j = kw P + q`` (``q < P``, those with ``j C < n``) at ``out_addr + j Tp + t``
+          (``Tp``: T rounded up to 32). A read every ``P`` cycles; then the ``(0, e)`` words
+          of the padding tokens ``T .. Tp - 1``.
+        - else (W = X, Q K^T's K): per group of ``C`` tokens (channel tile ``j``) and ACT word
+          ``kw``: ``C`` reads into a buffer, then its 32 WGT words (entry ``e``: byte ``e`` of
+          each token's word) at consecutive addresses from ``out_addr + (j B + kw) 32``.
+        """
+        cfg = self._config
+        R, C = cfg.rows, cfg.cols
+        P = BANK // C
+        if BANK % C:
+            raise ValueError(f"TO_WGT needs cols dividing {BANK}, not {C}")
+        lg_r, lg_c, lg_p = R.bit_length() - 1, C.bit_length() - 1, P.bit_length() - 1
+        tw_en, tw_addr, tw_data, tw_lock = tw
+        is_tw = Signal()
+        m.d.comb += [is_tw.eq(vop.op == VopOp.TO_WGT), tw_lock.eq(vbusy & is_tw)]
+        t_all = Signal(22)              # T tokens
+        tp = Signal(22)                 # T rounded up to 32
+        nj = Signal(22)                 # channel tiles
+        m1 = Signal(16)                 # m_tiles - 1
+        # issue side
+        ir, ikw, ii = Signal(range(max(2, R))), Signal(13), Signal(16)
+        p_addr = Signal(16)             # the next read's ACT word
+        p_kw = Signal(16)               # a_addr (+ i0 sa) + kw: this pass's first word
+        gap = Signal(range(max(2, P)))
+        # arrival side
+        akw, ai = Signal(13), Signal(16)
+        at = Signal(22)                 # the arriving token
+        a_base = Signal(24)             # out_addr + kw P Tp
+        a_rem = Signal(signed(18))      # n - 32 kw
+        arrived = Signal()              # every read has arrived
+        # emission (V): the latched word, shifted a channel tile at a time
+        e_word = Signal(BANK * 8)
+        e_left = Signal(range(P + 1))
+        e_addr = Signal(24)
+        e_rem = Signal(signed(18))
+        e_t = Signal(5)
+        # K: the group (channel tile j, ACT word kw) and its buffer
+        gj = Signal(22)
+        g_base = Signal(16)             # a_addr + i0 sa (i0: the group's first row tile)
+        g_r0 = Signal(range(max(2, R)))
+        k_n = Signal(range(C + 1))      # reads issued / arrived in the group
+        k_got = Signal(range(C + 1))
+        buf = [Signal(BANK * 8, name=f"tw_buf{c}") for c in range(C)]
+        k_e = Signal(6)                 # entry written
+        k_trem = Signal(signed(24))     # T - j C: the group's valid tokens
+        k_frem = Signal(signed(18))     # n - 32 kw: the word's valid bytes
+        w_addr = Signal(24)
+        TR, TI = min(C, R), max(1, C // R)
+        lg_ti = TI.bit_length() - 1
+
+        def chan(val, ok, e):           # one channel of a WGT word: (value or 0, e)
+            return Cat(Mux(ok, val, 0), e[:5], Const(0, 3))
+
+        m.d.sync += tw_en.eq(0)
+        k_ir = Signal(range(max(2, TR)))
+        k_ii = Signal(range(max(2, TI)))
+        tw_arr = Signal()
+
+        def states():               # inside the sequencer's FSM
+            with m.State("TW_SETUP"):
+                t_new = (vop.m_tiles << lg_r)
+                m.d.sync += [t_all.eq(t_new), tp.eq(((t_new + 31) >> 5) << 5),
+                             nj.eq(Mux(vop.wide, (vop.n + C - 1) >> lg_c,
+                                       (t_new + C - 1) >> lg_c)),
+                             m1.eq(vop.m_tiles - 1),
+                             ir.eq(0), ikw.eq(0), ii.eq(0), p_addr.eq(vop.a_addr),
+                             p_kw.eq(vop.a_addr), gap.eq(0), vr.eq(0), akw.eq(0), ai.eq(0),
+                             at.eq(0), a_base.eq(vop.out_addr), a_rem.eq(vop.n), arrived.eq(0),
+                             e_left.eq(0), gj.eq(0), g_base.eq(vop.a_addr), g_r0.eq(0),
+                             k_n.eq(0), k_got.eq(0), k_e.eq(0), k_trem.eq(t_new),
+                             k_frem.eq(vop.n), w_addr.eq(vop.out_addr)]
+                with m.If(vop.wide):
+                    m.next = "TW_ISSUE"
+                with m.Else():
+                    m.next = "KX_READ"
+
+            # -- W = X^T ----------------------------------------------------------------------
+            with m.State("TW_ISSUE"):
+                with m.If(gap == 0):
+                    m.d.comb += [v_ren.eq(1), v_raddr.eq(p_addr)]
+                    m.d.sync += gap.eq(P - 1)
+                    with m.If(ii != m1):
+                        m.d.sync += [ii.eq(ii + 1), p_addr.eq(p_addr + sa)]
+                    with m.Elif(ikw != nb - 1):
+                        m.d.sync += [ii.eq(0), ikw.eq(ikw + 1), p_addr.eq(p_kw + 1),
+                                     p_kw.eq(p_kw + 1)]
+                    with m.Elif(ir != R - 1):
+                        m.d.sync += [ii.eq(0), ikw.eq(0), ir.eq(ir + 1), p_addr.eq(vop.a_addr),
+                                     p_kw.eq(vop.a_addr)]
+                    with m.Else():
+                        m.next = "TW_DRAIN"
+                with m.Else():
+                    m.d.sync += gap.eq(gap - 1)
+            with m.State("TW_DRAIN"):
+                with m.If(arrived & (e_left == 0)):
+                    m.d.sync += [at.eq(t_all), gj.eq(0), w_addr.eq(vop.out_addr + t_all)]
+                    with m.If(t_all == tp):
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "TW_PAD"
+            with m.State("TW_PAD"):        # the padding tokens' (0, e) words, tile by tile
+                m.d.sync += [tw_en.eq(1), tw_addr.eq(w_addr),
+                             tw_data.eq(Cat(*(chan(Const(0, 8), 0, at) for c in range(C))))]
+                with m.If(at != tp - 1):
+                    m.d.sync += [at.eq(at + 1), w_addr.eq(w_addr + 1)]
+                with m.Else():
+                    m.d.sync += [at.eq(t_all), gj.eq(gj + 1), w_addr.eq(w_addr + 1 + t_all)]
+                    with m.If(gj == nj - 1):
+                        m.next = "DONE"
+
+            # -- W = X ------------------------------------------------------------------------
+            with m.State("KX_READ"):
+                m.d.comb += [v_ren.eq(1), v_raddr.eq(p_addr)]
+                m.d.sync += k_n.eq(k_n + 1)
+                if TI > 1:
+                    with m.If(k_ii != TI - 1):
+                        m.d.sync += [k_ii.eq(k_ii + 1), p_addr.eq(p_addr + sa)]
+                    with m.Else():
+                        m.d.sync += [k_ii.eq(0), k_ir.eq(k_ir + 1), p_addr.eq(g_base + ikw)]
+                else:
+                    m.d.sync += k_ir.eq(k_ir + 1)
+                with m.If(k_n == C - 1):
+                    m.d.sync += [k_ii.eq(0), k_ir.eq(0)]
+                    m.next = "KX_WAIT"
+            with m.State("KX_WAIT"):
+                with m.If(k_got == C):
+                    m.d.sync += k_e.eq(0)
+                    m.next = "KX_WRITE"
+            with m.State("KX_WRITE"):
+                m.d.sync += [tw_en.eq(1), tw_addr.eq(w_addr), w_addr.eq(w_addr + 1),
+                             k_e.eq(k_e + 1),
+                             tw_data.eq(Cat(*(chan(buf[c][:8], (k_trem > c) & (k_frem > k_e),
+                                                   k_e) for c in range(C))))]
+                m.d.sync += [b.eq(b >> 8) for b in buf]
+                with m.If(k_e == BANK - 1):
+                    # the next group: the next ACT word, or the next channel tile's tokens
+                    m.d.sync += [k_n.eq(0), k_got.eq(0), k_frem.eq(k_frem - BANK), vr.eq(g_r0)]
+                    with m.If(ikw != nb - 1):
+                        m.d.sync += [ikw.eq(ikw + 1), p_addr.eq(g_base + ikw + 1)]
+                        m.next = "KX_READ"
+                    with m.Else():
+                        m.d.sync += [ikw.eq(0), gj.eq(gj + 1), k_frem.eq(vop.n),
+                                     k_trem.eq(k_trem - C)]
+                        if C >= R:
+                            nbase = g_base + (sa << lg_ti)
+                            m.d.sync += [g_base.eq(nbase), p_addr.eq(nbase)]
+                        else:
+                            wrap = g_r0 == R - C
+                            nbase = Mux(wrap, g_base + sa, g_base)
+                            r0 = Mux(wrap, 0, g_r0 + C)
+                            m.d.sync += [g_r0.eq(r0), vr.eq(r0), g_base.eq(nbase),
+                                         p_addr.eq(nbase)]
+                        with m.If(gj == nj - 1):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.next = "KX_READ"
+
+        def datapath():             # after it
+            # -- arrivals: a tag chain of (read issued, its row) ---------------------------------
+            tv = [Signal(name=f"tw_tv{d}") for d in range(R + 2)]
+            tr = [Signal(range(max(2, R)), name=f"tw_tr{d}") for d in range(R + 2)]
+            row_now = Signal(range(max(2, R)))
+            with m.If(vop.wide):
+                m.d.comb += row_now.eq(ir)
+            with m.Else():
+                m.d.comb += row_now.eq(g_r0 + k_ir)
+            m.d.comb += [tv[0].eq(v_ren & is_tw), tr[0].eq(row_now)]
+            for d in range(1, R + 2):
+                m.d.sync += [tv[d].eq(tv[d - 1]), tr[d].eq(tr[d - 1])]
+            m.d.comb += tw_arr.eq(Cat(*(tv[d] & (tr[d] == d - 2) for d in range(2, R + 2))).any())
+            word = Array(act_q)[vr]
+            with m.If(vop.wide):
+                # emission: P words from the latched one, a channel tile a cycle
+                with m.If(e_left != 0):
+                    m.d.sync += [tw_en.eq(e_rem > 0), tw_addr.eq(e_addr), e_addr.eq(e_addr + tp),
+                                 e_rem.eq(e_rem - C), e_left.eq(e_left - 1),
+                                 e_word.eq(e_word >> (8 * C)),
+                                 tw_data.eq(Cat(*(chan(e_word[8 * c:8 * c + 8], e_rem > c, e_t)
+                                                  for c in range(C))))]
+                with m.If(tw_arr):
+                    m.d.sync += [e_word.eq(word), e_left.eq(P), e_addr.eq(a_base + at),
+                                 e_rem.eq(a_rem), e_t.eq(at[:5])]
+                    with m.If(ai != m1):
+                        m.d.sync += [ai.eq(ai + 1), at.eq(at + R)]
+                    with m.Elif(akw != nb - 1):
+                        m.d.sync += [ai.eq(0), akw.eq(akw + 1), at.eq(vr),
+                                     a_base.eq(a_base + (tp << lg_p)), a_rem.eq(a_rem - BANK)]
+                    with m.Elif(vr != R - 1):
+                        m.d.sync += [ai.eq(0), akw.eq(0), vr.eq(vr + 1), at.eq(vr + 1),
+                                     a_base.eq(vop.out_addr), a_rem.eq(vop.n)]
+                    with m.Else():
+                        m.d.sync += arrived.eq(1)
+            with m.Else():
+                with m.If(tw_arr):
+                    m.d.sync += k_got.eq(k_got + 1)
+                    if TI > 1:
+                        slot = Signal(range(C))
+                        k_ai = Signal(range(TI))
+                        k_ar = Signal(range(max(2, TR)))
+                        m.d.comb += slot.eq(Cat(k_ar, k_ai) if lg_r else k_ai)
+                        m.d.sync += k_ai.eq(k_ai + 1)
+                        with m.If(k_ai == TI - 1):
+                            m.d.sync += [k_ar.eq(k_ar + 1), vr.eq(vr + 1)]
+                        with m.If(k_got == C - 1):
+                            m.d.sync += [k_ai.eq(0), k_ar.eq(0)]
+                    else:
+                        slot = vr - g_r0
+                        m.d.sync += vr.eq(vr + 1)
+                    for c in range(C):
+                        with m.If(slot == c):
+                            m.d.sync += buf[c].eq(word)
+        return is_tw, states, datapath

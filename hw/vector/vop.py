@@ -14,7 +14,8 @@ from ...base.config import BANK
 from ..cmd.descriptors import VopOp, vop_in_words, vop_par_words, vop_words
 
 __all__ = ["vop_reference", "vop_spans", "vop_fields", "vop_cycles", "ln_eps", "ln_par_params",
-           "softmax_bits", "VOP_FIELDS"]
+           "softmax_bits", "to_wgt_dims", "to_wgt_words", "to_wgt_image", "to_wgt_cycles",
+           "VOP_FIELDS"]
 
 #: The fields of a :class:`VopBody` that :func:`vop_reference` takes.
 VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", "b_stride",
@@ -30,15 +31,20 @@ def vop_fields(body) -> dict:
 
 
 def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, out_stride,
-              wide, cols=None):
+              wide, cols=None, rows=None):
     """``{"a": (start, end), "b": ..., "out": ...}``: the ACT words (end exclusive, not
     wrapped) each operand spans; ``"b"`` only for ADD and MUL; ``"par"`` (PAR words) for a
-    LAYERNORM when ``cols`` is given."""
+    LAYERNORM when ``cols`` is given; TO_WGT has no ``"out"`` but ``"wgt"`` (WGT words,
+    :func:`to_wgt_words`) when ``rows`` and ``cols`` are given."""
     b, w, ow = vop_words(op, n, wide)
     bi = vop_in_words(op, n, wide)
     sa, sb, so = a_stride or bi, b_stride or b, out_stride or ow
-    spans = {"a": (a_addr, a_addr + (m_tiles - 1) * sa + bi),
-             "out": (out_addr, out_addr + (m_tiles - 1) * so + ow)}
+    spans = {"a": (a_addr, a_addr + (m_tiles - 1) * sa + bi)}
+    if VopOp(op) == VopOp.TO_WGT:
+        if rows and cols:
+            spans["wgt"] = (out_addr, out_addr + to_wgt_words(n, m_tiles, rows, cols, wide))
+        return spans
+    spans["out"] = (out_addr, out_addr + (m_tiles - 1) * so + ow)
     if VopOp(op) in (VopOp.ADD, VopOp.MUL):
         spans["b"] = (b_addr, b_addr + (m_tiles - 1) * sb + b)
     if VopOp(op) == VopOp.LAYERNORM and cols:
@@ -71,6 +77,66 @@ def ln_par_params(par, addr, n):
     return mult, bias, shift
 
 
+#: TO_WGT's cycle constants (:func:`to_wgt_cycles`): the two setup states, the cycles
+#: after the last ACT word arrives (W = X^T), a group's cycles after its last word (W = X)
+TW_SETUP, TW_TAIL, KX_GAP = 2, 3, 2
+
+
+def to_wgt_dims(n, m_tiles, rows, cols, wide):
+    """``(channel tiles, K banks)`` of the dense weight image a TO_WGT writes (``VopBody``):
+    ``W = X^T`` (``wide``: ``n`` output channels, ``T = m_tiles * rows`` inputs) or ``W = X``
+    (``T`` output channels, ``n`` inputs)."""
+    t = m_tiles * rows
+    if wide:
+        return -(-n // cols), -(-t // BANK)
+    return -(-t // cols), -(-n // BANK)
+
+
+def to_wgt_words(n, m_tiles, rows, cols, wide) -> int:
+    """WGT words a TO_WGT writes: channel tiles x K banks x 32 entries."""
+    nj, kb = to_wgt_dims(n, m_tiles, rows, cols, wide)
+    return nj * kb * BANK
+
+
+def to_wgt_image(x, cols, transpose) -> np.ndarray:
+    """The WGT words (``[words, cols, 2]`` uint8: value byte, index byte) of the dense
+    (s = 1) weight matrix ``W = x^T`` (``transpose``) or ``W = x`` (``x``: int8 ``[T, n]``,
+    token ``t`` in row ``t``): word ``(j * K_banks + k) * 32 + e`` holds, for channel ``c``,
+    ``(W[j*cols + c, 32k + e], e)``; channels past ``W``'s rows and inputs past its columns
+    are ``(0, e)``. This is ``sw.layout.wgt_image(sparse.pack(W, 1), cols)``, word by word,
+    so a GEMM at s = 1 reading it computes ``A @ W^T``."""
+    w = np.asarray(x, np.int8)
+    w = w.T if transpose else w
+    nw, kw = w.shape
+    nt, nb = -(-nw // cols), -(-kw // BANK)
+    vals = np.zeros((nt * cols, nb * BANK), np.int8)
+    vals[:nw, :kw] = w
+    out = np.empty((nt, nb, BANK, cols, 2), np.uint8)
+    out[..., 0] = vals.reshape(nt, cols, nb, BANK).transpose(0, 2, 3, 1).view(np.uint8)
+    out[..., 1] = np.arange(BANK, dtype=np.uint8)[None, None, :, None]
+    return out.reshape(-1, cols, 2)
+
+
+def to_wgt_cycles(rows, cols, n, m_tiles, wide) -> int:
+    """Cycles of a TO_WGT in the SPU, from the cycle it is taken to its done pulse (the
+    vector sequencer's schedule, ``Spu._to_wgt``).
+
+    ``wide`` (W = X^T): a read every ``P = 32 / cols`` cycles, ``B T`` of them (``B`` ACT
+    words a token, ``T`` tokens), the last one's word ``rows + 1`` cycles later and its ``P``
+    WGT words after it, then one cycle a ``(0, e)`` word of the padding tokens (``Tp - T``
+    a channel tile). Else (W = X): per group of ``cols`` tokens and an ACT word, ``cols``
+    reads, the last one's word ``r0 + min(cols, rows) + 1`` cycles later (``r0``: the
+    group's first row, 0 unless ``cols < rows``), then its 32 words."""
+    nj, kb = to_wgt_dims(n, m_tiles, rows, cols, wide)
+    t = m_tiles * rows
+    if wide:
+        b = -(-n // BANK)
+        return TW_SETUP + b * t * (BANK // cols) + rows + TW_TAIL + (kb * BANK - t) * nj
+    tr = min(cols, rows)
+    r0 = sum((j * cols) % rows for j in range(nj)) if cols < rows else 0
+    return TW_SETUP + kb * (nj * (cols + tr + KX_GAP + BANK) + r0)
+
+
 def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
@@ -83,6 +149,10 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
     vector: the square root and the division, then a vector each time its parameters are
     fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX."""
     op = VopOp(op)
+    if op == VopOp.TO_WGT:
+        if not cols:
+            raise ValueError("a TO_WGT's cycles depend on the device's cols")
+        return to_wgt_cycles(rows, cols, n, m_tiles, wide)
     b, _, _ = vop_words(op, n, wide)
     wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
     if op in (VopOp.ADD, VopOp.MUL):
@@ -103,16 +173,25 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
 
 def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0, b_stride=0,
                   out_stride=0, mask_n=0, relu=0, wide=0, shift=0, mult=0, mult_b=0, u_mult=0,
-                  u_shift=0, par=None):
+                  u_shift=0, par=None, wgt=None):
     """Run one VOP on ``act`` (``[depth, rows, 32]`` int8, the ACT scratchpad, changed in
     place) with the descriptor's field values (the caller has checked them); ``par`` (the PAR
-    scratchpad, ``[depth, cols, 8]`` uint8) is read by a LAYERNORM. Returns the number of
-    rows processed."""
+    scratchpad, ``[depth, cols, 8]`` uint8) is read by a LAYERNORM, ``wgt`` (the WGT
+    scratchpad, ``[depth, cols, 2]`` uint8) written by a TO_WGT. Returns the number of rows
+    processed."""
     op = VopOp(op)
     depth, rows, _ = act.shape
     nb, w, ow = vop_words(op, n, wide)
     bi = vop_in_words(op, n, wide)
     sa, sb, so = a_stride or bi, b_stride or nb, out_stride or ow
+    if op == VopOp.TO_WGT:
+        if wgt is None:
+            raise ValueError("a TO_WGT VOP writes the WGT scratchpad: pass wgt")
+        x = np.stack([act[(a_addr + i * sa + np.arange(nb)) % (1 << 16), r].reshape(-1)[:n]
+                      for i in range(m_tiles) for r in range(rows)])
+        img = to_wgt_image(x, wgt.shape[1], bool(wide))
+        wgt[out_addr:out_addr + len(img)] = img
+        return m_tiles * rows
     valid = np.ones(n, bool) if not mask_n else np.arange(n) < mask_n
     wide16 = bool(wide) and op in (VopOp.ADD, VopOp.SOFTMAX)
     if op == VopOp.LAYERNORM:

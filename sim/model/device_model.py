@@ -308,7 +308,9 @@ class DeviceModel:
                     g.act_depth, self.config.rows, BANK)
                 par = np.frombuffer(self.sram[Target.PAR], np.uint8).reshape(
                     g.par_depth, self.config.cols, 8)
-                vop_reference(act, par=par, **fields)
+                wgt = np.frombuffer(self.sram[Target.WGT], np.uint8).reshape(
+                    g.wgt_depth, self.config.cols, 2)
+                vop_reference(act, par=par, wgt=wgt, **fields)
         elif op == Opcode.DECODE.value and self.config.jpeg_decoders:
             self._decode(desc, addr)
         else:
@@ -408,16 +410,18 @@ class DeviceModel:
         ln = op == VopOp.LAYERNORM.value
         row_op = op in (VopOp.SOFTMAX.value, VopOp.ROW_MAX.value, VopOp.ROW_SUM.value,
                         VopOp.LAYERNORM.value)
-        if (op > VopOp.LAYERNORM.value or f["n"] == 0 or f["m_tiles"] == 0
+        if (f["n"] == 0 or f["m_tiles"] == 0
                 or (row_op and f["n"] > self.config.vec_max_row)
                 or (ln and (f["n"] < 2 or f["shift"] > 31 or f["u_mult"] > 255))
                 or (op == VopOp.SOFTMAX.value and f["relu"] and f["wide"])
                 or f["shift"] > golden.SHIFT_MAX or f["u_shift"] > golden.SHIFT_MAX):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
-        spans = vop_spans(op, f["n"], f["m_tiles"], cols=self.config.cols, **{k: f[k] for k in (
-            "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide")})
+        spans = vop_spans(op, f["n"], f["m_tiles"], cols=self.config.cols, rows=self.config.rows,
+                          **{k: f[k] for k in ("a_addr", "b_addr", "out_addr", "a_stride",
+                                               "b_stride", "out_stride", "wide")})
         par = spans.pop("par", None)
-        o_lo, o_hi = spans["out"]
+        wgt = spans.pop("wgt", None)
+        o_lo, o_hi = spans.get("out", (0, 0))      # (TO_WGT writes WGT, not ACT)
         wide_add = op == VopOp.ADD.value and f["wide"]
         for src in ("a", "b"):
             if src not in spans:
@@ -428,7 +432,8 @@ class DeviceModel:
             if o_lo < hi and lo < o_hi and not same:
                 raise _Fault(ErrorCode.BAD_FIELD, addr)
         if (any(hi > self.geom.act_depth for _, hi in spans.values())
-                or (par and par[1] > self.geom.par_depth)):
+                or (par and par[1] > self.geom.par_depth)
+                or (wgt and wgt[1] > self.geom.wgt_depth)):
             raise _Fault(ErrorCode.SCRATCHPAD_OVERFLOW, addr)
 
     def _out_words(self, gb):

@@ -134,7 +134,7 @@ async def vops_on_chip(dut):
     (all-equal rows, one large value, saturating sums, masked positions, 16-bit results, in
     place), bit-exact against the golden functions and the functional model; the performance
     model within 2 %."""
-    from ...sw.vop import vop_program
+    from ...sw.vop import to_wgt_program, vop_program
     from ..model.perf_model import predict_program
     cfg, rng, be, dev, model = await _device_and_model(dut, "vops_on_chip")
     if not cfg.vec_max_row:     # built without vector units: CAP_VEC says so (every_error_code
@@ -155,6 +155,17 @@ async def vops_on_chip(dut):
         dut._log.info("%s (%d rows%s): %d cycles (performance model %d, %+.2f %%)", label,
                       a.shape[0], ", in place" if in_place else "", res.cycles, pred,
                       100 * (pred / res.cycles - 1))
+    # TO_WGT: an activation copied into WGT, a GEMM on the copy, a LOAD into WGT racing it
+    for label, x, a, tr, w2, fmt in scenarios.to_wgt_cases(rng, dev.info,
+                                                            quick=bool(cases_from_env(0))):
+        res = await scenarios.check_to_wgt_against_model(dev, model, label, x, a, tr, w2, fmt)
+        pred = predict_program(cfg, to_wgt_program(dev.info, x, a, transpose=tr, w2=w2,
+                                                   w2_fmt=fmt,
+                                                   alloc=scenarios.Allocator(0, 1 << 40)))
+        pred = pred["cycles"]
+        errors.append((label, res.cycles, pred))
+        dut._log.info("%s: %d cycles (performance model %d, %+.2f %%)", label, res.cycles,
+                      pred, 100 * (pred / res.cycles - 1))
     assert not be.violations, be.violations
     bad = [e for e in errors if abs(e[2] / e[1] - 1) > 0.02]
     assert not bad, f"performance model off by more than 2 %: {bad}"

@@ -26,7 +26,7 @@ def test_every_operation_matches_the_golden_functions(config, seed):
         await ref.open()
         rng = np.random.default_rng(seed)
         cases = scenarios.vop_cases(rng, dev.info)
-        assert {c[1] for c in cases} == set(VopOp) - {VopOp.RESERVED}
+        assert {c[1] for c in cases} == set(VopOp) - {VopOp.TO_WGT}
         for case in cases:
             await scenarios.check_vop_against_model(dev, ref, *case)
     run(main())
@@ -68,8 +68,8 @@ def test_program_refusals():
     info = DeviceInfo.from_config(load_config("tiny"))
     alloc = Allocator(0, 1 << 20)
     a = np.zeros((2, 8), np.int8)
-    with pytest.raises(ValueError, match="reserved"):
-        vop_program(info, a, op=VopOp.RESERVED, alloc=alloc)
+    with pytest.raises(ValueError, match="does not run it"):
+        vop_program(info, a, op=VopOp.TO_WGT, alloc=alloc)
     with pytest.raises(ValueError, match="needs its parameters"):
         vop_program(info, a, op=VopOp.LAYERNORM, alloc=alloc)
     ln = V.layernorm_params(0.05, np.ones(8), np.zeros(8), 0.03, bias_bits=40)
@@ -155,3 +155,65 @@ def test_cycles_formula_against_the_spu():
     want = [vop_cycles(cfg.rows, op, n, mt, wide, relu, cols=cfg.cols)
             for op, n, wide, mt, relu in cases]
     assert got == want
+
+
+@pytest.mark.parametrize("cols", [2, 4, 8, 16, 32])
+def test_to_wgt_image_is_the_dense_weight_image(cols):
+    """TO_WGT's definition equals the weight image of the packed dense matrix, both ways, and
+    a GEMM on it is numpy's product."""
+    from s4accel.base.sparse import pack
+    from s4accel.hw.vector.vop import to_wgt_image, to_wgt_words
+    from s4accel.sw import layout
+    rng = np.random.default_rng(cols)
+    x = rng.integers(-128, 128, (37, 45), dtype=np.int8)
+    for transpose in (0, 1):
+        w = x.T if transpose else x
+        img = to_wgt_image(x, cols, transpose)
+        assert img.tobytes() == layout.wgt_image(pack(w, 1), cols)
+        # as TO_WGT of 37 tokens (one row a tile) of 45 columns
+        assert len(img) == to_wgt_words(45, 37, 1, cols, transpose)
+        # a GEMM on the image: Y[m, ch] = sum_k a[m, k] * W[ch, k]
+        nt, nb = -(-w.shape[0] // cols), -(-w.shape[1] // 32)
+        vals = img[:, :, 0].view(np.int8).reshape(nt, nb, 32, cols)
+        wd = vals.transpose(0, 3, 1, 2).reshape(nt * cols, nb * 32)[:w.shape[0], :w.shape[1]]
+        a = rng.integers(-128, 128, (5, w.shape[1]), dtype=np.int8).astype(np.int64)
+        assert np.array_equal(a @ wd.T.astype(np.int64), a @ w.T.astype(np.int64))
+
+
+def test_to_wgt_words_and_spans():
+    from s4accel.hw.vector.vop import to_wgt_words
+    # V (x^T): ceil(n / cols) channel tiles x ceil(T / 32) banks; K (x): ceil(T / cols) x
+    # ceil(n / 32)
+    assert to_wgt_words(40, 3, 8, 8, 1) == 5 * 1 * 32
+    assert to_wgt_words(40, 3, 8, 8, 0) == 3 * 2 * 32
+    assert to_wgt_words(1, 40, 2, 4, 1) == 1 * 3 * 32
+    assert vop_spans(VopOp.TO_WGT, 40, 3, a_addr=4, b_addr=0, out_addr=100, a_stride=0,
+                     b_stride=0, out_stride=0, wide=0, cols=8, rows=8) == {
+                         "a": (4, 10), "wgt": (100, 292)}
+
+
+@pytest.mark.parametrize("name", ["tiny", "fpga"])
+def test_to_wgt_programs_on_the_model(name):
+    """The functional model runs :func:`to_wgt_program` (a GEMM on the copy, a LOAD into WGT
+    racing it) exactly as numpy multiplies."""
+    cfg = load_config(name)
+
+    async def main():
+        dev = Driver(ModelBackend(cfg))
+        await dev.open()
+        rng = np.random.default_rng(3)
+        for case in scenarios.to_wgt_cases(rng, dev.info):
+            await scenarios.check_to_wgt_against_model(dev, dev, *case)
+    run(main())
+
+
+def test_to_wgt_program_refusals():
+    from s4accel.sw.vop import to_wgt_program
+    info = DeviceInfo.from_config(load_config("tiny"))
+    alloc = Allocator(0, 1 << 20)
+    x = np.zeros((4, 8), np.int8)
+    with pytest.raises(ValueError, match="a must have 4 columns"):
+        to_wgt_program(info, x, np.zeros((2, 8), np.int8), transpose=1, alloc=alloc)
+    with pytest.raises(ValueError, match="do not fit"):
+        to_wgt_program(info, np.zeros((4, 4000), np.int8), np.zeros((2, 4000), np.int8),
+                       transpose=0, alloc=alloc)
