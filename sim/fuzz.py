@@ -45,7 +45,7 @@ from ..hw.cmd.descriptors import (DESC_BYTES, TOKENS, DmaBody, ErrorCode, GemmBo
                                   Opcode, Target, VopBody, VopOp, token_use, vop_in_words,
                                   vop_par_words, vop_words)
 from ..hw.spu.spu import SpuGeometry, int8_out_words
-from ..hw.vector.vop import vop_cycles
+from ..hw.vector.vop import to_wgt_words, vop_cycles
 from ..sw import regs, scenarios
 from ..sw.layout import packed_word_bits
 from ..sw.driver import DRAM_BASE, DRAM_SIZE
@@ -536,7 +536,9 @@ class Generator:
         """A VOP whose fields pass the checks (``VopBody``): small rows and row tiles, the
         operands and the result in separate runs of the ACT scratchpad, or in place."""
         depth, max_row = self.geom.act_depth, self.config.vec_max_row
-        op = int(rng.choice([o.value for o in VopOp if o.value <= VopOp.LAYERNORM.value]))
+        op = int(rng.choice([o.value for o in VopOp]))
+        if op == VopOp.TO_WGT.value:
+            return self._to_wgt(rng)
         ln = op == VopOp.LAYERNORM.value
         n = int(rng.integers(2 if ln else 1, min(max_row, 96) + 1))
         body = {"op": op, "n": n, **self._vop_params(rng, op)}
@@ -559,6 +561,23 @@ class Generator:
             body["out_addr"] = body["a_addr"]          # in place
         return body
 
+    def _to_wgt(self, rng, fit=True):
+        """A TO_WGT (an ACT matrix into WGT as weights) of small rows and row tiles, its WGT
+        span inside the scratchpad (``fit``) or ending at, just past or far past its end."""
+        R, C, wd = self.config.rows, self.config.cols, self.geom.wgt_depth
+        n = int(rng.integers(1, 97))
+        wide = int(rng.integers(0, 2))
+        nb = -(-n // BANK)
+        mt = int(rng.integers(1, max(2, min(4, self.geom.act_depth // nb)) + 1))
+        words = to_wgt_words(n, mt, R, C, wide)
+        if words > wd:
+            n, mt, words = 1, 1, to_wgt_words(1, 1, R, C, wide)
+        out = (int(rng.integers(0, wd - words + 1)) if fit else
+               int(rng.choice([wd - words, wd - words + 1, wd - 1, 0xFFFF])))
+        return {"op": VopOp.TO_WGT.value, "n": n, "m_tiles": mt, "wide": wide,
+                "a_addr": int(rng.integers(0, self.geom.act_depth - mt * nb + 1)),
+                "out_addr": out, **({"relu": 1, "shift": 5} if rng.random() < 0.3 else {})}
+
     def random_vop(self, rng):
         """A VOP with fields anywhere, boundary values likely (``BAD_FIELD`` and
         ``SCRATCHPAD_OVERFLOW`` cases, and valid ones)."""
@@ -566,8 +585,8 @@ class Generator:
         body = self.sane_vop(rng)
         r = rng.random()
         if r < 0.15:
-            if rng.random() < 0.4:
-                body["op"] = 7
+            if rng.random() < 0.4:      # a TO_WGT's WGT span at or past the end
+                body = self._to_wgt(rng, fit=False)
             elif rng.random() < 0.2:    # a SOFTMAX of 7 and 16 bits at once (BAD_FIELD)
                 body.update(op=VopOp.SOFTMAX.value, relu=1, wide=1)
             else:       # a LAYERNORM with its own boundaries (n 1, in_shift, eps, PAR span)
@@ -997,10 +1016,10 @@ def cycle_estimate(config: Config, descs) -> int:
             total += 100 * min(gm["m_tiles"] * gm["n_tiles"], g.out_depth)
         elif d["opcode"] == Opcode.VOP.value and config.vec_max_row:
             v = d["vop"]
-            if v["op"] <= VopOp.LAYERNORM.value:   # (at most the ACT depth in row tiles)
-                total += 4 * vop_cycles(config.rows, v["op"], min(v["n"], BANK * g.act_depth),
-                                        min(v["m_tiles"], g.act_depth), v["wide"],
-                                        cols=config.cols)
+            # (at most the ACT depth in row tiles)
+            total += 4 * vop_cycles(config.rows, v["op"], min(v["n"], BANK * g.act_depth),
+                                    min(v["m_tiles"], g.act_depth), v["wide"],
+                                    cols=config.cols)
     return total
 
 
