@@ -111,10 +111,11 @@ class Timing:
     #: plus this, plus its scan as :func:`decode_scan_cycles` places it stage by stage: the
     #: dispatch checks, the table block's first word, the decoder's start, the bitstream's
     #: first word, the colour stage's and the post-processing's pipelines and the job's end
-    #: (fitted, with ``decode_restart`` and ``decode_post``, on ``sim/tb/decode.py``'s
-    #: ``decode_timing`` kind of images: 260 images of every sampling, 5..55 pixels a side,
-    #: quality 15..97, crops, restart intervals, seeds 1 and 2 on ``tiny``; within 2 cycles
-    #: there and on seed 3's 200 other images)
+    #: (fitted, with ``decode_restart`` and ``decode_post``, for the least worst error on the
+    #: RTL's cycles of 260 random images, ``sim/tb/decode_probe.py`` seeds 1 and 2: every
+    #: sampling, 5..55 pixels a side, quality 15..97, crops, restart intervals; within -1 ..
+    #: +2 cycles there, on seed 3's 200 other images and on 40 conv programs with a DECODE
+    #: (``sim/tb/decode.py``'s, of random images))
     decode: int = 42
     #: a restart marker holds the entropy decoder this many cycles (``RESTART``: the marker
     #: item), and it starts the next interval with an empty bit buffer
