@@ -24,6 +24,7 @@ shared by reads and writes where the preset sets ``dram_gb_s`` (``antoum``), and
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -31,7 +32,9 @@ import numpy as np
 from amaranth.lib import data
 
 from ...base.config import BANK, L2_BASE, load_config
+from ...base import codec
 from ...base.codec import TABLE_BLOCK_BYTES
+from ...base.jpeg import JpegError
 from ...hw.cmd.descriptors import (DESC_BYTES, DecodeBody, DmaBody, GemmBody, Header, LoadFormat,
                                    Opcode, Target, VopBody)
 from ...hw.spu.wgt_unpack import packed_word_bits
@@ -102,14 +105,32 @@ class Timing:
     #: ``out_act``, would hold an ACT LOAD running beside it a cycle each; programs wait for
     #: their loads before a VOP, and the model does not count that case.)
     vop: int = 7
-    #: a DECODE (codec wrapper) holds the LOAD stage (and, approximately, the read path) for
-    #: the table block (one byte a cycle) plus this, plus its scan:
-    #: ``decode_bit * bits_len * 8 + decode_pixel * (crop_x + crop_w) * (crop_y + crop_h)``
-    #: (the decoder decodes the whole frame, which the descriptor does not give), rounded down
-    #: (least squares on ``sim/tb/decode.py``'s ``decode_timing`` images on ``tiny``, seed 1:
-    #: the scan runs at about a pixel a cycle, plus the entropy-coded bits; within 2 % there,
-    #: a first-order model of a data-dependent decoder)
-    decode: int = 102
+    #: a DECODE (codec wrapper) whose table block and bitstream the model is given (the
+    #: program's DRAM images, :func:`predict_program`'s ``images``) holds the LOAD stage (and,
+    #: approximately, the read path) for the table block (one byte a cycle, ``TableLoader``),
+    #: plus this, plus its scan as :func:`decode_scan_cycles` places it stage by stage: the
+    #: dispatch checks, the table block's first word, the decoder's start, the bitstream's
+    #: first word, the colour stage's and the post-processing's pipelines and the job's end
+    #: (fitted, with ``decode_restart`` and ``decode_post``, for the least worst error on the
+    #: RTL's cycles of 260 random images, ``sim/tb/decode_probe.py`` seeds 1 and 2: every
+    #: sampling, 5..55 pixels a side, quality 15..97, crops, restart intervals; within -1 ..
+    #: +2 cycles there, on seed 3's 200 other images and on 40 conv programs with a DECODE
+    #: (``sim/tb/decode.py``'s, of random images))
+    decode: int = 42
+    #: a restart marker holds the entropy decoder this many cycles (``RESTART``: the marker
+    #: item), and it starts the next interval with an empty bit buffer
+    decode_restart: int = 1
+    #: the crop's last pixel leaves the colour stage this many cycles before its lane is
+    #: written (``hw/jpeg/post.py``: the window sums, the 8-stage divider, normalisation),
+    #: when the crop ends before the frame does that is the DECODE's end
+    decode_post: int = 12
+    #: a DECODE whose table block or bitstream the model does not have (a bare list of
+    #: descriptors), or cannot read, is a first-order fit instead: the table block plus
+    #: ``decode_fit + decode_bit * bits_len * 8 + decode_pixel * (crop_x + crop_w) * (crop_y +
+    #: crop_h)`` (the frame's size, sampling and MCU padding are in the table block; least
+    #: squares on the ``decode_timing`` images on ``tiny``, seed 1: within 2 % of those full
+    #: frames, 3 % of other seeds', far off for crops)
+    decode_fit: int = 102
     decode_bit: float = 0.083
     decode_pixel: float = 1.019
     #: slots of the driver's descriptor ring (``s4accel.sw.driver.RING_SLOTS``): every bench
@@ -183,6 +204,167 @@ def decode_program(descs) -> list:
     return out
 
 
+# -- DECODE ------------------------------------------------------------------------------------
+
+#: luma blocks (h, v) of an MCU per sampling code of the table block (``codec.SAMPLING``)
+_LUMA_HV = ((1, 1), (1, 1), (2, 1), (2, 2))
+#: the bit buffer of the entropy decoder (``hw/jpeg/entropy.py``'s ``_BUF``): a byte joins the
+#: bits left whenever 8 fit
+_BIT_BUF = 64
+
+
+@functools.lru_cache(maxsize=32)
+def _scan_symbols(block_raw: bytes, bits: bytes) -> tuple:
+    """``(sampling code, width, height, restart interval, blocks)`` of a DECODE's table block
+    and bitstream: ``blocks`` has, per 8x8 block in scan order, the bits of each of its Huffman
+    symbols (code and extra bits), what ``hw/jpeg/entropy.py`` decodes one a cycle. Raises
+    :class:`~s4accel.base.codec.BlockError` or :class:`~s4accel.base.jpeg.JpegError` where the
+    decoder would end with ``DECODE_ERROR``."""
+    block = codec.parse_block(block_raw)
+    t = block.tables
+    sampling = codec.SAMPLING.index(t.sampling)
+    h, v = _LUMA_HV[sampling]
+    slots = [0] * (h * v) + ([1, 2] if block.channels == 3 else [])
+    mcus = -(-t.width // (8 * h)) * -(-t.height // (8 * v))
+    luts = [(t.dc_huffman[c].lookup(), t.ac_huffman[c].lookup()) for c in range(block.channels)]
+    ri = t.restart_interval
+    out = []
+    mcu = 0
+    for seg in codec.scan_segments(bits):
+        if mcu >= mcus:
+            break
+        data = seg.replace(b"\xff\x00", b"\xff") + bytes(4)
+        nbits = 8 * (len(data) - 4)
+        pos = 0
+        end = mcus if not ri else min(mcus, mcu + ri)
+        while mcu < end:
+            for c in slots:
+                (dcl, dcs), (acl, acs) = luts[c]
+                p = pos >> 3
+                peek = (int.from_bytes(data[p:p + 3], "big") >> (8 - (pos & 7))) & 0xFFFF
+                if not dcl[peek]:
+                    raise JpegError("bad Huffman code in DC coefficient")
+                syms = [dcl[peek] + dcs[peek]]
+                pos += syms[0]
+                k = 1
+                while k < 64:
+                    p = pos >> 3
+                    peek = (int.from_bytes(data[p:p + 3], "big") >> (8 - (pos & 7))) & 0xFFFF
+                    if not acl[peek]:
+                        raise JpegError("bad Huffman code in AC coefficient")
+                    rs = acs[peek]
+                    syms.append(acl[peek] + (rs & 15))
+                    pos += syms[-1]
+                    if rs & 15 == 0 and rs != 0xF0:
+                        break               # EOB
+                    k += (rs >> 4) + 1
+                if pos > nbits:
+                    raise JpegError("truncated entropy-coded data")
+                out.append(syms)
+            mcu += 1
+    if mcu < mcus:
+        raise JpegError("truncated entropy-coded data")
+    return sampling, t.width, t.height, ri, tuple(out)
+
+
+def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIMING) -> int:
+    """The cycles of a DECODE's scan, from the decoder's start to its last lane (its
+    ``timing.decode`` and table block apart), placed stage by stage as the RTL runs it:
+
+    - the entropy decoder (``hw/jpeg/entropy.py``) decodes a symbol a cycle when its code and
+      extra bits are in the 64-bit buffer, into which a bitstream byte joins each cycle where 8
+      bits fit (so a run of long symbols waits for bytes); it waits while the IDCT's buffer for
+      the block is full; a restart interval ends with ``timing.decode_restart`` cycles and an
+      empty buffer;
+    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full the cycle
+      after its last item, its column pass (8 cycles) starts then and once the last block's
+      rows are out, and frees the buffer; its 8 rows then go out one a cycle;
+    - the colour stage (``hw/jpeg/color.py``) takes an MCU row's rows once the output has read
+      the lines they overwrite (a ring of two MCU rows plus two lines), and writes one pixel a
+      cycle, row ``y`` from when the MCU row holding line ``y`` (4:2:0: ``y + 1``) is in;
+    - the post-processing (``hw/jpeg/post.py``) writes the crop's last lane
+      ``timing.decode_post`` cycles after the crop's last pixel.
+
+    ``crop`` is ``(x, y, w, h)``. Raises :class:`~s4accel.base.codec.BlockError` or
+    :class:`~s4accel.base.jpeg.JpegError` for a DECODE that ends with ``DECODE_ERROR``."""
+    sampling, width, height, restart, blocks = _scan_symbols(bytes(block_raw), bytes(bits))
+    h, v = _LUMA_HV[sampling]
+    mcus_x, mcus_y = -(-width // (8 * h)), -(-height // (8 * v))
+    per_mcu = h * v + (2 if sampling else 0)
+    lines = 8 * v                           # luma lines of an MCU row
+    ring = 2 * lines + 2                    # ``_NY_V1`` / ``_NY_V2``
+    below = 1 if sampling == 3 else 0       # 4:2:0 reads the chroma line below
+    row_in = []                             # each MCU row's last IDCT row written
+    row_end = []                            # each output row's last pixel
+    out_t = 0
+
+    def output_until(y):                    # output rows up to y (their MCU rows are in)
+        nonlocal out_t
+        while len(row_end) <= y:
+            k = min((len(row_end) + below) // lines, mcus_y - 1)
+            out_t = max(out_t, row_in[k]) + width
+            row_end.append(out_t)
+        return row_end[y]
+
+    t = 0                                   # the entropy decoder's next cycle
+    nbits = 0                               # bits in its buffer
+    free = [0, 0]                           # the IDCT's block buffers
+    rows_out = 0                            # the IDCT's last row out
+    b = 0
+    for k in range(mcus_y):
+        # the MCU row overwrites the lines of output rows below (k + 1) * lines - ring
+        need = (k + 1) * lines - ring - 1
+        gate = output_until(need) if need >= 0 else 0
+        for x in range(mcus_x):
+            if restart and b and (b // per_mcu) % restart == 0:
+                t += timing.decode_restart
+                nbits = 0
+            for _ in range(per_mcu):
+                start = max(t, free[b % 2])
+                if nbits <= _BIT_BUF - 8:           # bytes join while waiting
+                    nbits += 8 * min(start - t, (_BIT_BUF - 8 - nbits) // 8 + 1)
+                t = start
+                for need_bits in blocks[b]:
+                    while need_bits > nbits:            # a byte a cycle
+                        nbits += 8
+                        t += 1
+                    nbits -= need_bits
+                    if nbits <= _BIT_BUF - 8:
+                        nbits += 8
+                    t += 1
+                col = max(t + 1, rows_out)
+                free[b % 2] = col + 8
+                rows_out = max(col + 8, gate) + 8
+                b += 1
+        row_in.append(rows_out)
+    end = output_until(height - 1)
+    cx, cy, cw, ch = crop
+    return max(end, output_until(cy + ch - 1) - width + cx + cw + timing.decode_post)
+
+
+def _decode_scan(desc, images, timing):
+    """:func:`decode_scan_cycles` of DECODE descriptor ``desc`` with its table block and
+    bitstream from ``images`` (``(address, bytes)`` pairs); None where they are not there or do
+    not decode."""
+    v = int.from_bytes(bytes(desc), "little")
+
+    def read(addr, n):
+        for at, img in images:
+            if at <= addr and addr + n <= at + len(img):
+                return bytes(img[addr - at:addr - at + n])
+        return None
+
+    block = read(_get(v, _DEC["table_addr"]), TABLE_BLOCK_BYTES)
+    bits = read(_get(v, _DEC["bits_addr"]), _get(v, _DEC["bits_len"]))
+    if block is None or bits is None:
+        return None
+    crop = tuple(_get(v, _DEC[f"crop_{k}"]) for k in "xywh")
+    try:
+        return decode_scan_cycles(block, bits, crop, timing)
+    except ValueError:      # BlockError, JpegError: DECODE_ERROR, after a time not modelled
+        return None
+
+
 # -- the event model ---------------------------------------------------------------------------
 
 _INF = 1 << 62
@@ -198,7 +380,7 @@ class _Queue:
 
 
 def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwidth=None,
-                    shared_dram=False):
+                    shared_dram=False, images=None):
     """Predict the cycles of ``prog`` (a LayerProgram or a list of descriptors) on ``config``.
 
     ``host``: model the cocotb driver's submission and completion handshake (what the RTL
@@ -220,6 +402,12 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     :attr:`Timing.act_load_write`) and counts those cycles (``act_load_stalls``), where the
     activation words arrive one a cycle (not with ``bandwidth`` or ``shared_dram``).
 
+    A DECODE's time depends on its data (the frame's size and sampling in the table block,
+    the bitstream's symbols): ``images``, the ``(address, bytes)`` pairs of DRAM the program
+    reads (default: a LayerProgram's own ``images``), give the model its table block and
+    bitstream (:func:`decode_scan_cycles`); without them, or where they do not decode, it
+    takes :attr:`Timing.decode_fit`'s first-order fit.
+
     Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes`` (DRAM
     and L2), ``l2_bytes`` (the transfers to or from the on-chip L2), ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``) and ``bound``,
     the resource with the most busy cycles: ``compute``, ``dma_read``, ``dma_write``,
@@ -227,6 +415,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     """
     config = load_config(config) if isinstance(config, str) else config
     descs = getattr(prog, "descs", prog)
+    if images is None:
+        images = getattr(prog, "images", ())
     ops = decode_program(descs)
     bb = config.dram_bus_bits // 8
     bw = {"act": bb, "wgt": bb, "out": bb, "desc": bb}
@@ -308,8 +498,12 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             busy["compute"] += d
         elif kind == _DECODEOP:
             span = -(-a // bb) * bb
-            d = (T.decode + TABLE_BLOCK_BYTES
-                 + int(T.decode_bit * a * 8 + T.decode_pixel * c))
+            scan = _decode_scan(descs[i], images, T)
+            if scan is None:
+                d = (T.decode_fit + TABLE_BLOCK_BYTES
+                     + int(T.decode_bit * a * 8 + T.decode_pixel * c))
+            else:
+                d = T.decode + TABLE_BLOCK_BYTES + scan
             rd_bytes += TABLE_BLOCK_BYTES + span
             by_class["act"] += TABLE_BLOCK_BYTES + span
             busy["dma_read"] += d

@@ -315,3 +315,40 @@ def test_act_load_stalls():
     # fpga: two bus words per row
     rows_f = perf_model._act_word_rows(load_config("fpga"))
     assert len(rows_f) == 16 and rows_f[2] == frozenset({1})
+
+
+def test_decode_from_its_images():
+    """A DECODE's time from its table block and bitstream (the program's images): the table
+    block, ``Timing.decode`` and :func:`perf_model.decode_scan_cycles`; a crop that ends
+    before the frame ends sooner, a finer image takes longer, and a program without its images
+    (or whose table block is not one) falls back to the first-order fit. (Against the
+    RTL: ``sim/tb/decode.py``, tests/tb/test_decode_rtl.py.)"""
+    from s4accel.base import codec
+    from s4accel.sim.workloads.jpeg import encode, smooth_image
+    from s4accel.sw.codec import decode_program
+    cfg = load_config("tiny").replace(jpeg_decoders=1)
+    info = program.DeviceInfo.from_config(cfg)
+    img = smooth_image(np.random.default_rng(5), 26, 37)
+    T = perf_model.TIMING
+
+    def run(data, crop=None, images=None):
+        prog = decode_program(info, program.Allocator(0x1000, 1 << 20), data, crop=crop,
+                              out_h=4, out_w=4)
+        return prog, perf_model.predict_program(cfg, prog, images=images)["cycles"]
+
+    base = None
+    for mode in ("grey", "4:4:4", "4:2:2", "4:2:0"):
+        data = encode(img, mode, quality=80)
+        prog, full = run(data)
+        (_, block), (_, bits) = prog.images
+        n_bits = len(codec.split_scan(data)[1])
+        scan = perf_model.decode_scan_cycles(block, bits[:n_bits], (0, 0, 37, 26))
+        if base is None:                        # the rest of the program, from grey's
+            base = full - T.decode - codec.TABLE_BLOCK_BYTES - scan
+        assert full == base + T.decode + codec.TABLE_BLOCK_BYTES + scan
+        assert run(data, crop=(3, 2, 20, 9))[1] < full
+        assert run(encode(img, mode, quality=97))[1] > full
+        fit = perf_model.predict_program(cfg, prog.descs)["cycles"]
+        assert fit != full
+        bad = [(a, d) if d is not block else (a, bytes(len(d))) for a, d in prog.images]
+        assert run(data, images=bad)[1] == fit

@@ -1,0 +1,57 @@
+"""Calibration data for the performance model's DECODE time (``Timing.decode``,
+``decode_restart``, ``decode_post`` in ``sim/model/perf_model.py``); not part of the test suite.
+
+``probe``: ``S4_CASES`` (default 40) random images alone (DECODE, COMPLETE) on ``s4_sim`` with a
+decoder (tests/tb/test_decode_rtl.py's ``tiny_jpeg``): every sampling in turn, 5..55 pixels a
+side, quality 15..97, a fifth with a restart interval of 1..3 MCUs, half with a random crop,
+a random output size; each logged as a ``PROBE`` line of JSON with the RTL's cycles and the
+JPEG file. Run with ``runner.run_tests("s4_sim", tiny_jpeg(), "verilator",
+"s4accel.sim.tb.decode_probe", env={"S4_SEED": ..., "S4_CASES": ...})``. (The constants were
+fitted on seeds 1 (60 images) and 2 (200) and checked on seed 3 (200); ``sim/tb/decode.py``
+checks them against the RTL.)"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+
+from ...base import codec
+from ...sw.codec import decode_program
+from ...sw.driver import Driver
+from ..workloads.jpeg import encode, smooth_image
+from .base import rng_from_env
+from .fast_backend import started
+
+MODES = ("grey", "4:4:4", "4:2:2", "4:2:0")
+
+
+@cocotb.test()
+async def probe(dut):
+    rng = rng_from_env(dut, "probe")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    n = int(os.environ.get("S4_CASES") or 40)
+    for k in range(n):
+        mode = MODES[k % 4]
+        h, w = int(rng.integers(5, 56)), int(rng.integers(5, 56))
+        q = int(rng.integers(15, 98))
+        kw = {}
+        if rng.random() < 0.2:
+            kw["restart_marker_blocks"] = int(rng.integers(1, 4))
+        data = encode(smooth_image(rng, h, w), mode, quality=q, **kw)
+        if rng.random() < 0.5:
+            cw, ch = int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))
+            cx, cy = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        else:
+            cx, cy, cw, ch = 0, 0, w, h
+        oh, ow = int(rng.integers(1, min(ch, 8) + 1)), int(rng.integers(1, min(cw, 12) + 1))
+        prog = decode_program(info, dev.alloc, data, crop=(cx, cy, cw, ch), out_h=oh, out_w=ow)
+        res = await dev.run_program(prog)
+        _, bits = codec.split_scan(data)
+        dut._log.info("PROBE %s", json.dumps({
+            "mode": mode, "h": h, "w": w, "q": q, "kw": kw, "crop": [cx, cy, cw, ch],
+            "out": [oh, ow], "bits": len(bits), "cycles": res.cycles, "data": data.hex()}))
+
