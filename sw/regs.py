@@ -73,7 +73,7 @@ VERSION_MINOR_SHIFT = 8
 VERSION_MINOR_WIDTH = 8
 VERSION_MINOR_MASK = 0x0000FF00
 VERSION_MINOR_ACCESS = "ro"
-VERSION_MINOR_RESET = 6
+VERSION_MINOR_RESET = 7
 VERSION_MAJOR_SHIFT = 16
 VERSION_MAJOR_WIDTH = 8
 VERSION_MAJOR_MASK = 0x00FF0000
@@ -300,7 +300,7 @@ REGISTERS = {
                 "patch", 0, 8, "ro", 0,
                 "Patch version."),
             Field(
-                "minor", 8, 8, "ro", 6,
+                "minor", 8, 8, "ro", 7,
                 "Minor version."),
             Field(
                 "major", 16, 8, "ro", 0,

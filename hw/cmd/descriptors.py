@@ -253,7 +253,15 @@ class VopBody(data.Struct):
     PAR span is ``[b_addr, b_addr + B * 32 / cols)``: whole vectors of 32 channels, the last
     one's channels past ``n`` read but unused.
 
-    Checks: ``BAD_FIELD`` for ``op`` 7, ``n`` or ``m_tiles`` 0, a row operation (SOFTMAX,
+    TO_WGT (op 7; the vector unit is idle) copies A (``T = m_tiles * rows`` tokens, row ``r``
+    of row tile ``i`` token ``i * rows + r``, ``n`` bytes each) into WGT from word
+    ``out_addr`` as the dense (s = 1) weight image of ``W = A^T`` (``wide``) or ``W = A``
+    (:func:`~..vector.vop.to_wgt_image`, :func:`~..vector.vop.to_wgt_words` words), for a
+    GEMM whose second operand is an activation (attention's P V and Q K^T). It uses
+    ``a_addr``, ``a_stride``, ``n``, ``m_tiles``, ``out_addr`` and ``wide``; a LOAD into WGT
+    waits while it runs.
+
+    Checks: ``BAD_FIELD`` for ``n`` or ``m_tiles`` 0, a row operation (SOFTMAX,
     ROW_MAX, ROW_SUM, LAYERNORM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
     a LAYERNORM with ``n`` 1, ``shift`` over 31 or ``u_mult`` over 255, a SOFTMAX with both
     ``wide`` and ``relu``, ``shift`` or ``u_shift`` over 47, an SPU mask naming no SPU, and
@@ -262,7 +270,8 @@ class VopBody(data.Struct):
     words it has yet to read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A
     span ``[a_addr, a_addr + (m_tiles-1)*stride + Bi)`` with ``Bi`` A's words a row, B's for
     ADD and MUL, the output's ``[out_addr, out_addr + (m_tiles-1)*out_stride + w*B)`` or ``+
-    1`` for a row reduction) or, LAYERNORM, a PAR span past the PAR depth. A device without a
+    1`` for a row reduction) or, LAYERNORM, a PAR span past the PAR depth, or, TO_WGT (no ACT
+    output span, no overlap check), a WGT span past the WGT depth. A device without a
     vector unit (``CAP_VEC.max_row`` 0) answers ``UNKNOWN_OPCODE``.
     """
     a_addr: 16
