@@ -401,6 +401,44 @@ async def check_to_wgt_against_model(dev: Driver, model: Driver, label, x, a, tr
     return got
 
 
+def attention_case(rng, info, *, quick=False):
+    """A multi-head attention (:func:`~.attention.attention_program`) to check: int8 Q, K, V
+    of ``H`` heads, ``L`` tokens (not whole row tiles) and ``d`` = 32, the last keys masked,
+    scales that spread the scores over the int8 range. Returns ``(label, q, k, v, params,
+    mask_n)``."""
+    from ..base import vector as V
+    h, n = (1, info.rows + 1) if quick else (2, min(3 * info.rows + 3, info.vec_max_row))
+    d = 32
+    q, k, v = (rng.integers(-128, 128, (h, n, d), dtype=np.int8) for _ in range(3))
+    p = V.attention_params(0.02, 0.02, 0.03, 0.08, 0.02, d)
+    mask = n - int(rng.integers(0, 3))
+    return (f"attention {h} heads, {n} tokens, d {d}, keys < {mask}", q, k, v, p, mask)
+
+
+async def check_attention_against_model(dev: Driver, model: Driver, label, q, k, v, params,
+                                        mask_n, max_cycles=5_000_000):
+    """One :func:`~.attention.attention_program` on ``dev`` and on the functional ``model``:
+    both must equal :func:`~.attention.attention_reference` (the golden integer attention)
+    bit for bit. Returns the device's result."""
+    from .attention import attention_program, attention_reference
+    want = attention_reference(q, k, v, params, mask_n)
+    got = None
+    for name, d in (("device", dev), ("model", model)):
+        mark = d.alloc.top
+        try:
+            prog = attention_program(d.info, q, k, v, params, alloc=d.alloc, mask_n=mask_n)
+            r = await d.run_program(prog, max_cycles)
+        finally:
+            d.alloc.top = mark
+        if r.y.shape != want.shape or not np.array_equal(r.y, want):
+            bad = int((r.y != want).sum()) if r.y.shape == want.shape else want.size
+            raise AssertionError(f"{label}: {name}: {bad} of {want.size} context values "
+                                 f"differ from the golden model")
+        if name == "device":
+            got = r
+    return got
+
+
 def random_conv_network(rng, info, *, s=None):
     """A random network of convolutions for :func:`~.conv.network_program`: a 3x3 (or 1x1)
     convolution, a second one (stride 1 or 2), a residual addition of the two as a 1x1 GEMM

@@ -36,7 +36,7 @@ from ...base import codec
 from ...base.codec import TABLE_BLOCK_BYTES
 from ...base.jpeg import JpegError
 from ...hw.cmd.descriptors import (DESC_BYTES, DecodeBody, DmaBody, GemmBody, Header, LoadFormat,
-                                   Opcode, Target, VopBody)
+                                   Opcode, Target, VopBody, VopOp)
 from ...hw.spu.wgt_unpack import packed_word_bits
 from ...hw.vector.vop import vop_cycles
 from ...sw.driver import RING_SLOTS
@@ -105,6 +105,14 @@ class Timing:
     #: ``out_act``, would hold an ACT LOAD running beside it a cycle each; programs wait for
     #: their loads before a VOP, and the model does not count that case.)
     vop: int = 7
+    #: a TO_WGT VOP holds a LOAD into WGT running beside it (``Spu``'s ``wgt_wait``): from
+    #: this many cycles after the GEMM engine takes the VOP, for the copy's cycles
+    #: (``to_wgt_cycles``), the load takes no word; its end moves by the overlap less
+    #: ``tw_slack``, the words the DMA's read path keeps fetching meanwhile (fitted: exact on
+    #: the 16 programs of ``vops_on_chip`` on tiny seed 11 and fpga seed 5, overlaps of 4 to
+    #: 56 cycles)
+    tw_lock: int = 3
+    tw_slack: int = 9
     #: a DECODE (codec wrapper) whose table block and bitstream the model is given (the
     #: program's DRAM images, :func:`predict_program`'s ``images``) holds the LOAD stage (and,
     #: approximately, the read path) for the table block (one byte a cycle, ``TableLoader``),
@@ -554,6 +562,20 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
 
     stalls = 0
     act_ld_stalls = [0]
+    # TO_WGT copies, ``(start, end)`` of each one's hold on WGT LOADs, and the running LOAD
+    # into WGT, ``(start, end without holds, its ld2ex token, descriptor)``
+    tw_locks = []
+    wgt_ld = None
+
+    def stall_wgt_load():
+        nonlocal rd_free, ld_until
+        s0, e, tok_at, _ = wgt_ld
+        for a, b in sorted(tw_locks):
+            if a < e and b > s0:
+                e += max(0, b - max(a, s0) - T.tw_slack)
+        rd_free = ld_until = max(e, ld_until)
+        if tok_at is not None:
+            tok_t["ld2ex"][tok_at] = ld_until
 
     qld, qex, qst = _Queue(), _Queue(), _Queue()
     queues = (qld, qex, qst)
@@ -614,6 +636,11 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                     tok_used["st2ex"] += 1
                 qex.out = None
                 ex_free = t + dur[i]
+                if op[0] == _VOPOP and op[5] == VopOp.TO_WGT.value:
+                    tw_locks.append((t + T.tw_lock, ex_free - T.vop + T.tw_lock))
+                    if wgt_ld is not None and wgt_ld[3] == ld_cur and ld_req == _INF \
+                            and ld_until > t:
+                        stall_wgt_load()
                 if out_act[i]:
                     _, _, _, _, _, a_t, b_e, _ = op
                     if pool[i]:
@@ -653,7 +680,11 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                 if ops[ld_cur][4]:
                     tok_at = len(tok_t["ld2ex"])
                     tok_t["ld2ex"].append(ld_until)
-                act_ld = None
+                act_ld = wgt_ld = None
+                if ops[ld_cur][0] == _LOAD and ops[ld_cur][6] == Target.WGT.value:
+                    wgt_ld = (t, ld_until, tok_at, ld_cur)
+                    if tw_locks:
+                        stall_wgt_load()
                 if hold and ops[ld_cur][0] == _LOAD and ops[ld_cur][6] == Target.ACT.value:
                     act_ld = (t, ld_until, beats(ops[ld_cur][5], "act"), tok_at, ld_cur)
                     act_ld_stalls[0] = 0

@@ -132,8 +132,10 @@ async def pools_on_chip(dut):
 async def vops_on_chip(dut):
     """Vector operations (VOP descriptors) of every kind on random rows and the extremes
     (all-equal rows, one large value, saturating sums, masked positions, 16-bit results, in
-    place), bit-exact against the golden functions and the functional model; the performance
-    model within 2 %."""
+    place), TO_WGT copies with a GEMM on each (and a LOAD into WGT racing it) and a
+    multi-head attention, bit-exact against the golden functions (numpy's products for the
+    copies) and the functional model; the performance model within 2 %."""
+    from ...sw.attention import attention_program
     from ...sw.vop import to_wgt_program, vop_program
     from ..model.perf_model import predict_program
     cfg, rng, be, dev, model = await _device_and_model(dut, "vops_on_chip")
@@ -166,6 +168,15 @@ async def vops_on_chip(dut):
         errors.append((label, res.cycles, pred))
         dut._log.info("%s: %d cycles (performance model %d, %+.2f %%)", label, res.cycles,
                       pred, 100 * (pred / res.cycles - 1))
+    # attention: per head, TO_WGT K, Q K^T, 7-bit SOFTMAX, TO_WGT V, P V
+    label, q, k, v, p, mask = scenarios.attention_case(rng, dev.info,
+                                                      quick=bool(cases_from_env(0)))
+    res = await scenarios.check_attention_against_model(dev, model, label, q, k, v, p, mask)
+    pred = predict_program(cfg, attention_program(dev.info, q, k, v, p, mask_n=mask,
+                                                  alloc=scenarios.Allocator(0, 1 << 40)))
+    errors.append((label, res.cycles, pred["cycles"]))
+    dut._log.info("%s: %d cycles (performance model %d, %+.2f %%)", label, res.cycles,
+                  pred["cycles"], 100 * (pred["cycles"] / res.cycles - 1))
     assert not be.violations, be.violations
     bad = [e for e in errors if abs(e[2] / e[1] - 1) > 0.02]
     assert not bad, f"performance model off by more than 2 %: {bad}"
