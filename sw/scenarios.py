@@ -328,23 +328,29 @@ async def check_vop_against_model(dev: Driver, model: Driver, label, op, a, b, p
     must equal :func:`vop_expected` bit for bit. Returns the device's result."""
     from .vop import vop_decode, vop_program
     want = vop_expected(op, a, b, params)
-    got = None
-    for name, d in (("device", dev), ("model", model)):
-        mark = d.alloc.top
-        try:
-            prog = vop_program(d.info, a, b, op=op, alloc=d.alloc, in_place=in_place,
-                               **params)
-            r = await d.run_program(prog, max_cycles)
-        finally:
-            d.alloc.top = mark
+    runs = await _on_both(dev, model, lambda d: vop_program(
+        d.info, a, b, op=op, alloc=d.alloc, in_place=in_place, **params), max_cycles)
+    for name, r in runs.items():
         y = vop_decode(r.y, op, a.shape[1], wide=params.get("wide", 0))[:a.shape[0]]
         if y.shape != want.shape or not np.array_equal(y, want):
             bad = int((y != want).sum()) if y.shape == want.shape else want.size
             raise AssertionError(f"{label}: {name}: {bad} of {want.size} results differ from "
                                  f"the golden model ({params}, in place {in_place})")
-        if name == "device":
-            got = r
-    return got
+    return runs["device"]
+
+
+async def _on_both(dev: Driver, model: Driver, build, max_cycles) -> dict:
+    """Run the program ``build(driver)`` makes on ``dev`` and on the functional ``model``,
+    each driver's DRAM allocation given back afterwards: ``{"device": result, "model":
+    result}``."""
+    runs = {}
+    for name, d in (("device", dev), ("model", model)):
+        mark = d.alloc.top
+        try:
+            runs[name] = await d.run_program(build(d), max_cycles)
+        finally:
+            d.alloc.top = mark
+    return runs
 
 
 def to_wgt_cases(rng, info, *, quick=False):
@@ -382,23 +388,15 @@ async def check_to_wgt_against_model(dev: Driver, model: Driver, label, x, a, tr
     want2 = a64 @ w2.astype(np.int64).T
     n1 = x.shape[1] if transpose else -(-x.shape[0] // R) * R
     j1 = -(-n1 // C) * C
-    got = None
-    for name, d in (("device", dev), ("model", model)):
-        mark = d.alloc.top
-        try:
-            prog = to_wgt_program(d.info, x, a, transpose=transpose, alloc=d.alloc, w2=w2,
-                                  w2_fmt=w2_fmt)
-            r = await d.run_program(prog, max_cycles)
-        finally:
-            d.alloc.top = mark
+    runs = await _on_both(dev, model, lambda d: to_wgt_program(
+        d.info, x, a, transpose=transpose, alloc=d.alloc, w2=w2, w2_fmt=w2_fmt), max_cycles)
+    for name, r in runs.items():
         y1, y2 = r.y[:, :want1.shape[1]], r.y[:, j1:j1 + want2.shape[1]]
         for what, y, want in (("the copy", y1, want1), ("the racing load", y2, want2)):
             if not np.array_equal(y, want):
                 raise AssertionError(f"{label}: {name}: the GEMM on {what}: "
                                      f"{int((y != want).sum())} of {want.size} results differ")
-        if name == "device":
-            got = r
-    return got
+    return runs["device"]
 
 
 def attention_case(rng, info, *, quick=False):
@@ -422,21 +420,14 @@ async def check_attention_against_model(dev: Driver, model: Driver, label, q, k,
     bit for bit. Returns the device's result."""
     from .attention import attention_program, attention_reference
     want = attention_reference(q, k, v, params, mask_n)
-    got = None
-    for name, d in (("device", dev), ("model", model)):
-        mark = d.alloc.top
-        try:
-            prog = attention_program(d.info, q, k, v, params, alloc=d.alloc, mask_n=mask_n)
-            r = await d.run_program(prog, max_cycles)
-        finally:
-            d.alloc.top = mark
+    runs = await _on_both(dev, model, lambda d: attention_program(
+        d.info, q, k, v, params, alloc=d.alloc, mask_n=mask_n), max_cycles)
+    for name, r in runs.items():
         if r.y.shape != want.shape or not np.array_equal(r.y, want):
             bad = int((r.y != want).sum()) if r.y.shape == want.shape else want.size
             raise AssertionError(f"{label}: {name}: {bad} of {want.size} context values "
                                  f"differ from the golden model")
-        if name == "device":
-            got = r
-    return got
+    return runs["device"]
 
 
 def random_conv_network(rng, info, *, s=None):

@@ -1070,7 +1070,9 @@ class Spu(wiring.Component):
         vector sequencer's states that copy the int8 matrix X (``T = m_tiles * R`` tokens of
         ``n`` bytes) from ACT into WGT as a dense weight image, written one word a cycle
         through WGT's write port (``tw``: enable, address, data, and the lock that holds a
-        LOAD into WGT meanwhile). Called inside the sequencer's FSM; returns ``is_tw``.
+        LOAD into WGT meanwhile). Returns ``(is_tw, states, datapath)``: the sequencer calls
+        ``states()`` inside its FSM and ``datapath()`` after it (the default ``tw_en`` of 0 is
+        set here, before both).
 
         ACT reads go through row 0's port (``v_raddr``, ``v_ren``); a read of row ``r`` has
         its word at ``act_q[r]`` ``r + 2`` cycles after its issue. The reads are issued row
