@@ -234,7 +234,7 @@ async def constants_and_reset_values(dut):
     ident, _ = await tb.read(rm.register("ID").offset)
     assert ident == 0x53344F50 and ident.to_bytes(4, "big") == b"S4OP", hex(ident)
     version = rm.register("VERSION").decode((await tb.read(rm.register("VERSION").offset))[0])
-    assert version == {"major": 0, "minor": 6, "patch": 0}, version
+    assert version == {"major": 0, "minor": 7, "patch": 0}, version
     array = rm.register("CAP_ARRAY").decode((await tb.read(rm.register("CAP_ARRAY").offset))[0])
     assert array == {"spus": c.spus, "rows": c.rows, "cols": c.cols, "bank": c.bank}, array
     mask = (await tb.read(rm.register("CAP_SPARSITY").offset))[0]
