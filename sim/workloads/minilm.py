@@ -786,8 +786,8 @@ MINILM_METHODS = ("magnitude", "obs", "block", "distill")
 
 #: Fine-tuning settings of the ``"block"`` and ``"distill"`` methods (Adam, mini-batches of
 #: sentences of the calibration text). Measured: see README, "Pruning that keeps accuracy".
-FINETUNE = {"block_epochs": 3, "block_lr": 1e-3, "distill_epochs": 3, "distill_lr": 3e-4,
-            "batch": 16, "cos_weight": 50.0}
+FINETUNE = {"block_epochs": 3, "block_lr": 1e-3, "distill_epochs": 3, "distill_lr": 1e-4,
+            "distill_fresh": True, "batch": 16, "cos_weight": 50.0}
 
 #: Calibration data of every method but ``"magnitude"`` (:func:`prune_calib_batch`): noisy
 #: copies of the written text, vocabulary sentences (default text only), and the ridge of the
@@ -878,15 +878,14 @@ def _train_block(model, li, params, x_in, y_target, batch, epochs, lr, size, see
             opt.step([a for n in LINEARS for a in g[n]])
 
 
-def _distill(model, params, batch, n_layers, epochs, lr, size, cos_weight, seed):
+def _distill(model, params, batches, n_layers, lr, size, cos_weight, seed):
     """End-to-end fine-tuning of the kept weights and biases of the first ``n_layers``
     encoder layers (``params[li]``) through the whole encoder, towards the float model on the
     calibration text: per-token squared error of the last hidden states plus ``cos_weight``
-    times ``1 - cosine`` of the mean-pooled sentence embeddings (the quantity evaluated)."""
+    times ``1 - cosine`` of the mean-pooled sentence embeddings (the quantity evaluated).
+    One epoch per batch of ``batches`` (the same batch again, or freshly drawn data)."""
     from ...sw.prune import MaskedAdam
 
-    x0 = model.embed(batch).astype(np.float32)
-    target = model.hidden_states(batch).astype(np.float32)
     for li in range(n_layers, model.n_layers):  # float layers run along, frozen
         params.append({n: [a.astype(np.float32) for a in model.linear_weights(li, n)]
                        for n in LINEARS})
@@ -895,7 +894,9 @@ def _distill(model, params, batch, n_layers, epochs, lr, size, cos_weight, seed)
     opt = MaskedAdam(flat, [(a != 0).astype(np.float32) if a.ndim == 2 else None for a in flat],
                      lr=lr)
     rng = np.random.default_rng(seed)
-    for _ in range(epochs):
+    for batch in batches:
+        x0 = model.embed(batch).astype(np.float32)
+        target = model.hidden_states(batch).astype(np.float32)
         for rows, idx, valid in _minibatches(batch, rng, size):
             h = x0[rows]
             for blk in blks:
@@ -979,8 +980,10 @@ def pruned_weights(model: MiniLM, s: int, n_layers: int | None = None, *, method
       it) from the pruned model's input (block-wise reconstruction,
       ``FINETUNE["block_epochs"]`` epochs), on the same data labelled by the float model.
     - ``"distill"``: ``"block"``, then all pruned layers fine-tuned together end to end
-      towards the float model's last hidden states and sentence embeddings on the same data
-      (``FINETUNE["distill_epochs"]`` epochs).
+      towards the float model's last hidden states and sentence embeddings
+      (``FINETUNE["distill_epochs"]`` epochs; with ``FINETUNE["distill_fresh"]`` each epoch on
+      freshly drawn data, :func:`prune_calib_batch` with another seed: new noisy copies and
+      new vocabulary sentences, the same written text; else on the same data as ``"block"``).
 
     ``finetune`` overrides entries of :data:`FINETUNE`, ``data`` of :data:`PRUNE_DATA`.
     ``cache=True`` keeps the result of ``"obs"``, ``"block"`` and ``"distill"`` (minutes of
@@ -1063,8 +1066,10 @@ def pruned_weights(model: MiniLM, s: int, n_layers: int | None = None, *, method
             f"{' and reconstructed' if method in ('block', 'distill') else ''} "
             f"({time.monotonic() - t0:.0f} s)")
     if method == "distill":
-        _distill(model, params, train, n_layers, ft["distill_epochs"], ft["distill_lr"],
-                 ft["batch"], ft["cos_weight"], seed=100)
+        batches = [prune_calib_batch(model, sentences, data=dt, seed=s + 100 * (e + 1))
+                   if ft["distill_fresh"] else train for e in range(ft["distill_epochs"])]
+        _distill(model, params, batches, n_layers, ft["distill_lr"], ft["batch"],
+                 ft["cos_weight"], seed=100)
         for li in range(n_layers):
             for name in LINEARS:
                 out_w[(li, name)] = params[li][name][0].astype(np.float64)

@@ -125,6 +125,11 @@ def test_prune_calibration_text_is_large_and_apart_from_evaluation(model):
     seqs = {tuple(batch.ids[a:b]) for a, b in batch.spans()}
     evals = model.tokenize(minilm.SENTENCES)
     assert not {tuple(evals.ids[a:b]) for a, b in evals.spans()} & seqs
+    # nor in the freshly drawn data of "distill"'s epochs (seeds s + 100 (e + 1))
+    for seed in (102, 104, 302, 316):
+        more = minilm.prune_calib_batch(model, seed=seed)
+        assert not ({tuple(evals.ids[a:b]) for a, b in evals.spans()}
+                    & {tuple(more.ids[a:b]) for a, b in more.spans()})
 
 
 def test_obs_pruning_beats_magnitude_on_one_encoder_layer(model, calib, reference):
