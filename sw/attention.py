@@ -91,18 +91,17 @@ def attention_program(info: DeviceInfo, q, k, v, params, *, alloc: Allocator,
     for h in range(H):
         for j, x in enumerate((q, k, v)):
             load(Target.ACT, layout.act_image(x[h], R), (j * H + h) * head_w)
-    nbytes = L and mt * R * BANK * bd * H
+    nbytes = mt * R * BANK * bd * H
     dst = alloc.alloc(nbytes)
     for h in range(H):
         p = ps[h]
-        if h == 0 or not same:
+        new_par = h == 0 or not same
+        if new_par:     # (the head's GEMMs wait for its parameters: the second load signals)
             load(Target.PAR, pars[h][0], 0)
-            # (a head's GEMMs wait for its parameters: the last load of the head signals)
             load(Target.PAR, pars[h][1], par_c, sig_next=1)
-        first = h == 0 or not same
         prog.descs.append(descriptor(Opcode.VOP, vop={
             "op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt, "a_addr": (H + h) * head_w,
-            "out_addr": wk, "wide": 0}, wait_prev=int(first)))
+            "out_addr": wk, "wide": 0}, wait_prev=int(new_par)))
         prog.descs.append(descriptor(Opcode.GEMM, gemm={
             "act_addr": h * head_w, "wgt_addr": wk, "par_addr": 0, "banks": bd,
             "m_tiles": mt, "n_tiles": nt_s, "log2s": 0, "mode": 1, "out_act": 1,
