@@ -36,10 +36,15 @@ from ..base import golden
 from ..base import vector as V
 from ..base.config import BANK
 from ..base.sparse import PackedWeights, pack, prune
+from ..hw.cmd.descriptors import LoadFormat, Opcode, Target, VopOp
+from ..hw.spu.spu import int8_out_words
+from . import layout
 from .compiler import _w_quant, requant_params
+from .program import Allocator, DeviceInfo, LayerProgram, descriptor
+from .vop import ln_fields
 
 __all__ = ["FloatEncoderLayer", "float_layer", "calibrate", "IntEncoderLayer",
-           "compile_layer", "CLIP"]
+           "compile_layer", "CLIP", "encoder_program"]
 
 
 @dataclass
@@ -286,3 +291,273 @@ def compile_layer(w: FloatEncoderLayer, ranges: dict, sparsity: int = 1, *,
     scales = {n: (np.asarray(v).tolist() if np.ndim(v) else float(v)) for n, v in sc.items()}
     return IntEncoderLayer(H, sparsity, scales, q, k, v, o, up, down, att, add1, ln1, add2,
                            ln2)
+
+
+# ------------------------------------------------------------------------------ the program
+
+class _Plan:
+    """Descriptors in program order, with the LOAD batches that feed them: batch ``i``'s
+    WGT and PAR loads go to half ``i % slots`` of each (its first load waits until the
+    consumers of batch ``i - slots`` have released that half; its last load signals its
+    first consumer), so the next batch loads while this one computes."""
+
+    def __init__(self, info: DeviceInfo, alloc: Allocator, encode, slots, spu_mask):
+        self.info, self.alloc, self.encode, self.slots = info, alloc, encode, slots
+        self.spu_mask = spu_mask
+        self.items = []          # [opcode, fields, flags]
+        self.batches = []        # per batch: index of its last consumer in items
+        self.prog = LayerProgram(rows=info.rows, cols=info.cols)
+        self.half_w = info.wgt_depth // slots
+        self.half_p = info.par_depth // slots
+
+    def image(self, data: bytes) -> int:
+        return self.prog.image(data, self.alloc, self.info.bus_bytes)
+
+    def batch(self, loads):
+        """Queue the loads ``[(target, bytes, sram word in the batch's half, fmt)]``;
+        WGT and PAR words are offsets in the batch's half (ACT and LUT: absolute).
+        Returns the half's WGT and PAR base words."""
+        b = len(self.batches)
+        slot = b % self.slots
+        wb, pb = slot * self.half_w, slot * self.half_p
+        for i, (target, data, at, fmt) in enumerate(loads):
+            if target == Target.WGT:
+                data = layout.pack_wgt_words(data, self.info.cols, fmt, self.info.bus_bytes)
+                at += wb
+            elif target == Target.PAR:
+                at += pb
+            nbytes = -(-len(data) // self.info.bus_bytes) * self.info.bus_bytes
+            self.items.append([Opcode.LOAD, {
+                "dram_addr": self.image(data), "stride": nbytes, "row_bytes": nbytes,
+                "rows": 1, "target": target, "sram_addr": at, "fmt": fmt.value},
+                {"wait_next": int(i == 0 and b >= self.slots),
+                 "sig_next": int(i == len(loads) - 1)}])
+        self.batches.append(None)
+        self._first = True
+        return wb, pb
+
+    def op(self, opcode, fields, uses_batch=True, **flags):
+        """Queue a GEMM or VOP; ``uses_batch``: it reads the last batch's halves (the
+        first such op waits for the batch's loads)."""
+        if uses_batch and self._first:
+            flags["wait_prev"] = 1
+            self._first = False
+        self.items.append([opcode, fields, flags])
+        if uses_batch:
+            self.batches[-1] = len(self.items) - 1
+
+    def finish(self):
+        for b, last in enumerate(self.batches):
+            if last is not None and b + self.slots < len(self.batches):
+                self.items[last][2]["sig_prev"] = 1
+        descs = []
+        for opcode, fields, flags in self.items:
+            key = {Opcode.LOAD: "dma", Opcode.STORE: "dma", Opcode.GEMM: "gemm",
+                   Opcode.VOP: "vop"}.get(opcode)
+            kw = {key: fields} if key else {}
+            mask = {"spu_mask": self.spu_mask} if key else {}
+            descs.append(self.encode(opcode, **kw, **flags, **mask))
+        self.prog.descs = descs
+        return self.prog
+
+
+def _regions(sizes, spans):
+    """First-fit placement of tensors in ACT words: ``sizes {name: words}``, ``spans
+    {name: (first op, last op)}``; a tensor's words are free again after its last op (not
+    during it: a VOP's output may not overlap its input)."""
+    at, free_end = {}, {}
+    for name in sorted(sizes, key=lambda n: spans[n][0]):
+        start = spans[name][0]
+        live = sorted((at[o], at[o] + sizes[o]) for o in at if spans[o][1] >= start)
+        pos = 0
+        for a, b in live:
+            if pos + sizes[name] <= a:
+                break
+            pos = max(pos, b)
+        at[name] = pos
+    return at
+
+
+def _group_wgt(packed: PackedWeights, cols: int, j0: int, g: int) -> bytes:
+    raw = layout.wgt_image(packed, cols)
+    tile = packed.banks * packed.nnz * cols * 2
+    return raw[j0 * tile:(j0 + g) * tile]
+
+
+def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Allocator,
+                    mask_n=0, encode=None) -> LayerProgram:
+    """The encoder layer ``layer`` on int8 ``x [L, D]`` as one device program (module
+    docstring): the host loads ``x`` once, every intermediate tensor stays in the SPU's
+    activation scratchpad, and the output (``decode``: :meth:`IntEncoderLayer.reference`'s
+    ``[L, D]``, rows past ``L`` cut by the caller) is copied out through an identity GEMM.
+    Weights and parameters stream through WGT and PAR in batches (:class:`_Plan`). Shapes
+    that do not fit the scratchpads, or a device without a vector unit, are a
+    ``ValueError``; on several SPUs the program runs on SPU 0."""
+    descriptor_ = encode or descriptor
+    x = np.asarray(x)
+    D, H = layer.hidden, layer.heads
+    if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != D or x.shape[0] == 0:
+        raise ValueError(f"x must be int8 [L, {D}] with L > 0, not {x.dtype} {x.shape}")
+    if not info.vec_max_row:
+        raise ValueError("the device has no vector unit (CAP_VEC.max_row is 0)")
+    d = D // H
+    L = x.shape[0]
+    R, C = info.rows, info.cols
+    if d % BANK or D % BANK:
+        raise ValueError(f"the heads ({d} channels) must be whole banks of {BANK} channels")
+    if max(L, D) > info.vec_max_row:
+        raise ValueError(f"rows of {max(L, D)} are longer than the vector unit's "
+                         f"{info.vec_max_row}")
+    for f in (layer.add1, layer.add2):
+        if any(len(set(np.asarray(v).tolist())) > 1 for v in f):
+            raise ValueError("per-channel residual scales need the per-channel ADD")
+    gb = BANK // C
+    mt = -(-L // R)
+    t = mt * R
+    Db, bd, bt = D // BANK, d // BANK, -(-t // BANK)
+    F = layer.up.packed.n
+    Fb = -(-F // BANK)
+    nt_s, nt_c = -(-t // C), -(-d // C)
+    ops = ["qkv", "att", "o", "add1", "ln1", "up", "down", "add2", "ln2", "out"]
+    o = {n: i for i, n in enumerate(ops)}
+    sizes = {"x": mt * Db, "qkv": 3 * H * mt * bd, "s": mt * bt, "ctx": mt * Db,
+             "a": mt * Db, "r1": 2 * mt * Db, "h1": mt * Db, "g": mt * Fb, "f": mt * Db,
+             "r2": 2 * mt * Db, "y": mt * Db}
+    spans = {"x": (-1, o["add1"]), "qkv": (0, o["att"]), "s": (o["att"], o["att"]),
+             "ctx": (o["att"], o["o"]), "a": (o["o"], o["add1"]), "r1": (o["add1"], o["ln1"]),
+             "h1": (o["ln1"], o["add2"]), "g": (o["up"], o["down"]),
+             "f": (o["down"], o["add2"]), "r2": (o["add2"], o["ln2"]), "y": (o["ln2"], 99)}
+    at = _regions(sizes, spans)
+    act_end = max(at[n] + sizes[n] for n in sizes)
+    if act_end > info.act_depth:
+        raise ValueError(f"an encoder layer of {L} x {D} needs {act_end} activation words, "
+                         f"the scratchpad has {info.act_depth}")
+
+    def entries(p):
+        return p.banks * p.nnz
+
+    # the largest batch: a head's (or a bank's) channel tiles of a linear layer, or an
+    # attention head's two copies; two halves when it fits one
+    big = max(max(gb * entries(lin.packed) for lin in (layer.q, layer.k, layer.v, layer.o,
+                                                         layer.up, layer.down)),
+              (nt_s * bd + nt_c * bt) * BANK)
+    slots = 2 if 2 * big <= info.wgt_depth and 2 * max(gb, nt_s + nt_c, 32 // C * Db) \
+        <= info.par_depth else 1
+    if big > info.wgt_depth or max(gb, nt_s + nt_c, 32 // C * Db) > info.par_depth:
+        raise ValueError(f"an encoder layer of {L} x {D} (FFN {F}) needs {big} weight words "
+                         f"a batch, the scratchpad has {info.wgt_depth}")
+    plan = _Plan(info, alloc, descriptor_, slots, 1 if info.spus > 1 else 0)
+    RAW = LoadFormat.RAW
+    x_img = layout.act_image(x, R)
+    lut = np.asarray(layer.up.lut)
+
+    def linear(lin: _Linear, src, banks, dst, dst_stride, j_banks, extra=(), lut_on=False):
+        """GEMMs of ``lin`` on ``src`` (``banks`` words a row tile), one batch per group of
+        output banks ``j_banks`` (a list of (first bank, banks, destination word))."""
+        p = lin.packed
+        fmt = layout.wgt_format(p.s)
+        par = layout.par_image(lin.bias, lin.mult, lin.shift, p.n, C)
+        for gi, (b0, nbk, out) in enumerate(j_banks):
+            j0, g = b0 * gb, min(nbk * gb, -(-p.n // C) - b0 * gb)
+            loads = list(extra) if gi == 0 else []
+            loads += [(Target.WGT, _group_wgt(p, C, j0, g), 0, fmt),
+                      (Target.PAR, par[j0 * C * 8:(j0 + g) * C * 8], 0, RAW)]
+            wb, pb = plan.batch(loads)
+            plan.op(Opcode.GEMM, {
+                "act_addr": src, "wgt_addr": wb, "par_addr": pb, "banks": banks,
+                "m_tiles": mt, "n_tiles": g, "log2s": p.s.bit_length() - 1, "mode": 1,
+                "lut": int(lut_on), "out_act": 1, "out_addr": out, "out_stride": dst_stride})
+
+    # 1. Q, K, V: one head a batch, written head-major ([tensor][head][row tile][bank])
+    head_w = mt * bd
+    for j, lin in enumerate((layer.q, layer.k, layer.v)):
+        linear(lin, at["x"], Db, None, bd,
+               [(h * bd, bd, at["qkv"] + (j * H + h) * head_w) for h in range(H)],
+               extra=[(Target.ACT, x_img, at["x"], RAW), (Target.LUT, layout.lut_image(lut),
+                                                          0, RAW)] if j == 0 else ())
+    # 2. attention, one head a batch (its parameters; WGT: K's copy, then V's)
+    kw = nt_s * bd * BANK
+    for h in range(H):
+        p = layer.att[h]
+        wb, pb = plan.batch([
+            (Target.PAR, layout.par_image(0, p.s_mult, p.s_shift, nt_s * C, C), 0, RAW),
+            (Target.PAR, layout.par_image(0, p.c_mult, p.c_shift, nt_c * C, C), nt_s, RAW)])
+        plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
+                             "a_addr": at["qkv"] + (H + h) * head_w, "out_addr": wb,
+                             "wide": 0})
+        plan.op(Opcode.GEMM, {"act_addr": at["qkv"] + h * head_w, "wgt_addr": wb,
+                              "par_addr": pb, "banks": bd, "m_tiles": mt, "n_tiles": nt_s,
+                              "log2s": 0, "mode": 1, "out_act": 1, "out_addr": at["s"]})
+        plan.op(Opcode.VOP, {"op": VopOp.SOFTMAX.value, "n": L, "m_tiles": mt,
+                             "a_addr": at["s"], "out_addr": at["s"], "mask_n": mask_n or L,
+                             "relu": 1, "mult": p.sm_mult, "shift": p.sm_shift})
+        plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
+                             "a_addr": at["qkv"] + (2 * H + h) * head_w, "out_addr": wb + kw,
+                             "wide": 1})
+        plan.op(Opcode.GEMM, {"act_addr": at["s"], "wgt_addr": wb + kw, "par_addr": pb + nt_s,
+                              "banks": bt, "m_tiles": mt, "n_tiles": nt_c, "log2s": 0,
+                              "mode": 1, "out_act": 1, "out_addr": at["ctx"] + h * bd,
+                              "out_stride": Db})
+
+    def banks_of(lin, dst):
+        """Groups of output banks: as many as fit a batch's halves of WGT and PAR."""
+        n_banks = -(-lin.packed.n // BANK)
+        per = max(1, min(plan.half_w // (gb * entries(lin.packed)), plan.half_p // gb))
+        return [(b, min(per, n_banks - b), dst + b) for b in range(0, n_banks, per)]
+
+    def add(a, b, out, f):
+        am, bm, sh = (int(np.asarray(v).reshape(-1)[0]) for v in f)
+        plan.op(Opcode.VOP, {"op": VopOp.ADD.value, "n": D, "m_tiles": mt, "a_addr": a,
+                             "b_addr": b, "out_addr": out, "wide": 1, "mult": am,
+                             "mult_b": bm, "shift": sh}, uses_batch=False)
+
+    def layernorm(src, out, p):
+        _, pb = plan.batch([(Target.PAR, layout.ln_par_image(p.mult, p.bias, p.shift, C), 0,
+                             RAW)])
+        plan.op(Opcode.VOP, {"op": VopOp.LAYERNORM.value, "n": D, "m_tiles": mt,
+                             "a_addr": src, "b_addr": pb, "out_addr": out, "wide": 1,
+                             **ln_fields(p)})
+
+    # 3.-9.
+    linear(layer.o, at["ctx"], Db, None, Db, banks_of(layer.o, at["a"]))
+    add(at["x"], at["a"], at["r1"], layer.add1)
+    layernorm(at["r1"], at["h1"], layer.ln1)
+    linear(layer.up, at["h1"], Db, None, Fb, banks_of(layer.up, at["g"]), lut_on=True)
+    linear(layer.down, at["g"], Fb, None, Db, banks_of(layer.down, at["f"]))
+    add(at["h1"], at["f"], at["r2"], layer.add2)
+    layernorm(at["r2"], at["y"], layer.ln2)
+    # 10. the output: an identity GEMM into OUT, then a STORE, by chunks of row tiles
+    s_id = max(info.sparsities)
+    ident = pack(np.eye(D, dtype=np.int8), s_id)
+    nt = D // C
+    wb, pb = plan.batch([
+        (Target.WGT, layout.wgt_image(ident, C), 0, layout.wgt_format(s_id)),
+        (Target.PAR, layout.par_image(0, 1, 0, D, C), 0, RAW)])
+    half_o = info.out_depth // 2
+    per = int8_out_words(R, C, 1, nt)
+    if per > half_o:
+        raise ValueError(f"one row tile of the output needs {per} output words, half the "
+                         f"scratchpad is {half_o}")
+    ck = half_o // per
+    chunks = [(c0, min(ck, mt - c0)) for c0 in range(0, mt, ck)]
+    prog = plan.prog
+    bank = R * BANK
+    for ci, (c0, mtc) in enumerate(chunks):
+        plan.op(Opcode.GEMM, {"act_addr": at["y"] + c0 * Db, "wgt_addr": wb, "par_addr": pb,
+                              "banks": Db, "m_tiles": mtc, "n_tiles": nt,
+                              "log2s": s_id.bit_length() - 1, "mode": 1,
+                              "out_addr": ci % 2 * half_o},
+                uses_batch=ci == 0, sig_next=1, wait_next=int(ci >= 2))
+        nbytes = mtc * Db * bank
+        dst = plan.alloc.alloc(nbytes)
+        plan.op(Opcode.STORE, {"dram_addr": dst, "stride": nbytes, "row_bytes": nbytes,
+                               "rows": 1, "target": 0, "sram_addr": ci % 2 * half_o},
+                uses_batch=False, wait_prev=1, sig_prev=int(ci + 2 < len(chunks)))
+        prog.outputs.append((dst, nbytes, c0 * R, mtc * R, mtc))
+        prog.dram_bytes += nbytes
+    plan.items.append([Opcode.COMPLETE, None, {}])
+    prog = plan.finish()
+    prog.out_banks = Db
+    prog.m, prog.n, prog.mode = t, D, "int8"
+    prog.placement += [(n, "ACT", sizes[n] * R * BANK) for n in sizes]
+    return prog
