@@ -43,7 +43,7 @@ from .compiler import _w_quant, requant_params
 from .program import Allocator, DeviceInfo, LayerProgram, descriptor
 from .vop import ln_fields
 
-__all__ = ["FloatEncoderLayer", "float_layer", "calibrate", "IntEncoderLayer",
+__all__ = ["FloatEncoderLayer", "random_layer", "float_layer", "calibrate", "IntEncoderLayer",
            "compile_layer", "CLIP", "encoder_program"]
 
 
@@ -72,6 +72,17 @@ class FloatEncoderLayer:
     @property
     def hidden(self) -> int:
         return self.wq.shape[1]
+
+
+def random_layer(rng, hidden, heads, ffn) -> FloatEncoderLayer:
+    """A float encoder layer with random weights (``N(0, 1/K)``, so activations keep their
+    size), biases ``N(0, 0.1)`` and LayerNorm gains near 1: for tests and the RTL."""
+    def lin(n, k):
+        return rng.normal(0, 1 / np.sqrt(k), (n, k)), rng.normal(0, 0.1, n)
+    D, F = hidden, ffn
+    q, k, v, o, up, down = lin(D, D), lin(D, D), lin(D, D), lin(D, D), lin(F, D), lin(D, F)
+    ln = [(1 + rng.normal(0, 0.1, D), rng.normal(0, 0.1, D)) for _ in range(2)]
+    return FloatEncoderLayer(heads, *q, *k, *v, *o, *ln[0], *up, *down, *ln[1])
 
 
 def _ln(x, g, b, eps):

@@ -430,6 +430,45 @@ async def check_attention_against_model(dev: Driver, model: Driver, label, q, k,
     return runs["device"]
 
 
+#: Encoder layers the RTL runs (issue 22): (tokens, hidden, heads, FFN) per configuration;
+#: ``fpga``'s is MiniLM's layer at 32 tokens, ``tiny``'s what its 8 KiB of ACT holds.
+ENCODER_SHAPES = {"tiny": (16, 64, 2, 64), "fpga": (32, 384, 12, 1536)}
+
+
+def encoder_case(rng, info, s, *, shape=None):
+    """A random float encoder layer (:func:`~.encoder.random_layer`) calibrated on random
+    inputs and compiled at sparsity ``s``, an int8 input, the last key masked. ``shape``:
+    ``(L, hidden, heads, ffn)``, default :data:`ENCODER_SHAPES`'s for the device's rows and
+    columns. Returns ``(label, layer, x, mask_n)``."""
+    from .encoder import calibrate, compile_layer, random_layer
+    if shape is None:
+        shape = ENCODER_SHAPES["tiny" if info.rows * info.cols <= 8 else "fpga"]
+    L, D, H, F = shape
+    w = random_layer(rng, D, H, F)
+    xs = [rng.normal(0, 1, (L, D)) for _ in range(3)]
+    layer = compile_layer(w, calibrate(w, xs), s)
+    x = np.clip(np.round(xs[0] / layer.in_scale), -128, 127).astype(np.int8)
+    return (f"encoder layer {L} x {D}, {H} heads, FFN {F}, s={s}", layer, x, L - 1)
+
+
+async def check_encoder_against_model(dev: Driver, model: Driver, label, layer, x, mask_n,
+                                      max_cycles=20_000_000):
+    """One :func:`~.encoder.encoder_program` on ``dev`` and on the functional ``model``: both
+    must equal :meth:`~.encoder.IntEncoderLayer.reference` bit for bit. Returns the
+    device's result."""
+    from .encoder import encoder_program
+    want = layer.reference(x, mask_n)
+    runs = await _on_both(dev, model, lambda d: encoder_program(
+        d.info, layer, x, alloc=d.alloc, mask_n=mask_n), max_cycles)
+    for name, r in runs.items():
+        y = r.y[:x.shape[0]]
+        if y.shape != want.shape or not np.array_equal(y, want):
+            bad = int((y != want).sum()) if y.shape == want.shape else want.size
+            raise AssertionError(f"{label}: {name}: {bad} of {want.size} outputs differ from "
+                                 f"the golden model")
+    return runs["device"]
+
+
 def random_conv_network(rng, info, *, s=None):
     """A random network of convolutions for :func:`~.conv.network_program`: a 3x3 (or 1x1)
     convolution, a second one (stride 1 or 2), a residual addition of the two as a 1x1 GEMM

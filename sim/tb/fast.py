@@ -183,6 +183,37 @@ async def vops_on_chip(dut):
 
 
 @cocotb.test()
+async def encoder_on_chip(dut):
+    """A whole transformer encoder layer (``sw/encoder.py``: Q, K, V, attention with the
+    integer softmax, the attention output, a 16-bit residual ADD, LayerNorm, FFN with GELU
+    through the LUT, the second residual and LayerNorm) as one program at s = 1 and s = 8:
+    bit-exact against the golden model and the functional model, the performance model
+    within 2 %. ``fpga``: MiniLM's layer shape at 32 tokens; ``tiny``: 16 tokens, hidden 64.
+    Icarus runs tiny only (fpga's 18 million vector-unit cycles are Verilator's job)."""
+    from ...sw.encoder import encoder_program
+    from ..model.perf_model import predict_program
+    cfg, rng, be, dev, model = await _device_and_model(dut, "encoder_on_chip")
+    if not cfg.vec_max_row:
+        dut._log.info("no vector unit: no encoder layer")
+        return
+    if cfg.rows * cfg.cols > 8 and "icarus" in cocotb.SIM_NAME.lower():
+        dut._log.info("Icarus: the fpga encoder layer is left to Verilator")
+        return
+    errors = []
+    for s in (1, 8):
+        label, layer, x, mask = scenarios.encoder_case(rng, dev.info, s)
+        res = await scenarios.check_encoder_against_model(dev, model, label, layer, x, mask)
+        pred = predict_program(cfg, encoder_program(dev.info, layer, x, mask_n=mask,
+                                                    alloc=scenarios.Allocator(0, 1 << 40)))
+        errors.append((label, res.cycles, pred["cycles"]))
+        dut._log.info("%s: bit-exact, %d cycles (performance model %d, %+.2f %%)", label,
+                      res.cycles, pred["cycles"], 100 * (pred["cycles"] / res.cycles - 1))
+    assert not be.violations, be.violations
+    bad = [e for e in errors if abs(e[2] / e[1] - 1) > 0.02]
+    assert not bad, f"performance model off by more than 2 %: {bad}"
+
+
+@cocotb.test()
 async def conv_networks_on_chip(dut):
     """Networks of convolutions as one program (``sw/conv.py`` network_program): tensors in
     the on-chip L2 where the configuration has one (``hw/bus/l2.py``), else in device DRAM,
