@@ -372,12 +372,15 @@ class _Plan:
         return self.prog
 
 
-def _regions(sizes, spans):
+def _regions(sizes, spans, fixed=None):
     """First-fit placement of tensors in ACT words: ``sizes {name: words}``, ``spans
     {name: (first op, last op)}``; a tensor's words are free again after its last op (not
-    during it: a VOP's output may not overlap its input)."""
-    at, free_end = {}, {}
+    during it: a VOP's output may not overlap its input). ``fixed {name: word}``: tensors
+    already placed."""
+    at = dict(fixed or {})
     for name in sorted(sizes, key=lambda n: spans[n][0]):
+        if name in at:
+            continue
         start = spans[name][0]
         live = sorted((at[o], at[o] + sizes[o]) for o in at if spans[o][1] >= start)
         pos = 0
@@ -395,18 +398,28 @@ def _group_wgt(packed: PackedWeights, cols: int, j0: int, g: int) -> bytes:
     return raw[j0 * tile:(j0 + g) * tile]
 
 
-def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Allocator,
-                    mask_n=0, encode=None) -> LayerProgram:
-    """The encoder layer ``layer`` on int8 ``x [L, D]`` as one device program (module
-    docstring): the host loads ``x`` once, every intermediate tensor stays in the SPU's
-    activation scratchpad, and the output (``decode``: :meth:`IntEncoderLayer.reference`'s
-    ``[L, D]``, rows past ``L`` cut by the caller) is copied out through an identity GEMM.
-    Weights and parameters stream through WGT and PAR in batches (:class:`_Plan`). Shapes
-    that do not fit the scratchpads, or a device without a vector unit, are a
-    ``ValueError``; on several SPUs the program runs on SPU 0."""
+def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
+                    encode=None) -> LayerProgram:
+    """The encoder layer ``layers`` (an :class:`IntEncoderLayer`, or a list of them run one
+    after the other) on int8 ``x [L, D]`` as one device program (module docstring): the host
+    loads ``x`` once, every intermediate tensor stays in the SPU's activation scratchpad
+    (a layer's output is the next one's input there), and the last layer's output
+    (``decode``: :meth:`IntEncoderLayer.reference`'s ``[L, D]``, rows past ``L`` cut by the
+    caller) is copied out through an identity GEMM. Weights and parameters stream through
+    WGT and PAR in batches (:class:`_Plan`). Shapes that do not fit the scratchpads, or a
+    device without a vector unit, are a ``ValueError``; on several SPUs the program runs on
+    SPU 0."""
     descriptor_ = encode or descriptor
+    layers = [layers] if isinstance(layers, IntEncoderLayer) else list(layers)
+    if not layers:
+        raise ValueError("an encoder program needs at least one layer")
     x = np.asarray(x)
-    D, H = layer.hidden, layer.heads
+    D, H = layers[0].hidden, layers[0].heads
+    F = layers[0].up.packed.n
+    for i, layer in enumerate(layers):
+        if (layer.hidden, layer.heads, layer.up.packed.n) != (D, H, F):
+            raise ValueError(f"layer {i} has hidden {layer.hidden}, {layer.heads} heads, FFN "
+                             f"{layer.up.packed.n}; layer 0 {D}, {H}, {F}")
     if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != D or x.shape[0] == 0:
         raise ValueError(f"x must be int8 [L, {D}] with L > 0, not {x.dtype} {x.shape}")
     if not info.vec_max_row:
@@ -419,14 +432,14 @@ def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Alloc
     if max(L, D) > info.vec_max_row:
         raise ValueError(f"rows of {max(L, D)} are longer than the vector unit's "
                          f"{info.vec_max_row}")
-    for f in (layer.add1, layer.add2):
-        if any(len(set(np.asarray(v).tolist())) > 1 for v in f):
-            raise ValueError("per-channel residual scales need the per-channel ADD")
+    for layer in layers:
+        for f in (layer.add1, layer.add2):
+            if any(len(set(np.asarray(v).tolist())) > 1 for v in f):
+                raise ValueError("per-channel residual scales need the per-channel ADD")
     gb = BANK // C
     mt = -(-L // R)
     t = mt * R
     Db, bd, bt = D // BANK, d // BANK, -(-t // BANK)
-    F = layer.up.packed.n
     Fb = -(-F // BANK)
     nt_s, nt_c = -(-t // C), -(-d // C)
     ops = ["qkv", "att", "o", "add1", "ln1", "up", "down", "add2", "ln2", "out"]
@@ -438,8 +451,11 @@ def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Alloc
              "ctx": (o["att"], o["o"]), "a": (o["o"], o["add1"]), "r1": (o["add1"], o["ln1"]),
              "h1": (o["ln1"], o["add2"]), "g": (o["up"], o["down"]),
              "f": (o["down"], o["add2"]), "r2": (o["add2"], o["ln2"]), "y": (o["ln2"], 99)}
-    at = _regions(sizes, spans)
-    act_end = max(at[n] + sizes[n] for n in sizes)
+    # each layer's placement with its input where the layer before left its output
+    places = [_regions(sizes, spans, {"x": 0})]
+    for _ in layers[1:]:
+        places.append(_regions(sizes, spans, {"x": places[-1]["y"]}))
+    act_end = max(at[n] + sizes[n] for at in places for n in sizes)
     if act_end > info.act_depth:
         raise ValueError(f"an encoder layer of {L} x {D} needs {act_end} activation words, "
                          f"the scratchpad has {info.act_depth}")
@@ -449,22 +465,22 @@ def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Alloc
 
     # the largest batch: a head's (or a bank's) channel tiles of a linear layer, or an
     # attention head's two copies; two halves when it fits one
-    big = max(max(gb * entries(lin.packed) for lin in (layer.q, layer.k, layer.v, layer.o,
-                                                         layer.up, layer.down)),
+    big = max(max(gb * entries(lin.packed) for layer in layers
+                  for lin in (layer.q, layer.k, layer.v, layer.o, layer.up, layer.down)),
               (nt_s * bd + nt_c * bt) * BANK)
-    slots = 2 if 2 * big <= info.wgt_depth and 2 * max(gb, nt_s + nt_c, 32 // C * Db) \
-        <= info.par_depth else 1
-    if big > info.wgt_depth or max(gb, nt_s + nt_c, 32 // C * Db) > info.par_depth:
+    par_big = max(gb, nt_s + nt_c, 32 // C * Db)
+    if big > info.wgt_depth or par_big > info.par_depth:
         raise ValueError(f"an encoder layer of {L} x {D} (FFN {F}) needs {big} weight words "
-                         f"a batch, the scratchpad has {info.wgt_depth}")
+                         f"and {par_big} parameter words a batch, the scratchpads have "
+                         f"{info.wgt_depth} and {info.par_depth}")
+    slots = 2 if 2 * big <= info.wgt_depth and 2 * par_big <= info.par_depth else 1
     plan = _Plan(info, alloc, descriptor_, slots, 1 if info.spus > 1 else 0)
     RAW = LoadFormat.RAW
-    x_img = layout.act_image(x, R)
-    lut = np.asarray(layer.up.lut)
 
-    def linear(lin: _Linear, src, banks, dst, dst_stride, j_banks, extra=(), lut_on=False):
+    def linear(lin: _Linear, src, banks, dst_stride, j_banks, extra=(), lut_on=False):
         """GEMMs of ``lin`` on ``src`` (``banks`` words a row tile), one batch per group of
-        output banks ``j_banks`` (a list of (first bank, banks, destination word))."""
+        output banks ``j_banks`` (a list of (first bank, banks, destination word));
+        ``extra`` loads join the first batch."""
         p = lin.packed
         fmt = layout.wgt_format(p.s)
         par = layout.par_image(lin.bias, lin.mult, lin.shift, p.n, C)
@@ -478,37 +494,6 @@ def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Alloc
                 "act_addr": src, "wgt_addr": wb, "par_addr": pb, "banks": banks,
                 "m_tiles": mt, "n_tiles": g, "log2s": p.s.bit_length() - 1, "mode": 1,
                 "lut": int(lut_on), "out_act": 1, "out_addr": out, "out_stride": dst_stride})
-
-    # 1. Q, K, V: one head a batch, written head-major ([tensor][head][row tile][bank])
-    head_w = mt * bd
-    for j, lin in enumerate((layer.q, layer.k, layer.v)):
-        linear(lin, at["x"], Db, None, bd,
-               [(h * bd, bd, at["qkv"] + (j * H + h) * head_w) for h in range(H)],
-               extra=[(Target.ACT, x_img, at["x"], RAW), (Target.LUT, layout.lut_image(lut),
-                                                          0, RAW)] if j == 0 else ())
-    # 2. attention, one head a batch (its parameters; WGT: K's copy, then V's)
-    kw = nt_s * bd * BANK
-    for h in range(H):
-        p = layer.att[h]
-        wb, pb = plan.batch([
-            (Target.PAR, layout.par_image(0, p.s_mult, p.s_shift, nt_s * C, C), 0, RAW),
-            (Target.PAR, layout.par_image(0, p.c_mult, p.c_shift, nt_c * C, C), nt_s, RAW)])
-        plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
-                             "a_addr": at["qkv"] + (H + h) * head_w, "out_addr": wb,
-                             "wide": 0})
-        plan.op(Opcode.GEMM, {"act_addr": at["qkv"] + h * head_w, "wgt_addr": wb,
-                              "par_addr": pb, "banks": bd, "m_tiles": mt, "n_tiles": nt_s,
-                              "log2s": 0, "mode": 1, "out_act": 1, "out_addr": at["s"]})
-        plan.op(Opcode.VOP, {"op": VopOp.SOFTMAX.value, "n": L, "m_tiles": mt,
-                             "a_addr": at["s"], "out_addr": at["s"], "mask_n": mask_n or L,
-                             "relu": 1, "mult": p.sm_mult, "shift": p.sm_shift})
-        plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
-                             "a_addr": at["qkv"] + (2 * H + h) * head_w, "out_addr": wb + kw,
-                             "wide": 1})
-        plan.op(Opcode.GEMM, {"act_addr": at["s"], "wgt_addr": wb + kw, "par_addr": pb + nt_s,
-                              "banks": bt, "m_tiles": mt, "n_tiles": nt_c, "log2s": 0,
-                              "mode": 1, "out_act": 1, "out_addr": at["ctx"] + h * bd,
-                              "out_stride": Db})
 
     def banks_of(lin, dst):
         """Groups of output banks: as many as fit a batch's halves of WGT and PAR."""
@@ -529,15 +514,52 @@ def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Alloc
                              "a_addr": src, "b_addr": pb, "out_addr": out, "wide": 1,
                              **ln_fields(p)})
 
-    # 3.-9.
-    linear(layer.o, at["ctx"], Db, None, Db, banks_of(layer.o, at["a"]))
-    add(at["x"], at["a"], at["r1"], layer.add1)
-    layernorm(at["r1"], at["h1"], layer.ln1)
-    linear(layer.up, at["h1"], Db, None, Fb, banks_of(layer.up, at["g"]), lut_on=True)
-    linear(layer.down, at["g"], Fb, None, Db, banks_of(layer.down, at["f"]))
-    add(at["h1"], at["f"], at["r2"], layer.add2)
-    layernorm(at["r2"], at["y"], layer.ln2)
+    head_w = mt * bd
+    kw = nt_s * bd * BANK
+    for li, (layer, at) in enumerate(zip(layers, places)):
+        # 1. Q, K, V: one head a batch, written head-major ([tensor][head][row tile][bank])
+        for j, lin in enumerate((layer.q, layer.k, layer.v)):
+            first = li == 0 and j == 0
+            linear(lin, at["x"], Db, bd,
+                   [(h * bd, bd, at["qkv"] + (j * H + h) * head_w) for h in range(H)],
+                   extra=[(Target.ACT, layout.act_image(x, R), at["x"], RAW)] if first else ())
+        # 2. attention, one head a batch (its parameters; WGT: K's copy, then V's)
+        for h in range(H):
+            p = layer.att[h]
+            wb, pb = plan.batch([
+                (Target.PAR, layout.par_image(0, p.s_mult, p.s_shift, nt_s * C, C), 0, RAW),
+                (Target.PAR, layout.par_image(0, p.c_mult, p.c_shift, nt_c * C, C), nt_s,
+                 RAW)])
+            plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
+                                 "a_addr": at["qkv"] + (H + h) * head_w, "out_addr": wb,
+                                 "wide": 0})
+            plan.op(Opcode.GEMM, {"act_addr": at["qkv"] + h * head_w, "wgt_addr": wb,
+                                  "par_addr": pb, "banks": bd, "m_tiles": mt,
+                                  "n_tiles": nt_s, "log2s": 0, "mode": 1, "out_act": 1,
+                                  "out_addr": at["s"]})
+            plan.op(Opcode.VOP, {"op": VopOp.SOFTMAX.value, "n": L, "m_tiles": mt,
+                                 "a_addr": at["s"], "out_addr": at["s"],
+                                 "mask_n": mask_n or L, "relu": 1, "mult": p.sm_mult,
+                                 "shift": p.sm_shift})
+            plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
+                                 "a_addr": at["qkv"] + (2 * H + h) * head_w,
+                                 "out_addr": wb + kw, "wide": 1})
+            plan.op(Opcode.GEMM, {"act_addr": at["s"], "wgt_addr": wb + kw,
+                                  "par_addr": pb + nt_s, "banks": bt, "m_tiles": mt,
+                                  "n_tiles": nt_c, "log2s": 0, "mode": 1, "out_act": 1,
+                                  "out_addr": at["ctx"] + h * bd, "out_stride": Db})
+        # 3.-9. (the GELU table is loaded with FFN up's first batch: the layer before's FFN
+        # up finished at least two batches earlier)
+        linear(layer.o, at["ctx"], Db, Db, banks_of(layer.o, at["a"]))
+        add(at["x"], at["a"], at["r1"], layer.add1)
+        layernorm(at["r1"], at["h1"], layer.ln1)
+        linear(layer.up, at["h1"], Db, Fb, banks_of(layer.up, at["g"]), lut_on=True,
+               extra=[(Target.LUT, layout.lut_image(np.asarray(layer.up.lut)), 0, RAW)])
+        linear(layer.down, at["g"], Fb, Db, banks_of(layer.down, at["f"]))
+        add(at["h1"], at["f"], at["r2"], layer.add2)
+        layernorm(at["r2"], at["y"], layer.ln2)
     # 10. the output: an identity GEMM into OUT, then a STORE, by chunks of row tiles
+    y_at = places[-1]["y"]
     s_id = max(info.sparsities)
     ident = pack(np.eye(D, dtype=np.int8), s_id)
     nt = D // C
@@ -554,7 +576,7 @@ def encoder_program(info: DeviceInfo, layer: IntEncoderLayer, x, *, alloc: Alloc
     prog = plan.prog
     bank = R * BANK
     for ci, (c0, mtc) in enumerate(chunks):
-        plan.op(Opcode.GEMM, {"act_addr": at["y"] + c0 * Db, "wgt_addr": wb, "par_addr": pb,
+        plan.op(Opcode.GEMM, {"act_addr": y_at + c0 * Db, "wgt_addr": wb, "par_addr": pb,
                               "banks": Db, "m_tiles": mtc, "n_tiles": nt,
                               "log2s": s_id.bit_length() - 1, "mode": 1,
                               "out_addr": ci % 2 * half_o},

@@ -435,31 +435,41 @@ async def check_attention_against_model(dev: Driver, model: Driver, label, q, k,
 ENCODER_SHAPES = {"tiny": (16, 64, 2, 64), "fpga": (32, 384, 12, 1536)}
 
 
-def encoder_case(rng, info, s, *, shape=None):
-    """A random float encoder layer (:func:`~.encoder.random_layer`) calibrated on random
-    inputs and compiled at sparsity ``s``, an int8 input, the last key masked. ``shape``:
-    ``(L, hidden, heads, ffn)``, default :data:`ENCODER_SHAPES`'s for the device's rows and
-    columns. Returns ``(label, layer, x, mask_n)``."""
-    from .encoder import calibrate, compile_layer, random_layer
+def encoder_case(rng, info, s, *, shape=None, layers=1):
+    """``layers`` random float encoder layers (:func:`~.encoder.random_layer`), each
+    calibrated on the float outputs of the ones before over random inputs and compiled at
+    sparsity ``s``; an int8 input, the last key masked. ``shape``: ``(L, hidden, heads,
+    ffn)``, default :data:`ENCODER_SHAPES`'s for the device's rows and columns. Returns
+    ``(label, layer or list of layers, x, mask_n)``."""
+    from .encoder import calibrate, compile_layer, float_layer, random_layer
     if shape is None:
         shape = ENCODER_SHAPES["tiny" if info.rows * info.cols <= 8 else "fpga"]
     L, D, H, F = shape
-    w = random_layer(rng, D, H, F)
     xs = [rng.normal(0, 1, (L, D)) for _ in range(3)]
-    layer = compile_layer(w, calibrate(w, xs), s)
-    x = np.clip(np.round(xs[0] / layer.in_scale), -128, 127).astype(np.int8)
-    return (f"encoder layer {L} x {D}, {H} heads, FFN {F}, s={s}", layer, x, L - 1)
+    x0 = xs[0]
+    out, in_scale = [], None
+    for _ in range(layers):
+        w = random_layer(rng, D, H, F)
+        out.append(compile_layer(w, calibrate(w, xs), s, in_scale=in_scale))
+        in_scale = out[-1].out_scale
+        xs = [float_layer(w, t) for t in xs]
+    x = np.clip(np.round(x0 / np.asarray(out[0].in_scale)), -128, 127).astype(np.int8)
+    what = f"{layers} encoder layers" if layers > 1 else "encoder layer"
+    return (f"{what} {L} x {D}, {H} heads, FFN {F}, s={s}", out if layers > 1 else out[0], x,
+            L - 1)
 
 
-async def check_encoder_against_model(dev: Driver, model: Driver, label, layer, x, mask_n,
-                                      max_cycles=20_000_000):
-    """One :func:`~.encoder.encoder_program` on ``dev`` and on the functional ``model``: both
-    must equal :meth:`~.encoder.IntEncoderLayer.reference` bit for bit. Returns the
-    device's result."""
+async def check_encoder_against_model(dev: Driver, model: Driver, label, layers, x, mask_n,
+                                      max_cycles=50_000_000):
+    """One :func:`~.encoder.encoder_program` (one layer or a list) on ``dev`` and on the
+    functional ``model``: both must equal :meth:`~.encoder.IntEncoderLayer.reference` (of
+    each layer in turn) bit for bit. Returns the device's result."""
     from .encoder import encoder_program
-    want = layer.reference(x, mask_n)
+    want = x
+    for layer in (layers if isinstance(layers, list) else [layers]):
+        want = layer.reference(want, mask_n)
     runs = await _on_both(dev, model, lambda d: encoder_program(
-        d.info, layer, x, alloc=d.alloc, mask_n=mask_n), max_cycles)
+        d.info, layers, x, alloc=d.alloc, mask_n=mask_n), max_cycles)
     for name, r in runs.items():
         y = r.y[:x.shape[0]]
         if y.shape != want.shape or not np.array_equal(y, want):

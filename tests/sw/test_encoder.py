@@ -116,3 +116,18 @@ def test_program_refuses_what_does_not_fit(rng):
     no_vec = DeviceInfo(**{**info.__dict__, "vec_max_row": 0})
     with pytest.raises(ValueError, match="no vector unit"):
         E.encoder_program(no_vec, layer, x, alloc=alloc)
+
+
+@pytest.mark.parametrize("config", ["tiny", "fpga"])
+def test_layers_chained_on_the_model(rng, config):
+    """Three layers as one program (each layer's output the next one's input in ACT, each
+    its own GELU table): bit-exact against the golden layers run one after the other."""
+    info = _info(config)
+    case = scenarios.encoder_case(rng, info, 8, layers=3)
+
+    async def main():
+        dev, model = Driver(ModelBackend(config)), Driver(ModelBackend(config))
+        await dev.open()
+        await model.open()
+        return await scenarios.check_encoder_against_model(dev, model, *case)
+    run(main())
