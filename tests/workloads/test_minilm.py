@@ -105,6 +105,29 @@ def test_bench_minilm_command_without_rtl(capsys, model, tmp_path, monkeypatch):
     assert "mean cos" in out and "cycles/token" in out and "pruned float" in out
 
 
+def test_bench_minilm_encoder_json(capsys, model):
+    """``s4 bench minilm --encoder --json``: the issue's keys, a row per sparsity and sequence
+    length, cycles from the six-layer program (fewer at s = 8 than at s = 1: the linear
+    layers' share shrinks, the vector unit's grows), the host operations listed, and a
+    sequence that does not fit the activation scratchpad reported, not run."""
+    import json
+
+    from s4accel.cli import main
+    assert main(["bench", "minilm", "--encoder", "--prune", "magnitude", "--sparsity", "1",
+                 "--sparsity", "8", "--seq-len", "32", "--seq-len", "128", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["sparsity"], r["seq_len"]) for r in rows] == [(1, 32), (1, 128), (8, 32),
+                                                             (8, 128)]
+    for r in rows:
+        assert {"sparsity", "seq_len", "mean_cos", "min_cos", "cycles_per_sentence",
+                "vector_share", "host_ops"} <= set(r)
+        assert r["host_ops"] == minilm.ENCODER_HOST_OPS
+    d, sp = rows[0], rows[2]
+    assert d["cycles_per_sentence"] > 6 * sp["cycles_per_sentence"] > 0
+    assert 0 < d["vector_share"] < sp["vector_share"] < 1
+    assert rows[1]["cycles_per_sentence"] is None and "activation words" in rows[1]["note"]
+
+
 def test_prune_calibration_text_is_large_and_apart_from_evaluation(model):
     calib = minilm.prune_calib_sentences()
     assert not set(calib) & set(minilm.SENTENCES)
