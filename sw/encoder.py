@@ -320,9 +320,14 @@ class _Plan:
         self.prog = LayerProgram(rows=info.rows, cols=info.cols)
         self.half_w = info.wgt_depth // slots
         self.half_p = info.par_depth // slots
+        self._images = {}
 
     def image(self, data: bytes) -> int:
-        return self.prog.image(data, self.alloc, self.info.bus_bytes)
+        """DRAM address of ``data``, placed once (the chunks after attention load the same
+        weights again)."""
+        if data not in self._images:
+            self._images[data] = self.prog.image(data, self.alloc, self.info.bus_bytes)
+        return self._images[data]
 
     def batch(self, loads):
         """Queue the loads ``[(target, bytes, sram word in the batch's half, fmt)]``;
@@ -392,6 +397,43 @@ def _regions(sizes, spans, fixed=None):
     return at
 
 
+def _placement(depth, mt, Db, Fb, bd, bt):
+    """ACT placement of an encoder layer of ``mt`` row tiles (``Db`` hidden banks, ``Fb`` FFN
+    banks, ``bd`` banks a head, ``bt`` banks of scores): ``(at, chunks, words)`` for the
+    largest chunk of row tiles after attention that fits ``depth`` words (``at`` None where
+    none does; ``words`` then what one row tile a chunk needs). Op 0 is
+    attention (one head's Q, K, V at a time, ``qkv``; the scores ``s``; the context
+    ``ctx``); chunk ``c``'s ops ``1 + 7c ...`` are O, ADD, LAYERNORM, FFN up, FFN down, ADD,
+    LAYERNORM, its tensors ``a{c}`` .. ``r2{c}``; its output goes where its input rows were
+    (``x``, the next layer's input)."""
+    for mc in range(mt, 0, -1):
+        chunks = [(c0, min(mc, mt - c0)) for c0 in range(0, mt, mc)]
+        end = 1 + 7 * len(chunks)
+        sizes = {"x": mt * Db, "qkv": 3 * mt * bd, "s": mt * bt, "ctx": mt * Db}
+        spans = {"x": (-1, end), "qkv": (0, 0), "s": (0, 0), "ctx": (0, end)}
+        at = _regions(sizes, spans, {"x": 0})
+        fixed = {"qkv": at["qkv"], "s": at["s"]}
+        sizes2 = {"qkv": sizes["qkv"], "s": sizes["s"]}
+        spans2 = {"qkv": (0, 0), "s": (0, 0)}
+        for c, (c0, n) in enumerate(chunks):
+            o = 1 + 7 * c
+            for name, base, (a, b) in (("x", 0, (-1, o + 1)), ("y", 0, (o + 6, end + 1)),
+                                       ("ctx", at["ctx"], (0, o))):
+                fixed[f"{name}{c}"] = base + c0 * Db
+                sizes2[f"{name}{c}"], spans2[f"{name}{c}"] = n * Db, (a, b)
+            for name, words, (a, b) in (("a", Db, (o, o + 1)), ("r1", 2 * Db, (o + 1, o + 2)),
+                                        ("h1", Db, (o + 2, o + 5)), ("g", Fb, (o + 3, o + 4)),
+                                        ("f", Db, (o + 4, o + 5)),
+                                        ("r2", 2 * Db, (o + 5, o + 6))):
+                sizes2[f"{name}{c}"], spans2[f"{name}{c}"] = n * words, (a, b)
+        at2 = _regions(sizes2, spans2, fixed)
+        words = max(max(at[n] + sizes[n] for n in sizes),
+                    max(at2[n] + sizes2[n] for n in sizes2))
+        if words <= depth:
+            return {**at, **at2}, chunks, words
+    return None, [], words
+
+
 def _group_wgt(packed: PackedWeights, cols: int, j0: int, g: int) -> bytes:
     raw = layout.wgt_image(packed, cols)
     tile = packed.banks * packed.nnz * cols * 2
@@ -442,23 +484,11 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
     Db, bd, bt = D // BANK, d // BANK, -(-t // BANK)
     Fb = -(-F // BANK)
     nt_s, nt_c = -(-t // C), -(-d // C)
-    ops = ["qkv", "att", "o", "add1", "ln1", "up", "down", "add2", "ln2", "out"]
-    o = {n: i for i, n in enumerate(ops)}
-    sizes = {"x": mt * Db, "qkv": 3 * H * mt * bd, "s": mt * bt, "ctx": mt * Db,
-             "a": mt * Db, "r1": 2 * mt * Db, "h1": mt * Db, "g": mt * Fb, "f": mt * Db,
-             "r2": 2 * mt * Db, "y": mt * Db}
-    spans = {"x": (-1, o["add1"]), "qkv": (0, o["att"]), "s": (o["att"], o["att"]),
-             "ctx": (o["att"], o["o"]), "a": (o["o"], o["add1"]), "r1": (o["add1"], o["ln1"]),
-             "h1": (o["ln1"], o["add2"]), "g": (o["up"], o["down"]),
-             "f": (o["down"], o["add2"]), "r2": (o["add2"], o["ln2"]), "y": (o["ln2"], 99)}
-    # each layer's placement with its input where the layer before left its output
-    places = [_regions(sizes, spans, {"x": 0})]
-    for _ in layers[1:]:
-        places.append(_regions(sizes, spans, {"x": places[-1]["y"]}))
-    act_end = max(at[n] + sizes[n] for at in places for n in sizes)
-    if act_end > info.act_depth:
-        raise ValueError(f"an encoder layer of {L} x {D} needs {act_end} activation words, "
-                         f"the scratchpad has {info.act_depth}")
+    at, chunks, act_end = _placement(info.act_depth, mt, Db, Fb, bd, bt)
+    if at is None:
+        raise ValueError(f"an encoder layer of {L} x {D} needs {act_end} activation words "
+                         f"(with rows one tile at a time after attention), the scratchpad has "
+                         f"{info.act_depth}")
 
     def entries(p):
         return p.banks * p.nnz
@@ -477,7 +507,7 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
     plan = _Plan(info, alloc, descriptor_, slots, 1 if info.spus > 1 else 0)
     RAW = LoadFormat.RAW
 
-    def linear(lin: _Linear, src, banks, dst_stride, j_banks, extra=(), lut_on=False):
+    def linear(lin: _Linear, src, banks, dst_stride, j_banks, mt, extra=(), lut_on=False):
         """GEMMs of ``lin`` on ``src`` (``banks`` words a row tile), one batch per group of
         output banks ``j_banks`` (a list of (first bank, banks, destination word));
         ``extra`` loads join the first batch."""
@@ -501,13 +531,13 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
         per = max(1, min(plan.half_w // (gb * entries(lin.packed)), plan.half_p // gb))
         return [(b, min(per, n_banks - b), dst + b) for b in range(0, n_banks, per)]
 
-    def add(a, b, out, f):
+    def add(a, b, out, f, mt):
         am, bm, sh = (int(np.asarray(v).reshape(-1)[0]) for v in f)
         plan.op(Opcode.VOP, {"op": VopOp.ADD.value, "n": D, "m_tiles": mt, "a_addr": a,
                              "b_addr": b, "out_addr": out, "wide": 1, "mult": am,
                              "mult_b": bm, "shift": sh}, uses_batch=False)
 
-    def layernorm(src, out, p):
+    def layernorm(src, out, p, mt):
         _, pb = plan.batch([(Target.PAR, layout.ln_par_image(p.mult, p.bias, p.shift, C), 0,
                              RAW)])
         plan.op(Opcode.VOP, {"op": VopOp.LAYERNORM.value, "n": D, "m_tiles": mt,
@@ -516,50 +546,54 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
 
     head_w = mt * bd
     kw = nt_s * bd * BANK
-    for li, (layer, at) in enumerate(zip(layers, places)):
-        # 1. Q, K, V: one head a batch, written head-major ([tensor][head][row tile][bank])
-        for j, lin in enumerate((layer.q, layer.k, layer.v)):
-            first = li == 0 and j == 0
-            linear(lin, at["x"], Db, bd,
-                   [(h * bd, bd, at["qkv"] + (j * H + h) * head_w) for h in range(H)],
-                   extra=[(Target.ACT, layout.act_image(x, R), at["x"], RAW)] if first else ())
-        # 2. attention, one head a batch (its parameters; WGT: K's copy, then V's)
+    x_at = at["x"]
+    for li, layer in enumerate(layers):
+        # 1.-2. per head: its Q, K and V (one GEMM each, one batch each), then attention (a
+        # batch of its parameters; WGT: K's copy, then V's); the context goes straight into
+        # its [row tile][bank] tensor
         for h in range(H):
+            for j, lin in enumerate((layer.q, layer.k, layer.v)):
+                first = li == 0 and h == 0 and j == 0
+                linear(lin, x_at, Db, bd, [(h * bd, bd, at["qkv"] + j * head_w)], mt,
+                       extra=[(Target.ACT, layout.act_image(x, R), x_at, RAW)] if first else ())
             p = layer.att[h]
             wb, pb = plan.batch([
                 (Target.PAR, layout.par_image(0, p.s_mult, p.s_shift, nt_s * C, C), 0, RAW),
                 (Target.PAR, layout.par_image(0, p.c_mult, p.c_shift, nt_c * C, C), nt_s,
                  RAW)])
             plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
-                                 "a_addr": at["qkv"] + (H + h) * head_w, "out_addr": wb,
-                                 "wide": 0})
-            plan.op(Opcode.GEMM, {"act_addr": at["qkv"] + h * head_w, "wgt_addr": wb,
-                                  "par_addr": pb, "banks": bd, "m_tiles": mt,
-                                  "n_tiles": nt_s, "log2s": 0, "mode": 1, "out_act": 1,
-                                  "out_addr": at["s"]})
+                                 "a_addr": at["qkv"] + head_w, "out_addr": wb, "wide": 0})
+            plan.op(Opcode.GEMM, {"act_addr": at["qkv"], "wgt_addr": wb, "par_addr": pb,
+                                  "banks": bd, "m_tiles": mt, "n_tiles": nt_s, "log2s": 0,
+                                  "mode": 1, "out_act": 1, "out_addr": at["s"]})
             plan.op(Opcode.VOP, {"op": VopOp.SOFTMAX.value, "n": L, "m_tiles": mt,
                                  "a_addr": at["s"], "out_addr": at["s"],
                                  "mask_n": mask_n or L, "relu": 1, "mult": p.sm_mult,
                                  "shift": p.sm_shift})
             plan.op(Opcode.VOP, {"op": VopOp.TO_WGT.value, "n": d, "m_tiles": mt,
-                                 "a_addr": at["qkv"] + (2 * H + h) * head_w,
-                                 "out_addr": wb + kw, "wide": 1})
+                                 "a_addr": at["qkv"] + 2 * head_w, "out_addr": wb + kw,
+                                 "wide": 1})
             plan.op(Opcode.GEMM, {"act_addr": at["s"], "wgt_addr": wb + kw,
                                   "par_addr": pb + nt_s, "banks": bt, "m_tiles": mt,
                                   "n_tiles": nt_c, "log2s": 0, "mode": 1, "out_act": 1,
                                   "out_addr": at["ctx"] + h * bd, "out_stride": Db})
-        # 3.-9. (the GELU table is loaded with FFN up's first batch: the layer before's FFN
-        # up finished at least two batches earlier)
-        linear(layer.o, at["ctx"], Db, Db, banks_of(layer.o, at["a"]))
-        add(at["x"], at["a"], at["r1"], layer.add1)
-        layernorm(at["r1"], at["h1"], layer.ln1)
-        linear(layer.up, at["h1"], Db, Fb, banks_of(layer.up, at["g"]), lut_on=True,
-               extra=[(Target.LUT, layout.lut_image(np.asarray(layer.up.lut)), 0, RAW)])
-        linear(layer.down, at["g"], Fb, Db, banks_of(layer.down, at["f"]))
-        add(at["h1"], at["f"], at["r2"], layer.add2)
-        layernorm(at["r2"], at["y"], layer.ln2)
+        # 3.-9. by chunks of row tiles (every step is row by row); the output over the
+        # chunk's input rows. The GELU table is loaded with FFN up's first batch: the layer
+        # before's FFN up finished at least two batches earlier.
+        for c, (c0, mc) in enumerate(chunks):
+            t_ = {n: at[f"{n}{c}"] for n in ("a", "r1", "h1", "g", "f", "r2")}
+            xc = x_at + c0 * Db
+            linear(layer.o, at["ctx"] + c0 * Db, Db, Db, banks_of(layer.o, t_["a"]), mc)
+            add(xc, t_["a"], t_["r1"], layer.add1, mc)
+            layernorm(t_["r1"], t_["h1"], layer.ln1, mc)
+            lut = [(Target.LUT, layout.lut_image(np.asarray(layer.up.lut)), 0, RAW)]
+            linear(layer.up, t_["h1"], Db, Fb, banks_of(layer.up, t_["g"]), mc, lut_on=True,
+                   extra=lut if c == 0 else ())
+            linear(layer.down, t_["g"], Fb, Db, banks_of(layer.down, t_["f"]), mc)
+            add(t_["h1"], t_["f"], t_["r2"], layer.add2, mc)
+            layernorm(t_["r2"], xc, layer.ln2, mc)
     # 10. the output: an identity GEMM into OUT, then a STORE, by chunks of row tiles
-    y_at = places[-1]["y"]
+    y_at = x_at
     s_id = max(info.sparsities)
     ident = pack(np.eye(D, dtype=np.int8), s_id)
     nt = D // C
@@ -592,5 +626,5 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
     prog = plan.finish()
     prog.out_banks = Db
     prog.m, prog.n, prog.mode = t, D, "int8"
-    prog.placement += [(n, "ACT", sizes[n] * R * BANK) for n in sizes]
+    prog.placement.append(("every tensor", "ACT", act_end * R * BANK))
     return prog

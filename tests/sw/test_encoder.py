@@ -110,7 +110,7 @@ def test_program_refuses_what_does_not_fit(rng):
     _, layer, x, _ = scenarios.encoder_case(rng, info, 8)
     alloc = Allocator(0, 1 << 40)
     with pytest.raises(ValueError, match="activation words"):
-        E.encoder_program(info, layer, np.zeros((128, 384), np.int8), alloc=alloc)
+        E.encoder_program(info, layer, np.zeros((512, 384), np.int8), alloc=alloc)
     with pytest.raises(ValueError, match=r"x must be int8 \[L, 384\]"):
         E.encoder_program(info, layer, x.astype(np.int16), alloc=alloc)
     no_vec = DeviceInfo(**{**info.__dict__, "vec_max_row": 0})
