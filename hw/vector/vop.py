@@ -153,7 +153,7 @@ def to_wgt_cycles(rows, cols, n, m_tiles, wide) -> int:
     return TW_SETUP + kb * (nj * (cols + tr + KX_GAP + BANK) + r0)
 
 
-def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
+def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
     row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD, MUL and a
@@ -163,7 +163,11 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
     second and third passes over the row, the reciprocal's division and, 16-bit, a cycle more
     a result vector; LAYERNORM ``64 + (P + 3)(B - 1)`` with ``P = 32 / cols`` PAR words a
     vector: the square root and the division, then a vector each time its parameters are
-    fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX."""
+    fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX.
+
+    An ADD with ``chan`` (``cols`` needed) fetches each vector's ``P`` PAR words before its
+    two reads and the unit takes the vector when B's word arrives: row ``r`` takes ``1 + P +
+    4 + r + c + (B - 1)(P + r + 6)``, ``P + r + 6`` cycles a vector after the first."""
     op = VopOp(op)
     if op == VopOp.TO_WGT:
         if not cols:
@@ -183,6 +187,12 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
         issue, c = vop_in_words(op, n, wide), 64 + (BANK // cols + 3) * (b - 1)
     else:
         issue, c = b, (3 * b + 33 if wide16 else 2 * b + 24 + (softmax_bits(wide, relu) > 7))
+    if op == VopOp.ADD and chan:
+        if not cols:
+            raise ValueError("a per-channel ADD's cycles depend on the device's cols")
+        p = BANK // cols
+        per_tile = rows * (1 + c + p + 4 + (b - 1) * (p + 6)) + b * rows * (rows - 1) // 2
+        return 1 + m_tiles * per_tile
     per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
     return 1 + m_tiles * per_tile
 
