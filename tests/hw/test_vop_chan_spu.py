@@ -39,6 +39,10 @@ def _run(cfg, cases, rng):
                     ctx.set(mem.data[a], int.from_bytes(act[a, r].tobytes(), "little"))
             par = rng.integers(0, 256, (min(par_addr + nb * BANK // C + 2, g.par_depth), C, 8),
                                dtype=np.uint8)
+            # shifts mostly where a sum of two products lands in int8 / int16, some anything
+            # (bits 6, 7 set; 48..63 taken as 47)
+            sh = rng.integers(8, 20, par.shape[:2]) + (8 if wide else 0)
+            par[..., 6] = np.where(rng.random(par.shape[:2]) < 0.8, sh, par[..., 6])
             pmem = rams["par"].sim_memory
             for a in range(len(par)):
                 ctx.set(pmem.data[a], int.from_bytes(par[a].tobytes(), "little"))
