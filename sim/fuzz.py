@@ -517,6 +517,7 @@ class Generator:
              "relu": int(rng.integers(0, 2)), "wide": int(rng.integers(0, 2))}
         if op == VopOp.ADD.value:
             p["mult_b"] = int(rng.integers(0, 1 << 16))
+            p["chan"] = int(rng.random() < 0.3)     # per channel, mult a PAR address
         elif op == VopOp.GELU.value:
             p.update(u_mult=int(rng.integers(0, 1 << 16)), u_shift=int(rng.integers(0, 48)))
         elif op in (VopOp.SOFTMAX.value, VopOp.ROW_MAX.value, VopOp.ROW_SUM.value):
@@ -556,6 +557,10 @@ class Generator:
         if ln:          # B's address is the parameters' PAR word
             body["b_addr"] = int(rng.integers(
                 0, max(1, self.geom.par_depth - vop_par_words(op, n, self.config.cols) + 1)))
+        if body.get("chan"):    # mult is the per-channel parameters' PAR word
+            body["mult"] = int(rng.integers(
+                0, max(1, self.geom.par_depth - vop_par_words(op, n, self.config.cols, 1)
+                       + 1)))
         if rng.random() < 0.3 and not (op == VopOp.ADD.value and body["wide"]) \
                 and ow <= nb and mt * nb <= depth:
             body["out_addr"] = body["a_addr"]          # in place
@@ -589,6 +594,13 @@ class Generator:
                 body = self._to_wgt(rng, fit=False)
             elif rng.random() < 0.2:    # a SOFTMAX of 7 and 16 bits at once (BAD_FIELD)
                 body.update(op=VopOp.SOFTMAX.value, relu=1, wide=1)
+            elif rng.random() < 0.3:    # chan: on another operation (BAD_FIELD), an ADD's
+                body["chan"] = 1        # PAR span at or past the end
+                if body["op"] == VopOp.ADD.value:
+                    words = vop_par_words(VopOp.ADD, body["n"], self.config.cols, 1)
+                    body["mult"] = int(rng.choice([self.geom.par_depth - words,
+                                                   self.geom.par_depth - words + 1,
+                                                   self.geom.par_depth, 0xFFFF])) & 0xFFFF
             else:       # a LAYERNORM with its own boundaries (n 1, in_shift, eps, PAR span)
                 body.update(op=VopOp.LAYERNORM.value, wide=int(rng.integers(0, 2)))
                 k = str(rng.choice(["n", "shift", "u_mult", "b_addr"]))
@@ -609,7 +621,7 @@ class Generator:
             body[str(rng.choice(["a_stride", "b_stride", "out_stride"]))] = int(rng.choice(
                 [1, 2, depth, 0xFFFF, int(rng.integers(0, 8))]))
         elif r < 0.8:
-            body["reserved"] = int(rng.integers(1, 1 << 15))
+            body["reserved"] = int(rng.integers(1, 1 << 14))
         return body
 
     def random_descriptor(self, rng, prog, tokens):
@@ -1019,7 +1031,7 @@ def cycle_estimate(config: Config, descs) -> int:
             # (at most the ACT depth in row tiles)
             total += 4 * vop_cycles(config.rows, v["op"], min(v["n"], BANK * g.act_depth),
                                     min(v["m_tiles"], g.act_depth), v["wide"],
-                                    cols=config.cols)
+                                    cols=config.cols, chan=v.get("chan", 0))
     return total
 
 

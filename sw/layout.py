@@ -29,7 +29,8 @@ from ..hw.cmd.descriptors import LoadFormat
 from ..hw.spu.wgt_unpack import packed_word_bits
 
 __all__ = ["act_image", "wgt_image", "wgt_packed_image", "wgt_format", "pack_wgt_words",
-           "unpack_wgt_stream", "packed_word_bits", "par_image", "ln_par_image", "lut_image",
+           "unpack_wgt_stream", "packed_word_bits", "par_image", "ln_par_image", "add_par_image",
+           "lut_image",
            "decode_out", "tiles"]
 
 
@@ -176,6 +177,29 @@ def ln_par_image(mult, bias, shift, cols: int) -> bytes:
     rec[:n, 0:4] = (b & 0xFFFFFFFF).astype("<u4")[:, None].view(np.uint8)
     rec[:n, 7] = ((b >> np.uint64(32)) & np.uint64(0xFF)).astype(np.uint8)
     rec[:n, 4:6] = mult.astype("<i2")[:, None].view(np.uint8)
+    rec[:n, 6] = shift.astype(np.uint8)
+    return rec.tobytes()
+
+
+def add_par_image(a_mult, b_mult, shift, cols: int) -> bytes:
+    """The PAR words of an ADD VOP's per-channel parameters (``VopBody``'s ``chan``): ``n``
+    channels padded to whole vectors of 32, channel ``c`` in bytes ``8c .. 8c+7``: the
+    unsigned 16-bit ``a_mult`` in bytes 0..1 and ``b_mult`` in bytes 2..3, ``shift`` (0..47)
+    in byte 6, the rest 0. A value out of range is a ``ValueError`` naming it."""
+    a_mult, b_mult, shift = (np.asarray(v, dtype=np.int64).reshape(-1)
+                             for v in (a_mult, b_mult, shift))
+    n = a_mult.shape[0]
+    if b_mult.shape != (n,) or shift.shape != (n,) or n == 0:
+        raise ValueError(f"ADD a_mult, b_mult and shift must have one length, not "
+                         f"{a_mult.shape}, {b_mult.shape} and {shift.shape}")
+    for name, v, lo, hi in (("a_mult", a_mult, 0, (1 << 16) - 1),
+                            ("b_mult", b_mult, 0, (1 << 16) - 1), ("shift", shift, 0, 47)):
+        if v.min() < lo or v.max() > hi:
+            raise ValueError(f"ADD {name} must be in {lo}..{hi} for the device's PAR "
+                             f"words, got {int(v.min())}..{int(v.max())}")
+    rec = np.zeros((-(-n // BANK) * BANK, 8), np.uint8)
+    rec[:n, 0:2] = a_mult.astype("<u2")[:, None].view(np.uint8)
+    rec[:n, 2:4] = b_mult.astype("<u2")[:, None].view(np.uint8)
     rec[:n, 6] = shift.astype(np.uint8)
     return rec.tobytes()
 

@@ -282,6 +282,11 @@ def vop_cases(rng, info, *, m=None, max_n=None):
                      int(rng.integers(1, 1 << 16)), "mult_b": int(rng.integers(1, 1 << 16)),
                      "shift": int(rng.integers(8, 17)), "relu": int(rng.integers(0, 2)),
                      "wide": int(rng.integers(0, 2))}
+                if rng.integers(0, 2):      # per channel (chan): each channel its own
+                    lo = 1 << 14 if kind == "extreme" else 1
+                    p.update(mult=rng.integers(lo, 1 << 16, n),
+                             mult_b=rng.integers(1, 1 << 16, n),
+                             shift=rng.integers(8, 17 + 8 * p["wide"], n))
             elif op == VopOp.MUL:
                 p = {"mult": int(rng.integers(1, 1 << 16)), "shift": int(rng.integers(12, 24)),
                      "relu": int(rng.integers(0, 2))}
@@ -316,6 +321,8 @@ def vop_cases(rng, info, *, m=None, max_n=None):
 
             width = (f" {softmax_bits(p['wide'], p['relu'])}-bit" if op == VopOp.SOFTMAX
                      else "")
+            if op == VopOp.ADD and np.ndim(p["mult"]):
+                width = " per channel"
             cases.append((f"{op.name} {kind} n={n}{' int16' if a.dtype == np.int16 else ''}"
                            f"{width}",
                           op, a, b, p, in_place))
@@ -776,7 +783,7 @@ def error_programs(dev: Driver, *, bus_errors=True):
         # within the unit's buffer, shifts up to 47, an output that partly overwrites an input,
         # spans past the ACT depth, a SOFTMAX of 16 and 7 bits; LAYERNORM: 2 channels at
         # least, in_shift up to 31, eps under 2**40, its parameters within PAR, its 16-bit
-        # input's 2B words a row
+        # input's 2B words a row; chan: only on an ADD, its parameters within PAR
         *([("to_wgt past the WGT depth", ErrorCode.SCRATCHPAD_OVERFLOW,
             [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.TO_WGT.value, "wide": 1,
                                               "out_addr": info.wgt_depth - 31})], 1),
@@ -795,6 +802,12 @@ def error_programs(dev: Driver, *, bus_errors=True):
            ("layernorm 16-bit input overflow", ErrorCode.SCRATCHPAD_OVERFLOW,
             [nop, descriptor(Opcode.VOP, vop={**_ln_vop(), "wide": 1,
                                               "a_addr": info.act_depth - 3})], 1),
+           ("add chan PAR past the depth", ErrorCode.SCRATCHPAD_OVERFLOW,
+            [nop, descriptor(Opcode.VOP, vop={
+                **_vop(), "chan": 1, "mult": info.par_depth - 2 * (32 // info.cols) + 1})], 1),
+           ("mul with chan", ErrorCode.BAD_FIELD,
+            [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.MUL.value, "chan": 1})],
+            1),
            ("softmax of 16 and 7 bits at once", ErrorCode.BAD_FIELD,
             [nop, descriptor(Opcode.VOP, vop={**_vop(), "op": VopOp.SOFTMAX.value, "wide": 1,
                                               "relu": 1})], 1),

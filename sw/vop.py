@@ -56,7 +56,9 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
     """One VOP (:class:`~s4accel.hw.vector.vop` semantics) on the rows of int8 ``a [M, n]``
     (and ``b``, same shape, for ADD and MUL) as a device program. ``params``: the VOP's
     parameter fields (:data:`VOP_PARAMS`). ``in_place``: the result overwrites A (same
-    address and stride). LAYERNORM takes its parameters as ``ln``
+    address and stride). An ADD whose ``mult``, ``mult_b`` or ``shift`` is an array (one per
+    channel, the others broadcast) runs per channel (``VopBody``'s ``chan``: the three arrays
+    into PAR, :func:`~.layout.add_par_image`). LAYERNORM takes its parameters as ``ln``
     (:class:`~s4accel.base.vector.LayerNormParams`, per-channel ones into PAR) and ``a`` as
     int8 or int16 (``wide`` is then set). The program's output decodes
     (``LayerProgram.decode``) to the result words' bytes ``[M_padded, w * 32]`` int8
@@ -101,6 +103,11 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
         raise ValueError(f"{op.name} takes one operand")
     m, n = a.shape
     R, C, bb = info.rows, info.cols, info.bus_bytes
+    chan = op == VopOp.ADD and any(np.ndim(params.get(k, 0)) for k in ("mult", "mult_b",
+                                                                       "shift"))
+    if chan:
+        add_p = [np.broadcast_to(np.asarray(params.pop(k, 0)), (n,))
+                 for k in ("mult", "mult_b", "shift")]
     nb, _, ow = vop_words(op, n, params.get("wide", 0))
     bi = vop_in_words(op, n, params.get("wide", 0))
     if (op in (VopOp.SOFTMAX, VopOp.ROW_MAX, VopOp.ROW_SUM, VopOp.LAYERNORM)
@@ -127,8 +134,10 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
     ln_at = nt                      # LAYERNORM's parameters: PAR words after the GEMM's
     if is_ln:
         b_at = ln_at
+    if chan:                        # a per-channel ADD's parameters: there too, from mult
+        params.update(chan=1, mult=ln_at)
     if (end > info.act_depth or nt * ow * ident.nnz > info.wgt_depth
-            or nt + vop_par_words(op, n, C) > info.par_depth
+            or nt + vop_par_words(op, n, C, chan) > info.par_depth
             or int8_out_words(R, C, mt, nt) > info.out_depth):
         raise ValueError(f"a {m} x {n} {op.name} does not fit the device's scratchpads")
     prog = LayerProgram(rows=R, cols=C)
@@ -155,6 +164,8 @@ def vop_program(info: DeviceInfo, a, b=None, *, op, alloc: Allocator, in_place=F
                                       np.zeros(ch, np.int64), ch, C), 0)
     if is_ln:
         load(Target.PAR, layout.ln_par_image(ln.mult, ln.bias, ln.shift, C), ln_at)
+    if chan:
+        load(Target.PAR, layout.add_par_image(*add_p, C), ln_at)
     if binary:
         load(Target.ACT, layout.act_image(b, R), b_at)
     load(Target.ACT, act(a), a_at, sig_next=1)

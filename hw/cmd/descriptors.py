@@ -235,9 +235,10 @@ class VopBody(data.Struct):
       rest 0.
 
     Parameters (the golden functions' names): ADD ``a_mult = mult``, ``b_mult = mult_b``,
-    ``shift``, ``relu``, ``wide``; MUL ``mult``, ``shift``, ``relu``; GELU ``u_mult``,
-    ``u_shift``, ``mult``, ``shift``; SOFTMAX ``mult``, ``shift``, ``wide`` (16-bit
-    probabilities) or ``relu`` (7-bit: ``out_bits = 7``; both set is ``BAD_FIELD``).
+    ``shift``, ``relu``, ``wide`` (``chan`` 1: per channel, below); MUL ``mult``, ``shift``,
+    ``relu``; GELU ``u_mult``, ``u_shift``, ``mult``, ``shift``; SOFTMAX ``mult``,
+    ``shift``, ``wide`` (16-bit probabilities) or ``relu`` (7-bit: ``out_bits = 7``; both set
+    is ``BAD_FIELD``).
     ``mask_n`` (SOFTMAX, ROW_MAX, ROW_SUM; 0: no mask): only positions ``p < mask_n`` of a
     row are valid (padded keys). Fields an operation does not use are ignored.
 
@@ -253,6 +254,15 @@ class VopBody(data.Struct):
     PAR span is ``[b_addr, b_addr + B * 32 / cols)``: whole vectors of 32 channels, the last
     one's channels past ``n`` read but unused.
 
+    ADD with ``chan`` (per-channel residual scales): ``a_mult``, ``b_mult`` and ``shift`` are
+    arrays over the ``n`` channels (element ``p`` of a row is channel ``p``), in the PAR
+    scratchpad from word ``mult`` on (``mult`` is then a PAR address; ``mult_b`` and ``shift``
+    are unused) in LAYERNORM's layout: channel ``c``'s ``a_mult`` the unsigned 16-bit bytes
+    0..1, ``b_mult`` bytes 2..3, ``shift`` byte 6's bits 0..5 (over 47 taken as 47); bytes 4,
+    5 and 7 are unused. The PAR span is ``[mult, mult + B * 32 / cols)``.
+    :func:`~s4accel.sw.layout.add_par_image` builds it. ``chan`` on any other operation is
+    ``BAD_FIELD``.
+
     TO_WGT (op 7; the vector unit is idle) copies A (``T = m_tiles * rows`` tokens, row ``r``
     of row tile ``i`` token ``i * rows + r``, ``n`` bytes each) into WGT from word
     ``out_addr`` as the dense (s = 1) weight image of ``W = A^T`` (``wide``) or ``W = A``
@@ -264,15 +274,16 @@ class VopBody(data.Struct):
     Checks: ``BAD_FIELD`` for ``n`` or ``m_tiles`` 0, a row operation (SOFTMAX,
     ROW_MAX, ROW_SUM, LAYERNORM) with ``n`` over the unit's row buffer (``CAP_VEC.max_row``),
     a LAYERNORM with ``n`` 1, ``shift`` over 31 or ``u_mult`` over 255, a SOFTMAX with both
-    ``wide`` and ``relu``, ``shift`` or ``u_shift`` over 47, an SPU mask naming no SPU, and
-    an output span overlapping an input span unless it is the same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride``
-    as given, likewise for B) and the operation is not a 16-bit ADD (which would overwrite
+    ``wide`` and ``relu``, ``chan`` on an operation other than ADD, ``shift`` or ``u_shift``
+    over 47, an SPU mask naming no SPU, and an output span overlapping an input span unless
+    it is the same run (``out_addr`` = ``a_addr`` and ``out_stride`` = ``a_stride`` as
+    given, likewise for B) and the operation is not a 16-bit ADD (which would overwrite
     words it has yet to read); ``SCRATCHPAD_OVERFLOW`` for a span past the ACT depth (the A
     span ``[a_addr, a_addr + (m_tiles-1)*stride + Bi)`` with ``Bi`` A's words a row, B's for
     ADD and MUL, the output's ``[out_addr, out_addr + (m_tiles-1)*out_stride + w*B)`` or ``+
-    1`` for a row reduction) or, LAYERNORM, a PAR span past the PAR depth, or, TO_WGT (no ACT
-    output span, no overlap check), a WGT span past the WGT depth. A device without a
-    vector unit (``CAP_VEC.max_row`` 0) answers ``UNKNOWN_OPCODE``.
+    1`` for a row reduction) or, LAYERNORM and an ADD with ``chan``, a PAR span past the PAR
+    depth, or, TO_WGT (no ACT output span, no overlap check), a WGT span past the WGT depth.
+    A device without a vector unit (``CAP_VEC.max_row`` 0) answers ``UNKNOWN_OPCODE``.
     """
     a_addr: 16
     b_addr: 16
@@ -291,7 +302,8 @@ class VopBody(data.Struct):
     mult_b: 16
     u_mult: 16
     u_shift: 6
-    reserved: 15
+    chan: 1
+    reserved: 14
 
 
 class DecodeBody(data.Struct):
@@ -355,10 +367,11 @@ def vop_in_words(op, n, wide):
     return 2 * b if wide and VopOp(op) == VopOp.LAYERNORM else b
 
 
-def vop_par_words(op, n, cols):
-    """PAR words a VOP reads (LAYERNORM: ``B * 32 / cols``, whole vectors of 32 channels'
-    parameters; other operations none)."""
-    return -(-n // 32) * (32 // cols) if VopOp(op) == VopOp.LAYERNORM else 0
+def vop_par_words(op, n, cols, chan=0):
+    """PAR words a VOP reads (LAYERNORM and an ADD with ``chan``: ``B * 32 / cols``, whole
+    vectors of 32 channels' parameters; other operations none)."""
+    reads = VopOp(op) == VopOp.LAYERNORM or (chan and VopOp(op) == VopOp.ADD)
+    return -(-n // 32) * (32 // cols) if reads else 0
 
 
 class Descriptor(data.Struct):

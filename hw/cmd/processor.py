@@ -341,8 +341,9 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols,
     binary = Signal(name="vc_binary")
     wide_add = Signal(name="vc_wide_add")
     bad1 = Signal(name="vc_bad1")
-    par_end = Signal(18, name="vc_par_end")     # LAYERNORM's PAR span end (else 0)
+    par_end = Signal(18, name="vc_par_end")     # LAYERNORM's, a per-channel ADD's PAR end
     ln = v.op == VopOp.LAYERNORM
+    add_chan = (v.op == VopOp.ADD) & v.chan
     row_op = ((v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM) | (v.op == VopOp.SOFTMAX)
               | ln)
     reduce = (v.op == VopOp.ROW_MAX) | (v.op == VopOp.ROW_SUM)
@@ -356,11 +357,13 @@ def _vop_checks(m, platform, *, desc, spus, act_depth, max_row, par_depth, cols,
         ow.eq(Mux(reduce, 1, Mux(wide, b_new << 1, b_new))),
         binary.eq((v.op == VopOp.ADD) | (v.op == VopOp.MUL)),
         wide_add.eq(v.wide & (v.op == VopOp.ADD)),
-        par_end.eq(Mux(ln, v.b_addr + (b_new << lg_p), 0)),
+        par_end.eq(Mux(ln, v.b_addr, Mux(add_chan, v.mult, 0)) + Mux(ln | add_chan,
+                                                                      b_new << lg_p, 0)),
         bad1.eq((v.n == 0) | (v.m_tiles == 0)
                 | (row_op & (v.n > max_row)) | (v.shift > 47) | (v.u_shift > 47)
                 | (ln & ((v.n < 2) | (v.shift > 31) | (v.u_mult > 255)))
                 | ((v.op == VopOp.SOFTMAX) & v.relu & v.wide)
+                | (v.chan & (v.op != VopOp.ADD))
                 | _absent_spus(h, spus)),
     ]
     m1 = (v.m_tiles - 1)[:16]

@@ -349,7 +349,7 @@ class Spu(wiring.Component):
         for r in range(R):
             act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=fine))
             m.submodules[f"act_sram{r}"] = act_mems[-1]
-        self.sim_rams = {"act": act_mems, "wgt": wgt_banks}   # (amaranth.sim tests)
+        self.sim_rams = {"act": act_mems, "wgt": wgt_banks, "par": par_ram}   # (amaranth.sim)
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
                                                         init=[])
 
@@ -885,6 +885,13 @@ class Spu(wiring.Component):
         channels, read through PAR's port, idle during a VOP) into a register the unit takes
         as ``i_chan``; the next vector's words are read once it has taken one, so the
         normalized row leaves at one vector per ``32 / cols + 3`` cycles.
+
+        ADD with ``chan``: the same fetch, from PAR word ``mult`` on (again from the row's
+        first vector for every row). The reads have no back-pressure, so a vector's A and B
+        reads are issued only once its parameters are in the register (and every vector
+        before it is taken): the unit then takes A, B and the parameters together when B's
+        word arrives, ``r + 3`` cycles after A's read, and the next vector's fetch starts;
+        ``32 / cols + r + 6`` cycles a vector (:func:`~..vector.vop.vop_cycles`).
         """
         cfg = self._config
         R = cfg.rows
@@ -897,6 +904,7 @@ class Spu(wiring.Component):
         pair = Signal()                 # two words a vector read: binary, or LAYERNORM wide
         wide_in = Signal()              # LAYERNORM of 16-bit input
         is_ln = Signal()
+        is_chan = Signal()              # ADD with per-channel parameters from PAR
         wide = Signal()                 # 16-bit results: two words a vector
         reduce = Signal()
         sa, sb, so = Signal(16), Signal(16), Signal(16)
@@ -912,7 +920,7 @@ class Spu(wiring.Component):
         # LAYERNORM's parameter fetch from PAR (one vector of 32 channels at a time)
         C = cfg.cols
         P = BANK // C                   # PAR words a vector
-        f_run = Signal()                # a LAYERNORM row is in progress
+        f_run = Signal()                # a LAYERNORM or per-channel ADD row is in progress
         f_addr = Signal(16)             # the next PAR word
         f_i = Signal(range(P + 1))      # reads issued for the vector being fetched
         f_got = Signal(range(P + 1))    # its words arrived
@@ -936,6 +944,7 @@ class Spu(wiring.Component):
                 is_bin = (vop.op == VopOp.ADD) | (vop.op == VopOp.MUL)
                 m.d.sync += [nb.eq(b_new), ow.eq(ow_new), reduce.eq(is_red), wide.eq(is_wide),
                              binary.eq(is_bin), is_ln.eq(ln_new), wide_in.eq(ln_new & vop.wide),
+                             is_chan.eq((vop.op == VopOp.ADD) & vop.chan),
                              pair.eq(is_bin | (ln_new & vop.wide)),
                              sa.eq(Mux(vop.a_stride == 0,
                                        Mux(ln_new & vop.wide, b_new << 1, b_new),
@@ -954,24 +963,29 @@ class Spu(wiring.Component):
                              c.shift.eq(vop.shift), c.relu.eq(vop.relu), c.wide.eq(vop.wide),
                              c.u_mult.eq(vop.u_mult), c.u_shift.eq(vop.u_shift),
                              c.in_shift.eq(vop.shift[:5]),
-                             c.eps.eq(Cat(vop.mult, vop.mult_b, vop.u_mult[:8]))]
-                m.d.sync += [f_addr.eq(vop.b_addr), f_i.eq(0), f_got.eq(0), f_vec.eq(0),
-                             chan_full.eq(0)]
+                             c.eps.eq(Cat(vop.mult, vop.mult_b, vop.u_mult[:8])),
+                             c.chan.eq(is_chan)]
+                m.d.sync += [f_addr.eq(Mux(is_chan, vop.mult, vop.b_addr)), f_i.eq(0),
+                             f_got.eq(0), f_vec.eq(0), chan_full.eq(0)]
                 with m.If(vu.i_cmd.ready):
                     m.d.sync += [k.eq(0), k_b.eq(0), kk.eq(0), oc.eq(0), half.eq(0)]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 last = (k == nb - 1) & (~pair | k_b)
-                m.d.comb += [v_ren.eq(1), f_run.eq(is_ln),
+                # a per-channel ADD: vector k's reads once its parameters are in and every
+                # vector before it is taken (B's read right after A's)
+                go = ~is_chan | k_b | (chan_full & (k == kk))
+                m.d.comb += [v_ren.eq(go), f_run.eq(is_ln | is_chan),
                              v_raddr.eq(Mux(wide_in, a_base + Cat(k_b, k),
                                             Mux(k_b, b_base, a_base) + k))]
-                m.d.sync += k_b.eq(pair & ~k_b)
-                with m.If(~pair | k_b):
-                    m.d.sync += k.eq(k + 1)
-                with m.If(last):
-                    m.next = "DRAIN"
+                with m.If(go):
+                    m.d.sync += k_b.eq(pair & ~k_b)
+                    with m.If(~pair | k_b):
+                        m.d.sync += k.eq(k + 1)
+                    with m.If(last):
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += f_run.eq(is_ln)
+                m.d.comb += f_run.eq(is_ln | is_chan)
                 with m.If(~vu.busy & ~vu.o_data.valid & ~vw_en):
                     with m.If(vr == R - 1):
                         m.d.sync += [vr.eq(0), a_base.eq(a_base + sa), b_base.eq(b_base + sb),
@@ -1021,9 +1035,10 @@ class Spu(wiring.Component):
                          vu.i_b.payload[lane].eq(word[8 * lane:8 * lane + 8].as_signed())]
         fire = here_v & (here_b | ~pair) & ~is_tw
         m.d.comb += [vu.i_a.valid.eq(fire), vu.i_b.valid.eq(fire & binary)]
-        # LAYERNORM's parameters: P reads a vector through PAR's port (the GEMM engine, idle
-        # during a VOP, drives it otherwise), the words shifted in as they arrive two cycles
-        # later; the register is offered to the unit once whole and refilled once taken
+        # LAYERNORM's (and a per-channel ADD's) parameters: P reads a vector through PAR's
+        # port (the GEMM engine, idle during a VOP, drives it otherwise), the words shifted in
+        # as they arrive two cycles later; the register is offered to the unit once whole and
+        # refilled once taken
         issue = (f_run & ~chan_full & (f_i != P) & ((f_i != 0) | (f_vec != nb)))
         with m.If(f_run):
             m.d.comb += [par_ram.r_addr.eq(f_addr), par_ram.r_en.eq(issue),

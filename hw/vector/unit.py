@@ -44,7 +44,9 @@ class VecOp(enum.Enum, shape=3):
 #: the output's; SOFTMAX: the score scaling). ``mult_b``: ADD's ``b_mult``. ``relu``: ADD,
 #: MUL; SOFTMAX's 7-bit probabilities (0..127; ``wide`` takes precedence). ``wide``: ADD's
 #: int16 output, SOFTMAX's 16-bit probabilities. ``u_mult``/``u_shift``:
-#: GELU's input scaling. ``in_shift``/``eps``: LayerNorm's.
+#: GELU's input scaling. ``in_shift``/``eps``: LayerNorm's. ``chan``: ADD takes ``a_mult``,
+#: ``b_mult`` and ``shift`` per lane from ``i_chan`` (:func:`vec_chan_layout`) instead of
+#: ``mult``, ``mult_b`` and ``shift``; other operations ignore it.
 vec_cmd_layout = data.StructLayout({
     "op": VecOp,
     "n": unsigned(16),
@@ -57,6 +59,7 @@ vec_cmd_layout = data.StructLayout({
     "u_shift": unsigned(6),
     "in_shift": unsigned(5),
     "eps": unsigned(41),
+    "chan": 1,
 })
 
 
@@ -68,7 +71,9 @@ def vec_in_layout(lanes):
 
 
 def vec_chan_layout(lanes):
-    """LayerNorm's per-channel parameters for the ``lanes`` channels of one vector."""
+    """LayerNorm's per-channel parameters for the ``lanes`` channels of one vector; a
+    per-channel ADD (``chan``) takes ``a_mult`` from ``bias[0:16]``, ``b_mult`` from
+    ``bias[16:32]`` (both unsigned) and its ``shift`` from ``shift``."""
     return data.ArrayLayout(data.StructLayout({
         "mult": signed(16), "bias": signed(48), "shift": unsigned(6)}), lanes)
 
@@ -122,8 +127,9 @@ class VectorUnit(wiring.Component):
     exponentials and their sum in a second pass, one reciprocal by a bit-serial division, then
     streams the probabilities; LAYERNORM buffers the row while summing, takes the square root
     and the reciprocal bit-serially, then streams the normalized row while taking one vector
-    of per-channel parameters per output vector from ``i_chan``. The last output vector of a
-    command has ``last`` set. Commands run one after another.
+    of per-channel parameters per output vector from ``i_chan``. An ADD with ``chan`` takes a
+    vector of per-channel parameters from ``i_chan`` with each ``i_a``, ``i_b`` pair. The last
+    output vector of a command has ``last`` set. Commands run one after another.
 
     Cycles from a command's acceptance to its last output vector, for B vectors and no gaps
     or stalls: element-wise B + 2; ROW_MAX, ROW_SUM B + 3; SOFTMAX 3B + 22 (8-bit), 3B + 21
@@ -255,9 +261,10 @@ class VectorUnit(wiring.Component):
             sq_vals.append(Mux(inrow[i], P[1][:32], 0))
             with m.Switch(mode):
                 with m.Case(_Mode.ADD):
-                    m.d.comb += [A[0].eq(x), B[0].eq(cmd.mult),
-                                 A[1].eq(bq), B[1].eq(cmd.mult_b), C[1].eq(P[0]),
-                                 S[1].eq(cmd.shift)]
+                    m.d.comb += [A[0].eq(x), B[0].eq(Mux(cmd.chan, ch.bias[0:16], cmd.mult)),
+                                 A[1].eq(bq),
+                                 B[1].eq(Mux(cmd.chan, ch.bias[16:32], cmd.mult_b)),
+                                 C[1].eq(P[0]), S[1].eq(Mux(cmd.chan, ch.shift, cmd.shift))]
                     t = Mux(cmd.wide, _clamp(P[1], -32768, 32767), _clamp(P[1], -128, 127))
                     m.d.comb += y[i].eq(Mux(cmd.relu & (t < 0), 0, t))
                 with m.Case(_Mode.MUL):
@@ -364,6 +371,8 @@ class VectorUnit(wiring.Component):
 
             with m.State("ELEMENTWISE"):
                 need_b = cmd.op != VecOp.GELU
+                # a per-channel ADD also waits for its lanes' parameters
+                chan_ok = ~(cmd.chan & (cmd.op == VecOp.ADD)) | self.i_chan.valid
                 with m.Switch(cmd.op):
                     with m.Case(VecOp.ADD):
                         m.d.comb += mode.eq(_Mode.ADD)
@@ -371,8 +380,10 @@ class VectorUnit(wiring.Component):
                         m.d.comb += mode.eq(_Mode.MUL)
                     with m.Default():
                         m.d.comb += mode.eq(_Mode.GELU)
-                m.d.comb += [self.i_a.ready.eq(out_ok & (~need_b | self.i_b.valid)),
-                             self.i_b.ready.eq(out_ok & need_b & self.i_a.valid)]
+                m.d.comb += [self.i_a.ready.eq(out_ok & (~need_b | self.i_b.valid) & chan_ok),
+                             self.i_b.ready.eq(out_ok & need_b & self.i_a.valid & chan_ok),
+                             self.i_chan.ready.eq(cmd.chan & (cmd.op == VecOp.ADD)
+                                                  & out_ok & self.i_a.valid & self.i_b.valid)]
                 with m.If(a_fire):
                     emit(y_out, last_in)
                     m.d.sync += beat.eq(beat + 1)

@@ -14,13 +14,13 @@ from ...base.config import BANK
 from ..cmd.descriptors import VopOp, vop_in_words, vop_par_words, vop_words
 
 __all__ = ["vop_reference", "vop_spans", "vop_fields", "vop_cycles", "ln_eps", "ln_par_params",
-           "softmax_bits", "to_wgt_dims", "to_wgt_words", "to_wgt_image", "to_wgt_cycles",
-           "VOP_FIELDS"]
+           "add_par_params", "softmax_bits", "to_wgt_dims", "to_wgt_words", "to_wgt_image",
+           "to_wgt_cycles", "VOP_FIELDS"]
 
 #: The fields of a :class:`VopBody` that :func:`vop_reference` takes.
 VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", "b_stride",
               "out_stride", "mask_n", "relu", "wide", "shift", "mult", "mult_b", "u_mult",
-              "u_shift")
+              "u_shift", "chan")
 
 
 def vop_fields(body) -> dict:
@@ -31,10 +31,11 @@ def vop_fields(body) -> dict:
 
 
 def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, out_stride,
-              wide, cols=None, rows=None):
+              wide, cols=None, rows=None, chan=0, mult=0):
     """``{"a": (start, end), "b": ..., "out": ...}``: the ACT words (end exclusive, not
     wrapped) each operand spans; ``"b"`` only for ADD and MUL; ``"par"`` (PAR words) for a
-    LAYERNORM when ``cols`` is given; TO_WGT has no ``"out"`` but ``"wgt"`` (WGT words,
+    LAYERNORM (from ``b_addr``) or an ADD with ``chan`` (from ``mult``) when ``cols`` is
+    given; TO_WGT has no ``"out"`` but ``"wgt"`` (WGT words,
     :func:`to_wgt_words`) when ``rows`` and ``cols`` are given."""
     b, w, ow = vop_words(op, n, wide)
     bi = vop_in_words(op, n, wide)
@@ -49,6 +50,8 @@ def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, o
         spans["b"] = (b_addr, b_addr + (m_tiles - 1) * sb + b)
     if VopOp(op) == VopOp.LAYERNORM and cols:
         spans["par"] = (b_addr, b_addr + vop_par_words(op, n, cols))
+    if VopOp(op) == VopOp.ADD and chan and cols:
+        spans["par"] = (mult, mult + vop_par_words(op, n, cols, chan))
     return spans
 
 
@@ -75,6 +78,19 @@ def ln_par_params(par, addr, n):
     mult = p[:, 4:6].copy().view("<i2")[:, 0].astype(np.int64)
     shift = np.minimum(p[:, 6] & 63, V.SHIFT_MAX).astype(np.int64)
     return mult, bias, shift
+
+
+def add_par_params(par, addr, n):
+    """A per-channel ADD's ``(a_mult, b_mult, shift)`` (int64 arrays of length ``n``) from the
+    PAR scratchpad ``par`` (``[depth, cols, 8]`` uint8) from word ``addr`` on (``VopBody``,
+    ``chan``): ``a_mult`` bytes 0..1, ``b_mult`` bytes 2..3 (unsigned), ``shift`` byte 6's
+    bits 0..5, over 47 taken as 47."""
+    cols = par.shape[1]
+    p = par[addr:addr + -(-n // cols)].reshape(-1, 8)[:n]
+    a_mult = p[:, 0:2].copy().view("<u2")[:, 0].astype(np.int64)
+    b_mult = p[:, 2:4].copy().view("<u2")[:, 0].astype(np.int64)
+    shift = np.minimum(p[:, 6] & 63, V.SHIFT_MAX).astype(np.int64)
+    return a_mult, b_mult, shift
 
 
 #: TO_WGT's cycle constants (:func:`to_wgt_cycles`): the two setup states, the cycles
@@ -137,7 +153,7 @@ def to_wgt_cycles(rows, cols, n, m_tiles, wide) -> int:
     return TW_SETUP + kb * (nj * (cols + tr + KX_GAP + BANK) + r0)
 
 
-def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
+def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
     row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD, MUL and a
@@ -147,7 +163,11 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
     second and third passes over the row, the reciprocal's division and, 16-bit, a cycle more
     a result vector; LAYERNORM ``64 + (P + 3)(B - 1)`` with ``P = 32 / cols`` PAR words a
     vector: the square root and the division, then a vector each time its parameters are
-    fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX."""
+    fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX.
+
+    An ADD with ``chan`` (``cols`` needed) fetches each vector's ``P`` PAR words before its
+    two reads and the unit takes the vector when B's word arrives: row ``r`` takes ``1 + P +
+    4 + r + c + (B - 1)(P + r + 6)``, ``P + r + 6`` cycles a vector after the first."""
     op = VopOp(op)
     if op == VopOp.TO_WGT:
         if not cols:
@@ -167,16 +187,23 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None) -> int:
         issue, c = vop_in_words(op, n, wide), 64 + (BANK // cols + 3) * (b - 1)
     else:
         issue, c = b, (3 * b + 33 if wide16 else 2 * b + 24 + (softmax_bits(wide, relu) > 7))
+    if op == VopOp.ADD and chan:
+        if not cols:
+            raise ValueError("a per-channel ADD's cycles depend on the device's cols")
+        p = BANK // cols
+        per_tile = rows * (1 + c + p + 4 + (b - 1) * (p + 6)) + b * rows * (rows - 1) // 2
+        return 1 + m_tiles * per_tile
     per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
     return 1 + m_tiles * per_tile
 
 
 def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0, b_stride=0,
                   out_stride=0, mask_n=0, relu=0, wide=0, shift=0, mult=0, mult_b=0, u_mult=0,
-                  u_shift=0, par=None, wgt=None):
+                  u_shift=0, chan=0, par=None, wgt=None):
     """Run one VOP on ``act`` (``[depth, rows, 32]`` int8, the ACT scratchpad, changed in
     place) with the descriptor's field values (the caller has checked them); ``par`` (the PAR
-    scratchpad, ``[depth, cols, 8]`` uint8) is read by a LAYERNORM, ``wgt`` (the WGT
+    scratchpad, ``[depth, cols, 8]`` uint8) is read by a LAYERNORM and an ADD with ``chan``
+    (:func:`add_par_params`), ``wgt`` (the WGT
     scratchpad, ``[depth, cols, 2]`` uint8) written by a TO_WGT. Returns the number of rows
     processed."""
     op = VopOp(op)
@@ -200,6 +227,11 @@ def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0
         lm, lb, ls = ln_par_params(par, b_addr, n)
         ln = V.LayerNormParams(in_shift=int(shift), eps=ln_eps(mult, mult_b, u_mult),
                                mult=lm, bias=lb, shift=ls)
+    add_p = (mult, mult_b, shift)
+    if op == VopOp.ADD and chan:
+        if par is None:
+            raise ValueError("a per-channel ADD VOP reads the PAR scratchpad: pass par")
+        add_p = add_par_params(par, mult, n)
     for i in range(m_tiles):
         ra = (a_addr + i * sa + np.arange(bi)) % (1 << 16)
         rb = (b_addr + i * sb + np.arange(nb)) % (1 << 16)
@@ -212,7 +244,7 @@ def vop_reference(act, *, op, n, m_tiles, a_addr, b_addr=0, out_addr, a_stride=0
             y = act[rb, r].reshape(-1)[:n].astype(np.int64) if op in (VopOp.ADD,
                                                                           VopOp.MUL) else None
             if op == VopOp.ADD:
-                res = V.residual_add(x, y, mult, mult_b, shift, out_bits=16 if wide16 else 8,
+                res = V.residual_add(x, y, *add_p, out_bits=16 if wide16 else 8,
                                      relu=bool(relu))
             elif op == VopOp.MUL:
                 res = V.elementwise_mul(x, y, mult, shift, relu=bool(relu))

@@ -472,6 +472,8 @@ def residual_add(a, b, a_mult, b_mult, shift, *, out_bits=8, relu=False) -> np.n
     """``clamp(rshift_round(a * a_mult + b * b_mult, shift))`` of two int8 tensors.
 
     ``a_mult``, ``b_mult`` in 0..65535 (24-bit products, 25-bit sum), ``shift`` in 0..47.
+    Each of the three is a scalar (one for the whole tensor) or, per channel, a 1-d array
+    as long as the last axis (channel ``c`` takes element ``c``; the VOP's ``chan`` mode).
     The result saturates to int8 (``out_bits`` 8) or int16 (16, for example a wider residual
     stream feeding :func:`layernorm`). Error: half an output LSB plus the multipliers'
     rounding (2**-16 relative at most). ``relu`` then sets negative results to 0 (after the
@@ -483,7 +485,14 @@ def residual_add(a, b, a_mult, b_mult, shift, *, out_bits=8, relu=False) -> np.n
     b = _int_array(b, "residual input b", -128, 127)
     if a.shape != b.shape:
         raise ValueError(f"residual inputs must have one shape, not {a.shape} and {b.shape}")
-    _check_mult([a_mult, b_mult], shift, "residual")
+    chans = a.shape[-1] if a.ndim else 1
+    for name, v in (("a_mult", a_mult), ("b_mult", b_mult), ("shift", shift)):
+        v = np.asarray(v)
+        if v.ndim and v.shape != (chans,):
+            raise ValueError(f"residual {name} must be a scalar or one per channel ({chans}), "
+                             f"not shape {v.shape}")
+    a_mult, shift = _check_mult(a_mult, shift, "residual")
+    b_mult, _ = _check_mult(b_mult, 0, "residual")
     t = rshift_round(a * a_mult + b * b_mult, shift)
     hi = (1 << (out_bits - 1)) - 1
     t = np.clip(t, -hi - 1, hi)

@@ -414,11 +414,13 @@ class DeviceModel:
                 or (row_op and f["n"] > self.config.vec_max_row)
                 or (ln and (f["n"] < 2 or f["shift"] > 31 or f["u_mult"] > 255))
                 or (op == VopOp.SOFTMAX.value and f["relu"] and f["wide"])
+                or (f["chan"] and op != VopOp.ADD.value)
                 or f["shift"] > golden.SHIFT_MAX or f["u_shift"] > golden.SHIFT_MAX):
             raise _Fault(ErrorCode.BAD_FIELD, addr)
         spans = vop_spans(op, f["n"], f["m_tiles"], cols=self.config.cols, rows=self.config.rows,
                           **{k: f[k] for k in ("a_addr", "b_addr", "out_addr", "a_stride",
-                                               "b_stride", "out_stride", "wide")})
+                                               "b_stride", "out_stride", "wide", "chan",
+                                               "mult")})
         par = spans.pop("par", None)
         wgt = spans.pop("wgt", None)
         o_lo, o_hi = spans.get("out", (0, 0))      # (TO_WGT writes WGT, not ACT)

@@ -179,7 +179,7 @@ def decode_program(descs) -> list:
     sig_next, a, b, c)`` with, for a LOAD ``a`` = bytes, ``b`` = target, ``c`` = fmt
     (:class:`~s4accel.hw.cmd.descriptors.LoadFormat`); for a STORE ``a`` =
     bytes; for a GEMM ``a`` = tiles (m_tiles * n_tiles), ``b`` = banks * nnz, ``c`` = m_tiles;
-    for a VOP ``a`` = op, ``b`` = n, ``c`` = (m_tiles, wide).
+    for a VOP ``a`` = op, ``b`` = n, ``c`` = (m_tiles, wide, relu, chan).
     Field positions come from the hardware's layouts (:mod:`s4accel.hw.cmd.descriptors`)."""
     out = []
     for d in descs:
@@ -201,7 +201,8 @@ def decode_program(descs) -> list:
             a, b, c = mt * nt, _get(v, _GEMM["banks"]) * nnz, mt
         elif kind == _VOPOP:
             a, b = _get(v, _VOP["op"]), _get(v, _VOP["n"])
-            c = (_get(v, _VOP["m_tiles"]), _get(v, _VOP["wide"]), _get(v, _VOP["relu"]))
+            c = (_get(v, _VOP["m_tiles"]), _get(v, _VOP["wide"]), _get(v, _VOP["relu"]),
+                 _get(v, _VOP["chan"]))
         elif kind == _DECODEOP:
             a = _get(v, _DEC["bits_len"])
             b = _get(v, _DEC["out_h"]) * _get(v, _DEC["out_w"])
@@ -504,7 +505,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             by_class["out"] += a
             busy["dma_write"] += d
         elif kind == _VOPOP:
-            d = T.vop + vop_cycles(R, a, b, *c, cols=config.cols)
+            mt, wide, relu, chan = c
+            d = T.vop + vop_cycles(R, a, b, mt, wide, relu, cols=config.cols, chan=chan)
             busy["compute"] += d
             busy["vector"] += d
         elif kind == _DECODEOP:

@@ -18,7 +18,7 @@ OPS = {"add": 0, "mul": 1, "gelu": 2, "row_max": 3, "row_sum": 4, "softmax": 5,
        "layernorm": 6}
 
 _CMD_KEYS = ("n", "mult", "mult_b", "shift", "relu", "wide", "u_mult", "u_shift", "in_shift",
-             "eps")
+             "eps", "chan")
 
 
 @dataclass
@@ -49,15 +49,24 @@ def _masks(mask, n, lanes):
 def job(op, x, lanes=32, *, b=None, mask=None, name=None, **p) -> VecJob:
     """The command ``op`` (an :data:`OPS` name) on the one row / tensor ``x`` (1-d), with
     ``b`` (ADD, MUL), ``mask`` (SOFTMAX, ROW_MAX, ROW_SUM) and the golden model's parameters
-    ``p`` under the command's field names (LayerNorm: ``ln`` a LayerNormParams)."""
+    ``p`` under the command's field names (LayerNorm: ``ln`` a LayerNormParams; an ADD with
+    ``chan`` 1: ``mult``, ``mult_b``, ``shift`` arrays of ``n``, sent on ``i_chan``, the
+    command's fields then hold other values the unit must ignore)."""
     x = np.asarray(x, dtype=np.int64).ravel()
     n = len(x)
     cmd = {k: 0 for k in _CMD_KEYS}
     cmd.update(op=OPS[op], n=n)
+    per_chan = op == "add" and p.get("chan")
     for k in _CMD_KEYS:
-        if k in p:
+        if k in p and not (per_chan and k in ("mult", "mult_b", "shift")):
             cmd[k] = int(p[k])
     chan = []
+    if per_chan:
+        cmd.update(mult=0x5A5A, mult_b=0xA5A5, shift=21)
+        am, bm, sh = (_vecs(np.broadcast_to(p[k], (n,)), lanes)
+                      for k in ("mult", "mult_b", "shift"))
+        chan = [[{"mult": 0, "bias": int(am[r, i]) | int(bm[r, i]) << 16,
+                  "shift": int(sh[r, i])} for i in range(lanes)] for r in range(len(am))]
     if op == "add":
         want = V.residual_add(x, b, p["mult"], p["mult_b"], p["shift"],
                               out_bits=16 if p.get("wide") else 8, relu=bool(p.get("relu")))
@@ -102,8 +111,15 @@ def random_job(rng, op, n, lanes=32, *, extreme=False) -> VecJob:
         ma, mb, sh = V.residual_params(rng.uniform(0.2, 2), rng.uniform(0.2, 2), out)
         if extreme:
             ma, mb, sh = rng.integers(1 << 15, 1 << 16, 2).tolist() + [int(rng.integers(0, 9))]
+        chan = int(rng.integers(2))     # per channel: each channel's own scales
+        if chan:
+            ma, mb = (rng.integers(0, 1 << 16, n) if extreme else
+                      np.minimum(np.round(m * 2.0 ** rng.uniform(-2, 1, n)), 65535).astype(int)
+                      for m in (ma, mb))
+            sh = (rng.integers(0, 48, n) if extreme
+                  else np.clip(sh + rng.integers(-1, 2, n), 0, 47))
         return job(op, a, lanes, b=b, mult=ma, mult_b=mb, shift=sh, wide=wide,
-                   relu=rng.integers(2))
+                   relu=rng.integers(2), chan=chan)
     if op == "mul":
         a, b = i8(), i8()
         if extreme:

@@ -380,6 +380,62 @@ def test_residual_add(rng):
         V.residual_add(np.array([200]), np.array([0]), 1, 1, 0)
 
 
+def test_residual_add_per_channel(rng):
+    """Per-channel ``a_mult``, ``b_mult``, ``shift`` (the VOP's ``chan`` mode) against plain
+    numpy with exact integer rounding, extremes included: saturating sums, shifts 0 and 47,
+    multipliers 0 and 65535."""
+    c = 40
+    a, b = rng.integers(-128, 128, (2, 7, c)).astype(np.int8)
+    a[0], b[0] = -128, -128
+    a[1], b[1] = 127, 127
+    ma = rng.integers(0, 1 << 16, c)
+    mb = rng.integers(0, 1 << 16, c)
+    sh = rng.integers(0, 48, c)
+    ma[:4], mb[:4], sh[:4] = [0, 65535, 65535, 0], [65535, 0, 65535, 0], [0, 47, 16, 0]
+    for out_bits in (8, 16):
+        for relu in (False, True):
+            y = V.residual_add(a, b, ma, mb, sh, out_bits=out_bits, relu=relu)
+            t = a.astype(object) * ma + b.astype(object) * mb     # exact Python integers
+            want = np.vectorize(lambda v, s: v if s == 0 else (v + (1 << (s - 1))) >> s)(
+                t, sh.astype(object))
+            hi = (1 << (out_bits - 1)) - 1
+            want = np.clip(want.astype(np.int64), -hi - 1, hi)
+            if relu:
+                want = np.maximum(want, 0)
+            assert y.dtype == (np.int8 if out_bits == 8 else np.int16)
+            assert np.array_equal(y, want)
+            # channel by channel, it is the scalar operation
+            for ch in (0, 1, 2, 3, c - 1):
+                assert np.array_equal(y[:, ch], V.residual_add(
+                    a[:, ch], b[:, ch], ma[ch], mb[ch], sh[ch], out_bits=out_bits, relu=relu))
+    y = V.residual_add(a, b, ma, mb, sh)
+    assert y[0, 2] == -128 and y[1, 2] == 127 and y[1, 1] == 0     # saturation, shift 47
+    assert (y[:, 3] == 0).all()                                   # both multipliers 0
+    with pytest.raises(ValueError, match="one per channel"):
+        V.residual_add(a, b, ma[:5], mb, sh)
+    with pytest.raises(ValueError, match="multiplier must be in 0..65535"):
+        V.residual_add(a, b, ma, mb + 1, sh)
+    with pytest.raises(ValueError, match="shift must be in 0..47"):
+        V.residual_add(a, b, ma, mb, sh + 1)
+
+
+def test_add_par_image_round_trip(rng):
+    """``layout.add_par_image`` puts each channel's parameters where the VOP reads them."""
+    from s4accel.hw.vector.vop import add_par_params
+    from s4accel.sw.layout import add_par_image
+    n = 45
+    ma, mb, sh = rng.integers(0, 1 << 16, n), rng.integers(0, 1 << 16, n), rng.integers(0, 48, n)
+    for cols in (4, 8):
+        par = np.frombuffer(add_par_image(ma, mb, sh, cols), np.uint8).reshape(-1, cols, 8)
+        assert len(par) == 2 * 32 // cols
+        got = add_par_params(par, 0, n)
+        assert all(np.array_equal(g, w) for g, w in zip(got, (ma, mb, sh), strict=True))
+    with pytest.raises(ValueError, match="b_mult must be in 0..65535"):
+        add_par_image(ma, mb - 1 - mb.max(), sh, 4)
+    with pytest.raises(ValueError, match="one length"):
+        add_par_image(ma, mb, sh[:3], 4)
+
+
 def test_elementwise_mul(rng):
     a, b = rng.integers(-128, 128, (2, 5000))
     a[:2], b[:2] = [-128, -128], [-128, 127]

@@ -62,6 +62,13 @@ def test_spans():
     assert vop_spans(VopOp.LAYERNORM, 40, 3, a_addr=0, b_addr=5, out_addr=20, a_stride=0,
                      b_stride=0, out_stride=0, wide=1, cols=8) == {
                          "a": (0, 12), "out": (20, 26), "par": (5, 13)}
+    # a per-channel ADD: its parameters from PAR word mult on (only with chan)
+    assert vop_spans(VopOp.ADD, 40, 3, a_addr=0, b_addr=10, out_addr=20, a_stride=0,
+                     b_stride=0, out_stride=0, wide=0, cols=4, chan=1, mult=7) == {
+                         "a": (0, 6), "b": (10, 16), "out": (20, 26), "par": (7, 23)}
+    assert "par" not in vop_spans(VopOp.ADD, 40, 3, a_addr=0, b_addr=10, out_addr=20,
+                                  a_stride=0, b_stride=0, out_stride=0, wide=0, cols=4,
+                                  mult=7)
 
 
 def test_program_refusals():
