@@ -143,7 +143,7 @@ PER_HEAD = ("q", "k", "v", "scores", "ctx")
 #: Percentile of ``|t|`` a tensor's scale covers (100: the largest value); the rest saturate.
 CLIP = {"up": 100.0}
 #: The tensors with a scale per channel (the others: one per tensor, per head for Q, K, V).
-PER_CHANNEL = set()
+PER_CHANNEL = {"attn", "h1", "down", "y"}
 
 
 def calibrate(w: FloatEncoderLayer, xs) -> dict:
@@ -474,10 +474,6 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
     if max(L, D) > info.vec_max_row:
         raise ValueError(f"rows of {max(L, D)} are longer than the vector unit's "
                          f"{info.vec_max_row}")
-    for layer in layers:
-        for f in (layer.add1, layer.add2):
-            if any(len(set(np.asarray(v).tolist())) > 1 for v in f):
-                raise ValueError("per-channel residual scales need the per-channel ADD")
     gb = BANK // C
     mt = -(-L // R)
     t = mt * R
@@ -532,10 +528,19 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
         return [(b, min(per, n_banks - b), dst + b) for b in range(0, n_banks, per)]
 
     def add(a, b, out, f, mt):
-        am, bm, sh = (int(np.asarray(v).reshape(-1)[0]) for v in f)
-        plan.op(Opcode.VOP, {"op": VopOp.ADD.value, "n": D, "m_tiles": mt, "a_addr": a,
-                             "b_addr": b, "out_addr": out, "wide": 1, "mult": am,
-                             "mult_b": bm, "shift": sh}, uses_batch=False)
+        """The 16-bit residual ADD: one multiplier pair and shift in the descriptor, or
+        (``chan``) one a channel from a PAR batch."""
+        am, bm, sh = (np.asarray(v).reshape(-1) for v in f)
+        fields = {"op": VopOp.ADD.value, "n": D, "m_tiles": mt, "a_addr": a, "b_addr": b,
+                  "out_addr": out, "wide": 1}
+        if all(len(set(v.tolist())) == 1 for v in (am, bm, sh)):
+            plan.op(Opcode.VOP, {**fields, "mult": int(am[0]), "mult_b": int(bm[0]),
+                                 "shift": int(sh[0])}, uses_batch=False)
+            return
+        _, pb = plan.batch([(Target.PAR, layout.add_par_image(
+            np.broadcast_to(am, (D,)), np.broadcast_to(bm, (D,)), np.broadcast_to(sh, (D,)),
+            C), 0, RAW)])
+        plan.op(Opcode.VOP, {**fields, "chan": 1, "mult": pb})
 
     def layernorm(src, out, p, mt):
         _, pb = plan.batch([(Target.PAR, layout.ln_par_image(p.mult, p.bias, p.shift, C), 0,
