@@ -114,10 +114,10 @@ def test_bench_minilm_encoder_json(capsys, model):
 
     from s4accel.cli import main
     assert main(["bench", "minilm", "--encoder", "--prune", "magnitude", "--sparsity", "1",
-                 "--sparsity", "8", "--seq-len", "32", "--seq-len", "128", "--json"]) == 0
+                 "--sparsity", "8", "--seq-len", "32", "--seq-len", "512", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["sparsity"], r["seq_len"]) for r in rows] == [(1, 32), (1, 128), (8, 32),
-                                                             (8, 128)]
+    assert [(r["sparsity"], r["seq_len"]) for r in rows] == [(1, 32), (1, 512), (8, 32),
+                                                             (8, 512)]
     for r in rows:
         assert {"sparsity", "seq_len", "mean_cos", "min_cos", "cycles_per_sentence",
                 "vector_share", "host_ops"} <= set(r)
@@ -188,11 +188,13 @@ def test_integer_attention_keeps_minilm(model):
 def test_integer_encoder_layers(model):
     """All six encoder layers integer (``sw/encoder.py``: what the device computes bit for
     bit), only the embeddings and the mean pooling on the host: the 12 sentences' embeddings
-    against float at s = 1. Per-tensor residual scales (the ADD's one multiplier pair) give
-    mean cosine 0.853 (min 0.720): FFN-down's outlier channels (up to 194 against a typical
-    1) leave the others a few int8 levels; per-channel scales there lift it to 0.973."""
+    against float at s = 1, mean cosine >= 0.97 (the issue's bar). Measured 0.9787 (min
+    0.9723) with per-channel scales on the residual stream (attention output, LayerNorm
+    outputs, FFN down: the per-channel ADD); with one scale a tensor it was 0.853 (min 0.720):
+    FFN down's outlier channels (up to 194 against a typical 1) leave the others a few int8
+    levels."""
     layers = minilm.integer_encoder(model, 1)
     e = minilm.integer_encode(model, layers, minilm.SENTENCES)
     cos = minilm.cosine_rows(e, model.encode(minilm.SENTENCES))
     print(f"integer encoder: mean cosine {cos.mean():.4f}, min {cos.min():.4f}")
-    assert cos.mean() >= 0.85 and cos.min() >= 0.70
+    assert cos.mean() >= 0.97 and cos.min() >= 0.96
