@@ -587,14 +587,23 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
     return out
 
 
-@command("bench minilm", "MiniLM sentence encoder on the device: cosine against float "
-         "and cycles per token", shared=("config", "json") + WHOLE_DEVICE,
-         options=[arg("--layers", type=int, default=6,
-                      help="encoder layers whose linear layers run on the device (default 6)"),
-                  arg("--no-rtl", action="store_true", help="skip the RTL cycle measurement"),
-                  arg("--engine", choices=("model", "golden"), default="model",
-                      help="'model': the functional device model through the driver "
-                      "(default); 'golden': the golden model of the same programs (faster)"),
+@command("bench minilm", "MiniLM sentence encoder on the device: cosine against float, "
+         "cycles per sentence, the vector unit's share", shared=("config", "json") + WHOLE_DEVICE,
+         options=[arg("--linear", action="store_true",
+                      help="the older bench: only the 36 linear layers on the device (raw "
+                      "int32 out, everything else on the host in float), cycles per token "
+                      "measured on the RTL"),
+                  arg("--layers", type=int, default=6,
+                      help="with --linear: encoder layers whose linear layers run on the "
+                      "device (default 6)"),
+                  arg("--no-rtl", action="store_true",
+                      help="with --linear: skip the RTL cycle measurement"),
+                  arg("--engine", choices=("model", "golden"), default=None,
+                      help="'golden': the golden layers, bit-identical to the device (the "
+                      "default of the whole-encoder bench); 'model': the programs on the "
+                      "functional device model through the driver (the default with "
+                      "--linear; the whole encoder then checks every sentence against the "
+                      "golden layers)"),
                   arg("--prune", choices=("magnitude", "obs", "block", "distill"),
                       default="block",
                       help="'block' (default): one-shot bank-balanced pruning with the OBS "
@@ -611,27 +620,26 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
                       help="run only this s (repeatable; default 1, 4, 8, 16)"),
                   arg("--layer-report", action="store_true",
                       help="also print each linear layer's pruning error, magnitude vs OBS"),
-                  arg("--encoder", action="store_true",
-                      help="all six encoder layers on the device as one program (integer "
-                      "attention, softmax, LayerNorm, GELU, residuals): cosine, cycles per "
-                      "sentence from the performance model, the vector unit's share"),
                   arg("--seq-len", type=int, action="append",
-                      help="with --encoder: sequence length (repeatable; default 32, 128)")])
+                      help="sequence length of the cycles per sentence (repeatable; default "
+                      "32, 128)")])
 def _cmd_bench_minilm(args):
     from .sim.report import to_json
     from .sim.workloads import minilm
 
     try:
-        if args.encoder:
+        if not args.linear:
             rows = minilm.encoder_report(args.config,
                                          sparsities=args.sparsity or minilm.SPARSITIES,
                                          seq_lens=tuple(args.seq_len or (32, 128)),
                                          prune=args.prune, cache=not args.no_cache,
+                                         engine=args.engine or "golden",
                                          out=sys.stderr if args.json else sys.stdout)
             if args.json:
                 print(to_json(rows))
             return 0
-        rows = minilm.report(args.config, args.layers, not args.no_rtl, engine=args.engine,
+        rows = minilm.report(args.config, args.layers, not args.no_rtl,
+                             engine=args.engine or "model",
                              prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES,
                              layer_report=args.layer_report, fast=not args.bus_checks,
                              cache=not args.no_cache,

@@ -266,7 +266,7 @@ def residual_params(a_scale, b_scale, out_scale, n):
     one or one a channel): ``(a_mult [n], b_mult [n], shift [n])``."""
     a = np.broadcast_to(np.asarray(a_scale, dtype=np.float64), (n,))
     b = np.broadcast_to(np.asarray(b_scale, dtype=np.float64), (n,))
-    ps = [V.residual_params(x, y, out_scale) for x, y in zip(a, b)]
+    ps = [V.residual_params(x, y, out_scale) for x, y in zip(a, b, strict=True)]
     return tuple(np.array([p[i] for p in ps], dtype=np.int64) for i in range(3))
 
 

@@ -1,5 +1,6 @@
-"""``s4 bench minilm``: the all-MiniLM-L6-v2 sentence encoder with its linear layers on the
-device, at sparsity s = 1, 4, 8, 16.
+"""``s4 bench minilm``: the all-MiniLM-L6-v2 sentence encoder on the device, at sparsity
+s = 1, 4, 8, 16: all six encoder layers as one program (:func:`encoder_table`; the default),
+or (``--linear``, the older bench) only its linear layers (:func:`minilm_table`).
 
 The model is sentence-transformers' all-MiniLM-L6-v2 (a 6-layer BERT, hidden 384, 12 heads,
 FFN 1536, GELU; mean pooling over the attention mask, then L2 normalization), as shipped
@@ -688,19 +689,40 @@ def integer_encoder(model: MiniLM, s=1, *, weights=None, biases=None, sentences=
     return layers
 
 
-def integer_encode(model: MiniLM, layers, sentences) -> np.ndarray:
-    """Sentence embeddings with every encoder layer integer (:meth:`~s4accel.sw.encoder.
-    IntEncoderLayer.reference`, what the device computes bit for bit): on the host only the
-    embeddings (and their int8 quantization) and the mean pooling."""
+def integer_encode(model: MiniLM, layers, sentences, *, engine="golden",
+                   config="fpga") -> np.ndarray:
+    """Sentence embeddings with every encoder layer integer, on the host only the embeddings
+    (and their int8 quantization) and the mean pooling. ``engine``: ``"golden"`` runs
+    :meth:`~s4accel.sw.encoder.IntEncoderLayer.reference` layer by layer (what the device
+    computes bit for bit); ``"model"`` runs the six layers as one device program
+    (:func:`~s4accel.sw.encoder.encoder_program`) per sentence on the functional model of
+    ``config`` and checks each output against the golden layers (an ``AssertionError``
+    where they differ)."""
+    from ...sw.encoder import encoder_program
+    if engine not in ("golden", "model"):
+        raise ValueError(f"engine must be 'golden' or 'model', not {engine!r}")
+    driver = None
+    if engine == "model":
+        driver = Driver(ModelBackend(config, dram_size=256 << 20))
+        run(driver.open())
     batch = model.tokenize(sentences)
     x = model.embed(batch)
     out = []
     for a, b in batch.spans():
         xi = np.clip(np.round(x[a:b] / np.asarray(layers[0].scales["x"])), -128, 127)
         xi = xi.astype(np.int8)
+        y = xi
         for layer in layers:
-            xi = layer.reference(xi)
-        out.append(xi.astype(np.float64) * np.asarray(layers[-1].scales["y"]))
+            y = layer.reference(y)
+        if driver is not None:
+            mark = driver.alloc.top
+            res = run(driver.run_program(encoder_program(driver.info, layers, xi,
+                                                         alloc=driver.alloc), 10 ** 9))
+            driver.alloc.top = mark
+            if not np.array_equal(res.y[:len(xi)], y):
+                raise AssertionError(f"sentence of {len(xi)} tokens: the device model's "
+                                     "encoder differs from the golden layers")
+        out.append(y.astype(np.float64) * np.asarray(layers[-1].scales["y"]))
     return model.pool(batch, np.concatenate(out))
 
 
@@ -1317,12 +1339,14 @@ ENCODER_HOST_OPS = [
 
 
 def encoder_table(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
-                  prune=DEFAULT_PRUNE, sentences=None, cache=True, out=None) -> list:
-    """``s4 bench minilm --encoder``: all six encoder layers on the device as one program
+                  prune=DEFAULT_PRUNE, sentences=None, cache=True, engine="golden",
+                  out=None) -> list:
+    """``s4 bench minilm``: all six encoder layers on the device as one program
     (:func:`~s4accel.sw.encoder.encoder_program`). Per sparsity ``s`` (weights pruned with
     ``prune``) and sequence length, one row: ``mean_cos`` / ``min_cos`` of the integer
-    encoder's sentence embeddings (:func:`integer_encode`: the golden layers, which the device
-    matches bit for bit) against the float model's over ``sentences`` (default
+    encoder's sentence embeddings (:func:`integer_encode` with ``engine``: the golden layers,
+    which the device matches bit for bit, or the program on the functional model, checked
+    against them) against the float model's over ``sentences`` (default
     :data:`SENTENCES`); ``cycles_per_sentence`` of the six-layer program on one sentence of
     ``seq_len`` tokens from the performance model (which ``encoder_on_chip`` holds to the RTL
     within 2 %; ``None`` where the sequence does not fit the activation scratchpad, with the
@@ -1344,9 +1368,11 @@ def encoder_table(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
         weights = pruned_weights(model, s, method=prune, biases=biases, cache=cache,
                                  out=out) if s > 1 else None
         layers = integer_encoder(model, s, weights=weights, biases=biases or None)
-        cos = cosine_rows(integer_encode(model, layers, sentences), ref)
+        cos = cosine_rows(integer_encode(model, layers, sentences, engine=engine,
+                                         config=config), ref)
         for L in seq_lens:
-            row = {"sparsity": s, "seq_len": L, "mean_cos": float(cos.mean()),
+            row = {"sparsity": s, "seq_len": L, "engine": engine,
+                   "mean_cos": float(cos.mean()),
                    "min_cos": float(cos.min()), "cycles_per_sentence": None,
                    "vector_share": None, "host_ops": ENCODER_HOST_OPS, "prune": prune,
                    "cycles_from": "performance model", "note": ""}
@@ -1380,7 +1406,7 @@ ENCODER_COLUMNS = [Column("s", "sparsity", ">3"), Column("seq", "seq_len", ">4")
 
 
 def encoder_report(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
-                   prune=DEFAULT_PRUNE, cache=True, out=None) -> list:
+                   prune=DEFAULT_PRUNE, cache=True, engine="golden", out=None) -> list:
     """Print :func:`encoder_table`'s table and how it was measured; returns its rows."""
     out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
@@ -1388,12 +1414,16 @@ def encoder_report(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
     say(f"all-MiniLM-L6-v2 on the '{cfg.name}' preset: all {ENCODER_LAYERS} encoder layers on "
         "the device as one program (integer softmax, LayerNorm, GELU, residuals)")
     rows = encoder_table(config, sparsities=sparsities, seq_lens=seq_lens, prune=prune,
-                         cache=cache, out=out)
+                         cache=cache, engine=engine, out=out)
     say("")
     say(_format_table(rows, ENCODER_COLUMNS))
     say("")
-    say(f"cos: the integer encoder's sentence embeddings (the golden layers; the device is "
-        f"bit-exact with them) against the float model's over {len(SENTENCES)} sentences.")
+    say(f"cos: the integer encoder's sentence embeddings ("
+        + ("the golden layers; the device is bit-exact with them" if engine == "golden" else
+           "the six-layer program on the functional model, each sentence checked against "
+           "the golden layers")
+        + f") against the float model's over {len(SENTENCES)} sentences; weights pruned "
+        f"with '{prune}' (s > 1).")
     say("cycles/sentence: the six-layer program on one sentence of 'seq' tokens, from the "
         "performance model (held to the RTL within 2 % by encoder_on_chip); vector: the "
         "share of them in VOPs.")
@@ -1419,7 +1449,8 @@ def format_table(rows) -> str:
 
 def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune=DEFAULT_PRUNE,
            sparsities=SPARSITIES, layer_report=False, out=None, fast=True, cache=True):
-    """``s4 bench minilm``: print the table and how it was measured; returns its rows."""
+    """``s4 bench minilm --linear``: print the table and how it was measured; returns its
+    rows."""
     out = out or sys.stdout
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     t0 = time.monotonic()

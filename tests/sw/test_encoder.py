@@ -26,10 +26,10 @@ def _cos(a, b):
 @pytest.mark.parametrize("s", [1, 8])
 def test_integer_layer_against_float(rng, s):
     """A random layer (hidden 128, 4 heads, FFN 256) calibrated on 16 random sequences (the
-    per-channel scales need a few hundred samples a channel), run on another: the integer layer's output against the float layer's on the same (quantized)
-    input. s = 1: cosine >= 0.99 (the error is the int8 activations, the 7-bit softmax and
-    the GELU table's int8 input); s = 8 against the float layer with the same pruned weights,
-    >= 0.99."""
+    per-channel scales need a few hundred samples a channel), run on another: the integer
+    layer's output against the float layer's on the same (quantized) input. s = 1: cosine
+    >= 0.99 (the error is the int8 activations, the 7-bit softmax and the GELU table's int8
+    input); s = 8 against the float layer with the same pruned weights, >= 0.99."""
     w = E.random_layer(rng, 128, 4, 256)
     xs = [rng.normal(0, 1, (24, 128)) for _ in range(17)]
     layer = E.compile_layer(w, E.calibrate(w, xs[:16]), s)

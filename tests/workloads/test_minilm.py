@@ -92,28 +92,29 @@ def test_device_quantization_is_what_limits_s1(model, calib, reference):
 
 
 def test_bench_minilm_command_without_rtl(capsys, model, tmp_path, monkeypatch):
-    """``s4 bench minilm`` parses its options in the CLI and prints the table (golden engine,
-    one encoder layer, no RTL: the quick path)."""
+    """``s4 bench minilm --linear`` parses its options in the CLI and prints the table
+    (golden engine, one encoder layer, no RTL: the quick path)."""
     from s4accel.cli import main
 
     monkeypatch.setenv("S4_CACHE_DIR", str(tmp_path))
 
     # the default pruning (block-wise reconstruction) costs minutes per s: one s, one layer
-    assert main(["bench", "minilm", "--no-rtl", "--engine", "golden", "--layers", "1",
-                 "--sparsity", "4"]) == 0
+    assert main(["bench", "minilm", "--linear", "--no-rtl", "--engine", "golden", "--layers",
+                 "1", "--sparsity", "4"]) == 0
     out = capsys.readouterr().out
     assert "mean cos" in out and "cycles/token" in out and "pruned float" in out
 
 
 def test_bench_minilm_encoder_json(capsys, model):
-    """``s4 bench minilm --encoder --json``: the issue's keys, a row per sparsity and sequence
-    length, cycles from the six-layer program (fewer at s = 8 than at s = 1: the linear
-    layers' share shrinks, the vector unit's grows), the host operations listed, and a
-    sequence that does not fit the activation scratchpad reported, not run."""
+    """``s4 bench minilm --json`` (the whole encoder on the device): the issue's keys, a row
+    per sparsity and sequence length, cycles from the six-layer program (fewer at s = 8
+    than at s = 1: the linear layers' share shrinks, the vector unit's grows), the host
+    operations listed, and a sequence that does not fit the activation scratchpad
+    reported, not run."""
     import json
 
     from s4accel.cli import main
-    assert main(["bench", "minilm", "--encoder", "--prune", "magnitude", "--sparsity", "1",
+    assert main(["bench", "minilm", "--prune", "magnitude", "--sparsity", "1",
                  "--sparsity", "8", "--seq-len", "32", "--seq-len", "512", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["sparsity"], r["seq_len"]) for r in rows] == [(1, 32), (1, 512), (8, 32),
@@ -176,7 +177,8 @@ def test_integer_attention_keeps_minilm(model):
     """Every head of all six layers through the device's integer attention (int8 Q, K, V at
     their calibrated ranges, int8 scores, 7-bit softmax, int8 context), everything else in
     float: the 12 sentences' embeddings stay within cosine 0.999 of float (measured: mean
-    0.9996, min 0.9989), so the 7-bit probabilities of P V are not what limits the device's MiniLM."""
+    0.9996, min 0.9989), so the 7-bit probabilities of P V are not what limits the device's
+    MiniLM."""
     ranges = minilm.attention_ranges(model)
     assert len(ranges) == model.n_layers * model.heads
     e = model.encode(minilm.SENTENCES, attention=minilm.integer_attention(ranges))
