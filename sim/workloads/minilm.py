@@ -1351,7 +1351,9 @@ def encoder_table(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
     ``seq_len`` tokens from the performance model (which ``encoder_on_chip`` holds to the RTL
     within 2 %; ``None`` where the sequence does not fit the activation scratchpad, with the
     reason in ``note``); ``vector_share``, the share of those cycles the VOPs take;
-    ``host_ops`` (:data:`ENCODER_HOST_OPS`)."""
+    ``host_ops`` (:data:`ENCODER_HOST_OPS`); ``calibration``, per layer the scales the
+    compiler chose (real value of one int step: a number per tensor, ``[min, max]`` over the
+    channels or heads where it has one each)."""
     from ...sim.model.perf_model import predict_program
     from ...sw.encoder import encoder_program
     from ...sw.program import Allocator, DeviceInfo
@@ -1370,8 +1372,11 @@ def encoder_table(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
         layers = integer_encoder(model, s, weights=weights, biases=biases or None)
         cos = cosine_rows(integer_encode(model, layers, sentences, engine=engine,
                                          config=config), ref)
+        calib = [{n: (round(float(v), 6) if not np.ndim(v) else
+                      [round(float(np.min(v)), 6), round(float(np.max(v)), 6)])
+                  for n, v in layer.scales.items()} for layer in layers]
         for L in seq_lens:
-            row = {"sparsity": s, "seq_len": L, "engine": engine,
+            row = {"sparsity": s, "seq_len": L, "engine": engine, "calibration": calib,
                    "mean_cos": float(cos.mean()),
                    "min_cos": float(cos.min()), "cycles_per_sentence": None,
                    "vector_share": None, "host_ops": ENCODER_HOST_OPS, "prune": prune,
@@ -1431,6 +1436,8 @@ def encoder_report(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
         if r["note"]:
             say(f"s={r['sparsity']} seq {r['seq_len']}: not run: {r['note']}")
     say("on the host: " + "; ".join(ENCODER_HOST_OPS) + ".")
+    say("scales: calibrated by the compiler on the float model over "
+        f"{len(CALIB_SENTENCES)} other sentences (--json: 'calibration', per layer).")
     return rows
 
 
