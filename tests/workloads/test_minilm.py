@@ -123,7 +123,8 @@ def test_bench_minilm_encoder_json(capsys, model):
         assert {"sparsity", "seq_len", "mean_cos", "min_cos", "cycles_per_sentence",
                 "vector_share", "host_ops"} <= set(r)
         assert r["host_ops"] == minilm.ENCODER_HOST_OPS
-        assert len(r["calibration"]) == 6 and r["calibration"][0]["x"][0] > 0
+        cal = r["calibration"]
+        assert len(cal) == 6 and cal[0]["x"] > 0 and 0 < cal[1]["x"][0] <= cal[1]["x"][1]
     d, sp = rows[0], rows[2]
     assert d["cycles_per_sentence"] > 6 * sp["cycles_per_sentence"] > 0
     assert 0 < d["vector_share"] < sp["vector_share"] < 1
