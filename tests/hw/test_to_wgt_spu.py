@@ -5,6 +5,7 @@ WGT touched, in the cycles :func:`~s4accel.hw.vector.vop.to_wgt_cycles` says."""
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from spu_sim import run_vop, set_act, set_words
 
 from s4accel.base.config import BANK, load_config
 from s4accel.hw.cmd.descriptors import VopOp
@@ -28,25 +29,14 @@ def _run(cfg, cases, seed):
             n, mt, wide, a_addr, out_addr = case
             # random bytes everywhere, past n and past the matrix too
             act = rng.integers(-128, 128, (min(160, g.act_depth), R, BANK), dtype=np.int8)
-            for r in range(R):
-                mem = rams["act"][r].sim_memory
-                for a in range(len(act)):
-                    ctx.set(mem.data[a], int.from_bytes(act[a, r].tobytes(), "little"))
+            set_act(ctx, rams, act)
             wmem = rams["wgt"][0].sim_memory
             wgt = rng.integers(0, 256, (min(g.wgt_depth, 640), C, 2), dtype=np.uint8)
-            for a in range(len(wgt)):
-                ctx.set(wmem.data[a], int.from_bytes(wgt[a].tobytes(), "little"))
-            ctx.set(dut.i_vop.payload, {"op": VopOp.TO_WGT, "n": n, "m_tiles": mt,
-                                        "a_addr": a_addr, "out_addr": out_addr, "wide": wide,
-                                        "shift": 3, "relu": 1})
-            ctx.set(dut.i_vop.valid, 1)
-            await ctx.tick().until(dut.i_vop.ready)
-            ctx.set(dut.i_vop.valid, 0)
-            cycles = 0
-            while not ctx.get(dut.gemm_done):
-                await ctx.tick()
-                cycles += 1
-                assert cycles < 5000, f"{case}: the TO_WGT never finished"
+            set_words(ctx, wmem, wgt)
+            cycles = await run_vop(ctx, dut, {"op": VopOp.TO_WGT, "n": n, "m_tiles": mt,
+                                              "a_addr": a_addr, "out_addr": out_addr,
+                                              "wide": wide, "shift": 3, "relu": 1}, 5000,
+                                   f"{case}: the TO_WGT")
             await ctx.tick()
             want = wgt.copy()
             vop_reference(act.copy(), op=VopOp.TO_WGT, n=n, m_tiles=mt, a_addr=a_addr,

@@ -7,6 +7,7 @@ words, over-47 shifts and unused bytes included), word for word, in the cycles
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from spu_sim import run_vop, set_act, set_words
 
 from s4accel.base.config import BANK, load_config
 from s4accel.hw.cmd.descriptors import VopOp
@@ -33,30 +34,15 @@ def _run(cfg, cases, rng):
                       "mult": par_addr, "mult_b": 12345, "shift": 7}
             act = rng.integers(-128, 128, (min(4 * nb * mt + 4, g.act_depth), R, BANK),
                                dtype=np.int8)
-            for r in range(R):
-                mem = rams["act"][r].sim_memory
-                for a in range(len(act)):
-                    ctx.set(mem.data[a], int.from_bytes(act[a, r].tobytes(), "little"))
+            set_act(ctx, rams, act)
             par = rng.integers(0, 256, (min(par_addr + nb * BANK // C + 2, g.par_depth), C, 8),
                                dtype=np.uint8)
             # shifts mostly where a sum of two products lands in int8 / int16, some anything
             # (bits 6, 7 set; 48..63 taken as 47)
             sh = rng.integers(8, 20, par.shape[:2]) + (8 if wide else 0)
             par[..., 6] = np.where(rng.random(par.shape[:2]) < 0.8, sh, par[..., 6])
-            pmem = rams["par"].sim_memory
-            for a in range(len(par)):
-                ctx.set(pmem.data[a], int.from_bytes(par[a].tobytes(), "little"))
-            ctx.set(dut.i_vop.payload, fields)
-            ctx.set(dut.i_vop.valid, 1)
-            await ctx.tick().until(dut.i_vop.ready)
-            ctx.set(dut.i_vop.valid, 0)
-            cycles = 0
-            while True:
-                await ctx.tick()
-                cycles += 1
-                if ctx.get(dut.gemm_done):
-                    break
-                assert cycles < 20000, f"{case}: the VOP never finished"
+            set_words(ctx, rams["par"].sim_memory, par)
+            cycles = await run_vop(ctx, dut, fields, 20000, f"{case}: the VOP")
             await ctx.tick()
             want = act.copy()
             vop_reference(want, par=par, **fields)

@@ -126,6 +126,7 @@ def test_cycles_formula_against_the_spu():
     its done pulse, in amaranth.sim, for every operation, partial banks, 16-bit results and
     two row tiles."""
     from amaranth.sim import Simulator
+    from spu_sim import run_vop
 
     from s4accel.hw.spu.spu import Spu
     cfg = load_config("tiny")
@@ -139,21 +140,10 @@ def test_cycles_formula_against_the_spu():
     async def bench(ctx):
         for op, n, wide, mt, relu in cases:
             mult, shift = V.softmax_params(0.1) if op == VopOp.SOFTMAX else (100, 10)
-            ctx.set(dut.i_vop.payload, {"op": op, "n": n, "m_tiles": mt, "a_addr": 0,
-                                        "b_addr": 20, "out_addr": 40, "mult": mult,
-                                        "shift": shift, "wide": wide, "u_mult": 1000,
-                                        "u_shift": 10, "mult_b": 5, "relu": relu})
-            ctx.set(dut.i_vop.valid, 1)
-            await ctx.tick().until(dut.i_vop.ready)
-            ctx.set(dut.i_vop.valid, 0)
-            cycles = 0
-            while True:
-                await ctx.tick()
-                cycles += 1
-                if ctx.get(dut.gemm_done):
-                    break
-                assert cycles < 2000, "the VOP never finished"
-            got.append(cycles)
+            got.append(await run_vop(ctx, dut, {
+                "op": op, "n": n, "m_tiles": mt, "a_addr": 0, "b_addr": 20, "out_addr": 40,
+                "mult": mult, "shift": shift, "wide": wide, "u_mult": 1000, "u_shift": 10,
+                "mult_b": 5, "relu": relu}, 2000))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -1,0 +1,32 @@
+"""Helpers for the amaranth.sim benches of one SPU (``hw/spu/spu.py``) that drive its VOP
+input directly (tests/hw/test_to_wgt_spu.py, test_vop_chan_spu.py, tests/sw/test_vop.py)."""
+
+import numpy as np
+
+
+def set_words(ctx, mem, words):
+    """Write ``words`` (an array whose first axis is the word address; each word's bytes
+    little-endian) into the simulated memory ``mem`` from address 0."""
+    for a in range(len(words)):
+        ctx.set(mem.data[a], int.from_bytes(np.ascontiguousarray(words[a]).tobytes(), "little"))
+
+
+def set_act(ctx, rams, act):
+    """Write ``act`` (``[words, rows, 32]`` int8) into the SPU's ACT row memories."""
+    for r in range(act.shape[1]):
+        set_words(ctx, rams["act"][r].sim_memory, act[:, r])
+
+
+async def run_vop(ctx, dut, fields, limit, what="the VOP"):
+    """Issue one VOP with descriptor ``fields`` and wait for the SPU's done pulse; returns
+    the cycles from the cycle it was taken (an ``AssertionError`` past ``limit``)."""
+    ctx.set(dut.i_vop.payload, fields)
+    ctx.set(dut.i_vop.valid, 1)
+    await ctx.tick().until(dut.i_vop.ready)
+    ctx.set(dut.i_vop.valid, 0)
+    cycles = 0
+    while not ctx.get(dut.gemm_done):
+        await ctx.tick()
+        cycles += 1
+        assert cycles < limit, f"{what} never finished"
+    return cycles
