@@ -30,3 +30,23 @@ async def run_vop(ctx, dut, fields, limit, what="the VOP"):
         cycles += 1
         assert cycles < limit, f"{what} never finished"
     return cycles
+
+
+def run_cases(cfg, cases, one):
+    """An SPU of ``cfg`` in amaranth.sim running ``await one(ctx, dut, case)`` for each case
+    in turn; returns their results."""
+    from amaranth.sim import Simulator
+
+    from s4accel.hw.spu.spu import Spu
+    dut = Spu(cfg)
+    out = []
+
+    async def bench(ctx):
+        for case in cases:
+            out.append(await one(ctx, dut, case))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out

@@ -4,12 +4,10 @@ WGT touched, in the cycles :func:`~s4accel.hw.vector.vop.to_wgt_cycles` says."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
-from spu_sim import run_vop, set_act, set_words
+from spu_sim import run_cases, run_vop, set_act, set_words
 
 from s4accel.base.config import BANK, load_config
 from s4accel.hw.cmd.descriptors import VopOp
-from s4accel.hw.spu.spu import Spu
 from s4accel.hw.vector.vop import to_wgt_cycles, vop_reference
 
 
@@ -17,38 +15,31 @@ def _run(cfg, cases, seed):
     """Each case ``(n, m_tiles, wide, a_addr, out_addr)`` on a fresh random ACT and WGT
     (bank 0); returns ``[(case, cycles, wrong WGT words)]``."""
     R, C = cfg.rows, cfg.cols
-    dut = Spu(cfg)
     rng = np.random.default_rng(seed)
-    sim = Simulator(dut)
-    out = []
 
-    async def bench(ctx):
+    async def one(ctx, dut, case):
         rams = dut.sim_rams
         g = dut.geometry
-        for case in cases:
-            n, mt, wide, a_addr, out_addr = case
-            # random bytes everywhere, past n and past the matrix too
-            act = rng.integers(-128, 128, (min(160, g.act_depth), R, BANK), dtype=np.int8)
-            set_act(ctx, rams, act)
-            wmem = rams["wgt"][0].sim_memory
-            wgt = rng.integers(0, 256, (min(g.wgt_depth, 640), C, 2), dtype=np.uint8)
-            set_words(ctx, wmem, wgt)
-            cycles = await run_vop(ctx, dut, {"op": VopOp.TO_WGT, "n": n, "m_tiles": mt,
-                                              "a_addr": a_addr, "out_addr": out_addr,
-                                              "wide": wide, "shift": 3, "relu": 1}, 5000,
-                                   f"{case}: the TO_WGT")
-            await ctx.tick()
-            want = wgt.copy()
-            vop_reference(act.copy(), op=VopOp.TO_WGT, n=n, m_tiles=mt, a_addr=a_addr,
-                          out_addr=out_addr, wide=wide, wgt=want)
-            got = np.array([np.frombuffer(ctx.get(wmem.data[a]).to_bytes(2 * C, "little"),
-                                          np.uint8).reshape(C, 2) for a in range(len(wgt))])
-            out.append((case, cycles, int((got != want).any(axis=(1, 2)).sum())))
+        n, mt, wide, a_addr, out_addr = case
+        # random bytes everywhere, past n and past the matrix too
+        act = rng.integers(-128, 128, (min(160, g.act_depth), R, BANK), dtype=np.int8)
+        set_act(ctx, rams, act)
+        wmem = rams["wgt"][0].sim_memory
+        wgt = rng.integers(0, 256, (min(g.wgt_depth, 640), C, 2), dtype=np.uint8)
+        set_words(ctx, wmem, wgt)
+        cycles = await run_vop(ctx, dut, {"op": VopOp.TO_WGT, "n": n, "m_tiles": mt,
+                                          "a_addr": a_addr, "out_addr": out_addr,
+                                          "wide": wide, "shift": 3, "relu": 1}, 5000,
+                               f"{case}: the TO_WGT")
+        await ctx.tick()
+        want = wgt.copy()
+        vop_reference(act.copy(), op=VopOp.TO_WGT, n=n, m_tiles=mt, a_addr=a_addr,
+                      out_addr=out_addr, wide=wide, wgt=want)
+        got = np.array([np.frombuffer(ctx.get(wmem.data[a]).to_bytes(2 * C, "little"),
+                                      np.uint8).reshape(C, 2) for a in range(len(wgt))])
+        return case, cycles, int((got != want).any(axis=(1, 2)).sum())
 
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return out
+    return run_cases(cfg, cases, one)
 
 
 # (config, rows/cols override, cases): n past a bank and under a channel tile, one token

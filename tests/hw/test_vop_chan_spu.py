@@ -6,12 +6,10 @@ words, over-47 shifts and unused bytes included), word for word, in the cycles
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
-from spu_sim import run_vop, set_act, set_words
+from spu_sim import run_cases, run_vop, set_act, set_words
 
 from s4accel.base.config import BANK, load_config
 from s4accel.hw.cmd.descriptors import VopOp
-from s4accel.hw.spu.spu import Spu
 from s4accel.hw.vector.vop import vop_cycles, vop_reference
 
 
@@ -19,41 +17,34 @@ def _run(cfg, cases, rng):
     """Each case ``(n, m_tiles, wide, relu, par_addr)`` (A at word 0, B after it, the output
     after B) on fresh random ACT and PAR words; returns ``[(case, cycles, wrong ACT words)]``."""
     R, C = cfg.rows, cfg.cols
-    dut = Spu(cfg)
-    sim = Simulator(dut)
-    out = []
 
-    async def bench(ctx):
+    async def one(ctx, dut, case):
         rams = dut.sim_rams
         g = dut.geometry
-        for case in cases:
-            n, mt, wide, relu, par_addr = case
-            nb = -(-n // BANK)
-            fields = {"op": VopOp.ADD, "n": n, "m_tiles": mt, "a_addr": 0, "b_addr": nb * mt,
-                      "out_addr": 2 * nb * mt, "wide": wide, "relu": relu, "chan": 1,
-                      "mult": par_addr, "mult_b": 12345, "shift": 7}
-            act = rng.integers(-128, 128, (min(4 * nb * mt + 4, g.act_depth), R, BANK),
-                               dtype=np.int8)
-            set_act(ctx, rams, act)
-            par = rng.integers(0, 256, (min(par_addr + nb * BANK // C + 2, g.par_depth), C, 8),
-                               dtype=np.uint8)
-            # shifts mostly where a sum of two products lands in int8 / int16, some anything
-            # (bits 6, 7 set; 48..63 taken as 47)
-            sh = rng.integers(8, 20, par.shape[:2]) + (8 if wide else 0)
-            par[..., 6] = np.where(rng.random(par.shape[:2]) < 0.8, sh, par[..., 6])
-            set_words(ctx, rams["par"].sim_memory, par)
-            cycles = await run_vop(ctx, dut, fields, 20000, f"{case}: the VOP")
-            await ctx.tick()
-            want = act.copy()
-            vop_reference(want, par=par, **fields)
-            got = np.array([[np.frombuffer(ctx.get(rams["act"][r].sim_memory.data[a]).to_bytes(
-                BANK, "little"), np.int8) for r in range(R)] for a in range(len(act))])
-            out.append((case, cycles, int((got != want).any(axis=(1, 2)).sum())))
+        n, mt, wide, relu, par_addr = case
+        nb = -(-n // BANK)
+        fields = {"op": VopOp.ADD, "n": n, "m_tiles": mt, "a_addr": 0, "b_addr": nb * mt,
+                  "out_addr": 2 * nb * mt, "wide": wide, "relu": relu, "chan": 1,
+                  "mult": par_addr, "mult_b": 12345, "shift": 7}
+        act = rng.integers(-128, 128, (min(4 * nb * mt + 4, g.act_depth), R, BANK),
+                           dtype=np.int8)
+        set_act(ctx, rams, act)
+        par = rng.integers(0, 256, (min(par_addr + nb * BANK // C + 2, g.par_depth), C, 8),
+                           dtype=np.uint8)
+        # shifts mostly where a sum of two products lands in int8 / int16, some anything
+        # (bits 6, 7 set; 48..63 taken as 47)
+        sh = rng.integers(8, 20, par.shape[:2]) + (8 if wide else 0)
+        par[..., 6] = np.where(rng.random(par.shape[:2]) < 0.8, sh, par[..., 6])
+        set_words(ctx, rams["par"].sim_memory, par)
+        cycles = await run_vop(ctx, dut, fields, 20000, f"{case}: the VOP")
+        await ctx.tick()
+        want = act.copy()
+        vop_reference(want, par=par, **fields)
+        got = np.array([[np.frombuffer(ctx.get(rams["act"][r].sim_memory.data[a]).to_bytes(
+            BANK, "little"), np.int8) for r in range(R)] for a in range(len(act))])
+        return case, cycles, int((got != want).any(axis=(1, 2)).sum())
 
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return out
+    return run_cases(cfg, cases, one)
 
 
 # n under a vector, past one, whole vectors; 16-bit results; two row tiles; PAR not at 0
