@@ -21,14 +21,16 @@ operation of the device and its golden function (:meth:`IntEncoderLayer.referenc
 8. ``r2 = residual_add(h1, f, out_bits=16)``, ``y = layernorm(r2)``: the layer's int8 output,
    the next layer's input.
 
-Every scale is per tensor (per head for Q, K, V and the context) and comes from the float
-model's activations over calibration inputs (:func:`calibrate`: the largest magnitude of each
-tensor, or a high percentile where noted in :data:`CLIP`).
+Scales are per head for Q, K, V and the context, per channel for the residual stream
+(:data:`PER_CHANNEL`: the attention output, both LayerNorm outputs and FFN down; the ADDs
+take them through the per-channel ADD, the next GEMM folds them into its weight columns) and
+per tensor otherwise; each comes from the float model's activations over calibration inputs
+(:func:`calibrate`: the largest magnitude, or a percentile where :data:`CLIP` says so).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -203,7 +205,6 @@ class IntEncoderLayer:
     ln1: V.LayerNormParams
     add2: tuple
     ln2: V.LayerNormParams
-    extra: dict = field(default_factory=dict)
 
     @property
     def hidden(self) -> int:
@@ -250,9 +251,10 @@ def _linear(wf, b, in_scale, out_scale, s, lut=None, col_scale=None) -> _Linear:
     if np.ndim(in_scale):
         col_scale = np.asarray(in_scale) * (1.0 if col_scale is None else col_scale)
         in_scale = 1.0
+    wf = prune(wf, s)      # the layer's own weights (folding scales first would pick others)
     if col_scale is not None:
         wf = wf * np.asarray(col_scale)[None, :]
-    w_q, w_scale = _w_quant(prune(wf, s))
+    w_q, w_scale = _w_quant(wf)
     packed = pack(prune(w_q, s), s)
     acc_scale = in_scale * w_scale
     bias = np.clip(np.round(np.asarray(b) / acc_scale), -(1 << 31), (1 << 31) - 1).astype(
