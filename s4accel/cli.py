@@ -473,6 +473,46 @@ def _cmd_bench_jpeg(args):
     return 0 if all(r["exact_vs_golden"] for r in rows) else 1
 
 
+@command("jpeg demo", "the image pipeline: JPEG digits decoded on the device (DECODE) into a "
+         "sparse CNN, classifications out, on the functional model and the RTL",
+         shared=("config", "seed", "sim", "json") + WHOLE_DEVICE,
+         options=[arg("--sparsity", type=int, default=16, choices=(1, 2, 4, 8, 16),
+                      help="the CNN's sparsity (default 16)"),
+                  arg("--size", type=int, default=32, choices=(16, 32, 64),
+                      help="JPEG side in pixels, box-resized to 16x16 on the device "
+                      "(default 32)"),
+                  arg("--quality", type=int, default=90, help="Pillow's JPEG quality "
+                      "(default 90)"),
+                  arg("--model-images", type=int, default=64,
+                      help="test images through the functional model (default 64)"),
+                  arg("--rtl-images", type=int, default=16,
+                      help="test images through the RTL, whole chunks of the array's rows "
+                      "(default 16; 0: none)")])
+def _cmd_jpeg_demo(args):
+    from .base.jpeg import JpegError
+    from .sim.report import to_json
+    from .sim.tb.runner import SimulationFailed
+    from .sim.workloads.image_demo import format_table, run_demo
+
+    if not 1 <= args.quality <= 100:
+        raise CliError(f"--quality must be 1 to 100, not {args.quality}")
+    if args.model_images < 0 or args.rtl_images < 0:
+        raise CliError("--model-images and --rtl-images must not be negative")
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        res = run_demo(args.config, sparsity=args.sparsity, size=args.size,
+                       quality=args.quality, model_images=args.model_images,
+                       rtl_images=args.rtl_images, seed=args.seed, sim=args.sim,
+                       fast=not args.bus_checks, out=out)
+    except (JpegError, SimulationFailed, ValueError) as e:
+        raise CliError(str(e).splitlines()[0]) from e
+    print(f"\nImage pipeline, config {res['config']}, s = {res['sparsity']}", file=out)
+    print(format_table(res), file=out)
+    if args.json:
+        print(to_json(res))
+    return 0 if res.get("bit_exact", True) and res.get("model_equal", True) else 1
+
+
 @command("jpeg decode", "decode a baseline JPEG file, or a Motion JPEG stream of concatenated "
          "frames, to PNG on the functional model (the golden decoder) or on the decoder RTL",
          shared=("config", "sim", "seed"),

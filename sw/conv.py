@@ -176,12 +176,19 @@ def _check_geometry(ksize, stride, pad, h, w):
 
 def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor, src: Tensor,
               packed: PackedWeights, params: LayerParams, *, ksize: int, stride: int = 1,
-              pad: int = 0, dst: Tensor | None = None, max_band=None) -> Tensor | None:
+              pad: int = 0, dst: Tensor | None = None, max_band=None,
+              resident: bool = False) -> Tensor | None:
     """Append one conv layer's descriptors (not COMPLETE) to ``prog``: input ``src`` in DRAM,
     output into ``dst`` (int8; allocated when ``None``, pixels of its own) or, in raw mode
     (and int8 requantized by the host where a bank of channel tiles does not fit), into
     ``prog.outputs``. Its tokens are balanced: the next layer starts after a SYNC. Returns the
-    output tensor (``None`` when the output goes to ``prog.outputs``)."""
+    output tensor (``None`` when the output goes to ``prog.outputs``).
+
+    ``resident``: a chunk's whole input is loaded once into the activation scratchpad (one
+    LOAD a chunk, before its first band; a SYNC before each next chunk's) and every band's GEMM
+    reads its rows there, instead of a LOAD a band into alternating halves. For an input that
+    is not cheap to load twice (the image DECODE of :mod:`s4accel.sim.workloads.image_demo`)
+    and fits the scratchpad; ValueError where a chunk's input does not."""
     cbanks = src.banks
     if packed.k != ksize * ksize * cbanks * BANK and not (ksize == 1 and
                                                            packed.banks == cbanks):
@@ -270,6 +277,11 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
                          f"words (half the scratchpad is {half_a}), one channel tile "
                          f"{entries} weight words (the scratchpad holds {info.wgt_depth})")
     rmax, g_tiles, single = best
+    if resident:
+        if H * pitch > info.act_depth - zero:
+            raise ValueError(f"a resident input needs {H * pitch} activation words a chunk; "
+                             f"the scratchpad has {info.act_depth - zero}")
+        whole[0] = False
     nbuf = 1 if single else 2
     half_w, half_p = info.wgt_depth // nbuf, info.par_depth // nbuf
     half_o = info.out_depth // 2
@@ -319,10 +331,12 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
 
     def load_band(t):
         c, _, _, iy0, ih = bands[t]
+        if resident:
+            iy0, ih = 0, H
         if not ih:
             return
         at = src.addr + ((c * H + iy0) * W * src.stride + src.off) * act_word
-        sram = zero + (0 if whole else (t % 2) * half_a)
+        sram = zero + (0 if whole or resident else (t % 2) * half_a)
         if src.stride == cbanks:         # whole pixels: one run
             load(Target.ACT, at, ih * W * cbanks * act_word, sram)
         else:                            # a bank range of every pixel: a row per pixel
@@ -344,18 +358,22 @@ def emit_conv(prog: LayerProgram, info: DeviceInfo, alloc: Allocator, descriptor
             buf = idx % nbuf
             more = idx + nbuf < total
             w_at, wb = wgt_at[j0]
-            if whole and gi == 0 and t > 0:
+            if gi == 0 and t > 0 and (whole or (resident and oy0 == 0)):
                 prog.descs.append(descriptor(Opcode.SYNC))    # the band before is done
             load(Target.WGT, w_at, wb, buf * half_w, fmt=wfmt, wait_next=idx >= nbuf)
-            if gi == 0 and (t == 0 or len(groups) == 1 or whole):
+            if resident:
+                if gi == 0 and oy0 == 0:
+                    load_band(t)
+            elif gi == 0 and (t == 0 or len(groups) == 1 or whole):
                 load_band(t)
             load(Target.PAR, par_at + j0 * C_ * 8, -(-g * C_ * 8 // bb) * bb, buf * half_p,
                  sig_next=1)
-            if gi == 1 and t + 1 < len(bands) and not whole:
+            if gi == 1 and t + 1 < len(bands) and not whole and not resident:
                 load_band(t + 1)
             prog.dram_bytes += wb + g * C_ * 8
             prog.descs.append(descriptor(Opcode.GEMM, gemm={
-                "act_addr": zero + (0 if whole else (t % 2) * half_a),
+                "act_addr": zero + (iy0 * pitch if resident else
+                                    0 if whole else (t % 2) * half_a),
                 "wgt_addr": buf * half_w,
                 "par_addr": buf * half_p, "out_addr": (idx % 2) * half_o, "banks": nbk,
                 "m_tiles": mt, "n_tiles": g, "log2s": packed.s.bit_length() - 1,
@@ -554,7 +572,7 @@ class ConvOp:
 
 
 def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
-                    max_band=None) -> LayerProgram:
+                    max_band=None, resident=()) -> LayerProgram:
     """A network of convolutions (:class:`ConvOp`, in execution order; the first reads ``"x"``,
     the int8 NHWC input ``[N, H, W, C]``) as one device program: the host hands over ``x``
     once and reads the last layer's output once (decoded ``[chunks * Ho * Wo * rows, N]``, see
@@ -562,7 +580,10 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
     (``info.l2_kib``; the placement report says which) and in device DRAM after that, in the
     activation layout (:class:`Tensor`): the ones a residual addition reads share their pixels, so the addition
     is one 1x1 GEMM over ``[a | b]``. Layers are separated by SYNC (a layer's loads read what
-    the one before stored). Weights travel packed, convolutions read their windows on chip."""
+    the one before stored). Weights travel packed, convolutions read their windows on chip.
+    ``max_band`` caps the output rows of a band: one number for every layer, or a dict from
+    layer names to numbers (the layers it does not name choose their own). The convolutions
+    ``resident`` names load a chunk's whole input once (:func:`emit_conv`)."""
     descriptor = encode or _descriptor
     x = np.asarray(x)
     if x.dtype != np.int8 or x.ndim != 4 or min(x.shape) == 0:
@@ -613,6 +634,9 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
             last_read[t] = i
     held = []                                    # (buffer's last reader, L2 address)
 
+    def band_of(op):
+        return max_band.get(op.name) if isinstance(max_band, dict) else max_band
+
     def tensor_alloc(name, nbytes, readers=(None,)):
         at = l2.alloc(nbytes)
         if at is not None:
@@ -660,7 +684,7 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
                              chunks, ho, wo, banks[op.name])
         if pool:
             out = emit_pool(prog, info, alloc, descriptor, src, ksize=op.ksize,
-                            stride=op.stride, pad=op.pad, dst=dst, max_band=max_band)
+                            stride=op.stride, pad=op.pad, dst=dst, max_band=band_of(op))
             if last:
                 nbytes = out.chunks * out.h * out.w * out.banks * act_word
                 prog.outputs.append((out.addr, nbytes, 0, out.chunks * out.h * out.w * R,
@@ -671,7 +695,7 @@ def network_program(info: DeviceInfo, x, ops, alloc: Allocator, *, encode=None,
         else:
             out = emit_conv(prog, info, alloc, descriptor, src, op.packed, op.params,
                             ksize=op.ksize, stride=op.stride, pad=op.pad, dst=dst,
-                            max_band=max_band)
+                            max_band=band_of(op), resident=op.name in resident)
         if not last:
             tensors[op.name] = out
             prog.descs.append(descriptor(Opcode.SYNC))
