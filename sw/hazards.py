@@ -46,6 +46,17 @@ class Access:
                 f"(descriptor {self.desc}, SPUs {self.spus:#x})")
 
 
+def _reads_pad(g) -> bool:
+    """Whether conv GEMM ``g`` reads its zero word: a tap outside its band of input rows
+    (``hw/spu/spu.py`` ``conv_act_words``, with a word no address can be)."""
+    from ..hw.spu.spu import conv_act_words
+    words = conv_act_words(
+        int(g.m_tiles), int(g.banks), act_addr=int(g.act_addr), ksize=int(g.ksize),
+        stride2=int(g.stride2), pad=int(g.pad), top=int(g.top), cbanks=int(g.cbanks),
+        row_pitch=int(g.row_pitch), in_h=int(g.in_h), out_w=int(g.out_w), pad_addr=-1)
+    return bool((words < 0).any())
+
+
 def _accesses(i, desc, rows, cols, spus):
     """The scratchpad words descriptor ``i`` reads and writes (word sizes of hw/spu/spu.py)."""
     from ..hw.spu.spu import int8_out_words
@@ -76,14 +87,15 @@ def _accesses(i, desc, rows, cols, spus):
             out_mem, out = "ACT", (mt - 1) * (int(g.out_stride) or nbk) + nbk
         else:
             out_mem, out = "OUT", int8_out_words(rows, cols, mt, nt) if g.mode else nt * mt * rows
-        # the words read: a run of row tiles, or (conv) a band of input rows and the zero word
+        # the words read: a run of row tiles, or (conv) a band of input rows and, where a tap
+        # falls outside the band, the zero word
         act_hi = act + (int(g.in_h) * int(g.row_pitch) if g.conv else mt * nb)
         acc = [Access(i, "ACT", act, act_hi, mask, False),
                Access(i, out_mem, out0, out0 + out, mask, True)]
         if not g.pool:      # (a max pooling reads no weights or parameters)
             acc += [Access(i, "WGT", wgt, wgt + nt * nb * nnz, mask, False),
                     Access(i, "PAR", par, par + nt, mask, False)]
-        if g.conv:
+        if g.conv and _reads_pad(g):
             acc.append(Access(i, "ACT", int(g.pad_addr), int(g.pad_addr) + 1, mask, False))
         if g.lut:
             acc.append(Access(i, "LUT", 0, 1, mask, False))

@@ -136,3 +136,24 @@ def test_image_demo_on_rtl(net):
     assert all(abs(e) <= 0.02 for e in res["model_error"].values()), res["model_error"]
     r = res["rtl_cycles_per_image"]
     assert r["jpeg"] > r["pixels"]
+
+
+def test_resident_input_is_race_free(net):
+    """The static race check finds no unordered scratchpad accesses in a program of three
+    chunks; without the SYNC before a chunk's DECODEs (a mutant) it reports the next
+    chunk's images overwriting ACT words the stem's GEMMs of the chunk before still read."""
+    from s4accel.sw.hazards import races
+    from s4accel.sw.program import Allocator, DeviceInfo
+    _, _, q = net
+    info = DeviceInfo.from_config(tiny_cnn_jpeg())
+    _, _, x8, _ = load_digits_split(0)
+    jp = idm.digit_jpegs(x8[:6], 32, 80)
+    prog = idm.jpeg_program(info, jp, idm.decode_ops(q), Allocator(0x1000, 1 << 26),
+                            idm.norm_of(q))
+    assert races(prog.descs, rows=info.rows, cols=info.cols) == []
+    kinds = [d[0] & 15 for d in prog.descs]
+    cut = [i for i in range(1, len(kinds)) if kinds[i] == Opcode.SYNC.value
+           and Opcode.DECODE.value in kinds[i + 1:i + 3]]
+    assert len(cut) == 2
+    mutant = [d for i, d in enumerate(prog.descs) if i not in cut]
+    assert races(mutant, rows=info.rows, cols=info.cols)
