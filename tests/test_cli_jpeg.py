@@ -198,3 +198,15 @@ def test_jpeg_decode_stream_rtl(tmp_path, rng, capsys):
                               np.asarray(Image.open(tmp_path / f"m_{i:03d}.png"))), i
         assert f"frame {i}: " in out
     assert out.count(" cycles, tables ") == 3
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--quality", "0"], "--quality must be 1 to 100"),
+    (["--rtl-images", "-1"], "must not be negative"),
+    (["--config", "nosuch"], "no configuration preset named 'nosuch'")])
+def test_jpeg_demo_refuses_bad_options(args, match, capsys):
+    """`s4 jpeg demo` with a bad option: one line naming it, exit status 2, before any
+    training or simulation."""
+    assert main(["jpeg", "demo", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err, err
