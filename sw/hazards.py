@@ -15,7 +15,9 @@ non-zero count, so ``k`` waits need ``k`` signals, given in the producer's progr
 ``ld2ex`` (LOAD ``sig_next`` -> GEMM ``wait_prev``), ``ex2ld`` (GEMM ``sig_prev`` -> LOAD
 ``wait_next``), ``ex2st`` (GEMM ``sig_next`` -> STORE ``wait_prev``), ``st2ex`` (STORE
 ``sig_prev`` -> GEMM ``wait_next``); everything before a SYNC or COMPLETE before everything
-after it. A DECODE is on the LOAD engine and writes its whole output span of ACT words (the
+after it. A VOP's accesses are its ACT operands and result, a LAYERNORM's or per-channel
+ADD's PAR parameters and a TO_WGT's WGT words (``hw/vector/vop.py`` ``vop_spans``). A DECODE
+is on the LOAD engine and writes its whole output span of ACT words (the
 lane is not told apart: two DECODEs into different lanes of the same words count as a clash).
 """
 
@@ -103,9 +105,14 @@ def _accesses(i, desc, rows, cols, spus):
     if op == Opcode.VOP.value:
         from ..hw.vector.vop import vop_fields, vop_spans
         f = vop_fields(desc.body.vop)
-        spans = vop_spans(f["op"], f["n"], f["m_tiles"], **{k: f[k] for k in (
-            "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide")})
-        return [Access(i, "ACT", lo, hi, mask, name == "out") for name, (lo, hi) in spans.items()]
+        spans = vop_spans(f["op"], f["n"], f["m_tiles"], cols=cols, rows=rows, **{k: f[k] for k in (
+            "a_addr", "b_addr", "out_addr", "a_stride", "b_stride", "out_stride", "wide", "chan",
+            "mult")})
+        # ACT operands and result; a LAYERNORM's or per-channel ADD's parameters from PAR; a
+        # TO_WGT's result in WGT
+        mem = {"par": "PAR", "wgt": "WGT"}
+        return [Access(i, mem.get(name, "ACT"), lo, hi, mask, name in ("out", "wgt"))
+                for name, (lo, hi) in spans.items()]
     if op == Opcode.DECODE.value:      # the image into ACT (one row memory's bytes of them)
         d = desc.body.decode
         lo = int(d.act_addr)

@@ -114,3 +114,27 @@ def test_decode_is_a_load_stage_act_write():
     found = races(prog(0), rows=2, cols=4)
     assert len(found) == 1 and found[0][0].mem == "ACT" and found[0][0].write
     assert races(prog(1), rows=2, cols=4) == []
+
+
+@pytest.mark.parametrize("name,s", [("tiny", 1), ("tiny", 8), ("fpga", 8)])
+def test_encoder_programs_have_no_races_and_their_par_tokens_matter(name, s, rng):
+    """Encoder layer programs (VOPs reading PAR, TO_WGT writing WGT) have no races; without
+    the wait of the last PAR or WGT load that waits for the execute stage, the check reports
+    a VOP's parameter or TO_WGT words clashing with that load (it knows a LAYERNORM's and a
+    per-channel ADD's PAR reads and a TO_WGT's WGT writes)."""
+    from s4accel.hw.cmd.descriptors import Opcode
+    from s4accel.sw.encoder import encoder_program
+    from s4accel.sw.program import Allocator, DeviceInfo
+    info = DeviceInfo.from_config(load_config(name))
+    _, layers, x, mask_n = scenarios.encoder_case(rng, info, s,
+                                                  layers=2 if name == "tiny" else 1)
+    prog = encoder_program(info, layers, x, alloc=Allocator(0x1000, 1 << 28), mask_n=mask_n)
+    assert races(prog.descs, rows=info.rows, cols=info.cols) == []
+    last = max(i for i, d in enumerate(prog.descs)
+               if d[0] & 15 == Opcode.LOAD.value and (d[0] >> 5) & 1)
+    mutant = list(prog.descs)
+    mutant[last] = bytes([mutant[last][0] & ~(1 << 5)]) + mutant[last][1:]
+    found = races(mutant, rows=info.rows, cols=info.cols)
+    assert any(a.mem in ("PAR", "WGT") and
+               {prog.descs[a.desc][0] & 15, prog.descs[b.desc][0] & 15}
+               == {Opcode.VOP.value, Opcode.LOAD.value} for a, b in found), found
