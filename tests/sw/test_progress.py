@@ -1,0 +1,45 @@
+"""Progress reports (sw/progress.py): a line every tenth of the way in a log, a bar redrawn in
+place on a terminal, nothing without a stream."""
+
+import io
+
+from s4accel.sw.progress import Progress, track
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_log_lines_every_tenth():
+    out, clock = io.StringIO(), _Clock()
+    with Progress(40, "calibrating", out, clock=clock) as p:
+        for _ in range(40):
+            clock.t += 0.5
+            p.update()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 11 and lines[0] == "calibrating: 0/40, 0 s"
+    assert lines[1] == "calibrating: 4/40, 2 s, about 18 s left"
+    assert lines[-1] == "calibrating: 40/40, 20 s"
+
+
+def test_terminal_bar_is_redrawn_in_place():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    out = Tty()
+    items = list(track(range(3), "pruning", out))
+    assert items == [0, 1, 2]
+    text = out.getvalue()
+    assert text.count("\r") == 4 and text.endswith("\n") and "\n" not in text[:-1]
+    assert "[" + "#" * Progress.WIDTH + "] pruning: 3/3" in text
+
+
+def test_silent_without_a_stream_and_generators_counted():
+    assert list(track((i for i in range(5)), "x")) == list(range(5))
+    out = io.StringIO()
+    assert list(track((i * i for i in range(3)), "squares", out)) == [0, 1, 4]
+    assert out.getvalue().splitlines()[-1].startswith("squares: 3/3")
