@@ -156,6 +156,11 @@ def import_onnx(model, *, input_shape=None) -> ImportedGraph:
     dims = inp.type.tensor_type.shape.dim
     declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                 for d in dims]
+    if len(g.output) != 1:
+        raise OnnxImportError(f"the graph must have one output, not {len(g.output)}")
+    from .onnx_encoder import import_encoder, is_encoder_graph
+    if is_encoder_graph(g, len(declared)):
+        return import_encoder(m, g, consts, inp, declared, input_shape, opset)
     if input_shape is not None:
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != len(declared) or any(d <= 0 for d in shape) or any(
@@ -171,8 +176,6 @@ def import_onnx(model, *, input_shape=None) -> ImportedGraph:
     if len(shape) < 2:
         raise OnnxImportError(f"input {inp.name!r}: shape {list(shape)} needs a batch and a "
                               "feature dimension")
-    if len(g.output) != 1:
-        raise OnnxImportError(f"the graph must have one output, not {len(g.output)}")
 
     if len(shape) == 4 and any(n.op_type in _CNN_OPS for n in g.node):
         return _import_cnn(g, consts, inp.name, shape, opset)
@@ -254,10 +257,16 @@ def compile_onnx(model, calib_x, sparsity, *, input_shape=None):
     """Import ``model`` (:func:`import_onnx`) and compile it with calibration inputs
     ``calib_x`` shaped as the graph's input (any batch size). Returns ``(ImportedGraph,
     CompiledModel)`` (:func:`compile_model`) for a chain of linear layers, ``(ImportedNet,
-    QuantNet)`` (:func:`~.convnet.quantize_net`) for a CNN; ``sparsity`` is one ``s`` or one
-    per layer (:attr:`ImportedNet.layers` for a CNN)."""
+    QuantNet)`` (:func:`~.convnet.quantize_net`) for a CNN, ``(ImportedEncoder,
+    EncoderStack)`` (:func:`~.encoder.compile_stack`) for an encoder; ``sparsity`` is one ``s``
+    or one per layer (:attr:`ImportedNet.layers` for a CNN, encoder layers)."""
+    from .onnx_encoder import ImportedEncoder
+
     graph = import_onnx(model, input_shape=input_shape)
     calib = graph.host_input(calib_x)
+    if isinstance(graph, ImportedEncoder):
+        from .encoder import compile_stack
+        return graph, compile_stack(graph.layers, list(calib), sparsity)
     if isinstance(graph, ImportedNet):
         return graph, quantize_net(graph.net, calib, graph.sparsity_map(sparsity))
     compiled: CompiledModel = compile_model(graph.layers, calib, sparsity)

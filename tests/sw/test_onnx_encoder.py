@@ -1,0 +1,189 @@
+"""ONNX import of transformer encoder layers (``sw/onnx_encoder.py``): graphs spelled as
+PyTorch / Hugging Face BERT exports spell them (built here with ``onnx.helper``), read into
+float layers that match onnxruntime, compiled with ``s4 compile`` to the ``.s4`` kind
+``encoder`` and run with ``s4 run`` on the functional model (and once on the RTL) against
+onnxruntime and the golden integer layers."""
+
+import math
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from s4accel.cli import main
+from s4accel.sw import encoder as E
+from s4accel.sw import model_file
+from s4accel.sw.onnx_import import OnnxImportError, import_onnx
+
+SEED = 2424
+SHAPE = (16, 64, 2, 256)         # seq, hidden, heads, FFN
+
+
+class _Builder:
+    """Nodes and initializers of a graph under construction."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.n = [], {}, 0
+
+    def const(self, name, a, dtype=np.float32):
+        self.inits[name] = numpy_helper.from_array(np.asarray(a, dtype), name)
+        return name
+
+    def node(self, op, ins, name=None, **kw):
+        self.n += 1
+        name = name or f"{op.lower()}{self.n}"
+        out = f"{name}.out"
+        self.nodes.append(helper.make_node(op, ins, [out], name=name, **kw))
+        return out
+
+
+def _layernorm(b, x, g, beta, eps, p, style):
+    g = b.const(f"{p}.g", g)
+    beta = b.const(f"{p}.b", beta)
+    if style == "op":
+        return b.node("LayerNormalization", [x, g, beta], name=f"{p}.ln", axis=-1,
+                      epsilon=eps)
+    mean = b.node("ReduceMean", [x], name=f"{p}.mean", axes=[-1], keepdims=1)
+    c = b.node("Sub", [x, mean], name=f"{p}.sub")
+    sq = b.node("Pow", [c, b.const(f"{p}.two", 2.0)], name=f"{p}.pow")
+    var = b.node("ReduceMean", [sq], name=f"{p}.var", axes=[-1], keepdims=1)
+    ve = b.node("Add", [var, b.const(f"{p}.eps", eps)], name=f"{p}.addeps")
+    sd = b.node("Sqrt", [ve], name=f"{p}.sqrt")
+    n = b.node("Div", [c, sd], name=f"{p}.div")
+    m = b.node("Mul", [n, g], name=f"{p}.mul")
+    return b.node("Add", [m, beta], name=f"{p}.addb")
+
+
+def _gelu(b, u, p, style):
+    if style == "op":
+        return b.node("Gelu", [u], name=f"{p}.gelu")
+    if style == "tanh":
+        return b.node("Gelu", [u], name=f"{p}.gelu", approximate="tanh")
+    d = b.node("Div", [u, b.const(f"{p}.sqrt2", math.sqrt(2))], name=f"{p}.div")
+    e = b.node("Erf", [d], name=f"{p}.erf")
+    if style == "erf":        # HF BERT: x * 0.5 * (1.0 + erf(x / sqrt(2)))
+        h = b.node("Mul", [u, b.const(f"{p}.half", 0.5)], name=f"{p}.half")
+        a = b.node("Add", [e, b.const(f"{p}.one", 1.0)], name=f"{p}.add")
+        return b.node("Mul", [h, a], name=f"{p}.mul")
+    a = b.node("Add", [b.const(f"{p}.one", 1.0), e], name=f"{p}.add")   # "erf2": 0.5 last
+    m = b.node("Mul", [a, u], name=f"{p}.mul")
+    return b.node("Mul", [b.const(f"{p}.half", 0.5), m], name=f"{p}.half")
+
+
+def encoder_onnx(rng, n_layers=1, *, shape=SHAPE, opset=20, gelu="op", ln="op", scale="div",
+                 mask=None, dyn=False, extra=None, swap_kv=False):
+    """A random post-LN encoder of ``n_layers`` layers as a BERT export spells it, and the
+    float layers (weights rounded to float32, as the graph holds them). ``extra``: a node
+    type put between FFN up and the GELU (to be refused); ``mask``: a constant added to the
+    scores."""
+    L, D, H, F = shape
+    d = D // H
+    b = _Builder()
+    bs = 0 if dyn else 1
+    split = b.const("split", [bs, L if not dyn else -1, H, d], np.int64)
+    merge = b.const("merge", [bs, L if not dyn else -1, D], np.int64)
+    x = "x"
+    floats = []
+    for i in range(n_layers):
+        w = E.random_layer(rng, D, H, F)
+        for name, v in vars(w).items():
+            if isinstance(v, np.ndarray):
+                setattr(w, name, v.astype(np.float32).astype(np.float64))
+        floats.append(w)
+        p = f"l{i}"
+
+        def lin(t, wt, bias, name, p=p):
+            m = b.node("MatMul", [t, b.const(f"{p}.{name}.w", wt.T)], name=f"{p}.{name}")
+            return b.node("Add", [m, b.const(f"{p}.{name}.b", bias)], name=f"{p}.{name}.bias")
+        q = lin(x, w.wq, w.bq, "q")
+        k = lin(x, w.wk, w.bk, "k")
+        v = lin(x, w.wv, w.bv, "v")
+        q = b.node("Transpose", [b.node("Reshape", [q, split], name=f"{p}.q.split")],
+                   name=f"{p}.q.t", perm=[0, 2, 1, 3])
+        k = b.node("Transpose", [b.node("Reshape", [k, split], name=f"{p}.k.split")],
+                   name=f"{p}.k.t", perm=[0, 2, 3, 1])
+        v = b.node("Transpose", [b.node("Reshape", [v, split], name=f"{p}.v.split")],
+                   name=f"{p}.v.t", perm=[0, 2, 1, 3])
+        if swap_kv:
+            k, v = (b.node("Transpose", [v], name=f"{p}.kswap", perm=[0, 1, 3, 2]),
+                    b.node("Transpose", [k], name=f"{p}.vswap", perm=[0, 1, 3, 2]))
+        s = b.node("MatMul", [q, k], name=f"{p}.scores")
+        if scale == "div":
+            s = b.node("Div", [s, b.const(f"{p}.sqrtd", math.sqrt(d))], name=f"{p}.scale")
+        else:
+            s = b.node("Mul", [s, b.const(f"{p}.rsqrtd", 1 / math.sqrt(d))],
+                       name=f"{p}.scale")
+        if mask is not None:
+            s = b.node("Add", [s, b.const(f"{p}.mask", mask)], name=f"{p}.mask")
+        pr = b.node("Softmax", [s], name=f"{p}.softmax", axis=-1)
+        c = b.node("MatMul", [pr, v], name=f"{p}.context")
+        c = b.node("Transpose", [c], name=f"{p}.ctx.t", perm=[0, 2, 1, 3])
+        c = b.node("Reshape", [c, merge], name=f"{p}.ctx.merge")
+        a = lin(c, w.wo, w.bo, "o")
+        r1 = b.node("Add", [a, x], name=f"{p}.res1")
+        h1 = _layernorm(b, r1, w.ln1_g, w.ln1_b, w.eps, f"{p}.ln1", ln)
+        u = lin(h1, w.w1, w.b1, "up")
+        if extra:
+            u = b.node(extra, [u], name=f"{p}.{extra.lower()}")
+        g = _gelu(b, u, f"{p}.gelu", gelu)
+        f = lin(g, w.w2, w.b2, "down")
+        r2 = b.node("Add", [h1, f], name=f"{p}.res2")
+        x = _layernorm(b, r2, w.ln2_g, w.ln2_b, w.eps, f"{p}.ln2", ln)
+    b.nodes.append(helper.make_node("Identity", [x], ["y"], name="output"))
+    ins = ["B" if dyn else 1, "L" if dyn else L, D]
+    g = helper.make_graph(b.nodes, "encoder",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ins)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ins)],
+                          list(b.inits.values()))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m, floats
+
+
+def _ort(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.concatenate([sess.run(None, {"x": np.asarray(s[None], np.float32)})[0]
+                           for s in x]).astype(np.float64)
+
+
+def _float(layers, x):
+    out = []
+    for s in x:
+        for w in layers:
+            s = E.float_layer(w, s)
+        out.append(s)
+    return np.stack(out)
+
+
+def _cos(a, b):
+    a, b = np.ravel(a), np.ravel(b)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("kw", [
+    {"opset": 20, "gelu": "op", "ln": "op"},
+    {"opset": 17, "gelu": "erf", "ln": "op", "scale": "mul"},
+    {"opset": 17, "gelu": "erf2", "ln": "decomposed", "mask": 0.0},
+    {"opset": 13, "gelu": "erf", "ln": "decomposed", "dyn": True},
+], ids=["gelu-op", "erf", "erf2-decomposed-ln-mask", "dynamic"])
+def test_extracted_layers_match_onnxruntime(kw):
+    """The float layers read from the graph (Gelu op or either Erf spelling; the
+    LayerNormalization op or its decomposition; scores divided or multiplied; an all-zero
+    mask; dynamic batch and sequence fixed by the input shape) are the graph's weights, and
+    ``float_layer`` on them equals onnxruntime to 1e-4."""
+    rng = np.random.default_rng(SEED)
+    model, floats = encoder_onnx(rng, 2, **kw)
+    graph = import_onnx(model, input_shape=(1, SHAPE[0], SHAPE[1]) if kw.get("dyn") else None)
+    assert len(graph.layers) == 2 and graph.input_shape == (1, SHAPE[0], SHAPE[1])
+    for got, want in zip(graph.layers, floats, strict=True):
+        for name in ("wk", "bk", "wv", "bv", "w1", "w2", "ln2_g", "ln2_b"):
+            assert np.allclose(getattr(got, name), getattr(want, name), atol=1e-7), name
+    x = rng.normal(0, 1, (3, SHAPE[0], SHAPE[1]))
+    ref, y = _ort(model, x), _float(graph.layers, x)
+    err = float(np.abs(y - ref).max())
+    print(f"{kw}: float layers vs onnxruntime, max error {err:.2e}")
+    assert err < 1e-4
