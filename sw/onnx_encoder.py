@@ -372,7 +372,7 @@ def _layernorm(G, t, shape):
         eps = float(_attrs(node).get("epsilon", 1e-5))
     else:
         gamma, beta, eps = np.ones(D), np.zeros(D), None
-        for idx, node, ins in nodes:
+        for _, node, ins in nodes:
             cs = [G.consts[a] for a in ins if a in G.consts]
             if node.op_type == "Mul" and cs and cs[0].size == D:
                 gamma = cs[0].reshape(D)
