@@ -187,3 +187,174 @@ def test_extracted_layers_match_onnxruntime(kw):
     err = float(np.abs(y - ref).max())
     print(f"{kw}: float layers vs onnxruntime, max error {err:.2e}")
     assert err < 1e-4
+
+
+def _compile(tmp_path, model, calib, *extra, config="fpga", sparsity="1"):
+    onnx.save(model, tmp_path / "enc.onnx")
+    np.save(tmp_path / "calib.npy", np.asarray(calib, np.float32))
+    return main(["compile", str(tmp_path / "enc.onnx"), "--sparsity", sparsity, "--calib",
+                 str(tmp_path / "calib.npy"), "--config", config, "-o",
+                 str(tmp_path / "enc.s4"), *extra])
+
+
+def _run(tmp_path, x, backend="model", out="y.npy"):
+    np.save(tmp_path / "x.npy", np.asarray(x, np.float32))
+    assert main(["run", str(tmp_path / "enc.s4"), "--input", str(tmp_path / "x.npy"),
+                 "--backend", backend, "-o", str(tmp_path / out)]) == 0
+    return np.load(tmp_path / out)
+
+
+@pytest.mark.parametrize("n_layers,kw", [(1, {"opset": 20, "gelu": "op"}),
+                                         (2, {"opset": 17, "gelu": "erf"})],
+                         ids=["1-layer-gelu-op20", "2-layers-erf-op17"])
+def test_cli_compile_run_against_onnxruntime(tmp_path, capsys, n_layers, kw):
+    """``s4 compile --sparsity 1 --calib`` (32 random sequences) and ``s4 run --backend
+    model`` on 4 others: against onnxruntime in float, cosine >= 0.99; the device's output is
+    the golden layers' (``IntEncoderLayer.reference`` chained) bit for bit; ``s4 inspect``
+    lists the layers."""
+    rng = np.random.default_rng(SEED + n_layers)
+    model, _ = encoder_onnx(rng, n_layers, **kw)
+    L, D = SHAPE[:2]
+    t0 = time.monotonic()
+    assert _compile(tmp_path, model, rng.normal(0, 1, (32, L, D))) == 0
+    out = capsys.readouterr().out
+    assert f"encoder: {n_layers} layers on {L} tokens" in out and "cosine similarity" in out
+    x = rng.normal(0, 1, (4, L, D)).astype(np.float32)
+    y = _run(tmp_path, x)
+    wall = time.monotonic() - t0
+    ref = _ort(model, x)
+    cos, err = _cos(y, ref), float(np.abs(y - ref).max())
+    with capsys.disabled():
+        print(f"\nseed {SEED + n_layers}, {n_layers} layer(s) {kw}: s4 run (model) vs "
+              f"onnxruntime: cosine {cos:.5f}, max error {err:.4f} (output range "
+              f"{ref.min():.2f} .. {ref.max():.2f}); compile + run {wall:.1f} s")
+    assert cos >= 0.99
+    mf = model_file.load(tmp_path / "enc.s4")
+    assert mf.kind == "encoder" and len(mf.model.layers) == n_layers
+    xq = mf.model.quantize_input(x)
+    want = []
+    for s in xq:
+        for layer in mf.model.layers:
+            s = layer.reference(s)
+        want.append(s)
+    golden = (np.stack(want).astype(np.float64) * mf.model.out_scale).astype(np.float32)
+    assert np.array_equal(y, golden)
+    one = _run(tmp_path, x[0], out="one.npy")        # one [seq, hidden] sequence
+    assert one.shape == (L, D) and np.array_equal(one, y[0])
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "enc.s4")]) == 0
+    out = capsys.readouterr().out
+    assert f"{n_layers} layers on sequences of {L} tokens" in out and "cycles predicted" in out
+
+
+def test_s4_file_round_trip(tmp_path):
+    """An encoder ``.s4`` saves and loads every integer: the loaded layers give the same
+    outputs and arrays; its version is 4, the checksum guards it."""
+    rng = np.random.default_rng(SEED)
+    floats = [E.random_layer(rng, 64, 2, 128) for _ in range(2)]
+    xs = [rng.normal(0, 1, (8, 64)) for _ in range(4)]
+    stack = E.compile_stack(floats, xs, [1, 4])
+    path = tmp_path / "e.s4"
+    model_file.save(path, stack, "fpga", {"source": "test"})
+    mf = model_file.load(path, "fpga")
+    assert mf.kind == "encoder" and mf.info == {"source": "test"} and mf.model.seq == 8
+    for a, b in zip(stack.layers, mf.model.layers, strict=True):
+        assert (a.heads, a.sparsity, a.scales, a.att) == (b.heads, b.sparsity, b.scales, b.att)
+        for name in ("q", "k", "v", "o", "up", "down"):
+            la, lb = getattr(a, name), getattr(b, name)
+            assert la.packed.s == lb.packed.s
+            for f in ("bias", "mult", "shift", "lut"):
+                assert np.array_equal(getattr(la, f), getattr(lb, f)) or getattr(la, f) is None
+            assert np.array_equal(la.packed.values, lb.packed.values)
+            assert np.array_equal(la.packed.indices, lb.packed.indices)
+        for name in ("add1", "add2"):
+            assert all(np.array_equal(u, v) for u, v in zip(getattr(a, name), getattr(b, name),
+                                                             strict=True))
+        for name in ("ln1", "ln2"):
+            pa, pb = getattr(a, name), getattr(b, name)
+            assert (pa.in_shift, pa.eps) == (pb.in_shift, pb.eps)
+            assert all(np.array_equal(getattr(pa, f), getattr(pb, f))
+                       for f in ("mult", "bias", "shift"))
+    xq = stack.quantize_input(rng.normal(0, 1, (2, 8, 64)))
+    assert np.array_equal(stack.forward_int(xq), mf.model.forward_int(xq))
+    data = bytearray(path.read_bytes())
+    assert int.from_bytes(data[8:12], "little") == 4
+    data[-10] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(model_file.ModelFileError, match="checksum"):
+        model_file.load(path)
+
+
+def test_unknown_op_in_a_layer_is_refused_by_name(tmp_path, capsys):
+    """A Relu between FFN up and the GELU: ``s4 compile`` exits 2 with one line naming it."""
+    rng = np.random.default_rng(SEED)
+    model, _ = encoder_onnx(rng, 2, extra="Relu")
+    assert _compile(tmp_path, model, rng.normal(0, 1, (2, 16, 64))) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "node 'l0.relu' (Relu)" in err, err
+
+
+def test_missing_calibration_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(SEED)
+    model, _ = encoder_onnx(rng, 1)
+    onnx.save(model, tmp_path / "enc.onnx")
+    assert main(["compile", str(tmp_path / "enc.onnx"), "--sparsity", "1", "-o",
+                 str(tmp_path / "enc.s4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "calibration set" in err and "--calib" in err, err
+    assert not (tmp_path / "enc.s4").exists()
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"mask": np.triu(np.full((16, 16), -1e4), 1)}, r"node 'l0.mask' \(Add\): a non-zero "
+     "attention mask"),
+    ({"gelu": "tanh"}, r"node 'l0.gelu.gelu' \(Gelu\): these nodes do not compute the exact"),
+    ({"extra": "Sigmoid"}, r"node 'l0.sigmoid' \(Sigmoid\): expected a GELU"),
+])
+def test_graphs_that_are_not_the_pattern_are_refused(kw, match):
+    """A causal mask, the tanh GELU, a Sigmoid before the GELU: refused naming the node that
+    breaks the pattern."""
+    model, _ = encoder_onnx(np.random.default_rng(SEED), 1, **kw)
+    with pytest.raises(OnnxImportError, match=match):
+        import_onnx(model)
+
+
+def test_roles_follow_the_data():
+    """K and V told apart by where they go, not by name or order: with the projections
+    named k and v swapped (the one named v transposed into the scores MatMul, the one named k
+    into the context's), the layer's K is the graph's "v" weights, and the float layer still
+    equals onnxruntime."""
+    rng = np.random.default_rng(SEED)
+    model, (w,) = encoder_onnx(rng, 1, swap_kv=True)
+    (got,) = import_onnx(model).layers
+    assert np.allclose(got.wk, w.wv, atol=1e-7) and np.allclose(got.wv, w.wk, atol=1e-7)
+    x = rng.normal(0, 1, (2, SHAPE[0], SHAPE[1]))
+    assert np.abs(_float([got], x) - _ort(model, x)).max() < 1e-4
+
+
+def test_program_too_big_for_the_config_is_refused(tmp_path, capsys):
+    """FFN 256 at s = 1 does not fit tiny's weight scratchpad: one line at compile time."""
+    rng = np.random.default_rng(SEED)
+    model, _ = encoder_onnx(rng, 1)
+    assert _compile(tmp_path, model, rng.normal(0, 1, (2, 16, 64)), config="tiny") == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not run on config tiny" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_rtl_run_equals_the_model(tmp_path, capsys):
+    """``s4 run --backend rtl`` (Verilator, config tiny: the encoder_on_chip quick shape, 5
+    tokens of hidden 32, one head, FFN 32, s = 8) gives the model backend's output bit for
+    bit."""
+    rng = np.random.default_rng(SEED)
+    shape = (5, 32, 1, 32)
+    model, _ = encoder_onnx(rng, 1, shape=shape)
+    assert _compile(tmp_path, model, rng.normal(0, 1, (8, 5, 32)), config="tiny",
+                    sparsity="8") == 0
+    x = rng.normal(0, 1, (1, 5, 32))
+    t0 = time.monotonic()
+    y_rtl = _run(tmp_path, x, backend="rtl", out="rtl.npy")
+    print(f"RTL run {time.monotonic() - t0:.1f} s: {capsys.readouterr().out.strip()}")
+    assert np.array_equal(y_rtl, _run(tmp_path, x, out="model.npy"))
