@@ -1,5 +1,5 @@
-"""ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers, or to a
-convolutional network (:mod:`.convnet`).
+"""ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers, to a
+convolutional network (:mod:`.convnet`) or to transformer encoder layers (:mod:`.encoder`).
 
 What the device runs today is a chain ``y = act(x @ W.T + b)``
 (:class:`~.compiler.FloatLinear`, ``act`` ReLU, a LUT activation or nothing).
@@ -49,6 +49,13 @@ nodes before the first or after the last layer can run on the host instead
 static: a dynamic or unknown input dimension is refused naming the input unless
 ``input_shape`` fixes it. The batch dimension (the first) does not enter the compiled layers:
 any number of rows (images) runs.
+
+A graph with a 3-D input (``[batch, seq, hidden]``, batch 1 or dynamic) and a ``Softmax`` is
+a stack of post-LN transformer encoder layers (:class:`~.onnx_encoder.ImportedEncoder`, one
+:class:`~.encoder.FloatEncoderLayer` a layer, compiled by :func:`~.encoder.compile_stack` to
+an :class:`~.encoder.EncoderStack`): Q, K, V, attention, output, residuals, LayerNorms and
+the GELU FFN matched by following the data from the input (:mod:`.onnx_encoder` lists the
+operators and spellings); the sequence length is fixed by the graph or ``input_shape``.
 
 ``onnx`` is imported inside the functions, so the rest of the package works without it.
 """

@@ -347,7 +347,7 @@ def test_program_too_big_for_the_config_is_refused(tmp_path, capsys):
 def test_rtl_run_equals_the_model(tmp_path, capsys):
     """``s4 run --backend rtl`` (Verilator, config tiny: the encoder_on_chip quick shape, 5
     tokens of hidden 32, one head, FFN 32, s = 8) gives the model backend's output bit for
-    bit."""
+    bit (5,760 device cycles; about 2 min with the build of tiny's ``s4_sim``)."""
     rng = np.random.default_rng(SEED)
     shape = (5, 32, 1, 32)
     model, _ = encoder_onnx(rng, 1, shape=shape)
