@@ -83,8 +83,20 @@ def encoder_onnx(rng, n_layers=1, *, shape=SHAPE, opset=20, gelu="op", ln="op", 
     d = D // H
     b = _Builder()
     bs = 0 if dyn else 1
-    split = b.const("split", [bs, L if not dyn else -1, H, d], np.int64)
-    merge = b.const("merge", [bs, L if not dyn else -1, D], np.int64)
+    if dyn != "shape":
+        split = b.const("split", [bs, L if not dyn else -1, H, d], np.int64)
+        merge = b.const("merge", [bs, L if not dyn else -1, D], np.int64)
+
+    def computed(t, tail, p):
+        """A Reshape target [batch, seq, *tail] computed from ``t``'s shape, as dynamic-axes
+        exports spell it (Shape, Gather, Unsqueeze, Concat)."""
+        sh = b.node("Shape", [t], name=f"{p}.shape")
+        dims = [b.node("Unsqueeze", [b.node("Gather", [sh, b.const(f"{p}.i{i}", i, np.int64)],
+                                            name=f"{p}.gather{i}"),
+                                     b.const(f"{p}.ax{i}", [0], np.int64)],
+                       name=f"{p}.unsq{i}") for i in range(2)]
+        return b.node("Concat", [*dims, b.const(f"{p}.tail", tail, np.int64)],
+                      name=f"{p}.concat", axis=0)
     x = "x"
     floats = []
     for i in range(n_layers):
@@ -101,19 +113,24 @@ def encoder_onnx(rng, n_layers=1, *, shape=SHAPE, opset=20, gelu="op", ln="op", 
         q = lin(x, w.wq, w.bq, "q")
         k = lin(x, w.wk, w.bk, "k")
         v = lin(x, w.wv, w.bv, "v")
-        q = b.node("Transpose", [b.node("Reshape", [q, split], name=f"{p}.q.split")],
+        sp = {n: computed(t, [H, d], f"{p}.{n}.sh") if dyn == "shape" else split
+              for n, t in (("q", q), ("k", k), ("v", v))}
+        q = b.node("Transpose", [b.node("Reshape", [q, sp["q"]], name=f"{p}.q.split")],
                    name=f"{p}.q.t", perm=[0, 2, 1, 3])
-        k = b.node("Transpose", [b.node("Reshape", [k, split], name=f"{p}.k.split")],
+        k = b.node("Transpose", [b.node("Reshape", [k, sp["k"]], name=f"{p}.k.split")],
                    name=f"{p}.k.t", perm=[0, 2, 3, 1])
-        v = b.node("Transpose", [b.node("Reshape", [v, split], name=f"{p}.v.split")],
+        v = b.node("Transpose", [b.node("Reshape", [v, sp["v"]], name=f"{p}.v.split")],
                    name=f"{p}.v.t", perm=[0, 2, 1, 3])
+        if scale == "qk":        # as scaled_dot_product_attention exports: both by d^-1/4
+            q = b.node("Mul", [q, b.const(f"{p}.qs", d ** -0.25)], name=f"{p}.q.scale")
+            k = b.node("Mul", [b.const(f"{p}.ks", d ** -0.25), k], name=f"{p}.k.scale")
         if swap_kv:
             k, v = (b.node("Transpose", [v], name=f"{p}.kswap", perm=[0, 1, 3, 2]),
                     b.node("Transpose", [k], name=f"{p}.vswap", perm=[0, 1, 3, 2]))
         s = b.node("MatMul", [q, k], name=f"{p}.scores")
         if scale == "div":
             s = b.node("Div", [s, b.const(f"{p}.sqrtd", math.sqrt(d))], name=f"{p}.scale")
-        else:
+        elif scale == "mul":
             s = b.node("Mul", [s, b.const(f"{p}.rsqrtd", 1 / math.sqrt(d))],
                        name=f"{p}.scale")
         if mask is not None:
@@ -121,7 +138,8 @@ def encoder_onnx(rng, n_layers=1, *, shape=SHAPE, opset=20, gelu="op", ln="op", 
         pr = b.node("Softmax", [s], name=f"{p}.softmax", axis=-1)
         c = b.node("MatMul", [pr, v], name=f"{p}.context")
         c = b.node("Transpose", [c], name=f"{p}.ctx.t", perm=[0, 2, 1, 3])
-        c = b.node("Reshape", [c, merge], name=f"{p}.ctx.merge")
+        c = b.node("Reshape", [c, computed(x, [D], f"{p}.ctx.sh") if dyn == "shape"
+                               else merge], name=f"{p}.ctx.merge")
         a = lin(c, w.wo, w.bo, "o")
         r1 = b.node("Add", [a, x], name=f"{p}.res1")
         h1 = _layernorm(b, r1, w.ln1_g, w.ln1_b, w.eps, f"{p}.ln1", ln)
@@ -169,11 +187,13 @@ def _cos(a, b):
     {"opset": 17, "gelu": "erf", "ln": "op", "scale": "mul"},
     {"opset": 17, "gelu": "erf2", "ln": "decomposed", "mask": 0.0},
     {"opset": 13, "gelu": "erf", "ln": "decomposed", "dyn": True},
-], ids=["gelu-op", "erf", "erf2-decomposed-ln-mask", "dynamic"])
+    {"opset": 17, "gelu": "erf", "dyn": "shape", "scale": "qk"},
+], ids=["gelu-op", "erf", "erf2-decomposed-ln-mask", "dynamic", "shape-ops-sdpa-scale"])
 def test_extracted_layers_match_onnxruntime(kw):
     """The float layers read from the graph (Gelu op or either Erf spelling; the
     LayerNormalization op or its decomposition; scores divided or multiplied; an all-zero
-    mask; dynamic batch and sequence fixed by the input shape) are the graph's weights, and
+    mask; dynamic batch and sequence fixed by the input shape; Reshape targets computed by
+    Shape / Gather / Concat and Q, K each scaled by d^-1/4) are the graph's weights, and
     ``float_layer`` on them equals onnxruntime to 1e-4."""
     rng = np.random.default_rng(SEED)
     model, floats = encoder_onnx(rng, 2, **kw)
