@@ -1160,8 +1160,12 @@ def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200,
     net = mf.kind == "convnet"
     if mf.kind == "encoder":
         xq = mf.model.quantize_input(x)
-        y, cycles = _on_device(mf, xq, backend, config, sim=sim, port=port, baud=baud,
-                               batch=batch)
+        try:
+            y, cycles = _on_device(mf, xq, backend, config, sim=sim, port=port, baud=baud,
+                                   batch=batch)
+        except MemoryError as e:
+            raise ValueError(f"backend {backend}: {e}: the encoder's weights do not fit the "
+                             "device's DRAM") from e
         return np.asarray(mf.model.dequantize(y), np.float32), cycles
     if mf.host is not None:
         x = mf.host.run_head(x)
@@ -1181,6 +1185,11 @@ def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200,
     return np.asarray(out, np.float32), cycles
 
 
+#: The functional model's DRAM for an encoder (as ``sim/workloads/minilm.py`` runs MiniLM's
+#: six layers: their weights take 11 MB).
+ENCODER_MODEL_DRAM = 256 << 20
+
+
 def _on_device(mf, xq, backend, config, *, sim, port, baud, batch):
     """The integer output of ``mf``'s device part on int8 inputs ``xq`` and its cycles."""
     from .sim.workloads.execute import run_net_on_model, run_on_model
@@ -1189,9 +1198,11 @@ def _on_device(mf, xq, backend, config, *, sim, port, baud, batch):
     if backend == "golden":
         return (mf.model.forward_int(xq) if net else mf.model.reference(xq)), 0
     if backend == "model":
-        if net:     # an encoder: one program a sequence
-            return run_net_on_model(config, mf.model, xq,
-                                    batch=getattr(mf.model, "program_batch", 64))
+        if mf.kind == "encoder":   # one program a sequence, every layer's weights in DRAM
+            return run_net_on_model(config, mf.model, xq, batch=1,
+                                    dram_size=ENCODER_MODEL_DRAM)
+        if net:
+            return run_net_on_model(config, mf.model, xq)
         y, results = run_on_model(config, mf.model, xq)
         return y, sum(r.cycles for r in results)
     if backend == "rtl":
