@@ -53,8 +53,10 @@ _SHAPE_OPS = {"Shape", "Size"}
 
 
 def is_encoder_graph(g, rank) -> bool:
-    """A 3-D input and a ``Softmax``: the graph is read as an encoder."""
-    return rank == 3 and any(n.op_type == "Softmax" for n in g.node)
+    """A 3-D input, a ``Softmax`` and a LayerNorm (``LayerNormalization`` or a
+    ``ReduceMean``): the graph is read as an encoder."""
+    ops = {n.op_type for n in g.node}
+    return rank == 3 and "Softmax" in ops and bool(ops & {"LayerNormalization", "ReduceMean"})
 
 
 @dataclass

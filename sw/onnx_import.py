@@ -50,10 +50,11 @@ static: a dynamic or unknown input dimension is refused naming the input unless
 ``input_shape`` fixes it. The batch dimension (the first) does not enter the compiled layers:
 any number of rows (images) runs.
 
-A graph with a 3-D input (``[batch, seq, hidden]``, batch 1 or dynamic) and a ``Softmax`` is
-a stack of post-LN transformer encoder layers (:class:`~.onnx_encoder.ImportedEncoder`, one
-:class:`~.encoder.FloatEncoderLayer` a layer, compiled by :func:`~.encoder.compile_stack` to
-an :class:`~.encoder.EncoderStack`): Q, K, V, attention, output, residuals, LayerNorms and
+A graph with a 3-D input (``[batch, seq, hidden]``, batch 1 or dynamic), a ``Softmax`` and a
+LayerNorm (``LayerNormalization`` or ``ReduceMean``) is a stack of post-LN transformer encoder
+layers (:class:`~.onnx_encoder.ImportedEncoder`, one :class:`~.encoder.FloatEncoderLayer` a
+layer, compiled by :func:`~.encoder.compile_stack` to an :class:`~.encoder.EncoderStack`):
+Q, K, V, attention, output, residuals, LayerNorms and
 the GELU FFN matched by following the data from the input (:mod:`.onnx_encoder` lists the
 operators and spellings); the sequence length is fixed by the graph or ``input_shape``.
 
