@@ -1121,12 +1121,15 @@ def _cmd_run(args):
     shape = mf.info.get("input_shape")
     if x.dtype.kind not in "fiu":
         raise CliError(f"--input: {args.input} holds {x.dtype}, not numbers")
+    given = list(x.shape)
     one = mf.kind == "encoder" and x.ndim == 2        # one sequence [seq, hidden]
     if one:
         x = x[None]
     if shape is not None and (x.ndim != len(shape) or list(x.shape[1:]) != shape[1:]):
-        raise CliError(f"--input: {args.input} has shape {list(x.shape)}; the model takes "
-                       f"[B, {', '.join(map(str, shape[1:]))}]")
+        also = (f" (or one [{', '.join(map(str, shape[1:]))}])" if mf.kind == "encoder"
+                else "")
+        raise CliError(f"--input: {args.input} has shape {given}; the model takes "
+                       f"[B, {', '.join(map(str, shape[1:]))}]{also}")
     config = mf.config if args.config is None else args.config
     try:
         out, cycles = _run_s4(mf, x, args.backend, config, sim=args.sim, port=args.port,

@@ -366,6 +366,28 @@ def test_program_too_big_for_the_config_is_refused(tmp_path, capsys):
     assert "does not run on config tiny" in err and len(err.splitlines()) == 1, err
 
 
+def test_uart_bridge_and_input_shapes(tmp_path, capsys):
+    """A small encoder on tiny (5 tokens of hidden 32, s = 8): ``--backend uart --port model``
+    (the bridge protocol answered by the functional model) gives ``--backend model``'s output;
+    several sequences run one program each; a wrong shape is one line."""
+    rng = np.random.default_rng(SEED)
+    model, _ = encoder_onnx(rng, 1, shape=(5, 32, 1, 32))
+    assert _compile(tmp_path, model, rng.normal(0, 1, (8, 5, 32)), config="tiny",
+                    sparsity="8") == 0
+    x = rng.normal(0, 1, (3, 5, 32))
+    y = _run(tmp_path, x)
+    np.save(tmp_path / "x1.npy", np.asarray(x[1], np.float32))
+    assert main(["run", str(tmp_path / "enc.s4"), "--input", str(tmp_path / "x1.npy"),
+                 "--backend", "uart", "--port", "model", "-o", str(tmp_path / "u.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "u.npy"), y[1])
+    np.save(tmp_path / "bad.npy", np.zeros((5, 33), np.float32))
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "enc.s4"), "--input", str(tmp_path / "bad.npy"),
+                 "-o", str(tmp_path / "b.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has shape [5, 33]; the model takes [B, 5, 32] (or one [5, 32])" in err, err
+
+
 @pytest.mark.rtl
 @pytest.mark.slow
 def test_rtl_run_equals_the_model(tmp_path, capsys):
