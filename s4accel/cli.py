@@ -921,15 +921,17 @@ def _load_s4(path, config=None):
 
 
 @command("compile", "compile a float ONNX model (a chain of Gemm / MatMul, bias Add, Relu, "
-         "Sigmoid and Tanh, or a CNN of Conv, BatchNormalization, Relu, residual Add, "
-         "MaxPool, AveragePool, GlobalAveragePool, Flatten and Gemm; opsets 13 to 20) to a "
-         ".s4 file, and report its quantization error against onnxruntime",
+         "Sigmoid and Tanh, a CNN of Conv, BatchNormalization, Relu, residual Add, "
+         "MaxPool, AveragePool, GlobalAveragePool, Flatten and Gemm, or a stack of post-LN "
+         "transformer encoder layers; opsets 13 to 20) to a .s4 file, and report its "
+         "quantization error against onnxruntime",
          shared=("config", "seed"),
          options=[arg("model", help="float ONNX model"),
                   arg("--sparsity", required=True, help="s for every layer, or one per layer "
                       "(1,8,1; a CNN's Conv and Gemm layers in graph order)"),
                   arg("--calib", help="calibration inputs .npy, shaped as the model input "
-                      "(default: 256 normal random samples; real data gives better scales)"),
+                      "(default: 256 normal random samples; real data gives better scales; "
+                      "an encoder needs it: float sequences [n, seq, hidden])"),
                   arg("--input-shape", help="fixes dynamic input dimensions, such as 1x64"),
                   arg("--host-fallback", action="store_true", help="run unsupported nodes "
                       "before the first and after the last device layer (an input "
@@ -968,6 +970,11 @@ def _cmd_compile(args):
     if host is None:
         graph = _import_onnx(device, in_shape)
         full_shape = graph.input_shape
+    encoder = graph is not None and hasattr(graph, "seq")
+    if encoder and not args.calib:
+        raise CliError(f"{args.model} is a transformer encoder: its scales need a calibration "
+                       f"set of float sequences (--calib CALIB.npy, shaped [n, "
+                       f"{', '.join(map(str, full_shape[1:]))}])")
     if args.calib:
         calib = _load_npy(args.calib, "--calib")
         if calib.dtype.kind not in "fiu":
@@ -988,6 +995,9 @@ def _cmd_compile(args):
             raise CliError(f"host fallback: the head sub-graph fails on --calib: "
                            f"{' '.join(str(e).split())}") from e
         graph = _import_onnx(device, (full_shape[0], *dev_calib.shape[1:]))
+        if hasattr(graph, "seq"):
+            raise CliError("--host-fallback: a transformer encoder runs on the device whole; "
+                           "compile it without --host-fallback")
         info["device_input_shape"] = list(graph.input_shape)
     info.update({"input_name": graph.input_name, "output_name": graph.output_name,
                  "opset": graph.opset})
@@ -997,6 +1007,17 @@ def _cmd_compile(args):
             model = quantize_net(graph.net, graph.host_input(dev_calib),
                                  graph.sparsity_map(sparsity))
             info.update({"layout": "NCHW", "flat_output": graph.flat_output})
+        elif encoder:
+            from .sw.encoder import compile_stack, encoder_program
+            from .sw.program import Allocator, DeviceInfo
+            model = compile_stack(graph.layers, list(graph.host_input(dev_calib)), sparsity)
+            try:     # the program of one sequence must fit the configuration's scratchpads
+                encoder_program(DeviceInfo.from_config(config), model.layers,
+                                np.zeros((model.seq, model.hidden), np.int8),
+                                alloc=Allocator(0, 1 << 40))
+            except ValueError as e:
+                raise CliError(f"{args.model} does not run on config {config.name}: {e}") \
+                    from None
         else:
             model = compile_model(graph.layers, graph.host_input(dev_calib), sparsity)
         save(args.output, model, args.config, info, host)
@@ -1012,8 +1033,10 @@ def _cmd_compile(args):
     return 0
 
 
-#: At most this many calibration inputs are compared with onnxruntime.
+#: At most this many calibration inputs are compared with onnxruntime (sequences of an
+#: encoder).
 QUANT_ERROR_INPUTS = 2048
+ENCODER_QUANT_INPUTS = 64
 
 
 def quant_error(model, input_shape, mf, x) -> dict:
@@ -1026,13 +1049,21 @@ def quant_error(model, input_shape, mf, x) -> dict:
 
     from .sw.host_fallback import run_onnx, with_batch
 
-    x = np.asarray(x)[:QUANT_ERROR_INPUTS]
-    ref = run_onnx(with_batch(model, input_shape), x)
+    if mf.kind == "encoder":      # one sequence at a time (exports fix the batch to 1)
+        x = np.asarray(x)[:ENCODER_QUANT_INPUTS]
+        m = with_batch(model, input_shape)
+        ref = np.concatenate([run_onnx(m, s[None]) for s in x])
+    else:
+        x = np.asarray(x)[:QUANT_ERROR_INPUTS]
+        ref = run_onnx(with_batch(model, input_shape), x)
     got, _ = _run_s4(mf, x, "golden", None)
     got = got.astype(np.float64).reshape(ref.shape)
     err = float(np.abs(got - ref).max())
     span = float(ref.max() - ref.min())
     res = {"inputs": len(x), "max_abs": err, "range": span, "rel": err / span if span else 0.0}
+    if mf.kind == "encoder":
+        res["cosine"] = float(got.ravel() @ ref.ravel()
+                              / (np.linalg.norm(got) * np.linalg.norm(ref) or 1.0))
     if ref.ndim == 2 and ref.shape[1] > 1:
         res["top1"] = float((got.argmax(1) == ref.argmax(1)).mean())
     return res
@@ -1050,6 +1081,8 @@ def _print_quant_error(model, input_shape, mf, calib):
         print(f"quantization error: not measured (onnxruntime: {' '.join(str(ex).split())})")
         return
     top1 = f", top-1 agreement {100 * e['top1']:.2f} %" if "top1" in e else ""
+    if "cosine" in e:
+        top1 = f", cosine similarity {e['cosine']:.5f}"
     print(f"quantization error on {e['inputs']} calibration inputs, against onnxruntime in "
           f"float: max abs {e['max_abs']:.4g} ({100 * e['rel']:.2f} % of the output range "
           f"{e['range']:.4g}){top1}")
@@ -1060,7 +1093,8 @@ def _print_quant_error(model, input_shape, mf, calib):
                             "the one the model was compiled for)"}, "sim": ...},
          options=[arg("model", help="compiled model (.s4)"),
                   arg("--input", required=True, help="float inputs .npy, shaped as the "
-                      "model input with any batch size"),
+                      "model input with any batch size (an encoder: [B, seq, hidden] or one "
+                      "[seq, hidden])"),
                   arg("--backend", choices=("model", "rtl", "uart"), default="model",
                       help="model: the functional device model (default); rtl: the "
                       "accelerator's RTL in a simulator (--sim); uart: a board behind its "
@@ -1087,22 +1121,31 @@ def _cmd_run(args):
     shape = mf.info.get("input_shape")
     if x.dtype.kind not in "fiu":
         raise CliError(f"--input: {args.input} holds {x.dtype}, not numbers")
+    given = list(x.shape)
+    one = mf.kind == "encoder" and x.ndim == 2        # one sequence [seq, hidden]
+    if one:
+        x = x[None]
     if shape is not None and (x.ndim != len(shape) or list(x.shape[1:]) != shape[1:]):
-        raise CliError(f"--input: {args.input} has shape {list(x.shape)}; the model takes "
-                       f"[B, {', '.join(map(str, shape[1:]))}]")
+        also = (f" (or one [{', '.join(map(str, shape[1:]))}])" if mf.kind == "encoder"
+                else "")
+        raise CliError(f"--input: {args.input} has shape {given}; the model takes "
+                       f"[B, {', '.join(map(str, shape[1:]))}]{also}")
     config = mf.config if args.config is None else args.config
     try:
         out, cycles = _run_s4(mf, x, args.backend, config, sim=args.sim, port=args.port,
                               baud=args.baud, batch=args.batch)
     except ValueError as e:
         raise CliError(str(e)) from e
+    if one:
+        out, x = out[0], x[0]
     try:
         np.save(args.out, out)
     except OSError as e:
         raise CliError(f"cannot write --out {args.out}: {e.strerror or e}") from e
     where = {"model": "", "rtl": f", {cycles} device cycles on {args.sim}",
              "uart": f" over {args.port}"}[args.backend]
-    print(f"{args.model}: {x.shape[0]} inputs -> {args.out} {list(out.shape)} float32 "
+    what = "1 sequence" if one else f"{x.shape[0]} inputs"
+    print(f"{args.model}: {what} -> {args.out} {list(out.shape)} float32 "
           f"(backend {args.backend}, config {mf.config.name}{where})")
     return 0
 
@@ -1118,6 +1161,15 @@ def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200,
     from .sw.onnx_import import graph_output, nchw_input
 
     net = mf.kind == "convnet"
+    if mf.kind == "encoder":
+        xq = mf.model.quantize_input(x)
+        try:
+            y, cycles = _on_device(mf, xq, backend, config, sim=sim, port=port, baud=baud,
+                                   batch=batch)
+        except MemoryError as e:
+            raise ValueError(f"backend {backend}: {e}: the encoder's weights do not fit the "
+                             "device's DRAM") from e
+        return np.asarray(mf.model.dequantize(y), np.float32), cycles
     if mf.host is not None:
         x = mf.host.run_head(x)
     if net:
@@ -1136,14 +1188,22 @@ def _run_s4(mf, x, backend, config, *, sim="verilator", port=None, baud=115_200,
     return np.asarray(out, np.float32), cycles
 
 
+#: The functional model's DRAM for an encoder (as ``sim/workloads/minilm.py`` runs MiniLM's
+#: six layers: their weights take 11 MB).
+ENCODER_MODEL_DRAM = 256 << 20
+
+
 def _on_device(mf, xq, backend, config, *, sim, port, baud, batch):
     """The integer output of ``mf``'s device part on int8 inputs ``xq`` and its cycles."""
     from .sim.workloads.execute import run_net_on_model, run_on_model
 
-    net = mf.kind == "convnet"
+    net = mf.kind in ("convnet", "encoder")
     if backend == "golden":
         return (mf.model.forward_int(xq) if net else mf.model.reference(xq)), 0
     if backend == "model":
+        if mf.kind == "encoder":   # one program a sequence, every layer's weights in DRAM
+            return run_net_on_model(config, mf.model, xq, batch=1,
+                                    dram_size=ENCODER_MODEL_DRAM)
         if net:
             return run_net_on_model(config, mf.model, xq)
         y, results = run_on_model(config, mf.model, xq)
@@ -1186,8 +1246,9 @@ def _on_uart(mf, xq, config, port, baud, batch):
         if diff:
             raise ValueError(f"the device on {port} is not configuration "
                              f"{mf.config.name!r}: the model needs {', '.join(diff)}")
-        if mf.kind == "convnet":
-            y, cycles, _ = await run_net_on_driver(dev, mf.model, xq, batch=batch)
+        if mf.kind in ("convnet", "encoder"):
+            y, cycles, _ = await run_net_on_driver(
+                dev, mf.model, xq, batch=getattr(mf.model, "program_batch", batch))
             return y, cycles
         ys, cycles = [], 0
         for i in range(0, len(xq), batch):
@@ -1236,6 +1297,11 @@ def _cmd_inspect(args):
         given = _parse_input_shape(args.input_shape)
         if given:    # behind a host head only the batch carries over to the device part
             shape = (given[0], *shape[1:]) if split is not None else given
+        if mf.kind == "encoder":
+            config = mf.config if args.config is None else load_config(args.config)
+            return _inspect_encoder(args, mf.model, config,
+                                    f"compiled encoder, config {mf.config.name}, from "
+                                    f"{mf.info.get('source', '?')}")
         if mf.kind == "convnet":
             config = mf.config if args.config is None else load_config(args.config)
             return _inspect_net(args, mf.model, config, shape,
@@ -1252,6 +1318,17 @@ def _cmd_inspect(args):
         graph, split = _inspect_import(args)
         config = load_config(args.config or "fpga")
         sparsity = _parse_sparsity(args.sparsity)
+        if hasattr(graph, "seq"):
+            import numpy as np
+
+            from .sw.encoder import compile_stack
+            try:     # scales from two random sequences: enough for the cycles
+                calib = np.random.default_rng(0).normal(size=(2, *graph.input_shape[1:]))
+                enc = compile_stack(graph.layers, list(calib), sparsity)
+            except ValueError as e:
+                raise CliError(f"--sparsity: {e}") from e
+            return _inspect_encoder(args, enc, config, f"ONNX opset {graph.opset}, input "
+                                    f"{graph.input_name!r}, a transformer encoder")
         if hasattr(graph, "net"):
             import numpy as np
 
@@ -1320,6 +1397,43 @@ def _inspect_import(args):
     except ValueError as e:
         raise CliError(str(e)) from e
     return _import_onnx(device, ((in_shape or (1,))[0], *dev[1:])), split
+
+
+def _inspect_encoder(args, enc, config, src):
+    """``s4 inspect`` of an encoder (:class:`~s4accel.sw.encoder.EncoderStack`): its layers,
+    MACs a sequence, and the cycles predicted for the device program of one sequence."""
+    import numpy as np
+
+    from .sim.model.perf_model import predict_program
+    from .sw.encoder import encoder_program
+    from .sw.program import Allocator, DeviceInfo
+
+    L = enc.seq
+    print(f"{args.model}: {src}; {len(enc.layers)} layers on sequences of {L} tokens, "
+          f"predicted for config {config.name}")
+    print(f"{'layer':<8} {'hidden':>6} {'heads':>5} {'FFN':>5} {'s':>3} {'MACs dense':>11} "
+          f"{'MACs sparse':>11}")
+    tot = [0, 0]
+    for i, q in enumerate(enc.layers):
+        D, F = q.hidden, q.up.packed.n
+        if q.sparsity not in config.sparsities:
+            raise CliError(f"layer {i}: sparsity {q.sparsity} is not one of config "
+                           f"{config.name}'s {list(config.sparsities)}")
+        lin = L * (4 * D * D + 2 * D * F)
+        att = 2 * L * L * D
+        dense, sparse = lin + att, lin // q.sparsity + att
+        print(f"{i:<8} {D:>6} {q.heads:>5} {F:>5} {q.sparsity:>3} {dense:>11} {sparse:>11}")
+        tot = [tot[0] + dense, tot[1] + sparse]
+    print(f"{'total':<8} {'':>6} {'':>5} {'':>5} {'':>3} {tot[0]:>11} {tot[1]:>11}")
+    try:
+        prog = encoder_program(DeviceInfo.from_config(config), enc.layers,
+                               np.zeros((L, enc.hidden), np.int8), alloc=Allocator(0, 1 << 40))
+        print(f"one device program a sequence: {len(prog.descs)} descriptors, "
+              f"{predict_program(config, prog)['cycles']} cycles predicted")
+    except ValueError as e:
+        print(f"does not run on config {config.name}: {e}")
+    print("on the host: input quantization, output dequantization")
+    return 0
 
 
 def _inspect_net(args, net, config, shape, src, split=None):

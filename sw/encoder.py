@@ -46,7 +46,7 @@ from .program import Allocator, DeviceInfo, LayerProgram, descriptor
 from .vop import ln_fields
 
 __all__ = ["FloatEncoderLayer", "random_layer", "float_layer", "calibrate", "IntEncoderLayer",
-           "compile_layer", "CLIP", "encoder_program"]
+           "compile_layer", "CLIP", "encoder_program", "compile_stack", "EncoderStack"]
 
 
 @dataclass
@@ -304,6 +304,94 @@ def compile_layer(w: FloatEncoderLayer, ranges: dict, sparsity: int = 1, *,
     scales = {n: (np.asarray(v).tolist() if np.ndim(v) else float(v)) for n, v in sc.items()}
     return IntEncoderLayer(H, sparsity, scales, q, k, v, o, up, down, att, add1, ln1, add2,
                            ln2)
+
+
+def compile_stack(floats, xs, sparsity=1) -> EncoderStack:
+    """Float layers ``floats`` (run one after the other) compiled as :class:`EncoderStack`:
+    each calibrated (:func:`calibrate`) on its float input over the calibration sequences
+    ``xs`` (a list of ``[L, D]``) as the float layers before it produce it, each layer's input
+    scale the previous one's output scale (as ``sim/workloads/minilm.py`` does it);
+    ``sparsity``: one ``s`` or one a layer."""
+    floats = list(floats)
+    ss = list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity] * len(floats)
+    if len(ss) != len(floats):
+        raise ValueError(f"{len(ss)} sparsity levels for {len(floats)} encoder layers")
+    xs = [np.asarray(x, np.float64) for x in xs]
+    if not xs:
+        raise ValueError("calibration needs at least one sequence")
+    layers, in_scale = [], None
+    for w, s in zip(floats, ss, strict=True):
+        layer = compile_layer(w, calibrate(w, xs), s, in_scale=in_scale)
+        layers.append(layer)
+        in_scale = layer.out_scale
+        xs = [float_layer(w, x) for x in xs]
+    return EncoderStack(layers, xs[0].shape[0])
+
+
+@dataclass
+class EncoderStack:
+    """Compiled encoder layers run one after the other on sequences of ``seq`` tokens (the
+    ``.s4`` kind ``"encoder"``): float ``[B, seq, D]`` quantized at the first layer's input
+    scale, each sequence one device program (:func:`encoder_program`), the last layer's int8
+    output dequantized at its (per channel) output scale."""
+    layers: list
+    seq: int
+    #: sequences a device program takes (:func:`~s4accel.sim.workloads.execute.run_net_on_driver`)
+    program_batch = 1
+
+    @property
+    def hidden(self) -> int:
+        return self.layers[0].hidden
+
+    @property
+    def in_scale(self) -> float:
+        return float(self.layers[0].in_scale)
+
+    @property
+    def out_scale(self) -> np.ndarray:
+        return np.asarray(self.layers[-1].out_scale, np.float64)
+
+    def quantize_input(self, x) -> np.ndarray:
+        """float ``[B, seq, D]`` -> int8 ``round(x / in_scale)`` (round half to even)."""
+        x = np.asarray(x, np.float64)
+        if x.ndim != 3 or x.shape[1:] != (self.seq, self.hidden):
+            raise ValueError(f"the input must be [B, {self.seq}, {self.hidden}], not "
+                             f"{list(x.shape)}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("the input contains NaN or inf")
+        return np.clip(np.rint(x / self.in_scale), -128, 127).astype(np.int8)
+
+    def forward_int(self, x_q) -> np.ndarray:
+        """The last layer's int8 output ``[B, seq, D]`` of int8 ``x_q [B, seq, D]``: each
+        layer's :meth:`IntEncoderLayer.reference` in turn, what the device computes."""
+        out = []
+        for x in np.asarray(x_q):
+            for layer in self.layers:
+                x = layer.reference(x)
+            out.append(x)
+        return np.stack(out)
+
+    def dequantize(self, y) -> np.ndarray:
+        return np.asarray(y, np.float64) * self.out_scale
+
+    def device_program(self, x_q, info, alloc, *, encode=None):
+        """One sequence (``x_q [1, seq, D]``) through every layer as one device program."""
+        x_q = np.asarray(x_q)
+        if len(x_q) != 1:
+            raise ValueError(f"an encoder program runs one sequence, not {len(x_q)}")
+        return encoder_program(info, self.layers, x_q[0], alloc=alloc, encode=encode)
+
+    def device_output(self, y, n, rows) -> np.ndarray:
+        """The program's decoded output -> :meth:`forward_int`'s ``[1, seq, D]``."""
+        return np.asarray(y)[:self.seq][None]
+
+    def summary(self) -> str:
+        lines = [f"encoder: {len(self.layers)} layers on {self.seq} tokens, input scale "
+                 f"{self.in_scale:.4g}"]
+        for i, q in enumerate(self.layers):
+            lines.append(f"  layer {i}: hidden {q.hidden}, {q.heads} heads, FFN "
+                         f"{q.up.packed.n}, s={q.sparsity}")
+        return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ the program

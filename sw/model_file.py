@@ -1,25 +1,29 @@
 """The compiled-model file (``.s4``): a compiled model and the configuration it was compiled
-for. Two kinds: a chain of linear layers (:class:`~.compiler.CompiledModel`, ``kind``
-``"linear"``) and a convolutional network (:class:`~.convnet.QuantNet`, ``kind``
+for. Three kinds: a chain of linear layers (:class:`~.compiler.CompiledModel`, ``kind``
+``"linear"``), a convolutional network (:class:`~.convnet.QuantNet`, ``kind``
 ``"convnet"``, lowered to one device program by :meth:`~.convnet.QuantNet.device_program` for
-each batch of inputs).
+each batch of inputs) and a stack of transformer encoder layers
+(:class:`~.encoder.EncoderStack`, ``kind`` ``"encoder"``, one device program a sequence).
 
 Layout (little-endian)::
 
     magic    8 bytes   b"S4MODEL\\0"
-    version  u32       FORMAT_VERSION (3; version 1, linear chains only, and version 2,
-                       without host-fallback sub-graphs, still load)
+    version  u32       FORMAT_VERSION (4; version 1, linear chains only, version 2,
+                       without host-fallback sub-graphs, and version 3, without encoders,
+                       still load)
     crc32    u32       zlib.crc32 of everything after this field
     meta_len u32       length of the JSON metadata
     meta     JSON      format, kind, configuration name and fields, the model's scales, host
                        operations, the host-fallback split (``host``: which nodes run
                        where), the input and output it came from, one entry per layer
                        (a convolutional network: per operation, its type, inputs, geometry,
-                       sparsity and scales)
+                       sparsity and scales; an encoder: per layer its heads, sparsity,
+                       scales, attention and LayerNorm integers)
     arrays   .npz      the layers' arrays (packed weights and indices, bias, requantization,
                        scales, pruned float weights; a network's int8 weight matrices, packed
-                       again on loading; the host-fallback ONNX sub-graphs as bytes), read
-                       with ``allow_pickle=False``
+                       again on loading; an encoder's packed weights, requantization,
+                       residual and LayerNorm arrays; the host-fallback ONNX sub-graphs as
+                       bytes), read with ``allow_pickle=False``
 
 No pickle anywhere: loading a file runs no code from it. :func:`load` refuses a file with a
 wrong magic, version or checksum, and (given a configuration) one compiled for another
@@ -37,20 +41,20 @@ from pathlib import Path
 import numpy as np
 
 from ..base.config import Config, load_config
-from ..base.sparse import PackedWeights
-from ..base.sparse import pack
+from ..base.sparse import PackedWeights, pack
 from .compiler import CompiledModel, QuantLayer
 from .convnet import ConvSpec, QAdd, QAvgPool, QConv, QGap, QMaxPool, QuantNet
+from .encoder import EncoderStack
 from .program import LayerParams
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "ModelFileError", "ModelFile", "save", "load",
            "check_config"]
 
 MAGIC = b"S4MODEL\0"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Versions :func:`load` reads (1: linear chains, before convolutional networks; 2: before
-#: host fallback).
-READ_VERSIONS = (1, 2, 3)
+#: host fallback; 3: before encoders).
+READ_VERSIONS = (1, 2, 3, 4)
 _HEAD = struct.Struct("<8sIII")
 
 #: Configuration fields that do not change the compiled program (informational only).
@@ -63,29 +67,32 @@ class ModelFileError(ValueError):
 
 
 class ModelFile:
-    """A loaded ``.s4`` file: ``model`` (:class:`CompiledModel` or :class:`QuantNet`),
-    ``kind`` (``"linear"`` or ``"convnet"``), ``config`` (:class:`Config` it was compiled
-    for) and ``info`` (the free-form metadata given to :func:`save`, such as the input name
-    and shape)."""
+    """A loaded ``.s4`` file: ``model`` (:class:`CompiledModel`, :class:`QuantNet` or
+    :class:`EncoderStack`), ``kind`` (``"linear"``, ``"convnet"`` or ``"encoder"``),
+    ``config`` (:class:`Config` it was compiled for) and ``info`` (the free-form metadata
+    given to :func:`save`, such as the input name and shape)."""
 
     def __init__(self, model, config: Config, info: dict, host=None):
         self.model, self.config, self.info = model, config, info
         #: the host-fallback sub-graphs (:class:`~.host_fallback.HostParts`), or None
         self.host = host
-        self.kind = "convnet" if isinstance(model, QuantNet) else "linear"
+        self.kind = ("convnet" if isinstance(model, QuantNet) else
+                     "encoder" if isinstance(model, EncoderStack) else "linear")
 
 
 def save(path, model, config, info=None, host=None) -> None:
-    """Write ``model`` (:class:`CompiledModel` or :class:`QuantNet`), compiled for ``config``
+    """Write ``model`` (:class:`CompiledModel`, :class:`QuantNet` or :class:`EncoderStack`),
+    compiled for ``config``
     (a :class:`Config` or preset name), to ``path``; ``info`` is a JSON-serializable dict
     stored alongside, ``host`` the host-fallback sub-graphs
     (:class:`~.host_fallback.HostParts`) around the model."""
     config = load_config(config)
     host_meta, host_arrays = host.meta() if host is not None else (None, {})
-    if isinstance(model, QuantNet):
-        meta, arrays = _net_meta(model)
-        meta = {"format": "s4 compiled model", "kind": "convnet", "config": config.to_dict(),
-                **meta, "host": host_meta, "info": info or {}}
+    if isinstance(model, (QuantNet, EncoderStack)):
+        enc = isinstance(model, EncoderStack)
+        meta, arrays = _encoder_meta(model) if enc else _net_meta(model)
+        meta = {"format": "s4 compiled model", "kind": "encoder" if enc else "convnet",
+                "config": config.to_dict(), **meta, "host": host_meta, "info": info or {}}
         _write(path, meta, {**arrays, **host_arrays})
         return
     arrays = {}
@@ -145,8 +152,8 @@ def load(path, config=None) -> ModelFile:
         if meta.get("host"):
             from .host_fallback import HostParts
             host = HostParts.from_meta(meta["host"], arrays)
-        if kind == "convnet":
-            model = _net_from(meta, arrays)
+        if kind in ("convnet", "encoder"):
+            model = (_net_from if kind == "convnet" else _encoder_from)(meta, arrays)
             if config is not None:
                 check_config(file_config, config, path)
             return ModelFile(model, file_config, meta.get("info", {}), host)
@@ -254,3 +261,67 @@ def _net_from(meta, arrays) -> QuantNet:
         q.srcs.append(src)
         q.ops.append(op)
     return q
+
+
+#: An encoder layer's linear layers (:class:`~.encoder.IntEncoderLayer` fields).
+_ENC_LINEARS = ("q", "k", "v", "o", "up", "down")
+_ATT_FIELDS = ("s_mult", "s_shift", "sm_mult", "sm_shift", "c_mult", "c_shift")
+
+
+def _encoder_meta(m: EncoderStack):
+    """The JSON metadata and arrays of an :class:`EncoderStack`."""
+    arrays, layers = {}, []
+    for i, q in enumerate(m.layers):
+        lins = {}
+        for name in _ENC_LINEARS:
+            lin = getattr(q, name)
+            p = lin.packed
+            lins[name] = {"n": p.n, "k": p.k, "s": p.s}
+            named = {"values": p.values, "indices": p.indices, "bias": lin.bias,
+                     "mult": lin.mult, "shift": lin.shift, "lut": lin.lut}
+            arrays.update({f"{i}.{name}.{k}": np.asarray(a) for k, a in named.items()
+                           if a is not None})
+        for name in ("add1", "add2"):
+            for j, a in enumerate(getattr(q, name)):
+                arrays[f"{i}.{name}.{j}"] = np.asarray(a)
+        lns = {}
+        for name in ("ln1", "ln2"):
+            p = getattr(q, name)
+            lns[name] = {"in_shift": int(p.in_shift), "eps": int(p.eps)}
+            for k in ("mult", "bias", "shift"):
+                arrays[f"{i}.{name}.{k}"] = np.asarray(getattr(p, k))
+        att = [[int(getattr(a, f)) for f in _ATT_FIELDS] for a in q.att]
+        layers.append({"heads": q.heads, "sparsity": q.sparsity, "scales": q.scales,
+                       "linears": lins, "att": att, **lns})
+    return {"encoder": {"seq": m.seq, "layers": layers}}, arrays
+
+
+def _encoder_from(meta, arrays) -> EncoderStack:
+    """The :class:`EncoderStack` of :func:`_encoder_meta`'s metadata and arrays."""
+    from ..base import vector as V
+    from .encoder import IntEncoderLayer, _Linear
+    m = meta["encoder"]
+    layers = []
+    for i, o in enumerate(m["layers"]):
+        lins = {}
+        for name in _ENC_LINEARS:
+            d = o["linears"][name]
+
+            def get(k, i=i, name=name):
+                return arrays.get(f"{i}.{name}.{k}")
+            lins[name] = _Linear(PackedWeights(d["n"], d["k"], d["s"], get("values"),
+                                               get("indices")),
+                                 get("bias"), get("mult"), get("shift"), get("lut"))
+        adds = [tuple(arrays[f"{i}.{name}.{j}"] for j in range(3)) for name in ("add1", "add2")]
+        lns = [V.LayerNormParams(o[name]["in_shift"], o[name]["eps"],
+                                 *(arrays[f"{i}.{name}.{k}"] for k in ("mult", "bias", "shift")))
+               for name in ("ln1", "ln2")]
+        att = [V.AttentionParams(*a) for a in o["att"]]
+        scales = {k: (list(v) if isinstance(v, list) else float(v))
+                  for k, v in o["scales"].items()}
+        layers.append(IntEncoderLayer(o["heads"], o["sparsity"], scales, lins["q"], lins["k"],
+                                      lins["v"], lins["o"], lins["up"], lins["down"], att,
+                                      adds[0], lns[0], adds[1], lns[1]))
+    if not layers:
+        raise ValueError("an encoder without layers")
+    return EncoderStack(layers, int(m["seq"]))

@@ -1,5 +1,5 @@
-"""ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers, or to a
-convolutional network (:mod:`.convnet`).
+"""ONNX import: a float ONNX graph lowered to the compiler's chain of linear layers, to a
+convolutional network (:mod:`.convnet`) or to transformer encoder layers (:mod:`.encoder`).
 
 What the device runs today is a chain ``y = act(x @ W.T + b)``
 (:class:`~.compiler.FloatLinear`, ``act`` ReLU, a LUT activation or nothing).
@@ -49,6 +49,14 @@ nodes before the first or after the last layer can run on the host instead
 static: a dynamic or unknown input dimension is refused naming the input unless
 ``input_shape`` fixes it. The batch dimension (the first) does not enter the compiled layers:
 any number of rows (images) runs.
+
+A graph with a 3-D input (``[batch, seq, hidden]``, batch 1 or dynamic), a ``Softmax`` and a
+LayerNorm (``LayerNormalization`` or ``ReduceMean``) is a stack of post-LN transformer encoder
+layers (:class:`~.onnx_encoder.ImportedEncoder`, one :class:`~.encoder.FloatEncoderLayer` a
+layer, compiled by :func:`~.encoder.compile_stack` to an :class:`~.encoder.EncoderStack`):
+Q, K, V, attention, output, residuals, LayerNorms and
+the GELU FFN matched by following the data from the input (:mod:`.onnx_encoder` lists the
+operators and spellings); the sequence length is fixed by the graph or ``input_shape``.
 
 ``onnx`` is imported inside the functions, so the rest of the package works without it.
 """
@@ -156,6 +164,11 @@ def import_onnx(model, *, input_shape=None) -> ImportedGraph:
     dims = inp.type.tensor_type.shape.dim
     declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                 for d in dims]
+    if len(g.output) != 1:
+        raise OnnxImportError(f"the graph must have one output, not {len(g.output)}")
+    from .onnx_encoder import import_encoder, is_encoder_graph
+    if is_encoder_graph(g, len(declared)):
+        return import_encoder(m, g, consts, inp, declared, input_shape, opset)
     if input_shape is not None:
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != len(declared) or any(d <= 0 for d in shape) or any(
@@ -171,8 +184,6 @@ def import_onnx(model, *, input_shape=None) -> ImportedGraph:
     if len(shape) < 2:
         raise OnnxImportError(f"input {inp.name!r}: shape {list(shape)} needs a batch and a "
                               "feature dimension")
-    if len(g.output) != 1:
-        raise OnnxImportError(f"the graph must have one output, not {len(g.output)}")
 
     if len(shape) == 4 and any(n.op_type in _CNN_OPS for n in g.node):
         return _import_cnn(g, consts, inp.name, shape, opset)
@@ -254,10 +265,16 @@ def compile_onnx(model, calib_x, sparsity, *, input_shape=None):
     """Import ``model`` (:func:`import_onnx`) and compile it with calibration inputs
     ``calib_x`` shaped as the graph's input (any batch size). Returns ``(ImportedGraph,
     CompiledModel)`` (:func:`compile_model`) for a chain of linear layers, ``(ImportedNet,
-    QuantNet)`` (:func:`~.convnet.quantize_net`) for a CNN; ``sparsity`` is one ``s`` or one
-    per layer (:attr:`ImportedNet.layers` for a CNN)."""
+    QuantNet)`` (:func:`~.convnet.quantize_net`) for a CNN, ``(ImportedEncoder,
+    EncoderStack)`` (:func:`~.encoder.compile_stack`) for an encoder; ``sparsity`` is one ``s``
+    or one per layer (:attr:`ImportedNet.layers` for a CNN, encoder layers)."""
+    from .onnx_encoder import ImportedEncoder
+
     graph = import_onnx(model, input_shape=input_shape)
     calib = graph.host_input(calib_x)
+    if isinstance(graph, ImportedEncoder):
+        from .encoder import compile_stack
+        return graph, compile_stack(graph.layers, list(calib), sparsity)
     if isinstance(graph, ImportedNet):
         return graph, quantize_net(graph.net, calib, graph.sparsity_map(sparsity))
     compiled: CompiledModel = compile_model(graph.layers, calib, sparsity)

@@ -156,14 +156,16 @@ async def _bench_conv(dut, be, dev, info, rng, layer, sparsities, done):
 @cocotb.test()
 async def run_models(dut):
     """Compiled models on the whole accelerator (``s4 demo``, ``s4 digits``, ``s4 run``): each
-    model of the pickled job (a chain of layers, or a convolutional network: one device program
-    per batch) runs batch by batch through the driver; outputs, cycles and counters are
-    written back, and progress goes to ``S4_PROGRESS`` as it happens."""
+    model of the pickled job (a chain of layers, a convolutional network: one device program
+    per batch, or an encoder: one per sequence) runs batch by batch through the driver;
+    outputs, cycles and counters are written back, and progress goes to ``S4_PROGRESS`` as it
+    happens."""
     import pickle
 
     from ...sw.compiler import run_model
     from ...sw.convnet import QuantNet
     from ...sw.driver import Driver
+    from ...sw.encoder import EncoderStack
     from ..workloads.execute import run_net_on_driver
 
     with open(os.environ["S4_JOB"], "rb") as f:
@@ -178,9 +180,9 @@ async def run_models(dut):
     for name, model in job["models"].items():
         ys, cycles, counters, walls = [], [], [], []
         for i in range(0, len(x_q), batch):
-            if isinstance(model, QuantNet):
-                y, cyc, results = await run_net_on_driver(dev, model, x_q[i:i + batch],
-                                                          batch=batch)
+            if isinstance(model, (QuantNet, EncoderStack)):   # an encoder: a program a sequence
+                y, cyc, results = await run_net_on_driver(
+                    dev, model, x_q[i:i + batch], batch=getattr(model, "program_batch", batch))
             else:
                 y, cyc, results = await run_model(dev, model, x_q[i:i + batch])
             assert not be.violations, be.violations

@@ -80,12 +80,15 @@ def run_on_model(config, model, x_q):
     return run(main())
 
 
-def run_net_on_model(config, net, x_q, *, batch=64, progress=None):
-    """Run a convolutional network (:class:`~s4accel.sw.convnet.QuantNet`) on int8 NHWC
-    images ``x_q`` on the functional device model (:func:`run_net_on_driver`); returns
-    ``(output as QuantNet.forward_int gives it, total device cycles)``."""
+def run_net_on_model(config, net, x_q, *, batch=64, progress=None, dram_size=None):
+    """Run a convolutional network (:class:`~s4accel.sw.convnet.QuantNet`, or an
+    :class:`~s4accel.sw.encoder.EncoderStack` with ``batch`` 1) on int8 NHWC images ``x_q``
+    on the functional device model (:func:`run_net_on_driver`; ``dram_size``: its DRAM's
+    bytes, default the model's); returns ``(output as QuantNet.forward_int gives it, total
+    device cycles)``."""
     async def main():
-        dev = Driver(ModelBackend(config))
+        dev = Driver(ModelBackend(config) if dram_size is None
+                     else ModelBackend(config, dram_size=dram_size))
         await dev.open()
         y, cycles, _ = await run_net_on_driver(dev, net, x_q, batch=batch, progress=progress)
         return y, cycles

@@ -264,10 +264,10 @@ def test_cnn_s4_file_round_trip_and_versions(tmp_path):
     y, _ = run_net_on_model("fpga", mf.model, xq)      # the loaded network on the device
     assert np.array_equal(y, net.forward_int(xq))
     data = bytearray(path.read_bytes())
-    data[8:12] = (4).to_bytes(4, "little")
+    data[8:12] = (5).to_bytes(4, "little")
     path.write_bytes(bytes(data))
-    with pytest.raises(model_file.ModelFileError, match="format version 4; this s4 reads "
-                       "versions 1, 2, 3"):
+    with pytest.raises(model_file.ModelFileError, match="format version 5; this s4 reads "
+                       "versions 1, 2, 3, 4"):
         model_file.load(path)
 
 
