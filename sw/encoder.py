@@ -30,18 +30,19 @@ per tensor otherwise; each comes from the float model's activations over calibra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..base import golden
 from ..base import vector as V
 from ..base.config import BANK
-from ..base.sparse import PackedWeights, pack, prune
+from ..base.sparse import PackedWeights, pack, prune, unpack
 from ..hw.cmd.descriptors import LoadFormat, Opcode, Target, VopOp
 from ..hw.spu.spu import int8_out_words
 from . import layout
 from .compiler import _w_quant, requant_params
+from .convnet import gemm_raw_exact
 from .program import Allocator, DeviceInfo, LayerProgram, descriptor
 from .vop import ln_fields
 
@@ -182,9 +183,23 @@ class _Linear:
     mult: np.ndarray
     shift: np.ndarray
     lut: np.ndarray | None = None
+    _dense: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __call__(self, x):
-        return golden.gemm_int8(x, self.packed, self.bias, self.mult, self.shift, lut=self.lut)
+        """``golden.gemm_int8`` of ``x``: the raw sums through float64 BLAS on the unpacked
+        weights (:func:`~.convnet.gemm_raw_exact`, exact: ``|sum| < 2**53``), about 20 times
+        faster than the packed form's gather."""
+        if self._dense is None:
+            self._dense = unpack(self.packed)
+        raw = gemm_raw_exact(_check_int8(x, self.packed.k), self._dense, self.bias)
+        return golden.requantize(raw, self.mult, self.shift, lut=self.lut)
+
+
+def _check_int8(x, k):
+    x = np.asarray(x)
+    if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != k:
+        raise ValueError(f"activations must be int8 [M, {k}], not {x.dtype} {x.shape}")
+    return x
 
 
 @dataclass
