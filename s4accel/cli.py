@@ -1005,12 +1005,13 @@ def _cmd_compile(args):
         if hasattr(graph, "net"):
             from .sw.convnet import quantize_net
             model = quantize_net(graph.net, graph.host_input(dev_calib),
-                                 graph.sparsity_map(sparsity))
+                                 graph.sparsity_map(sparsity), progress=sys.stderr)
             info.update({"layout": "NCHW", "flat_output": graph.flat_output})
         elif encoder:
             from .sw.encoder import compile_stack, encoder_program
             from .sw.program import Allocator, DeviceInfo
-            model = compile_stack(graph.layers, list(graph.host_input(dev_calib)), sparsity)
+            model = compile_stack(graph.layers, list(graph.host_input(dev_calib)), sparsity,
+                                  progress=sys.stderr)
             try:     # the program of one sequence must fit the configuration's scratchpads
                 encoder_program(DeviceInfo.from_config(config), model.layers,
                                 np.zeros((model.seq, model.hidden), np.int8),
@@ -1050,9 +1051,11 @@ def quant_error(model, input_shape, mf, x) -> dict:
     from .sw.host_fallback import run_onnx, with_batch
 
     if mf.kind == "encoder":      # one sequence at a time (exports fix the batch to 1)
+        from .sw.progress import track
         x = np.asarray(x)[:ENCODER_QUANT_INPUTS]
         m = with_batch(model, input_shape)
-        ref = np.concatenate([run_onnx(m, s[None]) for s in x])
+        ref = np.concatenate([run_onnx(m, s[None]) for s in track(
+            x, "onnxruntime on the calibration sequences", sys.stderr)])
     else:
         x = np.asarray(x)[:QUANT_ERROR_INPUTS]
         ref = run_onnx(with_batch(model, input_shape), x)

@@ -47,6 +47,7 @@ from ..base import golden
 from ..base.config import BANK, SPARSITY_LEVELS
 from ..base.sparse import PackedWeights, pack, prune
 from .compiler import requant_params
+from .progress import track
 
 __all__ = ["ConvSpec", "Conv", "Add", "Gap", "AvgPool", "MaxPool", "ConvNet", "gemm_raw_exact",
            "quant_weights", "QConv", "QAdd", "QGap", "QAvgPool", "QMaxPool", "quant_conv",
@@ -636,10 +637,12 @@ def _cheapest(w, s, sparsities):
     return pack(w, fmt)
 
 
-def quantize_net(net: ConvNet, calib_x, sparsity, *, in_scale=None) -> QuantNet:
+def quantize_net(net: ConvNet, calib_x, sparsity, *, in_scale=None,
+                 progress=None) -> QuantNet:
     """The int8 network of ``net`` with its scales calibrated on float NHWC ``calib_x``
     (module docstring). ``sparsity``: one ``s`` for every convolution, or ``{name: s}``
-    (missing names: 1). ``in_scale`` fixes the input scale (default ``max|calib| / 127``)."""
+    (missing names: 1). ``in_scale`` fixes the input scale (default ``max|calib| / 127``).
+    ``progress``: a stream for a progress report (:mod:`.progress`), a step a layer."""
     calib = np.asarray(calib_x, np.float64)
     if calib.ndim != 4 or tuple(calib.shape[1:]) != tuple(net.input_hwc) or not len(calib):
         hwc = ", ".join(map(str, net.input_hwc))
@@ -656,7 +659,8 @@ def quantize_net(net: ConvNet, calib_x, sparsity, *, in_scale=None) -> QuantNet:
     t = {"x": q.quantize_input(calib)}
     scale = {"x": in_scale}
     last = len(net.ops) - 1
-    for i, op in enumerate(net.ops):
+    for i, op in track(list(enumerate(net.ops)), "calibrating and quantizing layers",
+                       progress):
         if isinstance(op, Conv):
             sp = op.spec
             s = sparsity.get(op.name, 1) if isinstance(sparsity, dict) else sparsity

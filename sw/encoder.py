@@ -44,6 +44,7 @@ from . import layout
 from .compiler import _w_quant, requant_params
 from .convnet import gemm_raw_exact
 from .program import Allocator, DeviceInfo, LayerProgram, descriptor
+from .progress import track
 from .vop import ln_fields
 
 __all__ = ["FloatEncoderLayer", "random_layer", "float_layer", "calibrate", "IntEncoderLayer",
@@ -321,12 +322,13 @@ def compile_layer(w: FloatEncoderLayer, ranges: dict, sparsity: int = 1, *,
                            ln2)
 
 
-def compile_stack(floats, xs, sparsity=1) -> EncoderStack:
+def compile_stack(floats, xs, sparsity=1, *, progress=None) -> EncoderStack:
     """Float layers ``floats`` (run one after the other) compiled as :class:`EncoderStack`:
     each calibrated (:func:`calibrate`) on its float input over the calibration sequences
     ``xs`` (a list of ``[L, D]``) as the float layers before it produce it, each layer's input
     scale the previous one's output scale (as ``sim/workloads/minilm.py`` does it);
-    ``sparsity``: one ``s`` or one a layer."""
+    ``sparsity``: one ``s`` or one a layer; ``progress``: a stream for a progress report
+    (:mod:`.progress`), a step a layer."""
     floats = list(floats)
     ss = list(sparsity) if isinstance(sparsity, (list, tuple)) else [sparsity] * len(floats)
     if len(ss) != len(floats):
@@ -335,7 +337,9 @@ def compile_stack(floats, xs, sparsity=1) -> EncoderStack:
     if not xs:
         raise ValueError("calibration needs at least one sequence")
     layers, in_scale = [], None
-    for w, s in zip(floats, ss, strict=True):
+    steps = track(list(zip(floats, ss, strict=True)), "calibrating and compiling encoder layers",
+                  progress)
+    for w, s in steps:
         layer = compile_layer(w, calibrate(w, xs), s, in_scale=in_scale)
         layers.append(layer)
         in_scale = layer.out_scale

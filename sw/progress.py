@@ -1,13 +1,17 @@
 """Progress reports for long host steps (calibration, pruning, compiling): a bar redrawn in
-place on a terminal, and on anything else (a CI log, a file) a line at every tenth of the way,
-so logs stay short. Library functions take ``progress=None`` (silent) or a stream; the command
-line passes ``sys.stderr``."""
+place on a terminal, and on anything else (a CI log, a file) a line at every tenth of the way
+once the step has taken ``QUIET_S`` seconds, so logs stay short and quick steps (and a command
+that ends with a one-line error) print nothing. Library functions take ``progress=None``
+(silent) or a stream; the command line passes ``sys.stderr``."""
 
 from __future__ import annotations
 
 import time
 
-__all__ = ["Progress", "track"]
+__all__ = ["Progress", "track", "QUIET_S"]
+
+#: seconds before a step's first line in a log (a terminal's bar is drawn at once)
+QUIET_S = 2.0
 
 
 class Progress:
@@ -53,7 +57,7 @@ class Progress:
             self.stream.flush()
             return
         tenth = 10 * self.done // max(self.total, 1)
-        if tenth > self._tenth:
+        if tenth > self._tenth and self.clock() - self.t0 >= QUIET_S:
             self._tenth = tenth
             self.stream.write(self._text() + "\n")
             self.stream.flush()

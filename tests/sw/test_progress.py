@@ -14,16 +14,21 @@ class _Clock:
         return self.t
 
 
-def test_log_lines_every_tenth():
+def test_log_lines_every_tenth_once_the_step_is_slow():
+    """In a log: nothing for the first QUIET_S seconds, then a line at each tenth."""
     out, clock = io.StringIO(), _Clock()
     with Progress(40, "calibrating", out, clock=clock) as p:
         for _ in range(40):
-            clock.t += 0.5
+            clock.t += 0.25
             p.update()
     lines = out.getvalue().splitlines()
-    assert len(lines) == 11 and lines[0] == "calibrating: 0/40, 0 s"
-    assert lines[1] == "calibrating: 4/40, 2 s, about 18 s left"
-    assert lines[-1] == "calibrating: 40/40, 20 s"
+    assert lines[0] == "calibrating: 8/40, 2 s, about 8 s left"
+    assert lines[1] == "calibrating: 12/40, 3 s, about 7 s left"
+    assert len(lines) == 9 and lines[-1] == "calibrating: 40/40, 10 s"
+    quick = io.StringIO()
+    with Progress(40, "quick", quick, clock=_Clock()) as p:
+        p.update(40)
+    assert quick.getvalue() == ""
 
 
 def test_terminal_bar_is_redrawn_in_place():
@@ -40,6 +45,10 @@ def test_terminal_bar_is_redrawn_in_place():
 
 def test_silent_without_a_stream_and_generators_counted():
     assert list(track((i for i in range(5)), "x")) == list(range(5))
+    clock = _Clock()
+    clock.t = 5.0
     out = io.StringIO()
-    assert list(track((i * i for i in range(3)), "squares", out)) == [0, 1, 4]
-    assert out.getvalue().splitlines()[-1].startswith("squares: 3/3")
+    with Progress(3, "squares", out, clock=clock) as p:
+        clock.t = 10.0
+        p.update(3)
+    assert out.getvalue().splitlines()[-1] == "squares: 3/3, 5 s"
