@@ -27,6 +27,17 @@ from .fast_backend import started
 
 CROP, OH, OW = (2, 1, 20, 17), 5, 7
 
+
+def tiny_jpeg():
+    """The configuration of the DECODE tests (``tests/tb/test_decode_rtl.py``) and of the
+    image demo's RTL test (``tests/workloads/test_image_demo.py``), one simulator build for
+    both: ``tiny`` with one decoder and room for the demo's CNN (a whole 16x16 input in ACT,
+    32 KiB; a group of eight int8 channel tiles in WGT, 16 KiB, and OUT, 16 KiB), without the
+    vector unit (no VOP runs there)."""
+    from ...base.config import load_config
+    return load_config("tiny").replace(jpeg_decoders=1, act_sram_kib=32, wgt_sram_kib=16,
+                                       out_sram_kib=16, vec_max_row=0, name="tiny_jpeg")
+
 #: the performance model's largest relative error on a program with a DECODE
 #: (:func:`~s4accel.sim.model.perf_model.decode_scan_cycles`: within 2 cycles of the RTL on
 #: 460 probe decodes and 40 conv programs, a fraction of a percent)

@@ -2,7 +2,7 @@
 ``decode_restart``, ``decode_post`` in ``sim/model/perf_model.py``); not part of the test suite.
 
 ``probe``: ``S4_CASES`` (default 40) random images alone (DECODE, COMPLETE) on ``s4_sim`` with a
-decoder (tests/tb/test_decode_rtl.py's ``tiny_jpeg``): every sampling in turn, 5..55 pixels a
+decoder (sim/tb/decode.py's ``tiny_jpeg``): every sampling in turn, 5..55 pixels a
 side, quality 15..97, a fifth with a restart interval of 1..3 MCUs, half with a random crop,
 a random output size; each logged as a ``PROBE`` line of JSON with the RTL's cycles and the
 JPEG file. Run with ``runner.run_tests("s4_sim", tiny_jpeg(), "verilator",

@@ -5,17 +5,10 @@ error case (the timing images, a few minutes there, only on Verilator)."""
 
 import pytest
 
-from s4accel.base.config import load_config
 from s4accel.sim.tb import runner
+from s4accel.sim.tb.decode import tiny_jpeg
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
-
-
-def tiny_jpeg():
-    """tiny with a decoder (and room for one band of the conv's outputs), without the vector
-    unit (no VOP runs here)."""
-    return load_config("tiny").replace(jpeg_decoders=1, out_sram_kib=16, vec_max_row=0,
-                                       name="tiny_jpeg")
 
 
 def test_decode_on_rtl(seed):

@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 
 from s4accel.base import codec
-from s4accel.base.config import load_config
 from s4accel.hw.cmd.descriptors import Opcode
 from s4accel.sim.model.device_model import ModelBackend
+from s4accel.sim.tb.decode import tiny_jpeg
 from s4accel.sim.workloads import cnn
 from s4accel.sim.workloads import image_demo as idm
 from s4accel.sim.workloads.digits import load_digits_split
 from s4accel.sw.driver import Driver
-
-
-def tiny_cnn_jpeg():
-    """tiny with a decoder and room for the CNN: a whole 16x16 input in ACT (32 KiB), a
-    group of eight int8 channel tiles in WGT (16 KiB) and OUT (16 KiB); no vector unit."""
-    return load_config("tiny").replace(jpeg_decoders=1, act_sram_kib=32, wgt_sram_kib=16,
-                                       out_sram_kib=16, vec_max_row=0, name="tiny_cnn_jpeg")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +57,7 @@ def test_jpeg_program_on_the_model(net, n):
     images on the functional model, a partial chunk included (n = 3 on 2 rows: the chunk's
     empty row memory reads the zero images of a kept LOAD)."""
     _, _, q = net
-    cfg = tiny_cnn_jpeg()
+    cfg = tiny_jpeg()
     _, _, x8, _ = load_digits_split(0)
     jp = idm.digit_jpegs(x8[:n], 32, 80)
     norm = idm.norm_of(q)
@@ -87,7 +80,7 @@ def test_decode_ops_stem_is_the_host_windows_stem(net):
     _, _, q = net
     _, _, x_te, _ = cnn.load_split()
     xq = q.quantize_input(x_te[:4])
-    cfg = tiny_cnn_jpeg()
+    cfg = tiny_jpeg()
 
     async def go():
         dev = Driver(ModelBackend(cfg))
@@ -105,7 +98,7 @@ def test_mixed_sizes_and_colour_are_refused(net):
     from PIL import Image
 
     from s4accel.sw.program import Allocator, DeviceInfo
-    info = DeviceInfo.from_config(tiny_cnn_jpeg())
+    info = DeviceInfo.from_config(tiny_jpeg())
     _, _, x8, _ = load_digits_split(0)
     a = idm.digit_jpegs(x8[:1], 32)[0]
     b = idm.digit_jpegs(x8[:1], 64)[0]
@@ -123,11 +116,11 @@ def test_mixed_sizes_and_colour_are_refused(net):
 @pytest.mark.rtl
 @pytest.mark.slow
 def test_image_demo_on_rtl(net):
-    """run_demo end to end on tiny_cnn_jpeg (Verilator): four JPEG digits decoded on the RTL
+    """run_demo end to end on tiny_jpeg (Verilator): four JPEG digits decoded on the RTL
     into the CNN, bit-exact against the golden path, with and without the DECODEs; the
     functional model on eight; the performance model within 2 % of both RTL programs."""
     p, calib, _ = net
-    res = idm.run_demo(tiny_cnn_jpeg(), sparsity=4, params={4: p}, calib=calib,
+    res = idm.run_demo(tiny_jpeg(), sparsity=4, params={4: p}, calib=calib,
                        model_images=8, rtl_images=4)
     print(idm.format_table(res))
     assert res["bit_exact"] and res["rtl_images"] == 4
@@ -145,7 +138,7 @@ def test_resident_input_is_race_free(net):
     from s4accel.sw.hazards import races
     from s4accel.sw.program import Allocator, DeviceInfo
     _, _, q = net
-    info = DeviceInfo.from_config(tiny_cnn_jpeg())
+    info = DeviceInfo.from_config(tiny_jpeg())
     _, _, x8, _ = load_digits_split(0)
     jp = idm.digit_jpegs(x8[:6], 32, 80)
     prog = idm.jpeg_program(info, jp, idm.decode_ops(q), Allocator(0x1000, 1 << 26),
