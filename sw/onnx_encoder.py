@@ -37,11 +37,12 @@ batch dimension is 1 or dynamic (each sequence is one device program).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .encoder import FloatEncoderLayer
+from .onnx_import import ImportedLayers, OnnxImportError
 
 __all__ = ["ImportedEncoder", "import_encoder", "is_encoder_graph"]
 
@@ -60,25 +61,9 @@ def is_encoder_graph(g, rank) -> bool:
 
 
 @dataclass
-class ImportedEncoder:
-    """Encoder layers read from an ONNX graph.
-
-    Members
-    -------
-    layers : list of FloatEncoderLayer
-        The layers, in order.
-    input_name, output_name : str
-        The graph's input and output tensors.
-    input_shape : tuple of int
-        ``(1, seq, hidden)``.
-    opset : int
-        The graph's default-domain opset.
-    """
-    layers: list = field(default_factory=list)
-    input_name: str = ""
-    output_name: str = ""
-    input_shape: tuple = ()
-    opset: int = 0
+class ImportedEncoder(ImportedLayers):
+    """Encoder layers (``layers``: :class:`~.encoder.FloatEncoderLayer`) read from an ONNX
+    graph (:class:`~.onnx_import.ImportedLayers`; ``input_shape`` is ``(1, seq, hidden)``)."""
 
     @property
     def seq(self) -> int:
@@ -97,7 +82,6 @@ class ImportedEncoder:
 
 
 def _err(*a, **k):
-    from .onnx_import import OnnxImportError
     return OnnxImportError(*a, **k)
 
 

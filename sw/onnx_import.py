@@ -71,8 +71,8 @@ import numpy as np
 from .compiler import CompiledModel, FloatLinear, compile_model
 from .convnet import Add, AvgPool, Conv, ConvNet, Gap, MaxPool, quantize_net
 
-__all__ = ["OPSETS", "OnnxImportError", "ImportedGraph", "ImportedNet", "import_onnx",
-           "compile_onnx", "export_onnx", "nchw_input", "graph_output"]
+__all__ = ["OPSETS", "OnnxImportError", "ImportedLayers", "ImportedGraph", "ImportedNet",
+           "import_onnx", "compile_onnx", "export_onnx", "nchw_input", "graph_output"]
 
 #: Default-domain opset versions the importer accepts.
 OPSETS = range(13, 21)
@@ -83,13 +83,14 @@ class OnnxImportError(ValueError):
 
 
 @dataclass
-class ImportedGraph:
-    """A chain of float linear layers read from an ONNX graph.
+class ImportedLayers:
+    """Layers read from an ONNX graph (the fields :class:`ImportedGraph` and
+    :class:`~.onnx_encoder.ImportedEncoder` share).
 
     Members
     -------
-    layers : list of FloatLinear
-        The chain, in order.
+    layers : list
+        The layers, in order.
     input_name, output_name : str
         The graph's input and output tensors.
     input_shape : tuple of int
@@ -102,6 +103,12 @@ class ImportedGraph:
     output_name: str = ""
     input_shape: tuple = ()
     opset: int = 0
+
+
+@dataclass
+class ImportedGraph(ImportedLayers):
+    """A chain of float linear layers (``layers``: :class:`~.compiler.FloatLinear`) read from
+    an ONNX graph (:class:`ImportedLayers`)."""
 
     @property
     def features(self) -> int:
