@@ -100,13 +100,8 @@ def golden_images(jpegs, norm: codec.Norm, out: int = H) -> np.ndarray:
     return np.stack(imgs)
 
 
-def _dma(desc):
-    return Descriptor.from_bits(int.from_bytes(desc, "little")).body.dma
-
-
-def _flags(desc):
-    return {k: (desc[0] >> b) & 1 for k, b in (("wait_prev", 4), ("wait_next", 5),
-                                                ("sig_prev", 6), ("sig_next", 7))}
+def _decoded(desc):
+    return Descriptor.from_bits(int.from_bytes(desc, "little"))
 
 
 def pixels_program(info, x, ops, alloc):
@@ -119,7 +114,8 @@ def jpeg_program(info, jpegs, ops, alloc, norm: codec.Norm):
     """One device program: ``jpegs`` (grey JPEG files, all the same square size, a multiple
     of 16) decoded on chip into the stem's input and the network ``ops`` (:func:`decode_ops`)
     on them; the output as :func:`pixels_program` 's on :func:`golden_images`. The stem's
-    input LOADs become one DECODE per image (module docstring); a chunk with fewer
+    input LOADs (which carry no tokens) become one DECODE per image (module docstring), in
+    their place on the LOAD stage; a chunk with fewer
     images than rows keeps its LOAD of zero images first, so its empty row memories read
     zeros."""
     R, bb = info.rows, info.bus_bytes
@@ -148,7 +144,8 @@ def jpeg_program(info, jpegs, ops, alloc, norm: codec.Norm):
         bits_at.append((blocks[block], prog.image(bits, alloc, bb), len(bits)))
     descs, keep_x, decodes, read = [], False, 0, 0
     for d in prog.descs:
-        dma = _dma(d) if d[0] & 15 == Opcode.LOAD.value else None
+        dec = _decoded(d) if d[0] & 15 == Opcode.LOAD.value else None
+        dma = dec.body.dma if dec is not None else None
         if (dma is None or dma.target != Target.ACT
                 or not x_at <= dma.dram_addr < x_at + len(x_img)):
             descs.append(d)
@@ -158,9 +155,10 @@ def jpeg_program(info, jpegs, ops, alloc, norm: codec.Norm):
         if (dma.dram_addr - x_at) % act_word or nbytes % (W * act_word) or pix % W:
             raise AssertionError("the stem's input LOAD is not whole input rows")
         c, iy0, ih = pix // (H * W), pix % (H * W) // W, nbytes // (W * act_word)
-        flags = _flags(d)
-        if flags["wait_prev"] or flags["sig_prev"]:
-            raise AssertionError("an input LOAD with a token to the previous stage")
+        h = dec.header
+        if h.wait_prev or h.wait_next or h.sig_prev or h.sig_next:
+            # (emit_conv orders a band's LOAD through the WGT and PAR loads around it)
+            raise AssertionError("the stem's input LOAD carries tokens")
         lanes = [i for i in range(R) if c * R + i < n]
         group = []
         if len(lanes) < R:                 # zero images in the chunk's other row memories
@@ -175,10 +173,6 @@ def jpeg_program(info, jpegs, ops, alloc, norm: codec.Norm):
                 lane=lane, crop=(0, iy0 * f, sw_, ih * f), out_h=ih, out_w=W))
             read += codec.TABLE_BLOCK_BYTES + nb
             decodes += 1
-        if flags["wait_next"]:
-            group[0] = _with_flag(group[0], 5)
-        if flags["sig_next"]:
-            group[-1] = _with_flag(group[-1], 7)
         descs.extend(group)
     if not decodes:
         raise AssertionError("no input LOAD of the stem found")
@@ -189,10 +183,6 @@ def jpeg_program(info, jpegs, ops, alloc, norm: codec.Norm):
     prog.placement[0] = (f"x ({n} JPEG files, {decodes} DECODEs into ACT)", "DRAM",
                          sum(len(d) for d in jpegs) + codec.TABLE_BLOCK_BYTES * len(blocks))
     return prog
-
-
-def _with_flag(desc: bytes, bit: int) -> bytes:
-    return bytes([desc[0] | 1 << bit]) + bytes(desc[1:])
 
 
 def jpeg_job(info, inputs, alloc):
