@@ -43,8 +43,9 @@ import math
 from dataclasses import dataclass, field
 
 from ...base.config import BANK, load_config
-from ...hw.cmd.descriptors import DESC_BYTES, LoadFormat
+from ...hw.cmd.descriptors import DESC_BYTES, LoadFormat, VopOp
 from ...hw.spu.wgt_unpack import packed_word_bits
+from ...hw.vector.vop import vop_cycles
 from ...sw.chain import GROUP_CYCLES
 from ...sw.program import PAR_DEPTH, wgt_tiles_fit
 from .perf_model import TIMING, dram_bytes_per_cycle
@@ -89,6 +90,11 @@ class Op:
     #: a pass of the pool walker (max pooling: no GEMM): ACT words it reads on the busiest SPU,
     #: one a cycle (``k*k`` a word of output), in one descriptor
     pool_words: int = 0
+    #: vector-unit work of the pass on every SPU: VOP descriptors ``(op, n, m_tiles, wide,
+    #: relu, chan)``. A VOP runs in the GEMM engine's queue (the SPU takes one GEMM or VOP at
+    #: a time), so its cycles, ``Timing.vop + vop_cycles`` as the event model counts them,
+    #: add to the engine's.
+    vops: tuple = ()
     #: bytes of the pass through a shared on-chip L2 (LOAD / STORE descriptors, not DRAM;
     #: :func:`run_plan`'s ``l2_bytes_per_cycle``): not in the RTL, for design studies
     l2_read: int = 0
@@ -179,6 +185,9 @@ def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
     if op.pool_words:
         compute += T.gemm + R + op.pool_words
         gemms += 1
+    for v, n, mt, wide, relu, chan in op.vops:
+        compute += T.vop + vop_cycles(R, v, n, mt, wide, relu, cols=C, chan=chan)
+        gemms += 1
         if op.out == "dram":
             stores += P
     for _ in range(op.count):
@@ -260,9 +269,12 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
     FFN hidden); a pass is ``spus * mt * rows`` tokens (whole sequences), weights read once a
     pass. Q, the scores (softmax in place), the context and every residual and FFN tensor stay
     in ACT; K and V go to DRAM (each SPU stores its tokens') and come back as the WGT operand
-    of the score and context GEMMs (the WGT port loads only from DRAM), one LOAD each per
-    sequence, multicast to the SPUs holding that sequence. The network's input (embeddings,
-    host) is loaded and its output stored once a pass. Returns ``(ops, info)``.
+    of the score and context GEMMs (a sequence spans several SPUs, and the RTL's ACT -> WGT
+    copy, TO_WGT, stays within one), one LOAD each per sequence, multicast to the SPUs
+    holding that sequence. The network's input (embeddings, host) is loaded and its output
+    stored once a pass. Softmax, the residual ADDs and the LayerNorms are the vector unit's
+    VOPs (``Op.vops``, as ``encoder_program`` emits them), in the GEMM engine's queue.
+    Returns ``(ops, info)``.
 
     ``kv="onchip"`` (a design study; not in the RTL): K and V stay in ACT and reach the WGT
     of their sequence's SPUs through an on-chip ACT -> WGT path (transposing K) at the load
@@ -293,6 +305,11 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
     spus_per_seq = max(1, seq // (mt * R))
     ops = []
     kv_bytes = tok * 2 * hidden
+    # the vector unit's VOPs as sw/encoder.py's encoder_program emits them: a head's softmax
+    # (7-bit probabilities over the sequence's keys), and per residual a 16-bit ADD with
+    # per-channel multipliers (the residual stream's scales are per channel) and LayerNorm
+    softmax = (VopOp.SOFTMAX, seq, mt, 0, 1, 0)
+    add_norm = ((VopOp.ADD, hidden, mt, 1, 0, 1), (VopOp.LAYERNORM, hidden, mt, 1, 0, 0))
     head_words = -(-seq // C) * d          # K of one head as WGT: seq channels x d entries
     for i in range(layers):
         L = f"L{i}"
@@ -315,11 +332,20 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
                           note=("K" if what == "scores" else "V") + {
                               "onchip": " ACT -> WGT on chip", "l2": " from the L2 as WGT"}.get(
                               kv, " from DRAM as WGT")))
+            if what == "scores":
+                ops.append(Op(f"{L}.softmax", mt, 0, 0, 1, 0, weights=False,
+                              vops=(softmax,) * heads, note="softmax of each head's scores"))
         ops.append(Op(f"{L}.attn_o", mt, hb, hidden, s, tok * hidden * hidden // s))
+        ops.append(Op(f"{L}.norm1", mt, 0, 0, 1, 0, weights=False, vops=add_norm,
+                      note="residual ADD and LayerNorm"))
         ops.append(Op(f"{L}.ffn1", mt, hb, ffn, s, tok * hidden * ffn // s))
         ops.append(Op(f"{L}.ffn2", mt, fb, hidden, s, tok * ffn * hidden // s))
+        ops.append(Op(f"{L}.norm2", mt, 0, 0, 1, 0, weights=False, vops=add_norm,
+                      note="residual ADD and LayerNorm"))
     ops[0].read, ops[0].loads = tok * hidden, P
-    ops[-1].out, ops[-1].write = "dram", tok * hidden
+    # the output (the last LayerNorm's) leaves through OUT and STOREs as a GEMM's does:
+    # counted on the last FFN GEMM
+    ops[-2].out, ops[-2].write = "dram", tok * hidden
     beyond = {"onchip": ["K and V reaching the score / context GEMMs' WGT through an on-chip "
                          "ACT -> WGT path that transposes K (assumed: kv on chip)"],
               "l2": ["K and V through a shared L2 (assumed)"]}.get(kv, [])
@@ -813,11 +839,12 @@ def plan_assumptions(config, rows) -> list:
         "over both branches side by side, K = 2*C, one non-zero per bank) and its global "
         "average pool (the pixel-sum window, weight 1 on each channel); ResNet's 3x3/2 max "
         "pool as a pass of the conv walker reading 9 ACT words a word of output, one a "
-        "cycle. On the device at no GEMM cycles: GELU through the LUT (RTL); softmax, "
-        "LayerNorm and BERT's residual additions (read by LayerNorm) on the vector unit of "
-        "issue 22 (its datapath is in hw/vector, not yet reachable from descriptors: "
-        f"projected){host}. On the host, not counted: BERT's embeddings, ResNet's input "
-        "quantization and conv1's im2col where chosen.",
+        "cycle. On the device at no GEMM cycles: GELU through the LUT (RTL). On the "
+        "vector unit (VOP descriptors, RTL) as sw/encoder.py's encoder_program emits them: "
+        "each head's softmax and, per residual, a 16-bit ADD with per-channel multipliers "
+        "and a LayerNorm; an SPU runs a VOP in its GEMM engine's queue, so their cycles add "
+        f"to the GEMMs' (the 'softmax' and 'norm' rows){host}. On the host, not counted: "
+        "BERT's embeddings, ResNet's input quantization and conv1's im2col where chosen.",
         "Projected beyond the RTL: " + ("; ".join(beyond) or "nothing") + ". No L2: the "
         "preset's SRAM is the SPUs' scratchpads.",
     ]

@@ -104,6 +104,40 @@ def test_bert_plan_places_tensors():
     assert info["act_words_per_row_tile"] <= 256
 
 
+def test_bert_plan_counts_the_compilers_vector_ops():
+    """The plan's VOPs are those ``sw/encoder.py``'s ``encoder_program`` emits for a layer
+    (its TO_WGT copies aside: the plan's K and V come from DRAM), field for field, and they
+    cost what the event model charges the GEMM engine's queue for a VOP (``Timing.vop +
+    vop_cycles``), on ``antoum`` at 32 tokens (one row tile). Seeded bug: the plan's ADD
+    without per-channel multipliers (``chan`` 0) fails."""
+    from s4accel.hw.cmd.descriptors import VopOp
+    from s4accel.hw.vector.vop import vop_cycles
+    from s4accel.sw.encoder import calibrate, compile_layer, encoder_program, random_layer
+
+    cfg = load_config("antoum")
+    rng = np.random.default_rng(5)
+    w = random_layer(rng, 768, 12, 3072)
+    layer = compile_layer(w, calibrate(w, [rng.normal(0, 1, (32, 768))]), 16)
+    prog = encoder_program(DeviceInfo.from_config(cfg), layer, np.zeros((32, 768), np.int8),
+                           alloc=Allocator(0, 1 << 40))
+    compiler = sorted((op[5], op[6], *op[7]) for op in perf_model.decode_program(prog.descs)
+                      if op[0] == perf_model._VOPOP and op[5] != VopOp.TO_WGT.value)
+    assert len(compiler) == 12 + 4
+    ops, _ = dataflow.bert_plan(cfg, 16, seq=32, layers=1)
+    vec = [op for op in ops if op.vops]
+    assert [op.name for op in vec] == ["L0.softmax", "L0.norm1", "L0.norm2"]
+    assert sorted((VopOp(v[0]).value, *v[1:]) for op in vec for v in op.vops) == compiler
+    T = perf_model.TIMING
+    for op in vec:
+        want = sum(T.vop + vop_cycles(cfg.rows, *v[:5], cols=cfg.cols, chan=v[5])
+                   for v in op.vops)
+        assert dataflow.op_cost(cfg, op)["busy"]["compute"] == want > 1000
+    # and they are the engine's: the layer's cycles grow by them
+    got = dataflow.run_plan(cfg, ops)["cycles"]
+    assert got - dataflow.run_plan(cfg, [op for op in ops if not op.vops])["cycles"] >= sum(
+        dataflow.op_cost(cfg, op)["busy"]["compute"] for op in vec)
+
+
 def test_resnet_plan_never_overfills_act():
     """Every layer's on-chip tensors fit one SPU's ACT share, at every sparsity."""
     cfg = load_config("antoum")
@@ -136,7 +170,8 @@ def test_new_mechanisms_move_fewer_dram_bytes(rows):
         assert t["new_sps"] * r["cycles"] / same > t["old_sps"], t
     text = perf_model.format_projection([r for r in rows if r["s"] in (1, 16)], "antoum",
                                         compare=old)
-    for words in ("new mechanisms", "K and V", "through DRAM", "projected", "old/new",
+    for words in ("new mechanisms", "K and V", "through DRAM", "Projected beyond the RTL",
+                  "old/new", "encoder_program", "GEMM engine's queue",
                   "32 images", "MAX_SPUS", "Issue 21's targets"):
         assert words in text, words
 
@@ -220,7 +255,8 @@ def test_kv_on_chip_option_keeps_k_and_v_out_of_dram():
     base, _ = dataflow.bert_plan(cfg, 16)
     ops, info = dataflow.bert_plan(cfg, 16, kv="onchip")
     assert [op.name for op in ops] == [op.name for op in base]
-    assert all(op.out == "act" for op in ops[:-1])
+    # only the network's output leaves (counted on the last FFN GEMM)
+    assert [op.name for op in ops if op.out == "dram"] == ["L11.ffn2"]
     assert all(op.extra_wgt == 0 and op.extra_wgt_words > 0 for op in ops
                if op.name.endswith((".scores", ".context")))
     a, b = dataflow.run_plan(cfg, base), dataflow.run_plan(cfg, ops)
