@@ -369,6 +369,6 @@ def test_project_assume_is_a_labelled_design_study(capsys):
     beyond = next(line for line in out.splitlines()
                   if line.startswith("Projected beyond the RTL"))
     assert "ACT -> WGT path" in beyond and "residual additions in the store path" in beyond
-    assert "BERT-base 4.51x, 83.7% (speedup not reached)" in out and "These plans assume" in out
+    assert "BERT-base 5.54x, 88.1% (speedup not reached)" in out and "These plans assume" in out
     assert main(["project", "--mechanisms", "old", "--assume", "kv-on-chip"]) == 2
     assert "--assume" in capsys.readouterr().err

@@ -887,11 +887,15 @@ class Spu(wiring.Component):
         normalized row leaves at one vector per ``32 / cols + 3`` cycles.
 
         ADD with ``chan``: the same fetch, from PAR word ``mult`` on (again from the row's
-        first vector for every row). The reads have no back-pressure, so a vector's A and B
-        reads are issued only once its parameters are in the register (and every vector
-        before it is taken): the unit then takes A, B and the parameters together when B's
-        word arrives, ``r + 3`` cycles after A's read, and the next vector's fetch starts;
-        ``32 / cols + r + 6`` cycles a vector (:func:`~..vector.vop.vop_cycles`).
+        first vector for every row). The unit takes A, B and the parameters together when
+        B's word arrives, ``r + 3`` cycles after A's read, and the next vector's fetch starts
+        then, its parameters whole ``P + 3`` cycles later (``P = 32 / cols``). The reads have
+        no back-pressure, so they are timed to that: a row's first vector's reads are issued
+        once its parameters are in the register, every later vector's A read ``P + 3``
+        cycles after the one before (its parameters arrive in the cycle its B word does,
+        whatever the row's latency ``r``); ``P + 3`` cycles a vector
+        (:func:`~..vector.vop.vop_cycles`). (Waiting for the vector before to be taken, as
+        a first version did, cost ``P + r + 6``.)
         """
         cfg = self._config
         R = cfg.rows
@@ -928,6 +932,10 @@ class Spu(wiring.Component):
         f_v = [Signal(name=f"vop_fv{d}") for d in range(2)]
         chan = Signal(BANK * 64)        # the vector's parameters, channel l in bits 64l..
         chan_full = Signal()
+        # a per-channel ADD: cycles since its last A read (saturating at the spacing of two)
+        gap = Signal(range(P + 4))
+        with m.If(gap != P + 3):
+            m.d.sync += gap.eq(gap + 1)
         is_tw, tw_states, tw_datapath = self._to_wgt(m, vop, vbusy, nb, sa, vr, act_q, v_raddr,
                                                      v_ren, tw)
         with m.FSM(name="vop_fsm"):
@@ -972,9 +980,13 @@ class Spu(wiring.Component):
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 last = (k == nb - 1) & (~pair | k_b)
-                # a per-channel ADD: vector k's reads once its parameters are in and every
-                # vector before it is taken (B's read right after A's)
-                go = ~is_chan | k_b | (chan_full & (k == kk))
+                # a per-channel ADD: a row's first vector's reads once its parameters are in,
+                # every later vector's P + 3 cycles after the one before (B's read right
+                # after A's): its parameters, fetched once the vector before is taken, are
+                # whole when its B word arrives
+                go = ~is_chan | k_b | Mux(k == 0, chan_full, gap == P + 3)
+                with m.If(go & ~k_b):
+                    m.d.sync += gap.eq(1)
                 m.d.comb += [v_ren.eq(go), f_run.eq(is_ln | is_chan),
                              v_raddr.eq(Mux(wide_in, a_base + Cat(k_b, k),
                                             Mux(k_b, b_base, a_base) + k))]

@@ -165,9 +165,10 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
     vector: the square root and the division, then a vector each time its parameters are
     fetched). ``cols`` is needed for a LAYERNORM; ``relu`` (a 7-bit SOFTMAX) for a SOFTMAX.
 
-    An ADD with ``chan`` (``cols`` needed) fetches each vector's ``P`` PAR words before its
-    two reads and the unit takes the vector when B's word arrives: row ``r`` takes ``1 + P +
-    4 + r + c + (B - 1)(P + r + 6)``, ``P + r + 6`` cycles a vector after the first."""
+    An ADD with ``chan`` (``cols`` needed) fetches each vector's ``P`` PAR words, the next
+    once the unit has taken a vector; a row's first vector is read once its words are in, every
+    later one ``P + 3`` cycles after the one before: row ``r`` takes ``1 + P + 4 + r + c +
+    (B - 1)(P + 3)``."""
     op = VopOp(op)
     if op == VopOp.TO_WGT:
         if not cols:
@@ -191,7 +192,7 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
         if not cols:
             raise ValueError("a per-channel ADD's cycles depend on the device's cols")
         p = BANK // cols
-        per_tile = rows * (1 + c + p + 4 + (b - 1) * (p + 6)) + b * rows * (rows - 1) // 2
+        per_tile = rows * (1 + c + p + 4 + (b - 1) * (p + 3)) + rows * (rows - 1) // 2
         return 1 + m_tiles * per_tile
     per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
     return 1 + m_tiles * per_tile
