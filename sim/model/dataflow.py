@@ -345,7 +345,8 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
     ops[0].read, ops[0].loads = tok * hidden, P
     # the output (the last LayerNorm's) leaves through OUT and STOREs as a GEMM's does:
     # counted on the last FFN GEMM
-    ops[-2].out, ops[-2].write = "dram", tok * hidden
+    last_ffn = next(op for op in reversed(ops) if op.name.endswith(".ffn2"))
+    last_ffn.out, last_ffn.write = "dram", tok * hidden
     beyond = {"onchip": ["K and V reaching the score / context GEMMs' WGT through an on-chip "
                          "ACT -> WGT path that transposes K (assumed: kv on chip)"],
               "l2": ["K and V through a shared L2 (assumed)"]}.get(kv, [])
