@@ -24,7 +24,7 @@ lane is not told apart: two DECODEs into different lanes of the same words count
 from __future__ import annotations
 
 from ..base.config import BANK
-from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, Opcode, Target, token_use
+from ..hw.cmd.descriptors import DESC_BYTES, Opcode, Target, decode_descriptor, token_use
 
 __all__ = ["races", "Access"]
 
@@ -129,7 +129,7 @@ def races(descs, *, rows: int, cols: int, spus: int = 1) -> list[tuple[Access, A
         raw = bytes(raw)
         if len(raw) != DESC_BYTES:
             raise ValueError(f"a descriptor is {DESC_BYTES} bytes, not {len(raw)}")
-        parsed.append(Descriptor.from_bits(int.from_bytes(raw, "little")))
+        parsed.append(decode_descriptor(int.from_bytes(raw, "little")))
     before = [0] * len(parsed)         # bit j of before[i]: descriptor j happens before i
     last = {}                          # engine -> its latest descriptor
     signals = {}                       # counter -> the descriptors that signal it, in order

@@ -40,7 +40,7 @@ import numpy as np
 from ..base import golden
 from ..base.config import BANK, L2_BASE, Config
 from ..base.sparse import PackedWeights
-from ..hw.cmd.descriptors import DESC_BYTES, Descriptor, LoadFormat, Opcode, Target
+from ..hw.cmd.descriptors import DESC_BYTES, LoadFormat, Opcode, Target, encode_descriptor
 from ..hw.cmd.processor import QUEUE_DEPTH
 from ..hw.spu.spu import PAR_DEPTH
 from . import layout
@@ -113,14 +113,14 @@ def descriptor(opcode: Opcode, *, wait_prev=0, wait_next=0, sig_prev=0, sig_next
     body = ({"dma": dma} if dma is not None else {"gemm": gemm} if gemm is not None
             else {"vop": vop} if vop is not None else {"decode": decode} if decode is not None
             else {})
-    value = Descriptor.const({
+    value = encode_descriptor({
         "header": {"opcode": opcode.value if isinstance(opcode, Opcode) else int(opcode),
                    "wait_prev": int(wait_prev), "wait_next": int(wait_next),
                    "sig_prev": int(sig_prev), "sig_next": int(sig_next),
                    "spu_mask": int(spu_mask)},
         "body": body,
-    }).as_bits()
-    return int(value).to_bytes(DESC_BYTES, "little")
+    })
+    return value.to_bytes(DESC_BYTES, "little")
 
 
 class Allocator:

@@ -18,13 +18,16 @@ next tile's LOAD and the previous tile's STORE run while the current GEMM comput
 buffers are reused only after their consumer is done.
 """
 
+import functools
+
+import numpy as np
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["Opcode", "Target", "LoadFormat", "ErrorCode", "Header", "DmaBody", "GemmBody",
            "VopOp", "VopBody", "DecodeBody", "Body", "Descriptor", "DESC_BYTES", "TOKENS",
            "token_use", "vop_words", "vop_in_words", "vop_par_words",
-           "ex_cmd_layout"]
+           "ex_cmd_layout", "DescFields", "decode_descriptor", "encode_descriptor"]
 
 DESC_BYTES = 32
 
@@ -395,3 +398,107 @@ def token_use(op, h):
     if op == Opcode.STORE.value:
         return ["ex2st"] * h.wait_prev, ["st2ex"] * h.sig_prev
     return [], []
+
+
+# -- a plain-Python codec of the same layout (the models' and the compiler's hot path) ----------
+
+class DescFields:
+    """A decoded descriptor, or one of its structs, as plain attributes: every leaf field an
+    ``int`` (enum-shaped fields too: ``Target(d.target)``, ``VopOp(v.op)``), the same values
+    as ``Descriptor.from_bits(raw)``'s fields; immutable and shared (see
+    :func:`decode_descriptor`)."""
+
+    __slots__ = ("__dict__",)
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a decoded descriptor is read-only")
+
+    def __repr__(self):
+        return f"DescFields({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+
+def _layout_tree(layout, offset=0):
+    """``{name: (offset, width) | subtree}`` of a struct or union layout, absolute offsets."""
+    tree = {}
+    for name, field in layout:
+        shape = field.shape
+        try:
+            sub = data.Layout.cast(shape)
+        except TypeError:
+            sub = None
+        if sub is not None and not isinstance(shape, enum.EnumType):
+            tree[name] = _layout_tree(sub, offset + field.offset)
+        else:
+            tree[name] = (offset + field.offset, field.width)
+    return tree
+
+
+_TREE = None
+
+
+def _tree():
+    global _TREE
+    if _TREE is None:
+        _TREE = _layout_tree(data.Layout.cast(Descriptor))
+    return _TREE
+
+
+def _decode(tree, raw):
+    kw = {}
+    for name, node in tree.items():
+        if isinstance(node, dict):
+            kw[name] = _decode(node, raw)
+        else:
+            off, width = node
+            kw[name] = raw >> off & ((1 << width) - 1)
+    return DescFields(**kw)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def decode_descriptor(raw: int) -> DescFields:
+    """The fields of the 256-bit descriptor ``raw`` (an ``int``, little-endian bytes as
+    ``int.from_bytes``), as ``Descriptor.from_bits(raw)`` gives them but as plain ints
+    (``d.header.opcode``, ``d.body.gemm.banks``, ...): the functional model and the hazard
+    checker decode every descriptor they run, and Amaranth's views cost about 0.3 ms a field.
+    Cached: the result is shared and read-only."""
+    return _decode(_tree(), int(raw))
+
+
+def _encode(tree, fields) -> int | None:
+    value = 0
+    for name, v in fields.items():
+        node = tree.get(name)
+        if node is None:
+            return None
+        if isinstance(node, dict):
+            if not isinstance(v, dict):
+                return None
+            sub = _encode(node, v)
+            if sub is None:
+                return None
+            value |= sub
+            continue
+        if isinstance(v, enum.Enum):
+            v = v.value
+        if not isinstance(v, (int, np.integer)):
+            return None
+        off, width = node
+        value |= (int(v) & ((1 << width) - 1)) << off
+    return value
+
+
+def encode_descriptor(fields: dict) -> int:
+    """``Descriptor.const(fields).as_bits()`` as an ``int``: the same bits (values wider than
+    their field truncated, as Amaranth does), computed without Amaranth's constant machinery;
+    anything the plain path does not handle (an unknown field, a non-integer value, two members
+    of the body union) goes through ``Descriptor.const`` itself, with its errors."""
+    body = fields.get("body")
+    value = None
+    if not isinstance(body, dict) or len(body) <= 1:
+        value = _encode(_tree(), fields)
+    if value is None:
+        value = int(Descriptor.const(fields).as_bits())
+    return value

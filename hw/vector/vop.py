@@ -24,10 +24,10 @@ VOP_FIELDS = ("op", "n", "m_tiles", "a_addr", "b_addr", "out_addr", "a_stride", 
 
 
 def vop_fields(body) -> dict:
-    """The field values of a decoded :class:`VopBody` (``Descriptor.from_bits(...).body.vop``)
-    as plain ints, the keyword arguments of :func:`vop_reference`."""
-    return {k: int(getattr(body, k).value if k == "op" else getattr(body, k))
-            for k in VOP_FIELDS}
+    """The field values of a decoded :class:`VopBody` (``Descriptor.from_bits(...).body.vop``
+    or ``decode_descriptor(...).body.vop``) as plain ints, the keyword arguments of
+    :func:`vop_reference`."""
+    return {k: int(getattr(getattr(body, k), "value", getattr(body, k))) for k in VOP_FIELDS}
 
 
 def vop_spans(op, n, m_tiles, *, a_addr, b_addr, out_addr, a_stride, b_stride, out_stride,

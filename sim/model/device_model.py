@@ -12,11 +12,11 @@ import numpy as np
 from ...base import codec, golden
 from ...base.config import BANK, L2_BASE, Config, load_config
 from ...base.regmap import load as load_regmap
-from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, Descriptor, ErrorCode, LoadFormat,
-                                   Opcode, Target, VopOp, token_use)
+from ...hw.cmd.descriptors import (DESC_BYTES, TOKENS, ErrorCode, LoadFormat, Opcode, Target,
+                                   VopOp, decode_descriptor, token_use)
 from ...hw.cmd.processor import TOKEN_LIMIT
-from ...hw.vector.vop import vop_fields, vop_reference, vop_spans
 from ...hw.spu.spu import SpuGeometry, conv_act_words, int8_out_words, out_slot, pool_act_words
+from ...hw.vector.vop import vop_fields, vop_reference, vop_spans
 from ...sw import layout, regs
 from ...sw.driver import DRAM_BASE, DRAM_SIZE, Backend, CsrBusError
 
@@ -204,7 +204,7 @@ class DeviceModel:
                 raw = int.from_bytes(mem[off:off + DESC_BYTES], "little")
                 self._count("PERF_DMA_RD_BYTES", DESC_BYTES)   # the fetch is a DMA read too
                 self._set("RING_HEAD", "index", 0 if head + 1 >= size else head + 1)
-                self._execute(Descriptor.from_bits(raw), addr)
+                self._execute(decode_descriptor(raw), addr)
             except _Fault as f:
                 self._set("STATUS", "err_code", f.code.value)
                 self._set("STATUS", "error", 1)
@@ -489,39 +489,42 @@ class DeviceModel:
                                    cbanks=int(gb.cbanks), row_pitch=int(gb.row_pitch),
                                    in_h=int(gb.in_h), out_w=int(gb.out_w),
                                    pad_addr=int(gb.pad_addr))
+        if words is None:
+            words = gb.act_addr + np.arange(mt)[:, None] * nb + np.arange(nb)[None, :]
+        relu, lut = bool(gb.relu), (self.lut if gb.lut else None)
+        stride = int(gb.out_stride) if gb.out_act else 0
+        b_ix, c_ix = np.arange(nb)[:, None, None], np.arange(C)[None, None, :]
         for j in range(nt):
+            # the tile's weights as a dense [nb * 32, C] matrix (the packed entries scattered to
+            # their indices; padding entries are zeros); float64 products and sums of int8
+            # values are exact integers (|sum| < 2**14 * K, far below 2**53)
             w = wgt[gb.wgt_addr + j * nb * nnz:][:nb * nnz].reshape(nb, nnz, C, 2)
-            vals = w[..., 0].view(np.int8).astype(np.int64)           # [nb, nnz, C]
-            idx = (w[..., 1] & 31).astype(np.intp)
+            vals = w[..., 0].view(np.int8).astype(np.float64)              # [nb, nnz, C]
             if log2s == 0:
-                idx = np.broadcast_to(np.arange(BANK)[None, :, None], idx.shape)
+                dense = vals
+            else:
+                dense = np.zeros((nb, BANK, C))
+                np.add.at(dense, (b_ix, (w[..., 1] & 31).astype(np.intp), c_ix), vals)
+            dense = dense.reshape(nb * BANK, C)
             p = par[gb.par_addr + j]
             bias = p[:, 0:4].copy().view("<i4").reshape(C).astype(np.int64)
             mult = p[:, 4:6].copy().view("<u2").reshape(C).astype(np.int64)
-            shift = (p[:, 6] & 63).astype(np.int64)
-            for i in range(mt):
-                if words is None:
-                    xa = act[gb.act_addr + i * nb:][:nb].astype(np.int64)    # [nb, R, 32]
-                else:
-                    xa = act[words[i]].astype(np.int64)
-                acc = np.zeros((R, C), np.int64)
-                for b in range(nb):
-                    gathered = xa[b][:, idx[b]]                           # [R, nnz, C]
-                    acc += (gathered * vals[b][None]).sum(axis=1)
+            shift = np.minimum((p[:, 6] & 63).astype(np.int64), golden.SHIFT_MAX)
+            for i0 in range(0, mt, 64):        # row tiles in chunks: bounded temporaries
+                i1 = min(mt, i0 + 64)
+                xa = act[words[i0:i1]]                                     # [m, nb, R, 32]
+                x = xa.transpose(0, 2, 1, 3).reshape((i1 - i0) * R, nb * BANK)
+                acc = (x.astype(np.float64) @ dense).astype(np.int64)      # [m * R, C]
                 raw = golden.wrap32(acc + bias)
-                if gb.mode:
-                    y = golden.requantize(raw, mult, np.minimum(shift, golden.SHIFT_MAX),
-                                          relu=bool(gb.relu),
-                                          lut=self.lut if gb.lut else None).astype(np.int32)
-                else:
-                    y = raw
-                if gb.mode:
-                    at = slot0 + out_slot(R, C, nt, j, i, 0,
-                                          int(gb.out_stride) if gb.out_act else 0)
-                    out8[at:at + R * (BANK // C):BANK // C] = y
-                else:
-                    out[row:row + R] = y
-                row += R
+                if not gb.mode:
+                    at = row + (j * mt + i0) * R
+                    out[at:at + (i1 - i0) * R] = raw
+                    continue
+                y = golden.requantize(raw, mult, shift, relu=relu, lut=lut).astype(np.int32)
+                y = y.reshape(i1 - i0, R, C)
+                for i in range(i0, i1):
+                    at = slot0 + out_slot(R, C, nt, j, i, 0, stride)
+                    out8[at:at + R * (BANK // C):BANK // C] = y[i - i0]
         self._count("PERF_MAC", mt * nt * nb * nnz)
 
 class ModelBackend(Backend):

@@ -204,3 +204,49 @@ def test_packed_weight_load_writes_the_raw_words(config, s, rng):
         tail = np.frombuffer(spads[1][hi:(sram + words) * 2 * C], np.uint8).reshape(-1, C, 2)
         assert not tail[:, :, 0].any()
         assert not any(spads[1][(sram + words) * 2 * C:])
+
+
+# -- the model's GEMM: every stored weight entry is a MAC ----------------------------------------
+
+@pytest.mark.parametrize("config", ["tiny", "fpga"])
+@pytest.mark.parametrize("s", [1, 2, 8, 32])
+def test_gemm_sums_every_stored_entry(config, s, rng):
+    """A GEMM block on hand-written scratchpads (random activations, weight words with random
+    indices, repeats within a bank included, as the tensor core takes them): each output is
+    the bias plus the product of every stored entry (value, index) with the activation byte
+    it indexes (at s = 1 the entry's position is its index), summed, as a raw int32; the loop
+    below is that definition, entry by entry."""
+    import numpy as np
+
+    from s4accel.hw.cmd.descriptors import Target
+    cfg = load_config(config)
+    R, C = cfg.rows, cfg.cols
+    m = make_model(config)
+    sram = m.spu_mem[0][0]
+    nb, mt, nt, nnz = 3, 2, 2, 32 // s
+    act = rng.integers(-128, 128, (mt * nb, R, 32)).astype(np.int8)
+    vals = rng.integers(-128, 128, (nt, nb, nnz, C)).astype(np.int8)
+    idx = rng.integers(0, 32, (nt, nb, nnz, C)).astype(np.uint8)
+    bias = rng.integers(-2**20, 2**20, (nt, C)).astype(np.int32)
+    np.frombuffer(sram[Target.ACT], np.int8)[:act.size] = act.ravel()
+    w = np.stack([vals.view(np.uint8), idx | rng.integers(0, 8, idx.shape).astype(np.uint8) << 5],
+                 axis=-1)                           # (the index is the low 5 bits of its byte)
+    np.frombuffer(sram[Target.WGT], np.uint8)[:w.size] = w.ravel()
+    par = np.zeros((nt, C, 8), np.uint8)
+    par[:, :, 0:4] = bias.view(np.uint8).reshape(nt, C, 4)
+    np.frombuffer(sram[Target.PAR], np.uint8)[:par.size] = par.ravel()
+    put(m, 0, descriptor(Opcode.GEMM, gemm={
+        "act_addr": 0, "wgt_addr": 0, "par_addr": 0, "out_addr": 0, "banks": nb,
+        "m_tiles": mt, "n_tiles": nt, "log2s": s.bit_length() - 1, "mode": 0}))
+    put(m, 1, descriptor(Opcode.COMPLETE))
+    start(m, 64, 2)
+    assert status(m) == (0, ErrorCode.NONE)
+    out = np.frombuffer(m.spu_mem[0][1], np.int32)[:nt * mt * R * C].reshape(nt, mt, R, C)
+    for j in range(nt):
+        for i in range(mt):
+            want = bias[j].astype(np.int64)[None].repeat(R, 0)
+            for b in range(nb):
+                for n in range(nnz):
+                    k = np.full(C, n) if s == 1 else idx[j, b, n]
+                    want += act[i * nb + b][:, k].astype(np.int64) * vals[j, b, n]
+            assert np.array_equal(out[j, i], want), (j, i)
