@@ -653,6 +653,11 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
                       "~/.cache/s4accel); 'distill': 'block', then end-to-end fine-tuning "
                       "towards the float model; 'obs': the one-shot OBS step only (cached too); "
                       "'magnitude': largest magnitudes per bank, no update"),
+                  arg("--quant", choices=("smooth", "plain"), default="smooth",
+                      help="with --linear: how each linear layer's input becomes int8: "
+                      "'smooth' (default), SmoothQuant on the inputs a LayerNorm or a linear "
+                      "layer produces and a zero point on FFN down's (GELU) input; 'plain', "
+                      "per tensor at the calibration peak"),
                   arg("--no-cache", action="store_true",
                       help="recompute the pruned weights ('obs', 'block', 'distill') without "
                       "reading or writing the cache"),
@@ -682,7 +687,7 @@ def _cmd_bench_minilm(args):
                              engine=args.engine or "model",
                              prune=args.prune, sparsities=args.sparsity or minilm.SPARSITIES,
                              layer_report=args.layer_report, fast=not args.bus_checks,
-                             cache=not args.no_cache,
+                             cache=not args.no_cache, quant=args.quant,
                              out=sys.stderr if args.json else sys.stdout)
     except minilm.MiniLMMissing as e:
         raise CliError(str(e)) from e

@@ -121,12 +121,25 @@ class CompiledModel:
     layers: list = field(default_factory=list)
     in_scale: float = 1.0
     host_ops: list = field(default_factory=list)
+    #: The host's transform of the input before its quantization, ``x / in_div - in_shift``
+    #: (:func:`compile_model`'s ``in_div`` and ``zero_point``); the first layer's weights are
+    #: the float ones times ``in_div`` (per input channel) and its bias absorbs the shift.
+    in_div: np.ndarray | None = None
+    in_shift: float = 0.0
+
+    def transform_input(self, x) -> np.ndarray:
+        """``x / in_div - in_shift`` (the identity without them)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.in_div is not None:
+            x = x / self.in_div
+        return x - self.in_shift if self.in_shift else x
 
     def quantize_input(self, x) -> np.ndarray:
-        """Host: float input -> int8 with the calibrated scale (NaN or inf: ``ValueError``)."""
+        """Host: float input -> int8 with the calibrated scale (NaN or inf: ``ValueError``),
+        after :meth:`transform_input`."""
         x = np.asarray(x, dtype=np.float64)
         _check_finite(x, "input")
-        q = np.round(x / self.in_scale)
+        q = np.round(self.transform_input(x) / self.in_scale)
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, raw) -> np.ndarray:
@@ -151,9 +164,12 @@ class CompiledModel:
 
     def float_pruned(self, x) -> np.ndarray:
         """The float model with the pruned weights (no quantization)."""
-        h = np.asarray(x, dtype=np.float64)
-        for layer in self.layers:
-            h = _activate(h @ layer.w_pruned.T + layer.bias, layer.relu, layer.act)
+        h = self.transform_input(x)
+        for i, layer in enumerate(self.layers):
+            b = layer.bias
+            if i == 0 and self.in_shift:        # (the shift's share, in float)
+                b = b + layer.w_pruned.sum(axis=1) * self.in_shift
+            h = _activate(h @ layer.w_pruned.T + b, layer.relu, layer.act)
         return h
 
     @property
@@ -198,7 +214,8 @@ def _w_quant(w):
     return q, scale
 
 
-def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> CompiledModel:
+def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=(), in_div=None,
+                  zero_point=False) -> CompiledModel:
     """Compile float ``layers`` (a list of :class:`FloatLinear`) for the device.
 
     ``calib_x`` is a float array of sample inputs ``[B, K0]`` used to choose the input and
@@ -207,6 +224,19 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
     one ``s`` for every layer or a list with one per layer. Every layer but the last outputs
     int8 (ReLU, if the layer has it, on the device); the last outputs raw int32 unless
     ``last_raw`` is False.
+
+    Two host-side input transforms, for inputs whose per-tensor int8 scale fits badly:
+
+    - ``in_div`` (``[K0]``, positive): the host divides input channel ``k`` by ``in_div[k]``
+      and the first layer's weights are multiplied by it (SmoothQuant's migration of
+      activation outliers into the weights: exact in float; where a LayerNorm or a linear
+      layer produces the input, the division folds into its parameters);
+    - ``zero_point``: the input range ``[lo, hi]`` (after ``in_div``) is centred on an integer
+      zero point, ``x - z * scale`` with ``scale = (hi - lo) / 253`` and ``z`` the integer
+      nearest the middle, so a one-sided input (a GELU's output, ``>= -0.17``) uses all 256
+      codes instead of half; the first layer's int32 bias adds ``W_q z`` with its *quantized*
+      weights (with the float ones the weight rounding error times ``z`` would be summed
+      coherently over K). Where a LUT produces the input, the table emits the shifted codes.
     """
     layers = list(layers)
     if not layers:
@@ -233,19 +263,42 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=()) -> C
         raise ValueError(f"calibration inputs are empty (shape {calib.shape}): the scales "
                          "need at least one sample")
     _check_finite(calib, "calibration data")
-    peak = float(np.abs(calib).max())
-    in_scale = peak / 127.0 if peak > 0 else 1.0
-    model = CompiledModel(in_scale=in_scale,
-                          host_ops=["input quantization (float -> int8)", *host_ops])
+    ops = []
+    if in_div is not None:
+        in_div = np.asarray(in_div, dtype=np.float64)
+        if (in_div.shape != (calib.shape[1],) or not np.all(np.isfinite(in_div))
+                or np.any(in_div <= 0)):
+            raise ValueError(f"in_div must be {calib.shape[1]} positive finite factors, not "
+                             f"shape {in_div.shape}")
+        calib = calib / in_div
+        layers = [FloatLinear(layers[0].weight * in_div[None, :], layers[0].bias,
+                              relu=layers[0].relu, name=layers[0].name, act=layers[0].act),
+                  *layers[1:]]
+        ops.append("per-channel input division (SmoothQuant)")
+    in_shift = 0.0
+    if zero_point:
+        lo, hi = float(calib.min()), float(calib.max())
+        in_scale = (hi - lo) / 253 if hi > lo else 1.0
+        in_shift = round((hi + lo) / 2 / in_scale) * in_scale
+        ops.append("input zero point")
+    else:
+        peak = float(np.abs(calib).max())
+        in_scale = peak / 127.0 if peak > 0 else 1.0
+    model = CompiledModel(in_scale=in_scale, in_div=in_div, in_shift=in_shift,
+                          host_ops=[*ops, "input quantization (float -> int8)", *host_ops])
+    calib = calib - in_shift
     x_scale = in_scale
-    h_q = model.quantize_input(calib)                      # int8 activations through the chain
+    h_q = np.clip(np.round(calib / in_scale), -128, 127).astype(np.int8)   # through the chain
     for i, (layer, s) in enumerate(zip(layers, s_list, strict=True)):
         name = layer.name or f"layer{i}"
         w_pruned = prune(layer.weight, s)
         w_q, w_scale = _w_quant(w_pruned)
         packed = pack(prune(w_q, s), s)
         acc_scale = x_scale * w_scale
-        bias_q = np.clip(np.round(layer.bias / acc_scale), -(1 << 31),
+        bias = layer.bias
+        if i == 0 and in_shift:      # W x = W_q (x - shift) + W_q shift, with the stored W_q
+            bias = bias + w_q.astype(np.float64).sum(axis=1) * w_scale * in_shift
+        bias_q = np.clip(np.round(bias / acc_scale), -(1 << 31),
                          (1 << 31) - 1).astype(np.int64)
         last = i == len(layers) - 1
         if last and last_raw:

