@@ -259,10 +259,12 @@ class IntEncoderLayer:
         return y
 
 
-def _linear(wf, b, in_scale, out_scale, s, lut=None, col_scale=None) -> _Linear:
+def _linear(wf, b, in_scale, out_scale, s, lut=None, col_scale=None, zero=0) -> _Linear:
     """Quantize float ``wf [N, K]`` per output channel and prune it bank-balanced to ``s``.
     ``in_scale``: the int8 input's scale, one or one an input channel (then folded into the
-    weights' columns, as ``col_scale`` is); ``out_scale``: one or one an output channel."""
+    weights' columns, as ``col_scale`` is); ``out_scale``: one or one an output channel;
+    ``zero``: the input's integer zero point (its codes stand for ``code + zero``): the
+    int32 bias adds ``zero`` times each row's sum of stored int8 weights, exactly."""
     wf = np.asarray(wf, dtype=np.float64)
     if np.ndim(in_scale):
         col_scale = np.asarray(in_scale) * (1.0 if col_scale is None else col_scale)
@@ -273,8 +275,9 @@ def _linear(wf, b, in_scale, out_scale, s, lut=None, col_scale=None) -> _Linear:
     w_q, w_scale = _w_quant(wf)
     packed = pack(prune(w_q, s), s)
     acc_scale = in_scale * w_scale
-    bias = np.clip(np.round(np.asarray(b) / acc_scale), -(1 << 31), (1 << 31) - 1).astype(
-        np.int64)
+    bias = np.round(np.asarray(b) / acc_scale) + int(zero) * unpack(packed).astype(
+        np.int64).sum(axis=1)
+    bias = np.clip(bias, -(1 << 31), (1 << 31) - 1).astype(np.int64)
     mult, shift = requant_params(acc_scale / np.broadcast_to(out_scale, acc_scale.shape))
     return _Linear(packed, bias, mult, shift, lut)
 
@@ -312,9 +315,12 @@ def compile_layer(w: FloatEncoderLayer, ranges: dict, sparsity: int = 1, *,
     o = _linear(w.wo, w.bo, 1.0, sc["attn"], sparsity, col_scale=per_ch["ctx"])
     add1 = residual_params(sc["x"], sc["attn"], sc["r1"], D)
     ln1 = V.layernorm_params(sc["r1"], w.ln1_g, w.ln1_b, sc["h1"], eps=w.eps, bias_bits=40)
-    lut = V.gelu_lut(sc["up"], sc["gelu"])
+    # GELU's output is one-sided (>= -0.17): its int8 codes are centred on an integer zero
+    # point z (the table emits code - z), FFN down's bias adds z times its weights' row sums
+    sc["gelu"], zero = V.gelu_zero_point(ranges["gelu"])
+    lut = V.gelu_lut(sc["up"], sc["gelu"], zero)
     up = _linear(w.w1, w.b1, sc["h1"], sc["up"], sparsity, lut=lut)
-    down = _linear(w.w2, w.b2, sc["gelu"], sc["down"], sparsity)
+    down = _linear(w.w2, w.b2, sc["gelu"], sc["down"], sparsity, zero=zero)
     add2 = residual_params(sc["h1"], sc["down"], sc["r2"], D)
     ln2 = V.layernorm_params(sc["r2"], w.ln2_g, w.ln2_b, sc["y"], eps=w.eps, bias_bits=40)
     scales = {n: (np.asarray(v).tolist() if np.ndim(v) else float(v)) for n, v in sc.items()}

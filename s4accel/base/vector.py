@@ -77,7 +77,7 @@ __all__ = [
     "rshift_round", "quantize_multiplier",
     "EXP_FRAC", "EXP_C1", "EXP_C2", "exp2_neg_frac", "softmax_params", "softmax",
     "isqrt", "LN_FRAC", "LN_RECIP_SHIFT", "LayerNormParams", "layernorm_params", "layernorm",
-    "GELU_FRAC", "GeluParams", "gelu_params", "gelu", "gelu_lut",
+    "GELU_FRAC", "GeluParams", "gelu_params", "gelu", "gelu_lut", "GELU_MIN", "gelu_zero_point",
     "residual_params", "residual_add", "mul_params", "elementwise_mul",
     "row_max", "row_sum", "max_pool", "global_avg_pool_params", "global_avg_pool",
     "AttentionParams", "attention_params", "attention",
@@ -449,12 +449,28 @@ def _gelu_float(v):
         np.shape(v))
 
 
-def gelu_lut(in_scale, out_scale) -> np.ndarray:
+#: GELU's minimum (at x = -0.7518): its output is one-sided, >= this.
+GELU_MIN = -0.16997120
+
+
+def gelu_lut(in_scale, out_scale, zero=0) -> np.ndarray:
     """The 256-entry int8 table for GELU of an int8 value: ``lut[i] = clamp(round(gelu((i -
-    128) * in_scale) / out_scale), -128, 127)``, indexed as :func:`golden.requantize` indexes
-    its ``lut`` (entry ``y + 128`` for value ``y``). Error: half an output LSB."""
+    128) * in_scale) / out_scale) - zero, -128, 127)``, indexed as :func:`golden.requantize`
+    indexes its ``lut`` (entry ``y + 128`` for value ``y``). Error: half an output LSB.
+    ``zero``: an integer zero point (:func:`gelu_zero_point`): the codes stand for
+    ``(code + zero) * out_scale``, so the one-sided output can use all 256 codes."""
     pre = np.arange(-128, 128) * float(in_scale)
-    return np.clip(np.round(_gelu_float(pre) / out_scale), -128, 127).astype(np.int8)
+    return np.clip(np.round(_gelu_float(pre) / out_scale) - int(zero), -128,
+                   127).astype(np.int8)
+
+
+def gelu_zero_point(peak) -> tuple[float, int]:
+    """``(out_scale, zero)`` for GELU outputs in ``[GELU_MIN, peak]``: the range over 253
+    steps and the integer nearest its middle, so ``[GELU_MIN, peak]`` maps into -127 .. 127
+    (half a step spare each side); 0.0 is code ``-zero`` exactly."""
+    peak = max(float(peak), 1e-6)
+    scale = (peak - GELU_MIN) / 253
+    return scale, int(round((peak + GELU_MIN) / 2 / scale))
 
 
 # ------------------------------------------------------------------------ element-wise ops

@@ -496,3 +496,21 @@ def test_global_avg_pool(rng):
     err = np.abs(y - ref).max()
     print(f"global average pool: max abs error {err:.3f} LSB")
     assert err <= 0.51 and np.all(y[0] == 127)
+
+
+def test_gelu_zero_point():
+    """GELU's one-sided output over an integer zero point: ``[GELU_MIN, peak]`` fits -127 ..
+    127, the table's codes plus the zero point are the GELU within half a step, and 0.0 is
+    code ``-zero`` exactly (no rounding bias on the many near-zero outputs)."""
+    in_scale = 6 / 127
+    for peak in (0.5, 6.0, 24.6):
+        scale, zero = V.gelu_zero_point(peak)
+        assert isinstance(zero, int)
+        assert -127 <= round(V.GELU_MIN / scale) - zero and round(peak / scale) - zero <= 127
+        lut = V.gelu_lut(in_scale, scale, zero)
+        q = np.arange(-128, 128)
+        want = np.clip(_erf_gelu(q * in_scale), V.GELU_MIN, peak)
+        assert np.abs((lut.astype(np.int64) + zero) * scale - want).max() <= 0.5 * scale + 1e-12
+        assert lut[128] == -zero
+    assert V.gelu_lut(in_scale, in_scale).tolist() == V.gelu_lut(in_scale, in_scale, 0).tolist()
+    assert abs(_erf_gelu(np.array([-0.7518]))[0] - V.GELU_MIN) < 1e-6
