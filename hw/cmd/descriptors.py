@@ -457,7 +457,7 @@ def _decode(tree, raw):
     return DescFields(**kw)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=4096)      # (about 4 KB an entry)
 def decode_descriptor(raw: int) -> DescFields:
     """The fields of the 256-bit descriptor ``raw`` (an ``int``, little-endian bytes as
     ``int.from_bytes``), as ``Descriptor.from_bits(raw)`` gives them but as plain ints
