@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base import golden
+from ..base import vector as V
 from ..base.config import SPARSITY_LEVELS
-from ..base.sparse import PackedWeights, pack, prune
+from ..base.sparse import PackedWeights, pack, prune, unpack
 from .program import LayerParams
 
 __all__ = ["ACTIVATIONS", "FloatLinear", "QuantLayer", "CompiledModel", "compile_model",
@@ -121,25 +122,29 @@ class CompiledModel:
     layers: list = field(default_factory=list)
     in_scale: float = 1.0
     host_ops: list = field(default_factory=list)
-    #: The host's transform of the input before its quantization, ``x / in_div - in_shift``
-    #: (:func:`compile_model`'s ``in_div`` and ``zero_point``); the first layer's weights are
-    #: the float ones times ``in_div`` (per input channel) and its bias absorbs the shift.
+    #: The host's transform of the input before its quantization (:func:`compile_model`'s
+    #: ``in_div`` and ``zero_point``): ``x / in_div``, then the int8 codes ``round(x /
+    #: in_scale) - in_zero``; the first layer's weights are the float ones times ``in_div``
+    #: (per input channel) and its int32 bias absorbs the zero point.
     in_div: np.ndarray | None = None
-    in_shift: float = 0.0
+    in_zero: int = 0
 
     def transform_input(self, x) -> np.ndarray:
-        """``x / in_div - in_shift`` (the identity without them)."""
+        """``x / in_div - in_zero * in_scale``: the float value of the codes
+        :meth:`quantize_input` gives (the identity without a transform)."""
         x = np.asarray(x, dtype=np.float64)
         if self.in_div is not None:
             x = x / self.in_div
-        return x - self.in_shift if self.in_shift else x
+        return x - self.in_zero * self.in_scale if self.in_zero else x
 
     def quantize_input(self, x) -> np.ndarray:
         """Host: float input -> int8 with the calibrated scale (NaN or inf: ``ValueError``),
         after :meth:`transform_input`."""
         x = np.asarray(x, dtype=np.float64)
         _check_finite(x, "input")
-        q = np.round(self.transform_input(x) / self.in_scale)
+        if self.in_div is not None:
+            x = x / self.in_div
+        q = np.round(x / self.in_scale) - self.in_zero
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, raw) -> np.ndarray:
@@ -167,8 +172,8 @@ class CompiledModel:
         h = self.transform_input(x)
         for i, layer in enumerate(self.layers):
             b = layer.bias
-            if i == 0 and self.in_shift:        # (the shift's share, in float)
-                b = b + layer.w_pruned.sum(axis=1) * self.in_shift
+            if i == 0 and self.in_zero:         # (the shift's share, in float)
+                b = b + layer.w_pruned.sum(axis=1) * self.in_zero * self.in_scale
             h = _activate(h @ layer.w_pruned.T + b, layer.relu, layer.act)
         return h
 
@@ -231,12 +236,13 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=(), in_d
       and the first layer's weights are multiplied by it (SmoothQuant's migration of
       activation outliers into the weights: exact in float; where a LayerNorm or a linear
       layer produces the input, the division folds into its parameters);
-    - ``zero_point``: the input range ``[lo, hi]`` (after ``in_div``) is centred on an integer
-      zero point, ``x - z * scale`` with ``scale = (hi - lo) / 253`` and ``z`` the integer
-      nearest the middle, so a one-sided input (a GELU's output, ``>= -0.17``) uses all 256
-      codes instead of half; the first layer's int32 bias adds ``W_q z`` with its *quantized*
-      weights (with the float ones the weight rounding error times ``z`` would be summed
-      coherently over K). Where a LUT produces the input, the table emits the shifted codes.
+    - ``zero_point``: the input range ``[lo, hi]`` (after ``in_div``) gets an integer zero
+      point ``z`` (:func:`s4accel.base.vector.zero_point`: codes ``round(x / scale) - z``),
+      so a one-sided input (a GELU's output, ``>= -0.17``) uses all 256 codes instead of
+      half; the first layer's int32 bias adds ``z`` times each row's sum of stored int8
+      weights, exactly (folding ``W z`` with the float weights instead sums the weights'
+      rounding error times ``z`` coherently over K). Where a LUT produces the input, the
+      table emits the shifted codes.
     """
     layers = list(layers)
     if not layers:
@@ -275,31 +281,27 @@ def compile_model(layers, calib_x, sparsity, *, last_raw=True, host_ops=(), in_d
                               relu=layers[0].relu, name=layers[0].name, act=layers[0].act),
                   *layers[1:]]
         ops.append("per-channel input division (SmoothQuant)")
-    in_shift = 0.0
+    in_zero = 0
     if zero_point:
-        lo, hi = float(calib.min()), float(calib.max())
-        in_scale = (hi - lo) / 253 if hi > lo else 1.0
-        in_shift = round((hi + lo) / 2 / in_scale) * in_scale
+        in_scale, in_zero = V.zero_point(calib.min(), calib.max())
         ops.append("input zero point")
     else:
         peak = float(np.abs(calib).max())
         in_scale = peak / 127.0 if peak > 0 else 1.0
-    model = CompiledModel(in_scale=in_scale, in_div=in_div, in_shift=in_shift,
+    model = CompiledModel(in_scale=in_scale, in_div=in_div, in_zero=in_zero,
                           host_ops=[*ops, "input quantization (float -> int8)", *host_ops])
-    calib = calib - in_shift
     x_scale = in_scale
-    h_q = np.clip(np.round(calib / in_scale), -128, 127).astype(np.int8)   # through the chain
+    h_q = np.clip(np.round(calib / in_scale) - in_zero, -128, 127).astype(np.int8)
     for i, (layer, s) in enumerate(zip(layers, s_list, strict=True)):
         name = layer.name or f"layer{i}"
         w_pruned = prune(layer.weight, s)
         w_q, w_scale = _w_quant(w_pruned)
         packed = pack(prune(w_q, s), s)
         acc_scale = x_scale * w_scale
-        bias = layer.bias
-        if i == 0 and in_shift:      # W x = W_q (x - shift) + W_q shift, with the stored W_q
-            bias = bias + w_q.astype(np.float64).sum(axis=1) * w_scale * in_shift
-        bias_q = np.clip(np.round(bias / acc_scale), -(1 << 31),
-                         (1 << 31) - 1).astype(np.int64)
+        bias_q = np.round(layer.bias / acc_scale)
+        if i == 0 and in_zero:       # W_q (code + z) = W_q code + z * (W_q's row sums)
+            bias_q = bias_q + in_zero * unpack(packed).astype(np.int64).sum(axis=1)
+        bias_q = np.clip(bias_q, -(1 << 31), (1 << 31) - 1).astype(np.int64)
         last = i == len(layers) - 1
         if last and last_raw:
             params = LayerParams("raw", bias=bias_q)

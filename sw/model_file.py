@@ -95,7 +95,7 @@ def save(path, model, config, info=None, host=None) -> None:
                 "config": config.to_dict(), **meta, "host": host_meta, "info": info or {}}
         _write(path, meta, {**arrays, **host_arrays})
         return
-    if model.in_div is not None or model.in_shift:
+    if model.in_div is not None or model.in_zero:
         raise ValueError("a compiled model with an input transform (compile_model's in_div or "
                          "zero_point) cannot be saved: the .s4 format has no field for it")
     arrays = {}

@@ -408,8 +408,6 @@ class DescFields:
     as ``Descriptor.from_bits(raw)``'s fields; immutable and shared (see
     :func:`decode_descriptor`)."""
 
-    __slots__ = ("__dict__",)
-
     def __init__(self, **kw):
         self.__dict__.update(kw)
 
@@ -436,14 +434,9 @@ def _layout_tree(layout, offset=0):
     return tree
 
 
-_TREE = None
-
-
+@functools.cache
 def _tree():
-    global _TREE
-    if _TREE is None:
-        _TREE = _layout_tree(data.Layout.cast(Descriptor))
-    return _TREE
+    return _layout_tree(data.Layout.cast(Descriptor))
 
 
 def _decode(tree, raw):

@@ -78,6 +78,7 @@ __all__ = [
     "EXP_FRAC", "EXP_C1", "EXP_C2", "exp2_neg_frac", "softmax_params", "softmax",
     "isqrt", "LN_FRAC", "LN_RECIP_SHIFT", "LayerNormParams", "layernorm_params", "layernorm",
     "GELU_FRAC", "GeluParams", "gelu_params", "gelu", "gelu_lut", "GELU_MIN", "gelu_zero_point",
+    "zero_point",
     "residual_params", "residual_add", "mul_params", "elementwise_mul",
     "row_max", "row_sum", "max_pool", "global_avg_pool_params", "global_avg_pool",
     "AttentionParams", "attention_params", "attention",
@@ -464,13 +465,21 @@ def gelu_lut(in_scale, out_scale, zero=0) -> np.ndarray:
                    127).astype(np.int8)
 
 
+def zero_point(lo, hi) -> tuple[float, int]:
+    """``(scale, zero)`` of int8 codes for values in ``[lo, hi]`` (asymmetric quantization):
+    the range over 253 steps and the integer nearest its middle, so ``code = round(x /
+    scale) - zero`` maps ``[lo, hi]`` into -127 .. 127 (half a step spare each side) and 0.0
+    to ``-zero`` exactly. An empty range gives ``(1.0, 0)``."""
+    lo, hi = float(lo), float(hi)
+    if not hi > lo:
+        return 1.0, 0
+    scale = (hi - lo) / 253
+    return scale, int(round((hi + lo) / 2 / scale))
+
+
 def gelu_zero_point(peak) -> tuple[float, int]:
-    """``(out_scale, zero)`` for GELU outputs in ``[GELU_MIN, peak]``: the range over 253
-    steps and the integer nearest its middle, so ``[GELU_MIN, peak]`` maps into -127 .. 127
-    (half a step spare each side); 0.0 is code ``-zero`` exactly."""
-    peak = max(float(peak), 1e-6)
-    scale = (peak - GELU_MIN) / 253
-    return scale, int(round((peak + GELU_MIN) / 2 / scale))
+    """:func:`zero_point` of GELU outputs in ``[GELU_MIN, peak]``."""
+    return zero_point(GELU_MIN, max(float(peak), 1e-6))
 
 
 # ------------------------------------------------------------------------ element-wise ops

@@ -1658,7 +1658,9 @@ def smoothing_factors(calib_x, ws, alpha=SMOOTH_ALPHA) -> np.ndarray:
     ax = np.abs(np.asarray(calib_x, np.float64)).max(axis=0)
     aw = np.max([np.abs(w).max(axis=0) for w in ws], axis=0)
     ok = (ax > 0) & (aw > 0)
-    return np.where(ok, np.where(ok, ax, 1) ** alpha / np.where(ok, aw, 1) ** (1 - alpha), 1.0)
+    div = np.ones_like(ax)
+    div[ok] = ax[ok] ** alpha / aw[ok] ** (1 - alpha)
+    return div
 
 
 def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=None, *,
@@ -1685,12 +1687,11 @@ def device_linears(model: MiniLM, s: int, n_layers: int | None = None, calib=Non
     out = {}
     for li in range(n_layers):
         div = {}
-        if quant == "smooth":
-            qkv = smoothing_factors(calib[(li, "query")],
-                                    [weights[(li, n)] for n in ("query", "key", "value")])
-            div = {"query": qkv, "key": qkv, "value": qkv}
-            for name in ("attn_out", "ffn_up"):
-                div[name] = smoothing_factors(calib[(li, name)], [weights[(li, name)]])
+        if quant == "smooth":       # Q, K and V share their input, so one set of factors
+            qkv = ("query", "key", "value")
+            f = smoothing_factors(calib[(li, "query")], [weights[(li, n)] for n in qkv])
+            div = {n: f if n in qkv else smoothing_factors(calib[(li, n)], [weights[(li, n)]])
+                   for n in SMOOTHED}
         for name in LINEARS:
             b = model.linear_weights(li, name)[1] if biases is None else biases[(li, name)]
             # compile_model prunes by magnitude again: a no-op on bank-balanced weights

@@ -163,8 +163,9 @@ def test_zero_point_halves_the_error_of_a_one_sided_input(rng, s):
     zp = compile_model([layer], x, s, zero_point=True)
     codes = zp.quantize_input(x)
     assert codes.min() <= -125 and codes.max() >= 125
-    z = zp.in_shift / zp.in_scale              # an integer zero point: 0.0 stays exact
-    assert abs(z - round(z)) < 1e-9 and zp.quantize_input(np.zeros(k))[0] == -round(z)
+    # an integer zero point: 0.0 is code -in_zero exactly
+    assert isinstance(zp.in_zero, int) and zp.in_zero > 0
+    assert (zp.quantize_input(np.zeros(k)) == -zp.in_zero).all()
     assert plain.quantize_input(x).min() > -5        # (the plain codes use half the range)
     ref = x @ plain.layers[0].w_pruned.T + layer.bias
     assert np.allclose(zp.float_pruned(x), ref) and np.allclose(plain.float_pruned(x), ref)
