@@ -205,5 +205,5 @@ def test_calibration_text_is_apart_from_the_evaluation_sentences():
     assert len(set(seen)) == len(seen)
     # every written list the calibration is built from is in it
     for part in (minilm.CALIB_SENTENCES, minilm.WRITTEN_SENTENCES, minilm.MORE_SENTENCES,
-                 minilm.EXTRA_SENTENCES):
+                 minilm.EXTRA_SENTENCES, minilm.FURTHER_SENTENCES):
         assert set(part) <= set(calib)
