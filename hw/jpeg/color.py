@@ -335,7 +335,9 @@ class ColorConverter(wiring.Component):
             for i in range(16):
                 n = near_w.word_select(i, 8)
                 f = far_w.word_select(i, 8)
-                m.d.sync += cc[i].eq(Mux(fancy_v, 3 * n + f, n << 2))
+                # 3 * n as a shift and an add: yosys would map a product by a constant to a
+                # DSP multiplier (18 of them in this stage on an ECP5)
+                m.d.sync += cc[i].eq(Mux(fancy_v, (n << 1) + n + f, n << 2))
 
         # ---- horizontal filter: out = (3 * A + B + bias) >> 4 on column sums, so that one
         # adder serves every mode (h2v1 and the unfiltered modes use sums of 4 * sample)
@@ -369,7 +371,8 @@ class ColorConverter(wiring.Component):
             m.d.sync += up_s.valid.eq(emit)
         with m.If(emit):
             for k, name in enumerate(("cb", "cr")):
-                s = 3 * a[10 * k:10 * k + 10] + bsel[10 * k:10 * k + 10] + bias
+                ak = a[10 * k:10 * k + 10]
+                s = (ak << 1) + ak + bsel[10 * k:10 * k + 10] + bias
                 m.d.sync += getattr(up_s.payload, name).eq(s[4:12])
 
         # ---- colour conversion: jdcolor.c ycc_rgb_convert, products in registered multipliers

@@ -11,7 +11,7 @@ where ``LIMIT[L]`` = MAXCODE[L] + 1 of T.81 F.2.2.3 (0 when no code has that len
 decoder compares the next L bits with LIMIT[L] for all 16 lengths at once; the shortest L whose
 bits are below its LIMIT is the code length, and HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
 The symbols sit in an asynchronously read memory (``8 x 256 x 8`` bits), the per-length entries
-in registers.
+in 16 more (one per length, ``8 x 25`` bits each), all LUT RAM on an FPGA.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
@@ -241,17 +241,20 @@ class EntropyDecoder(wiring.Component):
         m.submodules.symbols = symbols = Memory(shape=8, depth=8 * 256, init=[])
         sym_rd = symbols.read_port(domain="comb")
         sym_wr = symbols.write_port()
-        limit = [[Signal(17, name=f"limit{t}_{n + 1}") for n in range(16)] for t in range(8)]
-        offset = [[Signal(8, name=f"offset{t}_{n + 1}") for n in range(16)] for t in range(8)]
+        # the per-length entries: one small memory per code length (LUT RAM on an FPGA),
+        # word ``t`` table t's entry, all 16 read at once for the table in use
         tw = self.i_table.payload
         m.d.comb += [self.i_table.ready.eq(1), sym_wr.addr.eq(Cat(tw.addr[:8], tw.table)),
                      sym_wr.data.eq(tw.data[:8]),
                      sym_wr.en.eq(self.i_table.valid & ~tw.addr[8])]
-        with m.If(self.i_table.valid & tw.addr[8]):
-            for t in range(8):
-                for n in range(16):
-                    with m.If((tw.table == t) & (tw.addr[:8] == n)):
-                        m.d.sync += [limit[t][n].eq(tw.data[:17]), offset[t][n].eq(tw.data[17:])]
+        entry_rd = []
+        for n in range(16):
+            mem = Memory(shape=25, depth=8, init=[])
+            m.submodules[f"entries_len{n + 1}"] = mem
+            wr = mem.write_port()
+            m.d.comb += [wr.addr.eq(tw.table), wr.data.eq(tw.data[:25]),
+                         wr.en.eq(self.i_table.valid & tw.addr[8] & (tw.addr[:8] == n))]
+            entry_rd.append(mem.read_port(domain="comb"))
 
         # ---- state
         class State(enum.Enum, shape=3):
@@ -286,10 +289,12 @@ class EntropyDecoder(wiring.Component):
         code_len = Signal(5)
         sym_idx = Signal(8)
         matched = Signal()
+        for rd in entry_rd:
+            m.d.comb += rd.addr.eq(tbl)
         for n in range(16, 0, -1):   # the last assignment wins: the shortest length
             top = peek[16 - n:]
-            lim = Array(limit[t][n - 1] for t in range(8))[tbl]
-            off = Array(offset[t][n - 1] for t in range(8))[tbl]
+            lim = entry_rd[n - 1].data[:17]
+            off = entry_rd[n - 1].data[17:]
             with m.If(top < lim):
                 m.d.comb += [matched.eq(1), code_len.eq(n), sym_idx.eq(top + off)]
         m.d.comb += sym_rd.addr.eq(Cat(sym_idx, tbl))
