@@ -600,11 +600,14 @@ def _jpeg_decode_frames(frames, args, *, offsets=None):
     from .sim.bench.jpeg import rtl_decode
     from .sim.tb.runner import SimulationFailed
 
+    from .base.config import load_config
+    max_width = load_config(args.config).jpeg_max_width
     tables = []
     for i, data in enumerate(frames):
         try:
             tables.append(parse(data))
-            decoder_config(tables[-1])       # the driver's checks, before building anything
+            # the driver's checks, before building anything
+            decoder_config(tables[-1], max_width=max_width)
         except JpegError as e:
             raise JpegError(f"{where(i)}{e}") from e
     print(f"s4 jpeg decode: building and running the JPEG decoder RTL ({args.sim}"

@@ -36,12 +36,13 @@ def decode_program(info: DeviceInfo, alloc: Allocator, data: bytes, *, out_h=Non
     """A program that decodes JPEG file ``data`` into the ACT scratchpad (see the module
     docstring); ``crop`` ``(x, y, w, h)`` defaults to the whole frame and ``out_h x out_w``
     to the crop's size; ``norms`` one :class:`~s4accel.base.codec.Norm` or one per channel.
-    Raises :class:`~s4accel.base.jpeg.JpegError` for a file the decoder does not take and
+    Raises :class:`~s4accel.base.jpeg.JpegError` for a file the decoder does not take (an
+    image wider than the device's ``jpeg_max_width`` too) and
     ValueError for a device without a decoder or a geometry that does not fit."""
     if not info.jpeg_decoders:
         raise ValueError("the device has no JPEG decoder (CAP_CODEC.jpeg_decoders = 0)")
     tables, bits = codec.split_scan(data)
-    block = codec.table_block(tables, norms)
+    block = codec.table_block(tables, norms, max_width=info.jpeg_max_width)
     crop = crop or (0, 0, tables.width, tables.height)
     out_h = out_h or crop[3]
     out_w = out_w or crop[2]

@@ -66,11 +66,14 @@ class DeviceInfo:
     vec_max_row: int = 0
     #: JPEG decoder instances of the codec wrapper (0: DECODE is not available)
     jpeg_decoders: int = 0
+    #: the widest image a JPEG decoder takes (``CAP_CODEC.max_width_log2``)
+    jpeg_max_width: int = 2048
 
     @classmethod
     def from_config(cls, c: Config) -> DeviceInfo:
         return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
-                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib, c.vec_max_row, c.jpeg_decoders)
+                   c.wgt_sram_kib, c.out_sram_kib, c.l2_kib, c.vec_max_row, c.jpeg_decoders,
+                   c.jpeg_max_width)
 
     @property
     def l2_base(self):

@@ -182,6 +182,10 @@ CAP_CODEC_JPEG_DECODERS_SHIFT = 0
 CAP_CODEC_JPEG_DECODERS_WIDTH = 4
 CAP_CODEC_JPEG_DECODERS_MASK = 0x0000000F
 CAP_CODEC_JPEG_DECODERS_ACCESS = "ro"
+CAP_CODEC_MAX_WIDTH_LOG2_SHIFT = 4
+CAP_CODEC_MAX_WIDTH_LOG2_WIDTH = 4
+CAP_CODEC_MAX_WIDTH_LOG2_MASK = 0x000000F0
+CAP_CODEC_MAX_WIDTH_LOG2_ACCESS = "ro"
 RING_BASE_ADDR_SHIFT = 0
 RING_BASE_ADDR_WIDTH = 32
 RING_BASE_ADDR_MASK = 0xFFFFFFFF
@@ -430,6 +434,10 @@ REGISTERS = {
             Field(
                 "jpeg_decoders", 0, 4, "ro", "{jpeg_decoders}",
                 "Number of JPEG decoder instances."),
+            Field(
+                "max_width_log2", 4, 4, "ro", "log2({jpeg_max_width})",
+                "log2 of the widest image a decoder takes (a wider one ends its DECODE with "
+                "DECODE_ERROR): 11 for 2048, the table block's limit."),
         ),
         "The codec wrapper: JPEG decoder instances that run DECODE descriptors (0: none, and a "
         "DECODE is UNKNOWN_OPCODE)."),

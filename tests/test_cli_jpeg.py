@@ -83,6 +83,23 @@ def test_jpeg_decode_refuses(tmp_path, good, name, backend, capsys, monkeypatch)
     assert not (tmp_path / "o.png").exists()
 
 
+def test_jpeg_decode_rtl_refuses_wider_than_config(tmp_path, good, capsys, monkeypatch):
+    """--config with a narrower decoder (jpeg_max_width 16): the 30-wide image is refused on
+    one line naming both widths, before any simulation."""
+    from s4accel.sim.tb import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a simulation started for a file the driver refuses")
+    monkeypatch.setattr(runner, "run_tests", refuse)
+    (tmp_path / "in.jpg").write_bytes(good)
+    (tmp_path / "narrow.yaml").write_text("rows: 2\ncols: 4\njpeg_max_width: 16\n")
+    rc = main(["jpeg", "decode", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.png"),
+               "--backend", "rtl", "--config", str(tmp_path / "narrow.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "image width 30 is over the decoder's 16" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_jpeg_decode_missing_file(tmp_path, capsys):
     assert main(["jpeg", "decode", str(tmp_path / "no.jpg"), "-o", str(tmp_path / "o.png")]) == 2
     assert "cannot read" in capsys.readouterr().err

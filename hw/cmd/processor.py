@@ -1120,7 +1120,7 @@ class CommandProcessor(wiring.Component):
         stream: imprecise, found while the DECODE runs, as a bus fault is)."""
         g = self._geom
         m.submodules.decoder = eng = ResetInserter(self.flush)(
-            DecodeEngine(bus_bits=g.bus_bits))
+            DecodeEngine(bus_bits=g.bus_bits, max_width=self._config.jpeg_max_width))
         db = ld.desc.body.decode
         c = eng.config
         m.d.comb += [c.geometry.crop_x.eq(db.crop_x), c.geometry.crop_y.eq(db.crop_y),

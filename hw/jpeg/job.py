@@ -64,7 +64,7 @@ class DecodeJob(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.tables = tl = TableLoader()
+        m.submodules.tables = tl = TableLoader(max_width=self._max_width)
         m.submodules.decoder = dec = JpegDecoder(max_width=self._max_width)
         m.submodules.post = post = PostProcessor(max_out_w=self._max_out_w)
         wiring.connect(m, producer=wiring.flipped(self.i_block), consumer=tl.i_byte)

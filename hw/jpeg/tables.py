@@ -8,9 +8,10 @@ table as table ``c``, its AC table as ``4 + c``; per code length the entry ``LIM
 bytes), quantizer writes (``o_qt``, zig-zag index ``k``), the decoder's ``config`` (scan and
 image, the MCU count a product of the MCU columns and rows), the per-channel normalisation and
 ``grey``. It checks the block as :func:`s4accel.base.codec.parse_block` does (magic, version,
-sampling code, width 1..2048, height, shifts, and for the components the sampling uses the
-Huffman counts: at most 256 symbols, no all-ones or overflowing code) and reports the verdict
-with ``done``: ``error`` then means ``DECODE_ERROR``. A block with an error is still read to
+sampling code, width 1 .. ``max_width`` (the decoder's line buffers, at most
+``codec.MAX_WIDTH``), height, shifts, and for the components the sampling uses the Huffman
+counts: at most 256 symbols, no all-ones or overflowing code) and reports the verdict with
+``done``: ``error`` then means ``DECODE_ERROR``. A block with an error is still read to
 its end (the DMA transfer completes), with no further writes.
 """
 
@@ -65,6 +66,12 @@ class TableLoader(wiring.Component):
     done: Out(1)
     error: Out(1)
 
+    def __init__(self, *, max_width: int = codec.MAX_WIDTH):
+        if not (isinstance(max_width, int) and 1 <= max_width <= codec.MAX_WIDTH):
+            raise ValueError(f"max_width must be 1 .. {codec.MAX_WIDTH}, not {max_width!r}")
+        self._max_width = max_width
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
         pos = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
@@ -110,7 +117,7 @@ class TableLoader(wiring.Component):
             with m.If(pos == 9):
                 w = Cat(lo, b)
                 m.d.sync += width.eq(w)
-                with m.If((w == 0) | (w > codec.MAX_WIDTH)):
+                with m.If((w == 0) | (w > self._max_width)):
                     m.d.sync += err.eq(1)
             with m.If(pos == 11):
                 h = Cat(lo, b)

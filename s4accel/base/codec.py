@@ -133,12 +133,12 @@ class Block:
     channels: int
 
 
-def table_block(tables: JpegTables, norms=(CENTRED,) * 3) -> bytes:
+def table_block(tables: JpegTables, norms=(CENTRED,) * 3, *, max_width=MAX_WIDTH) -> bytes:
     """The table block of the (only) scan of parsed `tables` with per-channel `norms` (one
     :class:`Norm`, or one per channel). Raises :class:`~s4accel.base.jpeg.JpegError` for what
     the hardware decoder does not take (several scans, a scan not in frame order, a width
-    over :data:`MAX_WIDTH`)."""
-    check_hardware_scan(tables, MAX_WIDTH)
+    over `max_width`: the device's ``Config.jpeg_max_width``, at most :data:`MAX_WIDTH`)."""
+    check_hardware_scan(tables, min(max_width, MAX_WIDTH))
     scan = tables.scans[0]
     if isinstance(norms, Norm):
         norms = (norms,) * 3
@@ -178,8 +178,10 @@ def _huffman(raw: bytes) -> HuffmanTable:
     return HuffmanTable(counts, bytes(raw[16:16 + total]))
 
 
-def parse_block(raw: bytes) -> Block:
-    """Check and read a table block (raises :class:`BlockError`)."""
+def parse_block(raw: bytes, *, max_width=MAX_WIDTH) -> Block:
+    """Check and read a table block (raises :class:`BlockError`) for a decoder that takes
+    images up to `max_width` wide (``Config.jpeg_max_width``; the format's own limit is
+    :data:`MAX_WIDTH`)."""
     raw = bytes(raw)
     if len(raw) < TABLE_BLOCK_BYTES:
         raise BlockError("table block too short")
@@ -191,6 +193,8 @@ def parse_block(raw: bytes) -> Block:
         raise BlockError(f"sampling code {sampling}")
     if not (1 <= width <= MAX_WIDTH) or height == 0:
         raise BlockError(f"image size {width}x{height}")
+    if width > max_width:
+        raise BlockError(f"image width {width} is over the decoder's {max_width}")
     norms = []
     for c in range(3):
         offset, mult, shift = struct.unpack_from("<hhB", raw, 16 + 8 * c)
@@ -279,12 +283,14 @@ def normalise(img: np.ndarray, norms) -> np.ndarray:
     return out
 
 
-def decode_job(block_raw: bytes, bits: bytes, *, crop, out_h: int, out_w: int) -> np.ndarray:
+def decode_job(block_raw: bytes, bits: bytes, *, crop, out_h: int, out_w: int,
+               max_width=MAX_WIDTH) -> np.ndarray:
     """A DECODE job's result: int8 ``(out_h, out_w, C)`` (C = 1 grey, 3 RGB). ``crop`` is
-    ``(x, y, w, h)``. Raises :class:`BlockError` or :class:`~s4accel.base.jpeg.JpegError`
-    (``DECODE_ERROR``) and :class:`ValueError` for a crop or size that does not fit the
-    image (``BAD_FIELD``; :func:`check_geometry`)."""
-    block = parse_block(block_raw)
+    ``(x, y, w, h)``; `max_width` the decoder's (``Config.jpeg_max_width``). Raises
+    :class:`BlockError` or :class:`~s4accel.base.jpeg.JpegError` (``DECODE_ERROR``) and
+    :class:`ValueError` for a crop or size that does not fit the image (``BAD_FIELD``;
+    :func:`check_geometry`)."""
+    block = parse_block(block_raw, max_width=max_width)
     check_geometry(block.tables.width, block.tables.height, crop, out_h, out_w)
     img = decode_block(block, bits)
     x, y, w, h = crop

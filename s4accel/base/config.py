@@ -80,8 +80,14 @@ class Config:
     jpeg_decoders : int
         JPEG decoder instances of the codec wrapper (``DECODE`` descriptors,
         :mod:`s4accel.base.codec`), 0 .. 15; 0 (the default): no decoder, and a ``DECODE`` is
-        ``UNKNOWN_OPCODE``. The RTL does not implement the wrapper yet (issue 23), so only the
-        functional model takes a non-zero count.
+        ``UNKNOWN_OPCODE``. The RTL builds at most one (DECODEs run one at a time on the LOAD
+        stage); the functional model takes any count.
+    jpeg_max_width : int
+        The widest image the decoder takes, a power of two from 16 to 2048 (the default, the
+        table block's limit, ``codec.MAX_WIDTH``); a wider one ends its DECODE with
+        ``DECODE_ERROR``, as a block the decoder cannot use does (``CAP_CODEC.max_width_log2``
+        tells the driver). The colour stage's line buffers are 70 bytes a pixel of it
+        (``hw/jpeg/color.py``): 76 of an ECP5's DP16KD block RAMs at 2048, 19 at 512.
     """
 
     name: str = "custom"
@@ -100,6 +106,7 @@ class Config:
     l2_kib: int = 0
     vec_max_row: int = 0
     jpeg_decoders: int = 0
+    jpeg_max_width: int = 2048
 
     def __post_init__(self):
         for field in ("spus", "rows", "cols", "dram_bus_bits", "act_sram_kib", "wgt_sram_kib",
@@ -120,6 +127,10 @@ class Config:
                 or not 0 <= self.jpeg_decoders <= 15):
             raise ConfigError(f"jpeg_decoders must be an integer from 0 (no decoder) to 15, "
                               f"not {self.jpeg_decoders!r}")
+        if (isinstance(self.jpeg_max_width, bool) or not isinstance(self.jpeg_max_width, int)
+                or not 16 <= self.jpeg_max_width <= 2048 or not _is_pow2(self.jpeg_max_width)):
+            raise ConfigError(f"jpeg_max_width must be a power of two from 16 to 2048, "
+                              f"not {self.jpeg_max_width!r}")
         if self.dram_bus_bits not in (32, 64, 128, 256, 512):
             raise ConfigError(f"dram_bus_bits must be 32, 64, 128, 256 or 512, "
                               f"not {self.dram_bus_bits!r}")

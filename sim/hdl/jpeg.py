@@ -3,8 +3,8 @@ its ports at the top (the cocotb testbench :mod:`s4accel.sim.tb.jpeg` drives the
 renamed ``dec_config`` (``config`` is a Verilog keyword, which Verilog writes as an escaped
 identifier that the simulators' VPI names differently).
 
-The decoder takes no parameter from the configuration yet (``max_width`` is its default), so
-every configuration builds the same design; the configuration names the build directory.
+The decoder takes one parameter from the configuration, ``jpeg_max_width`` (its colour stage's
+line buffers), so every configuration with the default 2048 builds the same design.
 """
 
 from amaranth.hdl import Module
@@ -39,9 +39,13 @@ class JpegSimTop(wiring.Component):
     done: Out(1)
     error: Out(EntropyError)
 
+    def __init__(self, *, max_width: int = 2048):
+        self._max_width = max_width
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dec = dec = JpegDecoder()
+        m.submodules.dec = dec = JpegDecoder(max_width=self._max_width)
         for name in ("i_data", "i_table", "i_qt"):
             wiring.connect(m, producer=wiring.flipped(getattr(self, name)),
                            consumer=getattr(dec, name))
@@ -52,6 +56,5 @@ class JpegSimTop(wiring.Component):
 
 
 def jpeg_decoder(config: Config) -> JpegSimTop:
-    """The decoder built for ``config`` (the same for every configuration, see above)."""
-    del config
-    return JpegSimTop()
+    """The decoder built for ``config``: its ``jpeg_max_width``."""
+    return JpegSimTop(max_width=config.jpeg_max_width)

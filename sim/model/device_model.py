@@ -345,8 +345,9 @@ class DeviceModel:
         try:
             q = codec.decode_job(block, bits, out_h=int(d.out_h), out_w=int(d.out_w),
                                  crop=(int(d.crop_x), int(d.crop_y), int(d.crop_w),
-                                       int(d.crop_h)))
-        except ValueError as e:       # BlockError, JpegError, a crop outside the frame
+                                       int(d.crop_h)), max_width=self.config.jpeg_max_width)
+        except ValueError as e:       # BlockError (an image wider than the decoder's
+            # jpeg_max_width too), JpegError, a crop outside the frame
             raise _Fault(ErrorCode.DECODE_ERROR, addr) from e
         lanes = np.frombuffer(codec.act_lane_image(q), np.int8).reshape(-1, BANK)
         R = self.config.rows

@@ -33,10 +33,12 @@ def tiny_jpeg():
     image demo's RTL test (``tests/workloads/test_image_demo.py``), one simulator build for
     both: ``tiny`` with one decoder and room for the demo's CNN (a whole 16x16 input in ACT,
     32 KiB; a group of eight int8 channel tiles in WGT, 16 KiB, and OUT, 16 KiB), without the
-    vector unit (no VOP runs there)."""
+    vector unit (no VOP runs there); its decoder takes images up to 64 pixels wide
+    (``jpeg_max_width``: its line buffers a 32nd of the default's)."""
     from ...base.config import load_config
     return load_config("tiny").replace(jpeg_decoders=1, act_sram_kib=32, wgt_sram_kib=16,
-                                       out_sram_kib=16, vec_max_row=0, name="tiny_jpeg")
+                                       out_sram_kib=16, vec_max_row=0, jpeg_max_width=64,
+                                       name="tiny_jpeg")
 
 #: the performance model's largest relative error on a program with a DECODE
 #: (:func:`~s4accel.sim.model.perf_model.decode_scan_cycles`: within 2 cycles of the RTL on
@@ -239,6 +241,8 @@ async def decode_errors(dut):
     be = await started(dut)
     dev = Driver(be)
     info = await dev.open()
+    cfg = config_from_env()
+    assert info.jpeg_max_width == cfg.jpeg_max_width, info     # CAP_CODEC.max_width_log2
     data = encode(smooth_image(rng, 8, 8), "4:4:4", quality=80)
     prog = decode_program(info, dev.alloc, data)
     for a, d in prog.images:
@@ -249,6 +253,15 @@ async def decode_errors(dut):
         bad[i] = 0xFF if bad[i] != 0xFF else 0xFE
     bad_addr = dev.alloc.alloc(len(bad) + 64)
     await be.mem_write(bad_addr, bytes(bad))
+    # an image one pixel wider than the decoder takes, its block built for the format's limit
+    # (the driver's decode_program refuses it)
+    wide_w = info.jpeg_max_width + 1
+    wide_tables, wide_bits = codec.split_scan(encode(smooth_image(rng, 8, wide_w), "grey",
+                                                     quality=80))
+    wide_addr = dev.alloc.alloc(codec.TABLE_BLOCK_BYTES)
+    await be.mem_write(wide_addr, codec.table_block(wide_tables))
+    wide_bits_addr = dev.alloc.alloc(len(wide_bits) + 64)
+    await be.mem_write(wide_bits_addr, wide_bits)
     n = 64
     ok = dict(table_addr=table_addr, bits_addr=good, bits_len=len(bits), act_addr=0, lane=0,
               crop=(0, 0, 8, 8), out_h=8, out_w=8)
@@ -271,6 +284,8 @@ async def decode_errors(dut):
         ("wait without token", ErrorCode.TOKEN, dict(ok, wait_next=1)),
         ("crop outside the frame", ErrorCode.DECODE_ERROR, dict(ok, crop=(1, 0, 8, 8))),
         ("not a block", ErrorCode.DECODE_ERROR, dict(ok, table_addr=good)),
+        ("wider than the decoder", ErrorCode.DECODE_ERROR,
+         dict(ok, table_addr=wide_addr, bits_addr=wide_bits_addr, bits_len=len(wide_bits))),
         ("corrupt stream", ErrorCode.DECODE_ERROR, dict(ok, bits_addr=bad_addr)),
         ("truncated stream", ErrorCode.DECODE_ERROR, dict(ok, bits_len=len(bits) // 4)),
     ]

@@ -94,7 +94,10 @@ class JpegTB:
             for t, a, v in huff])
         cycles += await self._writes("i_qt", [
             pack_struct(qt_write_layout, {"comp": c, "k": k, "data": v}) for c, k, v in qt])
-        self.dut.dec_config.value = pack_struct(decoder_config_layout, decoder_config(tables))
+        # (refuses an image wider than the design's jpeg_max_width, as DECODE does)
+        self.dut.dec_config.value = pack_struct(
+            decoder_config_layout,
+            decoder_config(tables, max_width=config_from_env().jpeg_max_width))
         return cycles
 
     async def run_scan(self, payload: bytes, width: int, height: int, *, bound=None,

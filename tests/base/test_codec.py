@@ -151,3 +151,21 @@ def test_bad_blocks_and_streams():
     Image.open(io.BytesIO(data)).save(progressive, "JPEG", progressive=True)
     with pytest.raises(JpegError, match="progressive"):
         codec.table_block(codec.split_scan(progressive.getvalue())[0])
+
+
+def test_decoder_max_width():
+    """A decoder built for narrower images (``Config.jpeg_max_width``) refuses a wider block
+    (BlockError: DECODE_ERROR) and takes one exactly as wide; the driver's block builder
+    refuses it up front (JpegError naming both widths)."""
+    rng = np.random.default_rng(4)
+    data = encode(smooth_image(rng, 8, 17), "grey", quality=80)
+    tables, bits = codec.split_scan(data)
+    block = codec.table_block(tables)
+    crop = dict(crop=(0, 0, 17, 8), out_h=8, out_w=17)
+    with pytest.raises(codec.BlockError, match="width 17 is over the decoder's 16"):
+        codec.decode_job(block, bits, max_width=16, **crop)
+    with pytest.raises(JpegError, match="width 17 is over the decoder's 16"):
+        codec.table_block(tables, max_width=16)
+    assert np.array_equal(codec.decode_job(block, bits, max_width=32, **crop),
+                          codec.decode_job(block, bits, **crop))
+    assert codec.parse_block(block, max_width=17).tables.width == 17

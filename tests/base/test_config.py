@@ -48,6 +48,9 @@ def test_frozen():
     ("bank", 24, "bank must be 32 (the sparse format's 5-bit index), not 24"),
     ("sparsities", (3,), "sparsities must be a non-empty subset"),
     ("spus", 3, "spus must be a positive power of two, not 3"),
+    ("jpeg_max_width", 640, "jpeg_max_width must be a power of two from 16 to 2048, not 640"),
+    ("jpeg_max_width", 4096, "jpeg_max_width must be a power of two from 16 to 2048, not 4096"),
+    ("jpeg_max_width", 8, "jpeg_max_width must be a power of two from 16 to 2048, not 8"),
 ])
 def test_bad_values_named(field, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

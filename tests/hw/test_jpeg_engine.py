@@ -89,10 +89,17 @@ def test_engine_equals_model(bus_bits, rng):
     bad_block = bytearray(block)
     bad_block[0] ^= 1
     bad_bits = bits[:len(bits) // 2]
+    # an image wider than the engine's max_width (64): refused as the model refuses it
+    wide_tables, wide_bits = codec.split_scan(encode(smooth_image(rng, 8, 65), "grey"))
+    wide_block = codec.table_block(wide_tables)
+    with pytest.raises(codec.BlockError, match="width 65 is over the decoder's 64"):
+        codec.decode_job(wide_block, wide_bits, crop=(0, 0, 8, 8), out_h=8, out_w=8,
+                         max_width=64)
     jobs = [(block, bits, crop, oh, ow, 65530, 3),           # the address wraps mod 2**16
             (bytes(bad_block), bits, crop, oh, ow, 0, 0),
             (block, bad_bits, crop, oh, ow, 0, 0),
-            (block, bits, crop, oh, ow, 100, 1)]
+            (block, bits, crop, oh, ow, 100, 1),
+            (wide_block, wide_bits, (0, 0, 8, 8), 8, 8, 0, 0)]
     res = run_engine(jobs, rng, bus_bits=bus_bits)
     for k, at, lane in ((0, 65530, 3), (3, 100, 1)):
         writes, status, asked = res[k]
@@ -103,3 +110,4 @@ def test_engine_equals_model(bus_bits, rng):
         assert np.array_equal(got, exp), k
     assert res[1][1] == "error" and not res[1][2] and not res[1][0]   # no bitstream asked for
     assert res[2][1] == "error" and res[2][2]
+    assert res[4][1] == "error" and not res[4][2] and not res[4][0]

@@ -228,3 +228,44 @@ def _field(desc, name):
     d = Descriptor.from_bits(int.from_bytes(desc, "little"))
     v = getattr(d.body.dma, name)
     return v.value if isinstance(v, Target) else int(v)
+
+
+def test_narrow_decoder_refuses_wider_images(rng):
+    """``jpeg_max_width``: the driver reads it from CAP_CODEC and refuses a wider image with a
+    JpegError naming both widths; a DECODE of such an image built by hand (a block for the
+    full-width decoder) ends with DECODE_ERROR, nothing written, and an image exactly as wide
+    decodes."""
+    from s4accel.base.jpeg import JpegError
+
+    async def main():
+        dev, model = _device("tiny", jpeg_max_width=32)
+        info = await dev.open()
+        assert info.jpeg_max_width == 32
+        wide = _image(rng, "grey", 8, 33)
+        with pytest.raises(JpegError, match="width 33 is over the decoder's 32"):
+            decode_program(info, dev.alloc, wide)
+        tables, bits = codec.split_scan(wide)
+        block = codec.table_block(tables)                 # the format's limit, 2048
+        bb = info.bus_bytes
+        table_addr = dev.alloc.alloc(len(block))
+        bits_addr = dev.alloc.alloc(len(bits) + bb)
+        await dev.backend.mem_write(table_addr, block)
+        await dev.backend.mem_write(bits_addr, bits)
+        act0 = _act(model).copy()
+        first = await dev.submit([descriptor(Opcode.NOP), decode_descriptor(
+            table_addr=table_addr, bits_addr=bits_addr, bits_len=len(bits), act_addr=0,
+            lane=0, crop=(0, 0, 33, 8), out_h=8, out_w=33), descriptor(Opcode.COMPLETE)])
+        with pytest.raises(DeviceError) as e:
+            await dev.wait()
+        assert e.value.code == ErrorCode.DECODE_ERROR and e.value.desc_addr == first + 32
+        assert np.array_equal(_act(model), act0)
+        fits = _image(rng, "4:2:0", 9, 32)
+        prog = decode_program(info, dev.alloc, fits)
+        for a, d in prog.images:
+            await dev.backend.mem_write(a, d)
+        await dev.submit(prog.descs)
+        await dev.wait()
+        t, b = codec.split_scan(fits)
+        exp = codec.decode_job(codec.table_block(t), b, crop=(0, 0, 32, 9), out_h=9, out_w=32)
+        assert np.array_equal(_act(model)[:9 * 32, 0, :3], exp.reshape(-1, 3))
+    asyncio.run(main())
