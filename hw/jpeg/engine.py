@@ -63,16 +63,20 @@ class DecodeEngine(wiring.Component):
         nb = self._bus_bits // 8
         cfg = self.config
         m.submodules.job = job = DecodeJob(max_width=self._max_width,
-                                           max_out_w=self._max_out_w)
+                                           max_out_w=self._max_out_w, word_bytes=nb)
         m.d.comb += [job.geometry.eq(cfg.geometry), job.start.eq(self.start)]
 
         # -- the block: words -> bytes ---------------------------------------------------------
         bw = Signal(self._bus_bits)
         bk = Signal(range(nb + 1))          # bytes of ``bw`` still to send
+        # the loader's skip: the rest of the word is bytes it does not use, dropped at once
+        drop = (bk != 0) & job.block_skip
         m.d.comb += [job.i_block.payload.eq(bw[:8]), job.i_block.valid.eq(bk != 0),
-                     self.i_block.ready.eq((bk == 0) | ((bk == 1) & job.i_block.ready))]
+                     self.i_block.ready.eq((bk == 0) | ((bk == 1) & job.i_block.ready) | drop)]
         with m.If(job.i_block.valid & job.i_block.ready):
             m.d.sync += [bw.eq(bw >> 8), bk.eq(bk - 1)]
+        with m.If(drop):
+            m.d.sync += bk.eq(0)
         with m.If(self.i_block.valid & self.i_block.ready):
             m.d.sync += [bw.eq(self.i_block.payload.data), bk.eq(nb)]
 

@@ -45,6 +45,9 @@ class DecodeJob(wiring.Component):
         The tables were good and the decoder runs (it takes bitstream bytes), until the end.
     scanned : Out(1)
         With ``error``: the decoder had run (a corrupt stream, not a refused block).
+    block_skip : Out(1)
+        :class:`.tables.TableLoader`'s ``skip`` (with ``word_bytes`` > 1): drop the head byte
+        of ``i_block`` and the rest of its word.
     """
 
     i_block: In(stream.Signature(8))
@@ -57,14 +60,18 @@ class DecodeJob(wiring.Component):
     error: Out(1)
     scanning: Out(1)
     scanned: Out(1)
+    block_skip: Out(1)
 
-    def __init__(self, *, max_width: int = 2048, max_out_w: int = 1024):
+    def __init__(self, *, max_width: int = 2048, max_out_w: int = 1024, word_bytes: int = 1):
         self._max_width, self._max_out_w = max_width, max_out_w
+        self._word_bytes = word_bytes
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.tables = tl = TableLoader(max_width=self._max_width)
+        m.submodules.tables = tl = TableLoader(max_width=self._max_width,
+                                               word_bytes=self._word_bytes)
+        m.d.comb += self.block_skip.eq(tl.skip)
         m.submodules.decoder = dec = JpegDecoder(max_width=self._max_width)
         m.submodules.post = post = PostProcessor(max_out_w=self._max_out_w)
         wiring.connect(m, producer=wiring.flipped(self.i_block), consumer=tl.i_byte)

@@ -54,6 +54,13 @@ class TableLoader(wiring.Component):
     done, error : Out(1)
         ``done`` once the block's last byte is taken (until ``start``); ``error`` with it when
         the block is unusable.
+    skip : Out(1)
+        With ``word_bytes`` > 1 (the block arrives as bus words of that many bytes, the
+        block's first byte first in a word): the byte at the head of ``i_byte`` and the rest of
+        its word are bytes the decoder does not use (reserved bytes, a Huffman table's symbol
+        slots past its count, the components a grey frame does not have, everything after an
+        error), so the sender drops them in this cycle instead of sending them one a cycle;
+        ``i_byte.ready`` is low meanwhile.
     """
 
     i_byte: In(stream.Signature(8))
@@ -65,11 +72,16 @@ class TableLoader(wiring.Component):
     start: In(1)
     done: Out(1)
     error: Out(1)
+    skip: Out(1)
 
-    def __init__(self, *, max_width: int = codec.MAX_WIDTH):
+    def __init__(self, *, max_width: int = codec.MAX_WIDTH, word_bytes: int = 1):
         if not (isinstance(max_width, int) and 1 <= max_width <= codec.MAX_WIDTH):
             raise ValueError(f"max_width must be 1 .. {codec.MAX_WIDTH}, not {max_width!r}")
-        self._max_width = max_width
+        if (not isinstance(word_bytes, int) or word_bytes < 1 or word_bytes & (word_bytes - 1)
+                or codec.TABLE_BLOCK_BYTES % word_bytes):
+            raise ValueError(f"word_bytes must be a power of two dividing the table block, "
+                             f"not {word_bytes!r}")
+        self._max_width, self._word_bytes = max_width, word_bytes
         super().__init__()
 
     def elaborate(self, platform):
@@ -77,7 +89,8 @@ class TableLoader(wiring.Component):
         pos = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
         b = self.i_byte.payload
         free = (~self.o_table.valid | self.o_table.ready) & (~self.o_qt.valid | self.o_qt.ready)
-        m.d.comb += self.i_byte.ready.eq(free & ~self.done)
+        skip = Signal()
+        m.d.comb += self.i_byte.ready.eq(free & ~self.done & ~skip)
         take = self.i_byte.valid & self.i_byte.ready
         with m.If(self.o_table.ready):
             m.d.sync += self.o_table.valid.eq(0)
@@ -155,22 +168,23 @@ class TableLoader(wiring.Component):
                     in_t = here & (rel >= tbase) & (rel < tbase + 272)
                     with m.If(in_t & (trel < 16)):                 # the count of length L
                         length = trel[:4] + 1
-                        new = code + b
+                        # (a table starts afresh at its first count)
+                        code_in = Mux(trel == 0, 0, code)
+                        count_in = Mux(trel == 0, 0, count)
+                        new = code_in + b
                         over = (b != 0) & (new >= (Const(1, 18) << length))
-                        with m.If(over | (count + b > 256)):
+                        with m.If(over | (count_in + b > 256)):
                             m.d.sync += err.eq(1)
                         limit = Mux(b != 0, new, 0)
-                        offset = Mux(b != 0, (count - code)[:8], 0)
+                        offset = Mux(b != 0, (count_in - code_in)[:8], 0)
                         m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(tid),
                                      self.o_table.payload.addr.eq(256 + trel[:4]),
                                      self.o_table.payload.data.eq(limit[:17] | (offset << 17)),
-                                     code.eq(new << 1), count.eq(count + b)]
+                                     code.eq(new << 1), count.eq(count_in + b)]
                     with m.If(in_t & (trel >= 16)):                # a symbol
                         m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(tid),
                                      self.o_table.payload.addr.eq(trel - 16),
                                      self.o_table.payload.data.eq(b)]
-                    with m.If(here & (rel == tbase + 271)):        # the next table starts afresh
-                        m.d.sync += [code.eq(0), count.eq(0)]
 
         # -- configuration (stable once done) ---------------------------------------------------
         sc = cfg.scan
@@ -196,6 +210,37 @@ class TableLoader(wiring.Component):
                      cfg.image.width.eq(width), cfg.image.height.eq(height),
                      cfg.image.ycc.eq((sampling != 0) & flags[0]),
                      self.grey.eq(sampling == 0), self.error.eq(err & self.done)]
+
+        # -- skipping unused bytes a word at a time ---------------------------------------------
+        nb = self._word_bytes
+        if nb > 1:
+            n = codec.TABLE_BLOCK_BYTES
+            word_end = Signal(range(n + 1))
+            m.d.comb += word_end.eq((pos | (nb - 1)) + 1)
+            # the unused run the byte at ``pos`` starts or lies in, as its end (0: used)
+            run_end = Signal(range(n + 1))
+            with m.If(err):
+                m.d.comb += run_end.eq(n)
+            with m.Elif((pos >= 40) & (pos < codec.COMP0)):           # reserved
+                m.d.comb += run_end.eq(codec.COMP0)
+            with m.Elif(pos >= codec.COMP0 + codec.COMP_BYTES * ncomp):  # absent components
+                m.d.comb += run_end.eq(n)
+            for c in range(3):
+                base = codec.COMP0 + codec.COMP_BYTES * c
+                rel = pos - base
+                for tbase in (128, 400):
+                    # a symbol slot past the table's count (``count`` holds it by then)
+                    past = ((pos >= base + tbase + 16) & (pos < base + tbase + 272)
+                            & (rel - (tbase + 16) >= count) & ~err
+                            & (pos < codec.COMP0 + codec.COMP_BYTES * ncomp))
+                    with m.If(past):
+                        m.d.comb += run_end.eq(base + tbase + 272)
+            m.d.comb += [skip.eq(self.i_byte.valid & ~self.done & (run_end >= word_end)),
+                         self.skip.eq(skip)]
+            with m.If(skip):
+                m.d.sync += pos.eq(word_end)
+                with m.If(word_end == n):
+                    m.d.sync += self.done.eq(1)
 
         with m.If(self.start):
             m.d.sync += [pos.eq(0), self.done.eq(0), err.eq(0), code.eq(0), count.eq(0),

@@ -115,7 +115,8 @@ class Timing:
     tw_slack: int = 9
     #: a DECODE (codec wrapper) whose table block and bitstream the model is given (the
     #: program's DRAM images, :func:`predict_program`'s ``images``) holds the LOAD stage (and,
-    #: approximately, the read path) for the table block (one byte a cycle, ``TableLoader``),
+    #: approximately, the read path) for the table block (:func:`table_block_cycles`: a used
+    #: byte a cycle, unused runs dropped a bus word a cycle, ``TableLoader``),
     #: plus this, plus its scan as :func:`decode_scan_cycles` places it stage by stage: the
     #: dispatch checks, the table block's first word, the decoder's start, the bitstream's
     #: first word, the colour stage's and the post-processing's pipelines and the job's end
@@ -133,7 +134,8 @@ class Timing:
     #: when the crop ends before the frame does that is the DECODE's end
     decode_post: int = 12
     #: a DECODE whose table block or bitstream the model does not have (a bare list of
-    #: descriptors), or cannot read, is a first-order fit instead: the table block plus
+    #: descriptors), or cannot read, is a first-order fit instead: a colour frame's table
+    #: block with the Annex K.3 tables (``_typical_table_cycles``) plus
     #: ``decode_fit + decode_bit * bits_len * 8 + decode_pixel * (crop_x + crop_w) * (crop_y +
     #: crop_h)`` (the frame's size, sampling and MCU padding are in the table block; least
     #: squares on the ``decode_timing`` images on ``tiny``, seed 1: within 2 % of those full
@@ -351,10 +353,63 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
     return max(end, output_until(cy + ch - 1) - width + cx + cw + timing.decode_post)
 
 
-def _decode_scan(desc, images, timing):
-    """:func:`decode_scan_cycles` of DECODE descriptor ``desc`` with its table block and
-    bitstream from ``images`` (``(address, bytes)`` pairs); None where they are not there or do
-    not decode."""
+def table_block_cycles(block_raw: bytes, word_bytes: int) -> int:
+    """The cycles ``hw/jpeg/tables.py``'s ``TableLoader`` takes for table block `block_raw`
+    arriving as `word_bytes`-byte bus words (one a cycle or faster): a used byte a cycle, and
+    one cycle to drop the rest of a word from an unused byte on when the unused run goes to
+    the word's end at least (reserved bytes, symbol slots past a Huffman table's count, the
+    components a grey frame does not have). A valid block only (a refused one is not
+    modelled)."""
+    n = TABLE_BLOCK_BYTES
+    if word_bytes <= 1:
+        return n
+    sampling = block_raw[5]
+    ncomp = 1 if sampling == 0 else 3
+    comps_end = codec.COMP0 + codec.COMP_BYTES * ncomp
+
+    def run_end(pos):
+        if 40 <= pos < codec.COMP0:
+            return codec.COMP0
+        if pos >= comps_end:
+            return n
+        if pos >= codec.COMP0:
+            c, rel = divmod(pos - codec.COMP0, codec.COMP_BYTES)
+            for tbase in (128, 400):
+                if tbase + 16 <= rel < tbase + 272:
+                    at = codec.COMP0 + codec.COMP_BYTES * c + tbase
+                    if rel - tbase - 16 >= sum(block_raw[at:at + 16]):
+                        return at + 272
+        return 0
+
+    cycles = 0
+    for word in range(0, n, word_bytes):
+        end = word + word_bytes
+        for pos in range(word, end):
+            cycles += 1
+            if run_end(pos) >= end:
+                break
+    return cycles
+
+
+@functools.lru_cache(maxsize=8)
+def _typical_table_cycles(word_bytes: int) -> int:
+    """The table block of a colour frame with T.81 Annex K.3's tables (no DHT: the commonest
+    Huffman tables), for a DECODE whose block the model does not have."""
+    from ...base.jpeg import STANDARD_AC, STANDARD_DC
+    raw = bytearray(TABLE_BLOCK_BYTES)
+    raw[5] = 3
+    for c in range(3):
+        at = codec.COMP0 + codec.COMP_BYTES * c
+        for k, t in enumerate((STANDARD_DC[min(c, 1)], STANDARD_AC[min(c, 1)])):
+            raw[at + 128 + 272 * k:at + 144 + 272 * k] = bytes(t.counts)
+    return table_block_cycles(bytes(raw), word_bytes)
+
+
+def _decode_scan(desc, images, timing, word_bytes):
+    """``(table block cycles, scan cycles)`` (:func:`table_block_cycles`,
+    :func:`decode_scan_cycles`) of DECODE descriptor ``desc`` with its table block and
+    bitstream from ``images`` (``(address, bytes)`` pairs), its block arriving in
+    ``word_bytes``-byte bus words; None where they are not there or do not decode."""
     v = int.from_bytes(bytes(desc), "little")
 
     def read(addr, n):
@@ -369,9 +424,10 @@ def _decode_scan(desc, images, timing):
         return None
     crop = tuple(_get(v, _DEC[f"crop_{k}"]) for k in "xywh")
     try:
-        return decode_scan_cycles(block, bits, crop, timing)
+        scan = decode_scan_cycles(block, bits, crop, timing)
     except ValueError:      # BlockError, JpegError: DECODE_ERROR, after a time not modelled
         return None
+    return table_block_cycles(block, word_bytes), scan
 
 
 # -- the event model ---------------------------------------------------------------------------
@@ -511,12 +567,12 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             busy["vector"] += d
         elif kind == _DECODEOP:
             span = -(-a // bb) * bb
-            scan = _decode_scan(descs[i], images, T)
-            if scan is None:
-                d = (T.decode_fit + TABLE_BLOCK_BYTES
+            known = _decode_scan(descs[i], images, T, bb)
+            if known is None:
+                d = (T.decode_fit + _typical_table_cycles(bb)
                      + int(T.decode_bit * a * 8 + T.decode_pixel * c))
             else:
-                d = T.decode + TABLE_BLOCK_BYTES + scan
+                d = T.decode + known[0] + known[1]
             rd_bytes += TABLE_BLOCK_BYTES + span
             by_class["act"] += TABLE_BLOCK_BYTES + span
             busy["dma_read"] += d

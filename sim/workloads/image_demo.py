@@ -327,7 +327,8 @@ def format_table(res: dict) -> str:
         lines.append(f"cycles per image on the RTL ({res['rtl_images']} images, "
                      f"{'bit-exact' if res['bit_exact'] else 'NOT bit-exact'}): inference "
                      f"from DRAM pixels {r['pixels']:.0f}, JPEG to classification "
-                     f"{r['jpeg']:.0f} (decoding adds {r['jpeg'] - r['pixels']:.0f}); "
+                     f"{r['jpeg']:.0f} (decoding instead of loading the pixels: "
+                     f"{r['jpeg'] - r['pixels']:+.0f}); "
                      "performance model "
                      + ", ".join(f"{k} {100 * v:+.2f} %" for k, v in res["model_error"].items()))
     return "\n".join(lines)

@@ -95,11 +95,19 @@ def test_engine_equals_model(bus_bits, rng):
     with pytest.raises(codec.BlockError, match="width 65 is over the decoder's 64"):
         codec.decode_job(wide_block, wide_bits, crop=(0, 0, 8, 8), out_h=8, out_w=8,
                          max_width=64)
+    # optimized Huffman tables: every symbol is used, the last one of each table too (the
+    # loader drops the slots after it a bus word at a time)
+    opt_tables, opt_bits = codec.split_scan(encode(smooth_image(rng, 24, 20), "4:2:0",
+                                                   quality=90, optimize=True))
+    opt_block = codec.table_block(opt_tables)
+    opt_exp = np.frombuffer(codec.act_lane_image(codec.decode_job(
+        opt_block, opt_bits, crop=(0, 0, 20, 24), out_h=24, out_w=20)), np.uint8).reshape(-1, 32)
     jobs = [(block, bits, crop, oh, ow, 65530, 3),           # the address wraps mod 2**16
             (bytes(bad_block), bits, crop, oh, ow, 0, 0),
             (block, bad_bits, crop, oh, ow, 0, 0),
             (block, bits, crop, oh, ow, 100, 1),
-            (wide_block, wide_bits, (0, 0, 8, 8), 8, 8, 0, 0)]
+            (wide_block, wide_bits, (0, 0, 8, 8), 8, 8, 0, 0),
+            (opt_block, opt_bits, (0, 0, 20, 24), 24, 20, 0, 2)]
     res = run_engine(jobs, rng, bus_bits=bus_bits)
     for k, at, lane in ((0, 65530, 3), (3, 100, 1)):
         writes, status, asked = res[k]
@@ -111,3 +119,55 @@ def test_engine_equals_model(bus_bits, rng):
     assert res[1][1] == "error" and not res[1][2] and not res[1][0]   # no bitstream asked for
     assert res[2][1] == "error" and res[2][2]
     assert res[4][1] == "error" and not res[4][2] and not res[4][0]
+    writes, status, _ = res[5]
+    assert status == "done"
+    got = np.array([list(d.to_bytes(32, "little")) for _, _, d in writes], np.uint8)
+    assert np.array_equal(got, opt_exp)
+
+
+@pytest.mark.parametrize("bus_bits", [64, 128])
+def test_table_block_cycles_match_the_model(bus_bits, rng):
+    """The table block's time (start to the decoder's go, the DMA never stalling) is the
+    performance model's ``table_block_cycles`` plus one constant, for grey and colour blocks
+    with standard and optimized Huffman tables: the loader takes a used byte a cycle and drops
+    an unused run's words one a cycle."""
+    from s4accel.sim.model.perf_model import table_block_cycles
+
+    nb = bus_bits // 8
+    blocks = []
+    for mode, opt in (("grey", False), ("grey", True), ("4:2:0", False), ("4:4:4", True)):
+        t, _ = codec.split_scan(encode(smooth_image(rng, 16, 16), mode, quality=80,
+                                       optimize=opt))
+        blocks.append(codec.table_block(t))
+    measured = []
+    for block in blocks:
+        dut = DecodeEngine(bus_bits=bus_bits, max_width=64, max_out_w=64)
+
+        async def main(ctx, dut=dut, block=block):
+            ctx.set(dut.config, {"geometry": {"crop_x": 0, "crop_y": 0, "crop_w": 16,
+                                              "crop_h": 16, "out_w": 16, "out_h": 16},
+                                 "act_addr": 0, "lane": 0, "bits_len": 1})
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            words, k, cycles = _words(block, nb), 0, 0
+            while not ctx.get(dut.block_ok):
+                ctx.set(dut.i_block.valid, k < len(words))
+                if k < len(words):
+                    ctx.set(dut.i_block.payload, {"data": words[k], "last": k == len(words) - 1})
+                took = k < len(words) and ctx.get(dut.i_block.ready)
+                await ctx.tick()
+                k += bool(took)
+                cycles += 1
+                assert cycles < 3000
+            measured.append(cycles)
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(main)
+        sim.run()
+    model = [table_block_cycles(b, nb) for b in blocks]
+    # (the constant: the start's register, the loader's done, the job's GO and block_ok)
+    assert len({m - p for m, p in zip(measured, model)}) == 1, (measured, model)
+    assert 0 <= measured[0] - model[0] <= 3, (measured, model)
+    assert max(model) < codec.TABLE_BLOCK_BYTES * 3 // 5

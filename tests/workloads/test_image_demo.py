@@ -127,8 +127,11 @@ def test_image_demo_on_rtl(net):
     assert res["model_equal"] and res["model_images"] == 8
     assert res["decodes_per_image"] == 1
     assert all(abs(e) <= 0.02 for e in res["model_error"].values()), res["model_error"]
-    r = res["rtl_cycles_per_image"]
-    assert r["jpeg"] > r["pixels"]
+    # the split between decoding and inference: the RTL's difference between the two programs
+    # (DECODEs in place of the decoded pixels' LOAD) is the model's, within half a DECODE
+    r, m = res["rtl_cycles_per_image"], res["model_cycles_per_image"]
+    assert m["decode"] > 0
+    assert abs((r["jpeg"] - r["pixels"]) - (m["jpeg"] - m["pixels"])) < m["decode"] / 2, (r, m)
 
 
 def test_resident_input_is_race_free(net):
