@@ -207,3 +207,8 @@ def test_calibration_text_is_apart_from_the_evaluation_sentences():
     for part in (minilm.CALIB_SENTENCES, minilm.WRITTEN_SENTENCES, minilm.MORE_SENTENCES,
                  minilm.EXTRA_SENTENCES, minilm.FURTHER_SENTENCES):
         assert set(part) <= set(calib)
+    # the data file (sim/workloads/data/minilm_calibration.txt): its four sections, each a
+    # list of whole sentences (a line cut in two, or a stray header, would show here)
+    text = minilm._CALIBRATION_TEXT
+    assert set(text) == {"written", "more", "extra", "further"}
+    assert all(t[0].isupper() and t[-1] in ".?!" for part in text.values() for t in part)
