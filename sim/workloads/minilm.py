@@ -41,8 +41,7 @@ from ...base import vector as V
 from ...base.config import load_config
 from ...sw.compiler import FloatLinear, compile_model, run_model
 from ...sw.driver import Driver, run
-from ...sw.prune import (ASYM_DAMP, DAMP, asymmetric_target, format_report, layer_report,
-                         prune_layer)
+from ...sw.prune import ASYM_DAMP, DAMP, asymmetric_target, format_report, layer_report, prune_layer
 from ..model.device_model import ModelBackend
 from ..report import Column
 from ..report import format_table as _format_table
@@ -1311,7 +1310,7 @@ def encoder_report(config="fpga", *, sparsities=SPARSITIES, seq_lens=(32, 128),
     say("")
     say(_format_table(rows, ENCODER_COLUMNS))
     say("")
-    say(f"cos: the integer encoder's sentence embeddings ("
+    say("cos: the integer encoder's sentence embeddings ("
         + ("the golden layers; the device is bit-exact with them" if engine == "golden" else
            "the six-layer program on the functional model, each sentence checked against "
            "the golden layers")
