@@ -171,3 +171,45 @@ def test_table_block_cycles_match_the_model(bus_bits, rng):
     assert len({m - p for m, p in zip(measured, model)}) == 1, (measured, model)
     assert 0 <= measured[0] - model[0] <= 3, (measured, model)
     assert max(model) < codec.TABLE_BLOCK_BYTES * 3 // 5
+
+
+@pytest.mark.parametrize("bus_bits", [64, 128])
+def test_mutated_table_blocks_equal_model(bus_bits, rng):
+    """Table blocks with one to three random bytes changed (Huffman counts, whose sums decide
+    which symbol slots the loader drops a word at a time, quantizers, header, symbols) end
+    as the functional model's job does: refused (``DECODE_ERROR``, no bitstream asked for) or
+    a corrupt stream, or the same ACT writes."""
+    data = encode(smooth_image(rng, 16, 16), "4:2:0", quality=int(rng.integers(40, 95)),
+                  optimize=bool(rng.integers(0, 2)))
+    tables, bits = codec.split_scan(data)
+    good = codec.table_block(tables)
+    regions = [(0, 64)] + [(codec.COMP0 + codec.COMP_BYTES * c + a, codec.COMP0
+                            + codec.COMP_BYTES * c + b)
+                           for c in range(3) for a, b in ((0, 128), (128, 144), (144, 176),
+                                                          (400, 416), (416, 480))]
+    jobs, expect = [], []
+    for _ in range(12):
+        bad = bytearray(good)
+        for _ in range(int(rng.integers(1, 4))):
+            lo, hi = regions[int(rng.integers(len(regions)))]
+            at = int(rng.integers(lo, hi))
+            bad[at] = int(rng.integers(0, 256)) if rng.random() < 0.5 else max(0, bad[at] - 1)
+        try:
+            q = codec.decode_job(bytes(bad), bits, crop=(0, 0, 16, 16), out_h=16, out_w=16,
+                                 max_width=64)
+            expect.append(np.frombuffer(codec.act_lane_image(q), np.uint8).reshape(-1, 32))
+        except codec.BlockError:
+            expect.append("refused")
+        except ValueError:                       # JpegError: a corrupt stream for these tables
+            expect.append("corrupt")
+        jobs.append((bytes(bad), bits, (0, 0, 16, 16), 16, 16, 0, 0))
+    res = run_engine(jobs, rng, bus_bits=bus_bits)
+    for k, ((writes, status, asked), exp) in enumerate(zip(res, expect)):
+        if isinstance(exp, str):
+            assert status == "error", (k, exp)
+            assert asked == (exp == "corrupt"), (k, exp, asked)
+        else:
+            assert status == "done", k
+            got = np.array([list(d.to_bytes(32, "little")) for _, _, d in writes], np.uint8)
+            assert np.array_equal(got, exp), k
+    assert any(isinstance(e, str) for e in expect) or len(expect) < 4
