@@ -138,8 +138,10 @@ class Timing:
     #: block with the Annex K.3 tables (``_typical_table_cycles``) plus
     #: ``decode_fit + decode_bit * bits_len * 8 + decode_pixel * (crop_x + crop_w) * (crop_y +
     #: crop_h)`` (the frame's size, sampling and MCU padding are in the table block; least
-    #: squares on the ``decode_timing`` images on ``tiny``, seed 1: within 2 % of those full
-    #: frames, 3 % of other seeds', far off for crops)
+    #: squares on the ``decode_timing`` images on ``tiny``, seed 1, when the table block took
+    #: 2,112 cycles for every frame: within 2 % of those full frames, 3 % of other seeds',
+    #: far off for crops; since the loader drops unused words, a grey frame's block or one
+    #: with optimized tables takes 300 to 700 cycles less than the colour block assumed here)
     decode_fit: int = 102
     decode_bit: float = 0.083
     decode_pixel: float = 1.019
