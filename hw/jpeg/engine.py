@@ -8,7 +8,9 @@ two transfers as bus words, and ACT writes out. The command processor (``_decode
 ``bits_addr`` rounded up to whole bus words); ``error`` without ``block_ok`` means the block
 (or the crop) was refused and the bitstream's transfer must not be issued.
 
-- ``i_block``, ``i_bits``: the transfers' words; the bytes of a word go out lowest first, the
+- ``i_block``, ``i_bits``: the transfers' words; the bytes of a word go out lowest first
+  (a block word's rest is dropped at once when the table loader raises ``skip``: bytes it
+  does not use, :class:`.tables.TableLoader`), the
   bitstream's bytes past ``bits_len`` are dropped, and ``last`` marks its byte ``bits_len - 1``
   for the decoder. Every word of a transfer is taken (a corrupt stream is drained), so the
   DMA's job completes.
