@@ -7,15 +7,16 @@ products), so the result is exact for any 16-bit coefficient and 16-bit quantize
 valid 8-bit data.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...base.jpeg import ZIGZAG
 from .entropy import coef_layout
 
-__all__ = ["Idct", "idct_1d", "qt_write_layout", "qtable_image", "row_layout"]
+__all__ = ["UNIT_LATENCY", "Idct", "idct_1d", "qt_write_layout", "qtable_image", "row_layout"]
 
 #: A quantizer write: entry ``k`` (zig-zag order, as DQT lists them) of component ``comp``'s
 #: table.
@@ -84,16 +85,22 @@ class Idct(wiring.Component):
     A block's items (any order, any subset of the 64 zig-zag indices, the last one marked
     ``last``; a missing index is 0) are dequantized by component ``comp``'s table as they
     arrive (one per cycle) into one of two block buffers; the other buffer meanwhile goes
-    through the IDCT: 8 cycles for the column pass (a column of 8 per cycle), then 8 cycles for
-    the row pass, each row an ``o_row`` transfer carrying the block's ``comp`` and ``slot``.
-    So a block takes 16 cycles once its last item is in, overlapped with the next block's
-    items. The two passes never run at once, so they share one 1-D unit (12 multiplications,
-    at the row pass's width), and the block buffers are eight small memories (a row of both
-    buffers each, LUT RAM on an FPGA) with a bit per entry for "written": on ulx3s this is
-    37 MULT18 instead of 61 for two units and buffers of registers, 6.1k LUT4 instead of
-    10.3k and 3.7k flip-flops instead of 6.9k (yosys, the IDCT alone). ``i_qt`` is always ready; write tables only while no block of that component is
-    inside. ``clear`` (a pulse) drops every block inside, a partly received one included, and
-    the pending output row (a scan that ended with an error leaves such blocks behind).
+    through the IDCT. The two 1-D passes never run at once, so they share one 1-D unit (12
+    multiplications, at the row pass's width), pipelined for the FPGA clock: a vector goes in
+    each cycle and comes out :data:`UNIT_LATENCY` cycles later (operand registers, the first
+    sums, the products, three levels of sums). The column pass puts a column of the buffer in
+    per cycle (8 cycles; the buffer is then free), waits for the last column's result in the
+    workspace, then the row pass puts a row of the workspace in per cycle (8 cycles), each
+    result a row of samples into an 8-row output queue (``o_row``, carrying the block's
+    ``comp`` and ``slot``): a block every ``16 + UNIT_LATENCY`` cycles once its last item is
+    in, overlapped with the next block's items. The row pass issues a row only while the
+    queue has room for it, so the unit never stalls (:func:`s4accel.sim.model.perf_model
+    .decode_scan_cycles` places these cycles). The block buffers are eight small memories (a
+    row of both buffers each, LUT RAM on an FPGA) with a bit per entry for "written", so a
+    release clears 64 bits, not 64 words. ``i_qt`` is always ready; write tables only while no
+    block of that component is inside. ``clear`` (a pulse) drops every block inside, a partly
+    received one, the unit's pipeline and the output queue included (a scan that ended with
+    an error leaves such blocks behind).
 
     Members
     -------
@@ -122,8 +129,9 @@ class Idct(wiring.Component):
         # ---- block buffers: natural order, dequantized. Row ``i`` of both buffers is one
         # small memory (LUT RAM on an FPGA), word ``8 * buffer + column``, read a column at a
         # time (all 8 rows at once, asynchronously); a bit per entry says whether it was
-        # written since the buffer's last release (a missing index reads 0), so a release
-        # clears 64 bits, not 64 words.
+        # written since the buffer's last release (a missing index reads 0).
+        # An item: taken (``i_coef``, the quantizer read), then its product registered
+        # (``v2``), then written.
         rows_mem = [Memory(shape=signed(32), depth=16, init=[]) for _ in range(8)]
         for i, mem in enumerate(rows_mem):
             m.submodules[f"bank_row{i}"] = mem
@@ -132,79 +140,219 @@ class Idct(wiring.Component):
         tag = [Signal(6, name=f"tag{b}") for b in range(2)]   # Cat(comp, slot)
         wb = Signal()   # bank being filled
         rb = Signal()   # bank next read by the IDCT
-        v1 = Signal()
-        c1 = Signal(coef_layout)
-        target = wb ^ (v1 & c1.last)
+        v1, v2 = Signal(), Signal()
+        c1, c2 = Signal(coef_layout), Signal(coef_layout)
+        # the bank an item taken now goes to: the items in flight may end the current block
+        target = wb ^ (v1 & c1.last) ^ (v2 & c2.last)
         take = self.i_coef.valid & ~Mux(target, full[1], full[0])
         m.d.comb += [self.i_coef.ready.eq(take), q_rd.addr.eq(Cat(self.i_coef.payload.k,
                                                                   self.i_coef.payload.comp)),
                      q_rd.en.eq(take)]
-        m.d.sync += v1.eq(take)
+        m.d.sync += [v1.eq(take), v2.eq(v1)]
         with m.If(take):
             m.d.sync += c1.eq(self.i_coef.payload)
+        with m.If(v1):
+            m.d.sync += c2.eq(c1)
         natural = Signal(6)
-        m.d.comb += natural.eq(Array(Const(int(n), 6) for n in ZIGZAG)[c1.k])
+        m.d.comb += natural.eq(Array(Const(int(n), 6) for n in ZIGZAG)[c2.k])
         product = Signal(signed(32))
-        m.d.comb += product.eq(c1.value * q_rd.data)
+        with m.If(v1):
+            m.d.sync += product.eq(c1.value * q_rd.data)
         release = Signal()
         col = Signal(3)
-        row = Signal(3)
-        pass2 = Signal()
         rd_col = []         # the column ``col`` of buffer ``rb``, row by row
         for i, mem in enumerate(rows_mem):
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
             m.d.comb += [wr.addr.eq(Cat(natural[:3], wb)), wr.data.eq(product),
-                         wr.en.eq(v1 & (natural[3:] == i)), rd.addr.eq(Cat(col, rb))]
+                         wr.en.eq(v2 & (natural[3:] == i)), rd.addr.eq(Cat(col, rb))]
             bit = Mux(rb, written[1], written[0]).bit_select(Cat(col, Const(i, 3)), 1)
             rd_col.append(Mux(bit, rd.data, 0))
         for b in range(2):
-            with m.If(v1 & (wb == b)):
+            with m.If(v2 & (wb == b)):
                 m.d.sync += written[b].eq(written[b] | (Const(1, 64) << natural))
-                with m.If(c1.last):
-                    m.d.sync += [full[b].eq(1), tag[b].eq(Cat(c1.comp, c1.slot))]
+                with m.If(c2.last):
+                    m.d.sync += [full[b].eq(1), tag[b].eq(Cat(c2.comp, c2.slot))]
             with m.If(release & (rb == b)):
                 m.d.sync += [full[b].eq(0), written[b].eq(0)]
-        with m.If(v1 & c1.last):
+        with m.If(v2 & c2.last):
             m.d.sync += wb.eq(~wb)
 
-        # ---- IDCT: one 1-D unit, the column pass (8 cycles, a column of the buffer into the
-        # workspace per cycle), then the row pass (8 cycles, a row of the workspace out per
-        # cycle); the passes never overlap, so they share the unit's 12 multiplications
-        out_tag = Signal(6)
-        ws_shape = signed(max(x.shape().width
-                              for x in idct_1d([Signal(signed(32))] * 8,
-                                               _CONST_BITS - _PASS1_BITS)))
+        # ---- the 1-D unit: a vector in per cycle (``issue``), its 8 results UNIT_LATENCY
+        # cycles later; ``meta`` travels beside it (pass, index, the block's tag)
+        ws_shape = _width(_ROW_IN_BOUND)
+        meta_layout = data.StructLayout({"valid": 1, "pass2": 1, "idx": 3, "tag": 6})
+        issue = Signal(meta_layout)             # this cycle's input (valid: something goes in)
+        issue_vec = [Signal(ws_shape, name=f"issue{i}") for i in range(8)]
+        results, meta_out = _unit(m, issue_vec, issue, meta_layout, self.clear)
+
+        # workspace: the column pass's results, read a row at a time by the row pass
         ws = [[Signal(ws_shape, name=f"ws{i}_{j}") for j in range(8)] for i in range(8)]
-        ws_row = [Array(ws[i][j] for i in range(8))[row] for j in range(8)]
-        unit_in = [Signal(ws_shape, name=f"unit_in{i}") for i in range(8)]
-        for i in range(8):
-            m.d.comb += unit_in[i].eq(Mux(pass2, ws_row[i], rd_col[i]))
-        p1 = idct_1d(unit_in, _CONST_BITS - _PASS1_BITS)
-        p2 = idct_1d(unit_in, _CONST_BITS + _PASS1_BITS + 3)
-        with m.If(~pass2 & Mux(rb, full[1], full[0])):
+        with m.If(meta_out.valid & ~meta_out.pass2):
             for i in range(8):
                 for j in range(8):
-                    with m.If(col == j):
-                        m.d.sync += ws[i][j].eq(p1[i])
-            m.d.sync += col.eq(col + 1)
-            with m.If(col == 7):
-                m.d.comb += release.eq(1)
-                m.d.sync += [pass2.eq(1), rb.eq(~rb), out_tag.eq(Mux(rb, tag[1], tag[0]))]
+                    with m.If(meta_out.idx == j):
+                        m.d.sync += ws[i][j].eq(results[i] >> (_CONST_BITS - _PASS1_BITS))
 
-        with m.If(self.o_row.ready):
-            m.d.sync += self.o_row.valid.eq(0)
-        with m.If(pass2 & (~self.o_row.valid | self.o_row.ready)):
-            o = self.o_row.payload
-            m.d.sync += [self.o_row.valid.eq(1), o.comp.eq(out_tag[:2]), o.slot.eq(out_tag[2:]),
-                         o.row.eq(row), o.last.eq(row == 7), row.eq(row + 1)]
-            for j in range(8):
-                s = p2[j] + 128
-                m.d.sync += o.pixels[j].eq(Mux(s < 0, 0, Mux(s > 255, 255, s[:8])))
-            with m.If(row == 7):
-                m.d.sync += pass2.eq(0)
+        # output queue: a row of samples (clamped; the +128 is in the rounding constant)
+        m.submodules.queue = queue = ResetInserter(self.clear)(
+            SyncFIFOBuffered(width=row_layout.size, depth=8))
+        qrow = Signal(row_layout)
+        m.d.comb += [qrow.comp.eq(meta_out.tag[:2]), qrow.slot.eq(meta_out.tag[2:]),
+                     qrow.row.eq(meta_out.idx), qrow.last.eq(meta_out.idx == 7)]
+        for j in range(8):
+            s = results[j] >> (_CONST_BITS + _PASS1_BITS + 3)
+            m.d.comb += qrow.pixels[j].eq(Mux(s < 0, 0, Mux(s > 255, 255, s[:8])))
+        m.d.comb += [queue.w_data.eq(qrow), queue.w_en.eq(meta_out.valid & meta_out.pass2),
+                     self.o_row.payload.eq(queue.r_data), self.o_row.valid.eq(queue.r_rdy),
+                     queue.r_en.eq(self.o_row.ready)]
+        pending = Signal(range(9))              # rows issued and not yet taken
+        taken = self.o_row.valid & self.o_row.ready
+        m.d.sync += pending.eq(pending + (issue.valid & issue.pass2) - taken)
+
+        # ---- the schedule: column pass, wait for its last result, row pass
+        row = Signal(3)
+        wait = Signal(range(UNIT_LATENCY + 1))
+        out_tag = Signal(6)
+        ws_row = [Array(ws[i][j] for i in range(8))[row] for j in range(8)]
+        with m.FSM(name="idct_pass") as fsm:
+            with m.State("COL"):
+                with m.If(Mux(rb, full[1], full[0])):
+                    m.d.comb += [issue.valid.eq(1), issue.idx.eq(col)]
+                    m.d.comb += [issue_vec[i].eq(rd_col[i]) for i in range(8)]
+                    m.d.sync += col.eq(col + 1)
+                    with m.If(col == 7):
+                        m.d.comb += release.eq(1)
+                        m.d.sync += [rb.eq(~rb), out_tag.eq(Mux(rb, tag[1], tag[0])),
+                                     wait.eq(UNIT_LATENCY - 1)]
+                        m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.next = "ROW"
+            with m.State("ROW"):
+                with m.If(pending < 8):
+                    m.d.comb += [issue.valid.eq(1), issue.pass2.eq(1), issue.idx.eq(row),
+                                 issue.tag.eq(out_tag)]
+                    m.d.comb += [issue_vec[i].eq(ws_row[i]) for i in range(8)]
+                    m.d.sync += row.eq(row + 1)
+                    with m.If(row == 7):
+                        m.next = "COL"
         with m.If(self.clear):
-            m.d.sync += [v1.eq(0), wb.eq(0), rb.eq(0), col.eq(0), row.eq(0), pass2.eq(0),
-                         self.o_row.valid.eq(0), *(f.eq(0) for f in full),
-                         *(w.eq(0) for w in written)]
+            m.d.sync += [v1.eq(0), v2.eq(0), wb.eq(0), rb.eq(0), col.eq(0), row.eq(0),
+                         pending.eq(0), *(f.eq(0) for f in full), *(w.eq(0) for w in written)]
+            m.d.sync += fsm.state.eq(0)
         return m
+
+
+#: Cycles from a vector going into the IDCT's 1-D unit to its results: operands, first sums,
+#: products, three levels of sums.
+UNIT_LATENCY = 6
+
+_P1_SHIFT, _P2_SHIFT = _CONST_BITS - _PASS1_BITS, _CONST_BITS + _PASS1_BITS + 3
+#: each pass's rounding constant: the column pass's, the row pass's with the +128 after
+#: the descale shifted up
+_RND = (1 << (_P1_SHIFT - 1), (1 << (_P2_SHIFT - 1)) + (128 << _P2_SHIFT))
+
+
+def _stage2(s):
+    t0, t1, t2, t3 = s["d7"], s["d5"], s["d3"], s["d1"]
+    return {"e26": s["d2"] + s["d6"], "e04p": s["d0"] + s["d4"], "e04m": s["d0"] - s["d4"],
+            "d2": s["d2"], "d6": s["d6"], "z1s": t0 + t3, "z2s": t1 + t2, "z3s": t0 + t2,
+            "z4s": t1 + t3, "z34": (t0 + t2) + (t1 + t3), "t0": t0, "t1": t1, "t2": t2,
+            "t3": t3, "rnd": s["rnd"]}
+
+
+def _stage3(s):
+    return {"z1": s["e26"] * F0_541196100, "m_d6": s["d6"] * -F1_847759065,
+            "m_d2": s["d2"] * F0_765366865, "tmp0": (s["e04p"] << _CONST_BITS) + s["rnd"],
+            "tmp1": (s["e04m"] << _CONST_BITS) + s["rnd"], "z5": s["z34"] * F1_175875602,
+            "m_t0": s["t0"] * F0_298631336, "m_t1": s["t1"] * F2_053119869,
+            "m_t2": s["t2"] * F3_072711026, "m_t3": s["t3"] * F1_501321110,
+            "m_z1": s["z1s"] * -F0_899976223, "m_z2": s["z2s"] * -F2_562915447,
+            "m_z3": s["z3s"] * -F1_961570560, "m_z4": s["z4s"] * -F0_390180644}
+
+
+def _stage4(s):
+    return {"tmp2": s["z1"] + s["m_d6"], "tmp3": s["z1"] + s["m_d2"], "tmp0": s["tmp0"],
+            "tmp1": s["tmp1"], "z3": s["m_z3"] + s["z5"], "z4": s["m_z4"] + s["z5"],
+            "u0": s["m_t0"] + s["m_z1"], "u1": s["m_t1"] + s["m_z2"],
+            "u2": s["m_t2"] + s["m_z2"], "u3": s["m_t3"] + s["m_z1"]}
+
+
+def _stage5(s):
+    return {"tmp10": s["tmp0"] + s["tmp3"], "tmp13": s["tmp0"] - s["tmp3"],
+            "tmp11": s["tmp1"] + s["tmp2"], "tmp12": s["tmp1"] - s["tmp2"],
+            "o0": s["u0"] + s["z3"], "o1": s["u1"] + s["z4"], "o2": s["u2"] + s["z3"],
+            "o3": s["u3"] + s["z4"]}
+
+
+def _stage6(s):
+    a = (s["tmp10"] + s["o3"], s["tmp11"] + s["o2"], s["tmp12"] + s["o1"],
+         s["tmp13"] + s["o0"], s["tmp13"] - s["o0"], s["tmp12"] - s["o1"],
+         s["tmp11"] - s["o2"], s["tmp10"] - s["o3"])
+    return {f"out{i}": x for i, x in enumerate(a)}
+
+
+#: the unit's register stages after its operands (``d0``..``d7`` and ``rnd``): jidctint.c's
+#: 1-D pass, each pass's rounding constant added to the even part's first term
+_STAGES = (_stage2, _stage3, _stage4, _stage5, _stage6)
+
+
+def _bounds():
+    """The largest magnitude of every value of the unit, for either pass: each is a linear
+    form of the 8 inputs and the rounding constant, so its bound is the sum of its
+    coefficients' magnitudes times the inputs' bound. The column pass's inputs are products
+    of a 16-bit signed coefficient and a 16-bit quantizer (magnitude below ``2**31``), the
+    row pass's the column pass's descaled results. Returns ({name: bound} per stage, the row
+    pass's input bound)."""
+    def run(d, rnd):
+        s = {f"d{i}": d[i] for i in range(8)} | {"rnd": rnd}
+        out = [s]
+        for f in _STAGES:
+            out.append(f(out[-1]))
+        return out
+    basis = [run([int(i == k) for i in range(8)], 0) for k in range(8)]
+    const = run([0] * 8, 1)
+
+    def bound(b_in, rnd):
+        return [{n: sum(abs(b[k][n]) for b in basis) * b_in + abs(c[n]) * rnd for n in c}
+                for k, c in enumerate(const)]
+    b_col = bound((1 << 31) - 1, _RND[0])
+    b_row_in = max((v >> _P1_SHIFT) + 1 for v in b_col[-1].values())
+    b_row = bound(b_row_in, _RND[1])
+    return [{n: max(a[n], b[n]) for n in a} for a, b in zip(b_col, b_row)], b_row_in
+
+
+_UNIT_BOUNDS, _ROW_IN_BOUND = _bounds()
+
+
+def _width(bound: int):
+    """The signed shape that holds -bound .. bound."""
+    return signed(bound.bit_length() + 1)
+
+
+def _unit(m, vec, meta, meta_layout, clear):
+    """jidctint.c's 1-D pass as a pipeline of UNIT_LATENCY register stages on `vec` (8 signed
+    values) and `meta`; returns the 8 sums before descaling (the pass's rounding constant,
+    and for the row pass the +128 shifted up, already added) and the meta of that vector.
+    Every value is held at the width its bound needs (:func:`_bounds`), so the result is
+    exact for every input the buffers can hold."""
+    metas = [meta]
+    for k in range(UNIT_LATENCY):
+        nm = Signal(meta_layout, name=f"unit_meta{k + 1}")
+        m.d.sync += nm.eq(metas[-1])
+        with m.If(clear):
+            m.d.sync += nm.valid.eq(0)
+        metas.append(nm)
+
+    def regs(values, k):
+        out = {}
+        for n, v in values.items():
+            out[n] = Signal(_width(_UNIT_BOUNDS[k][n]), name=f"unit{k + 1}_{n}")
+            m.d.sync += out[n].eq(v)
+        return out
+    s = regs({f"d{i}": x for i, x in enumerate(vec)} | {"rnd": Mux(meta.pass2, *_RND[::-1])}, 0)
+    for k, f in enumerate(_STAGES):
+        s = regs(f(s), k + 1)
+    return [s[f"out{i}"] for i in range(8)], metas[-1]

@@ -37,6 +37,7 @@ from ...base.codec import TABLE_BLOCK_BYTES
 from ...base.jpeg import JpegError
 from ...hw.cmd.descriptors import (DESC_BYTES, DecodeBody, DmaBody, GemmBody, Header, LoadFormat,
                                    Opcode, Target, VopBody, VopOp)
+from ...hw.jpeg.idct import UNIT_LATENCY
 from ...hw.spu.wgt_unpack import packed_word_bits
 from ...hw.vector.vop import vop_cycles
 from ...sw.driver import RING_SLOTS
@@ -289,9 +290,12 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
       bits fit (so a run of long symbols waits for bytes); it waits while the IDCT's buffer for
       the block is full; a restart interval ends with ``timing.decode_restart`` cycles and an
       empty buffer;
-    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full the cycle
-      after its last item, its column pass (8 cycles) starts then and once the last block's
-      rows are out, and frees the buffer; its 8 rows then go out one a cycle;
+    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full two
+      cycles after its last item, its column pass (8 cycles) starts then and once the last
+      block's row pass has ended, and frees the buffer; its row pass starts ``UNIT_LATENCY``
+      cycles after the column pass (the last column's result), issues a row a cycle while
+      fewer than 8 rows are waiting to be taken, and a row can be taken ``UNIT_LATENCY + 2``
+      cycles after its issue (the 1-D unit's pipeline, the output queue);
     - the colour stage (``hw/jpeg/color.py``) takes an MCU row's rows once the output has read
       the lines they overwrite (a ring of two MCU rows plus two lines), and writes one pixel a
       cycle, row ``y`` from when the MCU row holding line ``y`` (4:2:0: ``y + 1``) is in;
@@ -322,7 +326,9 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
     t = 0                                   # the entropy decoder's next cycle
     nbits = 0                               # bits in its buffer
     free = [0, 0]                           # the IDCT's block buffers
-    rows_out = 0                            # the IDCT's last row out
+    rows_out = 0                            # the IDCT's last row out (taken)
+    takes = [0] * 8                         # when each of its last 8 rows was taken
+    issue_end = 0                           # the 1-D unit is free for the next column pass
     b = 0
     for k in range(mcus_y):
         # the MCU row overwrites the lines of output rows below (k + 1) * lines - ring
@@ -345,9 +351,16 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
                     if nbits <= _BIT_BUF - 8:
                         nbits += 8
                     t += 1
-                col = max(t + 1, rows_out)
+                # column pass, the wait for its last result, the row pass (a row a cycle
+                # while the output queue has room: 8 rows not yet taken)
+                col = max(t + 2, issue_end)
                 free[b % 2] = col + 8
-                rows_out = max(col + 8, gate) + 8
+                issue = col + 7 + UNIT_LATENCY
+                for r in range(8):
+                    issue = max(issue + 1, takes[r] + 1)
+                    rows_out = max(issue + UNIT_LATENCY + 2, gate + 1, rows_out + 1)
+                    takes[r] = rows_out
+                issue_end = issue + 1
                 b += 1
         row_in.append(rows_out)
     end = output_until(height - 1)

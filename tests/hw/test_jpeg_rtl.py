@@ -24,7 +24,7 @@ from s4accel.hw.jpeg.entropy import (
     huffman_table_image,
     scan_config,
 )
-from s4accel.hw.jpeg.idct import Idct, qtable_image
+from s4accel.hw.jpeg.idct import UNIT_LATENCY, Idct, qtable_image
 
 
 def scan_data(data):
@@ -406,12 +406,45 @@ def test_idct_random_blocks(seed):
     assert np.count_nonzero((pixels > 0) & (pixels < 255)) > 0.8 * pixels.size, "clamped"
 
 
+def _pass_signs():
+    """The sign of each input's coefficient in each output of the IDCT's 1-D pass (the
+    unit's stages run on unit vectors): [output][input]."""
+    from s4accel.hw.jpeg import idct
+    signs = np.zeros((8, 8), dtype=np.int64)
+    for k in range(8):
+        s = {f"d{i}": int(i == k) for i in range(8)} | {"rnd": 0}
+        for f in idct._STAGES:
+            s = f(s)
+        signs[:, k] = [np.sign(s[f"out{o}"]) for o in range(8)]
+    return signs
+
+
+def test_idct_extreme_blocks(seed):
+    """Blocks that drive the 1-D unit's values to their bounds: 16-bit coefficients of
+    magnitude 32767 and quantizers of 65535, signed so that every column's output ``o`` is
+    at its largest and the columns' signs then make row output ``o2`` the largest too. The
+    unit holds each value at the width its bound needs (``idct._bounds``), so these are the
+    blocks a bit too few would get wrong."""
+    rng = np.random.default_rng(seed)
+    signs = _pass_signs()
+    assert np.all(signs != 0)
+    q = {0: np.full(64, 65535)}
+    blocks = []
+    for o, o2 in [(0, 0), (3, 4), (7, 7)] + [tuple(rng.integers(0, 8, 2)) for _ in range(3)]:
+        for sgn in (1, -1):
+            coef = sgn * 32767 * np.outer(signs[o], signs[o2])      # [row k][column c]
+            blocks.append((0, 0, coef.reshape(64)))
+    rows, _ = run_idct(blocks, q, rng=rng)
+    check_rows(rows, q, blocks)
+
+
 def test_idct_cycles_per_block():
-    """Back to back blocks of one item each (DC only, as in flat areas): a block every 16
-    cycles (8 column-pass cycles, 8 row cycles); dense blocks are bound by their 64 items."""
+    """Back to back blocks of one item each (DC only, as in flat areas): a block every
+    16 + UNIT_LATENCY cycles (8 column-pass cycles, the wait for the last column's result, 8
+    row cycles); dense blocks are bound by their 64 items."""
     rng = np.random.default_rng(5)
     q = {0: np.full(64, 3)}
-    for n_items, want in ((1, 16), (64, 64)):
+    for n_items, want in ((1, 16 + UNIT_LATENCY), (64, 64)):
         blocks = []
         for _ in range(6):
             coef = np.zeros(64, dtype=np.int64)
