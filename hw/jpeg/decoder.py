@@ -72,7 +72,7 @@ class JpegDecoder(wiring.Component):
     cycles bounded by the input length. ``busy`` from ``start`` to ``done`` or ``error``.
 
     Throughput: the colour stage's pixel per cycle paces the decoder once the entropy decoder
-    (a symbol per cycle) and the IDCT (22 cycles or one per coefficient item a block) keep
+    (a symbol per cycle) and the IDCT (23 cycles or one per coefficient item a block) keep
     ahead of it, as they do at ordinary qualities; before the first pixel an MCU row is
     decoded (see :class:`.color.ColorConverter` for the buffering).
 

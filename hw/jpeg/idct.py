@@ -84,11 +84,13 @@ class Idct(wiring.Component):
 
     A block's items (any order, any subset of the 64 zig-zag indices, the last one marked
     ``last``; a missing index is 0) are dequantized by component ``comp``'s table as they
-    arrive (one per cycle) into one of two block buffers; the other buffer meanwhile goes
-    through the IDCT. The two 1-D passes never run at once, so they share one 1-D unit (12
-    multiplications, at the row pass's width), pipelined for the FPGA clock: a vector goes in
+    arrive (one per cycle; the quantizer's block RAM read, then the product, each registered)
+    into one of two block buffers, full three cycles after the block's last item; the other
+    buffer meanwhile goes through the IDCT. The two 1-D passes never run at once, so they
+    share one 1-D unit (12 multiplications), pipelined for the FPGA clock: a vector goes in
     each cycle and comes out :data:`UNIT_LATENCY` cycles later (operand registers, the first
-    sums, the products, three levels of sums). The column pass puts a column of the buffer in
+    sums, the products' 17-bit pieces, the products, three levels of sums), every value at the
+    width its bound needs (:func:`_bounds`). The column pass puts a column of the buffer in
     per cycle (8 cycles; the buffer is then free), waits for the last column's result in the
     workspace, then the row pass puts a row of the workspace in per cycle (8 cycles), each
     result a row of samples into an 8-row output queue (``o_row``, carrying the block's
@@ -130,8 +132,8 @@ class Idct(wiring.Component):
         # small memory (LUT RAM on an FPGA), word ``8 * buffer + column``, read a column at a
         # time (all 8 rows at once, asynchronously); a bit per entry says whether it was
         # written since the buffer's last release (a missing index reads 0).
-        # An item: taken (``i_coef``, the quantizer read), then its product registered
-        # (``v2``), then written.
+        # An item: taken (``i_coef``, the quantizer read: a block RAM, its output registered
+        # next, ``v2``), its product registered (``v3``), then written.
         rows_mem = [Memory(shape=signed(32), depth=16, init=[]) for _ in range(8)]
         for i, mem in enumerate(rows_mem):
             m.submodules[f"bank_row{i}"] = mem
@@ -140,24 +142,28 @@ class Idct(wiring.Component):
         tag = [Signal(6, name=f"tag{b}") for b in range(2)]   # Cat(comp, slot)
         wb = Signal()   # bank being filled
         rb = Signal()   # bank next read by the IDCT
-        v1, v2 = Signal(), Signal()
-        c1, c2 = Signal(coef_layout), Signal(coef_layout)
-        # the bank an item taken now goes to: the items in flight may end the current block
-        target = wb ^ (v1 & c1.last) ^ (v2 & c2.last)
-        take = self.i_coef.valid & ~Mux(target, full[1], full[0])
+        v1, v2, v3 = Signal(), Signal(), Signal()
+        c1, c2, c3 = Signal(coef_layout), Signal(coef_layout), Signal(coef_layout)
+        # the bank an item taken now goes to: the items in flight may end the current block;
+        # with two blocks' last items in flight that is the bank the first of them fills
+        ends = [v1 & c1.last, v2 & c2.last, v3 & c3.last]
+        target = wb ^ ends[0] ^ ends[1] ^ ends[2]
+        two_ends = (ends[0] & ends[1]) | (ends[0] & ends[2]) | (ends[1] & ends[2])
+        take = self.i_coef.valid & ~Mux(target, full[1], full[0]) & ~two_ends
         m.d.comb += [self.i_coef.ready.eq(take), q_rd.addr.eq(Cat(self.i_coef.payload.k,
                                                                   self.i_coef.payload.comp)),
                      q_rd.en.eq(take)]
-        m.d.sync += [v1.eq(take), v2.eq(v1)]
+        m.d.sync += [v1.eq(take), v2.eq(v1), v3.eq(v2)]
         with m.If(take):
             m.d.sync += c1.eq(self.i_coef.payload)
+        quant = Signal(16)
         with m.If(v1):
-            m.d.sync += c2.eq(c1)
+            m.d.sync += [c2.eq(c1), quant.eq(q_rd.data)]
         natural = Signal(6)
-        m.d.comb += natural.eq(Array(Const(int(n), 6) for n in ZIGZAG)[c2.k])
+        m.d.comb += natural.eq(Array(Const(int(n), 6) for n in ZIGZAG)[c3.k])
         product = Signal(signed(32))
-        with m.If(v1):
-            m.d.sync += product.eq(c1.value * q_rd.data)
+        with m.If(v2):
+            m.d.sync += [c3.eq(c2), product.eq(c2.value * quant)]
         release = Signal()
         col = Signal(3)
         rd_col = []         # the column ``col`` of buffer ``rb``, row by row
@@ -165,17 +171,17 @@ class Idct(wiring.Component):
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
             m.d.comb += [wr.addr.eq(Cat(natural[:3], wb)), wr.data.eq(product),
-                         wr.en.eq(v2 & (natural[3:] == i)), rd.addr.eq(Cat(col, rb))]
+                         wr.en.eq(v3 & (natural[3:] == i)), rd.addr.eq(Cat(col, rb))]
             bit = Mux(rb, written[1], written[0]).bit_select(Cat(col, Const(i, 3)), 1)
             rd_col.append(Mux(bit, rd.data, 0))
         for b in range(2):
-            with m.If(v2 & (wb == b)):
+            with m.If(v3 & (wb == b)):
                 m.d.sync += written[b].eq(written[b] | (Const(1, 64) << natural))
-                with m.If(c2.last):
-                    m.d.sync += [full[b].eq(1), tag[b].eq(Cat(c2.comp, c2.slot))]
+                with m.If(c3.last):
+                    m.d.sync += [full[b].eq(1), tag[b].eq(Cat(c3.comp, c3.slot))]
             with m.If(release & (rb == b)):
                 m.d.sync += [full[b].eq(0), written[b].eq(0)]
-        with m.If(v2 & c2.last):
+        with m.If(v3 & c3.last):
             m.d.sync += wb.eq(~wb)
 
         # ---- the 1-D unit: a vector in per cycle (``issue``), its 8 results UNIT_LATENCY
@@ -239,15 +245,15 @@ class Idct(wiring.Component):
                     with m.If(row == 7):
                         m.next = "COL"
         with m.If(self.clear):
-            m.d.sync += [v1.eq(0), v2.eq(0), wb.eq(0), rb.eq(0), col.eq(0), row.eq(0),
+            m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0), wb.eq(0), rb.eq(0), col.eq(0), row.eq(0),
                          pending.eq(0), *(f.eq(0) for f in full), *(w.eq(0) for w in written)]
             m.d.sync += fsm.state.eq(0)
         return m
 
 
 #: Cycles from a vector going into the IDCT's 1-D unit to its results: operands, first sums,
-#: products, three levels of sums.
-UNIT_LATENCY = 6
+#: the products' pieces, the products, three levels of sums.
+UNIT_LATENCY = 7
 
 _P1_SHIFT, _P2_SHIFT = _CONST_BITS - _PASS1_BITS, _CONST_BITS + _PASS1_BITS + 3
 #: each pass's rounding constant: the column pass's, the row pass's with the +128 after
@@ -263,21 +269,29 @@ def _stage2(s):
             "t3": t3, "rnd": s["rnd"]}
 
 
+#: the unit's products: name -> (operand, constant). The constants are all positive
+#: (jidctint.c's negative ones are subtracted in the next sums): a product by a negative
+#: constant costs a negation after the multiplier.
+_PRODUCTS = {
+    "z1": ("e26", F0_541196100), "p_d6": ("d6", F1_847759065), "m_d2": ("d2", F0_765366865),
+    "z5": ("z34", F1_175875602), "m_t0": ("t0", F0_298631336), "m_t1": ("t1", F2_053119869),
+    "m_t2": ("t2", F3_072711026), "m_t3": ("t3", F1_501321110),
+    "p_z1": ("z1s", F0_899976223), "p_z2": ("z2s", F2_562915447),
+    "p_z3": ("z3s", F1_961570560), "p_z4": ("z4s", F0_390180644),
+}
+
+
 def _stage3(s):
-    return {"z1": s["e26"] * F0_541196100, "m_d6": s["d6"] * -F1_847759065,
-            "m_d2": s["d2"] * F0_765366865, "tmp0": (s["e04p"] << _CONST_BITS) + s["rnd"],
-            "tmp1": (s["e04m"] << _CONST_BITS) + s["rnd"], "z5": s["z34"] * F1_175875602,
-            "m_t0": s["t0"] * F0_298631336, "m_t1": s["t1"] * F2_053119869,
-            "m_t2": s["t2"] * F3_072711026, "m_t3": s["t3"] * F1_501321110,
-            "m_z1": s["z1s"] * -F0_899976223, "m_z2": s["z2s"] * -F2_562915447,
-            "m_z3": s["z3s"] * -F1_961570560, "m_z4": s["z4s"] * -F0_390180644}
+    return ({n: s[a] * c for n, (a, c) in _PRODUCTS.items()}
+            | {"tmp0": (s["e04p"] << _CONST_BITS) + s["rnd"],
+               "tmp1": (s["e04m"] << _CONST_BITS) + s["rnd"]})
 
 
 def _stage4(s):
-    return {"tmp2": s["z1"] + s["m_d6"], "tmp3": s["z1"] + s["m_d2"], "tmp0": s["tmp0"],
-            "tmp1": s["tmp1"], "z3": s["m_z3"] + s["z5"], "z4": s["m_z4"] + s["z5"],
-            "u0": s["m_t0"] + s["m_z1"], "u1": s["m_t1"] + s["m_z2"],
-            "u2": s["m_t2"] + s["m_z2"], "u3": s["m_t3"] + s["m_z1"]}
+    return {"tmp2": s["z1"] - s["p_d6"], "tmp3": s["z1"] + s["m_d2"], "tmp0": s["tmp0"],
+            "tmp1": s["tmp1"], "z3": s["z5"] - s["p_z3"], "z4": s["z5"] - s["p_z4"],
+            "u0": s["m_t0"] - s["p_z1"], "u1": s["m_t1"] - s["p_z2"],
+            "u2": s["m_t2"] - s["p_z2"], "u3": s["m_t3"] - s["p_z1"]}
 
 
 def _stage5(s):
@@ -353,6 +367,26 @@ def _unit(m, vec, meta, meta_layout, clear):
             m.d.sync += out[n].eq(v)
         return out
     s = regs({f"d{i}": x for i, x in enumerate(vec)} | {"rnd": Mux(meta.pass2, *_RND[::-1])}, 0)
-    for k, f in enumerate(_STAGES):
-        s = regs(f(s), k + 1)
+    s = regs(_stage2(s), 1)
+    # the products: each operand cut into 17-bit pieces (the top one signed, at most 18
+    # bits), so that each piece's product is one 18x18 multiplier; the pieces' products are
+    # registered, then summed in the next stage
+    parts = {}
+    for n, (a, c) in _PRODUCTS.items():
+        x = s[a]
+        w, lo = len(x), 0
+        while w - lo > 18:
+            piece = Cat(x[lo:lo + 17], Const(0, 1)).as_signed()     # signed 18 x signed 16
+            parts[f"{n}_p{lo}"] = Signal.like(piece * c, name=f"unit3_{n}_p{lo}")
+            m.d.sync += parts[f"{n}_p{lo}"].eq(piece * c)
+            lo += 17
+        parts[f"{n}_p{lo}"] = Signal.like(x[lo:].as_signed() * c, name=f"unit3_{n}_p{lo}")
+        m.d.sync += parts[f"{n}_p{lo}"].eq(x[lo:].as_signed() * c)
+    even = regs({"tmp0": (s["e04p"] << _CONST_BITS) + s["rnd"],
+                 "tmp1": (s["e04m"] << _CONST_BITS) + s["rnd"]}, 2)
+    summed = {n: sum(p << int(k.rsplit("_p", 1)[1]) for k, p in parts.items()
+                     if k.rsplit("_p", 1)[0] == n) for n in _PRODUCTS}
+    s = regs(summed | even, 2)
+    for k, f in enumerate(_STAGES[2:]):
+        s = regs(f(s), k + 3)
     return [s[f"out{i}"] for i in range(8)], metas[-1]

@@ -290,7 +290,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
       bits fit (so a run of long symbols waits for bytes); it waits while the IDCT's buffer for
       the block is full; a restart interval ends with ``timing.decode_restart`` cycles and an
       empty buffer;
-    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full two
+    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full three
       cycles after its last item, its column pass (8 cycles) starts then and once the last
       block's row pass has ended, and frees the buffer; its row pass starts ``UNIT_LATENCY``
       cycles after the column pass (the last column's result), issues a row a cycle while
@@ -353,7 +353,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
                     t += 1
                 # column pass, the wait for its last result, the row pass (a row a cycle
                 # while the output queue has room: 8 rows not yet taken)
-                col = max(t + 2, issue_end)
+                col = max(t + 3, issue_end)
                 free[b % 2] = col + 8
                 issue = col + 7 + UNIT_LATENCY
                 for r in range(8):
