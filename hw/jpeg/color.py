@@ -180,10 +180,12 @@ class ColorConverter(wiring.Component):
         mcu_row = Signal(16)
         wy_base = Signal(range(_NY_V2))  # ring line of the MCU row's first luma line
         wc_base = Signal(range(_NC))     # ... and first chroma line (always even)
-        y_rel = Signal(18)           # output rows whose lines have all been read
+        # output rows whose lines have all been read, plus the ring's lines (registered)
+        y_lim = Signal(18)
+        lw_need = Signal(18)         # lines_written + ly: the next MCU row's lines written
         r = self.i_row.payload
-        # the MCU row may overwrite lines read by output rows below y_rel only
-        write_ok = running & ~all_written & (lines_written + ly <= y_rel + ny)
+        # the MCU row may overwrite lines read by the released output rows only
+        write_ok = running & ~all_written & (lw_need <= y_lim)
         m.d.comb += self.i_row.ready.eq(write_ok)
         fire = self.i_row.valid & write_ok
         bx = Mux(h2, r.slot[0], 0)
@@ -211,7 +213,7 @@ class ColorConverter(wiring.Component):
                 ynext = wy_base + ly
                 cnext = wc_base + 8
                 m.d.sync += [mcu_x.eq(0), mcu_row.eq(mcu_row + 1),
-                             lines_written.eq(lines_written + ly),
+                             lines_written.eq(lines_written + ly), lw_need.eq(lw_need + ly),
                              wy_base.eq(Mux(ynext >= ny, ynext - ny, ynext)),
                              wc_base.eq(Mux(cnext >= _NC, cnext - _NC, cnext))]
                 with m.If(mcu_row + 1 == mcus_y):
@@ -297,8 +299,18 @@ class ColorConverter(wiring.Component):
         cc_first = Signal()
         cadv = ~col_s.valid | col_s.ready
         c_end = cc_p == cc_n
-        cconsume = cn_v & (~cc_v | (cadv & c_end))
-        cfetch = running & ~grey & (gy < H) & row_ready(gy) & (~cn_v | cconsume)
+        # the block RAM words are registered (``cm``) before the sums: a DP16KD's data out
+        # comes 5.8 ns after the clock on an ECP5
+        cm_v = Signal()
+        cm_n = Signal(3)
+        cm_eol = Signal()
+        cm_first = Signal()
+        cm_fin = Signal()
+        cm_par = Signal()
+        cm_data = [Signal(len(c_rd[b].data), name=f"cm_data{b}") for b in range(2)]
+        cconsume = cm_v & (~cc_v | (cadv & c_end))
+        cmove = cn_v & (~cm_v | cconsume)
+        cfetch = running & ~grey & (gy < H) & row_ready(gy) & (~cn_v | cmove)
         par = near[0]
         for b in range(2):
             sel = Mux(par == b, near, far)
@@ -315,10 +327,16 @@ class ColorConverter(wiring.Component):
                     m.d.sync += [cidx.eq(cidx + 1), near.eq(Mux(near == _NC - 1, 0, near + 1))]
             with m.Else():
                 m.d.sync += gj.eq(gj + 1)
-        with m.Elif(cconsume):
+        with m.Elif(cmove):
             m.d.sync += cn_v.eq(0)
-        near_w = Mux(cn_par, c_rd[1].data, c_rd[0].data)
-        far_w = Mux(cn_fin, near_w, Mux(cn_par, c_rd[0].data, c_rd[1].data))
+        with m.If(cmove):
+            m.d.sync += [cm_v.eq(1), cm_n.eq(cn_n), cm_eol.eq(cn_eol), cm_first.eq(cn_first),
+                         cm_fin.eq(cn_fin), cm_par.eq(cn_par),
+                         *(cm_data[b].eq(c_rd[b].data) for b in range(2))]
+        with m.Elif(cconsume):
+            m.d.sync += cm_v.eq(0)
+        near_w = Mux(cm_par, cm_data[1], cm_data[0])
+        far_w = Mux(cm_fin, near_w, Mux(cm_par, cm_data[0], cm_data[1]))
         with m.If(cadv):
             m.d.sync += col_s.valid.eq(cc_v)
             with m.If(cc_v):
@@ -330,8 +348,8 @@ class ColorConverter(wiring.Component):
                 with m.If(c_end):
                     m.d.sync += cc_v.eq(0)
         with m.If(cconsume):
-            m.d.sync += [cc_v.eq(1), cc_p.eq(0), cc_n.eq(cn_n), cc_eol.eq(cn_eol),
-                         cc_first.eq(cn_first)]
+            m.d.sync += [cc_v.eq(1), cc_p.eq(0), cc_n.eq(cm_n), cc_eol.eq(cm_eol),
+                         cc_first.eq(cm_first)]
             for i in range(16):
                 n = near_w.word_select(i, 8)
                 f = far_w.word_select(i, 8)
@@ -394,41 +412,45 @@ class ColorConverter(wiring.Component):
         p_b = product(dcb, _CB_B, "p_cb_b")
         p_gr = product(dcr, -_CR_G, "p_cr_g")
         p_gb = product(dcb, -_CB_G, "p_cb_g")
-        # the luma, flags and (for unconverted planes) the chroma, beside the products
-        side = [Signal(26, name=f"side{i}") for i in range(2)]
-        v = [Signal(name=f"v{i}") for i in range(2)]
+        # the luma, flags and (for unconverted planes) the chroma, beside the products; the
+        # products' rounded sums are registered before the luma is added and the result
+        # clamped
+        side = [Signal(26, name=f"side{i}") for i in range(3)]
+        v = [Signal(name=f"v{i}") for i in range(3)]
+        half = 1 << 15
+        s_r, s_g, s_b = (Signal(signed(12), name=f"sum_{c}") for c in "rgb")
         with m.If(en):
-            m.d.sync += [v[0].eq(tk), v[1].eq(v[0]), o.valid.eq(v[1]),
+            m.d.sync += [v[0].eq(tk), v[1].eq(v[0]), v[2].eq(v[1]), o.valid.eq(v[2]),
                          side[0].eq(Cat(luma_s.payload.y, cb0, cr0, luma_s.payload.row_last,
                                         luma_s.payload.last)),
-                         side[1].eq(side[0])]
-            y2, cb2, cr2 = side[1][:8], side[1][8:16], side[1][16:24]
-            half = 1 << 15
+                         side[1].eq(side[0]), side[2].eq(side[1]),
+                         s_r.eq((p_r + half) >> 16), s_g.eq((p_gr + p_gb + half) >> 16),
+                         s_b.eq((p_b + half) >> 16)]
+            y2, cb2, cr2 = side[2][:8], side[2][8:16], side[2][16:24]
 
             def clamp(x):
                 return Mux(x < 0, 0, Mux(x > 255, 255, x[:8]))
-            rr = y2 + ((p_r + half) >> 16)
-            gg = y2 + ((p_gr + p_gb + half) >> 16)
-            bb = y2 + ((p_b + half) >> 16)
+            rr, gg, bb = y2 + s_r, y2 + s_g, y2 + s_b
             # grey takes the converting path, which gives r = g = b = Y for Cb = Cr = 128
             conv = cfg.ycc | grey
             m.d.sync += [o.payload.r.eq(Mux(conv, clamp(rr), y2)),
                          o.payload.g.eq(Mux(conv, clamp(gg), cb2)),
                          o.payload.b.eq(Mux(conv, clamp(bb), cr2)),
-                         o.payload.row_last.eq(side[1][24]), o.payload.last.eq(side[1][25])]
+                         o.payload.row_last.eq(side[2][24]), o.payload.last.eq(side[2][25])]
         with m.If(o.valid & o.ready & o.payload.last):
             m.d.sync += done.eq(1)
 
+        # an output row is released once both readers have issued all its reads (the read
+        # ports keep their data, so the lines may then be overwritten)
+        m.d.sync += y_lim.eq(Mux(grey | (fy < gy), fy, gy) + ny)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), done.eq(0),
-                         lines_written.eq(0), all_written.eq(0), mcu_x.eq(0), mcu_row.eq(0),
+            m.d.sync += [running.eq(1), done.eq(0), y_lim.eq(ny),
+                         lines_written.eq(0), lw_need.eq(ly), all_written.eq(0), mcu_x.eq(0),
+                         mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
                          fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), cur_v.eq(0),
                          luma_s.valid.eq(0),
-                         gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn_v.eq(0), cc_v.eq(0),
-                         col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
-                         v[0].eq(0), v[1].eq(0), o.valid.eq(0)]
-        # an output row is released once both readers have issued all its reads (the read
-        # ports keep their data, so the lines may then be overwritten)
-        m.d.comb += y_rel.eq(Mux(grey | (fy < gy), fy, gy))
+                         gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn_v.eq(0), cm_v.eq(0),
+                         cc_v.eq(0), col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
+                         v[0].eq(0), v[1].eq(0), v[2].eq(0), o.valid.eq(0)]
         return m

@@ -11,14 +11,16 @@ Datapath, one input pixel a cycle, no stall of its own:
 
 - column and row windows by two DDAs (the golden rule ``2*i*crop_w < (2x+1)*out_w <=
   2*(i+1)*crop_w``): the next sample starts window ``i + 1`` when ``(2x+3)*out_w >
-  2*(i+1)*crop_w``, one add and one compare a sample (``out_w <= crop_w``, so a window is never
-  empty);
+  2*(i+1)*crop_w``, kept as the gap ``2*(i+1)*crop_w - (2x+1)*out_w``: one add and one compare
+  a sample (``out_w <= crop_w``, so a window is never empty); the crop's bounds and the steps
+  are registered from the configuration;
 - the running sum of the current column window (3 channels) and, per output column, the sum of
   the row window's earlier rows in a line buffer (``max_out_w`` entries of 3 x 32 bits,
   synchronous read, addressed one sample ahead and transparent to its write, so a window of one
   sample needs no stall);
 - at the last row of a row window, each closing column window's total ``s`` and count ``n =
-  nx * ny`` go through an 8-stage restoring divider per channel computing ``(2s + n) // (2n)``
+  nx * ny`` are registered (the line buffer's read data comes late in the cycle on an FPGA),
+  then go through an 8-stage restoring divider per channel computing ``(2s + n) // (2n)``
   (the quotient is an average, below 256);
 - then ``clamp((((v << 4) - offset) * mult + r) >> shift, -128, 127)`` per channel (a product
   and a shift stage).
@@ -90,10 +92,21 @@ class PostProcessor(wiring.Component):
         px = self.i_pixel.payload
 
         # -- input position and crop -----------------------------------------------------------
+        # the crop's bounds and the DDAs' steps, registered from the configuration (stable
+        # from ``start``; the first pixel comes later)
+        x_end, y_end = Signal(17), Signal(17)
+        x_last, y_last = Signal(17), Signal(17)
+        two_ow, two_oh = Signal(13), Signal(13)
+        two_cw, two_ch = Signal(17), Signal(17)
+        m.d.sync += [x_end.eq(cfg.crop_x + cfg.crop_w), y_end.eq(cfg.crop_y + cfg.crop_h),
+                     x_last.eq(cfg.crop_x + cfg.crop_w - 1),
+                     y_last.eq(cfg.crop_y + cfg.crop_h - 1),
+                     two_ow.eq(2 * cfg.out_w), two_oh.eq(2 * cfg.out_h),
+                     two_cw.eq(2 * cfg.crop_w), two_ch.eq(2 * cfg.crop_h)]
         x = Signal(16)
         y = Signal(16)
-        in_cx = (x >= cfg.crop_x) & (x - cfg.crop_x < cfg.crop_w)
-        in_cy = (y >= cfg.crop_y) & (y - cfg.crop_y < cfg.crop_h)
+        in_cx = (x >= cfg.crop_x) & (x < x_end)
+        in_cy = (y >= cfg.crop_y) & (y < y_end)
         inside = in_cx & in_cy
         with m.If(take):
             m.d.sync += x.eq(Mux(px.row_last, 0, x + 1))
@@ -101,23 +114,20 @@ class PostProcessor(wiring.Component):
                 m.d.sync += y.eq(y + 1)
 
         # -- column DDA (reset at each row's start) ----------------------------------------------
-        # num = (2x' + 1) * out_w of the next in-crop sample, thr = 2 * (i + 1) * crop_w
+        # num = (2x' + 1) * out_w of the next in-crop sample, thr = 2 * (i + 1) * crop_w; the
+        # window ends when num + 2 * out_w > thr, kept as gap = thr - num < 2 * out_w
         ci = Signal(12)
-        cnum = Signal(32)
-        cthr = Signal(32)
+        cgap = Signal(signed(34))
         nx = Signal(16)                  # samples so far in the column window
         col_end = Signal()
-        m.d.comb += col_end.eq((x - cfg.crop_x == cfg.crop_w - 1)
-                               | (cnum + 2 * cfg.out_w > cthr))
+        m.d.comb += col_end.eq((x == x_last) | (cgap < two_ow))
         # -- row DDA (advanced at each crop row's end) ---------------------------------------
         rj = Signal(12)
-        rnum = Signal(32)
-        rthr = Signal(32)
+        rgap = Signal(signed(34))
         ny = Signal(16)                  # rows of the row window so far, this one included
         row_first = Signal()             # the current row opens its row window
         row_last = Signal()
-        m.d.comb += row_last.eq((y - cfg.crop_y == cfg.crop_h - 1)
-                                | (rnum + 2 * cfg.out_h > rthr))
+        m.d.comb += row_last.eq((y == y_last) | (rgap < two_oh))
 
         # -- sums -------------------------------------------------------------------------------
         acc = [Signal(_SUM_BITS, name=f"acc{c}") for c in range(3)]       # current column window
@@ -147,7 +157,7 @@ class PostProcessor(wiring.Component):
 
         with m.If(take & inside):
             with m.If(col_end):
-                m.d.sync += [nx.eq(0), ci.eq(ci + 1), cthr.eq(cthr + 2 * cfg.crop_w)]
+                m.d.sync += [nx.eq(0), ci.eq(ci + 1)]
                 m.d.comb += ci_next.eq(ci + 1)
                 with m.If(row_last):
                     m.d.comb += emit.eq(1)
@@ -156,30 +166,39 @@ class PostProcessor(wiring.Component):
             with m.Else():
                 m.d.sync += nx.eq(nx + 1)
                 for c in range(3):
-                    m.d.sync += acc[c].eq(tot[c] - prev[c])
+                    m.d.sync += acc[c].eq(Mux(first_col, 0, acc[c]) + chans[c])
             with m.If(col_end):
                 for c in range(3):
                     m.d.sync += acc[c].eq(0)
-            m.d.sync += cnum.eq(cnum + 2 * cfg.out_w)
+                m.d.sync += cgap.eq(cgap - two_ow + two_cw)
+            with m.Else():
+                m.d.sync += cgap.eq(cgap - two_ow)
         # a crop row's end: the column DDA restarts, the row DDA moves on
         crop_row_end = take & in_cy & px.row_last
         with m.If(take & px.row_last):
-            m.d.sync += [ci.eq(0), cnum.eq(cfg.out_w), cthr.eq(2 * cfg.crop_w), nx.eq(0)]
+            m.d.sync += [ci.eq(0), cgap.eq(two_cw - cfg.out_w), nx.eq(0)]
             m.d.comb += ci_next.eq(0)
         with m.If(crop_row_end):
-            m.d.sync += rnum.eq(rnum + 2 * cfg.out_h)
             with m.If(row_last):
-                m.d.sync += [rj.eq(rj + 1), rthr.eq(rthr + 2 * cfg.crop_h), ny.eq(1),
+                m.d.sync += [rj.eq(rj + 1), rgap.eq(rgap - two_oh + two_ch), ny.eq(1),
                              row_first.eq(1)]
             with m.Else():
-                m.d.sync += [ny.eq(ny + 1), row_first.eq(0)]
+                m.d.sync += [rgap.eq(rgap - two_oh), ny.eq(ny + 1), row_first.eq(0)]
 
+        # a closing window's sums and count, registered (the line buffer's data out comes
+        # 5.8 ns after the clock on an ECP5), then the divider's input
+        e_valid = Signal()
+        e_tot = [Signal(_SUM_BITS, name=f"e_tot{c}") for c in range(3)]
+        e_n = Signal(32)
         with m.If(adv):
-            m.d.sync += d_valid[0].eq(emit)
-            with m.If(emit):
-                m.d.sync += d_den[0].eq(2 * n_win)
+            m.d.sync += [e_valid.eq(emit), e_n.eq(n_win)]
+            for c in range(3):
+                m.d.sync += e_tot[c].eq(tot[c])
+            m.d.sync += d_valid[0].eq(e_valid)
+            with m.If(e_valid):
+                m.d.sync += d_den[0].eq(2 * e_n)
                 for c in range(3):
-                    m.d.sync += [d_num[0][c].eq(2 * tot[c] + n_win), d_q[0][c].eq(0)]
+                    m.d.sync += [d_num[0][c].eq(2 * e_tot[c] + e_n), d_q[0][c].eq(0)]
             # restoring division, quotient bit 7 first
             for k in range(_DIV_STAGES):
                 b = _DIV_STAGES - 1 - k
@@ -216,12 +235,12 @@ class PostProcessor(wiring.Component):
         with m.If(self.o_lane.valid & self.o_lane.ready):
             m.d.sync += idx.eq(idx + 1)
 
-        m.d.comb += self.busy.eq(Cat(*d_valid, p_valid, q_valid).any())
+        m.d.comb += self.busy.eq(Cat(e_valid, *d_valid, p_valid, q_valid).any())
 
         with m.If(self.start):
-            m.d.sync += [x.eq(0), y.eq(0), ci.eq(0), cnum.eq(cfg.out_w),
-                         cthr.eq(2 * cfg.crop_w), nx.eq(0), rj.eq(0), rnum.eq(cfg.out_h),
-                         rthr.eq(2 * cfg.crop_h), ny.eq(1), row_first.eq(1), idx.eq(0),
-                         p_valid.eq(0), q_valid.eq(0)]
+            m.d.sync += [x.eq(0), y.eq(0), ci.eq(0), cgap.eq(2 * cfg.crop_w - cfg.out_w),
+                         nx.eq(0), rj.eq(0), rgap.eq(2 * cfg.crop_h - cfg.out_h), ny.eq(1),
+                         row_first.eq(1), idx.eq(0), e_valid.eq(0), p_valid.eq(0),
+                         q_valid.eq(0)]
             m.d.sync += [v.eq(0) for v in d_valid]
         return m

@@ -36,6 +36,8 @@ for _k, _n in enumerate(ZIGZAG.tolist()):
     _INV_ZZ[_n] = _k
 # block slots of each sampling code (component of each block in MCU order)
 _SLOTS = {0: [0], 1: [0, 1, 2], 2: [0, 0, 1, 2], 3: [0, 0, 0, 0, 1, 2]}
+# what a byte in the second stage is
+_NONE, _QT, _COUNT, _SYMBOL = range(4)
 
 
 class TableLoader(wiring.Component):
@@ -88,10 +90,17 @@ class TableLoader(wiring.Component):
         m = Module()
         pos = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
         b = self.i_byte.payload
+        # two stages: a byte taken (its place in the block decoded, the Huffman code and count
+        # carried on), then its checks and writes (``bv``)
+        bv = Signal()
         free = (~self.o_table.valid | self.o_table.ready) & (~self.o_qt.valid | self.o_qt.ready)
+        fire = bv & free
+        taken_all = Signal()       # the block's last byte was taken
         skip = Signal()
-        m.d.comb += self.i_byte.ready.eq(free & ~self.done & ~skip)
+        m.d.comb += [self.i_byte.ready.eq((~bv | fire) & ~taken_all & ~skip),
+                     self.done.eq(taken_all & ~bv)]
         take = self.i_byte.valid & self.i_byte.ready
+        m.d.sync += bv.eq(take | (bv & ~fire))
         with m.If(self.o_table.ready):
             m.d.sync += self.o_table.valid.eq(0)
         with m.If(self.o_qt.ready):
@@ -104,17 +113,28 @@ class TableLoader(wiring.Component):
         width = Signal(16)
         height = Signal(16)
         restart = Signal(16)
-        ncomp = Mux(sampling == 0, 1, 3)
+        # the end of the components the sampling uses
+        comps_end = Mux(sampling == 0, codec.COMP0 + codec.COMP_BYTES,
+                        codec.COMP0 + 3 * codec.COMP_BYTES)
         lo = Signal(8)             # the low byte of a 16-bit field
         # Huffman state of the table being read
         code = Signal(18)
         count = Signal(10)         # symbols so far
         cfg = self.config
+        # the byte in the second stage: what it is, where it goes
+        b_byte, b_lo = Signal(8), Signal(8)
+        b_kind = Signal(2)         # _NONE, _QT, _COUNT, _SYMBOL
+        b_comp = Signal(3)         # the quantizer's component, or the Huffman table
+        b_k = Signal(6)
+        b_len = Signal(4)          # code length - 1
+        b_addr = Signal(8)
+        b_code = Signal(18)        # the code and symbol count before this length's count
+        b_count = Signal(10)
 
         with m.If(take):
-            m.d.sync += pos.eq(pos + 1)
+            m.d.sync += [pos.eq(pos + 1), b_byte.eq(b), b_lo.eq(lo), b_kind.eq(_NONE)]
             with m.If(pos == codec.TABLE_BLOCK_BYTES - 1):
-                m.d.sync += self.done.eq(1)
+                m.d.sync += taken_all.eq(1)
             m.d.sync += lo.eq(b)
             # -- header ------------------------------------------------------------------------
             with m.If(pos < 4):
@@ -150,41 +170,50 @@ class TableLoader(wiring.Component):
                     m.d.sync += n.shift.eq(b)
                     with m.If(b > 31):
                         m.d.sync += err.eq(1)
-            # -- components --------------------------------------------------------------------
+            # -- components: where the byte is (comparisons of ``pos`` with constants) -------
             for c in range(3):
                 base = codec.COMP0 + codec.COMP_BYTES * c
-                used = c < ncomp
-                rel = Signal(range(codec.COMP_BYTES), name=f"rel{c}")
-                m.d.comb += rel.eq(pos - base)
-                here = (pos >= base) & (pos < base + codec.COMP_BYTES) & used & ~err
-                with m.If(here & (rel < 128) & rel[0]):              # a quantizer value
-                    nat = rel[1:7]
-                    m.d.sync += [self.o_qt.valid.eq(1), self.o_qt.payload.comp.eq(c),
-                                 self.o_qt.payload.k.eq(Array(_INV_ZZ)[nat]),
-                                 self.o_qt.payload.data.eq(Cat(lo, b))]
+                used = (sampling != 0) if c else Const(1)
+                here = (pos >= base) & (pos < base + codec.COMP_BYTES) & used
+                with m.If(here & (pos < base + 128) & pos[0]):        # a quantizer value
+                    nat = (pos[:7] - base % 128)[1:7]
+                    m.d.sync += [b_kind.eq(_QT), b_comp.eq(c), b_k.eq(Array(_INV_ZZ)[nat])]
                 for t, tbase in ((0, 128), (1, 400)):
-                    trel = rel - tbase
-                    tid = 4 * t + c
-                    in_t = here & (rel >= tbase) & (rel < tbase + 272)
-                    with m.If(in_t & (trel < 16)):                 # the count of length L
-                        length = trel[:4] + 1
-                        # (a table starts afresh at its first count)
-                        code_in = Mux(trel == 0, 0, code)
-                        count_in = Mux(trel == 0, 0, count)
-                        new = code_in + b
-                        over = (b != 0) & (new >= (Const(1, 18) << length))
-                        with m.If(over | (count_in + b > 256)):
-                            m.d.sync += err.eq(1)
-                        limit = Mux(b != 0, new, 0)
-                        offset = Mux(b != 0, (count_in - code_in)[:8], 0)
-                        m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(tid),
-                                     self.o_table.payload.addr.eq(256 + trel[:4]),
-                                     self.o_table.payload.data.eq(limit[:17] | (offset << 17)),
-                                     code.eq(new << 1), count.eq(count_in + b)]
-                    with m.If(in_t & (trel >= 16)):                # a symbol
-                        m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(tid),
-                                     self.o_table.payload.addr.eq(trel - 16),
-                                     self.o_table.payload.data.eq(b)]
+                    at = base + tbase
+                    with m.If(used & (pos >= at) & (pos < at + 16)):   # the count of length L
+                        first = pos == at
+                        code_in = Mux(first, 0, code)
+                        count_in = Mux(first, 0, count)
+                        m.d.sync += [b_kind.eq(_COUNT), b_comp.eq(4 * t + c),
+                                     b_len.eq(pos[:4] - at % 16), b_code.eq(code_in),
+                                     b_count.eq(count_in), code.eq((code_in + b) << 1),
+                                     count.eq(count_in + b)]
+                    with m.If(used & (pos >= at + 16) & (pos < at + 272)):   # a symbol
+                        m.d.sync += [b_kind.eq(_SYMBOL), b_comp.eq(4 * t + c),
+                                     b_addr.eq(pos[:8] - (at + 16) % 256)]
+
+        # -- the byte's checks and writes ----------------------------------------------------------
+        with m.If(fire & ~err):
+            with m.Switch(b_kind):
+                with m.Case(_QT):
+                    m.d.sync += [self.o_qt.valid.eq(1), self.o_qt.payload.comp.eq(b_comp),
+                                 self.o_qt.payload.k.eq(b_k),
+                                 self.o_qt.payload.data.eq(Cat(b_lo, b_byte))]
+                with m.Case(_COUNT):
+                    new = b_code + b_byte
+                    # a code longer than its length (``new >= 2 ** L``) or too many symbols
+                    over = (b_byte != 0) & ((new & ~((Const(2, 18) << b_len) - 1)) != 0)
+                    with m.If(over | (b_count + b_byte > 256)):
+                        m.d.sync += err.eq(1)
+                    limit = Mux(b_byte != 0, new, 0)
+                    offset = Mux(b_byte != 0, (b_count - b_code)[:8], 0)
+                    m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(b_comp),
+                                 self.o_table.payload.addr.eq(256 + b_len),
+                                 self.o_table.payload.data.eq(limit[:17] | (offset << 17))]
+                with m.Case(_SYMBOL):
+                    m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(b_comp),
+                                 self.o_table.payload.addr.eq(b_addr),
+                                 self.o_table.payload.data.eq(b_byte)]
 
         # -- configuration (stable once done) ---------------------------------------------------
         sc = cfg.scan
@@ -193,7 +222,8 @@ class TableLoader(wiring.Component):
         mcu_h = Mux(sampling == 3, 16, 8)
         mcols = Signal(16)
         mrows = Signal(16)
-        m.d.comb += [mcols.eq((width + mcu_w - 1) >> Mux(sampling >= 2, 4, 3)),
+        # registered, then their product (the header is read long before the block's end)
+        m.d.sync += [mcols.eq((width + mcu_w - 1) >> Mux(sampling >= 2, 4, 3)),
                      mrows.eq((height + mcu_h - 1) >> Mux(sampling == 3, 4, 3))]
         mcus = Signal(32)
         m.d.sync += mcus.eq(mcols * mrows)
@@ -217,32 +247,24 @@ class TableLoader(wiring.Component):
             n = codec.TABLE_BLOCK_BYTES
             word_end = Signal(range(n + 1))
             m.d.comb += word_end.eq((pos | (nb - 1)) + 1)
-            # the unused run the byte at ``pos`` starts or lies in, as its end (0: used)
-            run_end = Signal(range(n + 1))
-            with m.If(err):
-                m.d.comb += run_end.eq(n)
-            with m.Elif((pos >= 40) & (pos < codec.COMP0)):           # reserved
-                m.d.comb += run_end.eq(codec.COMP0)
-            with m.Elif(pos >= codec.COMP0 + codec.COMP_BYTES * ncomp):  # absent components
-                m.d.comb += run_end.eq(n)
+            # the byte at ``pos`` starts or lies in an unused run that goes to the end of its
+            # word at least: everything after an error, reserved bytes, absent components, a
+            # symbol slot past its table's count (``count`` holds it by then)
+            to_end = err | ((pos >= 40) & (pos < codec.COMP0)) | (pos >= comps_end)
             for c in range(3):
-                base = codec.COMP0 + codec.COMP_BYTES * c
-                rel = pos - base
                 for tbase in (128, 400):
-                    # a symbol slot past the table's count (``count`` holds it by then)
-                    past = ((pos >= base + tbase + 16) & (pos < base + tbase + 272)
-                            & (rel - (tbase + 16) >= count) & ~err
-                            & (pos < codec.COMP0 + codec.COMP_BYTES * ncomp))
-                    with m.If(past):
-                        m.d.comb += run_end.eq(base + tbase + 272)
-            m.d.comb += [skip.eq(self.i_byte.valid & ~self.done & (run_end >= word_end)),
+                    at = codec.COMP0 + codec.COMP_BYTES * c + tbase
+                    past = ((pos >= at + 16) & (pos < at + 272) & (pos >= at + 16 + count)
+                            & (pos < comps_end))
+                    to_end |= past & ((pos | (nb - 1)) < at + 272)
+            m.d.comb += [skip.eq(self.i_byte.valid & ~taken_all & to_end),
                          self.skip.eq(skip)]
             with m.If(skip):
                 m.d.sync += pos.eq(word_end)
                 with m.If(word_end == n):
-                    m.d.sync += self.done.eq(1)
+                    m.d.sync += taken_all.eq(1)
 
         with m.If(self.start):
-            m.d.sync += [pos.eq(0), self.done.eq(0), err.eq(0), code.eq(0), count.eq(0),
+            m.d.sync += [pos.eq(0), taken_all.eq(0), err.eq(0), code.eq(0), count.eq(0), bv.eq(0),
                          self.o_table.valid.eq(0), self.o_qt.valid.eq(0)]
         return m
