@@ -243,10 +243,17 @@ class ColorConverter(wiring.Component):
         cur_eoi = Signal()
         adv = ~luma_s.valid | luma_s.ready
         at_end = cur_p == cur_n
-        # the word in the port register moves to `cur` as `cur`'s last sample goes out, so a
-        # new word is read every cycle if need be (one-sample words of a 1-wide image)
-        consume = nxt_v & (~cur_v | (adv & at_end))
-        fetch = running & (fy < H) & row_ready(fy) & (~nxt_v | consume)
+        # the word in the port register moves to a register (``lm``: a DP16KD's data out comes
+        # 5.8 ns after the clock on an ECP5), then to `cur` as `cur`'s last sample goes out, so
+        # a new word is read every cycle if need be (one-sample words of a 1-wide image)
+        lm_v = Signal()
+        lm_n = Signal(3)
+        lm_eol = Signal()
+        lm_eoi = Signal()
+        lm_data = Signal(64)
+        consume = lm_v & (~cur_v | (adv & at_end))
+        lmove = nxt_v & (~lm_v | consume)
+        fetch = running & (fy < H) & row_ready(fy) & (~nxt_v | lmove)
         m.d.comb += [ly_rd.addr.eq(Cat(fj[:wb], fslot)), ly_rd.en.eq(fetch)]
         left = W - (fj << 3)
         with m.If(fetch):
@@ -258,8 +265,13 @@ class ColorConverter(wiring.Component):
                              fslot.eq(Mux(fslot + 1 == ny, 0, fslot + 1))]
             with m.Else():
                 m.d.sync += fj.eq(fj + 1)
-        with m.Elif(consume):
+        with m.Elif(lmove):
             m.d.sync += nxt_v.eq(0)
+        with m.If(lmove):
+            m.d.sync += [lm_v.eq(1), lm_n.eq(nxt_n), lm_eol.eq(nxt_eol), lm_eoi.eq(nxt_eoi),
+                         lm_data.eq(ly_rd.data)]
+        with m.Elif(consume):
+            m.d.sync += lm_v.eq(0)
         with m.If(adv):
             m.d.sync += luma_s.valid.eq(cur_v)
             with m.If(cur_v):
@@ -269,8 +281,8 @@ class ColorConverter(wiring.Component):
                 with m.If(at_end):
                     m.d.sync += cur_v.eq(0)
         with m.If(consume):
-            m.d.sync += [cur.eq(ly_rd.data), cur_v.eq(1), cur_p.eq(0), cur_n.eq(nxt_n),
-                         cur_eol.eq(nxt_eol), cur_eoi.eq(nxt_eoi)]
+            m.d.sync += [cur.eq(lm_data), cur_v.eq(1), cur_p.eq(0), cur_n.eq(lm_n),
+                         cur_eol.eq(lm_eol), cur_eoi.eq(lm_eoi)]
 
         # ---- chroma reader: vertical sums of 8 columns of Cb and Cr from the near and far
         # lines of the output row, then one column per transfer
@@ -448,7 +460,7 @@ class ColorConverter(wiring.Component):
                          lines_written.eq(0), lw_need.eq(ly), all_written.eq(0), mcu_x.eq(0),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
-                         fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), cur_v.eq(0),
+                         fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), lm_v.eq(0), cur_v.eq(0),
                          luma_s.valid.eq(0),
                          gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn_v.eq(0), cm_v.eq(0),
                          cc_v.eq(0), col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
