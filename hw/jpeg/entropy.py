@@ -1,7 +1,8 @@
 """JPEG entropy decoder: byte unstuffing, restart markers, Huffman decoding, DC prediction.
 
 Decodes the entropy-coded segment of one baseline (T.81 sequential, Huffman) scan exactly as
-:func:`s4accel.base.jpeg.decode` does, one Huffman symbol (code plus its extra bits) per cycle.
+:func:`s4accel.base.jpeg.decode` does, one Huffman symbol (code plus its extra bits) every three
+cycles (MATCH, SYMBOL, SHIFT; :class:`EntropyDecoder`).
 
 Huffman table form (written by the driver through ``i_table``; :func:`huffman_table_image`
 builds it from a parsed DHT table): eight tables, DC slots 0..3 (table ids 0..3) and AC slots
@@ -10,8 +11,9 @@ where ``LIMIT[L]`` = MAXCODE[L] + 1 of T.81 F.2.2.3 (0 when no code has that len
 ``OFFSET[L]`` = (VALPTR[L] - MINCODE[L]) mod 256; and the 256 symbols HUFFVAL in code order. The
 decoder compares the next L bits with LIMIT[L] for all 16 lengths at once; the shortest L whose
 bits are below its LIMIT is the code length, and HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
-The symbols sit in an asynchronously read memory (``8 x 256 x 8`` bits), the per-length entries
-in 16 more (one per length, ``8 x 25`` bits each), all LUT RAM on an FPGA.
+The symbols sit in a synchronously read memory (``8 x 256 x 8`` bits, a block RAM on an FPGA,
+addressed at MATCH), the per-length entries in 16 asynchronously read ones (one per length,
+``8 x 25`` bits each, LUT RAM), read for the table in use (a register).
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
@@ -187,7 +189,7 @@ class Unstuffer(wiring.Component):
 
 
 # bits in the decoder's bit buffer: a symbol uses at most 16 + 15 bits, and a byte is taken
-# whenever 8 fit, so 64 keeps a full symbol available at one byte per cycle
+# whenever 8 fit in two of a symbol's three cycles
 _BUF = 64
 
 
@@ -239,7 +241,7 @@ class EntropyDecoder(wiring.Component):
 
         # ---- tables
         m.submodules.symbols = symbols = Memory(shape=8, depth=8 * 256, init=[])
-        sym_rd = symbols.read_port(domain="comb")
+        sym_rd = symbols.read_port()        # a block RAM: read at MATCH, data at SYMBOL
         sym_wr = symbols.write_port()
         # the per-length entries: one small memory per code length (LUT RAM on an FPGA),
         # word ``t`` table t's entry, all 16 read at once for the table in use
@@ -279,12 +281,21 @@ class EntropyDecoder(wiring.Component):
                      self.done.eq(state == State.DONE), self.error.eq(err),
                      unstuff.clear.eq(self.start)]
 
-        # ---- one symbol
+        # ---- one symbol in three cycles (``phase``): MATCH finds the code's length and the
+        # symbol's index from the 16 bits at the buffer's top (the table in use, ``tbl``, a
+        # register); SYMBOL reads the symbol and the 16 bits after the code; SHIFT checks
+        # and emits it and shifts the buffer. Bytes join the buffer below its bits in the
+        # first two (its top bits do not change), so the match stands if the code was inside
+        # the bits there were at MATCH (``m_nbits``); otherwise MATCH again.
+        class Phase(enum.Enum, shape=2):
+            MATCH = 0
+            SYMBOL = 1
+            SHIFT = 2
+        phase = Signal(Phase)
         comp = Signal(2)
         m.d.comb += comp.eq(cfg.comp[slot])
         is_dc = k == 0
         tbl = Signal(3)
-        m.d.comb += tbl.eq(Mux(is_dc, cfg.dc[comp], Cat(cfg.ac[comp], Const(1, 1))))
         peek = buf[W - 16:]
         code_len = Signal(5)
         sym_idx = Signal(8)
@@ -297,21 +308,26 @@ class EntropyDecoder(wiring.Component):
             off = entry_rd[n - 1].data[17:]
             with m.If(top < lim):
                 m.d.comb += [matched.eq(1), code_len.eq(n), sym_idx.eq(top + off)]
-        m.d.comb += sym_rd.addr.eq(Cat(sym_idx, tbl))
-        sym = sym_rd.data
+        m_len = Signal(5)
+        m_matched = Signal()
+        m_nbits = Signal(range(W + 1))
+        with m.If(phase == Phase.MATCH):
+            m.d.sync += [m_len.eq(code_len), m_matched.eq(matched),
+                         m_nbits.eq(nbits)]
+        m.d.comb += [sym_rd.addr.eq(Cat(sym_idx, tbl)),
+                     sym_rd.en.eq((state == State.DECODE) & (phase == Phase.MATCH))]
+        sym = Signal(8)
+        total = Signal(6)        # the symbol's bits: code and extra bits
+        ext16 = Signal(16)       # the 16 bits after the code ...
+        s_nbits = Signal(range(W + 1))   # ... of which these many (less the code) are bits
+        with m.If(phase == Phase.SYMBOL):
+            m.d.sync += [sym.eq(sym_rd.data), total.eq(m_len + sym_rd.data[:4]),
+                         s_nbits.eq(nbits),
+                         ext16.eq(Array(buf[W - 16 - n:W - n] for n in range(17))[m_len])]
         size = sym[:4]
         run = sym[4:]
-        total = code_len + size
-        after = Signal(W)
-        m.d.comb += after.eq(buf << code_len)
         raw = Signal(16)
-        m.d.comb += raw.eq(after[W - 16:] >> (16 - size).as_unsigned()[:5])
-        raw_s = Cat(raw, Const(0, 1)).as_signed()
-        diff = Signal(signed(17))
-        # T.81 F.2.2.1 EXTEND: a leading 0 bit means a negative difference
-        m.d.comb += diff.eq(Mux(size == 0, 0,
-                                Mux((raw >> (size - 1).as_unsigned()[:4])[0], raw_s,
-                                    raw_s - ((Const(1, 17) << size) - 1))))
+        m.d.comb += raw.eq(ext16 >> (16 - size).as_unsigned()[:5])
 
         zrl = ~is_dc & (size == 0) & (run == 15)
         eob = ~is_dc & (size == 0) & (run != 15)
@@ -321,10 +337,9 @@ class EntropyDecoder(wiring.Component):
         next_k = Signal(range(65))
         bad = Signal()
         bad_code = Signal(EntropyError)
-        out_value = Signal(signed(16))
         with m.If(is_dc):
-            m.d.comb += [out_k.eq(0), next_k.eq(1), out_value.eq(pred[comp] + diff),
-                         bad.eq(sym > 11), bad_code.eq(EntropyError.BAD_DC)]
+            m.d.comb += [out_k.eq(0), next_k.eq(1), bad.eq(sym > 11),
+                         bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
             m.d.comb += [out_k.eq(k + 15), out_last.eq(k + 16 == 64), next_k.eq(k + 16),
                          bad.eq(k + 16 > 64), bad_code.eq(EntropyError.BAD_RUN)]
@@ -332,71 +347,104 @@ class EntropyDecoder(wiring.Component):
             m.d.comb += [out_k.eq(63), out_last.eq(1)]
         with m.Else():
             m.d.comb += [out_k.eq(k_run), out_last.eq(k_run == 63), next_k.eq(k_run + 1),
-                         out_value.eq(diff), bad.eq(k_run > 63),
-                         bad_code.eq(EntropyError.BAD_RUN)]
+                         bad.eq(k_run > 63), bad_code.eq(EntropyError.BAD_RUN)]
+
+        # ---- the items' pipeline: the symbol's fields (``x``), then the coefficient: EXTEND
+        # (T.81 F.2.2.1: a leading 0 bit means a negative value) and the DC prediction
+        x_valid = Signal()
+        x = Signal(data.StructLayout({"comp": 2, "slot": 4, "k": 6, "last": 1, "dc": 1,
+                                      "size": 4, "raw": 16}))
+        out_free = ~self.o_coef.valid | self.o_coef.ready
+        x_free = ~x_valid | out_free
+        raw_s = Cat(x.raw, Const(0, 1)).as_signed()
+        diff = Signal(signed(17))
+        m.d.comb += diff.eq(Mux(x.size == 0, 0,
+                                Mux((x.raw >> (x.size - 1).as_unsigned()[:4])[0], raw_s,
+                                    raw_s - ((Const(1, 17) << x.size) - 1))))
+        with m.If(self.o_coef.ready):
+            m.d.sync += self.o_coef.valid.eq(0)
+        with m.If(x_valid & out_free):
+            p = self.o_coef.payload
+            value = Mux(x.dc, pred[x.comp] + diff, diff)
+            m.d.sync += [self.o_coef.valid.eq(1), p.comp.eq(x.comp), p.slot.eq(x.slot),
+                         p.k.eq(x.k), p.value.eq(value), p.last.eq(x.last), x_valid.eq(0)]
+            with m.If(x.dc):
+                m.d.sync += pred[x.comp].eq(value)
 
         # the scan's data has ended when a marker is next: read zeros, but none may be used
         data_item = item.valid & (item.payload.kind == ItemKind.DATA)
         marker = item.valid & (item.payload.kind != ItemKind.DATA)
-        sym_ok = matched & (code_len <= nbits)
-        can_emit = ~self.o_coef.valid | self.o_coef.ready
+        in_shift = (state == State.DECODE) & (phase == Phase.SHIFT)
+        sym_ok = m_matched & (m_len <= m_nbits)
+        fits = sym_ok & (total <= s_nbits)
         go = Signal()
         used = Signal(6)
-        m.d.comb += go.eq((state == State.DECODE) & sym_ok & ~bad & (total <= nbits) & can_emit)
+        m.d.comb += go.eq(in_shift & fits & ~bad & x_free)
         m.d.comb += used.eq(Mux(go, total, 0))
 
-        # ---- bit buffer: a byte joins below the bits left whenever it fits
-        left = Signal(range(W + 1))
-        m.d.comb += left.eq(nbits - used)
+        # ---- bit buffer: a byte joins below the bits whenever it fits, except at SHIFT
         take_byte = Signal()
-        m.d.comb += take_byte.eq(data_item & (left <= W - 8)
+        m.d.comb += take_byte.eq(data_item & (nbits <= W - 8) & ~in_shift
                                  & ((state == State.DECODE) | (state == State.RESTART)
                                     | (state == State.DRAIN)))
-        shifted = (buf << used)[:W]
-        placed = (Cat(Const(0, W - 8), item.payload.data) >> left)[:W]
+        placed = (Cat(Const(0, W - 8), item.payload.data) >> nbits)[:W]
         with m.If(take_byte):
-            m.d.sync += [buf.eq(shifted | placed), nbits.eq(left + 8)]
-        with m.Else():
-            m.d.sync += [buf.eq(shifted), nbits.eq(left)]
+            m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8)]
+        with m.Elif(go):
+            m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total)]
         take_marker = Signal()
         m.d.comb += item.ready.eq(take_byte | take_marker)
 
-        with m.If(self.o_coef.ready):
-            m.d.sync += self.o_coef.valid.eq(0)
-
         def fail(code):
             return [state.eq(State.ERROR), err.eq(code)]
+
+        # the next symbol's table: this block's AC table, or the next block's DC table
+        next_slot = Mux(slot == cfg.blocks - 1, 0, slot + 1)
+        tbl_ac = Cat(cfg.ac[comp], Const(1, 1))
+        tbl_dc_next = Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1))
 
         rst_ok = ((item.payload.kind == ItemKind.RST) & (item.payload.data[:3] == expect)
                   & (cfg.restart != 0))
         with m.Switch(state):
             with m.Case(State.DECODE):
-                with m.If(sym_ok & bad):
-                    m.d.sync += fail(bad_code)
-                with m.Elif(go):
-                    p = self.o_coef.payload
-                    m.d.sync += [self.o_coef.valid.eq(1), p.comp.eq(comp), p.slot.eq(slot),
-                                 p.k.eq(out_k), p.value.eq(out_value), p.last.eq(out_last),
-                                 k.eq(next_k)]
-                    with m.If(is_dc):
-                        m.d.sync += pred[comp].eq(out_value)
-                    with m.If(out_last):
-                        m.d.sync += k.eq(0)
-                        with m.If(slot == cfg.blocks - 1):
-                            m.d.sync += [slot.eq(0), mcu.eq(mcu + 1), ri_count.eq(ri_count + 1)]
-                            with m.If(mcu + 1 == cfg.mcus):
-                                m.d.sync += state.eq(State.DRAIN)
-                            with m.Elif(ri_count + 1 == cfg.restart):
-                                m.d.sync += state.eq(State.RESTART)
-                        with m.Else():
-                            m.d.sync += slot.eq(slot + 1)
-                with m.Elif(marker & ~(sym_ok & (total <= nbits))):
-                    m.d.sync += fail(Mux(matched, EntropyError.TRUNCATED, EntropyError.BAD_CODE))
-                with m.Elif(~matched & (nbits >= 16)):
-                    m.d.sync += fail(EntropyError.BAD_CODE)
+                with m.Switch(phase):
+                    with m.Case(Phase.MATCH):
+                        m.d.sync += phase.eq(Phase.SYMBOL)
+                    with m.Case(Phase.SYMBOL):
+                        m.d.sync += phase.eq(Phase.SHIFT)
+                    with m.Case(Phase.SHIFT):
+                        # (a decision the old one-cycle loop took with the same bits: the
+                        # match saw every bit there is when no byte joined since MATCH)
+                        saw_all = m_nbits == nbits
+                        with m.If(sym_ok & bad):
+                            m.d.sync += fail(bad_code)
+                        with m.Elif(go):
+                            m.d.sync += [x_valid.eq(1), x.comp.eq(comp), x.slot.eq(slot),
+                                         x.k.eq(out_k), x.last.eq(out_last), x.dc.eq(is_dc),
+                                         x.size.eq(size),
+                                         x.raw.eq(raw), k.eq(next_k), phase.eq(Phase.MATCH),
+                                         tbl.eq(tbl_ac)]
+                            with m.If(out_last):
+                                m.d.sync += [k.eq(0), tbl.eq(tbl_dc_next)]
+                                with m.If(slot == cfg.blocks - 1):
+                                    m.d.sync += [slot.eq(0), mcu.eq(mcu + 1),
+                                                 ri_count.eq(ri_count + 1)]
+                                    with m.If(mcu + 1 == cfg.mcus):
+                                        m.d.sync += state.eq(State.DRAIN)
+                                    with m.Elif(ri_count + 1 == cfg.restart):
+                                        m.d.sync += state.eq(State.RESTART)
+                                with m.Else():
+                                    m.d.sync += slot.eq(slot + 1)
+                        with m.Elif(saw_all & marker & ~fits):
+                            m.d.sync += fail(Mux(m_matched, EntropyError.TRUNCATED,
+                                                 EntropyError.BAD_CODE))
+                        with m.Elif(saw_all & ~m_matched & (nbits >= 16)):
+                            m.d.sync += fail(EntropyError.BAD_CODE)
+                        with m.Elif(~(fits & ~bad)):
+                            m.d.sync += phase.eq(Phase.MATCH)     # more bits: match again
             with m.Case(State.RESTART):
                 # the interval's padding bits and any stray bytes before its marker are dropped
-                m.d.sync += [buf.eq(0), nbits.eq(0)]
+                m.d.sync += [buf.eq(0), nbits.eq(0), phase.eq(Phase.MATCH)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(rst_ok):
@@ -421,5 +469,7 @@ class EntropyDecoder(wiring.Component):
             m.d.sync += [state.eq(Mux(cfg.mcus == 0, State.DRAIN, State.DECODE)),
                          err.eq(EntropyError.NONE), buf.eq(0), nbits.eq(0), k.eq(0),
                          slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
-                         self.o_coef.valid.eq(0), *(p.eq(0) for p in pred)]
+                         self.o_coef.valid.eq(0), x_valid.eq(0), phase.eq(Phase.MATCH),
+                         tbl.eq(Cat(cfg.dc[cfg.comp[0]], Const(0, 1))),
+                         *(p.eq(0) for p in pred)]
         return m

@@ -230,8 +230,8 @@ _BIT_BUF = 64
 @functools.lru_cache(maxsize=32)
 def _scan_symbols(block_raw: bytes, bits: bytes) -> tuple:
     """``(sampling code, width, height, restart interval, blocks)`` of a DECODE's table block
-    and bitstream: ``blocks`` has, per 8x8 block in scan order, the bits of each of its Huffman
-    symbols (code and extra bits), what ``hw/jpeg/entropy.py`` decodes one a cycle. Raises
+    and bitstream: ``blocks`` has, per 8x8 block in scan order, ``(code bits, code and extra
+    bits)`` of each of its Huffman symbols, what ``hw/jpeg/entropy.py`` decodes. Raises
     :class:`~s4accel.base.codec.BlockError` or :class:`~s4accel.base.jpeg.JpegError` where the
     decoder would end with ``DECODE_ERROR``."""
     block = codec.parse_block(block_raw)
@@ -258,8 +258,8 @@ def _scan_symbols(block_raw: bytes, bits: bytes) -> tuple:
                 peek = (int.from_bytes(data[p:p + 3], "big") >> (8 - (pos & 7))) & 0xFFFF
                 if not dcl[peek]:
                     raise JpegError("bad Huffman code in DC coefficient")
-                syms = [dcl[peek] + dcs[peek]]
-                pos += syms[0]
+                syms = [(dcl[peek], dcl[peek] + dcs[peek])]
+                pos += syms[0][1]
                 k = 1
                 while k < 64:
                     p = pos >> 3
@@ -267,8 +267,8 @@ def _scan_symbols(block_raw: bytes, bits: bytes) -> tuple:
                     if not acl[peek]:
                         raise JpegError("bad Huffman code in AC coefficient")
                     rs = acs[peek]
-                    syms.append(acl[peek] + (rs & 15))
-                    pos += syms[-1]
+                    syms.append((acl[peek], acl[peek] + (rs & 15)))
+                    pos += syms[-1][1]
                     if rs & 15 == 0 and rs != 0xF0:
                         break               # EOB
                     k += (rs >> 4) + 1
@@ -285,22 +285,24 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
     """The cycles of a DECODE's scan, from the decoder's start to its last lane (its
     ``timing.decode`` and table block apart), placed stage by stage as the RTL runs it:
 
-    - the entropy decoder (``hw/jpeg/entropy.py``) decodes a symbol a cycle when its code and
-      extra bits are in the 64-bit buffer, into which a bitstream byte joins each cycle where 8
-      bits fit (so a run of long symbols waits for bytes); it waits while the IDCT's buffer for
-      the block is full; a restart interval ends with ``timing.decode_restart`` cycles and an
-      empty buffer;
-    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full three
-      cycles after its last item, its column pass (8 cycles) starts then and once the last
+    - the entropy decoder (``hw/jpeg/entropy.py``) tries a symbol every three cycles (MATCH,
+      SYMBOL, SHIFT): it is decoded when its code was inside the 64-bit buffer's bits at MATCH
+      and its extra bits too at SYMBOL; a bitstream byte joins the buffer in MATCH and SYMBOL
+      where 8 bits fit (so a run of long symbols waits for bytes); the item goes into a
+      register, then the output register, whence the IDCT takes it (once the block's buffer
+      is free), so SHIFT waits for the item two before to be taken; a restart interval ends
+      with ``timing.decode_restart`` cycles and an empty buffer;
+    - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full four
+      cycles after it takes the block's last item, its column pass (8 cycles) starts then and once the last
       block's row pass has ended, and frees the buffer; its row pass starts ``UNIT_LATENCY``
       cycles after the column pass (the last column's result), issues a row a cycle while
       fewer than 8 rows are waiting to be taken, and a row can be taken ``UNIT_LATENCY + 2``
       cycles after its issue (the 1-D unit's pipeline, the output queue);
     - the colour stage (``hw/jpeg/color.py``) takes an MCU row's rows once the output has read
       the lines they overwrite (a ring of two MCU rows plus two lines), and writes one pixel a
-      cycle, row ``y`` from when the MCU row holding line ``y`` (4:2:0: ``y + 1``) is in (two
-      cycles later with chroma: the chroma reader's path, its block RAM words registered, is
-      longer than the luma's; fitted);
+      cycle, row ``y`` from when the MCU row holding line ``y`` (4:2:0: ``y + 1``) is in (a
+      cycle later with chroma: the chroma reader's path is a register longer than the
+      luma's);
     - the post-processing (``hw/jpeg/post.py``) writes the crop's last lane
       ``timing.decode_post`` cycles after the crop's last pixel.
 
@@ -314,7 +316,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
     ring = 2 * lines + 2                    # ``_NY_V1`` / ``_NY_V2``
     below = 1 if sampling == 3 else 0       # 4:2:0 reads the chroma line below
     row_in = []                             # each MCU row's last IDCT row written
-    chroma_reg = 2 if sampling else 0       # the chroma reader's longer path
+    chroma_reg = 1 if sampling else 0       # the chroma reader's longer path
     row_end = []                            # each output row's last pixel
     out_t = 0
 
@@ -332,6 +334,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
     rows_out = 0                            # the IDCT's last row out (taken)
     takes = [0] * 8                         # when each of its last 8 rows was taken
     issue_end = 0                           # the 1-D unit is free for the next column pass
+    item_takes = [0, 0]                     # when the IDCT took the last two items
     b = 0
     for k in range(mcus_y):
         # the MCU row overwrites the lines of output rows below (k + 1) * lines - ring
@@ -342,21 +345,27 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
                 t += timing.decode_restart
                 nbits = 0
             for _ in range(per_mcu):
-                start = max(t, free[b % 2])
-                if nbits <= _BIT_BUF - 8:           # bytes join while waiting
-                    nbits += 8 * min(start - t, (_BIT_BUF - 8 - nbits) // 8 + 1)
-                t = start
-                for need_bits in blocks[b]:
-                    while need_bits > nbits:            # a byte a cycle
-                        nbits += 8
-                        t += 1
+                f = free[b % 2]                 # the IDCT takes this block's items from then
+                for code_bits, need_bits in blocks[b]:
+                    while True:         # MATCH, SYMBOL (a byte may join in each), SHIFT
+                        at_match = nbits
+                        if nbits <= _BIT_BUF - 8:
+                            nbits += 8
+                        at_symbol = nbits
+                        if nbits <= _BIT_BUF - 8:
+                            nbits += 8
+                        t += 3
+                        if code_bits <= at_match and need_bits <= at_symbol:
+                            break
                     nbits -= need_bits
-                    if nbits <= _BIT_BUF - 8:
-                        nbits += 8
-                    t += 1
+                    # SHIFT emits the item into a register, whence it moves to the output
+                    # register: it waits for the item two before to be taken
+                    shift = max(t - 1, item_takes[0])
+                    t = shift + 1
+                    item_takes = [item_takes[1], max(shift + 2, f, item_takes[1] + 1)]
                 # column pass, the wait for its last result, the row pass (a row a cycle
                 # while the output queue has room: 8 rows not yet taken)
-                col = max(t + 3, issue_end)
+                col = max(item_takes[1] + 4, issue_end)
                 free[b % 2] = col + 8
                 issue = col + 7 + UNIT_LATENCY
                 for r in range(8):
