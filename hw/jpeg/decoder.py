@@ -71,10 +71,12 @@ class JpegDecoder(wiring.Component):
     (:class:`.entropy.EntropyError`): the pixel stream then stops short, within a number of
     cycles bounded by the input length. ``busy`` from ``start`` to ``done`` or ``error``.
 
-    Throughput: the colour stage's pixel per cycle paces the decoder once the entropy decoder
-    (a symbol per cycle) and the IDCT (23 cycles or one per coefficient item a block) keep
-    ahead of it, as they do at ordinary qualities; before the first pixel an MCU row is
-    decoded (see :class:`.color.ColorConverter` for the buffering).
+    Throughput: the slowest of the colour stage (a pixel a cycle), the entropy decoder (three
+    cycles a symbol) and the IDCT (23 cycles or one per coefficient item a block) paces the
+    decoder: the colour stage on smooth photographs at ordinary qualities (a third of a
+    symbol a pixel or less), the entropy decoder on detailed or high-quality images; before
+    the first pixel an MCU row is decoded (see :class:`.color.ColorConverter` for the
+    buffering).
 
     Members
     -------
