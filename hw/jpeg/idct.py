@@ -335,7 +335,7 @@ def _bounds():
     b_col = bound((1 << 31) - 1, _RND[0])
     b_row_in = max((v >> _P1_SHIFT) + 1 for v in b_col[-1].values())
     b_row = bound(b_row_in, _RND[1])
-    return [{n: max(a[n], b[n]) for n in a} for a, b in zip(b_col, b_row)], b_row_in
+    return [{n: max(a[n], b[n]) for n in a} for a, b in zip(b_col, b_row, strict=True)], b_row_in
 
 
 _UNIT_BOUNDS, _ROW_IN_BOUND = _bounds()

@@ -293,8 +293,8 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
       is free), so SHIFT waits for the item two before to be taken; a restart interval ends
       with ``timing.decode_restart`` cycles and an empty buffer;
     - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full four
-      cycles after it takes the block's last item, its column pass (8 cycles) starts then and once the last
-      block's row pass has ended, and frees the buffer; its row pass starts ``UNIT_LATENCY``
+      cycles after it takes the block's last item, its column pass (8 cycles) starts then and
+      once the last block's row pass has ended, and frees the buffer; its row pass starts ``UNIT_LATENCY``
       cycles after the column pass (the last column's result), issues a row a cycle while
       fewer than 8 rows are waiting to be taken, and a row can be taken ``UNIT_LATENCY + 2``
       cycles after its issue (the 1-D unit's pipeline, the output queue);
