@@ -297,12 +297,11 @@ class ColorConverter(wiring.Component):
         # first and last lines stand in for the missing ones (jdsample.c's context rows)
         far_is_near = ~fancy_v | Mux(odd_row, cidx + 1 >= ch, cidx == 0)
         far = Mux(odd_row, Mux(near == _NC - 1, 0, near + 1), Mux(near == 0, _NC - 1, near - 1))
-        cn_v = Signal()
-        cn_n = Signal(3)
-        cn_eol = Signal()
-        cn_first = Signal()
-        cn_fin = Signal()
-        cn_par = Signal()
+        # a fetched word's place: valid, last column, end of line, first word, far line is
+        # the near one, parity of the near line; in the read port (``cn``), then with the
+        # words registered (``cm``)
+        cword = data.StructLayout({"v": 1, "n": 3, "eol": 1, "first": 1, "fin": 1, "par": 1})
+        cn = Signal(cword)
         cc = [Signal(10, name=f"cs{i}") for i in range(16)]  # Cb 0..7, Cr 8..15
         cc_v = Signal()
         cc_p = Signal(3)
@@ -313,16 +312,11 @@ class ColorConverter(wiring.Component):
         c_end = cc_p == cc_n
         # the block RAM words are registered (``cm``) before the sums: a DP16KD's data out
         # comes 5.8 ns after the clock on an ECP5
-        cm_v = Signal()
-        cm_n = Signal(3)
-        cm_eol = Signal()
-        cm_first = Signal()
-        cm_fin = Signal()
-        cm_par = Signal()
+        cm = Signal(cword)
         cm_data = [Signal(len(c_rd[b].data), name=f"cm_data{b}") for b in range(2)]
-        cconsume = cm_v & (~cc_v | (cadv & c_end))
-        cmove = cn_v & (~cm_v | cconsume)
-        cfetch = running & ~grey & (gy < H) & row_ready(gy) & (~cn_v | cmove)
+        cconsume = cm.v & (~cc_v | (cadv & c_end))
+        cmove = cn.v & (~cm.v | cconsume)
+        cfetch = running & ~grey & (gy < H) & row_ready(gy) & (~cn.v | cmove)
         par = near[0]
         for b in range(2):
             sel = Mux(par == b, near, far)
@@ -330,8 +324,8 @@ class ColorConverter(wiring.Component):
         cleft = cw - (gj << 3)
         with m.If(cfetch):
             eol = gj + 1 == words_c
-            m.d.sync += [cn_v.eq(1), cn_n.eq(Mux(cleft >= 8, 7, cleft - 1)), cn_eol.eq(eol),
-                         cn_first.eq(gj == 0), cn_fin.eq(far_is_near), cn_par.eq(par)]
+            m.d.sync += [cn.v.eq(1), cn.n.eq(Mux(cleft >= 8, 7, cleft - 1)), cn.eol.eq(eol),
+                         cn.first.eq(gj == 0), cn.fin.eq(far_is_near), cn.par.eq(par)]
             with m.If(eol):
                 m.d.sync += [gj.eq(0), gy.eq(gy + 1)]
                 # 4:2:0 moves to the next chroma line after odd output rows only
@@ -340,15 +334,13 @@ class ColorConverter(wiring.Component):
             with m.Else():
                 m.d.sync += gj.eq(gj + 1)
         with m.Elif(cmove):
-            m.d.sync += cn_v.eq(0)
+            m.d.sync += cn.v.eq(0)
         with m.If(cmove):
-            m.d.sync += [cm_v.eq(1), cm_n.eq(cn_n), cm_eol.eq(cn_eol), cm_first.eq(cn_first),
-                         cm_fin.eq(cn_fin), cm_par.eq(cn_par),
-                         *(cm_data[b].eq(c_rd[b].data) for b in range(2))]
+            m.d.sync += [cm.eq(cn), *(cm_data[b].eq(c_rd[b].data) for b in range(2))]
         with m.Elif(cconsume):
-            m.d.sync += cm_v.eq(0)
-        near_w = Mux(cm_par, cm_data[1], cm_data[0])
-        far_w = Mux(cm_fin, near_w, Mux(cm_par, cm_data[0], cm_data[1]))
+            m.d.sync += cm.v.eq(0)
+        near_w = Mux(cm.par, cm_data[1], cm_data[0])
+        far_w = Mux(cm.fin, near_w, Mux(cm.par, cm_data[0], cm_data[1]))
         with m.If(cadv):
             m.d.sync += col_s.valid.eq(cc_v)
             with m.If(cc_v):
@@ -360,8 +352,8 @@ class ColorConverter(wiring.Component):
                 with m.If(c_end):
                     m.d.sync += cc_v.eq(0)
         with m.If(cconsume):
-            m.d.sync += [cc_v.eq(1), cc_p.eq(0), cc_n.eq(cm_n), cc_eol.eq(cm_eol),
-                         cc_first.eq(cm_first)]
+            m.d.sync += [cc_v.eq(1), cc_p.eq(0), cc_n.eq(cm.n), cc_eol.eq(cm.eol),
+                         cc_first.eq(cm.first)]
             for i in range(16):
                 n = near_w.word_select(i, 8)
                 f = far_w.word_select(i, 8)
@@ -462,7 +454,7 @@ class ColorConverter(wiring.Component):
                          wy_base.eq(0), wc_base.eq(0),
                          fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), lm_v.eq(0), cur_v.eq(0),
                          luma_s.valid.eq(0),
-                         gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn_v.eq(0), cm_v.eq(0),
+                         gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn.v.eq(0), cm.v.eq(0),
                          cc_v.eq(0), col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
                          v[0].eq(0), v[1].eq(0), v[2].eq(0), o.valid.eq(0)]
         return m
