@@ -2,9 +2,9 @@
 
 Bit for bit :func:`s4accel.base.jpeg.idct_islow`: dequantize, then the first 1-D pass down each
 column (CONST_BITS 13, PASS1_BITS 2, descale by 11), the second along each row (descale by 18),
-+128 and clamp to 0..255. Every intermediate keeps its full width (Amaranth widens sums and
-products), so the result is exact for any 16-bit coefficient and 16-bit quantizer, not only for
-valid 8-bit data.
++128 and clamp to 0..255. Every intermediate is held at the width its bound needs (each is a
+linear form of the inputs: ``_bounds``), so the result is exact for any 16-bit coefficient and
+16-bit quantizer, not only for valid 8-bit data.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed, unsigned
@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from ...base.jpeg import ZIGZAG
 from .entropy import coef_layout
 
-__all__ = ["UNIT_LATENCY", "Idct", "idct_1d", "qt_write_layout", "qtable_image", "row_layout"]
+__all__ = ["UNIT_LATENCY", "Idct", "qt_write_layout", "qtable_image", "row_layout"]
 
 #: A quantizer write: entry ``k`` (zig-zag order, as DQT lists them) of component ``comp``'s
 #: table.
@@ -43,39 +43,6 @@ _CONST_BITS, _PASS1_BITS = 13, 2
 F0_298631336, F0_390180644, F0_541196100, F0_765366865 = 2446, 3196, 4433, 6270
 F0_899976223, F1_175875602, F1_501321110, F1_847759065 = 7373, 9633, 12299, 15137
 F1_961570560, F2_053119869, F2_562915447, F3_072711026 = 16069, 16819, 20995, 25172
-
-
-def idct_1d(d, shift):
-    """jidctint.c's 1-D pass on 8 signed values: 12 constant multiplications; returns the 8
-    outputs descaled (rounded) by ``shift`` bits, as Amaranth expressions of full width."""
-    d0, d1, d2, d3, d4, d5, d6, d7 = d
-    # even part
-    z1 = (d2 + d6) * F0_541196100
-    tmp2 = z1 + d6 * -F1_847759065
-    tmp3 = z1 + d2 * F0_765366865
-    tmp0 = (d0 + d4) << _CONST_BITS
-    tmp1 = (d0 - d4) << _CONST_BITS
-    tmp10, tmp13 = tmp0 + tmp3, tmp0 - tmp3
-    tmp11, tmp12 = tmp1 + tmp2, tmp1 - tmp2
-    # odd part
-    t0, t1, t2, t3 = d7, d5, d3, d1
-    z1, z2, z3, z4 = t0 + t3, t1 + t2, t0 + t2, t1 + t3
-    z5 = (z3 + z4) * F1_175875602
-    t0 = t0 * F0_298631336
-    t1 = t1 * F2_053119869
-    t2 = t2 * F3_072711026
-    t3 = t3 * F1_501321110
-    z1 = z1 * -F0_899976223
-    z2 = z2 * -F2_562915447
-    z3 = z3 * -F1_961570560 + z5
-    z4 = z4 * -F0_390180644 + z5
-    t0 = t0 + z1 + z3
-    t1 = t1 + z2 + z4
-    t2 = t2 + z2 + z3
-    t3 = t3 + z1 + z4
-    outs = (tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0,
-            tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3)
-    return [(x + (1 << (shift - 1))) >> shift for x in outs]
 
 
 class Idct(wiring.Component):
