@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...base.jpeg import JpegError, JpegTables, check_hardware_scan, stored_as_rgb
+from ...base.jpeg import JpegTables, check_hardware_scan, stored_as_rgb
 from .color import ColorConverter, color_config_layout, pixel_layout, sampling_of
 from .entropy import (
     EntropyDecoder,

@@ -7,10 +7,12 @@ cycles (MATCH, SYMBOL, SHIFT; :class:`EntropyDecoder`).
 Huffman table form (written by the driver through ``i_table``; :func:`huffman_table_image`
 builds it from a parsed DHT table): eight tables, DC slots 0..3 (table ids 0..3) and AC slots
 0..3 (ids 4..7). Per table and code length ``L`` = 1..16 one entry ``LIMIT[L] | OFFSET[L] << 17``
-where ``LIMIT[L]`` = MAXCODE[L] + 1 of T.81 F.2.2.3 (0 when no code has that length) and
-``OFFSET[L]`` = (VALPTR[L] - MINCODE[L]) mod 256; and the 256 symbols HUFFVAL in code order. The
-decoder compares the next L bits with LIMIT[L] for all 16 lengths at once; the shortest L whose
-bits are below its LIMIT is the code length, and HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
+where ``LIMIT[L]`` = MAXCODE[L] + 1 of T.81 F.2.2.3 (for a length without codes, the first
+code it would have, MINCODE[L]) and ``OFFSET[L]`` = (VALPTR[L] - MINCODE[L]) mod 256; and the 256
+symbols HUFFVAL in code order. The decoder compares the next L bits with LIMIT[L] for all 16
+lengths at once: the lengths from the code's on are below their LIMIT (a canonical code's
+LIMIT[L + 1] >= 2 LIMIT[L]), the shorter ones not, so the lowest such L is the code length, and
+HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
 The symbols sit in a synchronously read memory (``8 x 256 x 8`` bits, a block RAM on an FPGA,
 addressed at MATCH), the per-length entries in 16 asynchronously read ones (one per length,
 ``8 x 25`` bits each, LUT RAM), read for the table in use (a register).
@@ -97,10 +99,9 @@ def huffman_table_image(table: HuffmanTable, table_id: int) -> list[tuple[int, i
     code = 0
     k = 0
     for length, n in enumerate(table.counts, start=1):
-        if n:
-            limit, offset = code + n, (k - code) % 256
-        else:
-            limit, offset = 0, 0
+        # a length without codes gets the first code it would have: the hits (the next L bits
+        # below LIMIT[L]) are then the same for every length from the code's on
+        limit, offset = code + n, (k - code) % 256 if n else 0
         writes.append((table_id, 256 + length - 1, limit | offset << 17))
         code = (code + n) << 1
         k += n
@@ -186,6 +187,14 @@ class Unstuffer(wiring.Component):
         with m.If(self.clear):
             m.d.sync += [ff.eq(0), pend_end.eq(0), self.o.valid.eq(0)]
         return m
+
+
+def _or_all(values):
+    """The bitwise OR of `values`, as a balanced tree."""
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
 
 
 # bits in the decoder's bit buffer: a symbol uses at most 16 + 15 bits, and a byte is taken
@@ -302,12 +311,19 @@ class EntropyDecoder(wiring.Component):
         matched = Signal()
         for rd in entry_rd:
             m.d.comb += rd.addr.eq(tbl)
-        for n in range(16, 0, -1):   # the last assignment wins: the shortest length
-            top = peek[16 - n:]
-            lim = entry_rd[n - 1].data[:17]
-            off = entry_rd[n - 1].data[17:]
-            with m.If(top < lim):
-                m.d.comb += [matched.eq(1), code_len.eq(n), sym_idx.eq(top + off)]
+        # every length at once: hits[n - 1] when the next n bits are below LIMIT[n]. Those
+        # are the lengths from the code's on (the table form), so the code's length is the
+        # lowest hit, ``hits & ~(hits << 1)``, and an AND-OR selects its index
+        hits = Signal(16)
+        m.d.comb += hits.eq(Cat(*(peek[16 - n:] < entry_rd[n - 1].data[:17]
+                                  for n in range(1, 17))))
+        first = Signal(16)
+        m.d.comb += [first.eq(hits & ~(hits << 1)), matched.eq(hits != 0)]
+        m.d.comb += [
+            code_len.eq(_or_all([Mux(first[n - 1], n, 0) for n in range(1, 17)])),
+            sym_idx.eq(_or_all([Mux(first[n - 1], peek[16 - n:] + entry_rd[n - 1].data[17:], 0)
+                                for n in range(1, 17)])),
+        ]
         m_len = Signal(5)
         m_matched = Signal()
         m_nbits = Signal(range(W + 1))

@@ -120,6 +120,8 @@ class TableLoader(wiring.Component):
         # Huffman state of the table being read
         code = Signal(18)
         count = Signal(10)         # symbols so far
+        # where the symbols of the table being read end: its slots from there on are unused
+        sym_end = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
         cfg = self.config
         # the byte in the second stage: what it is, where it goes
         b_byte, b_lo = Signal(8), Signal(8)
@@ -187,7 +189,7 @@ class TableLoader(wiring.Component):
                         m.d.sync += [b_kind.eq(_COUNT), b_comp.eq(4 * t + c),
                                      b_len.eq(pos[:4] - at % 16), b_code.eq(code_in),
                                      b_count.eq(count_in), code.eq((code_in + b) << 1),
-                                     count.eq(count_in + b)]
+                                     count.eq(count_in + b), sym_end.eq(at + 16 + count_in + b)]
                     with m.If(used & (pos >= at + 16) & (pos < at + 272)):   # a symbol
                         m.d.sync += [b_kind.eq(_SYMBOL), b_comp.eq(4 * t + c),
                                      b_addr.eq(pos[:8] - (at + 16) % 256)]
@@ -205,7 +207,7 @@ class TableLoader(wiring.Component):
                     over = (b_byte != 0) & ((new & ~((Const(2, 18) << b_len) - 1)) != 0)
                     with m.If(over | (b_count + b_byte > 256)):
                         m.d.sync += err.eq(1)
-                    limit = Mux(b_byte != 0, new, 0)
+                    limit = new        # a length without codes: the first code it would have
                     offset = Mux(b_byte != 0, (b_count - b_code)[:8], 0)
                     m.d.sync += [self.o_table.valid.eq(1), self.o_table.payload.table.eq(b_comp),
                                  self.o_table.payload.addr.eq(256 + b_len),
@@ -249,12 +251,12 @@ class TableLoader(wiring.Component):
             m.d.comb += word_end.eq((pos | (nb - 1)) + 1)
             # the byte at ``pos`` starts or lies in an unused run that goes to the end of its
             # word at least: everything after an error, reserved bytes, absent components, a
-            # symbol slot past its table's count (``count`` holds it by then)
+            # symbol slot past its table's count (``sym_end``, set with the table's counts)
             to_end = err | ((pos >= 40) & (pos < codec.COMP0)) | (pos >= comps_end)
             for c in range(3):
                 for tbase in (128, 400):
                     at = codec.COMP0 + codec.COMP_BYTES * c + tbase
-                    past = ((pos >= at + 16) & (pos < at + 272) & (pos >= at + 16 + count)
+                    past = ((pos >= at + 16) & (pos < at + 272) & (pos >= sym_end)
                             & (pos < comps_end))
                     to_end |= past & ((pos | (nb - 1)) < at + 272)
             m.d.comb += [skip.eq(self.i_byte.valid & ~taken_all & to_end),
@@ -266,5 +268,6 @@ class TableLoader(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [pos.eq(0), taken_all.eq(0), err.eq(0), code.eq(0), count.eq(0), bv.eq(0),
+                         sym_end.eq(codec.TABLE_BLOCK_BYTES),
                          self.o_table.valid.eq(0), self.o_qt.valid.eq(0)]
         return m
