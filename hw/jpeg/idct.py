@@ -338,21 +338,20 @@ def _unit(m, vec, meta, meta_layout, clear):
     # the products: each operand cut into 17-bit pieces (the top one signed, at most 18
     # bits), so that each piece's product is one 18x18 multiplier; the pieces' products are
     # registered, then summed in the next stage
-    parts = {}
+    parts = {n: [] for n in _PRODUCTS}      # (the piece's offset, its registered product)
     for n, (a, c) in _PRODUCTS.items():
-        x = s[a]
-        w, lo = len(x), 0
-        while w - lo > 18:
+        x, lo = s[a], 0
+        while len(x) - lo > 18:
             piece = Cat(x[lo:lo + 17], Const(0, 1)).as_signed()     # signed 18 x signed 16
-            parts[f"{n}_p{lo}"] = Signal.like(piece * c, name=f"unit3_{n}_p{lo}")
-            m.d.sync += parts[f"{n}_p{lo}"].eq(piece * c)
+            parts[n].append((lo, piece * c))
             lo += 17
-        parts[f"{n}_p{lo}"] = Signal.like(x[lo:].as_signed() * c, name=f"unit3_{n}_p{lo}")
-        m.d.sync += parts[f"{n}_p{lo}"].eq(x[lo:].as_signed() * c)
-    even = regs({"tmp0": (s["e04p"] << _CONST_BITS) + s["rnd"],
-                 "tmp1": (s["e04m"] << _CONST_BITS) + s["rnd"]}, 2)
-    summed = {n: sum(p << int(k.rsplit("_p", 1)[1]) for k, p in parts.items()
-                     if k.rsplit("_p", 1)[0] == n) for n in _PRODUCTS}
+        parts[n].append((lo, x[lo:].as_signed() * c))
+        for i, (lo, p) in enumerate(parts[n]):
+            r = Signal.like(p, name=f"unit3_{n}_p{lo}")
+            m.d.sync += r.eq(p)
+            parts[n][i] = (lo, r)
+    even = regs({t: v for t, v in _stage3(s).items() if t in ("tmp0", "tmp1")}, 2)
+    summed = {n: sum(p << lo for lo, p in pieces) for n, pieces in parts.items()}
     s = regs(summed | even, 2)
     for k, f in enumerate(_STAGES[2:]):
         s = regs(f(s), k + 3)
