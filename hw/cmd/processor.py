@@ -821,10 +821,11 @@ class CommandProcessor(wiring.Component):
             if nxt:
                 m.d.comb += inc[nxt].eq(h.sig_next)
 
-        def take_entry(name, prev, nxt, reg, busy, check):
-            """An idle engine takes the head of its queue once its tokens are there."""
+        def take_entry(name, prev, nxt, reg, busy, check, may=Const(1)):
+            """An idle engine takes the head of its queue once its tokens are there (and
+            ``may``)."""
             h = heads[name].desc.header
-            with m.If(~busy & qs[name].r_rdy & ready_tokens(h, prev, nxt) & ~stop):
+            with m.If(~busy & qs[name].r_rdy & ready_tokens(h, prev, nxt) & ~stop & may):
                 m.d.comb += qs[name].r_en.eq(1)
                 take_tokens(h, prev, nxt)
                 m.d.sync += [reg.eq(qs[name].r_data), busy.eq(1), check.eq(1)]
@@ -834,7 +835,16 @@ class CommandProcessor(wiring.Component):
         ld_busy = Signal()
         ld_check = Signal(3)
         ld_wait = Signal()
-        take_entry("ld", None, "ex2ld", ld, ld_busy, ld_check)
+        # a DECODE released the LOAD stage once its bitstream was read; its last lanes are
+        # still being written (Motion JPEG: the next DECODE's table block is read meanwhile).
+        # Only a DECODE may follow it onto the stage until then, its bus fault waits for it,
+        # and its own verdict comes after it (``DecodeEngine``); it ends (tokens, count) when
+        # its last lane is written.
+        dec_tail = Signal()
+        ld_may = Const(1)
+        if has_codec:
+            ld_may = ~dec_tail | (heads["ld"].desc.header.opcode == Opcode.DECODE.value)
+        take_entry("ld", None, "ex2ld", ld, ld_busy, ld_check, ld_may)
         lb = ld.desc.body.dma
 
         def spu_mask(h):
@@ -898,7 +908,7 @@ class CommandProcessor(wiring.Component):
                 dec_wait_end=dec_wait_end, rd_valid=self.dma_rd_data.valid & rd_is_load
                 & rd_busy & ld_dec, dec_i_ready=dec_i_ready, progress=progress,
                 done_inc=done_inc[1], give=lambda: give_tokens(ld.desc.header, None, "ld2ex"),
-                mask=spu_mask(ld.desc.header))
+                mask=spu_mask(ld.desc.header), dec_tail=dec_tail, inc=inc["ld2ex"])
             faults.append((dec_fault, ErrorCode.DECODE_ERROR, ld.addr))
         # read data goes to the descriptor register, to the SPU or to the decoder
         m.d.comb += [
@@ -907,7 +917,9 @@ class CommandProcessor(wiring.Component):
             self.spu_load.payload.item.eq(self.dma_rd_data.payload),
             self.dma_rd_data.ready.eq(Mux(rd_is_load, Mux(ld_dec, dec_i_ready,
                                                           self.spu_load.ready), 1)),
-            self.dma_rd_done.ready.eq(1),
+            # (a DECODE's bus fault waits for the lanes of the DECODE before it)
+            self.dma_rd_done.ready.eq(~(rd_is_load & ld_dec & dec_tail
+                                        & (self.dma_rd_done.payload.code != DmaError.OK))),
         ]
 
         # -- GEMM engine -----------------------------------------------------------------------
@@ -1019,7 +1031,7 @@ class CommandProcessor(wiring.Component):
         faults.append((st_fault_bus, _dma_code(self.dma_wr_done.payload.code), st.addr))
 
         m.d.comb += all_idle.eq(~ld_busy & ~ex_busy & ~st_busy & ~qs["ld"].r_rdy
-                                & ~qs["ex"].r_rdy & ~qs["st"].r_rdy)
+                                & ~qs["ex"].r_rdy & ~qs["st"].r_rdy & ~dec_tail)
         work = Signal()
         # (a pending precise fault is work: STATUS.busy stays up until it is reported)
         m.d.comb += [work.eq(desc_valid | fetching | pfault | ~all_idle),
@@ -1097,7 +1109,7 @@ class CommandProcessor(wiring.Component):
                          ld_wait.eq(0), ld_running.eq(0), ex_busy.eq(0), ex_check.eq(0),
                          ex_issue.eq(0), ex_run.eq(0), st_busy.eq(0), st_check.eq(0),
                          st_issue.eq(0), st_run.eq(0), pfault.eq(0), dec_bits.eq(0),
-                         dec_wait_block.eq(0), dec_wait_end.eq(0)]
+                         dec_wait_block.eq(0), dec_wait_end.eq(0), dec_tail.eq(0)]
             m.d.sync += fault_r.eq(0)
             # a soft reset during a fault's flush still returns the device to idle without an
             # error (the flush goes on until the DMA is idle)
@@ -1112,12 +1124,13 @@ class CommandProcessor(wiring.Component):
 
     def _decode_engine(self, m, *, ld, ld_dec, dec_go, ld_wait, ld_busy, dec_bits,
                        dec_wait_block, dec_wait_end, rd_valid, dec_i_ready, progress, done_inc,
-                       give, mask):
+                       give, mask, dec_tail, inc):
         """The decoder (:class:`~..jpeg.engine.DecodeEngine`, held in reset with the datapath)
         and the DECODE's sequence on the LOAD stage: started by the verdict pulse ``dec_go``,
         the table block's transfer, the decoder's verdict on it, the bitstream's transfer, the
-        decoder's end. Returns the ``DECODE_ERROR`` pulse (a refused block or a corrupt
-        stream: imprecise, found while the DECODE runs, as a bus fault is)."""
+        decoder's end, or its release (``dec_tail``: the bitstream read, lanes still to write)
+        and then the last lane. Returns the ``DECODE_ERROR`` pulse (a refused block or a
+        corrupt stream: imprecise, found while the DECODE runs, as a bus fault is)."""
         g = self._geom
         m.submodules.decoder = eng = ResetInserter(self.flush)(
             DecodeEngine(bus_bits=g.bus_bits, max_width=self._config.jpeg_max_width))
@@ -1135,9 +1148,12 @@ class CommandProcessor(wiring.Component):
             m.d.comb += [port.valid.eq(rd_valid & want),
                          port.payload.eq(self.dma_rd_data.payload)]
         m.d.comb += dec_i_ready.eq(Mux(dec_bits, eng.i_bits.ready, eng.i_block.ready))
-        # pixels out to the selected SPUs
+        # pixels out to the selected SPUs: the DECODE's whose scan runs (its mask kept from
+        # its verdict on, as the next DECODE may be on the LOAD stage meanwhile)
+        dec_mask = Signal.like(mask)
+        tail_sig = Signal()      # the released DECODE signals ld2ex at its end
         m.d.comb += [self.spu_dec.valid.eq(eng.o_act.valid),
-                     self.spu_dec.payload.mask.eq(mask),
+                     self.spu_dec.payload.mask.eq(dec_mask),
                      self.spu_dec.payload.item.eq(eng.o_act.payload),
                      eng.o_act.ready.eq(self.spu_dec.ready)]
         with m.If(eng.o_act.valid & eng.o_act.ready):
@@ -1145,7 +1161,8 @@ class CommandProcessor(wiring.Component):
         fault = Signal()
         with m.If(dec_wait_block):
             with m.If(eng.block_ok):
-                m.d.sync += [dec_wait_block.eq(0), dec_bits.eq(1), ld_wait.eq(1)]
+                m.d.sync += [dec_wait_block.eq(0), dec_bits.eq(1), ld_wait.eq(1),
+                             dec_mask.eq(mask)]
             with m.Elif(eng.error):
                 m.d.sync += [dec_wait_block.eq(0), ld_busy.eq(0)]
                 m.d.comb += fault.eq(1)
@@ -1157,4 +1174,11 @@ class CommandProcessor(wiring.Component):
             with m.Elif(eng.error):
                 m.d.sync += [dec_wait_end.eq(0), ld_busy.eq(0)]
                 m.d.comb += fault.eq(1)
+            with m.Elif(eng.released & eng.back_busy):
+                # the LOAD stage is free for the next DECODE; this one ends with its lanes
+                m.d.sync += [dec_wait_end.eq(0), ld_busy.eq(0), dec_bits.eq(0),
+                             dec_tail.eq(1), tail_sig.eq(ld.desc.header.sig_next)]
+        with m.If(dec_tail & ~eng.back_busy):
+            m.d.sync += dec_tail.eq(0)
+            m.d.comb += [inc.eq(tail_sig), progress.eq(1), done_inc.eq(1)]
         return fault

@@ -66,7 +66,10 @@ class JpegDecoder(wiring.Component):
     busy, pulse ``start``, then (from the next cycle on) send the bytes after the SOS segment
     up to and including the marker that ends the scan (or mark the input's last byte
     ``last``). ``start`` also empties every stage, so a new image may begin after an error.
-    ``done`` rises once the last pixel has been taken and the scan's end marker read;
+    ``done`` rises once the last pixel has been taken and the scan's end marker read
+    (``scan_done`` once the marker has been read, ``scan_drained`` once the scan's last
+    coefficient is in the IDCT as well: from then on new Huffman tables, and quantizers, may
+    be written while the last pixels are still to come);
     ``error`` (sticky until ``start``) when the data is corrupt
     (:class:`.entropy.EntropyError`): the pixel stream then stops short, within a number of
     cycles bounded by the input length. ``busy`` from ``start`` to ``done`` or ``error``.
@@ -86,7 +89,7 @@ class JpegDecoder(wiring.Component):
     o_pixel : Out(stream.Signature(pixel_layout))
     config : In(decoder_config_layout)
     start : In(1)
-    busy, done : Out(1)
+    busy, done, scan_done, scan_drained : Out(1)
     error : Out(EntropyError)
     """
 
@@ -98,6 +101,8 @@ class JpegDecoder(wiring.Component):
     start: In(1)
     busy: Out(1)
     done: Out(1)
+    scan_done: Out(1)
+    scan_drained: Out(1)
     error: Out(EntropyError)
 
     def __init__(self, *, max_width: int = 2048):
@@ -126,6 +131,7 @@ class JpegDecoder(wiring.Component):
             ent.config.eq(self.config.scan), color.config.eq(self.config.image),
             ent.start.eq(self.start), idct.clear.eq(self.start), color.start.eq(self.start),
             self.done.eq(color.done & ent.done), self.error.eq(ent.error),
+            self.scan_done.eq(ent.done), self.scan_drained.eq(ent.drained),
             self.busy.eq((color.busy | ent.busy) & ~failed),
         ]
         return m

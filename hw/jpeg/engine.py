@@ -17,7 +17,8 @@ two transfers as bus words, and ACT writes out. The command processor (``_decode
 - ``o_act``: one ACT write per output pixel, word ``act_addr + index`` (mod 2**16) of row
   memory ``lane``, its 32 bytes.
 - ``done`` / ``error`` (``DECODE_ERROR``) as :class:`.job.DecodeJob`'s, once the bitstream's
-  last word is taken.
+  last word is taken; ``released`` (the next DECODE may start, Motion JPEG's overlap) and
+  ``back_busy`` likewise.
 """
 
 from amaranth.hdl import Module, Signal
@@ -45,6 +46,12 @@ class DecodeEngine(wiring.Component):
     i_block, i_bits : In(stream.Signature({"data": bus_bits, "last": 1}))
     o_act : Out(stream.Signature(act_write_layout))
     block_ok, busy, done, error : Out(1)
+    released, back_busy : Out(1)
+        :class:`.job.DecodeJob`'s: once ``released`` rises (the bitstream's last word taken,
+        the scan ended) the next job may ``start`` while this one's last lanes still go out
+        (``back_busy``); its table block is read meanwhile, and its verdict (``block_ok`` or
+        ``error``) comes once they are all out. ``o_act``'s address and row are the
+        configuration's at the scan's start.
     """
 
     def __init__(self, *, bus_bits: int, max_width: int = codec.MAX_WIDTH,
@@ -58,6 +65,7 @@ class DecodeEngine(wiring.Component):
             "i_block": In(stream.Signature(word)), "i_bits": In(stream.Signature(word)),
             "o_act": Out(stream.Signature(act_write_layout)),
             "block_ok": Out(1), "busy": Out(1), "done": Out(1), "error": Out(1),
+            "released": Out(1), "back_busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -100,17 +108,23 @@ class DecodeEngine(wiring.Component):
         with m.If(self.i_bits.valid & self.i_bits.ready & self.i_bits.payload.last):
             m.d.sync += bits_end.eq(1)
 
-        # -- ACT writes ------------------------------------------------------------------------
+        # -- ACT writes (the started scan's address and row memory: the next job's
+        # configuration arrives while its last lanes go out) ----------------------------------
+        act_addr = Signal.like(cfg.act_addr)
+        lane = Signal.like(cfg.lane)
+        with m.If(job.go):
+            m.d.sync += [act_addr.eq(cfg.act_addr), lane.eq(cfg.lane)]
         m.d.comb += [self.o_act.valid.eq(job.o_lane.valid),
-                     self.o_act.payload.addr.eq(cfg.act_addr + job.o_lane.payload.index),
-                     self.o_act.payload.row.eq(cfg.lane),
+                     self.o_act.payload.addr.eq(act_addr + job.o_lane.payload.index),
+                     self.o_act.payload.row.eq(lane),
                      self.o_act.payload.data.eq(job.o_lane.payload.data),
                      job.o_lane.ready.eq(self.o_act.ready)]
 
         # -- status ----------------------------------------------------------------------------
         m.d.comb += self.block_ok.eq(job.scanned)
         end = (bits_end | ~self.block_ok) & (sk == 0)
-        m.d.comb += [self.done.eq(job.done & end), self.error.eq(job.error & end)]
+        m.d.comb += [self.done.eq(job.done & end), self.error.eq(job.error & end),
+                     self.released.eq(job.released & end), self.back_busy.eq(job.back_busy)]
         active = Signal()
         m.d.comb += self.busy.eq(active & ~self.done & ~self.error)
         with m.If(self.start):

@@ -218,7 +218,8 @@ class EntropyDecoder(wiring.Component):
     number of cycles bounded by the input length: every symbol takes at least one bit, and
     once the data has ended no bit is read without raising TRUNCATED. ``busy`` is high from
     ``start`` to ``done`` or ``error``. Tables (``i_table``, always ready) may be written only
-    while not busy.
+    while not busy. ``drained``: ``done`` and the scan's last item taken from ``o_coef`` (so
+    the IDCT reads no more of the scan's quantizers).
 
     Members
     -------
@@ -227,7 +228,7 @@ class EntropyDecoder(wiring.Component):
     o_coef : Out(stream.Signature(coef_layout))
     config : In(scan_config_layout)
     start : In(1)
-    busy, done : Out(1)
+    busy, done, drained : Out(1)
     error : Out(EntropyError)
     """
 
@@ -238,6 +239,7 @@ class EntropyDecoder(wiring.Component):
     start: In(1)
     busy: Out(1)
     done: Out(1)
+    drained: Out(1)
     error: Out(EntropyError)
 
     def elaborate(self, platform):
@@ -372,6 +374,7 @@ class EntropyDecoder(wiring.Component):
                                       "size": 4, "raw": 16}))
         out_free = ~self.o_coef.valid | self.o_coef.ready
         x_free = ~x_valid | out_free
+        m.d.comb += self.drained.eq(self.done & ~x_valid & ~self.o_coef.valid)
         raw_s = Cat(x.raw, Const(0, 1)).as_signed()
         diff = Signal(signed(17))
         m.d.comb += diff.eq(Mux(x.size == 0, 0,

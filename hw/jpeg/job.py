@@ -13,6 +13,14 @@ post-processing are emptied; the bytes after the error are taken and dropped up 
 so the transfer completes), or the crop is not inside the frame the block describes. Bytes
 after the scan's end marker are taken and dropped too. Either ends the job within a number of
 cycles bounded by the input lengths.
+
+Motion JPEG's overlap: once the scan has ended and the bitstream's last byte is taken
+(``released``) the next job may ``start`` while this one's last MCU row still goes through the
+IDCT, the colour stage and the post-processing (``back_busy``). The next block's Huffman
+tables are written at once (the entropy decoder has finished), its quantizers once the IDCT
+has taken the scan's last coefficient, and its verdict (the decoder's start, or ``error``)
+waits until the lanes before are all out; the decoder's and the post-processing's
+configuration, and the geometry, are latched when a scan starts (``go``).
 """
 
 from amaranth.hdl import Module, Signal
@@ -48,6 +56,15 @@ class DecodeJob(wiring.Component):
     block_skip : Out(1)
         :class:`.tables.TableLoader`'s ``skip`` (with ``word_bytes`` > 1): drop the head byte
         of ``i_block`` and the rest of its word.
+    released : Out(1)
+        The scan has ended and the bitstream's last byte was taken (until ``start``): the
+        next job may start although this one's last pixels are still to come (``done``
+        follows once they are out).
+    back_busy : Out(1)
+        Pixels or lanes of the scan started last are still to come (from ``go`` on).
+    go : Out(1)
+        Pulse: the decoder starts the scan (the geometry is read then and the lanes that
+        follow are this job's).
     """
 
     i_block: In(stream.Signature(8))
@@ -61,6 +78,9 @@ class DecodeJob(wiring.Component):
     scanning: Out(1)
     scanned: Out(1)
     block_skip: Out(1)
+    released: Out(1)
+    back_busy: Out(1)
+    go: Out(1)
 
     def __init__(self, *, max_width: int = 2048, max_out_w: int = 1024, word_bytes: int = 1):
         self._max_width, self._max_out_w = max_width, max_out_w
@@ -76,40 +96,61 @@ class DecodeJob(wiring.Component):
         m.submodules.post = post = PostProcessor(max_out_w=self._max_out_w)
         wiring.connect(m, producer=wiring.flipped(self.i_block), consumer=tl.i_byte)
         wiring.connect(m, producer=tl.o_table, consumer=dec.i_table)
-        wiring.connect(m, producer=tl.o_qt, consumer=dec.i_qt)
         wiring.connect(m, producer=dec.o_pixel, consumer=post.i_pixel)
         wiring.connect(m, producer=post.o_lane, consumer=wiring.flipped(self.o_lane))
         g = self.geometry
         # the decoder's configuration changes only when it starts (the loader's registers
-        # change while a block is read)
+        # change while a block is read), and so does the post-processing's (the next job's
+        # block and geometry arrive while this one's last pixels are still on their way)
         dec_cfg = Signal.like(tl.config)
+        post_cfg = Signal.like(post.config)
         flush = Signal()         # a corrupt stream: empty the decoder and the post-processing
-        m.d.comb += [dec.config.eq(dec_cfg), post.start.eq(self.start | flush),
-                     tl.start.eq(self.start),
-                     post.config.crop_x.eq(g.crop_x), post.config.crop_y.eq(g.crop_y),
-                     post.config.crop_w.eq(g.crop_w), post.config.crop_h.eq(g.crop_h),
-                     post.config.out_w.eq(g.out_w), post.config.out_h.eq(g.out_h),
-                     post.config.grey.eq(tl.grey), post.config.norm.eq(tl.norm)]
+        m.d.comb += [dec.config.eq(dec_cfg), post.start.eq(self.go | flush),
+                     tl.start.eq(self.start), post.config.eq(post_cfg)]
+        latch = [dec_cfg.eq(tl.config),          # (in the cycle before GO)
+                 post_cfg.crop_x.eq(g.crop_x), post_cfg.crop_y.eq(g.crop_y),
+                 post_cfg.crop_w.eq(g.crop_w), post_cfg.crop_h.eq(g.crop_h),
+                 post_cfg.out_w.eq(g.out_w), post_cfg.out_h.eq(g.out_h),
+                 post_cfg.grey.eq(tl.grey), post_cfg.norm.eq(tl.norm)]
+
+        # the back end: the started scan's pixels and lanes still to come (from GO until the
+        # decoder and the post-processing are empty; the next job's tables may be loading)
+        back_drained = dec.done & ~post.busy & ~post.i_pixel.valid
+        with m.If(self.go):
+            m.d.sync += self.back_busy.eq(1)
+        with m.Elif(back_drained):
+            m.d.sync += self.back_busy.eq(0)
+        # the next job's quantizers wait until the IDCT has taken the last coefficient of the
+        # scan before (its Huffman tables only for the scan's end: ``start`` comes after it)
+        qt_free = ~self.back_busy | dec.scan_drained
+        m.d.comb += [dec.i_qt.valid.eq(tl.o_qt.valid & qt_free),
+                     dec.i_qt.payload.eq(tl.o_qt.payload),
+                     tl.o_qt.ready.eq(dec.i_qt.ready & qt_free)]
 
         running = Signal()       # the decoder has been started
         m.d.comb += self.scanning.eq(running)
-        drain = Signal()         # a corrupt stream: drop the rest of the bytes
+        drain = Signal()         # a corrupt stream, or the scan has ended: drop the rest
         bits_done = Signal()     # the bitstream's last byte was taken
         m.d.comb += [dec.i_data.payload.eq(self.i_bits.payload),
                      dec.i_data.valid.eq(self.i_bits.valid & running & ~drain & ~bits_done),
                      self.i_bits.ready.eq(running & ~bits_done & (drain | dec.i_data.ready))]
         with m.If(self.i_bits.valid & self.i_bits.ready & self.i_bits.payload.last):
             m.d.sync += bits_done.eq(1)
+        # done: released and the lanes all out (a register, as ``released`` is)
+        m.d.sync += self.done.eq(self.released & ~self.back_busy & ~self.start)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.done.eq(0), self.error.eq(0), running.eq(0),
-                                 drain.eq(0), bits_done.eq(0), self.scanned.eq(0)]
+                                 drain.eq(0), bits_done.eq(0), self.scanned.eq(0),
+                                 self.released.eq(0)]
                     m.next = "TABLES"
             with m.State("TABLES"):
                 m.d.comb += self.busy.eq(1)
-                # the last table write leaves the loader the cycle after done rises
-                with m.If(tl.done & ~tl.o_table.valid & ~tl.o_qt.valid):
+                # the last table write leaves the loader the cycle after done rises; the
+                # verdict waits for the job before to have written its last lane, so that
+                # job ends first
+                with m.If(tl.done & ~tl.o_table.valid & ~tl.o_qt.valid & ~self.back_busy):
                     img = tl.config.image
                     outside = ((g.crop_x + g.crop_w > img.width)
                                | (g.crop_y + g.crop_h > img.height))
@@ -117,10 +158,10 @@ class DecodeJob(wiring.Component):
                         m.d.sync += self.error.eq(1)
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += dec_cfg.eq(tl.config)
+                        m.d.sync += latch
                         m.next = "GO"
             with m.State("GO"):
-                m.d.comb += [self.busy.eq(1), dec.start.eq(1)]
+                m.d.comb += [self.busy.eq(1), dec.start.eq(1), self.go.eq(1)]
                 m.d.sync += [running.eq(1), self.scanned.eq(1)]
                 m.next = "SCAN"
             with m.State("SCAN"):
@@ -129,15 +170,15 @@ class DecodeJob(wiring.Component):
                     # blocks already decoded would still come out as pixels and lanes (into
                     # the next job): a start empties every stage of both
                     m.d.comb += [dec.start.eq(1), flush.eq(1)]
-                    m.d.sync += drain.eq(1)
+                    m.d.sync += [drain.eq(1), self.back_busy.eq(0)]
                     m.next = "DRAIN"
-                with m.Elif(dec.done & ~post.busy & ~post.i_pixel.valid):
+                with m.Elif(dec.scan_done):
                     m.d.sync += drain.eq(1)     # bytes after the scan's end marker: dropped
                     m.next = "TAIL"
             with m.State("TAIL"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(bits_done | (self.i_bits.valid & self.i_bits.payload.last)):
-                    m.d.sync += [self.done.eq(1), running.eq(0)]
+                    m.d.sync += [self.released.eq(1), running.eq(0)]
                     m.next = "IDLE"
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)

@@ -134,6 +134,19 @@ class Timing:
     #: written (``hw/jpeg/post.py``: the window sums, the 8-stage divider, normalisation),
     #: when the crop ends before the frame does that is the DECODE's end
     decode_post: int = 12
+    #: Motion JPEG's overlap (``hw/jpeg/job.py``): of ``decode``, the cycles from the read
+    #: path's grant to the decoder's start (table block apart); a DECODE releases the LOAD
+    #: stage ``decode_release`` cycles after the entropy decoder's last symbol (its scan's
+    #: end read, the bitstream's transfer done) when its last lanes are still to come, and
+    #: ends (tokens) when they are out; the next DECODE's table block loads meanwhile, and
+    #: its decoder starts ``decode_gap`` cycles after that end at the earliest (fitted on
+    #: pairs of random images back to back, ``sim/tb/decode_probe.py``'s ``pairs``: equal to
+    #: the RTL's cycles on 71 of seed 1's 80 pairs and 55 of seed 2's 60, 13 to 20 cycles
+    #: over it on the others, most with a grey first frame, whose entropy decoder ends
+    #: earlier than :func:`decode_scan_times` places it; at most 0.65 %)
+    decode_go: int = 10
+    decode_release: int = 26
+    decode_gap: int = 15
     #: a DECODE whose table block or bitstream the model does not have (a bare list of
     #: descriptors), or cannot read, is a first-order fit instead: a colour frame's table
     #: block with the Annex K.3 tables (``_typical_table_cycles``) plus
@@ -283,6 +296,14 @@ def _scan_symbols(block_raw: bytes, bits: bytes) -> tuple:
 
 def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIMING) -> int:
     """The cycles of a DECODE's scan, from the decoder's start to its last lane (its
+    ``timing.decode`` and table block apart): :func:`decode_scan_times`' second value."""
+    return decode_scan_times(block_raw, bits, crop, timing)[1]
+
+
+def decode_scan_times(block_raw: bytes, bits: bytes, crop,
+                      timing: Timing = TIMING) -> tuple[int, int]:
+    """``(entropy end, scan cycles)``: the cycle after the entropy decoder's last symbol and
+    the cycles of a DECODE's scan, from the decoder's start to its last lane (its
     ``timing.decode`` and table block apart), placed stage by stage as the RTL runs it:
 
     - the entropy decoder (``hw/jpeg/entropy.py``) tries a symbol every three cycles (MATCH,
@@ -377,7 +398,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
         row_in.append(rows_out)
     end = output_until(height - 1)
     cx, cy, cw, ch = crop
-    return max(end, output_until(cy + ch - 1) - width + cx + cw + timing.decode_post)
+    return t, max(end, output_until(cy + ch - 1) - width + cx + cw + timing.decode_post)
 
 
 def table_block_cycles(block_raw: bytes, word_bytes: int) -> int:
@@ -433,8 +454,8 @@ def _typical_table_cycles(word_bytes: int) -> int:
 
 
 def _decode_scan(desc, images, timing, word_bytes):
-    """``(table block cycles, scan cycles)`` (:func:`table_block_cycles`,
-    :func:`decode_scan_cycles`) of DECODE descriptor ``desc`` with its table block and
+    """``(table block cycles, entropy end, scan cycles)`` (:func:`table_block_cycles`,
+    :func:`decode_scan_times`) of DECODE descriptor ``desc`` with its table block and
     bitstream from ``images`` (``(address, bytes)`` pairs), its block arriving in
     ``word_bytes``-byte bus words; None where they are not there or do not decode."""
     v = int.from_bytes(bytes(desc), "little")
@@ -451,10 +472,29 @@ def _decode_scan(desc, images, timing, word_bytes):
         return None
     crop = tuple(_get(v, _DEC[f"crop_{k}"]) for k in "xywh")
     try:
-        scan = decode_scan_cycles(block, bits, crop, timing)
+        front, scan = decode_scan_times(block, bits, crop, timing)
     except ValueError:      # BlockError, JpegError: DECODE_ERROR, after a time not modelled
         return None
-    return table_block_cycles(block, word_bytes), scan
+    return table_block_cycles(block, word_bytes), front, scan
+
+
+def _decode_times(t, dur, parts, tail, timing, word_bytes):
+    """A DECODE granted the read path at ``t`` (its duration alone ``dur``; ``parts`` from
+    :func:`_decode_scan` or None) behind a released DECODE whose lanes end at ``tail``:
+    ``(read path free, LOAD stage free, end (tokens), the new tail)``. Its decoder starts
+    once its table block is in and ``decode_gap`` cycles after ``tail``; it releases the stage
+    after its entropy decoder's end when lanes are still to come (``hw/jpeg/job.py``)."""
+    if parts is None:       # (no data: its start waits for the tail by a typical block)
+        end = max(t + dur, tail + timing.decode_gap + dur - timing.decode_go
+                  - _typical_table_cycles(word_bytes))
+        return end, end, end, tail
+    table, front, scan = parts
+    go = max(t + timing.decode_go + table, tail + timing.decode_gap)
+    end = go + timing.decode - timing.decode_go + scan
+    rel = go + timing.decode_release + front
+    if rel < end:
+        return rel, rel, end, end
+    return end, end, end, tail
 
 
 # -- the event model ---------------------------------------------------------------------------
@@ -546,6 +586,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     gemm_lat = T.gemm + R
     # per-descriptor durations, precomputed
     dur = [0] * n
+    dec_parts = {}      # DECODE with its data: (table block, entropy end, scan) cycles
     dbeats = [0] * n              # beats on the DRAM (``shared_dram``)
     mac = rd_bytes = wr_bytes = 0
     by_class = {"act": 0, "wgt": 0, "out": 0, "desc": n * DESC_BYTES}
@@ -599,7 +640,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
                 d = (T.decode_fit + _typical_table_cycles(bb)
                      + int(T.decode_bit * a * 8 + T.decode_pixel * c))
             else:
-                d = T.decode + known[0] + known[1]
+                d = T.decode + known[0] + known[2]
+                dec_parts[i] = known
             rd_bytes += TABLE_BLOCK_BYTES + span
             by_class["act"] += TABLE_BLOCK_BYTES + span
             busy["dma_read"] += d
@@ -682,6 +724,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
     cur = -1
     rd_free = 0
     ld_cur, ld_req, ld_until = -1, _INF, 0
+    dec_tail = 0        # a released DECODE writes its last lanes until then
     ex_free = st_free = 0
     done_at = None
     t = 0
@@ -707,7 +750,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         if ld_until <= t and qld.out is not None and qld.out_at <= t:
             i = qld.out
             op = ops[i]
-            if not op[2] or tok("ex2ld", t) > 0:
+            # (behind a released DECODE only a DECODE takes the stage)
+            if (not op[2] or tok("ex2ld", t) > 0) and (op[0] == _DECODEOP or dec_tail <= t):
                 if op[2]:
                     tok_used["ex2ld"] += 1
                 qld.out = None
@@ -761,13 +805,16 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
         # the read path: a waiting LOAD first, else a descriptor fetch
         if rd_free <= t and dram_free <= t:
             if ld_req <= t:
-                rd_free = ld_until = t + dur[ld_cur]
+                rd_free = ld_until = end = t + dur[ld_cur]
+                if ops[ld_cur][0] == _DECODEOP:
+                    rd_free, ld_until, end, dec_tail = _decode_times(
+                        t, dur[ld_cur], dec_parts.get(ld_cur), dec_tail, T, bb)
                 if shared_dram:
                     dram_free = t + dbeats[ld_cur]
                 tok_at = None
                 if ops[ld_cur][4]:
                     tok_at = len(tok_t["ld2ex"])
-                    tok_t["ld2ex"].append(ld_until)
+                    tok_t["ld2ex"].append(end)
                 act_ld = wgt_ld = None
                 if ops[ld_cur][0] == _LOAD and ops[ld_cur][6] == Target.WGT.value:
                     wgt_ld = (t, ld_until, tok_at, ld_cur)
@@ -800,7 +847,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             elif kind == _NOP:
                 ok = True
             else:       # SYNC, COMPLETE: every stage idle
-                ok = (ld_until <= t and ex_free <= t and st_free <= t
+                ok = (ld_until <= t and dec_tail <= t and ex_free <= t and st_free <= t
                       and all(q.out is None or q.out_at > t for q in queues))
                 if ok and kind == _COMPLETE:
                     done_at = t + 1         # the interrupt line
@@ -817,7 +864,7 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             break
         # next cycle at which something can change
         cand = [host_at, tail_at, valid_at, valid_at + T.dispatch_check, rd_free, ld_req,
-                ld_until, ex_free, st_free, dram_free]
+                ld_until, ex_free, st_free, dram_free, dec_tail]
         for q in queues:
             cand += (q.inner_at, q.inner_free, q.out_at)
         nt = min((c for c in cand if c > t), default=_INF)

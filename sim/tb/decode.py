@@ -183,6 +183,154 @@ async def decode_feeds_conv(dut):
     assert not be.violations, be.violations
 
 
+#: (sampling, quality, restart interval) of :func:`decode_stream`'s frames
+STREAM_FRAMES = [("4:2:0", 75, 0), ("4:4:4", 50, 0), ("4:2:2", 90, 1), ("4:2:0", 30, 2)]
+
+
+def _golden(files, norm):
+    out = []
+    for f in files:
+        tables, bits = codec.split_scan(f)
+        out.append(codec.decode_job(codec.table_block(tables, norm), bits, crop=CROP,
+                                    out_h=OH, out_w=OW))
+    return np.stack(out)
+
+
+def _stream_program(info, alloc, files, packed, params, norm, skip=()):
+    """The conv program over ``len(files)`` images with each chunk's input LOAD replaced by
+    one DECODE an image (image ``i`` of the chunk into row memory ``i``), back to back on the
+    LOAD stage: the first takes the LOAD's wait, the last its signal. The DECODEs of the
+    images in ``skip`` are left out (their row memories keep what ACT holds)."""
+    prog = conv_program(info, _golden(files, norm), packed, params, alloc, ksize=3, pad=1,
+                        max_band=OH)
+    word = info.rows * BANK
+    loads = [k for k, d in enumerate(prog.descs)
+             if d[0] & 15 == Opcode.LOAD.value and _field(d, "target") == Target.ACT.value
+             and _field(d, "row_bytes") * _field(d, "rows") == OH * OW * word]
+    assert len(loads) == -(-len(files) // info.rows)
+    for c, i in reversed(list(enumerate(loads))):
+        flags = {k: (prog.descs[i][0] >> b) & 1 for k, b in (("wait_next", 5), ("sig_next", 7))}
+        chunk = [j for j in range(c * info.rows, min(len(files), (c + 1) * info.rows))
+                 if j not in skip]
+        decs = []
+        for k, j in enumerate(chunk):
+            fl = {"wait_next": flags["wait_next"] if k == 0 else 0,
+                  "sig_next": flags["sig_next"] if k == len(chunk) - 1 else 0}
+            d = decode_program(info, alloc, files[j], crop=CROP, out_h=OH, out_w=OW,
+                               norms=norm, act_addr=_field(prog.descs[i], "sram_addr"),
+                               lane=j % info.rows, complete=False, **fl)
+            decs += d.descs
+            prog.images += d.images
+        prog.descs[i:i + 1] = decs
+    return prog
+
+
+@cocotb.test()
+async def decode_stream(dut):
+    """Motion JPEG on the LOAD stage: DECODEs back to back (four images, each into its row
+    memory of a conv chunk, then the conv): the RTL equals the functional model, its cycles
+    the performance model's within :data:`MODEL_ERROR`, and four DECODEs in a row take fewer
+    cycles than the model gives them without the overlap (each releases the LOAD stage once
+    its bitstream is read; the next one's table block loads while its last MCU row goes
+    out). Then the overlap's edge:
+    a refused block right after a good DECODE ends with ``DECODE_ERROR`` blamed on it, the
+    good one's image complete (read by a conv that leaves out that DECODE), as on the model.
+    (The conv chunk's second LOAD stage entry after its DECODEs is a LOAD, which waits for the
+    last DECODE's lanes.)"""
+    from ...hw.cmd.descriptors import ErrorCode
+    from ...sw.codec import decode_descriptor
+    from ...sw.program import descriptor
+    import dataclasses
+
+    from ..model.perf_model import TIMING, predict_program
+    cfg = config_from_env()
+    rng = rng_from_env(dut, "decode_stream")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    n = len(STREAM_FRAMES)
+    files = []
+    for mode, quality, restart in STREAM_FRAMES:
+        kw = {"restart_marker_blocks": restart} if restart else {}
+        files.append(encode(smooth_image(rng, 19, 23), mode, quality=quality, **kw))
+    norm = codec.norm_from_float(0.45, 0.25, 4 / 127)
+    _, packed, params, _ = scenarios.random_conv(
+        np.random.default_rng(7), info, ksize=3, stride=1, pad=1,
+        n_img=n, h=OH, w=OW, c=3, cout=5, mode="int8")
+    ref = (await model.run_program(conv_program(
+        info, _golden(files, norm), packed, params, model.alloc, ksize=3, pad=1,
+        max_band=OH))).y
+    outs = []
+    for drv in (dev, model):
+        prog = _stream_program(info, drv.alloc, files, packed, params, norm)
+        outs.append(await drv.run_program(prog))
+    assert np.array_equal(outs[0].y, ref) and np.array_equal(outs[1].y, ref)
+    pred = predict_program(cfg, prog)["cycles"]
+    err = (pred - outs[0].cycles) / outs[0].cycles
+    # the DECODEs alone, back to back; against the model without the overlap
+    stream = decode_program(info, dev.alloc, files[0], crop=CROP, out_h=OH, out_w=OW,
+                            norms=norm, complete=False)
+    for j, f in enumerate(files[1:], 1):
+        one = decode_program(info, dev.alloc, f, crop=CROP, out_h=OH, out_w=OW, norms=norm,
+                             lane=j % info.rows, act_addr=OH * OW * (j // info.rows),
+                             complete=j == n - 1)
+        stream.descs += one.descs
+        stream.images += one.images
+    both = (await dev.run_program(stream)).cycles
+    s_pred = predict_program(cfg, stream)["cycles"]
+    s_err = (s_pred - both) / both
+    serial = predict_program(cfg, stream, timing=dataclasses.replace(
+        TIMING, decode_release=1 << 30))["cycles"]
+    dut._log.info("decode_stream: the conv program %d cycles on the RTL, %d predicted "
+                  "(%+.2f %%); %d DECODEs back to back %d cycles (%d predicted, %+.2f %%; "
+                  "without the overlap %d predicted)", outs[0].cycles, pred, 100 * err, n,
+                  both, s_pred, 100 * s_err, serial)
+    assert abs(err) <= MODEL_ERROR, f"stream conv program: model {100 * err:+.2f} %"
+    assert abs(s_err) <= MODEL_ERROR, f"DECODE stream: model {100 * s_err:+.2f} %"
+    assert both < serial, (both, serial)
+
+    # a refused block right after a good DECODE (image 1 into row memory 1)
+    bad = bytearray(codec.table_block(codec.split_scan(files[1])[0], norm))
+    bad[5] = 7                                                  # no such sampling code
+    ys, ends = [], []
+    for drv in (dev, model):
+        prog = _stream_program(info, drv.alloc, files[:2], packed, params, norm)
+        dec1 = [d for d in prog.descs if d[0] & 15 == Opcode.DECODE.value][1]
+        for a, d in prog.images:
+            await drv.backend.mem_write(a, d)
+        bad_at = drv.alloc.alloc(len(bad) + 64)
+        await drv.backend.mem_write(bad_at, bytes(bad))
+        tables, bits = codec.split_scan(files[1])
+        ok = dict(table_addr=_decode_field(dec1, "table_addr"),
+                  bits_addr=_decode_field(dec1, "bits_addr"), bits_len=len(bits),
+                  act_addr=_decode_field(dec1, "act_addr"), lane=1, crop=CROP, out_h=OH,
+                  out_w=OW)
+        first = await drv.submit([decode_descriptor(**ok),
+                                  decode_descriptor(**dict(ok, table_addr=bad_at, lane=0)),
+                                  descriptor(Opcode.COMPLETE)])
+        try:
+            await drv.wait()
+            raise AssertionError("a refused block after a DECODE: no error")
+        except DeviceError as e:
+            ends.append((e.code, e.desc_addr - first))
+        # the conv over image 0 (decoded again) and image 1 as the good DECODE left it
+        ys.append((await drv.run_program(_stream_program(
+            info, drv.alloc, files[:2], packed, params, norm, skip=(1,)))).y)
+    assert ends[0] == ends[1] == (ErrorCode.DECODE_ERROR, 32), ends
+    ref2 = (await model.run_program(conv_program(
+        info, _golden(files[:2], norm), packed, params, model.alloc, ksize=3, pad=1,
+        max_band=OH))).y
+    assert np.array_equal(ys[0], ref2) and np.array_equal(ys[1], ref2)
+    assert not be.violations, be.violations
+
+
+def _decode_field(desc, name):
+    d = Descriptor.from_bits(int.from_bytes(desc, "little"))
+    return int(getattr(d.body.decode, name))
+
+
 #: (sampling, height, width, quality, restart interval in MCUs) of :func:`decode_timing`'s
 #: images
 TIMING_IMAGES = [("grey", 8, 8, 75, 0), ("grey", 24, 40, 50, 0), ("4:4:4", 16, 16, 90, 0),

@@ -55,3 +55,53 @@ async def probe(dut):
             "mode": mode, "h": h, "w": w, "q": q, "kw": kw, "crop": [cx, cy, cw, ch],
             "out": [oh, ow], "bits": len(bits), "cycles": res.cycles, "data": data.hex()}))
 
+
+
+def _random_decode(rng, k, wide=False):
+    mode = MODES[k % 4]
+    h, w = int(rng.integers(5, 56)), int(rng.integers(5, 56))
+    if wide:        # a long last MCU row: the next DECODE's decoder waits for its lanes
+        mode, h, w = "4:2:0", int(rng.integers(16, 41)), int(rng.integers(48, 65))
+    q = int(rng.integers(15, 98))
+    kw = {}
+    if rng.random() < 0.2:
+        kw["restart_marker_blocks"] = int(rng.integers(1, 4))
+    data = encode(smooth_image(rng, h, w), mode, quality=q, **kw)
+    if rng.random() < 0.5:
+        cw, ch = int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))
+        cx, cy = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    else:
+        cx, cy, cw, ch = 0, 0, w, h
+    oh, ow = int(rng.integers(1, min(ch, 8) + 1)), int(rng.integers(1, min(cw, 12) + 1))
+    return {"mode": mode, "h": h, "w": w, "q": q, "kw": kw, "crop": [cx, cy, cw, ch],
+            "out": [oh, ow], "data": data.hex()}
+
+
+@cocotb.test()
+async def pairs(dut):
+    """``S4_CASES`` pairs of random images (as ``probe``'s; every third a wide 4:2:0 frame and
+    a grey one) decoded back to back (DECODE,
+    DECODE, COMPLETE: Motion JPEG's overlap, ``Timing.decode_go``, ``decode_release``,
+    ``decode_gap``), each logged as a ``PAIR`` line of JSON with the RTL's cycles."""
+    rng = rng_from_env(dut, "pairs")
+    be = await started(dut)
+    dev = Driver(be)
+    info = await dev.open()
+    n = int(os.environ.get("S4_CASES") or 40)
+    for k in range(n):
+        # every third pair: a wide 4:2:0 frame, then a grey one (its table block is short)
+        wide = k % 3 == 2
+        jobs = [_random_decode(rng, k, wide),
+                _random_decode(rng, 0 if wide else k + int(rng.integers(0, 4)))]
+        prog = None
+        for j, d in enumerate(jobs):
+            one = decode_program(info, dev.alloc, bytes.fromhex(d["data"]), crop=d["crop"],
+                                 out_h=d["out"][0], out_w=d["out"][1], lane=j,
+                                 act_addr=100 * j, complete=j == 1)
+            if prog is None:
+                prog = one
+            else:
+                prog.descs += one.descs
+                prog.images += one.images
+        res = await dev.run_program(prog)
+        dut._log.info("PAIR %s", json.dumps({"jobs": jobs, "cycles": res.cycles}))

@@ -213,3 +213,131 @@ def test_mutated_table_blocks_equal_model(bus_bits, rng):
             got = np.array([list(d.to_bytes(32, "little")) for _, _, d in writes], np.uint8)
             assert np.array_equal(got, exp), k
     assert any(isinstance(e, str) for e in expect) or len(expect) < 4
+
+
+def run_stream(jobs, rng, bus_bits=64, stall=0.2):
+    """Jobs back to back as the command processor runs consecutive DECODEs: the next job
+    starts as soon as the engine has ``released`` the current one (its bitstream's last word
+    taken), while that one's last lanes still go out (``back_busy``). Returns per job
+    ``(writes, status, asked, verdict, first, last)``: cycles of its verdict (``block_ok``
+    or ``error`` seen), its first and last write (None without), and the table block words
+    taken while the job before still had lanes to write."""
+    nb = bus_bits // 8
+    dut = DecodeEngine(bus_bits=bus_bits, max_width=64, max_out_w=64)
+    out = []
+    overlap = [0]
+
+    async def main(ctx):
+        cyc = 0
+        # the job whose lanes are going out (its index), if another one has started since
+        tail = None
+        res = [dict(writes=[], status=None, asked=False, verdict=None) for _ in jobs]
+        for j, (block, bits, crop, out_h, out_w, act_addr, lane) in enumerate(jobs):
+            x, y, w, h = crop
+            ctx.set(dut.config, {"geometry": {"crop_x": x, "crop_y": y, "crop_w": w,
+                                              "crop_h": h, "out_w": out_w, "out_h": out_h},
+                                 "act_addr": act_addr, "lane": lane, "bits_len": len(bits)})
+            ctx.set(dut.start, 1)
+            ctx.set(dut.o_act.ready, 0)        # (no lane goes out unrecorded)
+            await ctx.tick()
+            cyc += 1
+            ctx.set(dut.start, 0)
+            bw, sw = _words(block, nb), _words(bits, nb)
+            kb = ks = 0
+            r = res[j]
+            for _ in range(60 * (len(block) + len(bits)) + 20000):
+                if tail is not None and not ctx.get(dut.back_busy):
+                    tail = None
+                if r["verdict"] is None and (ctx.get(dut.block_ok) or ctx.get(dut.error)):
+                    r["verdict"] = cyc
+                    # the job before wrote its last lane first
+                    assert tail is None, (j, "verdict while the job before writes")
+                if ctx.get(dut.done) or ctx.get(dut.error):
+                    r["status"] = "error" if ctx.get(dut.error) else "done"
+                    break
+                if ctx.get(dut.released) and ctx.get(dut.back_busy) and j + 1 < len(jobs):
+                    r["status"] = "released"
+                    tail = j
+                    break
+                ready = rng.random() >= stall
+                ctx.set(dut.o_act.ready, ready)
+                ctx.set(dut.i_block.valid, kb < len(bw))
+                if kb < len(bw):
+                    ctx.set(dut.i_block.payload, {"data": bw[kb], "last": kb == len(bw) - 1})
+                r["asked"] |= bool(ctx.get(dut.block_ok))
+                give = r["asked"] and ks < len(sw) and rng.random() >= stall
+                ctx.set(dut.i_bits.valid, give)
+                if give:
+                    ctx.set(dut.i_bits.payload, {"data": sw[ks], "last": ks == len(sw) - 1})
+                tb = kb < len(bw) and ctx.get(dut.i_block.ready)
+                ts = give and ctx.get(dut.i_bits.ready)
+                valid = ctx.get(dut.o_act.valid)
+                p = ctx.get(dut.o_act.payload)
+                item = (p.addr, p.row, p.data, cyc)
+                await ctx.tick()
+                cyc += 1
+                kb += bool(tb)
+                ks += bool(ts)
+                overlap[0] += bool(tb) and tail is not None
+                if valid and ready:
+                    # lanes come in job order: the tail's until its back end is empty
+                    res[tail if tail is not None else j]["writes"].append(item)
+            else:
+                raise AssertionError(f"job {j}: no done, error or release")
+            if r["asked"]:
+                assert ks == len(sw), (j, ks, len(sw))
+            assert kb == len(bw), j
+            ctx.set(dut.i_block.valid, 0)
+            ctx.set(dut.i_bits.valid, 0)
+            if r["status"] != "released":
+                await ctx.tick()
+                cyc += 1
+        assert tail is None
+        out.extend(res)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(main)
+    sim.run()
+    return out, overlap[0]
+
+
+@pytest.mark.parametrize("bus_bits", [64, 128])
+def test_next_job_overlaps_the_last_lanes(bus_bits, rng):
+    """Motion JPEG's overlap: each job starts once the one before has taken its bitstream,
+    its table block loads while that one's last MCU row goes out, and the result is the
+    functional model's job after job. A refused block found meanwhile is reported after the
+    job before has written its last lane; the jobs after it run as before."""
+    specs = [("4:2:0", 40, 24, 80), ("grey", 24, 32, 60), ("4:4:4", 16, 16, 90),
+             ("4:2:2", 32, 24, 50)]
+    jobs, expect = [], []
+    for k, (mode, h, w, q) in enumerate(specs):
+        tables, bits = codec.split_scan(encode(smooth_image(rng, h, w), mode, quality=q))
+        block = codec.table_block(tables, codec.Norm(1600 + 100 * k, 7, 4))
+        crop = (1, 2, w - 3, h - 5)
+        oh, ow = (h - 5) // 2, (w - 3) // 2
+        jobs.append((block, bits, crop, oh, ow, 1000 * k + 7, k))
+        expect.append(np.frombuffer(codec.act_lane_image(codec.decode_job(
+            block, bits, crop=crop, out_h=oh, out_w=ow)), np.uint8).reshape(-1, 32))
+    bad = bytearray(jobs[0][0])
+    bad[5] = 7                                                  # no such sampling code
+    jobs.insert(2, (bytes(bad),) + jobs[0][1:6] + (9,))
+    expect.insert(2, "refused")
+    res, overlap = run_stream(jobs, rng, bus_bits=bus_bits)
+    for k, (r, exp, job) in enumerate(zip(res, expect, jobs)):
+        if isinstance(exp, str):
+            assert r["status"] == "error" and not r["asked"] and not r["writes"], k
+            continue
+        assert r["status"] in ("done", "released"), (k, r["status"])
+        at, lane = job[5], job[6]
+        assert [a for a, _, _, _ in r["writes"]] == [at + i for i in range(len(exp))], k
+        assert {row for _, row, _, _ in r["writes"]} == {lane}, k
+        got = np.array([list(d.to_bytes(32, "little")) for _, _, d, _ in r["writes"]], np.uint8)
+        assert np.array_equal(got, exp), k
+    # every job but the refused one and the last was released before its last lane
+    assert [r["status"] for r in res] == ["released", "released", "error", "released", "done"]
+    # the refused block's verdict came after the lanes of the job before it
+    assert res[2]["verdict"] > res[1]["writes"][-1][3]
+    # and the next jobs' table blocks were read while lanes of the job before went out
+    assert overlap > 0, overlap
+    print("block words read during the tail:", overlap)
