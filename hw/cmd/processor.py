@@ -821,11 +821,12 @@ class CommandProcessor(wiring.Component):
             if nxt:
                 m.d.comb += inc[nxt].eq(h.sig_next)
 
-        def take_entry(name, prev, nxt, reg, busy, check, may=Const(1)):
+        def take_entry(name, prev, nxt, reg, busy, check, may=None):
             """An idle engine takes the head of its queue once its tokens are there (and
             ``may``)."""
             h = heads[name].desc.header
-            with m.If(~busy & qs[name].r_rdy & ready_tokens(h, prev, nxt) & ~stop & may):
+            ok = ~busy & qs[name].r_rdy & ready_tokens(h, prev, nxt) & ~stop
+            with m.If(ok if may is None else ok & may):
                 m.d.comb += qs[name].r_en.eq(1)
                 take_tokens(h, prev, nxt)
                 m.d.sync += [reg.eq(qs[name].r_data), busy.eq(1), check.eq(1)]
@@ -841,7 +842,7 @@ class CommandProcessor(wiring.Component):
         # and its own verdict comes after it (``DecodeEngine``); it ends (tokens, count) when
         # its last lane is written.
         dec_tail = Signal()
-        ld_may = Const(1)
+        ld_may = None
         if has_codec:
             ld_may = ~dec_tail | (heads["ld"].desc.header.opcode == Opcode.DECODE.value)
         take_entry("ld", None, "ex2ld", ld, ld_busy, ld_check, ld_may)

@@ -237,11 +237,11 @@ async def decode_stream(dut):
     good one's image complete (read by a conv that leaves out that DECODE), as on the model.
     (The conv chunk's second LOAD stage entry after its DECODEs is a LOAD, which waits for the
     last DECODE's lanes.)"""
+    import dataclasses
+
     from ...hw.cmd.descriptors import ErrorCode
     from ...sw.codec import decode_descriptor
     from ...sw.program import descriptor
-    import dataclasses
-
     from ..model.perf_model import TIMING, predict_program
     cfg = config_from_env()
     rng = rng_from_env(dut, "decode_stream")

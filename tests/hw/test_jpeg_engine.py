@@ -324,7 +324,7 @@ def test_next_job_overlaps_the_last_lanes(bus_bits, rng):
     jobs.insert(2, (bytes(bad),) + jobs[0][1:6] + (9,))
     expect.insert(2, "refused")
     res, overlap = run_stream(jobs, rng, bus_bits=bus_bits)
-    for k, (r, exp, job) in enumerate(zip(res, expect, jobs)):
+    for k, (r, exp, job) in enumerate(zip(res, expect, jobs, strict=True)):
         if isinstance(exp, str):
             assert r["status"] == "error" and not r["asked"] and not r["writes"], k
             continue
