@@ -888,7 +888,7 @@ class CommandProcessor(wiring.Component):
         ld_fault_bus = Signal()
         dec_wait_block = Signal()    # the block is read: wait for the decoder's verdict
         dec_wait_end = Signal()      # the bitstream is read: wait for the decoder's end
-        with m.If(ld_running & self.dma_rd_done.valid):
+        with m.If(ld_running & self.dma_rd_done.valid & self.dma_rd_done.ready):
             m.d.sync += [ld_running.eq(0), ld_wait.eq(0), rd_busy.eq(0)]
             with m.If(self.dma_rd_done.payload.code == DmaError.OK):
                 with m.If(ld_dec):

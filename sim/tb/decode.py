@@ -187,22 +187,24 @@ async def decode_feeds_conv(dut):
 STREAM_FRAMES = [("4:2:0", 75, 0), ("4:4:4", 50, 0), ("4:2:2", 90, 1), ("4:2:0", 30, 2)]
 
 
-def _golden(files, norm):
+def _golden(files, norm, crops=None):
     out = []
-    for f in files:
+    for f, crop in zip(files, crops or [CROP] * len(files), strict=True):
         tables, bits = codec.split_scan(f)
-        out.append(codec.decode_job(codec.table_block(tables, norm), bits, crop=CROP,
+        out.append(codec.decode_job(codec.table_block(tables, norm), bits, crop=crop,
                                     out_h=OH, out_w=OW))
     return np.stack(out)
 
 
-def _stream_program(info, alloc, files, packed, params, norm, skip=()):
+def _stream_program(info, alloc, files, packed, params, norm, skip=(), crops=None):
     """The conv program over ``len(files)`` images with each chunk's input LOAD replaced by
     one DECODE an image (image ``i`` of the chunk into row memory ``i``), back to back on the
     LOAD stage: the first takes the LOAD's wait, the last its signal. The DECODEs of the
-    images in ``skip`` are left out (their row memories keep what ACT holds)."""
-    prog = conv_program(info, _golden(files, norm), packed, params, alloc, ksize=3, pad=1,
-                        max_band=OH)
+    images in ``skip`` are left out (their row memories keep what ACT holds); ``crops``: each
+    image's (default :data:`CROP`)."""
+    crops = crops or [CROP] * len(files)
+    prog = conv_program(info, _golden(files, norm, crops), packed, params, alloc, ksize=3,
+                        pad=1, max_band=OH)
     word = info.rows * BANK
     loads = [k for k, d in enumerate(prog.descs)
              if d[0] & 15 == Opcode.LOAD.value and _field(d, "target") == Target.ACT.value
@@ -216,7 +218,7 @@ def _stream_program(info, alloc, files, packed, params, norm, skip=()):
         for k, j in enumerate(chunk):
             fl = {"wait_next": flags["wait_next"] if k == 0 else 0,
                   "sig_next": flags["sig_next"] if k == len(chunk) - 1 else 0}
-            d = decode_program(info, alloc, files[j], crop=CROP, out_h=OH, out_w=OW,
+            d = decode_program(info, alloc, files[j], crop=crops[j], out_h=OH, out_w=OW,
                                norms=norm, act_addr=_field(prog.descs[i], "sram_addr"),
                                lane=j % info.rows, complete=False, **fl)
             decs += d.descs
@@ -232,9 +234,10 @@ async def decode_stream(dut):
     the performance model's within :data:`MODEL_ERROR`, and four DECODEs in a row take fewer
     cycles than the model gives them without the overlap (each releases the LOAD stage once
     its bitstream is read; the next one's table block loads while its last MCU row goes
-    out). Then the overlap's edge:
-    a refused block right after a good DECODE ends with ``DECODE_ERROR`` blamed on it, the
-    good one's image complete (read by a conv that leaves out that DECODE), as on the model.
+    out). Then the overlap's edges: a refused block, or a bus fault on the table block's
+    read, found while the DECODE before still writes its last MCU row, ends with
+    ``DECODE_ERROR`` (``BUS_SLVERR``) blamed on it, the DECODE before complete (its image
+    read by a conv that leaves out that DECODE), as on the model.
     (The conv chunk's second LOAD stage entry after its DECODEs is a LOAD, which waits for the
     last DECODE's lanes.)"""
     import dataclasses
@@ -291,38 +294,54 @@ async def decode_stream(dut):
     assert abs(s_err) <= MODEL_ERROR, f"DECODE stream: model {100 * s_err:+.2f} %"
     assert both < serial, (both, serial)
 
-    # a refused block right after a good DECODE (image 1 into row memory 1)
-    bad = bytearray(codec.table_block(codec.split_scan(files[1])[0], norm))
-    bad[5] = 7                                                  # no such sampling code
-    ys, ends = [], []
-    for drv in (dev, model):
-        prog = _stream_program(info, drv.alloc, files[:2], packed, params, norm)
-        dec1 = [d for d in prog.descs if d[0] & 15 == Opcode.DECODE.value][1]
-        for a, d in prog.images:
-            await drv.backend.mem_write(a, d)
-        bad_at = drv.alloc.alloc(len(bad) + 64)
-        await drv.backend.mem_write(bad_at, bytes(bad))
-        tables, bits = codec.split_scan(files[1])
-        ok = dict(table_addr=_decode_field(dec1, "table_addr"),
-                  bits_addr=_decode_field(dec1, "bits_addr"), bits_len=len(bits),
-                  act_addr=_decode_field(dec1, "act_addr"), lane=1, crop=CROP, out_h=OH,
-                  out_w=OW)
-        first = await drv.submit([decode_descriptor(**ok),
-                                  decode_descriptor(**dict(ok, table_addr=bad_at, lane=0)),
-                                  descriptor(Opcode.COMPLETE)])
-        try:
-            await drv.wait()
-            raise AssertionError("a refused block after a DECODE: no error")
-        except DeviceError as e:
-            ends.append((e.code, e.desc_addr - first))
-        # the conv over image 0 (decoded again) and image 1 as the good DECODE left it
-        ys.append((await drv.run_program(_stream_program(
-            info, drv.alloc, files[:2], packed, params, norm, skip=(1,)))).y)
-    assert ends[0] == ends[1] == (ErrorCode.DECODE_ERROR, 32), ends
+    # a refused block, then a bus fault on a grey table block's read, right after a good
+    # DECODE of a 64-pixel-wide 4:2:0 frame cropped at its bottom right corner (image 1 into
+    # row memory 1): its last MCU row (16 x 64 pixels, the crop's last lanes) takes longer
+    # than the next block's read, so both are found while its lanes still go out
+    edge = [files[0], encode(smooth_image(rng, 48, 64), "4:2:0", quality=80)]
+    crops = [CROP, (64 - CROP[2], 48 - CROP[3], CROP[2], CROP[3])]
+    refused = bytearray(codec.table_block(codec.split_scan(files[1])[0], norm))
+    refused[5] = 7                                              # no such sampling code
+    grey = codec.table_block(codec.split_scan(encode(smooth_image(rng, 8, 8), "grey"))[0])
     ref2 = (await model.run_program(conv_program(
-        info, _golden(files[:2], norm), packed, params, model.alloc, ksize=3, pad=1,
+        info, _golden(edge, norm, crops), packed, params, model.alloc, ksize=3, pad=1,
         max_band=OH))).y
-    assert np.array_equal(ys[0], ref2) and np.array_equal(ys[1], ref2)
+    for what, code, bad in (("refused block", ErrorCode.DECODE_ERROR, refused),
+                            ("bus fault", ErrorCode.BUS_SLVERR, grey)):
+        ys, ends = [], []
+        for drv in (dev, model):
+            prog = _stream_program(info, drv.alloc, edge, packed, params, norm, crops=crops)
+            dec1 = [d for d in prog.descs if d[0] & 15 == Opcode.DECODE.value][1]
+            for a, d in prog.images:
+                await drv.backend.mem_write(a, d)
+            bad_at = drv.alloc.alloc(len(bad) + 64)
+            await drv.backend.mem_write(bad_at, bytes(bad))
+            if code == ErrorCode.BUS_SLVERR:
+                drv.backend.inject_bus_error(bad_at + 64, bad_at + 72, "slverr")
+            ok = dict(table_addr=_decode_field(dec1, "table_addr"),
+                      bits_addr=_decode_field(dec1, "bits_addr"),
+                      bits_len=_decode_field(dec1, "bits_len"),
+                      act_addr=_decode_field(dec1, "act_addr"), lane=1, crop=crops[1],
+                      out_h=OH, out_w=OW)
+            done0 = (await drv.counters())["perf_desc"]
+            first = await drv.submit([decode_descriptor(**ok),
+                                      decode_descriptor(**dict(ok, table_addr=bad_at, lane=0)),
+                                      descriptor(Opcode.COMPLETE)])
+            try:
+                await drv.wait()
+                raise AssertionError(f"{what} after a DECODE: no error")
+            except DeviceError as e:
+                # (the code, the descriptor blamed, the descriptors completed: the first)
+                ends.append((e.code, e.desc_addr - first,
+                             (await drv.counters())["perf_desc"] - done0))
+            drv.backend.clear_bus_errors()
+            # the conv over image 0 (decoded again) and image 1 as the good DECODE left it
+            ys.append((await drv.run_program(_stream_program(
+                info, drv.alloc, edge, packed, params, norm, skip=(1,), crops=crops))).y)
+        assert ends[0] == ends[1] == (code, 32, 1), (what, ends)
+        assert np.array_equal(ys[0], ref2) and np.array_equal(ys[1], ref2), what
+        dut._log.info("decode_stream: %s after a DECODE: %s on both, its image complete",
+                      what, code.name)
     assert not be.violations, be.violations
 
 

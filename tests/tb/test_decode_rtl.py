@@ -1,7 +1,8 @@
 """DECODE (the codec wrapper) on the RTL: ``s4_sim`` with one decoder, a conv layer fed by a
 DECODE bit-exact against the functional model, and mutated bitstreams (sim/tb/decode.py):
-on Verilator every test with 20 mutants; on Icarus the conv layer with 4 mutants and every
-error case (the timing images, a few minutes there, only on Verilator)."""
+on Verilator every test with 20 mutants; on Icarus the conv layer with 4 mutants, every
+error case and the Motion JPEG stream (the timing images, a few minutes there, only on
+Verilator)."""
 
 import pytest
 
@@ -18,5 +19,5 @@ def test_decode_on_rtl(seed):
 
 def test_decode_on_icarus(seed):
     runner.run_tests("s4_sim", tiny_jpeg(), "icarus", "s4accel.sim.tb.decode",
-                     testcase="decode_feeds_conv,decode_errors",
+                     testcase="decode_feeds_conv,decode_errors,decode_stream",
                      env={"S4_SEED": seed, "S4_CASES": "4"}, tag=f"pytest_{seed}")
