@@ -311,19 +311,27 @@ class EntropyDecoder(wiring.Component):
         code_len = Signal(5)
         sym_idx = Signal(8)
         matched = Signal()
+        # the table in use and its 16 entries, registers loaded together (``tbl_load`` when
+        # ``tbl_we``): the entries are read when the table is chosen, so MATCH starts from
+        # flip-flops instead of the entry memories' read
+        tbl_load = Signal(3)
+        tbl_we = Signal()
+        ent = [Signal(25, name=f"ent{n + 1}") for n in range(16)]
         for rd in entry_rd:
-            m.d.comb += rd.addr.eq(tbl)
+            m.d.comb += rd.addr.eq(tbl_load)
+        with m.If(tbl_we):
+            m.d.sync += [tbl.eq(tbl_load), *(e.eq(rd.data) for e, rd in zip(ent, entry_rd,
+                                                                            strict=True))]
         # every length at once: hits[n - 1] when the next n bits are below LIMIT[n]. Those
         # are the lengths from the code's on (the table form), so the code's length is the
         # lowest hit, ``hits & ~(hits << 1)``, and an AND-OR selects its index
         hits = Signal(16)
-        m.d.comb += hits.eq(Cat(*(peek[16 - n:] < entry_rd[n - 1].data[:17]
-                                  for n in range(1, 17))))
+        m.d.comb += hits.eq(Cat(*(peek[16 - n:] < ent[n - 1][:17] for n in range(1, 17))))
         first = Signal(16)
         m.d.comb += [first.eq(hits & ~(hits << 1)), matched.eq(hits != 0)]
         m.d.comb += [
             code_len.eq(_or_all([Mux(first[n - 1], n, 0) for n in range(1, 17)])),
-            sym_idx.eq(_or_all([Mux(first[n - 1], peek[16 - n:] + entry_rd[n - 1].data[17:], 0)
+            sym_idx.eq(_or_all([Mux(first[n - 1], peek[16 - n:] + ent[n - 1][17:], 0)
                                 for n in range(1, 17)])),
         ]
         m_len = Signal(5)
@@ -421,6 +429,8 @@ class EntropyDecoder(wiring.Component):
         next_slot = Mux(slot == cfg.blocks - 1, 0, slot + 1)
         tbl_ac = Cat(cfg.ac[comp], Const(1, 1))
         tbl_dc_next = Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1))
+        m.d.comb += tbl_load.eq(Mux(self.start, Cat(cfg.dc[cfg.comp[0]], Const(0, 1)),
+                                    Mux(out_last, tbl_dc_next, tbl_ac)))
 
         rst_ok = ((item.payload.kind == ItemKind.RST) & (item.payload.data[:3] == expect)
                   & (cfg.restart != 0))
@@ -441,10 +451,10 @@ class EntropyDecoder(wiring.Component):
                             m.d.sync += [x_valid.eq(1), x.comp.eq(comp), x.slot.eq(slot),
                                          x.k.eq(out_k), x.last.eq(out_last), x.dc.eq(is_dc),
                                          x.size.eq(size),
-                                         x.raw.eq(raw), k.eq(next_k), phase.eq(Phase.MATCH),
-                                         tbl.eq(tbl_ac)]
+                                         x.raw.eq(raw), k.eq(next_k), phase.eq(Phase.MATCH)]
+                            m.d.comb += tbl_we.eq(1)
                             with m.If(out_last):
-                                m.d.sync += [k.eq(0), tbl.eq(tbl_dc_next)]
+                                m.d.sync += k.eq(0)
                                 with m.If(slot == cfg.blocks - 1):
                                     m.d.sync += [slot.eq(0), mcu.eq(mcu + 1),
                                                  ri_count.eq(ri_count + 1)]
@@ -489,6 +499,6 @@ class EntropyDecoder(wiring.Component):
                          err.eq(EntropyError.NONE), buf.eq(0), nbits.eq(0), k.eq(0),
                          slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
                          self.o_coef.valid.eq(0), x_valid.eq(0), phase.eq(Phase.MATCH),
-                         tbl.eq(Cat(cfg.dc[cfg.comp[0]], Const(0, 1))),
                          *(p.eq(0) for p in pred)]
+            m.d.comb += tbl_we.eq(1)
         return m
