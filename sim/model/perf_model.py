@@ -131,9 +131,9 @@ class Timing:
     #: item), and it starts the next interval with an empty bit buffer
     decode_restart: int = 1
     #: the crop's last pixel leaves the colour stage this many cycles before its lane is
-    #: written (``hw/jpeg/post.py``: the window sums, the 8-stage divider, normalisation),
-    #: when the crop ends before the frame does that is the DECODE's end
-    decode_post: int = 12
+    #: written (``hw/jpeg/post.py``: the window sums, the 8-stage divider, normalisation, the
+    #: output queue), when the crop ends before the frame does that is the DECODE's end
+    decode_post: int = 17
     #: a DECODE whose table block or bitstream the model does not have (a bare list of
     #: descriptors), or cannot read, is a first-order fit instead: a colour frame's table
     #: block with the Annex K.3 tables (``_typical_table_cycles``) plus
