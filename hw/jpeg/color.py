@@ -124,12 +124,28 @@ class ColorConverter(wiring.Component):
         wpl = self._max_width // 8        # words per line
         wb = wpl.bit_length() - 1         # word column bits
         cfg = self.config
-        W, H = cfg.width, cfg.height
-        grey = cfg.sampling == Sampling.GREY
-        h2 = (cfg.sampling == Sampling.S422) | (cfg.sampling == Sampling.S420)
-        v2 = cfg.sampling == Sampling.S420
-
-        # ---- derived image geometry
+        # ---- derived image geometry, registered: the configuration is stable from ``start``
+        # and these are used from the cycle after it (``start`` itself takes the line counts
+        # from the configuration)
+        grey_c = cfg.sampling == Sampling.GREY
+        h2_c = (cfg.sampling == Sampling.S422) | (cfg.sampling == Sampling.S420)
+        v2_c = cfg.sampling == Sampling.S420
+        ly_c = Mux(v2_c, 16, 8)
+        ny_c = Mux(v2_c, _NY_V2, _NY_V1)
+        cw_c = Mux(h2_c, (cfg.width + 1) >> 1, cfg.width)
+        blocks_c = Signal(4)
+        with m.Switch(cfg.sampling):
+            with m.Case(Sampling.GREY):
+                m.d.comb += blocks_c.eq(1)
+            with m.Case(Sampling.S444):
+                m.d.comb += blocks_c.eq(3)
+            with m.Case(Sampling.S422):
+                m.d.comb += blocks_c.eq(4)
+            with m.Case(Sampling.S420):
+                m.d.comb += blocks_c.eq(6)
+        W = Signal(16)
+        H = Signal(16)
+        grey, h2, v2 = Signal(), Signal(), Signal()
         cw = Signal(17)   # chroma plane width / height (the downsampled image, not padded)
         ch = Signal(17)
         mcus_x = Signal(16)
@@ -137,24 +153,22 @@ class ColorConverter(wiring.Component):
         blocks = Signal(4)
         ly = Signal(5)    # luma lines per MCU row
         ny = Signal(6)    # luma ring lines
-        m.d.comb += [
-            cw.eq(Mux(h2, (W + 1) >> 1, W)), ch.eq(Mux(v2, (H + 1) >> 1, H)),
-            mcus_x.eq(Mux(h2, (W + 15) >> 4, (W + 7) >> 3)),
-            mcus_y.eq(Mux(v2, (H + 15) >> 4, (H + 7) >> 3)),
-            ly.eq(Mux(v2, 16, 8)), ny.eq(Mux(v2, _NY_V2, _NY_V1)),
-        ]
-        with m.Switch(cfg.sampling):
-            with m.Case(Sampling.GREY):
-                m.d.comb += blocks.eq(1)
-            with m.Case(Sampling.S444):
-                m.d.comb += blocks.eq(3)
-            with m.Case(Sampling.S422):
-                m.d.comb += blocks.eq(4)
-            with m.Case(Sampling.S420):
-                m.d.comb += blocks.eq(6)
+        words_y = Signal(14)   # words of a luma line, of a chroma line
+        words_c = Signal(14)
         # libjpeg-turbo filters only planes wider than 2 samples (jdsample.c jinit_upsampler)
-        fancy_h = h2 & (cw > 2)
-        fancy_v = v2 & (cw > 2)
+        fancy_h = Signal()
+        fancy_v = Signal()
+        conv = Signal()   # convert YCbCr (grey takes the converting path: Cb = Cr = 128)
+        m.d.sync += [
+            W.eq(cfg.width), H.eq(cfg.height), grey.eq(grey_c), h2.eq(h2_c), v2.eq(v2_c),
+            cw.eq(cw_c), ch.eq(Mux(v2_c, (cfg.height + 1) >> 1, cfg.height)),
+            mcus_x.eq(Mux(h2_c, (cfg.width + 15) >> 4, (cfg.width + 7) >> 3)),
+            mcus_y.eq(Mux(v2_c, (cfg.height + 15) >> 4, (cfg.height + 7) >> 3)),
+            blocks.eq(blocks_c), ly.eq(ly_c), ny.eq(ny_c),
+            words_y.eq((cfg.width + 7) >> 3), words_c.eq((cw_c + 7) >> 3),
+            fancy_h.eq(h2_c & (cw_c > 2)), fancy_v.eq(v2_c & (cw_c > 2)),
+            conv.eq(cfg.ycc | grey_c),
+        ]
 
         running = Signal()
         done = Signal()
@@ -230,7 +244,6 @@ class ColorConverter(wiring.Component):
         fy = Signal(17)
         fj = Signal(16)
         fslot = Signal(range(_NY_V2))
-        words_y = (W + 7) >> 3
         nxt_v = Signal()
         nxt_n = Signal(3)
         nxt_eol = Signal()
@@ -291,7 +304,6 @@ class ColorConverter(wiring.Component):
         gj = Signal(16)
         near = Signal(range(_NC))   # ring line of the near chroma line (gy >> v2)
         cidx = Signal(17)           # its index in the plane
-        words_c = (cw + 7) >> 3
         odd_row = gy[0]
         # the far line: above for even output rows of 4:2:0, below for odd ones; the plane's
         # first and last lines stand in for the missing ones (jdsample.c's context rows)
@@ -435,8 +447,6 @@ class ColorConverter(wiring.Component):
             def clamp(x):
                 return Mux(x < 0, 0, Mux(x > 255, 255, x[:8]))
             rr, gg, bb = y2 + s_r, y2 + s_g, y2 + s_b
-            # grey takes the converting path, which gives r = g = b = Y for Cb = Cr = 128
-            conv = cfg.ycc | grey
             m.d.sync += [o.payload.r.eq(Mux(conv, clamp(rr), y2)),
                          o.payload.g.eq(Mux(conv, clamp(gg), cb2)),
                          o.payload.b.eq(Mux(conv, clamp(bb), cr2)),
@@ -448,8 +458,8 @@ class ColorConverter(wiring.Component):
         # ports keep their data, so the lines may then be overwritten)
         m.d.sync += y_lim.eq(Mux(grey | (fy < gy), fy, gy) + ny)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), done.eq(0), y_lim.eq(ny),
-                         lines_written.eq(0), lw_need.eq(ly), all_written.eq(0), mcu_x.eq(0),
+            m.d.sync += [running.eq(1), done.eq(0), y_lim.eq(ny_c),
+                         lines_written.eq(0), lw_need.eq(ly_c), all_written.eq(0), mcu_x.eq(0),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
                          fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), lm_v.eq(0), cur_v.eq(0),
