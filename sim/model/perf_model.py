@@ -300,9 +300,9 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
       cycles after its issue (the 1-D unit's pipeline, the output queue);
     - the colour stage (``hw/jpeg/color.py``) takes an MCU row's rows once the output has read
       the lines they overwrite (a ring of two MCU rows plus two lines), and writes one pixel a
-      cycle, row ``y`` from when the MCU row holding line ``y`` (4:2:0: ``y + 1``) is in (a
-      cycle later with chroma: the chroma reader's path is a register longer than the
-      luma's);
+      cycle, row ``y`` from two cycles after the MCU row holding line ``y`` (4:2:0: ``y +
+      1``) is in (its readers see the lines a cycle after they are written, and a word read
+      spends a cycle more in a register, the block RAM's data);
     - the post-processing (``hw/jpeg/post.py``) writes the crop's last lane
       ``timing.decode_post`` cycles after the crop's last pixel.
 
@@ -316,7 +316,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
     ring = 2 * lines + 2                    # ``_NY_V1`` / ``_NY_V2``
     below = 1 if sampling == 3 else 0       # 4:2:0 reads the chroma line below
     row_in = []                             # each MCU row's last IDCT row written
-    chroma_reg = 1 if sampling else 0       # the chroma reader's longer path
+    reader_reg = 2                          # the readers' row wait and registers
     row_end = []                            # each output row's last pixel
     out_t = 0
 
@@ -324,7 +324,7 @@ def decode_scan_cycles(block_raw: bytes, bits: bytes, crop, timing: Timing = TIM
         nonlocal out_t
         while len(row_end) <= y:
             k = min((len(row_end) + below) // lines, mcus_y - 1)
-            out_t = max(out_t, row_in[k] + chroma_reg) + width
+            out_t = max(out_t, row_in[k] + reader_reg) + width
             row_end.append(out_t)
         return row_end[y]
 
