@@ -152,15 +152,16 @@ class ColorConverter(wiring.Component):
         H = Signal(16)
         h_1 = Signal(signed(17))     # H - 1
         grey, h2, v2 = Signal(), Signal(), Signal()
-        cw = Signal(17)   # chroma plane width / height (the downsampled image, not padded)
-        ch = Signal(17)
+        cw = Signal(17)     # the chroma plane's width (the downsampled image, not padded)
+        ch_1 = Signal(17)   # its height - 1
         mcus_x = Signal(16)
         mcus_y = Signal(16)
         blocks = Signal(4)
         ly = Signal(5)    # luma lines per MCU row
         ny = Signal(6)    # luma ring lines
-        words_y = Signal(14)   # words of a luma line, of a chroma line
-        words_c = Signal(14)
+        # a luma line's last word, its last sample; a chroma line's
+        wl_y, wl_c = Signal(13), Signal(13)
+        nl_y, nl_c = Signal(3), Signal(3)
         # libjpeg-turbo filters only planes wider than 2 samples (jdsample.c jinit_upsampler)
         fancy_h = Signal()
         fancy_v = Signal()
@@ -168,11 +169,12 @@ class ColorConverter(wiring.Component):
         m.d.sync += [
             W.eq(cfg.width), H.eq(cfg.height), h_1.eq(cfg.height - 1),
             grey.eq(grey_c), h2.eq(h2_c), v2.eq(v2_c),
-            cw.eq(cw_c), ch.eq(Mux(v2_c, (cfg.height + 1) >> 1, cfg.height)),
+            cw.eq(cw_c), ch_1.eq(Mux(v2_c, (cfg.height + 1) >> 1, cfg.height) - 1),
             mcus_x.eq(Mux(h2_c, (cfg.width + 15) >> 4, (cfg.width + 7) >> 3)),
             mcus_y.eq(Mux(v2_c, (cfg.height + 15) >> 4, (cfg.height + 7) >> 3)),
             blocks.eq(blocks_c), ly.eq(ly_c), ny.eq(ny_c),
-            words_y.eq((cfg.width + 7) >> 3), words_c.eq((cw_c + 7) >> 3),
+            wl_y.eq((cfg.width - 1) >> 3), wl_c.eq((cw_c - 1) >> 3),
+            nl_y.eq(cfg.width - 1), nl_c.eq(cw_c - 1),
             fancy_h.eq(h2_c & (cw_c > 2)), fancy_v.eq(v2_c & (cw_c > 2)),
             conv.eq(cfg.ycc | grey_c),
         ]
@@ -304,19 +306,19 @@ class ColorConverter(wiring.Component):
         consume = (lq_wp != lq_rp) & (~cur_v | (adv & at_end))
         fy_moved = Signal()
         fetch = running & row_ready(fy, fy_moved, "fy") & ~l_inflight[2]
-        m.d.sync += fy_moved.eq(fetch & (fj + 1 == words_y))
+        eol = Signal()
+        m.d.comb += eol.eq(fj == wl_y)
+        m.d.sync += fy_moved.eq(fetch & eol)
         for rd in ly_rd:
             m.d.comb += [rd.addr.eq(Cat(fj[:wb], fslot[:lb])), rd.en.eq(fetch)]
         m.d.sync += l_inflight.eq(l_inflight + fetch - consume)
-        left = W - (fj << 3)
         l2_bank = [Signal(64, name=f"l2_data{k}") for k in range(n_lbanks)]
         m.d.sync += [l1.v.eq(fetch), l1.bank.eq(fslot >> lb), l2.eq(l1),
                      *(d.eq(rd.data) for d, rd in zip(l2_bank, ly_rd))]
         m.d.comb += l2_data.eq(Array(l2_bank)[l2.bank])
         with m.If(fetch):
-            eol = fj + 1 == words_y
-            m.d.sync += [l1.n.eq(Mux(left >= 8, 7, left - 1)), l1.eol.eq(eol),
-                         l1.eoi.eq(eol & (fy + 1 == H))]
+            m.d.sync += [l1.n.eq(Mux(eol, nl_y, 7)), l1.eol.eq(eol),
+                         l1.eoi.eq(eol & (fy == h_1))]
             with m.If(eol):
                 m.d.sync += [fj.eq(0), fy.eq(fy + 1),
                              fslot.eq(Mux(fslot + 1 == ny, 0, fslot + 1))]
@@ -349,7 +351,7 @@ class ColorConverter(wiring.Component):
         odd_row = gy[0]
         # the far line: above for even output rows of 4:2:0, below for odd ones; the plane's
         # first and last lines stand in for the missing ones (jdsample.c's context rows)
-        far_is_near = ~fancy_v | Mux(odd_row, cidx + 1 >= ch, cidx == 0)
+        far_is_near = ~fancy_v | Mux(odd_row, cidx >= ch_1, cidx == 0)
         far = Mux(odd_row, Mux(near == _NC - 1, 0, near + 1), Mux(near == 0, _NC - 1, near - 1))
         # a fetched word's place: valid, last column, end of line, first word, far line is
         # the near one, parity of the near line; in the read port (``cn``), then with the
@@ -372,17 +374,17 @@ class ColorConverter(wiring.Component):
         cmove = cn.v & (~cm.v | cconsume)
         gy_moved = Signal()
         cfetch = running & ~grey & row_ready(gy, gy_moved, "gy") & (~cn.v | cmove)
-        m.d.sync += gy_moved.eq(cfetch & (gj + 1 == words_c))
+        ceol = Signal()
+        m.d.comb += ceol.eq(gj == wl_c)
+        m.d.sync += gy_moved.eq(cfetch & ceol)
         par = near[0]
         for b in range(2):
             sel = Mux(par == b, near, far)
             m.d.comb += [c_rd[b].addr.eq(Cat(gj[:wb], sel[1:])), c_rd[b].en.eq(cfetch)]
-        cleft = cw - (gj << 3)
         with m.If(cfetch):
-            eol = gj + 1 == words_c
-            m.d.sync += [cn.v.eq(1), cn.n.eq(Mux(cleft >= 8, 7, cleft - 1)), cn.eol.eq(eol),
+            m.d.sync += [cn.v.eq(1), cn.n.eq(Mux(ceol, nl_c, 7)), cn.eol.eq(ceol),
                          cn.first.eq(gj == 0), cn.fin.eq(far_is_near), cn.par.eq(par)]
-            with m.If(eol):
+            with m.If(ceol):
                 m.d.sync += [gj.eq(0), gy.eq(gy + 1)]
                 # 4:2:0 moves to the next chroma line after odd output rows only
                 with m.If(~v2 | odd_row):
