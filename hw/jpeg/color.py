@@ -80,10 +80,15 @@ class ColorConverter(wiring.Component):
     word, a word per input transfer): luma 34 lines for 4:2:0, else 18; chroma 18 lines, Cb
     and Cr side by side in one word, even and odd lines in two banks. Reading an output row
     needs its luma line and, in 4:2:0, the chroma line below it, so output row ``y`` starts
-    once the MCU rows holding line ``y + 1`` (4:2:0) or ``y`` are complete (or all are);
-    an MCU row's input is accepted once the rows it overwrites have been read. Two MCU rows
-    plus two lines let the input run a whole MCU row ahead of the output without either
-    waiting on the other. Memory: 34 x ``max_width`` bytes luma, 36 x ``max_width`` chroma.
+    once the MCU rows holding line ``y + 1`` (4:2:0) or ``y`` are complete (or all are; the
+    readers see it a cycle later: registered compares); an MCU row's input is accepted once
+    the rows it overwrites have been read. Two MCU rows plus two lines let the input run a
+    whole MCU row ahead of the output without either waiting on the other. Memory: 34 x
+    ``max_width`` bytes luma, 36 x ``max_width`` chroma. The luma ring is split into banks of
+    whole lines, at most 1024 words each, whose read data is registered before the banks'
+    multiplexer (no block RAM multiplexer after the block RAMs' slow data out); the luma
+    reader reads up to 4 words ahead into a queue, the chroma reader registers its words
+    before the vertical sums.
 
     Throughput: one pixel per cycle, from the end of the first MCU row's input to the last
     pixel, as long as rows arrive in time (rows follow each other without a bubble, at any
@@ -124,57 +129,84 @@ class ColorConverter(wiring.Component):
         wpl = self._max_width // 8        # words per line
         wb = wpl.bit_length() - 1         # word column bits
         cfg = self.config
-        W, H = cfg.width, cfg.height
-        grey = cfg.sampling == Sampling.GREY
-        h2 = (cfg.sampling == Sampling.S422) | (cfg.sampling == Sampling.S420)
-        v2 = cfg.sampling == Sampling.S420
-
-        # ---- derived image geometry
-        cw = Signal(17)   # chroma plane width / height (the downsampled image, not padded)
-        ch = Signal(17)
+        # ---- derived image geometry, registered: the configuration is stable from ``start``
+        # and these are used from the cycle after it (``start`` itself takes the line counts
+        # from the configuration)
+        grey_c = cfg.sampling == Sampling.GREY
+        h2_c = (cfg.sampling == Sampling.S422) | (cfg.sampling == Sampling.S420)
+        v2_c = cfg.sampling == Sampling.S420
+        ly_c = Mux(v2_c, 16, 8)
+        ny_c = Mux(v2_c, _NY_V2, _NY_V1)
+        cw_c = Mux(h2_c, (cfg.width + 1) >> 1, cfg.width)
+        blocks_c = Signal(4)
+        with m.Switch(cfg.sampling):
+            with m.Case(Sampling.GREY):
+                m.d.comb += blocks_c.eq(1)
+            with m.Case(Sampling.S444):
+                m.d.comb += blocks_c.eq(3)
+            with m.Case(Sampling.S422):
+                m.d.comb += blocks_c.eq(4)
+            with m.Case(Sampling.S420):
+                m.d.comb += blocks_c.eq(6)
+        W = Signal(16)
+        H = Signal(16)
+        h_1 = Signal(signed(17))     # H - 1
+        grey, h2, v2 = Signal(), Signal(), Signal()
+        cw = Signal(17)     # the chroma plane's width (the downsampled image, not padded)
+        ch_1 = Signal(17)   # its height - 1
         mcus_x = Signal(16)
         mcus_y = Signal(16)
         blocks = Signal(4)
         ly = Signal(5)    # luma lines per MCU row
         ny = Signal(6)    # luma ring lines
-        m.d.comb += [
-            cw.eq(Mux(h2, (W + 1) >> 1, W)), ch.eq(Mux(v2, (H + 1) >> 1, H)),
-            mcus_x.eq(Mux(h2, (W + 15) >> 4, (W + 7) >> 3)),
-            mcus_y.eq(Mux(v2, (H + 15) >> 4, (H + 7) >> 3)),
-            ly.eq(Mux(v2, 16, 8)), ny.eq(Mux(v2, _NY_V2, _NY_V1)),
-        ]
-        with m.Switch(cfg.sampling):
-            with m.Case(Sampling.GREY):
-                m.d.comb += blocks.eq(1)
-            with m.Case(Sampling.S444):
-                m.d.comb += blocks.eq(3)
-            with m.Case(Sampling.S422):
-                m.d.comb += blocks.eq(4)
-            with m.Case(Sampling.S420):
-                m.d.comb += blocks.eq(6)
+        # a luma line's last word, its last sample; a chroma line's
+        wl_y, wl_c = Signal(13), Signal(13)
+        nl_y, nl_c = Signal(3), Signal(3)
         # libjpeg-turbo filters only planes wider than 2 samples (jdsample.c jinit_upsampler)
-        fancy_h = h2 & (cw > 2)
-        fancy_v = v2 & (cw > 2)
+        fancy_h = Signal()
+        fancy_v = Signal()
+        conv = Signal()   # convert YCbCr (grey takes the converting path: Cb = Cr = 128)
+        m.d.sync += [
+            W.eq(cfg.width), H.eq(cfg.height), h_1.eq(cfg.height - 1),
+            grey.eq(grey_c), h2.eq(h2_c), v2.eq(v2_c),
+            cw.eq(cw_c), ch_1.eq(Mux(v2_c, (cfg.height + 1) >> 1, cfg.height) - 1),
+            mcus_x.eq(Mux(h2_c, (cfg.width + 15) >> 4, (cfg.width + 7) >> 3)),
+            mcus_y.eq(Mux(v2_c, (cfg.height + 15) >> 4, (cfg.height + 7) >> 3)),
+            blocks.eq(blocks_c), ly.eq(ly_c), ny.eq(ny_c),
+            wl_y.eq((cfg.width - 1) >> 3), wl_c.eq((cw_c - 1) >> 3),
+            nl_y.eq(cfg.width - 1), nl_c.eq(cw_c - 1),
+            fancy_h.eq(h2_c & (cw_c > 2)), fancy_v.eq(v2_c & (cw_c > 2)),
+            conv.eq(cfg.ycc | grey_c),
+        ]
 
         running = Signal()
         done = Signal()
         m.d.comb += [self.busy.eq(running & ~done), self.done.eq(done)]
 
         # ---- line rings
-        m.submodules.luma = luma = Memory(shape=64, depth=_NY_V2 * wpl, init=[])
+        # luma: banks of at most 1024 words (a group of lines each), each bank's data out
+        # registered before the banks' multiplexer (a DP16KD's data out comes 5.8 ns after the
+        # clock on an ECP5; a deeper memory puts a multiplexer of its block RAMs there)
+        lb = max(0, 10 - wb)                 # log2 of the lines of a bank
+        n_lbanks = -(-_NY_V2 // (1 << lb))
+        lbanks = []
+        for k in range(n_lbanks):
+            lines = min(1 << lb, _NY_V2 - (k << lb))
+            mem = Memory(shape=64, depth=lines * wpl, init=[])
+            m.submodules[f"luma{k}"] = mem
+            lbanks.append(mem)
         # chroma: even / odd lines apart, so 4:2:0's two lines come in one cycle
         banks = []
         for b in range(2):
             mem = Memory(shape=128, depth=_NC // 2 * wpl, init=[])
             m.submodules[f"chroma{b}"] = mem
             banks.append(mem)
-        ly_wr = luma.write_port()
-        ly_rd = luma.read_port()
+        ly_wr = [b.write_port() for b in lbanks]
+        ly_rd = [b.read_port() for b in lbanks]
         c_wr = [b.write_port(granularity=64) for b in banks]
         c_rd = [b.read_port() for b in banks]
 
         # ---- writer: IDCT rows into the rings
-        lines_written = Signal(18)   # luma lines of the complete MCU rows
         all_written = Signal()
         mcu_x = Signal(16)
         mcu_row = Signal(16)
@@ -182,7 +214,11 @@ class ColorConverter(wiring.Component):
         wc_base = Signal(range(_NC))     # ... and first chroma line (always even)
         # output rows whose lines have all been read, plus the ring's lines (registered)
         y_lim = Signal(18)
-        lw_need = Signal(18)         # lines_written + ly: the next MCU row's lines written
+        # the luma lines of the complete MCU rows (``written``) as the readers compare them:
+        # written - v2 and written - v2 - 1; and written + ly: the next MCU row's lines written
+        lw_need = Signal(18)
+        lw_v0 = Signal(signed(19))
+        lw_v1 = Signal(signed(19))
         r = self.i_row.payload
         # the MCU row may overwrite lines read by the released output rows only
         write_ok = running & ~all_written & (lw_need <= y_lim)
@@ -194,8 +230,9 @@ class ColorConverter(wiring.Component):
         m.d.comb += yline.eq(wy_base + Cat(r.row, by))
         yslot = Mux(yline >= ny, yline - ny, yline)
         ycol = Mux(h2, Cat(bx, mcu_x), mcu_x)
-        m.d.comb += [ly_wr.addr.eq(Cat(ycol[:wb], yslot[:6])), ly_wr.data.eq(r.pixels),
-                     ly_wr.en.eq(fire & (r.comp == 0))]
+        for k, wr in enumerate(ly_wr):
+            m.d.comb += [wr.addr.eq(Cat(ycol[:wb], yslot[:lb])), wr.data.eq(r.pixels),
+                         wr.en.eq(fire & (r.comp == 0) & ((yslot >> lb) == k))]
         cline = Signal(range(2 * _NC))
         m.d.comb += cline.eq(wc_base + r.row)
         cslot = Signal(range(_NC))
@@ -213,7 +250,8 @@ class ColorConverter(wiring.Component):
                 ynext = wy_base + ly
                 cnext = wc_base + 8
                 m.d.sync += [mcu_x.eq(0), mcu_row.eq(mcu_row + 1),
-                             lines_written.eq(lines_written + ly), lw_need.eq(lw_need + ly),
+                             lw_need.eq(lw_need + ly), lw_v0.eq(lw_v0 + ly),
+                             lw_v1.eq(lw_v1 + ly),
                              wy_base.eq(Mux(ynext >= ny, ynext - ny, ynext)),
                              wc_base.eq(Mux(cnext >= _NC, cnext - _NC, cnext))]
                 with m.If(mcu_row + 1 == mcus_y):
@@ -221,20 +259,24 @@ class ColorConverter(wiring.Component):
             with m.Else():
                 m.d.sync += mcu_x.eq(mcu_x + 1)
 
-        def row_ready(y):
-            # output row y needs luma line y and, in 4:2:0, chroma line (y + 1) / 2
-            return all_written | (lines_written > y + v2)
+        def row_ready(y, moved, name):
+            """Output row `y` (a reader's row register) may be read: it is in the image and its
+            lines are written (luma line y and, in 4:2:0, chroma line (y + 1) / 2). A register
+            (no compare on the reader's paths): computed for y and y + 1 from the previous
+            cycle's state, picked by `moved` (a register: y moved on at that cycle's end), so
+            a row's lines count as written a cycle after they are."""
+            now, nxt = Signal(name=f"{name}_ok0"), Signal(name=f"{name}_ok1")
+            m.d.sync += [now.eq((y < H) & (all_written | (lw_v0 > y))),
+                         nxt.eq((y < h_1) & (all_written | (lw_v1 > y)))]
+            with m.If(self.start):
+                m.d.sync += [now.eq(0), nxt.eq(0)]
+            return Mux(moved, nxt, now)
 
-        # ---- luma reader: words of 8 samples, prefetched into the read port's register
+        # ---- luma reader: words of 8 samples, read ahead into a queue of 4 words
         luma_s = stream.Signature(_luma_layout).create(path=("luma",))
         fy = Signal(17)
         fj = Signal(16)
         fslot = Signal(range(_NY_V2))
-        words_y = (W + 7) >> 3
-        nxt_v = Signal()
-        nxt_n = Signal(3)
-        nxt_eol = Signal()
-        nxt_eoi = Signal()
         cur = Signal(64)
         cur_v = Signal()
         cur_p = Signal(3)
@@ -243,35 +285,49 @@ class ColorConverter(wiring.Component):
         cur_eoi = Signal()
         adv = ~luma_s.valid | luma_s.ready
         at_end = cur_p == cur_n
-        # the word in the port register moves to a register (``lm``: a DP16KD's data out comes
-        # 5.8 ns after the clock on an ECP5), then to `cur` as `cur`'s last sample goes out, so
-        # a new word is read every cycle if need be (one-sample words of a 1-wide image)
-        lm_v = Signal()
-        lm_n = Signal(3)
-        lm_eol = Signal()
-        lm_eoi = Signal()
-        lm_data = Signal(64)
-        consume = lm_v & (~cur_v | (adv & at_end))
-        lmove = nxt_v & (~lm_v | consume)
-        fetch = running & (fy < H) & row_ready(fy) & (~nxt_v | lmove)
-        m.d.comb += [ly_rd.addr.eq(Cat(fj[:wb], fslot)), ly_rd.en.eq(fetch)]
-        left = W - (fj << 3)
+        # a read word's place: valid, last sample, end of line, end of image; in the read port
+        # (``l1``), then with the word registered (``l2``, always: a DP16KD's data out comes
+        # 5.8 ns after the clock on an ECP5 and goes through the banks' multiplexer), then in
+        # the queue (LUT RAM), whence it moves to `cur` as `cur`'s last sample goes out. A word
+        # is read while fewer than 4 are between the read and `cur` (a counter), so the queue
+        # never overflows and a new word is read every cycle if need be (one-sample words of
+        # a 1-wide image)
+        lword = data.StructLayout({"v": 1, "n": 3, "eol": 1, "eoi": 1,
+                                   "bank": max(1, (n_lbanks - 1).bit_length())})
+        l1 = Signal(lword)
+        l2 = Signal(lword)
+        l2_data = Signal(64)
+        m.submodules.luma_q = lq = Memory(shape=64 + 5, depth=4, init=[])
+        lq_w = lq.write_port()
+        lq_r = lq.read_port(domain="comb")
+        lq_wp = Signal(3)
+        lq_rp = Signal(3)
+        l_inflight = Signal(range(5))       # words read and not yet moved to `cur`
+        consume = (lq_wp != lq_rp) & (~cur_v | (adv & at_end))
+        fy_moved = Signal()
+        fetch = running & row_ready(fy, fy_moved, "fy") & ~l_inflight[2]
+        eol = Signal()
+        m.d.comb += eol.eq(fj == wl_y)
+        m.d.sync += fy_moved.eq(fetch & eol)
+        for rd in ly_rd:
+            m.d.comb += [rd.addr.eq(Cat(fj[:wb], fslot[:lb])), rd.en.eq(fetch)]
+        m.d.sync += l_inflight.eq(l_inflight + fetch - consume)
+        l2_bank = [Signal(64, name=f"l2_data{k}") for k in range(n_lbanks)]
+        m.d.sync += [l1.v.eq(fetch), l1.bank.eq(fslot >> lb), l2.eq(l1),
+                     *(d.eq(rd.data) for d, rd in zip(l2_bank, ly_rd))]
+        m.d.comb += l2_data.eq(Array(l2_bank)[l2.bank])
         with m.If(fetch):
-            eol = fj + 1 == words_y
-            m.d.sync += [nxt_v.eq(1), nxt_n.eq(Mux(left >= 8, 7, left - 1)), nxt_eol.eq(eol),
-                         nxt_eoi.eq(eol & (fy + 1 == H))]
+            m.d.sync += [l1.n.eq(Mux(eol, nl_y, 7)), l1.eol.eq(eol),
+                         l1.eoi.eq(eol & (fy == h_1))]
             with m.If(eol):
                 m.d.sync += [fj.eq(0), fy.eq(fy + 1),
                              fslot.eq(Mux(fslot + 1 == ny, 0, fslot + 1))]
             with m.Else():
                 m.d.sync += fj.eq(fj + 1)
-        with m.Elif(lmove):
-            m.d.sync += nxt_v.eq(0)
-        with m.If(lmove):
-            m.d.sync += [lm_v.eq(1), lm_n.eq(nxt_n), lm_eol.eq(nxt_eol), lm_eoi.eq(nxt_eoi),
-                         lm_data.eq(ly_rd.data)]
-        with m.Elif(consume):
-            m.d.sync += lm_v.eq(0)
+        m.d.comb += [lq_w.addr.eq(lq_wp[:2]), lq_w.en.eq(l2.v),
+                     lq_w.data.eq(Cat(l2_data, l2.n, l2.eol, l2.eoi)), lq_r.addr.eq(lq_rp[:2])]
+        with m.If(l2.v):
+            m.d.sync += lq_wp.eq(lq_wp + 1)
         with m.If(adv):
             m.d.sync += luma_s.valid.eq(cur_v)
             with m.If(cur_v):
@@ -281,8 +337,9 @@ class ColorConverter(wiring.Component):
                 with m.If(at_end):
                     m.d.sync += cur_v.eq(0)
         with m.If(consume):
-            m.d.sync += [cur.eq(lm_data), cur_v.eq(1), cur_p.eq(0), cur_n.eq(lm_n),
-                         cur_eol.eq(lm_eol), cur_eoi.eq(lm_eoi)]
+            m.d.sync += [cur.eq(lq_r.data[:64]), cur_v.eq(1), cur_p.eq(0),
+                         cur_n.eq(lq_r.data[64:67]), cur_eol.eq(lq_r.data[67]),
+                         cur_eoi.eq(lq_r.data[68]), lq_rp.eq(lq_rp + 1)]
 
         # ---- chroma reader: vertical sums of 8 columns of Cb and Cr from the near and far
         # lines of the output row, then one column per transfer
@@ -291,11 +348,10 @@ class ColorConverter(wiring.Component):
         gj = Signal(16)
         near = Signal(range(_NC))   # ring line of the near chroma line (gy >> v2)
         cidx = Signal(17)           # its index in the plane
-        words_c = (cw + 7) >> 3
         odd_row = gy[0]
         # the far line: above for even output rows of 4:2:0, below for odd ones; the plane's
         # first and last lines stand in for the missing ones (jdsample.c's context rows)
-        far_is_near = ~fancy_v | Mux(odd_row, cidx + 1 >= ch, cidx == 0)
+        far_is_near = ~fancy_v | Mux(odd_row, cidx >= ch_1, cidx == 0)
         far = Mux(odd_row, Mux(near == _NC - 1, 0, near + 1), Mux(near == 0, _NC - 1, near - 1))
         # a fetched word's place: valid, last column, end of line, first word, far line is
         # the near one, parity of the near line; in the read port (``cn``), then with the
@@ -316,17 +372,19 @@ class ColorConverter(wiring.Component):
         cm_data = [Signal(len(c_rd[b].data), name=f"cm_data{b}") for b in range(2)]
         cconsume = cm.v & (~cc_v | (cadv & c_end))
         cmove = cn.v & (~cm.v | cconsume)
-        cfetch = running & ~grey & (gy < H) & row_ready(gy) & (~cn.v | cmove)
+        gy_moved = Signal()
+        cfetch = running & ~grey & row_ready(gy, gy_moved, "gy") & (~cn.v | cmove)
+        ceol = Signal()
+        m.d.comb += ceol.eq(gj == wl_c)
+        m.d.sync += gy_moved.eq(cfetch & ceol)
         par = near[0]
         for b in range(2):
             sel = Mux(par == b, near, far)
             m.d.comb += [c_rd[b].addr.eq(Cat(gj[:wb], sel[1:])), c_rd[b].en.eq(cfetch)]
-        cleft = cw - (gj << 3)
         with m.If(cfetch):
-            eol = gj + 1 == words_c
-            m.d.sync += [cn.v.eq(1), cn.n.eq(Mux(cleft >= 8, 7, cleft - 1)), cn.eol.eq(eol),
+            m.d.sync += [cn.v.eq(1), cn.n.eq(Mux(ceol, nl_c, 7)), cn.eol.eq(ceol),
                          cn.first.eq(gj == 0), cn.fin.eq(far_is_near), cn.par.eq(par)]
-            with m.If(eol):
+            with m.If(ceol):
                 m.d.sync += [gj.eq(0), gy.eq(gy + 1)]
                 # 4:2:0 moves to the next chroma line after odd output rows only
                 with m.If(~v2 | odd_row):
@@ -435,8 +493,6 @@ class ColorConverter(wiring.Component):
             def clamp(x):
                 return Mux(x < 0, 0, Mux(x > 255, 255, x[:8]))
             rr, gg, bb = y2 + s_r, y2 + s_g, y2 + s_b
-            # grey takes the converting path, which gives r = g = b = Y for Cb = Cr = 128
-            conv = cfg.ycc | grey
             m.d.sync += [o.payload.r.eq(Mux(conv, clamp(rr), y2)),
                          o.payload.g.eq(Mux(conv, clamp(gg), cb2)),
                          o.payload.b.eq(Mux(conv, clamp(bb), cr2)),
@@ -448,11 +504,13 @@ class ColorConverter(wiring.Component):
         # ports keep their data, so the lines may then be overwritten)
         m.d.sync += y_lim.eq(Mux(grey | (fy < gy), fy, gy) + ny)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), done.eq(0), y_lim.eq(ny),
-                         lines_written.eq(0), lw_need.eq(ly), all_written.eq(0), mcu_x.eq(0),
+            m.d.sync += [running.eq(1), done.eq(0), y_lim.eq(ny_c),
+                         lw_need.eq(ly_c), lw_v0.eq(-v2_c), lw_v1.eq(-1 - v2_c),
+                         all_written.eq(0), mcu_x.eq(0),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
-                         fy.eq(0), fj.eq(0), fslot.eq(0), nxt_v.eq(0), lm_v.eq(0), cur_v.eq(0),
+                         fy.eq(0), fj.eq(0), fslot.eq(0), l1.v.eq(0), l2.v.eq(0), lq_wp.eq(0),
+                         lq_rp.eq(0), l_inflight.eq(0), cur_v.eq(0), fy_moved.eq(0), gy_moved.eq(0),
                          luma_s.valid.eq(0),
                          gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn.v.eq(0), cm.v.eq(0),
                          cc_v.eq(0), col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),

@@ -131,9 +131,9 @@ class Timing:
     #: item), and it starts the next interval with an empty bit buffer
     decode_restart: int = 1
     #: the crop's last pixel leaves the colour stage this many cycles before its lane is
-    #: written (``hw/jpeg/post.py``: the window sums, the 8-stage divider, normalisation),
-    #: when the crop ends before the frame does that is the DECODE's end
-    decode_post: int = 12
+    #: written (``hw/jpeg/post.py``: the window sums, the 8-stage divider, normalisation, the
+    #: output queue), when the crop ends before the frame does that is the DECODE's end
+    decode_post: int = 17
     #: Motion JPEG's overlap (``hw/jpeg/job.py``): of ``decode``, the cycles from the read
     #: path's grant to the decoder's start (table block apart); a DECODE releases the LOAD
     #: stage ``decode_release`` cycles after the entropy decoder's last symbol (its scan's
@@ -321,9 +321,9 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
       cycles after its issue (the 1-D unit's pipeline, the output queue);
     - the colour stage (``hw/jpeg/color.py``) takes an MCU row's rows once the output has read
       the lines they overwrite (a ring of two MCU rows plus two lines), and writes one pixel a
-      cycle, row ``y`` from when the MCU row holding line ``y`` (4:2:0: ``y + 1``) is in (a
-      cycle later with chroma: the chroma reader's path is a register longer than the
-      luma's);
+      cycle, row ``y`` from two cycles after the MCU row holding line ``y`` (4:2:0: ``y +
+      1``) is in (its readers see the lines a cycle after they are written, and a word read
+      spends a cycle more in a register, the block RAM's data);
     - the post-processing (``hw/jpeg/post.py``) writes the crop's last lane
       ``timing.decode_post`` cycles after the crop's last pixel.
 
@@ -337,7 +337,7 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
     ring = 2 * lines + 2                    # ``_NY_V1`` / ``_NY_V2``
     below = 1 if sampling == 3 else 0       # 4:2:0 reads the chroma line below
     row_in = []                             # each MCU row's last IDCT row written
-    chroma_reg = 1 if sampling else 0       # the chroma reader's longer path
+    reader_reg = 2                          # the readers' row wait and registers
     row_end = []                            # each output row's last pixel
     out_t = 0
 
@@ -345,7 +345,7 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
         nonlocal out_t
         while len(row_end) <= y:
             k = min((len(row_end) + below) // lines, mcus_y - 1)
-            out_t = max(out_t, row_in[k] + chroma_reg) + width
+            out_t = max(out_t, row_in[k] + reader_reg) + width
             row_end.append(out_t)
         return row_end[y]
 

@@ -223,3 +223,16 @@ def test_color_max_width_is_checked():
         with pytest.raises(ValueError, match="max_width must be a power of two"):
             ColorConverter(max_width=bad)
     gc.collect()   # the refused objects warn (UnusedElaboratable) here, where it is ignored
+
+
+@pytest.mark.parametrize("max_width", [512, 2048])
+@pytest.mark.parametrize("sampling", [Sampling.GREY, Sampling.S420], ids=lambda s: s.name)
+def test_color_luma_banks(sampling, max_width, seed):
+    """A wider stage's luma ring is split into banks of lines (3 at 512, 9 at 2048): every
+    line slot is used once 37 rows have gone through, with input gaps and output stalls."""
+    rng = np.random.default_rng(seed)
+    h, w = 37, 9
+    blocks = random_blocks(rng, sampling, h, w)
+    got, _ = run_color(blocks, sampling, h, w, rng=rng, gap=0.3, stall=0.3,
+                       max_width=max_width)
+    check(got, golden(blocks, sampling, h, w))
