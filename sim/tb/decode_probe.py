@@ -35,26 +35,13 @@ async def probe(dut):
     info = await dev.open()
     n = int(os.environ.get("S4_CASES") or 40)
     for k in range(n):
-        mode = MODES[k % 4]
-        h, w = int(rng.integers(5, 56)), int(rng.integers(5, 56))
-        q = int(rng.integers(15, 98))
-        kw = {}
-        if rng.random() < 0.2:
-            kw["restart_marker_blocks"] = int(rng.integers(1, 4))
-        data = encode(smooth_image(rng, h, w), mode, quality=q, **kw)
-        if rng.random() < 0.5:
-            cw, ch = int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))
-            cx, cy = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        else:
-            cx, cy, cw, ch = 0, 0, w, h
-        oh, ow = int(rng.integers(1, min(ch, 8) + 1)), int(rng.integers(1, min(cw, 12) + 1))
-        prog = decode_program(info, dev.alloc, data, crop=(cx, cy, cw, ch), out_h=oh, out_w=ow)
+        d = _random_decode(rng, k)
+        data = bytes.fromhex(d["data"])
+        prog = decode_program(info, dev.alloc, data, crop=d["crop"], out_h=d["out"][0],
+                              out_w=d["out"][1])
         res = await dev.run_program(prog)
         _, bits = codec.split_scan(data)
-        dut._log.info("PROBE %s", json.dumps({
-            "mode": mode, "h": h, "w": w, "q": q, "kw": kw, "crop": [cx, cy, cw, ch],
-            "out": [oh, ow], "bits": len(bits), "cycles": res.cycles, "data": data.hex()}))
-
+        dut._log.info("PROBE %s", json.dumps(d | {"bits": len(bits), "cycles": res.cycles}))
 
 
 def _random_decode(rng, k, wide=False):

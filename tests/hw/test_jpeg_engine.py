@@ -17,6 +17,28 @@ def _words(data: bytes, nb: int) -> list[int]:
     return [int.from_bytes(data[i:i + nb], "little") for i in range(0, len(data), nb)]
 
 
+def _drive(ctx, dut, rng, stall, bw, sw, kb, ks, asked):
+    """One cycle's inputs: the block's word ``kb``, the bitstream's word ``ks`` once the
+    bitstream was asked for (``block_ok`` seen), both and the output's ready stalling at
+    random. Returns ``(asked, block word taken, bitstream word taken, the lane written or
+    None)`` (read before the tick)."""
+    ready = rng.random() >= stall
+    ctx.set(dut.o_act.ready, ready)
+    ctx.set(dut.i_block.valid, kb < len(bw))
+    if kb < len(bw):
+        ctx.set(dut.i_block.payload, {"data": bw[kb], "last": kb == len(bw) - 1})
+    asked |= bool(ctx.get(dut.block_ok))
+    give = asked and ks < len(sw) and rng.random() >= stall
+    ctx.set(dut.i_bits.valid, give)
+    if give:
+        ctx.set(dut.i_bits.payload, {"data": sw[ks], "last": ks == len(sw) - 1})
+    tb = kb < len(bw) and ctx.get(dut.i_block.ready)
+    ts = give and ctx.get(dut.i_bits.ready)
+    p = ctx.get(dut.o_act.payload)
+    lane = (p.addr, p.row, p.data) if ctx.get(dut.o_act.valid) and ready else None
+    return asked, bool(tb), bool(ts), lane
+
+
 def run_engine(jobs, rng, bus_bits=64, stall=0.2):
     """jobs: (block, bits, crop, out_h, out_w, act_addr, lane) -> per job (writes, status,
     whether the bitstream was asked for)."""
@@ -39,26 +61,12 @@ def run_engine(jobs, rng, bus_bits=64, stall=0.2):
             for _ in range(60 * (len(block) + len(bits)) + 20000):
                 if ctx.get(dut.done) or ctx.get(dut.error):
                     break
-                ready = rng.random() >= stall
-                ctx.set(dut.o_act.ready, ready)
-                ctx.set(dut.i_block.valid, kb < len(bw))
-                if kb < len(bw):
-                    ctx.set(dut.i_block.payload, {"data": bw[kb], "last": kb == len(bw) - 1})
-                asked |= bool(ctx.get(dut.block_ok))
-                give = asked and ks < len(sw) and rng.random() >= stall
-                ctx.set(dut.i_bits.valid, give)
-                if give:
-                    ctx.set(dut.i_bits.payload, {"data": sw[ks], "last": ks == len(sw) - 1})
-                tb = kb < len(bw) and ctx.get(dut.i_block.ready)
-                ts = give and ctx.get(dut.i_bits.ready)
-                valid = ctx.get(dut.o_act.valid)
-                p = ctx.get(dut.o_act.payload)
-                item = (p.addr, p.row, p.data)
+                asked, tb, ts, lane = _drive(ctx, dut, rng, stall, bw, sw, kb, ks, asked)
                 await ctx.tick()
-                kb += bool(tb)
-                ks += bool(ts)
-                if valid and ready:
-                    writes.append(item)
+                kb += tb
+                ks += ts
+                if lane:
+                    writes.append(lane)
             else:
                 raise AssertionError("no done or error")
             status = "error" if ctx.get(dut.error) else "done"
@@ -259,29 +267,16 @@ def run_stream(jobs, rng, bus_bits=64, stall=0.2):
                     r["status"] = "released"
                     tail = j
                     break
-                ready = rng.random() >= stall
-                ctx.set(dut.o_act.ready, ready)
-                ctx.set(dut.i_block.valid, kb < len(bw))
-                if kb < len(bw):
-                    ctx.set(dut.i_block.payload, {"data": bw[kb], "last": kb == len(bw) - 1})
-                r["asked"] |= bool(ctx.get(dut.block_ok))
-                give = r["asked"] and ks < len(sw) and rng.random() >= stall
-                ctx.set(dut.i_bits.valid, give)
-                if give:
-                    ctx.set(dut.i_bits.payload, {"data": sw[ks], "last": ks == len(sw) - 1})
-                tb = kb < len(bw) and ctx.get(dut.i_block.ready)
-                ts = give and ctx.get(dut.i_bits.ready)
-                valid = ctx.get(dut.o_act.valid)
-                p = ctx.get(dut.o_act.payload)
-                item = (p.addr, p.row, p.data, cyc)
+                r["asked"], tb, ts, lane = _drive(ctx, dut, rng, stall, bw, sw, kb, ks,
+                                                  r["asked"])
                 await ctx.tick()
-                cyc += 1
-                kb += bool(tb)
-                ks += bool(ts)
-                overlap[0] += bool(tb) and tail is not None
-                if valid and ready:
+                kb += tb
+                ks += ts
+                overlap[0] += tb and tail is not None
+                if lane:
                     # lanes come in job order: the tail's until its back end is empty
-                    res[tail if tail is not None else j]["writes"].append(item)
+                    res[tail if tail is not None else j]["writes"].append(lane + (cyc,))
+                cyc += 1
             else:
                 raise AssertionError(f"job {j}: no done, error or release")
             if r["asked"]:
