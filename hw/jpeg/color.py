@@ -456,8 +456,14 @@ class ColorConverter(wiring.Component):
                 m.d.sync += getattr(up_s.payload, name).eq(s[4:12])
 
         # ---- colour conversion: jdcolor.c ycc_rgb_convert, products in registered multipliers
+        # The stage moves while its skid register is empty (``en``, a register's value: the
+        # output's ready does not reach back into the stage); a pixel the output cannot take
+        # when it leaves the stage waits in the skid register, and the stage stops until it
+        # has gone out.
         o = self.o_pixel
-        en = ~o.valid | o.ready
+        skid_v = Signal()
+        skid = Signal.like(o.payload)
+        en = ~skid_v
         in_v = luma_s.valid & (grey | up_s.valid)
         tk = en & in_v
         m.d.comb += [luma_s.ready.eq(tk), up_s.ready.eq(tk & ~grey)]
@@ -482,21 +488,29 @@ class ColorConverter(wiring.Component):
         half = 1 << 15
         s_r, s_g, s_b = (Signal(signed(12), name=f"sum_{c}") for c in "rgb")
         with m.If(en):
-            m.d.sync += [v[0].eq(tk), v[1].eq(v[0]), v[2].eq(v[1]), o.valid.eq(v[2]),
+            m.d.sync += [v[0].eq(tk), v[1].eq(v[0]), v[2].eq(v[1]),
                          side[0].eq(Cat(luma_s.payload.y, cb0, cr0, luma_s.payload.row_last,
                                         luma_s.payload.last)),
                          side[1].eq(side[0]), side[2].eq(side[1]),
                          s_r.eq((p_r + half) >> 16), s_g.eq((p_gr + p_gb + half) >> 16),
                          s_b.eq((p_b + half) >> 16)]
-            y2, cb2, cr2 = side[2][:8], side[2][8:16], side[2][16:24]
+        y2, cb2, cr2 = side[2][:8], side[2][8:16], side[2][16:24]
 
-            def clamp(x):
-                return Mux(x < 0, 0, Mux(x > 255, 255, x[:8]))
-            rr, gg, bb = y2 + s_r, y2 + s_g, y2 + s_b
-            m.d.sync += [o.payload.r.eq(Mux(conv, clamp(rr), y2)),
-                         o.payload.g.eq(Mux(conv, clamp(gg), cb2)),
-                         o.payload.b.eq(Mux(conv, clamp(bb), cr2)),
-                         o.payload.row_last.eq(side[2][24]), o.payload.last.eq(side[2][25])]
+        def clamp(x):
+            return Mux(x < 0, 0, Mux(x > 255, 255, x[:8]))
+        rr, gg, bb = y2 + s_r, y2 + s_g, y2 + s_b
+        new = Signal.like(o.payload)            # the pixel leaving the stage (with ``v[2]``)
+        m.d.comb += [new.r.eq(Mux(conv, clamp(rr), y2)), new.g.eq(Mux(conv, clamp(gg), cb2)),
+                     new.b.eq(Mux(conv, clamp(bb), cr2)), new.row_last.eq(side[2][24]),
+                     new.last.eq(side[2][25])]
+        out_free = ~o.valid | o.ready
+        with m.If(skid_v):
+            with m.If(out_free):
+                m.d.sync += [o.valid.eq(1), o.payload.eq(skid), skid_v.eq(0)]
+        with m.Elif(out_free):
+            m.d.sync += [o.valid.eq(v[2]), o.payload.eq(new)]
+        with m.Elif(v[2]):
+            m.d.sync += [skid.eq(new), skid_v.eq(1)]
         with m.If(o.valid & o.ready & o.payload.last):
             m.d.sync += done.eq(1)
 
@@ -514,5 +528,5 @@ class ColorConverter(wiring.Component):
                          luma_s.valid.eq(0),
                          gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn.v.eq(0), cm.v.eq(0),
                          cc_v.eq(0), col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
-                         v[0].eq(0), v[1].eq(0), v[2].eq(0), o.valid.eq(0)]
+                         v[0].eq(0), v[1].eq(0), v[2].eq(0), o.valid.eq(0), skid_v.eq(0)]
         return m
