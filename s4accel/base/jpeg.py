@@ -30,6 +30,7 @@ Streams of concatenated frames (Motion JPEG): `s4accel.base.mjpeg`.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -428,7 +429,11 @@ def parse(data: bytes) -> JpegTables:
 
 
 def _unstuff(seg: bytes) -> bytes:
-    return seg.replace(b"\xff\x00", b"\xff")
+    """The data bytes of an entropy-coded segment (between markers): ``FF 00`` is a data
+    ``FF``, and fill bytes are dropped as libjpeg's ``fill_bit_buffer`` drops them (T.81
+    B.1.1.2): any ``FF``s before a stuffed zero, and those at the segment's end (before the
+    marker that ends it)."""
+    return re.sub(b"\xff+\x00", b"\xff", seg.rstrip(b"\xff"))
 
 
 def _decode_scan(tables: JpegTables, si: int, coefs: dict[int, np.ndarray]) -> None:

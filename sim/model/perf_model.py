@@ -34,7 +34,7 @@ from amaranth.lib import data
 from ...base.config import BANK, L2_BASE, load_config
 from ...base import codec
 from ...base.codec import TABLE_BLOCK_BYTES
-from ...base.jpeg import JpegError
+from ...base.jpeg import JpegError, _unstuff
 from ...hw.cmd.descriptors import (DESC_BYTES, DecodeBody, DmaBody, GemmBody, Header, LoadFormat,
                                    Opcode, Target, VopBody, VopOp)
 from ...hw.jpeg.idct import UNIT_LATENCY
@@ -262,7 +262,7 @@ def _scan_symbols(block_raw: bytes, bits: bytes) -> tuple:
     for seg in codec.scan_segments(bits):
         if mcu >= mcus:
             break
-        data = seg.replace(b"\xff\x00", b"\xff") + bytes(4)
+        data = _unstuff(seg) + bytes(4)
         nbits = 8 * (len(data) - 4)
         pos = 0
         end = mcus if not ri else min(mcus, mcu + ri)

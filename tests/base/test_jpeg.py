@@ -234,3 +234,24 @@ def fuzz(seed, count):
 def test_fuzz_1000(seed):
     # about 8 s on the 2-core machine, so it stays in the fast tier
     fuzz(seed, 1000)
+
+
+def test_fill_bytes_are_skipped_as_libjpeg_does(rng):
+    """Fill bytes (``FF``) in the entropy-coded data: before a stuffed zero, a restart marker
+    and the EOI, libjpeg drops them (T.81 B.1.1.2), so the golden decoder must too (an RTL
+    co-simulation found it reading ``FF FF 00`` as two data bytes)."""
+    for _ in range(50):         # an image with a stuffed zero in its data
+        data = encode(smooth_image(rng, 24, 32), "4:2:0", quality=95, restart_marker_blocks=1)
+        sos = data.index(b"\xff\xda")
+        if data.find(b"\xff\x00", sos) > 0:
+            break
+    stuffed = data.index(b"\xff\x00", sos)
+    rst = data.index(b"\xff\xd1", sos)
+    filled = bytearray(data)
+    # (from the back, so the earlier offsets stay)
+    for at, n in sorted(((len(data) - 2, 2), (rst, 1), (stuffed, 3)), reverse=True):
+        filled[at:at] = b"\xff" * n
+    filled = bytes(filled)
+    want = np.asarray(Image.open(io.BytesIO(filled)).convert("RGB"))
+    assert np.array_equal(want, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    assert np.array_equal(decode(filled), want)
