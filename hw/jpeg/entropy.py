@@ -14,7 +14,9 @@ lengths at once: the lengths from the code's on are below their LIMIT (a canonic
 LIMIT[L + 1] >= 2 LIMIT[L]), the shorter ones not, so the lowest such L is the code length, and
 HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
 The symbols sit in a synchronously read memory (``8 x 256 x 8`` bits, a block RAM on an FPGA,
-addressed at MATCH), the per-length entries in 16 asynchronously read ones (one per length,
+addressed at MATCH; its write and read share one address, the write's while ``i_table`` is
+valid, so that they are one block RAM port with no logic added for a read and a write of one
+address in the same cycle), the per-length entries in 16 asynchronously read ones (one per length,
 ``8 x 25`` bits each, LUT RAM), read for the table in use (a register).
 """
 
@@ -257,7 +259,13 @@ class EntropyDecoder(wiring.Component):
         # the per-length entries: one small memory per code length (LUT RAM on an FPGA),
         # word ``t`` table t's entry, all 16 read at once for the table in use
         tw = self.i_table.payload
-        m.d.comb += [self.i_table.ready.eq(1), sym_wr.addr.eq(Cat(tw.addr[:8], tw.table)),
+        # one address for the write and the read (tables are written only while not busy):
+        # one port of the block RAM, where two ports would get logic (a synthesizer's) for a
+        # read and a write of the same address in one cycle, on the read address's path
+        sym_rd_addr = Signal(11)
+        m.d.comb += [self.i_table.ready.eq(1),
+                     sym_wr.addr.eq(Mux(self.i_table.valid, Cat(tw.addr[:8], tw.table),
+                                        sym_rd_addr)),
                      sym_wr.data.eq(tw.data[:8]),
                      sym_wr.en.eq(self.i_table.valid & ~tw.addr[8])]
         entry_rd = []
@@ -340,7 +348,7 @@ class EntropyDecoder(wiring.Component):
         with m.If(phase == Phase.MATCH):
             m.d.sync += [m_len.eq(code_len), m_matched.eq(matched),
                          m_nbits.eq(nbits)]
-        m.d.comb += [sym_rd.addr.eq(Cat(sym_idx, tbl)),
+        m.d.comb += [sym_rd.addr.eq(sym_wr.addr), sym_rd_addr.eq(Cat(sym_idx, tbl)),
                      sym_rd.en.eq((state == State.DECODE) & (phase == Phase.MATCH))]
         sym = Signal(8)
         total = Signal(6)        # the symbol's bits: code and extra bits
