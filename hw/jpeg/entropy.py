@@ -375,12 +375,13 @@ class EntropyDecoder(wiring.Component):
             m.d.comb += [out_k.eq(0), next_k.eq(1), bad.eq(sym > 11),
                          bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
-            m.d.comb += [out_k.eq(k + 15), out_last.eq(k + 16 == 64), next_k.eq(k + 16),
+            m.d.comb += [out_k.eq(k + 15), out_last.eq(k == 48), next_k.eq(k + 16),
                          bad.eq(k + 16 > 64), bad_code.eq(EntropyError.BAD_RUN)]
         with m.Elif(eob):
             m.d.comb += [out_k.eq(63), out_last.eq(1)]
         with m.Else():
-            m.d.comb += [out_k.eq(k_run), out_last.eq(k_run == 63), next_k.eq(k_run + 1),
+            # (k + run == 63, k being at most 63 here: run == 63 - k, without the adder)
+            m.d.comb += [out_k.eq(k_run), out_last.eq(run == ~k[:6]), next_k.eq(k_run + 1),
                          bad.eq(k_run > 63), bad_code.eq(EntropyError.BAD_RUN)]
 
         # ---- the items' pipeline: the symbol's fields (``x``), then the coefficient: EXTEND
@@ -434,9 +435,13 @@ class EntropyDecoder(wiring.Component):
             return [state.eq(State.ERROR), err.eq(code)]
 
         # the next symbol's table: this block's AC table, or the next block's DC table
+        # (registers, from the slot and the configuration: a slot changes at a SHIFT, and they
+        # are used at the next SHIFT, at least two cycles later)
         next_slot = Mux(slot == cfg.blocks - 1, 0, slot + 1)
-        tbl_ac = Cat(cfg.ac[comp], Const(1, 1))
-        tbl_dc_next = Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1))
+        tbl_ac = Signal(3)
+        tbl_dc_next = Signal(3)
+        m.d.sync += [tbl_ac.eq(Cat(cfg.ac[comp], Const(1, 1))),
+                     tbl_dc_next.eq(Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1)))]
         m.d.comb += tbl_load.eq(Mux(self.start, Cat(cfg.dc[cfg.comp[0]], Const(0, 1)),
                                     Mux(out_last, tbl_dc_next, tbl_ac)))
 
