@@ -315,7 +315,11 @@ class EntropyDecoder(wiring.Component):
         m.d.comb += comp.eq(cfg.comp[slot])
         is_dc = k == 0
         tbl = Signal(3)
-        peek = buf[W - 16:]
+        # the buffer's top 16 bits, for the compares and the indices: a private copy
+        # (fewer loads on each flip-flop), kept with every change of ``buf``; a byte joins
+        # it as it joins ``buf``, but ORed into the copy itself, so that synthesis does
+        # not merge it with ``buf``'s flip-flops
+        peek = Signal(16)
         code_len = Signal(5)
         sym_idx = Signal(8)
         matched = Signal()
@@ -425,9 +429,11 @@ class EntropyDecoder(wiring.Component):
                                     | (state == State.DRAIN)))
         placed = (Cat(Const(0, W - 8), item.payload.data) >> nbits)[:W]
         with m.If(take_byte):
-            m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8)]
+            m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8),
+                         peek.eq(peek | placed[W - 16:])]
         with m.Elif(go):
-            m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total)]
+            m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total),
+                         peek.eq((buf << total)[W - 16:W])]
         take_marker = Signal()
         m.d.comb += item.ready.eq(take_byte | take_marker)
 
@@ -486,7 +492,7 @@ class EntropyDecoder(wiring.Component):
                             m.d.sync += phase.eq(Phase.MATCH)     # more bits: match again
             with m.Case(State.RESTART):
                 # the interval's padding bits and any stray bytes before its marker are dropped
-                m.d.sync += [buf.eq(0), nbits.eq(0), phase.eq(Phase.MATCH)]
+                m.d.sync += [buf.eq(0), peek.eq(0), nbits.eq(0), phase.eq(Phase.MATCH)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(rst_ok):
@@ -497,7 +503,7 @@ class EntropyDecoder(wiring.Component):
                     with m.Else():
                         m.d.sync += fail(EntropyError.MISSING_RST)
             with m.Case(State.DRAIN):
-                m.d.sync += [buf.eq(0), nbits.eq(0)]
+                m.d.sync += [buf.eq(0), peek.eq(0), nbits.eq(0)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(item.payload.kind == ItemKind.END):
@@ -509,7 +515,8 @@ class EntropyDecoder(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [state.eq(Mux(cfg.mcus == 0, State.DRAIN, State.DECODE)),
-                         err.eq(EntropyError.NONE), buf.eq(0), nbits.eq(0), k.eq(0),
+                         err.eq(EntropyError.NONE), buf.eq(0), peek.eq(0), nbits.eq(0),
+                         k.eq(0),
                          slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
                          self.o_coef.valid.eq(0), x_valid.eq(0), phase.eq(Phase.MATCH),
                          *(p.eq(0) for p in pred)]
