@@ -14,7 +14,9 @@ lengths at once: the lengths from the code's on are below their LIMIT (a canonic
 LIMIT[L + 1] >= 2 LIMIT[L]), the shorter ones not, so the lowest such L is the code length, and
 HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
 The symbols sit in a synchronously read memory (``8 x 256 x 8`` bits, a block RAM on an FPGA,
-addressed at MATCH), the per-length entries in 16 asynchronously read ones (one per length,
+addressed at MATCH; its write and read share one address, the write's while ``i_table`` is
+valid, so that they are one block RAM port with no logic added for a read and a write of one
+address in the same cycle), the per-length entries in 16 asynchronously read ones (one per length,
 ``8 x 25`` bits each, LUT RAM), read for the table in use (a register).
 """
 
@@ -257,7 +259,13 @@ class EntropyDecoder(wiring.Component):
         # the per-length entries: one small memory per code length (LUT RAM on an FPGA),
         # word ``t`` table t's entry, all 16 read at once for the table in use
         tw = self.i_table.payload
-        m.d.comb += [self.i_table.ready.eq(1), sym_wr.addr.eq(Cat(tw.addr[:8], tw.table)),
+        # one address for the write and the read (tables are written only while not busy):
+        # one port of the block RAM, where two ports would get logic (a synthesizer's) for a
+        # read and a write of the same address in one cycle, on the read address's path
+        sym_rd_addr = Signal(11)
+        m.d.comb += [self.i_table.ready.eq(1),
+                     sym_wr.addr.eq(Mux(self.i_table.valid, Cat(tw.addr[:8], tw.table),
+                                        sym_rd_addr)),
                      sym_wr.data.eq(tw.data[:8]),
                      sym_wr.en.eq(self.i_table.valid & ~tw.addr[8])]
         entry_rd = []
@@ -307,7 +315,11 @@ class EntropyDecoder(wiring.Component):
         m.d.comb += comp.eq(cfg.comp[slot])
         is_dc = k == 0
         tbl = Signal(3)
-        peek = buf[W - 16:]
+        # the buffer's top 16 bits, for the compares and the indices: a private copy
+        # (fewer loads on each flip-flop), kept with every change of ``buf``; a byte joins
+        # it as it joins ``buf``, but ORed into the copy itself, so that synthesis does
+        # not merge it with ``buf``'s flip-flops
+        peek = Signal(16)
         code_len = Signal(5)
         sym_idx = Signal(8)
         matched = Signal()
@@ -340,7 +352,7 @@ class EntropyDecoder(wiring.Component):
         with m.If(phase == Phase.MATCH):
             m.d.sync += [m_len.eq(code_len), m_matched.eq(matched),
                          m_nbits.eq(nbits)]
-        m.d.comb += [sym_rd.addr.eq(Cat(sym_idx, tbl)),
+        m.d.comb += [sym_rd.addr.eq(sym_wr.addr), sym_rd_addr.eq(Cat(sym_idx, tbl)),
                      sym_rd.en.eq((state == State.DECODE) & (phase == Phase.MATCH))]
         sym = Signal(8)
         total = Signal(6)        # the symbol's bits: code and extra bits
@@ -367,12 +379,13 @@ class EntropyDecoder(wiring.Component):
             m.d.comb += [out_k.eq(0), next_k.eq(1), bad.eq(sym > 11),
                          bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
-            m.d.comb += [out_k.eq(k + 15), out_last.eq(k + 16 == 64), next_k.eq(k + 16),
+            m.d.comb += [out_k.eq(k + 15), out_last.eq(k == 48), next_k.eq(k + 16),
                          bad.eq(k + 16 > 64), bad_code.eq(EntropyError.BAD_RUN)]
         with m.Elif(eob):
             m.d.comb += [out_k.eq(63), out_last.eq(1)]
         with m.Else():
-            m.d.comb += [out_k.eq(k_run), out_last.eq(k_run == 63), next_k.eq(k_run + 1),
+            # (k + run == 63, k being at most 63 here: run == 63 - k, without the adder)
+            m.d.comb += [out_k.eq(k_run), out_last.eq(run == ~k[:6]), next_k.eq(k_run + 1),
                          bad.eq(k_run > 63), bad_code.eq(EntropyError.BAD_RUN)]
 
         # ---- the items' pipeline: the symbol's fields (``x``), then the coefficient: EXTEND
@@ -416,9 +429,11 @@ class EntropyDecoder(wiring.Component):
                                     | (state == State.DRAIN)))
         placed = (Cat(Const(0, W - 8), item.payload.data) >> nbits)[:W]
         with m.If(take_byte):
-            m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8)]
+            m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8),
+                         peek.eq(peek | placed[W - 16:])]
         with m.Elif(go):
-            m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total)]
+            m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total),
+                         peek.eq((buf << total)[W - 16:W])]
         take_marker = Signal()
         m.d.comb += item.ready.eq(take_byte | take_marker)
 
@@ -426,9 +441,13 @@ class EntropyDecoder(wiring.Component):
             return [state.eq(State.ERROR), err.eq(code)]
 
         # the next symbol's table: this block's AC table, or the next block's DC table
+        # (registers, from the slot and the configuration: a slot changes at a SHIFT, and they
+        # are used at the next SHIFT, at least two cycles later)
         next_slot = Mux(slot == cfg.blocks - 1, 0, slot + 1)
-        tbl_ac = Cat(cfg.ac[comp], Const(1, 1))
-        tbl_dc_next = Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1))
+        tbl_ac = Signal(3)
+        tbl_dc_next = Signal(3)
+        m.d.sync += [tbl_ac.eq(Cat(cfg.ac[comp], Const(1, 1))),
+                     tbl_dc_next.eq(Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1)))]
         m.d.comb += tbl_load.eq(Mux(self.start, Cat(cfg.dc[cfg.comp[0]], Const(0, 1)),
                                     Mux(out_last, tbl_dc_next, tbl_ac)))
 
@@ -473,7 +492,7 @@ class EntropyDecoder(wiring.Component):
                             m.d.sync += phase.eq(Phase.MATCH)     # more bits: match again
             with m.Case(State.RESTART):
                 # the interval's padding bits and any stray bytes before its marker are dropped
-                m.d.sync += [buf.eq(0), nbits.eq(0), phase.eq(Phase.MATCH)]
+                m.d.sync += [buf.eq(0), peek.eq(0), nbits.eq(0), phase.eq(Phase.MATCH)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(rst_ok):
@@ -484,7 +503,7 @@ class EntropyDecoder(wiring.Component):
                     with m.Else():
                         m.d.sync += fail(EntropyError.MISSING_RST)
             with m.Case(State.DRAIN):
-                m.d.sync += [buf.eq(0), nbits.eq(0)]
+                m.d.sync += [buf.eq(0), peek.eq(0), nbits.eq(0)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(item.payload.kind == ItemKind.END):
@@ -496,7 +515,8 @@ class EntropyDecoder(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [state.eq(Mux(cfg.mcus == 0, State.DRAIN, State.DECODE)),
-                         err.eq(EntropyError.NONE), buf.eq(0), nbits.eq(0), k.eq(0),
+                         err.eq(EntropyError.NONE), buf.eq(0), peek.eq(0), nbits.eq(0),
+                         k.eq(0),
                          slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
                          self.o_coef.valid.eq(0), x_valid.eq(0), phase.eq(Phase.MATCH),
                          *(p.eq(0) for p in pred)]
