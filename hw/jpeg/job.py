@@ -141,7 +141,7 @@ class DecodeJob(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.done.eq(0), self.error.eq(0), running.eq(0),
+                    m.d.sync += [self.error.eq(0), running.eq(0),
                                  drain.eq(0), bits_done.eq(0), self.scanned.eq(0),
                                  self.released.eq(0)]
                     m.next = "TABLES"

@@ -52,30 +52,6 @@ def _field(desc, name):
     return v.value if isinstance(v, Target) else int(v)
 
 
-def _program(info, alloc, data, packed, params, norm):
-    """The conv program of :func:`conv_program` with its input LOAD replaced by a DECODE of
-    JPEG file ``data`` (same ACT words, same token bits); None if the driver refuses it."""
-    tables, bits = codec.split_scan(data)
-    q = codec.decode_job(codec.table_block(tables, norm), bits, crop=CROP, out_h=OH, out_w=OW)
-    prog = conv_program(info, q[None], packed, params, alloc, ksize=3, pad=1, max_band=OH)
-    word = info.rows * BANK
-    loads = [i for i, d in enumerate(prog.descs)
-             if d[0] & 15 == Opcode.LOAD.value and _field(d, "target") == Target.ACT.value
-             and _field(d, "row_bytes") * _field(d, "rows") == OH * OW * word]
-    assert len(loads) == 1
-    i = loads[0]
-    flags = {k: (prog.descs[i][0] >> b) & 1 for k, b in (("wait_next", 5), ("sig_next", 7))}
-    return prog, i, flags
-
-
-def _with_decode(info, alloc, prog, i, flags, data, norm):
-    dprog = decode_program(info, alloc, data, crop=CROP, out_h=OH, out_w=OW, norms=norm,
-                           act_addr=_field(prog.descs[i], "sram_addr"), complete=False, **flags)
-    prog.descs[i:i + 1] = dprog.descs
-    prog.images += dprog.images
-    return prog
-
-
 async def _run(drv, prog):
     try:
         return (await drv.run_program(prog)), None
@@ -104,24 +80,24 @@ async def decode_feeds_conv(dut):
         np.random.default_rng(7), info, ksize=3, stride=1, pad=1,
         n_img=1, h=OH, w=OW, c=3, cout=5, mode="int8")
 
-    def build(drv, file):
-        prog, i, flags = _program(info, drv.alloc, data, packed, params, norm)
-        return prog, _with_decode(info, drv.alloc, prog, i, flags, file, norm) if file else prog
+    golden = _golden([data], norm)
+
+    def build(drv, file):      # (the conv's input the clean file's golden image)
+        return _stream_program(info, drv.alloc, [file], packed, params, norm, golden=golden)
 
     # the reference: the golden image loaded from DRAM, on the functional model
-    ref_prog, _ = build(model, None)
-    ref = (await model.run_program(ref_prog)).y
+    ref = (await model.run_program(_conv(info, model.alloc, golden, packed, params))).y
     assert ref.any()
     good = []
     for drv in (dev, model):
-        res, err = await _run(drv, build(drv, data)[1])
+        res, err = await _run(drv, build(drv, data))
         assert err is None, err
         good.append(res)
     assert np.array_equal(good[0].y, ref) and np.array_equal(good[1].y, ref)
     # the performance model (the program's DRAM images give it the DECODE's table block and
     # bitstream): within MODEL_ERROR of the whole program, and of the DECODE alone
     from ..model.perf_model import predict_program
-    pred = predict_program(cfg, build(model, data)[1])["cycles"]
+    pred = predict_program(cfg, build(model, data))["cycles"]
     err = (pred - good[0].cycles) / good[0].cycles
     dut._log.info("conv program with DECODE: %d cycles on the RTL, %d predicted (%+.2f %%)",
                   good[0].cycles, pred, 100 * err)
@@ -155,7 +131,7 @@ async def decode_feeds_conv(dut):
         k += 1
         results = []
         for drv in (dev, model):
-            results.append(await _run(drv, build(drv, bad)[1]))
+            results.append(await _run(drv, build(drv, bad)))
         (r_dev, e_dev), (r_mod, e_mod) = results
         if e_mod is not None:
             assert e_dev is not None, f"{what}: the model ends with {e_mod.code!r}, the RTL " \
@@ -171,7 +147,7 @@ async def decode_feeds_conv(dut):
             outcomes["ok"] += 1
         # the device decodes the clean image after it (the decoder idle and reusable, nothing
         # of the mutant left in it)
-        res, err = await _run(dev, build(dev, data)[1])
+        res, err = await _run(dev, build(dev, data))
         assert err is None, f"after {what}: {err}"
         assert np.array_equal(res.y, ref), \
             f"after {what}: outputs differ ({res.cycles} cycles, {res.counters}; mutant " \
@@ -196,15 +172,22 @@ def _golden(files, norm, crops=None):
     return np.stack(out)
 
 
-def _stream_program(info, alloc, files, packed, params, norm, skip=(), crops=None):
+def _conv(info, alloc, images, packed, params):
+    """The 3x3 conv program of these tests over ``images`` (its input loaded from DRAM)."""
+    return conv_program(info, images, packed, params, alloc, ksize=3, pad=1, max_band=OH)
+
+
+def _stream_program(info, alloc, files, packed, params, norm, skip=(), crops=None,
+                    golden=None):
     """The conv program over ``len(files)`` images with each chunk's input LOAD replaced by
     one DECODE an image (image ``i`` of the chunk into row memory ``i``), back to back on the
     LOAD stage: the first takes the LOAD's wait, the last its signal. The DECODEs of the
     images in ``skip`` are left out (their row memories keep what ACT holds); ``crops``: each
-    image's (default :data:`CROP`)."""
+    image's (default :data:`CROP`); ``golden``: the images the replaced LOADs would have
+    loaded (default the files' golden decodes; a mutated file's DECODE may end otherwise)."""
     crops = crops or [CROP] * len(files)
-    prog = conv_program(info, _golden(files, norm, crops), packed, params, alloc, ksize=3,
-                        pad=1, max_band=OH)
+    prog = _conv(info, alloc, _golden(files, norm, crops) if golden is None else golden,
+                 packed, params)
     word = info.rows * BANK
     loads = [k for k, d in enumerate(prog.descs)
              if d[0] & 15 == Opcode.LOAD.value and _field(d, "target") == Target.ACT.value
@@ -262,9 +245,8 @@ async def decode_stream(dut):
     _, packed, params, _ = scenarios.random_conv(
         np.random.default_rng(7), info, ksize=3, stride=1, pad=1,
         n_img=n, h=OH, w=OW, c=3, cout=5, mode="int8")
-    ref = (await model.run_program(conv_program(
-        info, _golden(files, norm), packed, params, model.alloc, ksize=3, pad=1,
-        max_band=OH))).y
+    ref = (await model.run_program(_conv(info, model.alloc, _golden(files, norm), packed,
+                                         params))).y
     outs = []
     for drv in (dev, model):
         prog = _stream_program(info, drv.alloc, files, packed, params, norm)
@@ -303,9 +285,8 @@ async def decode_stream(dut):
     refused = bytearray(codec.table_block(codec.split_scan(files[1])[0], norm))
     refused[5] = 7                                              # no such sampling code
     grey = codec.table_block(codec.split_scan(encode(smooth_image(rng, 8, 8), "grey"))[0])
-    ref2 = (await model.run_program(conv_program(
-        info, _golden(edge, norm, crops), packed, params, model.alloc, ksize=3, pad=1,
-        max_band=OH))).y
+    ref2 = (await model.run_program(_conv(info, model.alloc, _golden(edge, norm, crops),
+                                          packed, params))).y
     for what, code, bad in (("refused block", ErrorCode.DECODE_ERROR, refused),
                             ("bus fault", ErrorCode.BUS_SLVERR, grey)):
         ys, ends = [], []
