@@ -191,13 +191,23 @@ class Unstuffer(wiring.Component):
         return m
 
 
-def _or_all(values):
-    """The bitwise OR of `values`, as a balanced tree."""
-    while len(values) > 1:
-        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0]
+def _thermometer_select(hits, values, lo=0, hi=None, force=None):
+    """``values[L - 1]`` for the lowest ``L`` with ``hits[L - 1]`` set, where ``hits`` is a
+    thermometer code (every bit above a set one set too): a balanced tree of 2:1 multiplexers,
+    ``hits[mid - 1]`` choosing between the halves. Where no bit is set it gives the last
+    value. ``force`` (a signal, optional): when set, the first value."""
+    hi = len(values) if hi is None else hi
+    if hi - lo == 1:
+        return values[lo]
+    mid = (lo + hi) // 2
+    sel = hits[mid - 1] if force is None or lo else hits[mid - 1] | force
+    return Mux(sel, _thermometer_select(hits, values, lo, mid, force),
+               _thermometer_select(hits, values, mid, hi, force))
 
+
+#: Block RAMs of symbols, one per group of 16 / _SYM_BANKS code lengths (see the module
+#: docstring): fewer multiplexer levels between the compares and a block RAM's address
+_SYM_BANKS = 2
 
 # bits in the decoder's bit buffer: a symbol uses at most 16 + 15 bits, and a byte is taken
 # whenever 8 fit in two of a symbol's three cycles
@@ -253,29 +263,34 @@ class EntropyDecoder(wiring.Component):
         item = unstuff.o
 
         # ---- tables
-        m.submodules.symbols = symbols = Memory(shape=8, depth=8 * 256, init=[])
-        sym_rd = symbols.read_port()        # a block RAM: read at MATCH, data at SYMBOL
-        sym_wr = symbols.write_port()
+        # the symbols, once per group of code lengths (``_SYM_BANKS`` block RAMs, each
+        # holding every table's 256 symbols): read at MATCH, data at SYMBOL
+        sym_rds, sym_wrs = [], []
+        for g in range(_SYM_BANKS):
+            mem = Memory(shape=8, depth=8 * 256, init=[])
+            m.submodules[f"symbols{g}"] = mem
+            sym_rds.append(mem.read_port())
+            sym_wrs.append(mem.write_port())
         # the per-length entries: one small memory per code length (LUT RAM on an FPGA),
         # word ``t`` table t's entry, all 16 read at once for the table in use
         tw = self.i_table.payload
         # one address for the write and the read (tables are written only while not busy):
         # one port of the block RAM, where two ports would get logic (a synthesizer's) for a
         # read and a write of the same address in one cycle, on the read address's path
-        sym_rd_addr = Signal(11)
-        m.d.comb += [self.i_table.ready.eq(1),
-                     sym_wr.addr.eq(Mux(self.i_table.valid, Cat(tw.addr[:8], tw.table),
-                                        sym_rd_addr)),
-                     sym_wr.data.eq(tw.data[:8]),
-                     sym_wr.en.eq(self.i_table.valid & ~tw.addr[8])]
-        entry_rd = []
+        m.d.comb += self.i_table.ready.eq(1)
+        for wr in sym_wrs:
+            m.d.comb += [wr.data.eq(tw.data[:8]), wr.en.eq(self.i_table.valid & ~tw.addr[8])]
+        # (stored as LIMIT[L]'s L bits, a checked table's LIMIT[L] being below 2**L, then
+        # OFFSET[L]'s 8); two read ports: this block's AC table and the next block's DC table
+        entry_ac, entry_dc = [], []
         for n in range(16):
-            mem = Memory(shape=25, depth=8, init=[])
+            mem = Memory(shape=n + 9, depth=8, init=[])
             m.submodules[f"entries_len{n + 1}"] = mem
             wr = mem.write_port()
-            m.d.comb += [wr.addr.eq(tw.table), wr.data.eq(tw.data[:25]),
+            m.d.comb += [wr.addr.eq(tw.table), wr.data.eq(Cat(tw.data[:n + 1], tw.data[17:25])),
                          wr.en.eq(self.i_table.valid & tw.addr[8] & (tw.addr[:8] == n))]
-            entry_rd.append(mem.read_port(domain="comb"))
+            entry_ac.append(mem.read_port(domain="comb"))
+            entry_dc.append(mem.read_port(domain="comb"))
 
         # ---- state
         class State(enum.Enum, shape=3):
@@ -320,47 +335,101 @@ class EntropyDecoder(wiring.Component):
         # it as it joins ``buf``, but ORed into the copy itself, so that synthesis does
         # not merge it with ``buf``'s flip-flops
         peek = Signal(16)
+        # and a second copy for the 16 index adders (kept: the compares' copy drives only
+        # the compares)
+        peek_i = Signal(16, attrs={"keep": 1})
         code_len = Signal(5)
-        sym_idx = Signal(8)
         matched = Signal()
         # the table in use and its 16 entries, registers loaded together (``tbl_load`` when
         # ``tbl_we``): the entries are read when the table is chosen, so MATCH starts from
         # flip-flops instead of the entry memories' read
         tbl_load = Signal(3)
         tbl_we = Signal()
-        ent = [Signal(25, name=f"ent{n + 1}") for n in range(16)]
-        for rd in entry_rd:
-            m.d.comb += rd.addr.eq(tbl_load)
+        ent = [Signal(n + 9, name=f"ent{n + 1}") for n in range(16)]
+        # both tables a SHIFT may choose are read ahead into registers (every cycle, from
+        # ``tbl_ac`` / ``tbl_dc_next``, which follow a slot's change one cycle later, so they
+        # hold the right entries at the next SHIFT, three cycles on); at ``start`` the DC
+        # port reads the first block's table
+        out_last = Signal()      # the symbol at SHIFT ends its block
+        ent_ac = [Signal(n + 9, name=f"ent_ac{n + 1}") for n in range(16)]
+        ent_dc = [Signal(n + 9, name=f"ent_dc{n + 1}") for n in range(16)]
+        tbl_ac = Signal(3)
+        tbl_dc_next = Signal(3)
+        tbl_first = Cat(cfg.dc[cfg.comp[0]], Const(0, 1))
+        for rd_a, rd_d, e_a, e_d in zip(entry_ac, entry_dc, ent_ac, ent_dc, strict=True):
+            m.d.comb += [rd_a.addr.eq(tbl_ac),
+                         rd_d.addr.eq(Mux(self.start, tbl_first, tbl_dc_next))]
+            m.d.sync += [e_a.eq(rd_a.data), e_d.eq(rd_d.data)]
         with m.If(tbl_we):
-            m.d.sync += [tbl.eq(tbl_load), *(e.eq(rd.data) for e, rd in zip(ent, entry_rd,
+            m.d.sync += [tbl.eq(tbl_load),
+                         *(e.eq(Mux(self.start, rd.data, Mux(out_last, e_d, e_a)))
+                           for e, rd, e_d, e_a in zip(ent, entry_dc, ent_dc, ent_ac,
                                                                             strict=True))]
-        # every length at once: hits[n - 1] when the next n bits are below LIMIT[n]. Those
-        # are the lengths from the code's on (the table form), so the code's length is the
-        # lowest hit, ``hits & ~(hits << 1)``, and an AND-OR selects its index
+        # every length at once: hits[n - 1] when the next n bits are below LIMIT[n] (an
+        # n-bit compare: a checked table's LIMIT[n] is below 2**n). Those are the lengths
+        # from the code's on (the table form: a thermometer code), so the code's length is
+        # the lowest hit, and a binary tree of 2:1 multiplexers whose selects are hits
+        # themselves picks its index and length (``_thermometer_select``: no priority
+        # encoding before it). Each symbol memory is addressed by the tree of its group of
+        # lengths (three or two levels, not four), and SYMBOL picks the group's data by the
+        # hits registered at MATCH. A table write takes the index's place: its ``valid``
+        # forces every tree to its first leaf, where the write's address waits
         hits = Signal(16)
-        m.d.comb += hits.eq(Cat(*(peek[16 - n:] < ent[n - 1][:17] for n in range(1, 17))))
-        first = Signal(16)
-        m.d.comb += [first.eq(hits & ~(hits << 1)), matched.eq(hits != 0)]
-        m.d.comb += [
-            code_len.eq(_or_all([Mux(first[n - 1], n, 0) for n in range(1, 17)])),
-            sym_idx.eq(_or_all([Mux(first[n - 1], peek[16 - n:] + ent[n - 1][17:], 0)
-                                for n in range(1, 17)])),
-        ]
+        m.d.comb += hits.eq(Cat(*(peek[16 - n:] < ent[n - 1][:n] for n in range(1, 17))))
+        m.d.comb += [matched.eq(hits != 0),
+                     code_len.eq(_thermometer_select(hits, [Const(n, 5)
+                                                            for n in range(1, 17)]))]
+        wv = self.i_table.valid
+        idx = [(peek_i[16 - n:] + ent[n - 1][n:])[:8] for n in range(1, 17)]
+        per = 16 // _SYM_BANKS
+        for g, rd in enumerate(sym_rds):
+            lens = slice(g * per, (g + 1) * per)
+            leaves = idx[lens]
+            leaves[0] = Mux(wv, tw.addr[:8], leaves[0])
+            addr = Signal(8, name=f"sym_addr{g}")
+            m.d.comb += addr.eq(_thermometer_select(hits[lens], leaves, force=wv))
+            m.d.comb += [sym_wrs[g].addr.eq(Cat(addr, Mux(wv, tw.table, tbl))),
+                         rd.addr.eq(sym_wrs[g].addr),
+                         rd.en.eq((state == State.DECODE) & (phase == Phase.MATCH))]
+        # which group holds the code (the hits at each group's last length, at MATCH)
+        m_group_hits = Signal(_SYM_BANKS)
         m_len = Signal(5)
         m_matched = Signal()
         m_nbits = Signal(range(W + 1))
         with m.If(phase == Phase.MATCH):
             m.d.sync += [m_len.eq(code_len), m_matched.eq(matched),
                          m_nbits.eq(nbits)]
-        m.d.comb += [sym_rd.addr.eq(sym_wr.addr), sym_rd_addr.eq(Cat(sym_idx, tbl)),
-                     sym_rd.en.eq((state == State.DECODE) & (phase == Phase.MATCH))]
+        m.d.sync += m_group_hits.eq(Mux(phase == Phase.MATCH,
+                                        Cat(*(hits[(g + 1) * per - 1]
+                                              for g in range(_SYM_BANKS))), m_group_hits))
+        # every group's symbol and bits (code and extra bits) are registered at SYMBOL,
+        # then the group's picked: the block RAMs' slow output has only the adder behind it
+        g_sym = [Signal(8, name=f"sym{g}") for g in range(_SYM_BANKS)]
+        g_total = [Signal(6, name=f"total{g}") for g in range(_SYM_BANKS)]
+        s_group_hits = Signal(_SYM_BANKS)
         sym = Signal(8)
+        m.d.comb += sym.eq(_thermometer_select(s_group_hits, g_sym))
+        # (loaded every cycle: the memories' outputs and m_len change only at MATCH, so
+        # they hold at SHIFT what SYMBOL loaded; no enable in front of the adders)
+        m.d.sync += [s_group_hits.eq(m_group_hits),
+                     *(r.eq(rd.data) for r, rd in zip(g_sym, sym_rds, strict=True)),
+                     *(r.eq(m_len + rd.data[:4]) for r, rd in zip(g_total, sym_rds,
+                                                                 strict=True))]
         total = Signal(6)        # the symbol's bits: code and extra bits
+        m.d.comb += total.eq(_thermometer_select(s_group_hits, g_total))
         ext16 = Signal(16)       # the 16 bits after the code ...
-        s_nbits = Signal(range(W + 1))   # ... of which these many (less the code) are bits
+        # ... of which these many are bits (``avail``, 16 or more: ``avail_hi``), and whether
+        # the code itself was inside the bits at MATCH: registers, so that SHIFT's decision
+        # (``go``, loading half the decoder's flip-flops) has no adder or wide compare
+        avail = Signal(4)
+        avail_hi = Signal()
+        sym_ok = Signal()
         with m.If(phase == Phase.SYMBOL):
-            m.d.sync += [sym.eq(sym_rd.data), total.eq(m_len + sym_rd.data[:4]),
-                         s_nbits.eq(nbits),
+            left = Signal(range(-32, W + 1))
+            m.d.comb += left.eq(nbits - m_len)
+            m.d.sync += [
+                         avail.eq(left[:4]), avail_hi.eq(left >= 16),
+                         sym_ok.eq(m_matched & (m_len <= m_nbits)),
                          ext16.eq(Array(buf[W - 16 - n:W - n] for n in range(17))[m_len])]
         size = sym[:4]
         run = sym[4:]
@@ -371,31 +440,37 @@ class EntropyDecoder(wiring.Component):
         eob = ~is_dc & (size == 0) & (run != 15)
         k_run = k + run
         out_k = Signal(6)
-        out_last = Signal()
         next_k = Signal(range(65))
         bad = Signal()
         bad_code = Signal(EntropyError)
+        # (k is 1..63 for an AC symbol: k + 16 > 64 is k > 48, and k + run against 63 is
+        # run against 63 - k = ~k, without the adders)
         with m.If(is_dc):
             m.d.comb += [out_k.eq(0), next_k.eq(1), bad.eq(sym > 11),
                          bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
             m.d.comb += [out_k.eq(k + 15), out_last.eq(k == 48), next_k.eq(k + 16),
-                         bad.eq(k + 16 > 64), bad_code.eq(EntropyError.BAD_RUN)]
+                         bad.eq(k[:6] > 48), bad_code.eq(EntropyError.BAD_RUN)]
         with m.Elif(eob):
             m.d.comb += [out_k.eq(63), out_last.eq(1)]
         with m.Else():
-            # (k + run == 63, k being at most 63 here: run == 63 - k, without the adder)
             m.d.comb += [out_k.eq(k_run), out_last.eq(run == ~k[:6]), next_k.eq(k_run + 1),
-                         bad.eq(k_run > 63), bad_code.eq(EntropyError.BAD_RUN)]
+                         bad.eq((k[4:6] == 3) & (run > ~k[:4])),
+                         bad_code.eq(EntropyError.BAD_RUN)]
 
         # ---- the items' pipeline: the symbol's fields (``x``), then the coefficient: EXTEND
         # (T.81 F.2.2.1: a leading 0 bit means a negative value) and the DC prediction
         x_valid = Signal()
         x = Signal(data.StructLayout({"comp": 2, "slot": 4, "k": 6, "last": 1, "dc": 1,
                                       "size": 4, "raw": 16}))
+        # (two stages: EXTEND into ``y``, then the prediction's adder)
+        y_valid = Signal()
+        y = Signal(data.StructLayout({"comp": 2, "slot": 4, "k": 6, "last": 1, "dc": 1,
+                                      "diff": signed(17)}))
         out_free = ~self.o_coef.valid | self.o_coef.ready
-        x_free = ~x_valid | out_free
-        m.d.comb += self.drained.eq(self.done & ~x_valid & ~self.o_coef.valid)
+        y_free = ~y_valid | out_free
+        x_free = ~x_valid | y_free
+        m.d.comb += self.drained.eq(self.done & ~x_valid & ~y_valid & ~self.o_coef.valid)
         raw_s = Cat(x.raw, Const(0, 1)).as_signed()
         diff = Signal(signed(17))
         m.d.comb += diff.eq(Mux(x.size == 0, 0,
@@ -403,20 +478,22 @@ class EntropyDecoder(wiring.Component):
                                     raw_s - ((Const(1, 17) << x.size) - 1))))
         with m.If(self.o_coef.ready):
             m.d.sync += self.o_coef.valid.eq(0)
-        with m.If(x_valid & out_free):
+        with m.If(y_valid & out_free):
             p = self.o_coef.payload
-            value = Mux(x.dc, pred[x.comp] + diff, diff)
-            m.d.sync += [self.o_coef.valid.eq(1), p.comp.eq(x.comp), p.slot.eq(x.slot),
-                         p.k.eq(x.k), p.value.eq(value), p.last.eq(x.last), x_valid.eq(0)]
-            with m.If(x.dc):
-                m.d.sync += pred[x.comp].eq(value)
+            value = Mux(y.dc, pred[y.comp] + y.diff, y.diff)
+            m.d.sync += [self.o_coef.valid.eq(1), p.comp.eq(y.comp), p.slot.eq(y.slot),
+                         p.k.eq(y.k), p.value.eq(value), p.last.eq(y.last), y_valid.eq(0)]
+            with m.If(y.dc):
+                m.d.sync += pred[y.comp].eq(value)
+        with m.If(x_valid & y_free):
+            m.d.sync += [y_valid.eq(1), y.comp.eq(x.comp), y.slot.eq(x.slot), y.k.eq(x.k),
+                         y.last.eq(x.last), y.dc.eq(x.dc), y.diff.eq(diff), x_valid.eq(0)]
 
         # the scan's data has ended when a marker is next: read zeros, but none may be used
         data_item = item.valid & (item.payload.kind == ItemKind.DATA)
         marker = item.valid & (item.payload.kind != ItemKind.DATA)
         in_shift = (state == State.DECODE) & (phase == Phase.SHIFT)
-        sym_ok = m_matched & (m_len <= m_nbits)
-        fits = sym_ok & (total <= s_nbits)
+        fits = sym_ok & (avail_hi | (size <= avail))
         go = Signal()
         used = Signal(6)
         m.d.comb += go.eq(in_shift & fits & ~bad & x_free)
@@ -430,10 +507,10 @@ class EntropyDecoder(wiring.Component):
         placed = (Cat(Const(0, W - 8), item.payload.data) >> nbits)[:W]
         with m.If(take_byte):
             m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8),
-                         peek.eq(peek | placed[W - 16:])]
+                         peek.eq(peek | placed[W - 16:]), peek_i.eq(peek_i | placed[W - 16:])]
         with m.Elif(go):
             m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total),
-                         peek.eq((buf << total)[W - 16:W])]
+                         peek.eq((buf << total)[W - 16:W]), peek_i.eq((buf << total)[W - 16:W])]
         take_marker = Signal()
         m.d.comb += item.ready.eq(take_byte | take_marker)
 
@@ -444,11 +521,9 @@ class EntropyDecoder(wiring.Component):
         # (registers, from the slot and the configuration: a slot changes at a SHIFT, and they
         # are used at the next SHIFT, at least two cycles later)
         next_slot = Mux(slot == cfg.blocks - 1, 0, slot + 1)
-        tbl_ac = Signal(3)
-        tbl_dc_next = Signal(3)
         m.d.sync += [tbl_ac.eq(Cat(cfg.ac[comp], Const(1, 1))),
                      tbl_dc_next.eq(Cat(cfg.dc[cfg.comp[next_slot]], Const(0, 1)))]
-        m.d.comb += tbl_load.eq(Mux(self.start, Cat(cfg.dc[cfg.comp[0]], Const(0, 1)),
+        m.d.comb += tbl_load.eq(Mux(self.start, tbl_first,
                                     Mux(out_last, tbl_dc_next, tbl_ac)))
 
         rst_ok = ((item.payload.kind == ItemKind.RST) & (item.payload.data[:3] == expect)
@@ -492,7 +567,8 @@ class EntropyDecoder(wiring.Component):
                             m.d.sync += phase.eq(Phase.MATCH)     # more bits: match again
             with m.Case(State.RESTART):
                 # the interval's padding bits and any stray bytes before its marker are dropped
-                m.d.sync += [buf.eq(0), peek.eq(0), nbits.eq(0), phase.eq(Phase.MATCH)]
+                m.d.sync += [buf.eq(0), peek.eq(0), peek_i.eq(0), nbits.eq(0),
+                             phase.eq(Phase.MATCH)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(rst_ok):
@@ -503,7 +579,7 @@ class EntropyDecoder(wiring.Component):
                     with m.Else():
                         m.d.sync += fail(EntropyError.MISSING_RST)
             with m.Case(State.DRAIN):
-                m.d.sync += [buf.eq(0), peek.eq(0), nbits.eq(0)]
+                m.d.sync += [buf.eq(0), peek.eq(0), peek_i.eq(0), nbits.eq(0)]
                 with m.If(marker):
                     m.d.comb += take_marker.eq(1)
                     with m.If(item.payload.kind == ItemKind.END):
@@ -515,10 +591,11 @@ class EntropyDecoder(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [state.eq(Mux(cfg.mcus == 0, State.DRAIN, State.DECODE)),
-                         err.eq(EntropyError.NONE), buf.eq(0), peek.eq(0), nbits.eq(0),
-                         k.eq(0),
+                         err.eq(EntropyError.NONE), buf.eq(0), peek.eq(0), peek_i.eq(0),
+                         nbits.eq(0), k.eq(0),
                          slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
-                         self.o_coef.valid.eq(0), x_valid.eq(0), phase.eq(Phase.MATCH),
+                         self.o_coef.valid.eq(0), x_valid.eq(0), y_valid.eq(0),
+                         phase.eq(Phase.MATCH),
                          *(p.eq(0) for p in pred)]
             m.d.comb += tbl_we.eq(1)
         return m

@@ -312,8 +312,9 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
       SYMBOL, SHIFT): it is decoded when its code was inside the 64-bit buffer's bits at MATCH
       and its extra bits too at SYMBOL; a bitstream byte joins the buffer in MATCH and SYMBOL
       where 8 bits fit (so a run of long symbols waits for bytes); the item goes into a
-      register, then the output register, whence the IDCT takes it (once the block's buffer
-      is free), so SHIFT waits for the item two before to be taken; a restart interval ends
+      register, then a second (EXTEND), then the output register, whence the IDCT takes it
+      (once the block's buffer is free), so SHIFT waits for the item three before to be
+      taken; a restart interval ends
       with ``timing.decode_restart`` cycles and an empty buffer;
     - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full four
       cycles after it takes the block's last item, its column pass (8 cycles) starts then and
@@ -357,7 +358,7 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
     rows_out = 0                            # the IDCT's last row out (taken)
     takes = [0] * 8                         # when each of its last 8 rows was taken
     issue_end = 0                           # the 1-D unit is free for the next column pass
-    item_takes = [0, 0]                     # when the IDCT took the last two items
+    item_takes = [0, 0, 0]                  # when the IDCT took the last three items
     b = 0
     for k in range(mcus_y):
         # the MCU row overwrites the lines of output rows below (k + 1) * lines - ring
@@ -381,14 +382,16 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
                         if code_bits <= at_match and need_bits <= at_symbol:
                             break
                     nbits -= need_bits
-                    # SHIFT emits the item into a register, whence it moves to the output
-                    # register: it waits for the item two before to be taken
+                    # SHIFT emits the item into a register, whence it moves through a
+                    # second (EXTEND) to the output register: it waits for the item three
+                    # before to be taken
                     shift = max(t - 1, item_takes[0])
                     t = shift + 1
-                    item_takes = [item_takes[1], max(shift + 2, f, item_takes[1] + 1)]
+                    item_takes = [item_takes[1], item_takes[2],
+                                  max(shift + 3, f, item_takes[2] + 1)]
                 # column pass, the wait for its last result, the row pass (a row a cycle
                 # while the output queue has room: 8 rows not yet taken)
-                col = max(item_takes[1] + 4, issue_end)
+                col = max(item_takes[2] + 4, issue_end)
                 free[b % 2] = col + 8
                 issue = col + 7 + UNIT_LATENCY
                 for r in range(8):
