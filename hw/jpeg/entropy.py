@@ -418,19 +418,21 @@ class EntropyDecoder(wiring.Component):
         total = Signal(6)        # the symbol's bits: code and extra bits
         m.d.comb += total.eq(_thermometer_select(s_group_hits, g_total))
         ext16 = Signal(16)       # the 16 bits after the code ...
-        # ... of which these many are bits (``avail``, 16 or more: ``avail_hi``), and whether
-        # the code itself was inside the bits at MATCH: registers, so that SHIFT's decision
-        # (``go``, loading half the decoder's flip-flops) has no adder or wide compare
-        avail = Signal(4)
-        avail_hi = Signal()
+        # ... whether they are all in the buffer (``g_fits``) and whether the code itself was
+        # inside the bits at MATCH: registers, so that SHIFT's decision (``go``, loading half
+        # the decoder's flip-flops) has no adder or compare
+        # (per group, from its block RAM's symbol: the extra bits fit)
+        g_fits = [Signal(name=f"fits{g}") for g in range(_SYM_BANKS)]
         sym_ok = Signal()
         with m.If(phase == Phase.SYMBOL):
             left = Signal(range(-32, W + 1))
-            m.d.comb += left.eq(nbits - m_len)
+            code_in = Signal()
+            m.d.comb += [left.eq(nbits - m_len), code_in.eq(m_matched & (m_len <= m_nbits))]
             m.d.sync += [
-                         avail.eq(left[:4]), avail_hi.eq(left >= 16),
-                         sym_ok.eq(m_matched & (m_len <= m_nbits)),
-                         ext16.eq(Array(buf[W - 16 - n:W - n] for n in range(17))[m_len])]
+                *(f.eq(code_in & ((left >= 16) | (rd.data[:4] <= left[:4])))
+                  for f, rd in zip(g_fits, sym_rds, strict=True)),
+                sym_ok.eq(code_in),
+                ext16.eq(Array(buf[W - 16 - n:W - n] for n in range(17))[m_len])]
         size = sym[:4]
         run = sym[4:]
         raw = Signal(16)
@@ -493,7 +495,7 @@ class EntropyDecoder(wiring.Component):
         data_item = item.valid & (item.payload.kind == ItemKind.DATA)
         marker = item.valid & (item.payload.kind != ItemKind.DATA)
         in_shift = (state == State.DECODE) & (phase == Phase.SHIFT)
-        fits = sym_ok & (avail_hi | (size <= avail))
+        fits = _thermometer_select(s_group_hits, g_fits)
         go = Signal()
         used = Signal(6)
         m.d.comb += go.eq(in_shift & fits & ~bad & x_free)
@@ -505,12 +507,24 @@ class EntropyDecoder(wiring.Component):
                                  & ((state == State.DECODE) | (state == State.RESTART)
                                     | (state == State.DRAIN)))
         placed = (Cat(Const(0, W - 8), item.payload.data) >> nbits)[:W]
+        # the shift by the symbol's bits in two steps: by the code's length at SYMBOL, into
+        # ``bufm`` (a byte joining then is placed there already shifted), by the extra bits'
+        # count (at most 15) at SHIFT, so SHIFT's shift has four select bits, not six. (SHIFT
+        # takes no byte, so the buffer then is the one SYMBOL saw; where the code was not in
+        # the bits, ``left`` is negative, ``bufm`` meaningless and SHIFT does not shift.)
+        bufm = Signal(W)
+        with m.If(phase == Phase.SYMBOL):
+            m.d.sync += bufm.eq((buf << m_len)[:W]
+                                | Mux(take_byte, (Cat(Const(0, W - 8), item.payload.data)
+                                                  >> left.as_unsigned()[:7])[:W], 0))
+        shifted = Signal(W)
+        m.d.comb += shifted.eq((bufm << size)[:W])
         with m.If(take_byte):
             m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8),
                          peek.eq(peek | placed[W - 16:]), peek_i.eq(peek_i | placed[W - 16:])]
         with m.Elif(go):
-            m.d.sync += [buf.eq((buf << total)[:W]), nbits.eq(nbits - total),
-                         peek.eq((buf << total)[W - 16:W]), peek_i.eq((buf << total)[W - 16:W])]
+            m.d.sync += [buf.eq(shifted), nbits.eq(nbits - total),
+                         peek.eq(shifted[W - 16:]), peek_i.eq(shifted[W - 16:])]
         take_marker = Signal()
         m.d.comb += item.ready.eq(take_byte | take_marker)
 

@@ -122,6 +122,8 @@ class TableLoader(wiring.Component):
         count = Signal(10)         # symbols so far
         # where the symbols of the table being read end: its slots from there on are unused
         sym_end = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
+        sym_end_nx = Signal(range(codec.TABLE_BLOCK_BYTES + 1))   # its value after this cycle
+        m.d.comb += sym_end_nx.eq(sym_end)
         cfg = self.config
         # the byte in the second stage: what it is, where it goes
         b_byte, b_lo = Signal(8), Signal(8)
@@ -189,7 +191,8 @@ class TableLoader(wiring.Component):
                         m.d.sync += [b_kind.eq(_COUNT), b_comp.eq(4 * t + c),
                                      b_len.eq(pos[:4] - at % 16), b_code.eq(code_in),
                                      b_count.eq(count_in), code.eq((code_in + b) << 1),
-                                     count.eq(count_in + b), sym_end.eq(at + 16 + count_in + b)]
+                                     count.eq(count_in + b), sym_end.eq(sym_end_nx)]
+                        m.d.comb += sym_end_nx.eq(at + 16 + count_in + b)
                     with m.If(used & (pos >= at + 16) & (pos < at + 272)):   # a symbol
                         m.d.sync += [b_kind.eq(_SYMBOL), b_comp.eq(4 * t + c),
                                      b_addr.eq(pos[:8] - (at + 16) % 256)]
@@ -249,22 +252,36 @@ class TableLoader(wiring.Component):
             n = codec.TABLE_BLOCK_BYTES
             word_end = Signal(range(n + 1))
             m.d.comb += word_end.eq((pos | (nb - 1)) + 1)
-            # the byte at ``pos`` starts or lies in an unused run that goes to the end of its
-            # word at least: everything after an error, reserved bytes, absent components, a
-            # symbol slot past its table's count (``sym_end``, set with the table's counts)
-            to_end = err | ((pos >= 40) & (pos < codec.COMP0)) | (pos >= comps_end)
-            for c in range(3):
-                for tbase in (128, 400):
-                    at = codec.COMP0 + codec.COMP_BYTES * c + tbase
-                    past = ((pos >= at + 16) & (pos < at + 272) & (pos >= sym_end)
-                            & (pos < comps_end))
-                    to_end |= past & ((pos | (nb - 1)) < at + 272)
-            m.d.comb += [skip.eq(self.i_byte.valid & ~taken_all & to_end),
+
+            def unused(p, se):
+                # the byte at ``p`` starts or lies in an unused run that goes to the end of its
+                # word at least: reserved bytes, absent components, a symbol slot past its
+                # table's count (``se``, set with the table's counts)
+                u = ((p >= 40) & (p < codec.COMP0)) | (p >= comps_end)
+                for c in range(3):
+                    for tbase in (128, 400):
+                        at = codec.COMP0 + codec.COMP_BYTES * c + tbase
+                        past = ((p >= at + 16) & (p < at + 272) & (p >= se) & (p < comps_end))
+                        u |= past & ((p | (nb - 1)) < at + 272)
+                return u
+
+            # ``unused(pos, sym_end)`` in a register (the skip decision is then a flip-flop and
+            # an error, not the compares): computed for the place a take or a skip moves to,
+            # with the count a take writes (the sampling, read at byte 5, is stable long
+            # before byte 40, where it first matters)
+            unused_r = Signal()
+            with m.If(skip):
+                m.d.sync += unused_r.eq(unused(word_end, sym_end))
+            with m.Elif(take):
+                m.d.sync += unused_r.eq(unused(pos + 1, sym_end_nx))
+            m.d.comb += [skip.eq(self.i_byte.valid & ~taken_all & (err | unused_r)),
                          self.skip.eq(skip)]
             with m.If(skip):
                 m.d.sync += pos.eq(word_end)
                 with m.If(word_end == n):
                     m.d.sync += taken_all.eq(1)
+            with m.If(self.start):
+                m.d.sync += unused_r.eq(0)
 
         with m.If(self.start):
             m.d.sync += [pos.eq(0), taken_all.eq(0), err.eq(0), code.eq(0), count.eq(0), bv.eq(0),
