@@ -122,8 +122,6 @@ class TableLoader(wiring.Component):
         count = Signal(10)         # symbols so far
         # where the symbols of the table being read end: its slots from there on are unused
         sym_end = Signal(range(codec.TABLE_BLOCK_BYTES + 1))
-        sym_end_nx = Signal(range(codec.TABLE_BLOCK_BYTES + 1))   # its value after this cycle
-        m.d.comb += sym_end_nx.eq(sym_end)
         cfg = self.config
         # the byte in the second stage: what it is, where it goes
         b_byte, b_lo = Signal(8), Signal(8)
@@ -191,8 +189,7 @@ class TableLoader(wiring.Component):
                         m.d.sync += [b_kind.eq(_COUNT), b_comp.eq(4 * t + c),
                                      b_len.eq(pos[:4] - at % 16), b_code.eq(code_in),
                                      b_count.eq(count_in), code.eq((code_in + b) << 1),
-                                     count.eq(count_in + b), sym_end.eq(sym_end_nx)]
-                        m.d.comb += sym_end_nx.eq(at + 16 + count_in + b)
+                                     count.eq(count_in + b), sym_end.eq(at + 16 + count_in + b)]
                     with m.If(used & (pos >= at + 16) & (pos < at + 272)):   # a symbol
                         m.d.sync += [b_kind.eq(_SYMBOL), b_comp.eq(4 * t + c),
                                      b_addr.eq(pos[:8] - (at + 16) % 256)]
@@ -250,8 +247,10 @@ class TableLoader(wiring.Component):
         nb = self._word_bytes
         if nb > 1:
             n = codec.TABLE_BLOCK_BYTES
-            word_end = Signal(range(n + 1))
-            m.d.comb += word_end.eq((pos | (nb - 1)) + 1)
+            # ``pos + 1`` and the end of pos's word, ``(pos | (nb - 1)) + 1``, kept in registers
+            # with ``pos`` (so the compares below start from flip-flops, not adders)
+            pos1 = Signal(range(n + 2))
+            word_end = Signal(range(n + nb + 1))
 
             def unused(p, se):
                 # the byte at ``p`` starts or lies in an unused run that goes to the end of its
@@ -266,14 +265,23 @@ class TableLoader(wiring.Component):
                 return u
 
             # ``unused(pos, sym_end)`` in a register (the skip decision is then a flip-flop and
-            # an error, not the compares): computed for the place a take or a skip moves to,
-            # with the count a take writes (the sampling, read at byte 5, is stable long
-            # before byte 40, where it first matters)
+            # an error, not the compares): computed for the place a take or a skip moves to.
+            # A take changes ``sym_end`` only at a count byte, whose next place is a symbol
+            # slot only for the last count (length 16): there the registered ``sym_end`` lacks
+            # that count, so a first slot past it is unused only if the count is 0. (The
+            # sampling, read at byte 5, is stable long before byte 40, where it first matters.)
+            last_count = Const(0)
+            for c in range(3):
+                for tbase in (128, 400):
+                    last_count |= pos == codec.COMP0 + codec.COMP_BYTES * c + tbase + 15
             unused_r = Signal()
             with m.If(skip):
-                m.d.sync += unused_r.eq(unused(word_end, sym_end))
+                m.d.sync += [unused_r.eq(unused(word_end, sym_end)), pos1.eq(word_end + 1),
+                             word_end.eq(word_end + nb)]
             with m.Elif(take):
-                m.d.sync += unused_r.eq(unused(pos + 1, sym_end_nx))
+                m.d.sync += [unused_r.eq(unused(pos1, sym_end) & ~(last_count & (b != 0))),
+                             pos1.eq(pos1 + 1),
+                             word_end.eq((pos1 | (nb - 1)) + 1)]
             m.d.comb += [skip.eq(self.i_byte.valid & ~taken_all & (err | unused_r)),
                          self.skip.eq(skip)]
             with m.If(skip):
@@ -281,7 +289,7 @@ class TableLoader(wiring.Component):
                 with m.If(word_end == n):
                     m.d.sync += taken_all.eq(1)
             with m.If(self.start):
-                m.d.sync += unused_r.eq(0)
+                m.d.sync += [unused_r.eq(0), pos1.eq(1), word_end.eq(nb)]
 
         with m.If(self.start):
             m.d.sync += [pos.eq(0), taken_all.eq(0), err.eq(0), code.eq(0), count.eq(0), bv.eq(0),

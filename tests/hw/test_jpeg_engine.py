@@ -147,6 +147,12 @@ def test_table_block_cycles_match_the_model(bus_bits, rng):
         t, _ = codec.split_scan(encode(smooth_image(rng, 16, 16), mode, quality=80,
                                        optimize=opt))
         blocks.append(codec.table_block(t))
+    # and a DC table of 16-bit codes only: its first symbol slot follows the last count at
+    # once (the loader's skip decision, precomputed, must see that count)
+    only16 = bytearray(blocks[0])
+    at = codec.COMP0 + 128
+    only16[at:at + 16 + 256] = bytes(15) + bytes([12]) + bytes(range(12)) + bytes(244)
+    blocks.append(bytes(only16))
     measured = []
     for block in blocks:
         dut = DecodeEngine(bus_bits=bus_bits, max_width=64, max_out_w=64)
