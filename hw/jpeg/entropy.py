@@ -471,7 +471,11 @@ class EntropyDecoder(wiring.Component):
                                       "diff": signed(17)}))
         out_free = ~self.o_coef.valid | self.o_coef.ready
         y_free = ~y_valid | out_free
-        x_free = ~x_valid | y_free
+        # a symbol is emitted while one of the three registers is empty, the output's
+        # ``ready`` left out (it comes from the IDCT's state: the emit decision loads half the
+        # decoder's flip-flops and must start from flip-flops), so an item waits for the one
+        # three before to have been taken a cycle earlier
+        x_free = ~x_valid | ~y_valid | ~self.o_coef.valid
         m.d.comb += self.drained.eq(self.done & ~x_valid & ~y_valid & ~self.o_coef.valid)
         raw_s = Cat(x.raw, Const(0, 1)).as_signed()
         diff = Signal(signed(17))

@@ -313,8 +313,8 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
       and its extra bits too at SYMBOL; a bitstream byte joins the buffer in MATCH and SYMBOL
       where 8 bits fit (so a run of long symbols waits for bytes); the item goes into a
       register, then a second (EXTEND), then the output register, whence the IDCT takes it
-      (once the block's buffer is free), so SHIFT waits for the item three before to be
-      taken; a restart interval ends
+      (once the block's buffer is free), so SHIFT waits for the item three before to have
+      been taken in an earlier cycle; a restart interval ends
       with ``timing.decode_restart`` cycles and an empty buffer;
     - the IDCT (``hw/jpeg/idct.py``) has two block buffers: a block's buffer is full four
       cycles after it takes the block's last item, its column pass (8 cycles) starts then and
@@ -384,8 +384,8 @@ def decode_scan_times(block_raw: bytes, bits: bytes, crop,
                     nbits -= need_bits
                     # SHIFT emits the item into a register, whence it moves through a
                     # second (EXTEND) to the output register: it waits for the item three
-                    # before to be taken
-                    shift = max(t - 1, item_takes[0])
+                    # before to have been taken (in an earlier cycle)
+                    shift = max(t - 1, item_takes[0] + 1)
                     t = shift + 1
                     item_takes = [item_takes[1], item_takes[2],
                                   max(shift + 3, f, item_takes[2] + 1)]
