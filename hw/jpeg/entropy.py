@@ -13,11 +13,14 @@ symbols HUFFVAL in code order. The decoder compares the next L bits with LIMIT[L
 lengths at once: the lengths from the code's on are below their LIMIT (a canonical code's
 LIMIT[L + 1] >= 2 LIMIT[L]), the shorter ones not, so the lowest such L is the code length, and
 HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
-The symbols sit in a synchronously read memory (``8 x 256 x 8`` bits, a block RAM on an FPGA,
-addressed at MATCH; its write and read share one address, the write's while ``i_table`` is
-valid, so that they are one block RAM port with no logic added for a read and a write of one
-address in the same cycle), the per-length entries in 16 asynchronously read ones (one per length,
-``8 x 25`` bits each, LUT RAM), read for the table in use (a register).
+The symbols sit in two synchronously read memories (``8 x 256 x 8`` bits each, a block RAM on
+an FPGA; one addressed for codes of 1 to 8 bits, one for 9 to 16, each holding every table's
+symbols), addressed at MATCH; a memory's write and read share one address, the write's while
+``i_table`` is valid, so that they are one block RAM port with no logic added for a read and a
+write of one address in the same cycle. The per-length entries are in 16 asynchronously read
+ones (one per length, ``8 x (L + 8)`` bits each: LIMIT[L]'s L bits, a checked table's LIMIT[L]
+being below 2**L, and OFFSET[L]; LUT RAM), read ahead into registers for the two tables the
+next symbol may use, and the table in use's entries are registers too.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
