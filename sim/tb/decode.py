@@ -20,10 +20,9 @@ from ...sw import scenarios
 from ...sw.codec import decode_program
 from ...sw.conv import conv_program
 from ...sw.driver import DeviceError, Driver
-from ..model.device_model import ModelBackend
 from ..workloads.jpeg import encode, mutate, scan_start, smooth_image
 from .base import cases_from_env, config_from_env, rng_from_env
-from .fast_backend import started
+from .fast_backend import device_and_model, started
 
 CROP, OH, OW = (2, 1, 20, 17), 5, 7
 
@@ -67,13 +66,8 @@ async def decode_feeds_conv(dut):
     (``S4_CASES``, default 20): the RTL ends each with the functional model's outcome (the
     same error code and descriptor, or the same outputs), and decodes the clean image
     correctly after every one."""
-    cfg = config_from_env()
-    rng = rng_from_env(dut, "decode_feeds_conv")
-    be = await started(dut)
-    dev = Driver(be)
-    info = await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
+    cfg, rng, be, dev, model = await device_and_model(dut, "decode_feeds_conv")
+    info = dev.info
     data = encode(smooth_image(rng, 19, 23), "4:2:0", quality=int(rng.integers(30, 95)))
     norm = codec.norm_from_float(0.45, 0.25, 4 / 127)
     _, packed, params, _ = scenarios.random_conv(
@@ -229,13 +223,8 @@ async def decode_stream(dut):
     from ...sw.codec import decode_descriptor
     from ...sw.program import descriptor
     from ..model.perf_model import TIMING, predict_program
-    cfg = config_from_env()
-    rng = rng_from_env(dut, "decode_stream")
-    be = await started(dut)
-    dev = Driver(be)
-    info = await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
+    cfg, rng, be, dev, model = await device_and_model(dut, "decode_stream")
+    info = dev.info
     n = len(STREAM_FRAMES)
     files = []
     for mode, quality, restart in STREAM_FRAMES:

@@ -27,13 +27,18 @@ from .fast_backend import started
 MODES = ("grey", "4:4:4", "4:2:2", "4:2:0")
 
 
+async def _open(dut, name):
+    """Test ``name``'s seeded generator, a driver on the started design, its capabilities and
+    the number of cases (``S4_CASES``, default 40)."""
+    rng = rng_from_env(dut, name)
+    dev = Driver(await started(dut))
+    info = await dev.open()
+    return rng, dev, info, int(os.environ.get("S4_CASES") or 40)
+
+
 @cocotb.test()
 async def probe(dut):
-    rng = rng_from_env(dut, "probe")
-    be = await started(dut)
-    dev = Driver(be)
-    info = await dev.open()
-    n = int(os.environ.get("S4_CASES") or 40)
+    rng, dev, info, n = await _open(dut, "probe")
     for k in range(n):
         d = _random_decode(rng, k)
         data = bytes.fromhex(d["data"])
@@ -70,11 +75,7 @@ async def pairs(dut):
     a grey one) decoded back to back (DECODE,
     DECODE, COMPLETE: Motion JPEG's overlap, ``Timing.decode_go``, ``decode_release``,
     ``decode_gap``), each logged as a ``PAIR`` line of JSON with the RTL's cycles."""
-    rng = rng_from_env(dut, "pairs")
-    be = await started(dut)
-    dev = Driver(be)
-    info = await dev.open()
-    n = int(os.environ.get("S4_CASES") or 40)
+    rng, dev, info, n = await _open(dut, "pairs")
     for k in range(n):
         # every third pair: a wide 4:2:0 frame, then a grey one (its table block is short)
         wide = k % 3 == 2

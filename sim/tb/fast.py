@@ -12,20 +12,7 @@ from ...sw import regs, scenarios
 from ...sw.driver import DeviceTimeout, Driver
 from ..model.device_model import ModelBackend
 from .base import cases_from_env, config_from_env, rng_from_env
-from .fast_backend import DramViolation, started
-
-
-async def _device_and_model(dut, name):
-    """The configuration, the seeded generator of test ``name``, the started design, a driver
-    on it and one on the functional model of the same configuration (both opened)."""
-    cfg = config_from_env()
-    rng = rng_from_env(dut, name)
-    be = await started(dut)
-    dev = Driver(be)
-    await dev.open()
-    model = Driver(ModelBackend(cfg))
-    await model.open()
-    return cfg, rng, be, dev, model
+from .fast_backend import DramViolation, device_and_model, started
 
 
 @cocotb.test()
@@ -55,7 +42,7 @@ async def backdoor_round_trip(dut):
 async def layers_against_model(dut):
     """Whole layers at every s on the fast path, bit-exact against the golden model and the
     functional model running the same program; the monitor stays quiet."""
-    cfg, rng, be, dev, model = await _device_and_model(dut, "layers_against_model")
+    cfg, rng, be, dev, model = await device_and_model(dut, "layers_against_model")
     for s in cfg.sparsities:
         for mode in ("raw", "int8"):
             x, packed, params = scenarios.random_layer(rng, dev.info, s, mode)
@@ -72,7 +59,7 @@ async def chains_on_chip(dut):
     int8 results into the activation scratchpad), bit-exact against the golden model and the
     functional model; several row chunks, so a chunk's input loads while the previous chunk's
     GEMMs write the activation memories."""
-    cfg, rng, be, dev, model = await _device_and_model(dut, "chains_on_chip")
+    cfg, rng, be, dev, model = await device_and_model(dut, "chains_on_chip")
     for k, (max_chunk, last) in enumerate([(None, "raw"), (None, "int8"), (1, "int8"),
                                            (2, "raw")]):
         x, chain = scenarios.random_chain(rng, dev.info, max_chunk=max_chunk, last_mode=last,
@@ -93,7 +80,7 @@ async def convs_on_chip(dut):
     padding at all four borders, the windows read from an NHWC tensor in the activation
     scratchpad (``GemmBody.conv``), in bands; bit-exact against the golden model (im2col +
     GEMM) and the functional model."""
-    _, rng, be, dev, model = await _device_and_model(dut, "convs_on_chip")
+    _, rng, be, dev, model = await device_and_model(dut, "convs_on_chip")
     for x, packed, params, geo, band in scenarios.conv_cases(rng, dev.info):
         label = f"{geo['ksize']}x{geo['ksize']}/{geo['stride']} pad {geo['pad']}"
         res = await scenarios.check_conv_against_model(dev, model, x, packed, params, geo,
@@ -111,7 +98,7 @@ async def pools_on_chip(dut):
     bit-exact against ``golden.maxpool_nhwc`` and the functional model."""
     from ...sw.conv import pool_program
     from ..model.perf_model import predict_program
-    cfg, rng, be, dev, model = await _device_and_model(dut, "pools_on_chip")
+    cfg, rng, be, dev, model = await device_and_model(dut, "pools_on_chip")
     errors = []
     for x, geo, band in scenarios.pool_cases(rng, dev.info):
         label = f"max {geo['ksize']}x{geo['ksize']}/{geo['stride']} pad {geo['pad']}"
@@ -138,7 +125,7 @@ async def vops_on_chip(dut):
     from ...sw.attention import attention_program
     from ...sw.vop import to_wgt_program, vop_program
     from ..model.perf_model import predict_program
-    cfg, rng, be, dev, model = await _device_and_model(dut, "vops_on_chip")
+    cfg, rng, be, dev, model = await device_and_model(dut, "vops_on_chip")
     if not cfg.vec_max_row:     # built without vector units: CAP_VEC says so (every_error_code
         assert dev.info.vec_max_row == 0, dev.info   # checks that a VOP is then refused)
         dut._log.info("no vector unit (CAP_VEC.max_row = 0)")
@@ -195,7 +182,7 @@ async def encoder_on_chip(dut):
     fpga's layer is Verilator's job."""
     from ...sw.encoder import encoder_program
     from ..model.perf_model import predict_program
-    cfg, rng, be, dev, model = await _device_and_model(dut, "encoder_on_chip")
+    cfg, rng, be, dev, model = await device_and_model(dut, "encoder_on_chip")
     if not cfg.vec_max_row:
         dut._log.info("no vector unit: no encoder layer")
         return
@@ -227,7 +214,7 @@ async def conv_networks_on_chip(dut):
     the golden model and the functional model, the performance model within 2 %."""
     from ...sw.conv import network_program
     from ..model.perf_model import predict_program
-    cfg, rng, be, dev, model = await _device_and_model(dut, "conv_networks_on_chip")
+    cfg, rng, be, dev, model = await device_and_model(dut, "conv_networks_on_chip")
     done = 0
     errors = []
     for _ in range(40):

@@ -264,4 +264,20 @@ async def started(dut, **kw) -> FastBackend:
     return be
 
 
-__all__ += ["started"]
+async def device_and_model(dut, name):
+    """The configuration, the seeded generator of test ``name``, the started design, a driver
+    on it and one on the functional model of the same configuration (both opened)."""
+    from ...sw.driver import Driver
+    from ..model.device_model import ModelBackend
+    from .base import config_from_env, rng_from_env
+    cfg = config_from_env()
+    rng = rng_from_env(dut, name)
+    be = await started(dut)
+    dev = Driver(be)
+    await dev.open()
+    model = Driver(ModelBackend(cfg))
+    await model.open()
+    return cfg, rng, be, dev, model
+
+
+__all__ += ["started", "device_and_model"]
