@@ -156,8 +156,13 @@ class Idct(wiring.Component):
         ws_shape = _width(_ROW_IN_BOUND)
         meta_layout = data.StructLayout({"valid": 1, "pass2": 1, "idx": 3, "tag": 6})
         issue = Signal(meta_layout)             # this cycle's input (valid: something goes in)
-        issue_vec = [Signal(ws_shape, name=f"issue{i}") for i in range(8)]
-        results, meta_out = _unit(m, issue_vec, issue, meta_layout, self.clear)
+        # the column pass's and the row pass's vectors, each registered every cycle as the
+        # unit's operands; the pass picks one of them after the registers (timing: the
+        # column's LUT RAM read and its "written" mask end at a register)
+        col_vec = [Signal(ws_shape, name=f"col_vec{i}") for i in range(8)]
+        row_vec = [Signal(ws_shape, name=f"row_vec{i}") for i in range(8)]
+        m.d.comb += [col_vec[i].eq(rd_col[i]) for i in range(8)]
+        results, meta_out = _unit(m, col_vec, row_vec, issue, meta_layout, self.clear)
 
         # workspace: the column pass's results, read a row at a time by the row pass
         ws = [[Signal(ws_shape, name=f"ws{i}_{j}") for j in range(8)] for i in range(8)]
@@ -187,12 +192,11 @@ class Idct(wiring.Component):
         row = Signal(3)
         wait = Signal(range(UNIT_LATENCY + 1))
         out_tag = Signal(6)
-        ws_row = [Array(ws[i][j] for i in range(8))[row] for j in range(8)]
+        m.d.comb += [row_vec[j].eq(Array(ws[i][j] for i in range(8))[row]) for j in range(8)]
         with m.FSM(name="idct_pass") as fsm:
             with m.State("COL"):
                 with m.If(Mux(rb, full[1], full[0])):
                     m.d.comb += [issue.valid.eq(1), issue.idx.eq(col)]
-                    m.d.comb += [issue_vec[i].eq(rd_col[i]) for i in range(8)]
                     m.d.sync += col.eq(col + 1)
                     with m.If(col == 7):
                         m.d.comb += release.eq(1)
@@ -207,7 +211,6 @@ class Idct(wiring.Component):
                 with m.If(pending < 8):
                     m.d.comb += [issue.valid.eq(1), issue.pass2.eq(1), issue.idx.eq(row),
                                  issue.tag.eq(out_tag)]
-                    m.d.comb += [issue_vec[i].eq(ws_row[i]) for i in range(8)]
                     m.d.sync += row.eq(row + 1)
                     with m.If(row == 7):
                         m.next = "COL"
@@ -313,12 +316,13 @@ def _width(bound: int):
     return signed(bound.bit_length() + 1)
 
 
-def _unit(m, vec, meta, meta_layout, clear):
-    """jidctint.c's 1-D pass as a pipeline of UNIT_LATENCY register stages on `vec` (8 signed
-    values) and `meta`; returns the 8 sums before descaling (the pass's rounding constant,
-    and for the row pass the +128 shifted up, already added) and the meta of that vector.
-    Every value is held at the width its bound needs (:func:`_bounds`), so the result is
-    exact for every input the buffers can hold."""
+def _unit(m, col_vec, row_vec, meta, meta_layout, clear):
+    """jidctint.c's 1-D pass as a pipeline of UNIT_LATENCY register stages on `meta` and 8
+    signed values: `row_vec` if ``meta.pass2``, else `col_vec` (both are registered every
+    cycle, and the pass picks one after the registers). Returns the 8 sums before descaling
+    (the pass's rounding constant, and for the row pass the +128 shifted up, already added)
+    and the meta of that vector. Every value is held at the width its bound needs
+    (:func:`_bounds`), so the result is exact for every input the buffers can hold."""
     metas = [meta]
     for k in range(UNIT_LATENCY):
         nm = Signal(meta_layout, name=f"unit_meta{k + 1}")
@@ -333,7 +337,10 @@ def _unit(m, vec, meta, meta_layout, clear):
             out[n] = Signal(_width(_UNIT_BOUNDS[k][n]), name=f"unit{k + 1}_{n}")
             m.d.sync += out[n].eq(v)
         return out
-    s = regs({f"d{i}": x for i, x in enumerate(vec)} | {"rnd": Mux(meta.pass2, *_RND[::-1])}, 0)
+    cols = regs({f"d{i}": x for i, x in enumerate(col_vec)}, 0)
+    rows = regs({f"d{i}": x for i, x in enumerate(row_vec)}, 0)
+    s = {f"d{i}": Mux(metas[1].pass2, rows[f"d{i}"], cols[f"d{i}"]) for i in range(8)}
+    s["rnd"] = Mux(metas[1].pass2, *_RND[::-1])
     s = regs(_stage2(s), 1)
     # the products: each operand cut into 17-bit pieces (the top one signed, at most 18
     # bits), so that each piece's product is one 18x18 multiplier; the pieces' products are

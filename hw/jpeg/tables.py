@@ -133,6 +133,8 @@ class TableLoader(wiring.Component):
         b_code = Signal(18)        # the code and symbol count before this length's count
         b_count = Signal(10)
 
+        code_b, count_b, sym_end_b = Signal(18), Signal(10), Signal.like(sym_end)
+        m.d.comb += [code_b.eq(code + b), count_b.eq(count + b), sym_end_b.eq(sym_end + b)]
         with m.If(take):
             m.d.sync += [pos.eq(pos + 1), b_byte.eq(b), b_lo.eq(lo), b_kind.eq(_NONE)]
             with m.If(pos == codec.TABLE_BLOCK_BYTES - 1):
@@ -183,13 +185,17 @@ class TableLoader(wiring.Component):
                 for t, tbase in ((0, 128), (1, 400)):
                     at = base + tbase
                     with m.If(used & (pos >= at) & (pos < at + 16)):   # the count of length L
+                        # (the sums run beside the place's decoding, which only picks one:
+                        # the table's first count starts from 0; at any later count,
+                        # ``sym_end`` is the table's ``at + 16 + count``)
                         first = pos == at
-                        code_in = Mux(first, 0, code)
-                        count_in = Mux(first, 0, count)
                         m.d.sync += [b_kind.eq(_COUNT), b_comp.eq(4 * t + c),
-                                     b_len.eq(pos[:4] - at % 16), b_code.eq(code_in),
-                                     b_count.eq(count_in), code.eq((code_in + b) << 1),
-                                     count.eq(count_in + b), sym_end.eq(at + 16 + count_in + b)]
+                                     b_len.eq(pos[:4] - at % 16),
+                                     b_code.eq(Mux(first, 0, code)),
+                                     b_count.eq(Mux(first, 0, count)),
+                                     code.eq(Mux(first, b, code_b) << 1),
+                                     count.eq(Mux(first, b, count_b)),
+                                     sym_end.eq(Mux(first, at + 16 + b, sym_end_b))]
                     with m.If(used & (pos >= at + 16) & (pos < at + 272)):   # a symbol
                         m.d.sync += [b_kind.eq(_SYMBOL), b_comp.eq(4 * t + c),
                                      b_addr.eq(pos[:8] - (at + 16) % 256)]
