@@ -373,7 +373,10 @@ class ColorConverter(wiring.Component):
         cconsume = cm.v & (~cc_v | (cadv & c_end))
         cmove = cn.v & (~cm.v | cconsume)
         gy_moved = Signal()
-        cfetch = running & ~grey & row_ready(gy, gy_moved, "gy") & (~cn.v | cmove)
+        # (a fetch needs the read port or the word register empty now, not whether a word
+        # moves on this cycle: the upsampler's and the conversion's handshakes do not reach
+        # the fetch: with both full it refills the port a cycle after a word moves on)
+        cfetch = running & ~grey & row_ready(gy, gy_moved, "gy") & (~cn.v | ~cm.v)
         ceol = Signal()
         m.d.comb += ceol.eq(gj == wl_c)
         m.d.sync += gy_moved.eq(cfetch & ceol)

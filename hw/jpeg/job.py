@@ -104,8 +104,12 @@ class DecodeJob(wiring.Component):
         # block and geometry arrive while this one's last pixels are still on their way)
         dec_cfg = Signal.like(tl.config)
         post_cfg = Signal.like(post.config)
-        flush = Signal()         # a corrupt stream: empty the decoder and the post-processing
-        m.d.comb += [dec.config.eq(dec_cfg), post.start.eq(self.go | flush),
+        # a pulse from a flip-flop (it reaches most of the decoder's and the post-processing's
+        # stages): they start at GO, and they are emptied a cycle after a corrupt stream's
+        # error (their last cycle's lanes are the failed job's own)
+        start = Signal()
+        m.d.sync += start.eq(0)
+        m.d.comb += [dec.config.eq(dec_cfg), dec.start.eq(start), post.start.eq(start),
                      tl.start.eq(self.start), post.config.eq(post_cfg)]
         latch = [dec_cfg.eq(tl.config),          # (in the cycle before GO)
                  post_cfg.crop_x.eq(g.crop_x), post_cfg.crop_y.eq(g.crop_y),
@@ -158,19 +162,18 @@ class DecodeJob(wiring.Component):
                         m.d.sync += self.error.eq(1)
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += latch
+                        m.d.sync += [*latch, start.eq(1)]
                         m.next = "GO"
             with m.State("GO"):
-                m.d.comb += [self.busy.eq(1), dec.start.eq(1), self.go.eq(1)]
+                m.d.comb += [self.busy.eq(1), self.go.eq(1)]
                 m.d.sync += [running.eq(1), self.scanned.eq(1)]
                 m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(dec.error != EntropyError.NONE):
                     # blocks already decoded would still come out as pixels and lanes (into
-                    # the next job): a start empties every stage of both
-                    m.d.comb += [dec.start.eq(1), flush.eq(1)]
-                    m.d.sync += [drain.eq(1), self.back_busy.eq(0)]
+                    # the next job): a start, the next cycle, empties every stage of both
+                    m.d.sync += [start.eq(1), drain.eq(1), self.back_busy.eq(0)]
                     m.next = "DRAIN"
                 with m.Elif(dec.scan_done):
                     m.d.sync += drain.eq(1)     # bytes after the scan's end marker: dropped
