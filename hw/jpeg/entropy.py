@@ -505,7 +505,9 @@ class EntropyDecoder(wiring.Component):
         fits = _thermometer_select(s_group_hits, g_fits)
         go = Signal()
         used = Signal(6)
-        m.d.comb += go.eq(in_shift & fits & ~bad & x_free)
+        # (a bad symbol goes too, but its item is not valid and the decoder stops at it: the
+        # loads ``go`` enables do not wait on the symbol's checks)
+        m.d.comb += go.eq(in_shift & fits & x_free)
         m.d.comb += used.eq(Mux(go, total, 0))
 
         # ---- bit buffer: a byte joins below the bits whenever it fits, except at SHIFT
@@ -549,6 +551,21 @@ class EntropyDecoder(wiring.Component):
 
         rst_ok = ((item.payload.kind == ItemKind.RST) & (item.payload.data[:3] == expect)
                   & (cfg.restart != 0))
+        with m.If(go):
+            m.d.sync += [x_valid.eq(~bad), x.comp.eq(comp), x.slot.eq(slot),
+                         x.k.eq(out_k), x.last.eq(out_last), x.dc.eq(is_dc), x.size.eq(size),
+                         x.raw.eq(raw), k.eq(next_k), phase.eq(Phase.MATCH)]
+            m.d.comb += tbl_we.eq(1)
+            with m.If(out_last):
+                m.d.sync += k.eq(0)
+                with m.If(slot == cfg.blocks - 1):
+                    m.d.sync += [slot.eq(0), mcu.eq(mcu + 1), ri_count.eq(ri_count + 1)]
+                    with m.If(mcu + 1 == cfg.mcus):
+                        m.d.sync += state.eq(State.DRAIN)
+                    with m.Elif(ri_count + 1 == cfg.restart):
+                        m.d.sync += state.eq(State.RESTART)
+                with m.Else():
+                    m.d.sync += slot.eq(slot + 1)
         with m.Switch(state):
             with m.Case(State.DECODE):
                 with m.Switch(phase):
@@ -563,22 +580,7 @@ class EntropyDecoder(wiring.Component):
                         with m.If(sym_ok & bad):
                             m.d.sync += fail(bad_code)
                         with m.Elif(go):
-                            m.d.sync += [x_valid.eq(1), x.comp.eq(comp), x.slot.eq(slot),
-                                         x.k.eq(out_k), x.last.eq(out_last), x.dc.eq(is_dc),
-                                         x.size.eq(size),
-                                         x.raw.eq(raw), k.eq(next_k), phase.eq(Phase.MATCH)]
-                            m.d.comb += tbl_we.eq(1)
-                            with m.If(out_last):
-                                m.d.sync += k.eq(0)
-                                with m.If(slot == cfg.blocks - 1):
-                                    m.d.sync += [slot.eq(0), mcu.eq(mcu + 1),
-                                                 ri_count.eq(ri_count + 1)]
-                                    with m.If(mcu + 1 == cfg.mcus):
-                                        m.d.sync += state.eq(State.DRAIN)
-                                    with m.Elif(ri_count + 1 == cfg.restart):
-                                        m.d.sync += state.eq(State.RESTART)
-                                with m.Else():
-                                    m.d.sync += slot.eq(slot + 1)
+                            pass                # (the symbol's loads: above)
                         with m.Elif(saw_all & marker & ~fits):
                             m.d.sync += fail(Mux(m_matched, EntropyError.TRUNCATED,
                                                  EntropyError.BAD_CODE))
