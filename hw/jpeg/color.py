@@ -314,7 +314,7 @@ class ColorConverter(wiring.Component):
         m.d.sync += l_inflight.eq(l_inflight + fetch - consume)
         l2_bank = [Signal(64, name=f"l2_data{k}") for k in range(n_lbanks)]
         m.d.sync += [l1.v.eq(fetch), l1.bank.eq(fslot >> lb), l2.eq(l1),
-                     *(d.eq(rd.data) for d, rd in zip(l2_bank, ly_rd))]
+                     *(d.eq(rd.data) for d, rd in zip(l2_bank, ly_rd, strict=True))]
         m.d.comb += l2_data.eq(Array(l2_bank)[l2.bank])
         with m.If(fetch):
             m.d.sync += [l1.n.eq(Mux(eol, nl_y, 7)), l1.eol.eq(eol),

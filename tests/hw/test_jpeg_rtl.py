@@ -271,6 +271,40 @@ def test_entropy_corrupt_stream_errors(name):
     assert error == want
 
 
+def _with_symbols(data, tc, th, sym):
+    """`data` with every symbol of Huffman table class `tc` (0 DC, 1 AC), id `th` made
+    `sym` (the codes and counts kept)."""
+    out, i = bytearray(data), 2
+    while out[i + 1] != 0xDA:
+        length = out[i + 2] << 8 | out[i + 3]
+        if out[i + 1] == 0xC4:
+            j = i + 4
+            while j < i + 2 + length:
+                n = sum(out[j + 1:j + 17])
+                if out[j] == (tc << 4 | th):
+                    out[j + 17:j + 17 + n] = bytes([sym]) * n
+                j += 17 + n
+        i += 2 + length
+    return bytes(out)
+
+
+@pytest.mark.parametrize("tc,sym,want,ks", [
+    (0, 12, EntropyError.BAD_DC, []),                # the first symbol: DC size 12
+    (1, 0xF1, EntropyError.BAD_RUN, [0, 16, 32, 48]),  # runs of 15: the fourth is past 63
+], ids=["bad-dc", "bad-run"])
+def test_entropy_bad_symbol_emits_no_item(tc, sym, want, ks):
+    """A symbol that fails its checks ends the scan with its error and emits no item: the
+    items before it come out (their zig-zag indices ``ks``), and nothing for it. (A symbol's
+    loads do not wait on its checks: only the item's valid does.)"""
+    rng = np.random.default_rng(3)
+    data = _with_symbols(encode(smooth_image(rng, 16, 24), "grey", quality=75), tc, 0, sym)
+    with pytest.raises(JpegError):
+        decode(data)
+    items, error, _ = run_decoder(data, parse(data))
+    assert error == want
+    assert [k for _, _, k, _, _ in items] == ks, items
+
+
 # ----------------------------------------------------------------------------- IDCT
 
 CHAIN_CASES = [pytest.param(*c, id=f"{c[0]}-{c[1]}x{c[2]}",
