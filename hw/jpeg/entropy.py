@@ -262,7 +262,22 @@ class EntropyDecoder(wiring.Component):
         W = _BUF
         cfg = self.config
         m.submodules.unstuff = unstuff = Unstuffer()
-        wiring.connect(m, producer=wiring.flipped(self.i_data), consumer=unstuff.i)
+        # a skid register before it: ``i_data.ready`` is a flip-flop's (the decision to take
+        # a byte, from the decoder's state, ends here instead of running back through the
+        # DMA's word unpacker). A byte passes straight through while the unstuffer takes it;
+        # one it does not take waits in the register, and ``start`` drops it.
+        skid_v = Signal()
+        skid = Signal(byte_layout)
+        m.d.comb += [self.i_data.ready.eq(~skid_v),
+                     unstuff.i.valid.eq(self.i_data.valid | skid_v),
+                     unstuff.i.payload.eq(Mux(skid_v, skid, self.i_data.payload))]
+        with m.If(skid_v):
+            with m.If(unstuff.i.ready):
+                m.d.sync += skid_v.eq(0)
+        with m.Elif(self.i_data.valid & ~unstuff.i.ready):
+            m.d.sync += [skid_v.eq(1), skid.eq(self.i_data.payload)]
+        with m.If(self.start):
+            m.d.sync += skid_v.eq(0)
         item = unstuff.o
 
         # ---- tables
@@ -425,15 +440,15 @@ class EntropyDecoder(wiring.Component):
         # inside the bits at MATCH: registers, so that SHIFT's decision (``go``, loading half
         # the decoder's flip-flops) has no adder or compare
         # (per group, from its block RAM's symbol: the extra bits fit)
-        g_fits = [Signal(name=f"fits{g}") for g in range(_SYM_BANKS)]
+        fits_by_size = Signal(16)
         sym_ok = Signal()
         with m.If(phase == Phase.SYMBOL):
             left = Signal(range(-32, W + 1))
             code_in = Signal()
             m.d.comb += [left.eq(nbits - m_len), code_in.eq(m_matched & (m_len <= m_nbits))]
             m.d.sync += [
-                *(f.eq(code_in & ((left >= 16) | (rd.data[:4] <= left[:4])))
-                  for f, rd in zip(g_fits, sym_rds, strict=True)),
+                fits_by_size.eq(Cat(*(code_in & ((left >= 16) | (c <= left[:4]))
+                                      for c in range(16)))),
                 sym_ok.eq(code_in),
                 ext16.eq(Array(buf[W - 16 - n:W - n] for n in range(17))[m_len])]
         size = sym[:4]
@@ -502,7 +517,8 @@ class EntropyDecoder(wiring.Component):
         data_item = item.valid & (item.payload.kind == ItemKind.DATA)
         marker = item.valid & (item.payload.kind != ItemKind.DATA)
         in_shift = (state == State.DECODE) & (phase == Phase.SHIFT)
-        fits = _thermometer_select(s_group_hits, g_fits)
+        fits = _thermometer_select(s_group_hits, [fits_by_size.bit_select(r[:4], 1)
+                                                  for r in g_sym])
         go = Signal()
         used = Signal(6)
         # (a bad symbol goes too, but its item is not valid and the decoder stops at it: the

@@ -133,13 +133,17 @@ class Idct(wiring.Component):
             m.d.sync += [c3.eq(c2), product.eq(c2.value * quant)]
         release = Signal()
         col = Signal(3)
+        # copies of ``col`` and ``rb`` for the "written" bits' select (the originals address
+        # the 64 LUT RAM cells; one flip-flop for both would be far from the select)
+        col_w = Signal(3, attrs={"keep": 1})
+        rb_w = Signal(attrs={"keep": 1})
         rd_col = []         # the column ``col`` of buffer ``rb``, row by row
         for i, mem in enumerate(rows_mem):
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
             m.d.comb += [wr.addr.eq(Cat(natural[:3], wb)), wr.data.eq(product),
                          wr.en.eq(v3 & (natural[3:] == i)), rd.addr.eq(Cat(col, rb))]
-            bit = Mux(rb, written[1], written[0]).bit_select(Cat(col, Const(i, 3)), 1)
+            bit = Mux(rb_w, written[1], written[0]).bit_select(Cat(col_w, Const(i, 3)), 1)
             rd_col.append(Mux(bit, rd.data, 0))
         for b in range(2):
             with m.If(v3 & (wb == b)):
@@ -197,10 +201,10 @@ class Idct(wiring.Component):
             with m.State("COL"):
                 with m.If(Mux(rb, full[1], full[0])):
                     m.d.comb += [issue.valid.eq(1), issue.idx.eq(col)]
-                    m.d.sync += col.eq(col + 1)
+                    m.d.sync += [col.eq(col + 1), col_w.eq(col + 1)]
                     with m.If(col == 7):
                         m.d.comb += release.eq(1)
-                        m.d.sync += [rb.eq(~rb), out_tag.eq(Mux(rb, tag[1], tag[0])),
+                        m.d.sync += [rb.eq(~rb), rb_w.eq(~rb), out_tag.eq(Mux(rb, tag[1], tag[0])),
                                      wait.eq(UNIT_LATENCY - 1)]
                         m.next = "WAIT"
             with m.State("WAIT"):
@@ -215,7 +219,8 @@ class Idct(wiring.Component):
                     with m.If(row == 7):
                         m.next = "COL"
         with m.If(self.clear):
-            m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0), wb.eq(0), rb.eq(0), col.eq(0), row.eq(0),
+            m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0), wb.eq(0), rb.eq(0), col.eq(0), rb_w.eq(0),
+                         col_w.eq(0), row.eq(0),
                          pending.eq(0), *(f.eq(0) for f in full), *(w.eq(0) for w in written)]
             m.d.sync += fsm.state.eq(0)
         return m
