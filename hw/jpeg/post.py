@@ -128,21 +128,13 @@ class PostProcessor(wiring.Component):
                      r_step.eq(2 * cfg.crop_h - 2 * cfg.out_h)]
         x = Signal(16)
         y = Signal(16)
-        # the position's tests (in the crop, the crop's last column / row) and the DDAs' window
-        # ends are registers computed with each next value, so a take's decisions start from
-        # flip-flops, not from compares (``start`` sets them from the configuration)
-        x_next, y_next = Signal(16), Signal(16)
-        m.d.comb += [x_next.eq(x), y_next.eq(y)]
-        with m.If(take):
-            m.d.comb += x_next.eq(Mux(px.row_last, 0, x + 1))
-            with m.If(px.row_last):
-                m.d.comb += y_next.eq(y + 1)
-        in_cx, in_cy, x_is_last, y_is_last = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [x.eq(x_next), y.eq(y_next),
-                     in_cx.eq((x_next >= cfg.crop_x) & (x_next < x_end)),
-                     in_cy.eq((y_next >= cfg.crop_y) & (y_next < y_end)),
-                     x_is_last.eq(x_next == x_last), y_is_last.eq(y_next == y_last)]
+        in_cx = (x >= cfg.crop_x) & (x < x_end)
+        in_cy = (y >= cfg.crop_y) & (y < y_end)
         inside = in_cx & in_cy
+        with m.If(take):
+            m.d.sync += x.eq(Mux(px.row_last, 0, x + 1))
+            with m.If(px.row_last):
+                m.d.sync += y.eq(y + 1)
 
         # -- column DDA (reset at each row's start) ----------------------------------------------
         # num = (2x' + 1) * out_w of the next in-crop sample, thr = 2 * (i + 1) * crop_w; the
@@ -151,41 +143,32 @@ class PostProcessor(wiring.Component):
         cgap = Signal(signed(34))
         nx = Signal(16)                  # samples so far in the column window
         col_end = Signal()
-        c_near = Signal()                # cgap < two_ow, a register
-        m.d.comb += col_end.eq(x_is_last | c_near)
+        m.d.comb += col_end.eq((x == x_last) | (cgap < two_ow))
         # -- row DDA (advanced at each crop row's end) ---------------------------------------
         rj = Signal(12)
         rgap = Signal(signed(34))
         ny = Signal(16)                  # rows of the row window so far, this one included
         row_first = Signal()             # the current row opens its row window
         row_last = Signal()
-        r_near = Signal()                # rgap < two_oh, a register
-        m.d.comb += row_last.eq(y_is_last | r_near)
-        cgap_next, rgap_next = Signal.like(cgap), Signal.like(rgap)
-        m.d.comb += [cgap_next.eq(cgap), rgap_next.eq(rgap)]
-        m.d.sync += [cgap.eq(cgap_next), rgap.eq(rgap_next), c_near.eq(cgap_next < two_ow),
-                     r_near.eq(rgap_next < two_oh)]
+        m.d.comb += row_last.eq((y == y_last) | (rgap < two_oh))
 
         emit = Signal()
         with m.If(take & inside):
             with m.If(col_end):
-                m.d.sync += [nx.eq(0), ci.eq(ci + 1)]
-                m.d.comb += [emit.eq(row_last), cgap_next.eq(cgap + c_step)]
+                m.d.sync += [nx.eq(0), ci.eq(ci + 1), cgap.eq(cgap + c_step)]
+                m.d.comb += emit.eq(row_last)
             with m.Else():
-                m.d.sync += nx.eq(nx + 1)
-                m.d.comb += cgap_next.eq(cgap - two_ow)
+                m.d.sync += [nx.eq(nx + 1), cgap.eq(cgap - two_ow)]
         # a crop row's end: the column DDA restarts, the row DDA moves on
         crop_row_end = take & in_cy & px.row_last
         with m.If(take & px.row_last):
-            m.d.sync += [ci.eq(0), nx.eq(0)]
-            m.d.comb += cgap_next.eq(c_init)
+            m.d.sync += [ci.eq(0), cgap.eq(c_init), nx.eq(0)]
         with m.If(crop_row_end):
             with m.If(row_last):
-                m.d.sync += [rj.eq(rj + 1), ny.eq(1), row_first.eq(1)]
-                m.d.comb += rgap_next.eq(rgap + r_step)
+                m.d.sync += [rj.eq(rj + 1), rgap.eq(rgap + r_step), ny.eq(1),
+                             row_first.eq(1)]
             with m.Else():
-                m.d.sync += [ny.eq(ny + 1), row_first.eq(0)]
-                m.d.comb += rgap_next.eq(rgap - two_oh)
+                m.d.sync += [rgap.eq(rgap - two_oh), ny.eq(ny + 1), row_first.eq(0)]
 
         # -- sums -------------------------------------------------------------------------------
         # the line buffer: per output column, the sum of the row window's earlier rows; read
@@ -328,14 +311,8 @@ class PostProcessor(wiring.Component):
         m.d.comb += self.busy.eq((pending != 0) | u_emit)
 
         with m.If(self.start):
-            c0 = 2 * cfg.crop_w - cfg.out_w
-            r0 = 2 * cfg.crop_h - cfg.out_h
-            m.d.sync += [x.eq(0), y.eq(0), ci.eq(0), cgap.eq(c0), c_near.eq(c0 < 2 * cfg.out_w),
-                         in_cx.eq((cfg.crop_x == 0) & (cfg.crop_w != 0)),
-                         in_cy.eq((cfg.crop_y == 0) & (cfg.crop_h != 0)),
-                         x_is_last.eq(cfg.crop_x + cfg.crop_w == 1),
-                         y_is_last.eq(cfg.crop_y + cfg.crop_h == 1),
-                         nx.eq(0), rj.eq(0), rgap.eq(r0), r_near.eq(r0 < 2 * cfg.out_h), ny.eq(1),
+            m.d.sync += [x.eq(0), y.eq(0), ci.eq(0), cgap.eq(2 * cfg.crop_w - cfg.out_w),
+                         nx.eq(0), rj.eq(0), rgap.eq(2 * cfg.crop_h - cfg.out_h), ny.eq(1),
                          row_first.eq(1), idx.eq(0), pending.eq(0), u_valid.eq(0),
                          u_emit.eq(0), v_valid.eq(0), w1_en.eq(0), w2_en.eq(0), e_valid.eq(0),
                          n_valid.eq(0), p_valid.eq(0), r_valid.eq(0), q_wp.eq(0), q_rp.eq(0),
