@@ -436,10 +436,12 @@ class EntropyDecoder(wiring.Component):
         total = Signal(6)        # the symbol's bits: code and extra bits
         m.d.comb += total.eq(_thermometer_select(s_group_hits, g_total))
         ext16 = Signal(16)       # the 16 bits after the code ...
-        # ... whether they are all in the buffer (``g_fits``) and whether the code itself was
+        # ... whether they are all in the buffer (``fits``) and whether the code itself was
         # inside the bits at MATCH: registers, so that SHIFT's decision (``go``, loading half
-        # the decoder's flip-flops) has no adder or compare
-        # (per group, from its block RAM's symbol: the extra bits fit)
+        # the decoder's flip-flops) has no adder or compare. The extra bits' verdict is
+        # registered for each of the 16 counts they may have (from the bits left, without
+        # the block RAMs, whose data, 5.6 ns after the clock on an ECP5, feed only registers
+        # and the total's adder) and SHIFT picks it by the registered symbol's count
         fits_by_size = Signal(16)
         sym_ok = Signal()
         with m.If(phase == Phase.SYMBOL):
