@@ -160,13 +160,11 @@ class Idct(wiring.Component):
         ws_shape = _width(_ROW_IN_BOUND)
         meta_layout = data.StructLayout({"valid": 1, "pass2": 1, "idx": 3, "tag": 6})
         issue = Signal(meta_layout)             # this cycle's input (valid: something goes in)
-        # the column pass's and the row pass's vectors, each registered every cycle as the
-        # unit's operands; the pass picks one of them after the registers (timing: the
-        # column's LUT RAM read and its "written" mask end at a register)
-        col_vec = [Signal(ws_shape, name=f"col_vec{i}") for i in range(8)]
+        # the column pass's column (``rd_col``) and the row pass's row of the workspace, each
+        # registered every cycle as the unit's operands; the pass picks one of them after the
+        # registers (timing: the LUT RAM read and its "written" mask end at a register)
         row_vec = [Signal(ws_shape, name=f"row_vec{i}") for i in range(8)]
-        m.d.comb += [col_vec[i].eq(rd_col[i]) for i in range(8)]
-        results, meta_out = _unit(m, col_vec, row_vec, issue, meta_layout, self.clear)
+        results, meta_out = _unit(m, rd_col, row_vec, issue, meta_layout, self.clear)
 
         # workspace: the column pass's results, read a row at a time by the row pass
         ws = [[Signal(ws_shape, name=f"ws{i}_{j}") for j in range(8)] for i in range(8)]

@@ -79,6 +79,26 @@ def strip_dht(data: bytes) -> bytes:
     return bytes(out + data[sos:])
 
 
+def with_dht_symbols(data: bytes, tc: int, th: int, sym: int) -> bytes:
+    """``data`` with every symbol of the Huffman table of class ``tc`` (0 DC, 1 AC) and id
+    ``th`` replaced by ``sym`` (codes and counts kept): a stream whose symbols fail the
+    decoder's checks (a DC size over 11, an AC run past 63) while its headers parse."""
+    sos = scan_start(data)
+    out = bytearray(data)
+    pos = 2
+    while pos < sos:
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if data[pos + 1] == 0xC4:
+            j = pos + 4
+            while j < pos + 2 + length:
+                n = sum(data[j + 1:j + 17])
+                if data[j] == (tc << 4 | th):
+                    out[j + 17:j + 17 + n] = bytes([sym]) * n
+                j += 17 + n
+        pos += 2 + length
+    return bytes(out)
+
+
 def scan_data(data: bytes) -> bytes:
     """What the driver sends the decoder: the bytes after the SOS segment (entropy-coded data,
     then the end marker and anything after it)."""

@@ -25,17 +25,7 @@ from s4accel.hw.jpeg.entropy import (
     scan_config,
 )
 from s4accel.hw.jpeg.idct import UNIT_LATENCY, Idct, qtable_image
-
-
-def scan_data(data):
-    """The bytes after the (only) SOS segment: entropy-coded data, then the file's tail."""
-    pos = 2
-    while True:
-        assert data[pos] == 0xFF
-        marker, length = data[pos + 1], (data[pos + 2] << 8) | data[pos + 3]
-        pos += 2 + length
-        if marker == 0xDA:
-            return data[pos:]
+from s4accel.sim.workloads.jpeg import scan_data, with_dht_symbols
 
 
 def table_writes(tables):
@@ -271,23 +261,6 @@ def test_entropy_corrupt_stream_errors(name):
     assert error == want
 
 
-def _with_symbols(data, tc, th, sym):
-    """`data` with every symbol of Huffman table class `tc` (0 DC, 1 AC), id `th` made
-    `sym` (the codes and counts kept)."""
-    out, i = bytearray(data), 2
-    while out[i + 1] != 0xDA:
-        length = out[i + 2] << 8 | out[i + 3]
-        if out[i + 1] == 0xC4:
-            j = i + 4
-            while j < i + 2 + length:
-                n = sum(out[j + 1:j + 17])
-                if out[j] == (tc << 4 | th):
-                    out[j + 17:j + 17 + n] = bytes([sym]) * n
-                j += 17 + n
-        i += 2 + length
-    return bytes(out)
-
-
 @pytest.mark.parametrize("tc,sym,want,ks", [
     (0, 12, EntropyError.BAD_DC, []),                # the first symbol: DC size 12
     (1, 0xF1, EntropyError.BAD_RUN, [0, 16, 32, 48]),  # runs of 15: the fourth is past 63
@@ -297,7 +270,8 @@ def test_entropy_bad_symbol_emits_no_item(tc, sym, want, ks):
     items before it come out (their zig-zag indices ``ks``), and nothing for it. (A symbol's
     loads do not wait on its checks: only the item's valid does.)"""
     rng = np.random.default_rng(3)
-    data = _with_symbols(encode(smooth_image(rng, 16, 24), "grey", quality=75), tc, 0, sym)
+    data = with_dht_symbols(encode(smooth_image(rng, 16, 24), "grey", quality=75), tc, 0,
+                            sym)
     with pytest.raises(JpegError):
         decode(data)
     items, error, _ = run_decoder(data, parse(data))
