@@ -45,6 +45,17 @@ lut_write_layout = data.StructLayout({"addr": 8, "data": signed(8)})
 REQUANT_LATENCY = 9
 
 
+def _at_most(x, k):
+    """``x <= k`` for a constant ``k`` as AND / OR terms (LUTs, not a carry chain)."""
+    if k < 0:
+        return Const(0)
+    if k >= (1 << len(x)) - 1:
+        return Const(1)
+    top = x[-1]
+    rest = _at_most(x[:-1], k & ((1 << (len(x) - 1)) - 1)) if len(x) > 1 else Const(1)
+    return (~top | rest) if (k >> (len(x) - 1)) & 1 else (~top & rest)
+
+
 class Requantizer(wiring.Component):
     """Bias, requantization, ReLU and LUT for one row of ``cols`` channels per cycle.
 
@@ -124,21 +135,31 @@ class Requantizer(wiring.Component):
             ph2 = registered_product(m, sum0[16:].as_signed(), mult0, width=33,
                                      platform=platform, name=f"ph2_{c}", en_in=run, en_out=run)
             t3 = Signal(signed(32 + MULT_BITS), name=f"t3_{c}", reset_less=True)
-            # round half up = floor(t / 2^sh) + bit (sh-1) of t: shift, add, saturate
-            u4 = Signal(signed(33 + MULT_BITS), name=f"u4_{c}", reset_less=True)
-            r5 = Signal(signed(34 + MULT_BITS), name=f"r5_{c}", reset_less=True)
+            # round half up = h + b with h = floor(t / 2^sh) and b = bit (sh-1) of t, then
+            # saturate. Only 9 bits of (t << 1) >> sh are shifted out (b, then h's low 8 bits):
+            # whether h fits in int8 is told by t's bits from sh + 7 up, which must all equal
+            # its sign (a thermometer of sh picks them), so no 49-bit shifter, adder or compare
+            # is built. A fitting h rounds past 127 only from 127; h = -129 rounds to -128, the
+            # value saturation gives it too
+            tb = 32 + MULT_BITS
+            u4 = Signal(9, name=f"u4_{c}", reset_less=True)           # b, then h[7:0]
+            fit4 = Signal(name=f"fit4_{c}", reset_less=True)          # -128 <= h <= 127
+            neg4 = Signal(name=f"neg4_{c}", reset_less=True)          # t < 0
+            over = Signal(name=f"over_{c}")
+            m.d.comb += over.eq(Cat(*((t3[i] ^ t3[tb - 1]) & _at_most(sh[2], i - 7)
+                                      for i in range(7, tb - 1))).any())
+            r5 = Signal(8, name=f"r5_{c}", reset_less=True)
             sat = Signal(signed(8), name=f"sat_{c}")
-            # r5 > 127 / r5 < -128, decided from u4 alongside the add (h + b with b = u4[0]),
-            # so no wide compare sits in front of the LUT's address
+            # r5 > 127 / r5 < -128, decided from u4 alongside the add, so no compare sits in
+            # front of the LUT's address
             hi5 = Signal(name=f"hi5_{c}")
             lo5 = Signal(name=f"lo5_{c}")
-            h4 = u4 >> 1
             y6 = Signal(signed(8), name=f"y6_{c}", reset_less=True)
             y7 = Signal(signed(8), name=f"y7_{c}", reset_less=True)
             y8 = Signal(signed(8), name=f"y8_{c}", reset_less=True)
             t8 = Signal(signed(8), name=f"t8_{c}")     # the LUT's entry (a RAM register)
             y6_next = Signal(signed(8), name=f"y6_next_{c}")
-            m.d.comb += [sat.eq(Mux(hi5, 127, Mux(lo5, -128, r5[:8].as_signed()))),
+            m.d.comb += [sat.eq(Mux(hi5, 127, Mux(lo5, -128, r5.as_signed()))),
                          y6_next.eq(Mux(f[4][2] & sat[7], 0, sat))]
             with m.If(run):
                 m.d.sync += [
@@ -148,10 +169,12 @@ class Requantizer(wiring.Component):
                     sh[1].eq(sh[0]),
                     sh[2].eq(sh[1]),
                     t3.eq((ph2 << 16) + pl2),
-                    u4.eq((t3 << 1) >> sh[2]),
-                    r5.eq(h4 + u4[0]),
-                    hi5.eq(Mux(u4[0], h4 > 126, h4 > 127)),
-                    lo5.eq(Mux(u4[0], h4 < -129, h4 < -128)),
+                    u4.eq(((t3 << 1) >> sh[2])[:9]),
+                    fit4.eq(~over),
+                    neg4.eq(t3[tb - 1]),
+                    r5.eq(u4[1:] + u4[0]),
+                    hi5.eq(~neg4 & (~fit4 | ((u4[1:] == 0x7F) & u4[0]))),
+                    lo5.eq(neg4 & ~fit4),
                     y6.eq(y6_next),
                 ]
 

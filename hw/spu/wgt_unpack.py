@@ -85,24 +85,33 @@ class WgtUnpack(wiring.Component):
         m = Module()
         C, W = self._cols, self._bus_bits
         wp, wv = packed_word_bits(LoadFormat.PACKED, C), packed_word_bits(LoadFormat.VALUES, C)
+        # every word size and the bus width are multiples of g bits (13C, 8C and W with C and
+        # W powers of two), so every position in the stream is: positions are counted in units
+        # of g, and the shifts below move whole units (log2(g) fewer multiplexer levels each)
+        g = min(C, W)
+        lg = g.bit_length() - 1
         fmt = Signal(2)
         packed = fmt == LoadFormat.PACKED.value
         res = Signal(wp)                            # residue: res_n (< a word) low bits
-        res_n = Signal(range(wp))
-        pos = Signal(range(W))                      # bits of the current bus word used
+        res_n = Signal(range(wp // g))              # in units of g bits, as pos and avail
+        pos = Signal(range(W // g))                 # units of the current bus word used
         entry = Signal(5)
-        wbits = Mux(packed, wp, wv)
+        wbits = Mux(packed, wp // g, wv // g)
 
-        # the stream from here: the residue, then the bus word from bit ``pos``. A residue and
-        # a used part of the bus word never coexist (a bus word is taken whenever a residue is
-        # left), so the two shifts are alternatives side by side, not a chain
+        def units(n):                               # a unit count as a bit count
+            return Cat(Const(0, lg), n)
+
+        # the stream from here: the residue, then the bus word from unit ``pos``. A residue
+        # and a used part of the bus word never coexist (a bus word is taken whenever a residue
+        # is left), so the two shifts are alternatives side by side, not a chain
         cat = Signal(wp + W)
-        m.d.comb += cat.eq(Mux(pos != 0, self.i.payload >> pos, res | (self.i.payload << res_n)))
-        avail = Signal(range(wp + W + 1))
-        m.d.comb += avail.eq(res_n + W - pos)
+        m.d.comb += cat.eq(Mux(pos != 0, self.i.payload >> units(pos),
+                               res | (self.i.payload << units(res_n))))
+        avail = Signal(range((wp + W) // g + 1))
+        m.d.comb += avail.eq(res_n + W // g - pos)
         after = Signal(wp + W)                      # the stream after this cycle's word
         m.d.comb += after.eq(Mux(packed, cat >> wp, cat >> wv))
-        left = Signal(range(wp + W + 1))
+        left = Signal(range((wp + W) // g + 1))
         m.d.comb += left.eq(avail - wbits)
 
         word = Signal(C * 16)
@@ -120,7 +129,7 @@ class WgtUnpack(wiring.Component):
                     m.d.comb += self.i.ready.eq(1)
                     m.d.sync += [res.eq(after), res_n.eq(left), pos.eq(0)]
                 with m.Else():                      # another whole word in this bus word
-                    m.d.sync += [res.eq(0), res_n.eq(0), pos.eq(W - left)]
+                    m.d.sync += [res.eq(0), res_n.eq(0), pos.eq(W // g - left)]
             with m.Else():                          # bus narrower than a word: gather
                 m.d.comb += self.i.ready.eq(1)
                 m.d.sync += [res.eq(cat), res_n.eq(avail), pos.eq(0)]

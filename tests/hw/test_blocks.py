@@ -95,11 +95,10 @@ def _requant_expect(row, lut):
     return y[0].astype(np.int64).tolist()
 
 
-@pytest.mark.parametrize("cols", [1, 4])
-def test_requantizer_bit_exact_with_backpressure(rng, cols):
+def _requant_check(rng, cols, rows, lut):
+    """Run ``rows`` through a Requantizer of ``cols`` with random gaps and backpressure;
+    every output row against the golden model."""
     dut = Requantizer(cols)
-    lut = rng.integers(-128, 128, 256, dtype=np.int8)
-    rows = _requant_rows(rng, cols, 60)
     got = []
 
     async def producer(ctx):
@@ -134,6 +133,46 @@ def test_requantizer_bit_exact_with_backpressure(rng, cols):
     for i, (row, (data, last)) in enumerate(zip(rows, got, strict=True)):
         assert last == row["last"], i
         assert data == _requant_expect(row, lut), f"row {i}: {row}"
+
+
+@pytest.mark.parametrize("cols", [1, 4])
+def test_requantizer_bit_exact_with_backpressure(rng, cols):
+    lut = rng.integers(-128, 128, 256, dtype=np.int8)
+    _requant_check(rng, cols, _requant_rows(rng, cols, 60), lut)
+
+
+def test_requantizer_saturation_edges(rng):
+    """Products whose shifted value h = t >> shift sits at the int8 range's edges (-130 ..
+    -127, 126 .. 128) with the rounding bit 0 and 1, for every shift: 127 rounded up saturates,
+    -129 rounded up is -128; data and bias are split at random (the sum wraps at 32 bits)."""
+    cols, rows, kinds = 4, [], set()
+    for shift in range(48):
+        for h in (-130, -129, -128, -127, 126, 127, 128):
+            for b in (0, 1) if shift else (0,):
+                t = (h << shift) + (b << (shift - 1) if shift else 0)
+                if shift > 1:
+                    t += int(rng.integers(0, 1 << (shift - 1)))
+                # t = sum * mult, sum an int32: mult 1 while t fits, else the largest mult
+                mult = 1 if shift < 16 else (1 << 15 if shift < 38 else 65535)
+                total = int(np.clip(t // mult, -(1 << 31), (1 << 31) - 1))
+                tt = total * mult
+                kinds.add((tt >> shift, (tt >> (shift - 1)) & 1 if shift else 0))
+                bias = int(rng.integers(-(1 << 31), 1 << 31))
+                data = (total - bias + (1 << 31)) % (1 << 32) - (1 << 31)
+                rows.append((data, bias, mult, shift))
+    rng.shuffle(rows)
+    lut = np.arange(-128, 128, dtype=np.int8)
+    reqs = []
+    for i in range(0, len(rows), cols):
+        chunk = rows[i:i + cols]
+        chunk += [chunk[-1]] * (cols - len(chunk))
+        reqs.append({"data": [r[0] for r in chunk], "bias": [r[1] for r in chunk],
+                     "mult": [r[2] for r in chunk], "shift": [r[3] for r in chunk],
+                     "mode": OutMode.INT8, "relu": 0, "lut": int(rng.integers(0, 2)),
+                     "last": int(rng.integers(0, 2))})
+    # the edges are really there (h and the rounding bit of the products as built)
+    assert {(127, 1), (127, 0), (-129, 1), (-129, 0), (-128, 0), (128, 0)} <= kinds
+    _requant_check(rng, cols, reqs, lut)
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
