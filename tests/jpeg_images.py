@@ -2,14 +2,12 @@
 images Pillow encodes, and the Pillow version they are pinned to. (Importable from every test:
 pytest puts this directory, the one of the root conftest.py, on sys.path.)"""
 
-import io
-
-import numpy as np
 import PIL
-from PIL import Image
+
+from s4accel.sim.workloads import jpeg as _jpeg
+from s4accel.sim.workloads.jpeg import SUBSAMPLING, smooth_image  # noqa: F401 (the tests' names)
 
 PILLOW_MAJOR = 13
-SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 
 def check_pillow():
@@ -20,21 +18,8 @@ def check_pillow():
         "(tests/base/test_jpeg.py), then move the pin")
 
 
-def smooth_image(rng, h, w):
-    """Smooth areas and texture, so every coefficient band, long runs, ZRLs and large values
-    occur."""
-    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC), dtype=np.int16)
-    noisy = base + rng.integers(-24, 25, (h, w, 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-
-
 def encode(img, mode, **kw):
-    """``img`` as a JPEG in ``mode`` ("grey" or a SUBSAMPLING key); Pillow's ``save`` options."""
+    """``img`` as a JPEG in ``mode`` ("grey" or a SUBSAMPLING key), Pillow's ``save`` options
+    (:func:`s4accel.sim.workloads.jpeg.encode`), after checking the pinned Pillow version."""
     check_pillow()
-    buf = io.BytesIO()
-    if mode == "grey":
-        img.convert("L").save(buf, "JPEG", **kw)
-    else:
-        img.convert("RGB").save(buf, "JPEG", subsampling=SUBSAMPLING[mode], **kw)
-    return buf.getvalue()
+    return _jpeg.encode(img, mode, **kw)

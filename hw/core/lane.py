@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...base.config import BANK
 from .dsp import registered_product
+from .lutmux import word_select
 
 __all__ = ["Lane", "LANE_LATENCY"]
 
@@ -64,7 +65,8 @@ class Lane(wiring.Component):
         # stage 1: the selected activation and the weight, in fabric registers
         act1 = Signal(signed(8), reset_less=True)
         wgt1 = Signal(signed(8), reset_less=True)
-        m.d.sync += [act1.eq(self.window.word_select(self.index, 8).as_signed()),
+        sel = word_select(m, self.window, self.index, 8, platform=platform, name="sel")
+        m.d.sync += [act1.eq(sel.as_signed()),
                      wgt1.eq(self.weight)]
         # stages 2 and 3: operand registers, then the product (the DSP's own on the ECP5)
         prod3 = registered_product(m, act1, wgt1, width=16, platform=platform, name="prod3")
