@@ -1,23 +1,24 @@
-"""Wide multiplexers built from the ECP5 slice's own multiplexers where the build names the
-family.
+"""Wide multiplexers and shifters built from the ECP5 slice's own multiplexers where the build
+names the family.
 
 Yosys's ABC9 maps a 32:1 multiplexer for delay as a tree of 6-input functions, each of them
 four LUT4s, a PFUMX and an L6MUX21 on the ECP5: a lane's 8-bit window select came out at 261
 LUT4s. The slice can do better by construction: two LUT4s (each a 2:1 multiplexer) and the
 slice's PFUMX make a 4:1, two of those and an L6MUX21 an 8:1, so a 32:1 multiplexer is four
 8:1 trees and one 4:1, 18 LUT4s a bit (144 for the window select) at a depth of two LUTs
-and three dedicated multiplexers. :func:`word_select` instantiates that tree when the platform
-passed to ``verilog.convert`` says ``family = "ecp5"`` (``s4 fpga build`` does); everywhere
-else (simulation, ``s4 generate``, iCE40) it is ``value.word_select(sel, width)``, which is
-what the simulators check bit for bit. ``tests/hw/test_lutmux.py`` proves the two equal with
-Yosys's ECP5 cell models.
+and three dedicated multiplexers. A shifter is layers of 4:1 multiplexers the same way (two
+bits of the amount a layer). :func:`word_select` and :func:`shift_units` instantiate these
+when the platform passed to ``verilog.convert`` says ``family = "ecp5"`` (``s4 fpga build``
+does); everywhere else (simulation, ``s4 generate``, iCE40) they are ``word_select`` and the
+plain shift, which is what the simulators check bit for bit. ``tests/hw/test_lutmux.py``
+proves each equal to its plain form with Yosys's ECP5 cell models.
 """
 
-from amaranth.hdl import Cat, Const, Instance, Signal
+from amaranth.hdl import Cat, Const, Instance, Mux, Signal
 
 from .dsp import family_of
 
-__all__ = ["word_select"]
+__all__ = ["word_select", "shift_units"]
 
 #: LUT4 INIT of ``Z = C ? B : A`` (``Z = INIT[{D, C, B, A}]``; D unused).
 _MUX2_INIT = 0xCACA
@@ -76,3 +77,42 @@ def word_select(m, value, sel, width, *, platform, name):
         d = [value[w * width + b] for w in range(words)]
         out.append(_tree(m, d, s, f"{name}_b{b}"))
     return Cat(*out)
+
+
+def shift_units(m, value, amount, unit, out_width, *, left=False, platform, name):
+    """``(value >> amount * unit)[:out_width]`` (``value << ...`` when ``left``), zeros
+    shifted in, as layers of 4:1 slice multiplexers on the ECP5 (two bits of ``amount`` a
+    layer: two LUT4s and a PFUMX an output bit) and a 2:1 layer for an odd bit; everywhere
+    else the plain shift."""
+    lg = unit.bit_length() - 1
+    assert unit == 1 << lg
+    if family_of(platform) != "ecp5":
+        amt = Cat(Const(0, lg), amount) if lg else amount
+        return ((value << amt) if left else (value >> amt))[:out_width]
+    n_in = len(value)
+    cur = [value[i] for i in range(n_in)]
+    k = len(amount)
+    # a layer makes the bits the layers after it may read: to the right, out_width plus the
+    # widest shift they can still make
+    layer = 0
+    for lo in range(0, k, 2):
+        bits = amount[lo:lo + 2]
+        step = unit << lo
+        rest = sum(unit << b for b in range(lo + len(bits), k))
+        need = min(n_in, out_width + rest) if not left else out_width
+        nxt = []
+        for i in range(need):
+            ats = [i - j * step if left else i + j * step for j in range(1 << len(bits))]
+            d = [cur[a] if 0 <= a < len(cur) else Const(0) for a in ats]
+            nm = f"{name}_s{layer}_{i}"
+            if any(isinstance(x, Const) for x in d):
+                # (zeros shifted in: a plain multiplexer that ABC9 folds into fewer LUTs)
+                nxt.append(Mux(bits[0], d[1], d[0]) if len(bits) == 1 else
+                           Mux(bits[1], Mux(bits[0], d[3], d[2]), Mux(bits[0], d[1], d[0])))
+            elif len(bits) == 2:
+                nxt.append(_mux4(m, d, bits, nm))
+            else:
+                nxt.append(_lut_mux2(m, d[0], d[1], bits[0], nm))
+        cur = nxt
+        layer += 1
+    return Cat(*cur[:out_width])

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ...base.golden import MULT_BITS, SHIFT_MAX
 from .bram import RegisteredRam
 from .dsp import registered_product
+from .lutmux import shift_units
 
 __all__ = ["OutMode", "Requantizer", "requant_in_layout", "result_layout", "lut_write_layout"]
 
@@ -148,6 +149,9 @@ class Requantizer(wiring.Component):
             over = Signal(name=f"over_{c}")
             m.d.comb += over.eq(Cat(*((t3[i] ^ t3[tb - 1]) & _at_most(sh[2], i - 7)
                                       for i in range(7, tb - 1))).any())
+            # (t << 1) >> sh, sign-extended far enough for every shift, low 9 bits
+            u4_next = shift_units(m, Cat(Const(0, 1), t3, t3[tb - 1].replicate(8)), sh[2], 1, 9,
+                                  platform=platform, name=f"u4_sh_{c}")
             r5 = Signal(8, name=f"r5_{c}", reset_less=True)
             sat = Signal(signed(8), name=f"sat_{c}")
             # r5 > 127 / r5 < -128, decided from u4 alongside the add, so no compare sits in
@@ -169,7 +173,7 @@ class Requantizer(wiring.Component):
                     sh[1].eq(sh[0]),
                     sh[2].eq(sh[1]),
                     t3.eq((ph2 << 16) + pl2),
-                    u4.eq(((t3 << 1) >> sh[2])[:9]),
+                    u4.eq(u4_next),
                     fit4.eq(~over),
                     neg4.eq(t3[tb - 1]),
                     r5.eq(u4[1:] + u4[0]),

@@ -14,6 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...base.jpeg import ZIGZAG
+from ..core.lutmux import word_select
 from .entropy import coef_layout
 
 __all__ = ["UNIT_LATENCY", "Idct", "qt_write_layout", "qtable_image", "row_layout"]
@@ -194,7 +195,10 @@ class Idct(wiring.Component):
         row = Signal(3)
         wait = Signal(range(UNIT_LATENCY + 1))
         out_tag = Signal(6)
-        m.d.comb += [row_vec[j].eq(Array(ws[i][j] for i in range(8))[row]) for j in range(8)]
+        m.d.comb += [row_vec[j].eq(word_select(m, Cat(*(ws[i][j] for i in range(8))), row,
+                                               len(ws[0][j]), platform=platform,
+                                               name=f"row_sel{j}"))
+                     for j in range(8)]
         with m.FSM(name="idct_pass") as fsm:
             with m.State("COL"):
                 with m.If(Mux(rb, full[1], full[0])):

@@ -21,6 +21,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..cmd.descriptors import LoadFormat
+from ..core.lutmux import shift_units
 
 __all__ = ["WgtUnpack", "packed_word_bits"]
 
@@ -89,7 +90,6 @@ class WgtUnpack(wiring.Component):
         # W powers of two), so every position in the stream is: positions are counted in units
         # of g, and the shifts below move whole units (log2(g) fewer multiplexer levels each)
         g = min(C, W)
-        lg = g.bit_length() - 1
         fmt = Signal(2)
         packed = fmt == LoadFormat.PACKED.value
         res = Signal(wp)                            # residue: res_n (< a word) low bits
@@ -98,15 +98,14 @@ class WgtUnpack(wiring.Component):
         entry = Signal(5)
         wbits = Mux(packed, wp // g, wv // g)
 
-        def units(n):                               # a unit count as a bit count
-            return Cat(Const(0, lg), n)
-
         # the stream from here: the residue, then the bus word from unit ``pos``. A residue
         # and a used part of the bus word never coexist (a bus word is taken whenever a residue
         # is left), so the two shifts are alternatives side by side, not a chain
         cat = Signal(wp + W)
-        m.d.comb += cat.eq(Mux(pos != 0, self.i.payload >> units(pos),
-                               res | (self.i.payload << units(res_n))))
+        bus_r = shift_units(m, self.i.payload, pos, g, W, platform=platform, name="sr")
+        bus_l = shift_units(m, self.i.payload, res_n, g, wp + W, left=True, platform=platform,
+                            name="sl")
+        m.d.comb += cat.eq(Mux(pos != 0, bus_r, res | bus_l))
         avail = Signal(range((wp + W) // g + 1))
         m.d.comb += avail.eq(res_n + W // g - pos)
         after = Signal(wp + W)                      # the stream after this cycle's word
