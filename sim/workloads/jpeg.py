@@ -50,52 +50,56 @@ def sample_image(name: str):
     return Image.fromarray(load_sample_image(name))
 
 
-def scan_start(data: bytes) -> int:
-    """Offset of the first byte after the first SOS segment (the entropy-coded data); raises
-    ValueError when the headers end without one."""
+def header_segments(data: bytes):
+    """``(pos, marker, length)`` of each marker segment after SOI, up to and including the
+    first SOS (``length`` as the segment gives it: its bytes after the marker); raises
+    ValueError when the headers end without an SOS."""
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
             raise ValueError(f"no marker at offset {pos}")
         marker, length = data[pos + 1], (data[pos + 2] << 8) | data[pos + 3]
-        pos += 2 + length
+        yield pos, marker, length
         if marker == 0xDA:
-            return pos
+            return
+        pos += 2 + length
     raise ValueError("no SOS segment")
+
+
+def scan_start(data: bytes) -> int:
+    """Offset of the first byte after the first SOS segment (the entropy-coded data); raises
+    ValueError when the headers end without one."""
+    for pos, marker, length in header_segments(data):
+        if marker == 0xDA:
+            return pos + 2 + length
+    raise AssertionError("unreachable: header_segments ends at an SOS or raises")
 
 
 def strip_dht(data: bytes) -> bytes:
     """``data`` without its DHT segments before the first SOS: a Motion JPEG style frame, to
     be decoded with the standard tables of T.81 Annex K.3 (equal to the image only when Pillow
     encoded it with them, its default without ``optimize``)."""
-    sos = scan_start(data)
     out = bytearray(data[:2])
-    pos = 2
-    while pos < sos:
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if data[pos + 1] != 0xC4:
+    for pos, marker, length in header_segments(data):
+        if marker != 0xC4:
             out += data[pos:pos + 2 + length]
-        pos += 2 + length
-    return bytes(out + data[sos:])
+    return bytes(out + data[scan_start(data):])
 
 
 def with_dht_symbols(data: bytes, tc: int, th: int, sym: int) -> bytes:
     """``data`` with every symbol of the Huffman table of class ``tc`` (0 DC, 1 AC) and id
     ``th`` replaced by ``sym`` (codes and counts kept): a stream whose symbols fail the
     decoder's checks (a DC size over 11, an AC run past 63) while its headers parse."""
-    sos = scan_start(data)
     out = bytearray(data)
-    pos = 2
-    while pos < sos:
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if data[pos + 1] == 0xC4:
-            j = pos + 4
-            while j < pos + 2 + length:
-                n = sum(data[j + 1:j + 17])
-                if data[j] == (tc << 4 | th):
-                    out[j + 17:j + 17 + n] = bytes([sym]) * n
-                j += 17 + n
-        pos += 2 + length
+    for pos, marker, length in header_segments(data):
+        if marker != 0xC4:
+            continue
+        j = pos + 4
+        while j < pos + 2 + length:
+            n = sum(data[j + 1:j + 17])
+            if data[j] == (tc << 4 | th):
+                out[j + 17:j + 17 + n] = bytes([sym]) * n
+            j += 17 + n
     return bytes(out)
 
 
