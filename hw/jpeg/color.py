@@ -212,16 +212,21 @@ class ColorConverter(wiring.Component):
         mcu_row = Signal(16)
         wy_base = Signal(range(_NY_V2))  # ring line of the MCU row's first luma line
         wc_base = Signal(range(_NC))     # ... and first chroma line (always even)
-        # output rows whose lines have all been read, plus the ring's lines (registered)
-        y_lim = Signal(18)
         # the luma lines of the complete MCU rows (``written``) as the readers compare them:
-        # written - v2 and written - v2 - 1; and written + ly: the next MCU row's lines written
-        lw_need = Signal(18)
+        # written - v2 and written - v2 - 1
         lw_v0 = Signal(signed(19))
         lw_v1 = Signal(signed(19))
+        # The MCU row may overwrite lines read by the released output rows only: its lines
+        # written + ly (``lw_need``) at most the output rows whose lines have all been read
+        # (both readers' rows, ``min(fy, gy)``, one cycle before) plus the ring's lines:
+        # ``lw_need - ny <= fy`` and ``<= gy``. A register (``room``), from the compares of
+        # ``lw_need - ny`` and of its value after this MCU row with the readers' rows (no
+        # adder behind the compares; the writer's handshake starts from a flip-flop)
+        lw_room = Signal(signed(19))        # lw_need - ny
+        lw_room_ly = Signal(signed(19))     # lw_need + ly - ny
+        room = Signal()
         r = self.i_row.payload
-        # the MCU row may overwrite lines read by the released output rows only
-        write_ok = running & ~all_written & (lw_need <= y_lim)
+        write_ok = running & ~all_written & room
         m.d.comb += self.i_row.ready.eq(write_ok)
         fire = self.i_row.valid & write_ok
         bx = Mux(h2, r.slot[0], 0)
@@ -245,19 +250,25 @@ class ColorConverter(wiring.Component):
                     m.d.comb += c_wr[b].en.eq(0b01)
                 with m.Elif(r.comp == 2):
                     m.d.comb += c_wr[b].en.eq(0b10)
+        # the MCU's last block's last row: the MCU row's last MCU (``mcu_last``: ``mcu_x + 1 ==
+        # mcus_x``, a register kept with mcu_x) moves the writer to the next MCU row
+        mcu_last = Signal()
+        row_adv = Signal()
+        m.d.comb += row_adv.eq(fire & r.last & (r.slot == blocks - 1) & mcu_last)
         with m.If(fire & r.last & (r.slot == blocks - 1)):
-            with m.If(mcu_x + 1 == mcus_x):
+            with m.If(mcu_last):
                 ynext = wy_base + ly
                 cnext = wc_base + 8
-                m.d.sync += [mcu_x.eq(0), mcu_row.eq(mcu_row + 1),
-                             lw_need.eq(lw_need + ly), lw_v0.eq(lw_v0 + ly),
+                m.d.sync += [mcu_x.eq(0), mcu_last.eq(mcus_x == 1), mcu_row.eq(mcu_row + 1),
+                             lw_room.eq(lw_room_ly), lw_room_ly.eq(lw_room_ly + ly),
+                             lw_v0.eq(lw_v0 + ly),
                              lw_v1.eq(lw_v1 + ly),
                              wy_base.eq(Mux(ynext >= ny, ynext - ny, ynext)),
                              wc_base.eq(Mux(cnext >= _NC, cnext - _NC, cnext))]
                 with m.If(mcu_row + 1 == mcus_y):
                     m.d.sync += all_written.eq(1)
             with m.Else():
-                m.d.sync += mcu_x.eq(mcu_x + 1)
+                m.d.sync += [mcu_x.eq(mcu_x + 1), mcu_last.eq(mcu_x + 2 == mcus_x)]
 
         def row_ready(y, moved, name):
             """Output row `y` (a reader's row register) may be read: it is in the image and its
@@ -519,11 +530,18 @@ class ColorConverter(wiring.Component):
 
         # an output row is released once both readers have issued all its reads (the read
         # ports keep their data, so the lines may then be overwritten)
-        m.d.sync += y_lim.eq(Mux(grey | (fy < gy), fy, gy) + ny)
+        def fits(a):
+            return (a <= fy) & (grey | (a <= gy))
+        m.d.sync += room.eq(Mux(row_adv, fits(lw_room_ly), fits(lw_room)))
         with m.If(self.start):
-            m.d.sync += [running.eq(1), done.eq(0), y_lim.eq(ny_c),
-                         lw_need.eq(ly_c), lw_v0.eq(-v2_c), lw_v1.eq(-1 - v2_c),
+            m.d.sync += [running.eq(1), done.eq(0),
+                         lw_room.eq(Mux(v2_c, 16 - _NY_V2, 8 - _NY_V1)),
+                         lw_room_ly.eq(Mux(v2_c, 32 - _NY_V2, 16 - _NY_V1)),
+                         room.eq(ly_c <= ny_c),
+                         lw_v0.eq(-v2_c), lw_v1.eq(-1 - v2_c),
                          all_written.eq(0), mcu_x.eq(0),
+                         mcu_last.eq(Mux(h2_c, (cfg.width + 15) >> 4,
+                                         (cfg.width + 7) >> 3) == 1),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
                          fy.eq(0), fj.eq(0), fslot.eq(0), l1.v.eq(0), l2.v.eq(0), lq_wp.eq(0),

@@ -427,12 +427,24 @@ class EntropyDecoder(wiring.Component):
         s_group_hits = Signal(_SYM_BANKS)
         sym = Signal(8)
         m.d.comb += sym.eq(_thermometer_select(s_group_hits, g_sym))
-        # (loaded every cycle: the memories' outputs and m_len change only at MATCH, so
-        # they hold at SHIFT what SYMBOL loaded; no enable in front of the adders)
+        # and whether each group's symbol ends the block (from the memory's data and ``k``,
+        # which holds from MATCH to SHIFT): SHIFT picks it by the group, so the block's end,
+        # which chooses the next table's 16 entries and moves the slot, starts from registers
+        # instead of the picked symbol's run and an adder
+        g_last = [Signal(name=f"last{g}") for g in range(_SYM_BANKS)]
+
+        def ends_block(s):
+            size, run = s[:4], s[4:8]
+            return (k != 0) & Mux(size == 0, Mux(run == 15, k == 48, 1), run == ~k[:6])
+        # (loaded every cycle: the memories' outputs and m_len change only at MATCH, and k
+        # only at SHIFT, so they hold at SHIFT what SYMBOL loaded; no enable in front of the
+        # adders)
         m.d.sync += [s_group_hits.eq(m_group_hits),
                      *(r.eq(rd.data) for r, rd in zip(g_sym, sym_rds, strict=True)),
+                     *(r.eq(ends_block(rd.data)) for r, rd in zip(g_last, sym_rds, strict=True)),
                      *(r.eq(m_len + rd.data[:4]) for r, rd in zip(g_total, sym_rds,
                                                                  strict=True))]
+        m.d.comb += out_last.eq(_thermometer_select(s_group_hits, g_last))
         total = Signal(6)        # the symbol's bits: code and extra bits
         m.d.comb += total.eq(_thermometer_select(s_group_hits, g_total))
         ext16 = Signal(16)       # the 16 bits after the code ...
@@ -471,12 +483,12 @@ class EntropyDecoder(wiring.Component):
             m.d.comb += [out_k.eq(0), next_k.eq(1), bad.eq(sym > 11),
                          bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
-            m.d.comb += [out_k.eq(k + 15), out_last.eq(k == 48), next_k.eq(k + 16),
+            m.d.comb += [out_k.eq(k + 15), next_k.eq(k + 16),
                          bad.eq(k[:6] > 48), bad_code.eq(EntropyError.BAD_RUN)]
         with m.Elif(eob):
-            m.d.comb += [out_k.eq(63), out_last.eq(1)]
+            m.d.comb += out_k.eq(63)
         with m.Else():
-            m.d.comb += [out_k.eq(k_run), out_last.eq(run == ~k[:6]), next_k.eq(k_run + 1),
+            m.d.comb += [out_k.eq(k_run), next_k.eq(k_run + 1),
                          bad.eq((k[4:6] == 3) & (run > ~k[:4])),
                          bad_code.eq(EntropyError.BAD_RUN)]
 

@@ -139,13 +139,15 @@ class Idct(wiring.Component):
         col_w = Signal(3, attrs={"keep": 1})
         rb_w = Signal(attrs={"keep": 1})
         rd_col = []         # the column ``col`` of buffer ``rb``, row by row
+        rd_bits = []        # and whether each of its entries was written (else it reads 0)
         for i, mem in enumerate(rows_mem):
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
             m.d.comb += [wr.addr.eq(Cat(natural[:3], wb)), wr.data.eq(product),
                          wr.en.eq(v3 & (natural[3:] == i)), rd.addr.eq(Cat(col, rb))]
-            bit = Mux(rb_w, written[1], written[0]).bit_select(Cat(col_w, Const(i, 3)), 1)
-            rd_col.append(Mux(bit, rd.data, 0))
+            rd_col.append(rd.data)
+            rd_bits.append(Mux(rb_w, written[1], written[0]).bit_select(Cat(col_w, Const(i, 3)),
+                                                                         1))
         for b in range(2):
             with m.If(v3 & (wb == b)):
                 m.d.sync += written[b].eq(written[b] | (Const(1, 64) << natural))
@@ -161,11 +163,12 @@ class Idct(wiring.Component):
         ws_shape = _width(_ROW_IN_BOUND)
         meta_layout = data.StructLayout({"valid": 1, "pass2": 1, "idx": 3, "tag": 6})
         issue = Signal(meta_layout)             # this cycle's input (valid: something goes in)
-        # the column pass's column (``rd_col``) and the row pass's row of the workspace, each
-        # registered every cycle as the unit's operands; the pass picks one of them after the
-        # registers (timing: the LUT RAM read and its "written" mask end at a register)
+        # the column pass's column (``rd_col``, with its "written" bits) and the row pass's
+        # row of the workspace, each registered every cycle as the unit's operands; the pass
+        # and the bits pick after the registers (timing: the LUT RAM read and the bits'
+        # select end at registers)
         row_vec = [Signal(ws_shape, name=f"row_vec{i}") for i in range(8)]
-        results, meta_out = _unit(m, rd_col, row_vec, issue, meta_layout, self.clear)
+        results, meta_out = _unit(m, rd_col, rd_bits, row_vec, issue, meta_layout, self.clear)
 
         # workspace: the column pass's results, read a row at a time by the row pass
         ws = [[Signal(ws_shape, name=f"ws{i}_{j}") for j in range(8)] for i in range(8)]
@@ -323,10 +326,12 @@ def _width(bound: int):
     return signed(bound.bit_length() + 1)
 
 
-def _unit(m, col_vec, row_vec, meta, meta_layout, clear):
+def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear):
     """jidctint.c's 1-D pass as a pipeline of UNIT_LATENCY register stages on `meta` and 8
-    signed values: `row_vec` if ``meta.pass2``, else `col_vec` (both are registered every
-    cycle, and the pass picks one after the registers). Returns the 8 sums before descaling
+    signed values: `row_vec` if ``meta.pass2``, else `col_vec` where its bit in `col_bits` is
+    set and 0 where it is not (all three are registered every cycle, and the pass and the
+    bits pick after the registers: one LUT4 a bit, as the pass's 2:1 alone, and no "written"
+    select into the operand registers' resets). Returns the 8 sums before descaling
     (the pass's rounding constant, and for the row pass the +128 shifted up, already added)
     and the meta of that vector. Every value is held at the width its bound needs
     (:func:`_bounds`), so the result is exact for every input the buffers can hold."""
@@ -346,7 +351,10 @@ def _unit(m, col_vec, row_vec, meta, meta_layout, clear):
         return out
     cols = regs({f"d{i}": x for i, x in enumerate(col_vec)}, 0)
     rows = regs({f"d{i}": x for i, x in enumerate(row_vec)}, 0)
-    s = {f"d{i}": Mux(metas[1].pass2, rows[f"d{i}"], cols[f"d{i}"]) for i in range(8)}
+    bits = Signal(8, name="unit1_written")
+    m.d.sync += bits.eq(Cat(*col_bits))
+    s = {f"d{i}": Mux(metas[1].pass2, rows[f"d{i}"], Mux(bits[i], cols[f"d{i}"], 0))
+         for i in range(8)}
     s["rnd"] = Mux(metas[1].pass2, *_RND[::-1])
     s = regs(_stage2(s), 1)
     # the products: each operand cut into 17-bit pieces (the top one signed, at most 18

@@ -27,6 +27,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..bus.slice import SkidSlice
 from .decoder import JpegDecoder
 from .entropy import EntropyError, byte_layout
 from .post import PostProcessor, lane_layout
@@ -126,10 +127,16 @@ class DecodeJob(wiring.Component):
             m.d.sync += self.back_busy.eq(0)
         # the next job's quantizers wait until the IDCT has taken the last coefficient of the
         # scan before (its Huffman tables only for the scan's end: ``start`` comes after it)
+        # A skid register between them: the loader's ready (and so the block's word unpacker)
+        # does not wait on the entropy decoder's state through ``qt_free``; the same cycles
+        # whenever the writes may go, one write more held when they may not.
         qt_free = ~self.back_busy | dec.scan_drained
-        m.d.comb += [dec.i_qt.valid.eq(tl.o_qt.valid & qt_free),
-                     dec.i_qt.payload.eq(tl.o_qt.payload),
-                     tl.o_qt.ready.eq(dec.i_qt.ready & qt_free)]
+        m.submodules.qt_skid = qt_skid = SkidSlice(tl.o_qt.payload.shape())
+        wiring.connect(m, producer=tl.o_qt, consumer=qt_skid.i)
+        m.d.comb += [dec.i_qt.valid.eq(qt_skid.o.valid & qt_free),
+                     dec.i_qt.payload.eq(qt_skid.o.payload),
+                     qt_skid.o.ready.eq(dec.i_qt.ready & qt_free),
+                     qt_skid.clear.eq(self.start)]
 
         running = Signal()       # the decoder has been started
         m.d.comb += self.scanning.eq(running)
@@ -154,7 +161,7 @@ class DecodeJob(wiring.Component):
                 # the last table write leaves the loader the cycle after done rises; the
                 # verdict waits for the job before to have written its last lane, so that
                 # job ends first
-                with m.If(tl.done & ~tl.o_table.valid & ~tl.o_qt.valid & ~self.back_busy):
+                with m.If(tl.done & ~tl.o_table.valid & ~qt_skid.o.valid & ~self.back_busy):
                     img = tl.config.image
                     outside = ((g.crop_x + g.crop_w > img.width)
                                | (g.crop_y + g.crop_h > img.height))

@@ -169,6 +169,20 @@ def test_color_random_planes(sampling, size, seed):
     check(got, golden(blocks, sampling, h, w))
 
 
+@pytest.mark.parametrize("sampling", list(Sampling), ids=lambda s: s.name)
+def test_color_ring_full_at_mcu_rows(sampling, seed):
+    """Rows back to back and a slow output (ready 30 % of cycles): the writer fills the
+    line ring and waits for room at each MCU row's start, right after the row before ended
+    (``room`` is computed with the next MCU row's need from that cycle on; with the current
+    row's need for one cycle, a grey image's next row overwrote a line still to be read)."""
+    rng = np.random.default_rng(seed)
+    h, w = 40, 24
+    blocks = random_blocks(rng, sampling, h, w)
+    got, _ = run_color(blocks, sampling, h, w, rng=rng, gap=0.0, stall=0.7,
+                       ycc=sampling != Sampling.GREY)
+    check(got, golden(blocks, sampling, h, w))
+
+
 def test_color_unconverted_planes(seed):
     """ycc = 0 (an RGB-coded file): the upsampled planes pass through unconverted."""
     rng = np.random.default_rng(seed)

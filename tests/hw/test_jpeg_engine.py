@@ -236,6 +236,34 @@ def test_mutated_table_blocks_equal_model(bus_bits, rng):
     assert expect[-1] == "refused"
 
 
+@pytest.mark.parametrize("bus_bits", [64, 128])
+def test_table_symbol_count_limit(bus_bits, rng):
+    """A Huffman table whose code lengths fit (255 codes of 15 bits, then 1 or 2 of 16 bits)
+    is refused when it has 257 symbols, as the functional model refuses it
+    (``BlockError``), and loads with 256: the loader's count check, apart from its
+    code-length check, at its edge and at the table's last count (no later count byte
+    sees the sum)."""
+    data = encode(smooth_image(rng, 16, 16), "grey", quality=75)
+    tables, bits = codec.split_scan(data)
+    good = codec.table_block(tables)
+    jobs, expect = [], []
+    for n16 in (2, 1):
+        bad = bytearray(good)
+        at = codec.COMP0 + 400                  # component 0's AC table: its 16 counts
+        bad[at:at + 16] = bytes([0] * 14 + [255, n16])
+        try:
+            codec.parse_block(bytes(bad), max_width=64)
+            expect.append("loads")
+        except codec.BlockError:
+            expect.append("refused")
+        jobs.append((bytes(bad), bits, (0, 0, 16, 16), 16, 16, 0, 0))
+    assert expect == ["refused", "loads"]
+    res = run_engine(jobs, rng, bus_bits=bus_bits)
+    # refused: an error before the bitstream; loaded: the bitstream asked for (this scan's
+    # codes are not in the new table, so how it ends is the stream's business)
+    assert [(status == "error" and not asked) for _, status, asked in res] == [True, False]
+
+
 def run_stream(jobs, rng, bus_bits=64, stall=0.2):
     """Jobs back to back as the command processor runs consecutive DECODEs: the next job
     starts as soon as the engine has ``released`` the current one (its bitstream's last word
