@@ -94,14 +94,17 @@ class DecodeEngine(wiring.Component):
         sw = Signal(self._bus_bits)
         sk = Signal(range(nb + 1))
         sent = Signal(24)                   # bitstream bytes sent so far
-        drop = sent >= cfg.bits_len         # padding past bits_len
+        # padding past bits_len (``sent >= bits_len``, a register kept with ``sent``: the
+        # unpacker's handshake starts from flip-flops, not a 24-bit compare)
+        drop = Signal()
         m.d.comb += [job.i_bits.payload.data.eq(sw[:8]),
                      job.i_bits.payload.last.eq(sent == cfg.bits_len - 1),
                      job.i_bits.valid.eq((sk != 0) & ~drop)]
         step = (sk != 0) & (drop | job.i_bits.ready)
         m.d.comb += self.i_bits.ready.eq((sk == 0) | ((sk == 1) & step))
         with m.If(step):
-            m.d.sync += [sw.eq(sw >> 8), sk.eq(sk - 1), sent.eq(sent + 1)]
+            m.d.sync += [sw.eq(sw >> 8), sk.eq(sk - 1), sent.eq(sent + 1),
+                         drop.eq(sent + 1 >= cfg.bits_len)]
         with m.If(self.i_bits.valid & self.i_bits.ready):
             m.d.sync += [sw.eq(self.i_bits.payload.data), sk.eq(nb)]
         bits_end = Signal()                 # the bitstream transfer's last word was taken
@@ -128,7 +131,8 @@ class DecodeEngine(wiring.Component):
         active = Signal()
         m.d.comb += self.busy.eq(active & ~self.done & ~self.error)
         with m.If(self.start):
-            m.d.sync += [bk.eq(0), sk.eq(0), sent.eq(0), bits_end.eq(0), active.eq(1)]
+            m.d.sync += [bk.eq(0), sk.eq(0), sent.eq(0), drop.eq(cfg.bits_len == 0),
+                         bits_end.eq(0), active.eq(1)]
         with m.Elif(self.done | self.error):
             m.d.sync += active.eq(0)
         return m

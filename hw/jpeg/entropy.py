@@ -420,40 +420,31 @@ class EntropyDecoder(wiring.Component):
         m.d.sync += m_group_hits.eq(Mux(phase == Phase.MATCH,
                                         Cat(*(hits[(g + 1) * per - 1]
                                               for g in range(_SYM_BANKS))), m_group_hits))
-        # every group's symbol and bits (code and extra bits) are registered at SYMBOL,
-        # then the group's picked: the block RAMs' slow output has only the adder behind it
+        # every group's symbol is registered at SYMBOL, then the group's picked: the block
+        # RAMs' slow output (5.6 ns after the clock on an ECP5) has nothing behind it
         g_sym = [Signal(8, name=f"sym{g}") for g in range(_SYM_BANKS)]
-        g_total = [Signal(6, name=f"total{g}") for g in range(_SYM_BANKS)]
         s_group_hits = Signal(_SYM_BANKS)
         sym = Signal(8)
         m.d.comb += sym.eq(_thermometer_select(s_group_hits, g_sym))
-        # and whether each group's symbol ends the block (from the memory's data and ``k``,
-        # which holds from MATCH to SHIFT): SHIFT picks it by the group, so the block's end,
-        # which chooses the next table's 16 entries and moves the slot, starts from registers
-        # instead of the picked symbol's run and an adder
-        g_last = [Signal(name=f"last{g}") for g in range(_SYM_BANKS)]
-
+        # (loaded every cycle: the memories' outputs change only at MATCH, so they hold at
+        # SHIFT what SYMBOL loaded)
+        m.d.sync += [s_group_hits.eq(m_group_hits),
+                     *(r.eq(rd.data) for r, rd in zip(g_sym, sym_rds, strict=True))]
+        # whether each group's symbol ends the block, from its register and ``k`` (equality
+        # tests, no adder), then picked by the group: the block's end chooses the next
+        # table's 16 entries and moves the slot
         def ends_block(s):
             size, run = s[:4], s[4:8]
             return (k != 0) & Mux(size == 0, Mux(run == 15, k == 48, 1), run == ~k[:6])
-        # (loaded every cycle: the memories' outputs and m_len change only at MATCH, and k
-        # only at SHIFT, so they hold at SHIFT what SYMBOL loaded; no enable in front of the
-        # adders)
-        m.d.sync += [s_group_hits.eq(m_group_hits),
-                     *(r.eq(rd.data) for r, rd in zip(g_sym, sym_rds, strict=True)),
-                     *(r.eq(ends_block(rd.data)) for r, rd in zip(g_last, sym_rds, strict=True)),
-                     *(r.eq(m_len + rd.data[:4]) for r, rd in zip(g_total, sym_rds,
-                                                                 strict=True))]
-        m.d.comb += out_last.eq(_thermometer_select(s_group_hits, g_last))
-        total = Signal(6)        # the symbol's bits: code and extra bits
-        m.d.comb += total.eq(_thermometer_select(s_group_hits, g_total))
+        m.d.comb += out_last.eq(_thermometer_select(s_group_hits,
+                                                    [ends_block(r) for r in g_sym]))
         ext16 = Signal(16)       # the 16 bits after the code ...
         # ... whether they are all in the buffer (``fits``) and whether the code itself was
         # inside the bits at MATCH: registers, so that SHIFT's decision (``go``, loading half
         # the decoder's flip-flops) has no adder or compare. The extra bits' verdict is
         # registered for each of the 16 counts they may have (from the bits left, without
-        # the block RAMs, whose data, 5.6 ns after the clock on an ECP5, feed only registers
-        # and the total's adder) and SHIFT picks it by the registered symbol's count
+        # the block RAMs, whose data feed only registers) and SHIFT picks it by the
+        # registered symbol's count
         fits_by_size = Signal(16)
         sym_ok = Signal()
         with m.If(phase == Phase.SYMBOL):
@@ -534,11 +525,9 @@ class EntropyDecoder(wiring.Component):
         fits = _thermometer_select(s_group_hits, [fits_by_size.bit_select(r[:4], 1)
                                                   for r in g_sym])
         go = Signal()
-        used = Signal(6)
         # (a bad symbol goes too, but its item is not valid and the decoder stops at it: the
         # loads ``go`` enables do not wait on the symbol's checks)
         m.d.comb += go.eq(in_shift & fits & x_free)
-        m.d.comb += used.eq(Mux(go, total, 0))
 
         # ---- bit buffer: a byte joins below the bits whenever it fits, except at SHIFT
         take_byte = Signal()
@@ -546,6 +535,12 @@ class EntropyDecoder(wiring.Component):
                                  & ((state == State.DECODE) | (state == State.RESTART)
                                     | (state == State.DRAIN)))
         placed = (Cat(Const(0, W - 8), item.payload.data) >> nbits)[:W]
+        # the bits SHIFT will have after the code (``nbits - m_len``, with the byte joining at
+        # SYMBOL: SHIFT takes none), registered at SYMBOL, so SHIFT's new ``nbits`` is this
+        # less the symbol's extra bits (no adder behind the block RAMs' data)
+        nl = Signal(range(-32, W + 9))
+        with m.If(phase == Phase.SYMBOL):
+            m.d.sync += nl.eq(Mux(take_byte, left + 8, left))
         # the shift by the symbol's bits in two steps: by the code's length at SYMBOL, into
         # ``bufm`` (a byte joining then is placed there already shifted), by the extra bits'
         # count (at most 15) at SHIFT, so SHIFT's shift has four select bits, not six. (SHIFT
@@ -562,7 +557,7 @@ class EntropyDecoder(wiring.Component):
             m.d.sync += [buf.eq(buf | placed), nbits.eq(nbits + 8),
                          peek.eq(peek | placed[W - 16:]), peek_i.eq(peek_i | placed[W - 16:])]
         with m.Elif(go):
-            m.d.sync += [buf.eq(shifted), nbits.eq(nbits - total),
+            m.d.sync += [buf.eq(shifted), nbits.eq(nl - size),
                          peek.eq(shifted[W - 16:]), peek_i.eq(shifted[W - 16:])]
         take_marker = Signal()
         m.d.comb += item.ready.eq(take_byte | take_marker)
