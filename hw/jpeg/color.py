@@ -137,6 +137,7 @@ class ColorConverter(wiring.Component):
         v2_c = cfg.sampling == Sampling.S420
         ly_c = Mux(v2_c, 16, 8)
         ny_c = Mux(v2_c, _NY_V2, _NY_V1)
+        mcus_x_c = Mux(h2_c, (cfg.width + 15) >> 4, (cfg.width + 7) >> 3)
         cw_c = Mux(h2_c, (cfg.width + 1) >> 1, cfg.width)
         blocks_c = Signal(4)
         with m.Switch(cfg.sampling):
@@ -170,7 +171,7 @@ class ColorConverter(wiring.Component):
             W.eq(cfg.width), H.eq(cfg.height), h_1.eq(cfg.height - 1),
             grey.eq(grey_c), h2.eq(h2_c), v2.eq(v2_c),
             cw.eq(cw_c), ch_1.eq(Mux(v2_c, (cfg.height + 1) >> 1, cfg.height) - 1),
-            mcus_x.eq(Mux(h2_c, (cfg.width + 15) >> 4, (cfg.width + 7) >> 3)),
+            mcus_x.eq(mcus_x_c),
             mcus_y.eq(Mux(v2_c, (cfg.height + 15) >> 4, (cfg.height + 7) >> 3)),
             blocks.eq(blocks_c), ly.eq(ly_c), ny.eq(ny_c),
             wl_y.eq((cfg.width - 1) >> 3), wl_c.eq((cw_c - 1) >> 3),
@@ -540,8 +541,7 @@ class ColorConverter(wiring.Component):
                          room.eq(ly_c <= ny_c),
                          lw_v0.eq(-v2_c), lw_v1.eq(-1 - v2_c),
                          all_written.eq(0), mcu_x.eq(0),
-                         mcu_last.eq(Mux(h2_c, (cfg.width + 15) >> 4,
-                                         (cfg.width + 7) >> 3) == 1),
+                         mcu_last.eq(mcus_x_c == 1),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
                          fy.eq(0), fj.eq(0), fslot.eq(0), l1.v.eq(0), l2.v.eq(0), lq_wp.eq(0),

@@ -132,8 +132,6 @@ class TableLoader(wiring.Component):
         b_addr = Signal(8)
         b_code = Signal(18)        # the code and symbol count before this length's count
         b_count = Signal(10)
-        b_new = Signal(18)         # and after it (b_code + b_byte, b_count + b_byte: the
-        b_ncount = Signal(10)      # sums the first stage computes anyway, registered)
 
         code_b, count_b, sym_end_b = Signal(18), Signal(10), Signal.like(sym_end)
         m.d.comb += [code_b.eq(code + b), count_b.eq(count + b), sym_end_b.eq(sym_end + b)]
@@ -195,8 +193,6 @@ class TableLoader(wiring.Component):
                                      b_len.eq(pos[:4] - at % 16),
                                      b_code.eq(Mux(first, 0, code)),
                                      b_count.eq(Mux(first, 0, count)),
-                                     b_new.eq(Mux(first, b, code_b)),
-                                     b_ncount.eq(Mux(first, b, count_b)),
                                      code.eq(Mux(first, b, code_b) << 1),
                                      count.eq(Mux(first, b, count_b)),
                                      sym_end.eq(Mux(first, at + 16 + b, sym_end_b))]
@@ -212,10 +208,13 @@ class TableLoader(wiring.Component):
                                  self.o_qt.payload.k.eq(b_k),
                                  self.o_qt.payload.data.eq(Cat(b_lo, b_byte))]
                 with m.Case(_COUNT):
-                    new = b_new        # b_code + b_byte
+                    # b_code + b_byte and b_count + b_byte: the first stage's sums, in
+                    # ``code`` (shifted left once) and ``count`` until the next byte is taken
+                    # (no adder here; ``new`` < 2 ** 17 while no error was found)
+                    new = code[1:]
                     # a code longer than its length (``new >= 2 ** L``) or too many symbols
                     over = (b_byte != 0) & ((new & ~((Const(2, 18) << b_len) - 1)) != 0)
-                    with m.If(over | (b_ncount > 256)):
+                    with m.If(over | (count > 256)):
                         m.d.sync += err.eq(1)
                     limit = new        # a length without codes: the first code it would have
                     offset = Mux(b_byte != 0, (b_count - b_code)[:8], 0)
