@@ -318,8 +318,9 @@ class ColorConverter(wiring.Component):
         consume = (lq_wp != lq_rp) & (~cur_v | (adv & at_end))
         fy_moved = Signal()
         fetch = running & row_ready(fy, fy_moved, "fy") & ~l_inflight[2]
+        # the line's last word (``fj == wl_y``): a register kept with ``fj``, so the fetch's
+        # enables (row, slot, column) start from flip-flops instead of a 16-bit compare
         eol = Signal()
-        m.d.comb += eol.eq(fj == wl_y)
         m.d.sync += fy_moved.eq(fetch & eol)
         for rd in ly_rd:
             m.d.comb += [rd.addr.eq(Cat(fj[:wb], fslot[:lb])), rd.en.eq(fetch)]
@@ -332,10 +333,10 @@ class ColorConverter(wiring.Component):
             m.d.sync += [l1.n.eq(Mux(eol, nl_y, 7)), l1.eol.eq(eol),
                          l1.eoi.eq(eol & (fy == h_1))]
             with m.If(eol):
-                m.d.sync += [fj.eq(0), fy.eq(fy + 1),
+                m.d.sync += [fj.eq(0), eol.eq(wl_y == 0), fy.eq(fy + 1),
                              fslot.eq(Mux(fslot + 1 == ny, 0, fslot + 1))]
             with m.Else():
-                m.d.sync += fj.eq(fj + 1)
+                m.d.sync += [fj.eq(fj + 1), eol.eq(fj + 1 == wl_y)]
         m.d.comb += [lq_w.addr.eq(lq_wp[:2]), lq_w.en.eq(l2.v),
                      lq_w.data.eq(Cat(l2_data, l2.n, l2.eol, l2.eoi)), lq_r.addr.eq(lq_rp[:2])]
         with m.If(l2.v):
@@ -389,8 +390,7 @@ class ColorConverter(wiring.Component):
         # moves on this cycle: the upsampler's and the conversion's handshakes do not reach
         # the fetch: with both full it refills the port a cycle after a word moves on)
         cfetch = running & ~grey & row_ready(gy, gy_moved, "gy") & (~cn.v | ~cm.v)
-        ceol = Signal()
-        m.d.comb += ceol.eq(gj == wl_c)
+        ceol = Signal()          # ``gj == wl_c``, a register kept with ``gj`` (as ``eol``)
         m.d.sync += gy_moved.eq(cfetch & ceol)
         par = near[0]
         for b in range(2):
@@ -400,12 +400,12 @@ class ColorConverter(wiring.Component):
             m.d.sync += [cn.v.eq(1), cn.n.eq(Mux(ceol, nl_c, 7)), cn.eol.eq(ceol),
                          cn.first.eq(gj == 0), cn.fin.eq(far_is_near), cn.par.eq(par)]
             with m.If(ceol):
-                m.d.sync += [gj.eq(0), gy.eq(gy + 1)]
+                m.d.sync += [gj.eq(0), ceol.eq(wl_c == 0), gy.eq(gy + 1)]
                 # 4:2:0 moves to the next chroma line after odd output rows only
                 with m.If(~v2 | odd_row):
                     m.d.sync += [cidx.eq(cidx + 1), near.eq(Mux(near == _NC - 1, 0, near + 1))]
             with m.Else():
-                m.d.sync += gj.eq(gj + 1)
+                m.d.sync += [gj.eq(gj + 1), ceol.eq(gj + 1 == wl_c)]
         with m.Elif(cmove):
             m.d.sync += cn.v.eq(0)
         with m.If(cmove):
@@ -544,10 +544,10 @@ class ColorConverter(wiring.Component):
                          mcu_last.eq(mcus_x_c == 1),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
-                         fy.eq(0), fj.eq(0), fslot.eq(0), l1.v.eq(0), l2.v.eq(0), lq_wp.eq(0),
+                         fy.eq(0), fj.eq(0), eol.eq(((cfg.width - 1) >> 3)[:13] == 0), fslot.eq(0), l1.v.eq(0), l2.v.eq(0), lq_wp.eq(0),
                          lq_rp.eq(0), l_inflight.eq(0), cur_v.eq(0), fy_moved.eq(0), gy_moved.eq(0),
                          luma_s.valid.eq(0),
-                         gy.eq(0), gj.eq(0), near.eq(0), cidx.eq(0), cn.v.eq(0), cm.v.eq(0),
+                         gy.eq(0), gj.eq(0), ceol.eq(((cw_c - 1) >> 3)[:13] == 0), near.eq(0), cidx.eq(0), cn.v.eq(0), cm.v.eq(0),
                          cc_v.eq(0), col_s.valid.eq(0), odd.eq(0), up_s.valid.eq(0),
                          v[0].eq(0), v[1].eq(0), v[2].eq(0), o.valid.eq(0), skid_v.eq(0)]
         return m

@@ -13,9 +13,10 @@ symbols HUFFVAL in code order. The decoder compares the next L bits with LIMIT[L
 lengths at once: the lengths from the code's on are below their LIMIT (a canonical code's
 LIMIT[L + 1] >= 2 LIMIT[L]), the shorter ones not, so the lowest such L is the code length, and
 HUFFVAL[(bits + OFFSET[L]) mod 256] the symbol.
-The symbols sit in two synchronously read memories (``8 x 256 x 8`` bits each, a block RAM on
-an FPGA; one addressed for codes of 1 to 8 bits, one for 9 to 16, each holding every table's
-symbols), addressed at MATCH; a memory's write and read share one address, the write's while
+The symbols sit in four synchronously read memories (``8 x 256 x 8`` bits each, a block RAM
+on an FPGA; one addressed for codes of 1 to 4 bits, one for 5 to 8, 9 to 12 and 13 to 16, each
+holding every table's symbols, so that two multiplexer levels, not three or four, pick an
+address), addressed at MATCH; a memory's write and read share one address, the write's while
 ``i_table`` is valid, so that they are one block RAM port with no logic added for a read and a
 write of one address in the same cycle. The per-length entries are in 16 asynchronously read
 ones (one per length, ``8 x (L + 8)`` bits each: LIMIT[L]'s L bits, a checked table's LIMIT[L]
@@ -208,9 +209,12 @@ def _thermometer_select(hits, values, lo=0, hi=None, force=None):
                _thermometer_select(hits, values, mid, hi, force))
 
 
-#: Block RAMs of symbols, one per group of 16 / _SYM_BANKS code lengths (see the module
+#: Block RAMs of symbols, one per bank of 16 / _SYM_BANKS code lengths (see the module
 #: docstring): fewer multiplexer levels between the compares and a block RAM's address
-_SYM_BANKS = 2
+_SYM_BANKS = 4
+#: Groups of banks whose symbols SYMBOL registers (the bank picked by a hit registered at
+#: MATCH, one 2:1 multiplexer after the block RAMs): SHIFT picks among the groups
+_SYM_GROUPS = 2
 
 # bits in the decoder's bit buffer: a symbol uses at most 16 + 15 bits, and a byte is taken
 # whenever 8 fit in two of a symbol's three cycles
@@ -409,27 +413,35 @@ class EntropyDecoder(wiring.Component):
             m.d.comb += [sym_wrs[g].addr.eq(Cat(addr, Mux(wv, tw.table, tbl))),
                          rd.addr.eq(sym_wrs[g].addr),
                          rd.en.eq((state == State.DECODE) & (phase == Phase.MATCH))]
-        # which group holds the code (the hits at each group's last length, at MATCH)
-        m_group_hits = Signal(_SYM_BANKS)
+        # which bank holds the code (the hits at each bank's last length, at MATCH)
+        m_bank_hits = Signal(_SYM_BANKS)
         m_len = Signal(5)
+        # a private copy for the extra bits' verdict (``m_len`` drives the buffer's shift)
+        m_len_f = Signal(5, attrs={"keep": 1})
         m_matched = Signal()
         m_nbits = Signal(range(W + 1))
         with m.If(phase == Phase.MATCH):
-            m.d.sync += [m_len.eq(code_len), m_matched.eq(matched),
+            m.d.sync += [m_len.eq(code_len), m_len_f.eq(code_len), m_matched.eq(matched),
                          m_nbits.eq(nbits)]
-        m.d.sync += m_group_hits.eq(Mux(phase == Phase.MATCH,
-                                        Cat(*(hits[(g + 1) * per - 1]
-                                              for g in range(_SYM_BANKS))), m_group_hits))
-        # every group's symbol is registered at SYMBOL, then the group's picked: the block
-        # RAMs' slow output (5.6 ns after the clock on an ECP5) has nothing behind it
-        g_sym = [Signal(8, name=f"sym{g}") for g in range(_SYM_BANKS)]
-        s_group_hits = Signal(_SYM_BANKS)
+        m.d.sync += m_bank_hits.eq(Mux(phase == Phase.MATCH,
+                                       Cat(*(hits[(g + 1) * per - 1]
+                                             for g in range(_SYM_BANKS))), m_bank_hits))
+        # every group's symbol is registered at SYMBOL (its banks' data picked by the
+        # registered hits: the block RAMs' slow output, 5.6 ns after the clock on an ECP5,
+        # has one 2:1 multiplexer level a bank pair behind it), then SHIFT picks the group
+        bpg = _SYM_BANKS // _SYM_GROUPS
+        g_sym = [Signal(8, name=f"sym{g}") for g in range(_SYM_GROUPS)]
+        s_group_hits = Signal(_SYM_GROUPS)
         sym = Signal(8)
         m.d.comb += sym.eq(_thermometer_select(s_group_hits, g_sym))
-        # (loaded every cycle: the memories' outputs change only at MATCH, so they hold at
-        # SHIFT what SYMBOL loaded)
-        m.d.sync += [s_group_hits.eq(m_group_hits),
-                     *(r.eq(rd.data) for r, rd in zip(g_sym, sym_rds, strict=True))]
+        # (loaded every cycle: the memories' outputs and the hits change only at MATCH, so
+        # they hold at SHIFT what SYMBOL loaded)
+        m.d.sync += [s_group_hits.eq(Cat(*(m_bank_hits[(g + 1) * bpg - 1]
+                                           for g in range(_SYM_GROUPS)))),
+                     *(r.eq(_thermometer_select(m_bank_hits[g * bpg:(g + 1) * bpg],
+                                                [rd.data for rd in
+                                                 sym_rds[g * bpg:(g + 1) * bpg]]))
+                       for g, r in enumerate(g_sym))]
         # whether each group's symbol ends the block, from its register and ``k`` (equality
         # tests, no adder), then picked by the group: the block's end chooses the next
         # table's 16 entries and moves the slot
@@ -447,12 +459,17 @@ class EntropyDecoder(wiring.Component):
         # registered symbol's count
         fits_by_size = Signal(16)
         sym_ok = Signal()
+        # (the bits after the code, used at SYMBOL only: not gated by the phase; the
+        # verdict has its own copy, from ``m_len_f``: ``left`` places a joining byte in
+        # ``bufm``, 64 multiplexers)
+        left = Signal(range(-32, W + 1))
+        left_f = Signal(range(-32, W + 1), attrs={"keep": 1})
+        code_in = Signal()
+        m.d.comb += [left.eq(nbits - m_len), left_f.eq(nbits - m_len_f),
+                     code_in.eq(m_matched & (m_len_f <= m_nbits))]
         with m.If(phase == Phase.SYMBOL):
-            left = Signal(range(-32, W + 1))
-            code_in = Signal()
-            m.d.comb += [left.eq(nbits - m_len), code_in.eq(m_matched & (m_len <= m_nbits))]
             m.d.sync += [
-                fits_by_size.eq(Cat(*(code_in & ((left >= 16) | (c <= left[:4]))
+                fits_by_size.eq(Cat(*(code_in & ((left_f >= 16) | (c <= left_f[:4]))
                                       for c in range(16)))),
                 sym_ok.eq(code_in),
                 ext16.eq(Array(buf[W - 16 - n:W - n] for n in range(17))[m_len])]

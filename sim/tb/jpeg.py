@@ -186,6 +186,23 @@ class JpegTB:
         return tables, res
 
 
+class _must_refuse:
+    """Context: the block must raise :class:`JpegError` (an AssertionError naming ``what``
+    otherwise)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            raise AssertionError(f"{self.what}: the driver refused it, the golden decoder "
+                                 "decodes it")
+        return issubclass(kind, JpegError)
+
+
 def golden_rgb(data: bytes) -> np.ndarray:
     """The golden decoder's image as (H, W, 3) (grey repeated into three channels)."""
     want = decode(data)
@@ -259,7 +276,16 @@ async def corrupt_streams(dut):
         good = encode(smooth_image(rng, h, w), mode, **kw)
         bad, how = mutate(good, rng, data_only=True)
         what = f"case {case}: {mode} {h}x{w} {kw}, {how}"
-        _, res = await tb.decode_file(bad, headers=good, stall=0.2)
+        try:
+            _, res = await tb.decode_file(bad, headers=good, stall=0.2)
+        except JpegError as e:
+            # the driver refuses it before a scan starts (no entropy-coded data left): the
+            # golden decoder must refuse it too
+            with _must_refuse(what):
+                decode(bad)
+            errors["refused"] = errors.get("refused", 0) + 1
+            dut._log.info("%s -> refused by the driver (%s)", what, e)
+            continue
         assert len(res.pixels) <= w * h, f"{what}: {len(res.pixels)} pixels written past {w * h}"
         assert not (res.done and res.late_pixels), f"{what}: {res.late_pixels} pixels after done"
         try:
