@@ -10,6 +10,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..bus.slice import SkidSlice
 from ..core.dsp import registered_product
 from .idct import row_layout
 
@@ -475,15 +476,24 @@ class ColorConverter(wiring.Component):
         # output's ready does not reach back into the stage); a pixel the output cannot take
         # when it leaves the stage waits in the skid register, and the stage stops until it
         # has gone out.
+        # Both inputs come through skid registers (``SkidSlice``: no latency, the readers'
+        # ``ready`` a flip-flop), so the stage's take decision does not run back into the
+        # luma reader's word handling or through the upsampler into the chroma reader
         o = self.o_pixel
+        m.submodules.luma_skid = l_sk = SkidSlice(_luma_layout)
+        m.submodules.up_skid = u_sk = SkidSlice(_chroma_layout)
+        wiring.connect(m, luma_s, l_sk.i)
+        wiring.connect(m, up_s, u_sk.i)
+        m.d.comb += [l_sk.clear.eq(self.start), u_sk.clear.eq(self.start)]
+        lum, up = l_sk.o, u_sk.o
         skid_v = Signal()
         skid = Signal.like(o.payload)
         en = ~skid_v
-        in_v = luma_s.valid & (grey | up_s.valid)
+        in_v = lum.valid & (grey | up.valid)
         tk = en & in_v
-        m.d.comb += [luma_s.ready.eq(tk), up_s.ready.eq(tk & ~grey)]
-        cb0 = Mux(grey, 128, up_s.payload.cb)
-        cr0 = Mux(grey, 128, up_s.payload.cr)
+        m.d.comb += [lum.ready.eq(tk), up.ready.eq(tk & ~grey)]
+        cb0 = Mux(grey, 128, up.payload.cb)
+        cr0 = Mux(grey, 128, up.payload.cr)
         dcb = Signal(signed(9))
         dcr = Signal(signed(9))
         m.d.comb += [dcb.eq(cb0 - 128), dcr.eq(cr0 - 128)]
@@ -504,8 +514,8 @@ class ColorConverter(wiring.Component):
         s_r, s_g, s_b = (Signal(signed(12), name=f"sum_{c}") for c in "rgb")
         with m.If(en):
             m.d.sync += [v[0].eq(tk), v[1].eq(v[0]), v[2].eq(v[1]),
-                         side[0].eq(Cat(luma_s.payload.y, cb0, cr0, luma_s.payload.row_last,
-                                        luma_s.payload.last)),
+                         side[0].eq(Cat(lum.payload.y, cb0, cr0, lum.payload.row_last,
+                                        lum.payload.last)),
                          side[1].eq(side[0]), side[2].eq(side[1]),
                          s_r.eq((p_r + half) >> 16), s_g.eq((p_gr + p_gb + half) >> 16),
                          s_b.eq((p_b + half) >> 16)]

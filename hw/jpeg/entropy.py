@@ -556,8 +556,12 @@ class EntropyDecoder(wiring.Component):
         # SYMBOL: SHIFT takes none), registered at SYMBOL, so SHIFT's new ``nbits`` is this
         # less the symbol's extra bits (no adder behind the block RAMs' data)
         nl = Signal(range(-32, W + 9))
+        # (at SYMBOL, which happens in DECODE only, ``take_byte`` is ``sym_take``: without the
+        # state and phase terms, so the 64 ``bufm`` bits do not wait on the state's decode)
+        sym_take = Signal()
+        m.d.comb += sym_take.eq(data_item & (nbits <= W - 8))
         with m.If(phase == Phase.SYMBOL):
-            m.d.sync += nl.eq(Mux(take_byte, left + 8, left))
+            m.d.sync += nl.eq(Mux(sym_take, left + 8, left))
         # the shift by the symbol's bits in two steps: by the code's length at SYMBOL, into
         # ``bufm`` (a byte joining then is placed there already shifted), by the extra bits'
         # count (at most 15) at SHIFT, so SHIFT's shift has four select bits, not six. (SHIFT
@@ -566,7 +570,7 @@ class EntropyDecoder(wiring.Component):
         bufm = Signal(W)
         with m.If(phase == Phase.SYMBOL):
             m.d.sync += bufm.eq((buf << m_len)[:W]
-                                | Mux(take_byte, (Cat(Const(0, W - 8), item.payload.data)
+                                | Mux(sym_take, (Cat(Const(0, W - 8), item.payload.data)
                                                   >> left.as_unsigned()[:7])[:W], 0))
         shifted = Signal(W)
         m.d.comb += shifted.eq((bufm << size)[:W])

@@ -147,6 +147,14 @@ class DecodeJob(wiring.Component):
                      self.i_bits.ready.eq(running & ~bits_done & (drain | dec.i_data.ready))]
         with m.If(self.i_bits.valid & self.i_bits.ready & self.i_bits.payload.last):
             m.d.sync += bits_done.eq(1)
+        # the crop outside the image: a register (the adders and compares are not on the
+        # path into the latch's enables); the image's size is in the block's bytes 8 to 11
+        # and the geometry is written before ``start``, so it holds long before the
+        # block's last byte and the verdict
+        outside = Signal()
+        img = tl.config.image
+        m.d.sync += outside.eq((g.crop_x + g.crop_w > img.width)
+                               | (g.crop_y + g.crop_h > img.height))
         # done: released and the lanes all out (a register, as ``released`` is)
         m.d.sync += self.done.eq(self.released & ~self.back_busy & ~self.start)
         with m.FSM():
@@ -162,9 +170,6 @@ class DecodeJob(wiring.Component):
                 # verdict waits for the job before to have written its last lane, so that
                 # job ends first
                 with m.If(tl.done & ~tl.o_table.valid & ~qt_skid.o.valid & ~self.back_busy):
-                    img = tl.config.image
-                    outside = ((g.crop_x + g.crop_w > img.width)
-                               | (g.crop_y + g.crop_h > img.height))
                     with m.If(tl.error | outside):
                         m.d.sync += self.error.eq(1)
                         m.next = "IDLE"
