@@ -158,11 +158,12 @@ class ColorConverter(wiring.Component):
         ch_1 = Signal(17)   # its height - 1
         mcus_x = Signal(16)
         mcus_y = Signal(16)
-        blocks = Signal(4)
+        blocks_1 = Signal(4)   # blocks per MCU - 1 (the MCU's last block's slot)
         ly = Signal(5)    # luma lines per MCU row
         ny = Signal(6)    # luma ring lines
         # a luma line's last word, its last sample; a chroma line's
         wl_y, wl_c = Signal(13), Signal(13)
+        wl_y1, wl_c1 = Signal(13), Signal(13)     # and those less one
         nl_y, nl_c = Signal(3), Signal(3)
         # libjpeg-turbo filters only planes wider than 2 samples (jdsample.c jinit_upsampler)
         fancy_h = Signal()
@@ -174,8 +175,9 @@ class ColorConverter(wiring.Component):
             cw.eq(cw_c), ch_1.eq(Mux(v2_c, (cfg.height + 1) >> 1, cfg.height) - 1),
             mcus_x.eq(mcus_x_c),
             mcus_y.eq(Mux(v2_c, (cfg.height + 15) >> 4, (cfg.height + 7) >> 3)),
-            blocks.eq(blocks_c), ly.eq(ly_c), ny.eq(ny_c),
+            blocks_1.eq(blocks_c - 1), ly.eq(ly_c), ny.eq(ny_c),
             wl_y.eq((cfg.width - 1) >> 3), wl_c.eq((cw_c - 1) >> 3),
+            wl_y1.eq(((cfg.width - 1) >> 3) - 1), wl_c1.eq(((cw_c - 1) >> 3) - 1),
             nl_y.eq(cfg.width - 1), nl_c.eq(cw_c - 1),
             fancy_h.eq(h2_c & (cw_c > 2)), fancy_v.eq(v2_c & (cw_c > 2)),
             conv.eq(cfg.ycc | grey_c),
@@ -256,8 +258,8 @@ class ColorConverter(wiring.Component):
         # mcus_x``, a register kept with mcu_x) moves the writer to the next MCU row
         mcu_last = Signal()
         row_adv = Signal()
-        m.d.comb += row_adv.eq(fire & r.last & (r.slot == blocks - 1) & mcu_last)
-        with m.If(fire & r.last & (r.slot == blocks - 1)):
+        m.d.comb += row_adv.eq(fire & r.last & (r.slot == blocks_1) & mcu_last)
+        with m.If(fire & r.last & (r.slot == blocks_1)):
             with m.If(mcu_last):
                 ynext = wy_base + ly
                 cnext = wc_base + 8
@@ -337,7 +339,7 @@ class ColorConverter(wiring.Component):
                 m.d.sync += [fj.eq(0), eol.eq(wl_y == 0), fy.eq(fy + 1),
                              fslot.eq(Mux(fslot + 1 == ny, 0, fslot + 1))]
             with m.Else():
-                m.d.sync += [fj.eq(fj + 1), eol.eq(fj + 1 == wl_y)]
+                m.d.sync += [fj.eq(fj + 1), eol.eq(fj == wl_y1)]
         m.d.comb += [lq_w.addr.eq(lq_wp[:2]), lq_w.en.eq(l2.v),
                      lq_w.data.eq(Cat(l2_data, l2.n, l2.eol, l2.eoi)), lq_r.addr.eq(lq_rp[:2])]
         with m.If(l2.v):
@@ -406,7 +408,7 @@ class ColorConverter(wiring.Component):
                 with m.If(~v2 | odd_row):
                     m.d.sync += [cidx.eq(cidx + 1), near.eq(Mux(near == _NC - 1, 0, near + 1))]
             with m.Else():
-                m.d.sync += [gj.eq(gj + 1), ceol.eq(gj + 1 == wl_c)]
+                m.d.sync += [gj.eq(gj + 1), ceol.eq(gj == wl_c1)]
         with m.Elif(cmove):
             m.d.sync += cn.v.eq(0)
         with m.If(cmove):

@@ -245,19 +245,24 @@ def _stage2(s):
     t0, t1, t2, t3 = s["d7"], s["d5"], s["d3"], s["d1"]
     return {"e26": s["d2"] + s["d6"], "e04p": s["d0"] + s["d4"], "e04m": s["d0"] - s["d4"],
             "d2": s["d2"], "d6": s["d6"], "z1s": t0 + t3, "z2s": t1 + t2, "z3s": t0 + t2,
-            "z4s": t1 + t3, "z34": (t0 + t2) + (t1 + t3), "t0": t0, "t1": t1, "t2": t2,
+            "z4s": t1 + t3, "t0": t0, "t1": t1, "t2": t2,
             "t3": t3, "rnd": s["rnd"]}
 
 
 #: the unit's products: name -> (operand, constant). The constants are all positive
 #: (jidctint.c's negative ones are subtracted in the next sums): a product by a negative
-#: constant costs a negation after the multiplier.
+#: constant costs a negation after the multiplier. jidctint.c's
+#: ``z5 = (z3 + z4) * FIX(1.175875602)``, ``z3 = z5 - z3 * FIX(1.961570560)`` and
+#: ``z4 = z5 - z4 * FIX(0.390180644)`` are taken apart, exactly (integers):
+#: ``z3 = z4s * c5 - z3s * (c3 - c5)``, ``z4 = z3s * c5 + z4s * (c5 - c4)``, so no sum of
+#: two sums (``z3s + z4s``) waits before a multiplier (one product more).
 _PRODUCTS = {
     "z1": ("e26", F0_541196100), "p_d6": ("d6", F1_847759065), "m_d2": ("d2", F0_765366865),
-    "z5": ("z34", F1_175875602), "m_t0": ("t0", F0_298631336), "m_t1": ("t1", F2_053119869),
+    "m_t0": ("t0", F0_298631336), "m_t1": ("t1", F2_053119869),
     "m_t2": ("t2", F3_072711026), "m_t3": ("t3", F1_501321110),
     "p_z1": ("z1s", F0_899976223), "p_z2": ("z2s", F2_562915447),
-    "p_z3": ("z3s", F1_961570560), "p_z4": ("z4s", F0_390180644),
+    "z3a": ("z4s", F1_175875602), "z3b": ("z3s", F1_961570560 - F1_175875602),
+    "z4a": ("z3s", F1_175875602), "z4b": ("z4s", F1_175875602 - F0_390180644),
 }
 
 
@@ -269,7 +274,7 @@ def _stage3(s):
 
 def _stage4(s):
     return {"tmp2": s["z1"] - s["p_d6"], "tmp3": s["z1"] + s["m_d2"], "tmp0": s["tmp0"],
-            "tmp1": s["tmp1"], "z3": s["z5"] - s["p_z3"], "z4": s["z5"] - s["p_z4"],
+            "tmp1": s["tmp1"], "z3": s["z3a"] - s["z3b"], "z4": s["z4a"] + s["z4b"],
             "u0": s["m_t0"] - s["p_z1"], "u1": s["m_t1"] - s["p_z2"],
             "u2": s["m_t2"] - s["p_z2"], "u3": s["m_t3"] - s["p_z1"]}
 
