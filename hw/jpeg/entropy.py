@@ -597,6 +597,12 @@ class EntropyDecoder(wiring.Component):
 
         rst_ok = ((item.payload.kind == ItemKind.RST) & (item.payload.data[:3] == expect)
                   & (cfg.restart != 0))
+        # the MCU's last block, the scan's last MCU, the interval's last MCU: registers from
+        # this cycle's counters (they change at a SHIFT or in RESTART, and are used at the
+        # next SHIFT, at least two cycles later), so the block end's enables start from them
+        slot_last, mcu_last, ri_last = Signal(), Signal(), Signal()
+        m.d.sync += [slot_last.eq(slot == cfg.blocks - 1), mcu_last.eq(mcu + 1 == cfg.mcus),
+                     ri_last.eq(ri_count + 1 == cfg.restart)]
         with m.If(go):
             m.d.sync += [x_valid.eq(~bad), x.comp.eq(comp), x.slot.eq(slot),
                          x.k.eq(out_k), x.last.eq(out_last), x.dc.eq(is_dc), x.size.eq(size),
@@ -604,11 +610,11 @@ class EntropyDecoder(wiring.Component):
             m.d.comb += tbl_we.eq(1)
             with m.If(out_last):
                 m.d.sync += k.eq(0)
-                with m.If(slot == cfg.blocks - 1):
+                with m.If(slot_last):
                     m.d.sync += [slot.eq(0), mcu.eq(mcu + 1), ri_count.eq(ri_count + 1)]
-                    with m.If(mcu + 1 == cfg.mcus):
+                    with m.If(mcu_last):
                         m.d.sync += state.eq(State.DRAIN)
-                    with m.Elif(ri_count + 1 == cfg.restart):
+                    with m.Elif(ri_last):
                         m.d.sync += state.eq(State.RESTART)
                 with m.Else():
                     m.d.sync += slot.eq(slot + 1)
