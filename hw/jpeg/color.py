@@ -439,29 +439,35 @@ class ColorConverter(wiring.Component):
 
         # ---- horizontal filter: out = (3 * A + B + bias) >> 4 on column sums, so that one
         # adder serves every mode (h2v1 and the unfiltered modes use sums of 4 * sample)
+        # (the columns through a skid register: the chroma reader's ready is a flip-flop, so
+        # the filter's take does not run back into the reader's fetch)
+        m.submodules.col_skid = c_sk = SkidSlice(_col_layout)
+        wiring.connect(m, col_s, c_sk.i)
+        m.d.comb += c_sk.clear.eq(self.start)
+        col = c_sk.o
         up_s = stream.Signature(_chroma_layout).create(path=("up",))
         odd = Signal()               # next pixel is the right one of its chroma column
         r1 = Signal(20)              # the last column taken: Cat(cb, cr)
         r1_last = Signal()
         uadv = ~up_s.valid | up_s.ready
-        head = Cat(col_s.payload.cb, col_s.payload.cr)
+        head = Cat(col.payload.cb, col.payload.cr)
         take = Signal()
         emit = Signal()
         a = Signal(20)
         bsel = Signal(20)
         with m.If(~h2 | ~odd):
             # 4:4:4, or the left pixel of a column: takes the column
-            m.d.comb += [take.eq(uadv & col_s.valid), emit.eq(take), a.eq(head),
-                         bsel.eq(Mux(fancy_h & ~col_s.payload.first, r1, head))]
+            m.d.comb += [take.eq(uadv & col.valid), emit.eq(take), a.eq(head),
+                         bsel.eq(Mux(fancy_h & ~col.payload.first, r1, head))]
         with m.Elif(fancy_h & ~r1_last):
             # the right pixel needs the next column, looked at but not taken
-            m.d.comb += [emit.eq(uadv & col_s.valid), a.eq(r1), bsel.eq(head)]
+            m.d.comb += [emit.eq(uadv & col.valid), a.eq(r1), bsel.eq(head)]
         with m.Else():
             m.d.comb += [emit.eq(uadv), a.eq(r1), bsel.eq(r1)]
-        m.d.comb += col_s.ready.eq(take)
+        m.d.comb += col.ready.eq(take)
         with m.If(take):
-            m.d.sync += [r1.eq(head), r1_last.eq(col_s.payload.last),
-                         odd.eq(h2 & ~col_s.payload.solo)]
+            m.d.sync += [r1.eq(head), r1_last.eq(col.payload.last),
+                         odd.eq(h2 & ~col.payload.solo)]
         with m.Elif(emit):
             m.d.sync += odd.eq(0)
         bias = Mux(fancy_v, Mux(odd, 7, 8), Mux(odd, 8, 4))
