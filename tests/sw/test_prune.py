@@ -120,7 +120,7 @@ def test_masked_adam_keeps_pruned_entries_zero_and_fits_the_rest(rng):
     w = np.where(mask, rng.normal(size=(8, 64)), 0.0)
     b = np.zeros(8)
     opt = P.MaskedAdam([w, b], [mask.astype(np.float64), None], lr=0.05)
-    for _ in range(1500):
+    for _ in range(4000):      # (1500 left seeds 3 and 2623879018 0.013 off)
         d = x @ w.T + b - y
         opt.step([2 * d.T @ x / len(x), 2 * d.sum(0) / len(x)])
     assert np.all(w[~mask] == 0)
