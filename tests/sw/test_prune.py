@@ -111,26 +111,30 @@ def test_format_report():
 
 def test_masked_adam_keeps_pruned_entries_zero_and_fits_the_rest(rng):
     """Least squares ``x @ w.T ~ y`` over the kept entries of a bank-balanced mask: Adam
-    reaches the masked optimum (row by row lstsq on the kept columns: its residual within
-    0.1 %, its weights within 0.01; constant-step Adam still moves by a few thousandths
-    around it) and the pruned entries stay exactly zero."""
+    reaches the masked optimum (row by row lstsq on the kept columns) and the pruned entries
+    stay exactly zero. Constant-step Adam only circles the optimum (at lr 0.05 by up to 0.014
+    in a weight after 4000 steps, seed 2623879018), so the step falls tenfold twice: over
+    150 seeds the weights then end within 2e-14 of lstsq's."""
     x = rng.normal(size=(256, 64))
     y = x @ rng.normal(size=(8, 64)).T
     mask = P.bank_mask(rng.normal(size=(8, 64)), 8)
     w = np.where(mask, rng.normal(size=(8, 64)), 0.0)
     b = np.zeros(8)
     opt = P.MaskedAdam([w, b], [mask.astype(np.float64), None], lr=0.05)
-    for _ in range(4000):      # (1500 left seeds 3 and 2623879018 0.013 off)
-        d = x @ w.T + b - y
-        opt.step([2 * d.T @ x / len(x), 2 * d.sum(0) / len(x)])
+    for steps, lr in ((1500, 0.05), (1000, 0.005), (500, 0.0005)):
+        opt.lr = lr
+        for _ in range(steps):
+            d = x @ w.T + b - y
+            opt.step([2 * d.T @ x / len(x), 2 * d.sum(0) / len(x)])
     assert np.all(w[~mask] == 0)
     for r in range(8):
         xa = np.hstack([x[:, mask[r]], np.ones((len(x), 1))])
         best = np.linalg.lstsq(xa, y[:, r], rcond=None)[0]
         res_best = np.mean((xa @ best - y[:, r]) ** 2)
         res = np.mean((x @ w[r] + b[r] - y[:, r]) ** 2)
-        assert res <= res_best * 1.001 + 1e-9, (r, res, res_best)
-        np.testing.assert_allclose(w[r, mask[r]], best[:-1], atol=1e-2)
+        assert res <= res_best * (1 + 1e-9) + 1e-12, (r, res, res_best)
+        np.testing.assert_allclose(w[r, mask[r]], best[:-1], atol=1e-8)
+        np.testing.assert_allclose(b[r], best[-1], atol=1e-8)
     with pytest.raises(ValueError, match="one mask"):
         P.MaskedAdam([w, b], [None])
 
