@@ -416,12 +416,15 @@ class EntropyDecoder(wiring.Component):
         # which bank holds the code (the hits at each bank's last length, at MATCH)
         m_bank_hits = Signal(_SYM_BANKS)
         m_len = Signal(5)
-        # a private copy for the extra bits' verdict (``m_len`` drives the buffer's shift)
-        m_len_f = Signal(5, attrs={"keep": 1})
+        # a private copy for the extra bits' verdict (``m_len`` drives the buffer's shift),
+        # kept inverted: yosys merges flip-flops with the same inputs, "keep" or not
+        m_len_fn = Signal(5, init=31)
+        m_len_f = Signal(5)
+        m.d.comb += m_len_f.eq(~m_len_fn)
         m_matched = Signal()
         m_nbits = Signal(range(W + 1))
         with m.If(phase == Phase.MATCH):
-            m.d.sync += [m_len.eq(code_len), m_len_f.eq(code_len), m_matched.eq(matched),
+            m.d.sync += [m_len.eq(code_len), m_len_fn.eq(~code_len), m_matched.eq(matched),
                          m_nbits.eq(nbits)]
         m.d.sync += m_bank_hits.eq(Mux(phase == Phase.MATCH,
                                        Cat(*(hits[(g + 1) * per - 1]

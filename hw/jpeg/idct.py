@@ -14,6 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...base.jpeg import ZIGZAG
+from ..core.dsp import registered_product
 from ..core.lutmux import word_select
 from .entropy import coef_layout
 
@@ -136,8 +137,12 @@ class Idct(wiring.Component):
         col = Signal(3)
         # copies of ``col`` and ``rb`` for the "written" bits' select (the originals address
         # the 64 LUT RAM cells; one flip-flop for both would be far from the select)
-        col_w = Signal(3, attrs={"keep": 1})
-        rb_w = Signal(attrs={"keep": 1})
+        # (kept inverted, so that synthesis cannot merge them with the originals: yosys
+        # merges flip-flops with the same inputs, a "keep" on the wire notwithstanding)
+        col_wn = Signal(3, init=7)
+        rb_wn = Signal(init=1)
+        col_w, rb_w = Signal(3), Signal()
+        m.d.comb += [col_w.eq(~col_wn), rb_w.eq(~rb_wn)]
         rd_col = []         # the column ``col`` of buffer ``rb``, row by row
         rd_bits = []        # and whether each of its entries was written (else it reads 0)
         for i, mem in enumerate(rows_mem):
@@ -168,7 +173,8 @@ class Idct(wiring.Component):
         # and the bits pick after the registers (timing: the LUT RAM read and the bits'
         # select end at registers)
         row_vec = [Signal(ws_shape, name=f"row_vec{i}") for i in range(8)]
-        results, meta_out = _unit(m, rd_col, rd_bits, row_vec, issue, meta_layout, self.clear)
+        results, meta_out = _unit(m, rd_col, rd_bits, row_vec, issue, meta_layout, self.clear,
+                                  platform)
 
         # workspace: the column pass's results, read a row at a time by the row pass
         ws = [[Signal(ws_shape, name=f"ws{i}_{j}") for j in range(8)] for i in range(8)]
@@ -206,10 +212,10 @@ class Idct(wiring.Component):
             with m.State("COL"):
                 with m.If(Mux(rb, full[1], full[0])):
                     m.d.comb += [issue.valid.eq(1), issue.idx.eq(col)]
-                    m.d.sync += [col.eq(col + 1), col_w.eq(col + 1)]
+                    m.d.sync += [col.eq(col + 1), col_wn.eq(~(col + 1))]
                     with m.If(col == 7):
                         m.d.comb += release.eq(1)
-                        m.d.sync += [rb.eq(~rb), rb_w.eq(~rb), out_tag.eq(Mux(rb, tag[1], tag[0])),
+                        m.d.sync += [rb.eq(~rb), rb_wn.eq(rb), out_tag.eq(Mux(rb, tag[1], tag[0])),
                                      wait.eq(UNIT_LATENCY - 1)]
                         m.next = "WAIT"
             with m.State("WAIT"):
@@ -224,8 +230,8 @@ class Idct(wiring.Component):
                     with m.If(row == 7):
                         m.next = "COL"
         with m.If(self.clear):
-            m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0), wb.eq(0), rb.eq(0), col.eq(0), rb_w.eq(0),
-                         col_w.eq(0), row.eq(0),
+            m.d.sync += [v1.eq(0), v2.eq(0), v3.eq(0), wb.eq(0), rb.eq(0), col.eq(0), rb_wn.eq(1),
+                         col_wn.eq(7), row.eq(0),
                          pending.eq(0), *(f.eq(0) for f in full), *(w.eq(0) for w in written)]
             m.d.sync += fsm.state.eq(0)
         return m
@@ -331,7 +337,7 @@ def _width(bound: int):
     return signed(bound.bit_length() + 1)
 
 
-def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear):
+def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear, platform=None):
     """jidctint.c's 1-D pass as a pipeline of UNIT_LATENCY register stages on `meta` and 8
     signed values: `row_vec` if ``meta.pass2``, else `col_vec` where its bit in `col_bits` is
     set and 0 where it is not (all three are registered every cycle, and the pass and the
@@ -361,22 +367,29 @@ def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear):
     s = {f"d{i}": Mux(metas[1].pass2, rows[f"d{i}"], Mux(bits[i], cols[f"d{i}"], 0))
          for i in range(8)}
     s["rnd"] = Mux(metas[1].pass2, *_RND[::-1])
-    s = regs(_stage2(s), 1)
+    sums = {}
+    for n, v in _stage2(s).items():
+        sums[n] = Signal(_width(_UNIT_BOUNDS[1][n]), name=f"unit2_{n}_d")
+        m.d.comb += sums[n].eq(v)
+    s = regs(sums, 1)
     # the products: each operand cut into 17-bit pieces (the top one signed, at most 18
-    # bits), so that each piece's product is one 18x18 multiplier; the pieces' products are
-    # registered, then summed in the next stage
+    # bits), so that each piece's product is one 18x18 multiplier. A piece is registered
+    # (its stage-2 value) and its product too (stage 3), then the pieces are summed in the
+    # next stage: :func:`registered_product`, on the ECP5 the DSP block's own input and
+    # output registers, so no path runs fabric -> multiplier -> fabric in one cycle
     parts = {n: [] for n in _PRODUCTS}      # (the piece's offset, its registered product)
     for n, (a, c) in _PRODUCTS.items():
-        x, lo = s[a], 0
+        x, lo = sums[a], 0
+        pieces = []
         while len(x) - lo > 18:
-            piece = Cat(x[lo:lo + 17], Const(0, 1)).as_signed()     # signed 18 x signed 16
-            parts[n].append((lo, piece * c))
+            pieces.append((lo, Cat(x[lo:lo + 17], Const(0, 1)).as_signed()))  # 18 x 16 bits
             lo += 17
-        parts[n].append((lo, x[lo:].as_signed() * c))
-        for i, (lo, p) in enumerate(parts[n]):
-            r = Signal.like(p, name=f"unit3_{n}_p{lo}")
-            m.d.sync += r.eq(p)
-            parts[n][i] = (lo, r)
+        pieces.append((lo, x[lo:].as_signed()))
+        for lo, piece in pieces:
+            k = Const(c, signed(c.bit_length() + 1))
+            parts[n].append((lo, registered_product(
+                m, piece, k, width=len(piece) + len(k), platform=platform,
+                name=f"unit3_{n}_p{lo}")))
     even = regs({t: v for t, v in _stage3(s).items() if t in ("tmp0", "tmp1")}, 2)
     summed = {n: sum(p << lo for lo, p in pieces) for n, pieces in parts.items()}
     s = regs(summed | even, 2)

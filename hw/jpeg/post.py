@@ -114,13 +114,11 @@ class PostProcessor(wiring.Component):
         # -- input position and crop -----------------------------------------------------------
         # the crop's bounds and the DDAs' steps, registered from the configuration (stable
         # from ``start``; the first pixel comes later)
-        x_end, y_end = Signal(17), Signal(17)
         x_last, y_last = Signal(17), Signal(17)
         two_ow, two_oh = Signal(13), Signal(13)
         c_init = Signal(signed(18))                             # a row's first column gap
         c_step, r_step = Signal(signed(18)), Signal(signed(18)) # a window's end: + 2c - 2o
-        m.d.sync += [x_end.eq(cfg.crop_x + cfg.crop_w), y_end.eq(cfg.crop_y + cfg.crop_h),
-                     x_last.eq(cfg.crop_x + cfg.crop_w - 1),
+        m.d.sync += [x_last.eq(cfg.crop_x + cfg.crop_w - 1),
                      y_last.eq(cfg.crop_y + cfg.crop_h - 1),
                      two_ow.eq(2 * cfg.out_w), two_oh.eq(2 * cfg.out_h),
                      c_init.eq(2 * cfg.crop_w - cfg.out_w),
@@ -128,13 +126,31 @@ class PostProcessor(wiring.Component):
                      r_step.eq(2 * cfg.crop_h - 2 * cfg.out_h)]
         x = Signal(16)
         y = Signal(16)
-        in_cx = (x >= cfg.crop_x) & (x < x_end)
-        in_cy = (y >= cfg.crop_y) & (y < y_end)
+        # the crop tests on ``x`` and ``y`` are registers kept with them (``x`` moves by one
+        # or back to 0, ``y`` by one): "inside the crop" turns on at ``crop - 1`` and off
+        # at the crop's last position, and "at the last position" is ``pos == last - 1``
+        # before the step, so nothing but equality tests of registers runs into them (the
+        # compares had been on the path into the emit register)
+        x_first1, y_first1 = Signal(17), Signal(17)         # crop_x - 1, crop_y - 1
+        x_last1, y_last1 = Signal(17), Signal(17)           # the last position - 1
+        x0_in, x0_last = Signal(), Signal()                 # the tests at x = 0
+        m.d.sync += [x_first1.eq(cfg.crop_x - 1), y_first1.eq(cfg.crop_y - 1),
+                     x_last1.eq(cfg.crop_x + cfg.crop_w - 2),
+                     y_last1.eq(cfg.crop_y + cfg.crop_h - 2),
+                     x0_in.eq((cfg.crop_x == 0) & (cfg.crop_w != 0)),
+                     x0_last.eq(cfg.crop_x + cfg.crop_w == 1)]
+        in_cx, in_cy = Signal(), Signal()           # x, y inside the crop
+        at_x_last, at_y_last = Signal(), Signal()   # x == x_last, y == y_last
         inside = in_cx & in_cy
         with m.If(take):
             m.d.sync += x.eq(Mux(px.row_last, 0, x + 1))
             with m.If(px.row_last):
-                m.d.sync += y.eq(y + 1)
+                m.d.sync += [y.eq(y + 1), in_cx.eq(x0_in), at_x_last.eq(x0_last),
+                             in_cy.eq(Mux(y == y_last, 0, Mux(y == y_first1, 1, in_cy))),
+                             at_y_last.eq(y == y_last1)]
+            with m.Else():
+                m.d.sync += [in_cx.eq(Mux(x == x_last, 0, Mux(x == x_first1, 1, in_cx))),
+                             at_x_last.eq(x == x_last1)]
 
         # -- column DDA (reset at each row's start) ----------------------------------------------
         # num = (2x' + 1) * out_w of the next in-crop sample, thr = 2 * (i + 1) * crop_w; the
@@ -143,32 +159,44 @@ class PostProcessor(wiring.Component):
         cgap = Signal(signed(34))
         nx = Signal(16)                  # samples so far in the column window
         col_end = Signal()
-        m.d.comb += col_end.eq((x == x_last) | (cgap < two_ow))
+        # ``cgap < two_ow`` a register too, kept with ``cgap``: the step's compare moved
+        # before it (``cgap + c_step < two_ow`` is ``cgap < two_ow - c_step``)
+        c_lt = Signal()
+        c_k1, c_k2 = Signal(signed(20)), Signal(signed(20))     # two_ow - c_step, 2 two_ow
+        c_init_lt = Signal()
+        m.d.sync += [c_k1.eq(4 * cfg.out_w - 2 * cfg.crop_w), c_k2.eq(4 * cfg.out_w),
+                     c_init_lt.eq(2 * cfg.crop_w - cfg.out_w < 2 * cfg.out_w)]
+        m.d.comb += col_end.eq(at_x_last | c_lt)
         # -- row DDA (advanced at each crop row's end) ---------------------------------------
         rj = Signal(12)
         rgap = Signal(signed(34))
         ny = Signal(16)                  # rows of the row window so far, this one included
         row_first = Signal()             # the current row opens its row window
         row_last = Signal()
-        m.d.comb += row_last.eq((y == y_last) | (rgap < two_oh))
+        r_lt = Signal()                  # rgap < two_oh, kept with rgap as c_lt with cgap
+        r_k1, r_k2 = Signal(signed(20)), Signal(signed(20))
+        m.d.sync += [r_k1.eq(4 * cfg.out_h - 2 * cfg.crop_h), r_k2.eq(4 * cfg.out_h)]
+        m.d.comb += row_last.eq(at_y_last | r_lt)
 
         emit = Signal()
         with m.If(take & inside):
             with m.If(col_end):
-                m.d.sync += [nx.eq(0), ci.eq(ci + 1), cgap.eq(cgap + c_step)]
+                m.d.sync += [nx.eq(0), ci.eq(ci + 1), cgap.eq(cgap + c_step),
+                             c_lt.eq(cgap < c_k1)]
                 m.d.comb += emit.eq(row_last)
             with m.Else():
-                m.d.sync += [nx.eq(nx + 1), cgap.eq(cgap - two_ow)]
+                m.d.sync += [nx.eq(nx + 1), cgap.eq(cgap - two_ow), c_lt.eq(cgap < c_k2)]
         # a crop row's end: the column DDA restarts, the row DDA moves on
         crop_row_end = take & in_cy & px.row_last
         with m.If(take & px.row_last):
-            m.d.sync += [ci.eq(0), cgap.eq(c_init), nx.eq(0)]
+            m.d.sync += [ci.eq(0), cgap.eq(c_init), nx.eq(0), c_lt.eq(c_init_lt)]
         with m.If(crop_row_end):
             with m.If(row_last):
                 m.d.sync += [rj.eq(rj + 1), rgap.eq(rgap + r_step), ny.eq(1),
-                             row_first.eq(1)]
+                             row_first.eq(1), r_lt.eq(rgap < r_k1)]
             with m.Else():
-                m.d.sync += [rgap.eq(rgap - two_oh), ny.eq(ny + 1), row_first.eq(0)]
+                m.d.sync += [rgap.eq(rgap - two_oh), ny.eq(ny + 1), row_first.eq(0),
+                             r_lt.eq(rgap < r_k2)]
 
         # -- sums -------------------------------------------------------------------------------
         # the line buffer: per output column, the sum of the row window's earlier rows; read
@@ -313,6 +341,12 @@ class PostProcessor(wiring.Component):
         with m.If(self.start):
             m.d.sync += [x.eq(0), y.eq(0), ci.eq(0), cgap.eq(2 * cfg.crop_w - cfg.out_w),
                          nx.eq(0), rj.eq(0), rgap.eq(2 * cfg.crop_h - cfg.out_h), ny.eq(1),
+                         in_cx.eq((cfg.crop_x == 0) & (cfg.crop_w != 0)),
+                         in_cy.eq((cfg.crop_y == 0) & (cfg.crop_h != 0)),
+                         at_x_last.eq(cfg.crop_x + cfg.crop_w == 1),
+                         at_y_last.eq(cfg.crop_y + cfg.crop_h == 1),
+                         c_lt.eq(2 * cfg.crop_w - cfg.out_w < 2 * cfg.out_w),
+                         r_lt.eq(2 * cfg.crop_h - cfg.out_h < 2 * cfg.out_h),
                          row_first.eq(1), idx.eq(0), pending.eq(0), u_valid.eq(0),
                          u_emit.eq(0), v_valid.eq(0), w1_en.eq(0), w2_en.eq(0), e_valid.eq(0),
                          n_valid.eq(0), p_valid.eq(0), r_valid.eq(0), q_wp.eq(0), q_rp.eq(0),
