@@ -21,7 +21,7 @@ two transfers as bus words, and ACT writes out. The command processor (``_decode
   ``back_busy`` likewise.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,14 +97,21 @@ class DecodeEngine(wiring.Component):
         # padding past bits_len (``sent >= bits_len``, a register kept with ``sent``: the
         # unpacker's handshake starts from flip-flops, not a 24-bit compare)
         drop = Signal()
+        # the byte at ``sent`` is the last one (``sent == bits_len - 1``): a register kept
+        # with ``sent`` as ``drop`` is, compared before the step with ``bits_len - 2`` (a
+        # register), so the job's ``last`` handshake starts from a flip-flop, not an adder
+        # and a 24-bit equality
+        is_last = Signal()
+        bl_m2 = Signal(signed(len(cfg.bits_len) + 2))
+        m.d.sync += bl_m2.eq(cfg.bits_len - 2)
         m.d.comb += [job.i_bits.payload.data.eq(sw[:8]),
-                     job.i_bits.payload.last.eq(sent == cfg.bits_len - 1),
+                     job.i_bits.payload.last.eq(is_last),
                      job.i_bits.valid.eq((sk != 0) & ~drop)]
         step = (sk != 0) & (drop | job.i_bits.ready)
         m.d.comb += self.i_bits.ready.eq((sk == 0) | ((sk == 1) & step))
         with m.If(step):
             m.d.sync += [sw.eq(sw >> 8), sk.eq(sk - 1), sent.eq(sent + 1),
-                         drop.eq(sent + 1 >= cfg.bits_len)]
+                         drop.eq(sent + 1 >= cfg.bits_len), is_last.eq(sent == bl_m2)]
         with m.If(self.i_bits.valid & self.i_bits.ready):
             m.d.sync += [sw.eq(self.i_bits.payload.data), sk.eq(nb)]
         bits_end = Signal()                 # the bitstream transfer's last word was taken
@@ -132,6 +139,7 @@ class DecodeEngine(wiring.Component):
         m.d.comb += self.busy.eq(active & ~self.done & ~self.error)
         with m.If(self.start):
             m.d.sync += [bk.eq(0), sk.eq(0), sent.eq(0), drop.eq(cfg.bits_len == 0),
+                         is_last.eq(cfg.bits_len == 1),
                          bits_end.eq(0), active.eq(1)]
         with m.Elif(self.done | self.error):
             m.d.sync += active.eq(0)
