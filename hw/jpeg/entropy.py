@@ -445,12 +445,19 @@ class EntropyDecoder(wiring.Component):
                                                 [rd.data for rd in
                                                  sym_rds[g * bpg:(g + 1) * bpg]]))
                        for g, r in enumerate(g_sym))]
+        # k's tests as registers: ``k`` changes only at a SHIFT that goes (or at ``start``),
+        # and is tested at the next SHIFT, two cycles later at least, so a register one
+        # cycle behind ``k`` holds the same verdict there (the block end and the run checks
+        # then start from flip-flops)
+        k_nz, k_48, k_gt48, k_hi = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [k_nz.eq(k != 0), k_48.eq(k == 48), k_gt48.eq(k[:6] > 48),
+                     k_hi.eq(k[4:6] == 3)]
         # whether each group's symbol ends the block, from its register and ``k`` (equality
         # tests, no adder), then picked by the group: the block's end chooses the next
         # table's 16 entries and moves the slot
         def ends_block(s):
             size, run = s[:4], s[4:8]
-            return (k != 0) & Mux(size == 0, Mux(run == 15, k == 48, 1), run == ~k[:6])
+            return k_nz & Mux(size == 0, Mux(run == 15, k_48, 1), run == ~k[:6])
         m.d.comb += out_last.eq(_thermometer_select(s_group_hits,
                                                     [ends_block(r) for r in g_sym]))
         ext16 = Signal(16)       # the 16 bits after the code ...
@@ -495,12 +502,12 @@ class EntropyDecoder(wiring.Component):
                          bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
             m.d.comb += [out_k.eq(k + 15), next_k.eq(k + 16),
-                         bad.eq(k[:6] > 48), bad_code.eq(EntropyError.BAD_RUN)]
+                         bad.eq(k_gt48), bad_code.eq(EntropyError.BAD_RUN)]
         with m.Elif(eob):
             m.d.comb += out_k.eq(63)
         with m.Else():
             m.d.comb += [out_k.eq(k_run), next_k.eq(k_run + 1),
-                         bad.eq((k[4:6] == 3) & (run > ~k[:4])),
+                         bad.eq(k_hi & (run > ~k[:4])),
                          bad_code.eq(EntropyError.BAD_RUN)]
 
         # ---- the items' pipeline: the symbol's fields (``x``), then the coefficient: EXTEND

@@ -279,6 +279,43 @@ def test_entropy_bad_symbol_emits_no_item(tc, sym, want, ks):
     assert [k for _, _, k, _, _ in items] == ks, items
 
 
+def zrl_at_48_jpeg() -> bytes:
+    """A hand-built baseline JPEG, grey 8 x 16 (two blocks), whose first block ends with a
+    ZRL at k = 48 (16 zeros up to k = 63: the block is complete, as libjpeg reads it; no
+    encoder writes it, an EOB being shorter). DC table: size 0 -> '0'. AC table: 0xE1
+    (run 14, size 1) -> '0', ZRL -> '10', EOB -> '110'. Block 1: DC '0', 0xE1 '0' + extra
+    bit '1' (+1 at k = 15), ZRL x 3 (k 16 -> 32 -> 48 -> 64); block 2: DC '0', EOB."""
+    def seg(marker, body):
+        return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+    def dht(tc_th, counts, syms):
+        return bytes([tc_th]) + bytes(counts + [0] * (16 - len(counts))) + bytes(syms)
+    bits = "0" + "0" + "1" + "10" * 3 + "0" + "110"
+    bits += "1" * (-len(bits) % 8)
+    scan = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    assert 0xFF not in scan
+    return (b"\xff\xd8" + seg(0xDB, bytes([0]) + bytes([1] * 64))
+            + seg(0xC0, bytes([8, 0, 8, 0, 16, 1, 1, 0x11, 0]))
+            + seg(0xC4, dht(0x00, [1], [0x00]) + dht(0x10, [1, 1, 1], [0xE1, 0xF0, 0x00]))
+            + seg(0xDA, bytes([1, 1, 0x00, 0, 63, 0])) + scan + b"\xff\xd9")
+
+
+def test_entropy_zrl_ends_block_at_48():
+    """A ZRL at k = 48 ends its block (k reaches 64): the next symbol is the next block's
+    DC. The file is checked against Pillow (libjpeg) through the golden decoder first."""
+    import io
+
+    from PIL import Image
+    data = zrl_at_48_jpeg()
+    want = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    assert np.array_equal(decode(data), want)
+    tables = parse(data)
+    items, error, _ = run_decoder(data, tables)
+    assert error == EntropyError.NONE
+    blocks = items_to_blocks(items)
+    check_blocks(blocks, expected_blocks(tables))
+    assert len(blocks) == 2 and blocks[0][2][ZIGZAG[15]] == 1
+
+
 # ----------------------------------------------------------------------------- IDCT
 
 CHAIN_CASES = [pytest.param(*c, id=f"{c[0]}-{c[1]}x{c[2]}",
