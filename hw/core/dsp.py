@@ -29,19 +29,23 @@ def family_of(platform):
     return getattr(platform, "family", None)
 
 
-def registered_product(m, a, b, *, width, platform, name, en_in=1, en_out=1):
+def registered_product(m, a, b, *, width, platform, name, en_in=1, en_out=1, in_regs=True):
     """``a * b`` (both signed) through two registers: ``a`` and ``b`` are registered when
     ``en_in``, their product (its low ``width`` bits, signed) when ``en_out``. No reset.
-    Operands wider than 18 bits (or a product over 36) stay in plain registers."""
+    Operands wider than 18 bits (or a product over 36) stay in plain registers.
+    ``in_regs=False``: the operands are not registered (the caller's are registers), only
+    the product: on the ECP5 the DSP's output register, so the multiplier's delay is not
+    followed by the route back into the fabric."""
     fits = len(a) <= 18 and len(b) <= 18 and width <= 36
     if family_of(platform) == "ecp5" and fits:
+        reg_in = "CLK0" if in_regs else "NONE"
         p = Signal(signed(width), name=name)
         a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
         p36 = Signal(signed(36), name=f"{name}_p")
         m.d.comb += [a18.eq(a), b18.eq(b), p.eq(p36[:width])]
         params = dict(
-            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-            p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+            p_REG_INPUTA_CLK=reg_in, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+            p_REG_INPUTB_CLK=reg_in, p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
             p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
             p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
             p_CLK0_DIV="ENABLED", p_CLK1_DIV="ENABLED", p_CLK2_DIV="ENABLED",
@@ -59,11 +63,14 @@ def registered_product(m, a, b, *, width, platform, name, en_in=1, en_out=1):
             params[f"o_P{i}"] = p36[i]
         m.submodules[f"{name}_dsp"] = Instance("MULT18X18D", **params)
     else:
-        a1 = Signal(signed(len(a)), name=f"{name}_a", reset_less=True)
-        b1 = Signal(signed(len(b)), name=f"{name}_b", reset_less=True)
         p = Signal(signed(width), name=name, reset_less=True)
-        with m.If(en_in):
-            m.d.sync += [a1.eq(a), b1.eq(b)]
+        if in_regs:
+            a1 = Signal(signed(len(a)), name=f"{name}_a", reset_less=True)
+            b1 = Signal(signed(len(b)), name=f"{name}_b", reset_less=True)
+            with m.If(en_in):
+                m.d.sync += [a1.eq(a), b1.eq(b)]
+        else:
+            a1, b1 = a, b
         with m.If(en_out):
             m.d.sync += p.eq(a1 * b1)
     return p

@@ -367,19 +367,15 @@ def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear, platform=None
     s = {f"d{i}": Mux(metas[1].pass2, rows[f"d{i}"], Mux(bits[i], cols[f"d{i}"], 0))
          for i in range(8)}
     s["rnd"] = Mux(metas[1].pass2, *_RND[::-1])
-    sums = {}
-    for n, v in _stage2(s).items():
-        sums[n] = Signal(_width(_UNIT_BOUNDS[1][n]), name=f"unit2_{n}_d")
-        m.d.comb += sums[n].eq(v)
-    s = regs(sums, 1)
+    s = regs(_stage2(s), 1)
     # the products: each operand cut into 17-bit pieces (the top one signed, at most 18
-    # bits), so that each piece's product is one 18x18 multiplier. A piece is registered
-    # (its stage-2 value) and its product too (stage 3), then the pieces are summed in the
-    # next stage: :func:`registered_product`, on the ECP5 the DSP block's own input and
-    # output registers, so no path runs fabric -> multiplier -> fabric in one cycle
+    # bits), so that each piece's product is one 18x18 multiplier; the pieces' products are
+    # registered (:func:`registered_product` without input registers: on the ECP5 the DSP
+    # block's own output register, so no path runs fabric -> multiplier -> fabric in one
+    # cycle), then summed in the next stage
     parts = {n: [] for n in _PRODUCTS}      # (the piece's offset, its registered product)
     for n, (a, c) in _PRODUCTS.items():
-        x, lo = sums[a], 0
+        x, lo = s[a], 0
         pieces = []
         while len(x) - lo > 18:
             pieces.append((lo, Cat(x[lo:lo + 17], Const(0, 1)).as_signed()))  # 18 x 16 bits
@@ -389,7 +385,7 @@ def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear, platform=None
             k = Const(c, signed(c.bit_length() + 1))
             parts[n].append((lo, registered_product(
                 m, piece, k, width=len(piece) + len(k), platform=platform,
-                name=f"unit3_{n}_p{lo}")))
+                name=f"unit3_{n}_p{lo}", in_regs=False)))
     even = regs({t: v for t, v in _stage3(s).items() if t in ("tmp0", "tmp1")}, 2)
     summed = {n: sum(p << lo for lo, p in pieces) for n, pieces in parts.items()}
     s = regs(summed | even, 2)

