@@ -613,6 +613,15 @@ class EntropyDecoder(wiring.Component):
         slot_last, mcu_last, ri_last = Signal(), Signal(), Signal()
         m.d.sync += [slot_last.eq(slot == cfg.blocks - 1), mcu_last.eq(mcu + 1 == cfg.mcus),
                      ri_last.eq(ri_count + 1 == cfg.restart)]
+        # the MCU and interval counters move the cycle after the MCU's last block goes
+        # (``mcu_step``, a register), not at that SHIFT: ``go`` then reaches 48 fewer
+        # flip-flops. Their "last" registers above are still in time for the next SHIFT,
+        # three cycles after a go at least; a restart marker's ``ri_count`` reset, later in
+        # this code, wins over the step in the same cycle, as it came after it before
+        mcu_step = Signal()
+        m.d.sync += mcu_step.eq(0)
+        with m.If(mcu_step):
+            m.d.sync += [mcu.eq(mcu + 1), ri_count.eq(ri_count + 1)]
         with m.If(go):
             m.d.sync += [x_valid.eq(~bad), x.comp.eq(comp), x.slot.eq(slot),
                          x.k.eq(out_k), x.last.eq(out_last), x.dc.eq(is_dc), x.size.eq(size),
@@ -621,7 +630,7 @@ class EntropyDecoder(wiring.Component):
             with m.If(out_last):
                 m.d.sync += k.eq(0)
                 with m.If(slot_last):
-                    m.d.sync += [slot.eq(0), mcu.eq(mcu + 1), ri_count.eq(ri_count + 1)]
+                    m.d.sync += [slot.eq(0), mcu_step.eq(1)]
                     with m.If(mcu_last):
                         m.d.sync += state.eq(State.DRAIN)
                     with m.Elif(ri_last):
@@ -678,7 +687,7 @@ class EntropyDecoder(wiring.Component):
             m.d.sync += [state.eq(Mux(cfg.mcus == 0, State.DRAIN, State.DECODE)),
                          err.eq(EntropyError.NONE), buf.eq(0), peek.eq(0), peek_i.eq(0),
                          nbits.eq(0), k.eq(0),
-                         slot.eq(0), mcu.eq(0), ri_count.eq(0), expect.eq(0),
+                         slot.eq(0), mcu.eq(0), ri_count.eq(0), mcu_step.eq(0), expect.eq(0),
                          self.o_coef.valid.eq(0), x_valid.eq(0), y_valid.eq(0),
                          phase.eq(Phase.MATCH),
                          *(p.eq(0) for p in pred)]
