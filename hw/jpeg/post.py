@@ -133,12 +133,15 @@ class PostProcessor(wiring.Component):
         # compares had been on the path into the emit register)
         x_first1, y_first1 = Signal(17), Signal(17)         # crop_x - 1, crop_y - 1
         x_last1, y_last1 = Signal(17), Signal(17)           # the last position - 1
-        x0_in, x0_last = Signal(), Signal()                 # the tests at x = 0
+        # the tests at position 0 (from the configuration: also the values at ``start``)
+        in0_x = (cfg.crop_x == 0) & (cfg.crop_w != 0)
+        in0_y = (cfg.crop_y == 0) & (cfg.crop_h != 0)
+        last0_x, last0_y = cfg.crop_x + cfg.crop_w == 1, cfg.crop_y + cfg.crop_h == 1
+        x0_in, x0_last = Signal(), Signal()                 # registered, for a row's start
         m.d.sync += [x_first1.eq(cfg.crop_x - 1), y_first1.eq(cfg.crop_y - 1),
                      x_last1.eq(cfg.crop_x + cfg.crop_w - 2),
                      y_last1.eq(cfg.crop_y + cfg.crop_h - 2),
-                     x0_in.eq((cfg.crop_x == 0) & (cfg.crop_w != 0)),
-                     x0_last.eq(cfg.crop_x + cfg.crop_w == 1)]
+                     x0_in.eq(in0_x), x0_last.eq(last0_x)]
         in_cx, in_cy = Signal(), Signal()           # x, y inside the crop
         at_x_last, at_y_last = Signal(), Signal()   # x == x_last, y == y_last
         inside = in_cx & in_cy
@@ -164,8 +167,10 @@ class PostProcessor(wiring.Component):
         c_lt = Signal()
         c_k1, c_k2 = Signal(signed(20)), Signal(signed(20))     # two_ow - c_step, 2 two_ow
         c_init_lt = Signal()
+        lt0_c = 2 * cfg.crop_w - cfg.out_w < 2 * cfg.out_w       # at a row's start
+        lt0_r = 2 * cfg.crop_h - cfg.out_h < 2 * cfg.out_h       # at the image's start
         m.d.sync += [c_k1.eq(4 * cfg.out_w - 2 * cfg.crop_w), c_k2.eq(4 * cfg.out_w),
-                     c_init_lt.eq(2 * cfg.crop_w - cfg.out_w < 2 * cfg.out_w)]
+                     c_init_lt.eq(lt0_c)]
         m.d.comb += col_end.eq(at_x_last | c_lt)
         # -- row DDA (advanced at each crop row's end) ---------------------------------------
         rj = Signal(12)
@@ -341,12 +346,8 @@ class PostProcessor(wiring.Component):
         with m.If(self.start):
             m.d.sync += [x.eq(0), y.eq(0), ci.eq(0), cgap.eq(2 * cfg.crop_w - cfg.out_w),
                          nx.eq(0), rj.eq(0), rgap.eq(2 * cfg.crop_h - cfg.out_h), ny.eq(1),
-                         in_cx.eq((cfg.crop_x == 0) & (cfg.crop_w != 0)),
-                         in_cy.eq((cfg.crop_y == 0) & (cfg.crop_h != 0)),
-                         at_x_last.eq(cfg.crop_x + cfg.crop_w == 1),
-                         at_y_last.eq(cfg.crop_y + cfg.crop_h == 1),
-                         c_lt.eq(2 * cfg.crop_w - cfg.out_w < 2 * cfg.out_w),
-                         r_lt.eq(2 * cfg.crop_h - cfg.out_h < 2 * cfg.out_h),
+                         in_cx.eq(in0_x), in_cy.eq(in0_y), at_x_last.eq(last0_x),
+                         at_y_last.eq(last0_y), c_lt.eq(lt0_c), r_lt.eq(lt0_r),
                          row_first.eq(1), idx.eq(0), pending.eq(0), u_valid.eq(0),
                          u_emit.eq(0), v_valid.eq(0), w1_en.eq(0), w2_en.eq(0), e_valid.eq(0),
                          n_valid.eq(0), p_valid.eq(0), r_valid.eq(0), q_wp.eq(0), q_rp.eq(0),

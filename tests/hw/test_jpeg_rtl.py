@@ -10,12 +10,15 @@ random coefficient blocks. Randomized tests log their seed (S4_SEED replays one)
 """
 
 
+import io
+
 import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 from jpeg_images import encode, smooth_image
+from PIL import Image
 
 from s4accel.base.jpeg import ZIGZAG, JpegError, decode, idct_islow, parse, scan_blocks
 from s4accel.hw.jpeg.entropy import (
@@ -302,9 +305,6 @@ def zrl_at_48_jpeg() -> bytes:
 def test_entropy_zrl_ends_block_at_48():
     """A ZRL at k = 48 ends its block (k reaches 64): the next symbol is the next block's
     DC. The file is checked against Pillow (libjpeg) through the golden decoder first."""
-    import io
-
-    from PIL import Image
     data = zrl_at_48_jpeg()
     want = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
     assert np.array_equal(decode(data), want)
