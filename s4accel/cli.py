@@ -750,7 +750,7 @@ def _cmd_project(args):
         bert_large=True))
     new = attempt("new", lambda: project_plan(
         args.config, sparsities=sparsities, seq=args.seq, bert_large=True,
-        kv="onchip" if "kv-on-chip" in args.assume else "dram",
+        kv="onchip" if "kv-on-chip" in args.assume else "auto",
         add="store" if "residual-at-store" in args.assume else "gemm"))
     rows, other = (new, old) if args.mechanisms == "new" else (old, new)
     print(format_projection(rows, args.config, compare=other),

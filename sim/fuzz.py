@@ -1031,7 +1031,8 @@ def cycle_estimate(config: Config, descs) -> int:
             # (at most the ACT depth in row tiles)
             total += 4 * vop_cycles(config.rows, v["op"], min(v["n"], BANK * g.act_depth),
                                     min(v["m_tiles"], g.act_depth), v["wide"],
-                                    cols=config.cols, chan=v.get("chan", 0))
+                                    cols=config.cols, chan=v.get("chan", 0),
+                                    units=config.vec_units)
     return total
 
 

@@ -108,7 +108,7 @@ def test_generate_writes_verilog_that_compiles(tmp_path, capsys):
 
 def test_generate_refuses_what_the_rtl_cannot_build(tmp_path, capsys):
     assert main(["generate", "--config", "antoum", "-o", str(tmp_path / "g")]) == 2
-    assert "spus=32" in capsys.readouterr().err
+    assert "dram_bus_bits=512" in capsys.readouterr().err
 
 
 def test_regmap_check(tmp_path, capsys):
@@ -194,7 +194,8 @@ def test_project_prints_the_projection(capsys):
     assert "Published per chip" in out
     # issue 21: the new mechanisms by default, their plan's assumptions, and DRAM bytes per
     # inference against the old mechanisms
-    assert "new mechanisms" in out and "BERT-base: tokens split by rows" in out
+    assert "new mechanisms" in out and "BERT-base: a sequence a SPU" in out
+    assert "BERT-Large: tokens split by rows" in out       # 384 tokens: over one SPU's ACT
     assert "ResNet-50: a pass is one group of 32 images" in out
     assert "DRAM bytes per inference" in out and "old MB/inf" in out
 
@@ -369,6 +370,6 @@ def test_project_assume_is_a_labelled_design_study(capsys):
     beyond = next(line for line in out.splitlines()
                   if line.startswith("Projected beyond the RTL"))
     assert "ACT -> WGT path" in beyond and "residual additions in the store path" in beyond
-    assert "BERT-base 5.54x, 88.1% (speedup not reached)" in out and "These plans assume" in out
+    assert "BERT-base 7.94x, 94.9% (both reached)" in out and "These plans assume" in out
     assert main(["project", "--mechanisms", "old", "--assume", "kv-on-chip"]) == 2
     assert "--assume" in capsys.readouterr().err

@@ -408,6 +408,15 @@ class Spu(wiring.Component):
         vw_row = Signal(range(max(2, R)))
         vw_addr = Signal(16)
         vw_data = Signal(row_bits)
+        # with several vector units (``vec_units`` V > 1) unit u's results go into row
+        # ``V * vx_grp + u``'s memory through its own registers: the rows of a group at once
+        V = cfg.vec_units if cfg.vec_max_row else 1
+        vx_en = [Signal(name=f"vx_en{u}") for u in range(V)] if V > 1 else []
+        vx_addr = [Signal(16, name=f"vx_addr{u}") for u in range(V)] if V > 1 else []
+        vx_data = [Signal(row_bits, name=f"vx_data{u}", reset_less=True)
+                   for u in range(V)] if V > 1 else []
+        vx_grp = Signal(range(max(2, R // V)), name="vx_grp")
+        vx_here = [vx_en[r % V] & (vx_grp == r // V) for r in range(R)] if V > 1 else []
         ld_row_en = []                 # per row: the load's write enables (fine lanes)
         # max pooling (``GemmBody.pool``, below): row r writes its window maximum ``pool_max[r]``
         # into its own memory at ``pool_wa[r]`` when ``pool_we[r]`` (rows independently)
@@ -420,7 +429,7 @@ class Spu(wiring.Component):
         dec_addr = Signal(16)
         dec_data = Signal(row_bits)
         if cfg.jpeg_decoders:
-            busy_w = res_act | vw_en | Cat(*pool_we).any()
+            busy_w = res_act | vw_en | Cat(*pool_we, *vx_en).any()
             m.d.comb += [self.i_dec.ready.eq(~busy_w),
                          dec_we.eq(self.i_dec.valid & ~busy_w),
                          dec_row.eq(self.i_dec.payload.row), dec_addr.eq(self.i_dec.payload.addr),
@@ -438,16 +447,21 @@ class Spu(wiring.Component):
             here = (res_act | vw_en) & (res_row == r)
             pw = pool_we[r]
             dh = dec_we & (dec_row == r)
-            m.d.comb += [ram.w_addr.eq(Mux(pw, pool_wa[r], Mux(here, res_word,
-                                                               Mux(dh, dec_addr, wr_word)))),
-                         ram.w_data.eq(Mux(pw, pool_max[r], Mux(here, res_data,
-                                                                Mux(dh, dec_data, data_r)))),
-                         ram.w_en.eq(Mux(pw | dh, Const((1 << fine) - 1, fine),
+            w_addr = Mux(here, res_word, Mux(dh, dec_addr, wr_word))
+            w_data = Mux(here, res_data, Mux(dh, dec_data, data_r))
+            w_all = pw | dh
+            if V > 1:       # a vector unit's result (never at the same time as a pool's)
+                w_addr = Mux(vx_here[r], vx_addr[r % V], w_addr)
+                w_data = Mux(vx_here[r], vx_data[r % V], w_data)
+                w_all = w_all | vx_here[r]
+            m.d.comb += [ram.w_addr.eq(Mux(pw, pool_wa[r], w_addr)),
+                         ram.w_data.eq(Mux(pw, pool_max[r], w_data)),
+                         ram.w_en.eq(Mux(w_all, Const((1 << fine) - 1, fine),
                                          Mux(here, res_en, Mux(ld_hold, 0, en_r))))]
         # (a GEMM's result rows and a pool's maxima never meet: one block runs at a time)
         m.d.comb += ld_hold.eq(((res_act | vw_en) & Array(en.any() for en in ld_row_en)[res_row])
-                               | Cat(*(pool_we[r] & ld_row_en[r].any()
-                                       for r in range(R))).any())
+                               | Cat(*((pool_we[r] | (vx_here[r] if V > 1 else 0))
+                                       & ld_row_en[r].any() for r in range(R))).any())
         wgt_en = Signal(wgt_lanes)     # bus lanes of the weight word written this cycle
         # a TO_WGT VOP's words (the vector sequencer): whole words, from registers. While one
         # runs (``tw_lock``) a LOAD into WGT waits: no bus word is taken and the unpacker gets
@@ -801,7 +815,8 @@ class Spu(wiring.Component):
 
         if cfg.vec_max_row:
             self._vector_sequencer(m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
-                                   vw_data, busy, par_ram, (tw_en, tw_addr, tw_data, tw_lock))
+                                   vw_data, busy, par_ram, (tw_en, tw_addr, tw_data, tw_lock),
+                                   (vx_en, vx_addr, vx_data, vx_grp))
         else:
             m.d.comb += [vw_en.eq(0), tw_en.eq(0), tw_lock.eq(0)]
 
@@ -863,7 +878,7 @@ class Spu(wiring.Component):
         return m
 
     def _vector_sequencer(self, m, act_q, vbusy, v_raddr, v_ren, vw_en, vw_row, vw_addr,
-                          vw_data, gemm_busy, par_ram, tw):
+                          vw_data, gemm_busy, par_ram, tw, vx):
         """The VOP sequencer (``VopBody``; ``hw/vector/vop.py`` is the definition): one
         :class:`VectorUnit` command a row, the row's words read from its ACT memory into the
         unit, the results written back into the same memory.
@@ -896,10 +911,30 @@ class Spu(wiring.Component):
         whatever the row's latency ``r``); ``P + 3`` cycles a vector
         (:func:`~..vector.vop.vop_cycles`). (Waiting for the vector before to be taken, as
         a first version did, cost ``P + r + 6``.)
+
+        Several units (``Config.vec_units`` V > 1): the rows go in groups of V, unit ``u``
+        taking row ``r0 + u`` of the group starting at row ``r0``. The reads are the same for
+        every row of a group (the address chain takes each to row ``r0 + u`` ``r0 + u``
+        cycles later), so one ISSUE feeds all V units, each from its own tag and memory;
+        each writes its results into its own row through its own registers (``vx``), and
+        DRAIN waits for all of them. The units' cycles never depend on the data, so each
+        runs the schedule of the unit before it a cycle later. The per-channel parameters
+        stay one register, refilled once every unit has taken it: a per-channel ADD's
+        vectors are ``P + 2 + V`` cycles apart (the last unit takes its parameters ``V - 1``
+        cycles after the first); a LAYERNORM's units wait for it and go on together.
         """
         cfg = self._config
         R = cfg.rows
-        m.submodules.vec = vu = VectorUnit(lanes=BANK, max_row=cfg.vec_max_row)
+        V = cfg.vec_units
+        G = R // V                      # groups of rows a row tile
+        lg_v = V.bit_length() - 1
+        vus = []
+        for u in range(V):
+            unit = VectorUnit(lanes=BANK, max_row=cfg.vec_max_row)
+            m.submodules["vec" if V == 1 else f"vec{u}"] = unit
+            vus.append(unit)
+        vu = vus[0]
+        vx_en, vx_addr, vx_data, vx_grp = vx
         vop = Signal(VopBody)
         m.d.comb += self.i_vop.ready.eq(~vbusy & ~gemm_busy)
         nb = Signal(12)                 # input words a row
@@ -914,13 +949,20 @@ class Spu(wiring.Component):
         sa, sb, so = Signal(16), Signal(16), Signal(16)
         a_base, b_base, o_base = Signal(16), Signal(16), Signal(16)
         t_left = Signal(16)             # row tiles after this one
-        vr = Signal(range(max(2, R)))   # the row
+        vr = Signal(range(max(2, R)))   # the row (V > 1: the group's first row)
+        vg = Signal(range(max(2, G)))   # the group (vr / V)
+        m.d.comb += vg.eq(vr >> lg_v)
+        if V > 1:
+            m.d.comb += vx_grp.eq(vg)
         k = Signal(13)                  # reads issued this row
         k_b = Signal()                  # the next read is B's (binary)
-        kk = Signal(12)                 # vectors the unit took this row
-        oc = Signal(13)                 # output words written this row
-        half = Signal()                 # the second word of a 16-bit result
-        a_hold = Signal(BANK * 8)       # A's word, waiting for B's (binary)
+        # per unit: vectors it took this row, output words it wrote, the second word of a
+        # 16-bit result next, A's word waiting for B's (binary)
+        kk = [Signal(12, name="vop_kk" if V == 1 else f"vop_kk{u}") for u in range(V)]
+        oc = [Signal(13, name="vop_oc" if V == 1 else f"vop_oc{u}") for u in range(V)]
+        half = [Signal(name="vop_half" if V == 1 else f"vop_half{u}") for u in range(V)]
+        a_hold = [Signal(BANK * 8, name="vop_a_hold" if V == 1 else f"vop_a_hold{u}")
+                  for u in range(V)]
         # LAYERNORM's parameter fetch from PAR (one vector of 32 channels at a time)
         C = cfg.cols
         P = BANK // C                   # PAR words a vector
@@ -933,8 +975,9 @@ class Spu(wiring.Component):
         chan = Signal(BANK * 64)        # the vector's parameters, channel l in bits 64l..
         chan_full = Signal()
         # a per-channel ADD: cycles since its last A read (saturating at the spacing of two)
-        gap = Signal(range(P + 4))
-        with m.If(gap != P + 3):
+        spacing = P + 2 + V
+        gap = Signal(range(spacing + 1))
+        with m.If(gap != spacing):
             m.d.sync += gap.eq(gap + 1)
         is_tw, tw_states, tw_datapath = self._to_wgt(m, vop, vbusy, nb, sa, vr, act_q, v_raddr,
                                                      v_ren, tw)
@@ -965,18 +1008,21 @@ class Spu(wiring.Component):
                 with m.If(is_tw):
                     m.next = "TW_SETUP"
             with m.State("CMD"):
-                c = vu.i_cmd.payload
-                m.d.comb += [vu.i_cmd.valid.eq(1), c.op.eq(vop.op.as_value()), c.n.eq(vop.n),
-                             c.mult.eq(vop.mult), c.mult_b.eq(vop.mult_b),
-                             c.shift.eq(vop.shift), c.relu.eq(vop.relu), c.wide.eq(vop.wide),
-                             c.u_mult.eq(vop.u_mult), c.u_shift.eq(vop.u_shift),
-                             c.in_shift.eq(vop.shift[:5]),
-                             c.eps.eq(Cat(vop.mult, vop.mult_b, vop.u_mult[:8])),
-                             c.chan.eq(is_chan)]
+                # (the units are idle here, all of them ready: they take it together)
+                for unit in vus:
+                    c = unit.i_cmd.payload
+                    m.d.comb += [unit.i_cmd.valid.eq(1), c.op.eq(vop.op.as_value()),
+                                 c.n.eq(vop.n), c.mult.eq(vop.mult), c.mult_b.eq(vop.mult_b),
+                                 c.shift.eq(vop.shift), c.relu.eq(vop.relu),
+                                 c.wide.eq(vop.wide), c.u_mult.eq(vop.u_mult),
+                                 c.u_shift.eq(vop.u_shift), c.in_shift.eq(vop.shift[:5]),
+                                 c.eps.eq(Cat(vop.mult, vop.mult_b, vop.u_mult[:8])),
+                                 c.chan.eq(is_chan)]
                 m.d.sync += [f_addr.eq(Mux(is_chan, vop.mult, vop.b_addr)), f_i.eq(0),
                              f_got.eq(0), f_vec.eq(0), chan_full.eq(0)]
                 with m.If(vu.i_cmd.ready):
-                    m.d.sync += [k.eq(0), k_b.eq(0), kk.eq(0), oc.eq(0), half.eq(0)]
+                    m.d.sync += [k.eq(0), k_b.eq(0)]
+                    m.d.sync += [x.eq(0) for x in kk + oc + half]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
                 last = (k == nb - 1) & (~pair | k_b)
@@ -984,7 +1030,7 @@ class Spu(wiring.Component):
                 # every later vector's P + 3 cycles after the one before (B's read right
                 # after A's): its parameters, fetched once the vector before is taken, are
                 # whole when its B word arrives
-                go = ~is_chan | k_b | Mux(k == 0, chan_full, gap == P + 3)
+                go = ~is_chan | k_b | Mux(k == 0, chan_full, gap == spacing)
                 with m.If(go & ~k_b):
                     m.d.sync += gap.eq(1)
                 m.d.comb += [v_ren.eq(go), f_run.eq(is_ln | is_chan),
@@ -998,8 +1044,11 @@ class Spu(wiring.Component):
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += f_run.eq(is_ln | is_chan)
-                with m.If(~vu.busy & ~vu.o_data.valid & ~vw_en):
-                    with m.If(vr == R - 1):
+                idle = Cat(*(~unit.busy & ~unit.o_data.valid for unit in vus)).all()
+                if V > 1:
+                    idle = idle & ~Cat(*vx_en).any()
+                with m.If(idle & ~vw_en):
+                    with m.If(vr == R - V):
                         m.d.sync += [vr.eq(0), a_base.eq(a_base + sa), b_base.eq(b_base + sb),
                                      o_base.eq(o_base + so), t_left.eq(t_left - 1)]
                         with m.If(t_left == 0):
@@ -1007,7 +1056,7 @@ class Spu(wiring.Component):
                         with m.Else():
                             m.next = "CMD"
                     with m.Else():
-                        m.d.sync += vr.eq(vr + 1)
+                        m.d.sync += vr.eq(vr + V)
                         m.next = "CMD"
             with m.State("DONE"):
                 m.d.comb += self.gemm_done.eq(1)
@@ -1022,35 +1071,42 @@ class Spu(wiring.Component):
         m.d.comb += [tv[0].eq(v_ren), tb[0].eq(k_b)]
         for d in range(1, R + 2):
             m.d.sync += [tv[d].eq(tv[d - 1]), tb[d].eq(tb[d - 1])]
-        here_v = Signal()
-        here_b = Signal()
-        word = Signal(BANK * 8)
+        # per unit u: its tag and its word, row vr + u's, r + 2 cycles after the read
+        def at_row(seq, u):
+            return Array(seq[g * V + u] for g in range(G))[vg] if G > 1 else seq[u]
         # (the word is 0 while no VOP runs: the unit's inputs then stay still during GEMMs,
         # which event-driven simulators notice)
-        m.d.comb += [here_v.eq(Array(tv[2:])[vr]), here_b.eq(Array(tb[2:])[vr]),
-                     word.eq(Mux(vbusy, Array(act_q)[vr], 0))]
-        with m.If(here_v & ~here_b):
-            m.d.sync += a_hold.eq(word)
-        a_word = Mux(binary, a_hold, word)
-        # 16-bit LAYERNORM input: elements 0..15 in the first word, 16..31 in the second
-        h16 = BANK // 2
-        a16 = [(a_hold if lane < h16 else word)[16 * (lane % h16):16 * (lane % h16) + 16]
-               for lane in range(BANK)]
         # the valid positions: p = kk*32 + l < mask_n (mask_n 0: all)
-        rem = Signal(signed(18))
-        m.d.comb += rem.eq(vop.mask_n - (kk << 5))
-        ia = vu.i_a.payload
-        for lane in range(BANK):
-            m.d.comb += [ia.data[lane].eq(Mux(wide_in, a16[lane].as_signed(),
-                                              a_word[8 * lane:8 * lane + 8].as_signed())),
-                         ia.mask[lane].eq((vop.mask_n == 0) | (rem > lane)),
-                         vu.i_b.payload[lane].eq(word[8 * lane:8 * lane + 8].as_signed())]
-        fire = here_v & (here_b | ~pair) & ~is_tw
-        m.d.comb += [vu.i_a.valid.eq(fire), vu.i_b.valid.eq(fire & binary)]
+        h16 = BANK // 2
+        for u, unit in enumerate(vus):
+            sfx = "" if V == 1 else str(u)
+            here_v = Signal(name=f"vop_here_v{sfx}")
+            here_b = Signal(name=f"vop_here_b{sfx}")
+            word = Signal(BANK * 8, name=f"vop_word{sfx}")
+            m.d.comb += [here_v.eq(at_row(tv[2:], u)), here_b.eq(at_row(tb[2:], u)),
+                         word.eq(Mux(vbusy, at_row(act_q, u), 0))]
+            with m.If(here_v & ~here_b):
+                m.d.sync += a_hold[u].eq(word)
+            a_word = Mux(binary, a_hold[u], word)
+            # 16-bit LAYERNORM input: elements 0..15 in the first word, 16..31 in the second
+            a16 = [(a_hold[u] if lane < h16 else word)[16 * (lane % h16):16 * (lane % h16) + 16]
+                   for lane in range(BANK)]
+            rem = Signal(signed(18), name=f"vop_rem{sfx}")
+            m.d.comb += rem.eq(vop.mask_n - (kk[u] << 5))
+            ia = unit.i_a.payload
+            for lane in range(BANK):
+                m.d.comb += [ia.data[lane].eq(Mux(wide_in, a16[lane].as_signed(),
+                                                  a_word[8 * lane:8 * lane + 8].as_signed())),
+                             ia.mask[lane].eq((vop.mask_n == 0) | (rem > lane)),
+                             unit.i_b.payload[lane].eq(word[8 * lane:8 * lane + 8].as_signed())]
+            fire = here_v & (here_b | ~pair) & ~is_tw
+            m.d.comb += [unit.i_a.valid.eq(fire), unit.i_b.valid.eq(fire & binary)]
+            with m.If(unit.i_a.valid & unit.i_a.ready):
+                m.d.sync += kk[u].eq(kk[u] + 1)
         # LAYERNORM's (and a per-channel ADD's) parameters: P reads a vector through PAR's
         # port (the GEMM engine, idle during a VOP, drives it otherwise), the words shifted in
-        # as they arrive two cycles later; the register is offered to the unit once whole and
-        # refilled once taken
+        # as they arrive two cycles later; the register is offered to the units once whole and
+        # refilled once every one has taken it
         issue = (f_run & ~chan_full & (f_i != P) & ((f_i != 0) | (f_vec != nb)))
         with m.If(f_run):
             m.d.comb += [par_ram.r_addr.eq(f_addr), par_ram.r_en.eq(issue),
@@ -1065,31 +1121,50 @@ class Spu(wiring.Component):
                                  else par_ram.r_data), f_got.eq(f_got + 1)]
             with m.If(f_got == P - 1):
                 m.d.sync += chan_full.eq(1)
-        take = vu.i_chan.valid & vu.i_chan.ready
-        with m.If(take):
+        takes = [unit.i_chan.valid & unit.i_chan.ready for unit in vus]
+        if V == 1:
+            m.d.comb += vu.i_chan.valid.eq(chan_full)
+            all_taken = takes[0]
+        else:
+            taken = [Signal(name=f"vop_taken{u}") for u in range(V)]
+            all_taken = Cat(*(t | tk for t, tk in zip(taken, takes))).all()
+            for u, unit in enumerate(vus):
+                m.d.comb += unit.i_chan.valid.eq(chan_full & ~taken[u])
+                with m.If(all_taken):
+                    m.d.sync += taken[u].eq(0)
+                with m.Elif(takes[u]):
+                    m.d.sync += taken[u].eq(1)
+        with m.If(all_taken):
             m.d.sync += [chan_full.eq(0), f_i.eq(0), f_got.eq(0)]
-        ch = vu.i_chan.payload
-        m.d.comb += vu.i_chan.valid.eq(chan_full)
-        for lane in range(BANK):
-            p = chan[64 * lane:64 * lane + 64]
-            m.d.comb += [ch[lane].mult.eq(p[32:48].as_signed()),
-                         ch[lane].bias.eq(Cat(p[0:32], p[56:64]).as_signed()),
-                         ch[lane].shift.eq(Mux(p[48:54] > 47, 47, p[48:54]))]
-        with m.If(vu.i_a.valid & vu.i_a.ready):
-            m.d.sync += kk.eq(kk + 1)
-        # results: registered writes into row vr's memory
-        o = vu.o_data
-        m.d.comb += o.ready.eq(~wide | half)
-        res8 = Cat(*(o.payload.data[lane][:8] for lane in range(BANK)))
-        res16 = Cat(*(o.payload.data[lane][:16] for lane in range(BANK)))
-        with m.If(o.valid):
-            m.d.sync += [vw_en.eq(1), vw_row.eq(vr), vw_addr.eq(o_base + oc), oc.eq(oc + 1),
-                         vw_data.eq(Mux(reduce, o.payload.data[0].as_unsigned(),
-                                        Mux(wide, Mux(half, res16[BANK * 8:],
-                                                      res16[:BANK * 8]), res8))),
-                         half.eq(wide & ~half)]
-        with m.Else():
-            m.d.sync += vw_en.eq(0)
+        for unit in vus:
+            ch = unit.i_chan.payload
+            for lane in range(BANK):
+                p = chan[64 * lane:64 * lane + 64]
+                m.d.comb += [ch[lane].mult.eq(p[32:48].as_signed()),
+                             ch[lane].bias.eq(Cat(p[0:32], p[56:64]).as_signed()),
+                             ch[lane].shift.eq(Mux(p[48:54] > 47, 47, p[48:54]))]
+        # results: registered writes into row vr + u's memory
+        for u, unit in enumerate(vus):
+            o = unit.o_data
+            if V == 1:
+                w_en, w_addr, w_data = vw_en, vw_addr, vw_data
+            else:
+                w_en, w_addr, w_data = vx_en[u], vx_addr[u], vx_data[u]
+            m.d.comb += o.ready.eq(~wide | half[u])
+            res8 = Cat(*(o.payload.data[lane][:8] for lane in range(BANK)))
+            res16 = Cat(*(o.payload.data[lane][:16] for lane in range(BANK)))
+            with m.If(o.valid):
+                m.d.sync += [w_en.eq(1), w_addr.eq(o_base + oc[u]), oc[u].eq(oc[u] + 1),
+                             w_data.eq(Mux(reduce, o.payload.data[0].as_unsigned(),
+                                           Mux(wide, Mux(half[u], res16[BANK * 8:],
+                                                         res16[:BANK * 8]), res8))),
+                             half[u].eq(wide & ~half[u])]
+                if V == 1:
+                    m.d.sync += vw_row.eq(vr)
+            with m.Else():
+                m.d.sync += w_en.eq(0)
+        if V > 1:
+            m.d.comb += vw_en.eq(0)
         return m
 
     def _to_wgt(self, m, vop, vbusy, nb, sa, vr, act_q, v_raddr, v_ren, tw):

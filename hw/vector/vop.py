@@ -153,7 +153,7 @@ def to_wgt_cycles(rows, cols, n, m_tiles, wide) -> int:
     return TW_SETUP + kb * (nj * (cols + tr + KX_GAP + BANK) + r0)
 
 
-def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
+def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0, units=1) -> int:
     """Cycles of a VOP in the SPU, from the cycle it is taken to its done pulse (the vector
     sequencer's schedule, ``Spu._vector_sequencer``): 1 + ``m_tiles`` x the rows' cycles,
     row ``r`` taking ``1 + issue + r + c``: the command, the reads (``B``; ADD, MUL and a
@@ -168,7 +168,12 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
     An ADD with ``chan`` (``cols`` needed) fetches each vector's ``P`` PAR words, the next
     once the unit has taken a vector; a row's first vector is read once its words are in, every
     later one ``P + 3`` cycles after the one before: row ``r`` takes ``1 + P + 4 + r + c +
-    (B - 1)(P + 3)``."""
+    (B - 1)(P + 3)``.
+
+    ``units`` (``Config.vec_units``, V): the rows go in groups of V, one row a unit, the
+    group's rows fed by the same reads; a group takes what its last row ``r`` would take
+    alone, except that a per-channel ADD's vectors are ``P + 2 + V`` cycles apart (the units
+    share the parameter register). V = 1 is the above."""
     op = VopOp(op)
     if op == VopOp.TO_WGT:
         if not cols:
@@ -188,13 +193,20 @@ def vop_cycles(rows, op, n, m_tiles, wide=0, relu=0, cols=None, chan=0) -> int:
         issue, c = vop_in_words(op, n, wide), 64 + (BANK // cols + 3) * (b - 1)
     else:
         issue, c = b, (3 * b + 33 if wide16 else 2 * b + 24 + (softmax_bits(wide, relu) > 7))
+    v = int(units)
+    if v < 1 or rows % v:
+        raise ValueError(f"units must divide rows ({rows}), not {units!r}")
+    g = rows // v
+    # group j's last row is j*v + v - 1: the groups' row latencies add up to
+    # g*(v - 1) + v*g*(g - 1)/2 (v = 1: rows*(rows - 1)/2)
+    lat = g * (v - 1) + v * g * (g - 1) // 2
     if op == VopOp.ADD and chan:
         if not cols:
             raise ValueError("a per-channel ADD's cycles depend on the device's cols")
         p = BANK // cols
-        per_tile = rows * (1 + c + p + 4 + (b - 1) * (p + 3)) + rows * (rows - 1) // 2
+        per_tile = g * (1 + c + p + 4 + (b - 1) * (p + 2 + v)) + lat
         return 1 + m_tiles * per_tile
-    per_tile = rows * (1 + issue + c) + rows * (rows - 1) // 2
+    per_tile = g * (1 + issue + c) + lat
     return 1 + m_tiles * per_tile
 
 

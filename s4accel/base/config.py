@@ -77,6 +77,12 @@ class Config:
         The vector unit of every SPU (``hw/vector/unit.py``, driven by VOP descriptors): the
         longest row its row operations (softmax, row max and sum) take, a multiple of 32 from
         32 to 32768; 0: no vector unit (a VOP is then an unknown opcode).
+    vec_units : int
+        Vector units per SPU (a power of two dividing ``rows``; 1, the default): a VOP runs
+        the rows of a row tile in groups of ``vec_units``, one row a unit, all fed by the same
+        ACT reads (row ``r``'s memory sees an address ``r`` cycles after row 0's), so a row
+        tile takes ``rows / vec_units`` row times instead of ``rows``
+        (:func:`~s4accel.hw.vector.vop.vop_cycles`).
     jpeg_decoders : int
         JPEG decoder instances of the codec wrapper (``DECODE`` descriptors,
         :mod:`s4accel.base.codec`), 0 .. 15; 0 (the default): no decoder, and a ``DECODE`` is
@@ -105,6 +111,7 @@ class Config:
     dram_gb_s: float | None = None
     l2_kib: int = 0
     vec_max_row: int = 0
+    vec_units: int = 1
     jpeg_decoders: int = 0
     jpeg_max_width: int = 2048
 
@@ -123,6 +130,9 @@ class Config:
                 or self.vec_max_row % 32 or not 0 <= self.vec_max_row <= 32768):
             raise ConfigError(f"vec_max_row must be 0 (no vector unit) or a multiple of 32 "
                               f"from 32 to 32768, not {self.vec_max_row!r}")
+        if not _is_pow2(self.vec_units) or self.vec_units > self.rows:
+            raise ConfigError(f"vec_units must be a power of two from 1 to rows "
+                              f"({self.rows}), not {self.vec_units!r}")
         if (isinstance(self.jpeg_decoders, bool) or not isinstance(self.jpeg_decoders, int)
                 or not 0 <= self.jpeg_decoders <= 15):
             raise ConfigError(f"jpeg_decoders must be an integer from 0 (no decoder) to 15, "
@@ -164,9 +174,12 @@ class Config:
     @property
     def sram_kib_per_spu(self) -> float:
         """On-chip SRAM of one SPU in KiB: the ACT, WGT and OUT scratchpads, the parameter
-        scratchpad (:data:`PAR_WORDS` words of ``cols x 8`` bytes) and the LUT."""
+        scratchpad (:data:`PAR_WORDS` words of ``cols x 8`` bytes), the LUT and the vector
+        units' row buffers (``vec_max_row / 32`` words of 32 int32 values and a 32-bit mask
+        each, ``hw/vector/unit.py``)."""
+        vec = self.vec_units * (self.vec_max_row // BANK) * (BANK * 4 + 4)
         return (self.act_sram_kib + self.wgt_sram_kib + self.out_sram_kib
-                + (PAR_WORDS * self.cols * 8 + LUT_BYTES) / 1024)
+                + (PAR_WORDS * self.cols * 8 + LUT_BYTES + vec) / 1024)
 
     @property
     def sram_mib(self) -> float:

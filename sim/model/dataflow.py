@@ -101,6 +101,11 @@ class Op:
     l2_write: int = 0
     #: times the layer's weights are loaded a pass (a band-fused schedule reloads them a band)
     weight_passes: int = 1
+    #: parameters (PAR, LUT) loaded a pass beside no weights (a VOP's per-channel parameters,
+    #: the attention's requantization): ``par_read`` bytes in ``par_loads`` multicast LOADs
+    #: on the read path, prefetched (double-buffered) as weights are, so no pipeline fill
+    par_read: int = 0
+    par_loads: int = 0
     placement: dict = field(default_factory=dict)
 
 
@@ -186,7 +191,8 @@ def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
         compute += T.gemm + R + op.pool_words
         gemms += 1
     for v, n, mt, wide, relu, chan in op.vops:
-        compute += T.vop + vop_cycles(R, v, n, mt, wide, relu, cols=C, chan=chan)
+        compute += T.vop + vop_cycles(R, v, n, mt, wide, relu, cols=C, chan=chan,
+                                      units=config.vec_units)
         gemms += 1
         if op.out == "dram":
             stores += P
@@ -226,6 +232,8 @@ def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
                                                              math.ceil(per / bpc)))
     if op.loads:
         read_path += op.loads * T.read_job + math.ceil(op.read / bpc)
+    if op.par_loads:
+        read_path += op.par_loads * T.read_job + math.ceil(op.par_read / bpc)
     l2 = 0
     if op.l2_read or op.l2_write:
         if not l2_bpc:
@@ -233,12 +241,12 @@ def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
         read_path += math.ceil(op.l2_read / l2_bpc)
         l2 = math.ceil((op.l2_read + op.l2_write) / l2_bpc)
     stores = max(stores, op.stores)
-    descs = wgt_loads + op.extra_wgt_loads + op.loads + gemms + stores
+    descs = wgt_loads + op.extra_wgt_loads + op.loads + op.par_loads + gemms + stores
     read_path += descs * fetch
     write_path = stores * T.store_job + math.ceil(op.write / bpc)
     if l2:
         write_path += math.ceil(op.l2_write / l2_bpc)
-    dram_bytes = wgt_bytes + op.extra_wgt + op.read + op.write
+    dram_bytes = wgt_bytes + op.extra_wgt + op.read + op.par_read + op.write
     dram = math.ceil((dram_bytes + descs * DESC_BYTES) / bpc)
     busy = {"compute": compute, "dma_read": read_path, "dma_write": write_path,
             "dram": dram}
@@ -281,8 +289,11 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
     path's WGT words a cycle, every sequence's SPUs in parallel; no DRAM bytes. ``kv="l2"``
     (neither): K and V are stored to a shared L2 instead of DRAM and loaded back from it
     (a transposing load for K); :func:`run_plan` then needs the L2's bandwidth."""
-    if kv not in ("dram", "onchip", "l2"):
-        raise ValueError(f"kv must be 'dram', 'onchip' or 'l2', not {kv!r}")
+    if kv not in ("dram", "onchip", "l2", "to_wgt"):
+        raise ValueError(f"kv must be 'dram', 'to_wgt', 'onchip' or 'l2', not {kv!r}")
+    if kv == "to_wgt":
+        return _bert_sequence_plan(config, s, seq=seq, layers=layers, hidden=hidden, ffn=ffn,
+                                   heads=heads)
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     hb, fb, d = -(-hidden // BANK), -(-ffn // BANK), hidden // heads
@@ -368,6 +379,100 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
                 ("through DRAM: K and V (stored by each SPU, loaded back once per sequence as "
                  f"the score / context GEMMs' WGT operand: {2 * seq * hidden // 1024} KiB a "
                  "sequence and layer each way), the input (embeddings) and the output"),
+            ]}
+    return ops, info
+
+
+def _bert_sequence_plan(config, s, *, seq, layers, hidden, ffn, heads):
+    """:func:`bert_plan` with ``kv="to_wgt"``: a sequence a SPU, run as ``sw/encoder.py``'s
+    ``encoder_program`` runs it (its ACT placement, ``_placement``, decides whether it fits),
+    every SPU its own sequence, weights and parameters read once a pass and multicast. Per
+    layer and head: the head's Q, K and V GEMMs (``d`` output channels each), a TO_WGT of K
+    into WGT (the RTL's ACT -> WGT copy), the score GEMM, the 7-bit SOFTMAX, a TO_WGT of V,
+    the context GEMM (its output into the context tensor's head columns); then, by chunks of
+    row tiles: the attention output GEMM, the 16-bit per-channel ADD and LAYERNORM, FFN up
+    (GELU through the LUT) and down, ADD and LAYERNORM (every chunk reads the weights
+    again). No K or V byte leaves the SPU; DRAM carries the weights, the attention's
+    per-head requantization parameters, the input (embeddings) and the output."""
+    from ...hw.vector.vop import to_wgt_words
+    from ...sw.encoder import _placement
+    R, P, C = config.rows, config.spus, config.cols
+    act_words = config.act_sram_kib * 1024 // (R * BANK)
+    if hidden % heads or (hidden // heads) % BANK:
+        raise NotPlannable(f"heads of {hidden / heads:g} channels are not whole banks")
+    d = hidden // heads
+    hb, fb, bd = hidden // BANK, -(-ffn // BANK), d // BANK
+    mt = -(-seq // R)
+    bt = -(-(mt * R) // BANK)
+    if config.vec_max_row < max(seq, hidden):
+        raise NotPlannable(f"rows of {max(seq, hidden)} are longer than the vector unit's "
+                           f"{config.vec_max_row}")
+    at, chunks, words = _placement(act_words, mt, hb, fb, bd, bt)
+    if at is None:
+        raise NotPlannable(f"a sequence of {seq} tokens on one SPU needs {words} ACT words "
+                           f"a row (the scratchpad holds {act_words})")
+    nt_s, nt_c = -(-(mt * R) // C), -(-d // C)
+    copy = to_wgt_words(d, mt, R, C, 0) + to_wgt_words(d, mt, R, C, 1)
+    wgt_words = config.wgt_sram_kib * 1024 // (2 * C)
+    if copy > wgt_words // 2:
+        raise NotPlannable(f"a head's K and V copies need {copy} WGT words, half the "
+                           f"scratchpad is {wgt_words // 2}")
+    tok = P * seq
+    par_bytes = (nt_s + nt_c) * C * 8          # a head's score and context parameters
+    softmax = (VopOp.SOFTMAX, seq, mt, 0, 1, 0)
+    ops = []
+    for i in range(layers):
+        L = f"L{i}"
+        for h in range(heads):
+            for w in "qkv":
+                ops.append(Op(f"{L}.{w}", mt, hb, d, s, tok * hidden * d // s,
+                              note=f"head {h}'s {w.upper()}"))
+            ops.append(Op(f"{L}.k_copy", mt, 0, 0, 1, 0, weights=False,
+                          vops=((VopOp.TO_WGT, d, mt, 0, 0, 0),), note="TO_WGT of K"))
+            ops.append(Op(f"{L}.scores", mt, bd, seq, 1, tok * d * seq, weights=False,
+                          par_read=par_bytes, par_loads=1, note="Q K^T, K from WGT"))
+            ops.append(Op(f"{L}.softmax", mt, 0, 0, 1, 0, weights=False, vops=(softmax,)))
+            ops.append(Op(f"{L}.v_copy", mt, 0, 0, 1, 0, weights=False,
+                          vops=((VopOp.TO_WGT, d, mt, 1, 0, 0),), note="TO_WGT of V"))
+            ops.append(Op(f"{L}.context", mt, bt, d, 1, tok * seq * d, weights=False,
+                          note="P V, V from WGT"))
+        for c, (c0, mc) in enumerate(chunks):
+            ct = tok * mc // mt
+            add_norm = ((VopOp.ADD, hidden, mc, 1, 0, 1), (VopOp.LAYERNORM, hidden, mc, 1, 0, 0))
+            ops.append(Op(f"{L}.attn_o", mc, hb, hidden, s, ct * hidden * hidden // s))
+            # the ADD's and the LayerNorm's per-channel parameters: a PAR load each (8 bytes
+            # a channel), multicast
+            ops.append(Op(f"{L}.norm1", mc, 0, 0, 1, 0, weights=False, vops=add_norm,
+                          par_read=2 * hidden * 8, par_loads=2,
+                          note="residual ADD and LayerNorm"))
+            ops.append(Op(f"{L}.ffn1", mc, hb, ffn, s, ct * hidden * ffn // s,
+                          par_read=256 if c == 0 else 0, par_loads=int(c == 0),
+                          note="GELU through the LUT (its 256 bytes loaded once a layer)"))
+            ops.append(Op(f"{L}.ffn2", mc, fb, hidden, s, ct * ffn * hidden // s))
+            ops.append(Op(f"{L}.norm2", mc, 0, 0, 1, 0, weights=False, vops=add_norm,
+                          par_read=2 * hidden * 8, par_loads=2,
+                          note="residual ADD and LayerNorm"))
+    ops[0].read, ops[0].loads = tok * hidden, P
+    # the output: an identity GEMM (at the sparsest level, one weight a bank) into OUT and
+    # STOREs, as encoder_program copies it out; no useful MACs
+    ops.append(Op("output", mt, hb, hidden, max(config.sparsities), 0, out="dram",
+                  write=tok * hidden, note="identity GEMM into OUT, STOREs"))
+    info = {"samples": P, "rows_per_spu": mt * R, "spus_per_sequence": 1, "beyond": [],
+            "act_words_per_row_tile": -(-words // mt), "act_words": words,
+            "chunks": len(chunks),
+            "host_softmax_ln_bytes": layers * seq * (2 * heads * seq + 4 * hidden),
+            "placement": [
+                f"a sequence a SPU ({seq} tokens, {mt} row tiles), as sw/encoder.py's "
+                f"encoder_program runs it; a pass is {P} sequences ({tok} tokens), weights "
+                f"read once a pass (the attention output and FFN weights once a chunk of "
+                f"{max(mc for _, mc in chunks)} row tiles)",
+                f"in ACT (on chip), {words} of {act_words} words a row: the layer input (kept "
+                f"for the residual), one head's Q, K and V at a time, its scores, the context, "
+                f"and per chunk the attention output, the 16-bit residual sums, the "
+                f"LayerNorms' outputs, the FFN hidden (GELU through the LUT) and output",
+                f"K and V reach the score / context GEMMs' WGT through TO_WGT (RTL: "
+                f"{copy} WGT words a head); through DRAM: the input (embeddings), the output, "
+                f"the weights and each head's {par_bytes} bytes of requantization parameters",
             ]}
     return ops, info
 
@@ -748,20 +853,30 @@ def run_plan(config, ops, timing=TIMING, *, search=True, l2_bytes_per_cycle=None
 
 
 def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=False,
-                 timing=TIMING, kv="dram", add="gemm"):
+                 timing=TIMING, kv="auto", add="gemm"):
     """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans. ``kv``,
-    ``add``: :func:`bert_plan`'s and :func:`resnet50_plan`'s design-study options (``s4
-    project --assume``; the defaults are the RTL's mechanisms)."""
+    ``add``: :func:`bert_plan`'s and :func:`resnet50_plan`'s options (``s4 project
+    --assume`` picks the design studies); ``kv="auto"`` (the default, the RTL's
+    mechanisms): a sequence a SPU with K and V through TO_WGT (``"to_wgt"``) where a
+    sequence fits one SPU's scratchpads, else K and V through DRAM (``"dram"``)."""
     if kv == "l2":
         raise ValueError("kv='l2' needs an L2 bandwidth; project_plan has none")
     from .perf_model import PUBLISHED
     config = load_config(config) if isinstance(config, str) else config
     clock = float(config.clock_mhz or 1000) * 1e6
-    nets = [("BERT-base", lambda s: bert_plan(config, s, seq=seq, kv=kv))]
+
+    def bert(s, **shape):
+        if kv != "auto":
+            return bert_plan(config, s, kv=kv, **shape)
+        try:
+            return bert_plan(config, s, kv="to_wgt", **shape)
+        except NotPlannable:
+            return bert_plan(config, s, kv="dram", **shape)
+
+    nets = [("BERT-base", lambda s: bert(s, seq=seq))]
     if bert_large:
-        nets.append(("BERT-Large", lambda s: bert_plan(config, s, seq=384, layers=24,
-                                                        hidden=1024, ffn=4096, heads=16,
-                                                        kv=kv)))
+        nets.append(("BERT-Large", lambda s: bert(s, seq=384, layers=24, hidden=1024,
+                                                  ffn=4096, heads=16)))
     nets.append(("ResNet-50", lambda s: resnet50_plan(config, s, add=add)))
     rows = []
     for name, plan in nets:
@@ -828,6 +943,10 @@ def plan_assumptions(config, rows) -> list:
     if config.spus > 16:
         beyond.append(f"one descriptor stream driving {config.spus} SPUs (the RTL builds at "
                       "most 16, MAX_SPUS, and the descriptor's spu_mask has 16 bits)")
+    if config.dram_bus_bits > 256:
+        beyond.append(f"a {config.dram_bus_bits}-bit DRAM bus (the RTL fetches 32-byte "
+                      "descriptors as whole bus words: at most 256 bits); its bytes move at "
+                      f"the preset's {dram_bytes_per_cycle(config):.1f} bytes a cycle")
     for r in rows:
         for b in r["plan"].get("beyond", ()):
             if b not in beyond:

@@ -635,7 +635,8 @@ def predict_program(config, prog, *, host=True, timing: Timing = TIMING, bandwid
             busy["dma_write"] += d
         elif kind == _VOPOP:
             mt, wide, relu, chan = c
-            d = T.vop + vop_cycles(R, a, b, mt, wide, relu, cols=config.cols, chan=chan)
+            d = T.vop + vop_cycles(R, a, b, mt, wide, relu, cols=config.cols, chan=chan,
+                                   units=config.vec_units)
             busy["compute"] += d
             busy["vector"] += d
         elif kind == _DECODEOP:
@@ -1350,7 +1351,10 @@ def projection_assumptions(config) -> list:
         dram,
         f"on-chip SRAM: {config.sram_mib:.1f} MiB ({config.spus} SPUs x "
         f"{config.act_sram_kib}/{config.wgt_sram_kib}/{config.out_sram_kib} KiB ACT/WGT/OUT "
-        f"+ {other:g} KiB parameters and LUT; no shared L2)",
+        f"+ {other:g} KiB parameters, LUT and vector row buffers; no shared L2)",
+        *([f"vector units: {config.vec_units} a SPU (a VOP runs {config.vec_units} rows of a "
+           f"row tile at once), rows of up to {config.vec_max_row}"]
+          if config.vec_max_row else []),
     ]
 
 

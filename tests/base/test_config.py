@@ -6,7 +6,8 @@ from s4accel.base.config import Config, ConfigError, load_config, preset_names
 def test_presets_load():
     assert {"tiny", "fpga", "antoum"} <= set(preset_names())
     tiny, fpga, antoum = (load_config(n) for n in ("tiny", "fpga", "antoum"))
-    assert tiny.lanes == 8 and fpga.lanes == 64 and antoum.spus == 32
+    assert tiny.lanes == 8 and fpga.lanes == 64 and antoum.spus == 16
+    assert tiny.vec_units == fpga.vec_units == 1 and antoum.vec_units == 8
     assert tiny.dram_gb_s is None and fpga.dram_gb_s is None
     assert fpga.name == "fpga"
     assert fpga.sparsities == (1, 2, 4, 8, 16, 32)
@@ -23,9 +24,10 @@ def test_antoum_matches_the_published_peak():
     assert antoum.dense_tmac_s == pytest.approx(14.74, rel=0.005)
     assert antoum.peak_tops() == pytest.approx(tops / 32)
     assert antoum.dram_gb_s == 82
-    # every SPU's ACT, WGT, OUT and parameter scratchpads and LUT; no L2
+    # every SPU's ACT, WGT, OUT and parameter scratchpads, LUT and vector units' row buffers
+    # (32 int32 values and a 32-bit mask a word, vec_max_row / 32 words); no L2
     per_spu = (antoum.act_sram_kib + antoum.wgt_sram_kib + antoum.out_sram_kib) * 1024 \
-        + 128 * antoum.cols * 8 + 256
+        + 128 * antoum.cols * 8 + 256 + antoum.vec_units * antoum.vec_max_row // 32 * 132
     assert antoum.sram_mib == pytest.approx(antoum.spus * per_spu / 2**20)
     assert antoum.sram_mib <= 32
 

@@ -49,11 +49,14 @@ CASES = [
                   (56, 3, 1, 7, 11), (56, 3, 0, 7, 11)]),
     ("tiny", {"rows": 8, "cols": 2}, [(40, 2, 1, 0, 0), (5, 3, 0, 1, 0), (70, 1, 0, 0, 3)]),
     ("fpga", {}, [(33, 2, 1, 0, 0), (70, 3, 0, 5, 9), (128, 1, 1, 2, 1)]),
+    # 32 columns (the antoum preset's): a channel tile wider than the row tile
+    ("tiny", {"rows": 4, "cols": 32, "wgt_sram_kib": 16},
+     [(40, 2, 1, 0, 0), (40, 3, 0, 1, 2), (64, 1, 1, 3, 5)]),
 ]
 
 
 @pytest.mark.parametrize("name,over,cases", CASES,
-                         ids=["tiny", "tiny-r8c2", "fpga"])
+                         ids=["tiny", "tiny-r8c2", "fpga", "tiny-r4c32"])
 def test_to_wgt_in_the_spu(name, over, cases):
     cfg = load_config(name).replace(**over) if over else load_config(name)
     for case, cycles, wrong in _run(cfg, cases, seed=7):

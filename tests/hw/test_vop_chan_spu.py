@@ -53,13 +53,16 @@ CASES = [(2, 1, 0, 0, 0), (33, 2, 1, 1, 3), (96, 2, 0, 0, 5), (64, 1, 1, 0, 1),
 
 
 @pytest.mark.parametrize("name,over", [("tiny", {}), ("fpga", {}),
-                                       ("tiny", {"rows": 4, "cols": 16})],
-                         ids=["tiny", "fpga", "tiny-r4c16"])
+                                       ("tiny", {"rows": 4, "cols": 16}),
+                                       ("tiny", {"rows": 4, "cols": 16, "vec_units": 2}),
+                                       ("tiny", {"rows": 4, "cols": 8, "vec_units": 4})],
+                         ids=["tiny", "fpga", "tiny-r4c16", "tiny-r4c16-v2", "tiny-r4c8-v4"])
 def test_per_channel_add_in_the_spu(name, over, seed):
     cfg = load_config(name).replace(**over) if over else load_config(name)
     rng = np.random.default_rng(seed)
     for case, cycles, wrong in _run(cfg, CASES, rng):
         n, mt, wide, relu, _ = case
         assert wrong == 0, f"{name} {over} {case}: {wrong} ACT words differ"
-        want = vop_cycles(cfg.rows, VopOp.ADD, n, mt, wide, relu, cols=cfg.cols, chan=1)
+        want = vop_cycles(cfg.rows, VopOp.ADD, n, mt, wide, relu, cols=cfg.cols, chan=1,
+                          units=cfg.vec_units)
         assert cycles == want, f"{name} {over} {case}: {cycles} cycles, expected {want}"
