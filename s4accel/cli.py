@@ -1252,7 +1252,7 @@ def _on_uart(mf, xq, config, port, baud, batch):
         # neither, and board builds leave the vector unit out)
         diff = [f"{k} {getattr(want, k)} (device: {getattr(info, k)})"
                 for k in want.__dataclass_fields__
-                if k not in ("vec_max_row", "jpeg_decoders")
+                if k not in ("vec_max_row", "vec_units", "jpeg_decoders")
                 and getattr(want, k) != getattr(info, k)]
         if diff:
             raise ValueError(f"the device on {port} is not configuration "

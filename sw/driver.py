@@ -154,6 +154,7 @@ class Driver:
         sram = await b.read32(regs.CAP_SRAM)
         bus = _f("CAP_BUS", "dram_bus_bits").get(await b.read32(regs.CAP_BUS))
         cap_codec = await b.read32(regs.CAP_CODEC)
+        cap_vec = await b.read32(regs.CAP_VEC)
         self.info = DeviceInfo(
             rows=_f("CAP_ARRAY", "rows").get(arr), cols=_f("CAP_ARRAY", "cols").get(arr),
             spus=_f("CAP_ARRAY", "spus").get(arr),
@@ -163,9 +164,10 @@ class Driver:
             wgt_sram_kib=1 << _f("CAP_SRAM", "wgt_kib_log2").get(sram),
             out_sram_kib=1 << _f("CAP_SRAM", "out_kib_log2").get(sram),
             l2_kib=_f("CAP_L2", "kib").get(await b.read32(regs.CAP_L2)),
-            vec_max_row=_f("CAP_VEC", "max_row").get(await b.read32(regs.CAP_VEC)),
+            vec_max_row=_f("CAP_VEC", "max_row").get(cap_vec),
             jpeg_decoders=_f("CAP_CODEC", "jpeg_decoders").get(cap_codec),
-            jpeg_max_width=1 << _f("CAP_CODEC", "max_width_log2").get(cap_codec))
+            jpeg_max_width=1 << _f("CAP_CODEC", "max_width_log2").get(cap_codec),
+            vec_units=1 << _f("CAP_VEC", "units_log2").get(cap_vec))
         base, size = b.dram_base, b.dram_size
         await b.write32(regs.CTRL, 0)             # no fetch while the ring is reprogrammed
         await b.write32(regs.WIN0_BASE, base)

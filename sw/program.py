@@ -68,12 +68,14 @@ class DeviceInfo:
     jpeg_decoders: int = 0
     #: the widest image a JPEG decoder takes (``CAP_CODEC.max_width_log2``)
     jpeg_max_width: int = 2048
+    #: vector units a SPU (``CAP_VEC.units_log2``; ``Config.vec_units``)
+    vec_units: int = 1
 
     @classmethod
     def from_config(cls, c: Config) -> DeviceInfo:
         return cls(c.rows, c.cols, c.spus, c.sparsities, c.dram_bus_bits, c.act_sram_kib,
                    c.wgt_sram_kib, c.out_sram_kib, c.l2_kib, c.vec_max_row, c.jpeg_decoders,
-                   c.jpeg_max_width)
+                   c.jpeg_max_width, c.vec_units)
 
     @property
     def l2_base(self):

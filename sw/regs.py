@@ -128,6 +128,10 @@ CAP_VEC_MAX_ROW_SHIFT = 0
 CAP_VEC_MAX_ROW_WIDTH = 16
 CAP_VEC_MAX_ROW_MASK = 0x0000FFFF
 CAP_VEC_MAX_ROW_ACCESS = "ro"
+CAP_VEC_UNITS_LOG2_SHIFT = 16
+CAP_VEC_UNITS_LOG2_WIDTH = 4
+CAP_VEC_UNITS_LOG2_MASK = 0x000F0000
+CAP_VEC_UNITS_LOG2_ACCESS = "ro"
 CTRL_ENABLE_SHIFT = 0
 CTRL_ENABLE_WIDTH = 1
 CTRL_ENABLE_MASK = 0x00000001
@@ -372,10 +376,13 @@ REGISTERS = {
             Field(
                 "max_row", 0, 16, "ro", "{vec_max_row}",
                 "Longest row in elements (0 when absent)."),
+            Field(
+                "units_log2", 16, 4, "ro", "log2({vec_units})",
+                "Log2 of the vector units a SPU (Config.vec_units)."),
         ),
-        "The vector unit of each SPU, driven by VOP descriptors: `max_row` is the longest row "
-        "its row operations (softmax, row max, row sum) take (0: no vector unit, and a VOP is "
-        "an unknown opcode)."),
+        "The vector units of each SPU, driven by VOP descriptors: `max_row` is the longest row "
+        "their row operations (softmax, row max, row sum) take (0: no vector unit, and a VOP is "
+        "an unknown opcode); `2**units_log2` units run that many rows of a row tile at once."),
     "CTRL": Register(
         "CTRL", 0x020, (
             Field(

@@ -245,7 +245,9 @@ async def constants_and_reset_values(dut):
         == (c.act_sram_kib, c.wgt_sram_kib, c.out_sram_kib), sram
     bus = rm.register("CAP_BUS").decode((await tb.read(rm.register("CAP_BUS").offset))[0])
     assert bus == {"dram_bus_bits": c.dram_bus_bits, "desc_bytes": 32}, bus
-    for name, want in (("CAP_L2", {"kib": c.l2_kib}), ("CAP_VEC", {"max_row": c.vec_max_row})):
+    for name, want in (("CAP_L2", {"kib": c.l2_kib}),
+                       ("CAP_VEC", {"max_row": c.vec_max_row,
+                                    "units_log2": c.vec_units.bit_length() - 1})):
         got = rm.register(name).decode((await tb.read(rm.register(name).offset))[0])
         assert got == want, f"{name}: {got} != {want}"
     assert _u(dut.irq) == 0

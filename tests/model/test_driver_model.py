@@ -37,16 +37,20 @@ def test_large_layer_is_chunked(rng):
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("name", ["tiny", "fpga"])
+@pytest.mark.parametrize("name", ["tiny", "fpga", "tiny_v2"])
 def test_discovery_matches_config(name):
-    """What the driver reads from the capability registers is the configuration."""
+    """What the driver reads from the capability registers is the configuration (``tiny_v2``:
+    two vector units, ``CAP_VEC.units_log2``)."""
     from s4accel.base.config import load_config
     from s4accel.sw.program import DeviceInfo
 
+    cfg = load_config("tiny").replace(vec_units=2) if name == "tiny_v2" else load_config(name)
+
     async def main():
-        dev = Driver(ModelBackend(name))
+        dev = Driver(ModelBackend(cfg))
         info = await dev.open()
-        assert info == DeviceInfo.from_config(load_config(name))
+        assert info == DeviceInfo.from_config(cfg)
+        assert info.vec_units == cfg.vec_units
         assert info.sparsities == (1, 2, 4, 8, 16, 32)
     asyncio.run(main())
 

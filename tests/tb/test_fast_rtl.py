@@ -12,17 +12,23 @@ from s4accel.sim.tb import runner
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 
+#: ``tiny`` with two vector units (``vec_units``): its two rows' VOPs run at once
+CONFIGS = {"tiny_v2": lambda: load_config("tiny").replace(vec_units=2, name="tiny_v2")}
+
+
 @pytest.mark.parametrize("sim,config", [("verilator", "tiny"), ("icarus", "tiny"),
-                                        ("verilator", "fpga"), ("icarus", "fpga")])
+                                        ("verilator", "fpga"), ("icarus", "fpga"),
+                                        ("verilator", "tiny_v2"), ("icarus", "tiny_v2")])
 def test_fast_design(sim, config, seed):
     """Backdoor, layers against the golden and functional models, every error code with
     fault ranges reprogrammed between jobs, the design's window monitor, soft reset, vector
-    operations.
+    operations (``tiny_v2``: with two vector units, ``Config.vec_units``).
 
     On Icarus the VOPs are the quick set (``S4_CASES=1``: one small case of each operation,
     LayerNorm included): the vector unit's datapath costs Icarus about a hundred times what it
     costs Verilator per active cycle (tiny: the full set 153 s there); Verilator runs them all."""
-    runner.run_tests("s4_sim", load_config(config), sim, "s4accel.sim.tb.fast",
+    cfg = CONFIGS[config]() if config in CONFIGS else load_config(config)
+    runner.run_tests("s4_sim", cfg, sim, "s4accel.sim.tb.fast",
                      env={"S4_SEED": seed, **({"S4_CASES": "1"} if sim == "icarus" else {})},
                      tag=f"pytest_{seed}")
 
