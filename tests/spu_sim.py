@@ -32,6 +32,25 @@ async def run_vop(ctx, dut, fields, limit, what="the VOP"):
     return cycles
 
 
+async def check_vop(ctx, dut, act, par, fields, what):
+    """Load ``act`` (``[words, rows, 32]`` int8) into ACT and ``par`` (``[words, cols, 8]``
+    uint8) into PAR, run the VOP ``fields`` and compare ACT with what
+    :func:`~s4accel.hw.vector.vop.vop_reference` makes of ``act``: returns ``(cycles, ACT
+    words that differ)``."""
+    from s4accel.base.config import BANK
+    from s4accel.hw.vector.vop import vop_reference
+    rams = dut.sim_rams
+    set_act(ctx, rams, act)
+    set_words(ctx, rams["par"].sim_memory, par)
+    cycles = await run_vop(ctx, dut, fields, 20000, what)
+    await ctx.tick()
+    want = act.copy()
+    vop_reference(want, par=par, **fields)
+    got = np.array([[np.frombuffer(ctx.get(rams["act"][r].sim_memory.data[a]).to_bytes(
+        BANK, "little"), np.int8) for r in range(act.shape[1])] for a in range(len(act))])
+    return cycles, int((got != want).any(axis=(1, 2)).sum())
+
+
 def run_cases(cfg, cases, one):
     """An SPU of ``cfg`` in amaranth.sim running ``await one(ctx, dut, case)`` for each case
     in turn; returns their results."""

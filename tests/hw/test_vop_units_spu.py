@@ -7,12 +7,12 @@ several units: test_vop_chan_spu.py.)"""
 
 import numpy as np
 import pytest
-from spu_sim import run_cases, run_vop, set_act, set_words
+from spu_sim import check_vop, run_cases
 
 from s4accel.base import vector as V
 from s4accel.base.config import BANK, load_config
 from s4accel.hw.cmd.descriptors import VopOp
-from s4accel.hw.vector.vop import vop_cycles, vop_reference
+from s4accel.hw.vector.vop import vop_cycles
 
 # (op, n, m_tiles, wide, relu, mask_n)
 CASES = [(VopOp.ADD, 40, 2, 0, 1, 0), (VopOp.ADD, 33, 1, 1, 0, 0), (VopOp.MUL, 64, 2, 0, 0, 0),
@@ -42,24 +42,16 @@ def _run(cfg, rng):
     R, C = cfg.rows, cfg.cols
 
     async def one(ctx, dut, case):
-        rams = dut.sim_rams
         g = dut.geometry
         nb = -(-case[1] // BANK)
         fields = _fields(case, nb)
         act = rng.integers(-128, 128, (min(8 * nb * 2 + 8, g.act_depth), R, BANK),
                            dtype=np.int8)
-        set_act(ctx, rams, act)
         par = rng.integers(0, 256, (min(2 + 2 * nb * BANK // C, g.par_depth), C, 8),
                            dtype=np.uint8)
         par[..., 6] = rng.integers(8, 24, par.shape[:2])     # LayerNorm's output shifts
-        set_words(ctx, rams["par"].sim_memory, par)
-        cycles = await run_vop(ctx, dut, fields, 20000, f"{case}: the VOP")
-        await ctx.tick()
-        want = act.copy()
-        vop_reference(want, par=par, **fields)
-        got = np.array([[np.frombuffer(ctx.get(rams["act"][r].sim_memory.data[a]).to_bytes(
-            BANK, "little"), np.int8) for r in range(R)] for a in range(len(act))])
-        return case, fields, cycles, int((got != want).any(axis=(1, 2)).sum())
+        cycles, wrong = await check_vop(ctx, dut, act, par, fields, f"{case}: the VOP")
+        return case, fields, cycles, wrong
 
     return run_cases(cfg, CASES, one)
 

@@ -348,9 +348,10 @@ def test_bert_sequence_plan_is_the_encoder_program(s):
     layer (128 tokens) against ``sw/encoder.py``'s ``encoder_program`` of a compiled layer
     at the same sparsity, run through the event model (``predict_program``) on antoum's
     scratchpads, one SPU: the same VOPs (TO_WGT copies, softmaxes, ADDs and LayerNorms),
-    the same DRAM bytes within 1 %, and the plan's cycles within 2 % under and 6 % over the
-    event model's (it overlaps nothing across layers: 4.5 % over at s = 16). Seeded bugs: the plan without its
-    TO_WGT copies, or with the FFN weights read once instead of once a chunk, fails."""
+    the same DRAM bytes within 1 %, and the plan's cycles within 2 % under and 6 % over
+    the event model's (it overlaps nothing across layers: 4.5 % over at s = 16). Seeded
+    bugs: the plan without its TO_WGT copies, or with the FFN weights read once instead of
+    once a chunk, fails."""
     from s4accel.hw.cmd.descriptors import VopOp
     from s4accel.sw.encoder import calibrate, compile_layer, encoder_program, random_layer
 

@@ -208,7 +208,8 @@ def test_projection_table():
     # the assumptions and the published figures per chip (ByteMLPerf's S30 has three chips)
     for words in ("16 SPUs x 32x32 = 16,384 int8 MACs/cycle at 900 MHz", "14.75 dense TMAC/s",
                   "943.7 sparse-equivalent at 32x", "82 GB/s shared by reads and writes",
-                  "on-chip SRAM: 29.0 MiB", "vector units: 8 a SPU", "BERT-base 2,580 samples/s", "1,219"):
+                  "on-chip SRAM: 29.0 MiB", "vector units: 8 a SPU",
+                  "BERT-base 2,580 samples/s", "1,219"):
         assert words in text, words
     by = {(r["model"], r["s"]): r for r in rows}
     for model in ("BERT-base", "ResNet-50"):
