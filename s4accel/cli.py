@@ -734,15 +734,19 @@ def _cmd_project(args):
                        "no such option")
     sparsities = tuple(args.sparsity)
 
+    skipped = []
+
     def attempt(which, fn):
         # a preset whose scratchpads cannot hold a layer: an error for the projection asked
-        # for, no comparison for the other
+        # for, no comparison for the other (said after the projection)
         try:
             return fn()
         except ValueError as e:
             if which == args.mechanisms:
                 raise CliError(f"no {which}-mechanism projection on '{args.config}': {e}"
                                + (" (try --mechanisms old)" if which == "new" else "")) from e
+            skipped.append(f"No comparison with the {which} mechanisms: they cannot run on "
+                           f"'{args.config}' ({e}).")
             return None
 
     old = attempt("old", lambda: project_bert_resnet(
@@ -753,7 +757,7 @@ def _cmd_project(args):
         kv="onchip" if "kv-on-chip" in args.assume else "auto",
         add="store" if "residual-at-store" in args.assume else "gemm"))
     rows, other = (new, old) if args.mechanisms == "new" else (old, new)
-    print(format_projection(rows, args.config, compare=other),
+    print("\n".join([format_projection(rows, args.config, compare=other), *skipped]),
           file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(to_json(projection_json(rows)))

@@ -1,6 +1,7 @@
 """The command line: ``s4 gemm`` on both backends and its errors, ``s4 bench core`` output."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +199,19 @@ def test_project_prints_the_projection(capsys):
     assert "BERT-Large: tokens split by rows" in out       # 384 tokens: over one SPU's ACT
     assert "ResNet-50: a pass is one group of 32 images" in out
     assert "DRAM bytes per inference" in out and "old MB/inf" in out
+
+
+def test_project_says_when_the_comparison_cannot_run(tmp_path, capsys):
+    """A preset the old mechanisms cannot run (ResNet-50's 3x3x512 dense channel tile over
+    half of a 512 KiB WGT) still projects, and says why the comparison is missing."""
+    text = (Path(__file__).parents[1] / "s4accel/base/configs/antoum.yaml").read_text()
+    cfg = tmp_path / "antoum_w512.yaml"
+    cfg.write_text(text.replace("wgt_sram_kib: 1024", "wgt_sram_kib: 512"))
+    assert main(["project", "--config", str(cfg), "--sparsity", "1", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "old MB/inf" not in out
+    assert "No comparison with the old mechanisms: they cannot run on" in out
+    assert "one channel tile needs" in out
 
 
 def test_project_old_mechanisms(capsys):

@@ -10,8 +10,13 @@ from s4accel.sim.fuzz import run_rtl_fuzz
 pytestmark = [pytest.mark.rtl]
 
 
-def test_rtl_fuzz_against_model(seed):
-    data, reports = run_rtl_fuzz(load_config("tiny"), seed, 300)
+@pytest.mark.parametrize("config", ["tiny", "tiny_v2"])
+def test_rtl_fuzz_against_model(config, seed):
+    """``tiny_v2``: two vector units (``Config.vec_units``), the fast design's build of
+    test_fast_rtl.py."""
+    cfg = (load_config("tiny").replace(vec_units=2, name="tiny_v2") if config == "tiny_v2"
+           else load_config(config))
+    data, reports = run_rtl_fuzz(cfg, seed, 300)
     assert data["descriptors"] >= 300 and data["seed"] == seed
     counts = {k: data[k] for k in ("hangs", "exceptions", "stray_writes", "mismatches",
                                    "bad_followups")}
