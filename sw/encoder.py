@@ -48,7 +48,8 @@ from .progress import track
 from .vop import ln_fields
 
 __all__ = ["FloatEncoderLayer", "random_layer", "float_layer", "calibrate", "IntEncoderLayer",
-           "compile_layer", "CLIP", "encoder_program", "compile_stack", "EncoderStack"]
+           "compile_layer", "CLIP", "encoder_program", "act_placement", "compile_stack",
+           "EncoderStack"]
 
 
 @dataclass
@@ -512,7 +513,7 @@ def _regions(sizes, spans, fixed=None):
     return at
 
 
-def _placement(depth, mt, Db, Fb, bd, bt):
+def act_placement(depth, mt, Db, Fb, bd, bt):
     """ACT placement of an encoder layer of ``mt`` row tiles (``Db`` hidden banks, ``Fb`` FFN
     banks, ``bd`` banks a head, ``bt`` banks of scores): ``(at, chunks, words)`` for the
     largest chunk of row tiles after attention that fits ``depth`` words (``at`` None where
@@ -595,7 +596,7 @@ def encoder_program(info: DeviceInfo, layers, x, *, alloc: Allocator, mask_n=0,
     Db, bd, bt = D // BANK, d // BANK, -(-t // BANK)
     Fb = -(-F // BANK)
     nt_s, nt_c = -(-t // C), -(-d // C)
-    at, chunks, act_end = _placement(info.act_depth, mt, Db, Fb, bd, bt)
+    at, chunks, act_end = act_placement(info.act_depth, mt, Db, Fb, bd, bt)
     if at is None:
         raise ValueError(f"an encoder layer of {L} x {D} needs {act_end} activation words "
                          f"(with rows one tile at a time after attention), the scratchpad has "

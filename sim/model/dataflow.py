@@ -271,6 +271,13 @@ def _op_cost(config, op, timing, groups, *, single=False, l2_bpc=None):
 # -- BERT ---------------------------------------------------------------------------------------
 
 
+def _add_norm(hidden, mt):
+    """A residual's VOPs as ``encoder_program`` emits them: a 16-bit ADD with per-channel
+    multipliers (the residual stream's scales are per channel), then LayerNorm of 16-bit
+    input."""
+    return ((VopOp.ADD, hidden, mt, 1, 0, 1), (VopOp.LAYERNORM, hidden, mt, 1, 0, 0))
+
+
 def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, kv="dram"):
     """A BERT encoder's plan. Every SPU holds ``mt`` row tiles of tokens (as many as its ACT
     holds of one layer's live tensors: residual input, Q, scores of two heads, context,
@@ -320,7 +327,7 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
     # (7-bit probabilities over the sequence's keys), and per residual a 16-bit ADD with
     # per-channel multipliers (the residual stream's scales are per channel) and LayerNorm
     softmax = (VopOp.SOFTMAX, seq, mt, 0, 1, 0)
-    add_norm = ((VopOp.ADD, hidden, mt, 1, 0, 1), (VopOp.LAYERNORM, hidden, mt, 1, 0, 0))
+    add_norm = _add_norm(hidden, mt)
     head_words = -(-seq // C) * d          # K of one head as WGT: seq channels x d entries
     for i in range(layers):
         L = f"L{i}"
@@ -385,7 +392,8 @@ def bert_plan(config, s, *, seq=128, layers=12, hidden=768, ffn=3072, heads=12, 
 
 def _bert_sequence_plan(config, s, *, seq, layers, hidden, ffn, heads):
     """:func:`bert_plan` with ``kv="to_wgt"``: a sequence a SPU, run as ``sw/encoder.py``'s
-    ``encoder_program`` runs it (its ACT placement, ``_placement``, decides whether it fits),
+    ``encoder_program`` runs it (its ACT placement, ``act_placement``, decides whether it
+    fits),
     every SPU its own sequence, weights and parameters read once a pass and multicast. Per
     layer and head: the head's Q, K and V GEMMs (``d`` output channels each), a TO_WGT of K
     into WGT (the RTL's ACT -> WGT copy), the score GEMM, the 7-bit SOFTMAX, a TO_WGT of V,
@@ -395,7 +403,7 @@ def _bert_sequence_plan(config, s, *, seq, layers, hidden, ffn, heads):
     again). No K or V byte leaves the SPU; DRAM carries the weights, the attention's
     per-head requantization parameters, the input (embeddings) and the output."""
     from ...hw.vector.vop import to_wgt_words
-    from ...sw.encoder import _placement
+    from ...sw.encoder import act_placement
     R, P, C = config.rows, config.spus, config.cols
     act_words = config.act_sram_kib * 1024 // (R * BANK)
     if hidden % heads or (hidden // heads) % BANK:
@@ -407,7 +415,7 @@ def _bert_sequence_plan(config, s, *, seq, layers, hidden, ffn, heads):
     if config.vec_max_row < max(seq, hidden):
         raise NotPlannable(f"rows of {max(seq, hidden)} are longer than the vector unit's "
                            f"{config.vec_max_row}")
-    at, chunks, words = _placement(act_words, mt, hb, fb, bd, bt)
+    at, chunks, words = act_placement(act_words, mt, hb, fb, bd, bt)
     if at is None:
         raise NotPlannable(f"a sequence of {seq} tokens on one SPU needs {words} ACT words "
                            f"a row (the scratchpad holds {act_words})")
@@ -438,7 +446,7 @@ def _bert_sequence_plan(config, s, *, seq, layers, hidden, ffn, heads):
                           note="P V, V from WGT"))
         for c, (c0, mc) in enumerate(chunks):
             ct = tok * mc // mt
-            add_norm = ((VopOp.ADD, hidden, mc, 1, 0, 1), (VopOp.LAYERNORM, hidden, mc, 1, 0, 0))
+            add_norm = _add_norm(hidden, mc)
             ops.append(Op(f"{L}.attn_o", mc, hb, hidden, s, ct * hidden * hidden // s))
             # the ADD's and the LayerNorm's per-channel parameters: a PAR load each (8 bytes
             # a channel), multicast

@@ -41,10 +41,11 @@ def test_large_layer_is_chunked(rng):
 def test_discovery_matches_config(name):
     """What the driver reads from the capability registers is the configuration (``tiny_v2``:
     two vector units, ``CAP_VEC.units_log2``)."""
-    from s4accel.base.config import load_config
+    from rtl_configs import named_config
+
     from s4accel.sw.program import DeviceInfo
 
-    cfg = load_config("tiny").replace(vec_units=2) if name == "tiny_v2" else load_config(name)
+    cfg = named_config(name)
 
     async def main():
         dev = Driver(ModelBackend(cfg))

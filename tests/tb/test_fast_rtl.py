@@ -5,15 +5,13 @@ on both, so benches on the fast path measure what the performance model was cali
 
 import pytest
 
+from rtl_configs import named_config
+
 from s4accel.base.config import load_config
 from s4accel.sim.bench.gemm import bench_gemm
 from s4accel.sim.tb import runner
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
-
-
-#: ``tiny`` with two vector units (``vec_units``): its two rows' VOPs run at once
-CONFIGS = {"tiny_v2": lambda: load_config("tiny").replace(vec_units=2, name="tiny_v2")}
 
 
 @pytest.mark.parametrize("sim,config", [("verilator", "tiny"), ("icarus", "tiny"),
@@ -27,11 +25,11 @@ def test_fast_design(sim, config, seed):
     On Icarus the VOPs are the quick set (``S4_CASES=1``: one small case of each operation,
     LayerNorm included): the vector unit's datapath costs Icarus about a hundred times what it
     costs Verilator per active cycle (tiny: the full set 153 s there); Verilator runs them all."""
-    cfg = CONFIGS[config]() if config in CONFIGS else load_config(config)
+    cfg = named_config(config)
     # (two vector units: the tests that run VOPs, and the pools and chains that share the
     # row memories' write ports with them)
     cases = (["vops_on_chip", "encoder_on_chip", "pools_on_chip", "chains_on_chip"]
-             if config in CONFIGS else None)
+             if cfg.vec_units > 1 else None)
     runner.run_tests("s4_sim", cfg, sim, "s4accel.sim.tb.fast", testcase=cases,
                      env={"S4_SEED": seed, **({"S4_CASES": "1"} if sim == "icarus" else {})},
                      tag=f"pytest_{seed}")

@@ -3,8 +3,8 @@
 ``S4_SEED`` replays it, and each report names ``s4 fuzz ... --program I``)."""
 
 import pytest
+from rtl_configs import named_config
 
-from s4accel.base.config import load_config
 from s4accel.sim.fuzz import run_rtl_fuzz
 
 pytestmark = [pytest.mark.rtl]
@@ -14,9 +14,7 @@ pytestmark = [pytest.mark.rtl]
 def test_rtl_fuzz_against_model(config, seed):
     """``tiny_v2``: two vector units (``Config.vec_units``), the fast design's build of
     test_fast_rtl.py."""
-    cfg = (load_config("tiny").replace(vec_units=2, name="tiny_v2") if config == "tiny_v2"
-           else load_config(config))
-    data, reports = run_rtl_fuzz(cfg, seed, 300)
+    data, reports = run_rtl_fuzz(named_config(config), seed, 300)
     assert data["descriptors"] >= 300 and data["seed"] == seed
     counts = {k: data[k] for k in ("hangs", "exceptions", "stray_writes", "mismatches",
                                    "bad_followups")}
