@@ -51,7 +51,8 @@ from ...sw.program import PAR_DEPTH, wgt_tiles_fit
 from .perf_model import TIMING, dram_bytes_per_cycle
 
 __all__ = ["Op", "op_cost", "bank_fits", "bert_plan", "resnet50_plan", "run_plan",
-           "project_plan", "plan_assumptions", "targets", "compare_rows", "COMPARE_COLUMNS",
+           "project_plan", "plan_assumptions", "resnet50_ceiling", "resnet_ceiling_lines",
+           "targets", "compare_rows", "COMPARE_COLUMNS",
            "NotPlannable"]
 
 
@@ -510,40 +511,11 @@ def _band_rows(hw_out, w_out, st, k, h_in, P):
     return need, halo
 
 
-def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cycle=None):
-    """ResNet-50 v1.5's plan: a pass is one group of ``rows`` images (row r of every row
-    tile = image r), every convolution's output pixels split across the SPUs in raster
-    bands, weights read once a group. A tensor stays in ACT while every layer of its lifetime
-    fits the SPU's ACT with the tensors already placed (first produced, first placed), else it
-    goes to DRAM (written once, read by each consumer); a k x k convolution's halo rows travel
-    through DRAM. Every residual addition is its own layer, a 1x1 GEMM over both branches side
-    by side (``sim/workloads/cnn.py``'s ``QAdd``: K = 2*C, one non-zero a bank, packed at
-    s = 32), so the convolution's output before the addition is a tensor placed like the
-    others; the global average pool is ``QGap``'s pixel-sum GEMM (output channels split
-    across the SPUs, the final map read from DRAM); the 3x3/2 max pool is a pass of the conv
-    walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1
-    (C = 3) runs as the faster of the host's im2col (K = 147, read from DRAM) and on-chip
-    convolution (channels padded to 32: K = 1,568). Returns ``(ops, info)``.
-
-    Design-study options, none in the RTL (``s4 project`` uses none): ``add="store"``
-    adds the residual in the store path of the block's last convolution (it reads the
-    residual's ACT word as it writes; no GEMM); ``l2_kib``: a shared L2 of that size (LOAD /
-    STORE at ``l2_bytes_per_cycle``) holds the maps that do not fit ACT while it has room
-    over their lifetime, and the halo rows."""
-    if add not in ("gemm", "store"):
-        raise ValueError(f"add must be 'gemm' or 'store', not {add!r}")
-    if l2_kib and not l2_bytes_per_cycle:
-        raise ValueError("an L2 needs l2_bytes_per_cycle")
-    R, P, C = config.rows, config.spus, config.cols
-    act_words = config.act_sram_kib * 1024 // (R * BANK)
-    G = R                                 # images a group
-
-    def words(ch, hw):                    # one SPU's share of a tensor, ACT words
-        return -(-hw * hw // P) * -(-ch // BANK)
-
-    def nbytes(ch, hw):                   # a tensor of the group, bytes
-        return G * hw * hw * ch
-
+def _resnet50_layers(image=224, add="gemm"):
+    """ResNet-50 v1.5's tensors ``{name: (channels, hw)}`` and layers ``(name, kind, inputs,
+    output, k, stride, c_in, c_out, hw_in, hw_out)`` in order (kinds: ``conv``, ``pool``,
+    ``add``, ``gap``, ``fc``; ``add="store"``: no ``add`` layers, the residual is the block's
+    last convolution's second input)."""
     # the layers: (name, kind, inputs, output, k, stride, c_in, c_out, hw_in, hw_out)
     tensors = {}                          # name -> (ch, hw)
     layers = []
@@ -587,6 +559,44 @@ def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cy
     layers.append(("gap", "gap", [x], "gap", hw, 1, 2048, 2048, hw, 1))
     tensors["fc"] = (1000, 1)
     layers.append(("fc", "fc", ["gap"], "fc", 1, 1, 2048, 1000, 1, 1))
+    return tensors, layers
+
+
+def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cycle=None):
+    """ResNet-50 v1.5's plan: a pass is one group of ``rows`` images (row r of every row
+    tile = image r), every convolution's output pixels split across the SPUs in raster
+    bands, weights read once a group. A tensor stays in ACT while every layer of its lifetime
+    fits the SPU's ACT with the tensors already placed (first produced, first placed), else it
+    goes to DRAM (written once, read by each consumer); a k x k convolution's halo rows travel
+    through DRAM. Every residual addition is its own layer, a 1x1 GEMM over both branches side
+    by side (``sim/workloads/cnn.py``'s ``QAdd``: K = 2*C, one non-zero a bank, packed at
+    s = 32), so the convolution's output before the addition is a tensor placed like the
+    others; the global average pool is ``QGap``'s pixel-sum GEMM (output channels split
+    across the SPUs, the final map read from DRAM); the 3x3/2 max pool is a pass of the conv
+    walker's max-pool mode (``k*k`` ACT words read, one a cycle, a word of output). conv1
+    (C = 3) runs as the faster of the host's im2col (K = 147, read from DRAM) and on-chip
+    convolution (channels padded to 32: K = 1,568). Returns ``(ops, info)``.
+
+    Design-study options, none in the RTL (``s4 project`` uses none): ``add="store"``
+    adds the residual in the store path of the block's last convolution (it reads the
+    residual's ACT word as it writes; no GEMM); ``l2_kib``: a shared L2 of that size (LOAD /
+    STORE at ``l2_bytes_per_cycle``) holds the maps that do not fit ACT while it has room
+    over their lifetime, and the halo rows."""
+    if add not in ("gemm", "store"):
+        raise ValueError(f"add must be 'gemm' or 'store', not {add!r}")
+    if l2_kib and not l2_bytes_per_cycle:
+        raise ValueError("an L2 needs l2_bytes_per_cycle")
+    R, P, C = config.rows, config.spus, config.cols
+    act_words = config.act_sram_kib * 1024 // (R * BANK)
+    G = R                                 # images a group
+
+    def words(ch, hw):                    # one SPU's share of a tensor, ACT words
+        return -(-hw * hw // P) * -(-ch // BANK)
+
+    def nbytes(ch, hw):                   # a tensor of the group, bytes
+        return G * hw * hw * ch
+
+    tensors, layers = _resnet50_layers(image, add)
 
     # lifetimes and placement
     prod = {lay[3]: i for i, lay in enumerate(layers)}
@@ -680,8 +690,69 @@ def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cy
                    if add == "store" else [])
         + ([f"a shared L2 of {l2_kib} KiB at {l2_bytes_per_cycle} bytes a cycle (assumed)"]
            if l2_kib else []), "onchip": onchip, "act_words": act_words,
-        "layers": [lay[0] for lay in layers]}
+        "layers": [lay[0] for lay in layers],
+        # ACT words a SPU would need at the busiest layer to keep every map on chip
+        "all_on_chip_words": max(
+            sum(words(*tensors[t]) for t in tensors
+                if t in prod and prod[t] <= i <= last.get(t, prod[t])
+                and t not in ("gap", "fc"))
+            for i in range(len(layers)))}
     return ops, info
+
+
+def resnet50_ceiling(config, s, *, image=224, add="gemm") -> dict:
+    """What ResNet-50's GEMM engines alone need an image at sparsity ``s``, as if memory and
+    DRAM cost nothing: every layer's output pixels spread evenly over all ``spus x rows``
+    array rows (fractions of row tiles allowed), every tile spaced ``max(b, rows)`` cycles as
+    the RTL spaces them (one requantizer a SPU takes a tile's rows one a cycle; ``b =
+    banks * 32 / s``), no descriptor, fill or load cycles. conv1 counts its im2col GEMM
+    (K = 147), the max pool its walker's ``k*k`` words a word of output, the global average
+    pool and the classifier their plan GEMMs. ``add``: the residual additions as the RTL's
+    1x1 GEMM over both branches (``"gemm"``, K = 2C at s = 32, as :func:`resnet50_plan`
+    counts them), as VOP ADDs (``"vop"``, int8 with ReLU: :func:`vop_cycles` a row tile,
+    the preset's ``vec_units``), or free (``"store"``, no such mechanism in the RTL). An
+    upper bound for every plan: ``{"cycles", "macs", "lane_utilization", "layers"}`` an image
+    (``macs`` the stored weights' multiplications, ``dense / s``, as the plans count;
+    ``layers`` each layer's cycles by name)."""
+    if add not in ("gemm", "vop", "store"):
+        raise ValueError(f"add must be 'gemm', 'vop' or 'store', not {add!r}")
+    R, P, C = config.rows, config.spus, config.cols
+    lanes = R * P
+
+    def tiles(px, banks, n, ss):
+        return px / lanes * -(-n // C) * max(banks * (BANK // ss), R)
+
+    _, layers = _resnet50_layers(image, "store" if add == "store" else "gemm")
+    per, macs = {}, 0.0
+    for name, kind, _ins, _out, k, _st, ci, co, _hi, ho in layers:
+        px = ho * ho
+        if kind == "conv":
+            banks = -(-k * k * ci // BANK) if name == "conv1" else k * k * -(-ci // BANK)
+            per[name] = tiles(px, banks, co, s)
+            macs += px * k * k * ci * co / s
+        elif kind == "pool":
+            per[name] = px / lanes * -(-ci // BANK) * k * k
+        elif kind == "add" and add == "vop":
+            per[name] = px / lanes * (vop_cycles(R, VopOp.ADD, co, 1, 0, 1, cols=C,
+                                                  units=config.vec_units) - 1)
+        elif kind == "add":
+            per[name] = tiles(px, 2 * -(-co // BANK), co, 32)
+        else:                              # gap, fc: per image a row of one row tile
+            nt = -(-co // C)
+            n_spu = -(-nt // P) * C         # the channels of one SPU's tiles
+            banks = (k * k * -(-n_spu // BANK)) if kind == "gap" else -(-ci // BANK)
+            ss = 32 if kind == "gap" else s
+            per[name] = -(-n_spu // C) * max(banks * (BANK // ss), R) / R
+            macs += ci * co / s if kind == "fc" else 0
+    cycles = sum(per.values())
+    return {"cycles": cycles, "macs": macs, "lane_utilization": macs / (cycles * lanes * C),
+            "layers": per}
+
+
+def resnet50_ceilings(config, sparsities=(1, 16)) -> dict:
+    """:func:`resnet50_ceiling` for each residual-add mechanism: ``{add: {s: row}}``."""
+    return {add: {s: resnet50_ceiling(config, s, add=add) for s in sparsities}
+            for add in ("gemm", "vop", "store")}
 
 
 def _resnet_ops(config, s, layers, tensors, place, words, nbytes, G, halo_l2=()):
@@ -1027,6 +1098,36 @@ def targets(rows) -> list:
             + "; ".join(parts) + "."
             + (" These plans assume mechanisms the RTL does not have (--assume; see "
                "'Projected beyond the RTL')." if assumed else "")]
+
+
+def resnet_ceiling_lines(config, rows) -> list:
+    """Lines on ResNet-50's ceiling (:func:`resnet50_ceiling`) beside its plan, where the
+    rows have ResNet-50 at s = 1 and a larger s (else none)."""
+    res = {r["s"]: r for r in rows if r["model"] == "ResNet-50"}
+    if 1 not in res or max(res) < 2:
+        return []
+    top = max(res)
+    ceil = resnet50_ceilings(config, (1, top))
+    plan = res[top]["samples_per_s"] / res[1]["samples_per_s"]
+    ratio = {a: c[1]["cycles"] / c[top]["cycles"] for a, c in ceil.items()}
+    util = {a: c[1]["lane_utilization"] for a, c in ceil.items()}
+    info = res[1]["plan"]
+    need, have = info.get("all_on_chip_words"), info.get("act_words")
+    mem = ""
+    if need and have:
+        mem = (f" What keeps the plan from it: a group of {res[1]['batch']} images keeps "
+               f"every feature map on chip only with {need:,} ACT words a SPU at the busiest "
+               f"layer, {need / have:.1f} times the {have:,} there are, so maps and halo rows "
+               "go through DRAM (the plan's 'bound' column); a row tile of one image's "
+               "pixels, with the halos exchanged on chip, is the mechanism that would fit "
+               "them (not in the RTL).")
+    return [f"ResNet-50's ceiling on this preset (resnet50_ceiling: the GEMM engines "
+            "alone, as if memory and DRAM cost nothing, every array row busy, tiles spaced "
+            f"max(b, {config.rows}) cycles as the RTL spaces them): s = {top} is "
+            f"{ratio['gemm']:.2f}x s = 1 with the residual additions as the RTL's GEMMs "
+            f"(the plan: {plan:.2f}x), {ratio['vop']:.2f}x with them as VOP ADDs, "
+            f"{ratio['store']:.2f}x with them free; lane utilization at s = 1 "
+            f"{util['gemm']:.1%} / {util['vop']:.1%} / {util['store']:.1%}." + mem]
 
 
 def compare_rows(rows, other) -> list:

@@ -1399,6 +1399,7 @@ def format_projection(rows, config="antoum", *, compare=None) -> str:
     if new:
         lines += dataflow.plan_assumptions(config, rows)
         lines += dataflow.targets(rows)
+        lines += dataflow.resnet_ceiling_lines(config, rows)
     else:
         lines.append(OLD_ASSUMPTIONS)
     if compare:

@@ -376,3 +376,51 @@ def test_bert_sequence_plan_is_the_encoder_program(s):
     assert plan["dram_bytes"] == pytest.approx(moved, rel=0.01)
     assert 0.98 * pred["cycles"] <= plan["cycles"] <= 1.06 * pred["cycles"], (
         plan["cycles"], pred["cycles"])
+
+
+def test_resnet_ceiling_bounds_the_plan_layer_by_layer():
+    """``resnet50_ceiling`` is what the GEMM engines alone need an image: never more than the
+    plan's GEMM engine takes for a layer (per image, the busiest SPU's cycles of a 32-image
+    pass), and for stage 2, whose pixels split evenly over the SPUs, within 3 % of it, tiles
+    spaced ``max(b, rows)`` at both sparsities (s = 16: the 1x1s with K = 64 are at the
+    floor)."""
+    cfg = load_config("antoum")
+    for s in (1, 16):
+        ceil = dataflow.resnet50_ceiling(cfg, s)
+        ops, info = dataflow.resnet50_plan(cfg, s)
+        assert set(ceil["layers"]) == {op.name for op in ops}
+        for op in ops:
+            if op.name in ("conv1", "fc", "gap"):
+                continue       # host im2col, channel splits: other shapes in the plan
+            plan = dataflow.op_cost(cfg, op)["busy"]["compute"] / info["samples"]
+            assert ceil["layers"][op.name] <= plan, (s, op.name)
+            if op.name.startswith("conv2_") and op.pool_words == 0:
+                assert plan <= 1.03 * ceil["layers"][op.name], (s, op.name, plan)
+        assert ceil["cycles"] == pytest.approx(sum(ceil["layers"].values()))
+
+
+def test_resnet_ceiling_per_add_mechanism():
+    """At s = 1 every layer's b is at least the 32 rows, so the ceiling is the MACs over the
+    lanes: utilization within 1 % of 1 with free additions (conv1's K = 147 is 5 banks of
+    160, the pooling windows cost cycles without MACs); the additions' GEMMs and VOPs add
+    cycles, so the speedup goes gemm < vop < store, and none reaches s (the row floor)."""
+    cfg = load_config("antoum")
+    c = dataflow.resnet50_ceilings(cfg, (1, 16))
+    assert 0.99 < c["store"][1]["lane_utilization"] <= 1.0
+    assert c["store"][16]["macs"] == pytest.approx(c["store"][1]["macs"] / 16)
+    sp = {a: c[a][1]["cycles"] / c[a][16]["cycles"] for a in c}
+    assert sp["gemm"] < sp["vop"] < sp["store"] < 16
+    assert (c["gemm"][1]["lane_utilization"] < c["vop"][1]["lane_utilization"]
+            < c["store"][1]["lane_utilization"])
+    with pytest.raises(ValueError, match="add must be"):
+        dataflow.resnet50_ceiling(cfg, 16, add="host")
+
+
+def test_projection_text_gives_resnet_ceiling(rows):
+    text = perf_model.format_projection([r for r in rows if r["s"] in (1, 16)], "antoum")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("ResNet-50's ceiling")]
+    c = dataflow.resnet50_ceilings(load_config("antoum"), (1, 16))
+    assert f"{c['gemm'][1]['cycles'] / c['gemm'][16]['cycles']:.2f}x" in line
+    assert "times the 512 there are" in line
+    assert dataflow.resnet_ceiling_lines(load_config("antoum"),
+                                         [r for r in rows if r["s"] == 1]) == []
