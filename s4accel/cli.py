@@ -712,11 +712,13 @@ def _cmd_bench_minilm(args):
                   arg("--sparsity", type=int, nargs="+", default=[1, 8, 16],
                       choices=(1, 2, 4, 8, 16, 32)),
                   arg("--assume", nargs="+", default=[],
-                      choices=("kv-on-chip", "residual-at-store"),
+                      choices=("kv-on-chip", "residual-at-store", "spatial-resnet"),
                       help="design study, mechanisms the RTL does not have (new mechanisms "
                       "only; listed under 'Projected beyond the RTL'): kv-on-chip, BERT's K "
                       "and V reach WGT through an on-chip ACT -> WGT path; residual-at-store, "
-                      "ResNet's residual additions in the store path instead of 1x1 GEMMs")])
+                      "ResNet's residual additions in the store path instead of 1x1 GEMMs; "
+                      "spatial-resnet, ResNet's row tiles of one image's pixels with the "
+                      "halos written into neighbouring rows (resnet50_spatial_plan)")])
 def _cmd_project(args):
     from .sim.model.dataflow import project_plan
     from .sim.model.perf_model import format_projection, project_bert_resnet, projection_json
@@ -755,7 +757,8 @@ def _cmd_project(args):
     new = attempt("new", lambda: project_plan(
         args.config, sparsities=sparsities, seq=args.seq, bert_large=True,
         kv="onchip" if "kv-on-chip" in args.assume else "auto",
-        add="store" if "residual-at-store" in args.assume else "gemm"))
+        add="store" if "residual-at-store" in args.assume else "gemm",
+        resnet="spatial" if "spatial-resnet" in args.assume else "plan"))
     rows, other = (new, old) if args.mechanisms == "new" else (old, new)
     print("\n".join([format_projection(rows, args.config, compare=other), *skipped]),
           file=sys.stderr if args.json else sys.stdout)

@@ -385,5 +385,10 @@ def test_project_assume_is_a_labelled_design_study(capsys):
                   if line.startswith("Projected beyond the RTL"))
     assert "ACT -> WGT path" in beyond and "residual additions in the store path" in beyond
     assert "BERT-base 7.94x, 94.9% (both reached)" in out and "These plans assume" in out
+    assert main(["project", "--sparsity", "1", "16", "--assume", "spatial-resnet"]) == 0
+    out = capsys.readouterr().out
+    assert "row tiles of one image's pixels" in next(
+        line for line in out.splitlines() if line.startswith("Projected beyond the RTL"))
+    assert "ResNet-50: design study (--assume spatial-resnet)" in out
     assert main(["project", "--mechanisms", "old", "--assume", "kv-on-chip"]) == 2
     assert "--assume" in capsys.readouterr().err

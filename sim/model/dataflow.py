@@ -34,7 +34,9 @@ For design studies only (none is in the RTL, ``s4 project`` uses none): :func:`b
 ``kv="onchip"`` / ``"l2"`` (K and V through an ACT -> WGT path or a shared L2),
 :func:`resnet50_plan`'s ``add="store"`` (the residual added in the store path) and
 ``l2_kib`` (maps and halo rows in a shared L2; :func:`run_plan` then needs
-``l2_bytes_per_cycle``), and :class:`Op`'s ``weight_passes``.
+``l2_bytes_per_cycle``), :func:`resnet50_spatial_plan` (row tiles of one image's pixels,
+halos written into the neighbouring rows) and :class:`Op`'s ``weight_passes``.
+:func:`resnet50_ceiling` is ResNet-50's upper bound on a preset: the GEMM engines alone.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from .perf_model import TIMING, dram_bytes_per_cycle
 
 __all__ = ["Op", "op_cost", "bank_fits", "bert_plan", "resnet50_plan", "run_plan",
            "project_plan", "plan_assumptions", "resnet50_ceiling", "resnet_ceiling_lines",
-           "targets", "compare_rows", "COMPARE_COLUMNS",
+           "resnet50_spatial_plan", "run_spatial", "targets", "compare_rows", "COMPARE_COLUMNS",
            "NotPlannable"]
 
 
@@ -700,6 +702,201 @@ def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cy
     return ops, info
 
 
+def _stage(name):
+    """A ResNet-50 layer's stage: 1 for conv1 and the max pool, 2..5 for the bottleneck
+    stages, 5 for the global average pool and the classifier."""
+    if name.startswith("conv") and name != "conv1":
+        return int(name[4])
+    return 1 if name in ("conv1", "maxpool") else 5
+
+
+#: Images a pass :func:`resnet50_spatial_plan` tries per stage (non-decreasing stage to stage).
+SPATIAL_GROUPS = tuple(range(1, 33))
+
+
+def _spatial_words(config, image):
+    """:func:`resnet50_spatial_plan`'s layers and ``words(t, g)``: tensor ``t``'s ACT words a
+    lane with ``g`` images a pass (its patch of pixels, with a halo border where a ``k x k``
+    window reads it)."""
+    R, P = config.rows, config.spus
+    lanes = R * P
+    tensors, layers = _resnet50_layers(image)
+    halo_in = {u for lay in layers if lay[1] in ("conv", "pool") and lay[4] > 1
+               for u in lay[2]}
+
+    def words(t, g):
+        ch, hw = tensors[t]
+        n = -(-g * hw * hw // lanes)
+        if t in halo_in:
+            n = math.ceil((math.sqrt(n) + 2) ** 2)
+        return n * -(-ch // BANK)
+    return tensors, layers, words
+
+
+def _spatial_memory(config, groups, image, stages=None):
+    """Raise :class:`NotPlannable` where the maps live at a layer (of ``stages``, default
+    all; a map counted with the consuming layer's G) need more ACT words a lane than there
+    are."""
+    act_words = config.act_sram_kib * 1024 // (config.rows * BANK)
+    tensors, layers, words = _spatial_words(config, image)
+    first = {lay[3]: i for i, lay in enumerate(layers)}
+    last = {}
+    for i, lay in enumerate(layers):
+        for u in lay[2]:
+            last[u] = i
+    for i, lay in enumerate(layers):
+        st = _stage(lay[0])
+        if lay[1] in ("gap", "fc") or (stages and st not in stages):
+            continue
+        g = groups[st]
+        need = sum(words(t, g) for t in tensors if t not in ("img", "gap", "fc")
+                   and first.get(t, -1) <= i <= last.get(t, -1))
+        if need > act_words:
+            raise NotPlannable(f"{lay[0]}: {need} ACT words a lane with {g} images a pass "
+                               f"({act_words} there are)")
+
+
+def _spatial_fits(config, stage, g, image):
+    """Whether stage ``stage``'s maps fit ACT with ``g`` images a pass (conv1 and the max
+    pool run with stage 2's)."""
+    try:
+        _spatial_memory(config, {st: g for st in range(1, 6)}, image,
+                        (1, 2) if stage == 2 else (stage,))
+    except NotPlannable:
+        return False
+    return True
+
+
+def resnet50_spatial_plan(config, s, *, groups=None, image=224):
+    """Design study, not in the RTL (``s4 project --assume spatial-resnet``): ResNet-50 with a
+    row tile of one image's pixels, so that a pass needs the feature maps of only a few
+    images. Assumed beyond the RTL: each array row (lane) holds a patch of ``ceil(G * hw**2 /
+    (spus * rows))`` output pixels of a layer's ``G`` images and the ``k x k`` windows' halo
+    pixels of its neighbours, which every producing GEMM writes into the neighbour rows'
+    memories as it writes its own (no cycles; ACT words for the halo: a patch of ``n``
+    pixels stored with a border of one, ``(sqrt(n) + 2)**2``); where an image spans several
+    SPUs, the band borders' rows go through DRAM (stored once, loaded by the neighbour). In the
+    RTL: the residual additions as VOP ADDs (int8, ReLU, both inputs in ACT), conv1 on chip
+    over the host's 2x2 space-to-depth of the image (112 x 112 x 12, channels padded to a
+    word: a 4x4 stride-1 convolution, K = 16 banks, from DRAM), the stages' ``G`` images a
+    pass (``groups``, ``{stage: G}``; None: the fastest non-decreasing choice from
+    :data:`SPATIAL_GROUPS` whose maps fit ACT), a stage's output stored and loaded by the
+    next stage where their ``G`` differ, the final map through DRAM to the global average
+    pool's pixel-sum GEMM and the classifier as :func:`resnet50_plan` runs them. Returns
+    ``(ops, info)`` with ops per *image* scaled: each op's cycles are one pass of its
+    stage's ``G`` images; :func:`run_spatial` adds them up per image."""
+    if groups is None:
+        # per stage the G whose maps fit (each stage's check sees only its own G), then the
+        # fastest non-decreasing choice
+        fit = {st: [g for g in SPATIAL_GROUPS if _spatial_fits(config, st, g, image)]
+               for st in (2, 3, 4, 5)}
+        best = None
+        for g2 in fit[2]:
+            for g3 in (g for g in fit[3] if g >= g2):
+                for g4 in (g for g in fit[4] if g >= g3):
+                    for g5 in (g for g in fit[5] if g >= g4):
+                        gs = {1: g2, 2: g2, 3: g3, 4: g4, 5: g5}
+                        ops, info = resnet50_spatial_plan(config, s, groups=gs, image=image)
+                        c = run_spatial(config, ops, info)["cycles_per_sample"]
+                        if best is None or c < best[0]:
+                            best = (c, ops, info)
+        if best is None:
+            raise NotPlannable("no group sizes fit ResNet-50's maps into ACT")
+        return best[1], best[2]
+    R, P, C = config.rows, config.spus, config.cols
+    lanes = R * P
+    tensors, layers = _resnet50_layers(image)
+    stage = {lay[3]: _stage(lay[0]) for lay in layers}
+    stage["img"] = 1
+    _spatial_memory(config, groups, image)
+    ops = []
+    for name, kind, ins, out, k, _st, ci, co, hi, ho in layers:
+        g = groups[_stage(name)]
+        mt = -(-g * ho * ho // lanes)
+        read = loads = write = stores = 0
+        # an input from an earlier stage with another G: stored by its producer, loaded here
+        for u in ins:
+            if u != "img" and groups[stage[u]] != g and kind not in ("gap",):
+                c_u, hw_u = tensors[u]
+                read += g * hw_u * hw_u * c_u
+                loads += P
+        # the band borders of an image spanning several SPUs (k x k windows)
+        spans = lanes // g // R if g * R < lanes else 1
+        if kind in ("conv", "pool") and k > 1 and name != "conv1" and spans > 1:
+            b = g * 2 * (spans - 1) * hi * ci
+            read, write, loads, stores = read + b, write + b, loads + P, stores + P
+        # this layer's output stored where the next stage's G differs
+        if out in tensors and out not in ("gap", "fc") and any(
+                groups[_stage(lay[0])] != g for lay in layers if out in lay[2]):
+            write += g * ho * ho * co
+            stores += P
+        if kind == "conv" and name == "conv1":
+            h2 = image // 2
+            ops.append(Op(name, mt, 16, co, s, g * ho * ho * k * k * ci * co // s, read=g *
+                          h2 * h2 * BANK, loads=P, write=write, stores=stores,
+                          note="on chip over the 2x2 space-to-depth image (K = 16 banks)"))
+        elif kind == "conv":
+            ops.append(Op(name, mt, k * k * -(-ci // BANK), co, s,
+                          g * ho * ho * k * k * ci * co // s, read=read, loads=loads,
+                          write=write, stores=stores))
+        elif kind == "pool":
+            ops.append(Op(name, 0, 0, 0, 1, 0, weights=False, read=read, loads=loads,
+                          write=write, stores=stores,
+                          pool_words=mt * -(-ci // BANK) * k * k))
+        elif kind == "add":
+            ops.append(Op(name, mt, 0, 0, 1, 0, weights=False, read=read, loads=loads,
+                          write=write, stores=stores,
+                          vops=((VopOp.ADD, co, mt, 0, 1, 0),)))
+        elif kind == "gap":
+            nt = -(-co // C)
+            n_spu = -(-nt // P) * C
+            ops.append(Op(name, -(-g // R), k * k * -(-n_spu // BANK), n_spu, 32, 0,
+                          out="dram", read=g * hi * hi * ci, loads=P,
+                          write=g * co + g * hi * hi * ci, stores=2 * P,
+                          note="final map to DRAM, pixel-sum GEMM, channels split"))
+        else:
+            nt = -(-co // C)
+            n_spu = -(-nt // P) * C
+            ops.append(Op(name, -(-g // R), -(-ci // BANK), n_spu, s, g * ci * co // s,
+                          out="dram", read=g * ci, loads=1, write=g * co, stores=P,
+                          private_weights=True))
+        ops[-1].placement = {"stage": _stage(name), "images": g}
+    info = {"samples": 1, "groups": dict(groups),
+            "placement": [
+                "design study (--assume spatial-resnet): a row tile is pixels of one image, "
+                "halos exchanged on chip by the producing GEMM's writes; the table's batch "
+                "and cycles are per image, a pass being a stage's images (by stage: "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(groups.items())) + ")",
+                "residual additions as VOP ADDs; conv1 on chip over a 2x2 space-to-depth "
+                "input; stage outputs through DRAM where the next stage's images a pass "
+                "differ; band borders through DRAM where an image spans SPUs"],
+            "beyond": ["ResNet-50's row tiles of one image's pixels with the k x k halos "
+                       "written into neighbouring array rows' ACT by the producing GEMM "
+                       "(assumed: --assume spatial-resnet)"]}
+    return ops, info
+
+
+def run_spatial(config, ops, info, timing=TIMING) -> dict:
+    """:func:`run_plan` per stage of a :func:`resnet50_spatial_plan` (ops of one pass of
+    the stage's images), added up per image: ``cycles_per_sample``, ``macs``,
+    ``dram_bytes``, ``weight_bytes`` per image and ``bound_cycles``, ``ops`` (cycles per
+    image)."""
+    out = {"cycles_per_sample": 0.0, "macs": 0.0, "dram_bytes": 0.0, "weight_bytes": 0.0,
+           "bound_cycles": {}, "ops": []}
+    for st in sorted({op.placement["stage"] for op in ops}):
+        sub = [op for op in ops if op.placement["stage"] == st]
+        g = sub[0].placement["images"]
+        tot = run_plan(config, sub, timing)
+        out["cycles_per_sample"] += tot["cycles"] / g
+        for key in ("macs", "dram_bytes", "weight_bytes"):
+            out[key] += tot[key] / g
+        for b, c in tot["bound_cycles"].items():
+            out["bound_cycles"][b] = out["bound_cycles"].get(b, 0) + c / g
+        for r in tot["ops"]:
+            out["ops"].append(dict(r, cycles=r["cycles"] / g))
+    return out
+
+
 def resnet50_ceiling(config, s, *, image=224, add="gemm") -> dict:
     """What ResNet-50's GEMM engines alone need an image at sparsity ``s``, as if memory and
     DRAM cost nothing: every layer's output pixels spread evenly over all ``spus x rows``
@@ -932,14 +1129,18 @@ def run_plan(config, ops, timing=TIMING, *, search=True, l2_bytes_per_cycle=None
 
 
 def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=False,
-                 timing=TIMING, kv="auto", add="gemm"):
+                 timing=TIMING, kv="auto", add="gemm", resnet="plan"):
     """Rows like :func:`.perf_model.project_bert_resnet`'s, from the dataflow plans. ``kv``,
     ``add``: :func:`bert_plan`'s and :func:`resnet50_plan`'s options (``s4 project
     --assume`` picks the design studies); ``kv="auto"`` (the default, the RTL's
     mechanisms): a sequence a SPU with K and V through TO_WGT (``"to_wgt"``) where a
-    sequence fits one SPU's scratchpads, else K and V through DRAM (``"dram"``)."""
+    sequence fits one SPU's scratchpads, else K and V through DRAM (``"dram"``). ``resnet``:
+    ``"plan"`` (:func:`resnet50_plan`, the RTL's mechanisms) or ``"spatial"`` (the design
+    study :func:`resnet50_spatial_plan`; ``add`` then unused)."""
     if kv == "l2":
         raise ValueError("kv='l2' needs an L2 bandwidth; project_plan has none")
+    if resnet not in ("plan", "spatial"):
+        raise ValueError(f"resnet must be 'plan' or 'spatial', not {resnet!r}")
     from .perf_model import PUBLISHED
     config = load_config(config) if isinstance(config, str) else config
     clock = float(config.clock_mhz or 1000) * 1e6
@@ -956,12 +1157,19 @@ def project_plan(config="antoum", *, sparsities=(1, 8, 16), seq=128, bert_large=
     if bert_large:
         nets.append(("BERT-Large", lambda s: bert(s, seq=384, layers=24, hidden=1024,
                                                   ffn=4096, heads=16)))
-    nets.append(("ResNet-50", lambda s: resnet50_plan(config, s, add=add)))
+    if resnet == "spatial":
+        nets.append(("ResNet-50", lambda s: resnet50_spatial_plan(config, s)))
+    else:
+        nets.append(("ResNet-50", lambda s: resnet50_plan(config, s, add=add)))
     rows = []
     for name, plan in nets:
         for s in sparsities:
             ops, info = plan(s)
-            tot = run_plan(config, ops, timing)
+            if "groups" in info:          # the spatial study: per image, stage by stage
+                tot = run_spatial(config, ops, info, timing)
+                tot["cycles"] = tot["cycles_per_sample"]
+            else:
+                tot = run_plan(config, ops, timing)
             seconds = tot["cycles"] / clock
             bound = max(tot["bound_cycles"], key=tot["bound_cycles"].get)
             b = info["samples"]
@@ -1124,10 +1332,11 @@ def resnet_ceiling_lines(config, rows) -> list:
     return [f"ResNet-50's ceiling on this preset (resnet50_ceiling: the GEMM engines "
             "alone, as if memory and DRAM cost nothing, every array row busy, tiles spaced "
             f"max(b, {config.rows}) cycles as the RTL spaces them): s = {top} is "
-            f"{ratio['gemm']:.2f}x s = 1 with the residual additions as the RTL's GEMMs "
-            f"(the plan: {plan:.2f}x), {ratio['vop']:.2f}x with them as VOP ADDs, "
-            f"{ratio['store']:.2f}x with them free; lane utilization at s = 1 "
-            f"{util['gemm']:.1%} / {util['vop']:.1%} / {util['store']:.1%}." + mem]
+            f"{ratio['gemm']:.2f}x s = 1 with the residual additions as the RTL's GEMMs, "
+            f"{ratio['vop']:.2f}x with them as VOP ADDs, {ratio['store']:.2f}x with them "
+            f"free; lane utilization at s = 1 {util['gemm']:.1%} / {util['vop']:.1%} / "
+            f"{util['store']:.1%} (the plan above: {plan:.2f}x, "
+            f"{res[1]['lane_utilization']:.1%})." + mem]
 
 
 def compare_rows(rows, other) -> list:

@@ -424,3 +424,60 @@ def test_projection_text_gives_resnet_ceiling(rows):
     assert "times the 512 there are" in line
     assert dataflow.resnet_ceiling_lines(load_config("antoum"),
                                          [r for r in rows if r["s"] == 1]) == []
+
+
+def test_spatial_study_memory_by_hand():
+    """``resnet50_spatial_plan``'s memory rule, by hand for stage 2: at a residual addition
+    three 256-channel maps are live (the branch, the shortcut, the sum), each
+    ``ceil(G * 56**2 / 512)`` pixels of 8 words a lane: 456 words at G = 3, 600 at G = 4,
+    over the 512 there are. A 3x3's input also holds its patch's halo border."""
+    cfg = load_config("antoum")
+    assert dataflow._spatial_fits(cfg, 2, 3, 224) and not dataflow._spatial_fits(cfg, 2, 4, 224)
+    with pytest.raises(dataflow.NotPlannable, match=r"_add: 600 ACT words a lane with 4"):
+        dataflow._spatial_memory(cfg, {st: 4 for st in range(1, 6)}, 224, (2,))
+    _, _, words = dataflow._spatial_words(cfg, 224)
+    n = -(-3 * 56 * 56 // 512)                          # 19 pixels a lane
+    assert words("conv2_1c", 3) == n * 8                # read by a 1x1: no halo
+    assert words("conv2_1a", 3) == 41 * 2               # read by the 3x3: (sqrt(19) + 2)**2
+
+
+def test_spatial_study_dram_traffic():
+    """Stage boundaries with different images a pass go through DRAM (the last addition
+    stores its map, each consumer loads its pass's images), and an image spanning several
+    SPUs sends its band borders through DRAM at every k x k window: with one image a pass,
+    16 SPUs a 56 x 56 image, 15 borders of a row each way."""
+    cfg = load_config("antoum")
+    groups = {1: 1, 2: 1, 3: 2, 4: 2, 5: 2}
+    ops, info = dataflow.resnet50_spatial_plan(cfg, 16, groups=groups)
+    by = {op.name: op for op in ops}
+    assert by["conv2_3_add"].write == 56 * 56 * 256
+    for name in ("conv3_1_down", "conv3_1a_1x1"):
+        assert by[name].read == 2 * 56 * 56 * 256, name
+    # stages 3 and 4 both take 2 images a pass: the map stays on chip
+    assert by["conv3_4_add"].write == 0 and by["conv4_1a_1x1"].read == 0
+    b = 1 * 2 * 15 * 56 * 64
+    assert (by["conv2_1b_3x3"].read, by["conv2_1b_3x3"].write) == (b, b)
+    assert by["conv2_1a_1x1"].read == 0                 # a 1x1 needs no border
+    # the additions are VOP ADDs (int8, ReLU), conv1 the 2x2 space-to-depth convolution
+    adds = [op for op in ops if op.name.endswith("_add")]
+    assert len(adds) == 16 and all(not op.weights and op.vops[0][0] == dataflow.VopOp.ADD
+                                   and op.vops[0][4] == 1 for op in adds)
+    assert by["conv1"].banks == 16
+
+
+def test_spatial_study_above_its_ceiling():
+    """Every GEMM and VOP of the study costs at least what ``resnet50_ceiling`` (additions
+    as VOPs) gives its layer an image, and the whole network at least the ceiling's sum."""
+    cfg = load_config("antoum")
+    for s in (1, 16):
+        ops, info = dataflow.resnet50_spatial_plan(cfg, s)
+        ceil = dataflow.resnet50_ceiling(cfg, s, add="vop")
+        for op in ops:
+            if op.name in ("conv1", "gap", "fc", "maxpool"):
+                continue
+            g = op.placement["images"]
+            cost = dataflow.op_cost(cfg, op)["busy"]["compute"] / g
+            assert cost >= ceil["layers"][op.name] * 0.999, (s, op.name)
+        tot = dataflow.run_spatial(cfg, ops, info)
+        assert tot["cycles_per_sample"] >= ceil["cycles"]
+        assert tot["macs"] == pytest.approx(ceil["macs"], rel=1e-3)
