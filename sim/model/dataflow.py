@@ -1328,7 +1328,7 @@ def resnet_ceiling_lines(config, rows) -> list:
                f"layer, {need / have:.1f} times the {have:,} there are, so maps and halo rows "
                "go through DRAM (the plan's 'bound' column); a row tile of one image's "
                "pixels, with the halos exchanged on chip, is the mechanism that would fit "
-               "them (not in the RTL).")
+               "them (not in the RTL; --assume spatial-resnet studies it).")
     return [f"ResNet-50's ceiling on this preset (resnet50_ceiling: the GEMM engines "
             "alone, as if memory and DRAM cost nothing, every array row busy, tiles spaced "
             f"max(b, {config.rows}) cycles as the RTL spaces them): s = {top} is "
