@@ -449,9 +449,13 @@ class EntropyDecoder(wiring.Component):
         # and is tested at the next SHIFT, two cycles later at least, so a register one
         # cycle behind ``k`` holds the same verdict there (the block end and the run checks
         # then start from flip-flops)
-        k_nz, k_48, k_gt48, k_hi = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [k_nz.eq(k != 0), k_48.eq(k == 48), k_gt48.eq(k[:6] > 48),
-                     k_hi.eq(k[4:6] == 3)]
+        k_nz, k_48, k_gt48 = Signal(), Signal(), Signal()
+        m.d.sync += [k_nz.eq(k != 0), k_48.eq(k == 48), k_gt48.eq(k[:6] > 48)]
+        # the AC run check as a register too: bit ``v`` says whether a run of ``v`` zeros
+        # from ``k`` passes coefficient 63 (``k + v > 63``: ``k >= 48`` and ``v > ~k[:4]``),
+        # so a group's verdict is its run's bit, picked as ``fits`` is, with no compare
+        run_bad = Signal(16)
+        m.d.sync += run_bad.eq(Cat(*((k[4:6] == 3) & (v > ~k[:4]) for v in range(16))))
         # whether each group's symbol ends the block, from its register and ``k`` (equality
         # tests, no adder), then picked by the group: the block's end chooses the next
         # table's 16 entries and moves the slot
@@ -498,17 +502,23 @@ class EntropyDecoder(wiring.Component):
         # (k is 1..63 for an AC symbol: k + 16 > 64 is k > 48, and k + run against 63 is
         # run against 63 - k = ~k, without the adders)
         with m.If(is_dc):
-            m.d.comb += [out_k.eq(0), next_k.eq(1), bad.eq(sym > 11),
-                         bad_code.eq(EntropyError.BAD_DC)]
+            m.d.comb += [out_k.eq(0), next_k.eq(1), bad_code.eq(EntropyError.BAD_DC)]
         with m.Elif(zrl):
-            m.d.comb += [out_k.eq(k + 15), next_k.eq(k + 16),
-                         bad.eq(k_gt48), bad_code.eq(EntropyError.BAD_RUN)]
+            m.d.comb += [out_k.eq(k + 15), next_k.eq(k + 16), bad_code.eq(EntropyError.BAD_RUN)]
         with m.Elif(eob):
             m.d.comb += out_k.eq(63)
         with m.Else():
             m.d.comb += [out_k.eq(k_run), next_k.eq(k_run + 1),
-                         bad.eq(k_hi & (run > ~k[:4])),
                          bad_code.eq(EntropyError.BAD_RUN)]
+
+        # whether each group's symbol is bad, from its register and ``k``'s (``k`` = 0 a DC
+        # size over 11; a ZRL from k > 48; an EOB never; else the run's bit), then picked by
+        # the group, as the block end is: no compare after the pick
+        def bad_of(r):
+            size_r, run_r = r[:4], r[4:8]
+            return Mux(~k_nz, r > 11,
+                       Mux(size_r == 0, (run_r == 15) & k_gt48, run_bad.bit_select(run_r, 1)))
+        m.d.comb += bad.eq(_thermometer_select(s_group_hits, [bad_of(r) for r in g_sym]))
 
         # ---- the items' pipeline: the symbol's fields (``x``), then the coefficient: EXTEND
         # (T.81 F.2.2.1: a leading 0 bit means a negative value) and the DC prediction
