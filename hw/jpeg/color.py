@@ -552,6 +552,14 @@ class ColorConverter(wiring.Component):
         def fits(a):
             return (a <= fy) & (grey | (a <= gy))
         m.d.sync += room.eq(Mux(row_adv, fits(lw_room_ly), fits(lw_room)))
+        # ``mcu_last`` (one MCU a row) from the registered MCU count, the cycle after the
+        # start (the configuration arrives with the start, and the count is a register a
+        # cycle later): not from the configuration's adders (q28 seed 2: 10.4 ns, config ->
+        # width adders -> mcu_last); the writer needs it at the first MCU's end, much later
+        start_d = Signal()
+        m.d.sync += start_d.eq(self.start)
+        with m.If(start_d):
+            m.d.sync += mcu_last.eq(mcus_x == 1)
         with m.If(self.start):
             m.d.sync += [running.eq(1), done.eq(0),
                          lw_room.eq(Mux(v2_c, 16 - _NY_V2, 8 - _NY_V1)),
@@ -559,7 +567,6 @@ class ColorConverter(wiring.Component):
                          room.eq(ly_c <= ny_c),
                          lw_v0.eq(-v2_c), lw_v1.eq(-1 - v2_c),
                          all_written.eq(0), mcu_x.eq(0),
-                         mcu_last.eq(mcus_x_c == 1),
                          mcu_row.eq(0),
                          wy_base.eq(0), wc_base.eq(0),
                          fy.eq(0), fj.eq(0), eol.eq(((cfg.width - 1) >> 3)[:13] == 0), fslot.eq(0), l1.v.eq(0), l2.v.eq(0), lq_wp.eq(0),
