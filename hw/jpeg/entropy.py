@@ -516,8 +516,7 @@ class EntropyDecoder(wiring.Component):
         # the group, as the block end is: no compare after the pick
         def bad_of(r):
             size_r, run_r = r[:4], r[4:8]
-            # (a DC size over 11: a run field or size 12..15, no carry chain)
-            return Mux(~k_nz, (run_r != 0) | (r[3] & r[2]),
+            return Mux(~k_nz, r > 11,
                        Mux(size_r == 0, (run_r == 15) & k_gt48, run_bad.bit_select(run_r, 1)))
         m.d.comb += bad.eq(_thermometer_select(s_group_hits, [bad_of(r) for r in g_sym]))
 
