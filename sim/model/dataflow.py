@@ -702,6 +702,12 @@ def resnet50_plan(config, s, *, image=224, add="gemm", l2_kib=0, l2_bytes_per_cy
     return ops, info
 
 
+def _spu_channels(co, C, P):
+    """Output channels one SPU computes where a layer's ``co`` channels split across ``P``
+    SPUs by whole channel tiles of ``C`` (the global average pool, the classifier)."""
+    return -(-(-(-co // C)) // P) * C
+
+
 def _stage(name):
     """A ResNet-50 layer's stage: 1 for conv1 and the max pool, 2..5 for the bottleneck
     stages, 5 for the global average pool and the classifier."""
@@ -783,8 +789,8 @@ def resnet50_spatial_plan(config, s, *, groups=None, image=224):
     :data:`SPATIAL_GROUPS` whose maps fit ACT), a stage's output stored and loaded by the
     next stage where their ``G`` differ, the final map through DRAM to the global average
     pool's pixel-sum GEMM and the classifier as :func:`resnet50_plan` runs them. Returns
-    ``(ops, info)`` with ops per *image* scaled: each op's cycles are one pass of its
-    stage's ``G`` images; :func:`run_spatial` adds them up per image."""
+    ``(ops, info)``: each op is one pass of its stage's ``G`` images (``op.placement``:
+    ``stage``, ``images``); :func:`run_spatial` adds them up per image."""
     if groups is None:
         # per stage the G whose maps fit (each stage's check sees only its own G), then the
         # fastest non-decreasing choice
@@ -816,7 +822,7 @@ def resnet50_spatial_plan(config, s, *, groups=None, image=224):
         read = loads = write = stores = 0
         # an input from an earlier stage with another G: stored by its producer, loaded here
         for u in ins:
-            if u != "img" and groups[stage[u]] != g and kind not in ("gap",):
+            if u != "img" and groups[stage[u]] != g and kind != "gap":
                 c_u, hw_u = tensors[u]
                 read += g * hw_u * hw_u * c_u
                 loads += P
@@ -848,15 +854,13 @@ def resnet50_spatial_plan(config, s, *, groups=None, image=224):
                           write=write, stores=stores,
                           vops=((VopOp.ADD, co, mt, 0, 1, 0),)))
         elif kind == "gap":
-            nt = -(-co // C)
-            n_spu = -(-nt // P) * C
+            n_spu = _spu_channels(co, C, P)
             ops.append(Op(name, -(-g // R), k * k * -(-n_spu // BANK), n_spu, 32, 0,
                           out="dram", read=g * hi * hi * ci, loads=P,
                           write=g * co + g * hi * hi * ci, stores=2 * P,
                           note="final map to DRAM, pixel-sum GEMM, channels split"))
         else:
-            nt = -(-co // C)
-            n_spu = -(-nt // P) * C
+            n_spu = _spu_channels(co, C, P)
             ops.append(Op(name, -(-g // R), -(-ci // BANK), n_spu, s, g * ci * co // s,
                           out="dram", read=g * ci, loads=1, write=g * co, stores=P,
                           private_weights=True))
@@ -935,8 +939,7 @@ def resnet50_ceiling(config, s, *, image=224, add="gemm") -> dict:
         elif kind == "add":
             per[name] = tiles(px, 2 * -(-co // BANK), co, 32)
         else:                              # gap, fc: per image a row of one row tile
-            nt = -(-co // C)
-            n_spu = -(-nt // P) * C         # the channels of one SPU's tiles
+            n_spu = _spu_channels(co, C, P)
             banks = (k * k * -(-n_spu // BANK)) if kind == "gap" else -(-ci // BANK)
             ss = 32 if kind == "gap" else s
             per[name] = -(-n_spu // C) * max(banks * (BANK // ss), R) / R
@@ -1018,7 +1021,7 @@ def _resnet_ops_dram(config, s, layers, tensors, place, words, nbytes, G):
             # bank, packed at s = 32) on the final map from DRAM, output channels split across
             # the SPUs: each loads its channels of every pixel (a 2-D strided LOAD; the map is
             # first stored where it stayed in ACT) and writes the pooled features for the fc
-            n_spu = -(-(-(-co // C)) // P) * C
+            n_spu = _spu_channels(co, C, P)
             src = ins[0]
             read, loads, wr, st_ = nbytes(ci, hi), P, G * co, P
             if place[src] == "act":
@@ -1047,7 +1050,7 @@ def _resnet_ops_dram(config, s, layers, tensors, place, words, nbytes, G):
         if kind == "fc":
             # 32 images = one row tile: output channels split across the SPUs, the pooled
             # features (the global average pool's output) multicast from DRAM
-            n_spu = -(-(-(-co // C)) // P) * C
+            n_spu = _spu_channels(co, C, P)
             ops.append(Op(name, 1, -(-ci // BANK), n_spu, s, G * ci * co // s, out="dram",
                           read=G * ci, loads=1, write=G * co, stores=P,
                           note="channels split across SPUs", private_weights=True))
