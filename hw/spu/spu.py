@@ -784,12 +784,24 @@ class Spu(wiring.Component):
                                       Mux(int8, Const(1, 4) << slot[:2], 0b1111), 0))]
         # into ACT: slot = (word * R + row) * g + lane (the activation layout, out_slot)
         per = C * 8 // lane_bits              # write lanes a result row covers
-        m.d.comb += [res_act.eq(core.o_res.valid & to_act),
-                     res_row.eq(Mux(vw_en, vw_row, slot[lg_g:lg_g + lg_r] if lg_r else 0)),
-                     res_word.eq(Mux(vw_en, vw_addr, slot[lg_g + lg_r:])),
-                     res_data.eq(Mux(vw_en, vw_data, packed.replicate(g_tiles))),
+        # a result row goes into ACT one cycle after the tensor core gives it, from registers:
+        # the core's output valid had fanned out through the ACT write multiplexers (and the
+        # LOAD's hold) to every row memory's enables across the chip (on ulx3s / fpga the
+        # board's worst paths: placer's estimate 42.94 MHz, 58.67 with this register). The
+        # last row is written in the cycle ``gemm_done`` rises (``no_rows_left`` is itself a
+        # register behind the last result), so no cycle a job takes changes.
+        res_v = Signal(name="res_v")
+        res_slot = Signal.like(slot, name="res_slot", reset_less=True)
+        res_packed = Signal.like(packed, name="res_packed", reset_less=True)
+        m.d.sync += [res_v.eq(core.o_res.valid & to_act), res_slot.eq(slot),
+                     res_packed.eq(packed)]
+        m.d.comb += [res_act.eq(res_v),
+                     res_row.eq(Mux(vw_en, vw_row,
+                                    res_slot[lg_g:lg_g + lg_r] if lg_r else 0)),
+                     res_word.eq(Mux(vw_en, vw_addr, res_slot[lg_g + lg_r:])),
+                     res_data.eq(Mux(vw_en, vw_data, res_packed.replicate(g_tiles))),
                      res_en.eq(Mux(vw_en, Const((1 << fine) - 1, fine),
-                                   Const((1 << per) - 1, fine) << (slot[:lg_g] * per)
+                                   Const((1 << per) - 1, fine) << (res_slot[:lg_g] * per)
                                    if g_tiles > 1 else Const((1 << fine) - 1, fine)))]
         row_next = Signal(sb)
         tile_next = Signal(sb)
