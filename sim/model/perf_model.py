@@ -86,8 +86,9 @@ class Timing:
     #: a GEMM with ``out_act`` writes tile ``i``'s result row ``r`` into row ``r``'s
     #: activation memory at ``start + gemm_result + banks * nnz + i * max(banks * nnz, rows)
     #: + r``; a loaded activation word that meets it at that memory waits a cycle
-    #: (``ld_hold`` in ``hw/spu/spu.py``), and so does the rest of its load
-    gemm_result: int = 28
+    #: (``ld_hold`` in ``hw/spu/spu.py``), and so does the rest of its load. (29 since the
+    #: result rows go into ACT from a register, stop 52; 28 before.)
+    gemm_result: int = 29
     #: a LOAD from the on-chip L2 (``hw/bus/l2.py``) holds the read path this many cycles
     #: longer than one from DRAM (the router's queue and its read engine's FIFO before the
     #: first beat), and a STORE into it holds its engine this many cycles longer or shorter
