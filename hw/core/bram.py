@@ -18,7 +18,11 @@ Behaviour (both forms):
   previous word's output); at an edge with ``r_oce`` ``r_data`` takes that output. So with
   ``r_en`` and ``r_oce`` both driven by a pipeline's advance, ``r_data`` is a pipeline
   register one stage behind the address, holding while stalled;
-* reading a word in the cycle it is written is undefined (the users never do).
+* reading a word in the cycle it is written is undefined (the users never do);
+* ``w_reg=True``: the write port's address, data and enables are registered first, so a
+  write lands one cycle after it is presented (reading the word in that next cycle is
+  undefined too). The registers sit between the writers' multiplexers and the block RAMs,
+  which on the ECP5 are in fixed columns that the multiplexers may be placed far from.
 
 ECP5 primitive use (Lattice TN1264, and Yosys's own ``brams_map_16kd.v`` for the port
 wiring): the data width is the widest of 18 / 9 / 4 / 2 / 1 bits a port whose depth covers
@@ -66,13 +70,14 @@ class RegisteredRam(Elaboratable):
     """Simple dual-port RAM (one write port with ``lanes`` write enables, one read port)
     whose read data comes out of a register; see the module docstring."""
 
-    def __init__(self, *, width: int, depth: int, lanes: int = 1, family=None):
+    def __init__(self, *, width: int, depth: int, lanes: int = 1, family=None,
+                 w_reg: bool = False):
         if width <= 0 or depth <= 0:
             raise ValueError(f"width and depth must be positive, not {width} x {depth}")
         if lanes <= 0 or width % lanes:
             raise ValueError(f"lanes must divide the width ({width} bits), not {lanes}")
         self.width, self.depth, self.lanes = width, depth, lanes
-        self._family = family
+        self._family, self._w_reg = family, w_reg
         abits = max(1, (depth - 1).bit_length())
         self.w_addr = Signal(abits)
         self.w_data = Signal(width)
@@ -82,18 +87,29 @@ class RegisteredRam(Elaboratable):
         self.r_oce = Signal()
         self.r_data = Signal(width, reset_less=True)
 
+    def _write_port(self, m):
+        """The write port's address, data and enables as the memory sees them."""
+        if not self._w_reg:
+            return self.w_addr, self.w_data, self.w_en
+        wa = Signal.like(self.w_addr, name="w_addr_r", reset_less=True)
+        wd = Signal.like(self.w_data, name="w_data_r", reset_less=True)
+        we = Signal.like(self.w_en, name="w_en_r")
+        m.d.sync += [wa.eq(self.w_addr), wd.eq(self.w_data), we.eq(self.w_en)]
+        return wa, wd, we
+
     def elaborate(self, platform):
         family = self._family or family_of(platform)
         if family == "ecp5":
             return self._ecp5()
         m = Module()
+        w_addr, w_data, w_en = self._write_port(m)
         m.submodules.mem = mem = memory.Memory(shape=self.width, depth=self.depth, init=[],
                                                attrs=NO_RW_CHECK)
         self.sim_memory = mem       # the last elaboration's memory (amaranth.sim tests read it)
         wr = (mem.write_port(granularity=self.width // self.lanes) if self.lanes > 1
               else mem.write_port())
         rd = mem.read_port()
-        m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+        m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data), wr.en.eq(w_en),
                      rd.addr.eq(self.r_addr), rd.en.eq(self.r_en)]
         with m.If(self.r_oce):
             m.d.sync += self.r_data.eq(rd.data)
@@ -101,6 +117,7 @@ class RegisteredRam(Elaboratable):
 
     def _ecp5(self):
         m = Module()
+        w_addr, w_data, w_en = self._write_port(m)
         lane_bits = self.width // self.lanes
         bits, lsb, per_lane = ecp5_mode(self.depth, lane_bits)
         pdp = bits == 36
@@ -111,7 +128,7 @@ class RegisteredRam(Elaboratable):
                 n = min(bits, (lane + 1) * lane_bits - lo)
                 di = Signal(bits, name=f"di{lane}_{k}")
                 do = Signal(bits, name=f"do{lane}_{k}")
-                m.d.comb += [di.eq(self.w_data[lo:lo + n]), self.r_data[lo:lo + n].eq(do[:n])]
+                m.d.comb += [di.eq(w_data[lo:lo + n]), self.r_data[lo:lo + n].eq(do[:n])]
                 p = dict(
                     p_DATA_WIDTH_A=bits, p_DATA_WIDTH_B=bits,
                     p_REGMODE_A="OUTREG" if pdp else "NOREG", p_REGMODE_B="OUTREG",
@@ -119,7 +136,7 @@ class RegisteredRam(Elaboratable):
                     p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                     p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
                     i_CLKA=ClockSignal(), i_CLKB=ClockSignal(),
-                    i_CEA=1, i_WEA=self.w_en[lane], i_OCEA=self.r_oce if pdp else 0,
+                    i_CEA=1, i_WEA=w_en[lane], i_OCEA=self.r_oce if pdp else 0,
                     i_RSTA=0, i_CEB=self.r_en, i_WEB=0, i_OCEB=self.r_oce, i_RSTB=0,
                 )
                 for c in range(3):
@@ -127,7 +144,7 @@ class RegisteredRam(Elaboratable):
                 for i in range(14):
                     a = i - lsb
                     if a >= 0:
-                        wa = self.w_addr[a] if a < len(self.w_addr) else Const(0)
+                        wa = w_addr[a] if a < len(w_addr) else Const(0)
                         ra = self.r_addr[a] if a < len(self.r_addr) else Const(0)
                     else:
                         # below the word address: byte write enables in 18 / 36-bit modes

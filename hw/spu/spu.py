@@ -347,7 +347,10 @@ class Spu(wiring.Component):
         fine = row_bits // lane_bits                      # write lanes per row memory
         act_mems = []
         for r in range(R):
-            act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=fine))
+            # (the write port through registers: every writer of ACT meets in one multiplexer
+            # a row, and its output crossed the chip to the row's block RAMs on ulx3s / fpga)
+            act_mems.append(RegisteredRam(width=row_bits, depth=g.act_depth, lanes=fine,
+                                          w_reg=True))
             m.submodules[f"act_sram{r}"] = act_mems[-1]
         self.sim_rams = {"act": act_mems, "wgt": wgt_banks, "par": par_ram}   # (amaranth.sim)
         m.submodules.out_sram = out_mem = memory.Memory(shape=g.out_bits, depth=g.out_depth,
