@@ -787,12 +787,13 @@ class Spu(wiring.Component):
                                       Mux(int8, Const(1, 4) << slot[:2], 0b1111), 0))]
         # into ACT: slot = (word * R + row) * g + lane (the activation layout, out_slot)
         per = C * 8 // lane_bits              # write lanes a result row covers
-        # a result row goes into ACT one cycle after the tensor core gives it, from registers:
-        # the core's output valid had fanned out through the ACT write multiplexers (and the
+        # a result row enters the ACT write multiplexers one cycle after the tensor core gives
+        # it, from registers: the core's output valid had fanned out through them (and the
         # LOAD's hold) to every row memory's enables across the chip (on ulx3s / fpga the
-        # board's worst paths: placer's estimate 42.94 MHz, 58.67 with this register). The
-        # last row is written in the cycle ``gemm_done`` rises (``no_rows_left`` is itself a
-        # register behind the last result), so no cycle a job takes changes.
+        # board's worst paths: placer's estimate 42.94 MHz, 58.67 with this register).
+        # ``gemm_done`` does not move (``no_rows_left`` is itself a register behind the last
+        # result); a loaded word that meets a result row (``ld_hold``) meets it a cycle
+        # later (the performance model's ``Timing.gemm_result``).
         res_v = Signal(name="res_v")
         res_slot = Signal.like(slot, name="res_slot", reset_less=True)
         res_packed = Signal.like(packed, name="res_packed", reset_less=True)
