@@ -65,6 +65,13 @@ def _bad_fmt(body, is_store):
             | ((body.fmt != LoadFormat.RAW.value) & (is_store | (body.target != Target.WGT))))
 
 
+def _bound(past, limit, body, depth, word_bytes):
+    """The bound of a LOAD or STORE on a scratchpad of ``depth`` words of ``word_bytes``
+    (``past``: ``sram_addr`` beyond it; ``limit``: the bytes from ``sram_addr`` to its end)."""
+    return [past.eq(body.sram_addr >= depth),
+            limit.eq(_times(depth - body.sram_addr, word_bytes))]
+
+
 def _wgt_bound(past, limit, body, geom):
     """The WGT bound of a LOAD (``past``: ``sram_addr`` beyond the scratchpad; ``limit``: the
     most bytes the transfer may move). A packed format writes ``floor(bytes * 8 /
@@ -133,8 +140,7 @@ def _transfer_checks(m, platform, *, name, queue, entry, check, lg, bounds, spus
         name=f"{name}_beats_p", en_in=queue.r_en, en_out=check[0]))
 
     def bound(depth, word_bytes):
-        m.d.sync += [past.eq(body.sram_addr >= depth),
-                     limit.eq((depth - body.sram_addr) * word_bytes)]
+        m.d.sync += _bound(past, limit, body, depth, word_bytes)
     is_store = list(bounds) == [None]
     with m.If(check[0]):
         m.d.sync += bad.eq((body.rows == 0) | (body.row_bytes == 0)
@@ -283,8 +289,7 @@ def _dispatch_checks(m, platform, *, desc, windows, geom, rows, cols, lg, spus, 
         m.d.sync += above[i].eq(dma_b.dram_addr >= windows[i].base)
 
     def bound(depth, word_bytes):
-        m.d.sync += [past.eq(dma_b.sram_addr >= depth),
-                     limit.eq((depth - dma_b.sram_addr) * word_bytes)]
+        m.d.sync += _bound(past, limit, dma_b, depth, word_bytes)
     with m.If(is_st):
         bound(geom.out_depth, geom.out_bits // 8)
     with m.Else():
