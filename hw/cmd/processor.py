@@ -739,22 +739,34 @@ class CommandProcessor(wiring.Component):
         tok_bad = Signal()
         d_inc = {n: Signal(name=f"dinc_{n}") for n in tok}
         d_dec = {n: Signal(name=f"ddec_{n}") for n in tok}
+        # ``tok_bad`` is a register: the counters move only when a descriptor is consumed (or
+        # on a flush), and the next descriptor's verdict is read CHECK_STAGES cycles after its
+        # last word arrived, so it sees them settled (this cuts the loop counters -> verdict ->
+        # consume -> counters, the ``fpga`` core's worst path once)
         with m.Switch(op):
             for opcode, (waits, sigs) in tok_use.items():
                 with m.Case(opcode.value):
-                    m.d.comb += tok_bad.eq(
+                    m.d.sync += tok_bad.eq(
                         Cat(*(w & ~dtok_nz[n] for n, w in waits.items()),
                             *(sg & dtok_full[n] for n, sg in sigs.items())).any())
                     with m.If(consume):
                         m.d.comb += [d_dec[n].eq(w) for n, w in waits.items()]
                         m.d.comb += [d_inc[n].eq(sg) for n, sg in sigs.items()]
+            with m.Default():
+                m.d.sync += tok_bad.eq(0)
         for n in tok:
+            # the next count and its flags either way, formed from the count alone (no
+            # compare after the choice): a count is at most TOKEN_LIMIT (a signal that would
+            # pass it is refused), so one more is never 0, and one less passes the limit
+            # only from above it
             new = Mux(d_inc[n], dtok[n] + 1, dtok[n] - 1)[:TOKEN_BITS]
+            new_nz = Mux(d_inc[n], 1, dtok[n] != 1)
+            new_full = Mux(d_inc[n], dtok[n] >= TOKEN_LIMIT - 1, dtok[n] >= TOKEN_LIMIT + 1)
             with m.If(flush):
                 m.d.sync += [dtok[n].eq(0), dtok_nz[n].eq(0), dtok_full[n].eq(0)]
             with m.Elif(d_inc[n] ^ d_dec[n]):
-                m.d.sync += [dtok[n].eq(new), dtok_nz[n].eq(new != 0),
-                             dtok_full[n].eq(new >= TOKEN_LIMIT)]
+                m.d.sync += [dtok[n].eq(new), dtok_nz[n].eq(new_nz),
+                             dtok_full[n].eq(new_full)]
         # the verdict for a LOAD, GEMM or STORE (checked), in the engines' order of checks
         v_code = Signal(ErrorCode)
         with m.If((op == Opcode.LOAD.value) | (op == Opcode.STORE.value)
