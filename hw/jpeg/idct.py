@@ -337,6 +337,24 @@ def _width(bound: int):
     return signed(bound.bit_length() + 1)
 
 
+#: the widest operand piece whose product by a constant comes from a table of constants
+#: (``2**SMALL_PIECE`` entries: at most 4 inputs a product bit, one LUT4 each)
+SMALL_PIECE = 4
+
+
+def _table_product(m, piece, c: int, *, width: int, name: str):
+    """``piece * c`` (``piece`` signed, at most :data:`SMALL_PIECE` bits; ``c`` a constant),
+    registered, from a table of the ``2**len(piece)`` products: no multiplier."""
+    p = Signal(signed(width), name=name, reset_less=True)
+    w = len(piece)
+    with m.Switch(piece.as_unsigned()):
+        for u in range(1 << w):
+            v = u - (1 << w) if u >> (w - 1) else u       # the piece's signed value
+            with m.Case(u):
+                m.d.sync += p.eq(v * c)
+    return p
+
+
 def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear, platform=None):
     """jidctint.c's 1-D pass as a pipeline of UNIT_LATENCY register stages on `meta` and 8
     signed values: `row_vec` if ``meta.pass2``, else `col_vec` where its bit in `col_bits` is
@@ -372,7 +390,11 @@ def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear, platform=None
     # bits), so that each piece's product is one 18x18 multiplier; the pieces' products are
     # registered (:func:`registered_product` without input registers: on the ECP5 the DSP
     # block's own output register, so no path runs fabric -> multiplier -> fabric in one
-    # cycle), then summed in the next stage
+    # cycle), then summed in the next stage. A top piece of at most SMALL_PIECE bits (the
+    # operands are 37 or 38 bits: pieces of 17, 17 and 3 or 4) takes its product from a
+    # table of constants instead (one LUT4 a product bit, into a register): 13 of the
+    # unit's 39 multiplier blocks, on an ECP5 whose 156 the ``fpga`` build with the
+    # decoder had filled to 92 %
     parts = {n: [] for n in _PRODUCTS}      # (the piece's offset, its registered product)
     for n, (a, c) in _PRODUCTS.items():
         x, lo = s[a], 0
@@ -383,9 +405,14 @@ def _unit(m, col_vec, col_bits, row_vec, meta, meta_layout, clear, platform=None
         pieces.append((lo, x[lo:].as_signed()))
         for lo, piece in pieces:
             k = Const(c, signed(c.bit_length() + 1))
-            parts[n].append((lo, registered_product(
-                m, piece, k, width=len(piece) + len(k), platform=platform,
-                name=f"unit3_{n}_p{lo}", in_regs=False)))
+            name = f"unit3_{n}_p{lo}"
+            if len(piece) <= SMALL_PIECE:
+                parts[n].append((lo, _table_product(m, piece, c, width=len(piece) + len(k),
+                                                    name=name)))
+            else:
+                parts[n].append((lo, registered_product(
+                    m, piece, k, width=len(piece) + len(k), platform=platform, name=name,
+                    in_regs=False)))
     even = regs({t: v for t, v in _stage3(s).items() if t in ("tmp0", "tmp1")}, 2)
     summed = {n: sum(p << lo for lo, p in pieces) for n, pieces in parts.items()}
     s = regs(summed | even, 2)
