@@ -737,23 +737,29 @@ class CommandProcessor(wiring.Component):
         dtok_nz = {n: Signal(name=f"dtok_nz_{n}") for n in tok}
         dtok_full = {n: Signal(name=f"dtok_full_{n}") for n in tok}
         tok_bad = Signal()
+        # what the descriptor does to each counter once consumed: one more (``d_inc``) or one
+        # less (``d_dec``; never both: no opcode waits and signals on one counter)
         d_inc = {n: Signal(name=f"dinc_{n}") for n in tok}
         d_dec = {n: Signal(name=f"ddec_{n}") for n in tok}
-        # ``tok_bad`` is a register: the counters move only when a descriptor is consumed (or
-        # on a flush), and the next descriptor's verdict is read CHECK_STAGES cycles after its
-        # last word arrived, so it sees them settled (this cuts the loop counters -> verdict ->
-        # consume -> counters, the ``fpga`` core's worst path once)
+        # ``tok_bad``, ``d_inc`` and ``d_dec`` are registers: the counters move only when a
+        # descriptor is consumed (or on a flush), and the next descriptor's verdict is read
+        # CHECK_STAGES cycles after its last word arrived, so they describe it and the
+        # settled counters by then. This cuts the loop counters -> verdict -> consume ->
+        # counters (the ``fpga`` core's worst path once), and ``consume`` only enables the
+        # counters' registers: their next values do not wait for it. (Only a ``checked``
+        # descriptor moves them: a NOP, SYNC or COMPLETE may be consumed the cycle after its
+        # last word, when these registers still describe the descriptor before it.)
         with m.Switch(op):
             for opcode, (waits, sigs) in tok_use.items():
                 with m.Case(opcode.value):
                     m.d.sync += tok_bad.eq(
                         Cat(*(w & ~dtok_nz[n] for n, w in waits.items()),
                             *(sg & dtok_full[n] for n, sg in sigs.items())).any())
-                    with m.If(consume):
-                        m.d.comb += [d_dec[n].eq(w) for n, w in waits.items()]
-                        m.d.comb += [d_inc[n].eq(sg) for n, sg in sigs.items()]
+                    m.d.sync += [d_dec[n].eq(waits.get(n, 0)) for n in tok]
+                    m.d.sync += [d_inc[n].eq(sigs.get(n, 0)) for n in tok]
             with m.Default():
-                m.d.sync += tok_bad.eq(0)
+                m.d.sync += [tok_bad.eq(0), *(d.eq(0) for d in (*d_inc.values(),
+                                                               *d_dec.values()))]
         for n in tok:
             # the next count and its flags either way, formed from the count alone (no
             # compare after the choice): a count is at most TOKEN_LIMIT (a signal that would
@@ -764,7 +770,7 @@ class CommandProcessor(wiring.Component):
             new_full = Mux(d_inc[n], dtok[n] >= TOKEN_LIMIT - 1, dtok[n] >= TOKEN_LIMIT + 1)
             with m.If(flush):
                 m.d.sync += [dtok[n].eq(0), dtok_nz[n].eq(0), dtok_full[n].eq(0)]
-            with m.Elif(d_inc[n] ^ d_dec[n]):
+            with m.Elif(consume & checked & (d_inc[n] | d_dec[n])):
                 m.d.sync += [dtok[n].eq(new), dtok_nz[n].eq(new_nz),
                              dtok_full[n].eq(new_full)]
         # the verdict for a LOAD, GEMM or STORE (checked), in the engines' order of checks
