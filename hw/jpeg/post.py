@@ -44,6 +44,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...base import codec
+from ..core.dsp import registered_product
 from .color import pixel_layout
 
 __all__ = ["PostProcessor", "post_config_layout", "lane_layout", "norm_layout", "MAX_OUT_W"]
@@ -292,7 +293,7 @@ class PostProcessor(wiring.Component):
         # v < -128  <=>  prod < (-128 << shift) - rnd
         n_valid, p_valid, r_valid = Signal(), Signal(), Signal()
         opnd = [Signal(signed(18), name=f"opnd{c}") for c in range(3)]
-        prod = [Signal(signed(40), name=f"prod{c}") for c in range(3)]
+        prod = [None] * 3       # (registered products, below)
         rsum = [Signal(signed(41), name=f"rsum{c}") for c in range(3)]
         r_hi = [Signal(name=f"r_hi{c}") for c in range(3)]
         r_lo = [Signal(name=f"r_lo{c}") for c in range(3)]
@@ -308,9 +309,13 @@ class PostProcessor(wiring.Component):
             th_lo = Signal(signed(42), name=f"th_lo{c}")
             m.d.sync += [rnd.eq(half), th_hi.eq((Const(128, signed(42)) << sh) - half),
                          th_lo.eq((Const(-128, signed(42)) << sh) - half)]
+            # the product: 18 x 16 bits signed, in the multiplier block's own output register
+            # on the ECP5 (the fpga build with the decoder placed the blocks up to 47 columns
+            # from a fabric register)
+            prod[c] = registered_product(m, opnd[c], n.mult, width=34, platform=platform,
+                                         name=f"prod{c}", in_regs=False)
             m.d.sync += [opnd[c].eq(Cat(Const(0, 4), d_q[last_div][c], Const(0, 1)).as_signed()
                                     - n.offset),
-                         prod[c].eq(opnd[c] * n.mult),
                          rsum[c].eq(prod[c] + rnd),
                          r_hi[c].eq(prod[c] >= th_hi), r_lo[c].eq(prod[c] < th_lo)]
             v = Signal(signed(41), name=f"v{c}")

@@ -88,3 +88,24 @@ def test_post_equals_golden(grey, rng):
         assert [i for i, _ in got] == list(range(oh * ow)), what
         data = np.array([list(d.to_bytes(32, "little")) for _, d in got], np.uint8)
         assert np.array_equal(data, lanes), what
+
+
+def test_post_extreme_norms(rng):
+    """The normalisation at the ends of its fields (offset and mult int16, shift 0..31): the
+    products reach 2**32 in magnitude (18-bit operand x 16-bit mult), and the clamp, the
+    rounding and the shift agree with the golden model there too."""
+    img = rng.integers(0, 256, (3, 9, 3), dtype=np.uint8)
+    img[0, :3] = [[0, 0, 0], [255, 255, 255], [0, 255, 128]]
+    cases = [[codec.Norm(-32768, -32768, 0), codec.Norm(32767, 32767, 31),
+              codec.Norm(-32768, 32767, 17)],
+             [codec.Norm(32767, -32768, 24), codec.Norm(-32768, -32768, 31),
+              codec.Norm(0, 32767, 26)]]
+    for norms in cases:
+        exp = codec.normalise(codec.box_resize(img, 3, 9), norms)
+        lanes = np.frombuffer(codec.act_lane_image(exp), np.uint8).reshape(-1, 32)
+        got = run_post(img, (0, 0, 9, 3), 3, 9, norms, 0, rng)
+        assert [i for i, _ in got] == list(range(27)), norms
+        data = np.array([list(d.to_bytes(32, "little")) for _, d in got], np.uint8)
+        assert np.array_equal(data, lanes), norms
+        # the test means something only if the clamp does not hide every product
+        assert len(np.unique(exp)) > 2, norms
