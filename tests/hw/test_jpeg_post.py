@@ -92,8 +92,9 @@ def test_post_equals_golden(grey, rng):
 
 def test_post_extreme_norms(rng):
     """The normalisation at the ends of its fields (offset and mult int16, shift 0..31): the
-    products reach 2**32 in magnitude (18-bit operand x 16-bit mult), and the clamp, the
-    rounding and the shift agree with the golden model there too."""
+    products pass 2**30 in magnitude (``(v << 4) - offset`` up to 36,848 times a mult of
+    -32,768), and the clamp, the rounding and the shift agree with the golden model there
+    too."""
     img = rng.integers(0, 256, (3, 9, 3), dtype=np.uint8)
     img[0, :3] = [[0, 0, 0], [255, 255, 255], [0, 255, 128]]
     cases = [[codec.Norm(-32768, -32768, 0), codec.Norm(32767, 32767, 31),
