@@ -293,7 +293,6 @@ class PostProcessor(wiring.Component):
         # v < -128  <=>  prod < (-128 << shift) - rnd
         n_valid, p_valid, r_valid = Signal(), Signal(), Signal()
         opnd = [Signal(signed(18), name=f"opnd{c}") for c in range(3)]
-        prod = [None] * 3       # (registered products, below)
         rsum = [Signal(signed(41), name=f"rsum{c}") for c in range(3)]
         r_hi = [Signal(name=f"r_hi{c}") for c in range(3)]
         r_lo = [Signal(name=f"r_lo{c}") for c in range(3)]
@@ -312,12 +311,12 @@ class PostProcessor(wiring.Component):
             # the product: 18 x 16 bits signed, in the multiplier block's own output register
             # on the ECP5 (the fpga build with the decoder placed the blocks up to 47 columns
             # from a fabric register)
-            prod[c] = registered_product(m, opnd[c], n.mult, width=34, platform=platform,
-                                         name=f"prod{c}", in_regs=False)
+            prod = registered_product(m, opnd[c], n.mult, width=34, platform=platform,
+                                      name=f"prod{c}", in_regs=False)
             m.d.sync += [opnd[c].eq(Cat(Const(0, 4), d_q[last_div][c], Const(0, 1)).as_signed()
                                     - n.offset),
-                         rsum[c].eq(prod[c] + rnd),
-                         r_hi[c].eq(prod[c] >= th_hi), r_lo[c].eq(prod[c] < th_lo)]
+                         rsum[c].eq(prod + rnd),
+                         r_hi[c].eq(prod >= th_hi), r_lo[c].eq(prod < th_lo)]
             v = Signal(signed(41), name=f"v{c}")
             m.d.comb += v.eq(rsum[c] >> sh)
             m.d.comb += q_out[c].eq(Mux(r_hi[c], 127, Mux(r_lo[c], -128, v[:8])))
